@@ -1,0 +1,383 @@
+/*
+ * kv.h - libkv, an embeddable in-memory key-value store for many threads.
+ *
+ * This is the whole public API: if it is not in this file, it is not API.
+ *
+ * Concepts
+ *   kv_store   An open store. Every function taking a kv_store may be called
+ *              from any number of threads at once, except kv_close().
+ *   kv_txn     An optimistic, serializable transaction. A transaction belongs
+ *              to one thread at a time.
+ *   version    Every change to the store gets the next value of one
+ *              store-wide, strictly increasing 64-bit revision. A key's
+ *              version is the revision of its last change; 0 means "absent".
+ *
+ * Keys are byte strings of 1..max_key_size bytes (embedded NULs allowed);
+ * values are byte strings of 0..max_value_size bytes.
+ *
+ * Every function that can fail returns a kv status (0 = KV_OK). Outputs are
+ * left untouched on failure unless the function says otherwise. No function
+ * aborts, exits or prints on bad input.
+ */
+#ifndef KV_H
+#define KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KV_STATIC_DEFINE)
+#define KV_API
+#elif defined(KV_BUILDING_LIBRARY)
+#define KV_API __attribute__((visibility("default")))
+#else
+#define KV_API
+#endif
+
+#define KV_VERSION_MAJOR 0
+#define KV_VERSION_MINOR 1
+#define KV_VERSION_PATCH 0
+#define KV_VERSION_STRING "0.1.0"
+/* MAJOR * 10000 + MINOR * 100 + PATCH, comparable with KV_VERSION_NUMBER. */
+#define KV_VERSION_NUMBER \
+    (KV_VERSION_MAJOR * 10000 + KV_VERSION_MINOR * 100 + KV_VERSION_PATCH)
+
+/* The library's version at run time, e.g. "0.1.0", and as a number. */
+KV_API const char *kv_version(void);
+KV_API int kv_version_number(void);
+
+/* ------------------------------------------------------------------------
+ * Status codes
+ *
+ * Stable numbers: they travel in kvd's frames, so a code never changes its
+ * value. "Outcome" codes are normal answers, the rest are failures.
+ * The network codes (30..) are used by kvd and the client library.
+ * ---------------------------------------------------------------------- */
+#define KV_STATUS_MAP(XX)                                                     \
+    XX(OK, 0, "success")                                                      \
+    /* outcomes */                                                            \
+    XX(NOT_FOUND, 1, "key not found")                                         \
+    XX(VERSION_MISMATCH, 2, "version does not match (compare-and-swap failed)") \
+    XX(CONFLICT, 3, "transaction conflict: data it read has changed; retry")  \
+    /* caller errors: nothing was changed */                                  \
+    XX(INVALID_ARGUMENT, 10, "invalid argument")                              \
+    XX(KEY_EMPTY, 11, "key is empty")                                         \
+    XX(KEY_TOO_LARGE, 12, "key is larger than the store's max_key_size")      \
+    XX(VALUE_TOO_LARGE, 13, "value is larger than the store's max_value_size") \
+    XX(BUFFER_TOO_SMALL, 14, "buffer too small for the value")               \
+    XX(TXN_DONE, 15, "transaction is already finished")                       \
+    /* resource failures: nothing was changed */                              \
+    XX(NO_MEMORY, 20, "out of memory")                                        \
+    XX(STORE_FULL, 21, "store is full (max_keys reached)")                    \
+    /* network (kvd, client library) */                                       \
+    XX(PROTOCOL, 30, "protocol error: malformed frame")                       \
+    XX(UNSUPPORTED, 31, "unsupported operation or protocol version")          \
+    XX(AUTH_REQUIRED, 32, "authentication required")                          \
+    XX(AUTH_FAILED, 33, "authentication failed")                              \
+    XX(FRAME_TOO_LARGE, 34, "frame larger than the server allows")            \
+    XX(BUSY, 35, "server busy: too many connections")                         \
+    XX(IO, 40, "I/O error")                                                   \
+    XX(TIMEOUT, 41, "timed out")                                              \
+    XX(CLOSED, 42, "connection closed")                                       \
+    XX(CONNECT, 43, "cannot connect")                                         \
+    XX(INTERNAL, 50, "internal error")
+
+typedef enum kv_status {
+#define KV__STATUS_ENUM(name, code, text) KV_##name = code,
+    KV_STATUS_MAP(KV__STATUS_ENUM)
+#undef KV__STATUS_ENUM
+} kv_status;
+
+/* A static, human-readable message for a status; never NULL (unknown codes
+ * give "unknown status"). */
+KV_API const char *kv_strerror(int status);
+/* The status's symbolic name without the KV_ prefix, e.g. "NOT_FOUND". */
+KV_API const char *kv_status_name(int status);
+
+/* ------------------------------------------------------------------------
+ * Opening and closing
+ * ---------------------------------------------------------------------- */
+typedef struct kv_store kv_store;
+
+typedef struct kv_options {
+    size_t initial_capacity; /* keys to size the table for; default 1024 */
+    size_t max_key_size;     /* bytes; default 64 KiB, at most 64 KiB    */
+    size_t max_value_size;   /* bytes; default 64 MiB, at most 1 GiB     */
+    uint64_t max_keys;       /* 0 = unlimited (default)                  */
+} kv_options;
+
+#define KV_DEFAULT_MAX_KEY_SIZE ((size_t)64 * 1024)
+#define KV_DEFAULT_MAX_VALUE_SIZE ((size_t)64 * 1024 * 1024)
+#define KV_LIMIT_MAX_KEY_SIZE ((size_t)64 * 1024)
+#define KV_LIMIT_MAX_VALUE_SIZE ((size_t)1024 * 1024 * 1024)
+
+/* Fills *opts with the defaults. */
+KV_API void kv_options_init(kv_options *opts);
+
+/* Opens a new, empty store. opts may be NULL for the defaults.
+ * On success *out owns the store until kv_close().
+ * Errors: KV_INVALID_ARGUMENT (a limit out of range), KV_NO_MEMORY. */
+KV_API int kv_open(const kv_options *opts, kv_store **out);
+
+/* Frees the store and everything in it. No other thread may be using the
+ * store, and open transactions on it must be finished first. NULL is a
+ * harmless no-op. The handle must not be used again. */
+KV_API void kv_close(kv_store *store);
+
+/* ------------------------------------------------------------------------
+ * Single-key operations
+ * ---------------------------------------------------------------------- */
+
+/* A value copied out of the store. data is malloc'ed and owned by the
+ * caller: release it with kv_value_free(). A value of length 0 still has a
+ * non-NULL data pointer. */
+typedef struct kv_value {
+    void *data;
+    size_t len;
+    uint64_t version; /* revision of the key's last change */
+} kv_value;
+
+/* Frees v->data and resets *v. NULL, or a value already freed, is fine. */
+KV_API void kv_value_free(kv_value *v);
+
+/* Copies the value of key into a new kv_value.
+ * Errors: KV_NOT_FOUND (outcome), KV_KEY_EMPTY, KV_KEY_TOO_LARGE,
+ * KV_NO_MEMORY. Never takes a lock. */
+KV_API int kv_get(kv_store *store, const void *key, size_t klen,
+                  kv_value *out);
+
+/* Copies the value into the caller's buffer without allocating.
+ * *vlen receives the value's length (also when the buffer is too small:
+ * then KV_BUFFER_TOO_SMALL is returned and nothing is copied).
+ * version may be NULL. Never takes a lock. */
+KV_API int kv_get_into(kv_store *store, const void *key, size_t klen,
+                       void *buf, size_t cap, size_t *vlen,
+                       uint64_t *version);
+
+/* Zero-copy read: calls fn with the stored bytes, which stay valid only
+ * until fn returns. fn must not keep the pointer and must not block for
+ * long (it delays memory reclamation, not other threads). fn may call other
+ * libkv functions. Returns KV_NOT_FOUND without calling fn if absent. */
+typedef void (*kv_read_fn)(void *ctx, const void *val, size_t vlen,
+                           uint64_t version);
+KV_API int kv_get_with(kv_store *store, const void *key, size_t klen,
+                       kv_read_fn fn, void *ctx);
+
+/* KV_OK and the version if key exists, KV_NOT_FOUND if not.
+ * version may be NULL. */
+KV_API int kv_exists(kv_store *store, const void *key, size_t klen,
+                     uint64_t *version);
+
+/* Sets key to value (creating or replacing it). version, if not NULL,
+ * receives the new revision. Errors: KV_KEY_EMPTY, KV_KEY_TOO_LARGE,
+ * KV_VALUE_TOO_LARGE, KV_NO_MEMORY, KV_STORE_FULL. */
+KV_API int kv_set(kv_store *store, const void *key, size_t klen,
+                  const void *val, size_t vlen, uint64_t *version);
+
+/* Compare-and-swap: sets key only if its current version equals expected
+ * (0 = the key must not exist). Otherwise KV_VERSION_MISMATCH and nothing
+ * changes. */
+KV_API int kv_set_if(kv_store *store, const void *key, size_t klen,
+                     const void *val, size_t vlen, uint64_t expected,
+                     uint64_t *version);
+
+/* Deletes key. KV_NOT_FOUND (outcome) if it did not exist; nothing changes
+ * and no revision is used then. version may be NULL. */
+KV_API int kv_delete(kv_store *store, const void *key, size_t klen,
+                     uint64_t *version);
+
+/* Deletes key only if its version equals expected (which must not be 0).
+ * KV_NOT_FOUND if absent, KV_VERSION_MISMATCH if it has another version. */
+KV_API int kv_delete_if(kv_store *store, const void *key, size_t klen,
+                        uint64_t expected, uint64_t *version);
+
+/* ------------------------------------------------------------------------
+ * Multi-key operations: atomic, all or none
+ * ---------------------------------------------------------------------- */
+typedef struct kv_key {
+    const void *data;
+    size_t len;
+} kv_key;
+
+typedef struct kv_pair {
+    const void *key;
+    size_t klen;
+    const void *val;
+    size_t vlen;
+} kv_pair;
+
+/* Reads n keys as one consistent snapshot: the results are the values all
+ * n keys had at one instant, so no part of a concurrent multi-key change is
+ * ever seen without the rest. out[i] receives key i; a missing key gives
+ * {NULL, 0, 0}. Free the results with kv_values_free(out, n).
+ * Returns KV_OK even if some keys are missing; on any error nothing is
+ * allocated. Never takes a lock (it retries if a writer raced it). */
+KV_API int kv_mget(kv_store *store, const kv_key *keys, size_t n,
+                   kv_value *out);
+
+/* Frees n values filled by kv_mget(). */
+KV_API void kv_values_free(kv_value *values, size_t n);
+
+/* Sets n pairs atomically under one revision (all or none). If a key
+ * appears more than once, the last pair wins. Errors as kv_set(); when a
+ * pair is invalid nothing is set. */
+KV_API int kv_mset(kv_store *store, const kv_pair *pairs, size_t n,
+                   uint64_t *version);
+
+/* Deletes n keys atomically. *deleted (may be NULL) receives how many of
+ * them existed. If none existed, nothing changes and *version (may be
+ * NULL) is left alone. */
+KV_API int kv_mdelete(kv_store *store, const kv_key *keys, size_t n,
+                      size_t *deleted, uint64_t *version);
+
+/* ------------------------------------------------------------------------
+ * Optimistic transactions
+ *
+ * Reads inside a transaction see a consistent state of the store plus the
+ * transaction's own writes; writes are buffered until commit. Commit is
+ * serializable: if any key the transaction read has changed since it was
+ * read, commit returns KV_CONFLICT and changes nothing. A read that could
+ * no longer be consistent with earlier reads returns KV_CONFLICT at once;
+ * the transaction can then only be aborted (commit also says KV_CONFLICT).
+ * ---------------------------------------------------------------------- */
+typedef struct kv_txn kv_txn;
+
+/* Starts a transaction. Errors: KV_NO_MEMORY. */
+KV_API int kv_txn_begin(kv_store *store, kv_txn **out);
+
+/* As kv_get(), inside the transaction. */
+KV_API int kv_txn_get(kv_txn *txn, const void *key, size_t klen,
+                      kv_value *out);
+/* Buffer a set or delete; visible to this transaction's reads only. */
+KV_API int kv_txn_set(kv_txn *txn, const void *key, size_t klen,
+                      const void *val, size_t vlen);
+KV_API int kv_txn_delete(kv_txn *txn, const void *key, size_t klen);
+
+/* Commits and frees the transaction, whatever the outcome: the handle must
+ * not be used again. version (may be NULL) receives the commit's revision
+ * (unchanged for a transaction that wrote nothing).
+ * Errors: KV_CONFLICT (outcome: retry), KV_NO_MEMORY, KV_STORE_FULL. */
+KV_API int kv_txn_commit(kv_txn *txn, uint64_t *version);
+
+/* Discards and frees the transaction. NULL is a no-op. */
+KV_API void kv_txn_abort(kv_txn *txn);
+
+/* ------------------------------------------------------------------------
+ * One-shot conditional transactions (like etcd's Txn)
+ *
+ * If every compare holds, then_ops run, otherwise else_ops run; compares
+ * and ops together are one atomic step. Ops in a list run in order and a
+ * GET sees the list's earlier writes.
+ * ---------------------------------------------------------------------- */
+typedef enum kv_compare_kind {
+    KV_CMP_VERSION_EQ = 0, /* key's version == version (0 = absent) */
+    KV_CMP_EXISTS = 1,     /* key exists                            */
+    KV_CMP_ABSENT = 2,     /* key does not exist                    */
+    KV_CMP_VALUE_EQ = 3    /* key exists and its value == value     */
+} kv_compare_kind;
+
+typedef struct kv_compare {
+    kv_compare_kind kind;
+    const void *key;
+    size_t klen;
+    uint64_t version;  /* KV_CMP_VERSION_EQ */
+    const void *value; /* KV_CMP_VALUE_EQ   */
+    size_t vlen;
+} kv_compare;
+
+typedef enum kv_op_kind {
+    KV_OP_GET = 0,
+    KV_OP_SET = 1,
+    KV_OP_DELETE = 2
+} kv_op_kind;
+
+typedef struct kv_op {
+    kv_op_kind kind;
+    const void *key;
+    size_t klen;
+    const void *value; /* KV_OP_SET */
+    size_t vlen;
+} kv_op;
+
+typedef struct kv_op_result {
+    int status;      /* KV_OK, or KV_NOT_FOUND for a GET/DELETE of a missing key */
+    kv_value value;  /* GET: the value read (data NULL if missing)     */
+} kv_op_result;
+
+typedef struct kv_txn_result {
+    int succeeded;          /* 1: compares held, then_ops ran; 0: else_ops */
+    uint64_t version;       /* the commit's revision if it wrote, else 0  */
+    size_t nresults;        /* = number of ops in the branch that ran     */
+    kv_op_result *results;  /* owned; free with kv_txn_result_free()      */
+} kv_txn_result;
+
+/* Runs the conditional transaction. On KV_OK, *result describes the branch
+ * that ran; release it with kv_txn_result_free(). On error nothing changed
+ * and *result is untouched. Errors: KV_INVALID_ARGUMENT (bad kind), key and
+ * value limit errors, KV_NO_MEMORY, KV_STORE_FULL. */
+KV_API int kv_txn_cond(kv_store *store,
+                       const kv_compare *cmps, size_t ncmps,
+                       const kv_op *then_ops, size_t nthen,
+                       const kv_op *else_ops, size_t nelse,
+                       kv_txn_result *result);
+
+KV_API void kv_txn_result_free(kv_txn_result *result);
+
+/* ------------------------------------------------------------------------
+ * Prefix scan with a cursor
+ *
+ * Walks the keys in hash order (not sorted), calling fn for each key that
+ * starts with prefix (plen may be 0), until at least `limit` keys were
+ * passed to fn or the store is exhausted. Start with cursor 0; *next
+ * receives the cursor to continue from, 0 when the scan is complete.
+ * Weakly consistent, like Redis SCAN: a key present for the whole scan is
+ * returned at least once; keys added or removed during the scan may or may
+ * not be; a key may be returned twice if the table grew meanwhile.
+ * fn's pointers are valid only during the call. fn returns 0 to continue,
+ * non-zero to stop early (*next is then the cursor to resume from, which
+ * may return some keys again).
+ * ---------------------------------------------------------------------- */
+typedef int (*kv_scan_fn)(void *ctx, const void *key, size_t klen,
+                          const void *val, size_t vlen, uint64_t version);
+KV_API int kv_scan(kv_store *store, const void *prefix, size_t plen,
+                   uint64_t cursor, size_t limit, kv_scan_fn fn, void *ctx,
+                   uint64_t *next);
+
+/* ------------------------------------------------------------------------
+ * Metrics
+ *
+ * Cheap to read; counters are kept per thread, so reading them never slows
+ * the operations. Under concurrent writes the figures are a close
+ * approximation; when the store is quiet they are exact.
+ * ---------------------------------------------------------------------- */
+typedef struct kv_metrics {
+    uint64_t keys;          /* keys stored                               */
+    uint64_t key_bytes;     /* total bytes of stored keys                */
+    uint64_t value_bytes;   /* total bytes of stored values              */
+    uint64_t memory_bytes;  /* approximate memory used by the store      */
+    uint64_t revision;      /* the store's latest revision               */
+    uint64_t gets;          /* get calls, including multi-get keys       */
+    uint64_t get_hits;
+    uint64_t get_misses;
+    uint64_t sets;          /* keys set (a multi-set of n counts n)      */
+    uint64_t deletes;       /* keys deleted                              */
+    uint64_t cas_failures;  /* kv_set_if / kv_delete_if mismatches      */
+    uint64_t txn_commits;   /* optimistic and conditional commits        */
+    uint64_t txn_conflicts; /* optimistic transactions that conflicted   */
+    uint64_t table_slots;   /* index capacity                            */
+    uint64_t table_resizes; /* times the index grew or was rebuilt       */
+} kv_metrics;
+
+/* Fills *out. size must be sizeof(kv_metrics): fields are only ever added
+ * at the end, so a program built against an older header stays correct.
+ * Errors: KV_INVALID_ARGUMENT if size is too small for the first fields. */
+KV_API int kv_metrics_read(kv_store *store, kv_metrics *out, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KV_H */

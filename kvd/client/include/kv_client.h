@@ -1,0 +1,322 @@
+/*
+ * kv_client.h - libkvclient, the blocking C client for kvd.
+ *
+ * This is the whole public API of the client library: if it is not in this
+ * file, it is not API. It speaks kvd's wire protocol (docs/protocol.md)
+ * over TCP (IPv4/IPv6) or a Unix socket and reuses libkv's vocabulary from
+ * kv.h: kv_value, kv_key, kv_pair, kv_compare, kv_op, kv_txn_result and the
+ * kv status codes, which travel unchanged in kvd's frames. It needs kv.h the
+ * header only; it does not link libkv, the store.
+ *
+ * Concepts
+ *   kv_client           One connection to one kvd. Blocking. A client
+ *                       belongs to ONE thread at a time: use one client per
+ *                       thread (clients share nothing, so many threads with
+ *                       their own clients are fine).
+ *   kv_client_pipeline  A batch of requests queued on a client, sent in one
+ *                       write and answered in order.
+ *
+ * Errors: every function that can fail returns a kv status (0 = KV_OK).
+ * Outcomes (KV_NOT_FOUND, KV_VERSION_MISMATCH) leave the connection usable,
+ * as do the server's per-request errors (KV_KEY_TOO_LARGE, ...).
+ * Transport failures close the connection: KV_CLOSED (peer closed or not
+ * connected), KV_TIMEOUT (io_timeout_ms passed: the reply may still come,
+ * so the connection cannot be reused), KV_IO, KV_PROTOCOL (the server sent
+ * something undecodable); after them every call returns KV_CLOSED until
+ * kv_client_connect() is called again. kv_client_last_error() gives a
+ * human message for the last failure. Outputs are left untouched on
+ * failure. No function prints, aborts or raises SIGPIPE.
+ */
+#ifndef KV_CLIENT_H
+#define KV_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KV_CLIENT_STATIC_DEFINE)
+#define KV_CLIENT_API
+#elif defined(KV_CLIENT_BUILDING_LIBRARY)
+#define KV_CLIENT_API __attribute__((visibility("default")))
+#else
+#define KV_CLIENT_API
+#endif
+
+#define KV_CLIENT_VERSION_STRING KV_VERSION_STRING
+#define KV_CLIENT_DEFAULT_PORT 7379
+/* Largest response frame accepted by default (as kvd's default limit). */
+#define KV_CLIENT_DEFAULT_MAX_FRAME ((size_t)64 * 1024 * 1024 + 64 * 1024)
+
+/* The library's version, e.g. "0.1.0". */
+KV_CLIENT_API const char *kv_client_version(void);
+
+/* As kv_strerror() / kv_status_name() (same table), so a program need not
+ * link libkv for them. Static strings, never NULL. */
+KV_CLIENT_API const char *kv_client_strerror(int status);
+KV_CLIENT_API const char *kv_client_status_name(int status);
+
+/* ------------------------------------------------------------------------
+ * Connecting
+ * ---------------------------------------------------------------------- */
+typedef struct kv_client kv_client;
+
+typedef struct kv_client_options {
+    const char *host;      /* name or address (IPv4, IPv6 without brackets);
+                              default "127.0.0.1"                        */
+    uint16_t port;         /* default KV_CLIENT_DEFAULT_PORT (7379)       */
+    const char *unix_path; /* if not NULL, a Unix socket; host/port unused */
+    const char *password;  /* if not NULL, AUTH with it after HELLO       */
+    const char *client_name; /* sent in HELLO; default "libkvclient"      */
+    int connect_timeout_ms; /* per address tried; default 5000; <0: none.
+                               Name resolution itself is not bounded.    */
+    int io_timeout_ms;      /* bound on each call's network wait;
+                               default 0 = wait forever                  */
+    size_t max_frame;       /* largest response accepted; default
+                               KV_CLIENT_DEFAULT_MAX_FRAME               */
+} kv_client_options;
+
+/* Fills *opts with the defaults. */
+KV_CLIENT_API void kv_client_options_init(kv_client_options *opts);
+
+/* Creates an unconnected client. opts may be NULL (defaults); its strings
+ * are copied. *out owns the client until kv_client_close().
+ * Errors: KV_INVALID_ARGUMENT (unix_path too long), KV_NO_MEMORY. */
+KV_CLIENT_API int kv_client_new(const kv_client_options *opts,
+                                kv_client **out);
+
+/* Connects (closing any current connection first), negotiates the
+ * protocol version with HELLO and authenticates with AUTH if a password is
+ * set. May be called again to reconnect after a transport failure.
+ * Errors: KV_CONNECT (refused, unreachable, unknown host),
+ * KV_TIMEOUT, KV_UNSUPPORTED (no common protocol version),
+ * KV_AUTH_FAILED, KV_AUTH_REQUIRED (server wants a password, none set),
+ * KV_BUSY (server full), KV_CLOSED, KV_IO, KV_PROTOCOL, KV_NO_MEMORY.
+ * kv_client_last_error() then says e.g.
+ * "cannot connect to 127.0.0.1:7379: connection refused". */
+KV_CLIENT_API int kv_client_connect(kv_client *c);
+
+/* Shorthand: kv_client_new() + kv_client_connect(). On a connect failure
+ * the client is still returned in *out (so kv_client_last_error() can be
+ * read) and must be closed; only on KV_NO_MEMORY / KV_INVALID_ARGUMENT is
+ * *out left NULL. */
+KV_CLIENT_API int kv_client_open(const kv_client_options *opts,
+                                 kv_client **out);
+
+/* Closes the connection, if any; the client can reconnect. */
+KV_CLIENT_API void kv_client_disconnect(kv_client *c);
+
+/* Closes the connection and frees the client (and its pipelines' queued
+ * state must no longer be used: free pipelines first). NULL is a no-op. */
+KV_CLIENT_API void kv_client_close(kv_client *c);
+
+/* 1 when connected (as far as the client knows), else 0. */
+KV_CLIENT_API int kv_client_is_connected(const kv_client *c);
+
+/* A human message for the client's last failure ("" if none). Valid until
+ * the next call on the client. Never NULL. */
+KV_CLIENT_API const char *kv_client_last_error(const kv_client *c);
+
+/* What HELLO negotiated: protocol version (0 if not connected), server
+ * name and version ("" if not connected). Valid until the next connect. */
+KV_CLIENT_API int kv_client_protocol_version(const kv_client *c);
+KV_CLIENT_API const char *kv_client_server_name(const kv_client *c);
+KV_CLIENT_API const char *kv_client_server_version(const kv_client *c);
+
+/* ------------------------------------------------------------------------
+ * Values returned by the client
+ *
+ * kv_value's data is malloc'ed and owned by the caller, exactly as from
+ * libkv: free with kv_client_value_free() (or libkv's kv_value_free()).
+ * ---------------------------------------------------------------------- */
+KV_CLIENT_API void kv_client_value_free(kv_value *v);
+KV_CLIENT_API void kv_client_values_free(kv_value *values, size_t n);
+KV_CLIENT_API void kv_client_txn_result_free(kv_txn_result *result);
+
+/* ------------------------------------------------------------------------
+ * Operations (one request, one reply)
+ *
+ * Each call blocks until the reply arrives, the timeout passes or the
+ * connection fails. Besides the codes listed, each may return the server's
+ * errors for the request (KV_KEY_EMPTY, KV_KEY_TOO_LARGE,
+ * KV_VALUE_TOO_LARGE, KV_NO_MEMORY, KV_STORE_FULL, KV_AUTH_REQUIRED,
+ * KV_FRAME_TOO_LARGE, ...) and the transport errors above.
+ * ---------------------------------------------------------------------- */
+
+/* Round trip with no effect. */
+KV_CLIENT_API int kv_client_ping(kv_client *c);
+
+/* AUTH with a shared secret (kv_client_connect does this when a password
+ * is set). Errors: KV_AUTH_FAILED. */
+KV_CLIENT_API int kv_client_auth(kv_client *c, const char *password);
+
+/* As kv_get(): *out receives a malloc'ed copy. KV_NOT_FOUND (outcome). */
+KV_CLIENT_API int kv_client_get(kv_client *c, const void *key, size_t klen,
+                                kv_value *out);
+
+/* As kv_mget(): one consistent snapshot; out[i] for keys[i], {NULL, 0, 0}
+ * when missing. Free with kv_client_values_free(out, n). */
+KV_CLIENT_API int kv_client_mget(kv_client *c, const kv_key *keys, size_t n,
+                                 kv_value *out);
+
+/* As kv_set(). version (may be NULL) receives the new revision. */
+KV_CLIENT_API int kv_client_set(kv_client *c, const void *key, size_t klen,
+                                const void *val, size_t vlen,
+                                uint64_t *version);
+
+/* As kv_set_if(): only if the key's version is `expected` (0 = must not
+ * exist). KV_VERSION_MISMATCH (outcome) otherwise. */
+KV_CLIENT_API int kv_client_set_if(kv_client *c, const void *key,
+                                   size_t klen, const void *val, size_t vlen,
+                                   uint64_t expected, uint64_t *version);
+
+/* As kv_mset(): all pairs under one revision, atomically. */
+KV_CLIENT_API int kv_client_mset(kv_client *c, const kv_pair *pairs,
+                                 size_t n, uint64_t *version);
+
+/* As kv_delete(): KV_NOT_FOUND (outcome) if the key did not exist.
+ * version may be NULL. */
+KV_CLIENT_API int kv_client_del(kv_client *c, const void *key, size_t klen,
+                                uint64_t *version);
+
+/* As kv_mdelete(): atomically; *deleted (may be NULL) = how many existed;
+ * *version (may be NULL) untouched when none existed. */
+KV_CLIENT_API int kv_client_mdel(kv_client *c, const kv_key *keys, size_t n,
+                                 size_t *deleted, uint64_t *version);
+
+/* As kv_txn_cond(): compares, then then_ops or else_ops, atomically.
+ * On KV_OK release *result with kv_client_txn_result_free(). */
+KV_CLIENT_API int kv_client_txn(kv_client *c,
+                                const kv_compare *cmps, size_t ncmps,
+                                const kv_op *then_ops, size_t nthen,
+                                const kv_op *else_ops, size_t nelse,
+                                kv_txn_result *result);
+
+/* As kv_scan(), one round trip: calls fn for each entry of one batch of up
+ * to `limit` keys starting with prefix (limit 0: the server's default),
+ * from cursor (0 to start); *next receives the cursor to continue from,
+ * 0 when the scan is complete. fn's pointers are valid only during the
+ * call; fn returning non-zero skips the rest of the batch (*next is still
+ * the end of the batch). Weakly consistent, as kv_scan(). */
+KV_CLIENT_API int kv_client_scan(kv_client *c, const void *prefix,
+                                 size_t plen, uint64_t cursor, size_t limit,
+                                 kv_scan_fn fn, void *ctx, uint64_t *next);
+
+/* Metrics: the store's (kv_metrics field names) and the server's. */
+typedef enum kv_client_metric_kind {
+    KV_CLIENT_METRIC_UINT = 0,
+    KV_CLIENT_METRIC_DOUBLE = 1,
+    KV_CLIENT_METRIC_MAP = 2 /* children are numbers (one level) */
+} kv_client_metric_kind;
+
+typedef struct kv_client_metric {
+    const char *name;
+    kv_client_metric_kind kind;
+    uint64_t u; /* UINT   */
+    double d;   /* DOUBLE */
+    const struct kv_client_metric *children; /* MAP */
+    size_t nchildren;
+} kv_client_metric;
+
+typedef struct kv_client_metrics {
+    const kv_client_metric *items;
+    size_t n;
+    void *owned_; /* private */
+} kv_client_metrics;
+
+/* Fills *out; release with kv_client_metrics_free(). */
+KV_CLIENT_API int kv_client_metrics_get(kv_client *c, kv_client_metrics *out);
+KV_CLIENT_API void kv_client_metrics_free(kv_client_metrics *m);
+/* The entry named name (child of the map named parent if parent is not
+ * NULL), or NULL. */
+KV_CLIENT_API const kv_client_metric *
+kv_client_metrics_find(const kv_client_metrics *m, const char *parent,
+                       const char *name);
+
+/* ------------------------------------------------------------------------
+ * Pipelining
+ *
+ * Queue requests (each call encodes at once and copies the caller's
+ * bytes), then kv_client_pipeline_exec() sends them all in one write and
+ * reads every reply. Replies come in request order; reply i answers the
+ * i-th queued request. Replies stay valid until the pipeline is reset,
+ * executed again or freed.
+ * ---------------------------------------------------------------------- */
+typedef struct kv_client_pipeline kv_client_pipeline;
+
+typedef struct kv_client_reply {
+    int op;                /* KV_CLIENT_OP_*                               */
+    int status;            /* this request's kv status (KV_OK, KV_NOT_FOUND,
+                              KV_VERSION_MISMATCH, server errors)          */
+    kv_value value;        /* GET: owned by the pipeline ({0} if missing)  */
+    uint64_t version;      /* SET, MSET, DEL: the new revision             */
+    size_t deleted;        /* DEL: how many keys existed                   */
+    kv_value *values;      /* MGET: nvalues entries, owned by the pipeline */
+    size_t nvalues;
+    kv_txn_result txn;     /* TXN: owned by the pipeline                   */
+} kv_client_reply;
+
+/* The op codes of kv_client_reply.op (same numbers as the wire). */
+#define KV_CLIENT_OP_PING 1
+#define KV_CLIENT_OP_GET 3
+#define KV_CLIENT_OP_MGET 4
+#define KV_CLIENT_OP_SET 5
+#define KV_CLIENT_OP_MSET 6
+#define KV_CLIENT_OP_DEL 7
+#define KV_CLIENT_OP_TXN 8
+
+/* A new, empty pipeline on c. It must be freed before c is closed.
+ * Errors: KV_NO_MEMORY. */
+KV_CLIENT_API int kv_client_pipeline_new(kv_client *c,
+                                         kv_client_pipeline **out);
+/* Frees the pipeline and its replies. NULL is a no-op. */
+KV_CLIENT_API void kv_client_pipeline_free(kv_client_pipeline *p);
+/* Drops queued requests and replies; keeps the memory for reuse. */
+KV_CLIENT_API void kv_client_pipeline_reset(kv_client_pipeline *p);
+/* Number of queued requests. */
+KV_CLIENT_API size_t kv_client_pipeline_count(const kv_client_pipeline *p);
+
+/* Queueing: KV_OK, KV_NO_MEMORY, KV_INVALID_ARGUMENT. Nothing is sent. */
+KV_CLIENT_API int kv_client_pipeline_ping(kv_client_pipeline *p);
+KV_CLIENT_API int kv_client_pipeline_get(kv_client_pipeline *p,
+                                         const void *key, size_t klen);
+KV_CLIENT_API int kv_client_pipeline_mget(kv_client_pipeline *p,
+                                          const kv_key *keys, size_t n);
+KV_CLIENT_API int kv_client_pipeline_set(kv_client_pipeline *p,
+                                         const void *key, size_t klen,
+                                         const void *val, size_t vlen);
+KV_CLIENT_API int kv_client_pipeline_set_if(kv_client_pipeline *p,
+                                            const void *key, size_t klen,
+                                            const void *val, size_t vlen,
+                                            uint64_t expected);
+KV_CLIENT_API int kv_client_pipeline_mset(kv_client_pipeline *p,
+                                          const kv_pair *pairs, size_t n);
+/* DEL of n >= 1 keys: reply.deleted, reply.version; status KV_OK even if
+ * none existed. */
+KV_CLIENT_API int kv_client_pipeline_del(kv_client_pipeline *p,
+                                         const kv_key *keys, size_t n);
+KV_CLIENT_API int kv_client_pipeline_txn(kv_client_pipeline *p,
+                                         const kv_compare *cmps, size_t ncmps,
+                                         const kv_op *then_ops, size_t nthen,
+                                         const kv_op *else_ops, size_t nelse);
+
+/* Sends every queued request in one write and reads all replies. KV_OK
+ * when every reply arrived (look at each reply's status); a transport
+ * error otherwise (the connection is then closed and the replies are not
+ * available). The queue is emptied either way. */
+KV_CLIENT_API int kv_client_pipeline_exec(kv_client_pipeline *p);
+
+/* Number of replies of the last exec, and reply i (NULL if out of range). */
+KV_CLIENT_API size_t kv_client_pipeline_replies(const kv_client_pipeline *p);
+KV_CLIENT_API const kv_client_reply *
+kv_client_pipeline_reply(const kv_client_pipeline *p, size_t i);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KV_CLIENT_H */

@@ -1,0 +1,392 @@
+/*
+ * kv_proto.h - the kvd wire protocol codec, version 1 (docs/protocol.md).
+ *
+ * The one module that encodes and decodes kvd frames; kvd, the client
+ * library (libkvclient) and kvcli all use it, nobody else touches bytes.
+ * It is a static library (kvproto), not installed: the published contract
+ * is docs/protocol.md, and the published client API is kv_client.h.
+ *
+ *   frame    = u32 big-endian body length, then the body: exactly one
+ *              MessagePack value of that length.
+ *   request  = [op, id, args...]           (op: small uint, id: uint64)
+ *   response = [id, status, result]        (status: a kv_status number)
+ *
+ * Decoding is zero-copy: keys and values in decoded structs point INTO the
+ * frame buffer, which must outlive the struct. Arrays (key lists, txn ops,
+ * scan entries...) go into a caller-provided kv_proto_arena, or, when the
+ * arena is NULL, into one private block freed by kv_proto_request_free() /
+ * kv_proto_response_free(). Decoders validate everything (types, counts
+ * against the bytes left, trailing bytes, unknown ops, limits) and never
+ * read outside [frame, frame + len).
+ *
+ * Encoders append complete frames (length prefix included) to a
+ * kv_proto_buf, so a server can append many responses and write them with
+ * one call. On failure an encoder leaves the buffer as it was.
+ *
+ * Threads: no global state; every function may be called from any thread,
+ * objects (buffers, arenas, structs) belong to one thread at a time.
+ */
+#ifndef KV_PROTO_H
+#define KV_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+ * Constants
+ * ---------------------------------------------------------------------- */
+#define KV_PROTO_VERSION 1     /* the version this codec speaks          */
+#define KV_PROTO_MIN_VERSION 1 /* oldest version it can speak            */
+#define KV_PROTO_MAX_VERSION 1 /* newest version it can speak            */
+
+#define KV_PROTO_HEADER_SIZE 4 /* the big-endian u32 length prefix       */
+/* Default largest frame body: a maximal value plus room for key and
+ * framing (64 MiB + 64 KiB). kvd makes it configurable. */
+#define KV_PROTO_DEFAULT_MAX_FRAME ((size_t)64 * 1024 * 1024 + 64 * 1024)
+/* A body length can never exceed this (the prefix is a u32). */
+#define KV_PROTO_LIMIT_MAX_FRAME ((size_t)UINT32_MAX)
+
+/* Well-known TCP port of kvd. */
+#define KV_PROTO_DEFAULT_PORT 7379
+
+/* Operation codes: a request's first element. Stable numbers. */
+#define KV_PROTO_OP_MAP(XX) \
+    XX(HELLO, 0)            \
+    XX(PING, 1)             \
+    XX(AUTH, 2)             \
+    XX(GET, 3)              \
+    XX(MGET, 4)             \
+    XX(SET, 5)              \
+    XX(MSET, 6)             \
+    XX(DEL, 7)              \
+    XX(TXN, 8)              \
+    XX(SCAN, 9)             \
+    XX(METRICS, 10)
+
+typedef enum kv_proto_op {
+#define KV__PROTO_OP_ENUM(name, code) KV_PROTO_##name = code,
+    KV_PROTO_OP_MAP(KV__PROTO_OP_ENUM)
+#undef KV__PROTO_OP_ENUM
+    KV_PROTO_OP_COUNT
+} kv_proto_op;
+
+/* "GET", "MSET"...; "UNKNOWN" for codes outside the map. Never NULL. */
+const char *kv_proto_op_name(int op);
+
+/* ------------------------------------------------------------------------
+ * Output buffer: frames are appended here
+ * ---------------------------------------------------------------------- */
+typedef struct kv_proto_buf {
+    uint8_t *data; /* malloc'ed; NULL until the first append             */
+    size_t len;    /* bytes of complete frames                           */
+    size_t cap;
+} kv_proto_buf;
+
+/* An empty buffer (all zero; a zeroed struct is also a valid buffer). */
+void kv_proto_buf_init(kv_proto_buf *b);
+/* Forgets the contents, keeps the memory. */
+void kv_proto_buf_reset(kv_proto_buf *b);
+/* Frees the memory and re-initialises *b. NULL is a no-op. */
+void kv_proto_buf_free(kv_proto_buf *b);
+/* Ensures room for `extra` more bytes. Errors: KV_NO_MEMORY. */
+int kv_proto_buf_reserve(kv_proto_buf *b, size_t extra);
+
+/* ------------------------------------------------------------------------
+ * Arena: where decoders put arrays, reusable across frames
+ * ---------------------------------------------------------------------- */
+typedef struct kv_proto_arena {
+    struct kv__proto_chunk *chunks; /* private */
+    size_t total;                   /* private: bytes handed out since reset */
+} kv_proto_arena;
+
+/* An empty arena (a zeroed struct is also a valid empty arena). */
+void kv_proto_arena_init(kv_proto_arena *a);
+/* Releases everything allocated since the last reset, keeping (at most)
+ * one chunk big enough for that much, so a steady load stops allocating.
+ * Every struct decoded into the arena becomes invalid. */
+void kv_proto_arena_reset(kv_proto_arena *a);
+/* Frees all memory. NULL is a no-op. */
+void kv_proto_arena_free(kv_proto_arena *a);
+/* size bytes aligned for any type, NULL if out of memory. For decoders;
+ * also usable by kvd for per-batch scratch memory. */
+void *kv_proto_arena_alloc(kv_proto_arena *a, size_t size);
+
+/* ------------------------------------------------------------------------
+ * Framing
+ * ---------------------------------------------------------------------- */
+typedef enum kv_proto_split_result {
+    KV_PROTO_NEED_MORE = 0, /* incomplete: read more bytes              */
+    KV_PROTO_FRAME = 1,     /* a whole frame is in the buffer            */
+    KV_PROTO_TOO_LARGE = 2, /* declared length > max_frame: reply
+                               KV_FRAME_TOO_LARGE and close             */
+    KV_PROTO_INVALID = 3    /* declared length 0: reply KV_PROTOCOL and
+                               close                                     */
+} kv_proto_split_result;
+
+/* Looks at buf[0..len), which must start at a frame boundary.
+ * KV_PROTO_FRAME: the body is buf[*body_off .. *body_off + *body_len) and
+ * the whole frame is *body_off + *body_len bytes: consume them and call
+ * again for the next frame.
+ * KV_PROTO_NEED_MORE: *body_len is the declared length once the 4-byte
+ * header is complete (so a reader can reserve header + body), else 0.
+ * KV_PROTO_TOO_LARGE / KV_PROTO_INVALID: *body_len is the declared length.
+ * max_frame 0 means KV_PROTO_DEFAULT_MAX_FRAME. Never reads past len.
+ * body_off and body_len must not be NULL. */
+kv_proto_split_result kv_proto_frame_split(const void *buf, size_t len,
+                                           size_t max_frame,
+                                           size_t *body_off,
+                                           size_t *body_len);
+
+/* Big-endian u32 helpers for the length prefix. */
+uint32_t kv_proto_read_u32(const void *p);
+void kv_proto_write_u32(void *p, uint32_t v);
+
+/* ------------------------------------------------------------------------
+ * Requests
+ * ---------------------------------------------------------------------- */
+
+/* A decoded (or to-be-encoded) request. Only the fields of `op` matter;
+ * decoders zero the rest. Byte strings point into the frame. */
+typedef struct kv_proto_request {
+    uint64_t id;
+    int op; /* kv_proto_op */
+
+    /* HELLO */
+    uint64_t min_version; /* client's oldest supported version          */
+    uint64_t max_version; /* client's newest supported version          */
+    kv_key client_name;   /* may be empty                               */
+    /* PING: optional payload, echoed back */
+    int has_payload;
+    kv_key payload;
+    /* AUTH */
+    kv_key secret;
+    /* GET, SET (key); SCAN (prefix, may be empty) */
+    kv_key key;
+    /* SET */
+    kv_key value;
+    int has_expected;  /* 1: compare-and-swap on `expected`            */
+    uint64_t expected; /* 0 = the key must not exist                   */
+    /* MGET, DEL */
+    const kv_key *keys;
+    size_t nkeys;
+    /* MSET */
+    const kv_pair *pairs;
+    size_t npairs;
+    /* TXN (kv_txn_cond) */
+    const kv_compare *cmps;
+    size_t ncmps;
+    const kv_op *then_ops;
+    size_t nthen;
+    const kv_op *else_ops;
+    size_t nelse;
+    /* SCAN (prefix in `key`) */
+    uint64_t cursor;
+    uint64_t limit; /* 0 = server default */
+
+    /* Set by the decoder. */
+    int has_id;        /* 1 once the id could be read (also on failure) */
+    const char *error; /* static detail when decoding failed, else NULL */
+    void *owned_;      /* private */
+} kv_proto_request;
+
+/* Limits the request decoder enforces (beyond the frame size). */
+typedef struct kv_proto_limits {
+    size_t max_key_size;   /* default KV_DEFAULT_MAX_KEY_SIZE           */
+    size_t max_value_size; /* default KV_DEFAULT_MAX_VALUE_SIZE         */
+} kv_proto_limits;
+
+/* Fills *l with the defaults. */
+void kv_proto_limits_init(kv_proto_limits *l);
+
+/* Decodes the body of one request frame (the bytes after the length
+ * prefix). limits may be NULL (defaults). Arrays go to arena, or to a
+ * private block when arena is NULL (free with kv_proto_request_free()).
+ * *out is always written. On failure out->error says why, out->has_id
+ * says whether out->id (and out->op) are valid:
+ *   has_id = 1: answer [id, status, detail] and keep the connection;
+ *   has_id = 0: answer [0, status, detail] and close the connection.
+ * Errors: KV_PROTOCOL (malformed, wrong type, missing or extra fields,
+ * trailing bytes), KV_UNSUPPORTED (unknown op), KV_KEY_EMPTY,
+ * KV_KEY_TOO_LARGE, KV_VALUE_TOO_LARGE, KV_INVALID_ARGUMENT (bad compare
+ * or op kind), KV_NO_MEMORY. */
+int kv_proto_request_decode(const void *body, size_t len,
+                            const kv_proto_limits *limits,
+                            kv_proto_arena *arena, kv_proto_request *out);
+
+/* Frees what the decoder allocated without an arena. Safe on a request
+ * decoded into an arena, on a zeroed struct, and on NULL. */
+void kv_proto_request_free(kv_proto_request *req);
+
+/* Appends one request frame for req (op, id and the op's fields).
+ * Errors: KV_UNSUPPORTED (unknown op), KV_INVALID_ARGUMENT (bad compare
+ * or op kind, NULL array with a non-zero count), KV_FRAME_TOO_LARGE (body
+ * over 4 GiB), KV_NO_MEMORY. The caller checks its own frame limit. */
+int kv_proto_request_encode(kv_proto_buf *b, const kv_proto_request *req);
+
+/* ------------------------------------------------------------------------
+ * Responses: decoding (client side)
+ * ---------------------------------------------------------------------- */
+
+/* A value in a decoded response; data points into the frame. */
+typedef struct kv_proto_value {
+    int found;        /* 0: absent (data NULL, len 0, version 0)        */
+    int status;       /* TXN op results: the op's status; else KV_OK    */
+    const void *data; /* non-NULL when found, even for 0 bytes          */
+    size_t len;
+    uint64_t version;
+} kv_proto_value;
+
+/* A SCAN entry; pointers into the frame. */
+typedef struct kv_proto_entry {
+    kv_key key;
+    const void *val;
+    size_t vlen;
+    uint64_t version;
+} kv_proto_entry;
+
+typedef enum kv_proto_metric_kind {
+    KV_PROTO_METRIC_UINT = 0,
+    KV_PROTO_METRIC_DOUBLE = 1,
+    KV_PROTO_METRIC_MAP = 2 /* one level only: children are not maps */
+} kv_proto_metric_kind;
+
+/* A METRICS entry: name -> number, or name -> map of name -> number. */
+typedef struct kv_proto_metric {
+    const char *name; /* NUL-terminated (decoded: copied, never NULL) */
+    kv_proto_metric_kind kind;
+    uint64_t u; /* KV_PROTO_METRIC_UINT   */
+    double d;   /* KV_PROTO_METRIC_DOUBLE */
+    const struct kv_proto_metric *children; /* KV_PROTO_METRIC_MAP */
+    size_t nchildren;
+} kv_proto_metric;
+
+typedef struct kv_proto_response {
+    uint64_t id;
+    int status;   /* the server's kv status                            */
+    kv_key detail; /* error message when the result was a str, else {0} */
+
+    /* HELLO */
+    uint64_t proto_version;
+    kv_key server_name;
+    kv_key server_version;
+    /* PING */
+    int has_payload;
+    kv_key payload;
+    /* GET */
+    kv_proto_value value;
+    /* SET, MSET, DEL, TXN: the new revision (0 if nothing changed) */
+    uint64_t version;
+    /* DEL */
+    uint64_t deleted;
+    /* MGET */
+    const kv_proto_value *values;
+    size_t nvalues;
+    /* TXN */
+    int succeeded;
+    const kv_proto_value *results;
+    size_t nresults;
+    /* SCAN */
+    uint64_t cursor; /* next cursor, 0 when done */
+    const kv_proto_entry *entries;
+    size_t nentries;
+    /* METRICS */
+    const kv_proto_metric *metrics;
+    size_t nmetrics;
+
+    const char *error; /* static detail when decoding failed, else NULL */
+    void *owned_;      /* private */
+} kv_proto_response;
+
+/* Decodes the body of a response frame to a request of operation op (a
+ * response does not say its op: the client knows it from the id). When
+ * status is KV_OK the result must have op's shape; otherwise it is nil or
+ * a str (-> detail). Arrays and metric names go to arena, or to a private
+ * block when arena is NULL (free with kv_proto_response_free()).
+ * *out is always written; on failure out->error says why.
+ * Errors: KV_PROTOCOL, KV_UNSUPPORTED (op unknown), KV_NO_MEMORY. */
+int kv_proto_response_decode(const void *body, size_t len, int op,
+                             kv_proto_arena *arena, kv_proto_response *out);
+
+/* As kv_proto_request_free(), for responses. */
+void kv_proto_response_free(kv_proto_response *resp);
+
+/* ------------------------------------------------------------------------
+ * Responses: encoding (server side)
+ *
+ * Each appends one complete frame [id, status, result] to b. All return
+ * KV_OK, KV_NO_MEMORY or KV_FRAME_TOO_LARGE (body over 4 GiB), and leave
+ * b unchanged on failure.
+ * ---------------------------------------------------------------------- */
+
+/* Result nil, or a str when detail is not NULL. For every non-KV_OK
+ * status (errors, GET's KV_NOT_FOUND, SET's KV_VERSION_MISMATCH) and for
+ * ops whose success result is nil (AUTH, PING without payload). */
+int kv_proto_resp_status(kv_proto_buf *b, uint64_t id, int status,
+                         const char *detail);
+
+/* HELLO: [version, server_name, server_version]. */
+int kv_proto_resp_hello(kv_proto_buf *b, uint64_t id, uint64_t version,
+                        const char *server_name, const char *server_version);
+
+/* PING with a payload: the payload as bin. */
+int kv_proto_resp_ping(kv_proto_buf *b, uint64_t id, const void *payload,
+                       size_t len);
+
+/* GET hit: [value, version]. */
+int kv_proto_resp_value(kv_proto_buf *b, uint64_t id, const void *val,
+                        size_t vlen, uint64_t version);
+
+/* SET, MSET: the new revision. */
+int kv_proto_resp_version(kv_proto_buf *b, uint64_t id, uint64_t version);
+
+/* DEL: [deleted, version]. */
+int kv_proto_resp_del(kv_proto_buf *b, uint64_t id, uint64_t deleted,
+                      uint64_t version);
+
+/* MGET: one entry per key, nil for missing ones (values[i].data NULL),
+ * as kv_mget() fills them. */
+int kv_proto_resp_mget(kv_proto_buf *b, uint64_t id, const kv_value *values,
+                       size_t n);
+
+/* TXN: [succeeded, version, [op results]] from kv_txn_cond()'s result. */
+int kv_proto_resp_txn(kv_proto_buf *b, uint64_t id, const kv_txn_result *r);
+
+/* METRICS: store (may be NULL) as its kv_metrics field names, then the
+ * caller's own entries (server metrics; maps nest one level at most).
+ * Errors also: KV_INVALID_ARGUMENT (a map inside a map, NULL name). */
+int kv_proto_resp_metrics(kv_proto_buf *b, uint64_t id,
+                          const kv_metrics *store,
+                          const kv_proto_metric *extra, size_t nextra);
+
+/* SCAN, streamed from kv_scan()'s callback without copying:
+ *   kv_proto_scan_writer w;
+ *   kv_proto_resp_scan_begin(b, id, &w);
+ *   ... kv_proto_resp_scan_add(&w, key, klen, val, vlen, version) ...
+ *   kv_proto_resp_scan_end(&w, next_cursor);   // or _abort(&w)
+ * Nothing else may be appended to b between begin and end/abort. After a
+ * failed add, call abort: it removes the partial frame. */
+typedef struct kv_proto_scan_writer {
+    kv_proto_buf *b; /* private */
+    size_t start;    /* private: offset of the frame in b            */
+    size_t count;    /* entries added                                 */
+} kv_proto_scan_writer;
+
+int kv_proto_resp_scan_begin(kv_proto_buf *b, uint64_t id,
+                             kv_proto_scan_writer *w);
+int kv_proto_resp_scan_add(kv_proto_scan_writer *w, const void *key,
+                           size_t klen, const void *val, size_t vlen,
+                           uint64_t version);
+int kv_proto_resp_scan_end(kv_proto_scan_writer *w, uint64_t next_cursor);
+void kv_proto_resp_scan_abort(kv_proto_scan_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KV_PROTO_H */

@@ -1,0 +1,513 @@
+/*
+ * apply.c - kv__apply(), the one function every change goes through.
+ *
+ * Steps, for a batch touching keys K1..Kn:
+ *   1. Validate everything; nothing is touched if anything is wrong.
+ *   2. Lock the stripes of all keys, in stripe order (stripes.h).
+ *   3. Find each key and evaluate the compares; pick then_ops or else_ops
+ *      and play them in order on a private overlay (so a GET sees earlier
+ *      writes of its list). Keys whose state really changes are the change.
+ *   4. Allocate everything the change needs; on failure, unlock and return
+ *      KV_NO_MEMORY with the store untouched.
+ *   5. Take the next revision, hand the record to the hook (apply.h), and
+ *      publish: one key is published with one atomic store; several keys
+ *      are first replaced by kv__pending nodes of one kv__commit, then the
+ *      commit's state flips (the instant they all become visible), then
+ *      the pending nodes are replaced by the new items. Stripe counters are
+ *      bumped before and after publishing (stripes.h).
+ *   6. Retire what was replaced, unlock, and help a running resize.
+ */
+#include <stdlib.h>
+
+#include "apply.h"
+#include "hash.h"
+#include "store.h"
+
+/* A key the batch touches, and what happens to it. */
+typedef struct akey {
+    const void *key;
+    size_t klen;
+    uint64_t hash;
+    kv__loc loc;
+    kv__item *cur; /* its item before the batch, NULL if absent */
+    /* overlay while playing the ops */
+    bool exists;
+    const void *val;
+    size_t vlen;
+    bool val_is_new; /* val came from a SET of this batch */
+    /* what publishing does */
+    bool changed;
+    kv__item *next; /* new item, NULL: deleted */
+    kv__pending *pending;
+} akey;
+
+typedef struct ref {
+    const void *key;
+    size_t klen;
+    uint64_t hash;
+} ref;
+
+static int validate(const kv_store *s, const kv__batch *b)
+{
+    int rc;
+    for (size_t i = 0; i < b->ncmps; i++) {
+        const kv_compare *c = &b->cmps[i];
+        if ((unsigned)c->kind > KV_CMP_VALUE_EQ)
+            return KV_INVALID_ARGUMENT;
+        if ((rc = kv__check_key(s, c->key, c->klen)) != KV_OK)
+            return rc;
+        if (c->kind == KV_CMP_VALUE_EQ && !c->value && c->vlen)
+            return KV_INVALID_ARGUMENT;
+    }
+    const kv_op *lists[2] = {b->then_ops, b->else_ops};
+    size_t lens[2] = {b->nthen, b->nelse};
+    for (int l = 0; l < 2; l++) {
+        if (lens[l] && !lists[l])
+            return KV_INVALID_ARGUMENT;
+        for (size_t i = 0; i < lens[l]; i++) {
+            const kv_op *op = &lists[l][i];
+            if ((unsigned)op->kind > KV_OP_DELETE)
+                return KV_INVALID_ARGUMENT;
+            if ((rc = kv__check_key(s, op->key, op->klen)) != KV_OK)
+                return rc;
+            if (op->kind == KV_OP_SET && (rc = kv__check_value(s, op->value, op->vlen)) != KV_OK)
+                return rc;
+        }
+    }
+    if (b->ncmps && !b->cmps)
+        return KV_INVALID_ARGUMENT;
+    return KV_OK;
+}
+
+static int ref_cmp(const ref *a, const ref *b)
+{
+    unsigned sa = kv__stripe_of(a->hash), sb = kv__stripe_of(b->hash);
+    if (sa != sb)
+        return sa < sb ? -1 : 1;
+    if (a->hash != b->hash)
+        return a->hash < b->hash ? -1 : 1;
+    if (a->klen != b->klen)
+        return a->klen < b->klen ? -1 : 1;
+    return memcmp(a->key, b->key, a->klen);
+}
+
+static int ref_qsort_cmp(const void *a, const void *b)
+{
+    return ref_cmp(a, b);
+}
+
+/* Finds the akey of a key (keys are sorted by ref_cmp). */
+static akey *find_key(akey *keys, size_t n, const void *key, size_t klen, uint64_t h)
+{
+    ref want = {key, klen, h};
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        ref r = {keys[mid].key, keys[mid].klen, keys[mid].hash};
+        int c = ref_cmp(&r, &want);
+        if (c == 0)
+            return &keys[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL; /* unreachable: every key of the batch was collected */
+}
+
+static bool compare_holds(const kv_compare *c, const akey *k)
+{
+    switch (c->kind) {
+    case KV_CMP_VERSION_EQ:
+        return (k->cur ? k->cur->rev : 0) == c->version;
+    case KV_CMP_EXISTS:
+        return k->cur != NULL;
+    case KV_CMP_ABSENT:
+        return k->cur == NULL;
+    case KV_CMP_VALUE_EQ:
+        return k->cur && k->cur->vlen == c->vlen &&
+               (c->vlen == 0 || memcmp(kv__item_value(k->cur), c->value, c->vlen) == 0);
+    }
+    return false;
+}
+
+static void free_results(kv_op_result *r, size_t n)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < n; i++)
+        kv_value_free(&r[i].value);
+    free(r);
+}
+
+void kv__outcome_free(kv__outcome *out)
+{
+    free_results(out->results, out->nresults);
+    out->results = NULL;
+    out->nresults = 0;
+}
+
+void kv__set_record_hook(kv_store *s, kv__record_hook hook, void *ctx)
+{
+    s->record_hook = hook;
+    s->record_ctx = ctx;
+}
+
+/* Plays ops on the overlay. GET results are copied now (under the locks);
+ * versions of values written by this batch are filled in after the
+ * revision is known. Returns KV_OK or KV_NO_MEMORY. */
+static int play_ops(kv__slot *slot, const kv_op *ops, size_t nops, akey *keys,
+                    size_t nkeys, kv__outcome *out, kv_op_result *results,
+                    bool *result_needs_rev)
+{
+    for (size_t i = 0; i < nops; i++) {
+        const kv_op *op = &ops[i];
+        akey *k = find_key(keys, nkeys, op->key, op->klen, kv__hash(op->key, op->klen));
+        switch (op->kind) {
+        case KV_OP_GET:
+            kv__count(slot, KV__C_GETS, 1);
+            kv__count(slot, k->exists ? KV__C_GET_HITS : KV__C_GET_MISSES, 1);
+            if (results) {
+                results[i].status = k->exists ? KV_OK : KV_NOT_FOUND;
+                if (k->exists) {
+                    uint64_t ver = k->val_is_new ? 0 : k->cur->rev;
+                    if (kv__value_copy(k->val, k->vlen, ver, &results[i].value) != KV_OK)
+                        return KV_NO_MEMORY;
+                    result_needs_rev[i] = k->val_is_new;
+                }
+            }
+            break;
+        case KV_OP_SET:
+            k->exists = true;
+            k->val = op->value;
+            k->vlen = op->vlen;
+            k->val_is_new = true;
+            k->changed = true;
+            if (results)
+                result_needs_rev[i] = true;
+            break;
+        case KV_OP_DELETE:
+            if (results)
+                results[i].status = k->exists ? KV_OK : KV_NOT_FOUND;
+            if (k->exists) {
+                out->deleted++;
+                k->exists = false;
+                k->val_is_new = false;
+                k->changed = true;
+            }
+            break;
+        }
+    }
+    /* A key that ends as it started (absent, or never written) is no change. */
+    for (size_t i = 0; i < nkeys; i++)
+        if (keys[i].changed && !keys[i].cur && !keys[i].exists)
+            keys[i].changed = false;
+    return KV_OK;
+}
+
+static void free_prepared(akey *keys, size_t n, kv__commit *commit)
+{
+    for (size_t i = 0; i < n; i++) {
+        kv__item_free(keys[i].next);
+        free(keys[i].pending);
+        keys[i].next = NULL;
+        keys[i].pending = NULL;
+    }
+    free(commit);
+}
+
+/* Allocates the new items (and pending nodes for a multi-key change). */
+static int prepare(kv__slot *slot, akey *keys, size_t n, size_t nchanged,
+                   kv__commit **commit)
+{
+    *commit = NULL;
+    if (nchanged > 1) {
+        *commit = malloc(sizeof **commit);
+        if (!*commit)
+            return KV_NO_MEMORY;
+        atomic_init(&(*commit)->state, KV__COMMIT_PENDING);
+    }
+    for (size_t i = 0; i < n; i++) {
+        akey *k = &keys[i];
+        if (!k->changed)
+            continue;
+        if (k->exists) {
+            k->next = kv__item_new(k->key, k->klen, k->val, k->vlen);
+            if (!k->next)
+                goto nomem;
+        }
+        if (nchanged > 1) {
+            k->pending = malloc(sizeof *k->pending);
+            if (!k->pending)
+                goto nomem;
+            *k->pending = (kv__pending){k->cur, k->next, *commit};
+        }
+    }
+    /* Retires: replaced items, pending nodes, the commit. */
+    if (kv__ebr_reserve(slot, 2 * nchanged + 1) != KV_OK)
+        goto nomem;
+    return KV_OK;
+nomem:
+    free_prepared(keys, n, *commit);
+    *commit = NULL;
+    return KV_NO_MEMORY;
+}
+
+static void call_hook(kv_store *s, akey *keys, size_t n, size_t nchanged, uint64_t rev)
+{
+    kv__change small[8];
+    kv__change *ch = nchanged <= 8 ? small : malloc(nchanged * sizeof *ch);
+    if (!ch)
+        return; /* no log exists yet; the log will reserve this up front */
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].changed)
+            ch[j++] = (kv__change){keys[i].key, keys[i].klen,
+                                   keys[i].exists ? keys[i].val : NULL,
+                                   keys[i].exists ? keys[i].vlen : 0, !keys[i].exists};
+    kv__record rec = {rev, nchanged, ch};
+    s->record_hook(s->record_ctx, &rec);
+    if (ch != small)
+        free(ch);
+}
+
+static void bump_changed(kv_store *s, akey *keys, size_t n)
+{
+    unsigned last = KV__NSTRIPES;
+    for (size_t i = 0; i < n; i++) {
+        unsigned st = kv__stripe_of(keys[i].hash);
+        if (keys[i].changed && st != last) { /* keys are sorted by stripe */
+            kv__stripe_bump(s->stripes, st);
+            last = st;
+        }
+    }
+}
+
+/* The word a key's slot gets once the change is done. */
+static uintptr_t final_word(const akey *k)
+{
+    return k->next ? kv__slot_make(k->hash, k->next, false) : KV__SLOT_TOMB;
+}
+
+static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
+                    size_t nchanged, kv__commit *commit)
+{
+    bump_changed(s, keys, n);
+    if (nchanged == 1) {
+        for (size_t i = 0; i < n; i++) {
+            akey *k = &keys[i];
+            if (!k->changed)
+                continue;
+            if (k->loc.table)
+                kv__table_replace(&k->loc, final_word(k));
+            else
+                kv__table_insert(atomic_load(&s->table), k->hash, final_word(k), &k->loc);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            akey *k = &keys[i];
+            if (!k->changed)
+                continue;
+            uintptr_t w = kv__slot_make(k->hash, k->pending, true);
+            if (k->loc.table)
+                kv__table_replace(&k->loc, w);
+            else
+                kv__table_insert(atomic_load(&s->table), k->hash, w, &k->loc);
+        }
+        /* The instant the whole change becomes visible. */
+        atomic_store(&commit->state, KV__COMMIT_DONE);
+        for (size_t i = 0; i < n; i++)
+            if (keys[i].changed)
+                kv__table_replace(&keys[i].loc, final_word(&keys[i]));
+    }
+    bump_changed(s, keys, n);
+
+    for (size_t i = 0; i < n; i++) {
+        akey *k = &keys[i];
+        if (!k->changed)
+            continue;
+        if (k->cur) {
+            kv__count(slot, KV__C_KEYS, (uint64_t)-1);
+            kv__count(slot, KV__C_KEY_BYTES, (uint64_t)0 - k->cur->klen);
+            kv__count(slot, KV__C_VALUE_BYTES, (uint64_t)0 - k->cur->vlen);
+            kv__count(slot, KV__C_ITEM_BYTES, (uint64_t)0 - kv__item_footprint(k->cur));
+            kv__ebr_retire(&s->ebr, slot, k->cur, kv__item_free);
+        }
+        if (k->next) {
+            kv__count(slot, KV__C_KEYS, 1);
+            kv__count(slot, KV__C_KEY_BYTES, k->next->klen);
+            kv__count(slot, KV__C_VALUE_BYTES, k->next->vlen);
+            kv__count(slot, KV__C_ITEM_BYTES, kv__item_footprint(k->next));
+        }
+        if (k->pending)
+            kv__ebr_retire(&s->ebr, slot, k->pending, free);
+    }
+    if (commit)
+        kv__ebr_retire(&s->ebr, slot, commit, free);
+}
+
+/* Reserves key-count room under max_keys; undone by the caller on failure. */
+static int reserve_keys(kv_store *s, akey *keys, size_t n, int64_t *delta)
+{
+    *delta = 0;
+    if (!s->opts.max_keys)
+        return KV_OK;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].changed)
+            *delta += (keys[i].exists ? 1 : 0) - (keys[i].cur ? 1 : 0);
+    uint64_t before = atomic_fetch_add(&s->nkeys, (uint64_t)*delta);
+    if (*delta > 0 && before + (uint64_t)*delta > s->opts.max_keys) {
+        atomic_fetch_sub(&s->nkeys, (uint64_t)*delta);
+        return KV_STORE_FULL;
+    }
+    return KV_OK;
+}
+
+int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
+{
+    int rc = validate(s, b);
+    if (rc != KV_OK)
+        return rc;
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (!slot)
+        return KV_NO_MEMORY;
+
+    size_t nrefs = b->ncmps + b->nthen + b->nelse;
+    ref small_refs[8];
+    akey small_keys[8];
+    unsigned small_stripes[8];
+    ref *refs = small_refs;
+    akey *keys = small_keys;
+    unsigned *stripes = small_stripes;
+    if (nrefs > 8) {
+        refs = malloc(nrefs * sizeof *refs);
+        keys = malloc(nrefs * sizeof *keys);
+        stripes = malloc(nrefs * sizeof *stripes);
+        if (!refs || !keys || !stripes) {
+            rc = KV_NO_MEMORY;
+            goto out_free;
+        }
+    }
+
+    /* Collect the distinct keys, sorted by stripe (the lock order). */
+    size_t r = 0;
+    for (size_t i = 0; i < b->ncmps; i++)
+        refs[r++] = (ref){b->cmps[i].key, b->cmps[i].klen, 0};
+    for (size_t i = 0; i < b->nthen; i++)
+        refs[r++] = (ref){b->then_ops[i].key, b->then_ops[i].klen, 0};
+    for (size_t i = 0; i < b->nelse; i++)
+        refs[r++] = (ref){b->else_ops[i].key, b->else_ops[i].klen, 0};
+    for (size_t i = 0; i < nrefs; i++)
+        refs[i].hash = kv__hash(refs[i].key, refs[i].klen);
+    if (nrefs > 1)
+        qsort(refs, nrefs, sizeof *refs, ref_qsort_cmp);
+    size_t nkeys = 0, nstripes = 0;
+    for (size_t i = 0; i < nrefs; i++) {
+        if (nkeys && ref_cmp(&refs[i], &(ref){keys[nkeys - 1].key, keys[nkeys - 1].klen,
+                                               keys[nkeys - 1].hash}) == 0)
+            continue;
+        keys[nkeys++] = (akey){.key = refs[i].key, .klen = refs[i].klen, .hash = refs[i].hash};
+        unsigned st = kv__stripe_of(refs[i].hash);
+        if (!nstripes || stripes[nstripes - 1] != st)
+            stripes[nstripes++] = st;
+    }
+
+    size_t nsets = 0;
+    for (size_t i = 0; i < b->nthen; i++)
+        nsets += b->then_ops[i].kind == KV_OP_SET;
+    for (size_t i = 0; i < b->nelse; i++)
+        nsets += b->else_ops[i].kind == KV_OP_SET;
+    if (nsets)
+        kv__resize_prepare(s, slot, nsets);
+
+    kv__ebr_pin(&s->ebr, slot);
+    kv__stripes_lock(s->stripes, stripes, nstripes);
+
+    kv__table *t = atomic_load(&s->table);
+    for (size_t i = 0; i < nkeys; i++) {
+        akey *k = &keys[i];
+        if (kv__table_locate(t, k->hash, k->key, k->klen, &k->loc) &&
+            k->loc.word != KV__SLOT_TOMB)
+            k->cur = kv__slot_visible(k->loc.word, NULL);
+        k->exists = k->cur != NULL;
+        if (k->cur) {
+            k->val = kv__item_value(k->cur);
+            k->vlen = k->cur->vlen;
+        }
+    }
+
+    kv__outcome o = {.succeeded = true};
+    for (size_t i = 0; i < b->ncmps; i++) {
+        const kv_compare *c = &b->cmps[i];
+        akey *k = find_key(keys, nkeys, c->key, c->klen, kv__hash(c->key, c->klen));
+        if (!compare_holds(c, k)) {
+            o.succeeded = false;
+            o.failed_version = k->cur ? k->cur->rev : 0;
+            break;
+        }
+    }
+    const kv_op *ops = o.succeeded ? b->then_ops : b->else_ops;
+    size_t nops = o.succeeded ? b->nthen : b->nelse;
+
+    bool *needs_rev = NULL;
+    if (b->want_results && nops) {
+        o.results = calloc(nops, sizeof *o.results);
+        needs_rev = calloc(nops, sizeof *needs_rev);
+        o.nresults = nops;
+        if (!o.results || !needs_rev) {
+            rc = KV_NO_MEMORY;
+            goto out_unlock;
+        }
+    }
+    if ((rc = play_ops(slot, ops, nops, keys, nkeys, &o, o.results, needs_rev)) != KV_OK)
+        goto out_unlock;
+
+    size_t nchanged = 0;
+    for (size_t i = 0; i < nkeys; i++)
+        nchanged += keys[i].changed;
+    if (nchanged) {
+        int64_t key_delta;
+        if ((rc = reserve_keys(s, keys, nkeys, &key_delta)) != KV_OK)
+            goto out_unlock;
+        kv__commit *commit;
+        if ((rc = prepare(slot, keys, nkeys, nchanged, &commit)) != KV_OK) {
+            if (key_delta)
+                atomic_fetch_sub(&s->nkeys, (uint64_t)key_delta);
+            goto out_unlock;
+        }
+        o.revision = atomic_fetch_add(&s->revision, 1) + 1;
+        for (size_t i = 0; i < nkeys; i++)
+            if (keys[i].next)
+                keys[i].next->rev = o.revision;
+        if (s->record_hook)
+            call_hook(s, keys, nkeys, nchanged, o.revision);
+        publish(s, slot, keys, nkeys, nchanged, commit);
+    }
+    for (size_t i = 0; i < nops; i++) {
+        if (ops[i].kind == KV_OP_SET)
+            kv__count(slot, KV__C_SETS, 1);
+        if (o.results && needs_rev[i])
+            o.results[i].value.version = o.revision;
+    }
+    kv__count(slot, KV__C_DELETES, o.deleted);
+    rc = KV_OK;
+
+out_unlock:
+    kv__stripes_unlock(s->stripes, stripes, nstripes);
+    kv__ebr_unpin(slot);
+    free(needs_rev);
+    if (rc == KV_OK)
+        *out = o;
+    else
+        free_results(o.results, o.nresults);
+    kv__ebr_collect(&s->ebr, slot);
+    if (nsets)
+        kv__resize_help(s, slot, 1);
+out_free:
+    if (refs != small_refs) {
+        free(refs);
+        free(keys);
+        free(stripes);
+    }
+    return rc;
+}

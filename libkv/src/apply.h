@@ -1,0 +1,74 @@
+/*
+ * apply.h - the single write path.
+ *
+ * Every change to the store - a set, a compare-and-swap, a delete, a
+ * multi-set, a multi-delete, an optimistic transaction's commit and a
+ * conditional transaction - is one kv__batch handed to kv__apply(), which
+ * makes it one atomic step with one revision. A batch is the general form
+ * (compares, then-ops, else-ops); the simpler operations are special cases.
+ *
+ * This is where a log or a replication layer will sit: kv__apply() hands
+ * each change, as one kv__record carrying its revision, to the store's
+ * record hook after the revision is assigned and before anything becomes
+ * visible, while the keys are still locked (so records reach the hook in
+ * revision order for any one key).
+ */
+#ifndef KV_APPLY_H
+#define KV_APPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv.h"
+
+typedef struct kv__batch {
+    const kv_compare *cmps;
+    size_t ncmps;
+    const kv_op *then_ops;
+    size_t nthen;
+    const kv_op *else_ops;
+    size_t nelse;
+    bool want_results; /* fill kv__outcome.results (GET values, statuses) */
+} kv__batch;
+
+typedef struct kv__outcome {
+    bool succeeded;          /* every compare held: then_ops ran        */
+    uint64_t revision;       /* the change's revision, 0 if none        */
+    size_t deleted;          /* DELETE ops that found their key         */
+    uint64_t failed_version; /* version of the first failed compare's key */
+    kv_op_result *results;   /* want_results: one per op that ran       */
+    size_t nresults;
+} kv__outcome;
+
+/* One key's new state in a record. */
+typedef struct kv__change {
+    const void *key;
+    size_t klen;
+    const void *val; /* NULL when deleted */
+    size_t vlen;
+    bool deleted;
+} kv__change;
+
+/* One atomic change, as a log would store it. */
+typedef struct kv__record {
+    uint64_t revision;
+    size_t nchanges;
+    const kv__change *changes;
+} kv__record;
+
+typedef void (*kv__record_hook)(void *ctx, const kv__record *record);
+
+/* Runs the batch atomically. On KV_OK *out is filled (free results with
+ * kv_txn_result_free semantics: kv__outcome_free). On error nothing
+ * changed. Errors: key/value limit codes, KV_INVALID_ARGUMENT,
+ * KV_NO_MEMORY, KV_STORE_FULL. */
+int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out);
+
+void kv__outcome_free(kv__outcome *out);
+
+/* Sets the hook that receives every record (NULL to remove). Only while no
+ * other thread uses the store. Internal for now: the log will use it. */
+void kv__set_record_hook(kv_store *s, kv__record_hook hook, void *ctx);
+
+#endif

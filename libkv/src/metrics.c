@@ -1,0 +1,61 @@
+/*
+ * metrics.c - summing the per-thread counters (thread_slot.h) on demand.
+ */
+#include <stddef.h>
+
+#include "store.h"
+
+static void add_slot(kv__slot *slot, void *ctx)
+{
+    uint64_t *sum = ctx;
+    for (int c = 0; c < KV__C_COUNT; c++)
+        sum[c] += atomic_load_explicit(&slot->counters[c], memory_order_relaxed);
+}
+
+/* Signed totals can be briefly negative while threads race; show 0. */
+static uint64_t clamp(uint64_t v)
+{
+    return (int64_t)v < 0 ? 0 : v;
+}
+
+int kv_metrics_read(kv_store *s, kv_metrics *out, size_t size)
+{
+    if (!s || !out || size < offsetof(kv_metrics, table_slots))
+        return KV_INVALID_ARGUMENT;
+    uint64_t sum[KV__C_COUNT] = {0};
+    kv__slot_each(&s->slots, add_slot, sum);
+
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (!slot)
+        return KV_NO_MEMORY;
+    uint64_t table_bytes = 0, table_slots = 0;
+    kv__ebr_pin(&s->ebr, slot);
+    for (kv__table *t = atomic_load(&s->table); t; t = atomic_load(&t->next)) {
+        table_bytes += kv__table_footprint(t);
+        table_slots = kv__table_size(t);
+    }
+    kv__ebr_unpin(slot);
+    unsigned chunks = atomic_load(&s->slots.nchunks_hint);
+
+    kv_metrics m = {
+        .keys = clamp(sum[KV__C_KEYS]),
+        .key_bytes = clamp(sum[KV__C_KEY_BYTES]),
+        .value_bytes = clamp(sum[KV__C_VALUE_BYTES]),
+        .memory_bytes = clamp(sum[KV__C_ITEM_BYTES]) + table_bytes + sizeof *s +
+                        KV__NSTRIPES * sizeof(kv__stripe) +
+                        chunks * KV__SLOTS_PER_CHUNK * sizeof(kv__slot),
+        .revision = atomic_load(&s->revision),
+        .gets = sum[KV__C_GETS],
+        .get_hits = sum[KV__C_GET_HITS],
+        .get_misses = sum[KV__C_GET_MISSES],
+        .sets = sum[KV__C_SETS],
+        .deletes = sum[KV__C_DELETES],
+        .cas_failures = sum[KV__C_CAS_FAILURES],
+        .txn_commits = sum[KV__C_TXN_COMMITS],
+        .txn_conflicts = sum[KV__C_TXN_CONFLICTS],
+        .table_slots = table_slots,
+        .table_resizes = atomic_load(&s->resizes),
+    };
+    memcpy(out, &m, size < sizeof m ? size : sizeof m);
+    return KV_OK;
+}

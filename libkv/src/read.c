@@ -1,0 +1,210 @@
+/*
+ * read.c - the read paths: get, exists, and the snapshot multi-get.
+ *
+ * A read pins the thread's epoch (ebr.h), probes the index without any
+ * lock and copies what it found. It writes only to its own thread slot.
+ *
+ * kv_mget must return values that all held at one instant. It notes the
+ * change counter of each key's stripe (stripes.h) before reading anything,
+ * reads every key, and checks that the counters are unchanged and that no
+ * multi-key commit it saw half-way (a pending node) has completed since. If
+ * a writer raced it, it simply reads again: it never waits for a writer.
+ */
+#include <stdlib.h>
+
+#include "hash.h"
+#include "store.h"
+
+int kv__value_copy(const void *val, size_t vlen, uint64_t version, kv_value *out)
+{
+    void *data = malloc(vlen ? vlen : 1);
+    if (!data)
+        return KV_NO_MEMORY;
+    if (vlen)
+        memcpy(data, val, vlen);
+    *out = (kv_value){data, vlen, version};
+    return KV_OK;
+}
+
+void kv_value_free(kv_value *v)
+{
+    if (!v)
+        return;
+    free(v->data);
+    *v = (kv_value){NULL, 0, 0};
+}
+
+void kv_values_free(kv_value *values, size_t n)
+{
+    if (!values)
+        return;
+    for (size_t i = 0; i < n; i++)
+        kv_value_free(&values[i]);
+}
+
+/* Starts a read: validates the key and pins the epoch. */
+static int read_begin(kv_store *s, const void *key, size_t klen, kv__slot **slot)
+{
+    int rc = kv__check_key(s, key, klen);
+    if (rc != KV_OK)
+        return rc;
+    if (!(*slot = kv__slot_get(&s->slots)))
+        return KV_NO_MEMORY;
+    kv__ebr_pin(&s->ebr, *slot);
+    return KV_OK;
+}
+
+static kv__item *read_item(kv_store *s, const void *key, size_t klen)
+{
+    uintptr_t w = kv__table_find(atomic_load(&s->table), kv__hash(key, klen), key, klen);
+    return w ? kv__slot_visible(w, NULL) : NULL;
+}
+
+static void read_end(kv__slot *slot, bool hit)
+{
+    kv__ebr_unpin(slot);
+    kv__count(slot, KV__C_GETS, 1);
+    kv__count(slot, hit ? KV__C_GET_HITS : KV__C_GET_MISSES, 1);
+}
+
+int kv_get(kv_store *s, const void *key, size_t klen, kv_value *out)
+{
+    kv__slot *slot;
+    int rc = read_begin(s, key, klen, &slot);
+    if (rc != KV_OK)
+        return rc;
+    kv__item *it = read_item(s, key, klen);
+    rc = it ? kv__value_copy(kv__item_value(it), it->vlen, it->rev, out) : KV_NOT_FOUND;
+    read_end(slot, it != NULL);
+    return rc;
+}
+
+int kv_get_into(kv_store *s, const void *key, size_t klen, void *buf, size_t cap,
+                size_t *vlen, uint64_t *version)
+{
+    if (!vlen || (!buf && cap))
+        return KV_INVALID_ARGUMENT;
+    kv__slot *slot;
+    int rc = read_begin(s, key, klen, &slot);
+    if (rc != KV_OK)
+        return rc;
+    kv__item *it = read_item(s, key, klen);
+    if (!it) {
+        rc = KV_NOT_FOUND;
+    } else if (it->vlen > cap) {
+        *vlen = it->vlen;
+        rc = KV_BUFFER_TOO_SMALL;
+    } else {
+        if (it->vlen)
+            memcpy(buf, kv__item_value(it), it->vlen);
+        *vlen = it->vlen;
+        if (version)
+            *version = it->rev;
+    }
+    read_end(slot, it != NULL);
+    return rc;
+}
+
+int kv_get_with(kv_store *s, const void *key, size_t klen, kv_read_fn fn, void *ctx)
+{
+    if (!fn)
+        return KV_INVALID_ARGUMENT;
+    kv__slot *slot;
+    int rc = read_begin(s, key, klen, &slot);
+    if (rc != KV_OK)
+        return rc;
+    kv__item *it = read_item(s, key, klen);
+    if (it)
+        fn(ctx, kv__item_value(it), it->vlen, it->rev);
+    read_end(slot, it != NULL);
+    return it ? KV_OK : KV_NOT_FOUND;
+}
+
+int kv_exists(kv_store *s, const void *key, size_t klen, uint64_t *version)
+{
+    kv__slot *slot;
+    int rc = read_begin(s, key, klen, &slot);
+    if (rc != KV_OK)
+        return rc;
+    kv__item *it = read_item(s, key, klen);
+    if (it && version)
+        *version = it->rev;
+    read_end(slot, it != NULL);
+    return it ? KV_OK : KV_NOT_FOUND;
+}
+
+/* One key of a multi-get. */
+typedef struct mkey {
+    uint64_t hash;
+    uint64_t seq;
+    kv__item *item;
+    kv__commit *seen_pending;
+} mkey;
+
+/* True if nothing the reads saw has changed since their counters were noted. */
+static bool snapshot_holds(kv_store *s, const mkey *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (kv__stripe_seq(s->stripes, kv__stripe_of(m[i].hash)) != m[i].seq)
+            return false;
+        if (m[i].seen_pending &&
+            atomic_load(&m[i].seen_pending->state) != KV__COMMIT_PENDING)
+            return false;
+    }
+    return true;
+}
+
+int kv_mget(kv_store *s, const kv_key *keys, size_t n, kv_value *out)
+{
+    if (n && (!keys || !out))
+        return KV_INVALID_ARGUMENT;
+    for (size_t i = 0; i < n; i++) {
+        int rc = kv__check_key(s, keys[i].data, keys[i].len);
+        if (rc != KV_OK)
+            return rc;
+    }
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (!slot)
+        return KV_NO_MEMORY;
+    mkey small[16];
+    mkey *m = n <= 16 ? small : malloc(n * sizeof *m);
+    if (!m)
+        return KV_NO_MEMORY;
+    for (size_t i = 0; i < n; i++) {
+        m[i].hash = kv__hash(keys[i].data, keys[i].len);
+        __builtin_prefetch(&s->stripes[kv__stripe_of(m[i].hash)]);
+    }
+
+    kv__ebr_pin(&s->ebr, slot);
+    do {
+        for (size_t i = 0; i < n; i++) {
+            m[i].seq = kv__stripe_seq(s->stripes, kv__stripe_of(m[i].hash));
+            m[i].seen_pending = NULL;
+        }
+        kv__table *t = atomic_load(&s->table);
+        for (size_t i = 0; i < n; i++) {
+            uintptr_t w = kv__table_find(t, m[i].hash, keys[i].data, keys[i].len);
+            m[i].item = w ? kv__slot_visible(w, &m[i].seen_pending) : NULL;
+        }
+    } while (!snapshot_holds(s, m, n));
+
+    int rc = KV_OK;
+    size_t hits = 0;
+    for (size_t i = 0; i < n; i++) {
+        kv__item *it = m[i].item;
+        out[i] = (kv_value){NULL, 0, 0};
+        if (it && rc == KV_OK) {
+            hits++;
+            rc = kv__value_copy(kv__item_value(it), it->vlen, it->rev, &out[i]);
+        }
+    }
+    kv__ebr_unpin(slot);
+    if (rc != KV_OK)
+        kv_values_free(out, n);
+    kv__count(slot, KV__C_GETS, n);
+    kv__count(slot, KV__C_GET_HITS, hits);
+    kv__count(slot, KV__C_GET_MISSES, n - hits);
+    if (m != small)
+        free(m);
+    return rc;
+}

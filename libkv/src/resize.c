@@ -1,0 +1,146 @@
+/*
+ * resize.c - growing the index online (see table.h for the slot protocol).
+ *
+ * A resize starts when a table's non-empty slots pass 3/4 of it: a table
+ * twice the live keys' need is hung on its `next`. From then on inserts go
+ * to the new table and every writer, after releasing its locks, migrates a
+ * chunk of slots; readers never do any of this work and never wait. The
+ * writer that completes the last chunk switches the store to the new table
+ * and retires the old one. Only one resize runs at a time.
+ */
+#include <stdlib.h>
+
+#include "hash.h"
+#include "store.h"
+
+#define MIGRATE_CHUNK 256u
+
+static unsigned bits_for(size_t nslots)
+{
+    unsigned bits = 4;
+    while (((size_t)1 << bits) < nslots)
+        bits++;
+    return bits;
+}
+
+static void sum_keys(kv__slot *slot, void *ctx)
+{
+    *(uint64_t *)ctx += atomic_load_explicit(&slot->counters[KV__C_KEYS],
+                                             memory_order_relaxed);
+}
+
+static void start_resize(kv_store *s, kv__table *t, size_t n)
+{
+    uint64_t live = 0;
+    kv__slot_each(&s->slots, sum_keys, &live);
+    if ((int64_t)live < 0)
+        live = 0;
+    /* Room for the live keys at half load; never shrink below the
+     * current size, so a table of tombstones is just rebuilt. */
+    size_t want = 2 * ((size_t)live + n);
+    if (want < kv__table_size(t))
+        want = kv__table_size(t);
+    kv__table *nt = kv__table_new(bits_for(want));
+    if (!nt)
+        return; /* keep going at a higher load; retried on the next write */
+    kv__table *expected = NULL;
+    if (!atomic_compare_exchange_strong(&t->next, &expected, nt))
+        free(nt);
+    else
+        atomic_fetch_add_explicit(&s->resizes, 1, memory_order_relaxed);
+}
+
+/* Copies one live slot's key into nt. Holds the key's stripe lock, so the
+ * word cannot change under it; retries if the slot now holds another key. */
+static void migrate_slot(kv_store *s, kv__table *t, kv__table *nt, size_t i)
+{
+    for (;;) {
+        uintptr_t v = atomic_load(&t->slots[i]);
+        if (v == KV__SLOT_EMPTY || v == KV__SLOT_TOMB) {
+            uintptr_t mark = v == KV__SLOT_EMPTY ? KV__SLOT_MOVED_EMPTY : KV__SLOT_MOVED;
+            if (atomic_compare_exchange_strong(&t->slots[i], &v, mark))
+                return;
+            continue;
+        }
+        if (!kv__slot_is_key(v))
+            return; /* already moved */
+        const kv__item *key = kv__slot_key_item(v);
+        uint64_t h = kv__hash(kv__item_key(key), key->klen);
+        unsigned stripe = kv__stripe_of(h);
+        pthread_mutex_lock(&s->stripes[stripe].lock);
+        uintptr_t now = atomic_load(&t->slots[i]);
+        bool same_stripe = kv__slot_is_key(now);
+        if (same_stripe && now != v) {
+            const kv__item *k2 = kv__slot_key_item(now);
+            same_stripe = kv__stripe_of(kv__hash(kv__item_key(k2), k2->klen)) == stripe;
+            if (same_stripe)
+                h = kv__hash(kv__item_key(k2), k2->klen);
+        }
+        if (same_stripe) {
+            kv__loc loc;
+            kv__table_insert(nt, h, now, &loc);
+            atomic_store(&t->slots[i], KV__SLOT_MOVED);
+        }
+        pthread_mutex_unlock(&s->stripes[stripe].lock);
+        if (same_stripe)
+            return;
+    }
+}
+
+/* Migrates one chunk; returns false if there was none left to claim.
+ * Caller is in a read section, which keeps t allocated. */
+static bool migrate_chunk(kv_store *s, kv__slot *slot, kv__table *t, kv__table *nt)
+{
+    /* Room to retire t, reserved before claiming so that whoever finishes
+     * the last chunk can always retire it. */
+    if (kv__ebr_reserve(slot, 1) != KV_OK)
+        return false;
+    size_t size = kv__table_size(t);
+    size_t start = atomic_fetch_add(&t->migrate_claim, MIGRATE_CHUNK);
+    if (start >= size)
+        return false;
+    size_t end = start + MIGRATE_CHUNK < size ? start + MIGRATE_CHUNK : size;
+    for (size_t i = start; i < end; i++)
+        migrate_slot(s, t, nt, i);
+    if (atomic_fetch_add(&t->migrate_done, end - start) + (end - start) == size) {
+        /* Last chunk: switch over. Readers still in t follow t->next. */
+        atomic_store(&s->table, nt);
+        kv__ebr_retire(&s->ebr, slot, t, kv__table_free);
+    }
+    return true;
+}
+
+void kv__resize_help(kv_store *s, kv__slot *slot, size_t chunks)
+{
+    kv__ebr_pin(&s->ebr, slot);
+    kv__table *t = atomic_load(&s->table);
+    kv__table *nt = atomic_load(&t->next);
+    while (nt && chunks-- > 0 && migrate_chunk(s, slot, t, nt))
+        ;
+    kv__ebr_unpin(slot);
+}
+
+void kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n)
+{
+    for (int round = 0; round < 64; round++) {
+        kv__ebr_pin(&s->ebr, slot);
+        kv__table *t = atomic_load(&s->table);
+        kv__table *nt = atomic_load(&t->next);
+        bool again = false;
+        if (nt) {
+            size_t nused = atomic_load_explicit(&nt->used, memory_order_relaxed);
+            /* If the new table fills up before the copy is done, finish
+             * the copy first so the next resize can start. */
+            size_t chunks = nused + n <= nt->grow_at ? 1 + n / 32 : SIZE_MAX;
+            while (chunks-- > 0 && migrate_chunk(s, slot, t, nt))
+                ;
+            again = nused + n > nt->grow_at;
+        } else if (atomic_load_explicit(&t->used, memory_order_relaxed) + n > t->grow_at) {
+            start_resize(s, t, n);
+            again = true;
+        }
+        kv__ebr_unpin(slot);
+        if (!again)
+            return;
+    }
+}

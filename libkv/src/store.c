@@ -1,0 +1,208 @@
+/*
+ * store.c - opening and closing a store, and the write operations, each of
+ * which is one batch for kv__apply() (apply.c).
+ */
+#include <stdlib.h>
+
+#include "apply.h"
+#include "store.h"
+
+void kv_options_init(kv_options *opts)
+{
+    if (!opts)
+        return;
+    *opts = (kv_options){
+        .initial_capacity = 1024,
+        .max_key_size = KV_DEFAULT_MAX_KEY_SIZE,
+        .max_value_size = KV_DEFAULT_MAX_VALUE_SIZE,
+        .max_keys = 0,
+    };
+}
+
+int kv_open(const kv_options *opts, kv_store **out)
+{
+    kv_options o;
+    kv_options_init(&o);
+    if (opts)
+        o = *opts;
+    if (!out || o.max_key_size == 0 || o.max_key_size > KV_LIMIT_MAX_KEY_SIZE ||
+        o.max_value_size > KV_LIMIT_MAX_VALUE_SIZE ||
+        o.initial_capacity > ((size_t)1 << 40))
+        return KV_INVALID_ARGUMENT;
+
+    kv_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return KV_NO_MEMORY;
+    s->opts = o;
+    /* Size the index so initial_capacity keys fit below the grow mark. */
+    unsigned bits = 4;
+    while (((size_t)1 << bits) / 4 * 3 < o.initial_capacity)
+        bits++;
+    kv__table *t = kv__table_new(bits);
+    s->stripes = kv__stripes_new();
+    if (!t || !s->stripes) {
+        free(t);
+        kv__stripes_free(s->stripes);
+        free(s);
+        return KV_NO_MEMORY;
+    }
+    atomic_init(&s->table, t);
+    s->ebr.slots = &s->slots;
+    atomic_init(&s->ebr.epoch, 1);
+    *out = s;
+    return KV_OK;
+}
+
+static void free_word(uintptr_t w)
+{
+    if (!kv__slot_is_key(w))
+        return;
+    /* No pending nodes survive a completed write, so w is an item. */
+    kv__item_free(kv__slot_ptr(w));
+}
+
+void kv_close(kv_store *s)
+{
+    if (!s)
+        return;
+    kv__ebr_drain_all(&s->ebr);
+    kv__table *t = atomic_load(&s->table);
+    while (t) {
+        kv__table *next = atomic_load(&t->next);
+        /* A slot moved to the next table is freed there. */
+        for (size_t i = 0; i < kv__table_size(t); i++)
+            free_word(atomic_load_explicit(&t->slots[i], memory_order_relaxed));
+        kv__table_free(t);
+        t = next;
+    }
+    kv__slot_dir_free(&s->slots);
+    kv__stripes_free(s->stripes);
+    free(s);
+}
+
+/* Runs a batch and frees its outcome: for the operations that need only
+ * the summary fields. */
+static int apply_simple(kv_store *s, const kv__batch *b, kv__outcome *o)
+{
+    int rc = kv__apply(s, b, o);
+    if (rc == KV_OK)
+        kv__outcome_free(o);
+    return rc;
+}
+
+static void count_cas_failure(kv_store *s)
+{
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (slot)
+        kv__count(slot, KV__C_CAS_FAILURES, 1);
+}
+
+int kv_set(kv_store *s, const void *key, size_t klen, const void *val, size_t vlen,
+           uint64_t *version)
+{
+    kv_op op = {KV_OP_SET, key, klen, val, vlen};
+    kv__outcome o;
+    int rc = apply_simple(s, &(kv__batch){.then_ops = &op, .nthen = 1}, &o);
+    if (rc == KV_OK && version)
+        *version = o.revision;
+    return rc;
+}
+
+int kv_set_if(kv_store *s, const void *key, size_t klen, const void *val, size_t vlen,
+              uint64_t expected, uint64_t *version)
+{
+    kv_compare cmp = {.kind = KV_CMP_VERSION_EQ, .key = key, .klen = klen, .version = expected};
+    kv_op op = {KV_OP_SET, key, klen, val, vlen};
+    kv__outcome o;
+    int rc = apply_simple(s, &(kv__batch){.cmps = &cmp, .ncmps = 1, .then_ops = &op, .nthen = 1},
+                          &o);
+    if (rc != KV_OK)
+        return rc;
+    if (!o.succeeded) {
+        count_cas_failure(s);
+        return KV_VERSION_MISMATCH;
+    }
+    if (version)
+        *version = o.revision;
+    return KV_OK;
+}
+
+int kv_delete(kv_store *s, const void *key, size_t klen, uint64_t *version)
+{
+    kv_op op = {KV_OP_DELETE, key, klen, NULL, 0};
+    kv__outcome o;
+    int rc = apply_simple(s, &(kv__batch){.then_ops = &op, .nthen = 1}, &o);
+    if (rc != KV_OK)
+        return rc;
+    if (!o.deleted)
+        return KV_NOT_FOUND;
+    if (version)
+        *version = o.revision;
+    return KV_OK;
+}
+
+int kv_delete_if(kv_store *s, const void *key, size_t klen, uint64_t expected,
+                 uint64_t *version)
+{
+    if (expected == 0)
+        return KV_INVALID_ARGUMENT;
+    kv_compare cmp = {.kind = KV_CMP_VERSION_EQ, .key = key, .klen = klen, .version = expected};
+    kv_op op = {KV_OP_DELETE, key, klen, NULL, 0};
+    kv__outcome o;
+    int rc = apply_simple(s, &(kv__batch){.cmps = &cmp, .ncmps = 1, .then_ops = &op, .nthen = 1},
+                          &o);
+    if (rc != KV_OK)
+        return rc;
+    if (!o.succeeded) {
+        if (o.failed_version == 0)
+            return KV_NOT_FOUND;
+        count_cas_failure(s);
+        return KV_VERSION_MISMATCH;
+    }
+    if (version)
+        *version = o.revision;
+    return KV_OK;
+}
+
+int kv_mset(kv_store *s, const kv_pair *pairs, size_t n, uint64_t *version)
+{
+    if (n && !pairs)
+        return KV_INVALID_ARGUMENT;
+    kv_op small[16];
+    kv_op *ops = n <= 16 ? small : malloc(n * sizeof *ops);
+    if (!ops)
+        return KV_NO_MEMORY;
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (kv_op){KV_OP_SET, pairs[i].key, pairs[i].klen, pairs[i].val, pairs[i].vlen};
+    kv__outcome o;
+    int rc = apply_simple(s, &(kv__batch){.then_ops = ops, .nthen = n}, &o);
+    if (rc == KV_OK && version && o.revision)
+        *version = o.revision;
+    if (ops != small)
+        free(ops);
+    return rc;
+}
+
+int kv_mdelete(kv_store *s, const kv_key *keys, size_t n, size_t *deleted,
+               uint64_t *version)
+{
+    if (n && !keys)
+        return KV_INVALID_ARGUMENT;
+    kv_op small[16];
+    kv_op *ops = n <= 16 ? small : malloc(n * sizeof *ops);
+    if (!ops)
+        return KV_NO_MEMORY;
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (kv_op){KV_OP_DELETE, keys[i].data, keys[i].len, NULL, 0};
+    kv__outcome o;
+    int rc = apply_simple(s, &(kv__batch){.then_ops = ops, .nthen = n}, &o);
+    if (rc == KV_OK) {
+        if (deleted)
+            *deleted = o.deleted;
+        if (version && o.revision)
+            *version = o.revision;
+    }
+    if (ops != small)
+        free(ops);
+    return rc;
+}

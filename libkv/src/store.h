@@ -1,0 +1,61 @@
+/*
+ * store.h - the kv_store object and the helpers every operation shares.
+ */
+#ifndef KV_STORE_H
+#define KV_STORE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "apply.h"
+#include "ebr.h"
+#include "kv.h"
+#include "stripes.h"
+#include "table.h"
+#include "thread_slot.h"
+
+struct kv_store {
+    kv_options opts;
+    _Atomic(kv__table *) table; /* the current index; may have a `next` */
+    _Atomic uint64_t revision;  /* the last revision handed out */
+    _Atomic uint64_t nkeys;     /* exact key count, kept only if max_keys */
+    _Atomic uint64_t resizes;
+    kv__stripe *stripes;
+    kv__slot_dir slots;
+    kv__ebr ebr;
+    kv__record_hook record_hook; /* apply.h: where a log will attach */
+    void *record_ctx;
+};
+
+/* Checks a key against the store's limits. */
+static inline int kv__check_key(const kv_store *s, const void *key, size_t klen)
+{
+    if (klen == 0)
+        return KV_KEY_EMPTY;
+    if (klen > s->opts.max_key_size)
+        return KV_KEY_TOO_LARGE;
+    if (!key)
+        return KV_INVALID_ARGUMENT;
+    return KV_OK;
+}
+
+static inline int kv__check_value(const kv_store *s, const void *val, size_t vlen)
+{
+    if (vlen > s->opts.max_value_size)
+        return KV_VALUE_TOO_LARGE;
+    if (!val && vlen)
+        return KV_INVALID_ARGUMENT;
+    return KV_OK;
+}
+
+/* Copies an item's value into a new kv_value. */
+int kv__value_copy(const void *val, size_t vlen, uint64_t version, kv_value *out);
+
+/* resize.c: before an insert of up to n new keys (no locks held, not in a
+ * read section): start a resize if the table is getting full, and help a
+ * running one along. */
+void kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n);
+/* Migrates up to `chunks` chunks of a running resize (no locks held). */
+void kv__resize_help(kv_store *s, kv__slot *slot, size_t chunks);
+
+#endif

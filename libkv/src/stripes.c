@@ -1,0 +1,57 @@
+/*
+ * stripes.c - lock stripes (see stripes.h).
+ */
+#include "stripes.h"
+
+#include <stdlib.h>
+
+kv__stripe *kv__stripes_new(void)
+{
+    kv__stripe *s = aligned_alloc(64, KV__NSTRIPES * sizeof *s);
+    if (!s)
+        return NULL;
+    for (unsigned i = 0; i < KV__NSTRIPES; i++) {
+        pthread_mutex_init(&s[i].lock, NULL);
+        atomic_init(&s[i].seq, 0);
+    }
+    return s;
+}
+
+void kv__stripes_free(kv__stripe *stripes)
+{
+    if (!stripes)
+        return;
+    for (unsigned i = 0; i < KV__NSTRIPES; i++)
+        pthread_mutex_destroy(&stripes[i].lock);
+    free(stripes);
+}
+
+static int cmp_unsigned(const void *a, const void *b)
+{
+    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    return (x > y) - (x < y);
+}
+
+size_t kv__stripes_sort_unique(unsigned *ids, size_t n)
+{
+    if (n < 2)
+        return n;
+    qsort(ids, n, sizeof *ids, cmp_unsigned);
+    size_t out = 1;
+    for (size_t i = 1; i < n; i++)
+        if (ids[i] != ids[out - 1])
+            ids[out++] = ids[i];
+    return out;
+}
+
+void kv__stripes_lock(kv__stripe *stripes, const unsigned *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        pthread_mutex_lock(&stripes[ids[i]].lock);
+}
+
+void kv__stripes_unlock(kv__stripe *stripes, const unsigned *ids, size_t n)
+{
+    for (size_t i = n; i-- > 0;)
+        pthread_mutex_unlock(&stripes[ids[i]].lock);
+}

@@ -1,0 +1,75 @@
+/*
+ * table.c - index allocation and the writers' locate/insert (see table.h).
+ */
+#include "table.h"
+
+#include <stdlib.h>
+
+kv__table *kv__table_new(unsigned bits)
+{
+    size_t size = (size_t)1 << bits;
+    kv__table *t = calloc(1, sizeof *t + size * sizeof t->slots[0]);
+    if (!t)
+        return NULL;
+    t->shift = 64 - bits;
+    t->mask = size - 1;
+    t->grow_at = size / 4 * 3;
+    return t;
+}
+
+void kv__table_free(void *table)
+{
+    free(table);
+}
+
+size_t kv__table_footprint(const kv__table *t)
+{
+    return sizeof *t + kv__table_size(t) * sizeof t->slots[0];
+}
+
+bool kv__table_locate(kv__table *t, uint64_t hash, const void *key, size_t klen,
+                      kv__loc *loc)
+{
+    uintptr_t tag = kv__slot_tag(hash);
+    for (; t; t = atomic_load(&t->next)) {
+        size_t i = (size_t)(hash >> t->shift);
+        for (;;) {
+            uintptr_t v = atomic_load(&t->slots[i]);
+            if (kv__slot_ends_chain(v))
+                break;
+            if ((v & KV__SLOT_TAG_MASK) == tag && kv__slot_is_key(v) &&
+                kv__item_has_key(kv__slot_key_item(v), key, klen)) {
+                *loc = (kv__loc){t, i, v};
+                return true;
+            }
+            i = (i + 1) & t->mask;
+        }
+    }
+    *loc = (kv__loc){NULL, 0, 0};
+    return false;
+}
+
+void kv__table_insert(kv__table *t, uint64_t hash, uintptr_t word, kv__loc *loc)
+{
+    for (;;) {
+        kv__table *n;
+        while ((n = atomic_load(&t->next)) != NULL)
+            t = n;
+        size_t i = (size_t)(hash >> t->shift);
+        for (;;) {
+            uintptr_t v = atomic_load(&t->slots[i]);
+            if (v == KV__SLOT_EMPTY || v == KV__SLOT_TOMB) {
+                if (atomic_compare_exchange_strong(&t->slots[i], &v, word)) {
+                    if (v == KV__SLOT_EMPTY)
+                        atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed);
+                    *loc = (kv__loc){t, i, word};
+                    return;
+                }
+                continue; /* lost the race for this slot: look at it again */
+            }
+            if (v == KV__SLOT_MOVED_EMPTY)
+                break; /* this table is being migrated: use the next one */
+            i = (i + 1) & t->mask;
+        }
+    }
+}

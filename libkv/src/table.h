@@ -1,0 +1,165 @@
+/*
+ * table.h - the index: an open-addressing hash table of item pointers.
+ *
+ * Each slot is one atomic word. Linear probing from the home slot
+ * (the hash's top bits), so a get is one cache miss for the slot and one
+ * for the item. A slot word is one of:
+ *   KV__SLOT_EMPTY        never used: ends a probe chain
+ *   KV__SLOT_TOMB         a deleted key: probing continues
+ *   KV__SLOT_MOVED        copied to the next table: probing continues
+ *   KV__SLOT_MOVED_EMPTY  was empty when migrated: ends the chain here
+ *   tag << 48 | pointer   a kv__item, or a kv__pending if bit 0 is set;
+ *                         the tag is the hash's low 16 bits, compared
+ *                         before the key is
+ *
+ * Online growth (resize.c): a full table gets a `next` table twice the
+ * size; slots are then copied over in chunks by the writers, never the
+ * readers. A key is always findable: readers that reach the end of a chain
+ * in a table follow `next`, and a slot is marked MOVED only after its item
+ * is in the next table. When every slot is copied, the store switches to the
+ * next table and retires the old one.
+ *
+ * Invariants: readers only load slots. Every change of a slot that holds a
+ * key happens under that key's stripe lock (stripes.h); EMPTY and TOMB
+ * slots are claimed by compare-and-swap, which settles races between
+ * inserters and the migration.
+ */
+#ifndef KV_TABLE_H
+#define KV_TABLE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "item.h"
+
+#define KV__SLOT_EMPTY ((uintptr_t)0)
+#define KV__SLOT_TOMB ((uintptr_t)1)
+#define KV__SLOT_MOVED ((uintptr_t)2)
+#define KV__SLOT_MOVED_EMPTY ((uintptr_t)3)
+#define KV__SLOT_PENDING ((uintptr_t)1)
+#define KV__SLOT_PTR_MASK ((uintptr_t)0x0000fffffffffffeULL)
+#define KV__SLOT_TAG_MASK ((uintptr_t)0xffff000000000000ULL)
+
+typedef struct kv__table {
+    unsigned shift; /* 64 - log2(size) */
+    size_t mask;
+    size_t grow_at; /* start a resize when used exceeds this */
+    _Atomic size_t used; /* slots that are not EMPTY */
+    _Atomic(struct kv__table *) next;
+    _Atomic size_t migrate_claim; /* next slot to hand to a migrator */
+    _Atomic size_t migrate_done;  /* slots migrated */
+    _Atomic uintptr_t slots[];
+} kv__table;
+
+/* A table of 2^bits empty slots, or NULL on out-of-memory. */
+kv__table *kv__table_new(unsigned bits);
+void kv__table_free(void *table);
+size_t kv__table_footprint(const kv__table *t);
+
+static inline size_t kv__table_size(const kv__table *t)
+{
+    return t->mask + 1;
+}
+
+static inline uintptr_t kv__slot_tag(uint64_t hash)
+{
+    return (uintptr_t)(hash & 0xffff) << 48;
+}
+
+static inline bool kv__slot_is_key(uintptr_t v)
+{
+    return v > KV__SLOT_MOVED_EMPTY;
+}
+
+static inline bool kv__slot_ends_chain(uintptr_t v)
+{
+    return v == KV__SLOT_EMPTY || v == KV__SLOT_MOVED_EMPTY;
+}
+
+static inline void *kv__slot_ptr(uintptr_t v)
+{
+    return (void *)(v & KV__SLOT_PTR_MASK);
+}
+
+static inline bool kv__slot_is_pending(uintptr_t v)
+{
+    return (v & KV__SLOT_PENDING) && kv__slot_is_key(v);
+}
+
+static inline uintptr_t kv__slot_make(uint64_t hash, const void *ptr, bool pending)
+{
+    return kv__slot_tag(hash) | (uintptr_t)ptr | (pending ? KV__SLOT_PENDING : 0);
+}
+
+/* An item holding the key of a key slot (either side of a pending one). */
+static inline const kv__item *kv__slot_key_item(uintptr_t v)
+{
+    if (kv__slot_is_pending(v))
+        return kv__pending_any((const kv__pending *)kv__slot_ptr(v));
+    return (const kv__item *)kv__slot_ptr(v);
+}
+
+/* What a reader sees in a key slot: the visible item or NULL (absent).
+ * If the slot is pending and its commit has not happened, *pending_commit
+ * (if not NULL) receives the commit, else it is left alone. */
+static inline kv__item *kv__slot_visible(uintptr_t v, kv__commit **pending_commit)
+{
+    if (!kv__slot_is_pending(v))
+        return (kv__item *)kv__slot_ptr(v);
+    const kv__pending *p = kv__slot_ptr(v);
+    if (atomic_load_explicit(&p->commit->state, memory_order_acquire) == KV__COMMIT_DONE)
+        return p->after;
+    if (pending_commit)
+        *pending_commit = p->commit;
+    return p->before;
+}
+
+/* Lock-free lookup from table t on (following `next`): the key's slot
+ * word, or 0 if the key is in no table. Caller is in a read section. */
+static inline uintptr_t kv__table_find(kv__table *t, uint64_t hash,
+                                       const void *key, size_t klen)
+{
+    uintptr_t tag = kv__slot_tag(hash);
+    for (; t; t = atomic_load(&t->next)) {
+        size_t i = (size_t)(hash >> t->shift);
+        for (;;) {
+            uintptr_t v = atomic_load(&t->slots[i]);
+            if (kv__slot_ends_chain(v))
+                break;
+            if ((v & KV__SLOT_TAG_MASK) == tag && kv__slot_is_key(v) &&
+                kv__item_has_key(kv__slot_key_item(v), key, klen))
+                return v;
+            i = (i + 1) & t->mask;
+        }
+    }
+    return 0;
+}
+
+/* Where a key sits, for a writer holding its stripe lock. */
+typedef struct kv__loc {
+    kv__table *table; /* NULL: not present */
+    size_t index;
+    uintptr_t word;
+} kv__loc;
+
+/* Finds key from table t on. Caller holds the key's stripe lock and is in a
+ * read section. Returns true and fills *loc if present. */
+bool kv__table_locate(kv__table *t, uint64_t hash, const void *key, size_t klen,
+                      kv__loc *loc);
+
+/* Inserts word for a key that is in no table (caller holds its stripe lock
+ * and is in a read section) into the newest table reachable from t, and
+ * fills *loc with where it went. */
+void kv__table_insert(kv__table *t, uint64_t hash, uintptr_t word, kv__loc *loc);
+
+/* Replaces the word at loc (which the caller's lock protects) and updates
+ * loc->word. */
+static inline void kv__table_replace(kv__loc *loc, uintptr_t word)
+{
+    atomic_store(&loc->table->slots[loc->index], word);
+    loc->word = word;
+}
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * thread_slot.h - per-thread state inside a store.
+ *
+ * Every thread that touches a store owns one slot in it: its epoch for safe
+ * memory reclamation (ebr.c), its list of retired memory, and its share of
+ * the metrics counters. Gets write only to their own slot, so readers on
+ * different cores never share a written cache line.
+ *
+ * A thread's slot index is a small integer unique among live threads
+ * (kv__thread_id), reused after the thread exits. Slots live in chunks that
+ * are allocated on first use and never move, so a slot pointer stays valid
+ * until kv_close().
+ *
+ * Ownership: only the owning thread writes a slot's fields (counters use
+ * relaxed atomics so others may read them). The next thread to get the same
+ * id inherits the slot; the id registry's mutex orders the hand-over.
+ */
+#ifndef KV_THREAD_SLOT_H
+#define KV_THREAD_SLOT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KV__SLOTS_PER_CHUNK 64u
+#define KV__MAX_CHUNKS 1024u /* 65536 threads at once */
+
+typedef enum kv__counter {
+    KV__C_GETS,
+    KV__C_GET_HITS,
+    KV__C_GET_MISSES,
+    KV__C_SETS,
+    KV__C_DELETES,
+    KV__C_CAS_FAILURES,
+    KV__C_TXN_COMMITS,
+    KV__C_TXN_CONFLICTS,
+    /* signed deltas, kept as wrapping uint64 */
+    KV__C_KEYS,
+    KV__C_KEY_BYTES,
+    KV__C_VALUE_BYTES,
+    KV__C_ITEM_BYTES,
+    KV__C_COUNT
+} kv__counter;
+
+typedef struct kv__retired {
+    void *ptr;
+    void (*free_fn)(void *ptr);
+    uint64_t epoch; /* global epoch when it was retired */
+} kv__retired;
+
+typedef struct kv__slot {
+    /* ebr.c: 0 when not in a read section, else (epoch << 1) | 1 */
+    _Atomic uint64_t epoch;
+    unsigned nest; /* read-section nesting depth (owner only) */
+    /* ebr.c: memory waiting for readers to move on (owner only) */
+    kv__retired *limbo;
+    size_t nlimbo, limbo_cap;
+    _Atomic uint64_t counters[KV__C_COUNT];
+} __attribute__((aligned(64))) kv__slot;
+
+typedef struct kv__slot_dir {
+    _Atomic(kv__slot *) chunks[KV__MAX_CHUNKS];
+    _Atomic unsigned nchunks_hint; /* highest chunk index used + 1 */
+} kv__slot_dir;
+
+/* The calling thread's id (0-based), or -1 if none can be allocated. */
+int kv__thread_id(void);
+
+/* The calling thread's slot in dir, allocating its chunk on first use.
+ * NULL only on out-of-memory. */
+kv__slot *kv__slot_get(kv__slot_dir *dir);
+
+/* Calls fn for every slot allocated so far. */
+void kv__slot_each(kv__slot_dir *dir, void (*fn)(kv__slot *, void *),
+                   void *ctx);
+
+/* Frees all chunks; nothing may use dir afterwards. */
+void kv__slot_dir_free(kv__slot_dir *dir);
+
+/* Counter update by the slot's owner: no read-modify-write atomics needed. */
+static inline void kv__count(kv__slot *s, kv__counter c, uint64_t delta)
+{
+    uint64_t v = atomic_load_explicit(&s->counters[c], memory_order_relaxed);
+    atomic_store_explicit(&s->counters[c], v + delta, memory_order_relaxed);
+}
+
+#endif

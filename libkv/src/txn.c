@@ -1,0 +1,229 @@
+/*
+ * txn.c - optimistic, serializable transactions.
+ *
+ * A transaction buffers its writes and remembers what it read: each key's
+ * version, and the change counter of the key's stripe when it was read
+ * (stripes.h). Commit is one kv__apply() batch whose compares are "every
+ * key read still has the version it had", so a transaction commits only if
+ * nothing it read has changed (backward validation, Kung & Robinson 1981).
+ *
+ * Reads are also kept consistent while the transaction runs, so application
+ * code never acts on a state that never existed: after every read, all the
+ * reads so far are re-validated against their stripe counters, and the
+ * transaction is doomed (KV_CONFLICT) as soon as one has moved. This costs
+ * O(reads) per read, fine for the short transactions this API is for.
+ */
+#include <stdlib.h>
+
+#include "apply.h"
+#include "hash.h"
+#include "store.h"
+
+typedef struct txn_read {
+    void *key;
+    size_t klen;
+    uint64_t hash;
+    uint64_t version; /* 0: was absent */
+    uint64_t seq;
+    kv__commit *seen_pending;
+} txn_read;
+
+struct kv_txn {
+    kv_store *store;
+    bool doomed;
+    txn_read *reads;
+    size_t nreads, reads_cap;
+    kv_op *writes; /* keys and values owned */
+    size_t nwrites, writes_cap;
+};
+
+int kv_txn_begin(kv_store *s, kv_txn **out)
+{
+    if (!s || !out)
+        return KV_INVALID_ARGUMENT;
+    kv_txn *t = calloc(1, sizeof *t);
+    if (!t)
+        return KV_NO_MEMORY;
+    t->store = s;
+    *out = t;
+    return KV_OK;
+}
+
+static void txn_free(kv_txn *t)
+{
+    for (size_t i = 0; i < t->nreads; i++)
+        free(t->reads[i].key);
+    for (size_t i = 0; i < t->nwrites; i++)
+        free((void *)t->writes[i].key); /* value shares the allocation */
+    free(t->reads);
+    free(t->writes);
+    free(t);
+}
+
+void kv_txn_abort(kv_txn *t)
+{
+    if (t)
+        txn_free(t);
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return KV_OK;
+    size_t c = *cap ? *cap * 2 : 8;
+    void *a = realloc(*arr, c * elem);
+    if (!a)
+        return KV_NO_MEMORY;
+    *arr = a;
+    *cap = c;
+    return KV_OK;
+}
+
+/* The transaction's own last write of key, or NULL. */
+static const kv_op *own_write(const kv_txn *t, const void *key, size_t klen)
+{
+    for (size_t i = t->nwrites; i-- > 0;)
+        if (t->writes[i].klen == klen && memcmp(t->writes[i].key, key, klen) == 0)
+            return &t->writes[i];
+    return NULL;
+}
+
+static bool reads_hold(kv_store *s, const txn_read *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (kv__stripe_seq(s->stripes, kv__stripe_of(r[i].hash)) != r[i].seq)
+            return false;
+        if (r[i].seen_pending &&
+            atomic_load(&r[i].seen_pending->state) != KV__COMMIT_PENDING)
+            return false;
+    }
+    return true;
+}
+
+int kv_txn_get(kv_txn *t, const void *key, size_t klen, kv_value *out)
+{
+    if (!t || !out)
+        return KV_INVALID_ARGUMENT;
+    kv_store *s = t->store;
+    int rc = kv__check_key(s, key, klen);
+    if (rc != KV_OK)
+        return rc;
+    if (t->doomed)
+        return KV_CONFLICT;
+    const kv_op *w = own_write(t, key, klen);
+    if (w) {
+        if (w->kind == KV_OP_DELETE)
+            return KV_NOT_FOUND;
+        return kv__value_copy(w->value, w->vlen, 0, out);
+    }
+    if (grow((void **)&t->reads, &t->reads_cap, t->nreads + 1, sizeof *t->reads) != KV_OK)
+        return KV_NO_MEMORY;
+    void *kcopy = malloc(klen);
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (!kcopy || !slot) {
+        free(kcopy);
+        return KV_NO_MEMORY;
+    }
+    memcpy(kcopy, key, klen);
+
+    txn_read *r = &t->reads[t->nreads];
+    *r = (txn_read){kcopy, klen, kv__hash(key, klen), 0, 0, NULL};
+    kv__ebr_pin(&s->ebr, slot);
+    r->seq = kv__stripe_seq(s->stripes, kv__stripe_of(r->hash));
+    uintptr_t word = kv__table_find(atomic_load(&s->table), r->hash, key, klen);
+    kv__item *it = word ? kv__slot_visible(word, &r->seen_pending) : NULL;
+    if (!reads_hold(s, t->reads, t->nreads + 1)) {
+        t->doomed = true;
+        rc = KV_CONFLICT;
+    } else if (it) {
+        r->version = it->rev;
+        rc = kv__value_copy(kv__item_value(it), it->vlen, it->rev, out);
+    } else {
+        rc = KV_NOT_FOUND;
+    }
+    kv__ebr_unpin(slot);
+    kv__count(slot, KV__C_GETS, 1);
+    kv__count(slot, it ? KV__C_GET_HITS : KV__C_GET_MISSES, 1);
+    if (rc == KV_OK || rc == KV_NOT_FOUND)
+        t->nreads++;
+    else
+        free(kcopy);
+    return rc;
+}
+
+static int buffer_write(kv_txn *t, kv_op_kind kind, const void *key, size_t klen,
+                        const void *val, size_t vlen)
+{
+    if (!t)
+        return KV_INVALID_ARGUMENT;
+    int rc = kv__check_key(t->store, key, klen);
+    if (rc == KV_OK && kind == KV_OP_SET)
+        rc = kv__check_value(t->store, val, vlen);
+    if (rc != KV_OK)
+        return rc;
+    if (t->doomed)
+        return KV_CONFLICT;
+    if (grow((void **)&t->writes, &t->writes_cap, t->nwrites + 1, sizeof *t->writes) != KV_OK)
+        return KV_NO_MEMORY;
+    unsigned char *copy = malloc(klen + vlen);
+    if (!copy)
+        return KV_NO_MEMORY;
+    memcpy(copy, key, klen);
+    if (vlen)
+        memcpy(copy + klen, val, vlen);
+    t->writes[t->nwrites++] = (kv_op){kind, copy, klen, kind == KV_OP_SET ? copy + klen : NULL,
+                                      vlen};
+    return KV_OK;
+}
+
+int kv_txn_set(kv_txn *t, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return buffer_write(t, KV_OP_SET, key, klen, val, vlen);
+}
+
+int kv_txn_delete(kv_txn *t, const void *key, size_t klen)
+{
+    return buffer_write(t, KV_OP_DELETE, key, klen, NULL, 0);
+}
+
+int kv_txn_commit(kv_txn *t, uint64_t *version)
+{
+    if (!t)
+        return KV_INVALID_ARGUMENT;
+    kv_store *s = t->store;
+    kv__slot *slot = kv__slot_get(&s->slots);
+    int rc = KV_OK;
+    if (t->doomed) {
+        rc = KV_CONFLICT;
+    } else if (t->nwrites > 0) {
+        /* Reads were validated as they happened; a read-only transaction
+         * is serializable at its last read and needs nothing more. */
+        kv_compare *cmps = malloc((t->nreads ? t->nreads : 1) * sizeof *cmps);
+        if (!cmps) {
+            rc = KV_NO_MEMORY;
+        } else {
+            for (size_t i = 0; i < t->nreads; i++)
+                cmps[i] = (kv_compare){.kind = KV_CMP_VERSION_EQ, .key = t->reads[i].key,
+                                       .klen = t->reads[i].klen,
+                                       .version = t->reads[i].version};
+            kv__outcome o;
+            rc = kv__apply(s, &(kv__batch){.cmps = cmps, .ncmps = t->nreads,
+                                           .then_ops = t->writes, .nthen = t->nwrites},
+                           &o);
+            if (rc == KV_OK) {
+                kv__outcome_free(&o);
+                if (!o.succeeded)
+                    rc = KV_CONFLICT;
+                else if (version && o.revision)
+                    *version = o.revision;
+            }
+            free(cmps);
+        }
+    }
+    if (slot && rc == KV_OK)
+        kv__count(slot, KV__C_TXN_COMMITS, 1);
+    if (slot && rc == KV_CONFLICT)
+        kv__count(slot, KV__C_TXN_CONFLICTS, 1);
+    txn_free(t);
+    return rc;
+}

@@ -1,0 +1,363 @@
+/*
+ * client.c - kv_client's life cycle: options, connect (dial, HELLO, AUTH),
+ * close, error messages, and the request/reply core every operation uses.
+ *
+ * Invariant: after any transport failure c->fd is -1 (kv__client_fail),
+ * and calls answer KV_CLOSED until kv_client_connect() succeeds again.
+ * Request ids increase from 1; a reply with another id than the one
+ * expected is a protocol error (responses come in request order).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_internal.h"
+
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_NAME "libkvclient"
+
+const char *kv_client_version(void)
+{
+    return KV_VERSION_STRING;
+}
+
+const char *kv_client_strerror(int status)
+{
+    switch (status) {
+#define KV__CLIENT_STATUS_TEXT(name, code, text) \
+    case code:                                   \
+        return text;
+        KV_STATUS_MAP(KV__CLIENT_STATUS_TEXT)
+#undef KV__CLIENT_STATUS_TEXT
+    default:
+        return "unknown status";
+    }
+}
+
+const char *kv_client_status_name(int status)
+{
+    switch (status) {
+#define KV__CLIENT_STATUS_NAME(name, code, text) \
+    case code:                                   \
+        return #name;
+        KV_STATUS_MAP(KV__CLIENT_STATUS_NAME)
+#undef KV__CLIENT_STATUS_NAME
+    default:
+        return "UNKNOWN";
+    }
+}
+
+int64_t kv__client_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void kv__client_start_call(kv_client *c)
+{
+    int t = c->opts.io_timeout_ms;
+    c->deadline_ms = t > 0 ? kv__client_now_ms() + t : 0;
+    c->err[0] = '\0';
+}
+
+static void vset_error(kv_client *c, const char *fmt, va_list ap)
+{
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+}
+
+int kv__client_error(kv_client *c, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset_error(c, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int kv__client_fail(kv_client *c, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset_error(c, fmt, ap);
+    va_end(ap);
+    kv_client_disconnect(c);
+    return status;
+}
+
+void *kv__client_memdup(const void *p, size_t n)
+{
+    void *d = malloc(n ? n : 1);
+    if (d != NULL && n)
+        memcpy(d, p, n);
+    return d;
+}
+
+/* ---- options and life cycle ------------------------------------------ */
+
+void kv_client_options_init(kv_client_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->host = DEFAULT_HOST;
+    o->port = KV_CLIENT_DEFAULT_PORT;
+    o->connect_timeout_ms = 5000;
+    o->io_timeout_ms = 0;
+    o->max_frame = KV_CLIENT_DEFAULT_MAX_FRAME;
+}
+
+static char *dup_opt(const char *s, int *oom)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = strdup(s);
+    if (d == NULL)
+        *oom = 1;
+    return d;
+}
+
+static void free_opts(kv_client_options *o)
+{
+    free((char *)o->host);
+    free((char *)o->unix_path);
+    free((char *)o->password);
+    free((char *)o->client_name);
+}
+
+int kv_client_new(const kv_client_options *opts, kv_client **out)
+{
+    kv_client_options d;
+    kv_client_options_init(&d);
+    if (opts == NULL)
+        opts = &d;
+    if (opts->unix_path != NULL &&
+        (opts->unix_path[0] == '\0' ||
+         strlen(opts->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)))
+        return KV_INVALID_ARGUMENT;
+    kv_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return KV_NO_MEMORY;
+    int oom = 0;
+    c->opts = *opts;
+    c->opts.host = dup_opt(opts->host ? opts->host : DEFAULT_HOST, &oom);
+    c->opts.unix_path = dup_opt(opts->unix_path, &oom);
+    c->opts.password = dup_opt(opts->password, &oom);
+    c->opts.client_name =
+        dup_opt(opts->client_name ? opts->client_name : DEFAULT_NAME, &oom);
+    if (oom) {
+        free_opts(&c->opts);
+        free(c);
+        return KV_NO_MEMORY;
+    }
+    if (c->opts.port == 0)
+        c->opts.port = KV_CLIENT_DEFAULT_PORT;
+    if (c->opts.max_frame == 0)
+        c->opts.max_frame = KV_CLIENT_DEFAULT_MAX_FRAME;
+    c->fd = -1;
+    c->next_id = 1;
+    kv_proto_buf_init(&c->out);
+    kv_proto_arena_init(&c->arena);
+    *out = c;
+    return KV_OK;
+}
+
+void kv_client_disconnect(kv_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->in_start = c->in_len = c->in_pending = 0;
+    kv_proto_buf_reset(&c->out);
+    c->proto_version = 0;
+    c->server_name[0] = '\0';
+    c->server_version[0] = '\0';
+}
+
+void kv_client_close(kv_client *c)
+{
+    if (c == NULL)
+        return;
+    kv_client_disconnect(c);
+    free(c->in);
+    kv_proto_buf_free(&c->out);
+    kv_proto_arena_free(&c->arena);
+    free_opts(&c->opts);
+    free(c);
+}
+
+int kv_client_is_connected(const kv_client *c)
+{
+    return c != NULL && c->fd >= 0;
+}
+
+const char *kv_client_last_error(const kv_client *c)
+{
+    return c ? c->err : "";
+}
+
+int kv_client_protocol_version(const kv_client *c)
+{
+    return c->fd >= 0 ? c->proto_version : 0;
+}
+
+const char *kv_client_server_name(const kv_client *c)
+{
+    return c->server_name;
+}
+
+const char *kv_client_server_version(const kv_client *c)
+{
+    return c->server_version;
+}
+
+static void copy_name(char *dst, size_t cap, kv_key k)
+{
+    size_t n = k.len < cap - 1 ? k.len : cap - 1;
+    if (n)
+        memcpy(dst, k.data, n);
+    dst[n] = '\0';
+}
+
+/* ---- request / reply core --------------------------------------------- */
+
+int kv__client_read_reply(kv_client *c, uint64_t id, int op,
+                          kv_proto_response *resp)
+{
+    const uint8_t *body;
+    size_t len;
+    int rc = kv__client_recv_frame(c, &body, &len);
+    if (rc != KV_OK)
+        return rc;
+    kv_proto_arena_reset(&c->arena);
+    rc = kv_proto_response_decode(body, len, op, &c->arena, resp);
+    if (rc == KV_NO_MEMORY)
+        return kv__client_fail(c, rc, "out of memory decoding a reply");
+    if (resp->id == 0 && resp->status != KV_OK && rc != KV_UNSUPPORTED) {
+        /* connection-level error: the server closes after it */
+        kv__client_fail(c, resp->status, "server: %.*s",
+                        (int)resp->detail.len,
+                        resp->detail.len ? (const char *)resp->detail.data
+                                         : kv_client_strerror(resp->status));
+        return resp->status;
+    }
+    if (rc != KV_OK)
+        return kv__client_fail(c, KV_PROTOCOL, "bad reply from server: %s",
+                               resp->error ? resp->error : "undecodable");
+    if (resp->id != id)
+        return kv__client_fail(c, KV_PROTOCOL,
+                               "reply id %llu does not match request id %llu",
+                               (unsigned long long)resp->id,
+                               (unsigned long long)id);
+    return KV_OK;
+}
+
+int kv__client_call(kv_client *c, kv_proto_request *req,
+                    kv_proto_response *resp)
+{
+    if (c->fd < 0)
+        return kv__client_error(c, KV_CLOSED, "not connected");
+    req->id = c->next_id++;
+    kv_proto_buf_reset(&c->out);
+    int rc = kv_proto_request_encode(&c->out, req);
+    if (rc != KV_OK)
+        return kv__client_error(c, rc, "cannot encode request: %s",
+                                kv_client_strerror(rc));
+    if (c->out.len - KV_PROTO_HEADER_SIZE > c->opts.max_frame) {
+        kv_proto_buf_reset(&c->out);
+        return kv__client_error(c, KV_FRAME_TOO_LARGE,
+                                "request larger than max_frame");
+    }
+    if ((rc = kv__client_flush(c)) != KV_OK)
+        return rc;
+    return kv__client_read_reply(c, req->id, req->op, resp);
+}
+
+int kv__client_server_status(kv_client *c, const kv_proto_response *resp)
+{
+    if (resp->detail.len)
+        kv__client_error(c, resp->status, "server: %.*s",
+                         (int)resp->detail.len,
+                         (const char *)resp->detail.data);
+    else
+        kv__client_error(c, resp->status, "%s",
+                         kv_client_strerror(resp->status));
+    return resp->status;
+}
+
+/* ---- connect ------------------------------------------------------------ */
+
+int kv_client_auth(kv_client *c, const char *password)
+{
+    kv_proto_request q = {0};
+    kv_proto_response r;
+    kv__client_start_call(c);
+    q.op = KV_PROTO_AUTH;
+    q.secret.data = password ? password : "";
+    q.secret.len = password ? strlen(password) : 0;
+    int rc = kv__client_call(c, &q, &r);
+    if (rc != KV_OK)
+        return rc;
+    return r.status == KV_OK ? KV_OK : kv__client_server_status(c, &r);
+}
+
+int kv_client_connect(kv_client *c)
+{
+    kv_client_disconnect(c);
+    c->err[0] = '\0';
+    int rc = kv__client_dial(c);
+    if (rc != KV_OK)
+        return rc;
+
+    kv_proto_request q = {0};
+    kv_proto_response r;
+    kv__client_start_call(c);
+    q.op = KV_PROTO_HELLO;
+    q.min_version = KV_PROTO_MIN_VERSION;
+    q.max_version = KV_PROTO_MAX_VERSION;
+    q.client_name.data = c->opts.client_name;
+    q.client_name.len = strlen(c->opts.client_name);
+    rc = kv__client_call(c, &q, &r);
+    if (rc == KV_OK && r.status != KV_OK)
+        rc = kv__client_server_status(c, &r);
+    if (rc == KV_OK && (r.proto_version < KV_PROTO_MIN_VERSION ||
+                        r.proto_version > KV_PROTO_MAX_VERSION))
+        rc = kv__client_error(c, KV_UNSUPPORTED,
+                              "server chose protocol version %llu",
+                              (unsigned long long)r.proto_version);
+    if (rc != KV_OK) {
+        char msg[KV__CLIENT_ERRLEN];
+        snprintf(msg, sizeof msg, "%s", c->err);
+        kv__client_fail(c, rc, "handshake failed: %s", msg);
+        return rc;
+    }
+    c->proto_version = (int)r.proto_version;
+    copy_name(c->server_name, sizeof c->server_name, r.server_name);
+    copy_name(c->server_version, sizeof c->server_version, r.server_version);
+
+    if (c->opts.password != NULL) {
+        rc = kv_client_auth(c, c->opts.password);
+        if (rc != KV_OK) {
+            char msg[KV__CLIENT_ERRLEN];
+            snprintf(msg, sizeof msg, "%s", c->err);
+            kv__client_fail(c, rc, "authentication failed: %s", msg);
+            return rc;
+        }
+    }
+    c->err[0] = '\0';
+    return KV_OK;
+}
+
+int kv_client_open(const kv_client_options *opts, kv_client **out)
+{
+    kv_client *c;
+    int rc = kv_client_new(opts, &c);
+    if (rc != KV_OK)
+        return rc;
+    *out = c;
+    return kv_client_connect(c);
+}

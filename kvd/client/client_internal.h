@@ -1,0 +1,85 @@
+/*
+ * client_internal.h - private state and helpers of libkvclient.
+ *
+ * A kv_client is one blocking socket plus two buffers: `out` (encoded
+ * requests, written in one go) and `in` (received bytes; frames are decoded
+ * in place, zero-copy, and consumed by the next receive). Every transport
+ * failure goes through kv__client_fail(), which closes the socket and sets
+ * the message, so "connection is closed after a transport error" holds in
+ * one place.
+ */
+#ifndef KV_CLIENT_INTERNAL_H
+#define KV_CLIENT_INTERNAL_H
+
+#include <stdint.h>
+
+#include "kv_client.h"
+#include "kv_proto.h"
+
+#define KV__CLIENT_ERRLEN 256
+
+struct kv_client {
+    kv_client_options opts; /* strings owned (copies) */
+    int fd;                 /* -1 when not connected */
+
+    uint64_t next_id; /* request ids start at 1; 0 is reserved */
+    kv_proto_buf out;
+    uint8_t *in;       /* received bytes: [in_start, in_len) not consumed */
+    size_t in_start;
+    size_t in_len;
+    size_t in_cap;
+    size_t in_pending; /* bytes of the last frame handed out, consumed by
+                          the next receive */
+    kv_proto_arena arena; /* for decoding responses; reset per request */
+
+    int64_t deadline_ms; /* of the current call, 0 = none */
+
+    int proto_version;
+    char server_name[64];
+    char server_version[64];
+    char err[KV__CLIENT_ERRLEN];
+};
+
+/* Monotonic milliseconds. */
+int64_t kv__client_now_ms(void);
+/* Starts a call: sets the deadline from opts.io_timeout_ms. */
+void kv__client_start_call(kv_client *c);
+
+/* Records a failure message (printf-style) and returns status. */
+int kv__client_error(kv_client *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* As kv__client_error(), and closes the connection. */
+int kv__client_fail(kv_client *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* conn.c: opens the socket (TCP or Unix) into c->fd, non-blocking. */
+int kv__client_dial(kv_client *c);
+/* Sends c->out entirely (reading incoming bytes meanwhile, so a server
+ * that answers while we still send cannot deadlock us), then empties it. */
+int kv__client_flush(kv_client *c);
+/* Waits for the next complete response frame; *body points into c->in and
+ * stays valid until the next receive. */
+int kv__client_recv_frame(kv_client *c, const uint8_t **body, size_t *len);
+
+/* Reads and decodes the next response, which must answer request `id` of
+ * operation `op`. KV_OK means a response arrived: the server's status is
+ * resp->status. A connection-level error (id 0) closes the connection and
+ * returns its status. */
+int kv__client_read_reply(kv_client *c, uint64_t id, int op,
+                          kv_proto_response *resp);
+
+/* Encodes req (assigning its id), sends it and reads the reply. */
+int kv__client_call(kv_client *c, kv_proto_request *req,
+                    kv_proto_response *resp);
+
+/* Turns a non-OK server status into the call's return value, recording
+ * the server's detail message. */
+int kv__client_server_status(kv_client *c, const kv_proto_response *resp);
+
+/* malloc'ed copy of n bytes (non-NULL even for n == 0), NULL if OOM. */
+void *kv__client_memdup(const void *p, size_t n);
+
+/* Copies a decoded TXN result into a caller-owned kv_txn_result. */
+int kv__client_copy_txn(const kv_proto_response *resp, kv_txn_result *out);
+
+#endif /* KV_CLIENT_INTERNAL_H */

@@ -1,0 +1,328 @@
+/*
+ * request_decode.c - server side: a request frame body into a
+ * kv_proto_request (docs/protocol.md sections 2-4 and 6).
+ *
+ * Shape first, then limits: the envelope [op, id, args...] is read until
+ * the id is known (from then on errors are per-request, not fatal), then
+ * the op's arguments in order, then "no trailing bytes". Every array count
+ * was checked against the bytes left by kv__rd, so allocating `count`
+ * structs is bounded by the frame size (at most ~16 bytes of structs per
+ * frame byte).
+ */
+#include <string.h>
+
+#include "proto_internal.h"
+
+typedef struct dec {
+    kv__rd r;
+    kv__alloc al;
+    const kv_proto_limits *lim;
+    const char *error;
+} dec;
+
+static int fail(dec *d, int status, const char *why)
+{
+    d->error = why;
+    return status;
+}
+
+#define PROTO(why) fail(d, KV_PROTOCOL, why)
+
+static int check_key(dec *d, const kv_key *k)
+{
+    if (k->len == 0)
+        return fail(d, KV_KEY_EMPTY, "key is empty");
+    if (k->len > d->lim->max_key_size)
+        return fail(d, KV_KEY_TOO_LARGE, "key is too large");
+    return KV_OK;
+}
+
+static int read_key(dec *d, kv_key *k)
+{
+    if (kv__rd_bytes(&d->r, k))
+        return PROTO("key must be bin or str");
+    return check_key(d, k);
+}
+
+static int read_value(dec *d, kv_key *v)
+{
+    if (kv__rd_bytes(&d->r, v))
+        return PROTO("value must be bin");
+    if (v->len > d->lim->max_value_size)
+        return fail(d, KV_VALUE_TOO_LARGE, "value is too large");
+    return KV_OK;
+}
+
+static int read_keys(dec *d, kv_proto_request *q, int need_one)
+{
+    size_t n;
+    if (kv__rd_array(&d->r, &n))
+        return PROTO("keys must be an array");
+    if (need_one && n == 0)
+        return PROTO("keys array is empty");
+    kv_key *keys = kv__alloc_array(&d->al, n, sizeof *keys);
+    if (keys == NULL)
+        return fail(d, KV_NO_MEMORY, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        int rc = read_key(d, &keys[i]);
+        if (rc)
+            return rc;
+    }
+    q->keys = keys;
+    q->nkeys = n;
+    return KV_OK;
+}
+
+static int read_pairs(dec *d, kv_proto_request *q)
+{
+    size_t n;
+    if (kv__rd_array(&d->r, &n) || n % 2 != 0)
+        return PROTO("MSET takes an array of key, value, key, value...");
+    kv_pair *pairs = kv__alloc_array(&d->al, n / 2, sizeof *pairs);
+    if (pairs == NULL)
+        return fail(d, KV_NO_MEMORY, "out of memory");
+    for (size_t i = 0; i < n / 2; i++) {
+        kv_key k, v;
+        int rc = read_key(d, &k);
+        if (rc == KV_OK)
+            rc = read_value(d, &v);
+        if (rc)
+            return rc;
+        pairs[i] = (kv_pair){k.data, k.len, v.data, v.len};
+    }
+    q->pairs = pairs;
+    q->npairs = n / 2;
+    return KV_OK;
+}
+
+static int read_compares(dec *d, kv_proto_request *q)
+{
+    size_t n;
+    if (kv__rd_array(&d->r, &n))
+        return PROTO("TXN compares must be an array");
+    kv_compare *c = kv__alloc_array(&d->al, n, sizeof *c);
+    if (c == NULL)
+        return fail(d, KV_NO_MEMORY, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        size_t m;
+        uint64_t kind;
+        kv_key k, v;
+        int rc;
+        memset(&c[i], 0, sizeof c[i]);
+        if (kv__rd_array(&d->r, &m) || m < 2 || kv__rd_uint(&d->r, &kind))
+            return PROTO("a compare is [kind, key, arg?]");
+        if (kind > KV_CMP_VALUE_EQ)
+            return fail(d, KV_INVALID_ARGUMENT, "unknown compare kind");
+        if ((rc = read_key(d, &k)))
+            return rc;
+        c[i].kind = (kv_compare_kind)kind;
+        c[i].key = k.data;
+        c[i].klen = k.len;
+        if (kind == KV_CMP_VERSION_EQ) {
+            if (m != 3 || kv__rd_uint(&d->r, &c[i].version))
+                return PROTO("a version compare is [0, key, version]");
+        } else if (kind == KV_CMP_VALUE_EQ) {
+            if (m != 3)
+                return PROTO("a value compare is [3, key, value]");
+            if ((rc = read_value(d, &v)))
+                return rc;
+            c[i].value = v.data;
+            c[i].vlen = v.len;
+        } else if (m != 2) {
+            return PROTO("an exists/absent compare is [kind, key]");
+        }
+    }
+    q->cmps = c;
+    q->ncmps = n;
+    return KV_OK;
+}
+
+static int read_ops(dec *d, const kv_op **out, size_t *nout)
+{
+    size_t n;
+    if (kv__rd_array(&d->r, &n))
+        return PROTO("TXN ops must be an array");
+    kv_op *o = kv__alloc_array(&d->al, n, sizeof *o);
+    if (o == NULL)
+        return fail(d, KV_NO_MEMORY, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        size_t m;
+        uint64_t kind;
+        kv_key k, v;
+        int rc;
+        memset(&o[i], 0, sizeof o[i]);
+        if (kv__rd_array(&d->r, &m) || m < 2 || kv__rd_uint(&d->r, &kind))
+            return PROTO("an op is [kind, key, value?]");
+        if (kind > KV_OP_DELETE)
+            return fail(d, KV_INVALID_ARGUMENT, "unknown op kind");
+        if ((rc = read_key(d, &k)))
+            return rc;
+        o[i].kind = (kv_op_kind)kind;
+        o[i].key = k.data;
+        o[i].klen = k.len;
+        if (kind == KV_OP_SET) {
+            if (m != 3)
+                return PROTO("a set op is [1, key, value]");
+            if ((rc = read_value(d, &v)))
+                return rc;
+            o[i].value = v.data;
+            o[i].vlen = v.len;
+        } else if (m != 2) {
+            return PROTO("a get/delete op is [kind, key]");
+        }
+    }
+    *out = o;
+    *nout = n;
+    return KV_OK;
+}
+
+/* The op's arguments; nargs = elements after op and id. */
+static int read_args(dec *d, kv_proto_request *q, size_t nargs)
+{
+    int rc;
+    switch (q->op) {
+    case KV_PROTO_HELLO:
+        if (nargs < 2 || nargs > 3 || kv__rd_uint(&d->r, &q->min_version) ||
+            kv__rd_uint(&d->r, &q->max_version))
+            return PROTO("HELLO is [0, id, min_version, max_version, name?]");
+        if (nargs == 3 && kv__rd_bytes(&d->r, &q->client_name))
+            return PROTO("HELLO client name must be str or bin");
+        return KV_OK;
+    case KV_PROTO_PING:
+        if (nargs > 1)
+            return PROTO("PING is [1, id, payload?]");
+        if (nargs == 1) {
+            if (kv__rd_bytes(&d->r, &q->payload))
+                return PROTO("PING payload must be bin");
+            q->has_payload = 1;
+        }
+        return KV_OK;
+    case KV_PROTO_AUTH:
+        if (nargs != 1 || kv__rd_bytes(&d->r, &q->secret))
+            return PROTO("AUTH is [2, id, secret]");
+        return KV_OK;
+    case KV_PROTO_GET:
+        if (nargs != 1)
+            return PROTO("GET is [3, id, key]");
+        return read_key(d, &q->key);
+    case KV_PROTO_MGET:
+        if (nargs != 1)
+            return PROTO("MGET is [4, id, [keys]]");
+        return read_keys(d, q, 0);
+    case KV_PROTO_SET:
+        if (nargs < 2 || nargs > 3)
+            return PROTO("SET is [5, id, key, value, expected?]");
+        if ((rc = read_key(d, &q->key)) || (rc = read_value(d, &q->value)))
+            return rc;
+        if (nargs == 3) {
+            if (kv__rd_uint(&d->r, &q->expected))
+                return PROTO("SET expected version must be an unsigned int");
+            q->has_expected = 1;
+        }
+        return KV_OK;
+    case KV_PROTO_MSET:
+        if (nargs != 1)
+            return PROTO("MSET is [6, id, [k, v, ...]]");
+        return read_pairs(d, q);
+    case KV_PROTO_DEL:
+        if (nargs != 1)
+            return PROTO("DEL is [7, id, [keys]]");
+        return read_keys(d, q, 1);
+    case KV_PROTO_TXN:
+        if (nargs != 3)
+            return PROTO("TXN is [8, id, compares, then_ops, else_ops]");
+        if ((rc = read_compares(d, q)) ||
+            (rc = read_ops(d, &q->then_ops, &q->nthen)) ||
+            (rc = read_ops(d, &q->else_ops, &q->nelse)))
+            return rc;
+        return KV_OK;
+    case KV_PROTO_SCAN:
+        if (nargs != 3 || kv__rd_bytes(&d->r, &q->key) ||
+            kv__rd_uint(&d->r, &q->cursor) || kv__rd_uint(&d->r, &q->limit))
+            return PROTO("SCAN is [9, id, prefix, cursor, limit]");
+        if (q->key.len > d->lim->max_key_size)
+            return fail(d, KV_KEY_TOO_LARGE, "prefix is too large");
+        return KV_OK;
+    case KV_PROTO_METRICS:
+        if (nargs != 0)
+            return PROTO("METRICS is [10, id]");
+        return KV_OK;
+    default:
+        return fail(d, KV_UNSUPPORTED, "unknown op");
+    }
+}
+
+void kv_proto_limits_init(kv_proto_limits *l)
+{
+    l->max_key_size = KV_DEFAULT_MAX_KEY_SIZE;
+    l->max_value_size = KV_DEFAULT_MAX_VALUE_SIZE;
+}
+
+int kv_proto_request_decode(const void *body, size_t len,
+                            const kv_proto_limits *limits,
+                            kv_proto_arena *arena, kv_proto_request *out)
+{
+    kv_proto_limits deflim;
+    if (limits == NULL) {
+        kv_proto_limits_init(&deflim);
+        limits = &deflim;
+    }
+    memset(out, 0, sizeof *out);
+    out->op = -1;
+    dec dd = {{body, (const uint8_t *)body + len}, {arena, &out->owned_},
+              limits, NULL};
+    dec *d = &dd;
+    size_t n;
+    uint64_t op = 0;
+    int op_ok;
+    int rc;
+
+    if (body == NULL || len == 0)
+        rc = PROTO("empty frame");
+    else if (kv__rd_array(&d->r, &n) || n < 2)
+        rc = PROTO("a request is an array [op, id, args...]");
+    else {
+        /* The op may have the wrong type: skip it to still find the id. */
+        const uint8_t *op_at = d->r.p;
+        op_ok = kv__rd_uint(&d->r, &op) == 0;
+        rc = KV_OK;
+        if (!op_ok) {
+            d->r.p = op_at;
+            if (kv__rd_skip(&d->r, 4))
+                rc = PROTO("a request is an array [op, id, args...]");
+        }
+        if (rc == KV_OK && kv__rd_uint(&d->r, &out->id))
+            rc = PROTO("request id must be an unsigned int");
+        if (rc == KV_OK) {
+            out->has_id = 1;
+            if (!op_ok)
+                rc = PROTO("op must be an unsigned int");
+            else if (op >= KV_PROTO_OP_COUNT)
+                rc = fail(d, KV_UNSUPPORTED, "unknown op");
+            else {
+                out->op = (int)op;
+                rc = read_args(d, out, n - 2);
+                if (rc == KV_OK && d->r.p != d->r.end)
+                    rc = PROTO("trailing bytes after the request");
+            }
+        }
+    }
+    if (rc != KV_OK) {
+        kv__alloc_release(&out->owned_);
+        uint64_t id = out->id;
+        int has_id = out->has_id;
+        int o = out->op;
+        memset(out, 0, sizeof *out);
+        out->id = id;
+        out->has_id = has_id;
+        out->op = o;
+        out->error = d->error;
+    }
+    return rc;
+}
+
+void kv_proto_request_free(kv_proto_request *req)
+{
+    if (req != NULL)
+        kv__alloc_release(&req->owned_);
+}

@@ -292,8 +292,8 @@ static uintptr_t final_word(const akey *k)
 static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
                     size_t nchanged, kv__commit *commit)
 {
-    bump_changed(s, keys, n);
     if (nchanged == 1) {
+        bump_changed(s, keys, n);
         for (size_t i = 0; i < n; i++) {
             akey *k = &keys[i];
             if (!k->changed)
@@ -314,6 +314,11 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             else
                 kv__table_insert(atomic_load(&s->table), k->hash, w, &k->loc);
         }
+        /* Bumped only now that every key shows the pending node: a reader
+         * that noted the old counter and read a key before its node was
+         * installed is caught by this bump, one that read a node is caught
+         * by the commit's state. */
+        bump_changed(s, keys, n);
         /* The instant the whole change becomes visible. */
         atomic_store(&commit->state, KV__COMMIT_DONE);
         for (size_t i = 0; i < n; i++)

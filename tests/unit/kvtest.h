@@ -1,0 +1,113 @@
+/*
+ * kvtest.h - small helpers shared by the libkv unit tests.
+ *
+ * Only the public API (kv.h) is used: the unit tests check the contract
+ * written in kv.h, not the implementation. Helpers assert with Criterion,
+ * so they may only be called from a test's own thread.
+ */
+#ifndef KVTEST_H
+#define KVTEST_H
+
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv.h"
+
+/* Opens a store with the given options (NULL = defaults) or fails the test. */
+static inline kv_store *kvt_open(const kv_options *opts)
+{
+    kv_store *s = NULL;
+    int rc = kv_open(opts, &s);
+    cr_assert_eq(rc, KV_OK, "kv_open: %s", kv_strerror(rc));
+    cr_assert_not_null(s);
+    return s;
+}
+
+/* Opens a store whose table starts with room for cap keys. */
+static inline kv_store *kvt_open_cap(size_t cap)
+{
+    kv_options o;
+    kv_options_init(&o);
+    o.initial_capacity = cap;
+    return kvt_open(&o);
+}
+
+/* Sets a NUL-terminated key to a NUL-terminated value (without the NULs). */
+static inline uint64_t kvt_set(kv_store *s, const char *k, const char *v)
+{
+    uint64_t ver = 0;
+    int rc = kv_set(s, k, strlen(k), v, strlen(v), &ver);
+    cr_assert_eq(rc, KV_OK, "kv_set(%s): %s", k, kv_strerror(rc));
+    cr_assert_gt(ver, 0);
+    return ver;
+}
+
+/* Asserts that key k holds exactly value v (and version ver unless 0). */
+static inline void kvt_expect(kv_store *s, const char *k, const char *v,
+                              uint64_t ver)
+{
+    kv_value val = {0};
+    int rc = kv_get(s, k, strlen(k), &val);
+    cr_assert_eq(rc, KV_OK, "kv_get(%s): %s", k, kv_strerror(rc));
+    cr_assert_eq(val.len, strlen(v), "kv_get(%s): len %zu, expected %zu", k,
+                 val.len, strlen(v));
+    cr_assert_not_null(val.data);
+    cr_assert_eq(memcmp(val.data, v, val.len), 0, "kv_get(%s): wrong bytes", k);
+    if (ver != 0)
+        cr_assert_eq(val.version, ver, "kv_get(%s): version %llu, expected %llu",
+                     k, (unsigned long long)val.version,
+                     (unsigned long long)ver);
+    kv_value_free(&val);
+}
+
+/* Asserts that key k is absent. */
+static inline void kvt_expect_absent(kv_store *s, const char *k)
+{
+    kv_value val = {0};
+    int rc = kv_get(s, k, strlen(k), &val);
+    cr_assert_eq(rc, KV_NOT_FOUND, "kv_get(%s): expected NOT_FOUND, got %s", k,
+                 kv_status_name(rc));
+    cr_assert_null(val.data, "kv_get must leave the output alone on NOT_FOUND");
+}
+
+/* Returns the key's current version, or 0 if absent. */
+static inline uint64_t kvt_version(kv_store *s, const char *k)
+{
+    uint64_t ver = 0;
+    int rc = kv_exists(s, k, strlen(k), &ver);
+    if (rc == KV_NOT_FOUND)
+        return 0;
+    cr_assert_eq(rc, KV_OK, "kv_exists(%s): %s", k, kv_strerror(rc));
+    return ver;
+}
+
+static inline kv_metrics kvt_metrics(kv_store *s)
+{
+    kv_metrics m;
+    memset(&m, 0, sizeof m);
+    int rc = kv_metrics_read(s, &m, sizeof m);
+    cr_assert_eq(rc, KV_OK, "kv_metrics_read: %s", kv_strerror(rc));
+    return m;
+}
+
+static inline uint64_t kvt_revision(kv_store *s)
+{
+    return kvt_metrics(s).revision;
+}
+
+/* Asserts two metrics snapshots describe the same stored data and revision. */
+static inline void kvt_expect_same_data(const kv_metrics *a, const kv_metrics *b)
+{
+    cr_assert_eq(a->keys, b->keys, "keys changed: %llu -> %llu",
+                 (unsigned long long)a->keys, (unsigned long long)b->keys);
+    cr_assert_eq(a->key_bytes, b->key_bytes, "key_bytes changed");
+    cr_assert_eq(a->value_bytes, b->value_bytes, "value_bytes changed");
+    cr_assert_eq(a->revision, b->revision, "revision changed: %llu -> %llu",
+                 (unsigned long long)a->revision,
+                 (unsigned long long)b->revision);
+}
+
+#endif /* KVTEST_H */

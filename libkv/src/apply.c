@@ -119,13 +119,13 @@ static bool compare_holds(const kv_compare *c, const akey *k)
 {
     switch (c->kind) {
     case KV_CMP_VERSION_EQ:
-        return (k->cur ? k->cur->rev : 0) == c->version;
+        return (k->cur ? kv__item_rev(k->cur) : 0) == c->version;
     case KV_CMP_EXISTS:
         return k->cur != NULL;
     case KV_CMP_ABSENT:
         return k->cur == NULL;
     case KV_CMP_VALUE_EQ:
-        return k->cur && k->cur->vlen == c->vlen &&
+        return k->cur && kv__item_vlen(k->cur) == c->vlen &&
                (c->vlen == 0 || memcmp(kv__item_value(k->cur), c->value, c->vlen) == 0);
     }
     return false;
@@ -170,7 +170,7 @@ static int play_ops(kv__slot *slot, const kv_op *ops, size_t nops, akey *keys,
             if (results) {
                 results[i].status = k->exists ? KV_OK : KV_NOT_FOUND;
                 if (k->exists) {
-                    uint64_t ver = k->val_is_new ? 0 : k->cur->rev;
+                    uint64_t ver = k->val_is_new ? 0 : kv__item_rev(k->cur);
                     if (kv__value_copy(k->val, k->vlen, ver, &results[i].value) != KV_OK)
                         return KV_NO_MEMORY;
                     result_needs_rev[i] = k->val_is_new;
@@ -333,22 +333,22 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             continue;
         if (k->cur) {
             kv__count(slot, KV__C_KEYS, (uint64_t)-1);
-            kv__count(slot, KV__C_KEY_BYTES, (uint64_t)0 - k->cur->klen);
-            kv__count(slot, KV__C_VALUE_BYTES, (uint64_t)0 - k->cur->vlen);
+            kv__count(slot, KV__C_KEY_BYTES, (uint64_t)0 - kv__item_klen(k->cur));
+            kv__count(slot, KV__C_VALUE_BYTES, (uint64_t)0 - kv__item_vlen(k->cur));
             kv__count(slot, KV__C_ITEM_BYTES, (uint64_t)0 - kv__item_footprint(k->cur));
-            kv__ebr_retire(&s->ebr, slot, k->cur, kv__item_free);
+            kv__ebr_retire(&s->ebr, slot, k->cur, kv__item_free, kv__item_footprint(k->cur));
         }
         if (k->next) {
             kv__count(slot, KV__C_KEYS, 1);
-            kv__count(slot, KV__C_KEY_BYTES, k->next->klen);
-            kv__count(slot, KV__C_VALUE_BYTES, k->next->vlen);
+            kv__count(slot, KV__C_KEY_BYTES, kv__item_klen(k->next));
+            kv__count(slot, KV__C_VALUE_BYTES, kv__item_vlen(k->next));
             kv__count(slot, KV__C_ITEM_BYTES, kv__item_footprint(k->next));
         }
         if (k->pending)
-            kv__ebr_retire(&s->ebr, slot, k->pending, free);
+            kv__ebr_retire(&s->ebr, slot, k->pending, free, sizeof *k->pending);
     }
     if (commit)
-        kv__ebr_retire(&s->ebr, slot, commit, free);
+        kv__ebr_retire(&s->ebr, slot, commit, free, sizeof *commit);
 }
 
 /* Reserves key-count room under max_keys; undone by the caller on failure. */
@@ -437,7 +437,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
         k->exists = k->cur != NULL;
         if (k->cur) {
             k->val = kv__item_value(k->cur);
-            k->vlen = k->cur->vlen;
+            k->vlen = kv__item_vlen(k->cur);
         }
     }
 
@@ -447,7 +447,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
         akey *k = find_key(keys, nkeys, c->key, c->klen, kv__hash(c->key, c->klen));
         if (!compare_holds(c, k)) {
             o.succeeded = false;
-            o.failed_version = k->cur ? k->cur->rev : 0;
+            o.failed_version = k->cur ? kv__item_rev(k->cur) : 0;
             break;
         }
     }
@@ -483,7 +483,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
         o.revision = atomic_fetch_add(&s->revision, 1) + 1;
         for (size_t i = 0; i < nkeys; i++)
             if (keys[i].next)
-                keys[i].next->rev = o.revision;
+                kv__item_set_rev(keys[i].next, o.revision);
         if (s->record_hook)
             call_hook(s, keys, nkeys, nchanged, o.revision);
         publish(s, slot, keys, nkeys, nchanged, commit);

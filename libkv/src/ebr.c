@@ -24,12 +24,14 @@ int kv__ebr_reserve(kv__slot *s, size_t n)
     return KV_OK;
 }
 
-void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr, void (*free_fn)(void *))
+void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr, void (*free_fn)(void *),
+                    size_t bytes)
 {
     /* The object is already unlinked; reading E after that (seq_cst) is
      * what makes "freed at E >= r + 2" safe. */
     uint64_t e = atomic_load(&ebr->epoch);
-    s->limbo[s->nlimbo++] = (kv__retired){ptr, free_fn, e};
+    s->limbo[s->nlimbo++] = (kv__retired){ptr, free_fn, e, bytes};
+    s->limbo_bytes += bytes;
 }
 
 struct scan_state {
@@ -60,13 +62,14 @@ static uint64_t try_advance(kv__ebr *ebr)
 
 void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
 {
-    if (s->nlimbo < KV__EBR_BATCH)
+    if (s->nlimbo < KV__EBR_BATCH && s->limbo_bytes < KV__EBR_BATCH_BYTES)
         return;
     uint64_t e = try_advance(ebr);
     size_t done = 0;
     /* The list is in retire order, so epochs never decrease along it. */
     while (done < s->nlimbo && s->limbo[done].epoch + 2 <= e) {
         s->limbo[done].free_fn(s->limbo[done].ptr);
+        s->limbo_bytes -= s->limbo[done].bytes;
         done++;
     }
     if (done) {
@@ -81,6 +84,7 @@ static void drain_slot(kv__slot *s, void *ctx)
     for (size_t i = 0; i < s->nlimbo; i++)
         s->limbo[i].free_fn(s->limbo[i].ptr);
     s->nlimbo = 0;
+    s->limbo_bytes = 0;
 }
 
 void kv__ebr_drain_all(kv__ebr *ebr)

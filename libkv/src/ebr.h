@@ -16,7 +16,8 @@
  * This scheme uses only C11 atomics; tests/stress/ proves it under ASan/TSan.
  *
  * Pinning costs one atomic exchange on the thread's own cache line and never
- * waits. Only writers scan the slots, and only every KV__EBR_BATCH retires.
+ * waits. Only writers scan the slots, and only every KV__EBR_BATCH retires (or
+ * KV__EBR_BATCH_BYTES of retired memory, so a retired index goes quickly).
  */
 #ifndef KV_EBR_H
 #define KV_EBR_H
@@ -26,6 +27,7 @@
 #include "thread_slot.h"
 
 #define KV__EBR_BATCH 256
+#define KV__EBR_BATCH_BYTES ((size_t)1 << 20)
 
 typedef struct kv__ebr {
     _Atomic uint64_t epoch;
@@ -64,7 +66,7 @@ int kv__ebr_reserve(kv__slot *s, size_t n);
 /* Schedules free_fn(ptr) for when no reader can see ptr any more. ptr must
  * already be unreachable for new readers. Space must have been reserved. */
 void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr,
-                    void (*free_fn)(void *));
+                    void (*free_fn)(void *), size_t bytes);
 
 /* Frees what this slot's retired list can free now, advancing the epoch if
  * possible. Call with no read section open on this thread. */

@@ -8,15 +8,24 @@
 
 kv__item *kv__item_new(const void *key, size_t klen, const void *val, size_t vlen)
 {
-    kv__item *it = malloc(sizeof *it + klen + vlen);
+    bool small = kv__item_is_small(klen, vlen);
+    size_t extra = small ? 0 : 8;
+    kv__item *it = malloc(sizeof *it + extra + klen + vlen);
     if (!it)
         return NULL;
-    it->rev = 0;
-    it->klen = (uint32_t)klen;
-    it->vlen = (uint32_t)vlen;
-    memcpy(it->data, key, klen);
+    kv__item_set_rev(it, 0);
+    if (small) {
+        it->lens = (uint32_t)klen | (uint32_t)vlen << 11;
+    } else {
+        uint32_t k = (uint32_t)klen, v = (uint32_t)vlen;
+        it->lens = KV__ITEM_LARGE;
+        memcpy(it->data, &k, 4);
+        memcpy(it->data + 4, &v, 4);
+    }
+    unsigned char *p = it->data + extra;
+    memcpy(p, key, klen);
     if (vlen)
-        memcpy(it->data + klen, val, vlen);
+        memcpy(p + klen, val, vlen);
     return it;
 }
 

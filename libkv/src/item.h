@@ -16,16 +16,59 @@
 #define KV_ITEM_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+/* Header: the revision, then one 32-bit word of lengths. Most items are
+ * "small" (key < 2 KiB, value < 1 MiB): both lengths fit in that word and the
+ * header is 12 bytes. Other items have bit 31 set and keep the two lengths
+ * as 32-bit words at the start of data[]. The struct is 4-byte aligned so
+ * that no padding follows the header; rev is read as two halves. */
 typedef struct kv__item {
-    uint64_t rev;
-    uint32_t klen;
-    uint32_t vlen;
-    unsigned char data[]; /* klen key bytes, then vlen value bytes */
+    uint32_t rev_lo, rev_hi;
+    uint32_t lens;
+    unsigned char data[];
 } kv__item;
+
+#define KV__ITEM_LARGE 0x80000000u
+#define KV__ITEM_SMALL_KLEN 2048u     /* key lengths below this are small  */
+#define KV__ITEM_SMALL_VLEN 1048576u  /* value lengths below this are small */
+
+static inline bool kv__item_is_small(size_t klen, size_t vlen)
+{
+    return klen < KV__ITEM_SMALL_KLEN && vlen < KV__ITEM_SMALL_VLEN;
+}
+
+static inline uint64_t kv__item_rev(const kv__item *it)
+{
+    return (uint64_t)it->rev_hi << 32 | it->rev_lo;
+}
+
+static inline void kv__item_set_rev(kv__item *it, uint64_t rev)
+{
+    it->rev_lo = (uint32_t)rev;
+    it->rev_hi = (uint32_t)(rev >> 32);
+}
+
+static inline size_t kv__item_klen(const kv__item *it)
+{
+    if (!(it->lens & KV__ITEM_LARGE))
+        return it->lens & (KV__ITEM_SMALL_KLEN - 1);
+    uint32_t k;
+    memcpy(&k, it->data, sizeof k);
+    return k;
+}
+
+static inline size_t kv__item_vlen(const kv__item *it)
+{
+    if (!(it->lens & KV__ITEM_LARGE))
+        return it->lens >> 11;
+    uint32_t v;
+    memcpy(&v, it->data + 4, sizeof v);
+    return v;
+}
 
 enum { KV__COMMIT_PENDING = 0, KV__COMMIT_DONE = 1 };
 
@@ -46,20 +89,20 @@ void kv__item_free(void *item);
 /* Bytes the allocation costs, for the memory metric. */
 size_t kv__item_footprint(const kv__item *it);
 
-static inline const void *kv__item_key(const kv__item *it)
+static inline const unsigned char *kv__item_key(const kv__item *it)
 {
-    return it->data;
+    return it->data + (it->lens & KV__ITEM_LARGE ? 8 : 0);
 }
 
 static inline const void *kv__item_value(const kv__item *it)
 {
-    return it->data + it->klen;
+    return kv__item_key(it) + kv__item_klen(it);
 }
 
 static inline int kv__item_has_key(const kv__item *it, const void *key,
                                    size_t klen)
 {
-    return it->klen == klen && memcmp(it->data, key, klen) == 0;
+    return kv__item_klen(it) == klen && memcmp(kv__item_key(it), key, klen) == 0;
 }
 
 /* The item a reader sees through a pending node (NULL: absent). */

@@ -74,7 +74,7 @@ int kv_get(kv_store *s, const void *key, size_t klen, kv_value *out)
     if (rc != KV_OK)
         return rc;
     kv__item *it = read_item(s, key, klen);
-    rc = it ? kv__value_copy(kv__item_value(it), it->vlen, it->rev, out) : KV_NOT_FOUND;
+    rc = it ? kv__value_copy(kv__item_value(it), kv__item_vlen(it), kv__item_rev(it), out) : KV_NOT_FOUND;
     read_end(slot, it != NULL);
     return rc;
 }
@@ -91,15 +91,15 @@ int kv_get_into(kv_store *s, const void *key, size_t klen, void *buf, size_t cap
     kv__item *it = read_item(s, key, klen);
     if (!it) {
         rc = KV_NOT_FOUND;
-    } else if (it->vlen > cap) {
-        *vlen = it->vlen;
+    } else if (kv__item_vlen(it) > cap) {
+        *vlen = kv__item_vlen(it);
         rc = KV_BUFFER_TOO_SMALL;
     } else {
-        if (it->vlen)
-            memcpy(buf, kv__item_value(it), it->vlen);
-        *vlen = it->vlen;
+        if (kv__item_vlen(it))
+            memcpy(buf, kv__item_value(it), kv__item_vlen(it));
+        *vlen = kv__item_vlen(it);
         if (version)
-            *version = it->rev;
+            *version = kv__item_rev(it);
     }
     read_end(slot, it != NULL);
     return rc;
@@ -115,7 +115,7 @@ int kv_get_with(kv_store *s, const void *key, size_t klen, kv_read_fn fn, void *
         return rc;
     kv__item *it = read_item(s, key, klen);
     if (it)
-        fn(ctx, kv__item_value(it), it->vlen, it->rev);
+        fn(ctx, kv__item_value(it), kv__item_vlen(it), kv__item_rev(it));
     read_end(slot, it != NULL);
     return it ? KV_OK : KV_NOT_FOUND;
 }
@@ -128,7 +128,7 @@ int kv_exists(kv_store *s, const void *key, size_t klen, uint64_t *version)
         return rc;
     kv__item *it = read_item(s, key, klen);
     if (it && version)
-        *version = it->rev;
+        *version = kv__item_rev(it);
     read_end(slot, it != NULL);
     return it ? KV_OK : KV_NOT_FOUND;
 }
@@ -195,7 +195,7 @@ int kv_mget(kv_store *s, const kv_key *keys, size_t n, kv_value *out)
         out[i] = (kv_value){NULL, 0, 0};
         if (it && rc == KV_OK) {
             hits++;
-            rc = kv__value_copy(kv__item_value(it), it->vlen, it->rev, &out[i]);
+            rc = kv__value_copy(kv__item_value(it), kv__item_vlen(it), kv__item_rev(it), &out[i]);
         }
     }
     kv__ebr_unpin(slot);

@@ -65,16 +65,16 @@ static void migrate_slot(kv_store *s, kv__table *t, kv__table *nt, size_t i)
         if (!kv__slot_is_key(v))
             return; /* already moved */
         const kv__item *key = kv__slot_key_item(v);
-        uint64_t h = kv__hash(kv__item_key(key), key->klen);
+        uint64_t h = kv__hash(kv__item_key(key), kv__item_klen(key));
         unsigned stripe = kv__stripe_of(h);
         pthread_mutex_lock(&s->stripes[stripe].lock);
         uintptr_t now = atomic_load(&t->slots[i]);
         bool same_stripe = kv__slot_is_key(now);
         if (same_stripe && now != v) {
             const kv__item *k2 = kv__slot_key_item(now);
-            same_stripe = kv__stripe_of(kv__hash(kv__item_key(k2), k2->klen)) == stripe;
+            same_stripe = kv__stripe_of(kv__hash(kv__item_key(k2), kv__item_klen(k2))) == stripe;
             if (same_stripe)
-                h = kv__hash(kv__item_key(k2), k2->klen);
+                h = kv__hash(kv__item_key(k2), kv__item_klen(k2));
         }
         if (same_stripe) {
             kv__loc loc;
@@ -105,7 +105,7 @@ static bool migrate_chunk(kv_store *s, kv__slot *slot, kv__table *t, kv__table *
     if (atomic_fetch_add(&t->migrate_done, end - start) + (end - start) == size) {
         /* Last chunk: switch over. Readers still in t follow t->next. */
         atomic_store(&s->table, nt);
-        kv__ebr_retire(&s->ebr, slot, t, kv__table_free);
+        kv__ebr_retire(&s->ebr, slot, t, kv__table_free, kv__table_footprint(t));
     }
     return true;
 }

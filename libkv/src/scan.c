@@ -36,14 +36,14 @@ static void scan_range(kv__table *t, uint64_t lo, uint64_t hi, scan_ctx *sc)
         if (!kv__slot_is_key(v))
             continue;
         const kv__item *it = kv__slot_visible(v, NULL);
-        if (!it || it->klen < sc->plen ||
+        if (!it || kv__item_klen(it) < sc->plen ||
             (sc->plen && memcmp(kv__item_key(it), sc->prefix, sc->plen) != 0))
             continue;
-        uint64_t h = kv__hash(kv__item_key(it), it->klen);
+        uint64_t h = kv__hash(kv__item_key(it), kv__item_klen(it));
         if (h < lo || h > hi)
             continue;
         sc->count++;
-        if (sc->fn(sc->ctx, kv__item_key(it), it->klen, kv__item_value(it), it->vlen, it->rev))
+        if (sc->fn(sc->ctx, kv__item_key(it), kv__item_klen(it), kv__item_value(it), kv__item_vlen(it), kv__item_rev(it)))
             sc->stop = true;
     }
 }

@@ -46,6 +46,7 @@ typedef struct kv__retired {
     void *ptr;
     void (*free_fn)(void *ptr);
     uint64_t epoch; /* global epoch when it was retired */
+    size_t bytes;
 } kv__retired;
 
 typedef struct kv__slot {
@@ -55,6 +56,7 @@ typedef struct kv__slot {
     /* ebr.c: memory waiting for readers to move on (owner only) */
     kv__retired *limbo;
     size_t nlimbo, limbo_cap;
+    size_t limbo_bytes; /* large retires make collection urgent */
     _Atomic uint64_t counters[KV__C_COUNT];
 } __attribute__((aligned(64))) kv__slot;
 

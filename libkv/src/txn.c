@@ -136,8 +136,8 @@ int kv_txn_get(kv_txn *t, const void *key, size_t klen, kv_value *out)
         t->doomed = true;
         rc = KV_CONFLICT;
     } else if (it) {
-        r->version = it->rev;
-        rc = kv__value_copy(kv__item_value(it), it->vlen, it->rev, out);
+        r->version = kv__item_rev(it);
+        rc = kv__value_copy(kv__item_value(it), kv__item_vlen(it), kv__item_rev(it), out);
     } else {
         rc = KV_NOT_FOUND;
     }

@@ -1,0 +1,198 @@
+/*
+ * conn.c - kvcli's connection to kvd, its error messages and exit codes.
+ *
+ * The connection is opened when the first command needs it (so "kvcli
+ * help" or a usage error never touches the network) and kept for the
+ * session, which matters at the interactive prompt. A transport failure
+ * closes it inside libkvclient; the next command reconnects. Every error
+ * is ONE line on stderr with a hint at what to do about it.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvcli.h"
+
+void kvcli_err(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout); /* keep stdout and stderr in order on a terminal */
+    fputs("kvcli: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int kvcli_usage_err(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("kvcli: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return KVCLI_EXIT_USAGE;
+}
+
+int kvcli_exit_code(int status)
+{
+    switch (status) {
+    case KV_OK:
+        return KVCLI_EXIT_OK;
+    case KV_NOT_FOUND:
+    case KV_VERSION_MISMATCH:
+        return KVCLI_EXIT_NEGATIVE;
+    case KV_CONNECT:
+    case KV_TIMEOUT:
+    case KV_CLOSED:
+    case KV_IO:
+    case KV_AUTH_REQUIRED:
+    case KV_AUTH_FAILED:
+    case KV_BUSY:
+        return KVCLI_EXIT_CONNECT;
+    default:
+        return KVCLI_EXIT_SERVER;
+    }
+}
+
+static const char *hint(int status)
+{
+    switch (status) {
+    case KV_CONNECT:
+        return "is kvd running?";
+    case KV_TIMEOUT:
+        return "the server did not answer in time; raise --timeout";
+    case KV_CLOSED:
+    case KV_IO:
+        return "the connection was lost; is kvd still running?";
+    case KV_AUTH_REQUIRED:
+        return "the server needs a password: use --password or KV_PASSWORD";
+    case KV_AUTH_FAILED:
+        return "wrong password: check --password or KV_PASSWORD";
+    case KV_BUSY:
+        return "the server has too many connections; retry later";
+    case KV_KEY_TOO_LARGE:
+    case KV_VALUE_TOO_LARGE:
+        return "see the server's size limits";
+    case KV_UNSUPPORTED:
+        return "kvcli and kvd versions do not match";
+    default:
+        return NULL;
+    }
+}
+
+int kvcli_fail(kvcli_session *s, int status, const char *what)
+{
+    const char *msg = s->client ? kv_client_last_error(s->client) : "";
+    if (msg == NULL || *msg == '\0')
+        msg = kv_client_strerror(status);
+    const char *h = hint(status);
+    kvcli_err("%s%s%s%s%s%s", what ? what : "", what ? ": " : "", msg,
+              h ? " (" : "", h ? h : "", h ? ")" : "");
+    return kvcli_exit_code(status);
+}
+
+/* The settings the open connection was made with, to notice a command at
+ * the prompt that asks for another server. */
+static int same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) ||
+           (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static struct {
+    char *host, *unix_path, *password;
+    unsigned port;
+    double timeout_s;
+} used;
+
+static void forget_used(void)
+{
+    free(used.host);
+    free(used.unix_path);
+    free(used.password);
+    memset(&used, 0, sizeof used);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Connects without printing; returns the kv status (KV_INVALID_ARGUMENT
+ * and KV_NO_MEMORY come from creating the client). */
+static int open_conn(kvcli_session *s)
+{
+    const kvcli_config *c = &s->cfg;
+    if (s->client != NULL &&
+        (!same_str(used.host, c->host) || used.port != c->port ||
+         !same_str(used.unix_path, c->unix_path) ||
+         !same_str(used.password, c->password) ||
+         used.timeout_s != c->timeout_s))
+        kvcli_disconnect(s);
+    if (s->client != NULL && kv_client_is_connected(s->client))
+        return KV_OK;
+
+    if (s->client == NULL) {
+        kv_client_options o;
+        kv_client_options_init(&o);
+        o.host = c->host;
+        o.port = (uint16_t)c->port;
+        o.unix_path = c->unix_path;
+        o.password = c->password;
+        o.client_name = "kvcli";
+        if (c->timeout_s > 0) {
+            int ms = (int)(c->timeout_s * 1000.0);
+            o.connect_timeout_ms = ms > 0 ? ms : 1;
+            o.io_timeout_ms = o.connect_timeout_ms;
+        }
+        int st = kv_client_new(&o, &s->client);
+        if (st != KV_OK) {
+            s->client = NULL;
+            return st;
+        }
+        forget_used();
+        used.host = dup_or_null(c->host);
+        used.unix_path = dup_or_null(c->unix_path);
+        used.password = dup_or_null(c->password);
+        used.port = c->port;
+        used.timeout_s = c->timeout_s;
+    }
+    return kv_client_connect(s->client);
+}
+
+kv_client *kvcli_connect(kvcli_session *s, int *rc)
+{
+    int st = open_conn(s);
+    if (st == KV_OK)
+        return s->client;
+    if (s->client == NULL) {
+        kvcli_err("cannot create the client: %s",
+                  st == KV_INVALID_ARGUMENT
+                      ? "invalid option (is the --unix path too long?)"
+                      : kv_client_strerror(st));
+        *rc = st == KV_INVALID_ARGUMENT ? KVCLI_EXIT_USAGE : KVCLI_EXIT_SERVER;
+        return NULL;
+    }
+    *rc = kvcli_fail(s, st, NULL); /* the message names the address */
+    return NULL;
+}
+
+kv_client *kvcli_try_connect(kvcli_session *s, char *why, size_t n)
+{
+    int st = open_conn(s);
+    if (st == KV_OK)
+        return s->client;
+    const char *msg = s->client ? kv_client_last_error(s->client) : "";
+    snprintf(why, n, "%s", *msg ? msg : kv_client_strerror(st));
+    return NULL;
+}
+
+void kvcli_disconnect(kvcli_session *s)
+{
+    kv_client_close(s->client);
+    s->client = NULL;
+    forget_used();
+}

@@ -1,0 +1,272 @@
+/*
+ * help.c - kvcli's command table and every help text.
+ *
+ * The texts here, docs/kvcli.1 and the tests in tests/cli/ describe the same
+ * behaviour; change them together.
+ */
+#include <string.h>
+
+#include "kvcli.h"
+
+#define EXIT_CODES_TEXT                                                       \
+    "Exit codes:\n"                                                           \
+    "  0  success\n"                                                          \
+    "  1  negative outcome: a key was not found (get, del), --if-version\n"   \
+    "     did not match (set), or the compares failed so the else-branch\n"   \
+    "     ran (txn)\n"                                                        \
+    "  2  usage error (bad command, option or argument; unreadable file)\n"   \
+    "  3  connection error: cannot connect, timeout, connection lost,\n"      \
+    "     authentication failed or required, server busy\n"                   \
+    "  4  server error: the server refused or failed the request\n"
+
+static const char set_help[] =
+    "Usage: kvcli set KEY VALUE [--if-version N]\n"
+    "       kvcli set KEY --file PATH [--if-version N]\n"
+    "       kvcli set KEY - [--if-version N]       (value from stdin)\n"
+    "       kvcli set K1=V1 [K2=V2 ...]\n"
+    "\n"
+    "Sets keys. Several KEY=VALUE pairs are set atomically in one step:\n"
+    "all of them or none. A pair's key ends at its first '='. A value of\n"
+    "'-' is read from standard input, --file reads it from a file: any\n"
+    "bytes, so binary data round-trips with 'get --raw'.\n"
+    "\n"
+    "  --if-version N   compare-and-swap: set only if the key's current\n"
+    "                   version is N (0: only if the key does not exist);\n"
+    "                   otherwise nothing changes and the exit code is 1\n"
+    "  --file PATH      read the value from PATH ('-' for stdin)\n"
+    "\n"
+    "Prints \"OK (version V)\", V the new revision.\n"
+    "JSON: {\"ok\":true,\"version\":V} ({\"ok\":true,\"keys\":N,\"version\":V}\n"
+    "for pairs; {\"ok\":false,...,\"error\":\"version_mismatch\"} on a mismatch).\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli set greeting hello\n"
+    "  kvcli set cake=🎂 horns=😈\n"
+    "  kvcli set img --file photo.png\n"
+    "  date | kvcli set now -\n"
+    "  kvcli set counter 2 --if-version 7\n";
+
+static const char get_help[] =
+    "Usage: kvcli get KEY [KEY ...] [--raw]\n"
+    "\n"
+    "Prints the value of one key, or \"key: value\" lines for several keys\n"
+    "(read as one consistent snapshot). A missing key prints\n"
+    "\"key: (not found)\" (several keys) or an error on stderr (one key);\n"
+    "the exit code is then 1.\n"
+    "\n"
+    "Text output escapes what a terminal would not show: \\\\, \\n, \\t, \\r\n"
+    "and \\xNN for control bytes and bytes that are not valid UTF-8.\n"
+    "Printable UTF-8 text passes through unchanged.\n"
+    "\n"
+    "  --raw   write the single value's exact bytes, no newline, no escaping\n"
+    "\n"
+    "JSON: one key gives {\"key\":K,\"found\":true,\"value\":V,\"version\":N};\n"
+    "several keys give an array of those (\"found\":false without value).\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli get greeting\n"
+    "  kvcli get cake horns\n"
+    "  kvcli get --raw img > photo.png\n";
+
+static const char del_help[] =
+    "Usage: kvcli del KEY [KEY ...]\n"
+    "\n"
+    "Deletes the keys atomically and says how many of them existed. The\n"
+    "exit code is 1 if any named key did not exist.\n"
+    "JSON: {\"deleted\":D,\"requested\":N,\"version\":V} (V 0 when nothing\n"
+    "existed).\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli del greeting\n"
+    "  kvcli del a b c\n";
+
+static const char txn_help[] =
+    "Usage: kvcli txn COMPARE... [--then OP...] [--else OP...]\n"
+    "       kvcli txn < FILE        (line form, from standard input)\n"
+    "       kvcli txn --file txn.json\n"
+    "\n"
+    "Runs one conditional transaction atomically: if every compare holds,\n"
+    "the --then ops run, otherwise the --else ops. Each compare and each op\n"
+    "is ONE argument (quote it).\n"
+    "\n"
+    "Compares:\n"
+    "  version(KEY)=N    the key's version is N (0: the key is absent)\n"
+    "  exists(KEY)       the key exists\n"
+    "  absent(KEY)       the key does not exist (also !exists(KEY))\n"
+    "  value(KEY)=VALUE  the key exists and its value is VALUE (the rest of\n"
+    "                    the argument, verbatim)\n"
+    "Ops (split into words like a shell line; quote values with spaces):\n"
+    "  set KEY VALUE     get KEY     del KEY\n"
+    "\n"
+    "Line form (like etcdctl txn): compares one per line, a blank line, the\n"
+    "then-ops one per line, a blank line, the else-ops. '#' starts a\n"
+    "comment line.\n"
+    "\n"
+    "JSON form (keys and values: a string or {\"base64\": \"...\"}):\n"
+    "  {\"compare\": [{\"key\": \"k\", \"version\": 5},\n"
+    "               {\"key\": \"a\", \"exists\": true},\n"
+    "               {\"key\": \"b\", \"value\": \"x\"}],\n"
+    "   \"then\": [{\"op\": \"set\", \"key\": \"k\", \"value\": \"v\"},\n"
+    "            {\"op\": \"del\", \"key\": \"a\"}, {\"op\": \"get\", \"key\": \"b\"}],\n"
+    "   \"else\": [{\"op\": \"get\", \"key\": \"k\"}]}\n"
+    "\n"
+    "Prints \"THEN: compares held\" or \"ELSE: compares failed\" (with the\n"
+    "commit's version if it wrote), then \"OP KEY: RESULT\" per op.\n"
+    "Exit code 0 when the then-branch ran, 1 when the else-branch ran.\n"
+    "JSON: {\"succeeded\":B,\"branch\":\"then\"|\"else\",\"version\":V,\n"
+    "\"results\":[{\"op\":\"get\",\"key\":K,\"status\":\"ok\"|\"not_found\",\n"
+    "\"value\":V,\"version\":N}, ...]}\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli txn 'version(k)=5' 'exists(a)' 'value(b)=x' \\\n"
+    "      --then 'set k v' 'del a' 'get b' --else 'get k'\n"
+    "  kvcli txn 'absent(lock)' --then 'set lock me'\n"
+    "  printf 'exists(a)\\n\\nget a\\n\\nset a 1\\n' | kvcli txn\n";
+
+static const char scan_help[] =
+    "Usage: kvcli scan [PREFIX] [--limit N] [--values]\n"
+    "\n"
+    "Lists the keys that start with PREFIX (all keys without one), one per\n"
+    "line, escaped as by get. The order is the store's, not sorted; a key\n"
+    "may repeat if the store grows during the scan.\n"
+    "\n"
+    "  --limit N   list at most N keys\n"
+    "  --values    print \"key: value\" lines\n"
+    "\n"
+    "JSON: [{\"key\":K,\"version\":N[,\"value\":V]}, ...]\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli scan user:\n"
+    "  kvcli scan --limit 10 --values\n";
+
+static const char ping_help[] =
+    "Usage: kvcli ping\n"
+    "\n"
+    "Checks that the server answers; prints \"PONG (T ms)\".\n"
+    "JSON: {\"ok\":true,\"rtt_ms\":T}\n";
+
+static const char version_help[] =
+    "Usage: kvcli version\n"
+    "\n"
+    "Prints kvcli's version and, if the server can be reached, the server's\n"
+    "name, version and protocol version. An unreachable server is not an\n"
+    "error here (exit code 0).\n"
+    "JSON: {\"client\":V,\"library\":V,\"server\":{\"name\":N,\"version\":V,\n"
+    "\"protocol\":P} or null}\n";
+
+static const char metrics_help[] =
+    "Usage: kvcli metrics\n"
+    "\n"
+    "Shows the store's metrics (keys and bytes stored, memory, revision,\n"
+    "get/set/delete counts, CAS failures, transactions, index size) and the\n"
+    "server's own metrics.\n"
+    "JSON: the server's map as is, e.g. {\"keys\":12,\"gets\":40,...}\n";
+
+static const char help_help[] =
+    "Usage: kvcli help [COMMAND]\n"
+    "\n"
+    "Shows the overview, or a command's help (as 'kvcli COMMAND --help').\n";
+
+const kvcli_command kvcli_commands[] = {
+    {"set", kvcli_cmd_set, "set one key, several keys atomically, or CAS",
+     set_help},
+    {"get", kvcli_cmd_get, "print the values of keys", get_help},
+    {"del", kvcli_cmd_del, "delete keys atomically", del_help},
+    {"txn", kvcli_cmd_txn, "run a conditional transaction", txn_help},
+    {"scan", kvcli_cmd_scan, "list keys by prefix", scan_help},
+    {"metrics", kvcli_cmd_metrics, "show store and server metrics",
+     metrics_help},
+    {"ping", kvcli_cmd_ping, "check that the server answers", ping_help},
+    {"version", kvcli_cmd_version, "show client and server versions",
+     version_help},
+    {"help", kvcli_cmd_help, "show help", help_help},
+    {NULL, NULL, NULL, NULL},
+};
+
+const kvcli_command *kvcli_find_command(const char *name)
+{
+    for (const kvcli_command *c = kvcli_commands; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    if (strcmp(name, "delete") == 0)
+        return kvcli_find_command("del");
+    return NULL;
+}
+
+void kvcli_print_usage(FILE *f)
+{
+    fputs("Usage: kvcli [OPTIONS] COMMAND [ARGS...]\n"
+          "       kvcli [OPTIONS]            (interactive prompt)\n"
+          "\n"
+          "Command-line client of kvd, the libkv server.\n"
+          "\n"
+          "Commands:\n", f);
+    for (const kvcli_command *c = kvcli_commands; c->name; c++)
+        fprintf(f, "  %-9s %s\n", c->name, c->summary);
+    fputs("\n"
+          "Options (anywhere on the line; environment variable in brackets):\n"
+          "  --host HOST       server host name or address [KV_HOST]\n"
+          "                    (default 127.0.0.1)\n"
+          "  --port PORT       server TCP port [KV_PORT] (default 7379)\n"
+          "  --unix PATH       connect to a Unix socket instead [KV_UNIX]\n"
+          "  --password PASS   authenticate with PASS [KV_PASSWORD]\n"
+          "  --timeout SECS    bound on connecting and on each request, e.g.\n"
+          "                    2.5 [KV_TIMEOUT] (default: 5 s to connect, no\n"
+          "                    bound on requests)\n"
+          "  --json            machine-readable output: one JSON document\n"
+          "                    per command on stdout; keys and values are\n"
+          "                    strings when valid UTF-8, else\n"
+          "                    {\"base64\": \"...\"}\n"
+          "  -h, --help        show help (kvcli COMMAND --help for a\n"
+          "                    command)\n"
+          "  --                end of options (for values starting with -)\n"
+          "\n"
+          "Without a command, kvcli reads commands: at a terminal with a\n"
+          "prompt, line editing and history (~/.kvcli_history); otherwise one\n"
+          "command per line from standard input, without a prompt. Quote\n"
+          "arguments as in a shell. 'help', 'quit' and 'exit' also work there.\n"
+          "The exit code is then the last command's.\n"
+          "\n"
+          "Errors go to stderr as one line starting with \"kvcli: \".\n"
+          "\n" EXIT_CODES_TEXT
+          "\n"
+          "Examples:\n"
+          "  kvcli set greeting hello && kvcli get greeting\n"
+          "  kvcli set cake=🎂 horns=😈 && kvcli get cake horns\n"
+          "  kvcli --port 7380 --json metrics\n"
+          "  kvcli txn 'absent(lock)' --then 'set lock me' --else 'get lock'\n"
+          "\n"
+          "See also kvcli(1), kvd(1).\n", f);
+}
+
+int kvcli_maybe_help(const kvcli_session *s, const char *cmd)
+{
+    if (!s->cfg.help)
+        return 0;
+    const kvcli_command *c = kvcli_find_command(cmd);
+    fputs(c->help, stdout);
+    fputs("\n" EXIT_CODES_TEXT, stdout);
+    return 1;
+}
+
+int kvcli_cmd_help(kvcli_session *s, int argc, char **argv)
+{
+    kvcli_args a;
+    int rc = kvcli_args_parse(argc, argv, NULL, 0, &s->cfg, &a);
+    if (rc != 0)
+        return rc;
+    if (a.npos == 0) {
+        kvcli_print_usage(stdout);
+    } else {
+        const kvcli_command *c = kvcli_find_command(a.pos[0]);
+        if (c == NULL) {
+            rc = kvcli_usage_err("unknown command '%s' (try 'kvcli help')",
+                                 a.pos[0]);
+        } else {
+            fputs(c->help, stdout);
+            fputs("\n" EXIT_CODES_TEXT, stdout);
+        }
+    }
+    kvcli_args_free(&a);
+    return rc;
+}

@@ -1,0 +1,169 @@
+/*
+ * kvcli.h - kvcli's internal declarations, shared by its files.
+ *
+ * kvcli is the command-line client of kvd. It talks to the server only
+ * through libkvclient (kv_client.h); nothing here knows the wire format.
+ *
+ * Layout: main.c (global flags, environment, dispatch), opts.c (option
+ * parsing shared by every command), conn.c (connecting, error reporting,
+ * exit codes), cmd_kv.c (set/get/del), cmd_misc.c (scan, ping, version,
+ * metrics), cmd_txn.c + txn_parse.c (txn), output.c (escaping, JSON),
+ * bytes.c (growable byte buffers, reading files), help.c, repl.c.
+ */
+#ifndef KVCLI_H
+#define KVCLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "kv_client.h"
+
+/* Exit codes: documented in --help and docs/kvcli.1; scripts rely on them. */
+enum {
+    KVCLI_EXIT_OK = 0,
+    KVCLI_EXIT_NEGATIVE = 1,  /* key(s) not found, CAS mismatch, txn else */
+    KVCLI_EXIT_USAGE = 2,
+    KVCLI_EXIT_CONNECT = 3,   /* connection, timeout or authentication   */
+    KVCLI_EXIT_SERVER = 4     /* the server refused or failed the request */
+};
+
+#define KVCLI_DEFAULT_HOST "127.0.0.1"
+
+/* Everything the global flags and environment decide. */
+typedef struct kvcli_config {
+    const char *host;
+    unsigned port;
+    const char *unix_path;
+    const char *password;
+    double timeout_s;   /* 0 = none (connect still bounded by 5 s) */
+    int json;           /* --json */
+    int help;           /* --help / -h */
+} kvcli_config;
+
+/* One session: the config plus a lazily opened connection. */
+typedef struct kvcli_session {
+    kvcli_config cfg;
+    kv_client *client; /* NULL until the first command needs it */
+    int interactive;   /* inside the prompt: errors do not end the program */
+} kvcli_session;
+
+/* ---- conn.c ---------------------------------------------------------- */
+
+/* Returns a connected client (connecting or reconnecting if needed), or
+ * NULL after printing the error; *rc then holds the exit code. */
+kv_client *kvcli_connect(kvcli_session *s, int *rc);
+/* As kvcli_connect but silent: on failure the reason goes into why. */
+kv_client *kvcli_try_connect(kvcli_session *s, char *why, size_t n);
+void kvcli_disconnect(kvcli_session *s);
+/* Prints "kvcli: WHAT: <message> (<hint>)" for a failed call and returns
+ * the matching exit code. */
+int kvcli_fail(kvcli_session *s, int status, const char *what);
+/* Exit code for a kv status (KV_OK -> 0). */
+int kvcli_exit_code(int status);
+/* One-line error on stderr: "kvcli: ..." */
+void kvcli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* As kvcli_err, and returns KVCLI_EXIT_USAGE. */
+int kvcli_usage_err(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* ---- opts.c ---------------------------------------------------------- */
+
+enum { KVCLI_OPT_FLAG, KVCLI_OPT_ARG, KVCLI_OPT_MARKER };
+
+typedef struct kvcli_optdef {
+    const char *name; /* without the leading "--" */
+    int kind;         /* KVCLI_OPT_*; a MARKER stays among the positionals */
+} kvcli_optdef;
+
+#define KVCLI_MAX_CMD_OPTS 8
+
+typedef struct kvcli_args {
+    int npos;
+    char **pos;  /* positional arguments (and MARKER options), in order */
+    const char *cmd_val[KVCLI_MAX_CMD_OPTS]; /* ARG values, or "" for flags */
+} kvcli_args;
+
+/* True if name is a global option; *takes_arg says whether it has a value. */
+int kvcli_is_global_opt(const char *name, int *takes_arg);
+/* Parses argv (after the command name) against the global options (into
+ * cfg) and the command's table (cmd, ncmd; into out->cmd_val). out->pos
+ * is malloc'ed: free with kvcli_args_free(). Returns 0 or an exit code
+ * after printing the usage error. */
+int kvcli_args_parse(int argc, char **argv, const kvcli_optdef *cmd,
+                     int ncmd, kvcli_config *cfg, kvcli_args *out);
+void kvcli_args_free(kvcli_args *a);
+/* Parses an unsigned decimal; 0 on success. */
+int kvcli_parse_u64(const char *s, uint64_t *out);
+/* Applies KV_HOST, KV_PORT, ... ; returns 0 or an exit code. */
+int kvcli_config_from_env(kvcli_config *cfg);
+
+/* ---- commands -------------------------------------------------------- */
+
+typedef int (*kvcli_cmd_fn)(kvcli_session *s, int argc, char **argv);
+
+typedef struct kvcli_command {
+    const char *name;
+    kvcli_cmd_fn fn;
+    const char *summary;
+    const char *help; /* full text for "kvcli COMMAND --help" */
+} kvcli_command;
+
+int kvcli_cmd_set(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_get(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_del(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_scan(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_ping(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_version(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_metrics(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_txn(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_help(kvcli_session *s, int argc, char **argv);
+
+/* The command table (help.c), NULL-terminated by name. */
+extern const kvcli_command kvcli_commands[];
+const kvcli_command *kvcli_find_command(const char *name);
+/* Runs one command line (argv[0] is the command). */
+int kvcli_dispatch(kvcli_session *s, int argc, char **argv);
+void kvcli_print_usage(FILE *f);
+/* Prints the command's help if the args asked for it; returns 1 if so. */
+int kvcli_maybe_help(const kvcli_session *s, const char *cmd);
+
+/* ---- bytes.c --------------------------------------------------------- */
+
+typedef struct kvcli_buf {
+    unsigned char *data;
+    size_t len;
+    size_t cap;
+} kvcli_buf;
+
+int kvcli_buf_append(kvcli_buf *b, const void *p, size_t n);
+void kvcli_buf_free(kvcli_buf *b);
+/* Reads a whole file ("-" = stdin) into b. 0 or -1 (errno set). */
+int kvcli_read_file(const char *path, kvcli_buf *b);
+
+/* ---- output.c -------------------------------------------------------- */
+
+/* Writes bytes escaped for a terminal: valid printable UTF-8 as is,
+ * \\ \n \t \r, other bytes \xNN. */
+void kvcli_put_escaped(FILE *f, const void *p, size_t n);
+/* JSON for bytes: a string if valid UTF-8, else {"base64": "..."}. */
+json_t *kvcli_json_bytes(const void *p, size_t n);
+/* Inverse of kvcli_json_bytes; malloc'ed into *out (caller frees).
+ * 0 on success, -1 if j is neither form. */
+int kvcli_json_to_bytes(const json_t *j, unsigned char **out, size_t *n);
+/* Prints j (compact, one line) to stdout and releases it. */
+void kvcli_json_print(json_t *j);
+int kvcli_utf8_valid(const unsigned char *p, size_t n);
+
+/* ---- repl.c ---------------------------------------------------------- */
+
+/* The prompt (terminal) or line-by-line commands (other stdin). Returns
+ * the exit code of the last command. */
+int kvcli_repl(kvcli_session *s);
+/* Splits a command line into words (shell-like quotes). *argv is
+ * malloc'ed, free with kvcli_split_free. -1 on an unterminated quote. */
+int kvcli_split(const char *line, int *argc, char ***argv);
+void kvcli_split_free(int argc, char **argv);
+
+#endif /* KVCLI_H */

@@ -1,0 +1,92 @@
+/*
+ * main.c - kvcli's entry point: defaults, environment, global flags and
+ * dispatch to a command or to the interactive prompt.
+ *
+ * Precedence: built-in defaults < KV_* environment < command-line flags.
+ * Global flags may come before or after the command, so the command is
+ * the first word that is neither an option nor an option's value.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvcli.h"
+
+int kvcli_dispatch(kvcli_session *s, int argc, char **argv)
+{
+    const kvcli_command *c = kvcli_find_command(argv[0]);
+    if (c == NULL)
+        return kvcli_usage_err("unknown command '%s' (try 'kvcli help')",
+                               argv[0]);
+    /* Flags on one line apply to that command only (matters at the
+     * prompt, where the session outlives the line). */
+    kvcli_config saved = s->cfg;
+    int rc = c->fn(s, argc - 1, argv + 1);
+    s->cfg = saved;
+    fflush(stdout);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    kvcli_session s;
+    memset(&s, 0, sizeof s);
+    s.cfg.host = KVCLI_DEFAULT_HOST;
+    s.cfg.port = KV_CLIENT_DEFAULT_PORT;
+    int rc = kvcli_config_from_env(&s.cfg);
+    if (rc != 0)
+        return rc;
+
+    int ci = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int takes_arg = 0;
+        if (strcmp(a, "--") == 0)
+            break;
+        if (a[0] == '-' && a[1] != '\0') {
+            if (a[1] == '-' && kvcli_is_global_opt(a + 2, &takes_arg) &&
+                takes_arg)
+                i++;
+            continue;
+        }
+        ci = i;
+        break;
+    }
+
+    if (ci < 0) {
+        kvcli_args a;
+        rc = kvcli_args_parse(argc - 1, argv + 1, NULL, 0, &s.cfg, &a);
+        if (rc != 0)
+            return rc;
+        int npos = a.npos;
+        kvcli_args_free(&a);
+        if (s.cfg.help) {
+            kvcli_print_usage(stdout);
+            return 0;
+        }
+        if (npos != 0)
+            return kvcli_usage_err("expected a command before '--' (try"
+                                   " 'kvcli --help')");
+        rc = kvcli_repl(&s);
+    } else {
+        /* The command first, then every other argument in order. */
+        char **args = malloc((size_t)argc * sizeof *args);
+        if (args == NULL) {
+            kvcli_err("out of memory");
+            return KVCLI_EXIT_SERVER;
+        }
+        int n = 0;
+        args[n++] = argv[ci];
+        for (int i = 1; i < argc; i++)
+            if (i != ci)
+                args[n++] = argv[i];
+        rc = kvcli_dispatch(&s, n, args);
+        free(args);
+    }
+    kvcli_disconnect(&s);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        kvcli_err("cannot write the output");
+        if (rc == 0)
+            rc = KVCLI_EXIT_USAGE;
+    }
+    return rc;
+}

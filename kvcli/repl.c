@@ -1,0 +1,112 @@
+/*
+ * repl.c - kvcli without a command: the interactive prompt, or commands
+ * read line by line from a non-terminal standard input.
+ *
+ * At a terminal, libedit gives line editing and history, kept in
+ * ~/.kvcli_history (lines holding --password are not recorded). Otherwise
+ * lines are read with getline and no prompt or banner is printed, so
+ * scripts and tests see only the commands' own output. Each line is split
+ * like a shell line (split.c) and runs as "kvcli LINE" would, on the one
+ * connection of the session; errors are printed and the loop goes on.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
+
+#include "kvcli.h"
+
+#define HISTORY_MAX 1000
+
+/* Runs one line; *quit is set by quit/exit. Returns the exit code. */
+static int run_line(kvcli_session *s, const char *line, int *quit,
+                    int last_rc)
+{
+    int argc;
+    char **argv;
+    if (kvcli_split(line, &argc, &argv) != 0)
+        return kvcli_usage_err("unterminated quote in: %s", line);
+    int rc = last_rc;
+    if (argc == 0 || argv[0][0] == '#') {
+        /* blank or comment: keeps the previous exit code */
+    } else if (strcmp(argv[0], "quit") == 0 || strcmp(argv[0], "exit") == 0) {
+        *quit = 1;
+    } else {
+        rc = kvcli_dispatch(s, argc, argv);
+    }
+    kvcli_split_free(argc, argv);
+    return rc;
+}
+
+static char *history_path(void)
+{
+    const char *home = getenv("HOME");
+    if (home == NULL || *home == '\0')
+        return NULL;
+    size_t n = strlen(home) + sizeof "/.kvcli_history";
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/.kvcli_history", home);
+    return p;
+}
+
+static int repl_tty(kvcli_session *s)
+{
+    char *hist = history_path();
+    char prompt[300];
+    if (s->cfg.unix_path)
+        snprintf(prompt, sizeof prompt, "kvcli %.250s> ", s->cfg.unix_path);
+    else
+        snprintf(prompt, sizeof prompt, "kvcli %.200s:%u> ", s->cfg.host,
+                 s->cfg.port);
+    using_history();
+    stifle_history(HISTORY_MAX);
+    if (hist)
+        read_history(hist);
+
+    char why[256];
+    kv_client *c = kvcli_try_connect(s, why, sizeof why);
+    if (c)
+        printf("kvcli %s, connected to %s %s. Type 'help' for the commands,"
+               " 'quit' to leave.\n", KV_CLIENT_VERSION_STRING,
+               kv_client_server_name(c), kv_client_server_version(c));
+    else
+        printf("kvcli %s, not connected: %s (commands retry). Type 'help'"
+               " for the commands, 'quit' to leave.\n",
+               KV_CLIENT_VERSION_STRING, why);
+
+    int rc = 0, quit = 0;
+    char *line;
+    while (!quit && (line = readline(prompt)) != NULL) {
+        if (line[strspn(line, " \t")] != '\0' &&
+            strstr(line, "--password") == NULL)
+            add_history(line);
+        rc = run_line(s, line, &quit, rc);
+        free(line);
+    }
+    if (!quit)
+        fputc('\n', stdout); /* after ^D, leave the shell on a new line */
+    if (hist) {
+        write_history(hist);
+        free(hist);
+    }
+    return rc;
+}
+
+static int repl_stream(kvcli_session *s)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = 0, quit = 0;
+    while (!quit && getline(&line, &cap, stdin) >= 0)
+        rc = run_line(s, line, &quit, rc);
+    free(line);
+    return rc;
+}
+
+int kvcli_repl(kvcli_session *s)
+{
+    s->interactive = 1;
+    return isatty(STDIN_FILENO) ? repl_tty(s) : repl_stream(s);
+}

@@ -73,21 +73,20 @@ static void scan_all(kv_store *s, struct scan_ctx *c, size_t limit)
         uint64_t next = 0xDEADBEEF;
         c->calls = 0;
         int rc = kv_scan(s, c->prefix, c->plen, cursor, limit, collect, c, &next);
-        cr_assert_eq(rc, KV_OK, "kv_scan: %s", kv_strerror(rc));
-        cr_assert_neq(next, 0xDEADBEEF, "kv_scan did not set *next");
-        if (next != 0 && c->stop_after == 0)
-            cr_assert_geq((size_t)c->calls, limit,
-                          "an unfinished scan call passed %d keys, limit %zu",
-                          c->calls, limit);
+        KVT_CHECK(rc == KV_OK, "kv_scan: %s", kv_strerror(rc));
+        KVT_CHECK(next != 0xDEADBEEF, "kv_scan did not set *next");
+        KVT_CHECK(next == 0 || c->stop_after != 0 || (size_t)c->calls >= limit,
+                  "an unfinished scan call passed %d keys, limit %zu", c->calls,
+                  limit);
         cursor = next;
-        cr_assert_lt(++rounds, MAX_CALLS, "scan does not terminate");
+        KVT_CHECK(++rounds < MAX_CALLS, "scan does not terminate");
     } while (cursor != 0);
 }
 
 static void expect_all_seen(const struct scan_ctx *c, int n)
 {
     for (int i = 0; i < n; i++)
-        cr_assert_geq(c->seen[i], 1, "key %s%d was never returned", c->prefix, i);
+        KVT_CHECK(c->seen[i] >= 1, "key %s%d was never returned", c->prefix, i);
     cr_assert_eq(c->wrong_prefix, 0, "%d keys without the prefix were returned",
                  c->wrong_prefix);
     cr_assert_eq(c->bad_value, 0, "%d keys came with a wrong value", c->bad_value);
@@ -124,7 +123,7 @@ Test(scan, prefix_with_no_match_returns_nothing)
     struct scan_ctx c = {.prefix = "b:", .plen = 2};
     scan_all(s, &c, 5);
     for (int i = 0; i < NKEYS; i++)
-        cr_assert_eq(c.seen[i], 0);
+        KVT_CHECK(c.seen[i] == 0, "key b:%d does not exist", i);
     cr_assert_eq(c.wrong_prefix, 0);
     kv_close(s);
 }
@@ -200,14 +199,15 @@ Test(scan, keys_present_throughout_are_found_while_the_table_grows)
     do {
         uint64_t next = 0;
         c.calls = 0;
-        cr_assert_eq(kv_scan(s, "old:", 4, cursor, 5, collect, &c, &next), KV_OK);
+        int rc = kv_scan(s, "old:", 4, cursor, 5, collect, &c, &next);
+        KVT_CHECK(rc == KV_OK, "kv_scan: %s", kv_status_name(rc));
         cursor = next;
         /* grow the table between scan calls */
         for (int i = 0; i < 200; i++, added++) {
             snprintf(k, sizeof k, "new:%d", added);
             kvt_set(s, k, "n");
         }
-        cr_assert_lt(++rounds, MAX_CALLS);
+        KVT_CHECK(++rounds < MAX_CALLS, "scan does not terminate");
     } while (cursor != 0);
     expect_all_seen(&c, 300);
     cr_assert_gt(kvt_metrics(s).table_resizes, resizes_before,

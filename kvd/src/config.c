@@ -1,0 +1,430 @@
+/*
+ * config.c - defaults, config file and flags (see config.h).
+ *
+ * One table describes every option: its name (the same for the flag and
+ * the file key), its type and its help line, so --help, the INI parser and
+ * getopt can never disagree. Order of precedence, lowest first: defaults,
+ * the file (--config), the KVD_PASSWORD environment variable, flags.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv.h"
+#include "kv_proto.h"
+#include "log.h"
+
+typedef enum opt_type {
+    OPT_STR,   /* char * (replaced)                          */
+    OPT_BINDS, /* address list, comma separated, repeatable   */
+    OPT_PORT,
+    OPT_INT,   /* int 0..1024 (threads)                       */
+    OPT_SIZE,  /* size_t with optional k/m/g suffix (binary)  */
+    OPT_U64,
+    OPT_SECS,  /* unsigned seconds                            */
+    OPT_BOOL,
+    OPT_LEVEL,
+    OPT_FLAG   /* no argument; only on the command line       */
+} opt_type;
+
+typedef struct opt_def {
+    const char *name;
+    opt_type type;
+    size_t offset; /* into kvd_config */
+    const char *arg;
+    const char *help; /* includes the default */
+} opt_def;
+
+#define OFF(f) offsetof(kvd_config, f)
+
+static const opt_def opts[] = {
+    {"config", OPT_STR, OFF(config_path), "PATH",
+     "read settings from this INI file (keys as these flags, top level or [kvd])"},
+    {"bind", OPT_BINDS, 0, "ADDR[,ADDR]",
+     "IPv4/IPv6 address to listen on; repeatable (default 127.0.0.1)"},
+    {"port", OPT_PORT, OFF(port), "N", "TCP port, 0 = ephemeral (default 7379)"},
+    {"port-file", OPT_STR, OFF(port_file), "PATH",
+     "write the bound TCP port to this file (default none)"},
+    {"unix", OPT_STR, OFF(unix_path), "PATH", "also listen on this Unix socket (default none)"},
+    {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU (default 0)"},
+    {"password", OPT_STR, OFF(password), "SECRET",
+     "require AUTH with this secret; also env KVD_PASSWORD (default none)"},
+    {"max-connections", OPT_SIZE, OFF(max_connections), "N",
+     "refuse connections above this with BUSY, 0 = unlimited (default 10000)"},
+    {"max-frame-size", OPT_SIZE, OFF(max_frame_size), "BYTES",
+     "largest request frame body (default 64M+64K = 67174400)"},
+    {"max-output-buffer", OPT_SIZE, OFF(max_output_buffer), "BYTES",
+     "per-connection unsent output: reading pauses at half, disconnect above (default 64M)"},
+    {"idle-timeout", OPT_SECS, OFF(idle_timeout), "SECS",
+     "close connections idle this long, 0 = never (default 0)"},
+    {"write-timeout", OPT_SECS, OFF(write_timeout), "SECS",
+     "close a client whose backed-up output does not drain for this long, 0 = never (default 60)"},
+    {"max-key-size", OPT_SIZE, OFF(max_key_size), "BYTES", "store's largest key (default 64K, at most 64K)"},
+    {"max-value-size", OPT_SIZE, OFF(max_value_size), "BYTES",
+     "store's largest value (default 64M, at most 1G)"},
+    {"max-keys", OPT_U64, OFF(max_keys), "N", "store's key limit, 0 = unlimited (default 0)"},
+    {"initial-capacity", OPT_SIZE, OFF(initial_capacity), "N", "keys to size the store for (default 1024)"},
+    {"log-level", OPT_LEVEL, OFF(log_level), "LEVEL", "debug, info, warn or error (default info)"},
+    {"log-file", OPT_STR, OFF(log_file), "PATH", "log to this file instead of stderr (default stderr)"},
+    {"daemonize", OPT_BOOL, OFF(daemonize), NULL, "run in the background (default no)"},
+    {"pidfile", OPT_STR, OFF(pidfile), "PATH", "write the process id here, removed on exit (default none)"},
+    {"help", OPT_FLAG, 0, NULL, "print this help and exit"},
+    {"version", OPT_FLAG, 0, NULL, "print the version and exit"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+static void config_defaults(kvd_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->port = KV_PROTO_DEFAULT_PORT;
+    cfg->max_connections = 10000;
+    cfg->max_frame_size = KV_PROTO_DEFAULT_MAX_FRAME;
+    cfg->max_output_buffer = (size_t)64 * 1024 * 1024;
+    cfg->write_timeout = 60;
+    kv_options o;
+    kv_options_init(&o);
+    cfg->max_key_size = o.max_key_size;
+    cfg->max_value_size = o.max_value_size;
+    cfg->max_keys = o.max_keys;
+    cfg->initial_capacity = o.initial_capacity;
+    cfg->log_level = KVD_LOG_INFO;
+}
+
+void kvd_config_free(kvd_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nbinds; i++)
+        free(cfg->binds[i]);
+    cfg->nbinds = 0;
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (opts[i].type == OPT_STR) {
+            char **p = (char **)((char *)cfg + opts[i].offset);
+            free(*p);
+            *p = NULL;
+        }
+    }
+}
+
+static const opt_def *find_opt(const char *name)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+/* Unsigned number with an optional binary suffix: 64k, 64M, 1g, 2GiB. */
+static int parse_u64(const char *s, int suffixes, uint64_t *out)
+{
+    if (!*s || !isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    unsigned shift = 0;
+    if (suffixes && *end) {
+        switch (tolower((unsigned char)*end)) {
+        case 'k': shift = 10; break;
+        case 'm': shift = 20; break;
+        case 'g': shift = 30; break;
+        default: return -1;
+        }
+        end++;
+        if (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0)
+            end += strlen(end);
+    }
+    if (*end)
+        return -1;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"1", "yes", "true", "on"};
+    static const char *const no[] = {"0", "no", "false", "off"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return *out = 1, 0;
+        if (strcasecmp(s, no[i]) == 0)
+            return *out = 0, 0;
+    }
+    return -1;
+}
+
+static int add_binds(kvd_config *cfg, const char *list, char *err, size_t errlen)
+{
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        while (n && isspace((unsigned char)*p))
+            p++, n--;
+        while (n && isspace((unsigned char)p[n - 1]))
+            n--;
+        if (n == 0) {
+            snprintf(err, errlen, "--bind: empty address in '%s'", list);
+            return -1;
+        }
+        if (cfg->nbinds == KVD_MAX_BINDS) {
+            snprintf(err, errlen, "--bind: at most %d addresses", KVD_MAX_BINDS);
+            return -1;
+        }
+        cfg->binds[cfg->nbinds] = strndup(p, n);
+        if (!cfg->binds[cfg->nbinds]) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        cfg->nbinds++;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+/* Applies one setting. Returns 0, or -1 with a message in err. */
+static int set_opt(kvd_config *cfg, const opt_def *o, const char *val, char *err, size_t errlen)
+{
+    void *field = (char *)cfg + o->offset;
+    uint64_t u = 0;
+    int b;
+    switch (o->type) {
+    case OPT_STR: {
+        char *copy = strdup(val);
+        if (!copy)
+            goto nomem;
+        free(*(char **)field);
+        *(char **)field = copy;
+        return 0;
+    }
+    case OPT_BINDS:
+        return add_binds(cfg, val, err, errlen);
+    case OPT_PORT:
+        if (parse_u64(val, 0, &u) || u > 65535)
+            goto bad;
+        *(int *)field = (int)u;
+        return 0;
+    case OPT_INT:
+        if (parse_u64(val, 0, &u) || u > 1024)
+            goto bad;
+        *(int *)field = (int)u;
+        return 0;
+    case OPT_SIZE:
+        if (parse_u64(val, 1, &u) || u > SIZE_MAX)
+            goto bad;
+        *(size_t *)field = (size_t)u;
+        return 0;
+    case OPT_U64:
+        if (parse_u64(val, 1, &u))
+            goto bad;
+        *(uint64_t *)field = u;
+        return 0;
+    case OPT_SECS:
+        if (parse_u64(val, 0, &u) || u > 86400 * 365)
+            goto bad;
+        *(unsigned *)field = (unsigned)u;
+        return 0;
+    case OPT_BOOL:
+        if (parse_bool(val, &b))
+            goto bad;
+        *(int *)field = b;
+        return 0;
+    case OPT_LEVEL:
+        b = kvd_log_parse_level(val);
+        if (b < 0)
+            goto bad;
+        *(int *)field = b;
+        return 0;
+    case OPT_FLAG:
+        break;
+    }
+bad:
+    snprintf(err, errlen, "invalid value '%s' for %s", val, o->name);
+    return -1;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+/* ---- config file ------------------------------------------------------ */
+
+typedef struct ini_ctx {
+    kvd_config *cfg;
+    const char *path;
+    char err[256];
+} ini_ctx;
+
+static int kvd_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+    ini_ctx *ic = user;
+    if (ic->err[0])
+        return 0;
+    if (section[0] && strcmp(section, "kvd") != 0) {
+        snprintf(ic->err, sizeof ic->err, "%s: unknown section [%s]", ic->path, section);
+        return 0;
+    }
+    char key[64];
+    size_t n = strlen(name);
+    if (n >= sizeof key)
+        n = sizeof key - 1;
+    for (size_t i = 0; i < n; i++)
+        key[i] = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
+    key[n] = '\0';
+    const opt_def *o = find_opt(key);
+    if (!o || o->type == OPT_FLAG || strcmp(key, "config") == 0) {
+        snprintf(ic->err, sizeof ic->err, "%s: unknown key '%s'", ic->path, name);
+        return 0;
+    }
+    char e[200];
+    if (set_opt(ic->cfg, o, value, e, sizeof e) != 0) {
+        snprintf(ic->err, sizeof ic->err, "%s: %s", ic->path, e);
+        return 0;
+    }
+    return 1;
+}
+
+static int load_file(kvd_config *cfg, const char *path)
+{
+    ini_ctx ic = {cfg, path, {0}};
+    int rc = ini_parse(path, kvd_ini_handler, &ic);
+    if (ic.err[0]) {
+        fprintf(stderr, "kvd: error: %s\n", ic.err);
+        return -1;
+    }
+    if (rc == -1) {
+        fprintf(stderr, "kvd: error: cannot open config file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "kvd: error: %s:%d: syntax error\n", path, rc);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- command line ----------------------------------------------------- */
+
+static void print_help(void)
+{
+    printf("Usage: kvd [OPTIONS]\n"
+           "kvd %s - network server for the libkv in-memory key-value store.\n\n"
+           "Options (config file keys have the same names, without --):\n",
+           KV_VERSION_STRING);
+    for (size_t i = 0; i < NOPTS; i++) {
+        char lhs[64];
+        snprintf(lhs, sizeof lhs, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
+                 opts[i].arg ? opts[i].arg : "");
+        printf("  %-28s %s\n", lhs, opts[i].help);
+    }
+    printf("\nSizes take an optional k, m or g suffix (binary units).\n"
+           "Signals: SIGINT/SIGTERM stop gracefully (answer what was received, exit 0).\n");
+}
+
+static int validate(kvd_config *cfg)
+{
+    const char *msg = NULL;
+    if (cfg->max_frame_size < 16 || cfg->max_frame_size > KV_PROTO_LIMIT_MAX_FRAME)
+        msg = "max-frame-size must be 16..4294967295";
+    else if (cfg->max_key_size < 1 || cfg->max_key_size > KV_LIMIT_MAX_KEY_SIZE)
+        msg = "max-key-size must be 1..65536";
+    else if (cfg->max_value_size > KV_LIMIT_MAX_VALUE_SIZE)
+        msg = "max-value-size must be at most 1g";
+    else if (cfg->max_output_buffer < 4096)
+        msg = "max-output-buffer must be at least 4096";
+    else if (cfg->daemonize && !cfg->log_file)
+        msg = NULL; /* allowed: logs are discarded */
+    if (msg) {
+        fprintf(stderr, "kvd: error: %s\n", msg);
+        return -1;
+    }
+    if (cfg->password && !cfg->password[0]) {
+        free(cfg->password);
+        cfg->password = NULL;
+    }
+    return 0;
+}
+
+kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
+{
+    config_defaults(cfg);
+
+    struct option longopts[NOPTS + 1];
+    for (size_t i = 0; i < NOPTS; i++) {
+        longopts[i].name = opts[i].name;
+        longopts[i].has_arg =
+            (opts[i].type == OPT_FLAG || opts[i].type == OPT_BOOL) ? no_argument : required_argument;
+        longopts[i].flag = NULL;
+        longopts[i].val = 256 + (int)i;
+    }
+    memset(&longopts[NOPTS], 0, sizeof longopts[NOPTS]);
+
+    /* Pass 1: --help, --version, --config and syntax errors. */
+    const char *config_path = NULL;
+    int c, idx;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":hv", longopts, &idx)) != -1) {
+        if (c == 'h' || (c >= 256 && strcmp(opts[c - 256].name, "help") == 0)) {
+            print_help();
+            return KVD_CONFIG_EXIT_OK;
+        }
+        if (c == 'v' || (c >= 256 && strcmp(opts[c - 256].name, "version") == 0)) {
+            printf("kvd %s (libkv %s, protocol %d)\n", KV_VERSION_STRING, kv_version(),
+                   KV_PROTO_MAX_VERSION);
+            return KVD_CONFIG_EXIT_OK;
+        }
+        if (c == '?' || c == ':') {
+            const char *arg = argv[optind - 1];
+            fprintf(stderr, "kvd: error: %s option '%s' (try --help)\n",
+                    c == '?' ? "unknown" : "missing argument for", arg);
+            return KVD_CONFIG_ERROR;
+        }
+        if (c >= 256 && strcmp(opts[c - 256].name, "config") == 0)
+            config_path = optarg;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "kvd: error: unexpected argument '%s' (try --help)\n", argv[optind]);
+        return KVD_CONFIG_ERROR;
+    }
+
+    if (config_path && load_file(cfg, config_path) != 0)
+        return KVD_CONFIG_ERROR;
+    const char *env = getenv("KVD_PASSWORD");
+    char err[256];
+    if (env && env[0] && set_opt(cfg, find_opt("password"), env, err, sizeof err) != 0) {
+        fprintf(stderr, "kvd: error: %s\n", err);
+        return KVD_CONFIG_ERROR;
+    }
+
+    /* Pass 2: flags override the file. A --bind flag replaces the file's. */
+    int flag_binds = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":hv", longopts, &idx)) != -1) {
+        const opt_def *o = &opts[c - 256];
+        if (o->type == OPT_BINDS && !flag_binds) {
+            for (size_t i = 0; i < cfg->nbinds; i++)
+                free(cfg->binds[i]);
+            cfg->nbinds = 0;
+            flag_binds = 1;
+        }
+        const char *val = o->type == OPT_BOOL ? "1" : optarg;
+        if (set_opt(cfg, o, val, err, sizeof err) != 0) {
+            fprintf(stderr, "kvd: error: %s\n", err);
+            return KVD_CONFIG_ERROR;
+        }
+    }
+    if (cfg->nbinds == 0 && add_binds(cfg, "127.0.0.1", err, sizeof err) != 0) {
+        fprintf(stderr, "kvd: error: %s\n", err);
+        return KVD_CONFIG_ERROR;
+    }
+    return validate(cfg) == 0 ? KVD_CONFIG_RUN : KVD_CONFIG_ERROR;
+}

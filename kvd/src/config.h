@@ -1,0 +1,53 @@
+/*
+ * config.h - kvd's settings: defaults, the config file (INI, parsed with
+ * inih) and command-line flags. Both use the same key names; flags
+ * override the file, and KVD_PASSWORD overrides the file's password.
+ */
+#ifndef KVD_CONFIG_H
+#define KVD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVD_MAX_BINDS 16
+
+typedef struct kvd_config {
+    char *binds[KVD_MAX_BINDS]; /* addresses to listen on (malloc'ed)     */
+    size_t nbinds;
+    int port;                   /* 0 = ephemeral                          */
+    char *unix_path;            /* NULL: no Unix socket                   */
+    char *port_file;            /* write the bound TCP port here          */
+    int threads;                /* worker loops; 0 = one per CPU          */
+    char *password;             /* NULL: no auth                          */
+    size_t max_connections;     /* 0 = unlimited                          */
+    size_t max_frame_size;      /* largest request body                   */
+    size_t max_output_buffer;   /* per-connection pending output (hard)   */
+    unsigned idle_timeout;      /* seconds, 0 = none                      */
+    unsigned write_timeout;     /* seconds without write progress while
+                                   output is backed up; 0 = none         */
+    size_t max_key_size;        /* store options (kv_options)             */
+    size_t max_value_size;
+    uint64_t max_keys;
+    size_t initial_capacity;
+    int log_level;              /* kvd_log_level                          */
+    char *log_file;
+    int daemonize;
+    char *pidfile;
+    char *config_path;
+} kvd_config;
+
+/* What kvd_config_load() asks the caller to do. */
+typedef enum kvd_config_result {
+    KVD_CONFIG_RUN = 0,     /* start the server                      */
+    KVD_CONFIG_EXIT_OK = 1, /* --help or --version was printed       */
+    KVD_CONFIG_ERROR = 2    /* an error line was printed; exit 2     */
+} kvd_config_result;
+
+/* Fills *cfg from defaults, the --config file, KVD_PASSWORD and argv.
+ * Prints --help / --version to stdout, errors (one line) to stderr. */
+kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv);
+
+/* Frees the strings of *cfg. */
+void kvd_config_free(kvd_config *cfg);
+
+#endif /* KVD_CONFIG_H */

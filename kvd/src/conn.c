@@ -1,0 +1,562 @@
+/*
+ * conn.c - one client connection (see conn.h).
+ *
+ * Reading: libuv reads into the worker's 64 KiB scratch buffer when the
+ * connection holds no partial frame, so an idle connection owns no input
+ * memory; only the tail of an incomplete frame is copied into c->in, which
+ * grows to the frame's declared size once its header was checked against
+ * the frame limit (never before).
+ *
+ * Batching: every complete frame of a read is decoded and answered into
+ * one output buffer (c->out), written with a single uv_write afterwards.
+ * uv_write requests complete in order, so responses keep request order.
+ *
+ * Backpressure: when output handed to uv_write but not yet written
+ * (c->pending) plus the batch reaches the soft mark (half of
+ * --max-output-buffer), the connection pauses: no reading and no
+ * processing until the backlog falls under a quarter. Pausing bounds a
+ * connection's memory to the soft mark plus one response; the hard limit
+ * closes a connection whose backlog exceeds --max-output-buffer (a single
+ * response alone never does), and --write-timeout closes a paused client
+ * whose backlog makes no progress, i.e. a client that never reads.
+ *
+ * Closing: a fatal protocol error queues its error response, stops
+ * reading, and once it is written shuts down our side and discards input
+ * for a moment (so the peer gets the error, not a reset), then closes.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "log.h"
+
+#define LINGER_MS 1000
+#define TICK_MS 1000
+#define KEEP_SPARE_MAX ((size_t)1 << 20) /* reuse output buffers up to this */
+
+typedef struct kvd_write {
+    uv_write_t req;
+    kv_proto_buf buf;
+    kvd_conn *c;
+} kvd_write;
+
+static void conn_flush(kvd_conn *c);
+static void conn_update_reading(kvd_conn *c);
+static void conn_resume(kvd_conn *c);
+static void conn_check_drained(kvd_conn *c);
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    kvd_conn *c = h->data;
+    if (--c->handles > 0)
+        return;
+    kvd_worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->counted)
+        atomic_fetch_sub_explicit(&w->server->connections, 1, memory_order_relaxed);
+    kvd_debug("%s: closed", c->peer);
+    free(c->in);
+    kv_proto_buf_free(&c->out);
+    kv_proto_buf_free(&c->spare);
+    kv_proto_arena_free(&c->arena);
+    free(c);
+    kvd_worker_conn_gone(w);
+}
+
+void kvd_conn_close(kvd_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    c->reading = 0;
+    uv_close(&c->h.handle, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_linger_done(uv_timer_t *t)
+{
+    kvd_conn_close(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    kvd_conn *c = req->data;
+    if (status < 0 && !c->closing)
+        kvd_conn_close(c);
+}
+
+/* The last response is written: send FIN, discard input until the peer
+ * closes or LINGER_MS pass. */
+static void conn_linger(kvd_conn *c)
+{
+    if (c->lingering || c->closing)
+        return;
+    c->lingering = 1;
+    c->in_len = 0;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, &c->h.stream, on_shutdown) != 0) {
+        kvd_conn_close(c);
+        return;
+    }
+    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, on_linger_done, LINGER_MS, 0);
+    conn_update_reading(c);
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+    kvd_conn *c = t->data;
+    const kvd_config *cfg = c->w->server->cfg;
+    uint64_t now = uv_now(t->loop);
+    if (c->closing || c->lingering)
+        return;
+    if (cfg->write_timeout && c->paused) {
+        size_t q = uv_stream_get_write_queue_size(&c->h.stream);
+        if (q < c->stall_queue) {
+            c->stall_queue = q;
+            c->stall_since = now;
+        } else if (now - c->stall_since >= (uint64_t)cfg->write_timeout * 1000) {
+            kvd_warn("%s: not reading its responses for %us (%zu bytes pending), closing",
+                     c->peer, cfg->write_timeout, c->pending);
+            kvd_stat_add(&c->w->stats.disconnects_slow, 1);
+            kvd_conn_close(c);
+            return;
+        }
+    }
+    if (cfg->idle_timeout && !c->paused && c->nwrites == 0 &&
+        now - c->last_active >= (uint64_t)cfg->idle_timeout * 1000) {
+        kvd_debug("%s: idle for %us, closing", c->peer, cfg->idle_timeout);
+        kvd_stat_add(&c->w->stats.disconnects_idle, 1);
+        kvd_conn_close(c);
+    }
+}
+
+/* ---- writing --------------------------------------------------------------- */
+
+static void conn_after_write(kvd_conn *c)
+{
+    if (c->paused && c->pending <= c->w->server->out_low)
+        conn_resume(c);
+    if (c->closing || c->nwrites > 0)
+        return;
+    if (c->fatal)
+        conn_linger(c);
+    else if (c->eof && !c->paused)
+        kvd_conn_close(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    kvd_write *wr = (kvd_write *)req;
+    kvd_conn *c = wr->c;
+    c->pending -= wr->buf.len;
+    c->nwrites--;
+    if (status == 0) {
+        kvd_stat_add(&c->w->stats.bytes_out, wr->buf.len);
+        c->last_active = uv_now(&c->w->loop);
+    }
+    if (!c->spare.data && wr->buf.cap <= KEEP_SPARE_MAX) {
+        c->spare = wr->buf;
+        kv_proto_buf_reset(&c->spare);
+    } else {
+        kv_proto_buf_free(&wr->buf);
+    }
+    free(wr);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        kvd_debug("%s: write failed: %s", c->peer, uv_strerror(status));
+        kvd_conn_close(c);
+        return;
+    }
+    conn_after_write(c);
+}
+
+/* Hands the current batch to libuv: one uv_write per batch. */
+static void conn_flush(kvd_conn *c)
+{
+    if (c->out.len == 0 || c->closing)
+        return;
+    kvd_write *wr = malloc(sizeof *wr);
+    if (!wr) {
+        kvd_conn_close(c);
+        return;
+    }
+    wr->buf = c->out;
+    wr->c = c;
+    c->out = c->spare;
+    memset(&c->spare, 0, sizeof c->spare);
+    uv_buf_t b = uv_buf_init((char *)wr->buf.data, (unsigned)wr->buf.len);
+    int rc = uv_write(&wr->req, &c->h.stream, &b, 1, on_write);
+    if (rc != 0) {
+        kvd_debug("%s: write failed: %s", c->peer, uv_strerror(rc));
+        kv_proto_buf_free(&wr->buf);
+        free(wr);
+        kvd_conn_close(c);
+        return;
+    }
+    c->pending += wr->buf.len;
+    c->nwrites++;
+}
+
+/* ---- processing ------------------------------------------------------------ */
+
+static size_t frame_limit(const kvd_conn *c)
+{
+    const kvd_server *s = c->w->server;
+    if (s->cfg->password && !c->authed && s->preauth_max_frame < s->cfg->max_frame_size)
+        return s->preauth_max_frame;
+    return s->cfg->max_frame_size;
+}
+
+static void conn_pause(kvd_conn *c)
+{
+    if (c->paused)
+        return;
+    c->paused = 1;
+    c->stall_since = uv_now(&c->w->loop);
+    c->stall_queue = SIZE_MAX;
+    kvd_debug("%s: %zu bytes of output pending, pausing", c->peer, c->pending + c->out.len);
+}
+
+static void conn_fatal_error(kvd_conn *c, int status, const char *detail)
+{
+    kvd_debug("%s: %s, closing", c->peer, detail);
+    c->fatal = 1;
+    if (kvd_dispatch_conn_error(c, status, detail) != 0)
+        kvd_conn_close(c);
+}
+
+/* Answers every complete frame in data[0..len) into c->out until the
+ * connection pauses or fails. Returns the bytes consumed. */
+static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
+{
+    const kvd_server *s = c->w->server;
+    size_t off = 0;
+    while (!c->fatal && !c->closing && !c->lingering) {
+        size_t before = c->pending + c->out.len;
+        if (before >= s->out_soft) {
+            conn_pause(c);
+            break;
+        }
+        size_t boff, blen, limit = frame_limit(c);
+        kv_proto_split_result r = kv_proto_frame_split(data + off, len - off, limit, &boff, &blen);
+        if (r == KV_PROTO_NEED_MORE)
+            break;
+        if (r == KV_PROTO_TOO_LARGE) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "frame of %zu bytes exceeds the limit of %zu bytes", blen, limit);
+            conn_fatal_error(c, KV_FRAME_TOO_LARGE, msg);
+            break;
+        }
+        if (r == KV_PROTO_INVALID) {
+            conn_fatal_error(c, KV_PROTOCOL, "frame length 0");
+            break;
+        }
+        int rc = kvd_dispatch_frame(c, data + off + boff, blen);
+        off += boff + blen;
+        if (rc < 0) {
+            kvd_warn("%s: out of memory answering a request, closing", c->peer);
+            kvd_conn_close(c);
+            break;
+        }
+        if (rc > 0) {
+            c->fatal = 1;
+            break;
+        }
+        size_t after = c->pending + c->out.len;
+        if (after > s->cfg->max_output_buffer && before > 0) {
+            kvd_warn("%s: output buffer over %zu bytes, closing", c->peer,
+                     s->cfg->max_output_buffer);
+            kvd_stat_add(&c->w->stats.disconnects_slow, 1);
+            kvd_conn_close(c);
+            break;
+        }
+    }
+    if (c->fatal)
+        return len; /* the rest of the stream is not trusted: drop it */
+    return off;
+}
+
+/* Appends bytes to c->in, growing it. Returns 0 or -1 (out of memory). */
+static int conn_in_append(kvd_conn *c, const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (c->in_cap - c->in_len < n) {
+        size_t cap = c->in_len + n;
+        if (cap < KVD_READ_CHUNK)
+            cap = KVD_READ_CHUNK;
+        uint8_t *in = realloc(c->in, cap);
+        if (!in)
+            return -1;
+        c->in = in;
+        c->in_cap = cap;
+    }
+    memcpy(c->in + c->in_len, p, n);
+    c->in_len += n;
+    return 0;
+}
+
+/* Processes what c->in holds and keeps only the unconsumed tail. */
+static void conn_process_in(kvd_conn *c)
+{
+    size_t used = conn_process(c, c->in, c->in_len);
+    if (c->closing)
+        return;
+    if (used == c->in_len) {
+        /* Nothing buffered: give the memory back (reads use the scratch). */
+        free(c->in);
+        c->in = NULL;
+        c->in_len = c->in_cap = 0;
+    } else if (used > 0) {
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= used;
+    }
+}
+
+/* No more input will come (peer EOF, or the server is stopping and the
+ * socket is empty): drop an incomplete frame, close after the writes. */
+static void conn_end_input(kvd_conn *c, int report_truncated)
+{
+    c->eof = 1;
+    if (c->in_len > 0 && !c->paused && !c->fatal) {
+        if (report_truncated)
+            conn_fatal_error(c, KV_PROTOCOL, "connection closed inside a frame");
+        c->in_len = 0;
+    }
+    conn_update_reading(c);
+    conn_flush(c);
+    if (!c->closing && c->nwrites == 0 && !c->paused && !c->lingering) {
+        if (c->fatal)
+            conn_linger(c);
+        else
+            kvd_conn_close(c);
+    }
+}
+
+static void conn_resume(kvd_conn *c)
+{
+    c->paused = 0;
+    c->stall_since = 0;
+    conn_process_in(c);
+    if (c->closing)
+        return;
+    conn_flush(c);
+    if (c->paused || c->closing)
+        return;
+    if (c->eof) {
+        conn_end_input(c, 1);
+        return;
+    }
+    conn_update_reading(c);
+    conn_check_drained(c);
+}
+
+/* ---- reading --------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    kvd_conn *c = h->data;
+    if (c->in_len == 0 || c->lingering) {
+        *buf = uv_buf_init((char *)c->w->scratch, sizeof c->w->scratch);
+        return;
+    }
+    /* A partial frame: make room for all of it (its header was checked
+     * against the limit when it was split), or another chunk. */
+    size_t need = KVD_READ_CHUNK;
+    if (c->in_len >= KV_PROTO_HEADER_SIZE) {
+        size_t frame = KV_PROTO_HEADER_SIZE + (size_t)kv_proto_read_u32(c->in);
+        if (frame > c->in_len && frame - c->in_len > need)
+            need = frame - c->in_len;
+    }
+    if (c->in_cap - c->in_len < need) {
+        uint8_t *in = realloc(c->in, c->in_len + need);
+        if (!in) {
+            *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+            return;
+        }
+        c->in = in;
+        c->in_cap = c->in_len + need;
+    }
+    *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    kvd_conn *c = st->data;
+    if (c->closing)
+        return;
+    if (nread > 0) {
+        kvd_stat_add(&c->w->stats.bytes_in, (uint64_t)nread);
+        c->last_active = uv_now(&c->w->loop);
+        if (c->lingering)
+            return;
+        if ((uint8_t *)buf->base == c->w->scratch) {
+            size_t used = conn_process(c, c->w->scratch, (size_t)nread);
+            if (c->closing)
+                return;
+            if (conn_in_append(c, c->w->scratch + used, (size_t)nread - used) != 0) {
+                kvd_warn("%s: out of memory buffering input, closing", c->peer);
+                kvd_conn_close(c);
+                return;
+            }
+        } else {
+            c->in_len += (size_t)nread;
+            conn_process_in(c);
+            if (c->closing)
+                return;
+        }
+        conn_flush(c);
+        conn_update_reading(c);
+        conn_check_drained(c);
+        return;
+    }
+    if (nread == 0)
+        return; /* EAGAIN */
+    if (nread == UV_EOF && !c->lingering) {
+        conn_end_input(c, 1);
+        return;
+    }
+    if (nread == UV_ENOBUFS)
+        kvd_warn("%s: out of memory reading, closing", c->peer);
+    else if (nread != UV_EOF)
+        kvd_debug("%s: read failed: %s", c->peer, uv_strerror((int)nread));
+    kvd_conn_close(c);
+}
+
+static void conn_update_reading(kvd_conn *c)
+{
+    if (c->closing)
+        return;
+    int want = c->lingering || (!c->paused && !c->fatal && !c->eof);
+    if (want && !c->reading) {
+        if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0) {
+            kvd_conn_close(c);
+            return;
+        }
+        c->reading = 1;
+    } else if (!want && c->reading) {
+        uv_read_stop(&c->h.stream);
+        c->reading = 0;
+    }
+}
+
+/* While the server stops: once the socket holds no more received bytes,
+ * everything that arrived has been answered, so end the input. */
+static void conn_check_drained(kvd_conn *c)
+{
+    if (!c->draining || c->paused || c->fatal || c->closing || c->lingering || c->eof)
+        return;
+    uv_os_fd_t fd;
+    char b;
+    if (uv_fileno(&c->h.handle, &fd) == 0 && recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+        return; /* more to read: on_read will call again */
+    conn_end_input(c, 0);
+}
+
+void kvd_conn_drain(kvd_conn *c)
+{
+    c->draining = 1;
+    conn_check_drained(c);
+}
+
+/* ---- adoption -------------------------------------------------------------- */
+
+static void describe_peer(kvd_conn *c, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (c->is_unix || getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
+        snprintf(c->peer, sizeof c->peer, "unix#%d", fd);
+        return;
+    }
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip,
+                 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "%s:%u", ip,
+                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    }
+}
+
+void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
+{
+    kvd_server *s = w->server;
+    kvd_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        if (!reject)
+            atomic_fetch_sub_explicit(&s->connections, 1, memory_order_relaxed);
+        return;
+    }
+    c->w = w;
+    c->is_unix = is_unix ? 1 : 0;
+    c->counted = reject ? 0 : 1;
+    c->proto_version = KV_PROTO_VERSION;
+    c->h.handle.data = c;
+    c->timer.data = c;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    describe_peer(c, fd);
+
+    /* Neither init can fail for these arguments (no allocation, no fd). */
+    if (is_unix)
+        uv_pipe_init(&w->loop, &c->h.pipe, 0);
+    else
+        uv_tcp_init(&w->loop, &c->h.tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    c->handles = 2;
+    c->h.handle.data = c;
+    c->timer.data = c;
+    int rc = is_unix ? uv_pipe_open(&c->h.pipe, fd) : uv_tcp_open(&c->h.tcp, fd);
+    if (rc != 0) {
+        kvd_warn("%s: cannot adopt connection: %s", c->peer, uv_strerror(rc));
+        close(fd);
+        kvd_conn_close(c);
+        return;
+    }
+    if (!is_unix)
+        uv_tcp_nodelay(&c->h.tcp, 1);
+    c->last_active = uv_now(&w->loop);
+
+    if (reject) {
+        kvd_info("%s: refused, too many connections", c->peer);
+        c->fatal = 1;
+        if (kvd_dispatch_conn_error(c, KV_BUSY, "too many connections") != 0) {
+            kvd_conn_close(c);
+            return;
+        }
+        conn_flush(c);
+        if (!c->closing && c->nwrites == 0)
+            conn_linger(c);
+        return;
+    }
+    kvd_debug("%s: connected", c->peer);
+    const kvd_config *cfg = s->cfg;
+    if (cfg->idle_timeout || cfg->write_timeout)
+        uv_timer_start(&c->timer, on_tick, TICK_MS, TICK_MS);
+    conn_update_reading(c);
+    if (w->stopping)
+        kvd_conn_drain(c);
+}

@@ -1,0 +1,70 @@
+/*
+ * conn.h - one client connection on a worker loop: input buffer and
+ * framing, batched responses (one uv_write per batch), backpressure,
+ * timeouts and the close paths.
+ *
+ * A connection belongs to its worker's thread only.
+ */
+#ifndef KVD_CONN_H
+#define KVD_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "kv_proto.h"
+#include "server.h"
+
+typedef struct kvd_conn {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    uv_timer_t timer;       /* idle / write-stall / linger              */
+    uv_shutdown_t shutdown_req;
+    kvd_worker *w;
+    struct kvd_conn *prev, *next;
+    int handles;            /* open uv handles; freed at 0              */
+
+    uint8_t *in;            /* received bytes, from a frame boundary    */
+    size_t in_len, in_cap;
+    kv_proto_buf out;       /* the batch being built                    */
+    kv_proto_buf spare;     /* a written buffer kept for reuse          */
+    size_t pending;         /* bytes given to uv_write, not yet done    */
+    size_t nwrites;         /* uv_write requests in flight              */
+    kv_proto_arena arena;   /* decoded arrays, reset per frame          */
+
+    uint64_t last_active;   /* uv_now() of the last read or write done  */
+    uint64_t stall_since;   /* uv_now() of the last output progress while
+                               backed up, or 0                          */
+    size_t stall_queue;     /* write queue size seen at that time       */
+
+    unsigned reading : 1;   /* uv_read_start is in effect               */
+    unsigned paused : 1;    /* output backed up: not reading/processing */
+    unsigned eof : 1;       /* peer finished sending                    */
+    unsigned fatal : 1;     /* last response queued; close after it     */
+    unsigned lingering : 1; /* shut down our side, discarding input     */
+    unsigned closing : 1;   /* uv_close called                          */
+    unsigned draining : 1;  /* server stopping: answer what arrived     */
+    unsigned authed : 1;
+    unsigned is_unix : 1;
+    unsigned counted : 1;   /* included in server->connections          */
+    int auth_failures;
+    int proto_version;
+    char peer[64];
+} kvd_conn;
+
+/* Adopts an accepted socket on worker w (its thread). reject: answer
+ * KV_BUSY and close. On failure closes fd. */
+void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject);
+
+/* The server is stopping: answer the complete requests already received,
+ * flush, then close. */
+void kvd_conn_drain(kvd_conn *c);
+
+/* Closes at once, dropping unsent output. */
+void kvd_conn_close(kvd_conn *c);
+
+#endif /* KVD_CONN_H */

@@ -1,0 +1,284 @@
+/*
+ * dispatch.c - request -> libkv call -> encoded response (see dispatch.h).
+ *
+ * All bytes go through the codec (kv_proto.h); nothing here encodes by
+ * hand. Decoded keys and values point into the connection's input buffer
+ * and decoded arrays live in its arena, both valid for this call only.
+ * GET answers straight from the store's memory with kv_get_with (one copy:
+ * store -> output buffer) and SCAN streams entries into the response the
+ * same way.
+ */
+#include "dispatch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+
+#define AUTH_MAX_FAILURES 5
+#define SCAN_DEFAULT_LIMIT 100
+#define SCAN_MAX_LIMIT 10000
+
+static int is_failure(int status)
+{
+    return status != KV_OK && status != KV_NOT_FOUND && status != KV_VERSION_MISMATCH;
+}
+
+/* Queues [id, status, detail]; returns the status for the stats. */
+static int reply_status(kvd_conn *c, uint64_t id, int status, const char *detail)
+{
+    if (kv_proto_resp_status(&c->out, id, status, detail) != KV_OK)
+        return -1;
+    return status;
+}
+
+/* An encoder failed (out of memory, or a result over 4 GiB). */
+static int reply_encode_failed(kvd_conn *c, uint64_t id, int rc)
+{
+    return reply_status(c, id, rc, rc == KV_FRAME_TOO_LARGE ? "result too large" : kv_strerror(rc));
+}
+
+/* Compares without an early exit, so the time taken does not tell how
+ * many leading bytes of a guess were right. */
+static int secret_equal(const void *given, size_t glen, const char *secret)
+{
+    const unsigned char *g = given, *s = (const unsigned char *)secret;
+    size_t slen = strlen(secret);
+    unsigned char diff = glen != slen;
+    for (size_t i = 0; i < slen; i++)
+        diff |= (unsigned char)(s[i] ^ (glen ? g[i % glen] : 0));
+    return diff == 0;
+}
+
+/* ---- ops --------------------------------------------------------------- */
+
+static int op_hello(kvd_conn *c, const kv_proto_request *r)
+{
+    uint64_t lo = r->min_version > KV_PROTO_MIN_VERSION ? r->min_version : KV_PROTO_MIN_VERSION;
+    uint64_t hi = r->max_version < KV_PROTO_MAX_VERSION ? r->max_version : KV_PROTO_MAX_VERSION;
+    if (lo > hi)
+        return reply_status(c, r->id, KV_UNSUPPORTED, "no common protocol version (kvd speaks 1..1)");
+    int rc = kv_proto_resp_hello(&c->out, r->id, hi, "kvd", KV_VERSION_STRING);
+    if (rc != KV_OK)
+        return reply_encode_failed(c, r->id, rc);
+    c->proto_version = (int)hi;
+    return KV_OK;
+}
+
+static int op_ping(kvd_conn *c, const kv_proto_request *r)
+{
+    int rc = r->has_payload ? kv_proto_resp_ping(&c->out, r->id, r->payload.data, r->payload.len)
+                            : kv_proto_resp_status(&c->out, r->id, KV_OK, NULL);
+    return rc == KV_OK ? KV_OK : reply_encode_failed(c, r->id, rc);
+}
+
+static int op_auth(kvd_conn *c, const kv_proto_request *r, int *fatal)
+{
+    const char *pw = c->w->server->cfg->password;
+    if (!pw || secret_equal(r->secret.data, r->secret.len, pw)) {
+        c->authed = 1;
+        return reply_status(c, r->id, KV_OK, NULL);
+    }
+    c->authed = 0;
+    if (++c->auth_failures >= AUTH_MAX_FAILURES) {
+        kvd_warn("%s: %d failed AUTH attempts, closing", c->peer, c->auth_failures);
+        *fatal = 1;
+    }
+    return reply_status(c, r->id, KV_AUTH_FAILED, "wrong password");
+}
+
+typedef struct get_ctx {
+    kv_proto_buf *out;
+    uint64_t id;
+    int rc;
+} get_ctx;
+
+static void get_cb(void *ctx, const void *val, size_t vlen, uint64_t version)
+{
+    get_ctx *g = ctx;
+    g->rc = kv_proto_resp_value(g->out, g->id, val, vlen, version);
+}
+
+static int op_get(kvd_conn *c, kv_store *st, const kv_proto_request *r)
+{
+    get_ctx g = {&c->out, r->id, KV_OK};
+    int rc = kv_get_with(st, r->key.data, r->key.len, get_cb, &g);
+    if (rc == KV_OK && g.rc == KV_OK)
+        return KV_OK;
+    if (rc == KV_OK)
+        return reply_encode_failed(c, r->id, g.rc);
+    return reply_status(c, r->id, rc, rc == KV_NOT_FOUND ? NULL : kv_strerror(rc));
+}
+
+static int op_mget(kvd_conn *c, kv_store *st, const kv_proto_request *r)
+{
+    kv_value *vals = kv_proto_arena_alloc(&c->arena, (r->nkeys ? r->nkeys : 1) * sizeof *vals);
+    if (!vals)
+        return reply_status(c, r->id, KV_NO_MEMORY, NULL);
+    int rc = kv_mget(st, r->keys, r->nkeys, vals);
+    if (rc != KV_OK)
+        return reply_status(c, r->id, rc, kv_strerror(rc));
+    rc = kv_proto_resp_mget(&c->out, r->id, vals, r->nkeys);
+    kv_values_free(vals, r->nkeys);
+    return rc == KV_OK ? KV_OK : reply_encode_failed(c, r->id, rc);
+}
+
+static int reply_version(kvd_conn *c, uint64_t id, int rc, uint64_t version)
+{
+    if (rc != KV_OK)
+        return reply_status(c, id, rc, rc == KV_VERSION_MISMATCH ? NULL : kv_strerror(rc));
+    rc = kv_proto_resp_version(&c->out, id, version);
+    return rc == KV_OK ? KV_OK : reply_encode_failed(c, id, rc);
+}
+
+static int op_set(kvd_conn *c, kv_store *st, const kv_proto_request *r)
+{
+    uint64_t version = 0;
+    int rc = r->has_expected
+                 ? kv_set_if(st, r->key.data, r->key.len, r->value.data, r->value.len,
+                             r->expected, &version)
+                 : kv_set(st, r->key.data, r->key.len, r->value.data, r->value.len, &version);
+    return reply_version(c, r->id, rc, version);
+}
+
+static int op_mset(kvd_conn *c, kv_store *st, const kv_proto_request *r)
+{
+    uint64_t version = 0;
+    int rc = kv_mset(st, r->pairs, r->npairs, &version);
+    return reply_version(c, r->id, rc, version);
+}
+
+static int op_del(kvd_conn *c, kv_store *st, const kv_proto_request *r)
+{
+    size_t deleted = 0;
+    uint64_t version = 0;
+    int rc = kv_mdelete(st, r->keys, r->nkeys, &deleted, &version);
+    if (rc != KV_OK)
+        return reply_status(c, r->id, rc, kv_strerror(rc));
+    if (deleted == 0)
+        version = 0;
+    rc = kv_proto_resp_del(&c->out, r->id, deleted, version);
+    return rc == KV_OK ? KV_OK : reply_encode_failed(c, r->id, rc);
+}
+
+static int op_txn(kvd_conn *c, kv_store *st, const kv_proto_request *r)
+{
+    kv_txn_result res;
+    int rc = kv_txn_cond(st, r->cmps, r->ncmps, r->then_ops, r->nthen, r->else_ops, r->nelse, &res);
+    if (rc != KV_OK)
+        return reply_status(c, r->id, rc, kv_strerror(rc));
+    rc = kv_proto_resp_txn(&c->out, r->id, &res);
+    kv_txn_result_free(&res);
+    return rc == KV_OK ? KV_OK : reply_encode_failed(c, r->id, rc);
+}
+
+typedef struct scan_ctx {
+    kv_proto_scan_writer w;
+    int rc;
+} scan_ctx;
+
+static int scan_cb(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                   uint64_t version)
+{
+    scan_ctx *sc = ctx;
+    sc->rc = kv_proto_resp_scan_add(&sc->w, key, klen, val, vlen, version);
+    return sc->rc != KV_OK;
+}
+
+static int op_scan(kvd_conn *c, kv_store *st, const kv_proto_request *r)
+{
+    /* The limit counts keys, and kv_scan finishes the hash range it is in,
+     * so a batch can be a little larger than the limit. */
+    size_t limit = r->limit == 0 ? SCAN_DEFAULT_LIMIT
+                   : r->limit > SCAN_MAX_LIMIT ? SCAN_MAX_LIMIT : (size_t)r->limit;
+    scan_ctx sc = {.rc = KV_OK};
+    int rc = kv_proto_resp_scan_begin(&c->out, r->id, &sc.w);
+    if (rc != KV_OK)
+        return reply_encode_failed(c, r->id, rc);
+    uint64_t next = 0;
+    rc = kv_scan(st, r->key.data, r->key.len, r->cursor, limit, scan_cb, &sc, &next);
+    if (rc == KV_OK && sc.rc == KV_OK)
+        rc = kv_proto_resp_scan_end(&sc.w, next);
+    else if (rc == KV_OK)
+        rc = sc.rc;
+    if (rc == KV_OK)
+        return KV_OK;
+    kv_proto_resp_scan_abort(&sc.w);
+    return reply_status(c, r->id, rc, kv_strerror(rc));
+}
+
+static int op_metrics(kvd_conn *c, kv_store *st, const kv_proto_request *r)
+{
+    kv_metrics m;
+    int rc = kv_metrics_read(st, &m, sizeof m);
+    if (rc != KV_OK)
+        return reply_status(c, r->id, rc, kv_strerror(rc));
+    rc = kvd_metrics_encode(c->w->server, &c->out, r->id, &m);
+    return rc == KV_OK ? KV_OK : reply_encode_failed(c, r->id, rc);
+}
+
+static int run_op(kvd_conn *c, const kv_proto_request *r, int *fatal)
+{
+    kv_store *st = c->w->server->store;
+    if (c->w->server->cfg->password && !c->authed && r->op != KV_PROTO_HELLO &&
+        r->op != KV_PROTO_PING && r->op != KV_PROTO_AUTH)
+        return reply_status(c, r->id, KV_AUTH_REQUIRED, "authenticate with AUTH first");
+    switch (r->op) {
+    case KV_PROTO_HELLO: return op_hello(c, r);
+    case KV_PROTO_PING: return op_ping(c, r);
+    case KV_PROTO_AUTH: return op_auth(c, r, fatal);
+    case KV_PROTO_GET: return op_get(c, st, r);
+    case KV_PROTO_MGET: return op_mget(c, st, r);
+    case KV_PROTO_SET: return op_set(c, st, r);
+    case KV_PROTO_MSET: return op_mset(c, st, r);
+    case KV_PROTO_DEL: return op_del(c, st, r);
+    case KV_PROTO_TXN: return op_txn(c, st, r);
+    case KV_PROTO_SCAN: return op_scan(c, st, r);
+    case KV_PROTO_METRICS: return op_metrics(c, st, r);
+    default: return reply_status(c, r->id, KV_UNSUPPORTED, "unknown operation");
+    }
+}
+
+int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail)
+{
+    kvd_stats *s = &c->w->stats;
+    kvd_stat_add(&s->errors, 1);
+    if (status == KV_PROTOCOL || status == KV_FRAME_TOO_LARGE)
+        kvd_stat_add(&s->protocol_errors, 1);
+    return kv_proto_resp_status(&c->out, 0, status, detail) == KV_OK ? 0 : -1;
+}
+
+int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len)
+{
+    const kvd_config *cfg = c->w->server->cfg;
+    kvd_stats *s = &c->w->stats;
+    uint64_t t0 = uv_hrtime();
+    kv_proto_limits lim = {cfg->max_key_size, cfg->max_value_size};
+    kv_proto_request req;
+    kv_proto_arena_reset(&c->arena);
+    int rc = kv_proto_request_decode(body, len, &lim, &c->arena, &req);
+    if (rc != KV_OK) {
+        kvd_debug("%s: bad request (%s): %s", c->peer, kv_status_name(rc),
+                  req.error ? req.error : "");
+        if (!req.has_id) {
+            /* Not even an id: the peer is not speaking our protocol. */
+            if (kvd_dispatch_conn_error(c, rc, req.error ? req.error : kv_strerror(rc)) != 0)
+                return -1;
+            return 1;
+        }
+        kvd_stat_add(&s->errors, 1);
+        if (rc == KV_PROTOCOL)
+            kvd_stat_add(&s->protocol_errors, 1);
+        return reply_status(c, req.id, rc, req.error ? req.error : kv_strerror(rc)) < 0 ? -1 : 0;
+    }
+    int fatal = 0;
+    int status = run_op(c, &req, &fatal);
+    if (status < 0)
+        return -1;
+    if (is_failure(status))
+        kvd_stat_add(&s->errors, 1);
+    kvd_stat_add(&s->requests[req.op], 1);
+    kvd_stats_record(s, req.op, uv_hrtime() - t0);
+    return fatal;
+}

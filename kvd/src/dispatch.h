@@ -1,0 +1,23 @@
+/*
+ * dispatch.h - one request frame in, one response frame out: decodes with
+ * the codec, checks auth, calls libkv and encodes the answer into the
+ * connection's current batch (c->out).
+ */
+#ifndef KVD_DISPATCH_H
+#define KVD_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+
+/* Answers the request in body[0..len) (a frame body). Returns 0 to keep
+ * the connection, 1 when the response just queued is the last one (the
+ * stream can no longer be trusted, or auth failed too often), -1 when not
+ * even an error response could be queued (out of memory: close at once). */
+int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len);
+
+/* Queues a connection-level error [0, status, detail]. Returns 0 or -1. */
+int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail);
+
+#endif /* KVD_DISPATCH_H */

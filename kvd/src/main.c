@@ -1,0 +1,109 @@
+/*
+ * main.c - kvd's entry point: configuration, logging, daemon mode, pid
+ * file, then the server until SIGINT/SIGTERM.
+ *
+ * Exit codes: 0 after a clean stop (or --help/--version), 2 for bad flags
+ * or configuration, 1 when the server could not start.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "server.h"
+
+/* Daemons chdir("/"): resolve relative paths against the start directory. */
+static int make_absolute(char **path)
+{
+    if (!*path || (*path)[0] == '/')
+        return 0;
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+        return -1;
+    size_t n = strlen(cwd) + strlen(*path) + 2;
+    char *abs = malloc(n);
+    if (!abs)
+        return -1;
+    snprintf(abs, n, "%s/%s", cwd, *path);
+    free(*path);
+    *path = abs;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* A peer closing its socket must not kill the server on write. */
+    signal(SIGPIPE, SIG_IGN);
+
+    kvd_config cfg;
+    kvd_config_result r = kvd_config_load(&cfg, argc, argv);
+    if (r != KVD_CONFIG_RUN) {
+        kvd_config_free(&cfg);
+        return r == KVD_CONFIG_EXIT_OK ? 0 : 2;
+    }
+    kvd_log_set_level((kvd_log_level)cfg.log_level);
+    if (make_absolute(&cfg.pidfile) || make_absolute(&cfg.port_file) ||
+        make_absolute(&cfg.unix_path) || make_absolute(&cfg.log_file)) {
+        fprintf(stderr, "kvd: error: cannot resolve relative paths: %s\n", strerror(errno));
+        kvd_config_free(&cfg);
+        return 2;
+    }
+    if (cfg.log_file) {
+        int err = kvd_log_open(cfg.log_file);
+        if (err) {
+            fprintf(stderr, "kvd: error: cannot open log file %s: %s\n", cfg.log_file, strerror(err));
+            kvd_config_free(&cfg);
+            return 2;
+        }
+    }
+
+    int notify = -1;
+    if (cfg.daemonize && kvd_daemon_start(&notify) != 0) {
+        fprintf(stderr, "kvd: error: cannot daemonize: %s\n", strerror(errno));
+        kvd_config_free(&cfg);
+        return 1;
+    }
+    int pidfile_written = 0;
+    if (cfg.pidfile) {
+        int err = kvd_pidfile_write(cfg.pidfile);
+        if (err) {
+            kvd_error("cannot write pid file %s: %s", cfg.pidfile, strerror(err));
+            kvd_daemon_ready(notify, 0);
+            kvd_config_free(&cfg);
+            kvd_log_close();
+            return 1;
+        }
+        pidfile_written = 1;
+    }
+
+    uv_loop_t loop;
+    int rc = uv_loop_init(&loop);
+    kvd_server server;
+    memset(&server, 0, sizeof server);
+    int status = 1;
+    if (rc != 0) {
+        kvd_error("cannot create event loop: %s", uv_strerror(rc));
+    } else if (kvd_server_start(&server, &cfg, &loop) != 0) {
+        kvd_daemon_ready(notify, 0);
+        notify = -1;
+    } else {
+        kvd_daemon_ready(notify, 1);
+        notify = -1;
+        status = kvd_server_run(&server);
+    }
+    kvd_daemon_ready(notify, 0);
+    kvd_server_cleanup(&server);
+    if (rc == 0 && uv_loop_close(&loop) != 0)
+        kvd_warn("main loop still busy at exit");
+    if (pidfile_written)
+        kvd_pidfile_remove(cfg.pidfile);
+    kvd_config_free(&cfg);
+    kvd_log_close();
+    return status;
+}

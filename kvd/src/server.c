@@ -1,0 +1,477 @@
+/*
+ * server.c - listeners, the acceptor, worker loops and shutdown
+ * (see server.h).
+ *
+ * Accept distribution: one acceptor (the main thread's loop) owns every
+ * listening socket - TCP IPv4, IPv6 and the Unix socket alike - watches
+ * them with uv_poll, accepts with accept4() and hands each socket to the
+ * next worker round robin (a mutex-protected queue plus uv_async_send;
+ * the worker adopts it with uv_tcp_open / uv_pipe_open). Chosen over
+ * SO_REUSEPORT listeners per loop because it treats Unix sockets the same
+ * as TCP, spreads even a handful of connections evenly, enforces
+ * --max-connections in one place, and stopping it cannot reset
+ * connections still queued in a per-loop listen backlog. Accepting is
+ * cheap next to serving, so one acceptor does not limit throughput.
+ *
+ * Shutdown (SIGINT/SIGTERM): close the listeners, tell every worker to
+ * stop; each worker answers the complete requests its connections have
+ * already received, flushes and closes them, and gives up after
+ * KVD_GRACE_MS. The main loop then ends and the threads are joined.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+
+#define KVD_GRACE_MS 3000
+#define ACCEPT_BATCH 64
+#define ACCEPT_BACKOFF_MS 100
+#define PREAUTH_MAX_FRAME ((size_t)1 << 20)
+
+/* ---- workers --------------------------------------------------------------- */
+
+static void worker_stop(kvd_worker *w);
+
+static void on_grace(uv_timer_t *t)
+{
+    kvd_worker *w = t->data;
+    size_t n = 0;
+    for (kvd_conn *c = w->conns; c; c = c->next, n++)
+        kvd_conn_close(c);
+    if (n)
+        kvd_warn("worker %d: closed %zu connections still busy after %d ms", w->index, n,
+                 KVD_GRACE_MS);
+}
+
+void kvd_worker_conn_gone(kvd_worker *w)
+{
+    if (w->stopping && w->conns == NULL && !uv_is_closing((uv_handle_t *)&w->grace))
+        uv_close((uv_handle_t *)&w->grace, NULL);
+}
+
+static void on_wakeup(uv_async_t *a)
+{
+    kvd_worker *w = a->data;
+    pthread_mutex_lock(&w->lock);
+    kvd_handoff *q = w->queue;
+    size_t n = w->nqueue;
+    w->queue = NULL;
+    w->nqueue = w->capqueue = 0;
+    pthread_mutex_unlock(&w->lock);
+    for (size_t i = 0; i < n; i++)
+        kvd_conn_adopt(w, q[i].fd, q[i].is_unix, q[i].reject);
+    free(q);
+    if (atomic_load(&w->stop) && !w->stopping)
+        worker_stop(w);
+}
+
+static void worker_stop(kvd_worker *w)
+{
+    w->stopping = 1;
+    uv_close((uv_handle_t *)&w->wakeup, NULL);
+    for (kvd_conn *c = w->conns; c; c = c->next)
+        kvd_conn_drain(c);
+    if (w->conns == NULL)
+        uv_close((uv_handle_t *)&w->grace, NULL);
+    else
+        uv_timer_start(&w->grace, on_grace, KVD_GRACE_MS, 0);
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    kvd_worker *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* Normally everything is closed by now; be sure before loop_close. */
+    uv_walk(&w->loop, close_any, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&w->loop) != 0)
+        kvd_warn("worker %d: event loop still busy at exit", w->index);
+    return NULL;
+}
+
+static void handoff(kvd_worker *w, int fd, int is_unix, int reject)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->nqueue == w->capqueue) {
+        size_t cap = w->capqueue ? w->capqueue * 2 : 16;
+        kvd_handoff *q = realloc(w->queue, cap * sizeof *q);
+        if (!q) {
+            pthread_mutex_unlock(&w->lock);
+            close(fd);
+            if (!reject)
+                atomic_fetch_sub(&w->server->connections, 1);
+            return;
+        }
+        w->queue = q;
+        w->capqueue = cap;
+    }
+    w->queue[w->nqueue++] = (kvd_handoff){fd, is_unix, reject};
+    pthread_mutex_unlock(&w->lock);
+    uv_async_send(&w->wakeup);
+}
+
+static int workers_start(kvd_server *s)
+{
+    int n = s->cfg->threads;
+    if (n <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (int)cpus : 1;
+    }
+    s->workers = calloc((size_t)n, sizeof *s->workers);
+    if (!s->workers) {
+        kvd_error("out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        kvd_worker *w = &s->workers[i];
+        w->server = s;
+        w->index = i;
+        int rc = uv_loop_init(&w->loop);
+        if (rc != 0) {
+            kvd_error("cannot create event loop: %s", uv_strerror(rc));
+            return -1;
+        }
+        s->nworkers = i + 1;
+        uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+        w->wakeup.data = w;
+        uv_timer_init(&w->loop, &w->grace);
+        w->grace.data = w;
+        pthread_mutex_init(&w->lock, NULL);
+        atomic_init(&w->stop, 0);
+        rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0) {
+            kvd_error("cannot start thread: %s", strerror(rc));
+            uv_close((uv_handle_t *)&w->wakeup, NULL);
+            uv_close((uv_handle_t *)&w->grace, NULL);
+            uv_run(&w->loop, UV_RUN_DEFAULT);
+            uv_loop_close(&w->loop);
+            pthread_mutex_destroy(&w->lock);
+            s->nworkers = i;
+            return -1;
+        }
+        w->running = 1;
+    }
+    kvd_info("%d worker threads", n);
+    return 0;
+}
+
+static void workers_stop_and_join(kvd_server *s)
+{
+    for (int i = 0; i < s->nworkers; i++) {
+        kvd_worker *w = &s->workers[i];
+        /* Only the first stop request wakes it: the worker closes its
+         * async handle once it has seen one. */
+        if (w->running && atomic_exchange(&w->stop, 1) == 0)
+            uv_async_send(&w->wakeup);
+    }
+    for (int i = 0; i < s->nworkers; i++) {
+        kvd_worker *w = &s->workers[i];
+        if (!w->running)
+            continue;
+        pthread_join(w->thread, NULL);
+        w->running = 0;
+        for (size_t j = 0; j < w->nqueue; j++)
+            close(w->queue[j].fd);
+        free(w->queue);
+        w->queue = NULL;
+        w->nqueue = 0;
+        pthread_mutex_destroy(&w->lock);
+    }
+}
+
+/* ---- listeners ------------------------------------------------------------- */
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    kvd_listener *l = h->data;
+    close(l->fd);
+    l->fd = -1;
+}
+
+static void accept_resume(uv_timer_t *t);
+
+static void on_acceptable(uv_poll_t *p, int status, int events)
+{
+    (void)events;
+    kvd_listener *l = p->data;
+    kvd_server *s = l->server;
+    if (status < 0) {
+        kvd_warn("listener error: %s", uv_strerror(status));
+        return;
+    }
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: retrying at once would spin. */
+                kvd_warn("accept: %s; pausing accepts for %d ms", strerror(errno),
+                         ACCEPT_BACKOFF_MS);
+                for (size_t j = 0; j < s->nlisteners; j++)
+                    uv_poll_stop(&s->listeners[j].poll);
+                uv_timer_start(&s->accept_backoff, accept_resume, ACCEPT_BACKOFF_MS, 0);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                kvd_warn("accept: %s", strerror(errno));
+            }
+            return;
+        }
+        uint64_t max = s->cfg->max_connections;
+        int reject = max && atomic_load(&s->connections) >= max;
+        if (reject) {
+            atomic_fetch_add_explicit(&s->connections_rejected, 1, memory_order_relaxed);
+        } else {
+            atomic_fetch_add(&s->connections, 1);
+            atomic_fetch_add_explicit(&s->connections_total, 1, memory_order_relaxed);
+        }
+        kvd_worker *w = &s->workers[s->next_worker++ % (unsigned)s->nworkers];
+        handoff(w, fd, l->is_unix, reject);
+    }
+}
+
+static void accept_resume(uv_timer_t *t)
+{
+    kvd_server *s = t->data;
+    for (size_t j = 0; j < s->nlisteners; j++)
+        if (s->listeners[j].fd >= 0 && !uv_is_closing((uv_handle_t *)&s->listeners[j].poll))
+            uv_poll_start(&s->listeners[j].poll, UV_READABLE, on_acceptable);
+}
+
+/* Parses "1.2.3.4", "::1" or "[::1]". */
+static int parse_addr(const char *text, int port, struct sockaddr_storage *ss)
+{
+    char buf[INET6_ADDRSTRLEN + 2];
+    size_t n = strlen(text);
+    if (n >= 2 && text[0] == '[' && text[n - 1] == ']' && n - 2 < sizeof buf) {
+        memcpy(buf, text + 1, n - 2);
+        buf[n - 2] = '\0';
+        text = buf;
+    }
+    memset(ss, 0, sizeof *ss);
+    if (uv_ip4_addr(text, port, (struct sockaddr_in *)ss) == 0)
+        return 0;
+    if (uv_ip6_addr(text, port, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    return -1;
+}
+
+static int add_listener(kvd_server *s, int fd, int is_unix)
+{
+    kvd_listener *l = &s->listeners[s->nlisteners];
+    l->fd = fd;
+    l->is_unix = is_unix;
+    l->server = s;
+    int rc = uv_poll_init_socket(s->loop, &l->poll, fd);
+    if (rc != 0) {
+        kvd_error("cannot watch listener: %s", uv_strerror(rc));
+        close(fd);
+        return -1;
+    }
+    l->poll.data = l;
+    s->nlisteners++;
+    uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
+    return 0;
+}
+
+static int listen_tcp(kvd_server *s, const char *addr, int port, int *bound)
+{
+    struct sockaddr_storage ss;
+    if (parse_addr(addr, port, &ss) != 0) {
+        kvd_error("invalid bind address '%s' (expected a numeric IPv4 or IPv6 address)", addr);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        kvd_error("socket for %s: %s", addr, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* "::" must not also take the IPv4 port: 0.0.0.0 may be bound too. */
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    socklen_t len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 511) != 0) {
+        kvd_error("cannot listen on %s port %d: %s", addr, port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    len = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                            : ((struct sockaddr_in *)&ss)->sin_port);
+    kvd_info("listening on %s port %d", addr, *bound);
+    return add_listener(s, fd, 0);
+}
+
+static int listen_unix(kvd_server *s, const char *path)
+{
+    struct sockaddr_un sun;
+    if (strlen(path) >= sizeof sun.sun_path) {
+        kvd_error("unix socket path too long: %s", path);
+        return -1;
+    }
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    strcpy(sun.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path); /* a stale socket from an earlier run */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || listen(fd, 511) != 0) {
+        kvd_error("cannot listen on unix socket %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    kvd_info("listening on unix socket %s", path);
+    return add_listener(s, fd, 1);
+}
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
+        return -1;
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%d\n", port) > 0;
+    ok = (fclose(f) == 0) && ok;
+    /* rename: a reader never sees a half-written file */
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void close_listeners(kvd_server *s)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        kvd_listener *l = &s->listeners[i];
+        if (!uv_is_closing((uv_handle_t *)&l->poll))
+            uv_close((uv_handle_t *)&l->poll, on_listener_closed);
+    }
+    if (s->cfg->unix_path)
+        unlink(s->cfg->unix_path);
+}
+
+/* ---- signals --------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    kvd_server *s = h->data;
+    kvd_info("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    close_listeners(s);
+    for (int i = 0; i < s->nworkers; i++)
+        if (atomic_exchange(&s->workers[i].stop, 1) == 0)
+            uv_async_send(&s->workers[i].wakeup);
+    /* A second signal now gets the default action (immediate exit). */
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->accept_backoff, NULL);
+}
+
+/* ---- public ---------------------------------------------------------------- */
+
+int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->loop = loop;
+    s->start_ns = uv_hrtime();
+    s->out_soft = cfg->max_output_buffer / 2;
+    s->out_low = cfg->max_output_buffer / 4;
+    s->preauth_max_frame = PREAUTH_MAX_FRAME;
+
+    kv_options o;
+    kv_options_init(&o);
+    o.max_key_size = cfg->max_key_size;
+    o.max_value_size = cfg->max_value_size;
+    o.max_keys = cfg->max_keys;
+    if (cfg->initial_capacity)
+        o.initial_capacity = cfg->initial_capacity;
+    int rc = kv_open(&o, &s->store);
+    if (rc != KV_OK) {
+        kvd_error("cannot open the store: %s", kv_strerror(rc));
+        return -1;
+    }
+
+    s->listeners = calloc(cfg->nbinds + 1, sizeof *s->listeners);
+    if (!s->listeners) {
+        kvd_error("out of memory");
+        return -1;
+    }
+    int port = cfg->port;
+    for (size_t i = 0; i < cfg->nbinds; i++) {
+        int bound;
+        if (listen_tcp(s, cfg->binds[i], port, &bound) != 0)
+            return -1;
+        if (i == 0)
+            s->bound_port = bound;
+        port = bound; /* with --port 0, every address gets the same port */
+    }
+    if (cfg->unix_path && listen_unix(s, cfg->unix_path) != 0)
+        return -1;
+    if (cfg->port_file && write_port_file(cfg->port_file, s->bound_port) != 0) {
+        kvd_error("cannot write port file %s: %s", cfg->port_file, strerror(errno));
+        return -1;
+    }
+
+    uv_signal_init(loop, &s->sigint);
+    uv_signal_init(loop, &s->sigterm);
+    uv_timer_init(loop, &s->accept_backoff);
+    s->sigint.data = s->sigterm.data = s->accept_backoff.data = s;
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+
+    if (workers_start(s) != 0)
+        return -1;
+    kvd_info("kvd %s ready (port %d, max frame %zu, store max key %zu, max value %zu%s)",
+             KV_VERSION_STRING, s->bound_port, cfg->max_frame_size, cfg->max_key_size,
+             cfg->max_value_size, cfg->password ? ", password required" : "");
+    return 0;
+}
+
+int kvd_server_run(kvd_server *s)
+{
+    uv_run(s->loop, UV_RUN_DEFAULT);
+    workers_stop_and_join(s);
+    kvd_info("stopped");
+    return 0;
+}
+
+void kvd_server_cleanup(kvd_server *s)
+{
+    workers_stop_and_join(s);
+    if (s->loop) {
+        close_listeners(s);
+        uv_walk(s->loop, close_any, NULL);
+        uv_run(s->loop, UV_RUN_DEFAULT);
+    }
+    free(s->workers);
+    s->workers = NULL;
+    free(s->listeners);
+    s->listeners = NULL;
+    kv_close(s->store);
+    s->store = NULL;
+}

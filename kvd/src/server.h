@@ -1,0 +1,96 @@
+/*
+ * server.h - kvd's server: the store, the worker event loops (one thread
+ * each) and the acceptor on the main thread.
+ *
+ * Threads: the main thread runs the acceptor loop (listeners, signals);
+ * each worker thread runs one libuv loop that owns its connections
+ * outright. Workers share only the store (libkv is thread-safe and
+ * lock-free for reads), read-only configuration, and relaxed-atomic
+ * counters. The one mutex is the per-worker hand-off queue of accepted
+ * sockets: it is taken once per accepted connection, never per request.
+ */
+#ifndef KVD_SERVER_H
+#define KVD_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "kv.h"
+#include "stats.h"
+
+#define KVD_READ_CHUNK (64 * 1024)
+
+struct kvd_conn;
+struct kvd_server;
+
+/* One accepted socket waiting to be adopted by a worker. */
+typedef struct kvd_handoff {
+    int fd;
+    int is_unix;
+    int reject; /* answer BUSY and close */
+} kvd_handoff;
+
+typedef struct kvd_worker {
+    struct kvd_server *server;
+    int index;
+    pthread_t thread;
+    int running;           /* thread started, not yet joined          */
+    uv_loop_t loop;
+    uv_async_t wakeup;     /* new sockets in the queue, or stop         */
+    uv_timer_t grace;      /* bounds the graceful stop                  */
+    pthread_mutex_t lock;  /* protects queue only                       */
+    kvd_handoff *queue;
+    size_t nqueue, capqueue;
+    atomic_int stop;       /* set by the main thread                    */
+    int stopping;          /* this loop has begun stopping              */
+    struct kvd_conn *conns; /* doubly linked list of live connections  */
+    kvd_stats stats;
+    uint8_t scratch[KVD_READ_CHUNK]; /* reads land here first (loop thread only) */
+} kvd_worker;
+
+typedef struct kvd_listener {
+    uv_poll_t poll;
+    int fd;
+    int is_unix;
+    struct kvd_server *server;
+} kvd_listener;
+
+typedef struct kvd_server {
+    const kvd_config *cfg;
+    kv_store *store;
+    uv_loop_t *loop; /* the acceptor loop (main thread) */
+    kvd_worker *workers;
+    int nworkers;
+    unsigned next_worker; /* round robin, main thread only */
+    kvd_listener *listeners;
+    size_t nlisteners;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t accept_backoff; /* pauses accepting after EMFILE */
+    int bound_port;         /* first TCP listener's port */
+    uint64_t start_ns;      /* uv_hrtime() at start      */
+    atomic_uint_fast64_t connections; /* currently open (accepted, not yet closed) */
+    atomic_uint_fast64_t connections_total;
+    atomic_uint_fast64_t connections_rejected;
+    size_t out_soft;        /* pause reading above this pending output */
+    size_t out_low;         /* resume below this                        */
+    size_t preauth_max_frame; /* frame limit before AUTH (password set) */
+} kvd_server;
+
+/* Opens the store, binds every listener (printing/writing the port) and
+ * starts the worker threads. Returns 0, or -1 after logging why. */
+int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop);
+
+/* Runs the acceptor loop until SIGINT/SIGTERM, then stops the workers
+ * gracefully, joins them and frees everything. Returns 0. */
+int kvd_server_run(kvd_server *s);
+
+/* Frees what kvd_server_start() built (also after a failed start). */
+void kvd_server_cleanup(kvd_server *s);
+
+/* A connection of w closed (called by conn.c on w's thread). */
+void kvd_worker_conn_gone(kvd_worker *w);
+
+#endif /* KVD_SERVER_H */

@@ -200,7 +200,7 @@ int kv_proto_resp_metrics(kv_proto_buf *b, uint64_t id,
 /* Layout after the frame header:
  *   93 <id> 00 92 cf <cursor: 8 bytes> dd <count: 4 bytes> entries...
  * The cursor and count sit at fixed offsets from the array marker. */
-#define SCAN_FIXED 14 /* 92 + cf + 8 + dd + 4 */
+#define SCAN_FIXED 15 /* 92 + cf + 8 + dd + 4 */
 
 int kv_proto_resp_scan_begin(kv_proto_buf *b, uint64_t id,
                              kv_proto_scan_writer *w)

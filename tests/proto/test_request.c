@@ -1,0 +1,551 @@
+/*
+ * test_request.c - requests: encode/decode round trips of every op, and
+ * the decoder's validation (docs/protocol.md sections 3, 4 and 6).
+ */
+#include "prototest.h"
+
+static const char BINKEY[] = {'a', '\0', 'b', '\0', '\xff'};
+static const char BINVAL[] = {'\0', '\0', 'x', '\x80', '\0'};
+
+Test(request, hello_ping_auth_metrics)
+{
+    kv_proto_request q = {.op = KV_PROTO_HELLO, .id = 1, .min_version = 1,
+                          .max_version = 3, .client_name = {"cli", 3}};
+    kv_proto_request d;
+    uint8_t *body = pt_roundtrip_req(&q, &d);
+    cr_expect_eq(d.min_version, 1);
+    cr_expect_eq(d.max_version, 3);
+    cr_expect(pt_bytes_eq(d.client_name.data, d.client_name.len, "cli", 3));
+    kv_proto_request_free(&d);
+    free(body);
+
+    q = (kv_proto_request){.op = KV_PROTO_HELLO, .id = 2, .min_version = 1,
+                           .max_version = 1};
+    body = pt_roundtrip_req(&q, &d);
+    cr_expect_eq(d.client_name.len, 0);
+    free(body);
+
+    q = (kv_proto_request){.op = KV_PROTO_PING, .id = UINT64_MAX};
+    body = pt_roundtrip_req(&q, &d);
+    cr_expect_eq(d.has_payload, 0);
+    free(body);
+
+    q = (kv_proto_request){.op = KV_PROTO_PING, .id = 3, .has_payload = 1,
+                           .payload = {BINVAL, sizeof BINVAL}};
+    body = pt_roundtrip_req(&q, &d);
+    cr_expect_eq(d.has_payload, 1);
+    cr_expect(pt_bytes_eq(d.payload.data, d.payload.len, BINVAL,
+                          sizeof BINVAL));
+    free(body);
+
+    q = (kv_proto_request){.op = KV_PROTO_AUTH, .id = 4,
+                           .secret = {"s3cret", 6}};
+    body = pt_roundtrip_req(&q, &d);
+    cr_expect(pt_bytes_eq(d.secret.data, d.secret.len, "s3cret", 6));
+    free(body);
+
+    q = (kv_proto_request){.op = KV_PROTO_METRICS, .id = 5};
+    body = pt_roundtrip_req(&q, &d);
+    free(body);
+}
+
+Test(request, get_set_binary)
+{
+    kv_proto_request q = {.op = KV_PROTO_GET, .id = 10,
+                          .key = {BINKEY, sizeof BINKEY}};
+    kv_proto_request d;
+    uint8_t *body = pt_roundtrip_req(&q, &d);
+    cr_expect(pt_bytes_eq(d.key.data, d.key.len, BINKEY, sizeof BINKEY));
+    /* zero-copy: the key points into the body */
+    cr_expect((const uint8_t *)d.key.data > body);
+    free(body);
+
+    q = (kv_proto_request){.op = KV_PROTO_SET, .id = 11,
+                           .key = {BINKEY, sizeof BINKEY},
+                           .value = {BINVAL, sizeof BINVAL}};
+    body = pt_roundtrip_req(&q, &d);
+    cr_expect(pt_bytes_eq(d.value.data, d.value.len, BINVAL, sizeof BINVAL));
+    cr_expect_eq(d.has_expected, 0);
+    free(body);
+
+    /* CAS with 0 = must not exist, and an empty value */
+    q = (kv_proto_request){.op = KV_PROTO_SET, .id = 12, .key = {"k", 1},
+                           .value = {"", 0}, .has_expected = 1,
+                           .expected = 0};
+    body = pt_roundtrip_req(&q, &d);
+    cr_expect_eq(d.has_expected, 1);
+    cr_expect_eq(d.expected, 0);
+    cr_expect_eq(d.value.len, 0);
+    free(body);
+
+    q.expected = UINT64_MAX - 1;
+    body = pt_roundtrip_req(&q, &d);
+    cr_expect_eq(d.expected, UINT64_MAX - 1);
+    free(body);
+}
+
+Test(request, mget_mset_del)
+{
+    kv_key keys[3] = {{"a", 1}, {BINKEY, sizeof BINKEY}, {"ccc", 3}};
+    kv_proto_request q = {.op = KV_PROTO_MGET, .id = 20, .keys = keys,
+                          .nkeys = 3};
+    kv_proto_request d;
+    uint8_t *body = pt_roundtrip_req(&q, &d);
+    cr_assert_eq(d.nkeys, 3);
+    for (int i = 0; i < 3; i++)
+        cr_expect(pt_bytes_eq(d.keys[i].data, d.keys[i].len, keys[i].data,
+                              keys[i].len));
+    kv_proto_request_free(&d);
+    free(body);
+
+    q.op = KV_PROTO_DEL;
+    body = pt_roundtrip_req(&q, &d);
+    cr_assert_eq(d.nkeys, 3);
+    kv_proto_request_free(&d);
+    free(body);
+
+    kv_pair pairs[2] = {{"k1", 2, BINVAL, sizeof BINVAL},
+                        {BINKEY, sizeof BINKEY, "", 0}};
+    q = (kv_proto_request){.op = KV_PROTO_MSET, .id = 21, .pairs = pairs,
+                           .npairs = 2};
+    body = pt_roundtrip_req(&q, &d);
+    cr_assert_eq(d.npairs, 2);
+    for (int i = 0; i < 2; i++) {
+        cr_expect(pt_bytes_eq(d.pairs[i].key, d.pairs[i].klen, pairs[i].key,
+                              pairs[i].klen));
+        cr_expect(pt_bytes_eq(d.pairs[i].val, d.pairs[i].vlen, pairs[i].val,
+                              pairs[i].vlen));
+    }
+    kv_proto_request_free(&d);
+    free(body);
+}
+
+Test(request, txn)
+{
+    kv_compare cmps[4] = {
+        {.kind = KV_CMP_VERSION_EQ, .key = "a", .klen = 1, .version = 77},
+        {.kind = KV_CMP_EXISTS, .key = "b", .klen = 1},
+        {.kind = KV_CMP_ABSENT, .key = BINKEY, .klen = sizeof BINKEY},
+        {.kind = KV_CMP_VALUE_EQ, .key = "d", .klen = 1, .value = BINVAL,
+         .vlen = sizeof BINVAL}};
+    kv_op then_ops[3] = {{KV_OP_GET, "a", 1, NULL, 0},
+                         {KV_OP_SET, "b", 1, "vv", 2},
+                         {KV_OP_DELETE, "c", 1, NULL, 0}};
+    kv_op else_ops[1] = {{KV_OP_SET, "e", 1, "", 0}};
+    kv_proto_request q = {.op = KV_PROTO_TXN, .id = 30, .cmps = cmps,
+                          .ncmps = 4, .then_ops = then_ops, .nthen = 3,
+                          .else_ops = else_ops, .nelse = 1};
+    kv_proto_arena arena;
+    kv_proto_arena_init(&arena);
+    kv_proto_buf b = {0};
+    cr_assert_eq(kv_proto_request_encode(&b, &q), KV_OK);
+    const uint8_t *body;
+    size_t len;
+    pt_body(&b, &body, &len);
+    kv_proto_request d;
+    cr_assert_eq(kv_proto_request_decode(body, len, NULL, &arena, &d), KV_OK);
+    cr_assert_eq(d.ncmps, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_expect_eq(d.cmps[i].kind, cmps[i].kind);
+        cr_expect(pt_bytes_eq(d.cmps[i].key, d.cmps[i].klen, cmps[i].key,
+                              cmps[i].klen));
+    }
+    cr_expect_eq(d.cmps[0].version, 77);
+    cr_expect(pt_bytes_eq(d.cmps[3].value, d.cmps[3].vlen, BINVAL,
+                          sizeof BINVAL));
+    cr_assert_eq(d.nthen, 3);
+    cr_assert_eq(d.nelse, 1);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(d.then_ops[i].kind, then_ops[i].kind);
+        cr_expect(pt_bytes_eq(d.then_ops[i].key, d.then_ops[i].klen,
+                              then_ops[i].key, 1));
+    }
+    cr_expect(pt_bytes_eq(d.then_ops[1].value, d.then_ops[1].vlen, "vv", 2));
+    cr_expect_eq(d.else_ops[0].vlen, 0);
+    kv_proto_request_free(&d); /* no-op: arena memory */
+
+    /* empty lists */
+    q = (kv_proto_request){.op = KV_PROTO_TXN, .id = 31};
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_request_encode(&b, &q), KV_OK);
+    pt_body(&b, &body, &len);
+    cr_assert_eq(kv_proto_request_decode(body, len, NULL, &arena, &d), KV_OK);
+    cr_expect_eq(d.ncmps + d.nthen + d.nelse, 0);
+
+    kv_proto_arena_reset(&arena);
+    kv_proto_arena_free(&arena);
+    kv_proto_buf_free(&b);
+}
+
+Test(request, scan)
+{
+    kv_proto_request q = {.op = KV_PROTO_SCAN, .id = 40,
+                          .key = {"user:", 5}, .cursor = 1ull << 40,
+                          .limit = 100};
+    kv_proto_request d;
+    uint8_t *body = pt_roundtrip_req(&q, &d);
+    cr_expect(pt_bytes_eq(d.key.data, d.key.len, "user:", 5));
+    cr_expect_eq(d.cursor, 1ull << 40);
+    cr_expect_eq(d.limit, 100);
+    free(body);
+
+    q.key.len = 0; /* empty prefix is fine */
+    body = pt_roundtrip_req(&q, &d);
+    cr_expect_eq(d.key.len, 0);
+    free(body);
+}
+
+Test(request, str_and_bin_keys_both_accepted)
+{
+    pt_raw r;
+    kv_proto_request d;
+    pt_raw_init(&r);
+    msgpack_pack_array(&r.pk, 3);
+    msgpack_pack_uint8(&r.pk, KV_PROTO_GET);
+    msgpack_pack_uint8(&r.pk, 9);
+    pt_raw_str(&r, "foo");
+    uint8_t *copy = pt_copy(r.sb.data, r.sb.size);
+    cr_assert_eq(kv_proto_request_decode(copy, r.sb.size, NULL, NULL, &d),
+                 KV_OK);
+    cr_expect(pt_bytes_eq(d.key.data, d.key.len, "foo", 3));
+    free(copy);
+    pt_raw_free(&r);
+
+    /* bin key, and ids / ops in wider int encodings */
+    pt_raw_init(&r);
+    msgpack_pack_array(&r.pk, 3);
+    msgpack_pack_fix_uint64(&r.pk, KV_PROTO_GET);
+    msgpack_pack_fix_int32(&r.pk, 9);
+    pt_raw_bin(&r, "foo", 3);
+    copy = pt_copy(r.sb.data, r.sb.size);
+    cr_assert_eq(kv_proto_request_decode(copy, r.sb.size, NULL, NULL, &d),
+                 KV_OK);
+    cr_expect_eq(d.id, 9);
+    cr_expect(pt_bytes_eq(d.key.data, d.key.len, "foo", 3));
+    free(copy);
+    pt_raw_free(&r);
+}
+
+/* Builds [op, id, <one extra element from fn>]. */
+static int decode_with(int op, uint64_t id, void (*fn)(pt_raw *),
+                       kv_proto_request *d)
+{
+    pt_raw r;
+    pt_raw_init(&r);
+    msgpack_pack_array(&r.pk, fn ? 3 : 2);
+    msgpack_pack_uint64(&r.pk, (uint64_t)op);
+    msgpack_pack_uint64(&r.pk, id);
+    if (fn)
+        fn(&r);
+    int rc = pt_decode_raw_req(&r, d);
+    pt_raw_free(&r);
+    return rc;
+}
+
+static void arg_int(pt_raw *r) { msgpack_pack_int(&r->pk, 5); }
+static void arg_nil(pt_raw *r) { msgpack_pack_nil(&r->pk); }
+static void arg_ext(pt_raw *r)
+{
+    msgpack_pack_ext(&r->pk, 1, 1);
+    msgpack_pack_ext_body(&r->pk, "k", 1);
+}
+static void arg_map(pt_raw *r) { msgpack_pack_map(&r->pk, 0); }
+static void arg_empty_keys(pt_raw *r) { msgpack_pack_array(&r->pk, 0); }
+static void arg_odd_pairs(pt_raw *r)
+{
+    msgpack_pack_array(&r->pk, 3);
+    pt_raw_bin(r, "a", 1);
+    pt_raw_bin(r, "b", 1);
+    pt_raw_bin(r, "c", 1);
+}
+static void arg_empty_key(pt_raw *r) { pt_raw_bin(r, "", 0); }
+
+Test(request, wrong_types_are_protocol_errors_with_id)
+{
+    kv_proto_request d;
+    cr_expect_eq(decode_with(KV_PROTO_GET, 7, arg_int, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 1);
+    cr_expect_eq(d.id, 7);
+    cr_expect_eq(d.op, KV_PROTO_GET);
+    cr_expect_not_null(d.error);
+    cr_expect_eq(decode_with(KV_PROTO_GET, 7, arg_nil, &d), KV_PROTOCOL);
+    cr_expect_eq(decode_with(KV_PROTO_GET, 7, arg_ext, &d), KV_PROTOCOL);
+    cr_expect_eq(decode_with(KV_PROTO_GET, 7, arg_map, &d), KV_PROTOCOL);
+    cr_expect_eq(decode_with(KV_PROTO_GET, 7, NULL, &d), KV_PROTOCOL);
+    cr_expect_eq(decode_with(KV_PROTO_MGET, 7, arg_int, &d), KV_PROTOCOL);
+    cr_expect_eq(decode_with(KV_PROTO_DEL, 7, arg_empty_keys, &d),
+                 KV_PROTOCOL);
+    cr_expect_eq(decode_with(KV_PROTO_MGET, 7, arg_empty_keys, &d), KV_OK);
+    cr_expect_eq(decode_with(KV_PROTO_MSET, 7, arg_odd_pairs, &d),
+                 KV_PROTOCOL);
+    cr_expect_eq(decode_with(KV_PROTO_METRICS, 7, arg_nil, &d), KV_PROTOCOL);
+    cr_expect_eq(decode_with(KV_PROTO_TXN, 7, arg_nil, &d), KV_PROTOCOL);
+    cr_expect_eq(decode_with(KV_PROTO_AUTH, 7, NULL, &d), KV_PROTOCOL);
+    cr_expect_eq(decode_with(KV_PROTO_GET, 7, arg_empty_key, &d),
+                 KV_KEY_EMPTY);
+    cr_expect_eq(d.has_id, 1);
+}
+
+Test(request, unknown_op_is_unsupported_with_id)
+{
+    kv_proto_request d;
+    cr_expect_eq(decode_with(99, 1234, NULL, &d), KV_UNSUPPORTED);
+    cr_expect_eq(d.has_id, 1);
+    cr_expect_eq(d.id, 1234);
+    cr_expect_eq(decode_with(KV_PROTO_OP_COUNT, 5, arg_int, &d),
+                 KV_UNSUPPORTED);
+    cr_expect_eq(decode_with(-1 /* huge */, 5, NULL, &d), KV_UNSUPPORTED);
+}
+
+Test(request, envelope_errors_have_no_id)
+{
+    kv_proto_request d;
+    pt_raw r;
+
+    /* not an array */
+    pt_raw_init(&r);
+    msgpack_pack_map(&r.pk, 0);
+    cr_expect_eq(pt_decode_raw_req(&r, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 0);
+    pt_raw_free(&r);
+
+    /* array of one */
+    pt_raw_init(&r);
+    msgpack_pack_array(&r.pk, 1);
+    msgpack_pack_uint8(&r.pk, 3);
+    cr_expect_eq(pt_decode_raw_req(&r, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 0);
+    pt_raw_free(&r);
+
+    /* negative id */
+    pt_raw_init(&r);
+    msgpack_pack_array(&r.pk, 3);
+    msgpack_pack_uint8(&r.pk, 3);
+    msgpack_pack_int(&r.pk, -1);
+    pt_raw_bin(&r, "k", 1);
+    cr_expect_eq(pt_decode_raw_req(&r, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 0);
+    pt_raw_free(&r);
+
+    /* str id */
+    pt_raw_init(&r);
+    msgpack_pack_array(&r.pk, 2);
+    msgpack_pack_uint8(&r.pk, 1);
+    pt_raw_str(&r, "1");
+    cr_expect_eq(pt_decode_raw_req(&r, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 0);
+    pt_raw_free(&r);
+
+    /* op of the wrong type but a readable id: per-request error */
+    pt_raw_init(&r);
+    msgpack_pack_array(&r.pk, 2);
+    pt_raw_str(&r, "GET");
+    msgpack_pack_uint8(&r.pk, 42);
+    cr_expect_eq(pt_decode_raw_req(&r, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 1);
+    cr_expect_eq(d.id, 42);
+    pt_raw_free(&r);
+
+    /* empty body, and a byte that is never valid MessagePack */
+    cr_expect_eq(pt_decode_bytes_req("", 0, &d), KV_PROTOCOL);
+    cr_expect_eq(pt_decode_bytes_req("\xc1", 1, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 0);
+}
+
+Test(request, trailing_bytes)
+{
+    kv_proto_request q = {.op = KV_PROTO_GET, .id = 5, .key = {"k", 1}};
+    kv_proto_buf b = {0};
+    cr_assert_eq(kv_proto_request_encode(&b, &q), KV_OK);
+    const uint8_t *body;
+    size_t len;
+    pt_body(&b, &body, &len);
+    uint8_t *copy = malloc(len + 1);
+    memcpy(copy, body, len);
+    copy[len] = 0xc0;
+    kv_proto_request d;
+    cr_expect_eq(kv_proto_request_decode(copy, len + 1, NULL, NULL, &d),
+                 KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 1);
+    cr_expect_eq(d.id, 5);
+    free(copy);
+    kv_proto_buf_free(&b);
+}
+
+Test(request, oversized_counts_are_rejected_before_allocating)
+{
+    kv_proto_request d;
+    /* outer array claims 2^32-1 elements */
+    const uint8_t outer[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x03, 0x01};
+    cr_expect_eq(pt_decode_bytes_req(outer, sizeof outer, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 0);
+    /* MGET whose key array claims 2^32-1 keys */
+    const uint8_t mget[] = {0x93, 0x04, 0x07, 0xdd, 0xff, 0xff, 0xff, 0xff,
+                            0xa1, 'k'};
+    cr_expect_eq(pt_decode_bytes_req(mget, sizeof mget, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 1);
+    cr_expect_eq(d.id, 7);
+    /* a key whose bin32 length runs past the frame */
+    const uint8_t key[] = {0x93, 0x03, 0x07, 0xc6, 0x7f, 0xff, 0xff, 0xff,
+                           'k'};
+    cr_expect_eq(pt_decode_bytes_req(key, sizeof key, &d), KV_PROTOCOL);
+    /* TXN compares array of 65535 */
+    const uint8_t txn[] = {0x95, 0x08, 0x07, 0xdc, 0xff, 0xff, 0x90, 0x90};
+    cr_expect_eq(pt_decode_bytes_req(txn, sizeof txn, &d), KV_PROTOCOL);
+    /* map count larger than the frame as the op */
+    const uint8_t map[] = {0x92, 0xdf, 0xff, 0xff, 0xff, 0xff, 0x01};
+    cr_expect_eq(pt_decode_bytes_req(map, sizeof map, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 0);
+}
+
+Test(request, nesting_depth_is_bounded)
+{
+    /* [ [[[[[[[[...]]]]]]]], 1 ]: an op nested 5000 deep */
+    enum { DEPTH = 5000 };
+    uint8_t *p = malloc(DEPTH + 3);
+    p[0] = 0x92;
+    for (int i = 1; i <= DEPTH; i++)
+        p[i] = 0x91;
+    p[DEPTH + 1] = 0x90;
+    p[DEPTH + 2] = 0x01;
+    kv_proto_request d;
+    cr_expect_eq(pt_decode_bytes_req(p, DEPTH + 3, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 0);
+    free(p);
+}
+
+Test(request, txn_kinds)
+{
+    kv_proto_request d;
+    /* [8, 1, [[9, "k"]], [], []]: unknown compare kind */
+    const uint8_t bad_cmp[] = {0x95, 0x08, 0x01, 0x91, 0x92, 0x09, 0xa1,
+                               'k', 0x90, 0x90};
+    cr_expect_eq(pt_decode_bytes_req(bad_cmp, sizeof bad_cmp, &d),
+                 KV_INVALID_ARGUMENT);
+    cr_expect_eq(d.has_id, 1);
+    /* unknown op kind */
+    const uint8_t bad_op[] = {0x95, 0x08, 0x01, 0x90, 0x91, 0x92, 0x07,
+                              0xa1, 'k', 0x90};
+    cr_expect_eq(pt_decode_bytes_req(bad_op, sizeof bad_op, &d),
+                 KV_INVALID_ARGUMENT);
+    /* version compare without its version */
+    const uint8_t short_cmp[] = {0x95, 0x08, 0x01, 0x91, 0x92, 0x00, 0xa1,
+                                 'k', 0x90, 0x90};
+    cr_expect_eq(pt_decode_bytes_req(short_cmp, sizeof short_cmp, &d),
+                 KV_PROTOCOL);
+    /* set op without a value */
+    const uint8_t short_set[] = {0x95, 0x08, 0x01, 0x90, 0x91, 0x92, 0x01,
+                                 0xa1, 'k', 0x90};
+    cr_expect_eq(pt_decode_bytes_req(short_set, sizeof short_set, &d),
+                 KV_PROTOCOL);
+    /* get op with an extra element */
+    const uint8_t long_get[] = {0x95, 0x08, 0x01, 0x90, 0x91, 0x93, 0x00,
+                                0xa1, 'k', 0xc0, 0x90};
+    cr_expect_eq(pt_decode_bytes_req(long_get, sizeof long_get, &d),
+                 KV_PROTOCOL);
+}
+
+Test(request, limits)
+{
+    kv_proto_limits lim;
+    kv_proto_limits_init(&lim);
+    lim.max_key_size = 4;
+    lim.max_value_size = 8;
+    char big[16] = {0};
+    kv_proto_request q = {.op = KV_PROTO_SET, .id = 1, .key = {big, 5},
+                          .value = {big, 1}};
+    kv_proto_buf b = {0};
+    const uint8_t *body;
+    size_t len;
+    kv_proto_request d;
+
+    cr_assert_eq(kv_proto_request_encode(&b, &q), KV_OK);
+    pt_body(&b, &body, &len);
+    cr_expect_eq(kv_proto_request_decode(body, len, &lim, NULL, &d),
+                 KV_KEY_TOO_LARGE);
+    cr_expect_eq(d.has_id, 1);
+
+    q.key.len = 4;
+    q.value.len = 9;
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_request_encode(&b, &q), KV_OK);
+    pt_body(&b, &body, &len);
+    cr_expect_eq(kv_proto_request_decode(body, len, &lim, NULL, &d),
+                 KV_VALUE_TOO_LARGE);
+
+    q.value.len = 8;
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_request_encode(&b, &q), KV_OK);
+    pt_body(&b, &body, &len);
+    cr_expect_eq(kv_proto_request_decode(body, len, &lim, NULL, &d), KV_OK);
+
+    /* the default key limit: 64 KiB */
+    char *k = calloc(1, KV_DEFAULT_MAX_KEY_SIZE + 1);
+    q = (kv_proto_request){.op = KV_PROTO_GET, .id = 2,
+                           .key = {k, KV_DEFAULT_MAX_KEY_SIZE + 1}};
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_request_encode(&b, &q), KV_OK);
+    pt_body(&b, &body, &len);
+    cr_expect_eq(kv_proto_request_decode(body, len, NULL, NULL, &d),
+                 KV_KEY_TOO_LARGE);
+    q.key.len = KV_DEFAULT_MAX_KEY_SIZE;
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_request_encode(&b, &q), KV_OK);
+    pt_body(&b, &body, &len);
+    cr_expect_eq(kv_proto_request_decode(body, len, NULL, NULL, &d), KV_OK);
+    free(k);
+    kv_proto_buf_free(&b);
+}
+
+Test(request, encode_rejects_bad_input_and_keeps_buffer)
+{
+    kv_proto_buf b = {0};
+    kv_proto_request ok = {.op = KV_PROTO_PING, .id = 1};
+    cr_assert_eq(kv_proto_request_encode(&b, &ok), KV_OK);
+    size_t len = b.len;
+
+    kv_proto_request q = {.op = 99, .id = 1};
+    cr_expect_eq(kv_proto_request_encode(&b, &q), KV_UNSUPPORTED);
+    kv_compare c = {.kind = (kv_compare_kind)9, .key = "k", .klen = 1};
+    q = (kv_proto_request){.op = KV_PROTO_TXN, .id = 2, .cmps = &c,
+                           .ncmps = 1};
+    cr_expect_eq(kv_proto_request_encode(&b, &q), KV_INVALID_ARGUMENT);
+    q = (kv_proto_request){.op = KV_PROTO_MGET, .id = 3, .nkeys = 2};
+    cr_expect_eq(kv_proto_request_encode(&b, &q), KV_INVALID_ARGUMENT);
+    cr_expect_eq(b.len, len);
+    kv_proto_buf_free(&b);
+}
+
+Test(request, many_requests_share_one_arena)
+{
+    kv_proto_arena arena = {0};
+    kv_proto_buf b = {0};
+    kv_key keys[64];
+    for (int i = 0; i < 64; i++)
+        keys[i] = (kv_key){"key", 3};
+    for (int round = 0; round < 3; round++) {
+        kv_proto_buf_reset(&b);
+        for (int i = 0; i < 200; i++) {
+            kv_proto_request q = {.op = KV_PROTO_MGET, .id = (uint64_t)i,
+                                  .keys = keys, .nkeys = 1 + i % 64};
+            cr_assert_eq(kv_proto_request_encode(&b, &q), KV_OK);
+        }
+        size_t pos = 0, n = 0, off, blen;
+        while (kv_proto_frame_split(b.data + pos, b.len - pos, 0, &off,
+                                    &blen) == KV_PROTO_FRAME) {
+            kv_proto_request d;
+            cr_assert_eq(kv_proto_request_decode(b.data + pos + off, blen,
+                                                 NULL, &arena, &d),
+                         KV_OK);
+            cr_expect_eq(d.id, n);
+            cr_expect_eq(d.nkeys, 1 + n % 64);
+            pos += off + blen;
+            n++;
+        }
+        cr_expect_eq(n, 200);
+        cr_expect_eq(pos, b.len);
+        kv_proto_arena_reset(&arena);
+    }
+    kv_proto_arena_free(&arena);
+    kv_proto_buf_free(&b);
+}

@@ -1,0 +1,372 @@
+/*
+ * test_response.c - responses: every server-side encoder decoded back by
+ * the client-side decoder, batching many responses in one buffer, and the
+ * decoder's validation. Encoded frames are also checked against msgpack-c's
+ * own unpacker, so what we write is standard MessagePack.
+ */
+#include "prototest.h"
+
+static const char BIN[] = {'\0', 'v', '\0', '\xfe'};
+
+/* The body in b is exactly one MessagePack value for msgpack-c too. */
+static void expect_standard(const kv_proto_buf *b)
+{
+    const uint8_t *body;
+    size_t len, off = 0;
+    pt_body(b, &body, &len);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    cr_expect_eq(msgpack_unpack_next(&u, (const char *)body, len, &off),
+                 MSGPACK_UNPACK_SUCCESS);
+    cr_expect_eq(off, len);
+    msgpack_unpacked_destroy(&u);
+}
+
+Test(response, status_and_detail)
+{
+    kv_proto_buf b = {0};
+    kv_proto_response r;
+    uint8_t *copy;
+
+    cr_assert_eq(kv_proto_resp_status(&b, 5, KV_NOT_FOUND, NULL), KV_OK);
+    expect_standard(&b);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_GET, &copy, &r), KV_OK);
+    cr_expect_eq(r.id, 5);
+    cr_expect_eq(r.status, KV_NOT_FOUND);
+    cr_expect_eq(r.detail.len, 0);
+    cr_expect_eq(r.value.found, 0);
+    free(copy);
+
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_status(&b, 0, KV_PROTOCOL, "bad frame"),
+                 KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_SET, &copy, &r), KV_OK);
+    cr_expect_eq(r.id, 0);
+    cr_expect_eq(r.status, KV_PROTOCOL);
+    cr_expect(pt_bytes_eq(r.detail.data, r.detail.len, "bad frame", 9));
+    free(copy);
+
+    /* success with a nil result: AUTH, PING */
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_status(&b, 6, KV_OK, NULL), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_AUTH, &copy, &r), KV_OK);
+    free(copy);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_PING, &copy, &r), KV_OK);
+    cr_expect_eq(r.has_payload, 0);
+    free(copy);
+    /* ...but not where a shape is required */
+    cr_expect_eq(pt_decode_resp(&b, KV_PROTO_GET, &copy, &r), KV_PROTOCOL);
+    cr_expect_not_null(r.error);
+    free(copy);
+    kv_proto_buf_free(&b);
+}
+
+Test(response, hello_ping_value_version_del)
+{
+    kv_proto_buf b = {0};
+    kv_proto_response r;
+    uint8_t *copy;
+
+    cr_assert_eq(kv_proto_resp_hello(&b, 1, 1, "kvd", "0.1.0"), KV_OK);
+    expect_standard(&b);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_HELLO, &copy, &r), KV_OK);
+    cr_expect_eq(r.proto_version, 1);
+    cr_expect(pt_bytes_eq(r.server_name.data, r.server_name.len, "kvd", 3));
+    cr_expect(pt_bytes_eq(r.server_version.data, r.server_version.len,
+                          "0.1.0", 5));
+    free(copy);
+
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_ping(&b, 2, BIN, sizeof BIN), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_PING, &copy, &r), KV_OK);
+    cr_expect_eq(r.has_payload, 1);
+    cr_expect(pt_bytes_eq(r.payload.data, r.payload.len, BIN, sizeof BIN));
+    free(copy);
+
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_value(&b, 3, BIN, sizeof BIN, 99), KV_OK);
+    expect_standard(&b);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_GET, &copy, &r), KV_OK);
+    cr_expect_eq(r.value.found, 1);
+    cr_expect_eq(r.value.version, 99);
+    cr_expect(pt_bytes_eq(r.value.data, r.value.len, BIN, sizeof BIN));
+    free(copy);
+
+    /* an empty value is found, with a non-NULL pointer */
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_value(&b, 3, "", 0, 1), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_GET, &copy, &r), KV_OK);
+    cr_expect_eq(r.value.found, 1);
+    cr_expect_eq(r.value.len, 0);
+    cr_expect_not_null(r.value.data);
+    free(copy);
+
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_version(&b, 4, UINT64_MAX), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_SET, &copy, &r), KV_OK);
+    cr_expect_eq(r.version, UINT64_MAX);
+    free(copy);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_MSET, &copy, &r), KV_OK);
+    free(copy);
+
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_del(&b, 5, 3, 1000), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_DEL, &copy, &r), KV_OK);
+    cr_expect_eq(r.deleted, 3);
+    cr_expect_eq(r.version, 1000);
+    free(copy);
+    kv_proto_buf_free(&b);
+}
+
+Test(response, mget)
+{
+    char v0[] = "hello";
+    kv_value vals[3] = {{v0, 5, 7}, {NULL, 0, 0}, {(void *)BIN, sizeof BIN, 8}};
+    kv_proto_buf b = {0};
+    kv_proto_response r;
+    uint8_t *copy;
+    cr_assert_eq(kv_proto_resp_mget(&b, 9, vals, 3), KV_OK);
+    expect_standard(&b);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_MGET, &copy, &r), KV_OK);
+    cr_assert_eq(r.nvalues, 3);
+    cr_expect_eq(r.values[0].found, 1);
+    cr_expect(pt_bytes_eq(r.values[0].data, r.values[0].len, "hello", 5));
+    cr_expect_eq(r.values[0].version, 7);
+    cr_expect_eq(r.values[1].found, 0);
+    cr_expect_null(r.values[1].data);
+    cr_expect(pt_bytes_eq(r.values[2].data, r.values[2].len, BIN, sizeof BIN));
+    kv_proto_response_free(&r);
+    free(copy);
+
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_mget(&b, 9, NULL, 0), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_MGET, &copy, &r), KV_OK);
+    cr_expect_eq(r.nvalues, 0);
+    kv_proto_response_free(&r);
+    free(copy);
+    kv_proto_buf_free(&b);
+}
+
+Test(response, txn)
+{
+    char v[] = "val";
+    kv_op_result res[3] = {{KV_OK, {v, 3, 12}},
+                           {KV_NOT_FOUND, {NULL, 0, 0}},
+                           {KV_OK, {NULL, 0, 0}}};
+    kv_txn_result t = {1, 13, 3, res};
+    kv_proto_buf b = {0};
+    kv_proto_response r;
+    uint8_t *copy;
+    cr_assert_eq(kv_proto_resp_txn(&b, 11, &t), KV_OK);
+    expect_standard(&b);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_TXN, &copy, &r), KV_OK);
+    cr_expect_eq(r.succeeded, 1);
+    cr_expect_eq(r.version, 13);
+    cr_assert_eq(r.nresults, 3);
+    cr_expect_eq(r.results[0].status, KV_OK);
+    cr_expect_eq(r.results[0].found, 1);
+    cr_expect(pt_bytes_eq(r.results[0].data, r.results[0].len, "val", 3));
+    cr_expect_eq(r.results[0].version, 12);
+    cr_expect_eq(r.results[1].status, KV_NOT_FOUND);
+    cr_expect_eq(r.results[1].found, 0);
+    cr_expect_eq(r.results[2].found, 0);
+    kv_proto_response_free(&r);
+    free(copy);
+
+    t = (kv_txn_result){0, 0, 0, NULL};
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_txn(&b, 12, &t), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_TXN, &copy, &r), KV_OK);
+    cr_expect_eq(r.succeeded, 0);
+    cr_expect_eq(r.nresults, 0);
+    kv_proto_response_free(&r);
+    free(copy);
+    kv_proto_buf_free(&b);
+}
+
+Test(response, scan_streamed)
+{
+    kv_proto_buf b = {0};
+    kv_proto_response r;
+    uint8_t *copy;
+    kv_proto_scan_writer w;
+
+    /* a frame already in the buffer must be kept */
+    cr_assert_eq(kv_proto_resp_version(&b, 1, 1), KV_OK);
+    size_t first = b.len;
+    cr_assert_eq(kv_proto_resp_scan_begin(&b, 20, &w), KV_OK);
+    char key[8];
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(key, sizeof key, "k%d", i);
+        cr_assert_eq(kv_proto_resp_scan_add(&w, key, (size_t)n, BIN,
+                                            sizeof BIN, (uint64_t)i + 1),
+                     KV_OK);
+    }
+    cr_assert_eq(kv_proto_resp_scan_end(&w, 0x0102030405060708ull), KV_OK);
+
+    kv_proto_buf scan = {b.data + first, b.len - first, 0};
+    expect_standard(&scan);
+    cr_assert_eq(pt_decode_resp(&scan, KV_PROTO_SCAN, &copy, &r), KV_OK);
+    cr_expect_eq(r.id, 20);
+    cr_expect_eq(r.cursor, 0x0102030405060708ull);
+    cr_assert_eq(r.nentries, 100);
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(key, sizeof key, "k%d", i);
+        cr_expect(pt_bytes_eq(r.entries[i].key.data, r.entries[i].key.len,
+                              key, (size_t)n));
+        cr_expect(pt_bytes_eq(r.entries[i].val, r.entries[i].vlen, BIN,
+                              sizeof BIN));
+        cr_expect_eq(r.entries[i].version, (uint64_t)i + 1);
+    }
+    kv_proto_response_free(&r);
+    free(copy);
+
+    /* abort removes the partial frame */
+    size_t before = b.len;
+    cr_assert_eq(kv_proto_resp_scan_begin(&b, 21, &w), KV_OK);
+    cr_assert_eq(kv_proto_resp_scan_add(&w, "a", 1, "b", 1, 1), KV_OK);
+    kv_proto_resp_scan_abort(&w);
+    cr_expect_eq(b.len, before);
+
+    /* an empty batch with cursor 0 */
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_scan_begin(&b, 22, &w), KV_OK);
+    cr_assert_eq(kv_proto_resp_scan_end(&w, 0), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_SCAN, &copy, &r), KV_OK);
+    cr_expect_eq(r.nentries, 0);
+    cr_expect_eq(r.cursor, 0);
+    free(copy);
+    kv_proto_buf_free(&b);
+}
+
+Test(response, metrics)
+{
+    kv_metrics m = {0};
+    m.keys = 12;
+    m.gets = 40;
+    m.table_resizes = 2;
+    kv_proto_metric lat[2] = {
+        {.name = "get", .kind = KV_PROTO_METRIC_DOUBLE, .d = 12.5},
+        {.name = "set", .kind = KV_PROTO_METRIC_UINT, .u = 20}};
+    kv_proto_metric extra[2] = {
+        {.name = "connections", .kind = KV_PROTO_METRIC_UINT, .u = 3},
+        {.name = "latency_us", .kind = KV_PROTO_METRIC_MAP, .children = lat,
+         .nchildren = 2}};
+    kv_proto_buf b = {0};
+    kv_proto_response r;
+    uint8_t *copy;
+    cr_assert_eq(kv_proto_resp_metrics(&b, 30, &m, extra, 2), KV_OK);
+    expect_standard(&b);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_METRICS, &copy, &r), KV_OK);
+    cr_assert_eq(r.nmetrics, 15 + 2);
+    cr_expect_str_eq(r.metrics[0].name, "keys");
+    cr_expect_eq(r.metrics[0].u, 12);
+    cr_expect_str_eq(r.metrics[5].name, "gets");
+    cr_expect_eq(r.metrics[5].u, 40);
+    cr_expect_str_eq(r.metrics[14].name, "table_resizes");
+    cr_expect_str_eq(r.metrics[15].name, "connections");
+    cr_expect_eq(r.metrics[15].kind, KV_PROTO_METRIC_UINT);
+    const kv_proto_metric *l = &r.metrics[16];
+    cr_expect_str_eq(l->name, "latency_us");
+    cr_assert_eq(l->kind, KV_PROTO_METRIC_MAP);
+    cr_assert_eq(l->nchildren, 2);
+    cr_expect_eq(l->children[0].kind, KV_PROTO_METRIC_DOUBLE);
+    cr_expect_float_eq(l->children[0].d, 12.5, 1e-9);
+    cr_expect_eq(l->children[1].u, 20);
+    kv_proto_response_free(&r);
+    free(copy);
+
+    /* store only; server only */
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_metrics(&b, 31, NULL, extra, 1), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_METRICS, &copy, &r), KV_OK);
+    cr_expect_eq(r.nmetrics, 1);
+    kv_proto_response_free(&r);
+    free(copy);
+
+    /* a map inside a map is refused, buffer unchanged */
+    kv_proto_metric deep = {.name = "x", .kind = KV_PROTO_METRIC_MAP,
+                            .children = extra + 1, .nchildren = 1};
+    size_t len = b.len;
+    cr_expect_eq(kv_proto_resp_metrics(&b, 32, NULL, &deep, 1),
+                 KV_INVALID_ARGUMENT);
+    kv_proto_metric noname = {.kind = KV_PROTO_METRIC_UINT};
+    cr_expect_eq(kv_proto_resp_metrics(&b, 32, NULL, &noname, 1),
+                 KV_INVALID_ARGUMENT);
+    cr_expect_eq(b.len, len);
+    kv_proto_buf_free(&b);
+}
+
+Test(response, batch_of_responses_in_one_buffer)
+{
+    kv_proto_buf b = {0};
+    for (uint64_t i = 1; i <= 1000; i++) {
+        if (i % 2)
+            cr_assert_eq(kv_proto_resp_value(&b, i, "v", 1, i), KV_OK);
+        else
+            cr_assert_eq(kv_proto_resp_status(&b, i, KV_NOT_FOUND, NULL),
+                         KV_OK);
+    }
+    size_t pos = 0, off, blen;
+    uint64_t want = 1;
+    while (pos < b.len) {
+        cr_assert_eq(kv_proto_frame_split(b.data + pos, b.len - pos, 0, &off,
+                                          &blen),
+                     KV_PROTO_FRAME);
+        kv_proto_response r;
+        cr_assert_eq(kv_proto_response_decode(b.data + pos + off, blen,
+                                              KV_PROTO_GET, NULL, &r),
+                     KV_OK);
+        cr_expect_eq(r.id, want);
+        cr_expect_eq(r.status, want % 2 ? KV_OK : KV_NOT_FOUND);
+        pos += off + blen;
+        want++;
+    }
+    cr_expect_eq(want, 1001);
+    kv_proto_buf_free(&b);
+}
+
+Test(response, decoder_validation)
+{
+    kv_proto_response r;
+    /* not [id, status, result] */
+    const uint8_t two[] = {0x92, 0x01, 0x00};
+    cr_expect_eq(kv_proto_response_decode(two, sizeof two, KV_PROTO_SET,
+                                          NULL, &r),
+                 KV_PROTOCOL);
+    /* error status with a bin (not nil/str) result */
+    const uint8_t binres[] = {0x93, 0x01, 0x1e, 0xc4, 0x01, 'x'};
+    cr_expect_eq(kv_proto_response_decode(binres, sizeof binres,
+                                          KV_PROTO_SET, NULL, &r),
+                 KV_PROTOCOL);
+    /* trailing byte */
+    const uint8_t trail[] = {0x93, 0x01, 0x00, 0x05, 0xc0};
+    cr_expect_eq(kv_proto_response_decode(trail, sizeof trail, KV_PROTO_SET,
+                                          NULL, &r),
+                 KV_PROTOCOL);
+    /* unknown op */
+    const uint8_t ok[] = {0x93, 0x01, 0x00, 0x05};
+    cr_expect_eq(kv_proto_response_decode(ok, sizeof ok, 77, NULL, &r),
+                 KV_UNSUPPORTED);
+    cr_expect_eq(kv_proto_response_decode(ok, sizeof ok, KV_PROTO_SET, NULL,
+                                          &r),
+                 KV_OK);
+    /* SCAN entries not a multiple of 3 */
+    const uint8_t scan[] = {0x93, 0x01, 0x00, 0x92, 0x00, 0x92, 0xa1, 'k',
+                            0xa1, 'v'};
+    cr_expect_eq(kv_proto_response_decode(scan, sizeof scan, KV_PROTO_SCAN,
+                                          NULL, &r),
+                 KV_PROTOCOL);
+    /* METRICS nested two levels */
+    const uint8_t deep[] = {0x93, 0x01, 0x00, 0x81, 0xa1, 'a', 0x81, 0xa1,
+                            'b', 0x81, 0xa1, 'c', 0x01};
+    cr_expect_eq(kv_proto_response_decode(deep, sizeof deep,
+                                          KV_PROTO_METRICS, NULL, &r),
+                 KV_PROTOCOL);
+    /* MGET claiming 2^32-1 entries */
+    const uint8_t mget[] = {0x93, 0x01, 0x00, 0xdd, 0xff, 0xff, 0xff, 0xff,
+                            0xc0};
+    cr_expect_eq(kv_proto_response_decode(mget, sizeof mget, KV_PROTO_MGET,
+                                          NULL, &r),
+                 KV_PROTOCOL);
+}

@@ -98,7 +98,10 @@ void *kv_proto_arena_alloc(kv_proto_arena *a, size_t size)
 
 void *kv__alloc_array(kv__alloc *al, size_t n, size_t size)
 {
-    if (size != 0 && n > SIZE_MAX / size)
+    static max_align_t empty; /* zero-length arrays: nothing to allocate */
+    if (n == 0 || size == 0)
+        return &empty;
+    if (n > SIZE_MAX / size)
         return NULL;
     kv_proto_arena *a = al->arena;
     if (a == NULL) {

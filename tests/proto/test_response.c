@@ -235,6 +235,7 @@ Test(response, scan_streamed)
     cr_assert_eq(pt_decode_resp(&b, KV_PROTO_SCAN, &copy, &r), KV_OK);
     cr_expect_eq(r.nentries, 0);
     cr_expect_eq(r.cursor, 0);
+    kv_proto_response_free(&r);
     free(copy);
     kv_proto_buf_free(&b);
 }

@@ -35,6 +35,8 @@
 #include <urcu/rculfhash.h>
 
 #include <stdlib.h>
+/* Inlined, exactly as libkv includes it (libkv/src/hash.h). */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "bench.h"

@@ -330,15 +330,15 @@ KV_API void kv_txn_result_free(kv_txn_result *result);
  * Prefix scan with a cursor
  *
  * Walks the keys in hash order (not sorted), calling fn for each key that
- * starts with prefix (plen may be 0), until at least `limit` keys were
- * passed to fn or the store is exhausted. Start with cursor 0; *next
+ * starts with prefix (plen may be 0), until `limit` keys were passed to fn,
+ * fn asks to stop, or the store is exhausted. Start with cursor 0; *next
  * receives the cursor to continue from, 0 when the scan is complete.
  * Weakly consistent, like Redis SCAN: a key present for the whole scan is
- * returned at least once; keys added or removed during the scan may or may
- * not be; a key may be returned twice if the table grew meanwhile.
- * fn's pointers are valid only during the call. fn returns 0 to continue,
- * non-zero to stop early (*next is then the cursor to resume from, which
- * may return some keys again).
+ * returned exactly once; keys added or removed during the scan may or may
+ * not be. fn returns 0 to continue, non-zero to stop after this key (the
+ * scan then resumes after it). fn's pointers are valid only during the
+ * call; fn may call other libkv functions. limit must be at least 1.
+ * Errors: KV_INVALID_ARGUMENT, KV_NO_MEMORY.
  * ---------------------------------------------------------------------- */
 typedef int (*kv_scan_fn)(void *ctx, const void *key, size_t klen,
                           const void *val, size_t vlen, uint64_t version);

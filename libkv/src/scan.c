@@ -2,50 +2,81 @@
  * scan.c - prefix scan with a cursor.
  *
  * Keys are visited in the order of their hash, and the cursor is a hash
- * value: "everything below this has been visited". Since a key's hash does
- * not change when the index grows, a scan survives resizes: with linear
- * probing a key sits at or after its home slot (hash's top bits), so the
- * keys of a hash range are found by walking from the range's first home
- * slot to the end of the probe chain past its last one.
+ * value: "every key hashing below this has been visited". A key's hash does
+ * not change when the index grows, so a scan survives resizes. With linear
+ * probing a key sits at or after its home slot (the hash's top bits), so the
+ * keys of one home slot's hash range are found by walking from that slot to
+ * the end of its probe chain; they are sorted by hash before being handed
+ * out, which lets a scan stop after any key and resume right after it.
  */
+#include <stdlib.h>
+
 #include "hash.h"
 #include "store.h"
 
-typedef struct scan_ctx {
-    const void *prefix;
-    size_t plen;
-    kv_scan_fn fn;
-    void *ctx;
-    size_t count;
-    bool stop;
-} scan_ctx;
+typedef struct found {
+    uint64_t hash;
+    const kv__item *item;
+} found;
 
-/* Visits the keys with hash in [lo, hi] stored in table t. */
-static void scan_range(kv__table *t, uint64_t lo, uint64_t hi, scan_ctx *sc)
+typedef struct range_keys {
+    found *v;
+    size_t n, cap;
+    found small[16];
+} range_keys;
+
+static int add_found(range_keys *r, uint64_t h, const kv__item *it)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap * 2;
+        found *v = malloc(cap * sizeof *v);
+        if (!v)
+            return KV_NO_MEMORY;
+        memcpy(v, r->v, r->n * sizeof *v);
+        if (r->v != r->small)
+            free(r->v);
+        r->v = v;
+        r->cap = cap;
+    }
+    r->v[r->n++] = (found){h, it};
+    return KV_OK;
+}
+
+/* Collects the prefix-matching keys with hash in [lo, hi] stored in t. */
+static int collect_range(kv__table *t, uint64_t lo, uint64_t hi, const void *prefix,
+                         size_t plen, range_keys *r)
 {
     size_t first = (size_t)(lo >> t->shift), last = (size_t)(hi >> t->shift);
     size_t span = (last - first) & t->mask;
-    for (size_t d = 0; d <= kv__table_size(t) && !sc->stop; d++) {
-        size_t j = (first + d) & t->mask;
-        uintptr_t v = atomic_load(&t->slots[j]);
+    for (size_t d = 0; d <= kv__table_size(t); d++) {
+        uintptr_t v = atomic_load(&t->slots[(first + d) & t->mask]);
         if (kv__slot_ends_chain(v)) {
             if (d > span)
-                return;
+                break;
             continue;
         }
         if (!kv__slot_is_key(v))
             continue;
         const kv__item *it = kv__slot_visible(v, NULL);
-        if (!it || kv__item_klen(it) < sc->plen ||
-            (sc->plen && memcmp(kv__item_key(it), sc->prefix, sc->plen) != 0))
+        if (!it || kv__item_klen(it) < plen ||
+            (plen && memcmp(kv__item_key(it), prefix, plen) != 0))
             continue;
         uint64_t h = kv__hash(kv__item_key(it), kv__item_klen(it));
-        if (h < lo || h > hi)
-            continue;
-        sc->count++;
-        if (sc->fn(sc->ctx, kv__item_key(it), kv__item_klen(it), kv__item_value(it), kv__item_vlen(it), kv__item_rev(it)))
-            sc->stop = true;
+        if (h >= lo && h <= hi && add_found(r, h, it) != KV_OK)
+            return KV_NO_MEMORY;
     }
+    return KV_OK;
+}
+
+static int found_cmp(const void *a, const void *b)
+{
+    const found *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    size_t kx = kv__item_klen(x->item), ky = kv__item_klen(y->item);
+    if (kx != ky)
+        return kx < ky ? -1 : 1;
+    return memcmp(kv__item_key(x->item), kv__item_key(y->item), kx);
 }
 
 int kv_scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
@@ -56,22 +87,53 @@ int kv_scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_
     kv__slot *slot = kv__slot_get(&s->slots);
     if (!slot)
         return KV_NO_MEMORY;
-    scan_ctx sc = {prefix, plen, fn, ctx, 0, false};
+    range_keys r = {.cap = 16};
+    r.v = r.small;
+    int rc = KV_OK;
+    size_t count = 0;
+    uint64_t lo = cursor, resume = 0;
+    bool finished = false;
+
     kv__ebr_pin(&s->ebr, slot);
     kv__table *t = atomic_load(&s->table);
     /* One step is the hash range of one home slot of the current table. */
-    uint64_t step_mask = t->shift >= 64 ? UINT64_MAX : (((uint64_t)1 << t->shift) - 1);
-    uint64_t lo = cursor;
-    bool done = false;
-    while (!done && !sc.stop && sc.count < limit) {
+    uint64_t step_mask = ((uint64_t)1 << t->shift) - 1;
+    while (!finished) {
         uint64_t hi = lo | step_mask;
-        for (kv__table *x = t; x; x = atomic_load(&x->next))
-            scan_range(x, lo, hi, &sc);
-        lo = hi + 1;
-        done = hi == UINT64_MAX;
+        r.n = 0;
+        for (kv__table *x = t; x && rc == KV_OK; x = atomic_load(&x->next))
+            rc = collect_range(x, lo, hi, prefix, plen, &r);
+        if (rc != KV_OK)
+            break;
+        qsort(r.v, r.n, sizeof *r.v, found_cmp);
+        bool stop = false;
+        for (size_t i = 0; i < r.n && !stop; i++) {
+            const kv__item *it = r.v[i].item;
+            /* The same key in two tables (mid-resize) is given once. */
+            if (i > 0 && found_cmp(&r.v[i - 1], &r.v[i]) == 0)
+                continue;
+            count++;
+            stop = fn(ctx, kv__item_key(it), kv__item_klen(it), kv__item_value(it),
+                      kv__item_vlen(it), kv__item_rev(it)) != 0 ||
+                   count >= limit;
+            /* Stop only between different hashes, so resuming at hash + 1
+             * skips nothing. */
+            if (stop && i + 1 < r.n && r.v[i + 1].hash == r.v[i].hash)
+                stop = false;
+            if (stop) {
+                finished = r.v[i].hash == UINT64_MAX;
+                resume = r.v[i].hash + 1;
+            }
+        }
+        if (stop)
+            break;
+        finished = hi == UINT64_MAX;
+        lo = resume = hi + 1;
     }
     kv__ebr_unpin(slot);
-    /* A callback that stopped the scan is resumed at the start of its range. */
-    *next = done && !sc.stop ? 0 : lo;
-    return KV_OK;
+    if (r.v != r.small)
+        free(r.v);
+    if (rc == KV_OK)
+        *next = finished ? 0 : resume;
+    return rc;
 }

@@ -13,11 +13,7 @@
 #ifndef KV_STRESS_H
 #define KV_STRESS_H
 
-#ifdef KV_MINICRIT /* ThreadSanitizer builds: see minicrit.h */
-#include "minicrit.h"
-#else
 #include <criterion/criterion.h>
-#endif
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>

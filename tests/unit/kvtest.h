@@ -8,11 +8,7 @@
 #ifndef KVTEST_H
 #define KVTEST_H
 
-#ifdef KV_MINICRIT /* ThreadSanitizer builds: see minicrit.h */
-#include "minicrit.h"
-#else
 #include <criterion/criterion.h>
-#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

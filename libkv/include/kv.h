@@ -68,7 +68,6 @@ KV_API int kv_version_number(void);
     XX(KEY_TOO_LARGE, 12, "key is larger than the store's max_key_size")      \
     XX(VALUE_TOO_LARGE, 13, "value is larger than the store's max_value_size") \
     XX(BUFFER_TOO_SMALL, 14, "buffer too small for the value")               \
-    XX(TXN_DONE, 15, "transaction is already finished")                       \
     /* resource failures: nothing was changed */                              \
     XX(NO_MEMORY, 20, "out of memory")                                        \
     XX(STORE_FULL, 21, "store is full (max_keys reached)")                    \
@@ -94,7 +93,8 @@ typedef enum kv_status {
 /* A static, human-readable message for a status; never NULL (unknown codes
  * give "unknown status"). */
 KV_API const char *kv_strerror(int status);
-/* The status's symbolic name without the KV_ prefix, e.g. "NOT_FOUND". */
+/* The status's symbolic name without the KV_ prefix, e.g. "NOT_FOUND";
+ * "UNKNOWN" for codes not in KV_STATUS_MAP. Never NULL. */
 KV_API const char *kv_status_name(int status);
 
 /* ------------------------------------------------------------------------
@@ -103,8 +103,9 @@ KV_API const char *kv_status_name(int status);
 typedef struct kv_store kv_store;
 
 typedef struct kv_options {
-    size_t initial_capacity; /* keys to size the table for; default 1024 */
-    size_t max_key_size;     /* bytes; default 64 KiB, at most 64 KiB    */
+    size_t initial_capacity; /* keys to size the table for; default 1024
+                                (0 is fine: the table grows on demand)  */
+    size_t max_key_size;     /* bytes; default 64 KiB, 1 to 64 KiB       */
     size_t max_value_size;   /* bytes; default 64 MiB, at most 1 GiB     */
     uint64_t max_keys;       /* 0 = unlimited (default)                  */
 } kv_options;
@@ -189,8 +190,9 @@ KV_API int kv_set_if(kv_store *store, const void *key, size_t klen,
 KV_API int kv_delete(kv_store *store, const void *key, size_t klen,
                      uint64_t *version);
 
-/* Deletes key only if its version equals expected (which must not be 0).
- * KV_NOT_FOUND if absent, KV_VERSION_MISMATCH if it has another version. */
+/* Deletes key only if its version equals expected. KV_NOT_FOUND if absent,
+ * KV_VERSION_MISMATCH if it has another version, KV_INVALID_ARGUMENT if
+ * expected is 0 (an absent key cannot be deleted). */
 KV_API int kv_delete_if(kv_store *store, const void *key, size_t klen,
                         uint64_t expected, uint64_t *version);
 
@@ -241,7 +243,9 @@ KV_API int kv_mdelete(kv_store *store, const kv_key *keys, size_t n,
  * serializable: if any key the transaction read has changed since it was
  * read, commit returns KV_CONFLICT and changes nothing. A read that could
  * no longer be consistent with earlier reads returns KV_CONFLICT at once;
- * the transaction can then only be aborted (commit also says KV_CONFLICT).
+ * the transaction is then doomed: later gets, sets and deletes return
+ * KV_CONFLICT, and so does commit. A transaction that wrote nothing commits
+ * with KV_OK (its reads were one consistent snapshot when they were made).
  * ---------------------------------------------------------------------- */
 typedef struct kv_txn kv_txn;
 
@@ -270,7 +274,9 @@ KV_API void kv_txn_abort(kv_txn *txn);
  *
  * If every compare holds, then_ops run, otherwise else_ops run; compares
  * and ops together are one atomic step. Ops in a list run in order and a
- * GET sees the list's earlier writes.
+ * GET sees the list's earlier writes. Every compare and every op of both
+ * lists is validated before anything runs: a bad one in either list is an
+ * error and nothing changes.
  * ---------------------------------------------------------------------- */
 typedef enum kv_compare_kind {
     KV_CMP_VERSION_EQ = 0, /* key's version == version (0 = absent) */
@@ -371,9 +377,15 @@ typedef struct kv_metrics {
     uint64_t table_resizes; /* times the index grew or was rebuilt       */
 } kv_metrics;
 
-/* Fills *out. size must be sizeof(kv_metrics): fields are only ever added
- * at the end, so a program built against an older header stays correct.
- * Errors: KV_INVALID_ARGUMENT if size is too small for the first fields. */
+/* Fills the first `size` bytes of *out; pass sizeof(kv_metrics). Fields are
+ * only ever added at the end, so a program built against an older header
+ * (with a smaller struct) stays correct and nothing past size is written.
+ * Counting: kv_get, kv_get_into, kv_get_with, kv_exists, kv_txn_get and
+ * every key of kv_mget and of a conditional transaction's GETs count as
+ * gets; sets count SET operations run (duplicates included); deletes count
+ * keys that existed; txn_commits counts successful kv_txn_commit calls
+ * (read-only ones included) and every kv_txn_cond.
+ * Errors: KV_INVALID_ARGUMENT if size is too small for the first 13 fields. */
 KV_API int kv_metrics_read(kv_store *store, kv_metrics *out, size_t size);
 
 #ifdef __cplusplus

@@ -8,7 +8,7 @@
  * thread builds, kv_add_criterion_test (tests/CMakeLists.txt) puts this
  * directory first on the include path, so the same test sources compile
  * against this header instead. Like Criterion, it runs every test in its
- * own forked process, with the test's .init and .fini fixtures; a failed
+ * own forked process, with its (or its TestSuite's) .init and .fini; a failed
  * cr_assert* ends the test, a failed cr_expect* marks it failed and goes on.
  *
  * Options: --filter SUITE/NAME (a trailing '*' matches any suffix);
@@ -42,14 +42,33 @@ struct crt_test {
     struct crt_test *next;
 };
 
-static struct crt_test *crt_head, **crt_tail = &crt_head;
-static int crt_expect_failed;
+struct crt_suite {
+    const char *name;
+    struct crt_options opts;
+    struct crt_suite *next;
+};
+
+/* The registry is shared by every file of a test binary that includes this
+ * header (a test's helpers too), hence weak, one-definition globals. */
+__attribute__((weak)) struct crt_test *crt_head;
+__attribute__((weak)) struct crt_test **crt_tail = &crt_head;
+__attribute__((weak)) struct crt_suite *crt_suites;
+__attribute__((weak)) int crt_expect_failed;
 
 static inline void crt_register(struct crt_test *t)
 {
     *crt_tail = t;
     crt_tail = &t->next;
 }
+
+/* TestSuite(suite, .init = f, .fini = g): defaults for the suite's tests. */
+#define TestSuite(suite, ...)                                                 \
+    static struct crt_suite crt_suite_##suite = {#suite, {0, __VA_ARGS__}, NULL}; \
+    __attribute__((constructor)) static void crt_suite_##suite##_ctor(void)   \
+    {                                                                         \
+        crt_suite_##suite.next = crt_suites;                                  \
+        crt_suites = &crt_suite_##suite;                                      \
+    }
 
 #define Test(suite, name, ...)                                                \
     static void suite##_##name##_impl(void);                                  \
@@ -132,9 +151,21 @@ static inline int crt_match(const char *filter, const struct crt_test *t)
     return strcmp(full, filter) == 0;
 }
 
-/* Runs one test in a child process; returns 1 if it failed. */
+static inline const struct crt_options *crt_suite_options(const char *suite)
+{
+    for (const struct crt_suite *s = crt_suites; s != NULL; s = s->next)
+        if (strcmp(s->name, suite) == 0)
+            return &s->opts;
+    return NULL;
+}
+
+/* Runs one test in a child process; returns 1 if it failed. The test's own
+ * fixtures win over its suite's. */
 static inline int crt_run(const struct crt_test *t)
 {
+    const struct crt_options *so = crt_suite_options(t->suite);
+    void (*init)(void) = t->opts.init ? t->opts.init : so ? so->init : NULL;
+    void (*fini)(void) = t->opts.fini ? t->opts.fini : so ? so->fini : NULL;
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -142,11 +173,11 @@ static inline int crt_run(const struct crt_test *t)
         return 1;
     }
     if (pid == 0) {
-        if (t->opts.init)
-            t->opts.init();
+        if (init)
+            init();
         t->fn();
-        if (t->opts.fini)
-            t->opts.fini();
+        if (fini)
+            fini();
         fflush(NULL);
         _exit(crt_expect_failed);
     }
@@ -165,7 +196,7 @@ static inline int crt_run(const struct crt_test *t)
 }
 
 int main(int argc, char **argv);
-int main(int argc, char **argv)
+__attribute__((weak)) int main(int argc, char **argv)
 {
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {

@@ -4,8 +4,8 @@
 #   bash scripts/dev.sh deps    install the Debian packages the project needs
 #   bash scripts/dev.sh build   deps, then configure and build into build/
 #   bash scripts/dev.sh run     build, then run the main job in the foreground
-#   bash scripts/dev.sh test    deps, then the whole suite: normal build,
-#                               ASan+UBSan build, TSan build, valgrind leak check
+#   bash scripts/dev.sh test    deps, then the whole suite: normal build (with
+#                               valgrind leak checks), ASan+UBSan build, TSan build
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,18 +54,17 @@ run)
 test)
     deps
     build "$ROOT/build"
-    run_suite "$ROOT/build" "release"
+    run_suite "$ROOT/build" "release (with valgrind leak checks)"
     build "$ROOT/build-asan" -DKV_SANITIZE=address -DKV_BUILD_BENCH=OFF
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_suite "$ROOT/build-asan" "ASan+UBSan"
     build "$ROOT/build-tsan" -DKV_SANITIZE=thread -DKV_BUILD_BENCH=OFF
     # TSan needs the address layout it was built for: run without ASLR.
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-        setarch "$(uname -m)" -R bash -c "cd '$ROOT/build-tsan' && echo '=== test suite: TSan ===' && ctest --output-on-failure -j $JOBS"
-    echo "=== valgrind leak check ==="
-    (cd "$ROOT/build" && ctest --output-on-failure -L valgrind -j "$JOBS")
+        setarch "$(uname -m)" -R bash "$0" _suite "$ROOT/build-tsan" "TSan"
     echo "dev.sh: all suites passed"
     ;;
+_suite) run_suite "$2" "$3" ;;
 *)
     sed -n '2,9p' "${BASH_SOURCE[0]}"
     exit 2

@@ -253,10 +253,12 @@ typedef struct cell {
     kvb_dist dist;
     size_t threads;
     const kvb_contender *c;
-    double *mops; /* one per round */
+    double *mops;     /* one per round */
+    double *cpu;      /* kvb_result.cpu_share, one per round */
+    double *mops_cpu; /* kvb_result.mops_cpu, one per round */
     unsigned nrounds;
     uint64_t retries, errors, ops;
-    double median, min, max;
+    double median, min, max, median_cpu, median_mops_cpu;
 } cell;
 
 typedef struct memrow {
@@ -319,11 +321,11 @@ static cell *new_cell(kvb_workload w, size_t keys, kvb_dist d, size_t threads,
         cells = n;
         cells_cap = cap;
     }
-    double *m = calloc(rounds, sizeof *m);
+    double *m = calloc(3 * (size_t)rounds, sizeof *m);
     if (!m)
         return NULL;
     cells[ncells] = (cell){.w = w, .keys = keys, .dist = d, .threads = threads, .c = c,
-                           .mops = m};
+                           .mops = m, .cpu = m + rounds, .mops_cpu = m + 2 * rounds};
     return &cells[ncells++];
 }
 
@@ -332,9 +334,10 @@ static void print_row(const options *o, const cell *c, bool first)
     double ratio = ratio_vs_lfht(c);
     unsigned kpo = kvb_workload_keys(c->w);
     if (o->csv) {
-        printf("result,%s,%zu,%s,%zu,%s,%.4f,%.4f,%.4f,%.4f,%.4f,%llu,%llu,,\n",
+        printf("result,%s,%zu,%s,%zu,%s,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.3f,%llu,%llu,,\n",
                kvb_workload_names[c->w], c->keys, kvb_dist_names[c->dist], c->threads,
                c->c->name, c->median, c->min, c->max, c->median * kpo, ratio,
+               c->median_mops_cpu, c->median_cpu,
                (unsigned long long)c->retries, (unsigned long long)c->errors);
         return;
     }
@@ -352,8 +355,9 @@ static void print_row(const options *o, const cell *c, bool first)
                 kvb_dist_names[c->dist], c->threads);
     else
         fprintf(report, "%-11s %8s %-8s %3s", "", "", "", "");
-    fprintf(report, "  %-10s %8.3f  %8.3f..%-8.3f %9.3f  %7s%s\n", c->c->name, c->median,
-            c->min, c->max, c->median * kpo, rs, extra);
+    fprintf(report, "  %-10s %8.3f  %7.3f..%-7.3f %4.0f%% %8.3f %8.3f  %6s%s\n", c->c->name,
+            c->median, c->min, c->max, 100 * c->median_cpu, c->median_mops_cpu,
+            c->median * kpo, rs, extra);
     fflush(report);
 }
 
@@ -395,7 +399,7 @@ static int measure_memory(const options *o, const kvb_contender *c, size_t nkeys
     *m = (memrow){c, nkeys, (double)(after - before) / (double)nkeys,
                   (double)metric / (double)nkeys, t1 - t0};
     if (o->csv) {
-        printf("memory,,%zu,,,%s,,,,,,,,%.1f,%.1f\n", nkeys, c->name, m->rss_per_key,
+        printf("memory,,%zu,,,%s,,,,,,,,,,%.1f,%.1f\n", nkeys, c->name, m->rss_per_key,
                m->metric_per_key);
         return 0;
     }
@@ -444,6 +448,8 @@ static int run_config(const options *o, void *const *handles, kvb_workload w, si
                         &res) != 0)
                 return -1;
             c->mops[r] = res.mops;
+            c->cpu[r] = res.cpu_share;
+            c->mops_cpu[r] = res.mops_cpu;
             c->retries += res.retries;
             c->errors += res.errors;
             c->ops += res.ops;
@@ -454,6 +460,8 @@ static int run_config(const options *o, void *const *handles, kvb_workload w, si
         cell *c = &cells[base + i];
         cs[i] = c;
         c->median = median(c->mops, c->nrounds);
+        c->median_cpu = median(c->cpu, c->nrounds);
+        c->median_mops_cpu = median(c->mops_cpu, c->nrounds);
         c->min = c->max = c->mops[0];
         for (unsigned r = 1; r < c->nrounds; r++) {
             c->min = c->mops[r] < c->min ? c->mops[r] : c->min;
@@ -483,9 +491,9 @@ static int run_keys(const options *o, size_t nkeys, const int *cpus, size_t ncpu
         }
     }
     if (rc == 0 && !o->csv)
-        fprintf(report, "\n%-11s %8s %-8s %3s  %-10s %8s  %-18s %9s  %7s\n", "workload",
-                "keys", "dist", "thr", "contender", "Mops/s", "min..max (rounds)", "Mkeys/s",
-                "vs lfht");
+        fprintf(report, "\n%-11s %8s %-8s %3s  %-10s %8s  %-15s %5s %8s %8s  %6s\n",
+                "workload", "keys", "dist", "thr", "contender", "Mops/s", "min..max", "cpu",
+                "Mops/cpu", "Mkeys/s", "vs lfht");
     for (int d = 0; d < KVB_D_COUNT && rc == 0; d++) {
         if (!o->dist[d])
             continue;
@@ -519,7 +527,8 @@ static void print_scaling(const options *o)
 {
     if (o->nthreads < 2)
         return;
-    fprintf(report, "\nScaling: median at the largest thread count / median at 1 thread\n");
+    fprintf(report, "\nScaling: median at the largest thread count / median at 1 thread; CPU-normalised:\n"
+                    "the same from Mops per CPU-second, i.e. as if no other process took CPU time\n");
     size_t tmax = max_threads(o);
     for (size_t i = 0; i < ncells; i++) {
         const cell *c = &cells[i];
@@ -528,9 +537,12 @@ static void print_scaling(const options *o)
         const cell *one = find_cell(c->w, c->keys, c->dist, 1, c->c->name);
         if (!one || one->median <= 0)
             continue;
-        fprintf(report, "  %-11s %8zu %-8s %-10s %zu threads / 1: %.2fx\n",
+        double norm = one->median_mops_cpu > 0
+                          ? c->median_mops_cpu * (double)tmax / one->median_mops_cpu
+                          : 0;
+        fprintf(report, "  %-11s %8zu %-8s %-10s %zu threads / 1: %5.2fx   CPU-normalised %5.2fx\n",
                 kvb_workload_names[c->w], c->keys, kvb_dist_names[c->dist], c->c->name, tmax,
-                c->median / one->median);
+                c->median / one->median, norm);
     }
 }
 
@@ -574,6 +586,9 @@ static void print_targets(const options *o)
                 snprintf(what, sizeof what, "get %zu keys %s: libkv 2 thr / 1 thr", keys,
                          kvb_dist_names[d]);
                 check(what, two->median / one->median, 1.8);
+                if (one->median_mops_cpu > 0)
+                    fprintf(report, "  %-58s %6.2f (CPU-normalised, for information)\n", "",
+                            2 * two->median_mops_cpu / one->median_mops_cpu);
             }
             for (size_t t = 0; t < o->nthreads; t++)
                 check_ratio(KVB_W_MGET, keys, (kvb_dist)d, o->threads[t], 3.0);
@@ -630,7 +645,10 @@ static void print_header(const options *o, size_t ncpus)
         fprintf(report, "  %-10s %s\n", o->contenders[i]->name, o->contenders[i]->about);
     fprintf(report, "Mops/s: operations per second (one mget16 or mset4 is one operation;\n"
                     "Mkeys/s counts its keys). Medians over rounds; ratio = libkv median /"
-                    " lfht median.\n\n");
+                    " lfht median.\n"
+                    "cpu: CPU time the worker threads got / (threads x wall time), median; well"
+                    " below 100%%\nmeans other processes took the CPUs (a disturbed row)."
+                    " Mops/cpu: operations per CPU-second.\n\n");
 }
 
 int main(int argc, char **argv)
@@ -645,7 +663,8 @@ int main(int argc, char **argv)
     report = o.csv ? stderr : stdout;
     if (o.csv)
         printf("kind,workload,keys,dist,threads,contender,median_mops,min_mops,max_mops,"
-               "median_mkeys,ratio_vs_lfht,retries,errors,rss_bytes_per_key,"
+               "median_mkeys,ratio_vs_lfht,median_mops_per_cpu_s,median_cpu_share,retries,errors,"
+               "rss_bytes_per_key,"
                "metric_bytes_per_key\n");
     print_header(&o, ncpus);
 

@@ -144,8 +144,16 @@ typedef struct worker {
     size_t index;
     int cpu;
     double t0, t1;
+    double cpu0, cpu1; /* the thread's CPU time: what other processes left it */
     uint64_t ops, retries, errors, sum;
 } worker;
+
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 #define BATCH 8 /* operations between looks at the stop flag */
 
@@ -175,6 +183,7 @@ static void *worker_main(void *arg)
     pthread_barrier_wait(&r->start);
     if (!val || !buf)
         errors++;
+    wk->cpu0 = thread_cpu();
     wk->t0 = kvb_now();
     while (!errors && !atomic_load_explicit(&r->stop, memory_order_relaxed)) {
         for (int b = 0; b < BATCH; b++) {
@@ -221,6 +230,7 @@ static void *worker_main(void *arg)
         }
     }
     wk->t1 = kvb_now();
+    wk->cpu1 = thread_cpu();
     c->thread_leave(h);
     free(val);
     free(buf);
@@ -260,7 +270,7 @@ int kvb_run(const kvb_contender *c, void *h, kvb_workload w, const kvb_rings *ri
     while (nanosleep(&ts, &ts) != 0)
         ;
     atomic_store(&r.stop, 1);
-    double t0 = 0, t1 = 0;
+    double t0 = 0, t1 = 0, cpu = 0;
     *out = (kvb_result){0};
     for (size_t i = 0; i < nthreads; i++) {
         pthread_join(tids[i], NULL);
@@ -268,12 +278,15 @@ int kvb_run(const kvb_contender *c, void *h, kvb_workload w, const kvb_rings *ri
             t0 = wk[i].t0;
         if (i == 0 || wk[i].t1 > t1)
             t1 = wk[i].t1;
+        cpu += wk[i].cpu1 - wk[i].cpu0;
         out->ops += wk[i].ops;
         out->retries += wk[i].retries;
         out->errors += wk[i].errors;
         out->checksum += wk[i].sum;
     }
     out->mops = t1 > t0 ? (double)out->ops / (t1 - t0) / 1e6 : 0;
+    out->cpu_share = t1 > t0 ? cpu / ((double)nthreads * (t1 - t0)) : 0;
+    out->mops_cpu = cpu > 0 ? (double)out->ops / cpu / 1e6 : 0;
     pthread_barrier_destroy(&r.start);
     free(wk);
     free(tids);

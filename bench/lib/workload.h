@@ -47,6 +47,8 @@ void kvb_rings_free(kvb_rings *r);
 
 typedef struct kvb_result {
     double mops;      /* operations per second / 1e6 */
+    double cpu_share; /* CPU time the workers got / (threads x wall time) */
+    double mops_cpu;  /* operations per CPU-second of the workers / 1e6 */
     uint64_t ops;
     uint64_t retries; /* rmw conflicts that were retried */
     uint64_t errors;  /* operations that failed (should be 0) */

@@ -1,0 +1,211 @@
+/*
+ * test_limits.c - auth, max frame size, connection limit, a client that
+ * never reads (disconnected, memory bounded, others unaffected), idle
+ * timeout.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(limits, .init = harness_setup, .fini = harness_teardown, .timeout = 90);
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int open_client(const char *password, kv_client **out)
+{
+    kv_client_options o;
+    kv_client_options_init(&o);
+    o.port = (uint16_t)g_kvd.port;
+    o.password = password;
+    o.io_timeout_ms = TEST_IO_TIMEOUT_MS;
+    return kv_client_open(&o, out);
+}
+
+Test(limits, auth)
+{
+    kvd_start("--password", "s3cret", NULL);
+    kv_client *c = NULL;
+    /* no password: HELLO and PING work, everything else is refused */
+    cr_assert_eq(open_client(NULL, &c), KV_OK);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_value v;
+    cr_assert_eq(kv_client_get(c, "k", 1, &v), KV_AUTH_REQUIRED);
+    cr_assert_eq(kv_client_set(c, "k", 1, "v", 1, NULL), KV_AUTH_REQUIRED);
+    cr_assert_eq(kv_client_auth(c, "wrong"), KV_AUTH_FAILED);
+    cr_assert_eq(kv_client_get(c, "k", 1, &v), KV_AUTH_REQUIRED);
+    cr_assert_eq(kv_client_auth(c, "s3cret"), KV_OK);
+    cr_assert_eq(kv_client_set(c, "k", 1, "v", 1, NULL), KV_OK);
+    kv_client_close(c);
+
+    c = NULL;
+    cr_assert_eq(open_client("s3cre", &c), KV_AUTH_FAILED);
+    kv_client_close(c);
+    c = NULL;
+    cr_assert_eq(open_client("s3cret", &c), KV_OK);
+    cr_assert_eq(kv_client_get(c, "k", 1, &v), KV_OK);
+    kv_client_value_free(&v);
+    kv_client_close(c);
+
+    /* repeated failures end the connection */
+    c = NULL;
+    cr_assert_eq(open_client(NULL, &c), KV_OK);
+    int rc = KV_OK;
+    for (int i = 0; i < 10 && rc != KV_CLOSED; i++)
+        rc = kv_client_auth(c, "guess");
+    cr_assert_eq(rc, KV_CLOSED, "closed after repeated AUTH failures");
+    kv_client_close(c);
+    kvd_stop();
+}
+
+Test(limits, password_from_environment)
+{
+    setenv("KVD_PASSWORD", "envpw", 1);
+    kvd_start(NULL);
+    unsetenv("KVD_PASSWORD");
+    kv_client *c = NULL;
+    cr_assert_eq(open_client("envpw", &c), KV_OK);
+    cr_assert_eq(kv_client_set(c, "k", 1, "v", 1, NULL), KV_OK);
+    kv_client_close(c);
+    c = NULL;
+    cr_assert_eq(open_client("other", &c), KV_AUTH_FAILED);
+    kv_client_close(c);
+    kvd_stop();
+}
+
+Test(limits, oversized_frame)
+{
+    kvd_start("--max-frame-size", "4096", NULL);
+    /* raw: a header announcing more than the limit; no body follows */
+    int fd = raw_connect(g_kvd.port, 5000);
+    cr_assert_geq(fd, 0);
+    uint8_t hdr[4];
+    kv_proto_write_u32(hdr, 1u << 30);
+    cr_assert_eq(raw_send(fd, hdr, 4), 0);
+    uint64_t id = 99;
+    cr_assert_eq(raw_recv_status(fd, KV_PROTO_PING, &id), KV_FRAME_TOO_LARGE);
+    cr_assert_eq(id, 0);
+    cr_assert(raw_wait_closed(fd, 5000));
+    close(fd);
+
+    /* through the client: a value bigger than the frame limit */
+    kv_client *c = NULL;
+    cr_assert_eq(open_client(NULL, &c), KV_OK);
+    char *big = calloc(1, 8192);
+    int rc = kv_client_set(c, "big", 3, big, 8192, NULL);
+    cr_assert(rc == KV_FRAME_TOO_LARGE || rc == KV_CLOSED, "got %d", rc);
+    free(big);
+    kv_client_close(c);
+
+    /* others are unaffected and nothing was stored */
+    c = NULL;
+    cr_assert_eq(open_client(NULL, &c), KV_OK);
+    kv_value v;
+    cr_assert_eq(kv_client_get(c, "big", 3, &v), KV_NOT_FOUND);
+    kv_client_close(c);
+    kvd_stop();
+}
+
+Test(limits, max_connections)
+{
+    kvd_start("--max-connections", "3", NULL);
+    kv_client *cs[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(open_client(NULL, &cs[i]), KV_OK);
+    kv_client *extra = NULL;
+    int rc = open_client(NULL, &extra);
+    cr_assert(rc == KV_BUSY || rc == KV_CLOSED, "4th connection refused, got %d", rc);
+    kv_client_close(extra);
+    cr_assert_eq(kv_client_ping(cs[0]), KV_OK);
+    kv_client_close(cs[2]);
+    /* the slot frees once kvd has seen the close */
+    rc = KV_BUSY;
+    for (int i = 0; i < 100 && rc != KV_OK; i++) {
+        extra = NULL;
+        rc = open_client(NULL, &extra);
+        if (rc != KV_OK) {
+            kv_client_close(extra);
+            extra = NULL;
+            sleep_ms(20);
+        }
+    }
+    cr_assert_eq(rc, KV_OK);
+    kv_client_close(extra);
+    kv_client_close(cs[0]);
+    kv_client_close(cs[1]);
+    cr_assert_geq(metric_u(NULL, "connections_rejected"), 1);
+    kvd_stop();
+}
+
+Test(limits, reader_that_never_reads)
+{
+    kvd_start("--max-output-buffer", "1m", "--write-timeout", "1", NULL);
+    kv_client *c = NULL;
+    cr_assert_eq(open_client(NULL, &c), KV_OK);
+    size_t vlen = 64 * 1024;
+    char *val = malloc(vlen);
+    memset(val, 'x', vlen);
+    cr_assert_eq(kv_client_set(c, "big", 3, val, vlen, NULL), KV_OK);
+    free(val);
+    long rss0 = kvd_rss_kib();
+
+    /* GETs of 64 KiB each, sent until the socket will not take more
+     * (kvd paused reading us); never read a byte. */
+    int fd = raw_connect(g_kvd.port, 200);
+    cr_assert_geq(fd, 0);
+    kv_proto_buf b = {0};
+    for (int i = 0; i < 1000; i++) {
+        kv_proto_request r = {.op = KV_PROTO_GET, .id = (uint64_t)i + 1, .key = {"big", 3}};
+        enc(&b, &r);
+    }
+    size_t sent_reqs = 0;
+    for (int round = 0; round < 200; round++) {
+        ssize_t n = send(fd, b.data, b.len, MSG_NOSIGNAL);
+        if (n < (ssize_t)b.len)
+            break;
+        sent_reqs += 1000;
+    }
+    kv_proto_buf_free(&b);
+    cr_assert_gt(sent_reqs, 1000, "sent %zu requests", sent_reqs);
+
+    /* kvd keeps serving others meanwhile */
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(kv_client_ping(c), KV_OK);
+    long rss1 = kvd_rss_kib();
+    /* 1000s of 64 KiB answers were asked for; kvd holds ~1 MiB of them */
+    cr_assert_lt(rss1 - rss0, 48 * 1024, "kvd grew by %ld KiB", rss1 - rss0);
+
+    /* and disconnects the stuck reader after --write-timeout */
+    uint64_t slow = 0;
+    for (int i = 0; i < 100 && slow == 0; i++) {
+        sleep_ms(100);
+        slow = metric_u(NULL, "disconnects_slow");
+    }
+    cr_assert_eq(slow, 1);
+    cr_assert(raw_wait_closed(fd, 10000));
+    close(fd);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+}
+
+Test(limits, idle_timeout)
+{
+    kvd_start("--idle-timeout", "1", NULL);
+    int fd = raw_connect(g_kvd.port, 5000);
+    cr_assert_geq(fd, 0);
+    cr_assert(raw_wait_closed(fd, 5000), "idle connection closed");
+    close(fd);
+    cr_assert_geq(metric_u(NULL, "disconnects_idle"), 1);
+    kvd_stop();
+}

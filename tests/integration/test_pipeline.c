@@ -1,0 +1,222 @@
+/*
+ * test_pipeline.c - pipelining thousands of requests, many concurrent
+ * connections from several threads, and atomic MSET visibility across
+ * connections (readers never see a torn group).
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(pipeline, .init = harness_setup, .fini = harness_teardown, .timeout = 90);
+
+Test(pipeline, thousands_in_order)
+{
+    kvd_start(NULL);
+    kv_client *c = test_client(NULL);
+    kv_client_pipeline *p;
+    cr_assert_eq(kv_client_pipeline_new(c, &p), KV_OK);
+    enum { N = 5000 };
+    char k[32], v[32];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            int kl = snprintf(k, sizeof k, "p:%d", i);
+            int vl = snprintf(v, sizeof v, "val-%d-%d", round, i);
+            if (i % 2 == 0)
+                cr_assert_eq(kv_client_pipeline_set(p, k, (size_t)kl, v, (size_t)vl), KV_OK);
+            else
+                cr_assert_eq(kv_client_pipeline_get(p, k, (size_t)kl - 0), KV_OK);
+        }
+        cr_assert_eq(kv_client_pipeline_exec(p), KV_OK);
+        cr_assert_eq(kv_client_pipeline_replies(p), N);
+        uint64_t last = 0;
+        for (int i = 0; i < N; i++) {
+            const kv_client_reply *r = kv_client_pipeline_reply(p, i);
+            if (i % 2 == 0) {
+                cr_assert_eq(r->op, KV_CLIENT_OP_SET);
+                cr_assert_eq(r->status, KV_OK);
+                cr_assert_gt(r->version, last, "revisions increase in request order");
+                last = r->version;
+            } else {
+                cr_assert_eq(r->op, KV_CLIENT_OP_GET);
+                if (round == 0) {
+                    cr_assert_eq(r->status, KV_NOT_FOUND);
+                } else {
+                    cr_assert_eq(r->status, KV_OK);
+                    int vl = snprintf(v, sizeof v, "val-0-%d", i); /* odd keys never set */
+                    (void)vl;
+                }
+            }
+        }
+        if (round == 0) {
+            /* now make the odd keys exist so round 1's GETs find them */
+            for (int i = 1; i < N; i += 2) {
+                int kl = snprintf(k, sizeof k, "p:%d", i);
+                kv_client_pipeline_set(p, k, (size_t)kl, "x", 1);
+            }
+            cr_assert_eq(kv_client_pipeline_exec(p), KV_OK);
+        }
+    }
+    kv_client_pipeline_free(p);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    cr_assert_eq(metric_u(NULL, "keys"), N);
+    kvd_stop();
+}
+
+/* ---- many connections, several threads ------------------------------------- */
+
+enum { CONN_THREADS = 6, CONNS_PER_THREAD = 5, OPS_PER_CONN = 200 };
+static atomic_int g_failures;
+
+static void *conn_worker(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    kv_client *cs[CONNS_PER_THREAD];
+    kv_client_options o;
+    kv_client_options_init(&o);
+    o.port = (uint16_t)g_kvd.port;
+    o.io_timeout_ms = TEST_IO_TIMEOUT_MS;
+    for (int i = 0; i < CONNS_PER_THREAD; i++)
+        if (kv_client_open(&o, &cs[i]) != KV_OK)
+            atomic_fetch_add(&g_failures, 1);
+    char k[48], v[48];
+    for (int n = 0; n < OPS_PER_CONN; n++) {
+        for (int i = 0; i < CONNS_PER_THREAD; i++) {
+            int kl = snprintf(k, sizeof k, "t%d:c%d:%d", t, i, n % 20);
+            int vl = snprintf(v, sizeof v, "%d", n);
+            if (kv_client_set(cs[i], k, (size_t)kl, v, (size_t)vl, NULL) != KV_OK) {
+                atomic_fetch_add(&g_failures, 1);
+                continue;
+            }
+            kv_value got;
+            /* read it back on another connection of this thread */
+            kv_client *o2 = cs[(i + 1) % CONNS_PER_THREAD];
+            if (kv_client_get(o2, k, (size_t)kl, &got) != KV_OK || got.len != (size_t)vl ||
+                memcmp(got.data, v, (size_t)vl) != 0)
+                atomic_fetch_add(&g_failures, 1);
+            kv_client_value_free(&got);
+        }
+    }
+    for (int i = 0; i < CONNS_PER_THREAD; i++)
+        kv_client_close(cs[i]);
+    return NULL;
+}
+
+Test(pipeline, many_connections_many_threads)
+{
+    kvd_start(NULL);
+    pthread_t th[CONN_THREADS];
+    atomic_store(&g_failures, 0);
+    for (int t = 0; t < CONN_THREADS; t++)
+        cr_assert_eq(pthread_create(&th[t], NULL, conn_worker, (void *)(intptr_t)t), 0);
+    for (int t = 0; t < CONN_THREADS; t++)
+        pthread_join(th[t], NULL);
+    cr_assert_eq(atomic_load(&g_failures), 0);
+    cr_assert_eq(metric_u(NULL, "keys"), CONN_THREADS * CONNS_PER_THREAD * 20);
+    cr_assert_geq(metric_u(NULL, "connections_total"), CONN_THREADS * CONNS_PER_THREAD);
+    kvd_stop();
+}
+
+/* ---- atomic multi-set visibility ------------------------------------------- */
+
+enum { GROUP = 8, WRITERS = 2, READERS = 2 };
+static atomic_int g_stop, g_torn, g_reads, g_errs;
+
+static void *mset_writer(void *arg)
+{
+    int w = (int)(intptr_t)arg;
+    kv_client_options o;
+    kv_client_options_init(&o);
+    o.port = (uint16_t)g_kvd.port;
+    o.io_timeout_ms = TEST_IO_TIMEOUT_MS;
+    kv_client *c;
+    if (kv_client_open(&o, &c) != KV_OK) {
+        atomic_fetch_add(&g_errs, 1);
+        kv_client_close(c);
+        return NULL;
+    }
+    char keys[GROUP][16], val[32];
+    kv_pair pairs[GROUP];
+    for (int gen = 0; !atomic_load(&g_stop) && gen < 100000; gen++) {
+        int vl = snprintf(val, sizeof val, "w%d-gen%d", w, gen);
+        for (int i = 0; i < GROUP; i++) {
+            int kl = snprintf(keys[i], sizeof keys[i], "grp:%d", i);
+            pairs[i] = (kv_pair){keys[i], (size_t)kl, val, (size_t)vl};
+        }
+        if (kv_client_mset(c, pairs, GROUP, NULL) != KV_OK)
+            atomic_fetch_add(&g_errs, 1);
+    }
+    kv_client_close(c);
+    return NULL;
+}
+
+static void *mget_reader(void *arg)
+{
+    (void)arg;
+    kv_client_options o;
+    kv_client_options_init(&o);
+    o.port = (uint16_t)g_kvd.port;
+    o.io_timeout_ms = TEST_IO_TIMEOUT_MS;
+    kv_client *c;
+    if (kv_client_open(&o, &c) != KV_OK) {
+        atomic_fetch_add(&g_errs, 1);
+        kv_client_close(c);
+        return NULL;
+    }
+    char keys[GROUP][16];
+    kv_key ks[GROUP];
+    for (int i = 0; i < GROUP; i++) {
+        int kl = snprintf(keys[i], sizeof keys[i], "grp:%d", i);
+        ks[i] = (kv_key){keys[i], (size_t)kl};
+    }
+    while (!atomic_load(&g_stop)) {
+        kv_value vals[GROUP];
+        if (kv_client_mget(c, ks, GROUP, vals) != KV_OK) {
+            atomic_fetch_add(&g_errs, 1);
+            continue;
+        }
+        for (int i = 1; i < GROUP; i++) {
+            int same = (vals[i].data == NULL) == (vals[0].data == NULL) &&
+                       vals[i].len == vals[0].len && vals[i].version == vals[0].version &&
+                       (vals[0].data == NULL || memcmp(vals[i].data, vals[0].data, vals[0].len) == 0);
+            if (!same) {
+                atomic_fetch_add(&g_torn, 1);
+                break;
+            }
+        }
+        atomic_fetch_add(&g_reads, 1);
+        kv_client_values_free(vals, GROUP);
+    }
+    kv_client_close(c);
+    return NULL;
+}
+
+Test(pipeline, mset_groups_never_torn)
+{
+    kvd_start(NULL);
+    atomic_store(&g_stop, 0);
+    atomic_store(&g_torn, 0);
+    atomic_store(&g_reads, 0);
+    atomic_store(&g_errs, 0);
+    pthread_t th[WRITERS + READERS];
+    for (int i = 0; i < WRITERS; i++)
+        pthread_create(&th[i], NULL, mset_writer, (void *)(intptr_t)i);
+    for (int i = 0; i < READERS; i++)
+        pthread_create(&th[WRITERS + i], NULL, mget_reader, NULL);
+    struct timespec ts = {1, 500000000L};
+    nanosleep(&ts, NULL);
+    atomic_store(&g_stop, 1);
+    for (int i = 0; i < WRITERS + READERS; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(atomic_load(&g_errs), 0);
+    cr_assert_gt(atomic_load(&g_reads), 10);
+    cr_assert_eq(atomic_load(&g_torn), 0, "%d torn reads", atomic_load(&g_torn));
+    kvd_stop();
+}

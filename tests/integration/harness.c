@@ -179,6 +179,13 @@ int kvd_stop_status(void)
     if (g_kvd.pid <= 0)
         return -1;
     kill(g_kvd.pid, SIGTERM);
+    return kvd_wait_status();
+}
+
+int kvd_wait_status(void)
+{
+    if (g_kvd.pid <= 0)
+        return -1;
     long deadline = now_ms() + 20000;
     int st;
     while (now_ms() < deadline) {
@@ -214,6 +221,15 @@ void kvd_assert_clean_log(void)
     if (dirty)
         dump_log();
     cr_assert(!dirty, "kvd's stderr has a sanitizer report");
+}
+
+void kvd_wait_clean(void)
+{
+    int st = kvd_wait_status();
+    if (st != 0)
+        dump_log();
+    cr_assert_eq(st, 0, "kvd exit status %d", st);
+    kvd_assert_clean_log();
 }
 
 void kvd_stop(void)

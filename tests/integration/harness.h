@@ -38,6 +38,11 @@ void kvd_startv(const char *const *args);
 /* SIGTERM, wait (bounded); returns the exit status (-1 on timeout/kill,
  * 128+sig when killed by a signal). */
 int kvd_stop_status(void);
+/* Waits (bounded) for a kvd already told to stop; status as above. A
+ * second SIGTERM would kill it at once, by design. */
+int kvd_wait_status(void);
+/* kvd_wait_status() == 0 and a clean stderr, asserted. */
+void kvd_wait_clean(void);
 /* kvd_stop_status() == 0 and a clean stderr, asserted. */
 void kvd_stop(void);
 /* Asserts the stderr log has no sanitizer report. */

@@ -1,0 +1,228 @@
+/*
+ * test_hostile.c - malformed input over raw sockets (no client library):
+ * bad length prefixes, a truncated frame, wrong MessagePack types, an
+ * unknown op, oversized keys and values, trailing bytes, absurd counts,
+ * deep nesting and random garbage. Each gets the error docs/protocol.md
+ * section 6 prescribes (and a close when the stream cannot be trusted);
+ * afterwards kvd still serves a normal client and the store is unchanged.
+ *
+ * The bad bytes are written by hand on purpose: the codec would refuse
+ * to produce them.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(hostile, .init = harness_setup, .fini = harness_teardown, .timeout = 90);
+
+/* Sends a frame whose body is `body`, with the right length prefix. */
+static void send_body(int fd, const void *body, size_t len)
+{
+    uint8_t hdr[4];
+    kv_proto_write_u32(hdr, (uint32_t)len);
+    cr_assert_eq(raw_send(fd, hdr, 4), 0);
+    cr_assert_eq(raw_send(fd, body, len), 0);
+}
+
+/* Expects [expect_id, expect_status, ...] and then, if close_expected,
+ * the connection to end; otherwise a PING on it still works. */
+static void expect(int fd, uint64_t expect_id, int expect_status, int close_expected, const char *what)
+{
+    uint64_t id = 12345;
+    int st = raw_recv_status(fd, KV_PROTO_PING, &id);
+    cr_assert_eq(st, expect_status, "%s: status %d, expected %d", what, st, expect_status);
+    cr_assert_eq(id, expect_id, "%s: id %llu", what, (unsigned long long)id);
+    if (close_expected) {
+        cr_assert(raw_wait_closed(fd, 5000), "%s: connection should close", what);
+        return;
+    }
+    static const uint8_t ping[] = {0x92, 0x01, 0x2a}; /* [1, 42] */
+    send_body(fd, ping, sizeof ping);
+    cr_assert_eq(raw_recv_status(fd, KV_PROTO_PING, &id), KV_OK, "%s: still usable", what);
+    cr_assert_eq(id, 42);
+}
+
+static int conn(void)
+{
+    int fd = raw_connect(g_kvd.port, 5000);
+    cr_assert_geq(fd, 0);
+    return fd;
+}
+
+static void known_state(uint64_t *rev, uint64_t *keys)
+{
+    *rev = metric_u(NULL, "revision");
+    *keys = metric_u(NULL, "keys");
+}
+
+Test(hostile, every_kind_of_bad_input)
+{
+    kvd_start("--max-frame-size", "200000", "--max-value-size", "1024", NULL);
+    kv_client *c = test_client(NULL);
+    cr_assert_eq(kv_client_set(c, "keep", 4, "safe", 4, NULL), KV_OK);
+    cr_assert_eq(kv_client_set(c, "k", 1, "orig", 4, NULL), KV_OK);
+    kv_client_close(c);
+    uint64_t rev0, keys0;
+    known_state(&rev0, &keys0);
+    int fd;
+
+    /* length prefix 0 */
+    fd = conn();
+    cr_assert_eq(raw_send(fd, "\0\0\0\0", 4), 0);
+    expect(fd, 0, KV_PROTOCOL, 1, "zero length");
+    close(fd);
+
+    /* length prefix far over the limit, and exactly one over it */
+    fd = conn();
+    cr_assert_eq(raw_send(fd, "\xff\xff\xff\xff", 4), 0);
+    expect(fd, 0, KV_FRAME_TOO_LARGE, 1, "4 GiB length");
+    close(fd);
+    fd = conn();
+    uint8_t hdr[4];
+    kv_proto_write_u32(hdr, 200001);
+    cr_assert_eq(raw_send(fd, hdr, 4), 0);
+    expect(fd, 0, KV_FRAME_TOO_LARGE, 1, "limit + 1");
+    close(fd);
+
+    /* truncated frame, then the client stops sending */
+    fd = conn();
+    static const uint8_t trunc[] = {0, 0, 0, 100, 0x94, 0x05, 0x01, 0xc4, 0x01};
+    cr_assert_eq(raw_send(fd, trunc, sizeof trunc), 0);
+    shutdown(fd, SHUT_WR);
+    uint64_t id;
+    int st = raw_recv_status(fd, KV_PROTO_PING, &id);
+    cr_assert(st == KV_PROTOCOL || st == -1, "truncated frame: %d", st);
+    cr_assert(raw_wait_closed(fd, 5000));
+    close(fd);
+    /* truncated frame and an abrupt close */
+    fd = conn();
+    cr_assert_eq(raw_send(fd, trunc, sizeof trunc), 0);
+    close(fd);
+
+    /* not an array / no readable id: connection-level error, close */
+    static const uint8_t a_map[] = {0x81, 0x01, 0x02};          /* {1: 2} */
+    static const uint8_t neg_id[] = {0x93, 0x03, 0xff, 0xa1, 'k'}; /* [3, -1, "k"] */
+    static const uint8_t str_id[] = {0x92, 0x01, 0xa1, 'x'};    /* [1, "x"] */
+    static const uint8_t short_arr[] = {0x91, 0x01};            /* [1] */
+    static const uint8_t not_mp[] = {0xc1, 0xc1, 0xc1};         /* never-used byte */
+    static const uint8_t float_id[] = {0x92, 0x01, 0xcb, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f};
+    const struct {
+        const uint8_t *b;
+        size_t n;
+        const char *what;
+    } fatal[] = {{a_map, sizeof a_map, "map body"},       {neg_id, sizeof neg_id, "negative id"},
+                 {str_id, sizeof str_id, "string id"},    {short_arr, sizeof short_arr, "1 element"},
+                 {not_mp, sizeof not_mp, "not msgpack"},  {float_id, sizeof float_id, "float id"}};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) {
+        fd = conn();
+        send_body(fd, fatal[i].b, fatal[i].n);
+        expect(fd, 0, KV_PROTOCOL, 1, fatal[i].what);
+        close(fd);
+    }
+
+    /* id readable: per-request errors, the connection stays open */
+    static const uint8_t get_int_key[] = {0x93, 0x03, 0x07, 0x05};     /* [3, 7, 5] */
+    static const uint8_t set_missing[] = {0x93, 0x05, 0x07, 0xa1, 'k'}; /* [5, 7, "k"] */
+    static const uint8_t set_map_val[] = {0x94, 0x05, 0x07, 0xa1, 'k', 0x80};
+    static const uint8_t trailing[] = {0x92, 0x01, 0x07, 0xc0};        /* [1, 7] nil */
+    static const uint8_t op_str[] = {0x92, 0xa1, 'x', 0x07};           /* ["x", 7] */
+    static const uint8_t mset_odd[] = {0x93, 0x06, 0x07, 0x93, 0xa1, 'k', 0xa1, 'v', 0xa1, 'j'};
+    static const uint8_t huge_count[] = {0x93, 0x04, 0x07, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t empty_key[] = {0x94, 0x05, 0x07, 0xc4, 0x00, 0xc4, 0x01, 'v'};
+    static const uint8_t bad_cmp[] = {0x95, 0x08, 0x07, 0x91, 0x92, 0x09, 0xa1, 'k', 0x90, 0x90};
+    static const uint8_t nested[] = {0x93, 0x04, 0x07, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0xa1, 'k'};
+    const struct {
+        const uint8_t *b;
+        size_t n;
+        int status;
+        const char *what;
+    } soft[] = {
+        {get_int_key, sizeof get_int_key, KV_PROTOCOL, "int key"},
+        {set_missing, sizeof set_missing, KV_PROTOCOL, "missing value"},
+        {set_map_val, sizeof set_map_val, KV_PROTOCOL, "map value"},
+        {trailing, sizeof trailing, KV_PROTOCOL, "trailing bytes"},
+        {op_str, sizeof op_str, KV_PROTOCOL, "string op"},
+        {mset_odd, sizeof mset_odd, KV_PROTOCOL, "odd MSET"},
+        {huge_count, sizeof huge_count, KV_PROTOCOL, "count > bytes"},
+        {empty_key, sizeof empty_key, KV_KEY_EMPTY, "empty key"},
+        {bad_cmp, sizeof bad_cmp, KV_INVALID_ARGUMENT, "compare kind 9"},
+        {nested, sizeof nested, KV_PROTOCOL, "deep nesting"},
+    };
+    fd = conn();
+    for (size_t i = 0; i < sizeof soft / sizeof soft[0]; i++) {
+        send_body(fd, soft[i].b, soft[i].n);
+        expect(fd, 7, soft[i].status, 0, soft[i].what);
+    }
+    /* unknown op */
+    static const uint8_t unknown[] = {0x92, 0x63, 0x07}; /* [99, 7] */
+    send_body(fd, unknown, sizeof unknown);
+    expect(fd, 7, KV_UNSUPPORTED, 0, "unknown op");
+
+    /* oversized key (> 64 KiB) and value (> --max-value-size 1024) */
+    size_t klen = 70000;
+    uint8_t *big = malloc(16 + klen);
+    size_t n = 0;
+    big[n++] = 0x94, big[n++] = 0x05, big[n++] = 0x07;
+    big[n++] = 0xc6; /* bin 32 */
+    kv_proto_write_u32(big + n, (uint32_t)klen);
+    n += 4;
+    memset(big + n, 'K', klen);
+    n += klen;
+    big[n++] = 0xc4, big[n++] = 0x01, big[n++] = 'v';
+    send_body(fd, big, n);
+    expect(fd, 7, KV_KEY_TOO_LARGE, 0, "key too large");
+    n = 0;
+    big[n++] = 0x94, big[n++] = 0x05, big[n++] = 0x07;
+    big[n++] = 0xa1, big[n++] = 'k';
+    big[n++] = 0xc5; /* bin 16 */
+    big[n++] = 0x08, big[n++] = 0x00; /* 2048 bytes */
+    memset(big + n, 'V', 2048);
+    n += 2048;
+    send_body(fd, big, n);
+    expect(fd, 7, KV_VALUE_TOO_LARGE, 0, "value too large");
+    free(big);
+    close(fd);
+
+    /* random garbage, deterministic */
+    srand(12345);
+    for (int i = 0; i < 60; i++) {
+        fd = conn();
+        uint8_t junk[512];
+        size_t len = 1 + (size_t)(rand() % (int)sizeof junk);
+        for (size_t j = 0; j < len; j++)
+            junk[j] = (uint8_t)rand();
+        if (i % 2 == 0) {
+            send_body(fd, junk, len); /* framed garbage */
+        } else {
+            cr_assert_eq(raw_send(fd, junk, len), 0); /* unframed */
+        }
+        if (i % 3 == 0)
+            shutdown(fd, SHUT_WR);
+        /* read whatever comes, briefly; never required */
+        raw_wait_closed(fd, i % 3 == 0 ? 2000 : 50);
+        close(fd);
+    }
+
+    /* kvd is alive, serves others, and nothing changed */
+    cr_assert(kvd_alive());
+    c = test_client(NULL);
+    kv_value v;
+    cr_assert_eq(kv_client_get(c, "keep", 4, &v), KV_OK);
+    cr_assert_eq(memcmp(v.data, "safe", 4), 0);
+    kv_client_value_free(&v);
+    cr_assert_eq(kv_client_get(c, "k", 1, &v), KV_OK);
+    cr_assert_eq(memcmp(v.data, "orig", 4), 0);
+    kv_client_value_free(&v);
+    kv_client_close(c);
+    uint64_t rev1, keys1;
+    known_state(&rev1, &keys1);
+    cr_assert_eq(rev1, rev0, "store revision unchanged");
+    cr_assert_eq(keys1, keys0);
+    cr_assert_gt(metric_u(NULL, "protocol_errors"), 10);
+    kvd_stop();
+}

@@ -1,0 +1,262 @@
+/*
+ * test_lifecycle.c - graceful shutdown with a pipeline in flight,
+ * SIGINT, --daemonize with --pidfile, config file vs flags, and the
+ * command line's exit codes (--help, --version, bad flags -> 2).
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(lifecycle, .init = harness_setup, .fini = harness_teardown, .timeout = 90);
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void make_dir(void)
+{
+    if (!g_kvd.dir[0]) {
+        strcpy(g_kvd.dir, "/tmp/kvdtest.XXXXXX");
+        cr_assert_not_null(mkdtemp(g_kvd.dir));
+    }
+}
+
+/* Runs kvd with args to completion (bounded); output to dir/out. */
+static int run_kvd(const char *const *args, char *out, size_t outlen)
+{
+    make_dir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/out", g_kvd.dir);
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = KVD_PATH;
+    for (size_t i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) { /* no cr_assert in the child */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(KVD_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    cr_assert(pid > 0);
+    int st = -1;
+    for (int i = 0; i < 2000; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            break;
+        sleep_ms(5);
+        if (i == 1999) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            cr_assert_fail("kvd did not finish");
+        }
+    }
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
+    out[got] = '\0';
+    if (f)
+        fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+Test(lifecycle, sigterm_answers_pipeline_in_flight)
+{
+    kvd_start(NULL);
+    int fd = raw_connect(g_kvd.port, 10000);
+    cr_assert_geq(fd, 0);
+    kv_proto_buf b = {0};
+    kv_proto_request ping = {.op = KV_PROTO_PING, .id = 1};
+    enc(&b, &ping);
+    cr_assert_eq(raw_send(fd, b.data, b.len), 0);
+    cr_assert_eq(raw_recv_status(fd, KV_PROTO_PING, NULL), KV_OK); /* adopted */
+    kv_proto_buf_reset(&b);
+
+    enum { N = 800 };
+    char k[32];
+    for (int i = 0; i < N; i++) {
+        int kl = snprintf(k, sizeof k, "sd:%d", i);
+        kv_proto_request r = {.op = i % 2 ? KV_PROTO_GET : KV_PROTO_SET,
+                              .id = (uint64_t)i + 100,
+                              .key = {k, (size_t)kl},
+                              .value = {"v", 1}};
+        if (i % 2)
+            r.key.len = (size_t)snprintf(k, sizeof k, "sd:%d", i - 1);
+        enc(&b, &r);
+    }
+    cr_assert_lt(b.len, 32 * 1024, "fits the socket buffers at once");
+    cr_assert_eq(raw_send(fd, b.data, b.len), 0);
+    kill(g_kvd.pid, SIGTERM);
+    for (int i = 0; i < N; i++) {
+        uint64_t id = 0;
+        int st = raw_recv_status(fd, i % 2 ? KV_PROTO_GET : KV_PROTO_SET, &id);
+        cr_assert_eq(st, KV_OK, "response %d: status %d", i, st);
+        cr_assert_eq(id, (uint64_t)i + 100, "in order");
+    }
+    cr_assert(raw_wait_closed(fd, 5000), "closed after the answers");
+    close(fd);
+    kv_proto_buf_free(&b);
+    kvd_wait_clean(); /* exit code 0, clean log */
+}
+
+Test(lifecycle, sigint_exits_zero_with_idle_clients)
+{
+    kvd_start(NULL);
+    kv_client *c = test_client(NULL);
+    cr_assert_eq(kv_client_set(c, "a", 1, "b", 1, NULL), KV_OK);
+    kill(g_kvd.pid, SIGINT);
+    kvd_wait_clean();
+    kv_value v;
+    cr_assert_neq(kv_client_get(c, "a", 1, &v), KV_OK, "server is gone");
+    kv_client_close(c);
+}
+
+static int process_gone(int pid)
+{
+    char path[64], stat[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 1;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = 0;
+    char *p = strrchr(stat, ')');
+    return p && p[1] == ' ' && p[2] == 'Z'; /* a zombie has exited */
+}
+
+static void setenv_append(const char *name, const char *extra)
+{
+    const char *old = getenv(name);
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s%s%s", old ? old : "", old && old[0] ? ":" : "", extra);
+    setenv(name, buf, 1);
+}
+
+Test(lifecycle, daemonize_and_pidfile)
+{
+    make_dir();
+    char pidfile[300], portfile[300], logfile[300], san[300], out[4096];
+    snprintf(pidfile, sizeof pidfile, "%s/kvd.pid", g_kvd.dir);
+    snprintf(portfile, sizeof portfile, "%s/port", g_kvd.dir);
+    snprintf(logfile, sizeof logfile, "%s/daemon.log", g_kvd.dir);
+    snprintf(san, sizeof san, "log_path=%s/san", g_kvd.dir);
+    /* the daemon's stderr is /dev/null: sanitizer reports go to files */
+    char *old_asan = getenv("ASAN_OPTIONS") ? strdup(getenv("ASAN_OPTIONS")) : NULL;
+    char *old_tsan = getenv("TSAN_OPTIONS") ? strdup(getenv("TSAN_OPTIONS")) : NULL;
+    setenv_append("ASAN_OPTIONS", san);
+    setenv_append("TSAN_OPTIONS", san);
+    const char *args[] = {"--daemonize", "--pidfile", pidfile, "--port", "0", "--port-file",
+                          portfile, "--log-file", logfile, "--threads", "2", NULL};
+    int rc = run_kvd(args, out, sizeof out);
+    if (old_asan) setenv("ASAN_OPTIONS", old_asan, 1); else unsetenv("ASAN_OPTIONS");
+    if (old_tsan) setenv("TSAN_OPTIONS", old_tsan, 1); else unsetenv("TSAN_OPTIONS");
+    free(old_asan);
+    free(old_tsan);
+    cr_assert_eq(rc, 0, "launcher exits 0 once the daemon serves: %s", out);
+
+    FILE *f = fopen(pidfile, "r");
+    cr_assert_not_null(f, "pid file written");
+    int pid = 0;
+    cr_assert_eq(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+    cr_assert_gt(pid, 1);
+    cr_assert(!process_gone(pid), "daemon running");
+    f = fopen(portfile, "r");
+    cr_assert_not_null(f);
+    cr_assert_eq(fscanf(f, "%d", &g_kvd.port), 1);
+    fclose(f);
+
+    kv_client *c = test_client(NULL);
+    cr_assert_eq(kv_client_set(c, "d", 1, "x", 1, NULL), KV_OK);
+    kv_client_close(c);
+
+    kill(pid, SIGTERM);
+    int gone = 0;
+    for (int i = 0; i < 1000 && !gone; i++) {
+        gone = process_gone(pid) && access(pidfile, F_OK) != 0;
+        if (!gone)
+            sleep_ms(10);
+    }
+    if (!gone)
+        kill(pid, SIGKILL);
+    cr_assert(gone, "daemon exits and removes its pid file");
+    glob_t g;
+    char pat[320];
+    snprintf(pat, sizeof pat, "%s/san*", g_kvd.dir);
+    int found = glob(pat, 0, NULL, &g) == 0 ? (int)g.gl_pathc : 0;
+    if (found)
+        globfree(&g);
+    cr_assert_eq(found, 0, "no sanitizer report from the daemon");
+    f = fopen(logfile, "r");
+    cr_assert_not_null(f, "log file written");
+    fclose(f);
+}
+
+Test(lifecycle, config_file_and_flags)
+{
+    make_dir();
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/kvd.conf", g_kvd.dir);
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "# test\nlog_level = warn\n[kvd]\nmax-value-size = 100\nmax-key-size = 16\n");
+    fclose(f);
+    kvd_start("--config", conf, "--max-value-size", "200", NULL);
+    kv_client *c = test_client(NULL);
+    char val[300] = {0};
+    cr_assert_eq(kv_client_set(c, "k", 1, val, 150, NULL), KV_OK, "flag overrides the file");
+    cr_assert_eq(kv_client_set(c, "k", 1, val, 250, NULL), KV_VALUE_TOO_LARGE);
+    cr_assert_eq(kv_client_set(c, "kkkkkkkkkkkkkkkkkkkk", 20, "v", 1, NULL), KV_KEY_TOO_LARGE,
+                 "file setting applies");
+    kv_client_close(c);
+    kvd_stop();
+}
+
+Test(lifecycle, command_line_exit_codes)
+{
+    char out[8192];
+    const char *help[] = {"--help", NULL};
+    cr_assert_eq(run_kvd(help, out, sizeof out), 0);
+    cr_assert_not_null(strstr(out, "--max-frame-size"));
+    cr_assert_not_null(strstr(out, "default"));
+    const char *version[] = {"--version", NULL};
+    cr_assert_eq(run_kvd(version, out, sizeof out), 0);
+    cr_assert_not_null(strstr(out, KV_VERSION_STRING));
+
+    const char *bad_flag[] = {"--no-such-flag", NULL};
+    cr_assert_eq(run_kvd(bad_flag, out, sizeof out), 2);
+    cr_assert_not_null(strstr(out, "no-such-flag"));
+    const char *bad_value[] = {"--port", "70000", NULL};
+    cr_assert_eq(run_kvd(bad_value, out, sizeof out), 2);
+    const char *bad_level[] = {"--log-level", "loud", NULL};
+    cr_assert_eq(run_kvd(bad_level, out, sizeof out), 2);
+    const char *bad_size[] = {"--max-key-size", "1m", NULL};
+    cr_assert_eq(run_kvd(bad_size, out, sizeof out), 2);
+
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/bad.conf", g_kvd.dir);
+    FILE *f = fopen(conf, "w");
+    fprintf(f, "[kvd]\nno_such_key = 1\n");
+    fclose(f);
+    const char *bad_conf[] = {"--config", conf, NULL};
+    cr_assert_eq(run_kvd(bad_conf, out, sizeof out), 2);
+    cr_assert_not_null(strstr(out, "no_such_key"));
+    cr_assert_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+    const char *missing_conf[] = {"--config", "/nonexistent/kvd.conf", NULL};
+    cr_assert_eq(run_kvd(missing_conf, out, sizeof out), 2);
+    const char *bad_bind[] = {"--bind", "not-an-address", "--port", "0", NULL};
+    cr_assert_eq(run_kvd(bad_bind, out, sizeof out), 1, "cannot start: %s", out);
+}

@@ -8,8 +8,8 @@
  * becomes \xNN. The output is therefore always one line per value and
  * unambiguous (a literal backslash is doubled).
  *
- * JSON form: keys and values that are valid UTF-8 are JSON strings (NUL
- * and controls escaped by JSON itself); anything else is an object
+ * JSON form: keys and values that are valid UTF-8 without NUL bytes are
+ * JSON strings (controls escaped by JSON itself); anything else is an object
  * {"base64": "<RFC 4648 standard base64>"}. Input (txn files) accepts the
  * same two forms.
  */
@@ -163,7 +163,8 @@ bad:
 
 json_t *kvcli_json_bytes(const void *p, size_t n)
 {
-    if (kvcli_utf8_valid(p, n))
+    /* NUL is valid UTF-8, but many JSON readers reject \u0000. */
+    if (kvcli_utf8_valid(p, n) && (n == 0 || memchr(p, 0, n) == NULL))
         return json_stringn(n ? p : "", n);
     size_t len;
     char *enc = base64_encode(p, n, &len);

@@ -1,0 +1,301 @@
+/*
+ * test_kv.c - kvcli set / get / del against a real kvd: text and JSON
+ * output, escaping, Unicode, binary round trips through --file / stdin /
+ * --raw, atomic multi-set, compare-and-swap and exit codes.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static cli_server srv;
+
+static void setup(void)
+{
+    cli_server_start(&srv, NULL);
+}
+
+static void teardown(void)
+{
+    cli_server_stop(&srv);
+}
+
+TestSuite(kv, .init = setup, .fini = teardown, .timeout = 60);
+
+/* The version printed by "OK (version N)". */
+static unsigned long long ok_version(const cli_result *r)
+{
+    unsigned long long v = 0;
+    cr_assert_eq(sscanf(r->out, "OK (version %llu)", &v), 1, "out: %s",
+                 r->out);
+    return v;
+}
+
+Test(kv, set_then_get)
+{
+    cli_result r = CLI(&srv, "set", "greeting", "hello world");
+    cr_assert_eq(r.rc, 0, "rc %d err %s", r.rc, r.err);
+    cr_assert_gt(ok_version(&r), 0);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "greeting");
+    cr_assert_eq(r.rc, 0);
+    cr_assert_str_eq(r.out, "hello world\n");
+    cr_assert_str_eq(r.err, "");
+    cli_result_free(&r);
+}
+
+Test(kv, unicode_pairs_pass_through)
+{
+    cli_result r = CLI(&srv, "set", "cake=🎂", "horns=😈");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cr_assert(strstr(r.out, "2 keys set") != NULL, "out: %s", r.out);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "cake", "horns");
+    cr_assert_eq(r.rc, 0);
+    cr_assert_str_eq(r.out, "cake: 🎂\nhorns: 😈\n");
+    cli_result_free(&r);
+}
+
+Test(kv, non_printable_bytes_are_escaped)
+{
+    static const char v[] = "a\nb\tc\\d\x01" "e\xff" "f\r\x7f" "é";
+    cli_result r = cli_run_srv(&srv, v, sizeof v - 1,
+                               (const char *const[]){"set", "k", "-", NULL});
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "k");
+    cr_assert_eq(r.rc, 0);
+    cr_assert_str_eq(r.out, "a\\nb\\tc\\\\d\\x01e\\xfff\\r\\x7fé\n");
+    cli_result_free(&r);
+}
+
+Test(kv, binary_file_round_trip)
+{
+    unsigned char data[70000];
+    srand(7);
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i % 3 == 0 ? 0 : rand());
+    char path[128];
+    snprintf(path, sizeof path, "%s/blob.bin", srv.dir);
+    cli_write_file(path, data, sizeof data);
+
+    cli_result r = CLI(&srv, "set", "img", "--file", path);
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "--raw", "img");
+    cr_assert_eq(r.rc, 0);
+    cr_assert_eq(r.outlen, sizeof data);
+    cr_assert(memcmp(r.out, data, sizeof data) == 0, "bytes differ");
+    cli_result_free(&r);
+
+    /* The same through standard input. */
+    r = cli_run_srv(&srv, data, 1000,
+                    (const char *const[]){"set", "img2", "-", NULL});
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "img2", "--raw");
+    cr_assert_eq(r.outlen, 1000);
+    cr_assert(memcmp(r.out, data, 1000) == 0);
+    cli_result_free(&r);
+
+    /* JSON: not UTF-8, so base64. */
+    r = CLI(&srv, "get", "img2", "--json");
+    json_t *j = cli_json(&r);
+    const char *b64 = json_string_value(
+        json_object_get(json_object_get(j, "value"), "base64"));
+    cr_assert_not_null(b64, "out: %s", r.out);
+    cr_assert_eq(strlen(b64), 1336); /* 4 * ceil(1000 / 3) */
+    cr_assert_eq(b64[0], 'A'); /* data[0] is 0 */
+    json_decref(j);
+    cli_result_free(&r);
+}
+
+Test(kv, empty_value)
+{
+    cli_result r = cli_run_srv(&srv, "", 0,
+                               (const char *const[]){"set", "e", "-", NULL});
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "e", "--raw");
+    cr_assert_eq(r.rc, 0);
+    cr_assert_eq(r.outlen, 0);
+    cli_result_free(&r);
+    r = CLI(&srv, "set", "e2", "");
+    cr_assert_eq(r.rc, 0);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "e2");
+    cr_assert_str_eq(r.out, "\n");
+    cli_result_free(&r);
+}
+
+Test(kv, missing_keys)
+{
+    cli_result r = CLI(&srv, "get", "nope");
+    cr_assert_eq(r.rc, 1);
+    cr_assert_str_eq(r.out, "");
+    cli_assert_one_error_line(&r);
+    cr_assert(strstr(r.err, "'nope' not found") != NULL, "err: %s", r.err);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "set", "a", "1");
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "a", "nope");
+    cr_assert_eq(r.rc, 1);
+    cr_assert_str_eq(r.out, "a: 1\nnope: (not found)\n");
+    cli_result_free(&r);
+
+    r = CLI(&srv, "get", "a", "nope", "--json");
+    cr_assert_eq(r.rc, 1);
+    json_t *j = cli_json(&r);
+    cr_assert(json_is_array(j));
+    cr_assert_eq(json_array_size(j), 2);
+    cr_assert(json_is_true(json_object_get(json_array_get(j, 0), "found")));
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(j, 0),
+                                                       "value")), "1");
+    cr_assert(json_is_false(json_object_get(json_array_get(j, 1), "found")));
+    cr_assert_null(json_object_get(json_array_get(j, 1), "value"));
+    json_decref(j);
+    cli_result_free(&r);
+}
+
+Test(kv, multi_set_is_all_or_nothing)
+{
+    /* The second key is over kvd's 64 KiB key limit: nothing is set. */
+    size_t big = 70000;
+    char *pair = malloc(big + 3);
+    memset(pair, 'x', big);
+    memcpy(pair + big, "=2", 3);
+    cli_result r = CLI(&srv, "set", "good=1", pair);
+    cr_assert_eq(r.rc, 4, "rc %d err %s", r.rc, r.err);
+    cli_assert_one_error_line(&r);
+    cli_result_free(&r);
+    free(pair);
+    r = CLI(&srv, "get", "good");
+    cr_assert_eq(r.rc, 1, "good was set although the MSET failed");
+    cli_result_free(&r);
+
+    r = CLI(&srv, "set", "m1=a", "m2=b", "m3=c=d", "--json");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    json_t *j = cli_json(&r);
+    cr_assert(json_is_true(json_object_get(j, "ok")));
+    cr_assert_eq(json_integer_value(json_object_get(j, "keys")), 3);
+    json_int_t ver = json_integer_value(json_object_get(j, "version"));
+    json_decref(j);
+    cli_result_free(&r);
+    /* One revision for all: each key carries the same version. */
+    r = CLI(&srv, "get", "m1", "m2", "m3", "--json");
+    j = cli_json(&r);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(json_integer_value(json_object_get(json_array_get(j, i),
+                                                        "version")), ver);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(j, 2),
+                                                       "value")), "c=d");
+    json_decref(j);
+    cli_result_free(&r);
+}
+
+Test(kv, compare_and_swap)
+{
+    cli_result r = CLI(&srv, "set", "c", "1", "--if-version", "0");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    unsigned long long v = ok_version(&r);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "set", "c", "2", "--if-version", "0");
+    cr_assert_eq(r.rc, 1);
+    cli_assert_one_error_line(&r);
+    cr_assert(strstr(r.err, "version mismatch") != NULL, "err %s", r.err);
+    cli_result_free(&r);
+
+    char wrong[32], right[32];
+    snprintf(wrong, sizeof wrong, "%llu", v + 1000);
+    snprintf(right, sizeof right, "%llu", v);
+    r = CLI(&srv, "--json", "set", "c", "3", "--if-version", wrong);
+    cr_assert_eq(r.rc, 1);
+    json_t *j = cli_json(&r);
+    cr_assert(json_is_false(json_object_get(j, "ok")));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "error")),
+                     "version_mismatch");
+    json_decref(j);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "set", "c", "4", "--if-version=", "x");
+    cr_assert_eq(r.rc, 2);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "set", "c", "5", "--if-version", right);
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "c");
+    cr_assert_str_eq(r.out, "5\n");
+    cli_result_free(&r);
+}
+
+Test(kv, del_counts_and_exit_codes)
+{
+    cli_result r = CLI(&srv, "set", "d1=1", "d2=2");
+    cli_result_free(&r);
+    r = CLI(&srv, "del", "d1", "d2", "d3");
+    cr_assert_eq(r.rc, 1);
+    cr_assert_str_eq(r.out, "deleted 2 of 3 keys\n");
+    cli_result_free(&r);
+    r = CLI(&srv, "del", "d1");
+    cr_assert_eq(r.rc, 1);
+    cr_assert_str_eq(r.out, "(not found)\n");
+    cli_result_free(&r);
+    r = CLI(&srv, "set", "d4", "x");
+    cli_result_free(&r);
+    r = CLI(&srv, "del", "d4", "--json");
+    cr_assert_eq(r.rc, 0);
+    json_t *j = cli_json(&r);
+    cr_assert_eq(json_integer_value(json_object_get(j, "deleted")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(j, "requested")), 1);
+    cr_assert_gt(json_integer_value(json_object_get(j, "version")), 0);
+    json_decref(j);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "d2");
+    cr_assert_eq(r.rc, 1);
+    cli_result_free(&r);
+}
+
+Test(kv, json_strings_and_escapes)
+{
+    cli_result r = CLI(&srv, "set", "j", "line1\nquote\"🎂");
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "j", "--json");
+    cr_assert_eq(r.rc, 0);
+    json_t *j = cli_json(&r);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "key")), "j");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "value")),
+                     "line1\nquote\"🎂");
+    cr_assert(json_is_true(json_object_get(j, "found")));
+    json_decref(j);
+    cli_result_free(&r);
+}
+
+Test(kv, usage_errors)
+{
+    const char *const *cases[] = {
+        (const char *const[]){"set", NULL},
+        (const char *const[]){"set", "a", "b", "c", NULL},
+        (const char *const[]){"set", "a=1", "b", "c=2", NULL},
+        (const char *const[]){"set", "a=1", "b=2", "--if-version", "1", NULL},
+        (const char *const[]){"set", "=1", NULL},
+        (const char *const[]){"set", "k", "--file", "/nonexistent/x", NULL},
+        (const char *const[]){"get", NULL},
+        (const char *const[]){"get", "a", "b", "--raw", NULL},
+        (const char *const[]){"del", NULL},
+        (const char *const[]){"get", "k", "--bogus", NULL},
+        (const char *const[]){"frobnicate", NULL},
+        (const char *const[]){"--port", "99999", "ping", NULL},
+        (const char *const[]){"--timeout", "soon", "ping", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cli_result r = cli_run(NULL, 0, NULL, cases[i]);
+        cr_expect_eq(r.rc, 2, "case %zu (%s): rc %d", i, cases[i][0], r.rc);
+        cli_assert_one_error_line(&r);
+        cli_result_free(&r);
+    }
+}

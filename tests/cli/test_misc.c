@@ -1,0 +1,325 @@
+/*
+ * test_misc.c - kvcli scan, metrics, ping, version, help, and the
+ * connection conventions: --host/--port/--unix/--password/--timeout and
+ * their KV_* variables, error lines and exit codes when kvd is down, slow
+ * or wants a password.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static cli_server srv;
+
+static void setup(void)
+{
+    cli_server_start(&srv, NULL);
+}
+
+static void teardown(void)
+{
+    cli_server_stop(&srv);
+}
+
+TestSuite(misc, .init = setup, .fini = teardown, .timeout = 60);
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+Test(misc, scan_prefix_limit_values_json)
+{
+    cli_result r = CLI(&srv, "set", "p:1=a", "p:2=b", "p:3=c", "p:4=d",
+                       "p:5=e", "q:1=z");
+    cr_assert_eq(r.rc, 0);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "scan", "p:");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cr_assert_eq(count_lines(r.out), 5, "out: %s", r.out);
+    cr_assert_null(strstr(r.out, "q:1"));
+    cr_assert_not_null(strstr(r.out, "p:3\n"));
+    cli_result_free(&r);
+
+    r = CLI(&srv, "scan");
+    cr_assert_eq(count_lines(r.out), 6);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "scan", "p:", "--limit", "2");
+    cr_assert_eq(r.rc, 0);
+    cr_assert_eq(count_lines(r.out), 2, "out: %s", r.out);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "scan", "q", "--values");
+    cr_assert_str_eq(r.out, "q:1: z\n");
+    cli_result_free(&r);
+
+    r = CLI(&srv, "scan", "p:", "--values", "--json");
+    json_t *j = cli_json(&r);
+    cr_assert(json_is_array(j));
+    cr_assert_eq(json_array_size(j), 5);
+    json_t *e = json_array_get(j, 0);
+    cr_assert(json_is_string(json_object_get(e, "key")));
+    cr_assert(json_is_string(json_object_get(e, "value")));
+    cr_assert(json_is_integer(json_object_get(e, "version")));
+    json_decref(j);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "scan", "--limit", "0");
+    cr_assert_eq(r.rc, 2);
+    cli_result_free(&r);
+}
+
+Test(misc, metrics_text_and_json)
+{
+    cli_result r = CLI(&srv, "set", "m", "12345");
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "m");
+    cli_result_free(&r);
+
+    r = CLI(&srv, "metrics");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    const char *want[] = {"Store\n", "keys stored", "bytes stored",
+                          "Operations\n", "gets", "sets", "deletes",
+                          "Server\n"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect_not_null(strstr(r.out, want[i]), "no '%s' in:\n%s", want[i],
+                           r.out);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "metrics", "--json");
+    cr_assert_eq(r.rc, 0);
+    json_t *j = cli_json(&r);
+    cr_assert_eq(json_integer_value(json_object_get(j, "keys")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(j, "value_bytes")), 5);
+    cr_assert_geq(json_integer_value(json_object_get(j, "sets")), 1);
+    cr_assert_geq(json_integer_value(json_object_get(j, "gets")), 1);
+    /* The server adds its own metrics besides the store's 15. */
+    cr_assert_gt(json_object_size(j), 15, "out: %s", r.out);
+    json_decref(j);
+    cli_result_free(&r);
+}
+
+Test(misc, ping_and_version)
+{
+    cli_result r = CLI(&srv, "ping");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cr_assert(strncmp(r.out, "PONG (", 6) == 0, "out: %s", r.out);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "ping", "--json");
+    json_t *j = cli_json(&r);
+    cr_assert(json_is_true(json_object_get(j, "ok")));
+    cr_assert(json_is_number(json_object_get(j, "rtt_ms")));
+    json_decref(j);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "version");
+    cr_assert_eq(r.rc, 0);
+    cr_assert(strncmp(r.out, "kvcli 0.", 8) == 0, "out: %s", r.out);
+    cr_assert_not_null(strstr(r.out, "\nserver: kvd "), "out: %s", r.out);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "version", "--json");
+    j = cli_json(&r);
+    cr_assert(json_is_string(json_object_get(j, "client")));
+    json_t *s = json_object_get(j, "server");
+    cr_assert_str_eq(json_string_value(json_object_get(s, "name")), "kvd");
+    cr_assert_eq(json_integer_value(json_object_get(s, "protocol")), 1);
+    json_decref(j);
+    cli_result_free(&r);
+
+    /* Without a server the client part still works. */
+    char port[16];
+    snprintf(port, sizeof port, "%d", cli_closed_port());
+    r = cli_run(NULL, 0, NULL,
+                (const char *const[]){"--port", port, "version", NULL});
+    cr_assert_eq(r.rc, 0);
+    cr_assert_not_null(strstr(r.out, "server: not reachable ("), "out %s",
+                       r.out);
+    cli_result_free(&r);
+}
+
+Test(misc, help_for_every_command)
+{
+    cli_result r = cli_run(NULL, 0, NULL, (const char *const[]){"--help", NULL});
+    cr_assert_eq(r.rc, 0);
+    const char *want[] = {"Exit codes:", "--host", "--port", "--unix",
+                          "--password", "--timeout", "--json", "KV_HOST",
+                          "Examples:", "~/.kvcli_history"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect_not_null(strstr(r.out, want[i]), "no '%s'", want[i]);
+    cli_result_free(&r);
+    const char *cmds[] = {"set", "get", "del", "txn", "scan", "metrics",
+                          "ping", "version", "help"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        r = cli_run(NULL, 0, NULL, (const char *const[]){cmds[i], "--help",
+                                                         NULL});
+        cr_expect_eq(r.rc, 0, "%s --help: rc %d", cmds[i], r.rc);
+        cr_expect(strncmp(r.out, "Usage: kvcli ", 13) == 0, "%s", cmds[i]);
+        cr_expect_not_null(strstr(r.out, "Exit codes:"), "%s", cmds[i]);
+        cli_result_free(&r);
+        r = cli_run(NULL, 0, NULL, (const char *const[]){"help", cmds[i],
+                                                         NULL});
+        cr_expect_eq(r.rc, 0);
+        cli_result_free(&r);
+    }
+}
+
+Test(misc, kvd_down_gives_one_actionable_line)
+{
+    int port = cli_closed_port();
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    const char *cmds[][3] = {{"get", "k", NULL}, {"set", "k", "v"},
+                             {"ping", NULL, NULL}, {"metrics", NULL, NULL}};
+    for (size_t i = 0; i < 4; i++) {
+        cli_result r = cli_run(NULL, 0, NULL,
+                               (const char *const[]){"--port", p, cmds[i][0],
+                                                     cmds[i][1], cmds[i][2],
+                                                     NULL});
+        cr_assert_eq(r.rc, 3, "%s: rc %d", cmds[i][0], r.rc);
+        cli_assert_one_error_line(&r);
+        char want[128];
+        snprintf(want, sizeof want, "kvcli: cannot connect to 127.0.0.1:%d: ",
+                 port);
+        cr_assert(strncmp(r.err, want, strlen(want)) == 0, "err: %s", r.err);
+        cr_assert_not_null(strstr(r.err, "refused"), "err: %s", r.err);
+        cr_assert_not_null(strstr(r.err, "(is kvd running?)"), "err: %s",
+                           r.err);
+        cr_assert_str_eq(r.out, "");
+        cli_result_free(&r);
+    }
+}
+
+Test(misc, environment_variables)
+{
+    char port[32];
+    snprintf(port, sizeof port, "KV_PORT=%d", srv.port);
+    cli_result r = cli_run(NULL, 0,
+                           (const char *const[]){port, "KV_HOST=127.0.0.1",
+                                                 NULL},
+                           (const char *const[]){"set", "env", "ok", NULL});
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+
+    /* --port overrides KV_PORT. */
+    char closed[32];
+    snprintf(closed, sizeof closed, "%d", cli_closed_port());
+    r = cli_run(NULL, 0, (const char *const[]){port, NULL},
+                (const char *const[]){"get", "env", "--port", closed, NULL});
+    cr_assert_eq(r.rc, 3);
+    cli_result_free(&r);
+
+    char unix_var[160];
+    snprintf(unix_var, sizeof unix_var, "KV_UNIX=%s", srv.unix_path);
+    r = cli_run(NULL, 0, (const char *const[]){unix_var, NULL},
+                (const char *const[]){"get", "env", NULL});
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cr_assert_str_eq(r.out, "ok\n");
+    cli_result_free(&r);
+
+    r = cli_run(NULL, 0, (const char *const[]){"KV_PORT=http", NULL},
+                (const char *const[]){"ping", NULL});
+    cr_assert_eq(r.rc, 2);
+    cli_assert_one_error_line(&r);
+    cr_assert_not_null(strstr(r.err, "KV_PORT"));
+    cli_result_free(&r);
+
+    r = cli_run(NULL, 0, (const char *const[]){"KV_TIMEOUT=-1", NULL},
+                (const char *const[]){"ping", NULL});
+    cr_assert_eq(r.rc, 2);
+    cli_result_free(&r);
+}
+
+Test(misc, unix_socket_option)
+{
+    cli_result r = cli_run(NULL, 0, NULL,
+                           (const char *const[]){"--unix", srv.unix_path,
+                                                 "set", "u", "1", NULL});
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "u");
+    cr_assert_str_eq(r.out, "1\n");
+    cli_result_free(&r);
+
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/none.sock", srv.dir);
+    r = cli_run(NULL, 0, NULL,
+                (const char *const[]){"--unix", missing, "ping", NULL});
+    cr_assert_eq(r.rc, 3);
+    cli_assert_one_error_line(&r);
+    cli_result_free(&r);
+}
+
+Test(misc, timeout_on_a_silent_server)
+{
+    /* Accepts connections (the kernel does) but never answers. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    char port[16];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    cli_result r = cli_run(NULL, 0, NULL,
+                           (const char *const[]){"--port", port, "--timeout",
+                                                 "0.3", "ping", NULL});
+    close(fd);
+    cr_assert_eq(r.rc, 3, "rc %d err %s", r.rc, r.err);
+    cli_assert_one_error_line(&r);
+    cr_assert_not_null(strstr(r.err, "--timeout"), "err: %s", r.err);
+    cli_result_free(&r);
+}
+
+static cli_server pw_srv;
+
+static void pw_setup(void)
+{
+    cli_server_start(&pw_srv, "s3cret");
+}
+
+static void pw_teardown(void)
+{
+    cli_server_stop(&pw_srv);
+}
+
+Test(auth, password_required_wrong_and_right, .init = pw_setup,
+     .fini = pw_teardown, .timeout = 60)
+{
+    cli_result r = CLI(&pw_srv, "get", "k");
+    cr_assert_eq(r.rc, 3, "rc %d err %s", r.rc, r.err);
+    cli_assert_one_error_line(&r);
+    cr_assert_not_null(strstr(r.err, "--password"), "err: %s", r.err);
+    cli_result_free(&r);
+
+    r = CLI(&pw_srv, "--password", "wrong", "get", "k");
+    cr_assert_eq(r.rc, 3);
+    cli_assert_one_error_line(&r);
+    cli_result_free(&r);
+
+    r = CLI(&pw_srv, "--password", "s3cret", "set", "k", "v");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+
+    char port[32];
+    snprintf(port, sizeof port, "KV_PORT=%d", pw_srv.port);
+    r = cli_run(NULL, 0,
+                (const char *const[]){port, "KV_PASSWORD=s3cret", NULL},
+                (const char *const[]){"get", "k", NULL});
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cr_assert_str_eq(r.out, "v\n");
+    cli_result_free(&r);
+}

@@ -1,0 +1,100 @@
+/*
+ * kvbench.h - kvbench's internal interfaces: options, the run shared by
+ * all worker threads, and a worker's results.
+ *
+ * Threads: the main thread parses options, starts one worker per -t
+ * thread (each with its own uv loop and its share of the connections),
+ * moves the run through its phases (kvb_run.phase) and, after joining
+ * the workers, merges their results. Workers only read the options and
+ * the key distribution; they talk to the main thread only through the
+ * atomic fields of kvb_run, which each worker polls from a uv timer
+ * every KVB_POLL_MS (no cross-thread handle, so no lifetime races).
+ */
+#ifndef KVBENCH_H
+#define KVBENCH_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "hist.h"
+#include "keys.h"
+
+/* ------------------------------------------------------------------------
+ * Options
+ * ---------------------------------------------------------------------- */
+typedef struct kvb_opts {
+    const char *host;      /* -h, default 127.0.0.1                     */
+    int port;              /* -p, default KV_PROTO_DEFAULT_PORT         */
+    const char *unix_path; /* --unix: connect here instead of TCP       */
+    int connections;       /* -c, default 50                            */
+    int threads;           /* -t, default 1                             */
+    int pipeline;          /* -P, requests in flight per connection     */
+    unsigned get_ratio;    /* --ratio GET:SET, default 1:0              */
+    unsigned set_ratio;
+    uint64_t keys;         /* --keys, default 100000                    */
+    kvb_dist dist;         /* --dist                                    */
+    size_t value_size;     /* -d, default 64                            */
+    double duration;       /* --duration seconds, default 10            */
+    double warmup;         /* --warmup seconds, default 1               */
+    int preload;           /* --preload                                 */
+    const char *password;  /* --password                                */
+    int json;              /* --json                                    */
+    int quiet;             /* -q: no progress messages on stderr        */
+    uint64_t seed;         /* --seed                                    */
+} kvb_opts;
+
+/* Parses argv into *o. Returns 0 to run, 1 when --help/--version was
+ * printed (exit 0), -1 on a usage error (message printed; exit 2). */
+int kvb_opts_parse(kvb_opts *o, int argc, char **argv);
+
+/* ------------------------------------------------------------------------
+ * The run
+ * ---------------------------------------------------------------------- */
+/* How often workers look at kvb_run.phase, in milliseconds. */
+#define KVB_POLL_MS 2
+
+typedef enum kvb_phase {
+    KVB_PHASE_SETUP = 0,   /* connecting, HELLO/AUTH, --preload          */
+    KVB_PHASE_WARMUP = 1,  /* load, not measured                         */
+    KVB_PHASE_MEASURE = 2, /* load, measured                             */
+    KVB_PHASE_STOP = 3     /* send nothing more, drain and close         */
+} kvb_phase;
+
+typedef struct kvb_run {
+    const kvb_opts *opts;
+    kvb_keys keys;
+    struct sockaddr_storage addr; /* TCP target (unused with --unix)     */
+    const uint8_t *value;         /* opts->value_size bytes for SETs     */
+
+    _Atomic int phase;            /* kvb_phase, written by main only     */
+    _Atomic int workers_ready;    /* workers done with SETUP             */
+    _Atomic int workers_failed;   /* workers whose SETUP failed          */
+} kvb_run;
+
+/* What a worker measured (only requests answered during MEASURE). */
+typedef struct kvb_result {
+    uint64_t gets, sets;      /* answered requests, any status          */
+    uint64_t not_found;       /* GET answered NOT_FOUND                 */
+    uint64_t errors;          /* any other non-OK status                */
+    uint64_t errors_by_status[64]; /* errors by status code (< 64)     */
+    uint64_t conn_errors;     /* connections lost or refused            */
+    uint64_t preloaded;       /* SETs of --preload                      */
+    kvb_hist lat;             /* request latency, ns                    */
+} kvb_result;
+
+typedef struct kvb_worker kvb_worker;
+
+/* Creates worker index `idx` (of opts->threads) and starts its thread,
+ * which connects its share of the connections and runs until the
+ * phase is STOP and its connections are closed. NULL on failure. */
+kvb_worker *kvb_worker_start(kvb_run *run, int idx);
+/* Waits for the worker's thread to end, adds its result to *out and
+ * frees it. */
+void kvb_worker_join(kvb_worker *w, kvb_result *out);
+
+/* Prints the result as text or JSON (opts->json) on stdout. */
+void kvb_report(const kvb_run *run, const kvb_result *r, double seconds);
+
+#endif /* KVBENCH_H */

@@ -1,0 +1,78 @@
+/*
+ * report.c - kvbench's result, as text or as one JSON object on stdout.
+ *
+ * Latencies are in microseconds; percentiles are the top of their
+ * histogram bucket (at most 0.8 % above the true value), max is exact.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "kv.h"
+#include "kvbench.h"
+
+static const char *dist_name(kvb_dist d)
+{
+    return d == KVB_DIST_ZIPF ? "zipf" : "uniform";
+}
+
+static double us(uint64_t ns)
+{
+    return (double)ns / 1000.0;
+}
+
+void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
+{
+    const kvb_opts *o = run->opts;
+    const kvb_hist *h = &r->lat;
+    uint64_t total = r->gets + r->sets;
+    double rps = seconds > 0 ? (double)total / seconds : 0.0;
+    double mean = h->count ? (double)h->sum / (double)h->count / 1000.0 : 0.0;
+    char target[300];
+    if (o->unix_path)
+        snprintf(target, sizeof target, "unix:%s", o->unix_path);
+    else
+        snprintf(target, sizeof target, "%s:%d", o->host, o->port);
+
+    if (o->json) {
+        printf("{\"target\":\"%s\",\"connections\":%d,\"threads\":%d,\"pipeline\":%d,"
+               "\"ratio\":\"%u:%u\",\"keys\":%" PRIu64 ",\"dist\":\"%s\","
+               "\"value_size\":%zu,\"duration_s\":%.3f,\"warmup_s\":%.3f,"
+               "\"preloaded\":%" PRIu64 ",",
+               target, o->connections, o->threads, o->pipeline, o->get_ratio, o->set_ratio,
+               o->keys, dist_name(o->dist), o->value_size, seconds, o->warmup, r->preloaded);
+        printf("\"requests\":%" PRIu64 ",\"gets\":%" PRIu64 ",\"sets\":%" PRIu64
+               ",\"rps\":%.1f,\"not_found\":%" PRIu64 ",\"errors\":%" PRIu64
+               ",\"conn_errors\":%" PRIu64 ",",
+               total, r->gets, r->sets, rps, r->not_found, r->errors, r->conn_errors);
+        printf("\"errors_by_status\":{");
+        int first = 1;
+        for (int i = 0; i < 64; i++) {
+            if (r->errors_by_status[i]) {
+                printf("%s\"%s\":%" PRIu64, first ? "" : ",", kv_status_name(i),
+                       r->errors_by_status[i]);
+                first = 0;
+            }
+        }
+        printf("},\"latency_us\":{\"mean\":%.2f,\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,"
+               "\"max\":%.2f}}\n",
+               mean, us(kvb_hist_percentile(h, 50.0)), us(kvb_hist_percentile(h, 99.0)),
+               us(kvb_hist_percentile(h, 99.9)), us(h->max));
+        return;
+    }
+    printf("kvbench: %s, %d connections, %d thread%s, pipeline %d\n", target,
+           o->connections, o->threads, o->threads == 1 ? "" : "s", o->pipeline);
+    printf("workload: GET:SET %u:%u, %" PRIu64 " keys %s, %zu-byte values, %.1f s (+%.1f s warmup)%s\n",
+           o->get_ratio, o->set_ratio, o->keys, dist_name(o->dist), o->value_size, seconds,
+           o->warmup, o->preload ? ", preloaded" : "");
+    printf("requests:   %" PRIu64 " in %.2f s = %.0f req/s (GET %" PRIu64 ", SET %" PRIu64 ")\n",
+           total, seconds, rps, r->gets, r->sets);
+    printf("latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n",
+           us(kvb_hist_percentile(h, 50.0)), us(kvb_hist_percentile(h, 99.0)),
+           us(kvb_hist_percentile(h, 99.9)), us(h->max), mean);
+    printf("misses:     %" PRIu64 " GET NOT_FOUND\n", r->not_found);
+    printf("errors:     %" PRIu64, r->errors);
+    for (int i = 0; i < 64; i++)
+        if (r->errors_by_status[i])
+            printf(" %s=%" PRIu64, kv_status_name(i), r->errors_by_status[i]);
+    printf(", %" PRIu64 " connection errors\n", r->conn_errors);
+}

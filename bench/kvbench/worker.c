@@ -1,0 +1,170 @@
+/*
+ * worker.c - kvbench worker threads (see worker.h, kvbench.h).
+ *
+ * Each worker owns a uv loop, its connections and a timer. The timer
+ * polls run->phase (written only by the main thread): on WARMUP it starts
+ * the READY connections, on STOP it stops them and, once every
+ * connection is closed or KVB_STOP_GRACE_MS has passed, closes the timer
+ * so that uv_run returns. A worker tells the main thread once, through
+ * run->workers_ready or run->workers_failed, that its setup is over.
+ */
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How long STOP waits for the responses still in flight. */
+#define KVB_STOP_GRACE_MS 2000
+
+static void worker_report(kvb_worker *w)
+{
+    if (w->reported)
+        return;
+    if (w->failed) {
+        w->reported = 1;
+        atomic_fetch_add(&w->run->workers_failed, 1);
+    } else if (w->nready == w->nconns) {
+        w->reported = 1;
+        atomic_fetch_add(&w->run->workers_ready, 1);
+    }
+}
+
+void kvb_worker_conn_ready(kvb_worker *w)
+{
+    w->nready++;
+    worker_report(w);
+}
+
+void kvb_worker_conn_failed(kvb_worker *w, kvb_conn *c, const char *what,
+                            const char *detail)
+{
+    w->res.conn_errors++;
+    if (c->state < KVB_CONN_READY) {
+        /* Setup failed: the run cannot start. Close the others too. */
+        if (!w->failed)
+            fprintf(stderr, "kvbench: connection %d: %s: %s\n", c->gidx, what, detail);
+        w->failed = 1;
+        worker_report(w);
+        for (int i = 0; i < w->nconns; i++)
+            if (&w->conns[i] != c)
+                kvb_conn_stop(&w->conns[i], 1);
+    } else if (w->res.conn_errors <= 5) {
+        fprintf(stderr, "kvbench: connection %d: %s: %s\n", c->gidx, what, detail);
+    }
+}
+
+void kvb_worker_conn_closed(kvb_worker *w)
+{
+    w->nclosed++;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    kvb_worker *w = t->data;
+    int phase = atomic_load_explicit(&w->run->phase, memory_order_acquire);
+    w->phase = phase;
+    if ((phase == KVB_PHASE_WARMUP || phase == KVB_PHASE_MEASURE) && !w->started) {
+        w->started = 1;
+        for (int i = 0; i < w->nconns; i++)
+            kvb_conn_run(&w->conns[i]);
+    }
+    if (phase != KVB_PHASE_STOP)
+        return;
+    if (!w->stopping) {
+        w->stopping = 1;
+        w->stop_deadline = uv_now(&w->loop) + KVB_STOP_GRACE_MS;
+        for (int i = 0; i < w->nconns; i++)
+            kvb_conn_stop(&w->conns[i], 0);
+    } else if (uv_now(&w->loop) >= w->stop_deadline) {
+        for (int i = 0; i < w->nconns; i++)
+            kvb_conn_stop(&w->conns[i], 1);
+    }
+    if (w->nclosed == w->nconns)
+        uv_close((uv_handle_t *)&w->timer, NULL);
+}
+
+static void worker_main(void *arg)
+{
+    kvb_worker *w = arg;
+    const kvb_opts *o = w->run->opts;
+    int base = 0;
+    for (int i = 0; i < w->idx; i++)
+        base += o->connections / o->threads + (i < o->connections % o->threads);
+
+    uv_timer_start(&w->timer, on_timer, KVB_POLL_MS, KVB_POLL_MS);
+    for (int i = 0; i < w->nconns && !w->failed; i++) {
+        kvb_conn *c = &w->conns[i];
+        int rc = kvb_conn_start(c, w, base + i);
+        if (rc < 0 && c->state == KVB_CONN_CLOSED) {
+            fprintf(stderr, "kvbench: connection %d: %s\n", base + i, uv_strerror(rc));
+            w->nclosed++;
+            w->res.conn_errors++;
+            w->failed = 1;
+        }
+    }
+    if (w->failed) {
+        /* Connections never started count as closed. */
+        for (int i = 0; i < w->nconns; i++) {
+            kvb_conn *c = &w->conns[i];
+            if (c->w == NULL) {
+                c->state = KVB_CONN_CLOSED;
+                w->nclosed++;
+            } else {
+                kvb_conn_stop(c, 1);
+            }
+        }
+        worker_report(w);
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+kvb_worker *kvb_worker_start(kvb_run *run, int idx)
+{
+    const kvb_opts *o = run->opts;
+    kvb_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->run = run;
+    w->idx = idx;
+    w->nconns = o->connections / o->threads + (idx < o->connections % o->threads);
+    w->conns = calloc((size_t)w->nconns, sizeof *w->conns);
+    kvb_hist_init(&w->res.lat);
+    if (!w->conns || uv_loop_init(&w->loop) != 0) {
+        free(w->conns);
+        free(w);
+        return NULL;
+    }
+    uv_timer_init(&w->loop, &w->timer);
+    w->timer.data = w;
+    if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+        uv_close((uv_handle_t *)&w->timer, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&w->loop);
+        free(w->conns);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void kvb_worker_join(kvb_worker *w, kvb_result *out)
+{
+    uv_thread_join(&w->thread);
+    uv_loop_close(&w->loop);
+    for (int i = 0; i < w->nconns; i++)
+        kvb_conn_free(&w->conns[i]);
+
+    const kvb_result *r = &w->res;
+    out->gets += r->gets;
+    out->sets += r->sets;
+    out->not_found += r->not_found;
+    out->errors += r->errors;
+    for (int i = 0; i < 64; i++)
+        out->errors_by_status[i] += r->errors_by_status[i];
+    out->conn_errors += r->conn_errors;
+    out->preloaded += r->preloaded;
+    kvb_hist_merge(&out->lat, &r->lat);
+    free(w->conns);
+    free(w);
+}

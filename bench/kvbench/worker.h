@@ -1,0 +1,39 @@
+/*
+ * worker.h - a kvbench worker thread: one uv loop, a share of the run's
+ * connections, and what they measured. Internal to worker.c and conn.c;
+ * the main thread sees only kvb_worker_start/join (kvbench.h).
+ */
+#ifndef KVBENCH_WORKER_H
+#define KVBENCH_WORKER_H
+
+#include <uv.h>
+
+#include "conn.h"
+#include "kvbench.h"
+
+struct kvb_worker {
+    kvb_run *run;
+    int idx;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_timer_t timer; /* polls run->phase every KVB_POLL_MS */
+    kvb_conn *conns;
+    int nconns;
+    int nready;    /* connections done with SETUP (and PRELOAD)     */
+    int nclosed;   /* connections in CLOSED                          */
+    int failed;    /* a connection failed during SETUP               */
+    int reported;  /* told the main thread (ready or failed)         */
+    int phase;     /* the last phase seen                            */
+    int started;   /* READY connections were told to run             */
+    int stopping;  /* connections were told to stop                  */
+    uint64_t stop_deadline; /* uv_now() after which STOP closes all  */
+    kvb_result res;
+};
+
+/* Called by a connection on its worker's thread. */
+void kvb_worker_conn_ready(kvb_worker *w);
+void kvb_worker_conn_failed(kvb_worker *w, kvb_conn *c, const char *what,
+                            const char *detail);
+void kvb_worker_conn_closed(kvb_worker *w);
+
+#endif /* KVBENCH_WORKER_H */

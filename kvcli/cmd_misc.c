@@ -228,14 +228,6 @@ static void print_number(const kv_client_metric *m)
         printf("%.3f", m->d);
 }
 
-static void print_line(int indent, const char *label,
-                       const kv_client_metric *m)
-{
-    printf("%*s%-*s ", indent, "", 28 - indent, label);
-    print_number(m);
-    fputc('\n', stdout);
-}
-
 /* "12.5 MiB" for byte counts, to read at a glance. */
 static void human_bytes(uint64_t b, char *out, size_t n)
 {
@@ -248,6 +240,21 @@ static void human_bytes(uint64_t b, char *out, size_t n)
         snprintf(out, n, "%llu B", (unsigned long long)b);
     else
         snprintf(out, n, "%.1f %s", v, u[i]);
+}
+
+static void print_line(int indent, const char *label,
+                       const kv_client_metric *m)
+{
+    printf("%*s%-*s ", indent, "", 28 - indent, label);
+    print_number(m);
+    size_t nl = strlen(m->name);
+    if (m->kind == KV_CLIENT_METRIC_UINT && m->u >= 1024 && nl > 6 &&
+        strcmp(m->name + nl - 6, "_bytes") == 0) {
+        char h[32];
+        human_bytes(m->u, h, sizeof h);
+        printf(" (%s)", h);
+    }
+    fputc('\n', stdout);
 }
 
 static json_t *metric_json(const kv_client_metric *m)
@@ -291,10 +298,10 @@ static void print_metrics(const kv_client_metrics *m)
                 kv_client_metrics_find(m, NULL, "value_bytes");
             if (kb && vb && kb->kind == KV_CLIENT_METRIC_UINT &&
                 vb->kind == KV_CLIENT_METRIC_UINT) {
-                char h[32];
-                human_bytes(kb->u + vb->u, h, sizeof h);
-                printf("  %-26s %llu (%s)\n", "bytes stored",
-                       (unsigned long long)(kb->u + vb->u), h);
+                kv_client_metric sum = {.name = "stored_bytes",
+                                        .kind = KV_CLIENT_METRIC_UINT,
+                                        .u = kb->u + vb->u};
+                print_line(2, "bytes stored (keys+values)", &sum);
             }
         }
     }

@@ -57,11 +57,15 @@ int kvcli_exit_code(int status)
     }
 }
 
-static const char *hint(int status)
+static const char *hint(int status, const char *msg)
 {
     switch (status) {
     case KV_CONNECT:
-        return "is kvd running?";
+        /* Nobody listening vs. a bad address (name, route). */
+        if (strstr(msg, "refused") || strstr(msg, "no such file") ||
+            strstr(msg, "No such file"))
+            return "is kvd running?";
+        return "check --host, --port or --unix";
     case KV_TIMEOUT:
         return "the server did not answer in time; raise --timeout";
     case KV_CLOSED:
@@ -70,7 +74,7 @@ static const char *hint(int status)
     case KV_AUTH_REQUIRED:
         return "the server needs a password: use --password or KV_PASSWORD";
     case KV_AUTH_FAILED:
-        return "wrong password: check --password or KV_PASSWORD";
+        return "check --password or KV_PASSWORD";
     case KV_BUSY:
         return "the server has too many connections; retry later";
     case KV_KEY_TOO_LARGE:
@@ -88,7 +92,7 @@ int kvcli_fail(kvcli_session *s, int status, const char *what)
     const char *msg = s->client ? kv_client_last_error(s->client) : "";
     if (msg == NULL || *msg == '\0')
         msg = kv_client_strerror(status);
-    const char *h = hint(status);
+    const char *h = hint(status, msg);
     kvcli_err("%s%s%s%s%s%s", what ? what : "", what ? ": " : "", msg,
               h ? " (" : "", h ? h : "", h ? ")" : "");
     return kvcli_exit_code(status);

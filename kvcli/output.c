@@ -202,7 +202,9 @@ void kvcli_json_print(json_t *j)
         return;
     }
     /* Compact and one line, so scripts can read results line by line. */
-    json_dumpf(j, stdout, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* 15 digits: no 2.8159999999999998 for 2.816. */
+    json_dumpf(j, stdout,
+               JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     fputc('\n', stdout);
     json_decref(j);
 }

@@ -299,3 +299,37 @@ Test(kv, usage_errors)
         cli_result_free(&r);
     }
 }
+
+Test(kv, options_anywhere_dashes_and_host)
+{
+    /* "--" ends the options: a value may start with a dash. */
+    cli_result r = CLI(&srv, "--host", "127.0.0.1", "set", "--", "neg", "-5");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "neg", "--json", "--host=127.0.0.1");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    json_t *j = cli_json(&r);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "value")), "-5");
+    json_decref(j);
+    cli_result_free(&r);
+
+    /* Two words where only the first lacks '=': KEY VALUE. */
+    r = CLI(&srv, "set", "url", "http://x/?a=b", "--json");
+    cr_assert_eq(r.rc, 0);
+    j = cli_json(&r);
+    cr_assert(json_is_true(json_object_get(j, "ok")));
+    cr_assert(json_is_integer(json_object_get(j, "version")));
+    json_decref(j);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "url");
+    cr_assert_str_eq(r.out, "http://x/?a=b\n");
+    cli_result_free(&r);
+
+    /* Keys are escaped like values. */
+    r = CLI(&srv, "set", "tab\tkey=v");
+    cr_assert_eq(r.rc, 0);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "tab\tkey", "url");
+    cr_assert_str_eq(r.out, "tab\\tkey: v\nurl: http://x/?a=b\n");
+    cli_result_free(&r);
+}

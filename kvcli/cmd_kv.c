@@ -64,9 +64,11 @@ static int set_single(kvcli_session *s, const char *key, const void *val,
             kvcli_json_print(json_pack("{s:b,s:o,s:s}", "ok", 0, "key",
                                        kvcli_json_bytes(key, klen), "error",
                                        "version_mismatch"));
+        char *k = kvcli_escape(key, klen); /* one line, whatever the key */
         kvcli_err("set '%s': version mismatch: the key is not at version %s"
-                  " (it changed%s)", key, if_version,
+                  " (it changed%s)", k ? k : "?", if_version,
                   expected == 0 ? ", or exists already" : " or does not exist");
+        free(k);
         return KVCLI_EXIT_NEGATIVE;
     }
     if (st != KV_OK)
@@ -224,7 +226,9 @@ static int get_one(kvcli_session *s, kv_client *c, const char *key, int raw)
     if (st == KV_NOT_FOUND) {
         if (s->cfg.json)
             kvcli_json_print(json_entry(key, &v));
-        kvcli_err("key '%s' not found", key);
+        char *k = kvcli_escape(key, strlen(key));
+        kvcli_err("key '%s' not found", k ? k : "?");
+        free(k);
         return KVCLI_EXIT_NEGATIVE;
     }
     if (st != KV_OK)

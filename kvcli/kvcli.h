@@ -147,6 +147,8 @@ int kvcli_read_file(const char *path, kvcli_buf *b);
 /* Writes bytes escaped for a terminal: valid printable UTF-8 as is,
  * \\ \n \t \r, other bytes \xNN. */
 void kvcli_put_escaped(FILE *f, const void *p, size_t n);
+/* The escaped form as a malloc'ed string (for messages), or NULL. */
+char *kvcli_escape(const void *p, size_t n);
 /* JSON for bytes: a string if valid UTF-8 without NUL, else {"base64": "..."}. */
 json_t *kvcli_json_bytes(const void *p, size_t n);
 /* Inverse of kvcli_json_bytes; malloc'ed into *out (caller frees).

@@ -92,6 +92,21 @@ void kvcli_put_escaped(FILE *f, const void *data, size_t n)
     }
 }
 
+char *kvcli_escape(const void *p, size_t n)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (f == NULL)
+        return NULL;
+    kvcli_put_escaped(f, p, n);
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -39,6 +39,37 @@ static int run_line(kvcli_session *s, const char *line, int *quit,
     return rc;
 }
 
+/* Tab completion: command names for the first word, file names (the
+ * library's default, handy for --file) after it. */
+static char *command_generator(const char *text, int state)
+{
+    static size_t i;
+    static const char *const extra[] = {"quit", "exit", NULL};
+    if (state == 0)
+        i = 0;
+    size_t len = strlen(text);
+    for (;;) {
+        size_t ncmd = 0;
+        while (kvcli_commands[ncmd].name)
+            ncmd++;
+        const char *name = i < ncmd ? kvcli_commands[i].name
+                                    : extra[i - ncmd];
+        if (name == NULL)
+            return NULL;
+        i++;
+        if (strncmp(name, text, len) == 0)
+            return strdup(name);
+    }
+}
+
+static char **complete(const char *text, int start, int end)
+{
+    (void)end;
+    if (start != 0)
+        return NULL; /* fall back to file names */
+    return rl_completion_matches(text, command_generator);
+}
+
 static char *history_path(void)
 {
     const char *home = getenv("HOME");
@@ -61,6 +92,7 @@ static int repl_tty(kvcli_session *s)
         snprintf(prompt, sizeof prompt, "kvcli %.200s:%u> ", s->cfg.host,
                  s->cfg.port);
     using_history();
+    rl_attempted_completion_function = complete;
     stifle_history(HISTORY_MAX);
     if (hist)
         read_history(hist);

@@ -168,6 +168,10 @@ Test(repl, interactive_prompt_on_a_terminal)
     const char *l2 = "get tty\r";
     cr_assert_eq(write(master, l2, strlen(l2)), (ssize_t)strlen(l2));
     expect_output(master, buf, sizeof buf, &len, "\nfrom a terminal");
+    /* Tab completes a command name. */
+    const char *l25 = "pin\t\r";
+    cr_assert_eq(write(master, l25, strlen(l25)), (ssize_t)strlen(l25));
+    expect_output(master, buf, sizeof buf, &len, "PONG (");
     const char *l3 = "quit\r";
     cr_assert_eq(write(master, l3, strlen(l3)), (ssize_t)strlen(l3));
 

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# compare.sh - kvd against Redis on loopback: same workload shapes, same
+# CPU pinning, several alternating rounds, a table of medians.
+#
+#   bench/compare.sh [--build DIR] [--rounds N] [--duration S]
+#
+# Starts kvd (in memory, --threads 1) and redis-server (no persistence) on
+# 127.0.0.1, both pinned to SERVER_CPU; the load generators (kvbench for
+# kvd, redis-benchmark for Redis, one thread each) run pinned to
+# CLIENT_CPU. Both servers get KEYS keys of VALUE bytes first. Each round
+# runs every shape (GET and SET at pipeline 1 and 16, 50 connections)
+# against both servers, alternating which goes first; the table shows the
+# median throughput and p99 of the rounds, and kvd / Redis.
+#
+# Environment (defaults): BUILD (build), ROUNDS (3), DURATION (5 s per
+# run), KEYS (100000), VALUE (64), CONNS (50), PIPELINES ("1 16"),
+# SERVER_CPU (0), CLIENT_CPU (1), KVD_PORT (17379), REDIS_PORT (16379).
+# Needs: taskset (util-linux), redis-server (redis-server package),
+# redis-benchmark and redis-cli (redis-tools), and kvd + kvbench built in
+# BUILD. Both servers are stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+KEYS=${KEYS:-100000}
+VALUE=${VALUE:-64}
+CONNS=${CONNS:-50}
+PIPELINES=${PIPELINES:-"1 16"}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+KVD_PORT=${KVD_PORT:-17379}
+REDIS_PORT=${REDIS_PORT:-16379}
+
+while [ $# -gt 0 ]; do
+    case $1 in
+    --build) BUILD=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+
+KVD=$BUILD/kvd/src/kvd
+KVBENCH=$BUILD/bench/kvbench/kvbench
+
+die() { echo "compare.sh: $*" >&2; exit 1; }
+for tool in taskset redis-server redis-benchmark redis-cli; do
+    command -v "$tool" >/dev/null ||
+        die "$tool not found (apt-get install redis-server redis-tools util-linux)"
+done
+[ -x "$KVD" ] || die "no kvd at $KVD (build first, or set BUILD / --build)"
+[ -x "$KVBENCH" ] || die "no kvbench at $KVBENCH (build first, or set BUILD / --build)"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kv-compare.XXXXXX")
+KVD_PID=
+REDIS_PID=
+cleanup() {
+    for pid in $KVD_PID $REDIS_PID; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in $KVD_PID $REDIS_PID; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- servers ------------------------------------------------------------
+taskset -c "$SERVER_CPU" "$KVD" --bind 127.0.0.1 --port "$KVD_PORT" \
+    --port-file "$TMP/kvd.port" --threads 1 --initial-capacity "$KEYS" \
+    --log-level warn --log-file "$TMP/kvd.log" &
+KVD_PID=$!
+taskset -c "$SERVER_CPU" redis-server --save '' --appendonly no \
+    --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP" \
+    --logfile "$TMP/redis.log" --daemonize no &
+REDIS_PID=$!
+
+for _ in $(seq 100); do
+    [ -s "$TMP/kvd.port" ] && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    kill -0 "$KVD_PID" 2>/dev/null || die "kvd did not start: $(cat "$TMP/kvd.log")"
+    kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server did not start: $(cat "$TMP/redis.log")"
+    sleep 0.1
+done
+[ -s "$TMP/kvd.port" ] || die "kvd did not start"
+redis-cli -p "$REDIS_PORT" ping >/dev/null || die "redis-server did not start"
+
+# ---- preload ------------------------------------------------------------
+# Redis: the keys redis-benchmark -r draws ("key:" and 12 digits).
+awk -v n="$KEYS" -v size="$VALUE" 'BEGIN {
+    v = ""; for (i = 0; i < size; i++) v = v "x";
+    for (i = 0; i < n; i++) {
+        k = sprintf("key:%012d", i);
+        printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, size, v;
+    }
+}' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+# kvd: kvbench's keys ("key:" and 8 digits).
+taskset -c "$CLIENT_CPU" "$KVBENCH" -p "$KVD_PORT" -c "$CONNS" --keys "$KEYS" \
+    -d "$VALUE" --preload --ratio 0:1 --warmup 0 --duration 0.001 -q --json >/dev/null
+redis_keys=$(redis-cli -p "$REDIS_PORT" dbsize)
+[ "$redis_keys" -eq "$KEYS" ] || die "Redis has $redis_keys keys after preload, not $KEYS"
+
+# ---- runs ---------------------------------------------------------------
+# redis-benchmark is bounded by a request count: size it from a short
+# calibration run so that a run lasts about DURATION seconds.
+redis_run() { # op pipeline requests -> "rps p50_ms p99_ms"
+    taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" \
+        -c "$CONNS" -P "$2" -t "$1" -r "$KEYS" -d "$VALUE" -n "$3" --csv |
+        awk -F, 'NR == 2 { gsub(/"/, ""); print $2, $5, $7 }'
+}
+kvd_run() { # op pipeline -> "rps p50_ms p99_ms errors"
+    local ratio=1:0
+    [ "$1" = set ] && ratio=0:1
+    local out
+    out=$(taskset -c "$CLIENT_CPU" "$KVBENCH" -p "$KVD_PORT" -c "$CONNS" -t 1 \
+        -P "$2" --ratio "$ratio" --keys "$KEYS" -d "$VALUE" \
+        --warmup 1 --duration "$DURATION" --json -q)
+    local f
+    for f in rps p50 p99; do
+        printf '%s ' "$(printf '%s' "$out" | sed -n "s/.*\"$f\":\([0-9.]*\).*/\1/p")"
+    done | awk '{ printf "%s %.3f %.3f", $1, $2 / 1000, $3 / 1000 }'
+    local e n
+    e=$(printf '%s' "$out" | sed -n 's/.*"errors":\([0-9]*\).*/\1/p')
+    n=$(printf '%s' "$out" | sed -n 's/.*"not_found":\([0-9]*\).*/\1/p')
+    echo " $((e + n))"
+}
+col() { # server op pipeline column -> median over the rounds
+    awk -v s="$1" -v o="$2" -v p="$3" -v c="$4" '$2 == s && $3 == o && $4 == p { print $c }' "$TMP/raw" | median
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+SHAPES=()
+for p in $PIPELINES; do
+    SHAPES+=("get $p" "set $p")
+done
+
+declare -A NREQ
+for shape in "${SHAPES[@]}"; do
+    set -- $shape
+    n=$((CONNS * $2 * 400))
+    rps=$(redis_run "$1" "$2" "$n" | awk '{ print int($1) }')
+    NREQ[$shape]=$(( rps * DURATION > 100000 ? rps * DURATION : 100000 ))
+done
+
+load_before=$(uptime)
+echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+echo "servers: kvd $("$KVD" --version | head -1) --threads 1; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') --save '' --appendonly no; both on CPU $SERVER_CPU"
+echo "clients: kvbench -t 1 / redis-benchmark (1 thread) on CPU $CLIENT_CPU; $CONNS connections, $KEYS keys, $VALUE-byte values, ~$DURATION s per run, $ROUNDS rounds"
+echo "load before: $load_before"
+echo
+
+for round in $(seq "$ROUNDS"); do
+    for shape in "${SHAPES[@]}"; do
+        set -- $shape
+        if [ $((round % 2)) -eq 1 ]; then order="redis kvd"; else order="kvd redis"; fi
+        for server in $order; do
+            if [ $server = redis ]; then
+                r=$(redis_run "$1" "$2" "${NREQ[$shape]}")
+            else
+                r=$(kvd_run "$1" "$2")
+            fi
+            echo "$round $server $1 $2 $r" >>"$TMP/raw"
+            echo "round $round: $server ${1^^} -P $2: $r" >&2
+        done
+    done
+done
+
+echo "load after:  $(uptime)"
+echo
+misses=$(redis-cli -p "$REDIS_PORT" info stats | sed -n 's/^keyspace_misses:\([0-9]*\).*/\1/p')
+echo "Redis GET misses over all runs: ${misses:-?} (0 = every key was preloaded)"
+echo
+printf '%-10s %12s %12s %7s %10s %10s %9s %9s\n' shape "kvd req/s" "Redis req/s" "kvd/R" \
+    "kvd p99ms" "R p99ms" "kvd p50ms" "R p50ms"
+for shape in "${SHAPES[@]}"; do
+    set -- $shape
+    krps=$(col kvd "$1" "$2" 5); rrps=$(col redis "$1" "$2" 5)
+    k99=$(col kvd "$1" "$2" 7); r99=$(col redis "$1" "$2" 7)
+    k50=$(col kvd "$1" "$2" 6); r50=$(col redis "$1" "$2" 6)
+    printf '%-10s %12.0f %12.0f %7.2f %10.3f %10.3f %9.3f %9.3f\n' "${1^^} -P $2" \
+        "$krps" "$rrps" "$(awk -v a="$krps" -v b="$rrps" 'BEGIN { print a / b }')" \
+        "$k99" "$r99" "$k50" "$r50"
+done
+kerr=$(awk '$2 == "kvd" { s += $8 } END { print s + 0 }' "$TMP/raw")
+echo
+echo "kvbench errors + misses over all runs: $kerr"
+echo "(medians of $ROUNDS rounds; latencies in ms as each tool measures them)"

@@ -31,7 +31,7 @@ Test(pipeline, thousands_in_order)
             if (i % 2 == 0)
                 cr_assert_eq(kv_client_pipeline_set(p, k, (size_t)kl, v, (size_t)vl), KV_OK);
             else
-                cr_assert_eq(kv_client_pipeline_get(p, k, (size_t)kl - 0), KV_OK);
+                cr_assert_eq(kv_client_pipeline_get(p, k, (size_t)kl), KV_OK);
         }
         cr_assert_eq(kv_client_pipeline_exec(p), KV_OK);
         cr_assert_eq(kv_client_pipeline_replies(p), N);
@@ -48,9 +48,10 @@ Test(pipeline, thousands_in_order)
                 if (round == 0) {
                     cr_assert_eq(r->status, KV_NOT_FOUND);
                 } else {
+                    /* odd keys were set to "x" between the rounds */
                     cr_assert_eq(r->status, KV_OK);
-                    int vl = snprintf(v, sizeof v, "val-0-%d", i); /* odd keys never set */
-                    (void)vl;
+                    cr_assert_eq(r->value.len, 1);
+                    cr_assert_eq(((const char *)r->value.data)[0], 'x');
                 }
             }
         }

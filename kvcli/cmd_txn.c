@@ -132,6 +132,12 @@ int kvcli_cmd_txn(kvcli_session *s, int argc, char **argv)
             }
         }
     }
+    if (t.ncmps + t.nops[0] + t.nops[1] == 0) {
+        /* Most likely an empty stdin or file, not a wish to do nothing. */
+        rc = kvcli_usage_err("txn: empty transaction (no compares and no"
+                             " ops; try 'kvcli txn --help')");
+        goto out;
+    }
     kv_client *c = kvcli_connect(s, &rc);
     if (c == NULL)
         goto out;

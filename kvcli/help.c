@@ -113,6 +113,7 @@ static const char txn_help[] =
     "Prints \"THEN: compares held\" or \"ELSE: compares failed\" (with the\n"
     "commit's version if it wrote), then \"OP KEY: RESULT\" per op.\n"
     "Exit code 0 when the then-branch ran, 1 when the else-branch ran.\n"
+    "A transaction with no compares and no ops is a usage error.\n"
     "JSON: {\"succeeded\":B,\"branch\":\"then\"|\"else\",\"version\":V,\n"
     "\"results\":[{\"op\":\"get\",\"key\":K,\"status\":\"ok\"|\"not_found\",\n"
     "\"value\":V,\"version\":N}, ...]}\n"

@@ -166,8 +166,11 @@ Test(txn, syntax_errors_are_usage_errors)
                               NULL},
         (const char *const[]){"txn", "--file", bad_json, NULL},
         (const char *const[]){"txn", "--file", "/nonexistent.json", NULL},
+        (const char *const[]){"txn", NULL},
+        (const char *const[]){"txn", "--then", "--else", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* stdin is /dev/null: "txn" alone would read an empty txn. */
         cli_result r = cli_run_srv(&srv, NULL, 0, cases[i]);
         cr_expect_eq(r.rc, 2, "case %zu: rc %d err %s", i, r.rc, r.err);
         cli_assert_one_error_line(&r);

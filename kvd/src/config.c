@@ -54,7 +54,7 @@ static const opt_def opts[] = {
     {"unix", OPT_STR, OFF(unix_path), "PATH", "also listen on this Unix socket (default none)"},
     {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU (default 0)"},
     {"password", OPT_STR, OFF(password), "SECRET",
-     "require AUTH with this secret; also env KVD_PASSWORD (default none)"},
+     "require AUTH with this secret (frames over 1 MiB are refused before it); also env KVD_PASSWORD (default none)"},
     {"max-connections", OPT_SIZE, OFF(max_connections), "N",
      "refuse connections above this with BUSY, 0 = unlimited (default 10000)"},
     {"max-frame-size", OPT_SIZE, OFF(max_frame_size), "BYTES",

@@ -16,9 +16,10 @@
  * --max-output-buffer), the connection pauses: no reading and no
  * processing until the backlog falls under a quarter. Pausing bounds a
  * connection's memory to the soft mark plus one response; the hard limit
- * closes a connection whose backlog exceeds --max-output-buffer (a single
- * response alone never does), and --write-timeout closes a paused client
- * whose backlog makes no progress, i.e. a client that never reads.
+ * closes a connection when output the kernel has not accepted yet plus
+ * the batch exceeds --max-output-buffer (so one large answer to a client
+ * that reads is fine), and --write-timeout closes a paused client whose
+ * backlog makes no progress, i.e. a client that never reads.
  *
  * Closing: a fatal protocol error queues its error response, stops
  * reading, and once it is written shuts down our side and discards input
@@ -211,6 +212,7 @@ static void conn_flush(kvd_conn *c)
     }
     c->pending += wr->buf.len;
     c->nwrites++;
+    kvd_stat_add(&c->w->stats.write_batches, 1);
 }
 
 /* ---- processing ------------------------------------------------------------ */
@@ -278,8 +280,11 @@ static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
             c->fatal = 1;
             break;
         }
-        size_t after = c->pending + c->out.len;
-        if (after > s->cfg->max_output_buffer && before > 0) {
+        /* Hard limit: output the kernel has not taken yet plus this batch.
+         * Responses still in the batch do not count as backlog, so one
+         * large answer (up to the frame limit) is always allowed. */
+        size_t unsent = uv_stream_get_write_queue_size(&c->h.stream);
+        if (unsent > 0 && unsent + c->out.len > s->cfg->max_output_buffer) {
             kvd_warn("%s: output buffer over %zu bytes, closing", c->peer,
                      s->cfg->max_output_buffer);
             kvd_stat_add(&c->w->stats.disconnects_slow, 1);

@@ -14,7 +14,7 @@ static const char *const op_names[KV_PROTO_OP_COUNT] = {
     "hello", "ping", "auth", "get", "mget", "set", "mset", "del", "txn", "scan", "metrics",
 };
 
-#define NSERVER 12 /* flat server entries */
+#define NSERVER 13 /* flat server entries */
 #define NMAPS 4    /* requests_by_op and three latency maps */
 
 static kv_proto_metric uint_metric(const char *name, uint64_t v)
@@ -37,6 +37,7 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
         sums[3] += kvd_stat_get(&st->protocol_errors);
         sums[4] += kvd_stat_get(&st->disconnects_slow);
         sums[5] += kvd_stat_get(&st->disconnects_idle);
+        sums[6] += kvd_stat_get(&st->write_batches);
         for (int op = 0; op < KV_PROTO_OP_COUNT; op++) {
             uint64_t n = kvd_stat_get(&st->requests[op]);
             reqs[op] += n;
@@ -60,6 +61,7 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
     items[n++] = uint_metric("disconnects_idle", sums[5]);
     items[n++] = uint_metric("bytes_in", sums[0]);
     items[n++] = uint_metric("bytes_out", sums[1]);
+    items[n++] = uint_metric("write_batches", sums[6]);
     items[n++] = uint_metric("requests", total);
     items[n++] = uint_metric("errors", sums[2]);
     items[n++] = uint_metric("protocol_errors", sums[3]);

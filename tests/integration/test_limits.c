@@ -68,6 +68,30 @@ Test(limits, auth)
     kvd_stop();
 }
 
+Test(limits, small_frames_until_authenticated)
+{
+    kvd_start("--password", "pw", NULL);
+    /* 2 MiB announced before AUTH: refused without reading it */
+    int fd = raw_connect(g_kvd.port, 5000);
+    cr_assert_geq(fd, 0);
+    uint8_t hdr[4];
+    kv_proto_write_u32(hdr, 2u << 20);
+    cr_assert_eq(raw_send(fd, hdr, 4), 0);
+    uint64_t id = 1;
+    cr_assert_eq(raw_recv_status(fd, KV_PROTO_PING, &id), KV_FRAME_TOO_LARGE);
+    cr_assert_eq(id, 0);
+    close(fd);
+    /* after AUTH the configured limit applies */
+    kv_client *c = NULL;
+    cr_assert_eq(open_client("pw", &c), KV_OK);
+    size_t n = 2u << 20;
+    char *v = calloc(1, n);
+    cr_assert_eq(kv_client_set(c, "big", 3, v, n, NULL), KV_OK);
+    free(v);
+    kv_client_close(c);
+    kvd_stop();
+}
+
 Test(limits, password_from_environment)
 {
     setenv("KVD_PASSWORD", "envpw", 1);

@@ -358,8 +358,16 @@ int kvcli_cmd_del(kvcli_session *s, int argc, char **argv)
                 printf("%s\n", deleted ? "deleted 1 key" : "(not found)");
             else
                 printf("deleted %zu of %zu keys\n", deleted, n);
-            /* 1 when a named key was missing, as for get. */
-            rc = deleted < n ? KVCLI_EXIT_NEGATIVE : 0;
+            /* 1 when a named key was missing, as for get ("del a a"
+             * names one key). */
+            size_t distinct = 0;
+            for (size_t i = 0; i < n; i++) {
+                size_t k = 0;
+                while (k < i && strcmp(a.pos[k], a.pos[i]) != 0)
+                    k++;
+                distinct += k == i;
+            }
+            rc = deleted < distinct ? KVCLI_EXIT_NEGATIVE : 0;
         }
     }
     free(keys);

@@ -258,6 +258,11 @@ Test(kv, del_counts_and_exit_codes)
     r = CLI(&srv, "get", "d2");
     cr_assert_eq(r.rc, 1);
     cli_result_free(&r);
+    r = CLI(&srv, "set", "d5", "x");
+    cli_result_free(&r);
+    r = CLI(&srv, "del", "d5", "d5");
+    cr_assert_eq(r.rc, 0, "out %s", r.out);
+    cli_result_free(&r);
 }
 
 Test(kv, json_strings_and_escapes)

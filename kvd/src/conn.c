@@ -38,7 +38,7 @@
 
 #define LINGER_MS 1000
 #define TICK_MS 1000
-#define KEEP_SPARE_MAX ((size_t)1 << 20) /* reuse output buffers up to this */
+#define KEEP_SPARE_MAX ((size_t)64 << 10) /* reuse output buffers up to this */
 
 typedef struct kvd_write {
     uv_write_t req;
@@ -427,6 +427,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             if (c->closing)
                 return;
         }
+        /* Decoded arrays of this read are dead: an idle connection keeps
+         * no arena memory (a big MSET would otherwise pin its chunk). */
+        kv_proto_arena_free(&c->arena);
         conn_flush(c);
         conn_update_reading(c);
         conn_check_drained(c);

@@ -158,6 +158,34 @@ Test(hostile, every_kind_of_bad_input)
         send_body(fd, soft[i].b, soft[i].n);
         expect(fd, 7, soft[i].status, 0, soft[i].what);
     }
+    /* a fatal error after good requests in the same write: the good ones
+     * are answered first, then the error, then the close */
+    {
+        int fd2 = conn();
+        kv_proto_buf b = {0};
+        kv_proto_request p5 = {.op = KV_PROTO_PING, .id = 5};
+        kv_proto_request g6 = {.op = KV_PROTO_GET, .id = 6, .key = {"keep", 4}};
+        kv_proto_request p7 = {.op = KV_PROTO_PING, .id = 7};
+        enc(&b, &p5);
+        enc(&b, &g6);
+        cr_assert_eq(kv_proto_buf_reserve(&b, 4), KV_OK);
+        memset(b.data + b.len, 0, 4); /* zero length prefix */
+        b.len += 4;
+        enc(&b, &p7);
+        cr_assert_eq(raw_send(fd2, b.data, b.len), 0);
+        kv_proto_buf_free(&b);
+        uint64_t rid;
+        cr_assert_eq(raw_recv_status(fd2, KV_PROTO_PING, &rid), KV_OK);
+        cr_assert_eq(rid, 5);
+        cr_assert_eq(raw_recv_status(fd2, KV_PROTO_GET, &rid), KV_OK);
+        cr_assert_eq(rid, 6);
+        cr_assert_eq(raw_recv_status(fd2, KV_PROTO_PING, &rid), KV_PROTOCOL);
+        cr_assert_eq(rid, 0);
+        uint8_t *extra = NULL;
+        cr_assert_eq(raw_recv_frame(fd2, &extra), 0, "EOF, nothing after the fatal error");
+        close(fd2);
+    }
+
     /* unknown op */
     static const uint8_t unknown[] = {0x92, 0x63, 0x07}; /* [99, 7] */
     send_body(fd, unknown, sizeof unknown);

@@ -59,8 +59,8 @@ static void usage(FILE *f)
             "  --workloads LIST   of get,get90set10,get50set50,mget16,mset4,rmw_txn\n"
             "                     (default all)\n"
             "  --contenders LIST  of libkv,lfht,rwlock,lfht-memb (default libkv,lfht,rwlock)\n"
-            "  --rounds R         rounds per configuration (default 5)\n"
-            "  --duration S       seconds per contender per round (default 0.5)\n"
+            "  --rounds R         rounds per configuration (default 7)\n"
+            "  --duration S       seconds per contender per round (default 0.4)\n"
             "  --value-size B     value bytes (default 64)\n"
             "  --no-memory        skip the memory measurement\n"
             "  --csv              print CSV on stdout instead of the tables\n"
@@ -155,7 +155,7 @@ static int parse_options(int argc, char **argv, options *o, size_t ncpus)
         {NULL, 0, NULL, 0},
     };
     /* Defaults, then --quick's, then the explicit options on top. */
-    *o = (options){.rounds = 5, .duration = 0.5, .ring_len = (size_t)1 << 20, .memory = true};
+    *o = (options){.rounds = 7, .duration = 0.4, .ring_len = (size_t)1 << 20, .memory = true};
     for (size_t t = 1; t < ncpus; t *= 2)
         o->threads[o->nthreads++] = t;
     o->threads[o->nthreads++] = ncpus ? ncpus : 1;
@@ -597,7 +597,8 @@ static void print_targets(const options *o)
     }
     for (size_t i = 0; i < nmemrows; i++) {
         const memrow *m = &memrows[i];
-        if (strcmp(m->c->name, "libkv") != 0)
+        /* The target is for 1M keys; small loads are dominated by pages. */
+        if (strcmp(m->c->name, "libkv") != 0 || m->keys < 1000000)
             continue;
         char what[96];
         /* A "at most" target: compare want/got so that >= 1 means met. */

@@ -14,7 +14,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 # Every package the project builds, tests or benchmarks with.
 PACKAGES=(build-essential cmake pkg-config clang git
           libxxhash-dev liburcu-dev libuv1-dev libmsgpack-dev libinih-dev libedit-dev
-          libcriterion-dev valgrind redis-server util-linux procps)
+          libjansson-dev libcriterion-dev valgrind redis-server redis-tools util-linux procps)
 
 deps() {
     local missing=()

@@ -182,6 +182,16 @@ int kv_mget(kv_store *s, const kv_key *keys, size_t n, kv_value *out)
             m[i].seen_pending = NULL;
         }
         kv__table *t = atomic_load(&s->table);
+        /* The keys are independent: start all their cache misses before
+         * waiting on any (home slots first, then the items they point to). */
+        for (size_t i = 0; i < n; i++)
+            __builtin_prefetch(&t->slots[m[i].hash >> t->shift]);
+        for (size_t i = 0; i < n; i++) {
+            uintptr_t w = atomic_load_explicit(&t->slots[m[i].hash >> t->shift],
+                                               memory_order_relaxed);
+            if ((w & KV__SLOT_TAG_MASK) == kv__slot_tag(m[i].hash) && kv__slot_is_key(w))
+                __builtin_prefetch(kv__slot_ptr(w));
+        }
         for (size_t i = 0; i < n; i++) {
             uintptr_t w = kv__table_find(t, m[i].hash, keys[i].data, keys[i].len);
             m[i].item = w ? kv__slot_visible(w, &m[i].seen_pending) : NULL;

@@ -232,6 +232,12 @@ void kvd_wait_clean(void)
     kvd_assert_clean_log();
 }
 
+void kvd_wait_clean_after(int sig)
+{
+    kill(g_kvd.pid, sig);
+    kvd_wait_clean();
+}
+
 void kvd_stop(void)
 {
     int st = kvd_stop_status();

@@ -43,6 +43,8 @@ int kvd_stop_status(void);
 int kvd_wait_status(void);
 /* kvd_wait_status() == 0 and a clean stderr, asserted. */
 void kvd_wait_clean(void);
+/* Sends sig (SIGTERM/SIGINT), then kvd_wait_clean(). */
+void kvd_wait_clean_after(int sig);
 /* kvd_stop_status() == 0 and a clean stderr, asserted. */
 void kvd_stop(void);
 /* Asserts the stderr log has no sanitizer report. */

@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +111,51 @@ Test(lifecycle, sigterm_answers_pipeline_in_flight)
     close(fd);
     kv_proto_buf_free(&b);
     kvd_wait_clean(); /* exit code 0, clean log */
+}
+
+static atomic_int g_busy_ops;
+
+static void *busy_client(void *arg)
+{
+    (void)arg;
+    kv_client_options o;
+    kv_client_options_init(&o);
+    o.port = (uint16_t)g_kvd.port;
+    o.io_timeout_ms = TEST_IO_TIMEOUT_MS;
+    kv_client *c = NULL;
+    if (kv_client_open(&o, &c) == KV_OK) {
+        kv_client_pipeline *p = NULL;
+        kv_client_pipeline_new(c, &p);
+        char k[32];
+        /* until the server goes away (bounded) */
+        for (int r = 0; r < 100000; r++) {
+            for (int i = 0; i < 100; i++) {
+                int n = snprintf(k, sizeof k, "busy:%d", i);
+                kv_client_pipeline_set(p, k, (size_t)n, "v", 1);
+            }
+            if (kv_client_pipeline_exec(p) != KV_OK)
+                break;
+            atomic_fetch_add(&g_busy_ops, 100);
+        }
+        kv_client_pipeline_free(p);
+    }
+    kv_client_close(c);
+    return NULL;
+}
+
+Test(lifecycle, sigterm_under_load)
+{
+    kvd_start(NULL);
+    atomic_store(&g_busy_ops, 0);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, busy_client, NULL);
+    for (int i = 0; i < 500 && atomic_load(&g_busy_ops) < 5000; i++)
+        sleep_ms(10);
+    cr_assert_geq(atomic_load(&g_busy_ops), 5000, "clients got going");
+    kvd_wait_clean_after(SIGTERM);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
 }
 
 Test(lifecycle, sigint_exits_zero_with_idle_clients)

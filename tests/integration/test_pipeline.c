@@ -108,6 +108,13 @@ static void *conn_worker(void *arg)
                 atomic_fetch_add(&g_failures, 1);
             kv_client_value_free(&got);
         }
+        if (n % 50 == 0) { /* METRICS sums other loops' counters meanwhile */
+            kv_client_metrics m;
+            if (kv_client_metrics_get(cs[0], &m) != KV_OK)
+                atomic_fetch_add(&g_failures, 1);
+            else
+                kv_client_metrics_free(&m);
+        }
     }
     for (int i = 0; i < CONNS_PER_THREAD; i++)
         kv_client_close(cs[i]);

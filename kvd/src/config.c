@@ -340,8 +340,6 @@ static int validate(kvd_config *cfg)
         msg = "max-value-size must be at most 1g";
     else if (cfg->max_output_buffer < 4096)
         msg = "max-output-buffer must be at least 4096";
-    else if (cfg->daemonize && !cfg->log_file)
-        msg = NULL; /* allowed: logs are discarded */
     if (msg) {
         fprintf(stderr, "kvd: error: %s\n", msg);
         return -1;

@@ -12,6 +12,11 @@
 # against both servers, alternating which goes first; the table shows the
 # median throughput and p99 of the rounds, and kvd / Redis.
 #
+# On a shared machine throughput depends on what else runs; the table
+# therefore also gives each server's CPU time per request (from
+# /proc/PID/stat over the whole run, divided by the requests the server
+# answered in it), which other load disturbs much less.
+#
 # Environment (defaults): BUILD (build), ROUNDS (3), DURATION (5 s per
 # run), KEYS (100000), VALUE (64), CONNS (50), PIPELINES ("1 16"),
 # SERVER_CPU (0), CLIENT_CPU (1), KVD_PORT (17379), REDIS_PORT (16379).
@@ -107,26 +112,37 @@ redis_keys=$(redis-cli -p "$REDIS_PORT" dbsize)
 # ---- runs ---------------------------------------------------------------
 # redis-benchmark is bounded by a request count: size it from a short
 # calibration run so that a run lasts about DURATION seconds.
-redis_run() { # op pipeline requests -> "rps p50_ms p99_ms"
-    taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" \
-        -c "$CONNS" -P "$2" -t "$1" -r "$KEYS" -d "$VALUE" -n "$3" --csv |
-        awk -F, 'NR == 2 { gsub(/"/, ""); print $2, $5, $7 }'
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime
+now() { date +%s.%N; }
+# -> "server_cpu_us_per_request server_cpu_share"
+cpu_cost() { # pid ticks_before time_before requests
+    awk -v t0="$2" -v t1="$(cpu_ticks "$1")" -v w0="$3" -v w1="$(now)" -v n="$4" -v hz="$CLK_TCK" \
+        'BEGIN { cpu = (t1 - t0) / hz; printf "%.3f %.2f", cpu * 1e6 / n, cpu / (w1 - w0) }'
 }
-kvd_run() { # op pipeline -> "rps p50_ms p99_ms errors"
+redis_run() { # op pipeline requests -> "rps p50_ms p99_ms cpu_us/req cpu_share"
+    local t0 w0 r
+    t0=$(cpu_ticks "$REDIS_PID"); w0=$(now)
+    r=$(taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" \
+        -c "$CONNS" -P "$2" -t "$1" -r "$KEYS" -d "$VALUE" -n "$3" --csv |
+        awk -F, 'NR == 2 { gsub(/"/, ""); print $2, $5, $7 }')
+    echo "$r $(cpu_cost "$REDIS_PID" "$t0" "$w0" "$3")"
+}
+kvd_run() { # op pipeline -> "rps p50_ms p99_ms cpu_us/req cpu_share errors"
     local ratio=1:0
     [ "$1" = set ] && ratio=0:1
-    local out
+    local out t0 w0
+    t0=$(cpu_ticks "$KVD_PID"); w0=$(now)
     out=$(taskset -c "$CLIENT_CPU" "$KVBENCH" -p "$KVD_PORT" -c "$CONNS" -t 1 \
         -P "$2" --ratio "$ratio" --keys "$KEYS" -d "$VALUE" \
         --warmup 1 --duration "$DURATION" --json -q)
-    local f
-    for f in rps p50 p99; do
-        printf '%s ' "$(printf '%s' "$out" | sed -n "s/.*\"$f\":\([0-9.]*\).*/\1/p")"
-    done | awk '{ printf "%s %.3f %.3f", $1, $2 / 1000, $3 / 1000 }'
+    field() { printf '%s' "$out" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
     local e n
-    e=$(printf '%s' "$out" | sed -n 's/.*"errors":\([0-9]*\).*/\1/p')
-    n=$(printf '%s' "$out" | sed -n 's/.*"not_found":\([0-9]*\).*/\1/p')
-    echo " $((e + n))"
+    e=$(field errors); n=$(field not_found)
+    printf '%s %s %s %s %s\n' "$(field rps)" \
+        "$(awk -v v="$(field p50)" 'BEGIN { printf "%.3f", v / 1000 }')" \
+        "$(awk -v v="$(field p99)" 'BEGIN { printf "%.3f", v / 1000 }')" \
+        "$(cpu_cost "$KVD_PID" "$t0" "$w0" "$(field answered)")" "$((e + n))"
 }
 col() { # server op pipeline column -> median over the rounds
     awk -v s="$1" -v o="$2" -v p="$3" -v c="$4" '$2 == s && $3 == o && $4 == p { print $c }' "$TMP/raw" | median
@@ -175,18 +191,23 @@ echo
 misses=$(redis-cli -p "$REDIS_PORT" info stats | sed -n 's/^keyspace_misses:\([0-9]*\).*/\1/p')
 echo "Redis GET misses over all runs: ${misses:-?} (0 = every key was preloaded)"
 echo
-printf '%-10s %12s %12s %7s %10s %10s %9s %9s\n' shape "kvd req/s" "Redis req/s" "kvd/R" \
-    "kvd p99ms" "R p99ms" "kvd p50ms" "R p50ms"
+printf '%-9s %10s %10s %6s | %8s %8s | %8s %8s | %9s %9s %6s\n' shape "kvd req/s" \
+    "Redis" "kvd/R" "kvd p99" "R p99" "kvd p50" "R p50" "kvd us/rq" "R us/rq" "kvd/R"
 for shape in "${SHAPES[@]}"; do
     set -- $shape
     krps=$(col kvd "$1" "$2" 5); rrps=$(col redis "$1" "$2" 5)
     k99=$(col kvd "$1" "$2" 7); r99=$(col redis "$1" "$2" 7)
     k50=$(col kvd "$1" "$2" 6); r50=$(col redis "$1" "$2" 6)
-    printf '%-10s %12.0f %12.0f %7.2f %10.3f %10.3f %9.3f %9.3f\n' "${1^^} -P $2" \
-        "$krps" "$rrps" "$(awk -v a="$krps" -v b="$rrps" 'BEGIN { print a / b }')" \
-        "$k99" "$r99" "$k50" "$r50"
+    kcpu=$(col kvd "$1" "$2" 8); rcpu=$(col redis "$1" "$2" 8)
+    printf '%-9s %10.0f %10.0f %6.2f | %8.3f %8.3f | %8.3f %8.3f | %9.2f %9.2f %6.2f\n' \
+        "${1^^} -P$2" "$krps" "$rrps" "$(awk -v a="$krps" -v b="$rrps" 'BEGIN { print a / b }')" \
+        "$k99" "$r99" "$k50" "$r50" "$kcpu" "$rcpu" \
+        "$(awk -v a="$kcpu" -v b="$rcpu" 'BEGIN { print a / b }')"
 done
-kerr=$(awk '$2 == "kvd" { s += $8 } END { print s + 0 }' "$TMP/raw")
+kerr=$(awk '$2 == "kvd" { s += $10 } END { print s + 0 }' "$TMP/raw")
 echo
 echo "kvbench errors + misses over all runs: $kerr"
-echo "(medians of $ROUNDS rounds; latencies in ms as each tool measures them)"
+echo "medians of $ROUNDS rounds; p99/p50 in ms as each tool measures them; us/rq = server"
+echo "CPU microseconds per request (lower is better; kvd/R < 1 means kvd is cheaper)."
+echo "Raw rounds (round server op pipeline rps p50 p99 us/rq cpu_share [errors]):"
+cat "$TMP/raw"

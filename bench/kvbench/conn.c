@@ -226,6 +226,7 @@ static void conn_response(kvb_conn *c, const uint8_t *body, size_t len,
         w->res.preloaded++;
         return;
     case KVB_CONN_RUN:
+        w->res.answered++;
         break;
     default:
         return;

@@ -81,6 +81,7 @@ typedef struct kvb_result {
     uint64_t errors_by_status[64]; /* errors by status code (< 64)     */
     uint64_t conn_errors;     /* connections lost or refused            */
     uint64_t preloaded;       /* SETs of --preload                      */
+    uint64_t answered;        /* all responses of WARMUP and MEASURE    */
     kvb_hist lat;             /* request latency, ns                    */
 } kvb_result;
 

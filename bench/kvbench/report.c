@@ -42,8 +42,9 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
                o->keys, dist_name(o->dist), o->value_size, seconds, o->warmup, r->preloaded);
         printf("\"requests\":%" PRIu64 ",\"gets\":%" PRIu64 ",\"sets\":%" PRIu64
                ",\"rps\":%.1f,\"not_found\":%" PRIu64 ",\"errors\":%" PRIu64
-               ",\"conn_errors\":%" PRIu64 ",",
-               total, r->gets, r->sets, rps, r->not_found, r->errors, r->conn_errors);
+               ",\"conn_errors\":%" PRIu64 ",\"answered\":%" PRIu64 ",",
+               total, r->gets, r->sets, rps, r->not_found, r->errors, r->conn_errors,
+               r->answered);
         printf("\"errors_by_status\":{");
         int first = 1;
         for (int i = 0; i < 64; i++) {

@@ -164,6 +164,7 @@ void kvb_worker_join(kvb_worker *w, kvb_result *out)
         out->errors_by_status[i] += r->errors_by_status[i];
     out->conn_errors += r->conn_errors;
     out->preloaded += r->preloaded;
+    out->answered += r->answered;
     kvb_hist_merge(&out->lat, &r->lat);
     free(w->conns);
     free(w);

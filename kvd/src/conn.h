@@ -51,6 +51,7 @@ typedef struct kvd_conn {
     unsigned authed : 1;
     unsigned is_unix : 1;
     unsigned counted : 1;   /* included in server->connections          */
+    size_t frame_len;       /* body size of the request being answered  */
     int auth_failures;
     int proto_version;
     char peer[64];

@@ -10,6 +10,7 @@
  */
 #include "dispatch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,8 +112,50 @@ static int op_get(kvd_conn *c, kv_store *st, const kv_proto_request *r)
     return reply_status(c, r->id, rc, rc == KV_NOT_FOUND ? NULL : kv_strerror(rc));
 }
 
+/* ---- result size guard ----------------------------------------------------
+ * MGET and TXN copy every value they read before anything is encoded, so
+ * their result size is checked first with zero-copy lookups. Values can
+ * change between the check and the read; the check bounds the damage of
+ * an amplifying request, it is not a transaction. */
+
+static void size_cb(void *ctx, const void *val, size_t vlen, uint64_t version)
+{
+    (void)val;
+    (void)version;
+    *(size_t *)ctx += vlen + 16;
+}
+
+static int too_large(kvd_conn *c, uint64_t id)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "result would exceed %zu bytes; ask for fewer keys",
+             c->w->server->max_response);
+    return reply_status(c, id, KV_INVALID_ARGUMENT, msg);
+}
+
+/* Sum of the current sizes of the keys, stopping once over limit. */
+static size_t keys_size(kv_store *st, const kv_key *keys, size_t n, size_t limit)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n && total <= limit; i++)
+        kv_get_with(st, keys[i].data, keys[i].len, size_cb, &total);
+    return total;
+}
+
+static size_t ops_get_size(kv_store *st, const kv_op *ops, size_t n, size_t limit)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n && total <= limit; i++)
+        if (ops[i].kind == KV_OP_GET)
+            kv_get_with(st, ops[i].key, ops[i].klen, size_cb, &total);
+    return total;
+}
+
 static int op_mget(kvd_conn *c, kv_store *st, const kv_proto_request *r)
 {
+    size_t limit = c->w->server->max_response;
+    if (r->nkeys > 1 && keys_size(st, r->keys, r->nkeys, limit) > limit)
+        return too_large(c, r->id);
     kv_value *vals = kv_proto_arena_alloc(&c->arena, (r->nkeys ? r->nkeys : 1) * sizeof *vals);
     if (!vals)
         return reply_status(c, r->id, KV_NO_MEMORY, NULL);
@@ -164,6 +207,11 @@ static int op_del(kvd_conn *c, kv_store *st, const kv_proto_request *r)
 
 static int op_txn(kvd_conn *c, kv_store *st, const kv_proto_request *r)
 {
+    /* A GET may also read a value this TXN sets: those are in the frame. */
+    size_t limit = c->w->server->max_response, frame = c->frame_len;
+    if (ops_get_size(st, r->then_ops, r->nthen, limit) + frame > limit ||
+        ops_get_size(st, r->else_ops, r->nelse, limit) + frame > limit)
+        return too_large(c, r->id);
     kv_txn_result res;
     int rc = kv_txn_cond(st, r->cmps, r->ncmps, r->then_ops, r->nthen, r->else_ops, r->nelse, &res);
     if (rc != KV_OK)
@@ -176,6 +224,8 @@ static int op_txn(kvd_conn *c, kv_store *st, const kv_proto_request *r)
 typedef struct scan_ctx {
     kv_proto_scan_writer w;
     int rc;
+    size_t bytes;     /* about what the entries take in the frame */
+    size_t max_bytes; /* stop once over this                       */
 } scan_ctx;
 
 static int scan_cb(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
@@ -183,25 +233,26 @@ static int scan_cb(void *ctx, const void *key, size_t klen, const void *val, siz
 {
     scan_ctx *sc = ctx;
     sc->rc = kv_proto_resp_scan_add(&sc->w, key, klen, val, vlen, version);
-    return sc->rc != KV_OK;
+    sc->bytes += klen + vlen + 32;
+    /* kv_scan resumes right after the key that stopped it: nothing is lost
+     * and every batch has at least one entry. */
+    return sc->rc != KV_OK || sc->bytes >= sc->max_bytes;
 }
 
 static int op_scan(kvd_conn *c, kv_store *st, const kv_proto_request *r)
 {
-    /* The limit counts keys, and kv_scan finishes the hash range it is in,
-     * so a batch can be a little larger than the limit. */
     size_t limit = r->limit == 0 ? SCAN_DEFAULT_LIMIT
                    : r->limit > SCAN_MAX_LIMIT ? SCAN_MAX_LIMIT : (size_t)r->limit;
-    scan_ctx sc = {.rc = KV_OK};
+    scan_ctx sc = {.rc = KV_OK, .max_bytes = c->w->server->max_response};
     int rc = kv_proto_resp_scan_begin(&c->out, r->id, &sc.w);
     if (rc != KV_OK)
         return reply_encode_failed(c, r->id, rc);
     uint64_t next = 0;
     rc = kv_scan(st, r->key.data, r->key.len, r->cursor, limit, scan_cb, &sc, &next);
-    if (rc == KV_OK && sc.rc == KV_OK)
-        rc = kv_proto_resp_scan_end(&sc.w, next);
-    else if (rc == KV_OK)
+    if (rc == KV_OK)
         rc = sc.rc;
+    if (rc == KV_OK)
+        rc = kv_proto_resp_scan_end(&sc.w, next);
     if (rc == KV_OK)
         return KV_OK;
     kv_proto_resp_scan_abort(&sc.w);
@@ -257,6 +308,7 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len)
     kv_proto_limits lim = {cfg->max_key_size, cfg->max_value_size};
     kv_proto_request req;
     kv_proto_arena_reset(&c->arena);
+    c->frame_len = len;
     int rc = kv_proto_request_decode(body, len, &lim, &c->arena, &req);
     if (rc != KV_OK) {
         kvd_debug("%s: bad request (%s): %s", c->peer, kv_status_name(rc),

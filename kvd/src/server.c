@@ -38,6 +38,7 @@
 #define ACCEPT_BATCH 64
 #define ACCEPT_BACKOFF_MS 100
 #define PREAUTH_MAX_FRAME ((size_t)1 << 20)
+#define RESPONSE_HEADROOM ((size_t)64 << 10)
 
 /* ---- workers --------------------------------------------------------------- */
 
@@ -402,6 +403,11 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     s->out_soft = cfg->max_output_buffer / 2;
     s->out_low = cfg->max_output_buffer / 4;
     s->preauth_max_frame = PREAUTH_MAX_FRAME;
+    /* A small MGET/TXN/SCAN request could ask for the same big value many
+     * times over; results are capped at what a client accepts anyway. */
+    s->max_response = cfg->max_value_size + RESPONSE_HEADROOM;
+    if (s->max_response < cfg->max_frame_size)
+        s->max_response = cfg->max_frame_size;
 
     kv_options o;
     kv_options_init(&o);

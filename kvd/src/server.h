@@ -77,6 +77,7 @@ typedef struct kvd_server {
     size_t out_soft;        /* pause reading above this pending output */
     size_t out_low;         /* resume below this                        */
     size_t preauth_max_frame; /* frame limit before AUTH (password set) */
+    size_t max_response;    /* largest multi-value result (MGET, TXN, SCAN) */
 } kvd_server;
 
 /* Opens the store, binds every listener (printing/writing the port) and

@@ -233,3 +233,59 @@ Test(limits, idle_timeout)
     cr_assert_geq(metric_u(NULL, "disconnects_idle"), 1);
     kvd_stop();
 }
+
+static int count_cb(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                    uint64_t version)
+{
+    (void)key;
+    (void)klen;
+    (void)val;
+    (void)version;
+    size_t *acc = ctx;
+    acc[0]++;
+    acc[1] += vlen;
+    return 0;
+}
+
+Test(limits, amplifying_results_are_capped)
+{
+    /* results are capped at max(frame limit, max value + 64 KiB) = 128 KiB */
+    kvd_start("--max-value-size", "64k", "--max-frame-size", "128k", NULL);
+    kv_client *c = NULL;
+    cr_assert_eq(open_client(NULL, &c), KV_OK);
+    size_t vlen = 60 * 1024;
+    char *val = calloc(1, vlen);
+    char k[16];
+    for (int i = 0; i < 10; i++) {
+        int n = snprintf(k, sizeof k, "big%d", i);
+        cr_assert_eq(kv_client_set(c, k, (size_t)n, val, vlen, NULL), KV_OK);
+    }
+    free(val);
+    kv_key same[5] = {{"big0", 4}, {"big0", 4}, {"big0", 4}, {"big0", 4}, {"big0", 4}};
+    kv_value out[5];
+    cr_assert_eq(kv_client_mget(c, same, 5, out), KV_INVALID_ARGUMENT, "5 x 60 KiB refused");
+    cr_assert_eq(kv_client_mget(c, same, 2, out), KV_OK, "2 x 60 KiB fit");
+    kv_client_values_free(out, 2);
+
+    kv_op gets[5];
+    for (int i = 0; i < 5; i++)
+        gets[i] = (kv_op){KV_OP_GET, "big1", 4, NULL, 0};
+    kv_txn_result r;
+    cr_assert_eq(kv_client_txn(c, NULL, 0, gets, 5, NULL, 0, &r), KV_INVALID_ARGUMENT);
+
+    /* SCAN splits into smaller batches instead, losing nothing */
+    size_t acc[2] = {0, 0};
+    uint64_t cursor = 0;
+    int rounds = 0;
+    do {
+        size_t before = acc[0];
+        cr_assert_eq(kv_client_scan(c, "big", 3, cursor, 100, count_cb, acc, &cursor), KV_OK);
+        cr_assert_leq(acc[0] - before, 3, "a batch stays near the cap");
+        cr_assert_lt(++rounds, 100);
+    } while (cursor != 0);
+    cr_assert_eq(acc[0], 10);
+    cr_assert_eq(acc[1], 10 * vlen);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+}

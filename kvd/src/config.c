@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
+#include <uv.h>
 
 #include "kv.h"
 #include "kv_proto.h"
@@ -329,6 +331,25 @@ static void print_help(void)
            "Signals: SIGINT/SIGTERM stop gracefully (answer what was received, exit 0).\n");
 }
 
+int kvd_config_parse_addr(const char *text, int port, struct sockaddr_storage *out)
+{
+    char buf[INET6_ADDRSTRLEN + 2];
+    size_t n = strlen(text);
+    if (n >= 2 && text[0] == '[' && text[n - 1] == ']' && n - 2 < sizeof buf) {
+        memcpy(buf, text + 1, n - 2);
+        buf[n - 2] = '\0';
+        text = buf;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (uv_ip4_addr(text, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(text, port, (struct sockaddr_in6 *)&ss) != 0)
+        return 0;
+    if (out)
+        *out = ss;
+    return 1;
+}
+
 static int validate(kvd_config *cfg)
 {
     const char *msg = NULL;
@@ -342,6 +363,17 @@ static int validate(kvd_config *cfg)
         msg = "max-output-buffer must be at least 4096";
     if (msg) {
         fprintf(stderr, "kvd: error: %s\n", msg);
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nbinds; i++) {
+        if (!kvd_config_parse_addr(cfg->binds[i], 0, NULL)) {
+            fprintf(stderr, "kvd: error: invalid bind address '%s' (a numeric IPv4 or IPv6 address)\n",
+                    cfg->binds[i]);
+            return -1;
+        }
+    }
+    if (cfg->unix_path && strlen(cfg->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        fprintf(stderr, "kvd: error: unix socket path too long: %s\n", cfg->unix_path);
         return -1;
     }
     if (cfg->password && !cfg->password[0]) {

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define KVD_MAX_BINDS 16
 
@@ -46,6 +47,10 @@ typedef enum kvd_config_result {
 /* Fills *cfg from defaults, the --config file, KVD_PASSWORD and argv.
  * Prints --help / --version to stdout, errors (one line) to stderr. */
 kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv);
+
+/* Parses a bind address ("1.2.3.4", "::1" or "[::1]") with port into
+ * *out (may be NULL). Returns 1 if valid, else 0. */
+int kvd_config_parse_addr(const char *text, int port, struct sockaddr_storage *out);
 
 /* Frees the strings of *cfg. */
 void kvd_config_free(kvd_config *cfg);

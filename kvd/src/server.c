@@ -256,24 +256,6 @@ static void accept_resume(uv_timer_t *t)
             uv_poll_start(&s->listeners[j].poll, UV_READABLE, on_acceptable);
 }
 
-/* Parses "1.2.3.4", "::1" or "[::1]". */
-static int parse_addr(const char *text, int port, struct sockaddr_storage *ss)
-{
-    char buf[INET6_ADDRSTRLEN + 2];
-    size_t n = strlen(text);
-    if (n >= 2 && text[0] == '[' && text[n - 1] == ']' && n - 2 < sizeof buf) {
-        memcpy(buf, text + 1, n - 2);
-        buf[n - 2] = '\0';
-        text = buf;
-    }
-    memset(ss, 0, sizeof *ss);
-    if (uv_ip4_addr(text, port, (struct sockaddr_in *)ss) == 0)
-        return 0;
-    if (uv_ip6_addr(text, port, (struct sockaddr_in6 *)ss) == 0)
-        return 0;
-    return -1;
-}
-
 static int add_listener(kvd_server *s, int fd, int is_unix)
 {
     kvd_listener *l = &s->listeners[s->nlisteners];
@@ -295,7 +277,7 @@ static int add_listener(kvd_server *s, int fd, int is_unix)
 static int listen_tcp(kvd_server *s, const char *addr, int port, int *bound)
 {
     struct sockaddr_storage ss;
-    if (parse_addr(addr, port, &ss) != 0) {
+    if (!kvd_config_parse_addr(addr, port, &ss)) {
         kvd_error("invalid bind address '%s' (expected a numeric IPv4 or IPv6 address)", addr);
         return -1;
     }

@@ -305,5 +305,8 @@ Test(lifecycle, command_line_exit_codes)
     const char *missing_conf[] = {"--config", "/nonexistent/kvd.conf", NULL};
     cr_assert_eq(run_kvd(missing_conf, out, sizeof out), 2);
     const char *bad_bind[] = {"--bind", "not-an-address", "--port", "0", NULL};
-    cr_assert_eq(run_kvd(bad_bind, out, sizeof out), 1, "cannot start: %s", out);
+    cr_assert_eq(run_kvd(bad_bind, out, sizeof out), 2, "bad config: %s", out);
+    /* valid configuration, but the server cannot start: exit 1 */
+    const char *bad_port_file[] = {"--port", "0", "--port-file", "/nonexistent/dir/port", NULL};
+    cr_assert_eq(run_kvd(bad_port_file, out, sizeof out), 1, "cannot start: %s", out);
 }

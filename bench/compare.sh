@@ -168,6 +168,9 @@ echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cp
 echo "servers: kvd $("$KVD" --version | head -1) --threads 1; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') --save '' --appendonly no; both on CPU $SERVER_CPU"
 echo "clients: kvbench -t 1 / redis-benchmark (1 thread) on CPU $CLIENT_CPU; $CONNS connections, $KEYS keys, $VALUE-byte values, ~$DURATION s per run, $ROUNDS rounds"
 echo "load before: $load_before"
+echo "busiest other processes (%CPU since start, command):"
+{ ps -eo pcpu=,psr=,args= --sort=-pcpu | grep -v -e redis-server -e "$KVD" |
+    awk 'NR <= 3 { printf "  %5s%% cpu%s %s %s\n", $1, $2, $3, $4 }'; } || true
 echo
 
 for round in $(seq "$ROUNDS"); do

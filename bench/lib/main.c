@@ -569,6 +569,10 @@ static void check_ratio(kvb_workload w, size_t keys, kvb_dist d, size_t threads,
     snprintf(what, sizeof what, "%s %zu keys %s %zu thr: libkv / lfht", kvb_workload_names[w],
              keys, kvb_dist_names[d], threads);
     check(what, ratio_vs_lfht(c), want);
+    const cell *ref = find_cell(w, keys, d, threads, "lfht");
+    if (ref && ref->median_mops_cpu > 0)
+        fprintf(report, "  %-58s %6.2f (per CPU-second, for information)\n", "",
+                c->median_mops_cpu / ref->median_mops_cpu);
 }
 
 static void print_targets(const options *o)

@@ -220,6 +220,17 @@ typedef struct kv_pair {
 KV_API int kv_mget(kv_store *store, const kv_key *keys, size_t n,
                    kv_value *out);
 
+/* Zero-copy multi-get: reads the n keys as one snapshot, as kv_mget(),
+ * then calls fn once per key, in order, with i = the key's index and the
+ * stored bytes (val NULL, vlen 0, version 0 for a missing key). The bytes
+ * stay valid only until fn returns; fn must not keep them and must not
+ * block for long. Errors: key limit codes, KV_INVALID_ARGUMENT,
+ * KV_NO_MEMORY (only for n > 16). Never takes a lock. */
+typedef void (*kv_mget_fn)(void *ctx, size_t i, const void *val, size_t vlen,
+                           uint64_t version);
+KV_API int kv_mget_with(kv_store *store, const kv_key *keys, size_t n,
+                        kv_mget_fn fn, void *ctx);
+
 /* Frees n values filled by kv_mget(). */
 KV_API void kv_values_free(kv_value *values, size_t n);
 

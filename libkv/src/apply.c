@@ -422,10 +422,11 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
         nsets += b->then_ops[i].kind == KV_OP_SET;
     for (size_t i = 0; i < b->nelse; i++)
         nsets += b->else_ops[i].kind == KV_OP_SET;
+    /* One read section for the whole batch: the resize helpers below nest
+     * in it for free. */
+    kv__ebr_pin(&s->ebr, slot);
     if (nsets)
         kv__resize_prepare(s, slot, nsets);
-
-    kv__ebr_pin(&s->ebr, slot);
     kv__stripes_lock(s->stripes, stripes, nstripes);
 
     kv__table *t = atomic_load(&s->table);
@@ -499,6 +500,8 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
 
 out_unlock:
     kv__stripes_unlock(s->stripes, stripes, nstripes);
+    if (nsets)
+        kv__resize_help(s, slot, 1);
     kv__ebr_unpin(slot);
     free(needs_rev);
     if (rc == KV_OK)
@@ -506,8 +509,6 @@ out_unlock:
     else
         free_results(o.results, o.nresults);
     kv__ebr_collect(&s->ebr, slot);
-    if (nsets)
-        kv__resize_help(s, slot, 1);
 out_free:
     if (refs != small_refs) {
         free(refs);

@@ -3,11 +3,30 @@
  */
 #include "ebr.h"
 
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "kv.h"
+
+bool kv__ebr_asymmetric;
+
+static void global_init_once(void)
+{
+    /* Registration is per process and must precede the first use. */
+    kv__ebr_asymmetric =
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+void kv__ebr_global_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, global_init_once);
+}
 
 int kv__ebr_reserve(kv__slot *s, size_t n)
 {
@@ -50,6 +69,11 @@ static void check_slot(kv__slot *s, void *ctx)
 /* Advances E by one if every pinned thread has seen the current E. */
 static uint64_t try_advance(kv__ebr *ebr)
 {
+    /* Make every reader's pin store visible before the scan (ebr.h). If
+     * the call fails, treat the scan as blocked rather than guess. */
+    if (kv__ebr_asymmetric &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        return atomic_load(&ebr->epoch);
     struct scan_state st = {atomic_load(&ebr->epoch), false};
     kv__slot_each(ebr->slots, check_slot, &st);
     if (st.blocked)

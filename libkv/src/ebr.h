@@ -15,14 +15,21 @@
  * ThreadSanitizer cannot see, so the suite could not be checked under TSan.
  * This scheme uses only C11 atomics; tests/stress/ proves it under ASan/TSan.
  *
- * Pinning costs one atomic exchange on the thread's own cache line and never
- * waits. Only writers scan the slots, and only every KV__EBR_BATCH retires (or
- * KV__EBR_BATCH_BYTES of retired memory, so a retired index goes quickly).
+ * Pinning is asymmetric, as in liburcu's membarrier flavour: a reader
+ * publishes its epoch with a plain store and a compiler barrier; the writer
+ * that wants to advance the epoch first calls membarrier(2)
+ * (MEMBARRIER_CMD_PRIVATE_EXPEDITED), which runs a full memory barrier on
+ * every CPU running this process's threads, so every pin already stored is
+ * visible to its scan. Kernels without it fall back to a seq_cst exchange
+ * per pin. Readers write only their own slot and never wait. Writers scan
+ * the slots only every KV__EBR_BATCH retires (or KV__EBR_BATCH_BYTES of
+ * retired memory, so a retired index goes quickly).
  */
 #ifndef KV_EBR_H
 #define KV_EBR_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "thread_slot.h"
 
@@ -34,17 +41,23 @@ typedef struct kv__ebr {
     kv__slot_dir *slots;
 } kv__ebr;
 
+/* True when membarrier(2) does the readers' fencing (ebr.c). */
+extern bool kv__ebr_asymmetric;
+
 static inline void kv__ebr_pin(kv__ebr *ebr, kv__slot *s)
 {
     if (s->nest++ > 0)
         return;
-    /* seq_cst exchange: the published epoch is ordered before every load
-     * of shared objects that follows (a full fence on x86). Re-check E so a
-     * thread never stays published at an epoch older than the one it saw
-     * last, which keeps advances from waiting on it needlessly. */
-    uint64_t e = atomic_load(&ebr->epoch);
+    /* Re-check E after publishing so a thread never stays published at an
+     * epoch older than the one it saw last. */
+    uint64_t e = atomic_load_explicit(&ebr->epoch, memory_order_relaxed);
     for (;;) {
-        atomic_exchange(&s->epoch, (e << 1) | 1);
+        if (kv__ebr_asymmetric) {
+            atomic_store_explicit(&s->epoch, (e << 1) | 1, memory_order_relaxed);
+            atomic_signal_fence(memory_order_seq_cst);
+        } else {
+            atomic_exchange(&s->epoch, (e << 1) | 1);
+        }
         uint64_t now = atomic_load(&ebr->epoch);
         if (now == e)
             break;
@@ -58,6 +71,9 @@ static inline void kv__ebr_unpin(kv__slot *s)
         return;
     atomic_store_explicit(&s->epoch, 0, memory_order_release);
 }
+
+/* Sets kv__ebr_asymmetric once per process (called by kv_open). */
+void kv__ebr_global_init(void);
 
 /* Makes room for n more retires so that kv__ebr_retire cannot fail later.
  * Call before changing anything. Returns 0 or KV_NO_MEMORY. */

@@ -99,10 +99,25 @@ static inline const void *kv__item_value(const kv__item *it)
     return kv__item_key(it) + kv__item_klen(it);
 }
 
+/* Key equality without a libc call for the common short keys: two
+ * overlapping 8-byte loads cover any length from 8 to 16. */
+static inline bool kv__bytes_equal(const void *a, const void *b, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a0, a1, b0, b1;
+        memcpy(&a0, a, 8);
+        memcpy(&b0, b, 8);
+        memcpy(&a1, (const char *)a + n - 8, 8);
+        memcpy(&b1, (const char *)b + n - 8, 8);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
 static inline int kv__item_has_key(const kv__item *it, const void *key,
                                    size_t klen)
 {
-    return kv__item_klen(it) == klen && memcmp(kv__item_key(it), key, klen) == 0;
+    return kv__item_klen(it) == klen && kv__bytes_equal(kv__item_key(it), key, klen);
 }
 
 /* The item a reader sees through a pending node (NULL: absent). */

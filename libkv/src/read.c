@@ -154,28 +154,37 @@ static bool snapshot_holds(kv_store *s, const mkey *m, size_t n)
     return true;
 }
 
-int kv_mget(kv_store *s, const kv_key *keys, size_t n, kv_value *out)
+/* A multi-get in progress: its keys' hashes, and what they were found to be. */
+typedef struct mget_state {
+    kv__slot *slot;
+    mkey *m;
+    mkey small[16];
+} mget_state;
+
+/* Validates the keys and reads them as one snapshot. On KV_OK the caller is
+ * in a read section (the items in st->m stay valid) and must call
+ * mget_finish. */
+static int mget_snapshot(kv_store *s, const kv_key *keys, size_t n, mget_state *st)
 {
-    if (n && (!keys || !out))
+    if (n && !keys)
         return KV_INVALID_ARGUMENT;
     for (size_t i = 0; i < n; i++) {
         int rc = kv__check_key(s, keys[i].data, keys[i].len);
         if (rc != KV_OK)
             return rc;
     }
-    kv__slot *slot = kv__slot_get(&s->slots);
-    if (!slot)
+    if (!(st->slot = kv__slot_get(&s->slots)))
         return KV_NO_MEMORY;
-    mkey small[16];
-    mkey *m = n <= 16 ? small : malloc(n * sizeof *m);
-    if (!m)
+    st->m = n <= 16 ? st->small : malloc(n * sizeof *st->m);
+    if (!st->m)
         return KV_NO_MEMORY;
+    mkey *m = st->m;
     for (size_t i = 0; i < n; i++) {
         m[i].hash = kv__hash(keys[i].data, keys[i].len);
         __builtin_prefetch(&s->stripes[kv__stripe_of(m[i].hash)]);
     }
 
-    kv__ebr_pin(&s->ebr, slot);
+    kv__ebr_pin(&s->ebr, st->slot);
     do {
         for (size_t i = 0; i < n; i++) {
             m[i].seq = kv__stripe_seq(s->stripes, kv__stripe_of(m[i].hash));
@@ -189,32 +198,68 @@ int kv_mget(kv_store *s, const kv_key *keys, size_t n, kv_value *out)
         for (size_t i = 0; i < n; i++) {
             uintptr_t w = atomic_load_explicit(&t->slots[m[i].hash >> t->shift],
                                                memory_order_relaxed);
-            if ((w & KV__SLOT_TAG_MASK) == kv__slot_tag(m[i].hash) && kv__slot_is_key(w))
+            if ((w & KV__SLOT_TAG_MASK) == kv__slot_tag(m[i].hash) && kv__slot_is_key(w)) {
                 __builtin_prefetch(kv__slot_ptr(w));
+                __builtin_prefetch((char *)kv__slot_ptr(w) + 64);
+            }
         }
         for (size_t i = 0; i < n; i++) {
             uintptr_t w = kv__table_find(t, m[i].hash, keys[i].data, keys[i].len);
             m[i].item = w ? kv__slot_visible(w, &m[i].seen_pending) : NULL;
         }
     } while (!snapshot_holds(s, m, n));
+    return KV_OK;
+}
 
-    int rc = KV_OK;
+static void mget_finish(mget_state *st, size_t n)
+{
+    kv__ebr_unpin(st->slot);
     size_t hits = 0;
+    for (size_t i = 0; i < n; i++)
+        hits += st->m[i].item != NULL;
+    kv__count(st->slot, KV__C_GETS, n);
+    kv__count(st->slot, KV__C_GET_HITS, hits);
+    kv__count(st->slot, KV__C_GET_MISSES, n - hits);
+    if (st->m != st->small)
+        free(st->m);
+}
+
+int kv_mget(kv_store *s, const kv_key *keys, size_t n, kv_value *out)
+{
+    if (n && !out)
+        return KV_INVALID_ARGUMENT;
+    mget_state st;
+    int rc = mget_snapshot(s, keys, n, &st);
+    if (rc != KV_OK)
+        return rc;
     for (size_t i = 0; i < n; i++) {
-        kv__item *it = m[i].item;
+        kv__item *it = st.m[i].item;
         out[i] = (kv_value){NULL, 0, 0};
-        if (it && rc == KV_OK) {
-            hits++;
-            rc = kv__value_copy(kv__item_value(it), kv__item_vlen(it), kv__item_rev(it), &out[i]);
-        }
+        if (it && rc == KV_OK)
+            rc = kv__value_copy(kv__item_value(it), kv__item_vlen(it), kv__item_rev(it),
+                                &out[i]);
     }
-    kv__ebr_unpin(slot);
+    mget_finish(&st, n);
     if (rc != KV_OK)
         kv_values_free(out, n);
-    kv__count(slot, KV__C_GETS, n);
-    kv__count(slot, KV__C_GET_HITS, hits);
-    kv__count(slot, KV__C_GET_MISSES, n - hits);
-    if (m != small)
-        free(m);
     return rc;
+}
+
+int kv_mget_with(kv_store *s, const kv_key *keys, size_t n, kv_mget_fn fn, void *ctx)
+{
+    if (!fn)
+        return KV_INVALID_ARGUMENT;
+    mget_state st;
+    int rc = mget_snapshot(s, keys, n, &st);
+    if (rc != KV_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        const kv__item *it = st.m[i].item;
+        if (it)
+            fn(ctx, i, kv__item_value(it), kv__item_vlen(it), kv__item_rev(it));
+        else
+            fn(ctx, i, NULL, 0, 0);
+    }
+    mget_finish(&st, n);
+    return KV_OK;
 }

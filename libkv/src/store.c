@@ -3,6 +3,7 @@
  * which is one batch for kv__apply() (apply.c).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "apply.h"
 #include "store.h"
@@ -30,9 +31,11 @@ int kv_open(const kv_options *opts, kv_store **out)
         o.initial_capacity > ((size_t)1 << 40))
         return KV_INVALID_ARGUMENT;
 
-    kv_store *s = calloc(1, sizeof *s);
+    kv__ebr_global_init();
+    kv_store *s = aligned_alloc(64, sizeof *s);
     if (!s)
         return KV_NO_MEMORY;
+    memset(s, 0, sizeof *s);
     s->opts = o;
     /* Size the index so initial_capacity keys fit below the grow mark. */
     unsigned bits = 4;

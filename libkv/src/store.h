@@ -14,17 +14,22 @@
 #include "table.h"
 #include "thread_slot.h"
 
+/* Fields are grouped by who writes them, so that writers' updates do not
+ * evict the line every reader needs (false sharing). */
 struct kv_store {
-    kv_options opts;
+    /* read by every operation, written only by a resize */
+    _Alignas(64) kv_options opts;
     _Atomic(kv__table *) table; /* the current index; may have a `next` */
-    _Atomic uint64_t revision;  /* the last revision handed out */
-    _Atomic uint64_t nkeys;     /* exact key count, kept only if max_keys */
-    _Atomic uint64_t resizes;
     kv__stripe *stripes;
-    kv__slot_dir slots;
-    kv__ebr ebr;
     kv__record_hook record_hook; /* apply.h: where a log will attach */
     void *record_ctx;
+    kv__ebr ebr;
+    /* written by every change */
+    _Alignas(64) _Atomic uint64_t revision; /* the last revision handed out */
+    _Atomic uint64_t nkeys; /* exact key count, kept only if max_keys */
+    /* written rarely */
+    _Alignas(64) _Atomic uint64_t resizes;
+    kv__slot_dir slots;
 };
 
 /* Checks a key against the store's limits. */

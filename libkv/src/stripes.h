@@ -46,11 +46,14 @@ static inline uint64_t kv__stripe_seq(kv__stripe *stripes, unsigned id)
     return atomic_load(&stripes[id].seq);
 }
 
-/* Only with the stripe locked. */
+/* Only with the stripe locked. A release store is enough: the first bump
+ * is ordered before the publishing store by that store's own ordering, and
+ * readers load seq with acquire after their reads. */
 static inline void kv__stripe_bump(kv__stripe *stripes, unsigned id)
 {
-    atomic_store(&stripes[id].seq,
-                 atomic_load_explicit(&stripes[id].seq, memory_order_relaxed) + 1);
+    atomic_store_explicit(&stripes[id].seq,
+                          atomic_load_explicit(&stripes[id].seq, memory_order_relaxed) + 1,
+                          memory_order_release);
 }
 
 #endif

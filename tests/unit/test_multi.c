@@ -211,3 +211,57 @@ Test(multi, mdelete_with_an_invalid_key_deletes_nothing)
     kvt_expect_same_data(&before, &after);
     kv_close(s);
 }
+
+/* kv_mget_with: one callback per key, in order, zero-copy. */
+typedef struct mget_seen {
+    size_t calls;
+    size_t index[4];
+    char val[4][8];
+    size_t vlen[4];
+    uint64_t version[4];
+    int missing[4];
+} mget_seen;
+
+static void record_mget(void *ctx, size_t i, const void *val, size_t vlen, uint64_t version)
+{
+    mget_seen *m = ctx;
+    size_t c = m->calls++;
+    if (c >= 4)
+        return;
+    m->index[c] = i;
+    m->missing[c] = val == NULL;
+    m->vlen[c] = vlen;
+    m->version[c] = version;
+    if (val && vlen < sizeof m->val[c])
+        memcpy(m->val[c], val, vlen);
+}
+
+Test(multi, mget_with_calls_back_once_per_key_in_order)
+{
+    kv_store *s = kvt_open(NULL);
+    uint64_t va, vc;
+    cr_assert_eq(kv_set(s, "a", 1, "one", 3, &va), KV_OK);
+    cr_assert_eq(kv_set(s, "c\0x", 3, "", 0, &vc), KV_OK);
+    kv_key keys[3] = {{"a", 1}, {"b", 1}, {"c\0x", 3}};
+    mget_seen m = {0};
+    cr_assert_eq(kv_mget_with(s, keys, 3, record_mget, &m), KV_OK);
+    cr_assert_eq(m.calls, 3);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(m.index[i], i);
+    cr_assert_eq(m.missing[0], 0);
+    cr_assert_eq(m.vlen[0], 3);
+    cr_assert_eq(memcmp(m.val[0], "one", 3), 0);
+    cr_assert_eq(m.version[0], va);
+    cr_assert_eq(m.missing[1], 1);
+    cr_assert_eq(m.version[1], 0);
+    cr_assert_eq(m.missing[2], 0, "an empty value is present, not missing");
+    cr_assert_eq(m.vlen[2], 0);
+    cr_assert_eq(m.version[2], vc);
+
+    kv_key bad[2] = {{"a", 1}, {"", 0}};
+    mget_seen none = {0};
+    cr_assert_eq(kv_mget_with(s, bad, 2, record_mget, &none), KV_KEY_EMPTY);
+    cr_assert_eq(none.calls, 0, "no callback when a key is invalid");
+    cr_assert_eq(kv_mget_with(s, keys, 3, NULL, NULL), KV_INVALID_ARGUMENT);
+    kv_close(s);
+}

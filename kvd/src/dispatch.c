@@ -114,7 +114,8 @@ static int op_get(kvd_conn *c, kv_store *st, const kv_proto_request *r)
 
 /* ---- result size guard ----------------------------------------------------
  * MGET and TXN copy every value they read before anything is encoded, so
- * their result size is checked first with zero-copy lookups. Values can
+ * their result size is checked first with zero-copy lookups (the codec
+ * has no streaming MGET encoder that kv_mget_with could feed directly). Values can
  * change between the check and the read; the check bounds the damage of
  * an amplifying request, it is not a transaction. */
 
@@ -133,12 +134,18 @@ static int too_large(kvd_conn *c, uint64_t id)
     return reply_status(c, id, KV_INVALID_ARGUMENT, msg);
 }
 
-/* Sum of the current sizes of the keys, stopping once over limit. */
-static size_t keys_size(kv_store *st, const kv_key *keys, size_t n, size_t limit)
+static void mget_size_cb(void *ctx, size_t i, const void *val, size_t vlen, uint64_t version)
+{
+    (void)i;
+    size_cb(ctx, val, vlen, version);
+}
+
+/* Sum of the current sizes of the keys (one zero-copy snapshot). */
+static size_t keys_size(kv_store *st, const kv_key *keys, size_t n)
 {
     size_t total = 0;
-    for (size_t i = 0; i < n && total <= limit; i++)
-        kv_get_with(st, keys[i].data, keys[i].len, size_cb, &total);
+    if (kv_mget_with(st, keys, n, mget_size_cb, &total) != KV_OK)
+        return 0; /* kv_mget will report the error */
     return total;
 }
 
@@ -154,7 +161,7 @@ static size_t ops_get_size(kv_store *st, const kv_op *ops, size_t n, size_t limi
 static int op_mget(kvd_conn *c, kv_store *st, const kv_proto_request *r)
 {
     size_t limit = c->w->server->max_response;
-    if (r->nkeys > 1 && keys_size(st, r->keys, r->nkeys, limit) > limit)
+    if (r->nkeys > 1 && keys_size(st, r->keys, r->nkeys) > limit)
         return too_large(c, r->id);
     kv_value *vals = kv_proto_arena_alloc(&c->arena, (r->nkeys ? r->nkeys : 1) * sizeof *vals);
     if (!vals)
@@ -300,17 +307,17 @@ int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail)
     return kv_proto_resp_status(&c->out, 0, status, detail) == KV_OK ? 0 : -1;
 }
 
-int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len)
+int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *clock)
 {
     const kvd_config *cfg = c->w->server->cfg;
     kvd_stats *s = &c->w->stats;
-    uint64_t t0 = uv_hrtime();
     kv_proto_limits lim = {cfg->max_key_size, cfg->max_value_size};
     kv_proto_request req;
     kv_proto_arena_reset(&c->arena);
     c->frame_len = len;
     int rc = kv_proto_request_decode(body, len, &lim, &c->arena, &req);
     if (rc != KV_OK) {
+        *clock = uv_hrtime();
         kvd_debug("%s: bad request (%s): %s", c->peer, kv_status_name(rc),
                   req.error ? req.error : "");
         if (!req.has_id) {
@@ -331,6 +338,8 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len)
     if (is_failure(status))
         kvd_stat_add(&s->errors, 1);
     kvd_stat_add(&s->requests[req.op], 1);
-    kvd_stats_record(s, req.op, uv_hrtime() - t0);
+    uint64_t now = uv_hrtime();
+    kvd_stats_record(s, req.op, now - *clock);
+    *clock = now;
     return fatal;
 }

@@ -14,8 +14,11 @@
 /* Answers the request in body[0..len) (a frame body). Returns 0 to keep
  * the connection, 1 when the response just queued is the last one (the
  * stream can no longer be trusted, or auth failed too often), -1 when not
- * even an error response could be queued (out of memory: close at once). */
-int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len);
+ * even an error response could be queued (out of memory: close at once).
+ * *clock is uv_hrtime() when this request began (the end of the previous
+ * one in a batch); it receives the time this one ended, which also
+ * gives the op's latency sample. */
+int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *clock);
 
 /* Queues a connection-level error [0, status, detail]. Returns 0 or -1. */
 int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail);

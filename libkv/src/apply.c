@@ -205,10 +205,15 @@ static int play_ops(kv__slot *slot, const kv_op *ops, size_t nops, akey *keys,
     return KV_OK;
 }
 
-static void free_prepared(akey *keys, size_t n, kv__commit *commit)
+static void retired_item_free(kv__slot *slot, void *item)
+{
+    kv__item_free(&slot->cache, item);
+}
+
+static void free_prepared(kv__slot *slot, akey *keys, size_t n, kv__commit *commit)
 {
     for (size_t i = 0; i < n; i++) {
-        kv__item_free(keys[i].next);
+        kv__item_free(&slot->cache, keys[i].next);
         free(keys[i].pending);
         keys[i].next = NULL;
         keys[i].pending = NULL;
@@ -217,7 +222,7 @@ static void free_prepared(akey *keys, size_t n, kv__commit *commit)
 }
 
 /* Allocates the new items (and pending nodes for a multi-key change). */
-static int prepare(kv__slot *slot, akey *keys, size_t n, size_t nchanged,
+static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nchanged,
                    kv__commit **commit)
 {
     *commit = NULL;
@@ -232,7 +237,7 @@ static int prepare(kv__slot *slot, akey *keys, size_t n, size_t nchanged,
         if (!k->changed)
             continue;
         if (k->exists) {
-            k->next = kv__item_new(k->key, k->klen, k->val, k->vlen);
+            k->next = kv__item_new(&s->slab, &slot->cache, k->key, k->klen, k->val, k->vlen);
             if (!k->next)
                 goto nomem;
         }
@@ -248,7 +253,7 @@ static int prepare(kv__slot *slot, akey *keys, size_t n, size_t nchanged,
         goto nomem;
     return KV_OK;
 nomem:
-    free_prepared(keys, n, *commit);
+    free_prepared(slot, keys, n, *commit);
     *commit = NULL;
     return KV_NO_MEMORY;
 }
@@ -336,7 +341,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             kv__count(slot, KV__C_KEY_BYTES, (uint64_t)0 - kv__item_klen(k->cur));
             kv__count(slot, KV__C_VALUE_BYTES, (uint64_t)0 - kv__item_vlen(k->cur));
             kv__count(slot, KV__C_ITEM_BYTES, (uint64_t)0 - kv__item_footprint(k->cur));
-            kv__ebr_retire(&s->ebr, slot, k->cur, kv__item_free, kv__item_footprint(k->cur));
+            kv__ebr_retire(&s->ebr, slot, k->cur, retired_item_free, kv__item_footprint(k->cur));
         }
         if (k->next) {
             kv__count(slot, KV__C_KEYS, 1);
@@ -345,10 +350,10 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             kv__count(slot, KV__C_ITEM_BYTES, kv__item_footprint(k->next));
         }
         if (k->pending)
-            kv__ebr_retire(&s->ebr, slot, k->pending, free, sizeof *k->pending);
+            kv__ebr_retire(&s->ebr, slot, k->pending, kv__ebr_free_plain, sizeof *k->pending);
     }
     if (commit)
-        kv__ebr_retire(&s->ebr, slot, commit, free, sizeof *commit);
+        kv__ebr_retire(&s->ebr, slot, commit, kv__ebr_free_plain, sizeof *commit);
 }
 
 /* Reserves key-count room under max_keys; undone by the caller on failure. */
@@ -476,7 +481,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
         if ((rc = reserve_keys(s, keys, nkeys, &key_delta)) != KV_OK)
             goto out_unlock;
         kv__commit *commit;
-        if ((rc = prepare(slot, keys, nkeys, nchanged, &commit)) != KV_OK) {
+        if ((rc = prepare(s, slot, keys, nkeys, nchanged, &commit)) != KV_OK) {
             if (key_delta)
                 atomic_fetch_sub(&s->nkeys, (uint64_t)key_delta);
             goto out_unlock;

@@ -43,7 +43,13 @@ int kv__ebr_reserve(kv__slot *s, size_t n)
     return KV_OK;
 }
 
-void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr, void (*free_fn)(void *),
+void kv__ebr_free_plain(kv__slot *s, void *ptr)
+{
+    (void)s;
+    free(ptr);
+}
+
+void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr, void (*free_fn)(kv__slot *, void *),
                     size_t bytes)
 {
     /* The object is already unlinked; reading E after that (seq_cst) is
@@ -92,7 +98,7 @@ void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
     size_t done = 0;
     /* The list is in retire order, so epochs never decrease along it. */
     while (done < s->nlimbo && s->limbo[done].epoch + 2 <= e) {
-        s->limbo[done].free_fn(s->limbo[done].ptr);
+        s->limbo[done].free_fn(s, s->limbo[done].ptr);
         s->limbo_bytes -= s->limbo[done].bytes;
         done++;
     }
@@ -106,7 +112,7 @@ static void drain_slot(kv__slot *s, void *ctx)
 {
     (void)ctx;
     for (size_t i = 0; i < s->nlimbo; i++)
-        s->limbo[i].free_fn(s->limbo[i].ptr);
+        s->limbo[i].free_fn(s, s->limbo[i].ptr);
     s->nlimbo = 0;
     s->limbo_bytes = 0;
 }

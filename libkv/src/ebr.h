@@ -79,10 +79,13 @@ void kv__ebr_global_init(void);
  * Call before changing anything. Returns 0 or KV_NO_MEMORY. */
 int kv__ebr_reserve(kv__slot *s, size_t n);
 
-/* Schedules free_fn(ptr) for when no reader can see ptr any more. ptr must
+/* Schedules free_fn(slot, ptr) for when no reader can see ptr any more. ptr must
  * already be unreachable for new readers. Space must have been reserved. */
 void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr,
-                    void (*free_fn)(void *), size_t bytes);
+                    void (*free_fn)(kv__slot *, void *), size_t bytes);
+
+/* A free_fn for memory from malloc. */
+void kv__ebr_free_plain(kv__slot *s, void *ptr);
 
 /* Frees what this slot's retired list can free now, advancing the epoch if
  * possible. Call with no read section open on this thread. */

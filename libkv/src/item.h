@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "slab.h"
+
 /* Header: the revision, then one 32-bit word of lengths. Most items are
  * "small" (key < 2 KiB, value < 1 MiB): both lengths fit in that word and the
  * header is 12 bytes. Other items have bit 31 set and keep the two lengths
@@ -82,12 +84,22 @@ typedef struct kv__pending {
     kv__commit *commit;
 } kv__pending;
 
-/* A new item with rev 0, or NULL on out-of-memory. */
-kv__item *kv__item_new(const void *key, size_t klen, const void *val,
-                       size_t vlen);
-void kv__item_free(void *item);
-/* Bytes the allocation costs, for the memory metric. */
+/* A new item with rev 0, or NULL on out-of-memory. Small items come from
+ * the slab (slab.h) through the calling thread's cache. */
+kv__item *kv__item_new(kv__slab *slab, kv__slab_cache *cache, const void *key,
+                       size_t klen, const void *val, size_t vlen);
+/* Frees an item into the calling thread's cache (or to malloc if large). */
+void kv__item_free(kv__slab_cache *cache, kv__item *it);
+/* Frees a large item; small ones die with the slab's chunks. For close. */
+void kv__item_free_at_close(kv__item *it);
+/* Bytes the item's memory costs, for the memory metric. */
 size_t kv__item_footprint(const kv__item *it);
+
+static inline size_t kv__item_size(const kv__item *it)
+{
+    return sizeof *it + (it->lens & KV__ITEM_LARGE ? 8 : 0) + kv__item_klen(it) +
+           kv__item_vlen(it);
+}
 
 static inline const unsigned char *kv__item_key(const kv__item *it)
 {

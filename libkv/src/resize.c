@@ -105,7 +105,7 @@ static bool migrate_chunk(kv_store *s, kv__slot *slot, kv__table *t, kv__table *
     if (atomic_fetch_add(&t->migrate_done, end - start) + (end - start) == size) {
         /* Last chunk: switch over. Readers still in t follow t->next. */
         atomic_store(&s->table, nt);
-        kv__ebr_retire(&s->ebr, slot, t, kv__table_free, kv__table_footprint(t));
+        kv__ebr_retire(&s->ebr, slot, t, kv__table_retired_free, kv__table_footprint(t));
     }
     return true;
 }

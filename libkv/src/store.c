@@ -50,6 +50,7 @@ int kv_open(const kv_options *opts, kv_store **out)
         return KV_NO_MEMORY;
     }
     atomic_init(&s->table, t);
+    kv__slab_init(&s->slab);
     s->ebr.slots = &s->slots;
     atomic_init(&s->ebr.epoch, 1);
     *out = s;
@@ -61,7 +62,7 @@ static void free_word(uintptr_t w)
     if (!kv__slot_is_key(w))
         return;
     /* No pending nodes survive a completed write, so w is an item. */
-    kv__item_free(kv__slot_ptr(w));
+    kv__item_free_at_close(kv__slot_ptr(w));
 }
 
 void kv_close(kv_store *s)
@@ -79,6 +80,7 @@ void kv_close(kv_store *s)
         t = next;
     }
     kv__slot_dir_free(&s->slots);
+    kv__slab_destroy(&s->slab);
     kv__stripes_free(s->stripes);
     free(s);
 }

@@ -9,6 +9,7 @@
 
 #include "apply.h"
 #include "ebr.h"
+#include "slab.h"
 #include "kv.h"
 #include "stripes.h"
 #include "table.h"
@@ -30,6 +31,7 @@ struct kv_store {
     /* written rarely */
     _Alignas(64) _Atomic uint64_t resizes;
     kv__slot_dir slots;
+    kv__slab slab; /* small items (slab.h) */
 };
 
 /* Checks a key against the store's limits. */

@@ -22,6 +22,12 @@ void kv__table_free(void *table)
     free(table);
 }
 
+void kv__table_retired_free(struct kv__slot *slot, void *table)
+{
+    (void)slot;
+    free(table);
+}
+
 size_t kv__table_footprint(const kv__table *t)
 {
     return sizeof *t + kv__table_size(t) * sizeof t->slots[0];

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "slab.h"
+
 #define KV__SLOTS_PER_CHUNK 64u
 #define KV__MAX_CHUNKS 1024u /* 65536 threads at once */
 
@@ -42,9 +44,12 @@ typedef enum kv__counter {
     KV__C_COUNT
 } kv__counter;
 
+struct kv__slot;
+
 typedef struct kv__retired {
     void *ptr;
-    void (*free_fn)(void *ptr);
+    /* runs on the thread that frees, with its slot (for its slab cache) */
+    void (*free_fn)(struct kv__slot *slot, void *ptr);
     uint64_t epoch; /* global epoch when it was retired */
     size_t bytes;
 } kv__retired;
@@ -58,6 +63,7 @@ typedef struct kv__slot {
     size_t nlimbo, limbo_cap;
     size_t limbo_bytes; /* large retires make collection urgent */
     _Atomic uint64_t counters[KV__C_COUNT];
+    kv__slab_cache cache; /* slab.h: this thread's free item blocks */
 } __attribute__((aligned(64))) kv__slot;
 
 typedef struct kv__slot_dir {

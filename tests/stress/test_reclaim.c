@@ -52,7 +52,9 @@ static unsigned char body_byte(uint64_t seed, size_t j)
 /* Builds the value for key k from seed into buf (at least HDR + 4096). */
 static size_t make_value(unsigned char *buf, int k, uint64_t seed)
 {
-    size_t len = HDR + (size_t)(seed % 4096);
+    /* Half the values are small enough for the slab allocator (libkv's
+     * slab.h), half come from malloc: reclamation is checked for both. */
+    size_t len = HDR + (size_t)(seed & 1 ? seed % 4096 : seed % 200);
     put_u32(buf, (uint32_t)k);
     put_u32(buf + 4, (uint32_t)seed);
     put_u32(buf + 8, (uint32_t)(seed >> 32));

@@ -1,0 +1,93 @@
+/*
+ * slab.c - size-class allocator for items (see slab.h).
+ */
+#include "slab.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* Room at the start of each chunk for the list link. */
+#define CHUNK_HEADER 16u
+
+void kv__slab_init(kv__slab *slab)
+{
+    pthread_mutex_init(&slab->lock, NULL);
+    slab->chunks = NULL;
+    slab->nchunks = 0;
+}
+
+void kv__slab_destroy(kv__slab *slab)
+{
+    void *c = slab->chunks;
+    while (c) {
+        UNPOISON(c, KV__SLAB_CHUNK);
+        void *next = *(void **)c;
+        free(c);
+        c = next;
+    }
+    slab->chunks = NULL;
+    pthread_mutex_destroy(&slab->lock);
+}
+
+static bool new_chunk(kv__slab *slab, kv__slab_cache *cache)
+{
+    char *c = malloc(KV__SLAB_CHUNK);
+    if (!c)
+        return false;
+    pthread_mutex_lock(&slab->lock);
+    *(void **)c = slab->chunks;
+    slab->chunks = c;
+    slab->nchunks++;
+    pthread_mutex_unlock(&slab->lock);
+    /* The tail of the old carving region is too small for this request;
+     * hand it to the free list of the class it fits, not to waste it. */
+    if (cache->carve_left >= 8) {
+        size_t cls = cache->carve_left / 8 - 1;
+        if (cls >= KV__SLAB_CLASSES)
+            cls = KV__SLAB_CLASSES - 1;
+        UNPOISON(cache->carve, sizeof(void *));
+        kv__slab_free(cache, cache->carve, 8 * (cls + 1));
+    }
+    cache->carve = c + CHUNK_HEADER;
+    cache->carve_left = KV__SLAB_CHUNK - CHUNK_HEADER;
+    POISON(cache->carve, cache->carve_left);
+    return true;
+}
+
+void *kv__slab_alloc(kv__slab *slab, kv__slab_cache *cache, size_t size)
+{
+    size_t block = kv__slab_block(size ? size : 1);
+    size_t cls = block / 8 - 1;
+    void *p = cache->free[cls];
+    if (p) {
+        UNPOISON(p, sizeof(void *));
+        cache->free[cls] = *(void **)p;
+        UNPOISON(p, block);
+        return p;
+    }
+    if (cache->carve_left < block && !new_chunk(slab, cache))
+        return NULL;
+    p = cache->carve;
+    cache->carve += block;
+    cache->carve_left -= block;
+    UNPOISON(p, block);
+    return p;
+}
+
+void kv__slab_free(kv__slab_cache *cache, void *block, size_t size)
+{
+    size_t b = kv__slab_block(size ? size : 1);
+    size_t cls = b / 8 - 1;
+    *(void **)block = cache->free[cls];
+    cache->free[cls] = block;
+    POISON((char *)block + sizeof(void *), b - sizeof(void *));
+}

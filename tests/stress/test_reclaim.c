@@ -50,11 +50,16 @@ static unsigned char body_byte(uint64_t seed, size_t j)
 }
 
 /* Builds the value for key k from seed into buf (at least HDR + 4096). */
+/* Half the values are small enough for the slab allocator (libkv's
+ * slab.h), half come from malloc: reclamation is checked for both. */
+static size_t value_len(uint64_t seed)
+{
+    return HDR + (size_t)(seed & 1 ? seed % 4096 : seed % 200);
+}
+
 static size_t make_value(unsigned char *buf, int k, uint64_t seed)
 {
-    /* Half the values are small enough for the slab allocator (libkv's
-     * slab.h), half come from malloc: reclamation is checked for both. */
-    size_t len = HDR + (size_t)(seed & 1 ? seed % 4096 : seed % 200);
+    size_t len = value_len(seed);
     put_u32(buf, (uint32_t)k);
     put_u32(buf + 4, (uint32_t)seed);
     put_u32(buf + 8, (uint32_t)(seed >> 32));
@@ -75,7 +80,7 @@ static const char *check_value(int k, const void *val, size_t vlen)
     if (get_u32(p) != (uint32_t)k)
         return "value of another key";
     uint64_t seed = (uint64_t)get_u32(p + 4) | (uint64_t)get_u32(p + 8) << 32;
-    if (get_u32(p + 12) != vlen || vlen != HDR + (size_t)(seed % 4096))
+    if (get_u32(p + 12) != vlen || vlen != value_len(seed))
         return "wrong length";
     for (size_t j = HDR; j < vlen; j++)
         if (p[j] != body_byte(seed, j))

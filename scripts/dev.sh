@@ -3,7 +3,7 @@
 #
 #   bash scripts/dev.sh deps    install the Debian packages the project needs
 #   bash scripts/dev.sh build   deps, then configure and build into build/
-#   bash scripts/dev.sh run     build, then run the main job in the foreground
+#   bash scripts/dev.sh run     build, then start kvd on 127.0.0.1:7379 in the foreground
 #   bash scripts/dev.sh test    deps, then the whole suite: normal build (with
 #                               valgrind leak checks), ASan+UBSan build, TSan build
 set -euo pipefail
@@ -49,7 +49,10 @@ deps) deps ;;
 build) deps; build "$ROOT/build" ;;
 run)
     deps; build "$ROOT/build"
-    exec "$ROOT/build/examples/basic"
+    # kvd in the foreground, in memory, on localhost only; extra arguments
+    # go to kvd (e.g. bash scripts/dev.sh run --port 7400).
+    shift
+    exec "$ROOT/build/kvd/src/kvd" --bind 127.0.0.1 --port 7379 "$@"
     ;;
 test)
     deps

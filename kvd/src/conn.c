@@ -8,8 +8,11 @@
  * the frame limit (never before).
  *
  * Batching: every complete frame of a read is decoded and answered into
- * one output buffer (c->out), written with a single uv_write afterwards.
- * uv_write requests complete in order, so responses keep request order.
+ * one output buffer (c->out), written with one write afterwards: tried
+ * directly (uv_try_write) when nothing is queued, else - and for whatever
+ * the kernel did not take - queued with uv_write. Queued writes complete
+ * in order and a direct write is only tried behind an empty queue, so
+ * responses keep request order.
  *
  * Backpressure: when output handed to uv_write but not yet written
  * (c->pending) plus the batch reaches the soft mark (half of
@@ -204,7 +207,7 @@ static void on_write(uv_write_t *req, int status)
 /* Sends the current batch, one write per batch. With no write queued the
  * kernel is offered the bytes directly (uv_try_write: no request, no
  * allocation, no epoll re-arm); only what it does not take goes through
- * uv_write, which keeps it in order behind nothing. */
+ * uv_write. */
 static void conn_flush(kvd_conn *c)
 {
     if (c->out.len == 0 || c->closing)

@@ -1,6 +1,6 @@
 /*
  * conn.h - one client connection on a worker loop: input buffer and
- * framing, batched responses (one uv_write per batch), backpressure,
+ * framing, batched responses (one write per batch), backpressure,
  * timeouts and the close paths.
  *
  * A connection belongs to its worker's thread only.

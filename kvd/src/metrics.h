@@ -5,7 +5,7 @@
  * Server metric names (besides kv_metrics' field names):
  *   uptime_s, threads, connections, connections_total,
  *   connections_rejected, disconnects_slow, disconnects_idle,
- *   bytes_in, bytes_out, write_batches (uv_write calls: pipelined
+ *   bytes_in, bytes_out, write_batches (writes: pipelined
  *   responses share one), requests (total), errors, protocol_errors,
  *   requests_by_op   {op: count}
  *   latency_p50_us   {op: microseconds}   (ops with at least one request)

@@ -27,7 +27,7 @@ typedef struct kvd_stats {
     _Atomic uint64_t protocol_errors; /* malformed frames                */
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
-    _Atomic uint64_t write_batches;    /* uv_write calls: one per batch   */
+    _Atomic uint64_t write_batches;    /* writes: one per response batch  */
     _Atomic uint64_t disconnects_slow; /* output limit / write timeout   */
     _Atomic uint64_t disconnects_idle;
     _Atomic uint64_t hist[KV_PROTO_OP_COUNT][KVD_HIST_BUCKETS];

@@ -272,6 +272,15 @@ Test(lifecycle, config_file_and_flags)
     kvd_stop();
 }
 
+Test(lifecycle, shipped_sample_config_is_valid)
+{
+    kvd_start("--config", KVD_SAMPLE_CONF, NULL); /* flags: --port 0, 2 threads */
+    kv_client *c = test_client(NULL);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+}
+
 Test(lifecycle, command_line_exit_codes)
 {
     char out[8192];

@@ -8,14 +8,10 @@
  * the frame limit (never before).
  *
  * Batching: every complete frame of a read is decoded and answered into
- * one output buffer (c->out), written with one write afterwards: tried
- * directly (uv_try_write) when nothing is queued, else - and for whatever
- * the kernel did not take - queued with uv_write. Queued writes complete
- * in order and a direct write is only tried behind an empty queue, so
- * responses keep request order.
+ * one output buffer (c->out), sent with one write afterwards (see
+ * conn_write.c).
  *
- * Backpressure: when output handed to uv_write but not yet written
- * (c->pending) plus the batch reaches the soft mark (half of
+ * Backpressure: when queued output (c->pending) plus the batch reaches the soft mark (half of
  * --max-output-buffer), the connection pauses: no reading and no
  * processing until the backlog falls under a quarter. Pausing bounds a
  * connection's memory to the soft mark plus one response; the hard limit
@@ -36,23 +32,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conn_internal.h"
 #include "dispatch.h"
 #include "log.h"
 
 #define LINGER_MS 1000
 #define TICK_MS 1000
-#define KEEP_SPARE_MAX ((size_t)64 << 10) /* reuse output buffers up to this */
 
-typedef struct kvd_write {
-    uv_write_t req;
-    kv_proto_buf buf; /* the batch; bytes before off were sent already */
-    size_t off;
-    kvd_conn *c;
-} kvd_write;
 
-static void conn_flush(kvd_conn *c);
 static void conn_update_reading(kvd_conn *c);
-static void conn_resume(kvd_conn *c);
 static void conn_check_drained(kvd_conn *c);
 
 /* ---- lifetime ------------------------------------------------------------ */
@@ -104,7 +92,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 /* The last response is written: send FIN, discard input until the peer
  * closes or LINGER_MS pass. */
-static void conn_linger(kvd_conn *c)
+void kvd__conn_linger(kvd_conn *c)
 {
     if (c->lingering || c->closing)
         return;
@@ -151,113 +139,6 @@ static void on_tick(uv_timer_t *t)
 }
 
 /* ---- writing --------------------------------------------------------------- */
-
-/* Nothing is being written any more: finish a fatal error or an ended
- * input. */
-static void conn_settle(kvd_conn *c)
-{
-    if (c->closing || c->nwrites > 0)
-        return;
-    if (c->fatal)
-        conn_linger(c);
-    else if (c->eof && !c->paused)
-        kvd_conn_close(c);
-}
-
-static void conn_after_write(kvd_conn *c)
-{
-    if (c->paused && c->pending <= c->w->server->out_low)
-        conn_resume(c);
-    conn_settle(c);
-}
-
-static void keep_or_free(kvd_conn *c, kv_proto_buf *b)
-{
-    if (!c->spare.data && b->cap <= KEEP_SPARE_MAX) {
-        c->spare = *b;
-        kv_proto_buf_reset(&c->spare);
-    } else {
-        kv_proto_buf_free(b);
-    }
-}
-
-static void on_write(uv_write_t *req, int status)
-{
-    kvd_write *wr = (kvd_write *)req;
-    kvd_conn *c = wr->c;
-    size_t n = wr->buf.len - wr->off;
-    c->pending -= n;
-    c->nwrites--;
-    if (status == 0) {
-        kvd_stat_add(&c->w->stats.bytes_out, n);
-        c->last_active = uv_now(&c->w->loop);
-    }
-    keep_or_free(c, &wr->buf);
-    free(wr);
-    if (c->closing)
-        return;
-    if (status < 0) {
-        kvd_debug("%s: write failed: %s", c->peer, uv_strerror(status));
-        kvd_conn_close(c);
-        return;
-    }
-    conn_after_write(c);
-}
-
-/* Sends the current batch, one write per batch. With no write queued the
- * kernel is offered the bytes directly (uv_try_write: no request, no
- * allocation, no epoll re-arm); only what it does not take goes through
- * uv_write. */
-static void conn_flush(kvd_conn *c)
-{
-    if (c->out.len == 0 || c->closing)
-        return;
-    kvd_stat_add(&c->w->stats.write_batches, 1);
-    size_t off = 0;
-    if (c->nwrites == 0) {
-        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-        int n = uv_try_write(&c->h.stream, &b, 1);
-        if (n < 0 && n != UV_EAGAIN) {
-            kvd_debug("%s: write failed: %s", c->peer, uv_strerror(n));
-            kvd_conn_close(c);
-            return;
-        }
-        if (n > 0) {
-            off = (size_t)n;
-            kvd_stat_add(&c->w->stats.bytes_out, off);
-            c->last_active = uv_now(&c->w->loop);
-        }
-        if (off == c->out.len) {
-            if (c->out.cap > KEEP_SPARE_MAX)
-                kv_proto_buf_free(&c->out);
-            else
-                kv_proto_buf_reset(&c->out);
-            conn_settle(c);
-            return;
-        }
-    }
-    kvd_write *wr = malloc(sizeof *wr);
-    if (!wr) {
-        kvd_conn_close(c);
-        return;
-    }
-    wr->buf = c->out;
-    wr->off = off;
-    wr->c = c;
-    c->out = c->spare;
-    memset(&c->spare, 0, sizeof c->spare);
-    uv_buf_t b = uv_buf_init((char *)wr->buf.data + off, (unsigned)(wr->buf.len - off));
-    int rc = uv_write(&wr->req, &c->h.stream, &b, 1, on_write);
-    if (rc != 0) {
-        kvd_debug("%s: write failed: %s", c->peer, uv_strerror(rc));
-        kv_proto_buf_free(&wr->buf);
-        free(wr);
-        kvd_conn_close(c);
-        return;
-    }
-    c->pending += wr->buf.len - off;
-    c->nwrites++;
-}
 
 /* ---- processing ------------------------------------------------------------ */
 
@@ -390,23 +271,23 @@ static void conn_end_input(kvd_conn *c, int report_truncated)
         c->in_len = 0;
     }
     conn_update_reading(c);
-    conn_flush(c);
+    kvd__conn_flush(c);
     if (!c->closing && c->nwrites == 0 && !c->paused && !c->lingering) {
         if (c->fatal)
-            conn_linger(c);
+            kvd__conn_linger(c);
         else
             kvd_conn_close(c);
     }
 }
 
-static void conn_resume(kvd_conn *c)
+void kvd__conn_resume(kvd_conn *c)
 {
     c->paused = 0;
     c->stall_since = 0;
     conn_process_in(c);
     if (c->closing)
         return;
-    conn_flush(c);
+    kvd__conn_flush(c);
     if (c->paused || c->closing)
         return;
     if (c->eof) {
@@ -475,7 +356,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         /* Decoded arrays of this read are dead: an idle connection keeps
          * no arena memory (a big MSET would otherwise pin its chunk). */
         kv_proto_arena_free(&c->arena);
-        conn_flush(c);
+        kvd__conn_flush(c);
         conn_update_reading(c);
         conn_check_drained(c);
         return;
@@ -600,9 +481,9 @@ void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
             kvd_conn_close(c);
             return;
         }
-        conn_flush(c);
+        kvd__conn_flush(c);
         if (!c->closing && c->nwrites == 0)
-            conn_linger(c);
+            kvd__conn_linger(c);
         return;
     }
     kvd_debug("%s: connected", c->peer);

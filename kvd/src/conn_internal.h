@@ -1,0 +1,22 @@
+/*
+ * conn_internal.h - what conn.c (input, processing, lifetime) and
+ * conn_write.c (output) share. Loop thread of the connection only.
+ */
+#ifndef KVD_CONN_INTERNAL_H
+#define KVD_CONN_INTERNAL_H
+
+#include "conn.h"
+
+/* conn_write.c */
+/* Sends c->out (one write per batch). May close or start lingering. */
+void kvd__conn_flush(kvd_conn *c);
+/* With no write in flight: linger after a fatal error, close after EOF. */
+void kvd__conn_settle(kvd_conn *c);
+
+/* conn.c */
+/* Output drained under the low mark: process buffered input, read again. */
+void kvd__conn_resume(kvd_conn *c);
+/* The last response is written: shut down our side and discard input. */
+void kvd__conn_linger(kvd_conn *c);
+
+#endif /* KVD_CONN_INTERNAL_H */

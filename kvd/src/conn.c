@@ -11,9 +11,9 @@
  * one output buffer (c->out), sent with one write afterwards (see
  * conn_write.c).
  *
- * Backpressure: when queued output (c->pending) plus the batch reaches the soft mark (half of
- * --max-output-buffer), the connection pauses: no reading and no
- * processing until the backlog falls under a quarter. Pausing bounds a
+ * Backpressure: when queued output (c->pending) plus the batch reaches
+ * the soft mark (half of --max-output-buffer), the connection pauses: no
+ * reading and no processing until the backlog falls under a quarter. Pausing bounds a
  * connection's memory to the soft mark plus one response; the hard limit
  * closes a connection when output the kernel has not accepted yet plus
  * the batch exceeds --max-output-buffer (so one large answer to a client

@@ -36,21 +36,8 @@ size_t kv__table_footprint(const kv__table *t)
 bool kv__table_locate(kv__table *t, uint64_t hash, const void *key, size_t klen,
                       kv__loc *loc)
 {
-    uintptr_t tag = kv__slot_tag(hash);
-    for (; t; t = atomic_load(&t->next)) {
-        size_t i = (size_t)(hash >> t->shift);
-        for (;;) {
-            uintptr_t v = atomic_load(&t->slots[i]);
-            if (kv__slot_ends_chain(v))
-                break;
-            if ((v & KV__SLOT_TAG_MASK) == tag && kv__slot_is_key(v) &&
-                kv__item_has_key(kv__slot_key_item(v), key, klen)) {
-                *loc = (kv__loc){t, i, v};
-                return true;
-            }
-            i = (i + 1) & t->mask;
-        }
-    }
+    if (kv__table_probe(t, hash, key, klen, loc))
+        return true;
     *loc = (kv__loc){NULL, 0, 0};
     return false;
 }

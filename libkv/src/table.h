@@ -119,10 +119,19 @@ static inline kv__item *kv__slot_visible(uintptr_t v, kv__commit **pending_commi
     return p->before;
 }
 
-/* Lock-free lookup from table t on (following `next`): the key's slot
- * word, or 0 if the key is in no table. Caller is in a read section. */
-static inline uintptr_t kv__table_find(kv__table *t, uint64_t hash,
-                                       const void *key, size_t klen)
+/* Where a key sits, for a writer holding its stripe lock. */
+typedef struct kv__loc {
+    kv__table *table; /* NULL: not present */
+    size_t index;
+    uintptr_t word;
+} kv__loc;
+
+/* Probes for key from table t on, following `next` past the end of each
+ * chain. Returns the key's slot word and fills *loc, or returns 0 (and
+ * leaves *loc alone) if the key is in no table. Only loads slots, so a
+ * reader may call it; the caller is in a read section. */
+static inline uintptr_t kv__table_probe(kv__table *t, uint64_t hash, const void *key,
+                                        size_t klen, kv__loc *loc)
 {
     uintptr_t tag = kv__slot_tag(hash);
     for (; t; t = atomic_load(&t->next)) {
@@ -132,20 +141,23 @@ static inline uintptr_t kv__table_find(kv__table *t, uint64_t hash,
             if (kv__slot_ends_chain(v))
                 break;
             if ((v & KV__SLOT_TAG_MASK) == tag && kv__slot_is_key(v) &&
-                kv__item_has_key(kv__slot_key_item(v), key, klen))
+                kv__item_has_key(kv__slot_key_item(v), key, klen)) {
+                *loc = (kv__loc){t, i, v};
                 return v;
+            }
             i = (i + 1) & t->mask;
         }
     }
     return 0;
 }
 
-/* Where a key sits, for a writer holding its stripe lock. */
-typedef struct kv__loc {
-    kv__table *table; /* NULL: not present */
-    size_t index;
-    uintptr_t word;
-} kv__loc;
+/* Lock-free lookup: the key's slot word, or 0 if the key is in no table. */
+static inline uintptr_t kv__table_find(kv__table *t, uint64_t hash,
+                                       const void *key, size_t klen)
+{
+    kv__loc unused;
+    return kv__table_probe(t, hash, key, klen, &unused);
+}
 
 /* Finds key from table t on. Caller holds the key's stripe lock and is in a
  * read section. Returns true and fills *loc if present. */

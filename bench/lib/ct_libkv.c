@@ -1,8 +1,9 @@
 /*
  * ct_libkv.c - the contender under test: libkv through its public API.
  *
- * get uses kv_get_into (no allocation: the closest to what the references
- * do); mget is kv_mget, which allocates each value it returns; mset is one
+ * get uses kv_get_into and mget kv_mget_with (no allocation: each copies
+ * into the caller's buffers, as the references do; until libkv 861fc2c, which
+ * had no kv_mget_with, mget was kv_mget, allocating every value); mset is one
  * atomic kv_mset; rmw is an optimistic transaction (get, set, commit),
  * retried on KV_CONFLICT.
  */
@@ -40,30 +41,38 @@ static int libkv_set(void *h, const kvb_key *k, const void *val, size_t vlen)
     return kv_set(h, k->data, k->len, val, vlen, NULL);
 }
 
+/* Copies key i's value into its slot of the caller's buffers. */
+typedef struct mget_ctx {
+    unsigned char *bufs;
+    size_t cap;
+    uint64_t sum;
+    int missing;
+} mget_ctx;
+
+static void mget_copy(void *ctx, size_t i, const void *val, size_t vlen, uint64_t version)
+{
+    (void)version;
+    mget_ctx *m = ctx;
+    if (!val || vlen > m->cap) {
+        m->missing = 1;
+        return;
+    }
+    memcpy(m->bufs + i * m->cap, val, vlen);
+    m->sum += vlen + m->bufs[i * m->cap];
+}
+
 static int libkv_mget(void *h, const kvb_key *keys, size_t n, unsigned char *bufs,
                       size_t cap, uint64_t *sum)
 {
-    (void)bufs;
-    (void)cap;
     kv_key kk[KVB_MGET_N] = {{0}}; /* GCC 12 cannot tell n > 0 */
-    kv_value out[KVB_MGET_N];
     if (n == 0 || n > KVB_MGET_N)
         return -1;
     for (size_t i = 0; i < n; i++)
         kk[i] = (kv_key){keys[i].data, keys[i].len};
-    int rc = kv_mget(h, kk, n, out);
-    if (rc != KV_OK)
-        return rc;
-    uint64_t s = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!out[i].data)
-            rc = -1;
-        else
-            s += out[i].len + ((unsigned char *)out[i].data)[0];
-    }
-    kv_values_free(out, n);
-    *sum += s;
-    return rc;
+    mget_ctx m = {bufs, cap, 0, 0};
+    int rc = kv_mget_with(h, kk, n, mget_copy, &m);
+    *sum += m.sum;
+    return rc != KV_OK ? rc : m.missing ? -1 : 0;
 }
 
 static int libkv_mset(void *h, const kvb_key *keys, size_t n, const void *val, size_t vlen)
@@ -110,7 +119,7 @@ static uint64_t libkv_memory(void *h)
 
 const kvb_contender kvb_libkv = {
     .name = "libkv",
-    .about = "libkv " KV_VERSION_STRING ": kv_get_into, kv_set, kv_mget (atomic), "
+    .about = "libkv " KV_VERSION_STRING ": kv_get_into, kv_set, kv_mget_with (atomic), "
              "kv_mset (atomic), kv_txn get+set+commit",
     .open = libkv_open,
     .close = libkv_close,

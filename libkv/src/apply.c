@@ -41,10 +41,13 @@ typedef struct akey {
     kv__pending *pending;
 } akey;
 
+/* One mention of a key in the batch: compares first, then then_ops, then
+ * else_ops; origin is that position. */
 typedef struct ref {
     const void *key;
     size_t klen;
     uint64_t hash;
+    size_t origin;
 } ref;
 
 static int validate(const kv_store *s, const kv__batch *b)
@@ -96,25 +99,6 @@ static int ref_qsort_cmp(const void *a, const void *b)
     return ref_cmp(a, b);
 }
 
-/* Finds the akey of a key (keys are sorted by ref_cmp). */
-static akey *find_key(akey *keys, size_t n, const void *key, size_t klen, uint64_t h)
-{
-    ref want = {key, klen, h};
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        ref r = {keys[mid].key, keys[mid].klen, keys[mid].hash};
-        int c = ref_cmp(&r, &want);
-        if (c == 0)
-            return &keys[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL; /* unreachable: every key of the batch was collected */
-}
-
 static bool compare_holds(const kv_compare *c, const akey *k)
 {
     switch (c->kind) {
@@ -156,13 +140,13 @@ void kv__set_record_hook(kv_store *s, kv__record_hook hook, void *ctx)
 /* Plays ops on the overlay. GET results are copied now (under the locks);
  * versions of values written by this batch are filled in after the
  * revision is known. Returns KV_OK or KV_NO_MEMORY. */
-static int play_ops(kv__slot *slot, const kv_op *ops, size_t nops, akey *keys,
-                    size_t nkeys, kv__outcome *out, kv_op_result *results,
+static int play_ops(kv__slot *slot, const kv_op *ops, size_t nops, const size_t *op_keys,
+                    akey *keys, size_t nkeys, kv__outcome *out, kv_op_result *results,
                     bool *result_needs_rev)
 {
     for (size_t i = 0; i < nops; i++) {
         const kv_op *op = &ops[i];
-        akey *k = find_key(keys, nkeys, op->key, op->klen, kv__hash(op->key, op->klen));
+        akey *k = &keys[op_keys[i]];
         switch (op->kind) {
         case KV_OP_GET:
             kv__count(slot, KV__C_GETS, 1);
@@ -386,14 +370,17 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     ref small_refs[8];
     akey small_keys[8];
     unsigned small_stripes[8];
+    size_t small_key_of[8];
     ref *refs = small_refs;
     akey *keys = small_keys;
     unsigned *stripes = small_stripes;
+    size_t *key_of = small_key_of; /* origin -> index in keys */
     if (nrefs > 8) {
         refs = malloc(nrefs * sizeof *refs);
         keys = malloc(nrefs * sizeof *keys);
         stripes = malloc(nrefs * sizeof *stripes);
-        if (!refs || !keys || !stripes) {
+        key_of = malloc(nrefs * sizeof *key_of);
+        if (!refs || !keys || !stripes || !key_of) {
             rc = KV_NO_MEMORY;
             goto out_free;
         }
@@ -401,21 +388,23 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
 
     /* Collect the distinct keys, sorted by stripe (the lock order). */
     size_t r = 0;
-    for (size_t i = 0; i < b->ncmps; i++)
-        refs[r++] = (ref){b->cmps[i].key, b->cmps[i].klen, 0};
-    for (size_t i = 0; i < b->nthen; i++)
-        refs[r++] = (ref){b->then_ops[i].key, b->then_ops[i].klen, 0};
-    for (size_t i = 0; i < b->nelse; i++)
-        refs[r++] = (ref){b->else_ops[i].key, b->else_ops[i].klen, 0};
+    for (size_t i = 0; i < b->ncmps; i++, r++)
+        refs[r] = (ref){b->cmps[i].key, b->cmps[i].klen, 0, r};
+    for (size_t i = 0; i < b->nthen; i++, r++)
+        refs[r] = (ref){b->then_ops[i].key, b->then_ops[i].klen, 0, r};
+    for (size_t i = 0; i < b->nelse; i++, r++)
+        refs[r] = (ref){b->else_ops[i].key, b->else_ops[i].klen, 0, r};
     for (size_t i = 0; i < nrefs; i++)
         refs[i].hash = kv__hash(refs[i].key, refs[i].klen);
     if (nrefs > 1)
         qsort(refs, nrefs, sizeof *refs, ref_qsort_cmp);
     size_t nkeys = 0, nstripes = 0;
     for (size_t i = 0; i < nrefs; i++) {
-        if (nkeys && ref_cmp(&refs[i], &(ref){keys[nkeys - 1].key, keys[nkeys - 1].klen,
-                                               keys[nkeys - 1].hash}) == 0)
+        if (nkeys && ref_cmp(&refs[i], &refs[i - 1]) == 0) {
+            key_of[refs[i].origin] = nkeys - 1;
             continue;
+        }
+        key_of[refs[i].origin] = nkeys;
         keys[nkeys++] = (akey){.key = refs[i].key, .klen = refs[i].klen, .hash = refs[i].hash};
         unsigned st = kv__stripe_of(refs[i].hash);
         if (!nstripes || stripes[nstripes - 1] != st)
@@ -450,7 +439,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     kv__outcome o = {.succeeded = true};
     for (size_t i = 0; i < b->ncmps; i++) {
         const kv_compare *c = &b->cmps[i];
-        akey *k = find_key(keys, nkeys, c->key, c->klen, kv__hash(c->key, c->klen));
+        akey *k = &keys[key_of[i]];
         if (!compare_holds(c, k)) {
             o.succeeded = false;
             o.failed_version = k->cur ? kv__item_rev(k->cur) : 0;
@@ -459,6 +448,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     }
     const kv_op *ops = o.succeeded ? b->then_ops : b->else_ops;
     size_t nops = o.succeeded ? b->nthen : b->nelse;
+    const size_t *op_keys = key_of + b->ncmps + (o.succeeded ? 0 : b->nthen);
 
     bool *needs_rev = NULL;
     if (b->want_results && nops) {
@@ -470,7 +460,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
             goto out_unlock;
         }
     }
-    if ((rc = play_ops(slot, ops, nops, keys, nkeys, &o, o.results, needs_rev)) != KV_OK)
+    if ((rc = play_ops(slot, ops, nops, op_keys, keys, nkeys, &o, o.results, needs_rev)) != KV_OK)
         goto out_unlock;
 
     size_t nchanged = 0;
@@ -519,6 +509,7 @@ out_free:
         free(refs);
         free(keys);
         free(stripes);
+        free(key_of);
     }
     return rc;
 }

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -29,7 +30,7 @@ void kv__slab_destroy(kv__slab *slab)
 {
     void *c = slab->chunks;
     while (c) {
-        UNPOISON(c, KV__SLAB_CHUNK);
+        UNPOISON(c, CHUNK_HEADER); /* the rest is never read again */
         void *next = *(void **)c;
         free(c);
         c = next;
@@ -38,16 +39,37 @@ void kv__slab_destroy(kv__slab *slab)
     pthread_mutex_destroy(&slab->lock);
 }
 
+/* A big store's items are read at random, like its index (table.c): once
+ * the slab holds KV__SLAB_BIG_AFTER chunks, new chunks are 2 MiB, aligned
+ * and advised to be transparent huge pages, so item reads stop missing the
+ * TLB. Small stores keep small chunks and small footprints. */
+static char *chunk_alloc(size_t nchunks, size_t *size)
+{
+    if (nchunks < KV__SLAB_BIG_AFTER) {
+        *size = KV__SLAB_CHUNK;
+        return malloc(KV__SLAB_CHUNK);
+    }
+    void *p;
+    if (posix_memalign(&p, KV__SLAB_BIG_CHUNK, KV__SLAB_BIG_CHUNK) != 0)
+        return NULL;
+    madvise(p, KV__SLAB_BIG_CHUNK, MADV_HUGEPAGE); /* advice: may fail */
+    *size = KV__SLAB_BIG_CHUNK;
+    return p;
+}
+
 static bool new_chunk(kv__slab *slab, kv__slab_cache *cache)
 {
-    char *c = malloc(KV__SLAB_CHUNK);
+    pthread_mutex_lock(&slab->lock);
+    size_t size;
+    char *c = chunk_alloc(slab->nchunks, &size);
+    if (c) {
+        *(void **)c = slab->chunks;
+        slab->chunks = c;
+        slab->nchunks++;
+    }
+    pthread_mutex_unlock(&slab->lock);
     if (!c)
         return false;
-    pthread_mutex_lock(&slab->lock);
-    *(void **)c = slab->chunks;
-    slab->chunks = c;
-    slab->nchunks++;
-    pthread_mutex_unlock(&slab->lock);
     /* The tail of the old carving region is too small for this request;
      * hand it to the free list of the class it fits, not to waste it. */
     if (cache->carve_left >= 8) {
@@ -58,7 +80,7 @@ static bool new_chunk(kv__slab *slab, kv__slab_cache *cache)
         kv__slab_free(cache, cache->carve, 8 * (cls + 1));
     }
     cache->carve = c + CHUNK_HEADER;
-    cache->carve_left = KV__SLAB_CHUNK - CHUNK_HEADER;
+    cache->carve_left = size - CHUNK_HEADER;
     POISON(cache->carve, cache->carve_left);
     return true;
 }

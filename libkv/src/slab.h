@@ -5,7 +5,8 @@
  * header: a typical item (12-byte header, 12-byte key, 64-byte value = 88
  * bytes) costs 96. Items are the bulk of the store's memory, so blocks of
  * up to KV__SLAB_MAX bytes come from this allocator instead: size classes 8
- * bytes apart, carved from 256 KiB chunks, with no per-block header.
+ * bytes apart, carved from 256 KiB chunks (2 MiB huge-page chunks once the
+ * store is big), with no per-block header.
  *
  * Each thread keeps its own free lists and carving position (in its thread
  * slot, thread_slot.h), so allocating and freeing take no lock; a lock is
@@ -26,6 +27,8 @@
 #define KV__SLAB_MAX 256u
 #define KV__SLAB_CLASSES (KV__SLAB_MAX / 8)
 #define KV__SLAB_CHUNK ((size_t)256 * 1024)
+#define KV__SLAB_BIG_CHUNK ((size_t)2 << 20)
+#define KV__SLAB_BIG_AFTER 8u
 
 typedef struct kv__slab {
     pthread_mutex_t lock;

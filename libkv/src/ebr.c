@@ -57,6 +57,7 @@ void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr, void (*free_fn)(kv__sl
     uint64_t e = atomic_load(&ebr->epoch);
     s->limbo[s->nlimbo++] = (kv__retired){ptr, free_fn, e, bytes};
     s->limbo_bytes += bytes;
+    s->since_collect++;
 }
 
 struct scan_state {
@@ -92,9 +93,15 @@ static uint64_t try_advance(kv__ebr *ebr)
 
 void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
 {
-    if (s->nlimbo < KV__EBR_BATCH && s->limbo_bytes < KV__EBR_BATCH_BYTES)
+    /* An attempt costs a membarrier (an interrupt on every CPU running the
+     * process), so make one per KV__EBR_BATCH retires, not one per write
+     * while the list waits; only a lot of retired memory justifies more. */
+    if (s->since_collect < KV__EBR_BATCH && s->limbo_bytes < KV__EBR_BATCH_BYTES)
         return;
-    uint64_t e = try_advance(ebr);
+    s->since_collect = 0;
+    uint64_t e = atomic_load(&ebr->epoch);
+    if (s->nlimbo && s->limbo[0].epoch + 2 > e)
+        e = try_advance(ebr);
     size_t done = 0;
     /* The list is in retire order, so epochs never decrease along it. */
     while (done < s->nlimbo && s->limbo[done].epoch + 2 <= e) {

@@ -62,6 +62,7 @@ typedef struct kv__slot {
     kv__retired *limbo;
     size_t nlimbo, limbo_cap;
     size_t limbo_bytes; /* large retires make collection urgent */
+    size_t since_collect; /* retires since the last collection attempt */
     _Atomic uint64_t counters[KV__C_COUNT];
     kv__slab_cache cache; /* slab.h: this thread's free item blocks */
 } __attribute__((aligned(64))) kv__slot;

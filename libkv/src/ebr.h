@@ -33,7 +33,7 @@
 
 #include "thread_slot.h"
 
-#define KV__EBR_BATCH 256
+#define KV__EBR_BATCH 2048
 #define KV__EBR_BATCH_BYTES ((size_t)1 << 20)
 
 typedef struct kv__ebr {

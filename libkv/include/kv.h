@@ -394,7 +394,8 @@ typedef struct kv_metrics {
  * Counting: kv_get, kv_get_into, kv_get_with, kv_exists, kv_txn_get and
  * every key of kv_mget and of a conditional transaction's GETs count as
  * gets; sets count SET operations run (duplicates included); deletes count
- * keys that existed; txn_commits counts successful kv_txn_commit calls
+ * DELETE operations that found their key (set earlier in the same batch
+ * counts); txn_commits counts successful kv_txn_commit calls
  * (read-only ones included) and every kv_txn_cond.
  * Errors: KV_INVALID_ARGUMENT if size is too small for the first 13 fields. */
 KV_API int kv_metrics_read(kv_store *store, kv_metrics *out, size_t size);

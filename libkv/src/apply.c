@@ -290,7 +290,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             if (k->loc.table)
                 kv__table_replace(&k->loc, final_word(k));
             else
-                kv__table_insert(atomic_load(&s->table), k->hash, final_word(k), &k->loc);
+                kv__table_insert(atomic_load(&s->table), k->hash, final_word(k), true, &k->loc);
         }
     } else {
         for (size_t i = 0; i < n; i++) {
@@ -301,7 +301,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             if (k->loc.table)
                 kv__table_replace(&k->loc, w);
             else
-                kv__table_insert(atomic_load(&s->table), k->hash, w, &k->loc);
+                kv__table_insert(atomic_load(&s->table), k->hash, w, true, &k->loc);
         }
         /* Bumped only now that every key shows the pending node: a reader
          * that noted the old counter and read a key before its node was
@@ -340,7 +340,10 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
         kv__ebr_retire(&s->ebr, slot, commit, kv__ebr_free_plain, sizeof *commit);
 }
 
-/* Reserves key-count room under max_keys; undone by the caller on failure. */
+/* Under max_keys: reserves room for a change that adds keys (undone by the
+ * caller if the change then fails). A change that removes keys gives its
+ * room back only once it cannot fail any more (apply_key_delta), so that
+ * no other writer can use room this change might still need. */
 static int reserve_keys(kv_store *s, akey *keys, size_t n, int64_t *delta)
 {
     *delta = 0;
@@ -349,8 +352,10 @@ static int reserve_keys(kv_store *s, akey *keys, size_t n, int64_t *delta)
     for (size_t i = 0; i < n; i++)
         if (keys[i].changed)
             *delta += (keys[i].exists ? 1 : 0) - (keys[i].cur ? 1 : 0);
+    if (*delta <= 0)
+        return KV_OK;
     uint64_t before = atomic_fetch_add(&s->nkeys, (uint64_t)*delta);
-    if (*delta > 0 && before + (uint64_t)*delta > s->opts.max_keys) {
+    if (before + (uint64_t)*delta > s->opts.max_keys) {
         atomic_fetch_sub(&s->nkeys, (uint64_t)*delta);
         return KV_STORE_FULL;
     }
@@ -419,8 +424,12 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     /* One read section for the whole batch: the resize helpers below nest
      * in it for free. */
     kv__ebr_pin(&s->ebr, slot);
-    if (nsets)
-        kv__resize_prepare(s, slot, nsets);
+    kv__table *reserved_in = NULL;
+    if (nsets && !(reserved_in = kv__resize_prepare(s, slot, nsets))) {
+        kv__ebr_unpin(slot);
+        rc = KV_NO_MEMORY;
+        goto out_free;
+    }
     kv__stripes_lock(s->stripes, stripes, nstripes);
 
     kv__table *t = atomic_load(&s->table);
@@ -472,10 +481,12 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
             goto out_unlock;
         kv__commit *commit;
         if ((rc = prepare(s, slot, keys, nkeys, nchanged, &commit)) != KV_OK) {
-            if (key_delta)
+            if (key_delta > 0)
                 atomic_fetch_sub(&s->nkeys, (uint64_t)key_delta);
             goto out_unlock;
         }
+        if (key_delta < 0)
+            atomic_fetch_add(&s->nkeys, (uint64_t)key_delta);
         o.revision = atomic_fetch_add(&s->revision, 1) + 1;
         for (size_t i = 0; i < nkeys; i++)
             if (keys[i].next)
@@ -495,8 +506,10 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
 
 out_unlock:
     kv__stripes_unlock(s->stripes, stripes, nstripes);
-    if (nsets)
+    if (nsets) {
+        kv__resize_release(reserved_in, nsets);
         kv__resize_help(s, slot, 1);
+    }
     kv__ebr_unpin(slot);
     free(needs_rev);
     if (rc == KV_OK)

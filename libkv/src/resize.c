@@ -8,12 +8,14 @@
  * writer that completes the last chunk switches the store to the new table
  * and retires the old one. Only one resize runs at a time.
  */
+#include <sched.h>
 #include <stdlib.h>
 
 #include "hash.h"
 #include "store.h"
 
 #define MIGRATE_CHUNK 256u
+#define MIN_SLOTS 1024u
 
 static unsigned bits_for(size_t nslots)
 {
@@ -29,25 +31,34 @@ static void sum_keys(kv__slot *slot, void *ctx)
                                              memory_order_relaxed);
 }
 
-static void start_resize(kv_store *s, kv__table *t, size_t n)
+/* Hangs a bigger table on t. Returns false only on out-of-memory. */
+static bool start_resize(kv_store *s, kv__table *t, size_t n)
 {
     uint64_t live = 0;
     kv__slot_each(&s->slots, sum_keys, &live);
     if ((int64_t)live < 0)
         live = 0;
-    /* Room for the live keys at half load; never shrink below the
-     * current size, so a table of tombstones is just rebuilt. */
+    /* Room for the live keys at half load, and at least twice what t holds
+     * so everything migrated fits in half the new table (the other half is
+     * the writers' budget, see kv__resize_prepare). Never below the current
+     * size or MIN_SLOTS, so a table of tombstones is just rebuilt. */
     size_t want = 2 * ((size_t)live + n);
+    size_t held = 2 * atomic_load(&t->used);
+    if (want < held)
+        want = held;
     if (want < kv__table_size(t))
         want = kv__table_size(t);
+    if (want < MIN_SLOTS)
+        want = MIN_SLOTS;
     kv__table *nt = kv__table_new(bits_for(want));
     if (!nt)
-        return; /* keep going at a higher load; retried on the next write */
+        return false;
     kv__table *expected = NULL;
     if (!atomic_compare_exchange_strong(&t->next, &expected, nt))
         free(nt);
     else
         atomic_fetch_add_explicit(&s->resizes, 1, memory_order_relaxed);
+    return true;
 }
 
 /* Copies one live slot's key into nt. Holds the key's stripe lock, so the
@@ -78,7 +89,7 @@ static void migrate_slot(kv_store *s, kv__table *t, kv__table *nt, size_t i)
         }
         if (same_stripe) {
             kv__loc loc;
-            kv__table_insert(nt, h, now, &loc);
+            kv__table_insert(nt, h, now, false, &loc);
             atomic_store(&t->slots[i], KV__SLOT_MOVED);
         }
         pthread_mutex_unlock(&s->stripes[stripe].lock);
@@ -120,27 +131,56 @@ void kv__resize_help(kv_store *s, kv__slot *slot, size_t chunks)
     kv__ebr_unpin(slot);
 }
 
-void kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n)
+/* Tries to reserve room for n writer inserts in table x, whose writers'
+ * inserts may reach `limit` slots in all. */
+static bool reserve(kv__table *x, size_t used, size_t n, size_t limit)
 {
-    for (int round = 0; round < 64; round++) {
-        kv__ebr_pin(&s->ebr, slot);
+    size_t r = atomic_fetch_add(&x->reserved, n) + n;
+    if (used + r <= limit)
+        return true;
+    atomic_fetch_sub(&x->reserved, n);
+    return false;
+}
+
+kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n)
+{
+    /* Every writer that may insert reserves room first, so no table ever
+     * fills up however many writers race (a full table would end no probe
+     * chain). With no resize running, a writer reserves in the current
+     * table up to its grow mark and starts a resize past it. During a
+     * resize it reserves in the new table: migration fills at most half of
+     * it (start_resize sizes it so), writers get a quarter; past that they
+     * help copy and, if others hold the last chunks, yield until the copy
+     * is done. Caller is in a read section and holds no stripe lock. */
+    for (;;) {
         kv__table *t = atomic_load(&s->table);
         kv__table *nt = atomic_load(&t->next);
-        bool again = false;
-        if (nt) {
-            size_t nused = atomic_load_explicit(&nt->used, memory_order_relaxed);
-            /* If the new table fills up before the copy is done, finish
-             * the copy first so the next resize can start. */
-            size_t chunks = nused + n <= nt->grow_at ? 1 + n / 32 : SIZE_MAX;
-            while (chunks-- > 0 && migrate_chunk(s, slot, t, nt))
-                ;
-            again = nused + n > nt->grow_at;
-        } else if (atomic_load_explicit(&t->used, memory_order_relaxed) + n > t->grow_at) {
-            start_resize(s, t, n);
-            again = true;
+        if (!nt) {
+            size_t used = atomic_load(&t->used);
+            if (reserve(t, used, n, t->grow_at))
+                return t;
+            if (!start_resize(s, t, n)) {
+                /* Out of memory for a bigger table: go on in this one up to
+                 * 7/8 full, then refuse the write. */
+                if (reserve(t, used, n, kv__table_size(t) - kv__table_size(t) / 8))
+                    return t;
+                return NULL;
+            }
+            continue;
         }
-        kv__ebr_unpin(slot);
-        if (!again)
-            return;
+        size_t chunks = 1 + n / 32;
+        while (chunks-- > 0 && migrate_chunk(s, slot, t, nt))
+            ;
+        if (reserve(nt, atomic_load(&nt->inserted), n, kv__table_size(nt) / 4))
+            return nt;
+        while (migrate_chunk(s, slot, t, nt))
+            ;
+        if (atomic_load(&s->table) == t)
+            sched_yield(); /* another writer is copying the last chunks */
     }
+}
+
+void kv__resize_release(kv__table *reserved_in, size_t n)
+{
+    atomic_fetch_sub(&reserved_in->reserved, n);
 }

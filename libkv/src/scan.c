@@ -106,12 +106,15 @@ int kv_scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_
         if (rc != KV_OK)
             break;
         qsort(r.v, r.n, sizeof *r.v, found_cmp);
+        /* The same key in two tables (mid-resize) is given once. */
+        size_t distinct = 0;
+        for (size_t i = 0; i < r.n; i++)
+            if (distinct == 0 || found_cmp(&r.v[distinct - 1], &r.v[i]) != 0)
+                r.v[distinct++] = r.v[i];
+        r.n = distinct;
         bool stop = false;
         for (size_t i = 0; i < r.n && !stop; i++) {
             const kv__item *it = r.v[i].item;
-            /* The same key in two tables (mid-resize) is given once. */
-            if (i > 0 && found_cmp(&r.v[i - 1], &r.v[i]) == 0)
-                continue;
             count++;
             stop = fn(ctx, kv__item_key(it), kv__item_klen(it), kv__item_value(it),
                       kv__item_vlen(it), kv__item_rev(it)) != 0 ||

@@ -58,10 +58,13 @@ static inline int kv__check_value(const kv_store *s, const void *val, size_t vle
 /* Copies an item's value into a new kv_value. */
 int kv__value_copy(const void *val, size_t vlen, uint64_t version, kv_value *out);
 
-/* resize.c: before an insert of up to n new keys (no locks held, not in a
- * read section): start a resize if the table is getting full, and help a
- * running one along. */
-void kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n);
+/* resize.c: before a write that may insert up to n new keys (in a read
+ * section, no stripe lock held): reserves room for them, starting a resize
+ * or helping a running one as needed. Returns the table the reservation is
+ * in, for kv__resize_release once the write is done, or NULL if no room can
+ * be had (out of memory for a bigger index). */
+kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n);
+void kv__resize_release(kv__table *reserved_in, size_t n);
 /* Migrates up to `chunks` chunks of a running resize (no locks held). */
 void kv__resize_help(kv_store *s, kv__slot *slot, size_t chunks);
 

@@ -60,7 +60,8 @@ bool kv__table_locate(kv__table *t, uint64_t hash, const void *key, size_t klen,
     return false;
 }
 
-void kv__table_insert(kv__table *t, uint64_t hash, uintptr_t word, kv__loc *loc)
+void kv__table_insert(kv__table *t, uint64_t hash, uintptr_t word, bool by_writer,
+                      kv__loc *loc)
 {
     for (;;) {
         kv__table *n;
@@ -73,6 +74,8 @@ void kv__table_insert(kv__table *t, uint64_t hash, uintptr_t word, kv__loc *loc)
                 if (atomic_compare_exchange_strong(&t->slots[i], &v, word)) {
                     if (v == KV__SLOT_EMPTY)
                         atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed);
+                    if (by_writer)
+                        atomic_fetch_add_explicit(&t->inserted, 1, memory_order_relaxed);
                     *loc = (kv__loc){t, i, word};
                     return;
                 }

@@ -47,6 +47,8 @@ typedef struct kv__table {
     size_t mask;
     size_t grow_at; /* start a resize when used exceeds this */
     _Atomic size_t used; /* slots that are not EMPTY */
+    _Atomic size_t inserted; /* of those, filled by writers, not by migration */
+    _Atomic size_t reserved; /* inserts writers have announced (resize.c) */
     _Atomic(struct kv__table *) next;
     _Atomic size_t migrate_claim; /* next slot to hand to a migrator */
     _Atomic size_t migrate_done;  /* slots migrated */
@@ -136,7 +138,9 @@ static inline uintptr_t kv__table_probe(kv__table *t, uint64_t hash, const void 
     uintptr_t tag = kv__slot_tag(hash);
     for (; t; t = atomic_load(&t->next)) {
         size_t i = (size_t)(hash >> t->shift);
-        for (;;) {
+        /* resize.c keeps every table below full, so a chain always ends;
+         * the bound only makes that a guarantee rather than an assumption. */
+        for (size_t n = 0; n <= t->mask; n++) {
             uintptr_t v = atomic_load(&t->slots[i]);
             if (kv__slot_ends_chain(v))
                 break;
@@ -166,8 +170,10 @@ bool kv__table_locate(kv__table *t, uint64_t hash, const void *key, size_t klen,
 
 /* Inserts word for a key that is in no table (caller holds its stripe lock
  * and is in a read section) into the newest table reachable from t, and
- * fills *loc with where it went. */
-void kv__table_insert(kv__table *t, uint64_t hash, uintptr_t word, kv__loc *loc);
+ * fills *loc with where it went. by_writer: a new key (counted against the
+ * writers' reservations, resize.c), not a migrated one. */
+void kv__table_insert(kv__table *t, uint64_t hash, uintptr_t word, bool by_writer,
+                      kv__loc *loc);
 
 /* Replaces the word at loc (which the caller's lock protects) and updates
  * loc->word. */

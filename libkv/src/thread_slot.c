@@ -20,9 +20,14 @@ static int next_id;
 
 static _Thread_local int my_id = -1;
 
+static void raise_hint(kv__slot_dir *dir, unsigned c);
+
 static void release_id(void *arg)
 {
     int id = (int)(intptr_t)arg - 1;
+    /* Runs on the exiting thread: should it use libkv again (from another
+     * destructor), it must take a fresh id, not share this one. */
+    my_id = -1;
 
     pthread_mutex_lock(&registry_lock);
     if (nfree == free_cap) {
@@ -88,14 +93,20 @@ kv__slot *kv__slot_get(kv__slot_dir *dir)
             free(fresh);
             chunk = expected;
         }
-        /* seq_cst, and done before the slot is returned: an epoch scan that
-         * starts after this thread's first pin is sure to see its chunk. */
-        unsigned hint = atomic_load(&dir->nchunks_hint);
-        while (hint < c + 1 &&
-               !atomic_compare_exchange_weak(&dir->nchunks_hint, &hint, c + 1))
-            ;
     }
+    /* Whoever allocated the chunk may not have raised the hint yet: make
+     * sure it covers this slot before the caller can pin in it (seq_cst, so
+     * an epoch scan that starts after that pin is sure to see the chunk). */
+    if (atomic_load_explicit(&dir->nchunks_hint, memory_order_relaxed) < c + 1)
+        raise_hint(dir, c);
     return &chunk[(unsigned)id % KV__SLOTS_PER_CHUNK];
+}
+
+static void raise_hint(kv__slot_dir *dir, unsigned c)
+{
+    unsigned hint = atomic_load(&dir->nchunks_hint);
+    while (hint < c + 1 && !atomic_compare_exchange_weak(&dir->nchunks_hint, &hint, c + 1))
+        ;
 }
 
 void kv__slot_each(kv__slot_dir *dir, void (*fn)(kv__slot *, void *), void *ctx)

@@ -25,7 +25,7 @@ typedef struct txn_read {
     uint64_t hash;
     uint64_t version; /* 0: was absent */
     uint64_t seq;
-    kv__commit *seen_pending;
+    bool saw_pending; /* read while a multi-key commit was half-published */
 } txn_read;
 
 struct kv_txn {
@@ -88,14 +88,22 @@ static const kv_op *own_write(const kv_txn *t, const void *key, size_t klen)
     return NULL;
 }
 
+/* True if every read so far still holds. Runs in a read section. A read
+ * that met a half-published commit is re-read: the commit object itself may
+ * be gone by now (it was seen in an earlier read section), but if the
+ * commit has completed the key's version has changed. */
 static bool reads_hold(kv_store *s, const txn_read *r, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (kv__stripe_seq(s->stripes, kv__stripe_of(r[i].hash)) != r[i].seq)
             return false;
-        if (r[i].seen_pending &&
-            atomic_load(&r[i].seen_pending->state) != KV__COMMIT_PENDING)
-            return false;
+        if (r[i].saw_pending) {
+            uintptr_t w = kv__table_find(atomic_load(&s->table), r[i].hash, r[i].key,
+                                         r[i].klen);
+            const kv__item *it = w ? kv__slot_visible(w, NULL) : NULL;
+            if ((it ? kv__item_rev(it) : 0) != r[i].version)
+                return false;
+        }
     }
     return true;
 }
@@ -127,16 +135,20 @@ int kv_txn_get(kv_txn *t, const void *key, size_t klen, kv_value *out)
     memcpy(kcopy, key, klen);
 
     txn_read *r = &t->reads[t->nreads];
-    *r = (txn_read){kcopy, klen, kv__hash(key, klen), 0, 0, NULL};
+    *r = (txn_read){kcopy, klen, kv__hash(key, klen), 0, 0, false};
     kv__ebr_pin(&s->ebr, slot);
     r->seq = kv__stripe_seq(s->stripes, kv__stripe_of(r->hash));
     uintptr_t word = kv__table_find(atomic_load(&s->table), r->hash, key, klen);
-    kv__item *it = word ? kv__slot_visible(word, &r->seen_pending) : NULL;
-    if (!reads_hold(s, t->reads, t->nreads + 1)) {
+    kv__commit *pending = NULL;
+    kv__item *it = word ? kv__slot_visible(word, &pending) : NULL;
+    r->saw_pending = pending != NULL;
+    r->version = it ? kv__item_rev(it) : 0;
+    if (!reads_hold(s, t->reads, t->nreads) ||
+        (pending && atomic_load(&pending->state) != KV__COMMIT_PENDING) ||
+        kv__stripe_seq(s->stripes, kv__stripe_of(r->hash)) != r->seq) {
         t->doomed = true;
         rc = KV_CONFLICT;
     } else if (it) {
-        r->version = kv__item_rev(it);
         rc = kv__value_copy(kv__item_value(it), kv__item_vlen(it), kv__item_rev(it), out);
     } else {
         rc = KV_NOT_FOUND;

@@ -292,3 +292,59 @@ Test(stress, growth_under_load_loses_no_key, .timeout = 240)
                 (unsigned long long)(m.table_resizes - m0.table_resizes));
     kv_close(sh->store);
 }
+
+/* Many writers growing an empty store at once: every insert must find room
+ * (a table that fills up before its copy is done would never end a probe
+ * chain, and the store would hang), and every key must be there after. */
+#define CROWD 16
+
+typedef struct crowd_arg {
+    kv_store *s;
+    int id;
+    long n;
+    struct stress_fail *fail;
+} crowd_arg;
+
+static void *crowd_writer(void *p)
+{
+    crowd_arg *a = p;
+    char k[32];
+    for (long i = 0; i < a->n; i++) {
+        int len = snprintf(k, sizeof k, "crowd:%d:%ld", a->id, i);
+        int rc = kv_set(a->s, k, (size_t)len, k, (size_t)len, NULL);
+        if (rc != KV_OK) {
+            stress_failf(a->fail, "kv_set %s: %s", k, kv_strerror(rc));
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+Test(stress, many_writers_grow_an_empty_store, .timeout = 240)
+{
+    struct stress_fail fail = STRESS_FAIL_INIT;
+    kv_store *s = stress_open(0);
+    long per = stress_iters(50000, 2000);
+    pthread_t th[CROWD];
+    crowd_arg args[CROWD];
+    for (int i = 0; i < CROWD; i++)
+        args[i] = (crowd_arg){s, i, per, &fail};
+    stress_start(th, CROWD, crowd_writer, args, sizeof args[0]);
+    stress_join(th, CROWD);
+    stress_assert_ok(&fail);
+
+    char k[32], buf[32];
+    for (int t = 0; t < CROWD; t++)
+        for (long i = 0; i < per; i++) {
+            int len = snprintf(k, sizeof k, "crowd:%d:%ld", t, i);
+            size_t vlen;
+            int rc = kv_get_into(s, k, (size_t)len, buf, sizeof buf, &vlen, NULL);
+            if (rc != KV_OK || vlen != (size_t)len || memcmp(buf, k, vlen) != 0)
+                cr_assert_fail("%s: %s", k, kv_strerror(rc));
+        }
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_eq(m.keys, (uint64_t)(CROWD * per));
+    cr_assert_gt(m.table_resizes, 0);
+    kv_close(s);
+}

@@ -425,7 +425,8 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
      * in it for free. */
     kv__ebr_pin(&s->ebr, slot);
     kv__table *reserved_in = NULL;
-    if (nsets && !(reserved_in = kv__resize_prepare(s, slot, nsets))) {
+    size_t reserved = 0;
+    if (nsets && !(reserved_in = kv__resize_prepare(s, slot, nsets, &reserved))) {
         kv__ebr_unpin(slot);
         rc = KV_NO_MEMORY;
         goto out_free;
@@ -507,7 +508,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
 out_unlock:
     kv__stripes_unlock(s->stripes, stripes, nstripes);
     if (nsets) {
-        kv__resize_release(reserved_in, nsets);
+        kv__resize_release(reserved_in, reserved);
         kv__resize_help(s, slot, 1);
     }
     kv__ebr_unpin(slot);

@@ -16,6 +16,7 @@
 
 #define MIGRATE_CHUNK 256u
 #define MIN_SLOTS 1024u
+#define KV__UNRESERVED_MAX 16u
 
 static unsigned bits_for(size_t nslots)
 {
@@ -142,7 +143,17 @@ static bool reserve(kv__table *x, size_t used, size_t n, size_t limit)
     return false;
 }
 
-kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n)
+/* True if x has room for n more writer inserts even if every thread that
+ * uses libkv inserted KV__UNRESERVED_MAX keys unannounced right now: then
+ * a small write need not reserve (no shared counter to bump). */
+static bool plenty(size_t used, kv__table *x, size_t n, size_t limit)
+{
+    size_t worst = used + atomic_load_explicit(&x->reserved, memory_order_relaxed) +
+                   (size_t)kv__thread_bound() * KV__UNRESERVED_MAX;
+    return n <= KV__UNRESERVED_MAX && worst <= limit;
+}
+
+kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n, size_t *reserved)
 {
     /* Every writer that may insert reserves room first, so no table ever
      * fills up however many writers race (a full table would end no probe
@@ -157,6 +168,10 @@ kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n)
         kv__table *nt = atomic_load(&t->next);
         if (!nt) {
             size_t used = atomic_load(&t->used);
+            *reserved = 0;
+            if (plenty(used, t, n, t->grow_at))
+                return t;
+            *reserved = n;
             if (reserve(t, used, n, t->grow_at))
                 return t;
             if (!start_resize(s, t, n)) {
@@ -171,7 +186,12 @@ kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n)
         size_t chunks = 1 + n / 32;
         while (chunks-- > 0 && migrate_chunk(s, slot, t, nt))
             ;
-        if (reserve(nt, atomic_load(&nt->inserted), n, kv__table_size(nt) / 4))
+        size_t ins = atomic_load(&nt->inserted);
+        *reserved = 0;
+        if (plenty(ins, nt, n, kv__table_size(nt) / 4))
+            return nt;
+        *reserved = n;
+        if (reserve(nt, ins, n, kv__table_size(nt) / 4))
             return nt;
         while (migrate_chunk(s, slot, t, nt))
             ;
@@ -180,7 +200,8 @@ kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n)
     }
 }
 
-void kv__resize_release(kv__table *reserved_in, size_t n)
+void kv__resize_release(kv__table *reserved_in, size_t reserved)
 {
-    atomic_fetch_sub(&reserved_in->reserved, n);
+    if (reserved)
+        atomic_fetch_sub(&reserved_in->reserved, reserved);
 }

@@ -61,10 +61,11 @@ int kv__value_copy(const void *val, size_t vlen, uint64_t version, kv_value *out
 /* resize.c: before a write that may insert up to n new keys (in a read
  * section, no stripe lock held): reserves room for them, starting a resize
  * or helping a running one as needed. Returns the table the reservation is
- * in, for kv__resize_release once the write is done, or NULL if no room can
- * be had (out of memory for a bigger index). */
-kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n);
-void kv__resize_release(kv__table *reserved_in, size_t n);
+ * in and *reserved (0 when room is plentiful and nothing was reserved), for
+ * kv__resize_release once the write is done; NULL if no room can be had
+ * (out of memory for a bigger index). */
+kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n, size_t *reserved);
+void kv__resize_release(kv__table *reserved_in, size_t reserved);
 /* Migrates up to `chunks` chunks of a running resize (no locks held). */
 void kv__resize_help(kv_store *s, kv__slot *slot, size_t chunks);
 

@@ -43,16 +43,18 @@
 #define KV__SLOT_TAG_MASK ((uintptr_t)0xffff000000000000ULL)
 
 typedef struct kv__table {
+    /* read by every probe */
     unsigned shift; /* 64 - log2(size) */
     size_t mask;
     size_t grow_at; /* start a resize when used exceeds this */
-    _Atomic size_t used; /* slots that are not EMPTY */
+    _Atomic(struct kv__table *) next;
+    /* written by writers: kept off the line above (false sharing) */
+    _Alignas(64) _Atomic size_t used; /* slots that are not EMPTY */
     _Atomic size_t inserted; /* of those, filled by writers, not by migration */
     _Atomic size_t reserved; /* inserts writers have announced (resize.c) */
-    _Atomic(struct kv__table *) next;
     _Atomic size_t migrate_claim; /* next slot to hand to a migrator */
     _Atomic size_t migrate_done;  /* slots migrated */
-    _Atomic uintptr_t slots[];
+    _Alignas(64) _Atomic uintptr_t slots[];
 } kv__table;
 
 /* A table of 2^bits empty slots, or NULL on out-of-memory. */

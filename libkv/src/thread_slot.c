@@ -16,7 +16,7 @@ static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 static pthread_key_t registry_key;
 static int *free_ids;
 static size_t nfree, free_cap;
-static int next_id;
+static _Atomic int next_id; /* ids handed out so far; changed under the lock */
 
 static _Thread_local int my_id = -1;
 
@@ -70,6 +70,11 @@ int kv__thread_id(void)
     }
     my_id = id;
     return id;
+}
+
+unsigned kv__thread_bound(void)
+{
+    return (unsigned)atomic_load_explicit(&next_id, memory_order_relaxed);
 }
 
 kv__slot *kv__slot_get(kv__slot_dir *dir)

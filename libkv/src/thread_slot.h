@@ -75,6 +75,9 @@ typedef struct kv__slot_dir {
 /* The calling thread's id (0-based), or -1 if none can be allocated. */
 int kv__thread_id(void);
 
+/* An upper bound on the number of threads using libkv at this moment. */
+unsigned kv__thread_bound(void);
+
 /* The calling thread's slot in dir, allocating its chunk on first use.
  * NULL only on out-of-memory. */
 kv__slot *kv__slot_get(kv__slot_dir *dir);

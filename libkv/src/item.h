@@ -8,8 +8,8 @@
  *
  * kv__pending: stands in the index for a key while a multi-key change is
  * being published. It names the key's item before and after the change and
- * the change's kv__commit; readers take `after` once the commit's state is
- * COMMITTED and `before` until then, so all keys of the change become
+ * the change's kv__commit; readers (kv__slot_visible, table.h) take `after`
+ * once the commit's state is DONE and `before` until then, so all keys of the change become
  * visible at the single instant the state flips.
  */
 #ifndef KV_ITEM_H
@@ -130,15 +130,6 @@ static inline int kv__item_has_key(const kv__item *it, const void *key,
                                    size_t klen)
 {
     return kv__item_klen(it) == klen && kv__bytes_equal(kv__item_key(it), key, klen);
-}
-
-/* The item a reader sees through a pending node (NULL: absent). */
-static inline kv__item *kv__pending_visible(const kv__pending *p)
-{
-    if (atomic_load_explicit(&p->commit->state, memory_order_acquire) ==
-        KV__COMMIT_DONE)
-        return p->after;
-    return p->before;
 }
 
 /* Either item of a pending node: both carry the same key. */

@@ -56,7 +56,7 @@ static bool start_resize(kv_store *s, kv__table *t, size_t n)
         return false;
     kv__table *expected = NULL;
     if (!atomic_compare_exchange_strong(&t->next, &expected, nt))
-        free(nt);
+        kv__table_free(nt);
     else
         atomic_fetch_add_explicit(&s->resizes, 1, memory_order_relaxed);
     return true;

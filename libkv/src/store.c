@@ -169,45 +169,45 @@ int kv_delete_if(kv_store *s, const void *key, size_t klen, uint64_t expected,
     return KV_OK;
 }
 
-int kv_mset(kv_store *s, const kv_pair *pairs, size_t n, uint64_t *version)
+/* kv_mset and kv_mdelete: n SETs (pairs) or n DELETEs (keys) as one batch. */
+static int apply_many(kv_store *s, const kv_pair *pairs, const kv_key *keys, size_t n,
+                      kv__outcome *o)
 {
-    if (n && !pairs)
+    if (n && !pairs && !keys)
         return KV_INVALID_ARGUMENT;
     kv_op small[16];
     kv_op *ops = n <= 16 ? small : malloc(n * sizeof *ops);
     if (!ops)
         return KV_NO_MEMORY;
     for (size_t i = 0; i < n; i++)
-        ops[i] = (kv_op){KV_OP_SET, pairs[i].key, pairs[i].klen, pairs[i].val, pairs[i].vlen};
-    kv__outcome o;
-    int rc = apply_simple(s, &(kv__batch){.then_ops = ops, .nthen = n}, &o);
-    if (rc == KV_OK && version && o.revision)
-        *version = o.revision;
+        ops[i] = pairs ? (kv_op){KV_OP_SET, pairs[i].key, pairs[i].klen, pairs[i].val,
+                                 pairs[i].vlen}
+                       : (kv_op){KV_OP_DELETE, keys[i].data, keys[i].len, NULL, 0};
+    int rc = apply_simple(s, &(kv__batch){.then_ops = ops, .nthen = n}, o);
     if (ops != small)
         free(ops);
+    return rc;
+}
+
+int kv_mset(kv_store *s, const kv_pair *pairs, size_t n, uint64_t *version)
+{
+    kv__outcome o;
+    int rc = apply_many(s, pairs, NULL, n, &o);
+    if (rc == KV_OK && version && o.revision)
+        *version = o.revision;
     return rc;
 }
 
 int kv_mdelete(kv_store *s, const kv_key *keys, size_t n, size_t *deleted,
                uint64_t *version)
 {
-    if (n && !keys)
-        return KV_INVALID_ARGUMENT;
-    kv_op small[16];
-    kv_op *ops = n <= 16 ? small : malloc(n * sizeof *ops);
-    if (!ops)
-        return KV_NO_MEMORY;
-    for (size_t i = 0; i < n; i++)
-        ops[i] = (kv_op){KV_OP_DELETE, keys[i].data, keys[i].len, NULL, 0};
     kv__outcome o;
-    int rc = apply_simple(s, &(kv__batch){.then_ops = ops, .nthen = n}, &o);
+    int rc = apply_many(s, NULL, keys, n, &o);
     if (rc == KV_OK) {
         if (deleted)
             *deleted = o.deleted;
         if (version && o.revision)
             *version = o.revision;
     }
-    if (ops != small)
-        free(ops);
     return rc;
 }

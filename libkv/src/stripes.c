@@ -26,24 +26,6 @@ void kv__stripes_free(kv__stripe *stripes)
     free(stripes);
 }
 
-static int cmp_unsigned(const void *a, const void *b)
-{
-    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
-    return (x > y) - (x < y);
-}
-
-size_t kv__stripes_sort_unique(unsigned *ids, size_t n)
-{
-    if (n < 2)
-        return n;
-    qsort(ids, n, sizeof *ids, cmp_unsigned);
-    size_t out = 1;
-    for (size_t i = 1; i < n; i++)
-        if (ids[i] != ids[out - 1])
-            ids[out++] = ids[i];
-    return out;
-}
-
 void kv__stripes_lock(kv__stripe *stripes, const unsigned *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++)

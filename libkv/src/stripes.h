@@ -35,8 +35,6 @@ static inline unsigned kv__stripe_of(uint64_t hash)
 kv__stripe *kv__stripes_new(void);
 void kv__stripes_free(kv__stripe *stripes);
 
-/* Sorts ids ascending, drops duplicates, returns the new count. */
-size_t kv__stripes_sort_unique(unsigned *ids, size_t n);
 /* Locks/unlocks ids (sorted, unique) in order. */
 void kv__stripes_lock(kv__stripe *stripes, const unsigned *ids, size_t n);
 void kv__stripes_unlock(kv__stripe *stripes, const unsigned *ids, size_t n);

@@ -57,6 +57,17 @@ Test(store, open_accepts_limits_at_their_maximum)
     o.max_key_size = KV_LIMIT_MAX_KEY_SIZE;
     o.max_value_size = KV_LIMIT_MAX_VALUE_SIZE;
     kv_store *s = kvt_open(&o);
+    /* The maximum is usable, not just accepted: a key of exactly that size
+     * round-trips. */
+    char *key = malloc(KV_LIMIT_MAX_KEY_SIZE);
+    cr_assert_not_null(key);
+    memset(key, 'k', KV_LIMIT_MAX_KEY_SIZE);
+    cr_assert_eq(kv_set(s, key, KV_LIMIT_MAX_KEY_SIZE, "v", 1, NULL), KV_OK);
+    size_t vlen = 0;
+    char buf[4];
+    cr_assert_eq(kv_get_into(s, key, KV_LIMIT_MAX_KEY_SIZE, buf, sizeof buf, &vlen, NULL), KV_OK);
+    cr_assert_eq(vlen, 1);
+    free(key);
     kv_close(s);
 }
 

@@ -134,8 +134,9 @@ typedef struct kv__loc {
  * chain. Returns the key's slot word and fills *loc, or returns 0 (and
  * leaves *loc alone) if the key is in no table. Only loads slots, so a
  * reader may call it; the caller is in a read section. */
-static inline uintptr_t kv__table_probe(kv__table *t, uint64_t hash, const void *key,
-                                        size_t klen, kv__loc *loc)
+/* Inlined everywhere: it is the whole of a get. */
+static inline __attribute__((always_inline)) uintptr_t
+kv__table_probe(kv__table *t, uint64_t hash, const void *key, size_t klen, kv__loc *loc)
 {
     uintptr_t tag = kv__slot_tag(hash);
     for (; t; t = atomic_load(&t->next)) {
@@ -146,11 +147,16 @@ static inline uintptr_t kv__table_probe(kv__table *t, uint64_t hash, const void 
             uintptr_t v = atomic_load(&t->slots[i]);
             if (kv__slot_ends_chain(v))
                 break;
-            if ((v & KV__SLOT_TAG_MASK) == tag && kv__slot_is_key(v) &&
-                kv__item_has_key(kv__slot_key_item(v), key, klen)) {
+            if ((v & KV__SLOT_TAG_MASK) != tag || !kv__slot_is_key(v))
+                goto next;
+            /* A typical item spans two cache lines: start the miss on the
+             * second (the value) now rather than after the key compare. */
+            __builtin_prefetch((const char *)kv__slot_ptr(v) + 64);
+            if (kv__item_has_key(kv__slot_key_item(v), key, klen)) {
                 *loc = (kv__loc){t, i, v};
                 return v;
             }
+        next:
             i = (i + 1) & t->mask;
         }
     }

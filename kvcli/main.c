@@ -43,6 +43,10 @@ int main(int argc, char **argv)
         if (strcmp(a, "--") == 0)
             break;
         if (a[0] == '-' && a[1] != '\0') {
+            /* Only -h is short; say so now, or "-p 7379 ping" would be
+             * reported as the unknown command "7379". */
+            if (a[1] != '-' && strcmp(a, "-h") != 0)
+                return kvcli_usage_err("unknown option '%s' (try --help)", a);
             if (a[1] == '-' && kvcli_is_global_opt(a + 2, &takes_arg) &&
                 takes_arg)
                 i++;

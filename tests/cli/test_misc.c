@@ -239,6 +239,13 @@ Test(misc, environment_variables)
                 (const char *const[]){"ping", NULL});
     cr_assert_eq(r.rc, 2);
     cli_result_free(&r);
+
+    /* a short option before the command is named, not taken for one */
+    r = cli_run(NULL, 0, NULL, (const char *const[]){"-p", "7379", "ping", NULL});
+    cr_assert_eq(r.rc, 2);
+    cli_assert_one_error_line(&r);
+    cr_assert_not_null(strstr(r.err, "unknown option '-p'"), "err %s", r.err);
+    cli_result_free(&r);
 }
 
 Test(misc, unix_socket_option)

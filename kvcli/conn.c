@@ -48,6 +48,7 @@ int kvcli_exit_code(int status)
     case KV_TIMEOUT:
     case KV_CLOSED:
     case KV_IO:
+    case KV_PROTOCOL:
     case KV_AUTH_REQUIRED:
     case KV_AUTH_FAILED:
     case KV_BUSY:
@@ -71,6 +72,8 @@ static const char *hint(int status, const char *msg)
     case KV_CLOSED:
     case KV_IO:
         return "the connection was lost; is kvd still running?";
+    case KV_PROTOCOL:
+        return "that is not kvd's protocol: is kvd listening there? check --host and --port";
     case KV_AUTH_REQUIRED:
         return "the server needs a password: use --password or KV_PASSWORD";
     case KV_AUTH_FAILED:

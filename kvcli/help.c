@@ -16,7 +16,8 @@
     "     ran (txn)\n"                                                        \
     "  2  usage error (bad command, option or argument; unreadable file)\n"   \
     "  3  connection error: cannot connect, timeout, connection lost,\n"      \
-    "     authentication failed or required, server busy\n"                   \
+    "     authentication failed or required, server busy, the server\n"       \
+    "     does not speak kvd's protocol\n"                                     \
     "  4  server error: the server refused or failed the request\n"
 
 static const char set_help[] =

@@ -330,9 +330,10 @@ int kv_client_connect(kv_client *c)
                               "server chose protocol version %llu",
                               (unsigned long long)r.proto_version);
     if (rc != KV_OK) {
-        char msg[KV__CLIENT_ERRLEN];
+        char msg[KV__CLIENT_ERRLEN], peer[300];
         snprintf(msg, sizeof msg, "%s", c->err);
-        kv__client_fail(c, rc, "handshake failed: %s", msg);
+        kv__client_peer_name(c, peer, sizeof peer);
+        kv__client_fail(c, rc, "handshake with %s failed: %s", peer, msg);
         return rc;
     }
     c->proto_version = (int)r.proto_version;

@@ -45,6 +45,10 @@ int64_t kv__client_now_ms(void);
 /* Starts a call: sets the deadline from opts.io_timeout_ms. */
 void kv__client_start_call(kv_client *c);
 
+/* The server's address as messages name it: host:port, [v6]:port or the
+ * Unix socket path. */
+void kv__client_peer_name(const kv_client *c, char *buf, size_t cap);
+
 /* Records a failure message (printf-style) and returns status. */
 int kv__client_error(kv_client *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

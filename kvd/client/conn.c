@@ -36,7 +36,7 @@ static const char *errtext(int err, char *buf, size_t cap)
 }
 
 /* "host:port", "[v6]:port" or the socket path, for messages. */
-static void peer_name(const kv_client *c, char *buf, size_t cap)
+void kv__client_peer_name(const kv_client *c, char *buf, size_t cap)
 {
     if (c->opts.unix_path)
         snprintf(buf, cap, "%s", c->opts.unix_path);
@@ -102,7 +102,7 @@ int kv__client_dial(kv_client *c)
 {
     char peer[300], ebuf[128];
     int err;
-    peer_name(c, peer, sizeof peer);
+    kv__client_peer_name(c, peer, sizeof peer);
 
     if (c->opts.unix_path) {
         struct sockaddr_un sun;

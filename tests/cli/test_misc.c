@@ -1,12 +1,13 @@
 /*
  * test_misc.c - kvcli scan, metrics, ping, version, help, and the
  * connection conventions: --host/--port/--unix/--password/--timeout and
- * their KV_* variables, error lines and exit codes when kvd is down, slow
- * or wants a password.
+ * their KV_* variables, error lines and exit codes when kvd is down, slow,
+ * wants a password or is not kvd at all.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -288,6 +289,45 @@ Test(misc, timeout_on_a_silent_server)
     cr_assert_eq(r.rc, 3, "rc %d err %s", r.rc, r.err);
     cli_assert_one_error_line(&r);
     cr_assert_not_null(strstr(r.err, "--timeout"), "err: %s", r.err);
+    cli_result_free(&r);
+}
+
+/* Answers one connection the way a Redis server answers a stranger. */
+static void *answer_like_redis(void *arg)
+{
+    int lfd = *(int *)arg;
+    int c = accept(lfd, NULL, NULL);
+    if (c >= 0) {
+        char buf[256];
+        (void)!read(c, buf, sizeof buf);
+        const char reply[] = "-ERR unknown command\r\n";
+        (void)!write(c, reply, sizeof reply - 1);
+        close(c);
+    }
+    return NULL;
+}
+
+Test(misc, a_server_that_is_not_kvd)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, answer_like_redis, &fd), 0);
+    char port[16];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    cli_result r = cli_run(NULL, 0, NULL,
+                           (const char *const[]){"--port", port, "--timeout", "5", "ping", NULL});
+    pthread_join(th, NULL);
+    close(fd);
+    cr_assert_eq(r.rc, 3, "rc %d err %s", r.rc, r.err);
+    cli_assert_one_error_line(&r);
+    cr_assert_not_null(strstr(r.err, "is kvd listening there?"), "err: %s", r.err);
     cli_result_free(&r);
 }
 

@@ -354,6 +354,28 @@ int kv_proto_resp_del(kv_proto_buf *b, uint64_t id, uint64_t deleted,
 int kv_proto_resp_mget(kv_proto_buf *b, uint64_t id, const kv_value *values,
                        size_t n);
 
+/* MGET, streamed from kv_mget_with()'s callback without copying:
+ *   kv_proto_mget_writer w;
+ *   kv_proto_resp_mget_begin(b, id, nkeys, &w);
+ *   ... kv_proto_resp_mget_add(&w, val, vlen, version) per key, in order
+ *       (val NULL: the key is missing) ...
+ *   kv_proto_resp_mget_end(&w);   // or _abort(&w)
+ * Exactly nkeys adds must precede end (else KV_INVALID_ARGUMENT and the
+ * frame is removed). Nothing else may be appended to b between begin and
+ * end/abort; after a failed add, call abort: it removes the partial frame. */
+typedef struct kv_proto_mget_writer {
+    kv_proto_buf *b; /* private */
+    size_t start;    /* private: offset of the frame in b */
+    size_t left;     /* adds still expected                */
+} kv_proto_mget_writer;
+
+int kv_proto_resp_mget_begin(kv_proto_buf *b, uint64_t id, size_t n,
+                             kv_proto_mget_writer *w);
+int kv_proto_resp_mget_add(kv_proto_mget_writer *w, const void *val, size_t vlen,
+                           uint64_t version);
+int kv_proto_resp_mget_end(kv_proto_mget_writer *w);
+void kv_proto_resp_mget_abort(kv_proto_mget_writer *w);
+
 /* TXN: [succeeded, version, [op results]] from kv_txn_cond()'s result. */
 int kv_proto_resp_txn(kv_proto_buf *b, uint64_t id, const kv_txn_result *r);
 

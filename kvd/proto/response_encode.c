@@ -3,10 +3,11 @@
  * as complete frames to a kv_proto_buf (docs/protocol.md sections 2, 4).
  *
  * Each function is one frame; a server appends a batch of them and writes
- * the buffer once. SCAN is streamed: begin writes the envelope with a
- * fixed-width cursor and a 32-bit array count, add appends entries straight
- * from kv_scan's callback, end patches both (a non-minimal but valid
- * MessagePack encoding).
+ * the buffer once. MGET and SCAN can be streamed from the store's zero-copy
+ * callbacks. MGET knows its count up front, so begin writes the whole
+ * envelope; SCAN's begin writes a fixed-width cursor and a 32-bit array
+ * count, add appends entries straight from kv_scan's callback, and end
+ * patches both (a non-minimal but valid MessagePack encoding).
  */
 #include <string.h>
 
@@ -92,21 +93,76 @@ int kv_proto_resp_del(kv_proto_buf *b, uint64_t id, uint64_t deleted,
 int kv_proto_resp_mget(kv_proto_buf *b, uint64_t id, const kv_value *values,
                        size_t n)
 {
-    size_t hint = 16;
-    for (size_t i = 0; i < n; i++)
-        hint += values[i].len + 16;
-    RESP_BEGIN(b, hint, id, KV_OK);
-    e_ |= msgpack_pack_array(&pk_, n);
-    for (size_t i = 0; i < n && e_ == 0; i++) {
-        if (values[i].data == NULL) {
-            e_ |= msgpack_pack_nil(&pk_);
-            continue;
-        }
-        e_ |= msgpack_pack_array(&pk_, 2);
-        e_ |= kv__pack_bin(&pk_, values[i].data, values[i].len);
-        e_ |= msgpack_pack_uint64(&pk_, values[i].version);
+    kv_proto_mget_writer w;
+    int rc = kv_proto_resp_mget_begin(b, id, n, &w);
+    for (size_t i = 0; i < n && rc == KV_OK; i++)
+        rc = kv_proto_resp_mget_add(&w, values[i].data, values[i].len, values[i].version);
+    if (rc != KV_OK) {
+        kv_proto_resp_mget_abort(&w);
+        return rc;
     }
-    RESP_END(b);
+    return kv_proto_resp_mget_end(&w);
+}
+
+/* ---- MGET (streamed) -------------------------------------------------- */
+
+int kv_proto_resp_mget_begin(kv_proto_buf *b, uint64_t id, size_t n,
+                             kv_proto_mget_writer *w)
+{
+    *w = (kv_proto_mget_writer){b, b->len, n};
+    if (n > UINT32_MAX)
+        return KV_INVALID_ARGUMENT;
+    /* a guess for small values; adds reserve for what they carry */
+    RESP_BEGIN(b, 16 + 32 * (n < 1024 ? n : 1024), id, KV_OK);
+    w->start = start_;
+    e_ |= msgpack_pack_array(&pk_, n);
+    if (e_) {
+        b->len = start_;
+        return KV_NO_MEMORY;
+    }
+    return KV_OK;
+}
+
+int kv_proto_resp_mget_add(kv_proto_mget_writer *w, const void *val, size_t vlen,
+                           uint64_t version)
+{
+    kv_proto_buf *b = w->b;
+    size_t before = b->len;
+    if (w->left == 0)
+        return KV_INVALID_ARGUMENT;
+    if (kv_proto_buf_reserve(b, vlen + 24) != KV_OK)
+        return KV_NO_MEMORY;
+    msgpack_packer pk;
+    kv__packer_init(&pk, b);
+    int e;
+    if (val == NULL) {
+        e = msgpack_pack_nil(&pk);
+    } else {
+        e = msgpack_pack_array(&pk, 2);
+        e |= kv__pack_bin(&pk, val, vlen);
+        e |= msgpack_pack_uint64(&pk, version);
+    }
+    if (e) {
+        b->len = before;
+        return KV_NO_MEMORY;
+    }
+    w->left--;
+    return KV_OK;
+}
+
+int kv_proto_resp_mget_end(kv_proto_mget_writer *w)
+{
+    if (w->left != 0) {
+        w->b->len = w->start;
+        return KV_INVALID_ARGUMENT;
+    }
+    return kv__frame_end(w->b, w->start, KV_OK);
+}
+
+void kv_proto_resp_mget_abort(kv_proto_mget_writer *w)
+{
+    w->b->len = w->start;
+    w->left = 0;
 }
 
 int kv_proto_resp_txn(kv_proto_buf *b, uint64_t id, const kv_txn_result *r)

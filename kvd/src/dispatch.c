@@ -10,6 +10,7 @@
  */
 #include "dispatch.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,18 +113,29 @@ static int op_get(kvd_conn *c, kv_store *st, const kv_proto_request *r)
     return reply_status(c, r->id, rc, rc == KV_NOT_FOUND ? NULL : kv_strerror(rc));
 }
 
-/* ---- result size guard ----------------------------------------------------
- * MGET and TXN copy every value they read before anything is encoded, so
- * their result size is checked first with zero-copy lookups (the codec
- * has no streaming MGET encoder that kv_mget_with could feed directly). Values can
- * change between the check and the read; the check bounds the damage of
- * an amplifying request, it is not a transaction. */
+/* ---- MGET: streamed ------------------------------------------------------
+ * The answer is encoded straight from kv_mget_with's snapshot (no copies).
+ * Past max_response bytes an answer for several keys is dropped and the
+ * client is told to ask for fewer: an amplifying request costs at most one
+ * value more than the limit. */
 
-static void size_cb(void *ctx, const void *val, size_t vlen, uint64_t version)
+typedef struct mget_ctx {
+    kv_proto_mget_writer w;
+    int rc;
+    size_t max_bytes; /* one key is always answered, several only within this */
+    size_t nkeys;
+    bool too_large;
+} mget_ctx;
+
+static void mget_cb(void *ctx, size_t i, const void *val, size_t vlen, uint64_t version)
 {
-    (void)val;
-    (void)version;
-    *(size_t *)ctx += vlen + 16;
+    (void)i;
+    mget_ctx *m = ctx;
+    if (m->rc != KV_OK || m->too_large)
+        return;
+    m->rc = kv_proto_resp_mget_add(&m->w, val, vlen, version);
+    if (m->nkeys > 1 && m->w.b->len - m->w.start > m->max_bytes)
+        m->too_large = true;
 }
 
 static int too_large(kvd_conn *c, uint64_t id)
@@ -134,19 +146,35 @@ static int too_large(kvd_conn *c, uint64_t id)
     return reply_status(c, id, KV_INVALID_ARGUMENT, msg);
 }
 
-static void mget_size_cb(void *ctx, size_t i, const void *val, size_t vlen, uint64_t version)
+static int op_mget(kvd_conn *c, kv_store *st, const kv_proto_request *r)
 {
-    (void)i;
-    size_cb(ctx, val, vlen, version);
+    mget_ctx m = {.rc = KV_OK, .max_bytes = c->w->server->max_response, .nkeys = r->nkeys};
+    int rc = kv_proto_resp_mget_begin(&c->out, r->id, r->nkeys, &m.w);
+    if (rc != KV_OK)
+        return reply_encode_failed(c, r->id, rc);
+    rc = kv_mget_with(st, r->keys, r->nkeys, mget_cb, &m);
+    if (rc == KV_OK)
+        rc = m.rc;
+    if (rc == KV_OK && !m.too_large && (rc = kv_proto_resp_mget_end(&m.w)) == KV_OK)
+        return KV_OK;
+    kv_proto_resp_mget_abort(&m.w);
+    if (m.too_large)
+        return too_large(c, r->id);
+    return reply_status(c, r->id, rc, kv_strerror(rc));
 }
 
-/* Sum of the current sizes of the keys (one zero-copy snapshot). */
-static size_t keys_size(kv_store *st, const kv_key *keys, size_t n)
+/* ---- TXN result size guard -------------------------------------------------
+ * A conditional transaction copies every value its GETs read before
+ * anything is encoded, so the size of those values is checked first with
+ * zero-copy lookups. Values can change between the check and the
+ * transaction; the check bounds the damage of an amplifying request, it
+ * is not a transaction. */
+
+static void size_cb(void *ctx, const void *val, size_t vlen, uint64_t version)
 {
-    size_t total = 0;
-    if (kv_mget_with(st, keys, n, mget_size_cb, &total) != KV_OK)
-        return 0; /* kv_mget will report the error */
-    return total;
+    (void)val;
+    (void)version;
+    *(size_t *)ctx += vlen + 16;
 }
 
 static size_t ops_get_size(kv_store *st, const kv_op *ops, size_t n, size_t limit)
@@ -156,22 +184,6 @@ static size_t ops_get_size(kv_store *st, const kv_op *ops, size_t n, size_t limi
         if (ops[i].kind == KV_OP_GET)
             kv_get_with(st, ops[i].key, ops[i].klen, size_cb, &total);
     return total;
-}
-
-static int op_mget(kvd_conn *c, kv_store *st, const kv_proto_request *r)
-{
-    size_t limit = c->w->server->max_response;
-    if (r->nkeys > 1 && keys_size(st, r->keys, r->nkeys) > limit)
-        return too_large(c, r->id);
-    kv_value *vals = kv_proto_arena_alloc(&c->arena, (r->nkeys ? r->nkeys : 1) * sizeof *vals);
-    if (!vals)
-        return reply_status(c, r->id, KV_NO_MEMORY, NULL);
-    int rc = kv_mget(st, r->keys, r->nkeys, vals);
-    if (rc != KV_OK)
-        return reply_status(c, r->id, rc, kv_strerror(rc));
-    rc = kv_proto_resp_mget(&c->out, r->id, vals, r->nkeys);
-    kv_values_free(vals, r->nkeys);
-    return rc == KV_OK ? KV_OK : reply_encode_failed(c, r->id, rc);
 }
 
 static int reply_version(kvd_conn *c, uint64_t id, int rc, uint64_t version)

@@ -147,6 +147,52 @@ Test(response, mget)
     kv_proto_buf_free(&b);
 }
 
+/* The streamed writer: the frame only exists once end() saw every key; an
+ * abort or a wrong count leaves the buffer as it was. */
+Test(response, mget_streamed)
+{
+    kv_proto_buf b = {0};
+    kv_proto_response r;
+    uint8_t *copy;
+    cr_assert_eq(kv_proto_resp_ping(&b, 1, "x", 1), KV_OK);
+    size_t before = b.len;
+
+    kv_proto_mget_writer w;
+    cr_assert_eq(kv_proto_resp_mget_begin(&b, 9, 2, &w), KV_OK);
+    cr_assert_eq(kv_proto_resp_mget_add(&w, "abc", 3, 5), KV_OK);
+    kv_proto_resp_mget_abort(&w);
+    cr_assert_eq(b.len, before, "abort removes the partial frame");
+
+    cr_assert_eq(kv_proto_resp_mget_begin(&b, 9, 2, &w), KV_OK);
+    cr_assert_eq(kv_proto_resp_mget_add(&w, "abc", 3, 5), KV_OK);
+    cr_assert_eq(kv_proto_resp_mget_end(&w), KV_INVALID_ARGUMENT, "one add short");
+    cr_assert_eq(b.len, before);
+
+    cr_assert_eq(kv_proto_resp_mget_begin(&b, 9, 2, &w), KV_OK);
+    cr_assert_eq(kv_proto_resp_mget_add(&w, NULL, 0, 0), KV_OK);
+    cr_assert_eq(kv_proto_resp_mget_add(&w, BIN, sizeof BIN, 8), KV_OK);
+    cr_assert_eq(kv_proto_resp_mget_add(&w, "extra", 5, 1), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_proto_resp_mget_end(&w), KV_OK);
+
+    /* skip the PING frame, decode the MGET one */
+    kv_proto_buf m = {0};
+    cr_assert_eq(kv_proto_buf_reserve(&m, b.len - before), KV_OK);
+    memcpy(m.data, b.data + before, b.len - before);
+    m.len = b.len - before;
+    expect_standard(&m);
+    cr_assert_eq(pt_decode_resp(&m, KV_PROTO_MGET, &copy, &r), KV_OK);
+    cr_assert_eq(r.id, 9);
+    cr_assert_eq(r.nvalues, 2);
+    cr_expect_eq(r.values[0].found, 0);
+    cr_expect_eq(r.values[1].found, 1);
+    cr_expect(pt_bytes_eq(r.values[1].data, r.values[1].len, BIN, sizeof BIN));
+    cr_expect_eq(r.values[1].version, 8);
+    kv_proto_response_free(&r);
+    free(copy);
+    kv_proto_buf_free(&m);
+    kv_proto_buf_free(&b);
+}
+
 Test(response, txn)
 {
     char v[] = "val";

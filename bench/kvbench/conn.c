@@ -5,6 +5,9 @@
  * queued, oldest first; the last `unstamped` of them are still in `out`.
  * At most one uv_write is in flight (`writing`), on `wbuf`; requests
  * queued meanwhile wait in `out` and go with the next write.
+ * With --rate, n <= pipeline in RUN as in the closed loop: a request
+ * that falls due while n == pipeline stays in the schedule (not yet
+ * queued) and is queued as soon as an answer frees a place.
  */
 #include "conn.h"
 
@@ -63,6 +66,8 @@ static int conn_queue(kvb_conn *c, kv_proto_request *q)
     f->id = q->id;
     f->op = q->op;
     f->sent_ns = 0;
+    f->due_ns = 0;
+    f->late = 0;
     c->n++;
     c->unstamped++;
     return 0;
@@ -136,8 +141,46 @@ static void on_write(uv_write_t *req, int status)
     conn_flush(c);
 }
 
-/* Queues requests until `pipeline` are in flight (RUN) or the share of
- * preloaded keys is done (PRELOAD). Does not flush. */
+/* Queues one request of the workload: a random key, GET or SET by
+ * --ratio. */
+static int conn_queue_next(kvb_conn *c)
+{
+    const kvb_run *run = c->w->run;
+    const kvb_opts *o = run->opts;
+    unsigned total = o->get_ratio + o->set_ratio;
+    uint64_t k = kvb_keys_pick(&run->keys, &c->rng);
+    int is_get = o->set_ratio == 0 ||
+                 (o->get_ratio != 0 && kvb_rng_below(&c->rng, total) < o->get_ratio);
+    return is_get ? conn_queue_get(c, k) : conn_queue_set(c, k);
+}
+
+/* --rate: queues the requests due at now_ns, oldest first, while fewer
+ * than `pipeline` are in flight. If one is due and the pipeline is full,
+ * every slot due so far is marked blocked: those requests are sent late
+ * (their latency still counts from the due time). */
+static void conn_fill_due(kvb_conn *c, uint64_t now_ns)
+{
+    kvb_sched *s = &c->sched;
+    size_t pipeline = (size_t)c->w->run->opts->pipeline;
+    while (s->due_ns <= now_ns) {
+        if (c->n >= pipeline) {
+            s->blocked_ns = now_ns;
+            return; /* an answer frees a place: on_read sends then */
+        }
+        if (conn_queue_next(c) != 0)
+            return;
+        kvb_inflight *f = ring_at(c, c->n - 1);
+        f->due_ns = s->due_ns;
+        f->late = s->due_ns <= s->blocked_ns;
+        kvb_sched_advance(s);
+    }
+    if (c->n < pipeline)
+        kvb_worker_wake_at(c->w, s->due_ns);
+}
+
+/* Queues requests until `pipeline` are in flight (RUN; with --rate, only
+ * those due) or the share of preloaded keys is done (PRELOAD). Does not
+ * flush. */
 static void conn_fill(kvb_conn *c)
 {
     const kvb_run *run = c->w->run;
@@ -162,14 +205,13 @@ static void conn_fill(kvb_conn *c)
             conn_close(c);
         return;
     }
-    unsigned total = o->get_ratio + o->set_ratio;
-    while (c->n < (size_t)o->pipeline) {
-        uint64_t k = kvb_keys_pick(&run->keys, &c->rng);
-        int is_get = o->set_ratio == 0 ||
-                     (o->get_ratio != 0 && kvb_rng_below(&c->rng, total) < o->get_ratio);
-        if ((is_get ? conn_queue_get(c, k) : conn_queue_set(c, k)) != 0)
-            return;
+    if (o->rate > 0) {
+        conn_fill_due(c, uv_hrtime());
+        return;
     }
+    while (c->n < (size_t)o->pipeline)
+        if (conn_queue_next(c) != 0)
+            return;
 }
 
 /* One response, for the oldest request in flight. */
@@ -244,7 +286,17 @@ static void conn_response(kvb_conn *c, const uint8_t *body, size_t len,
         r->errors++;
         r->errors_by_status[status >= 0 && status < 64 ? status : 63]++;
     }
-    kvb_hist_record(&r->lat, now - f.sent_ns);
+    if (f.due_ns == 0) {
+        kvb_hist_record(&r->lat, now - f.sent_ns);
+        return;
+    }
+    /* --rate: from the due time, so time spent waiting for a place in
+     * the pipeline (or for our own loop) is part of the latency. */
+    kvb_hist_record(&r->lat, now - f.due_ns);
+    if (f.late)
+        r->late++;
+    else
+        kvb_hist_record(&r->send_lag, f.sent_ns - f.due_ns);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -381,13 +433,33 @@ int kvb_conn_start(kvb_conn *c, kvb_worker *w, int gidx)
     return 0;
 }
 
-void kvb_conn_run(kvb_conn *c)
+void kvb_conn_run(kvb_conn *c, uint64_t first_due_ns)
 {
     if (c->state != KVB_CONN_READY)
         return;
+    const kvb_opts *o = c->w->run->opts;
+    if (o->rate > 0)
+        kvb_sched_init(&c->sched, first_due_ns, (double)o->connections * 1e9 / o->rate);
     c->state = KVB_CONN_RUN;
     conn_fill(c);
     conn_flush(c);
+}
+
+void kvb_conn_send_due(kvb_conn *c, uint64_t now_ns)
+{
+    if (c->state != KVB_CONN_RUN)
+        return;
+    if (c->w->phase != KVB_PHASE_WARMUP && c->w->phase != KVB_PHASE_MEASURE)
+        return;
+    conn_fill_due(c, now_ns);
+    conn_flush(c);
+}
+
+uint64_t kvb_conn_backlog(const kvb_conn *c, uint64_t end_ns)
+{
+    if (c->sched.interval_ns <= 0) /* never ran */
+        return 0;
+    return kvb_sched_due(&c->sched, end_ns);
 }
 
 void kvb_conn_stop(kvb_conn *c, int force)

@@ -31,6 +31,8 @@ typedef struct kvb_opts {
     int connections;       /* -c, default 50                            */
     int threads;           /* -t, default 1                             */
     int pipeline;          /* -P, requests in flight per connection     */
+    double rate;           /* --rate, requests/s of the whole run; 0 =
+                              closed loop                               */
     unsigned get_ratio;    /* --ratio GET:SET, default 1:0              */
     unsigned set_ratio;
     uint64_t keys;         /* --keys, default 100000                    */
@@ -68,6 +70,8 @@ typedef struct kvb_run {
     struct sockaddr_storage addr; /* TCP target (unused with --unix)     */
     const uint8_t *value;         /* opts->value_size bytes for SETs     */
 
+    _Atomic uint64_t measure_end_ns; /* uv_hrtime() at the end of MEASURE,
+                                       stored before phase becomes STOP */
     _Atomic int phase;            /* kvb_phase, written by main only     */
     _Atomic int workers_ready;    /* workers done with SETUP             */
     _Atomic int workers_failed;   /* workers whose SETUP failed          */
@@ -82,7 +86,13 @@ typedef struct kvb_result {
     uint64_t conn_errors;     /* connections lost or refused            */
     uint64_t preloaded;       /* SETs of --preload                      */
     uint64_t answered;        /* all responses of WARMUP and MEASURE    */
-    kvb_hist lat;             /* request latency, ns                    */
+    kvb_hist lat;             /* request latency, ns; with --rate from
+                                 the request's due time                 */
+    /* --rate only: */
+    uint64_t late;            /* answered requests that fell due while
+                                 their connection had -P in flight      */
+    uint64_t backlog;         /* due before MEASURE ended, never sent   */
+    kvb_hist send_lag;        /* due time to write, on-time requests, ns */
 } kvb_result;
 
 typedef struct kvb_worker kvb_worker;

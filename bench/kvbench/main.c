@@ -4,7 +4,8 @@
  * Resolves the target, starts the worker threads (worker.c), then moves
  * the run through its phases by the clock: SETUP (connect, HELLO, AUTH,
  * --preload) until every worker is ready, WARMUP for --warmup seconds,
- * MEASURE for --duration seconds, STOP. Then it joins the workers, merges
+ * MEASURE for --duration seconds, STOP (with --rate the workers' send
+ * schedules start with WARMUP). Then it joins the workers, merges
  * their counts and histograms, and prints the report (report.c).
  * SIGINT/SIGTERM end the current phase early and still report.
  */
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <uv.h>
 
 #include "kvbench.h"
 
@@ -88,6 +90,7 @@ int main(int argc, char **argv)
         value[i] = (uint8_t)('a' + i % 26);
     run.value = value;
     kvb_keys_init(&run.keys, opts.keys, opts.dist);
+    atomic_init(&run.measure_end_ns, 0);
     atomic_init(&run.phase, KVB_PHASE_SETUP);
     atomic_init(&run.workers_ready, 0);
     atomic_init(&run.workers_failed, 0);
@@ -133,11 +136,14 @@ int main(int argc, char **argv)
         atomic_store(&run.phase, KVB_PHASE_MEASURE);
         sleep_until(t0 + opts.duration);
         t1 = now_s();
+        /* Before STOP: --rate workers count the sends still due by then. */
+        atomic_store(&run.measure_end_ns, uv_hrtime());
     }
     atomic_store(&run.phase, KVB_PHASE_STOP);
 
     static kvb_result total; /* static: the histogram is 60 KiB */
     kvb_hist_init(&total.lat);
+    kvb_hist_init(&total.send_lag);
     for (int i = 0; i < nstarted; i++)
         kvb_worker_join(workers[i], &total);
     free(workers);

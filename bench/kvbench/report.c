@@ -3,6 +3,8 @@
  *
  * Latencies are in microseconds; percentiles are the top of their
  * histogram bucket (at most 0.8 % above the true value), max is exact.
+ * The closed loop's output is parsed by bench/compare.sh: its lines and
+ * JSON fields stay as they are; --rate only adds to them.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,6 +20,32 @@ static const char *dist_name(kvb_dist d)
 static double us(uint64_t ns)
 {
     return (double)ns / 1000.0;
+}
+
+static double pct(uint64_t part, uint64_t whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+/* --rate: the fields a reader needs to tell whether the rate was met. */
+static void rate_json(const kvb_opts *o, const kvb_result *r, double rps)
+{
+    const kvb_hist *g = &r->send_lag;
+    printf("\"rate\":%.1f,\"achieved_pct\":%.2f,\"late\":%" PRIu64
+           ",\"backlog\":%" PRIu64 ",\"send_lag_p50_us\":%.2f,\"send_lag_p99_us\":%.2f,"
+           "\"send_lag_max_us\":%.2f,",
+           o->rate, 100.0 * rps / o->rate, r->late, r->backlog,
+           us(kvb_hist_percentile(g, 50.0)), us(kvb_hist_percentile(g, 99.0)), us(g->max));
+}
+
+static void rate_text(const kvb_opts *o, const kvb_result *r, double rps, uint64_t total)
+{
+    const kvb_hist *g = &r->send_lag;
+    printf("rate:       %.0f req/s scheduled, %.0f achieved (%.1f %%); %" PRIu64
+           " late (%.2f %%), %" PRIu64 " due but never sent\n",
+           o->rate, rps, 100.0 * rps / o->rate, r->late, pct(r->late, total), r->backlog);
+    printf("send lag us: p50 %.1f  p99 %.1f  max %.1f (due time to write, requests on time)\n",
+           us(kvb_hist_percentile(g, 50.0)), us(kvb_hist_percentile(g, 99.0)), us(g->max));
 }
 
 void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
@@ -45,6 +73,8 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
                ",\"conn_errors\":%" PRIu64 ",\"answered\":%" PRIu64 ",",
                total, r->gets, r->sets, rps, r->not_found, r->errors, r->conn_errors,
                r->answered);
+        if (o->rate > 0)
+            rate_json(o, r, rps);
         printf("\"errors_by_status\":{");
         int first = 1;
         for (int i = 0; i < 64; i++) {
@@ -60,13 +90,18 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
                us(kvb_hist_percentile(h, 99.9)), us(h->max));
         return;
     }
-    printf("kvbench: %s, %d connections, %d thread%s, pipeline %d\n", target,
+    printf("kvbench: %s, %d connections, %d thread%s, pipeline %d", target,
            o->connections, o->threads, o->threads == 1 ? "" : "s", o->pipeline);
+    if (o->rate > 0)
+        printf(", open loop at %.0f req/s (latency from each request's due time)", o->rate);
+    printf("\n");
     printf("workload: GET:SET %u:%u, %" PRIu64 " keys %s, %zu-byte values, %.1f s (+%.1f s warmup)%s\n",
            o->get_ratio, o->set_ratio, o->keys, dist_name(o->dist), o->value_size, seconds,
            o->warmup, o->preload ? ", preloaded" : "");
     printf("requests:   %" PRIu64 " in %.2f s = %.0f req/s (GET %" PRIu64 ", SET %" PRIu64 ")\n",
            total, seconds, rps, r->gets, r->sets);
+    if (o->rate > 0)
+        rate_text(o, r, rps, total);
     printf("latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n",
            us(kvb_hist_percentile(h, 50.0)), us(kvb_hist_percentile(h, 99.0)),
            us(kvb_hist_percentile(h, 99.9)), us(h->max), mean);

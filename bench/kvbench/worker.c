@@ -7,6 +7,15 @@
  * connection is closed or KVB_STOP_GRACE_MS has passed, closes the timer
  * so that uv_run returns. A worker tells the main thread once, through
  * run->workers_ready or run->workers_failed, that its setup is over.
+ *
+ * With --rate the worker also drives its connections' schedules: when
+ * the run starts it staggers their first due times evenly over one
+ * interval; a pacer (pacer.h) wakes the loop at the earliest due time of
+ * the connections that have room in their pipeline, and then every
+ * connection sends what has fallen due. A connection whose pipeline is
+ * full sends from its read callback instead, as answers free places. At
+ * STOP the worker counts the requests that fell due before MEASURE ended
+ * but were never sent (backlog).
  */
 #include "worker.h"
 
@@ -59,6 +68,58 @@ void kvb_worker_conn_closed(kvb_worker *w)
     w->nclosed++;
 }
 
+static int rate_mode(const kvb_worker *w)
+{
+    return w->run->opts->rate > 0;
+}
+
+void kvb_worker_wake_at(kvb_worker *w, uint64_t due_ns)
+{
+    kvb_pacer_arm(&w->pacer, due_ns);
+}
+
+/* The pacer's callback: every connection sends what is due and asks to
+ * be woken for its next request (the pacer keeps the earliest). */
+static void on_pace(kvb_pacer *p)
+{
+    kvb_worker *w = p->data;
+    uint64_t now = uv_hrtime();
+    for (int i = 0; i < w->nconns; i++)
+        kvb_conn_send_due(&w->conns[i], now);
+}
+
+/* Starts the READY connections; with --rate, connection i of n is first
+ * due i/n of an interval after now, so the worker's sends are even. */
+static void worker_start_conns(kvb_worker *w)
+{
+    const kvb_opts *o = w->run->opts;
+    uint64_t now = uv_hrtime();
+    double step = rate_mode(w) ? (double)o->connections * 1e9 / o->rate / w->nconns : 0;
+    for (int i = 0; i < w->nconns; i++)
+        kvb_conn_run(&w->conns[i], now + (uint64_t)(step * i));
+}
+
+/* --rate, at STOP: stops sending and counts what was due before MEASURE
+ * ended but never went out. */
+static void worker_stop_schedule(kvb_worker *w)
+{
+    if (!rate_mode(w))
+        return;
+    kvb_pacer_stop(&w->pacer);
+    uint64_t end = atomic_load(&w->run->measure_end_ns);
+    if (end == 0) /* stopped before MEASURE */
+        return;
+    for (int i = 0; i < w->nconns; i++)
+        w->res.backlog += kvb_conn_backlog(&w->conns[i], end);
+}
+
+static void worker_close_handles(kvb_worker *w)
+{
+    uv_close((uv_handle_t *)&w->timer, NULL);
+    if (rate_mode(w))
+        kvb_pacer_close(&w->pacer);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     kvb_worker *w = t->data;
@@ -66,14 +127,14 @@ static void on_timer(uv_timer_t *t)
     w->phase = phase;
     if ((phase == KVB_PHASE_WARMUP || phase == KVB_PHASE_MEASURE) && !w->started) {
         w->started = 1;
-        for (int i = 0; i < w->nconns; i++)
-            kvb_conn_run(&w->conns[i]);
+        worker_start_conns(w);
     }
     if (phase != KVB_PHASE_STOP)
         return;
     if (!w->stopping) {
         w->stopping = 1;
         w->stop_deadline = uv_now(&w->loop) + KVB_STOP_GRACE_MS;
+        worker_stop_schedule(w);
         for (int i = 0; i < w->nconns; i++)
             kvb_conn_stop(&w->conns[i], 0);
     } else if (uv_now(&w->loop) >= w->stop_deadline) {
@@ -81,7 +142,7 @@ static void on_timer(uv_timer_t *t)
             kvb_conn_stop(&w->conns[i], 1);
     }
     if (w->nclosed == w->nconns)
-        uv_close((uv_handle_t *)&w->timer, NULL);
+        worker_close_handles(w);
 }
 
 static void worker_main(void *arg)
@@ -130,6 +191,7 @@ kvb_worker *kvb_worker_start(kvb_run *run, int idx)
     w->nconns = o->connections / o->threads + (idx < o->connections % o->threads);
     w->conns = calloc((size_t)w->nconns, sizeof *w->conns);
     kvb_hist_init(&w->res.lat);
+    kvb_hist_init(&w->res.send_lag);
     if (!w->conns || uv_loop_init(&w->loop) != 0) {
         free(w->conns);
         free(w);
@@ -137,8 +199,11 @@ kvb_worker *kvb_worker_start(kvb_run *run, int idx)
     }
     uv_timer_init(&w->loop, &w->timer);
     w->timer.data = w;
-    if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+    int rc = rate_mode(w) ? kvb_pacer_init(&w->pacer, &w->loop, on_pace, w) : 0;
+    if (rc != 0 || uv_thread_create(&w->thread, worker_main, w) != 0) {
         uv_close((uv_handle_t *)&w->timer, NULL);
+        if (rc == 0 && rate_mode(w))
+            kvb_pacer_close(&w->pacer);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         free(w->conns);
@@ -165,7 +230,10 @@ void kvb_worker_join(kvb_worker *w, kvb_result *out)
     out->conn_errors += r->conn_errors;
     out->preloaded += r->preloaded;
     out->answered += r->answered;
+    out->late += r->late;
+    out->backlog += r->backlog;
     kvb_hist_merge(&out->lat, &r->lat);
+    kvb_hist_merge(&out->send_lag, &r->send_lag);
     free(w->conns);
     free(w);
 }

@@ -10,6 +10,7 @@
 
 #include "conn.h"
 #include "kvbench.h"
+#include "pacer.h"
 
 struct kvb_worker {
     kvb_run *run;
@@ -17,6 +18,7 @@ struct kvb_worker {
     uv_thread_t thread;
     uv_loop_t loop;
     uv_timer_t timer; /* polls run->phase every KVB_POLL_MS */
+    kvb_pacer pacer;  /* --rate only: wakes the loop when a send is due */
     kvb_conn *conns;
     int nconns;
     int nready;    /* connections done with SETUP (and PRELOAD)     */
@@ -35,5 +37,8 @@ void kvb_worker_conn_ready(kvb_worker *w);
 void kvb_worker_conn_failed(kvb_worker *w, kvb_conn *c, const char *what,
                             const char *detail);
 void kvb_worker_conn_closed(kvb_worker *w);
+/* --rate: a connection with room in its pipeline has its next request
+ * due at due_ns; the worker wakes then to send it. */
+void kvb_worker_wake_at(kvb_worker *w, uint64_t due_ns);
 
 #endif /* KVBENCH_WORKER_H */

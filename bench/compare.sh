@@ -17,6 +17,24 @@
 # /proc/PID/stat over the whole run, divided by the requests the server
 # answered in it), which other load disturbs much less.
 #
+# Equal-rate table (pipeline 1 only, after the rounds): in the closed loop
+# each tool sends as fast as its server answers, so kvd, which is faster,
+# runs saturated while Redis is held back by redis-benchmark, and the two
+# p99s come from different loads. The script therefore runs kvbench once
+# more per pipeline-1 shape, open loop (--rate, -P 1 as the cap per
+# connection), at Redis's median throughput for that shape from the
+# rounds above, and prints kvd's p50/p99/p99.9 at that rate next to
+# Redis's closed-loop p50/p99 at the same throughput. kvbench times each
+# request from its scheduled send time, so queueing in kvd or in kvbench
+# counts; "reached" says whether kvd answered at least 98 % of the rate,
+# "late %" how many requests fell due while their connection still
+# waited for an answer (sent late, the wait included in the latencies),
+# "lag p50" kvbench's own median delay from due time to write (included
+# too), and "cpu" each server's share of its CPU at that throughput.
+# kvbench needs more CPU per request open loop than closed: "reached" = no
+# with kvd's cpu well below 1 means kvd was not short of its own work, but
+# kvbench fell behind or other processes took the CPUs (see the load).
+#
 # Environment (defaults): BUILD (build), ROUNDS (3), DURATION (5 s per
 # run), KEYS (100000), VALUE (64), CONNS (50), PIPELINES ("1 16"),
 # SERVER_CPU (0), CLIENT_CPU (1), KVD_PORT (17379), REDIS_PORT (16379).
@@ -128,6 +146,7 @@ redis_run() { # op pipeline requests -> "rps p50_ms p99_ms cpu_us/req cpu_share"
         awk -F, 'NR == 2 { gsub(/"/, ""); print $2, $5, $7 }')
     echo "$r $(cpu_cost "$REDIS_PID" "$t0" "$w0" "$3")"
 }
+ms() { awk -v v="$1" 'BEGIN { printf "%.3f", v / 1000 }'; } # us -> ms
 kvd_run() { # op pipeline -> "rps p50_ms p99_ms cpu_us/req cpu_share errors"
     local ratio=1:0
     [ "$1" = set ] && ratio=0:1
@@ -143,6 +162,25 @@ kvd_run() { # op pipeline -> "rps p50_ms p99_ms cpu_us/req cpu_share errors"
         "$(awk -v v="$(field p50)" 'BEGIN { printf "%.3f", v / 1000 }')" \
         "$(awk -v v="$(field p99)" 'BEGIN { printf "%.3f", v / 1000 }')" \
         "$(cpu_cost "$KVD_PID" "$t0" "$w0" "$(field answered)")" "$((e + n))"
+}
+# Open loop at a fixed rate, pipeline 1 as the cap per connection.
+# -> "rps p50_ms p99_ms p999_ms late_pct backlog lag_p50_ms cpu_us/req cpu_share errors"
+kvd_rate_run() { # op rate
+    local ratio=1:0
+    [ "$1" = set ] && ratio=0:1
+    local out t0 w0
+    t0=$(cpu_ticks "$KVD_PID"); w0=$(now)
+    out=$(taskset -c "$CLIENT_CPU" "$KVBENCH" -p "$KVD_PORT" -c "$CONNS" -t 1 \
+        -P 1 --rate "$2" --ratio "$ratio" --keys "$KEYS" -d "$VALUE" \
+        --warmup 1 --duration "$DURATION" --json -q)
+    field() { printf '%s' "$out" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+    local n e
+    n=$(field requests); e=$(($(field errors) + $(field not_found)))
+    printf '%s %s %s %s %s %s %s %s %s\n' "$(field rps)" "$(ms "$(field p50)")" \
+        "$(ms "$(field p99)")" "$(ms "$(field p999)")" \
+        "$(awk -v l="$(field late)" -v n="$n" 'BEGIN { printf "%.2f", n ? 100 * l / n : 0 }')" \
+        "$(field backlog)" "$(ms "$(field send_lag_p50_us)")" \
+        "$(cpu_cost "$KVD_PID" "$t0" "$w0" "$(field answered)")" "$e"
 }
 col() { # server op pipeline column -> median over the rounds
     awk -v s="$1" -v o="$2" -v p="$3" -v c="$4" '$2 == s && $3 == o && $4 == p { print $c }' "$TMP/raw" | median
@@ -189,6 +227,18 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
+# ---- equal rate ---------------------------------------------------------
+# kvd open loop at Redis's median pipeline-1 throughput (see the header).
+if [[ " $PIPELINES " == *" 1 "* ]]; then
+    for op in get set; do
+        rate=$(col redis "$op" 1 5 | awk '{ printf "%d", $1 }')
+        [ "$rate" -gt 0 ] || { echo "equal rate: no Redis ${op^^} -P 1 throughput" >&2; continue; }
+        r=$(kvd_rate_run "$op" "$rate")
+        echo "$op $rate $r" >>"$TMP/rate"
+        echo "equal rate: kvd ${op^^} -P 1 at $rate req/s: $r" >&2
+    done
+fi
+
 echo "load after:  $(uptime)"
 echo
 misses=$(redis-cli -p "$REDIS_PORT" info stats | sed -n 's/^keyspace_misses:\([0-9]*\).*/\1/p')
@@ -208,9 +258,33 @@ for shape in "${SHAPES[@]}"; do
         "$(awk -v a="$kcpu" -v b="$rcpu" 'BEGIN { print a / b }')"
 done
 kerr=$(awk '$2 == "kvd" { s += $10 } END { print s + 0 }' "$TMP/raw")
+[ -s "$TMP/rate" ] && kerr=$((kerr + $(awk '{ s += $NF } END { print s + 0 }' "$TMP/rate")))
 echo
 echo "kvbench errors + misses over all runs: $kerr"
 echo "medians of $ROUNDS rounds; p99/p50 in ms as each tool measures them; us/rq = server"
 echo "CPU microseconds per request (lower is better; kvd/R < 1 means kvd is cheaper)."
+if [ -s "$TMP/rate" ]; then
+    echo
+    echo "Equal rate: kvd open loop (kvbench --rate, -P 1) at Redis's median throughput,"
+    echo "latency from each request's scheduled send time; Redis as in the table above:"
+    printf '%-9s %10s %10s %7s | %8s %8s %9s | %8s %8s | %6s %7s | %7s %5s\n' shape \
+        "rate req/s" "kvd req/s" reached "kvd p50" "kvd p99" "kvd p99.9" "R p50" "R p99" \
+        "late %" "lag p50" "kvd cpu" "R cpu"
+    while read -r op rate rps p50 p99 p999 late _ lag _ cpu_share _; do
+        reached=$(awk -v a="$rps" -v r="$rate" \
+            'BEGIN { p = 100 * a / r; if (p >= 98) print "yes"; else printf "no %d%%", p }')
+        printf '%-9s %10d %10.0f %7s | %8.3f %8.3f %9.3f | %8.3f %8.3f | %6.2f %7.3f | %7.2f %5.2f\n' \
+            "${op^^} -P1" "$rate" "$rps" "$reached" "$p50" "$p99" "$p999" \
+            "$(col redis "$op" 1 6)" "$(col redis "$op" 1 7)" "$late" "$lag" \
+            "$cpu_share" "$(col redis "$op" 1 9)"
+    done <"$TMP/rate"
+    echo "latencies in ms; reached = kvd answered >= 98 % of the rate; late % = requests"
+    echo "due while their connection still waited for an answer (their wait is in the"
+    echo "latencies); lag p50 = kvbench's median delay from due time to write (also in the"
+    echo "latencies); cpu = the server's share of CPU $SERVER_CPU at that throughput."
+    echo "Raw (op rate rps p50 p99 p99.9 late% backlog lag_p50 us/rq cpu_share errors):"
+    cat "$TMP/rate"
+    echo
+fi
 echo "Raw rounds (round server op pipeline rps p50 p99 us/rq cpu_share [errors]):"
 cat "$TMP/raw"

@@ -49,10 +49,10 @@ static const opt_def opts[] = {
     {"config", OPT_STR, OFF(config_path), "PATH",
      "read settings from this INI file (keys as these flags, top level or [kvd])"},
     {"bind", OPT_BINDS, 0, "ADDR[,ADDR]",
-     "IPv4/IPv6 address to listen on; repeatable (default 127.0.0.1)"},
+     "IPv4/IPv6 address to listen on; repeatable; 'none' = no TCP, only --unix (default 127.0.0.1)"},
     {"port", OPT_PORT, OFF(port), "N", "TCP port, 0 = ephemeral (default 7379)"},
     {"port-file", OPT_STR, OFF(port_file), "PATH",
-     "write the bound TCP port to this file (default none)"},
+     "write the bound TCP port to this file once serving, 0 with --bind none (default none)"},
     {"unix", OPT_STR, OFF(unix_path), "PATH", "also listen on this Unix socket (default none)"},
     {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU (default 0)"},
     {"password", OPT_STR, OFF(password), "SECRET",
@@ -165,6 +165,10 @@ static int parse_bool(const char *s, int *out)
 
 static int add_binds(kvd_config *cfg, const char *list, char *err, size_t errlen)
 {
+    if (strcasecmp(list, "none") == 0) {
+        cfg->tcp_off = 1;
+        return 0;
+    }
     const char *p = list;
     for (;;) {
         const char *comma = strchr(p, ',');
@@ -365,6 +369,14 @@ static int validate(kvd_config *cfg)
         fprintf(stderr, "kvd: error: %s\n", msg);
         return -1;
     }
+    if (cfg->tcp_off && cfg->nbinds) {
+        fprintf(stderr, "kvd: error: --bind none cannot be combined with addresses\n");
+        return -1;
+    }
+    if (cfg->tcp_off && !cfg->unix_path) {
+        fprintf(stderr, "kvd: error: --bind none leaves nothing to listen on (add --unix PATH)\n");
+        return -1;
+    }
     for (size_t i = 0; i < cfg->nbinds; i++) {
         if (!kvd_config_parse_addr(cfg->binds[i], 0, NULL)) {
             fprintf(stderr, "kvd: error: invalid bind address '%s' (a numeric IPv4 or IPv6 address)\n",
@@ -444,6 +456,7 @@ kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
             for (size_t i = 0; i < cfg->nbinds; i++)
                 free(cfg->binds[i]);
             cfg->nbinds = 0;
+            cfg->tcp_off = 0;
             flag_binds = 1;
         }
         const char *val = o->type == OPT_BOOL ? "1" : optarg;
@@ -452,7 +465,7 @@ kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
             return KVD_CONFIG_ERROR;
         }
     }
-    if (cfg->nbinds == 0 && add_binds(cfg, "127.0.0.1", err, sizeof err) != 0) {
+    if (cfg->nbinds == 0 && !cfg->tcp_off && add_binds(cfg, "127.0.0.1", err, sizeof err) != 0) {
         fprintf(stderr, "kvd: error: %s\n", err);
         return KVD_CONFIG_ERROR;
     }

@@ -15,6 +15,7 @@
 typedef struct kvd_config {
     char *binds[KVD_MAX_BINDS]; /* addresses to listen on (malloc'ed)     */
     size_t nbinds;
+    int tcp_off;                /* --bind none: the Unix socket only      */
     int port;                   /* 0 = ephemeral                          */
     char *unix_path;            /* NULL: no Unix socket                   */
     char *port_file;            /* write the bound TCP port here          */

@@ -434,8 +434,13 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
 
     if (workers_start(s) != 0)
         return -1;
-    kvd_info("kvd %s ready (port %d, max frame %zu, store max key %zu, max value %zu%s)",
-             KV_VERSION_STRING, s->bound_port, cfg->max_frame_size, cfg->max_key_size,
+    char where[32];
+    if (cfg->tcp_off)
+        snprintf(where, sizeof where, "no TCP");
+    else
+        snprintf(where, sizeof where, "port %d", s->bound_port);
+    kvd_info("kvd %s ready (%s, max frame %zu, store max key %zu, max value %zu%s)",
+             KV_VERSION_STRING, where, cfg->max_frame_size, cfg->max_key_size,
              cfg->max_value_size, cfg->password ? ", password required" : "");
     return 0;
 }

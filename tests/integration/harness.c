@@ -136,8 +136,8 @@ void kvd_startv(const char *const *args)
     g_kvd.pid = pid;
     long deadline = now_ms() + 20000;
     while (now_ms() < deadline) {
-        int port = read_port(g_kvd.portfile);
-        if (port > 0) {
+        int port = read_port(g_kvd.portfile); /* 0: serving, no TCP */
+        if (port >= 0) {
             g_kvd.port = port;
             return;
         }

@@ -281,6 +281,29 @@ Test(lifecycle, shipped_sample_config_is_valid)
     kvd_stop();
 }
 
+Test(lifecycle, unix_socket_only)
+{
+    make_dir();
+    char sock[300];
+    snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
+    kvd_start("--bind", "none", "--unix", sock, NULL);
+    cr_assert_eq(g_kvd.port, 0, "the port file says no TCP port");
+
+    kv_client_options o;
+    kv_client_options_init(&o);
+    o.unix_path = sock;
+    o.io_timeout_ms = TEST_IO_TIMEOUT_MS;
+    kv_client *c = NULL;
+    cr_assert_eq(kv_client_open(&o, &c), KV_OK);
+    cr_assert_eq(kv_client_set(c, "u", 1, "x", 1, NULL), KV_OK);
+    kv_value v;
+    cr_assert_eq(kv_client_get(c, "u", 1, &v), KV_OK);
+    kv_client_value_free(&v);
+    kv_client_close(c);
+    kvd_stop();
+    cr_assert_neq(access(sock, F_OK), 0, "socket file removed at exit");
+}
+
 Test(lifecycle, command_line_exit_codes)
 {
     char out[8192];
@@ -315,6 +338,12 @@ Test(lifecycle, command_line_exit_codes)
     cr_assert_eq(run_kvd(missing_conf, out, sizeof out), 2);
     const char *bad_bind[] = {"--bind", "not-an-address", "--port", "0", NULL};
     cr_assert_eq(run_kvd(bad_bind, out, sizeof out), 2, "bad config: %s", out);
+    const char *nothing_to_listen_on[] = {"--bind", "none", NULL};
+    cr_assert_eq(run_kvd(nothing_to_listen_on, out, sizeof out), 2);
+    cr_assert_not_null(strstr(out, "--unix"), "says what to add: %s", out);
+    const char *none_and_address[] = {"--bind", "none", "--bind", "127.0.0.1", "--unix", "/tmp/x",
+                                      NULL};
+    cr_assert_eq(run_kvd(none_and_address, out, sizeof out), 2);
     /* valid configuration, but the server cannot start: exit 1 */
     const char *bad_port_file[] = {"--port", "0", "--port-file", "/nonexistent/dir/port", NULL};
     cr_assert_eq(run_kvd(bad_port_file, out, sizeof out), 1, "cannot start: %s", out);

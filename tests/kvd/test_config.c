@@ -1,0 +1,185 @@
+/*
+ * test_config.c - kvd's configuration (kvd/src/config.c): defaults, flags,
+ * the INI file, KVD_PASSWORD, precedence, and rejection of bad values.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "kv_proto.h"
+
+/* Loads a configuration from a NULL-terminated flag list. */
+static kvd_config_result load(kvd_config *cfg, const char *const *flags)
+{
+    char *argv[32] = {"kvd"};
+    int argc = 1;
+    for (size_t i = 0; flags[i] && argc < 31; i++)
+        argv[argc++] = (char *)flags[i];
+    argv[argc] = NULL;
+    memset(cfg, 0, sizeof *cfg);
+    return kvd_config_load(cfg, argc, argv);
+}
+
+/* Writes text to a fresh temporary file; returns its path (static). */
+static const char *conf_file(const char *text)
+{
+    static char path[64];
+    strcpy(path, "/tmp/kvdconf.XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void init(void)
+{
+    unsetenv("KVD_PASSWORD");
+}
+
+TestSuite(config, .init = init);
+
+Test(config, defaults_are_safe)
+{
+    kvd_config c;
+    cr_assert_eq(load(&c, (const char *[]){NULL}), KVD_CONFIG_RUN);
+    cr_assert_eq(c.nbinds, 1);
+    cr_assert_str_eq(c.binds[0], "127.0.0.1", "loopback only unless asked");
+    cr_assert_eq(c.tcp_off, 0);
+    cr_assert_eq(c.port, 7379);
+    cr_assert_null(c.unix_path);
+    cr_assert_null(c.password);
+    cr_assert_eq(c.threads, 0);
+    cr_assert_eq(c.max_frame_size, KV_PROTO_DEFAULT_MAX_FRAME);
+    cr_assert_eq(c.daemonize, 0);
+    kvd_config_free(&c);
+}
+
+Test(config, flags_with_units)
+{
+    kvd_config c;
+    cr_assert_eq(load(&c, (const char *[]){"--port", "0", "--max-value-size", "1m",
+                                            "--max-output-buffer", "64k", "--threads", "3",
+                                            "--bind", "::1,127.0.0.1", "--bind", "10.0.0.1",
+                                            "--idle-timeout", "30", NULL}),
+                 KVD_CONFIG_RUN);
+    cr_assert_eq(c.port, 0);
+    cr_assert_eq(c.max_value_size, 1u << 20);
+    cr_assert_eq(c.max_output_buffer, 64u << 10);
+    cr_assert_eq(c.threads, 3);
+    cr_assert_eq(c.nbinds, 3, "repeatable and comma separated");
+    cr_assert_str_eq(c.binds[0], "::1");
+    cr_assert_str_eq(c.binds[2], "10.0.0.1");
+    cr_assert_eq(c.idle_timeout, 30);
+    kvd_config_free(&c);
+}
+
+Test(config, bad_values_are_refused)
+{
+    const char *const bad[][3] = {
+        {"--port", "70000", NULL},        {"--port", "-1", NULL},
+        {"--max-value-size", "12q", NULL}, {"--max-key-size", "1m", NULL},
+        {"--log-level", "loud", NULL},    {"--threads", "many", NULL},
+        {"--bind", "localhost", NULL},    {"--bind", "1.2.3", NULL},
+        {"--bind", "", NULL},             {"--max-frame-size", "8", NULL},
+        {"--no-such-flag", NULL, NULL},   {"--port", NULL, NULL},
+        {"--bind", "none", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kvd_config c;
+        cr_assert_eq(load(&c, bad[i]), KVD_CONFIG_ERROR, "accepted %s %s", bad[i][0],
+                     bad[i][1] ? bad[i][1] : "");
+        kvd_config_free(&c);
+    }
+}
+
+Test(config, file_then_flags)
+{
+    const char *path = conf_file("# comment\n"
+                                 "log_level = warn\n"
+                                 "bind = 127.0.0.1, ::1\n"
+                                 "[kvd]\n"
+                                 "max-value-size = 100\n"
+                                 "max_key_size = 16\n"
+                                 "port = 7400\n");
+    kvd_config c;
+    cr_assert_eq(load(&c, (const char *[]){"--config", path, "--max-value-size", "200", NULL}),
+                 KVD_CONFIG_RUN);
+    cr_assert_eq(c.max_value_size, 200, "a flag overrides the file");
+    cr_assert_eq(c.max_key_size, 16, "dashes or underscores, top level or [kvd]");
+    cr_assert_eq(c.port, 7400);
+    cr_assert_eq(c.nbinds, 2);
+    kvd_config_free(&c);
+
+    cr_assert_eq(load(&c, (const char *[]){"--config", path, "--bind", "::1", NULL}),
+                 KVD_CONFIG_RUN);
+    cr_assert_eq(c.nbinds, 1, "--bind replaces the file's addresses");
+    cr_assert_str_eq(c.binds[0], "::1");
+    kvd_config_free(&c);
+    unlink(path);
+}
+
+Test(config, bad_files_are_refused)
+{
+    kvd_config c;
+    const char *path = conf_file("[kvd]\nno_such_key = 1\n");
+    cr_assert_eq(load(&c, (const char *[]){"--config", path, NULL}), KVD_CONFIG_ERROR);
+    kvd_config_free(&c);
+    unlink(path);
+    path = conf_file("[kvd]\nport = seventy\n");
+    cr_assert_eq(load(&c, (const char *[]){"--config", path, NULL}), KVD_CONFIG_ERROR);
+    kvd_config_free(&c);
+    unlink(path);
+    cr_assert_eq(load(&c, (const char *[]){"--config", "/nonexistent/kvd.conf", NULL}),
+                 KVD_CONFIG_ERROR);
+    kvd_config_free(&c);
+}
+
+Test(config, password_from_environment)
+{
+    kvd_config c;
+    setenv("KVD_PASSWORD", "s3cret", 1);
+    cr_assert_eq(load(&c, (const char *[]){NULL}), KVD_CONFIG_RUN);
+    cr_assert_str_eq(c.password, "s3cret");
+    kvd_config_free(&c);
+    cr_assert_eq(load(&c, (const char *[]){"--password", "flag", NULL}), KVD_CONFIG_RUN);
+    cr_assert_str_eq(c.password, "flag", "the flag wins");
+    kvd_config_free(&c);
+    unsetenv("KVD_PASSWORD");
+    cr_assert_eq(load(&c, (const char *[]){"--password", "", NULL}), KVD_CONFIG_RUN);
+    cr_assert_null(c.password, "an empty password means none");
+    kvd_config_free(&c);
+}
+
+Test(config, unix_socket_only)
+{
+    kvd_config c;
+    cr_assert_eq(load(&c, (const char *[]){"--bind", "none", "--unix", "/tmp/k.sock", NULL}),
+                 KVD_CONFIG_RUN);
+    cr_assert_eq(c.tcp_off, 1);
+    cr_assert_eq(c.nbinds, 0);
+    cr_assert_str_eq(c.unix_path, "/tmp/k.sock");
+    kvd_config_free(&c);
+    cr_assert_eq(load(&c, (const char *[]){"--bind", "none", "--bind", "::1", "--unix", "/tmp/k",
+                                            NULL}),
+                 KVD_CONFIG_ERROR);
+    kvd_config_free(&c);
+}
+
+Test(config, addresses)
+{
+    struct sockaddr_storage ss;
+    cr_assert(kvd_config_parse_addr("127.0.0.1", 80, &ss));
+    cr_assert_eq(ss.ss_family, AF_INET);
+    cr_assert(kvd_config_parse_addr("::1", 80, &ss));
+    cr_assert_eq(ss.ss_family, AF_INET6);
+    cr_assert(kvd_config_parse_addr("[::1]", 80, &ss));
+    cr_assert(kvd_config_parse_addr("0.0.0.0", 0, NULL));
+    cr_assert(!kvd_config_parse_addr("localhost", 80, NULL));
+    cr_assert(!kvd_config_parse_addr("", 80, NULL));
+    cr_assert(!kvd_config_parse_addr("[::1", 80, NULL));
+    cr_assert(!kvd_config_parse_addr("1.2.3.4.5", 80, NULL));
+}

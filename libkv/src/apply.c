@@ -53,6 +53,8 @@ typedef struct ref {
 static int validate(const kv_store *s, const kv__batch *b)
 {
     int rc;
+    if (b->ncmps && !b->cmps)
+        return KV_INVALID_ARGUMENT;
     for (size_t i = 0; i < b->ncmps; i++) {
         const kv_compare *c = &b->cmps[i];
         if ((unsigned)c->kind > KV_CMP_VALUE_EQ)
@@ -77,8 +79,6 @@ static int validate(const kv_store *s, const kv__batch *b)
                 return rc;
         }
     }
-    if (b->ncmps && !b->cmps)
-        return KV_INVALID_ARGUMENT;
     return KV_OK;
 }
 
@@ -362,6 +362,109 @@ static int reserve_keys(kv_store *s, akey *keys, size_t n, int64_t *delta)
     return KV_OK;
 }
 
+/* Finds a key (its stripe locked) and loads its current state. */
+static void load_key(kv__table *t, akey *k)
+{
+    if (kv__table_locate(t, k->hash, k->key, k->klen, &k->loc) && k->loc.word != KV__SLOT_TOMB)
+        k->cur = kv__slot_visible(k->loc.word, NULL);
+    k->exists = k->cur != NULL;
+    if (k->cur) {
+        k->val = kv__item_value(k->cur);
+        k->vlen = kv__item_vlen(k->cur);
+    }
+}
+
+/* Steps 4 and 5 for the nchanged keys marked changed: allocates, takes the
+ * revision (into o->revision), tells the hook and publishes. On error
+ * nothing changed. */
+static int commit_change(kv_store *s, kv__slot *slot, akey *keys, size_t nkeys,
+                         size_t nchanged, kv__outcome *o)
+{
+    int64_t key_delta;
+    int rc = reserve_keys(s, keys, nkeys, &key_delta);
+    if (rc != KV_OK)
+        return rc;
+    kv__commit *commit;
+    if ((rc = prepare(s, slot, keys, nkeys, nchanged, &commit)) != KV_OK) {
+        if (key_delta > 0)
+            atomic_fetch_sub(&s->nkeys, (uint64_t)key_delta);
+        return rc;
+    }
+    if (key_delta < 0)
+        atomic_fetch_add(&s->nkeys, (uint64_t)key_delta);
+    o->revision = atomic_fetch_add(&s->revision, 1) + 1;
+    for (size_t i = 0; i < nkeys; i++)
+        if (keys[i].next)
+            kv__item_set_rev(keys[i].next, o->revision);
+    if (s->record_hook)
+        call_hook(s, keys, nkeys, nchanged, o->revision);
+    publish(s, slot, keys, nkeys, nchanged, commit);
+    return KV_OK;
+}
+
+/* A set or delete of one key, at most guarded by one compare of that key:
+ * kv_set, kv_set_if, kv_delete, kv_delete_if, most of the writes a store
+ * sees. */
+static bool is_single_write(const kv__batch *b)
+{
+    if (b->nthen != 1 || b->nelse != 0 || b->want_results || b->ncmps > 1 ||
+        b->then_ops[0].kind == KV_OP_GET)
+        return false;
+    const kv_op *op = &b->then_ops[0];
+    return b->ncmps == 0 || (b->cmps[0].klen == op->klen &&
+                             memcmp(b->cmps[0].key, op->key, op->klen) == 0);
+}
+
+/* kv__apply for is_single_write batches: the same steps with one key and
+ * one stripe, without the bookkeeping that sorts, merges and replays the
+ * keys of a general batch. */
+static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, kv__outcome *out)
+{
+    const kv_op *op = &b->then_ops[0];
+    bool is_set = op->kind == KV_OP_SET;
+    akey k = {.key = op->key, .klen = op->klen, .hash = kv__hash(op->key, op->klen)};
+    unsigned stripe = kv__stripe_of(k.hash);
+
+    kv__ebr_pin(&s->ebr, slot);
+    kv__table *reserved_in = NULL;
+    size_t reserved = 0;
+    if (is_set && !(reserved_in = kv__resize_prepare(s, slot, 1, &reserved))) {
+        kv__ebr_unpin(slot);
+        return KV_NO_MEMORY;
+    }
+    kv__stripes_lock(s->stripes, &stripe, 1);
+    load_key(atomic_load(&s->table), &k);
+
+    kv__outcome o = {.succeeded = true};
+    if (b->ncmps && !compare_holds(&b->cmps[0], &k)) {
+        o.succeeded = false;
+        o.failed_version = k.cur ? kv__item_rev(k.cur) : 0;
+    } else if (is_set) {
+        k.exists = k.changed = k.val_is_new = true;
+        k.val = op->value;
+        k.vlen = op->vlen;
+    } else if (k.exists) {
+        k.exists = false;
+        k.changed = true;
+        o.deleted = 1;
+    }
+    int rc = k.changed ? commit_change(s, slot, &k, 1, 1, &o) : KV_OK;
+    if (rc == KV_OK && o.succeeded) {
+        kv__count(slot, is_set ? KV__C_SETS : KV__C_DELETES, is_set ? 1 : o.deleted);
+    }
+
+    kv__stripes_unlock(s->stripes, &stripe, 1);
+    if (is_set) {
+        kv__resize_release(reserved_in, reserved);
+        kv__resize_help(s, slot, 1);
+    }
+    kv__ebr_unpin(slot);
+    if (rc == KV_OK)
+        *out = o;
+    kv__ebr_collect(&s->ebr, slot);
+    return rc;
+}
+
 int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
 {
     int rc = validate(s, b);
@@ -370,6 +473,8 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     kv__slot *slot = kv__slot_get(&s->slots);
     if (!slot)
         return KV_NO_MEMORY;
+    if (is_single_write(b))
+        return apply_single_write(s, slot, b, out);
 
     size_t nrefs = b->ncmps + b->nthen + b->nelse;
     ref small_refs[8];
@@ -434,17 +539,8 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     kv__stripes_lock(s->stripes, stripes, nstripes);
 
     kv__table *t = atomic_load(&s->table);
-    for (size_t i = 0; i < nkeys; i++) {
-        akey *k = &keys[i];
-        if (kv__table_locate(t, k->hash, k->key, k->klen, &k->loc) &&
-            k->loc.word != KV__SLOT_TOMB)
-            k->cur = kv__slot_visible(k->loc.word, NULL);
-        k->exists = k->cur != NULL;
-        if (k->cur) {
-            k->val = kv__item_value(k->cur);
-            k->vlen = kv__item_vlen(k->cur);
-        }
-    }
+    for (size_t i = 0; i < nkeys; i++)
+        load_key(t, &keys[i]);
 
     kv__outcome o = {.succeeded = true};
     for (size_t i = 0; i < b->ncmps; i++) {
@@ -476,26 +572,8 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     size_t nchanged = 0;
     for (size_t i = 0; i < nkeys; i++)
         nchanged += keys[i].changed;
-    if (nchanged) {
-        int64_t key_delta;
-        if ((rc = reserve_keys(s, keys, nkeys, &key_delta)) != KV_OK)
-            goto out_unlock;
-        kv__commit *commit;
-        if ((rc = prepare(s, slot, keys, nkeys, nchanged, &commit)) != KV_OK) {
-            if (key_delta > 0)
-                atomic_fetch_sub(&s->nkeys, (uint64_t)key_delta);
-            goto out_unlock;
-        }
-        if (key_delta < 0)
-            atomic_fetch_add(&s->nkeys, (uint64_t)key_delta);
-        o.revision = atomic_fetch_add(&s->revision, 1) + 1;
-        for (size_t i = 0; i < nkeys; i++)
-            if (keys[i].next)
-                kv__item_set_rev(keys[i].next, o.revision);
-        if (s->record_hook)
-            call_hook(s, keys, nkeys, nchanged, o.revision);
-        publish(s, slot, keys, nkeys, nchanged, commit);
-    }
+    if (nchanged && (rc = commit_change(s, slot, keys, nkeys, nchanged, &o)) != KV_OK)
+        goto out_unlock;
     for (size_t i = 0; i < nops; i++) {
         if (ops[i].kind == KV_OP_SET)
             kv__count(slot, KV__C_SETS, 1);

@@ -328,6 +328,17 @@ Test(txn_cond, invalid_op_kind_changes_nothing)
     kv_close(s);
 }
 
+Test(txn_cond, null_lists_with_counts_are_invalid)
+{
+    kv_store *s = kvt_open(NULL);
+    kvt_set(s, "a", "1");
+    kv_op ops[] = {op_set("a", "2")};
+    expect_cond_fails(s, NULL, 1, ops, 1, KV_INVALID_ARGUMENT);
+    expect_cond_fails(s, NULL, 0, NULL, 1, KV_INVALID_ARGUMENT);
+    kvt_expect(s, "a", "1", 0);
+    kv_close(s);
+}
+
 Test(txn_cond, key_and_value_limits_change_nothing)
 {
     kv_options o;

@@ -16,6 +16,10 @@
  *      the pending nodes are replaced by the new items. Stripe counters are
  *      bumped before and after publishing (stripes.h).
  *   6. Retire what was replaced, unlock, and help a running resize.
+ *
+ * A set or delete of one key (with at most a compare of that key) takes a
+ * shorter route through the same steps, apply_single_write(): it is most
+ * of the writes, and has nothing to sort, merge or replay.
  */
 #include <stdlib.h>
 

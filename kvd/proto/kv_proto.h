@@ -356,12 +356,12 @@ int kv_proto_resp_mget(kv_proto_buf *b, uint64_t id, const kv_value *values,
 
 /* MGET, streamed from kv_mget_with()'s callback without copying:
  *   kv_proto_mget_writer w;
- *   kv_proto_resp_mget_begin(b, id, nkeys, &w);
+ *   kv_proto_resp_mget_begin(b, id, n, &w);
  *   ... kv_proto_resp_mget_add(&w, val, vlen, version) per key, in order
  *       (val NULL: the key is missing) ...
  *   kv_proto_resp_mget_end(&w);   // or _abort(&w)
- * Exactly nkeys adds must precede end (else KV_INVALID_ARGUMENT and the
- * frame is removed). Nothing else may be appended to b between begin and
+ * Exactly n adds must precede end (else KV_INVALID_ARGUMENT and the frame
+ * is removed); after a failed begin, add and end refuse. Nothing else may be appended to b between begin and
  * end/abort; after a failed add, call abort: it removes the partial frame. */
 typedef struct kv_proto_mget_writer {
     kv_proto_buf *b; /* private */

@@ -109,7 +109,9 @@ int kv_proto_resp_mget(kv_proto_buf *b, uint64_t id, const kv_value *values,
 int kv_proto_resp_mget_begin(kv_proto_buf *b, uint64_t id, size_t n,
                              kv_proto_mget_writer *w)
 {
-    *w = (kv_proto_mget_writer){b, b->len, n};
+    /* left stays 0 until the envelope is written: after a failed begin,
+     * add and end refuse */
+    *w = (kv_proto_mget_writer){b, b->len, 0};
     if (n > UINT32_MAX)
         return KV_INVALID_ARGUMENT;
     /* a guess for small values; adds reserve for what they carry */
@@ -120,6 +122,7 @@ int kv_proto_resp_mget_begin(kv_proto_buf *b, uint64_t id, size_t n,
         b->len = start_;
         return KV_NO_MEMORY;
     }
+    w->left = n;
     return KV_OK;
 }
 

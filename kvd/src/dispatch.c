@@ -5,8 +5,8 @@
  * hand. Decoded keys and values point into the connection's input buffer
  * and decoded arrays live in its arena, both valid for this call only.
  * GET answers straight from the store's memory with kv_get_with (one copy:
- * store -> output buffer) and SCAN streams entries into the response the
- * same way.
+ * store -> output buffer); MGET (kv_mget_with) and SCAN stream their
+ * entries into the response the same way.
  */
 #include "dispatch.h"
 
@@ -115,14 +115,16 @@ static int op_get(kvd_conn *c, kv_store *st, const kv_proto_request *r)
 
 /* ---- MGET: streamed ------------------------------------------------------
  * The answer is encoded straight from kv_mget_with's snapshot (no copies).
- * Past max_response bytes an answer for several keys is dropped and the
- * client is told to ask for fewer: an amplifying request costs at most one
- * value more than the limit. */
+ * An answer for several keys whose values add up to more than max_response
+ * (counting 16 bytes per key for its framing) is dropped and the client is
+ * told to ask for fewer; one key is always answered. An amplifying request
+ * costs at most one value more than the limit. */
 
 typedef struct mget_ctx {
     kv_proto_mget_writer w;
     int rc;
-    size_t max_bytes; /* one key is always answered, several only within this */
+    size_t bytes;     /* values + 16 per key so far */
+    size_t max_bytes; /* several keys only within this */
     size_t nkeys;
     bool too_large;
 } mget_ctx;
@@ -131,11 +133,11 @@ static void mget_cb(void *ctx, size_t i, const void *val, size_t vlen, uint64_t 
 {
     (void)i;
     mget_ctx *m = ctx;
-    if (m->rc != KV_OK || m->too_large)
-        return;
-    m->rc = kv_proto_resp_mget_add(&m->w, val, vlen, version);
-    if (m->nkeys > 1 && m->w.b->len - m->w.start > m->max_bytes)
+    m->bytes += vlen + 16;
+    if (m->nkeys > 1 && m->bytes > m->max_bytes)
         m->too_large = true;
+    if (m->rc == KV_OK && !m->too_large)
+        m->rc = kv_proto_resp_mget_add(&m->w, val, vlen, version);
 }
 
 static int too_large(kvd_conn *c, uint64_t id)
@@ -153,14 +155,18 @@ static int op_mget(kvd_conn *c, kv_store *st, const kv_proto_request *r)
     if (rc != KV_OK)
         return reply_encode_failed(c, r->id, rc);
     rc = kv_mget_with(st, r->keys, r->nkeys, mget_cb, &m);
-    if (rc == KV_OK)
-        rc = m.rc;
-    if (rc == KV_OK && !m.too_large && (rc = kv_proto_resp_mget_end(&m.w)) == KV_OK)
+    if (rc != KV_OK) { /* a bad key: nothing was read */
+        kv_proto_resp_mget_abort(&m.w);
+        return reply_status(c, r->id, rc, kv_strerror(rc));
+    }
+    if (m.too_large) {
+        kv_proto_resp_mget_abort(&m.w);
+        return too_large(c, r->id);
+    }
+    if (m.rc == KV_OK && (rc = kv_proto_resp_mget_end(&m.w)) == KV_OK)
         return KV_OK;
     kv_proto_resp_mget_abort(&m.w);
-    if (m.too_large)
-        return too_large(c, r->id);
-    return reply_status(c, r->id, rc, kv_strerror(rc));
+    return reply_encode_failed(c, r->id, m.rc != KV_OK ? m.rc : rc);
 }
 
 /* ---- TXN result size guard -------------------------------------------------

@@ -94,8 +94,9 @@ void *kv__slab_alloc(kv__slab *slab, kv__slab_cache *cache, size_t size)
         UNPOISON(p, sizeof(void *));
         cache->free[cls] = *(void **)p;
         /* Free blocks go cold between the free and their reuse; fetch the
-         * next one now so the next allocation does not wait on its link. */
-        __builtin_prefetch(cache->free[cls], 1);
+         * next one now so the next allocation does not wait on its link.
+         * (A read prefetch: the line may hold live items other cores read.) */
+        __builtin_prefetch(cache->free[cls], 0);
         UNPOISON(p, block);
         return p;
     }

@@ -133,8 +133,8 @@ typedef struct kv__loc {
 /* Probes for key from table t on, following `next` past the end of each
  * chain. Returns the key's slot word and fills *loc, or returns 0 (and
  * leaves *loc alone) if the key is in no table. Only loads slots, so a
- * reader may call it; the caller is in a read section. */
-/* Inlined everywhere: it is the whole of a get. */
+ * reader may call it; the caller is in a read section. Always inlined: it
+ * is the whole of a get. */
 static inline __attribute__((always_inline)) uintptr_t
 kv__table_probe(kv__table *t, uint64_t hash, const void *key, size_t klen, kv__loc *loc)
 {
@@ -143,21 +143,22 @@ kv__table_probe(kv__table *t, uint64_t hash, const void *key, size_t klen, kv__l
         size_t i = (size_t)(hash >> t->shift);
         /* resize.c keeps every table below full, so a chain always ends;
          * the bound only makes that a guarantee rather than an assumption. */
-        for (size_t n = 0; n <= t->mask; n++) {
+        for (size_t n = 0; n <= t->mask; n++, i = (i + 1) & t->mask) {
             uintptr_t v = atomic_load(&t->slots[i]);
             if (kv__slot_ends_chain(v))
                 break;
             if ((v & KV__SLOT_TAG_MASK) != tag || !kv__slot_is_key(v))
-                goto next;
+                continue;
             /* A typical item spans two cache lines: start the miss on the
-             * second (the value) now rather than after the key compare. */
-            __builtin_prefetch((const char *)kv__slot_ptr(v) + 64);
+             * second (the value) now rather than after the key compare.
+             * (Integer arithmetic: the address may lie past a small item;
+             * a prefetch never faults.) */
+            if (!(v & KV__SLOT_PENDING))
+                __builtin_prefetch((const void *)((v & KV__SLOT_PTR_MASK) + 64));
             if (kv__item_has_key(kv__slot_key_item(v), key, klen)) {
                 *loc = (kv__loc){t, i, v};
                 return v;
             }
-        next:
-            i = (i + 1) & t->mask;
         }
     }
     return 0;

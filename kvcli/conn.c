@@ -48,7 +48,6 @@ int kvcli_exit_code(int status)
     case KV_TIMEOUT:
     case KV_CLOSED:
     case KV_IO:
-    case KV_PROTOCOL:
     case KV_AUTH_REQUIRED:
     case KV_AUTH_FAILED:
     case KV_BUSY:
@@ -73,7 +72,11 @@ static const char *hint(int status, const char *msg)
     case KV_IO:
         return "the connection was lost; is kvd still running?";
     case KV_PROTOCOL:
-        return "that is not kvd's protocol: is kvd listening there? check --host and --port";
+        if (strstr(msg, "handshake with"))
+            return "that is not kvd's protocol: is kvd listening there? check --host, --port or --unix";
+        if (strstr(msg, "exceeds the limit"))
+            return "the answer is larger than kvcli accepts; ask for fewer keys";
+        return NULL;
     case KV_AUTH_REQUIRED:
         return "the server needs a password: use --password or KV_PASSWORD";
     case KV_AUTH_FAILED:
@@ -98,6 +101,10 @@ int kvcli_fail(kvcli_session *s, int status, const char *what)
     const char *h = hint(status, msg);
     kvcli_err("%s%s%s%s%s%s", what ? what : "", what ? ": " : "", msg,
               h ? " (" : "", h ? h : "", h ? ")" : "");
+    /* a server that does not even answer the handshake in kvd's protocol
+     * is a connection problem, not a server error */
+    if (status == KV_PROTOCOL && strstr(msg, "handshake with"))
+        return KVCLI_EXIT_CONNECT;
     return kvcli_exit_code(status);
 }
 

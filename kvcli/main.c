@@ -78,6 +78,17 @@ int main(int argc, char **argv)
             kvcli_err("out of memory");
             return KVCLI_EXIT_SERVER;
         }
+        /* "kvcli --limit 5 scan": a command's option before the command
+         * makes its value look like the command; say what went wrong. */
+        const char *prev = ci > 1 ? argv[ci - 1] : "";
+        int dummy;
+        if (kvcli_find_command(argv[ci]) == NULL && prev[0] == '-' && prev[1] == '-' &&
+            !strchr(prev, '=') && !kvcli_is_global_opt(prev + 2, &dummy)) {
+            free(args);
+            return kvcli_usage_err("unknown command '%s': is it the value of %s? a"
+                                   " command's options go after the command, as in"
+                                   " 'kvcli scan --limit 5'", argv[ci], prev);
+        }
         int n = 0;
         args[n++] = argv[ci];
         for (int i = 1; i < argc; i++)

@@ -247,6 +247,13 @@ Test(misc, environment_variables)
     cli_assert_one_error_line(&r);
     cr_assert_not_null(strstr(r.err, "unknown option '-p'"), "err %s", r.err);
     cli_result_free(&r);
+
+    /* a command's option before the command is pointed out */
+    r = cli_run(NULL, 0, NULL, (const char *const[]){"--limit", "5", "scan", NULL});
+    cr_assert_eq(r.rc, 2);
+    cli_assert_one_error_line(&r);
+    cr_assert_not_null(strstr(r.err, "value of --limit"), "err %s", r.err);
+    cli_result_free(&r);
 }
 
 Test(misc, unix_socket_option)

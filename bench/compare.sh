@@ -232,7 +232,7 @@ done
 if [[ " $PIPELINES " == *" 1 "* ]]; then
     for op in get set; do
         rate=$(col redis "$op" 1 5 | awk '{ printf "%d", $1 }')
-        [ "$rate" -gt 0 ] || { echo "equal rate: no Redis ${op^^} -P 1 throughput" >&2; continue; }
+        [ "${rate:-0}" -gt 0 ] || { echo "equal rate: no Redis ${op^^} -P 1 throughput" >&2; continue; }
         r=$(kvd_rate_run "$op" "$rate")
         echo "$op $rate $r" >>"$TMP/rate"
         echo "equal rate: kvd ${op^^} -P 1 at $rate req/s: $r" >&2

@@ -241,6 +241,12 @@ static void conn_response(kvb_conn *c, const uint8_t *body, size_t len,
         }
         return;
     }
+    /* --rate: a request that fell due while the pipeline was full waited
+     * for this answer; nothing may have looked at the schedule meanwhile
+     * (no wake-up is armed for a full connection), so mark it now or its
+     * wait would count as kvbench's own send lag. */
+    if (c->n >= (size_t)c->w->run->opts->pipeline)
+        c->sched.blocked_ns = now;
     c->head = (c->head + 1) % c->cap;
     c->n--;
 

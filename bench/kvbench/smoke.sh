@@ -66,7 +66,7 @@ if grep -q '"late"' "$dir/out"; then
 fi
 echo "smoke: closed loop ok, $requests requests"
 
-run "open loop" -c 4 -t 2 -P 4 --keys 1000 --ratio 1:1 --rate 2000 --warmup 0.2 --duration 1
+run "open loop" -c 4 -t 2 -P 4 --keys 1000 --ratio 1:1 --preload --rate 2000 --warmup 0.2 --duration 1
 rate=$(field rate)
 rps=$(field rps)
 late=$(field late)

@@ -52,7 +52,7 @@ static const opt_def opts[] = {
      "IPv4/IPv6 address to listen on; repeatable; 'none' = no TCP, only --unix (default 127.0.0.1)"},
     {"port", OPT_PORT, OFF(port), "N", "TCP port, 0 = ephemeral (default 7379)"},
     {"port-file", OPT_STR, OFF(port_file), "PATH",
-     "write the bound TCP port to this file once serving, 0 with --bind none (default none)"},
+     "write the bound TCP port to this file once listening, 0 with --bind none (default none)"},
     {"unix", OPT_STR, OFF(unix_path), "PATH", "also listen on this Unix socket (default none)"},
     {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU (default 0)"},
     {"password", OPT_STR, OFF(password), "SECRET",

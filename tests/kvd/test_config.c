@@ -167,6 +167,18 @@ Test(config, unix_socket_only)
                                             NULL}),
                  KVD_CONFIG_ERROR);
     kvd_config_free(&c);
+
+    const char *path = conf_file("bind = none\nunix = /tmp/k.sock\n");
+    cr_assert_eq(load(&c, (const char *[]){"--config", path, NULL}), KVD_CONFIG_RUN);
+    cr_assert_eq(c.tcp_off, 1, "from the file too");
+    cr_assert_eq(c.nbinds, 0);
+    kvd_config_free(&c);
+    cr_assert_eq(load(&c, (const char *[]){"--config", path, "--bind", "::1", NULL}),
+                 KVD_CONFIG_RUN);
+    cr_assert_eq(c.tcp_off, 0, "a --bind flag replaces the file's 'none'");
+    cr_assert_eq(c.nbinds, 1);
+    kvd_config_free(&c);
+    unlink(path);
 }
 
 Test(config, addresses)

@@ -20,10 +20,11 @@
 # Equal-rate table (pipeline 1 only, after the rounds): in the closed loop
 # each tool sends as fast as its server answers, so kvd, which is faster,
 # runs saturated while Redis is held back by redis-benchmark, and the two
-# p99s come from different loads. The script therefore runs kvbench once
-# more per pipeline-1 shape, open loop (--rate, -P 1 as the cap per
+# p99s come from different loads. The script therefore runs kvbench ROUNDS
+# more times per pipeline-1 shape, open loop (--rate, -P 1 as the cap per
 # connection), at Redis's median throughput for that shape from the
-# rounds above, and prints kvd's p50/p99/p99.9 at that rate next to
+# rounds above, and prints the medians of kvd's p50/p99/p99.9 at that
+# rate next to
 # Redis's closed-loop p50/p99 at the same throughput. kvbench times each
 # request from its scheduled send time, so queueing in kvd or in kvbench
 # counts; "reached" says whether kvd answered at least 98 % of the rate,
@@ -233,9 +234,18 @@ if [[ " $PIPELINES " == *" 1 "* ]]; then
     for op in get set; do
         rate=$(col redis "$op" 1 5 | awk '{ printf "%d", $1 }')
         [ "${rate:-0}" -gt 0 ] || { echo "equal rate: no Redis ${op^^} -P 1 throughput" >&2; continue; }
-        r=$(kvd_rate_run "$op" "$rate")
-        echo "$op $rate $r" >>"$TMP/rate"
-        echo "equal rate: kvd ${op^^} -P 1 at $rate req/s: $r" >&2
+        for round in $(seq 1 "$ROUNDS"); do
+            r=$(kvd_rate_run "$op" "$rate")
+            echo "$round $op $rate $r" >>"$TMP/rate_raw"
+            echo "equal rate, round $round: kvd ${op^^} -P 1 at $rate req/s: $r" >&2
+        done
+        # one line per op: the median of each column over the runs, errors summed
+        line="$op $rate"
+        for c in 4 5 6 7 8 9 10 11 12; do
+            line="$line $(awk -v o="$op" -v c="$c" '$2 == o { print $c }' "$TMP/rate_raw" | median)"
+        done
+        echo "$line $(awk -v o="$op" '$2 == o { s += $13 } END { print s + 0 }' "$TMP/rate_raw")" \
+            >>"$TMP/rate"
     done
 fi
 
@@ -266,7 +276,8 @@ echo "CPU microseconds per request (lower is better; kvd/R < 1 means kvd is chea
 if [ -s "$TMP/rate" ]; then
     echo
     echo "Equal rate: kvd open loop (kvbench --rate, -P 1) at Redis's median throughput,"
-    echo "latency from each request's scheduled send time; Redis as in the table above:"
+    echo "latency from each request's scheduled send time, medians of $ROUNDS runs; Redis"
+    echo "as in the table above:"
     printf '%-9s %10s %10s %7s | %8s %8s %9s | %8s %8s | %6s %7s | %7s %5s\n' shape \
         "rate req/s" "kvd req/s" reached "kvd p50" "kvd p99" "kvd p99.9" "R p50" "R p99" \
         "late %" "lag p50" "kvd cpu" "R cpu"
@@ -282,8 +293,8 @@ if [ -s "$TMP/rate" ]; then
     echo "due while their connection still waited for an answer (their wait is in the"
     echo "latencies); lag p50 = kvbench's median delay from due time to write (also in the"
     echo "latencies); cpu = the server's share of CPU $SERVER_CPU at that throughput."
-    echo "Raw (op rate rps p50 p99 p99.9 late% backlog lag_p50 us/rq cpu_share errors):"
-    cat "$TMP/rate"
+    echo "Raw (round op rate rps p50 p99 p99.9 late% backlog lag_p50 us/rq cpu_share errors):"
+    cat "$TMP/rate_raw"
     echo
 fi
 echo "Raw rounds (round server op pipeline rps p50 p99 us/rq cpu_share [errors]):"

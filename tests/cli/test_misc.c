@@ -276,9 +276,10 @@ Test(misc, unix_socket_option)
     cli_result_free(&r);
 }
 
-Test(misc, timeout_on_a_silent_server)
+/* A socket listening on an ephemeral loopback port, named in port[16];
+ * the kernel accepts connections to it, nobody answers unless asked to. */
+static int listen_loopback(char *port)
 {
-    /* Accepts connections (the kernel does) but never answers. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
@@ -287,8 +288,14 @@ Test(misc, timeout_on_a_silent_server)
     cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     cr_assert_eq(listen(fd, 4), 0);
     cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    snprintf(port, 16, "%d", ntohs(a.sin_port));
+    return fd;
+}
+
+Test(misc, timeout_on_a_silent_server)
+{
     char port[16];
-    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    int fd = listen_loopback(port);
     cli_result r = cli_run(NULL, 0, NULL,
                            (const char *const[]){"--port", port, "--timeout",
                                                  "0.3", "ping", NULL});
@@ -316,18 +323,10 @@ static void *answer_like_redis(void *arg)
 
 Test(misc, a_server_that_is_not_kvd)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(fd, 4), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    char port[16];
+    int fd = listen_loopback(port);
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, answer_like_redis, &fd), 0);
-    char port[16];
-    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
     cli_result r = cli_run(NULL, 0, NULL,
                            (const char *const[]){"--port", port, "--timeout", "5", "ping", NULL});
     pthread_join(th, NULL);

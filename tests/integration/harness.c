@@ -262,6 +262,19 @@ kv_client *test_client(const char *password)
     return c;
 }
 
+kv_client *test_unix_client(const char *path)
+{
+    kv_client_options o;
+    kv_client_options_init(&o);
+    o.unix_path = path;
+    o.io_timeout_ms = TEST_IO_TIMEOUT_MS;
+    kv_client *c = NULL;
+    int rc = kv_client_open(&o, &c);
+    cr_assert_eq(rc, KV_OK, "connect to %s: %s (%s)", path, kv_client_strerror(rc),
+                 c ? kv_client_last_error(c) : "");
+    return c;
+}
+
 /* ---- raw sockets ----------------------------------------------------------- */
 
 static int raw_connect_addr(struct sockaddr *sa, socklen_t len, int timeout_ms)

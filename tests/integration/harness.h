@@ -58,6 +58,8 @@ void harness_teardown(void);
 
 /* A connected client (asserts success); password may be NULL. */
 kv_client *test_client(const char *password);
+/* The same over kvd's Unix socket at path. */
+kv_client *test_unix_client(const char *path);
 
 /* ---- raw sockets --------------------------------------------------------- */
 

@@ -289,12 +289,7 @@ Test(lifecycle, unix_socket_only)
     kvd_start("--bind", "none", "--unix", sock, NULL);
     cr_assert_eq(g_kvd.port, 0, "the port file says no TCP port");
 
-    kv_client_options o;
-    kv_client_options_init(&o);
-    o.unix_path = sock;
-    o.io_timeout_ms = TEST_IO_TIMEOUT_MS;
-    kv_client *c = NULL;
-    cr_assert_eq(kv_client_open(&o, &c), KV_OK);
+    kv_client *c = test_unix_client(sock);
     cr_assert_eq(kv_client_set(c, "u", 1, "x", 1, NULL), KV_OK);
     kv_value v;
     cr_assert_eq(kv_client_get(c, "u", 1, &v), KV_OK);

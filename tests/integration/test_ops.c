@@ -234,12 +234,7 @@ Test(ops, ipv6_and_unix_socket)
         close(fd);
     }
 
-    kv_client_options o;
-    kv_client_options_init(&o);
-    o.unix_path = sock;
-    o.io_timeout_ms = TEST_IO_TIMEOUT_MS;
-    kv_client *c = NULL;
-    cr_assert_eq(kv_client_open(&o, &c), KV_OK);
+    kv_client *c = test_unix_client(sock);
     cr_assert_eq(kv_client_set(c, "u", 1, "x", 1, NULL), KV_OK);
     kv_client_close(c);
     c = test_client(NULL);

@@ -8,6 +8,11 @@
  * With --rate, n <= pipeline in RUN as in the closed loop: a request
  * that falls due while n == pipeline stays in the schedule (not yet
  * queued) and is queued as soon as an answer frees a place.
+ *
+ * The protocols differ only in conn_queue (how a request is encoded),
+ * conn_next_reply (how an answer is cut from the stream and turned into
+ * a kv status) and on_connect (kvd's HELLO); everything after an
+ * answer's status is known (conn_answered) is shared.
  */
 #include "conn.h"
 
@@ -15,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "resp.h"
 #include "worker.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -53,11 +59,17 @@ static void conn_close(kvb_conn *c)
     uv_close(&c->h.handle, on_close);
 }
 
+static int conn_resp(const kvb_conn *c)
+{
+    return c->w->run->opts->protocol == KVB_PROTOCOL_RESP;
+}
+
 /* Appends one request; its send time is stamped when it is written. */
 static int conn_queue(kvb_conn *c, kv_proto_request *q)
 {
-    q->id = c->next_id++;
-    int rc = kv_proto_request_encode(&c->out, q);
+    q->id = c->next_id++; /* kvd's protocol only: RESP has no ids */
+    int rc = conn_resp(c) ? kvb_resp_request_encode(&c->out, q)
+                          : kv_proto_request_encode(&c->out, q);
     if (rc != KV_OK) {
         conn_fail(c, "encoding a request", kv_strerror(rc));
         return -1;
@@ -214,33 +226,51 @@ static void conn_fill(kvb_conn *c)
             return;
 }
 
-/* One response, for the oldest request in flight. */
-static void conn_response(kvb_conn *c, const uint8_t *body, size_t len,
-                          uint64_t now)
+/* SETUP is over (its answers are in, or it sent nothing): preload, or
+ * tell the worker this connection is ready. */
+static void conn_setup_done(kvb_conn *c)
 {
-    if (c->n == 0) {
-        conn_fail(c, "protocol", "a response to no request");
+    if (c->w->run->opts->preload) {
+        c->state = KVB_CONN_PRELOAD;
+    } else {
+        c->state = KVB_CONN_READY;
+        kvb_worker_conn_ready(c->w);
+    }
+}
+
+/* Counts an answer of the measured seconds and records its latency. */
+static void conn_measure(kvb_conn *c, const kvb_inflight *f, int status, uint64_t now)
+{
+    kvb_result *r = &c->w->res;
+    if (f->op == KV_PROTO_GET)
+        r->gets++;
+    else
+        r->sets++;
+    if (status == KV_NOT_FOUND && f->op == KV_PROTO_GET) {
+        r->not_found++;
+    } else if (status != KV_OK) {
+        r->errors++;
+        r->errors_by_status[status >= 0 && status < 64 ? status : 63]++;
+    }
+    if (f->due_ns == 0) {
+        kvb_hist_record(&r->lat, now - f->sent_ns);
         return;
     }
+    /* --rate: from the due time, so time spent waiting for a place in
+     * the pipeline (or for our own loop) is part of the latency. */
+    kvb_hist_record(&r->lat, now - f->due_ns);
+    if (f->late)
+        r->late++;
+    else
+        kvb_hist_record(&r->send_lag, f->sent_ns - f->due_ns);
+}
+
+/* The answer to the oldest request in flight (c->n > 0), whatever the
+ * protocol: its status as a kv status code, and a readable detail for
+ * messages. */
+static void conn_answered(kvb_conn *c, int status, const char *detail, uint64_t now)
+{
     kvb_inflight f = *ring_at(c, 0);
-    kv_proto_response resp;
-    int rc = kv_proto_response_decode(body, len, f.op, NULL, &resp);
-    uint64_t id = resp.id;
-    int status = resp.status;
-    const char *err = resp.error; /* static */
-    kv_proto_response_free(&resp);
-    if (rc != KV_OK) {
-        conn_fail(c, "decoding a response", err ? err : kv_strerror(rc));
-        return;
-    }
-    if (id != f.id) {
-        if (id == 0) {
-            conn_fail(c, "connection error from the server", kv_status_name(status));
-        } else {
-            conn_fail(c, "protocol", "response id does not match the request");
-        }
-        return;
-    }
     /* --rate: a request that fell due while the pipeline was full waited
      * for this answer; nothing may have looked at the schedule meanwhile
      * (no wake-up is armed for a full connection), so mark it now or its
@@ -254,21 +284,15 @@ static void conn_response(kvb_conn *c, const uint8_t *body, size_t len,
     switch (c->state) {
     case KVB_CONN_SETUP:
         if (status != KV_OK) {
-            conn_fail(c, f.op == KV_PROTO_AUTH ? "AUTH" : "HELLO", kv_status_name(status));
+            conn_fail(c, f.op == KV_PROTO_AUTH ? "AUTH" : "HELLO", detail);
             return;
         }
-        if (c->n == 0) {
-            if (w->run->opts->preload) {
-                c->state = KVB_CONN_PRELOAD;
-            } else {
-                c->state = KVB_CONN_READY;
-                kvb_worker_conn_ready(w);
-            }
-        }
+        if (c->n == 0)
+            conn_setup_done(c);
         return;
     case KVB_CONN_PRELOAD:
         if (status != KV_OK) {
-            conn_fail(c, "preload SET", kv_status_name(status));
+            conn_fail(c, "preload SET", detail);
             return;
         }
         w->res.preloaded++;
@@ -279,30 +303,97 @@ static void conn_response(kvb_conn *c, const uint8_t *body, size_t len,
     default:
         return;
     }
-    if (w->phase != KVB_PHASE_MEASURE)
-        return;
-    kvb_result *r = &w->res;
-    if (f.op == KV_PROTO_GET)
-        r->gets++;
-    else
-        r->sets++;
-    if (status == KV_NOT_FOUND && f.op == KV_PROTO_GET) {
-        r->not_found++;
-    } else if (status != KV_OK) {
-        r->errors++;
-        r->errors_by_status[status >= 0 && status < 64 ? status : 63]++;
+    if (status != KV_OK && status != KV_NOT_FOUND && !w->error_shown) {
+        /* Later ones are only counted: one says what the server objects to. */
+        w->error_shown = 1;
+        fprintf(stderr, "kvbench: connection %d: %s answered with an error: %s\n", c->gidx,
+                kv_proto_op_name(f.op), detail);
     }
-    if (f.due_ns == 0) {
-        kvb_hist_record(&r->lat, now - f.sent_ns);
+    if (w->phase == KVB_PHASE_MEASURE)
+        conn_measure(c, &f, status, now);
+}
+
+/* kvd: one response frame's body. */
+static void conn_reply_kvd(kvb_conn *c, const uint8_t *body, size_t len, uint64_t now)
+{
+    if (c->n == 0) {
+        conn_fail(c, "protocol", "a response to no request");
         return;
     }
-    /* --rate: from the due time, so time spent waiting for a place in
-     * the pipeline (or for our own loop) is part of the latency. */
-    kvb_hist_record(&r->lat, now - f.due_ns);
-    if (f.late)
-        r->late++;
-    else
-        kvb_hist_record(&r->send_lag, f.sent_ns - f.due_ns);
+    const kvb_inflight *f = ring_at(c, 0);
+    kv_proto_response resp;
+    int rc = kv_proto_response_decode(body, len, f->op, NULL, &resp);
+    uint64_t id = resp.id;
+    int status = resp.status;
+    const char *err = resp.error; /* static */
+    kv_proto_response_free(&resp);
+    if (rc != KV_OK) {
+        conn_fail(c, "decoding a response", err ? err : kv_strerror(rc));
+        return;
+    }
+    if (id != f->id) {
+        if (id == 0) {
+            conn_fail(c, "connection error from the server", kv_status_name(status));
+        } else {
+            conn_fail(c, "protocol", "response id does not match the request");
+        }
+        return;
+    }
+    conn_answered(c, status, kv_status_name(status), now);
+}
+
+/* RESP: one reply, mapped to a kv status: an error reply is
+ * KVB_STATUS_RESP_ERROR, a null bulk (GET of a missing key) NOT_FOUND,
+ * anything else OK. */
+static void conn_reply_resp(kvb_conn *c, const kvb_resp_reply *rep, uint64_t now)
+{
+    if (c->n == 0) {
+        conn_fail(c, "protocol", "a reply to no request");
+        return;
+    }
+    if (rep->type == KVB_RESP_ERROR) {
+        char text[160]; /* the reply is not NUL-terminated */
+        int n = rep->len < sizeof text ? (int)rep->len : (int)sizeof text - 1;
+        snprintf(text, sizeof text, "%.*s", n, rep->str);
+        conn_answered(c, KVB_STATUS_RESP_ERROR, text, now);
+        return;
+    }
+    if (rep->type == KVB_RESP_NULL) {
+        conn_answered(c, KV_NOT_FOUND, "nil", now);
+        return;
+    }
+    conn_answered(c, KV_OK, "OK", now);
+}
+
+/* Handles the reply at the start of buf[0..len) if it is complete.
+ * Returns the bytes it took, 0 if more must be read first (or c failed:
+ * then it is CLOSING). */
+static size_t conn_next_reply(kvb_conn *c, const uint8_t *buf, size_t len, uint64_t now)
+{
+    if (conn_resp(c)) {
+        kvb_resp_reply rep;
+        size_t used;
+        const char *why;
+        kvb_resp_result r = kvb_resp_parse(buf, len, &rep, &used, &why);
+        if (r == KVB_RESP_NEED_MORE)
+            return 0;
+        if (r == KVB_RESP_BAD) {
+            conn_fail(c, "RESP protocol error from the server", why);
+            return 0;
+        }
+        conn_reply_resp(c, &rep, now);
+        return used;
+    }
+    size_t off, blen;
+    kv_proto_split_result sr = kv_proto_frame_split(buf, len, 0, &off, &blen);
+    if (sr == KV_PROTO_NEED_MORE)
+        return 0;
+    if (sr != KV_PROTO_FRAME) {
+        conn_fail(c, "protocol", "bad frame length from the server");
+        return 0;
+    }
+    conn_reply_kvd(c, buf + off, blen, now);
+    return off + blen;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -341,17 +432,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     uint64_t now = uv_hrtime();
     size_t pos = 0;
     while (c->state < KVB_CONN_CLOSING) {
-        size_t off, len;
-        kv_proto_split_result sr = kv_proto_frame_split(c->in + pos, c->in_len - pos,
-                                                        0, &off, &len);
-        if (sr == KV_PROTO_NEED_MORE)
+        size_t used = conn_next_reply(c, c->in + pos, c->in_len - pos, now);
+        if (used == 0)
             break;
-        if (sr != KV_PROTO_FRAME) {
-            conn_fail(c, "protocol", "bad frame length from the server");
-            return;
-        }
-        conn_response(c, c->in + pos + off, len, now);
-        pos += off + len;
+        pos += used;
     }
     if (c->state >= KVB_CONN_CLOSING)
         return;
@@ -384,7 +468,8 @@ static void on_connect(uv_connect_t *req, int status)
                               .min_version = KV_PROTO_MIN_VERSION,
                               .max_version = KV_PROTO_MAX_VERSION,
                               .client_name = {name, sizeof name - 1}};
-    if (conn_queue(c, &hello) != 0)
+    /* RESP2 is what a Redis connection speaks from the start: no HELLO. */
+    if (!conn_resp(c) && conn_queue(c, &hello) != 0)
         return;
     if (o->password) {
         kv_proto_request auth = {.op = KV_PROTO_AUTH,
@@ -392,6 +477,9 @@ static void on_connect(uv_connect_t *req, int status)
         if (conn_queue(c, &auth) != 0)
             return;
     }
+    if (c->n == 0) /* nothing to wait for */
+        conn_setup_done(c);
+    conn_fill(c);
     conn_flush(c);
 }
 

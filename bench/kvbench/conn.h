@@ -5,18 +5,19 @@
  * place; with --rate it sends on its schedule (sched.h), still never
  * more than `pipeline` in flight.
  *
- * Life: CONNECTING -> SETUP (HELLO, AUTH) -> PRELOAD (--preload: SETs of
- * its share of the keys) -> READY (waits for the run to start) -> RUN ->
- * CLOSED. Every step after CONNECTING is driven by responses (and, with
+ * Life: CONNECTING -> SETUP (HELLO, AUTH; with --protocol resp only AUTH,
+ * if any) -> PRELOAD (--preload: SETs of its share of the keys) -> READY
+ * (waits for the run to start) -> RUN -> CLOSED. Every step after CONNECTING is driven by responses (and, with
  * --rate, by the worker's calls to kvb_conn_send_due); the worker moves
  * READY connections to RUN and tells them to stop.
  *
- * Requests are encoded by the codec (kvproto) into an output buffer and
- * written once per batch; a request's latency runs from the moment its
- * batch is handed to the kernel (closed loop) or from its due time
- * (--rate) to the read that completes its response. Responses come back
- * in request order (docs/protocol.md, section 2), so the requests in
- * flight are a FIFO ring.
+ * Requests are encoded into an output buffer, by the codec (kvproto) for
+ * kvd or as RESP2 commands (resp.h) for Redis, and written once per
+ * batch; a request's latency runs from the moment its batch is handed to
+ * the kernel (closed loop) or from its due time (--rate) to the read that
+ * completes its response. Responses come back in request order (kvd:
+ * docs/protocol.md, section 2; RESP: always), so the requests in flight
+ * are a FIFO ring.
  */
 #ifndef KVBENCH_CONN_H
 #define KVBENCH_CONN_H
@@ -39,10 +40,10 @@ typedef enum kvb_conn_state {
 } kvb_conn_state;
 
 typedef struct kvb_inflight {
-    uint64_t id;
+    uint64_t id;      /* kvd's protocol; unused with RESP */
     uint64_t sent_ns; /* 0 until its batch is written */
     uint64_t due_ns;  /* --rate: its slot's due time; 0 in closed loop */
-    int op;
+    int op;           /* kv_proto_op (GET, SET, HELLO, AUTH) for both */
     int late;         /* --rate: it fell due while the pipeline was full */
 } kvb_inflight;
 

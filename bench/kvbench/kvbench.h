@@ -24,9 +24,20 @@
 /* ------------------------------------------------------------------------
  * Options
  * ---------------------------------------------------------------------- */
+/* What the server speaks (--protocol). */
+typedef enum kvb_protocol {
+    KVB_PROTOCOL_KVD = 0, /* kvd's frames, through kvproto (default)     */
+    KVB_PROTOCOL_RESP = 1 /* RESP2: a Redis server (resp.h)              */
+} kvb_protocol;
+
+/* Default -p with --protocol resp: Redis's port. */
+#define KVB_RESP_DEFAULT_PORT 6379
+
 typedef struct kvb_opts {
     const char *host;      /* -h, default 127.0.0.1                     */
-    int port;              /* -p, default KV_PROTO_DEFAULT_PORT         */
+    int port;              /* -p, default KV_PROTO_DEFAULT_PORT, or
+                              KVB_RESP_DEFAULT_PORT with resp           */
+    kvb_protocol protocol; /* --protocol, default kvd                   */
     const char *unix_path; /* --unix: connect here instead of TCP       */
     int connections;       /* -c, default 50                            */
     int threads;           /* -t, default 1                             */
@@ -58,7 +69,7 @@ int kvb_opts_parse(kvb_opts *o, int argc, char **argv);
 #define KVB_POLL_MS 2
 
 typedef enum kvb_phase {
-    KVB_PHASE_SETUP = 0,   /* connecting, HELLO/AUTH, --preload          */
+    KVB_PHASE_SETUP = 0,   /* connecting, HELLO (kvd)/AUTH, --preload    */
     KVB_PHASE_WARMUP = 1,  /* load, not measured                         */
     KVB_PHASE_MEASURE = 2, /* load, measured                             */
     KVB_PHASE_STOP = 3     /* send nothing more, drain and close         */
@@ -77,11 +88,15 @@ typedef struct kvb_run {
     _Atomic int workers_failed;   /* workers whose SETUP failed          */
 } kvb_run;
 
+/* errors_by_status slot of RESP error replies (-ERR ...): a number no
+ * kv status uses (they stop at 50), below the catch-all 63. */
+#define KVB_STATUS_RESP_ERROR 62
+
 /* What a worker measured (only requests answered during MEASURE). */
 typedef struct kvb_result {
     uint64_t gets, sets;      /* answered requests, any status          */
-    uint64_t not_found;       /* GET answered NOT_FOUND                 */
-    uint64_t errors;          /* any other non-OK status                */
+    uint64_t not_found;       /* GET answered NOT_FOUND (RESP: nil)     */
+    uint64_t errors;          /* any other non-OK status, RESP errors   */
     uint64_t errors_by_status[64]; /* errors by status code (< 64)     */
     uint64_t conn_errors;     /* connections lost or refused            */
     uint64_t preloaded;       /* SETs of --preload                      */

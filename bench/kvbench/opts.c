@@ -16,11 +16,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: kvbench [OPTIONS]\n"
-            "Load generator for kvd: GET/SET over the kvd protocol, closed loop\n"
-            "(each connection keeps -P requests in flight) or at a fixed rate (--rate).\n"
+            "Load generator for kvd (or Redis): GET/SET over the kvd protocol (or\n"
+            "RESP2), closed loop (each connection keeps -P requests in flight) or at\n"
+            "a fixed rate (--rate).\n"
             "\n"
+            "      --protocol P       kvd (default) or resp: speak RESP2 to a Redis\n"
+            "                         server instead, same workload and key names, no\n"
+            "                         HELLO; a nil GET counts as a miss, an error reply\n"
+            "                         as an error (RESP_ERROR)\n"
             "  -h, --host ADDR        server address (default 127.0.0.1)\n"
-            "  -p, --port N           server TCP port (default %d)\n"
+            "  -p, --port N           server TCP port (default %d; %d with resp)\n"
             "      --unix PATH        connect to this Unix socket instead of TCP\n"
             "  -c, --connections N    connections (default 50)\n"
             "  -t, --threads N        threads, each with its own event loop; the\n"
@@ -52,10 +57,10 @@ static void usage(FILE *f)
             "Counts only requests answered during the measured seconds (with --rate,\n"
             "compare the achieved req/s with the rate, and see late and backlog).\n"
             "Any status other than OK is an error, except NOT_FOUND for GET (counted\n"
-            "as a miss).\n"
+            "as a miss; with resp, a nil reply).\n"
             "Exit status: 0 when the run completed without connection errors,\n"
             "1 when a connection failed, 2 on a usage error.\n",
-            KV_PROTO_DEFAULT_PORT);
+            KV_PROTO_DEFAULT_PORT, KVB_RESP_DEFAULT_PORT);
 }
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -132,6 +137,7 @@ static int bad(const char *opt, const char *arg)
 
 enum {
     OPT_UNIX = 256,
+    OPT_PROTOCOL,
     OPT_RATIO,
     OPT_RATE,
     OPT_KEYS,
@@ -152,6 +158,7 @@ int kvb_opts_parse(kvb_opts *o, int argc, char **argv)
         {"host", required_argument, NULL, 'h'},
         {"port", required_argument, NULL, 'p'},
         {"unix", required_argument, NULL, OPT_UNIX},
+        {"protocol", required_argument, NULL, OPT_PROTOCOL},
         {"connections", required_argument, NULL, 'c'},
         {"threads", required_argument, NULL, 't'},
         {"pipeline", required_argument, NULL, 'P'},
@@ -187,6 +194,7 @@ int kvb_opts_parse(kvb_opts *o, int argc, char **argv)
                     .password = getenv("KVBENCH_PASSWORD")};
     uint64_t u;
     int ch;
+    int port_given = 0;
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, ":h:p:c:t:P:d:q", longopts, NULL)) != -1) {
@@ -197,6 +205,15 @@ int kvb_opts_parse(kvb_opts *o, int argc, char **argv)
         case 'p':
             if (parse_int(optarg, 1, 65535, &o->port) != 0)
                 return bad("--port", optarg);
+            port_given = 1;
+            break;
+        case OPT_PROTOCOL:
+            if (strcmp(optarg, "kvd") == 0)
+                o->protocol = KVB_PROTOCOL_KVD;
+            else if (strcmp(optarg, "resp") == 0)
+                o->protocol = KVB_PROTOCOL_RESP;
+            else
+                return bad("--protocol", optarg);
             break;
         case OPT_UNIX:
             o->unix_path = optarg;
@@ -280,6 +297,8 @@ int kvb_opts_parse(kvb_opts *o, int argc, char **argv)
         fprintf(stderr, "kvbench: unexpected argument '%s' (see --help)\n", argv[optind]);
         return -1;
     }
+    if (o->protocol == KVB_PROTOCOL_RESP && !port_given)
+        o->port = KVB_RESP_DEFAULT_PORT;
     if (o->threads > o->connections) {
         fprintf(stderr, "kvbench: more threads (%d) than connections (%d)\n", o->threads,
                 o->connections);

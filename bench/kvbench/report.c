@@ -4,7 +4,7 @@
  * Latencies are in microseconds; percentiles are the top of their
  * histogram bucket (at most 0.8 % above the true value), max is exact.
  * The closed loop's output is parsed by bench/compare.sh: its lines and
- * JSON fields stay as they are; --rate only adds to them.
+ * JSON fields stay as they are; --rate and --protocol only add to them.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,6 +15,12 @@
 static const char *dist_name(kvb_dist d)
 {
     return d == KVB_DIST_ZIPF ? "zipf" : "uniform";
+}
+
+/* errors_by_status names: kv's, plus RESP error replies. */
+static const char *status_name(int status)
+{
+    return status == KVB_STATUS_RESP_ERROR ? "RESP_ERROR" : kv_status_name(status);
 }
 
 static double us(uint64_t ns)
@@ -55,6 +61,7 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
     uint64_t total = r->gets + r->sets;
     double rps = seconds > 0 ? (double)total / seconds : 0.0;
     double mean = h->count ? (double)h->sum / (double)h->count / 1000.0 : 0.0;
+    int resp = o->protocol == KVB_PROTOCOL_RESP;
     char target[300];
     if (o->unix_path)
         snprintf(target, sizeof target, "unix:%s", o->unix_path);
@@ -62,11 +69,11 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
         snprintf(target, sizeof target, "%s:%d", o->host, o->port);
 
     if (o->json) {
-        printf("{\"target\":\"%s\",\"connections\":%d,\"threads\":%d,\"pipeline\":%d,"
+        printf("{\"target\":\"%s\",\"protocol\":\"%s\",\"connections\":%d,\"threads\":%d,\"pipeline\":%d,"
                "\"ratio\":\"%u:%u\",\"keys\":%" PRIu64 ",\"dist\":\"%s\","
                "\"value_size\":%zu,\"duration_s\":%.3f,\"warmup_s\":%.3f,"
                "\"preloaded\":%" PRIu64 ",",
-               target, o->connections, o->threads, o->pipeline, o->get_ratio, o->set_ratio,
+               target, resp ? "resp" : "kvd", o->connections, o->threads, o->pipeline, o->get_ratio, o->set_ratio,
                o->keys, dist_name(o->dist), o->value_size, seconds, o->warmup, r->preloaded);
         printf("\"requests\":%" PRIu64 ",\"gets\":%" PRIu64 ",\"sets\":%" PRIu64
                ",\"rps\":%.1f,\"not_found\":%" PRIu64 ",\"errors\":%" PRIu64
@@ -79,7 +86,7 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
         int first = 1;
         for (int i = 0; i < 64; i++) {
             if (r->errors_by_status[i]) {
-                printf("%s\"%s\":%" PRIu64, first ? "" : ",", kv_status_name(i),
+                printf("%s\"%s\":%" PRIu64, first ? "" : ",", status_name(i),
                        r->errors_by_status[i]);
                 first = 0;
             }
@@ -90,8 +97,8 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
                us(kvb_hist_percentile(h, 99.9)), us(h->max));
         return;
     }
-    printf("kvbench: %s, %d connections, %d thread%s, pipeline %d", target,
-           o->connections, o->threads, o->threads == 1 ? "" : "s", o->pipeline);
+    printf("kvbench: %s%s, %d connections, %d thread%s, pipeline %d", target,
+           resp ? " (RESP2)" : "", o->connections, o->threads, o->threads == 1 ? "" : "s", o->pipeline);
     if (o->rate > 0)
         printf(", open loop at %.0f req/s (latency from each request's due time)", o->rate);
     printf("\n");
@@ -105,10 +112,10 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
     printf("latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n",
            us(kvb_hist_percentile(h, 50.0)), us(kvb_hist_percentile(h, 99.0)),
            us(kvb_hist_percentile(h, 99.9)), us(h->max), mean);
-    printf("misses:     %" PRIu64 " GET NOT_FOUND\n", r->not_found);
+    printf("misses:     %" PRIu64 " GET %s\n", r->not_found, resp ? "nil" : "NOT_FOUND");
     printf("errors:     %" PRIu64, r->errors);
     for (int i = 0; i < 64; i++)
         if (r->errors_by_status[i])
-            printf(" %s=%" PRIu64, kv_status_name(i), r->errors_by_status[i]);
+            printf(" %s=%" PRIu64, status_name(i), r->errors_by_status[i]);
     printf(", %" PRIu64 " connection errors\n", r->conn_errors);
 }

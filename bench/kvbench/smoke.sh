@@ -3,19 +3,23 @@
 # ephemeral port, run kvbench for about a second with tiny settings, once
 # in the closed loop and once open loop (--rate), and check that each run
 # exits 0 and reports more than 0 requests with 0 errors; for --rate also
-# that the rate fields are there and the achieved rate is above 0. No
-# timing thresholds (the machine may be busy: whether the rate is met is
-# not checked).
+# that the rate fields are there and the achieved rate is above 0. Then,
+# if redis-server and redis-cli are installed, the same two runs with
+# --protocol resp against a redis-server of its own (no persistence, a
+# free port), checking also that Redis then holds exactly --keys keys;
+# without them that part is skipped. No timing thresholds (the machine
+# may be busy: whether the rate is met is not checked).
 set -eu
 kvd=$1
 kvbench=$2
 dir=$(mktemp -d "${TMPDIR:-/tmp}/kvbench-smoke.XXXXXX")
 pid=
+rpid=
 cleanup() {
-    if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
+    for p in $pid $rpid; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
@@ -45,7 +49,7 @@ field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$dir/out"; }
 run() {
     name=$1
     shift
-    "$kvbench" -p "$port" "$@" --json -q >"$dir/out" || fail "$name: kvbench exited $?"
+    "$kvbench" "$@" --json -q >"$dir/out" || fail "$name: kvbench exited $?"
     cat "$dir/out"
     requests=$(field requests)
     errors=$(field errors)
@@ -59,14 +63,14 @@ run() {
     fi
 }
 
-run "closed loop" -c 4 -t 2 -P 4 --keys 1000 --ratio 1:1 --preload --warmup 0.2 --duration 1
+run "closed loop" -p "$port" -c 4 -t 2 -P 4 --keys 1000 --ratio 1:1 --preload --warmup 0.2 --duration 1
 # compare.sh parses this output: --rate's fields must not appear in it.
 if grep -q '"late"' "$dir/out"; then
     fail "closed loop: the output has --rate fields"
 fi
 echo "smoke: closed loop ok, $requests requests"
 
-run "open loop" -c 4 -t 2 -P 4 --keys 1000 --ratio 1:1 --preload --rate 2000 --warmup 0.2 --duration 1
+run "open loop" -p "$port" -c 4 -t 2 -P 4 --keys 1000 --ratio 1:1 --preload --rate 2000 --warmup 0.2 --duration 1
 rate=$(field rate)
 rps=$(field rps)
 late=$(field late)
@@ -84,4 +88,51 @@ echo "smoke: open loop ok, $requests requests, $rps req/s of 2000, $late late, $
 status=0
 "$kvbench" -p "$port" --rate -5 >/dev/null 2>&1 || status=$?
 [ "$status" -eq 2 ] || fail "--rate -5: exit $status, not 2"
+
+# ---- the same workload over RESP2, against Redis ----------------------
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    echo "smoke: SKIP --protocol resp: redis-server or redis-cli not installed"
+    echo "smoke: ok"
+    exit 0
+fi
+
+# redis-server has no "port 0" (it means no TCP at all): try random high
+# ports until one is ours. Ours = the server on it reports our process id
+# (another Redis may already hold the port; then ours exits).
+mkdir "$dir/redis"
+rport=
+for _ in 1 2 3 4 5; do
+    p=$(od -An -N2 -tu2 /dev/urandom | awk '{ print 20000 + $1 % 40000 }')
+    redis-server --save '' --appendonly no --port "$p" --bind 127.0.0.1 \
+        --dir "$dir/redis" --logfile "$dir/redis.log" --daemonize no &
+    rpid=$!
+    i=0
+    while kill -0 "$rpid" 2>/dev/null && [ $i -lt 50 ]; do
+        if redis-cli -p "$p" info server 2>/dev/null | grep -q "^process_id:$rpid"; then
+            rport=$p
+            break 2
+        fi
+        i=$((i + 1))
+        sleep 0.1
+    done
+    kill "$rpid" 2>/dev/null || true
+    wait "$rpid" 2>/dev/null || true
+    rpid=
+done
+[ -n "$rport" ] || fail "redis-server did not start: $(tail -3 "$dir/redis.log" 2>/dev/null)"
+
+run "resp closed loop" --protocol resp -p "$rport" -c 4 -t 2 -P 4 --keys 1000 --ratio 1:1 \
+    --preload --warmup 0.2 --duration 1
+grep -q '"protocol":"resp"' "$dir/out" || fail "resp closed loop: no \"protocol\":\"resp\""
+dbsize=$(redis-cli -p "$rport" dbsize)
+[ "$dbsize" = 1000 ] || fail "resp closed loop: Redis holds $dbsize keys, not 1000"
+echo "smoke: resp closed loop ok, $requests requests, Redis holds $dbsize keys"
+
+run "resp open loop" --protocol resp -p "$rport" -c 4 -t 2 -P 4 --keys 1000 --ratio 1:1 \
+    --rate 2000 --warmup 0.2 --duration 1
+rps=$(field rps)
+if [ "$(field rate)" != 2000.0 ] || ! awk -v r="$rps" 'BEGIN { exit !(r > 0) }'; then
+    fail "resp open loop: rate=$(field rate) rps=$rps"
+fi
+echo "smoke: resp open loop ok, $requests requests, $rps req/s of 2000"
 echo "smoke: ok"

@@ -28,6 +28,7 @@ struct kvb_worker {
     int phase;     /* the last phase seen                            */
     int started;   /* READY connections were told to run             */
     int stopping;  /* connections were told to stop                  */
+    int error_shown; /* the first error answer was printed           */
     uint64_t stop_deadline; /* uv_now() after which STOP closes all  */
     kvb_result res;
 };

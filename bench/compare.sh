@@ -7,10 +7,21 @@
 # Starts kvd (in memory, --threads 1) and redis-server (no persistence) on
 # 127.0.0.1, both pinned to SERVER_CPU; the load generators (kvbench for
 # kvd, redis-benchmark for Redis, one thread each) run pinned to
-# CLIENT_CPU. Both servers get KEYS keys of VALUE bytes first. Each round
-# runs every shape (GET and SET at pipeline 1 and 16, 50 connections)
-# against both servers, alternating which goes first; the table shows the
-# median throughput and p99 of the rounds, and kvd / Redis.
+# CLIENT_CPU. Both servers get KEYS keys of VALUE bytes first (Redis
+# twice: redis-benchmark's key names and kvbench's). Each round runs every
+# shape (GET and SET at pipeline 1 and 16, 50 connections) against both
+# servers, and also kvbench --protocol resp against Redis (three runs per
+# shape; odd rounds run them in the order redis-benchmark, kvd, Redis by
+# kvbench, even rounds in reverse); the first table shows the median
+# throughput and p99 of the rounds, and kvd / Redis, as each server's own
+# tool measures them.
+#
+# Same-generator table: p99s from two different load generators compare
+# poorly, so the second table puts kvd's kvbench runs (those of the first
+# table) next to the kvbench --protocol resp runs against Redis: the same
+# program, connections, pinning, keys (key:%08d), values, warmup and
+# duration, the same histogram; req/s, p50, p99, p99.9 and server CPU per
+# request, medians of the rounds.
 #
 # On a shared machine throughput depends on what else runs; the table
 # therefore also gives each server's CPU time per request (from
@@ -35,6 +46,10 @@
 # kvbench needs more CPU per request open loop than closed: "reached" = no
 # with kvd's cpu well below 1 means kvd was not short of its own work, but
 # kvbench fell behind or other processes took the CPUs (see the load).
+# Each of those rounds also runs kvbench --protocol resp --rate at the same
+# rate against Redis (alternating which server goes first), and a second
+# equal-rate table gives one line per server, both measured by kvbench
+# open loop: there the two p99s at equal rate come from the same tool.
 #
 # Environment (defaults): BUILD (build), ROUNDS (3), DURATION (5 s per
 # run), KEYS (100000), VALUE (64), CONNS (50), PIPELINES ("1 16"),
@@ -122,11 +137,19 @@ awk -v n="$KEYS" -v size="$VALUE" 'BEGIN {
         printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, size, v;
     }
 }' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
-# kvd: kvbench's keys ("key:" and 8 digits).
-taskset -c "$CLIENT_CPU" "$KVBENCH" -p "$KVD_PORT" -c "$CONNS" --keys "$KEYS" \
-    -d "$VALUE" --preload --ratio 0:1 --warmup 0 --duration 0.001 -q --json >/dev/null
+# kvd, and Redis for kvbench --protocol resp: kvbench's keys ("key:" and
+# 8 digits).
+for proto in kvd resp; do
+    port=$KVD_PORT
+    [ $proto = resp ] && port=$REDIS_PORT
+    taskset -c "$CLIENT_CPU" "$KVBENCH" --protocol $proto -p "$port" -c "$CONNS" \
+        --keys "$KEYS" -d "$VALUE" --preload --ratio 0:1 --warmup 0 --duration 0.001 \
+        -q --json >/dev/null
+done
+# The two key formats never name the same key (16 and 12 bytes).
 redis_keys=$(redis-cli -p "$REDIS_PORT" dbsize)
-[ "$redis_keys" -eq "$KEYS" ] || die "Redis has $redis_keys keys after preload, not $KEYS"
+[ "$redis_keys" -eq $((2 * KEYS)) ] ||
+    die "Redis has $redis_keys keys after preload, not $((2 * KEYS)) (2 x $KEYS)"
 
 # ---- runs ---------------------------------------------------------------
 # redis-benchmark is bounded by a request count: size it from a short
@@ -148,31 +171,41 @@ redis_run() { # op pipeline requests -> "rps p50_ms p99_ms cpu_us/req cpu_share"
     echo "$r $(cpu_cost "$REDIS_PID" "$t0" "$w0" "$3")"
 }
 ms() { awk -v v="$1" 'BEGIN { printf "%.3f", v / 1000 }'; } # us -> ms
-kvd_run() { # op pipeline -> "rps p50_ms p99_ms cpu_us/req cpu_share errors"
+# kvbench against kvd, or against Redis with --protocol resp: the same
+# options either way. Sets PORT, PID and PROTO for the server.
+kvb_target() { # kvd|redis
+    if [ "$1" = kvd ]; then
+        PORT=$KVD_PORT PID=$KVD_PID PROTO=kvd
+    else
+        PORT=$REDIS_PORT PID=$REDIS_PID PROTO=resp
+    fi
+}
+kvb_run() { # kvd|redis op pipeline -> "rps p50_ms p99_ms cpu_us/req cpu_share errors p999_ms"
     local ratio=1:0
-    [ "$1" = set ] && ratio=0:1
+    [ "$2" = set ] && ratio=0:1
     local out t0 w0
-    t0=$(cpu_ticks "$KVD_PID"); w0=$(now)
-    out=$(taskset -c "$CLIENT_CPU" "$KVBENCH" -p "$KVD_PORT" -c "$CONNS" -t 1 \
-        -P "$2" --ratio "$ratio" --keys "$KEYS" -d "$VALUE" \
+    kvb_target "$1"
+    t0=$(cpu_ticks "$PID"); w0=$(now)
+    out=$(taskset -c "$CLIENT_CPU" "$KVBENCH" --protocol "$PROTO" -p "$PORT" -c "$CONNS" \
+        -t 1 -P "$3" --ratio "$ratio" --keys "$KEYS" -d "$VALUE" \
         --warmup 1 --duration "$DURATION" --json -q)
     field() { printf '%s' "$out" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
     local e n
     e=$(field errors); n=$(field not_found)
-    printf '%s %s %s %s %s\n' "$(field rps)" \
-        "$(awk -v v="$(field p50)" 'BEGIN { printf "%.3f", v / 1000 }')" \
-        "$(awk -v v="$(field p99)" 'BEGIN { printf "%.3f", v / 1000 }')" \
-        "$(cpu_cost "$KVD_PID" "$t0" "$w0" "$(field answered)")" "$((e + n))"
+    printf '%s %s %s %s %s %s\n' "$(field rps)" "$(ms "$(field p50)")" "$(ms "$(field p99)")" \
+        "$(cpu_cost "$PID" "$t0" "$w0" "$(field answered)")" "$((e + n))" \
+        "$(ms "$(field p999)")"
 }
 # Open loop at a fixed rate, pipeline 1 as the cap per connection.
 # -> "rps p50_ms p99_ms p999_ms late_pct backlog lag_p50_ms cpu_us/req cpu_share errors"
-kvd_rate_run() { # op rate
+kvb_rate_run() { # kvd|redis op rate
     local ratio=1:0
-    [ "$1" = set ] && ratio=0:1
+    [ "$2" = set ] && ratio=0:1
     local out t0 w0
-    t0=$(cpu_ticks "$KVD_PID"); w0=$(now)
-    out=$(taskset -c "$CLIENT_CPU" "$KVBENCH" -p "$KVD_PORT" -c "$CONNS" -t 1 \
-        -P 1 --rate "$2" --ratio "$ratio" --keys "$KEYS" -d "$VALUE" \
+    kvb_target "$1"
+    t0=$(cpu_ticks "$PID"); w0=$(now)
+    out=$(taskset -c "$CLIENT_CPU" "$KVBENCH" --protocol "$PROTO" -p "$PORT" -c "$CONNS" \
+        -t 1 -P 1 --rate "$3" --ratio "$ratio" --keys "$KEYS" -d "$VALUE" \
         --warmup 1 --duration "$DURATION" --json -q)
     field() { printf '%s' "$out" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
     local n e
@@ -181,12 +214,13 @@ kvd_rate_run() { # op rate
         "$(ms "$(field p99)")" "$(ms "$(field p999)")" \
         "$(awk -v l="$(field late)" -v n="$n" 'BEGIN { printf "%.2f", n ? 100 * l / n : 0 }')" \
         "$(field backlog)" "$(ms "$(field send_lag_p50_us)")" \
-        "$(cpu_cost "$KVD_PID" "$t0" "$w0" "$(field answered)")" "$e"
+        "$(cpu_cost "$PID" "$t0" "$w0" "$(field answered)")" "$e"
 }
 col() { # server op pipeline column -> median over the rounds
     awk -v s="$1" -v o="$2" -v p="$3" -v c="$4" '$2 == s && $3 == o && $4 == p { print $c }' "$TMP/raw" | median
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'; }
 
 SHAPES=()
 for p in $PIPELINES; do
@@ -205,7 +239,7 @@ load_before=$(uptime)
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 echo "servers: kvd $("$KVD" --version | head -1) --threads 1; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') --save '' --appendonly no; both on CPU $SERVER_CPU"
-echo "clients: kvbench -t 1 / redis-benchmark (1 thread) on CPU $CLIENT_CPU; $CONNS connections, $KEYS keys, $VALUE-byte values, ~$DURATION s per run, $ROUNDS rounds"
+echo "clients: kvbench -t 1 (kvd; Redis with --protocol resp) / redis-benchmark (1 thread) on CPU $CLIENT_CPU; $CONNS connections, $KEYS keys, $VALUE-byte values, ~$DURATION s per run, $ROUNDS rounds"
 echo "load before: $load_before"
 echo "busiest other processes (%CPU since start, command):"
 { ps -eo pcpu=,psr=,args= --sort=-pcpu | grep -v -e redis-server -e "$KVD" |
@@ -215,13 +249,18 @@ echo
 for round in $(seq "$ROUNDS"); do
     for shape in "${SHAPES[@]}"; do
         set -- $shape
-        if [ $((round % 2)) -eq 1 ]; then order="redis kvd"; else order="kvd redis"; fi
+        # redis = redis-benchmark; redis-kvbench = kvbench --protocol resp
+        if [ $((round % 2)) -eq 1 ]; then
+            order="redis kvd redis-kvbench"
+        else
+            order="redis-kvbench kvd redis"
+        fi
         for server in $order; do
-            if [ $server = redis ]; then
-                r=$(redis_run "$1" "$2" "${NREQ[$shape]}")
-            else
-                r=$(kvd_run "$1" "$2")
-            fi
+            case $server in
+            redis) r=$(redis_run "$1" "$2" "${NREQ[$shape]}") ;;
+            kvd) r=$(kvb_run kvd "$1" "$2") ;;
+            redis-kvbench) r=$(kvb_run redis "$1" "$2") ;;
+            esac
             echo "$round $server $1 $2 $r" >>"$TMP/raw"
             echo "round $round: $server ${1^^} -P $2: $r" >&2
         done
@@ -229,23 +268,34 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # ---- equal rate ---------------------------------------------------------
-# kvd open loop at Redis's median pipeline-1 throughput (see the header).
+# kvd open loop at Redis's median pipeline-1 throughput (see the header),
+# and Redis open loop by kvbench at the same rate.
+rate_medians() { # op rate raw_file -> one line: op rate, the median of each column, errors summed
+    local op=$1 file=$3 line="$1 $2" c
+    for c in 4 5 6 7 8 9 10 11 12; do
+        line="$line $(awk -v o="$op" -v c="$c" '$2 == o { print $c }' "$file" | median)"
+    done
+    echo "$line $(awk -v o="$op" '$2 == o { s += $13 } END { print s + 0 }' "$file")"
+}
 if [[ " $PIPELINES " == *" 1 "* ]]; then
     for op in get set; do
         rate=$(col redis "$op" 1 5 | awk '{ printf "%d", $1 }')
         [ "${rate:-0}" -gt 0 ] || { echo "equal rate: no Redis ${op^^} -P 1 throughput" >&2; continue; }
         for round in $(seq 1 "$ROUNDS"); do
-            r=$(kvd_rate_run "$op" "$rate")
-            echo "$round $op $rate $r" >>"$TMP/rate_raw"
-            echo "equal rate, round $round: kvd ${op^^} -P 1 at $rate req/s: $r" >&2
+            if [ $((round % 2)) -eq 1 ]; then order="kvd redis"; else order="redis kvd"; fi
+            for server in $order; do
+                r=$(kvb_rate_run "$server" "$op" "$rate")
+                if [ $server = kvd ]; then
+                    echo "$round $op $rate $r" >>"$TMP/rate_raw"
+                    echo "equal rate, round $round: kvd ${op^^} -P 1 at $rate req/s: $r" >&2
+                else
+                    echo "$round $op $rate $r" >>"$TMP/rate_raw_redis"
+                    echo "equal rate, round $round: Redis (kvbench) ${op^^} -P 1 at $rate req/s: $r" >&2
+                fi
+            done
         done
-        # one line per op: the median of each column over the runs, errors summed
-        line="$op $rate"
-        for c in 4 5 6 7 8 9 10 11 12; do
-            line="$line $(awk -v o="$op" -v c="$c" '$2 == o { print $c }' "$TMP/rate_raw" | median)"
-        done
-        echo "$line $(awk -v o="$op" '$2 == o { s += $13 } END { print s + 0 }' "$TMP/rate_raw")" \
-            >>"$TMP/rate"
+        rate_medians "$op" "$rate" "$TMP/rate_raw" >>"$TMP/rate"
+        rate_medians "$op" "$rate" "$TMP/rate_raw_redis" >>"$TMP/rate_redis"
     done
 fi
 
@@ -269,15 +319,38 @@ for shape in "${SHAPES[@]}"; do
 done
 kerr=$(awk '$2 == "kvd" { s += $10 } END { print s + 0 }' "$TMP/raw")
 [ -s "$TMP/rate" ] && kerr=$((kerr + $(awk '{ s += $NF } END { print s + 0 }' "$TMP/rate")))
+rerr=$(awk '$2 == "redis-kvbench" { s += $10 } END { print s + 0 }' "$TMP/raw")
+[ -s "$TMP/rate_redis" ] &&
+    rerr=$((rerr + $(awk '{ s += $NF } END { print s + 0 }' "$TMP/rate_redis")))
 echo
 echo "kvbench errors + misses over all runs: $kerr"
 echo "medians of $ROUNDS rounds; p99/p50 in ms as each tool measures them; us/rq = server"
 echo "CPU microseconds per request (lower is better; kvd/R < 1 means kvd is cheaper)."
+echo
+echo "Same generator: kvbench -t 1 against both servers (Redis over RESP2, --protocol"
+echo "resp), same connections, pinning, keys, values, warmup and duration; kvd's runs"
+echo "are those of the table above. Medians of $ROUNDS rounds:"
+printf '%-9s %10s %10s %6s | %8s %8s | %8s %8s | %9s %9s | %9s %9s %6s\n' shape "kvd req/s" \
+    "Redis" "kvd/R" "kvd p50" "R p50" "kvd p99" "R p99" "kvd p99.9" "R p99.9" \
+    "kvd us/rq" "R us/rq" "kvd/R"
+for shape in "${SHAPES[@]}"; do
+    set -- $shape
+    krps=$(col kvd "$1" "$2" 5); rrps=$(col redis-kvbench "$1" "$2" 5)
+    kcpu=$(col kvd "$1" "$2" 8); rcpu=$(col redis-kvbench "$1" "$2" 8)
+    printf '%-9s %10.0f %10.0f %6.2f | %8.3f %8.3f | %8.3f %8.3f | %9.3f %9.3f | %9.2f %9.2f %6.2f\n' \
+        "${1^^} -P$2" "$krps" "$rrps" "$(ratio "$krps" "$rrps")" \
+        "$(col kvd "$1" "$2" 6)" "$(col redis-kvbench "$1" "$2" 6)" \
+        "$(col kvd "$1" "$2" 7)" "$(col redis-kvbench "$1" "$2" 7)" \
+        "$(col kvd "$1" "$2" 11)" "$(col redis-kvbench "$1" "$2" 11)" \
+        "$kcpu" "$rcpu" "$(ratio "$kcpu" "$rcpu")"
+done
+echo "kvbench errors + misses against Redis over all runs (closed and open loop): $rerr"
+echo "latencies in ms, all measured by kvbench the same way; us/rq as above."
 if [ -s "$TMP/rate" ]; then
     echo
     echo "Equal rate: kvd open loop (kvbench --rate, -P 1) at Redis's median throughput,"
     echo "latency from each request's scheduled send time, medians of $ROUNDS runs; Redis"
-    echo "as in the table above:"
+    echo "as in the first table (redis-benchmark, closed loop):"
     printf '%-9s %10s %10s %7s | %8s %8s %9s | %8s %8s | %6s %7s | %7s %5s\n' shape \
         "rate req/s" "kvd req/s" reached "kvd p50" "kvd p99" "kvd p99.9" "R p50" "R p99" \
         "late %" "lag p50" "kvd cpu" "R cpu"
@@ -295,7 +368,35 @@ if [ -s "$TMP/rate" ]; then
     echo "latencies); cpu = the server's share of CPU $SERVER_CPU at that throughput."
     echo "Raw (round op rate rps p50 p99 p99.9 late% backlog lag_p50 us/rq cpu_share errors):"
     cat "$TMP/rate_raw"
-    echo
 fi
-echo "Raw rounds (round server op pipeline rps p50 p99 us/rq cpu_share [errors]):"
+if [ -s "$TMP/rate_redis" ]; then
+    echo
+    echo "Equal rate, same generator: kvbench open loop (--rate, -P 1) against each server"
+    echo "at the rate above, latency from the scheduled send time, medians of $ROUNDS runs"
+    echo "(kvd: the runs of the table above; Redis: kvbench --protocol resp):"
+    printf '%-9s %-6s %10s %10s %7s | %8s %8s %9s | %6s %7s | %5s\n' shape server \
+        "rate req/s" "req/s" reached p50 p99 p99.9 "late %" "lag p50" cpu
+    for op in get set; do
+        for server in kvd Redis; do
+            file=$TMP/rate
+            [ $server = Redis ] && file=$TMP/rate_redis
+            awk -v o="$op" '$1 == o' "$file" |
+                while read -r _ rate rps p50 p99 p999 late _ lag _ cpu_share _; do
+                    reached=$(awk -v a="$rps" -v r="$rate" \
+                        'BEGIN { p = 100 * a / r; if (p >= 98) print "yes"; else printf "no %d%%", p }')
+                    printf '%-9s %-6s %10d %10.0f %7s | %8.3f %8.3f %9.3f | %6.2f %7.3f | %5.2f\n' \
+                        "${op^^} -P1" "$server" "$rate" "$rps" "$reached" "$p50" "$p99" "$p999" \
+                        "$late" "$lag" "$cpu_share"
+                done
+        done
+    done
+    echo "columns as in the equal-rate table above, for each server (reached = the server"
+    echo "answered >= 98 % of the rate; cpu = its share of CPU $SERVER_CPU)."
+    echo "Raw, Redis by kvbench (round op rate rps p50 p99 p99.9 late% backlog lag_p50 us/rq"
+    echo "cpu_share errors):"
+    cat "$TMP/rate_raw_redis"
+fi
+[ -s "$TMP/rate" ] && echo
+echo "Raw rounds (round server op pipeline rps p50 p99 us/rq cpu_share [errors p99.9];"
+echo "redis = redis-benchmark, redis-kvbench = kvbench --protocol resp):"
 cat "$TMP/raw"

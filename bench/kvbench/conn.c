@@ -556,6 +556,17 @@ uint64_t kvb_conn_backlog(const kvb_conn *c, uint64_t end_ns)
     return kvb_sched_due(&c->sched, end_ns);
 }
 
+void kvb_conn_setup_expired(kvb_conn *c)
+{
+    if (c->state == KVB_CONN_CONNECTING)
+        conn_fail(c, "connect", "no connection after " KVB_SETUP_LIMIT_TEXT);
+    else if (c->state == KVB_CONN_SETUP)
+        conn_fail(c, "handshake",
+                  conn_resp(c) ? "no answer to AUTH after " KVB_SETUP_LIMIT_TEXT
+                               : "no answer to HELLO after " KVB_SETUP_LIMIT_TEXT
+                                 " (is this kvd? for Redis use --protocol resp)");
+}
+
 void kvb_conn_stop(kvb_conn *c, int force)
 {
     if (c->state >= KVB_CONN_CLOSING)

@@ -93,6 +93,9 @@ void kvb_conn_send_due(kvb_conn *c, uint64_t now_ns);
 /* --rate: how many requests fell due at or before end_ns and were not
  * sent (0 unless the connection ran). */
 uint64_t kvb_conn_backlog(const kvb_conn *c, uint64_t end_ns);
+/* SETUP took too long: fails the connection (and so the run) if it is
+ * still connecting or waiting for its handshake answer. */
+void kvb_conn_setup_expired(kvb_conn *c);
 /* Stops sending; closes now if nothing is in flight, else once the last
  * response is in (RUN) or at once (other states). */
 void kvb_conn_stop(kvb_conn *c, int force);

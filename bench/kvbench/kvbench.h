@@ -67,6 +67,10 @@ int kvb_opts_parse(kvb_opts *o, int argc, char **argv);
  * ---------------------------------------------------------------------- */
 /* How often workers look at kvb_run.phase, in milliseconds. */
 #define KVB_POLL_MS 2
+/* How long connecting and the handshake (HELLO, AUTH) may take. Preloading
+ * comes after and is not bounded. */
+#define KVB_SETUP_LIMIT_MS 10000
+#define KVB_SETUP_LIMIT_TEXT "10 s"
 
 typedef enum kvb_phase {
     KVB_PHASE_SETUP = 0,   /* connecting, HELLO (kvd)/AUTH, --preload    */

@@ -125,6 +125,11 @@ static void on_timer(uv_timer_t *t)
     kvb_worker *w = t->data;
     int phase = atomic_load_explicit(&w->run->phase, memory_order_acquire);
     w->phase = phase;
+    /* A server that never answers the handshake (say, Redis without
+     * --protocol resp) must not keep the run waiting forever. */
+    if (phase == KVB_PHASE_SETUP && uv_now(&w->loop) >= w->setup_deadline)
+        for (int i = 0; i < w->nconns; i++)
+            kvb_conn_setup_expired(&w->conns[i]);
     if ((phase == KVB_PHASE_WARMUP || phase == KVB_PHASE_MEASURE) && !w->started) {
         w->started = 1;
         worker_start_conns(w);
@@ -153,6 +158,7 @@ static void worker_main(void *arg)
     for (int i = 0; i < w->idx; i++)
         base += o->connections / o->threads + (i < o->connections % o->threads);
 
+    w->setup_deadline = uv_now(&w->loop) + KVB_SETUP_LIMIT_MS;
     uv_timer_start(&w->timer, on_timer, KVB_POLL_MS, KVB_POLL_MS);
     for (int i = 0; i < w->nconns && !w->failed; i++) {
         kvb_conn *c = &w->conns[i];

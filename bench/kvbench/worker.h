@@ -30,6 +30,7 @@ struct kvb_worker {
     int stopping;  /* connections were told to stop                  */
     int error_shown; /* the first error answer was printed           */
     uint64_t stop_deadline; /* uv_now() after which STOP closes all  */
+    uint64_t setup_deadline; /* uv_now() after which SETUP gives up  */
     kvb_result res;
 };
 

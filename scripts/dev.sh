@@ -14,7 +14,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 # Every package the project builds, tests or benchmarks with.
 PACKAGES=(build-essential cmake pkg-config clang git
           libxxhash-dev liburcu-dev libuv1-dev libmsgpack-dev libinih-dev libedit-dev
-          libjansson-dev libcriterion-dev valgrind redis-server redis-tools util-linux procps)
+          libjansson-dev libcriterion-dev valgrind redis-server redis-tools util-linux procps
+          python3)
 
 deps() {
     local missing=()

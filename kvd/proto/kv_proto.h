@@ -219,6 +219,16 @@ int kv_proto_request_decode(const void *body, size_t len,
                             const kv_proto_limits *limits,
                             kv_proto_arena *arena, kv_proto_request *out);
 
+/* Looks ahead over the complete frames at the start of buf[0..len) (as
+ * kv_proto_frame_split cuts them with max_frame) and collects into keys[]
+ * the key of each frame that looks like a GET or a SET, at most max of
+ * them, without decoding anything else: for a server to prefetch a
+ * pipelined batch's keys (kv_prefetch) before running it. Only a hint:
+ * frames are still decoded and checked one by one afterwards. Returns the
+ * number of keys; they point into buf. */
+size_t kv_proto_peek_keys(const void *buf, size_t len, size_t max_frame, kv_key *keys,
+                          size_t max);
+
 /* Frees what the decoder allocated without an arena. Safe on a request
  * decoded into an arena, on a zeroed struct, and on NULL. */
 void kv_proto_request_free(kv_proto_request *req);

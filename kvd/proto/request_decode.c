@@ -326,3 +326,31 @@ void kv_proto_request_free(kv_proto_request *req)
     if (req != NULL)
         kv__alloc_release(&req->owned_);
 }
+
+/* The key of a frame body that starts like [GET or SET, id, key, ...]. */
+static int peek_key(const uint8_t *body, size_t len, kv_key *key)
+{
+    kv__rd r = {body, body + len};
+    size_t n;
+    uint64_t op, id;
+    if (kv__rd_array(&r, &n) != 0 || n < 3 || kv__rd_uint(&r, &op) != 0 ||
+        (op != KV_PROTO_GET && op != KV_PROTO_SET) || kv__rd_uint(&r, &id) != 0)
+        return 0;
+    return kv__rd_bytes(&r, key) == 0 && key->len > 0;
+}
+
+size_t kv_proto_peek_keys(const void *buf, size_t len, size_t max_frame, kv_key *keys,
+                          size_t max)
+{
+    const uint8_t *p = buf;
+    size_t off = 0, k = 0;
+    while (k < max) {
+        size_t boff, blen;
+        if (kv_proto_frame_split(p + off, len - off, max_frame, &boff, &blen) != KV_PROTO_FRAME)
+            break;
+        if (peek_key(p + off + boff, blen, &keys[k]))
+            k++;
+        off += boff + blen;
+    }
+    return k;
+}

@@ -168,14 +168,32 @@ static void conn_fatal_error(kvd_conn *c, int status, const char *detail)
         kvd_conn_close(c);
 }
 
+/* Pipelined GETs and SETs of different keys are independent: start the
+ * cache misses of the next PREFETCH_BATCH keys together (kv_prefetch)
+ * instead of meeting them one request at a time. Returns how many frames
+ * the next calls may skip before looking ahead again. */
+#define PREFETCH_BATCH 16
+static size_t prefetch_batch(kvd_conn *c, const uint8_t *data, size_t len)
+{
+    kv_key keys[PREFETCH_BATCH];
+    size_t n = kv_proto_peek_keys(data, len, frame_limit(c), keys, PREFETCH_BATCH);
+    if (n > 1)
+        kv_prefetch(c->w->server->store, keys, n);
+    return n > 1 ? n - 1 : 0;
+}
+
 /* Answers every complete frame in data[0..len) into c->out until the
  * connection pauses or fails. Returns the bytes consumed. */
 static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
 {
     const kvd_server *s = c->w->server;
-    size_t off = 0;
+    size_t off = 0, unprefetched = 0;
     uint64_t clock = uv_hrtime(); /* one clock read per request, not two */
     while (!c->fatal && !c->closing && !c->lingering) {
+        if (unprefetched == 0)
+            unprefetched = prefetch_batch(c, data + off, len - off);
+        else
+            unprefetched--;
         size_t before = c->pending + c->out.len;
         if (before >= s->out_soft) {
             conn_pause(c);

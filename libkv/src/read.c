@@ -1,5 +1,6 @@
 /*
- * read.c - the read paths: get, exists, and the snapshot multi-get.
+ * read.c - the read paths: get, exists, the snapshot multi-get, and the
+ * prefetch hint.
  *
  * A read pins the thread's epoch (ebr.h), probes the index without any
  * lock and copies what it found. It writes only to its own thread slot.
@@ -154,6 +155,44 @@ static bool snapshot_holds(kv_store *s, const mkey *m, size_t n)
     return true;
 }
 
+/* Starts the cache misses of n keys: every home slot first, then the items
+ * those slots point to (the keys are independent, so the misses overlap
+ * instead of following one another). In a read section. */
+static void prefetch_keys(kv__table *t, const mkey *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        __builtin_prefetch(&t->slots[m[i].hash >> t->shift]);
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t w = atomic_load_explicit(&t->slots[m[i].hash >> t->shift],
+                                           memory_order_relaxed);
+        if ((w & KV__SLOT_TAG_MASK) == kv__slot_tag(m[i].hash) && kv__slot_is_key(w) &&
+            !(w & KV__SLOT_PENDING)) {
+            __builtin_prefetch((const void *)(w & KV__SLOT_PTR_MASK));
+            __builtin_prefetch((const void *)((w & KV__SLOT_PTR_MASK) + 64));
+        }
+    }
+}
+
+void kv_prefetch(kv_store *s, const kv_key *keys, size_t n)
+{
+    if (!s || !keys || n == 0)
+        return;
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (!slot)
+        return;
+    mkey m[16];
+    kv__ebr_pin(&s->ebr, slot);
+    kv__table *t = atomic_load(&s->table);
+    for (size_t done = 0; done < n;) {
+        size_t k = 0;
+        for (; done < n && k < 16; done++)
+            if (kv__check_key(s, keys[done].data, keys[done].len) == KV_OK)
+                m[k++].hash = kv__hash(keys[done].data, keys[done].len);
+        prefetch_keys(t, m, k);
+    }
+    kv__ebr_unpin(slot);
+}
+
 /* A multi-get in progress: its keys' hashes, and what they were found to be. */
 typedef struct mget_state {
     kv__slot *slot;
@@ -192,17 +231,8 @@ static int mget_snapshot(kv_store *s, const kv_key *keys, size_t n, mget_state *
         }
         kv__table *t = atomic_load(&s->table);
         /* The keys are independent: start all their cache misses before
-         * waiting on any (home slots first, then the items they point to). */
-        for (size_t i = 0; i < n; i++)
-            __builtin_prefetch(&t->slots[m[i].hash >> t->shift]);
-        for (size_t i = 0; i < n; i++) {
-            uintptr_t w = atomic_load_explicit(&t->slots[m[i].hash >> t->shift],
-                                               memory_order_relaxed);
-            if ((w & KV__SLOT_TAG_MASK) == kv__slot_tag(m[i].hash) && kv__slot_is_key(w)) {
-                __builtin_prefetch(kv__slot_ptr(w));
-                __builtin_prefetch((char *)kv__slot_ptr(w) + 64);
-            }
-        }
+         * waiting on any. */
+        prefetch_keys(t, m, n);
         for (size_t i = 0; i < n; i++) {
             uintptr_t w = kv__table_find(t, m[i].hash, keys[i].data, keys[i].len);
             m[i].item = w ? kv__slot_visible(w, &m[i].seen_pending) : NULL;

@@ -122,3 +122,41 @@ Test(frame, op_names)
     cr_expect_str_eq(kv_proto_op_name(-1), "UNKNOWN");
     cr_expect_str_eq(kv_proto_op_name(KV_PROTO_OP_COUNT), "UNKNOWN");
 }
+
+/* The look-ahead a server uses to prefetch a pipelined batch: the keys of
+ * complete GET and SET frames, in order, at most max, nothing else. */
+Test(frame, peek_keys_of_gets_and_sets)
+{
+    kv_proto_buf b = {0};
+    kv_key two[2] = {{"c", 1}, {"d", 1}};
+    kv_proto_request q[] = {
+        {.op = KV_PROTO_GET, .id = 1, .key = {"a", 1}},
+        {.op = KV_PROTO_SET, .id = 2, .key = {"bb", 2}, .value = {"v", 1}},
+        {.op = KV_PROTO_MGET, .id = 3, .keys = two, .nkeys = 2},
+        {.op = KV_PROTO_PING, .id = 4},
+        {.op = KV_PROTO_GET, .id = 5, .key = {"e", 1}},
+    };
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+        cr_assert_eq(kv_proto_request_encode(&b, &q[i]), KV_OK);
+    const uint8_t junk[] = {0, 0, 0, 1, 0xc1}; /* a complete frame, not a request */
+    cr_assert_eq(kv_proto_buf_reserve(&b, sizeof junk), KV_OK);
+    memcpy(b.data + b.len, junk, sizeof junk);
+    b.len += sizeof junk;
+    size_t whole = b.len;
+    kv_proto_request last = {.op = KV_PROTO_GET, .id = 6, .key = {"f", 1}};
+    cr_assert_eq(kv_proto_request_encode(&b, &last), KV_OK);
+
+    kv_key keys[8];
+    cr_assert_eq(kv_proto_peek_keys(b.data, b.len, 0, keys, 8), 4);
+    cr_assert_eq(keys[0].len, 1);
+    cr_assert_eq(memcmp(keys[0].data, "a", 1), 0);
+    cr_assert_eq(keys[1].len, 2);
+    cr_assert_eq(memcmp(keys[1].data, "bb", 2), 0);
+    cr_assert_eq(memcmp(keys[2].data, "e", 1), 0);
+    cr_assert_eq(memcmp(keys[3].data, "f", 1), 0);
+    cr_assert_eq(kv_proto_peek_keys(b.data, b.len, 0, keys, 2), 2, "at most max");
+    /* a frame cut short is not looked into */
+    cr_assert_eq(kv_proto_peek_keys(b.data, whole + 3, 0, keys, 8), 3);
+    cr_assert_eq(kv_proto_peek_keys(b.data, 2, 0, keys, 8), 0);
+    kv_proto_buf_free(&b);
+}

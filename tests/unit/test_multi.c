@@ -265,3 +265,35 @@ Test(multi, mget_with_calls_back_once_per_key_in_order)
     cr_assert_eq(kv_mget_with(s, keys, 3, NULL, NULL), KV_INVALID_ARGUMENT);
     kv_close(s);
 }
+
+/* kv_prefetch is only a hint: present, absent, invalid and many keys, a
+ * NULL list or store - it changes no data and counts no reads. */
+Test(multi, prefetch_is_only_a_hint)
+{
+    kv_store *s = kvt_open(NULL);
+    char k[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof k, "p%d", i);
+        kvt_set(s, k, "v");
+    }
+    kv_metrics before = kvt_metrics(s);
+    static char big[70000];
+    kv_key keys[40];
+    char names[40][16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof names[i], "p%d", i * 3); /* about a third absent */
+        keys[i] = (kv_key){names[i], strlen(names[i])};
+    }
+    keys[5] = (kv_key){"", 0};             /* empty: skipped */
+    keys[6] = (kv_key){NULL, 3};           /* no bytes: skipped */
+    keys[7] = (kv_key){big, sizeof big};   /* over max_key_size: skipped */
+    kv_prefetch(s, keys, 40);              /* more than one batch of 16 */
+    kv_prefetch(s, keys, 0);
+    kv_prefetch(s, NULL, 3);
+    kv_prefetch(NULL, keys, 3);
+    kv_metrics after = kvt_metrics(s);
+    kvt_expect_same_data(&before, &after);
+    cr_assert_eq(after.gets, before.gets, "a prefetch is not a get");
+    kvt_expect(s, "p3", "v", 0);
+    kv_close(s);
+}

@@ -71,12 +71,6 @@ static const char *hint(int status, const char *msg)
     case KV_CLOSED:
     case KV_IO:
         return "the connection was lost; is kvd still running?";
-    case KV_PROTOCOL:
-        if (strstr(msg, "handshake with"))
-            return "that is not kvd's protocol: is kvd listening there? check --host, --port or --unix";
-        if (strstr(msg, "exceeds the limit"))
-            return "the answer is larger than kvcli accepts; ask for fewer keys";
-        return NULL;
     case KV_AUTH_REQUIRED:
         return "the server needs a password: use --password or KV_PASSWORD";
     case KV_AUTH_FAILED:
@@ -93,18 +87,21 @@ static const char *hint(int status, const char *msg)
     }
 }
 
-int kvcli_fail(kvcli_session *s, int status, const char *what)
+/* Prints the one error line: what failed, the client's message, a hint. */
+static void print_failure(kvcli_session *s, int status, const char *what, const char *h)
 {
     const char *msg = s->client ? kv_client_last_error(s->client) : "";
     if (msg == NULL || *msg == '\0')
         msg = kv_client_strerror(status);
-    const char *h = hint(status, msg);
+    if (h == NULL)
+        h = hint(status, msg);
     kvcli_err("%s%s%s%s%s%s", what ? what : "", what ? ": " : "", msg,
               h ? " (" : "", h ? h : "", h ? ")" : "");
-    /* a server that does not even answer the handshake in kvd's protocol
-     * is a connection problem, not a server error */
-    if (status == KV_PROTOCOL && strstr(msg, "handshake with"))
-        return KVCLI_EXIT_CONNECT;
+}
+
+int kvcli_fail(kvcli_session *s, int status, const char *what)
+{
+    print_failure(s, status, what, NULL);
     return kvcli_exit_code(status);
 }
 
@@ -190,7 +187,17 @@ kv_client *kvcli_connect(kvcli_session *s, int *rc)
         *rc = st == KV_INVALID_ARGUMENT ? KVCLI_EXIT_USAGE : KVCLI_EXIT_SERVER;
         return NULL;
     }
-    *rc = kvcli_fail(s, st, NULL); /* the message names the address */
+    /* The message names the address. A reply kvcli cannot decode while
+     * connecting means the server does not speak kvd's protocol at all: a
+     * connection problem, not a server error. */
+    if (st == KV_PROTOCOL) {
+        print_failure(s, st, NULL,
+                      "that is not kvd's protocol: is kvd listening there? check --host,"
+                      " --port or --unix");
+        *rc = KVCLI_EXIT_CONNECT;
+    } else {
+        *rc = kvcli_fail(s, st, NULL);
+    }
     return NULL;
 }
 

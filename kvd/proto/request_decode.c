@@ -95,6 +95,18 @@ static int read_pairs(dec *d, kv_proto_request *q)
     return KV_OK;
 }
 
+/* The head of a TXN compare or op, [kind, key, ...]: its element count m
+ * (at least 2), its kind (at most max_kind) and its key. */
+static int read_entry_head(dec *d, size_t *m, uint64_t *kind, uint64_t max_kind, kv_key *key,
+                           const char *shape, const char *unknown_kind)
+{
+    if (kv__rd_array(&d->r, m) || *m < 2 || kv__rd_uint(&d->r, kind))
+        return PROTO(shape);
+    if (*kind > max_kind)
+        return fail(d, KV_INVALID_ARGUMENT, unknown_kind);
+    return read_key(d, key);
+}
+
 static int read_compares(dec *d, kv_proto_request *q)
 {
     size_t n;
@@ -109,11 +121,8 @@ static int read_compares(dec *d, kv_proto_request *q)
         kv_key k, v;
         int rc;
         memset(&c[i], 0, sizeof c[i]);
-        if (kv__rd_array(&d->r, &m) || m < 2 || kv__rd_uint(&d->r, &kind))
-            return PROTO("a compare is [kind, key, arg?]");
-        if (kind > KV_CMP_VALUE_EQ)
-            return fail(d, KV_INVALID_ARGUMENT, "unknown compare kind");
-        if ((rc = read_key(d, &k)))
+        if ((rc = read_entry_head(d, &m, &kind, KV_CMP_VALUE_EQ, &k,
+                                  "a compare is [kind, key, arg?]", "unknown compare kind")))
             return rc;
         c[i].kind = (kv_compare_kind)kind;
         c[i].key = k.data;
@@ -151,11 +160,8 @@ static int read_ops(dec *d, const kv_op **out, size_t *nout)
         kv_key k, v;
         int rc;
         memset(&o[i], 0, sizeof o[i]);
-        if (kv__rd_array(&d->r, &m) || m < 2 || kv__rd_uint(&d->r, &kind))
-            return PROTO("an op is [kind, key, value?]");
-        if (kind > KV_OP_DELETE)
-            return fail(d, KV_INVALID_ARGUMENT, "unknown op kind");
-        if ((rc = read_key(d, &k)))
+        if ((rc = read_entry_head(d, &m, &kind, KV_OP_DELETE, &k,
+                                  "an op is [kind, key, value?]", "unknown op kind")))
             return rc;
         o[i].kind = (kv_op_kind)kind;
         o[i].key = k.data;

@@ -95,6 +95,14 @@ static int apply_simple(kv_store *s, const kv__batch *b, kv__outcome *o)
     return rc;
 }
 
+/* op on its key only if the key's version is expected (0: absent). */
+static int apply_cas(kv_store *s, const kv_op *op, uint64_t expected, kv__outcome *o)
+{
+    kv_compare cmp = {.kind = KV_CMP_VERSION_EQ, .key = op->key, .klen = op->klen,
+                      .version = expected};
+    return apply_simple(s, &(kv__batch){.cmps = &cmp, .ncmps = 1, .then_ops = op, .nthen = 1}, o);
+}
+
 static void count_cas_failure(kv_store *s)
 {
     kv__slot *slot = kv__slot_get(&s->slots);
@@ -116,11 +124,9 @@ int kv_set(kv_store *s, const void *key, size_t klen, const void *val, size_t vl
 int kv_set_if(kv_store *s, const void *key, size_t klen, const void *val, size_t vlen,
               uint64_t expected, uint64_t *version)
 {
-    kv_compare cmp = {.kind = KV_CMP_VERSION_EQ, .key = key, .klen = klen, .version = expected};
     kv_op op = {KV_OP_SET, key, klen, val, vlen};
     kv__outcome o;
-    int rc = apply_simple(s, &(kv__batch){.cmps = &cmp, .ncmps = 1, .then_ops = &op, .nthen = 1},
-                          &o);
+    int rc = apply_cas(s, &op, expected, &o);
     if (rc != KV_OK)
         return rc;
     if (!o.succeeded) {
@@ -151,11 +157,9 @@ int kv_delete_if(kv_store *s, const void *key, size_t klen, uint64_t expected,
 {
     if (expected == 0)
         return KV_INVALID_ARGUMENT;
-    kv_compare cmp = {.kind = KV_CMP_VERSION_EQ, .key = key, .klen = klen, .version = expected};
     kv_op op = {KV_OP_DELETE, key, klen, NULL, 0};
     kv__outcome o;
-    int rc = apply_simple(s, &(kv__batch){.cmps = &cmp, .ncmps = 1, .then_ops = &op, .nthen = 1},
-                          &o);
+    int rc = apply_cas(s, &op, expected, &o);
     if (rc != KV_OK)
         return rc;
     if (!o.succeeded) {

@@ -18,6 +18,11 @@
  * Every function that can fail returns a kv status (0 = KV_OK). Outputs are
  * left untouched on failure unless the function says otherwise. No function
  * aborts, exits or prints on bad input.
+ *
+ * Durability: a store opened with kv_open() lives in memory only. A store
+ * opened with kv_open_config() on a directory logs every change and
+ * recovers it at the next open (see "Durable stores" below, and
+ * docs/storage.md for the files).
  */
 #ifndef KV_H
 #define KV_H
@@ -71,6 +76,10 @@ KV_API int kv_version_number(void);
     /* resource failures: nothing was changed */                              \
     XX(NO_MEMORY, 20, "out of memory")                                        \
     XX(STORE_FULL, 21, "store is full (max_keys reached)")                    \
+    /* storage (a store opened on a directory) */                             \
+    XX(NO_SPACE, 22, "no space left on the store's disk")                     \
+    XX(CORRUPT, 23, "data files are corrupt")                                 \
+    XX(LOCKED, 24, "data directory is in use by another process")             \
     /* network (kvd, client library) */                                       \
     XX(PROTOCOL, 30, "protocol error: malformed frame")                       \
     XX(UNSUPPORTED, 31, "unsupported operation or protocol version")          \
@@ -127,6 +136,145 @@ KV_API int kv_open(const kv_options *opts, kv_store **out);
  * store, and open transactions on it must be finished first. NULL is a
  * harmless no-op. The handle must not be used again. */
 KV_API void kv_close(kv_store *store);
+
+/* ------------------------------------------------------------------------
+ * Durable stores
+ *
+ * kv_open_config() opens a store on a directory: every change is appended
+ * to a write-ahead log as one record with its revision, snapshots are
+ * taken in the background, and the next open recovers exactly the
+ * acknowledged state (every key with its value and version; no multi-key
+ * change or transaction ever half-present). Only one process at a time may
+ * have a directory open (KV_LOCKED otherwise).
+ *
+ * When a write "returns" depends on the fsync policy:
+ *   KV_FSYNC_ALWAYS    after its record is on stable storage (fdatasync).
+ *                      Nothing acknowledged is lost, even by a power
+ *                      failure. Concurrent writers share one fdatasync.
+ *   KV_FSYNC_EVERYSEC  after its record is written to the kernel; a
+ *                      background fdatasync runs at least once a second.
+ *                      A crash of the process loses nothing; a power
+ *                      failure or kernel crash can lose about the last
+ *                      second of acknowledged writes.
+ *   KV_FSYNC_NO        after its record is written to the kernel, which
+ *                      syncs when it likes (Linux: typically within 30 s).
+ *                      A crash of the process loses nothing.
+ * A write is visible to readers as soon as it is made, before it is
+ * durable (as in Redis): a reader may see a change that a power failure
+ * then loses under EVERYSEC or NO, or that fails to be logged (below).
+ *
+ * Failures of the disk: a write whose record cannot be queued (the log is
+ * failing) returns KV_NO_SPACE or KV_IO and changes nothing. A write whose
+ * record was queued but could not be made durable returns KV_NO_SPACE or
+ * KV_IO after the fact: the change is in memory and its outcome on disk is
+ * unknown, as after a crash. Out of space is retried every 100 ms and
+ * writes resume once space is free; any other I/O error, and any failed
+ * fdatasync, stops all writes with KV_IO until the store is reopened
+ * (after a failed fsync the kernel may have dropped the data, so a retry
+ * would prove nothing). Reads always keep working.
+ * ---------------------------------------------------------------------- */
+typedef enum kv_fsync {
+    KV_FSYNC_EVERYSEC = 0,
+    KV_FSYNC_ALWAYS = 1,
+    KV_FSYNC_NO = 2
+} kv_fsync;
+
+/* Options for kv_open_config. Fields are only ever added at the end; a
+ * caller sets `size` (kv_config_init does) so that a library newer than
+ * its header reads only the fields the caller knows. */
+typedef struct kv_config {
+    size_t size;             /* sizeof(kv_config) as the caller knows it  */
+    size_t initial_capacity; /* as kv_options                             */
+    size_t max_key_size;
+    size_t max_value_size;
+    uint64_t max_keys;
+    const char *dir;         /* data directory (created if missing);
+                                NULL: in memory, exactly as kv_open       */
+    int fsync;               /* kv_fsync; default KV_FSYNC_EVERYSEC        */
+    int wait_durable;        /* 1 (default): writes return once durable as
+                                the policy says. 0: writes return as soon
+                                as their record is queued, and the caller
+                                waits with kv_sync() or is told by the
+                                kv_set_durable_callback (kvd does this).  */
+    uint64_t segment_bytes;  /* log segment size; default 64 MiB          */
+    uint64_t snapshot_log_bytes; /* snapshot automatically once the log has
+                                grown this much since the last one;
+                                default 64 MiB, 0 = never by size         */
+    uint32_t snapshot_interval_s; /* also snapshot this often if anything
+                                changed; default 3600, 0 = never by time  */
+} kv_config;
+
+#define KV_DEFAULT_SEGMENT_BYTES ((uint64_t)64 * 1024 * 1024)
+#define KV_DEFAULT_SNAPSHOT_LOG_BYTES ((uint64_t)64 * 1024 * 1024)
+#define KV_DEFAULT_SNAPSHOT_INTERVAL_S 3600u
+
+/* Fills the first `size` bytes of *cfg with the defaults and sets
+ * cfg->size; pass sizeof(kv_config). */
+KV_API void kv_config_init(kv_config *cfg, size_t size);
+
+/* Opens a store as configured. With cfg->dir it recovers the directory
+ * first (the newest snapshot, then the log after it; a torn write at the
+ * end of the log is cut off). On success *out owns the store until
+ * kv_close(), which flushes and syncs the log.
+ * Errors: KV_INVALID_ARGUMENT (bad size or limit), KV_NO_MEMORY,
+ * KV_LOCKED (another process has the directory open), KV_CORRUPT (a
+ * checksum failed in the middle of the data: nothing is dropped silently;
+ * kv_last_error() names the file and offset), KV_IO, KV_NO_SPACE. */
+KV_API int kv_open_config(const kv_config *cfg, kv_store **out);
+
+/* A message about the last failed kv_open_config, kv_snapshot or kv_backup
+ * of the calling thread (e.g. the corrupt file and offset), or "" . Valid
+ * until the thread's next such call. Never NULL. */
+KV_API const char *kv_last_error(void);
+
+/* What the last open recovered. Fills the first `size` bytes. */
+typedef struct kv_recovery {
+    uint64_t keys;             /* keys in the store after recovery         */
+    uint64_t revision;         /* the store's revision after recovery      */
+    uint64_t snapshot_revision;/* end revision of the snapshot loaded, 0: none */
+    uint64_t records;          /* log records replayed after the snapshot   */
+    uint64_t segments;         /* log segments read                         */
+    uint64_t torn_bytes;       /* bytes of a torn log tail that were cut off */
+    uint64_t elapsed_us;       /* time the recovery took                    */
+} kv_recovery;
+KV_API int kv_recovery_read(kv_store *store, kv_recovery *out, size_t size);
+
+/* Waits until every change up to revision rev (0: every change made so
+ * far) is durable as the store's policy says. KV_OK at once for an
+ * in-memory store. Errors: KV_NO_SPACE, KV_IO (see above). Any thread. */
+KV_API int kv_sync(kv_store *store, uint64_t rev);
+
+/* The highest revision that is durable as the policy says (for an
+ * in-memory store, the current revision). */
+KV_API uint64_t kv_durable_revision(kv_store *store);
+
+/* fn is called from the log's thread each time the durable revision
+ * advances, and when the log fails (status KV_NO_SPACE or KV_IO). It must
+ * be quick and must not call libkv write functions (e.g. it wakes an event
+ * loop). NULL removes it. Only while no writes run. KV_INVALID_ARGUMENT
+ * for an in-memory store. */
+typedef void (*kv_durable_fn)(void *ctx, uint64_t durable_rev, int status);
+KV_API int kv_set_durable_callback(kv_store *store, kv_durable_fn fn, void *ctx);
+
+/* Takes a snapshot of the store into its directory now, in the calling
+ * thread, while other threads go on reading and writing (no fork, no
+ * pause; memory grows by one 1 MiB buffer). Log segments the snapshot
+ * covers are then removed, and so are older snapshots.
+ * Errors: KV_UNSUPPORTED (in-memory store), KV_NO_SPACE, KV_IO,
+ * KV_NO_MEMORY; a failed snapshot leaves the directory as it was. */
+KV_API int kv_snapshot(kv_store *store);
+
+/* Writes a consistent backup of the running store to the file path (a
+ * snapshot file, self-contained: docs/storage.md), as kv_snapshot does.
+ * The file is complete once this returns KV_OK (written to path.tmp,
+ * synced, renamed). Errors as kv_snapshot. */
+KV_API int kv_backup(kv_store *store, const char *path);
+
+/* Makes dir (which must be empty or not exist) a data directory holding
+ * the backup file `backup`, verified first; kv_open_config on dir then
+ * opens the backed-up state. Errors: KV_CORRUPT (the backup fails its
+ * checks), KV_INVALID_ARGUMENT (dir not empty), KV_IO, KV_NO_SPACE. */
+KV_API int kv_restore(const char *backup, const char *dir);
 
 /* ------------------------------------------------------------------------
  * Single-key operations
@@ -393,6 +541,15 @@ typedef struct kv_metrics {
     uint64_t txn_conflicts; /* optimistic transactions that conflicted   */
     uint64_t table_slots;   /* index capacity                            */
     uint64_t table_resizes; /* times the index grew or was rebuilt       */
+    /* durable stores (all 0 in memory) */
+    uint64_t durable_revision; /* highest durable revision               */
+    uint64_t log_bytes;     /* bytes appended to the log since open      */
+    uint64_t log_records;   /* records written                           */
+    uint64_t log_batches;   /* writes of a batch (group commits)         */
+    uint64_t log_syncs;     /* fdatasync calls on the log                */
+    uint64_t snapshots;     /* snapshots and backups completed           */
+    uint64_t snapshot_failures;
+    uint64_t snapshot_revision; /* end revision of the newest snapshot    */
 } kv_metrics;
 
 /* Fills the first `size` bytes of *out; pass sizeof(kv_metrics). Fields are

@@ -25,6 +25,7 @@
 
 #include "apply.h"
 #include "hash.h"
+#include "log.h"
 #include "store.h"
 
 /* A key the batch touches, and what happens to it. */
@@ -246,22 +247,20 @@ nomem:
     return KV_NO_MEMORY;
 }
 
-static void call_hook(kv_store *s, akey *keys, size_t n, size_t nchanged, uint64_t rev)
+/* The change as one record (revision filled in by the caller or the log).
+ * ch is `small` or malloc'ed: free it if it is not small. */
+static kv__change *make_changes(akey *keys, size_t n, size_t nchanged, kv__change *small)
 {
-    kv__change small[8];
     kv__change *ch = nchanged <= 8 ? small : malloc(nchanged * sizeof *ch);
     if (!ch)
-        return; /* no log exists yet; the log will reserve this up front */
+        return NULL;
     size_t j = 0;
     for (size_t i = 0; i < n; i++)
         if (keys[i].changed)
             ch[j++] = (kv__change){keys[i].key, keys[i].klen,
                                    keys[i].exists ? keys[i].val : NULL,
                                    keys[i].exists ? keys[i].vlen : 0, !keys[i].exists};
-    kv__record rec = {rev, nchanged, ch};
-    s->record_hook(s->record_ctx, &rec);
-    if (ch != small)
-        free(ch);
+    return ch;
 }
 
 static void bump_changed(kv_store *s, akey *keys, size_t n)
@@ -379,31 +378,63 @@ static void load_key(kv__table *t, akey *k)
 }
 
 /* Steps 4 and 5 for the nchanged keys marked changed: allocates, takes the
- * revision (into o->revision), tells the hook and publishes. On error
- * nothing changed. */
+ * revision (into o->revision; replay_rev if not 0, for recovery), logs the
+ * record, tells the hook and publishes. On error nothing changed and no
+ * revision was used. */
 static int commit_change(kv_store *s, kv__slot *slot, akey *keys, size_t nkeys,
-                         size_t nchanged, kv__outcome *o)
+                         size_t nchanged, kv__outcome *o, uint64_t replay_rev)
 {
     int64_t key_delta;
     int rc = reserve_keys(s, keys, nkeys, &key_delta);
     if (rc != KV_OK)
         return rc;
     kv__commit *commit;
-    if ((rc = prepare(s, slot, keys, nkeys, nchanged, &commit)) != KV_OK) {
-        if (key_delta > 0)
-            atomic_fetch_sub(&s->nkeys, (uint64_t)key_delta);
-        return rc;
+    if ((rc = prepare(s, slot, keys, nkeys, nchanged, &commit)) != KV_OK)
+        goto undo_keys;
+    kv__change small[8], *ch = NULL;
+    kv__record rec = {0, nchanged, NULL};
+    if (!replay_rev && (s->log || s->record_hook)) {
+        if (!(ch = make_changes(keys, nkeys, nchanged, small))) {
+            rc = KV_NO_MEMORY;
+            goto undo_prepared;
+        }
+        rec.changes = ch;
+    }
+    if (replay_rev) {
+        o->revision = replay_rev;
+        if (atomic_load(&s->revision) < replay_rev)
+            atomic_store(&s->revision, replay_rev);
+    } else if (s->log) {
+        /* Takes the revision under the log's mutex: log order is revision
+         * order. Can fail (no memory, disk full, I/O error): undo all. */
+        if ((rc = kv__log_append(s->log, &rec)) != KV_OK)
+            goto undo_prepared;
+        o->revision = rec.revision;
+    } else {
+        o->revision = atomic_fetch_add(&s->revision, 1) + 1;
     }
     if (key_delta < 0)
         atomic_fetch_add(&s->nkeys, (uint64_t)key_delta);
-    o->revision = atomic_fetch_add(&s->revision, 1) + 1;
     for (size_t i = 0; i < nkeys; i++)
         if (keys[i].next)
             kv__item_set_rev(keys[i].next, o->revision);
-    if (s->record_hook)
-        call_hook(s, keys, nkeys, nchanged, o->revision);
+    if (ch && s->record_hook) {
+        rec.revision = o->revision;
+        s->record_hook(s->record_ctx, &rec);
+    }
+    if (ch && ch != small)
+        free(ch);
     publish(s, slot, keys, nkeys, nchanged, commit);
     return KV_OK;
+
+undo_prepared:
+    if (ch && ch != small)
+        free(ch);
+    free_prepared(slot, keys, nkeys, commit);
+undo_keys:
+    if (key_delta > 0)
+        atomic_fetch_sub(&s->nkeys, (uint64_t)key_delta);
+    return rc;
 }
 
 /* A set or delete of one key, at most guarded by one compare of that key:
@@ -452,7 +483,7 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
         k.changed = true;
         o.deleted = 1;
     }
-    int rc = k.changed ? commit_change(s, slot, &k, 1, 1, &o) : KV_OK;
+    int rc = k.changed ? commit_change(s, slot, &k, 1, 1, &o, 0) : KV_OK;
     if (rc == KV_OK && o.succeeded) {
         kv__count(slot, is_set ? KV__C_SETS : KV__C_DELETES, is_set ? 1 : o.deleted);
     }
@@ -463,9 +494,11 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
         kv__resize_help(s, slot, 1);
     }
     kv__ebr_unpin(slot);
+    kv__ebr_collect(&s->ebr, slot);
+    if (rc == KV_OK && o.revision)
+        rc = kv__wait_durable(s, o.revision);
     if (rc == KV_OK)
         *out = o;
-    kv__ebr_collect(&s->ebr, slot);
     return rc;
 }
 
@@ -576,7 +609,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     size_t nchanged = 0;
     for (size_t i = 0; i < nkeys; i++)
         nchanged += keys[i].changed;
-    if (nchanged && (rc = commit_change(s, slot, keys, nkeys, nchanged, &o)) != KV_OK)
+    if (nchanged && (rc = commit_change(s, slot, keys, nkeys, nchanged, &o, 0)) != KV_OK)
         goto out_unlock;
     for (size_t i = 0; i < nops; i++) {
         if (ops[i].kind == KV_OP_SET)
@@ -595,11 +628,13 @@ out_unlock:
     }
     kv__ebr_unpin(slot);
     free(needs_rev);
+    kv__ebr_collect(&s->ebr, slot);
+    if (rc == KV_OK && o.revision)
+        rc = kv__wait_durable(s, o.revision);
     if (rc == KV_OK)
         *out = o;
     else
         free_results(o.results, o.nresults);
-    kv__ebr_collect(&s->ebr, slot);
 out_free:
     if (refs != small_refs) {
         free(refs);
@@ -607,5 +642,56 @@ out_free:
         free(stripes);
         free(key_of);
     }
+    return rc;
+}
+
+int kv__wait_durable(kv_store *s, uint64_t rev)
+{
+    if (!s->log || !s->wait_durable)
+        return KV_OK;
+    return kv__log_wait(s->log, rev);
+}
+
+int kv__replay_change(kv_store *s, const kv__change *c, uint64_t rev)
+{
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (!slot)
+        return KV_NO_MEMORY;
+    akey k = {.key = c->key, .klen = c->klen, .hash = kv__hash(c->key, c->klen)};
+    unsigned stripe = kv__stripe_of(k.hash);
+    kv__ebr_pin(&s->ebr, slot);
+    kv__table *reserved_in = NULL;
+    size_t reserved = 0;
+    if (!c->deleted && !(reserved_in = kv__resize_prepare(s, slot, 1, &reserved))) {
+        kv__ebr_unpin(slot);
+        return KV_NO_MEMORY;
+    }
+    kv__stripes_lock(s->stripes, &stripe, 1);
+    load_key(atomic_load(&s->table), &k);
+    /* Idempotent: a key already at this revision or a later one keeps its
+     * state; an absent key takes a set (a later delete, if any, follows). */
+    int rc = KV_OK;
+    if (!k.cur || kv__item_rev(k.cur) < rev) {
+        if (!c->deleted) {
+            k.exists = k.changed = k.val_is_new = true;
+            k.val = c->val;
+            k.vlen = c->vlen;
+        } else if (k.cur) {
+            k.exists = false;
+            k.changed = true;
+        }
+    }
+    kv__outcome o = {.succeeded = true};
+    if (k.changed)
+        rc = commit_change(s, slot, &k, 1, 1, &o, rev);
+    else if (atomic_load(&s->revision) < rev)
+        atomic_store(&s->revision, rev);
+    kv__stripes_unlock(s->stripes, &stripe, 1);
+    if (!c->deleted) {
+        kv__resize_release(reserved_in, reserved);
+        kv__resize_help(s, slot, 1);
+    }
+    kv__ebr_unpin(slot);
+    kv__ebr_collect(&s->ebr, slot);
     return rc;
 }

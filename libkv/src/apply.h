@@ -7,11 +7,12 @@
  * makes it one atomic step with one revision. A batch is the general form
  * (compares, then-ops, else-ops); the simpler operations are special cases.
  *
- * This is where a log or a replication layer will sit: kv__apply() hands
- * each change, as one kv__record carrying its revision, to the store's
- * record hook after the revision is assigned and before anything becomes
- * visible, while the keys are still locked (so records reach the hook in
- * revision order for any one key).
+ * The log sits here (log.h): under the keys' stripe locks, the change is
+ * appended to the log as one kv__record, which takes its revision; the
+ * append can fail, and then nothing changed. The wait for the record to be
+ * durable comes after the locks are released (kv__wait_durable). The
+ * test-only record hook sees each record after it has its revision and
+ * before anything becomes visible, in revision order for any one key.
  */
 #ifndef KV_APPLY_H
 #define KV_APPLY_H
@@ -66,6 +67,16 @@ typedef void (*kv__record_hook)(void *ctx, const kv__record *record);
 int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out);
 
 void kv__outcome_free(kv__outcome *out);
+
+/* After a change's locks are released: waits until its revision is
+ * durable, if the store has a log and its callers wait (kv_config's
+ * wait_durable). KV_OK, or KV_NO_SPACE / KV_IO. */
+int kv__wait_durable(kv_store *s, uint64_t rev);
+
+/* Recovery: applies one change of a replayed record (or one snapshot
+ * entry) with its original revision, if the key is not already at that
+ * revision or later; raises the store's revision to rev. Not logged. */
+int kv__replay_change(kv_store *s, const kv__change *c, uint64_t rev);
 
 /* Sets the hook that receives every record (NULL to remove). Only while no
  * other thread uses the store. Internal for now: the log will use it. */

@@ -56,6 +56,7 @@ int kv_metrics_read(kv_store *s, kv_metrics *out, size_t size)
         .table_slots = table_slots,
         .table_resizes = atomic_load(&s->resizes),
     };
+    kv__durable_metrics(s, &m);
     memcpy(out, &m, size < sizeof m ? size : sizeof m);
     return KV_OK;
 }

@@ -69,6 +69,7 @@ void kv_close(kv_store *s)
 {
     if (!s)
         return;
+    kv__durable_close(s);
     kv__ebr_drain_all(&s->ebr);
     kv__table *t = atomic_load(&s->table);
     while (t) {

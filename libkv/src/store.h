@@ -5,6 +5,7 @@
 #define KV_STORE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "apply.h"
@@ -22,8 +23,11 @@ struct kv_store {
     _Alignas(64) kv_options opts;
     _Atomic(kv__table *) table; /* the current index; may have a `next` */
     kv__stripe *stripes;
-    kv__record_hook record_hook; /* apply.h: where a log will attach */
+    kv__record_hook record_hook; /* apply.h: test hook, sees each record */
     void *record_ctx;
+    struct kv__log *log;         /* log.h: NULL for an in-memory store */
+    bool wait_durable;           /* writers wait for their record (kv_config) */
+    struct kv__durable *dur;     /* durable.c: directory, lock, snapshots */
     kv__ebr ebr;
     /* written by every change */
     _Alignas(64) _Atomic uint64_t revision; /* the last revision handed out */
@@ -33,6 +37,12 @@ struct kv_store {
     kv__slot_dir slots;
     kv__slab slab; /* small items (slab.h) */
 };
+
+/* durable.c: stops snapshots and the log, releases the directory. */
+void kv__durable_close(kv_store *s);
+/* durable.c: adds the log and snapshot figures to *m. */
+struct kv_metrics;
+void kv__durable_metrics(kv_store *s, struct kv_metrics *m);
 
 /* Checks a key against the store's limits. */
 static inline int kv__check_key(const kv_store *s, const void *key, size_t klen)

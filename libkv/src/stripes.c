@@ -37,3 +37,11 @@ void kv__stripes_unlock(kv__stripe *stripes, const unsigned *ids, size_t n)
     for (size_t i = n; i-- > 0;)
         pthread_mutex_unlock(&stripes[ids[i]].lock);
 }
+
+void kv__stripes_barrier(kv__stripe *stripes)
+{
+    for (unsigned i = 0; i < KV__NSTRIPES; i++) {
+        pthread_mutex_lock(&stripes[i].lock);
+        pthread_mutex_unlock(&stripes[i].lock);
+    }
+}

@@ -39,6 +39,12 @@ void kv__stripes_free(kv__stripe *stripes);
 void kv__stripes_lock(kv__stripe *stripes, const unsigned *ids, size_t n);
 void kv__stripes_unlock(kv__stripe *stripes, const unsigned *ids, size_t n);
 
+/* Locks and unlocks every stripe in turn (one at a time): when it
+ * returns, every writer that held a stripe when it was called has
+ * released it. Snapshots use it to wait out changes already logged but
+ * not yet published. */
+void kv__stripes_barrier(kv__stripe *stripes);
+
 static inline uint64_t kv__stripe_seq(kv__stripe *stripes, unsigned id)
 {
     return atomic_load(&stripes[id].seq);

@@ -1,0 +1,365 @@
+/*
+ * files.c - listing a data directory and reading segments and snapshots
+ * (files.h). See docs/storage.md for the formats.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "kv.h"
+#include "log.h"
+#include "record.h"
+
+/* ---- directory listing ------------------------------------------------- */
+
+static int push(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        uint64_t *p = realloc(*v, c * sizeof *p);
+        if (!p)
+            return KV_NO_MEMORY;
+        *v = p;
+        *cap = c;
+    }
+    (*v)[(*n)++] = x;
+    return KV_OK;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* "<prefix><16 hex><suffix>" -> number */
+static bool parse_name(const char *name, const char *prefix, const char *suffix, uint64_t *out)
+{
+    size_t pl = strlen(prefix), sl = strlen(suffix), nl = strlen(name);
+    if (nl != pl + 16 + sl || strncmp(name, prefix, pl) != 0 || strcmp(name + pl + 16, suffix) != 0)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = pl; i < pl + 16; i++) {
+        char c = name[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return false;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return true;
+}
+
+int kv__dir_list_read(const char *dir, bool remove_tmp, kv__dir_list *out)
+{
+    memset(out, 0, sizeof *out);
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOMEM ? KV_NO_MEMORY : KV_IO;
+    size_t segcap = 0, snapcap = 0;
+    int rc = KV_OK;
+    struct dirent *e;
+    while (rc == KV_OK && (e = readdir(d))) {
+        uint64_t x;
+        size_t nl = strlen(e->d_name);
+        if (parse_name(e->d_name, "log-", ".kvl", &x))
+            rc = push(&out->segs, &out->nsegs, &segcap, x);
+        else if (parse_name(e->d_name, "snap-", ".kvs", &x))
+            rc = push(&out->snaps, &out->nsnaps, &snapcap, x);
+        else if (remove_tmp && nl > 4 && strcmp(e->d_name + nl - 4, ".tmp") == 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+    if (rc != KV_OK) {
+        kv__dir_list_free(out);
+        return rc;
+    }
+    qsort(out->segs, out->nsegs, sizeof *out->segs, u64_cmp);
+    qsort(out->snaps, out->nsnaps, sizeof *out->snaps, u64_cmp);
+    return KV_OK;
+}
+
+void kv__dir_list_free(kv__dir_list *l)
+{
+    free(l->segs);
+    free(l->snaps);
+    memset(l, 0, sizeof *l);
+}
+
+/* ---- mapping a file ---------------------------------------------------- */
+
+typedef struct mapped {
+    const unsigned char *p;
+    size_t len;
+} mapped;
+
+static int map_file(const char *path, mapped *m, char *err, size_t errcap)
+{
+    m->p = NULL;
+    m->len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errcap, "%s: cannot open: %s", path, strerror(errno));
+        return KV_IO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errcap, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return KV_IO;
+    }
+    m->len = (size_t)st.st_size;
+    if (m->len) {
+        void *p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            snprintf(err, errcap, "%s: cannot map: %s", path, strerror(errno));
+            close(fd);
+            return errno == ENOMEM ? KV_NO_MEMORY : KV_IO;
+        }
+        madvise(p, m->len, MADV_SEQUENTIAL);
+        m->p = p;
+    }
+    close(fd);
+    return KV_OK;
+}
+
+static void unmap(mapped *m)
+{
+    if (m->p)
+        munmap((void *)m->p, m->len);
+}
+
+static bool all_zero(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+/* ---- segments ---------------------------------------------------------- */
+
+/* Is there a valid record anywhere after off? (8-byte aligned positions) */
+static bool valid_record_after(const mapped *m, size_t off, size_t *found)
+{
+    for (size_t o = off; o + KV__FRAME_HDR <= m->len; o += 8) {
+        uint64_t len;
+        if (kv__frame_check(m->p + o, m->len - o, &len) != KV__FRAME_OK)
+            continue;
+        kv__record r;
+        kv__change *ch;
+        bool nomem;
+        if (kv__record_decode(m->p + o + KV__FRAME_HDR, (size_t)len, &r, &ch, &nomem) || nomem) {
+            free(ch);
+            *found = o;
+            return true;
+        }
+    }
+    return false;
+}
+
+int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
+                 kv__seg_info *info, char *err, size_t errcap)
+{
+    memset(info, 0, sizeof *info);
+    mapped m;
+    int rc = map_file(path, &m, err, errcap);
+    if (rc != KV_OK)
+        return rc;
+    info->file_size = m.len;
+    const unsigned char *h = m.p;
+    if (m.len < KV__SEG_HDR || memcmp(h, "KVLOG\0\0\0", 8) != 0 ||
+        kv__get32(h + 28) != kv__crc(h, 28)) {
+        /* A new segment whose header never reached the disk. */
+        if (is_last && (m.len < KV__SEG_HDR || all_zero(h, KV__SEG_HDR)) &&
+            all_zero(h, m.len)) {
+            info->header_torn = true;
+            unmap(&m);
+            return KV_OK;
+        }
+        snprintf(err, errcap, "%s: bad segment header at offset 0", path);
+        unmap(&m);
+        return KV_CORRUPT;
+    }
+    if (kv__get32(h + 8) != 1) {
+        snprintf(err, errcap, "%s: segment format version %" PRIu32 " is not supported", path,
+                 kv__get32(h + 8));
+        unmap(&m);
+        return KV_CORRUPT;
+    }
+    info->first_rev = kv__get64(h + 16);
+    size_t off = KV__SEG_HDR;
+    uint64_t next = info->first_rev;
+    rc = KV_OK;
+    while (rc == KV_OK) {
+        uint64_t len = 0;
+        int fr = kv__frame_check(m.p + off, m.len - off, &len);
+        if (fr == KV__FRAME_END && all_zero(m.p + off, m.len - off))
+            break;
+        if (fr == KV__FRAME_OK) {
+            kv__record r;
+            kv__change *ch;
+            bool nomem;
+            if (!kv__record_decode(m.p + off + KV__FRAME_HDR, (size_t)len, &r, &ch, &nomem)) {
+                if (nomem) {
+                    rc = KV_NO_MEMORY;
+                    break;
+                }
+                snprintf(err, errcap, "%s: malformed record at offset %zu", path, off);
+                rc = KV_CORRUPT;
+                break;
+            }
+            if (r.revision != next) {
+                free(ch);
+                snprintf(err, errcap,
+                         "%s: record at offset %zu has revision %" PRIu64 ", expected %" PRIu64,
+                         path, off, r.revision, next);
+                rc = KV_CORRUPT;
+                break;
+            }
+            size_t flen = kv__frame_size((size_t)len);
+            if (fn)
+                rc = fn(ctx, &r, m.p + off, flen);
+            free(ch);
+            if (rc != KV_OK)
+                break;
+            info->last_rev = r.revision;
+            info->records++;
+            next++;
+            off += flen;
+            info->valid_end = off;
+            continue;
+        }
+        /* A bad or cut-off frame: the torn end of the newest segment, or
+         * damage in the middle (a valid record follows non-zero garbage). */
+        size_t found;
+        bool later = valid_record_after(&m, off + 8, &found);
+        if (is_last && (!later || all_zero(m.p + off, found - off))) {
+            info->torn = true;
+            break;
+        }
+        snprintf(err, errcap, "%s: corrupt record at offset %zu%s", path, off,
+                 is_last ? " (valid records follow it)" : " (not the newest segment)");
+        rc = KV_CORRUPT;
+    }
+    if (info->valid_end == 0)
+        info->valid_end = KV__SEG_HDR;
+    unmap(&m);
+    return rc;
+}
+
+/* ---- snapshots --------------------------------------------------------- */
+
+int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap_info *info,
+                  char *err, size_t errcap)
+{
+    memset(info, 0, sizeof *info);
+    mapped m;
+    int rc = map_file(path, &m, err, errcap);
+    if (rc != KV_OK)
+        return rc;
+    const unsigned char *h = m.p;
+    if (m.len < KV__SNAP_HDR || memcmp(h, "KVSNAP\0\0", 8) != 0 ||
+        kv__get32(h + 28) != kv__crc(h, 28)) {
+        snprintf(err, errcap, "%s: bad snapshot header at offset 0", path);
+        unmap(&m);
+        return KV_CORRUPT;
+    }
+    if (kv__get32(h + 8) != 1) {
+        snprintf(err, errcap, "%s: snapshot format version %" PRIu32 " is not supported", path,
+                 kv__get32(h + 8));
+        unmap(&m);
+        return KV_CORRUPT;
+    }
+    info->start_rev = kv__get64(h + 16);
+    size_t off = KV__SNAP_HDR;
+    bool ended = false;
+    while (rc == KV_OK && !ended) {
+        uint64_t len;
+        int fr = kv__frame_check(m.p + off, m.len - off, &len);
+        if (fr != KV__FRAME_OK || len < 8) {
+            snprintf(err, errcap, "%s: %s at offset %zu", path,
+                     fr == KV__FRAME_END ? "snapshot ends without its end block"
+                                         : "corrupt block",
+                     off);
+            rc = KV_CORRUPT;
+            break;
+        }
+        const unsigned char *p = m.p + off + KV__FRAME_HDR;
+        size_t n = (size_t)len;
+        switch (p[0]) {
+        case KV__REC_CHANGE: {
+            kv__record r;
+            kv__change *ch;
+            bool nomem;
+            if (!kv__record_decode(p, n, &r, &ch, &nomem)) {
+                rc = nomem ? KV_NO_MEMORY : KV_CORRUPT;
+                if (!nomem)
+                    snprintf(err, errcap, "%s: malformed record at offset %zu", path, off);
+                break;
+            }
+            if (fns && fns->record)
+                rc = fns->record(ctx, &r, m.p + off, kv__frame_size(n));
+            free(ch);
+            info->records++;
+            break;
+        }
+        case KV__BLK_ENTRIES: {
+            uint64_t count = kv__get32(p + 4);
+            size_t o = 8;
+            for (uint64_t i = 0; i < count && rc == KV_OK; i++) {
+                if (n - o < KV__ENTRY_HDR) {
+                    rc = KV_CORRUPT;
+                    break;
+                }
+                const unsigned char *e = p + o;
+                size_t ext = kv__get16(e + 2), klen = kv__get32(e + 4), vlen = kv__get32(e + 8);
+                uint64_t rev = kv__get64(e + 12);
+                o += KV__ENTRY_HDR;
+                if (e[0] != KV__OP_SET || klen == 0 || rev == 0 || ext > n - o ||
+                    klen > n - o - ext || vlen > n - o - ext - klen) {
+                    rc = KV_CORRUPT;
+                    break;
+                }
+                o += ext;
+                if (fns && fns->entry)
+                    rc = fns->entry(ctx, p + o, klen, p + o + klen, vlen, rev);
+                o += klen + vlen;
+                info->entries++;
+            }
+            if (rc == KV_OK && o != n)
+                rc = KV_CORRUPT;
+            if (rc == KV_CORRUPT)
+                snprintf(err, errcap, "%s: malformed entries block at offset %zu", path, off);
+            break;
+        }
+        case KV__BLK_END:
+            if (n != 32) {
+                rc = KV_CORRUPT;
+                snprintf(err, errcap, "%s: malformed end block at offset %zu", path, off);
+                break;
+            }
+            info->end_rev = kv__get64(p + 16);
+            ended = true;
+            break;
+        default:
+            rc = KV_CORRUPT;
+            snprintf(err, errcap, "%s: unknown block type %u at offset %zu", path, p[0], off);
+        }
+        off += kv__frame_size(n);
+    }
+    if (rc == KV_OK && !all_zero(m.p + off, m.len - off)) {
+        snprintf(err, errcap, "%s: unexpected bytes after the end block at offset %zu", path, off);
+        rc = KV_CORRUPT;
+    }
+    unmap(&m);
+    return rc;
+}

@@ -1,0 +1,425 @@
+/*
+ * log.c - the log writer: batches, the flusher thread, segment files
+ * (log.h explains the design and the failure rules).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kv.h"
+#include "log.h"
+#include "record.h"
+
+#define RETRY_NS 100000000L /* 100 ms between retries of a failed write */
+
+typedef struct batch {
+    unsigned char *p;
+    size_t len, cap;
+    uint64_t last_rev; /* revision of the last record in it */
+    uint64_t first_rev;
+    uint64_t nrecords;
+} batch;
+
+struct kv__log {
+    kv__io *io;
+    char *dir;
+    int fsync;
+    uint64_t segment_bytes;
+    _Atomic uint64_t *revision;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work;  /* flusher: something to do */
+    pthread_cond_t done;  /* waiters: written/synced advanced, or failure */
+    batch active;         /* appended to under mu */
+    batch pending;        /* being written by the flusher (or retried) */
+    uint64_t written_rev; /* handed to the kernel */
+    uint64_t synced_rev;  /* on stable storage */
+    int status;           /* KV_OK, KV_NO_SPACE (retrying), KV_IO (final) */
+    bool stop;
+    unsigned flush_waiters;
+    kv__log_notify_fn notify;
+    void *notify_ctx;
+
+    /* flusher only (read under mu by kv__log_current_segment) */
+    int fd;
+    uint64_t seg_first;
+    uint64_t seg_off;
+
+    _Atomic uint64_t bytes, records, batches, syncs;
+    pthread_t thread;
+};
+
+void kv__log_segment_path(char *buf, size_t cap, const char *dir, uint64_t first_rev)
+{
+    snprintf(buf, cap, "%s/log-%016llx.kvl", dir, (unsigned long long)first_rev);
+}
+
+void kv__log_segment_header(unsigned char *h, uint64_t first_rev)
+{
+    memset(h, 0, KV__SEG_HDR);
+    memcpy(h, "KVLOG\0\0\0", 8);
+    kv__put32(h + 8, 1);            /* format version */
+    kv__put32(h + 12, KV__SEG_HDR); /* header length */
+    kv__put64(h + 16, first_rev);
+    kv__put32(h + 28, kv__crc(h, 28));
+}
+
+static uint64_t durable_of(const kv__log *l)
+{
+    return l->fsync == KV_FSYNC_ALWAYS ? l->synced_rev : l->written_rev;
+}
+
+/* Creates and opens a new segment whose first record is first_rev. */
+static int segment_create(kv__log *l, uint64_t first_rev)
+{
+    size_t cap = strlen(l->dir) + 32;
+    char *path = malloc(cap);
+    if (!path)
+        return -ENOMEM;
+    kv__log_segment_path(path, cap, l->dir, first_rev);
+    int fd, rc = l->io->open(l->io, path, O_WRONLY | O_CREAT | O_TRUNC, 0644, &fd);
+    if (rc == 0) {
+        unsigned char h[KV__SEG_HDR];
+        kv__log_segment_header(h, first_rev);
+        if ((rc = kv__io_write_all(l->io, fd, h, sizeof h, 0)) == 0 &&
+            (rc = l->io->sync(l->io, fd)) == 0)
+            rc = l->io->sync_dir(l->io, l->dir);
+        if (rc != 0) {
+            l->io->close(l->io, fd);
+            l->io->unlink(l->io, path);
+        }
+    }
+    free(path);
+    if (rc != 0)
+        return rc;
+    l->fd = fd;
+    __atomic_store_n(&l->seg_first, first_rev, __ATOMIC_RELAXED);
+    l->seg_off = KV__SEG_HDR;
+    return 0;
+}
+
+/* Writes the pending batch, starting a new segment first if the current
+ * one is full. 0 or -errno; on error the segment is cut back to where it
+ * was, so that a retry writes the batch again in the same place. */
+static int write_batch(kv__log *l, batch *b, bool *synced)
+{
+    *synced = false;
+    if (l->seg_off > KV__SEG_HDR && l->seg_off + b->len > l->segment_bytes) {
+        /* Close the full segment durably before the next one starts. */
+        int rc = l->io->sync(l->io, l->fd);
+        if (rc != 0)
+            return rc;
+        atomic_fetch_add(&l->syncs, 1);
+        int old = l->fd;
+        if ((rc = segment_create(l, b->first_rev)) != 0)
+            return rc;
+        l->io->close(l->io, old);
+        *synced = true; /* everything before this batch is on disk */
+    }
+    int rc = kv__io_write_all(l->io, l->fd, b->p, b->len, (off_t)l->seg_off);
+    if (rc != 0) {
+        l->io->truncate(l->io, l->fd, (off_t)l->seg_off);
+        return rc;
+    }
+    l->seg_off += b->len;
+    atomic_fetch_add(&l->bytes, b->len);
+    atomic_fetch_add(&l->batches, 1);
+    atomic_fetch_add(&l->records, b->nrecords);
+    return 0;
+}
+
+static void deadline_after(struct timespec *ts, long ns)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_nsec += ns;
+    while (ts->tv_nsec >= 1000000000L) {
+        ts->tv_nsec -= 1000000000L;
+        ts->tv_sec++;
+    }
+}
+
+static bool reached(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static void *flusher(void *arg)
+{
+    kv__log *l = arg;
+    struct timespec next_sync;
+    deadline_after(&next_sync, 1000000000L);
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        bool everysec_due = l->fsync == KV_FSYNC_EVERYSEC && l->synced_rev < l->written_rev;
+        bool retrying = l->pending.len > 0;
+        if (!l->stop && !l->active.len && !retrying && l->status == KV_OK) {
+            if (everysec_due)
+                pthread_cond_timedwait(&l->work, &l->mu, &next_sync);
+            else
+                pthread_cond_wait(&l->work, &l->mu);
+        } else if (retrying && !l->stop) {
+            struct timespec t;
+            deadline_after(&t, RETRY_NS);
+            pthread_cond_timedwait(&l->work, &l->mu, &t);
+        }
+        if (l->status == KV_IO) { /* permanent: nothing more is written */
+            if (l->stop)
+                break;
+            pthread_cond_wait(&l->work, &l->mu);
+            continue;
+        }
+        if (!l->pending.len && l->active.len) {
+            batch t = l->pending;
+            l->pending = l->active;
+            l->active = t;
+            l->active.len = 0;
+            l->active.nrecords = 0;
+        }
+        batch *b = &l->pending;
+        bool have = b->len > 0;
+        uint64_t to_write = b->last_rev, written = l->written_rev;
+        everysec_due = l->fsync == KV_FSYNC_EVERYSEC && l->synced_rev < written;
+        bool final = l->stop;
+        pthread_mutex_unlock(&l->mu);
+
+        int rc = 0;
+        bool synced = false, rotated = false;
+        if (have) {
+            rc = write_batch(l, b, &rotated);
+            if (rc == 0)
+                written = to_write;
+        }
+        if (rc == 0 && written > 0 &&
+            ((have && l->fsync == KV_FSYNC_ALWAYS) ||
+             (l->fsync == KV_FSYNC_EVERYSEC && (final || reached(&next_sync)) &&
+              (have || everysec_due)) ||
+             final)) {
+            rc = l->io->sync(l->io, l->fd);
+            if (rc == 0) {
+                synced = true;
+                atomic_fetch_add(&l->syncs, 1);
+            } else {
+                rc = rc == -ENOSPC ? -EIO : rc; /* a failed fsync is final */
+            }
+            deadline_after(&next_sync, 1000000000L);
+        }
+
+        pthread_mutex_lock(&l->mu);
+        if (have && (rc == 0 || written == to_write)) {
+            l->written_rev = to_write;
+            b->len = 0;
+            b->nrecords = 0;
+        }
+        if (rotated && l->synced_rev < b->first_rev - 1)
+            l->synced_rev = b->first_rev - 1;
+        if (synced)
+            l->synced_rev = written;
+        if (rc == 0) {
+            if (l->status == KV_NO_SPACE)
+                l->status = KV_OK;
+        } else {
+            l->status = kv__io_status(rc);
+        }
+        kv__log_notify_fn fn = l->notify;
+        void *ctx = l->notify_ctx;
+        uint64_t durable = durable_of(l);
+        int status = l->status;
+        pthread_cond_broadcast(&l->done);
+        if (fn) {
+            pthread_mutex_unlock(&l->mu);
+            fn(ctx, durable, status);
+            pthread_mutex_lock(&l->mu);
+        }
+        if (final && !l->active.len && (!l->pending.len || l->status != KV_OK))
+            break;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+int kv__log_start(kv__io *io, const char *dir, int fsync, uint64_t segment_bytes,
+                  _Atomic uint64_t *revision, const char *tail_path, uint64_t tail_size,
+                  uint64_t tail_first_rev, kv__log **out)
+{
+    kv__log *l = calloc(1, sizeof *l);
+    if (!l || !(l->dir = strdup(dir))) {
+        free(l);
+        return KV_NO_MEMORY;
+    }
+    l->io = io;
+    l->fsync = fsync;
+    l->segment_bytes = segment_bytes;
+    l->revision = revision;
+    l->written_rev = l->synced_rev = atomic_load(revision);
+    l->fd = -1;
+    int rc;
+    if (tail_path) {
+        rc = io->open(io, tail_path, O_WRONLY, 0644, &l->fd);
+        if (rc == 0) {
+            __atomic_store_n(&l->seg_first, tail_first_rev, __ATOMIC_RELAXED);
+            l->seg_off = tail_size;
+        }
+    } else {
+        rc = segment_create(l, atomic_load(revision) + 1);
+    }
+    if (rc != 0) {
+        free(l->dir);
+        free(l);
+        return rc == -ENOMEM ? KV_NO_MEMORY : kv__io_status(rc);
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->work, &ca);
+    pthread_cond_init(&l->done, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&l->thread, NULL, flusher, l) != 0) {
+        io->close(io, l->fd);
+        pthread_cond_destroy(&l->work);
+        pthread_cond_destroy(&l->done);
+        pthread_mutex_destroy(&l->mu);
+        free(l->dir);
+        free(l);
+        return KV_NO_MEMORY;
+    }
+    *out = l;
+    return KV_OK;
+}
+
+int kv__log_stop(kv__log *l)
+{
+    if (!l)
+        return KV_OK;
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    pthread_cond_signal(&l->work);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->thread, NULL);
+    int status = l->status;
+    if (l->fd >= 0)
+        l->io->close(l->io, l->fd);
+    free(l->active.p);
+    free(l->pending.p);
+    pthread_cond_destroy(&l->work);
+    pthread_cond_destroy(&l->done);
+    pthread_mutex_destroy(&l->mu);
+    free(l->dir);
+    free(l);
+    return status;
+}
+
+static int reserve(batch *b, size_t more)
+{
+    if (b->cap - b->len >= more)
+        return KV_OK;
+    size_t cap = b->cap ? b->cap : 65536;
+    while (cap - b->len < more) {
+        if (cap > SIZE_MAX / 2)
+            return KV_NO_MEMORY;
+        cap *= 2;
+    }
+    unsigned char *p = realloc(b->p, cap);
+    if (!p)
+        return KV_NO_MEMORY;
+    b->p = p;
+    b->cap = cap;
+    return KV_OK;
+}
+
+int kv__log_append(kv__log *l, kv__record *r)
+{
+    size_t n = kv__record_size(r);
+    size_t fsize = kv__frame_size(n);
+    pthread_mutex_lock(&l->mu);
+    int rc = l->status != KV_OK ? l->status : reserve(&l->active, fsize);
+    if (rc == KV_OK) {
+        r->revision = atomic_load_explicit(l->revision, memory_order_relaxed) + 1;
+        atomic_store_explicit(l->revision, r->revision, memory_order_relaxed);
+        unsigned char *dst = l->active.p + l->active.len;
+        kv__record_encode(r, dst + KV__FRAME_HDR);
+        kv__frame_seal(dst, n);
+        if (l->active.len == 0) {
+            l->active.first_rev = r->revision;
+            pthread_cond_signal(&l->work);
+        }
+        l->active.len += fsize;
+        l->active.last_rev = r->revision;
+        l->active.nrecords++;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+int kv__log_wait(kv__log *l, uint64_t rev)
+{
+    pthread_mutex_lock(&l->mu);
+    while (durable_of(l) < rev && l->status == KV_OK)
+        pthread_cond_wait(&l->done, &l->mu);
+    int rc = durable_of(l) >= rev ? KV_OK : l->status;
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+uint64_t kv__log_durable(kv__log *l)
+{
+    pthread_mutex_lock(&l->mu);
+    uint64_t d = durable_of(l);
+    pthread_mutex_unlock(&l->mu);
+    return d;
+}
+
+int kv__log_flush(kv__log *l, uint64_t *rev)
+{
+    pthread_mutex_lock(&l->mu);
+    uint64_t want = atomic_load(l->revision);
+    while (l->written_rev < want && l->status == KV_OK)
+        pthread_cond_wait(&l->done, &l->mu);
+    int rc = l->written_rev >= want ? KV_OK : l->status;
+    *rev = want;
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+void kv__log_set_notify(kv__log *l, kv__log_notify_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&l->mu);
+    l->notify = fn;
+    l->notify_ctx = ctx;
+    pthread_mutex_unlock(&l->mu);
+}
+
+uint64_t kv__log_current_segment(kv__log *l)
+{
+    pthread_mutex_lock(&l->mu);
+    /* The flusher changes seg_first without mu, but only while it holds
+     * the pending batch; waiting for an empty pending batch would stall
+     * the caller, so callers treat the answer as a lower bound. */
+    uint64_t s = __atomic_load_n(&l->seg_first, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&l->mu);
+    return s;
+}
+
+uint64_t kv__log_bytes(kv__log *l)
+{
+    return atomic_load(&l->bytes);
+}
+
+void kv__log_stats_read(kv__log *l, kv__log_stats *out)
+{
+    out->bytes = atomic_load(&l->bytes);
+    out->records = atomic_load(&l->records);
+    out->batches = atomic_load(&l->batches);
+    out->syncs = atomic_load(&l->syncs);
+    pthread_mutex_lock(&l->mu);
+    out->durable = durable_of(l);
+    out->status = l->status;
+    pthread_mutex_unlock(&l->mu);
+}

@@ -1,0 +1,112 @@
+/*
+ * record.h - the bytes of a log record and of a checksummed frame.
+ *
+ * A frame is what the log and the snapshot files are made of (the format
+ * is documented for outside readers in docs/storage.md):
+ *
+ *   u64 len        payload length in bytes
+ *   u32 crc        checksum of the payload
+ *   u32 hcrc       checksum of the 12 bytes before it (len and crc)
+ *   payload[len]
+ *   zero padding to a multiple of 8 bytes
+ *
+ * Checksums are the low 32 bits of XXH3-64 with a fixed seed. All integers
+ * are little-endian. An all-zero header marks the end of written data.
+ *
+ * A change record's payload (one atomic change, one revision):
+ *
+ *   u8  type = 1, u8 flags = 0, u16 ext_len, u32 nchanges, u64 revision,
+ *   ext[ext_len]    (for future fields; readers skip what they do not know)
+ *   nchanges times: u8 op (1 = set, 2 = delete), u8 flags = 0,
+ *                   u16 ext_len, u32 klen, u32 vlen,
+ *                   ext[ext_len], key[klen], value[vlen]
+ */
+#ifndef KV_RECORD_H
+#define KV_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apply.h"
+
+#define KV__FRAME_HDR 16u
+#define KV__REC_CHANGE 1u
+#define KV__OP_SET 1u
+#define KV__OP_DELETE 2u
+#define KV__REC_HDR 16u
+#define KV__CHANGE_HDR 12u
+
+static inline size_t kv__align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static inline void kv__put16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+static inline void kv__put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void kv__put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint16_t kv__get16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline uint32_t kv__get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+static inline uint64_t kv__get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The checksum of frames and file headers. */
+uint32_t kv__crc(const void *p, size_t n);
+
+/* Bytes a frame with a payload of n bytes takes. */
+static inline size_t kv__frame_size(size_t n)
+{
+    return KV__FRAME_HDR + kv__align8(n);
+}
+
+/* Fills the header and padding of a frame whose payload (n bytes) is
+ * already at dst + KV__FRAME_HDR. */
+void kv__frame_seal(unsigned char *dst, size_t n);
+
+/* What kv__frame_check found at a position. */
+enum {
+    KV__FRAME_OK = 0,  /* a whole, valid frame: *len is its payload length */
+    KV__FRAME_END,     /* an all-zero header, or no bytes left: no more data */
+    KV__FRAME_SHORT,   /* a valid header whose payload runs past the data */
+    KV__FRAME_BAD      /* a checksum does not match */
+};
+int kv__frame_check(const unsigned char *p, size_t avail, uint64_t *len);
+
+/* Payload bytes of a change record. */
+size_t kv__record_size(const kv__record *r);
+/* Writes the change record's payload at dst (kv__record_size bytes). */
+void kv__record_encode(const kv__record *r, unsigned char *dst);
+
+/* Decodes a change record's payload. changes is malloc'ed into *changes
+ * (pointers into p); free it. false if the payload is malformed (or
+ * *changes cannot be allocated: *nomem is then set). */
+bool kv__record_decode(const unsigned char *p, size_t n, kv__record *out,
+                       kv__change **changes, bool *nomem);
+
+#endif

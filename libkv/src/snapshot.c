@@ -1,0 +1,275 @@
+/*
+ * snapshot.c - writing snapshots and backups without fork or pause.
+ *
+ * A snapshot is fuzzy, then made exact by the log:
+ *   1. S = the last revision queued in the log (read under the log's
+ *      mutex, so every record up to S is in the log). A barrier over the
+ *      stripes then waits out writers between logging and publishing, so
+ *      every change up to S is visible.
+ *   2. Every key is copied, while writers go on, through kv_scan (one 1 MiB
+ *      block at a time, written out between scan calls). A key changed
+ *      during this pass may be seen before or after its change.
+ *   3. E = the last revision queued; once the log has written everything up
+ *      to E, its records in (S, E] are copied into the snapshot verbatim.
+ *   4. An end block with E; sync; rename into place; sync the directory.
+ * Loading replays the entries and then the records with the idempotent
+ * rule of kv__replay_change (a key at the record's revision or later keeps
+ * its state). Every key changed during step 2 has its last change up to E
+ * among the copied records, so the result is exactly the state at E.
+ *
+ * Memory: one block buffer; nothing is copied on write. Readers and
+ * writers never wait for a snapshot (the barrier takes each stripe lock
+ * once, for as long as one write holds it).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "durable.h"
+#include "files.h"
+#include "log.h"
+#include "record.h"
+#include "store.h"
+
+#define BLOCK_BYTES ((size_t)1 << 20)
+
+typedef struct writer {
+    kv__io *io;
+    int fd;
+    uint64_t off;
+    unsigned char *buf; /* the block being filled: frame header, payload */
+    size_t len, cap;    /* len counts from the payload's start */
+    uint32_t count;
+    uint64_t entries, records;
+    int err;            /* -errno or a kv status (positive) */
+} writer;
+
+static int w_grow(writer *w, size_t need)
+{
+    size_t want = KV__FRAME_HDR + kv__align8(need);
+    if (want <= w->cap)
+        return 0;
+    unsigned char *p = realloc(w->buf, want);
+    if (!p)
+        return KV_NO_MEMORY;
+    w->buf = p;
+    w->cap = want;
+    return 0;
+}
+
+static int w_raw(writer *w, const void *p, size_t n)
+{
+    int rc = kv__io_write_all(w->io, w->fd, p, n, (off_t)w->off);
+    if (rc == 0)
+        w->off += n;
+    return rc;
+}
+
+/* Seals and writes the current entries block, if it has entries. */
+static int w_flush(writer *w)
+{
+    if (!w->count)
+        return 0;
+    unsigned char *p = w->buf + KV__FRAME_HDR;
+    p[0] = KV__BLK_ENTRIES;
+    memset(p + 1, 0, 3);
+    kv__put32(p + 4, w->count);
+    kv__frame_seal(w->buf, w->len);
+    int rc = w_raw(w, w->buf, kv__frame_size(w->len));
+    w->len = 8;
+    w->count = 0;
+    return rc;
+}
+
+static int on_key(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                  uint64_t version)
+{
+    writer *w = ctx;
+    size_t need = w->len + KV__ENTRY_HDR + klen + vlen;
+    if (w->err == 0)
+        w->err = w_grow(w, need);
+    if (w->err)
+        return 1;
+    unsigned char *e = w->buf + KV__FRAME_HDR + w->len;
+    e[0] = KV__OP_SET;
+    e[1] = 0;
+    kv__put16(e + 2, 0);
+    kv__put32(e + 4, (uint32_t)klen);
+    kv__put32(e + 8, (uint32_t)vlen);
+    kv__put64(e + 12, version);
+    memcpy(e + KV__ENTRY_HDR, key, klen);
+    if (vlen)
+        memcpy(e + KV__ENTRY_HDR + klen, val, vlen);
+    w->len = need;
+    w->count++;
+    w->entries++;
+    return w->len >= BLOCK_BYTES; /* stop the scan call: write the block */
+}
+
+typedef struct tail_ctx {
+    writer *w;
+    uint64_t start, end;
+} tail_ctx;
+
+#define TAIL_DONE 1000
+
+static int on_record(void *ctx, const kv__record *r, const unsigned char *frame, size_t flen)
+{
+    tail_ctx *t = ctx;
+    if (r->revision <= t->start)
+        return KV_OK;
+    int rc = w_raw(t->w, frame, flen);
+    if (rc != 0) {
+        t->w->err = rc;
+        return KV_IO;
+    }
+    t->w->records++;
+    return r->revision >= t->end ? TAIL_DONE : KV_OK;
+}
+
+/* Copies the log's records in (start, end] into the snapshot. */
+static int copy_tail(kv_store *s, writer *w, uint64_t start, uint64_t end)
+{
+    if (end <= start)
+        return KV_OK;
+    kv__dir_list dl;
+    int rc = kv__dir_list_read(s->dur->dir, false, &dl);
+    if (rc != KV_OK)
+        return rc;
+    tail_ctx t = {w, start, end};
+    size_t cap = strlen(s->dur->dir) + 32;
+    char *path = malloc(cap);
+    char err[256] = "log segments end early";
+    if (!path)
+        rc = KV_NO_MEMORY;
+    for (size_t i = 0; rc == KV_OK && i < dl.nsegs; i++) {
+        if (dl.segs[i] > end || (i + 1 < dl.nsegs && dl.segs[i + 1] <= start + 1))
+            continue;
+        kv__log_segment_path(path, cap, s->dur->dir, dl.segs[i]);
+        kv__seg_info info;
+        rc = kv__seg_read(path, i + 1 == dl.nsegs, on_record, &t, &info, err, sizeof err);
+        if (rc == TAIL_DONE)
+            break;
+    }
+    if (rc == KV_OK) /* the log ran out before reaching end */
+        rc = KV_IO;
+    if (rc == TAIL_DONE)
+        rc = KV_OK;
+    else if (rc == KV_CORRUPT || rc == KV_IO)
+        kv__set_error("snapshot: cannot copy the log tail: %s", err);
+    free(path);
+    kv__dir_list_free(&dl);
+    return rc;
+}
+
+int kv__snapshot_write(kv_store *s, kv__io *io, const char *path, uint64_t *end_rev)
+{
+    /* No path: into the data directory, named after the end revision. */
+    char *final = NULL;
+    if (!path) {
+        size_t cap = strlen(s->dur->dir) + 40;
+        if (!(final = malloc(cap)))
+            return KV_NO_MEMORY;
+        snprintf(final, cap, "%s/snap-xxxxxxxxxxxxxxxx.kvs", s->dur->dir);
+        path = final;
+    }
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 5);
+    if (!tmp) {
+        free(final);
+        return KV_NO_MEMORY;
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    /* The directory the file lands in, to sync its new name. */
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == path)
+        strcpy(dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    bool renamed = false;
+    writer w = {.io = io, .fd = -1, .len = 8};
+    int rc = w_grow(&w, BLOCK_BYTES + 4096);
+    int fd;
+    if (rc == 0 && (rc = io->open(io, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644, &fd)) == 0)
+        w.fd = fd;
+
+    /* 1. S, and every change up to S visible. */
+    uint64_t start = 0, end = 0;
+    if (rc == 0 && s->log && (rc = kv__log_flush(s->log, &start)) != KV_OK)
+        rc = rc == KV_NO_SPACE ? -ENOSPC : -EIO;
+    if (rc == 0) {
+        if (!s->log)
+            start = atomic_load(&s->revision);
+        kv__stripes_barrier(s->stripes);
+        unsigned char h[KV__SNAP_HDR] = {0};
+        memcpy(h, "KVSNAP\0\0", 8);
+        kv__put32(h + 8, 1);
+        kv__put32(h + 12, KV__SNAP_HDR);
+        kv__put64(h + 16, start);
+        kv__put32(h + 28, kv__crc(h, 28));
+        rc = w_raw(&w, h, sizeof h);
+    }
+    /* 2. Every key, one block at a time. */
+    uint64_t cursor = 0;
+    while (rc == 0) {
+        uint64_t next;
+        int src = kv_scan(s, NULL, 0, cursor, 4096, on_key, &w, &next);
+        if (src != KV_OK)
+            rc = src;
+        else if (w.err)
+            rc = w.err;
+        else if (w.len >= BLOCK_BYTES || next == 0)
+            rc = w_flush(&w);
+        if (rc || next == 0)
+            break;
+        cursor = next;
+    }
+    /* 3. The log's records during the pass. */
+    if (rc == 0 && s->log) {
+        int lrc = kv__log_flush(s->log, &end);
+        rc = lrc == KV_OK ? copy_tail(s, &w, start, end) : lrc;
+        if (rc == KV_IO && w.err < 0)
+            rc = w.err;
+    } else if (rc == 0) {
+        end = atomic_load(&s->revision);
+    }
+    /* 4. End block, sync, rename. */
+    if (rc == 0) {
+        unsigned char b[KV__FRAME_HDR + 32] = {0};
+        unsigned char *p = b + KV__FRAME_HDR;
+        p[0] = KV__BLK_END;
+        kv__put64(p + 8, w.entries);
+        kv__put64(p + 16, end);
+        kv__put64(p + 24, w.records);
+        kv__frame_seal(b, 32);
+        if ((rc = w_raw(&w, b, sizeof b)) == 0 && (rc = io->sync(io, w.fd)) == 0) {
+            rc = io->close(io, w.fd);
+            w.fd = -1;
+            if (final)
+                snprintf(final, plen + 1, "%s/snap-%016llx.kvs", s->dur->dir,
+                         (unsigned long long)end);
+            if (rc == 0 && (rc = io->rename(io, tmp, path)) == 0) {
+                renamed = true;
+                rc = io->sync_dir(io, dir);
+            }
+        }
+    }
+    if (w.fd >= 0)
+        io->close(io, w.fd);
+    if (rc != 0 && !renamed)
+        io->unlink(io, tmp);
+    free(tmp);
+    free(final);
+    free(w.buf);
+    if (rc < 0)
+        rc = kv__io_status(rc);
+    if (rc == KV_OK)
+        *end_rev = end;
+    return rc;
+}

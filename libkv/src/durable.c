@@ -196,7 +196,7 @@ static int recover(kv_store *s, kv__durable *d, char **tail_path, uint64_t *tail
                      "%s: holds revision %llu but revision %llu is the next one expected: "
                      "log records are missing",
                      p, (unsigned long long)c.gap_at, (unsigned long long)c.expect);
-        if (rc == KV_OK && info.first_rev != dl.segs[i]) {
+        if (rc == KV_OK && !info.header_torn && info.first_rev != dl.segs[i]) {
             snprintf(err, sizeof err, "%s: its header says first revision %llu", p,
                      (unsigned long long)info.first_rev);
             rc = KV_CORRUPT;

@@ -179,8 +179,7 @@ int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
     if (m.len < KV__SEG_HDR || memcmp(h, "KVLOG\0\0\0", 8) != 0 ||
         kv__get32(h + 28) != kv__crc(h, 28)) {
         /* A new segment whose header never reached the disk. */
-        if (is_last && (m.len < KV__SEG_HDR || all_zero(h, KV__SEG_HDR)) &&
-            all_zero(h, m.len)) {
+        if (is_last && (m.len <= KV__SEG_HDR || all_zero(h, m.len))) {
             info->header_torn = true;
             unmap(&m);
             return KV_OK;

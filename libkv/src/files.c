@@ -147,6 +147,21 @@ static bool all_zero(const unsigned char *p, size_t n)
 
 /* ---- segments ---------------------------------------------------------- */
 
+/* Does [from, to) hold a whole 512-byte sector (aligned in the file) of
+ * zeros, or is it all zeros? Then the damage there is a write that never
+ * reached the disk (the kernel writes a file's dirty pages in any order),
+ * not a record that was written and then went bad (etcd's WAL draws the
+ * same line). */
+static bool zero_sector(const mapped *m, size_t from, size_t to)
+{
+    if (all_zero(m->p + from, to - from))
+        return true;
+    for (size_t s = (from + 511) & ~(size_t)511; s + 512 <= to; s += 512)
+        if (all_zero(m->p + s, 512))
+            return true;
+    return false;
+}
+
 /* Is there a valid record anywhere after off? (8-byte aligned positions) */
 static bool valid_record_after(const mapped *m, size_t off, size_t *found)
 {
@@ -241,7 +256,7 @@ int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
          * damage in the middle (a valid record follows non-zero garbage). */
         size_t found;
         bool later = valid_record_after(&m, off + 8, &found);
-        if (is_last && (!later || all_zero(m.p + off, found - off))) {
+        if (is_last && (!later || zero_sector(&m, off, found))) {
             info->torn = true;
             break;
         }

@@ -67,7 +67,8 @@ extern "C" {
     XX(DEL, 7)              \
     XX(TXN, 8)              \
     XX(SCAN, 9)             \
-    XX(METRICS, 10)
+    XX(METRICS, 10)         \
+    XX(SNAPSHOT, 11)
 
 typedef enum kv_proto_op {
 #define KV__PROTO_OP_ENUM(name, code) KV_PROTO_##name = code,

@@ -253,6 +253,10 @@ static int read_args(dec *d, kv_proto_request *q, size_t nargs)
         if (nargs != 0)
             return PROTO("METRICS is [10, id]");
         return KV_OK;
+    case KV_PROTO_SNAPSHOT:
+        if (nargs != 0)
+            return PROTO("SNAPSHOT is [11, id]");
+        return KV_OK;
     default:
         return fail(d, KV_UNSUPPORTED, "unknown op");
     }

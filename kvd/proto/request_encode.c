@@ -137,7 +137,7 @@ static int pack_args(msgpack_packer *pk, const kv_proto_request *q)
         e |= msgpack_pack_uint64(pk, q->cursor);
         e |= msgpack_pack_uint64(pk, q->limit);
         break;
-    default: /* METRICS */
+    default: /* METRICS, SNAPSHOT */
         break;
     }
     return e;
@@ -156,6 +156,7 @@ static size_t nargs(const kv_proto_request *q)
     case KV_PROTO_SCAN:
         return 3;
     case KV_PROTO_METRICS:
+    case KV_PROTO_SNAPSHOT:
         return 0;
     default:
         return 1;

@@ -207,8 +207,9 @@ static int read_result(rdec *d, int op, kv_proto_response *o)
         return read_mget(d, o);
     case KV_PROTO_SET:
     case KV_PROTO_MSET:
+    case KV_PROTO_SNAPSHOT:
         if (kv__rd_uint(&d->r, &o->version))
-            return bad(d, "SET/MSET result must be a version");
+            return bad(d, "SET/MSET/SNAPSHOT result must be a revision");
         return KV_OK;
     case KV_PROTO_DEL:
         if (kv__rd_array(&d->r, &n) || n != 2 ||

@@ -196,7 +196,9 @@ int kv_proto_resp_txn(kv_proto_buf *b, uint64_t id, const kv_txn_result *r)
     XX(keys) XX(key_bytes) XX(value_bytes) XX(memory_bytes) XX(revision)  \
     XX(gets) XX(get_hits) XX(get_misses) XX(sets) XX(deletes)             \
     XX(cas_failures) XX(txn_commits) XX(txn_conflicts) XX(table_slots)    \
-    XX(table_resizes)
+    XX(table_resizes) XX(durable_revision) XX(log_bytes) XX(log_records)  \
+    XX(log_batches) XX(log_syncs) XX(snapshots) XX(snapshot_failures)     \
+    XX(snapshot_revision)
 
 #define COUNT_ONE(f) +1
 enum { NSTORE = 0 STORE_METRICS(COUNT_ONE) };

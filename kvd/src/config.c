@@ -32,6 +32,7 @@ typedef enum opt_type {
     OPT_SECS,  /* unsigned seconds                            */
     OPT_BOOL,
     OPT_LEVEL,
+    OPT_FSYNC, /* always, everysec or no                      */
     OPT_FLAG   /* no argument; only on the command line       */
 } opt_type;
 
@@ -72,6 +73,14 @@ static const opt_def opts[] = {
      "store's largest value (default 64M, at most 1G)"},
     {"max-keys", OPT_U64, OFF(max_keys), "N", "store's key limit, 0 = unlimited (default 0)"},
     {"initial-capacity", OPT_SIZE, OFF(initial_capacity), "N", "keys to size the store for (default 1024)"},
+    {"data-dir", OPT_STR, OFF(data_dir), "DIR",
+     "keep the store in this directory (log + snapshots) and recover it at start (default none: in memory)"},
+    {"fsync", OPT_FSYNC, OFF(fsync), "POLICY",
+     "with --data-dir: always (each write synced before its reply), everysec, or no (default everysec)"},
+    {"snapshot-log-size", OPT_SIZE, OFF(snapshot_log_size), "BYTES",
+     "snapshot once the log has grown this much, 0 = never by size (default 64M)"},
+    {"snapshot-interval", OPT_SECS, OFF(snapshot_interval), "SECS",
+     "also snapshot this often if anything changed, 0 = never by time (default 3600)"},
     {"log-level", OPT_LEVEL, OFF(log_level), "LEVEL", "debug, info, warn or error (default info)"},
     {"log-file", OPT_STR, OFF(log_file), "PATH", "log to this file instead of stderr (default stderr)"},
     {"daemonize", OPT_BOOL, OFF(daemonize), NULL, "run in the background (default no)"},
@@ -95,6 +104,9 @@ static void config_defaults(kvd_config *cfg)
     cfg->max_value_size = o.max_value_size;
     cfg->max_keys = o.max_keys;
     cfg->initial_capacity = o.initial_capacity;
+    cfg->fsync = KV_FSYNC_EVERYSEC;
+    cfg->snapshot_log_size = (size_t)KV_DEFAULT_SNAPSHOT_LOG_BYTES;
+    cfg->snapshot_interval = KV_DEFAULT_SNAPSHOT_INTERVAL_S;
     cfg->log_level = KVD_LOG_INFO;
 }
 
@@ -249,6 +261,16 @@ static int set_opt(kvd_config *cfg, const opt_def *o, const char *val, char *err
         if (b < 0)
             goto bad;
         *(int *)field = b;
+        return 0;
+    case OPT_FSYNC:
+        if (strcmp(val, "always") == 0)
+            *(int *)field = KV_FSYNC_ALWAYS;
+        else if (strcmp(val, "everysec") == 0)
+            *(int *)field = KV_FSYNC_EVERYSEC;
+        else if (strcmp(val, "no") == 0)
+            *(int *)field = KV_FSYNC_NO;
+        else
+            goto bad;
         return 0;
     case OPT_FLAG:
         break;

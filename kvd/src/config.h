@@ -31,6 +31,10 @@ typedef struct kvd_config {
     size_t max_value_size;
     uint64_t max_keys;
     size_t initial_capacity;
+    char *data_dir;             /* NULL: in memory only                   */
+    int fsync;                  /* kv_fsync                               */
+    size_t snapshot_log_size;   /* snapshot when the log grew this much   */
+    unsigned snapshot_interval; /* seconds; 0 = never by time             */
     int log_level;              /* kvd_log_level                          */
     char *log_file;
     int daemonize;

@@ -45,9 +45,8 @@ static void conn_check_drained(kvd_conn *c);
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-static void on_handle_closed(uv_handle_t *h)
+void kvd__conn_unref(kvd_conn *c)
 {
-    kvd_conn *c = h->data;
     if (--c->handles > 0)
         return;
     kvd_worker *w = c->w;
@@ -60,12 +59,18 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->counted)
         atomic_fetch_sub_explicit(&w->server->connections, 1, memory_order_relaxed);
     kvd_debug("%s: closed", c->peer);
+    kvd__conn_free_held(c);
     free(c->in);
     kv_proto_buf_free(&c->out);
     kv_proto_buf_free(&c->spare);
     kv_proto_arena_free(&c->arena);
     free(c);
     kvd_worker_conn_gone(w);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    kvd__conn_unref(h->data);
 }
 
 void kvd_conn_close(kvd_conn *c)
@@ -194,7 +199,7 @@ static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
             unprefetched = prefetch_batch(c, data + off, len - off);
         else
             unprefetched--;
-        size_t before = c->pending + c->out.len;
+        size_t before = c->pending + c->held_bytes + c->out.len;
         if (before >= s->out_soft) {
             conn_pause(c);
             break;

@@ -15,6 +15,17 @@
 #include "kv_proto.h"
 #include "server.h"
 
+/* A batch of replies held back until the writes answered in it are durable
+ * (rev), or a reply that is not produced yet (waiting: a deferred
+ * command, e.g. SNAPSHOT). Held batches leave in order, after everything
+ * before them. */
+typedef struct kvd_held {
+    struct kvd_held *next;
+    kv_proto_buf buf;
+    uint64_t rev;
+    int waiting;
+} kvd_held;
+
 typedef struct kvd_conn {
     union {
         uv_handle_t handle;
@@ -52,6 +63,14 @@ typedef struct kvd_conn {
     unsigned is_unix : 1;
     unsigned counted : 1;   /* included in server->connections          */
     size_t frame_len;       /* body size of the request being answered  */
+    uint64_t batch_rev;     /* newest revision written by requests whose
+                               replies are in `out` (durable stores)    */
+    kvd_held *held, *held_tail; /* replies waiting, oldest first         */
+    size_t held_bytes;
+    struct kvd_conn *held_prev, *held_next; /* worker's list of conns
+                                               with held replies         */
+    unsigned on_held_list : 1;
+    int works;              /* deferred commands running in the pool    */
     int auth_failures;
     int proto_version;
     char peer[64];

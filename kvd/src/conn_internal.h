@@ -13,7 +13,18 @@ void kvd__conn_flush(kvd_conn *c);
 /* With no write in flight: linger after a fatal error, close after EOF. */
 void kvd__conn_settle(kvd_conn *c);
 
+/* Sends the held batches that are ready (their writes durable, their
+ * deferred reply produced), in order. */
+void kvd__conn_release(kvd_conn *c);
+/* Ends the current batch and appends a waiting entry for a deferred reply
+ * to c's held queue; NULL on out of memory. */
+kvd_held *kvd__conn_defer(kvd_conn *c);
+/* Frees the held queue (the connection is closing). */
+void kvd__conn_free_held(kvd_conn *c);
+
 /* conn.c */
+/* Drops a reference taken for a deferred command; frees a closed conn. */
+void kvd__conn_unref(kvd_conn *c);
 /* Output drained under the low mark: process buffered input, read again. */
 void kvd__conn_resume(kvd_conn *c);
 /* The last response is written: shut down our side and discard input. */

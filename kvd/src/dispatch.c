@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn_internal.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -294,6 +295,86 @@ static int op_metrics(kvd_conn *c, kv_store *st, const kv_proto_request *r)
     return rc == KV_OK ? KV_OK : reply_encode_failed(c, r->id, rc);
 }
 
+/* SNAPSHOT runs in libuv's thread pool; its reply is deferred (held in
+ * order with the connection's other replies) until the snapshot is done. */
+typedef struct snapshot_work {
+    uv_work_t req;
+    kvd_conn *c;
+    kvd_held *slot;
+    uint64_t id;
+    int status;
+    uint64_t revision;
+    char error[256];
+} snapshot_work;
+
+static void snapshot_run(uv_work_t *req)
+{
+    snapshot_work *sw = req->data;
+    kv_store *st = sw->c->w->server->store;
+    sw->status = kv_snapshot(st);
+    if (sw->status == KV_OK) {
+        kv_metrics m;
+        kv_metrics_read(st, &m, sizeof m);
+        sw->revision = m.snapshot_revision;
+    } else {
+        snprintf(sw->error, sizeof sw->error, "%s", kv_last_error());
+    }
+}
+
+static void snapshot_done(uv_work_t *req, int uvstatus)
+{
+    snapshot_work *sw = req->data;
+    kvd_conn *c = sw->c;
+    c->works--;
+    if (!c->closing) {
+        int rc = uvstatus != 0 ? KV_INTERNAL : sw->status;
+        if (rc == KV_OK) {
+            kvd_info("%s: snapshot taken at revision %llu", c->peer,
+                     (unsigned long long)sw->revision);
+            rc = kv_proto_resp_version(&sw->slot->buf, sw->id, sw->revision);
+        } else {
+            kvd_warn("%s: snapshot failed: %s", c->peer, sw->error[0] ? sw->error : kv_strerror(rc));
+            rc = kv_proto_resp_status(&sw->slot->buf, sw->id, rc,
+                                      sw->error[0] ? sw->error : kv_strerror(rc));
+        }
+        sw->slot->waiting = 0;
+        if (rc != KV_OK)
+            kvd_conn_close(c);
+        else
+            kvd__conn_release(c);
+    }
+    kvd__conn_unref(c);
+    free(sw);
+}
+
+static int op_snapshot(kvd_conn *c, kv_store *st, const kv_proto_request *r)
+{
+    (void)st;
+    if (!c->w->server->durable)
+        return reply_status(c, r->id, KV_UNSUPPORTED,
+                            "kvd keeps the store in memory only: start it with --data-dir");
+    snapshot_work *sw = calloc(1, sizeof *sw);
+    if (!sw)
+        return reply_status(c, r->id, KV_NO_MEMORY, "out of memory");
+    kvd_held *slot = kvd__conn_defer(c);
+    if (!slot) {
+        free(sw);
+        return -1;
+    }
+    sw->req.data = sw;
+    sw->c = c;
+    sw->slot = slot;
+    sw->id = r->id;
+    if (uv_queue_work(&c->w->loop, &sw->req, snapshot_run, snapshot_done) != 0) {
+        free(sw);
+        slot->waiting = 0;
+        return reply_status(c, r->id, KV_INTERNAL, "cannot start the snapshot");
+    }
+    c->works++;
+    c->handles++; /* the connection outlives the work (kvd__conn_unref) */
+    return KV_OK;
+}
+
 static int run_op(kvd_conn *c, const kv_proto_request *r, int *fatal)
 {
     kv_store *st = c->w->server->store;
@@ -312,8 +393,16 @@ static int run_op(kvd_conn *c, const kv_proto_request *r, int *fatal)
     case KV_PROTO_TXN: return op_txn(c, st, r);
     case KV_PROTO_SCAN: return op_scan(c, st, r);
     case KV_PROTO_METRICS: return op_metrics(c, st, r);
+    case KV_PROTO_SNAPSHOT: return op_snapshot(c, st, r);
     default: return reply_status(c, r->id, KV_UNSUPPORTED, "unknown operation");
     }
+}
+
+/* Replies to a write wait until its revision is durable (conn_write.c):
+ * note the newest revision now, which covers this request's own. */
+static int writes(int op)
+{
+    return op == KV_PROTO_SET || op == KV_PROTO_MSET || op == KV_PROTO_DEL || op == KV_PROTO_TXN;
 }
 
 int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail)
@@ -353,6 +442,8 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *c
     int status = run_op(c, &req, &fatal);
     if (status < 0)
         return -1;
+    if (c->w->server->durable && writes(req.op))
+        c->batch_rev = kv_revision(c->w->server->store);
     if (is_failure(status))
         kvd_stat_add(&s->errors, 1);
     kvd_stat_add(&s->requests[req.op], 1);

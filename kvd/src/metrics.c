@@ -12,6 +12,7 @@
 
 static const char *const op_names[KV_PROTO_OP_COUNT] = {
     "hello", "ping", "auth", "get", "mget", "set", "mset", "del", "txn", "scan", "metrics",
+    "snapshot",
 };
 
 #define NSERVER 13 /* flat server entries */

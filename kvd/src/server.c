@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "conn_internal.h"
 #include "log.h"
 
 #define KVD_GRACE_MS 3000
@@ -39,6 +40,54 @@
 #define ACCEPT_BACKOFF_MS 100
 #define PREAUTH_MAX_FRAME ((size_t)1 << 20)
 #define RESPONSE_HEADROOM ((size_t)64 << 10)
+
+/* ---- the store ---------------------------------------------------------------- */
+
+/* Opens the store: in memory, or recovered from --data-dir. Writes do not
+ * wait for the disk in kvd's loops: their replies are held instead
+ * (conn_write.c) until durable_notify says their revision is durable. */
+static int open_store(kvd_server *s, const kvd_config *cfg)
+{
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.max_key_size = cfg->max_key_size;
+    c.max_value_size = cfg->max_value_size;
+    c.max_keys = cfg->max_keys;
+    if (cfg->initial_capacity)
+        c.initial_capacity = cfg->initial_capacity;
+    c.dir = cfg->data_dir;
+    c.fsync = cfg->fsync;
+    c.wait_durable = 0;
+    c.snapshot_log_bytes = cfg->snapshot_log_size;
+    c.snapshot_interval_s = cfg->snapshot_interval;
+    int rc = kv_open_config(&c, &s->store);
+    if (rc != KV_OK) {
+        if (cfg->data_dir)
+            kvd_error("cannot open the store in %s: %s%s%s", cfg->data_dir, kv_strerror(rc),
+                      kv_last_error()[0] ? ": " : "", kv_last_error());
+        else
+            kvd_error("cannot open the store: %s", kv_strerror(rc));
+        return -1;
+    }
+    if (!cfg->data_dir)
+        return 0;
+    s->durable = 1;
+    kv_recovery r;
+    kv_recovery_read(s->store, &r, sizeof r);
+    static const char *policy[] = {"everysec", "always", "no"};
+    kvd_info("recovered %s in %.3f s: %llu keys, revision %llu (snapshot at %llu, %llu log "
+             "records replayed from %llu segments%s), fsync %s",
+             cfg->data_dir, (double)r.elapsed_us / 1e6, (unsigned long long)r.keys,
+             (unsigned long long)r.revision, (unsigned long long)r.snapshot_revision,
+             (unsigned long long)r.records, (unsigned long long)r.segments,
+             r.torn_bytes ? ", a torn tail cut off" : "", policy[cfg->fsync]);
+    if (r.torn_bytes)
+        kvd_warn("%s: cut %llu bytes of a write torn by a crash off the end of the log",
+                 cfg->data_dir, (unsigned long long)r.torn_bytes);
+    atomic_store(&s->durable_rev, kv_durable_revision(s->store));
+    atomic_store(&s->durable_status, KV_OK);
+    return 0;
+}
 
 /* ---- workers --------------------------------------------------------------- */
 
@@ -55,10 +104,75 @@ static void on_grace(uv_timer_t *t)
                  KVD_GRACE_MS);
 }
 
+/* The worker's last handles, once it is stopping and has no connection. */
+static void worker_close_last(kvd_worker *w)
+{
+    if (!uv_is_closing((uv_handle_t *)&w->grace))
+        uv_close((uv_handle_t *)&w->grace, NULL);
+    pthread_mutex_lock(&w->server->notify_mu);
+    if (w->durable_open) {
+        w->durable_open = 0;
+        uv_close((uv_handle_t *)&w->durable, NULL);
+    }
+    pthread_mutex_unlock(&w->server->notify_mu);
+}
+
 void kvd_worker_conn_gone(kvd_worker *w)
 {
-    if (w->stopping && w->conns == NULL && !uv_is_closing((uv_handle_t *)&w->grace))
-        uv_close((uv_handle_t *)&w->grace, NULL);
+    if (w->stopping && w->conns == NULL)
+        worker_close_last(w);
+}
+
+/* ---- replies held for durability ------------------------------------------ */
+
+void kvd_worker_hold(kvd_worker *w, kvd_conn *c)
+{
+    if (c->on_held_list)
+        return;
+    c->on_held_list = 1;
+    c->held_prev = NULL;
+    c->held_next = w->held;
+    if (w->held)
+        w->held->held_prev = c;
+    w->held = c;
+}
+
+void kvd_worker_unhold(kvd_worker *w, kvd_conn *c)
+{
+    if (!c->on_held_list)
+        return;
+    c->on_held_list = 0;
+    if (c->held_prev)
+        c->held_prev->held_next = c->held_next;
+    else
+        w->held = c->held_next;
+    if (c->held_next)
+        c->held_next->held_prev = c->held_prev;
+    c->held_prev = c->held_next = NULL;
+}
+
+/* The durable revision advanced (or the log failed): release what waited. */
+static void on_durable(uv_async_t *a)
+{
+    kvd_worker *w = a->data;
+    kvd_conn *next;
+    for (kvd_conn *c = w->held; c; c = next) {
+        next = c->held_next;
+        kvd__conn_release(c);
+    }
+}
+
+/* The store's log thread: one notification per written batch. */
+static void durable_notify(void *ctx, uint64_t rev, int status)
+{
+    kvd_server *s = ctx;
+    atomic_store(&s->durable_rev, rev);
+    atomic_store(&s->durable_status, status);
+    pthread_mutex_lock(&s->notify_mu);
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i].durable_open)
+            uv_async_send(&s->workers[i].durable);
+    pthread_mutex_unlock(&s->notify_mu);
 }
 
 static void on_wakeup(uv_async_t *a)
@@ -84,7 +198,7 @@ static void worker_stop(kvd_worker *w)
     for (kvd_conn *c = w->conns; c; c = c->next)
         kvd_conn_drain(c);
     if (w->conns == NULL)
-        uv_close((uv_handle_t *)&w->grace, NULL);
+        worker_close_last(w);
     else
         uv_timer_start(&w->grace, on_grace, KVD_GRACE_MS, 0);
 }
@@ -155,6 +269,11 @@ static int workers_start(kvd_server *s)
         w->wakeup.data = w;
         uv_timer_init(&w->loop, &w->grace);
         w->grace.data = w;
+        uv_async_init(&w->loop, &w->durable, on_durable);
+        w->durable.data = w;
+        pthread_mutex_lock(&s->notify_mu);
+        w->durable_open = 1;
+        pthread_mutex_unlock(&s->notify_mu);
         pthread_mutex_init(&w->lock, NULL);
         atomic_init(&w->stop, 0);
         rc = pthread_create(&w->thread, NULL, worker_main, w);
@@ -162,6 +281,10 @@ static int workers_start(kvd_server *s)
             kvd_error("cannot start thread: %s", strerror(rc));
             uv_close((uv_handle_t *)&w->wakeup, NULL);
             uv_close((uv_handle_t *)&w->grace, NULL);
+            pthread_mutex_lock(&s->notify_mu);
+            w->durable_open = 0;
+            uv_close((uv_handle_t *)&w->durable, NULL);
+            pthread_mutex_unlock(&s->notify_mu);
             uv_run(&w->loop, UV_RUN_DEFAULT);
             uv_loop_close(&w->loop);
             pthread_mutex_destroy(&w->lock);
@@ -391,18 +514,9 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     if (s->max_response < cfg->max_frame_size)
         s->max_response = cfg->max_frame_size;
 
-    kv_options o;
-    kv_options_init(&o);
-    o.max_key_size = cfg->max_key_size;
-    o.max_value_size = cfg->max_value_size;
-    o.max_keys = cfg->max_keys;
-    if (cfg->initial_capacity)
-        o.initial_capacity = cfg->initial_capacity;
-    int rc = kv_open(&o, &s->store);
-    if (rc != KV_OK) {
-        kvd_error("cannot open the store: %s", kv_strerror(rc));
+    pthread_mutex_init(&s->notify_mu, NULL);
+    if (open_store(s, cfg) != 0)
         return -1;
-    }
 
     s->listeners = calloc(cfg->nbinds + 1, sizeof *s->listeners);
     if (!s->listeners) {
@@ -434,6 +548,8 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
 
     if (workers_start(s) != 0)
         return -1;
+    if (s->durable)
+        kv_set_durable_callback(s->store, durable_notify, s);
     char where[32];
     if (cfg->tcp_off)
         snprintf(where, sizeof where, "no TCP");
@@ -456,6 +572,8 @@ int kvd_server_run(kvd_server *s)
 void kvd_server_cleanup(kvd_server *s)
 {
     workers_stop_and_join(s);
+    if (s->store && s->durable)
+        kv_set_durable_callback(s->store, NULL, NULL);
     if (s->loop) {
         close_listeners(s);
         uv_walk(s->loop, close_any, NULL);

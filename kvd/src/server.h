@@ -47,6 +47,9 @@ typedef struct kvd_worker {
     atomic_int stop;       /* set by the main thread                    */
     int stopping;          /* this loop has begun stopping              */
     struct kvd_conn *conns; /* doubly linked list of live connections  */
+    struct kvd_conn *held;  /* connections with held replies            */
+    uv_async_t durable;     /* the store's durable revision advanced     */
+    int durable_open;       /* under server->notify_mu                   */
     kvd_stats stats;
     uint8_t scratch[KVD_READ_CHUNK]; /* reads land here first (loop thread only) */
 } kvd_worker;
@@ -78,6 +81,10 @@ typedef struct kvd_server {
     size_t out_low;         /* resume below this                        */
     size_t preauth_max_frame; /* frame limit before AUTH (password set) */
     size_t max_response;    /* largest multi-value result (MGET, TXN, SCAN) */
+    int durable;            /* the store has a data directory           */
+    _Atomic uint64_t durable_rev; /* set by the store's log thread      */
+    atomic_int durable_status;    /* KV_OK, or the log's failure        */
+    pthread_mutex_t notify_mu;    /* orders notifications with closing  */
 } kvd_server;
 
 /* Opens the store, binds every listener (printing/writing the port) and
@@ -90,6 +97,10 @@ int kvd_server_run(kvd_server *s);
 
 /* Frees what kvd_server_start() built (also after a failed start). */
 void kvd_server_cleanup(kvd_server *s);
+
+/* Connection c of w has held replies / has none any more (w's thread). */
+void kvd_worker_hold(kvd_worker *w, struct kvd_conn *c);
+void kvd_worker_unhold(kvd_worker *w, struct kvd_conn *c);
 
 /* A connection of w closed (called by conn.c on w's thread). */
 void kvd_worker_conn_gone(kvd_worker *w);

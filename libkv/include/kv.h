@@ -244,15 +244,20 @@ KV_API int kv_recovery_read(kv_store *store, kv_recovery *out, size_t size);
  * in-memory store. Errors: KV_NO_SPACE, KV_IO (see above). Any thread. */
 KV_API int kv_sync(kv_store *store, uint64_t rev);
 
+/* The store's latest revision: that of the newest change made (visible or
+ * about to be). One atomic load. */
+KV_API uint64_t kv_revision(kv_store *store);
+
 /* The highest revision that is durable as the policy says (for an
  * in-memory store, the current revision). */
 KV_API uint64_t kv_durable_revision(kv_store *store);
 
 /* fn is called from the log's thread each time the durable revision
  * advances, and when the log fails (status KV_NO_SPACE or KV_IO). It must
- * be quick and must not call libkv write functions (e.g. it wakes an event
- * loop). NULL removes it. Only while no writes run. KV_INVALID_ARGUMENT
- * for an in-memory store. */
+ * be quick and must not call libkv functions (e.g. it wakes an event
+ * loop). NULL removes it; once this returns, the previous fn is not
+ * running and will not be called again. Not from inside fn.
+ * KV_INVALID_ARGUMENT for an in-memory store. */
 typedef void (*kv_durable_fn)(void *ctx, uint64_t durable_rev, int status);
 KV_API int kv_set_durable_callback(kv_store *store, kv_durable_fn fn, void *ctx);
 

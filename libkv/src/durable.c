@@ -498,6 +498,11 @@ int kv_sync(kv_store *s, uint64_t rev)
     return kv__log_wait(s->log, rev);
 }
 
+uint64_t kv_revision(kv_store *s)
+{
+    return s ? atomic_load(&s->revision) : 0;
+}
+
 uint64_t kv_durable_revision(kv_store *s)
 {
     if (!s)

@@ -41,7 +41,7 @@ struct kv__log {
     uint64_t synced_rev;  /* on stable storage */
     int status;           /* KV_OK, KV_NO_SPACE (retrying), KV_IO (final) */
     bool stop;
-    unsigned flush_waiters;
+    bool notifying;       /* the flusher is calling notify */
     kv__log_notify_fn notify;
     void *notify_ctx;
 
@@ -233,9 +233,12 @@ static void *flusher(void *arg)
         int status = l->status;
         pthread_cond_broadcast(&l->done);
         if (fn) {
+            l->notifying = true;
             pthread_mutex_unlock(&l->mu);
             fn(ctx, durable, status);
             pthread_mutex_lock(&l->mu);
+            l->notifying = false;
+            pthread_cond_broadcast(&l->done);
         }
         if (final && !l->active.len && (!l->pending.len || l->status != KV_OK))
             break;
@@ -391,6 +394,8 @@ int kv__log_flush(kv__log *l, uint64_t *rev)
 void kv__log_set_notify(kv__log *l, kv__log_notify_fn fn, void *ctx)
 {
     pthread_mutex_lock(&l->mu);
+    while (l->notifying) /* a call in progress finishes with the old one */
+        pthread_cond_wait(&l->done, &l->mu);
     l->notify = fn;
     l->notify_ctx = ctx;
     pthread_mutex_unlock(&l->mu);

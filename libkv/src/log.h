@@ -75,7 +75,9 @@ uint64_t kv__log_durable(kv__log *l);
 int kv__log_flush(kv__log *l, uint64_t *rev);
 
 /* Called by the flusher (no lock held) each time the durable revision
- * advances or the log fails. Set while no writes run. */
+ * advances or the log fails. Once kv__log_set_notify returns, the old
+ * function is not running and will not be called again (so it must not be
+ * called from inside fn). */
 void kv__log_set_notify(kv__log *l, kv__log_notify_fn fn, void *ctx);
 
 /* The first revision of the segment being appended to: segments that

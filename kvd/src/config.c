@@ -67,6 +67,8 @@ static const opt_def opts[] = {
      "close connections idle this long, 0 = never (default 0)"},
     {"write-timeout", OPT_SECS, OFF(write_timeout), "SECS",
      "close a client whose backed-up output does not drain for this long, 0 = never (default 60)"},
+    {"frame-timeout", OPT_SECS, OFF(frame_timeout), "SECS",
+     "close a client whose request frame, once begun, is not complete within this long, 0 = never (default 30)"},
     {"max-key-size", OPT_SIZE, OFF(max_key_size), "BYTES", "store's largest key (default 64K, at most 64K)"},
     {"max-value-size", OPT_SIZE, OFF(max_value_size), "BYTES",
      "store's largest value (default 64M, at most 1G)"},
@@ -89,6 +91,7 @@ static void config_defaults(kvd_config *cfg)
     cfg->max_frame_size = KV_PROTO_DEFAULT_MAX_FRAME;
     cfg->max_output_buffer = (size_t)64 * 1024 * 1024;
     cfg->write_timeout = 60;
+    cfg->frame_timeout = 30;
     kv_options o;
     kv_options_init(&o);
     cfg->max_key_size = o.max_key_size;

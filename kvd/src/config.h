@@ -27,6 +27,8 @@ typedef struct kvd_config {
     unsigned idle_timeout;      /* seconds, 0 = none                      */
     unsigned write_timeout;     /* seconds without write progress while
                                    output is backed up; 0 = none         */
+    unsigned frame_timeout;     /* seconds a started request frame may take
+                                   to arrive in full; 0 = none           */
     size_t max_key_size;        /* store options (kv_options)             */
     size_t max_value_size;
     uint64_t max_keys;

@@ -20,6 +20,11 @@
  * that reads is fine), and --write-timeout closes a paused client whose
  * backlog makes no progress, i.e. a client that never reads.
  *
+ * Timeouts (checked once a second): --frame-timeout closes a client whose
+ * request frame has begun but not been completed for that long (a slow
+ * sender holding a connection slot: progress does not reset it);
+ * --idle-timeout closes a connection with no traffic at all.
+ *
  * Closing: a fatal protocol error queues its error response, stops
  * reading, and once it is written shuts down our side and discards input
  * for a moment (so the peer gets the error, not a reset), then closes.
@@ -129,6 +134,14 @@ static void on_tick(uv_timer_t *t)
             kvd_conn_close(c);
             return;
         }
+    }
+    if (cfg->frame_timeout && c->in_len > 0 && !c->paused && !c->fatal && !c->eof &&
+        now - c->frame_since >= (uint64_t)cfg->frame_timeout * 1000) {
+        kvd_warn("%s: request frame incomplete after %us (%zu bytes received), closing",
+                 c->peer, cfg->frame_timeout, c->in_len);
+        kvd_stat_add(&c->w->stats.disconnects_frame_timeout, 1);
+        kvd_conn_close(c);
+        return;
     }
     if (cfg->idle_timeout && !c->paused && c->nwrites == 0 &&
         now - c->last_active >= (uint64_t)cfg->idle_timeout * 1000) {
@@ -246,6 +259,8 @@ static int conn_in_append(kvd_conn *c, const uint8_t *p, size_t n)
 {
     if (n == 0)
         return 0;
+    if (c->in_len == 0)
+        c->frame_since = c->last_active; /* a frame begins in this read */
     if (c->in_cap - c->in_len < n) {
         size_t cap = c->in_len + n;
         if (cap < KVD_READ_CHUNK)
@@ -275,6 +290,7 @@ static void conn_process_in(kvd_conn *c)
     } else if (used > 0) {
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
+        c->frame_since = c->last_active; /* the next frame began by the last read */
     }
 }
 
@@ -506,7 +522,7 @@ void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
     }
     kvd_debug("%s: connected", c->peer);
     const kvd_config *cfg = s->cfg;
-    if (cfg->idle_timeout || cfg->write_timeout)
+    if (cfg->idle_timeout || cfg->write_timeout || cfg->frame_timeout)
         uv_timer_start(&c->timer, on_tick, TICK_MS, TICK_MS);
     conn_update_reading(c);
     if (w->stopping)

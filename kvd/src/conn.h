@@ -22,7 +22,7 @@ typedef struct kvd_conn {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } h;
-    uv_timer_t timer;       /* idle / write-stall / linger              */
+    uv_timer_t timer;       /* idle / write-stall / frame / linger      */
     uv_shutdown_t shutdown_req;
     kvd_worker *w;
     struct kvd_conn *prev, *next;
@@ -40,6 +40,8 @@ typedef struct kvd_conn {
     uint64_t stall_since;   /* uv_now() of the last output progress while
                                backed up, or 0                          */
     size_t stall_queue;     /* write queue size seen at that time       */
+    uint64_t frame_since;   /* uv_now() when the partial frame in c->in
+                               began to arrive (valid while in_len > 0) */
 
     unsigned reading : 1;   /* uv_read_start is in effect               */
     unsigned paused : 1;    /* output backed up: not reading/processing */

@@ -5,6 +5,7 @@
  * Server metric names (besides kv_metrics' field names):
  *   uptime_s, threads, connections, connections_total,
  *   connections_rejected, disconnects_slow, disconnects_idle,
+ *   disconnects_frame_timeout (a request frame begun, not finished in time),
  *   bytes_in, bytes_out, write_batches (writes: pipelined
  *   responses share one), requests (total), errors, protocol_errors,
  *   requests_by_op   {op: count}

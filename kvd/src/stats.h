@@ -30,6 +30,7 @@ typedef struct kvd_stats {
     _Atomic uint64_t write_batches;    /* writes: one per response batch  */
     _Atomic uint64_t disconnects_slow; /* output limit / write timeout   */
     _Atomic uint64_t disconnects_idle;
+    _Atomic uint64_t disconnects_frame_timeout; /* frame begun, not finished */
     _Atomic uint64_t hist[KV_PROTO_OP_COUNT][KVD_HIST_BUCKETS];
 } kvd_stats;
 

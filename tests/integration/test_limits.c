@@ -296,3 +296,42 @@ Test(limits, amplifying_results_are_capped)
     kv_client_close(c);
     kvd_stop();
 }
+
+/* A client that starts a frame and then trickles it (one byte at a time)
+ * is closed once --frame-timeout has passed since the frame began; a
+ * connection that sends nothing stays (that is --idle-timeout's job). */
+Test(limits, frame_timeout)
+{
+    kvd_start("--frame-timeout", "1", NULL);
+    int idle = raw_connect(g_kvd.port, 5000);
+    cr_assert_geq(idle, 0);
+    int fd = raw_connect(g_kvd.port, 5000);
+    cr_assert_geq(fd, 0);
+    uint8_t hdr[4];
+    kv_proto_write_u32(hdr, 100);
+    int closed = 0;
+    /* 4 header bytes, then body bytes, one every 200 ms: always progress,
+     * never a whole frame (100 bytes would take 20 s). */
+    for (int i = 0; i < 100 && !closed; i++) {
+        uint8_t b = i < 4 ? hdr[i] : 0x90;
+        if (send(fd, &b, 1, MSG_NOSIGNAL) != 1)
+            break;
+        closed = raw_wait_closed(fd, 200);
+    }
+    if (!closed)
+        closed = raw_wait_closed(fd, TEST_IO_TIMEOUT_MS);
+    cr_assert(closed, "a frame trickled in for 20 s was not cut off");
+    close(fd);
+    cr_assert_eq(metric_u(NULL, "disconnects_frame_timeout"), 1);
+
+    /* the silent connection is still served */
+    kv_proto_buf b = {0};
+    enc(&b, &(kv_proto_request){.op = KV_PROTO_PING, .id = 7});
+    cr_assert_eq(raw_send(idle, b.data, b.len), 0);
+    uint64_t id = 0;
+    cr_assert_eq(raw_recv_status(idle, KV_PROTO_PING, &id), KV_OK);
+    cr_assert_eq(id, 7);
+    kv_proto_buf_free(&b);
+    close(idle);
+    kvd_stop();
+}

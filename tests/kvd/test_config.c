@@ -55,6 +55,7 @@ Test(config, defaults_are_safe)
     cr_assert_eq(c.threads, 0);
     cr_assert_eq(c.max_frame_size, KV_PROTO_DEFAULT_MAX_FRAME);
     cr_assert_eq(c.daemonize, 0);
+    cr_assert_eq(c.frame_timeout, 30, "a begun frame must finish in time by default");
     kvd_config_free(&c);
 }
 

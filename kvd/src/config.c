@@ -58,7 +58,7 @@ static const opt_def opts[] = {
     {"password", OPT_STR, OFF(password), "SECRET",
      "require AUTH with this secret (frames over 1 MiB are refused before it); also env KVD_PASSWORD (default none)"},
     {"max-connections", OPT_SIZE, OFF(max_connections), "N",
-     "refuse connections above this with BUSY, 0 = unlimited (default 10000)"},
+     "refuse connections above this with BUSY, 0 = unlimited (default 10000); lowered, with a warning, to what the open-file limit allows after raising its soft value"},
     {"max-frame-size", OPT_SIZE, OFF(max_frame_size), "BYTES",
      "largest request frame body (default 64M+64K = 67174400)"},
     {"max-output-buffer", OPT_SIZE, OFF(max_output_buffer), "BYTES",

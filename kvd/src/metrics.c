@@ -14,7 +14,7 @@ static const char *const op_names[KV_PROTO_OP_COUNT] = {
     "hello", "ping", "auth", "get", "mget", "set", "mset", "del", "txn", "scan", "metrics",
 };
 
-#define NSERVER 14 /* flat server entries */
+#define NSERVER 15 /* flat server entries */
 #define NMAPS 4    /* requests_by_op and three latency maps */
 
 static kv_proto_metric uint_metric(const char *name, uint64_t v)
@@ -54,6 +54,7 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
     items[n++] = uint_metric("uptime_s", (uv_hrtime() - s->start_ns) / 1000000000u);
     items[n++] = uint_metric("threads", (uint64_t)s->nworkers);
     items[n++] = uint_metric("connections", atomic_load_explicit(&s->connections, memory_order_relaxed));
+    items[n++] = uint_metric("max_connections", s->max_connections);
     items[n++] = uint_metric("connections_total",
                              atomic_load_explicit(&s->connections_total, memory_order_relaxed));
     items[n++] = uint_metric("connections_rejected",

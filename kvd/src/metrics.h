@@ -3,7 +3,8 @@
  * figures, summed over all worker loops at the time of the request.
  *
  * Server metric names (besides kv_metrics' field names):
- *   uptime_s, threads, connections, connections_total,
+ *   uptime_s, threads, connections, max_connections (the effective
+ *   limit, see --max-connections; 0 = none), connections_total,
  *   connections_rejected, disconnects_slow, disconnects_idle,
  *   disconnects_frame_timeout (a request frame begun, not finished in time),
  *   bytes_in, bytes_out, write_batches (writes: pipelined

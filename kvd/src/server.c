@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -39,6 +40,11 @@
 #define ACCEPT_BACKOFF_MS 100
 #define PREAUTH_MAX_FRAME ((size_t)1 << 20)
 #define RESPONSE_HEADROOM ((size_t)64 << 10)
+/* Descriptors kept out of the connection budget: stdio, log and pid files,
+ * the port file, each loop's epoll/eventfd/signal pipe, and connections
+ * being refused with BUSY (each holds a descriptor for up to a second). */
+#define FD_RESERVE 32
+#define FD_PER_LOOP 4
 
 /* ---- workers --------------------------------------------------------------- */
 
@@ -235,7 +241,7 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
             }
             return;
         }
-        uint64_t max = s->cfg->max_connections;
+        uint64_t max = s->max_connections;
         int reject = max && atomic_load(&s->connections) >= max;
         if (reject) {
             atomic_fetch_add_explicit(&s->connections_rejected, 1, memory_order_relaxed);
@@ -358,6 +364,49 @@ static void close_listeners(kvd_server *s)
         unlink(s->cfg->unix_path);
 }
 
+/* ---- descriptor limit -------------------------------------------------------- */
+
+/* Every connection holds a descriptor: with fewer than --max-connections
+ * allow, accept() fails with EMFILE and clients wait unanswered instead of
+ * getting BUSY. So, like Redis: raise the soft RLIMIT_NOFILE toward the
+ * hard one as far as needed, then lower the effective connection limit to
+ * what the descriptors allow, and say so. */
+static void fit_fd_limit(kvd_server *s)
+{
+    uint64_t want = s->cfg->max_connections;
+    uint64_t reserve = FD_RESERVE + s->nlisteners + (uint64_t)FD_PER_LOOP * (s->nworkers + 1);
+    s->max_connections = want;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t need = want ? (rlim_t)(want + reserve) : rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            kvd_info("raised the open-file limit from %llu to %llu", (unsigned long long)old,
+                     (unsigned long long)rl.rlim_cur);
+        else
+            rl.rlim_cur = old;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return;
+    uint64_t fit = rl.rlim_cur > reserve + 1 ? (uint64_t)rl.rlim_cur - reserve : 1;
+    if (want == 0 || want > fit) {
+        s->max_connections = fit;
+        if (want)
+            kvd_warn("open-file limit %llu (hard %llu) allows only %llu of --max-connections %llu "
+                     "(%llu descriptors kept in reserve); refusing connections above %llu with BUSY "
+                     "(raise the limit with ulimit -n or LimitNOFILE=)",
+                     (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+                     (unsigned long long)fit, (unsigned long long)want,
+                     (unsigned long long)reserve, (unsigned long long)fit);
+        else
+            kvd_info("max connections %llu (open-file limit %llu)", (unsigned long long)fit,
+                     (unsigned long long)rl.rlim_cur);
+    }
+}
+
 /* ---- signals --------------------------------------------------------------- */
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -434,6 +483,7 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
 
     if (workers_start(s) != 0)
         return -1;
+    fit_fd_limit(s); /* before the acceptor loop runs */
     char where[32];
     if (cfg->tcp_off)
         snprintf(where, sizeof where, "no TCP");

@@ -78,6 +78,8 @@ typedef struct kvd_server {
     size_t out_low;         /* resume below this                        */
     size_t preauth_max_frame; /* frame limit before AUTH (password set) */
     size_t max_response;    /* largest multi-value result (MGET, TXN, SCAN) */
+    uint64_t max_connections; /* effective limit: --max-connections lowered
+                                 to what RLIMIT_NOFILE allows; 0 = none  */
 } kvd_server;
 
 /* Opens the store, binds every listener (printing/writing the port) and

@@ -335,3 +335,53 @@ Test(limits, frame_timeout)
     close(idle);
     kvd_stop();
 }
+
+/* With only 64 descriptors kvd cannot hold --max-connections 10000: it
+ * warns at start and lowers the limit, so connections beyond what the
+ * descriptors allow are answered BUSY instead of waiting unaccepted. */
+Test(limits, connection_limit_fits_open_file_limit)
+{
+    setenv("KVD_WRAPPER", "prlimit --nofile=64:64", 1);
+    kvd_start(NULL);
+    unsetenv("KVD_WRAPPER");
+    uint64_t max = metric_u(NULL, "max_connections");
+    cr_assert_gt(max, 0);
+    cr_assert_lt(max, 64, "effective limit %llu must fit 64 descriptors", (unsigned long long)max);
+
+    enum { N = 100 };
+    int fds[N], ok = 0, busy = 0;
+    kv_proto_buf b = {0};
+    enc(&b, &(kv_proto_request){.op = KV_PROTO_PING, .id = 1});
+    for (int i = 0; i < N; i++) {
+        fds[i] = raw_connect(g_kvd.port, TEST_IO_TIMEOUT_MS);
+        cr_assert_geq(fds[i], 0);
+        /* Refused connections may still be lingering (each holds a
+         * descriptor for a moment): every connection gets an answer. */
+        raw_send(fds[i], b.data, b.len);
+        uint64_t id = 99;
+        int st = raw_recv_status(fds[i], KV_PROTO_PING, &id);
+        if (st == KV_OK && id == 1) {
+            ok++;
+        } else {
+            cr_assert_eq(st, KV_BUSY, "connection %d: status %d, not an answer or BUSY", i, st);
+            cr_assert_eq(id, 0);
+            busy++;
+        }
+    }
+    kv_proto_buf_free(&b);
+    cr_assert_eq(ok, (int)max, "%d served, effective limit %llu", ok, (unsigned long long)max);
+    cr_assert_eq(busy, N - (int)max);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+
+    FILE *f = fopen(g_kvd.log, "r");
+    cr_assert_not_null(f);
+    char line[1024];
+    int warned = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "open-file limit") && strstr(line, "max-connections"))
+            warned = 1;
+    fclose(f);
+    cr_assert(warned, "no warning about the open-file limit in kvd's log");
+    kvd_stop();
+}

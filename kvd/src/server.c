@@ -38,6 +38,7 @@
 #define KVD_GRACE_MS 3000
 #define ACCEPT_BATCH 64
 #define ACCEPT_BACKOFF_MS 100
+#define RECLAIM_MS 100
 #define PREAUTH_MAX_FRAME ((size_t)1 << 20)
 #define RESPONSE_HEADROOM ((size_t)64 << 10)
 /* Descriptors kept out of the connection budget: stdio, log and pid files,
@@ -83,10 +84,21 @@ static void on_wakeup(uv_async_t *a)
         worker_stop(w);
 }
 
+/* Memory of deleted values waits on this thread's retired list until no
+ * reader can see it; without this a thread that stops writing would hold
+ * it indefinitely (libkv frees it on the thread's later writes). Cheap
+ * when nothing is retired. */
+static void on_reclaim(uv_timer_t *t)
+{
+    kvd_worker *w = t->data;
+    kv_reclaim(w->server->store, NULL);
+}
+
 static void worker_stop(kvd_worker *w)
 {
     w->stopping = 1;
     uv_close((uv_handle_t *)&w->wakeup, NULL);
+    uv_close((uv_handle_t *)&w->reclaim, NULL);
     for (kvd_conn *c = w->conns; c; c = c->next)
         kvd_conn_drain(c);
     if (w->conns == NULL)
@@ -161,6 +173,9 @@ static int workers_start(kvd_server *s)
         w->wakeup.data = w;
         uv_timer_init(&w->loop, &w->grace);
         w->grace.data = w;
+        uv_timer_init(&w->loop, &w->reclaim);
+        w->reclaim.data = w;
+        uv_timer_start(&w->reclaim, on_reclaim, RECLAIM_MS, RECLAIM_MS);
         pthread_mutex_init(&w->lock, NULL);
         atomic_init(&w->stop, 0);
         rc = pthread_create(&w->thread, NULL, worker_main, w);
@@ -168,6 +183,7 @@ static int workers_start(kvd_server *s)
             kvd_error("cannot start thread: %s", strerror(rc));
             uv_close((uv_handle_t *)&w->wakeup, NULL);
             uv_close((uv_handle_t *)&w->grace, NULL);
+            uv_close((uv_handle_t *)&w->reclaim, NULL);
             uv_run(&w->loop, UV_RUN_DEFAULT);
             uv_loop_close(&w->loop);
             pthread_mutex_destroy(&w->lock);

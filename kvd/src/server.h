@@ -41,6 +41,7 @@ typedef struct kvd_worker {
     uv_loop_t loop;
     uv_async_t wakeup;     /* new sockets in the queue, or stop         */
     uv_timer_t grace;      /* bounds the graceful stop                  */
+    uv_timer_t reclaim;    /* frees retired store memory (kv_reclaim)   */
     pthread_mutex_t lock;  /* protects queue only                       */
     kvd_handoff *queue;
     size_t nqueue, capqueue;

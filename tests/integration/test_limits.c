@@ -385,3 +385,66 @@ Test(limits, connection_limit_fits_open_file_limit)
     cr_assert(warned, "no warning about the open-file limit in kvd's log");
     kvd_stop();
 }
+
+/* Memory of deleted values is reusable soon after a mass delete, without
+ * waiting for the deleting thread to write again: kvd, limited to 448 MiB
+ * of address space, is filled with 1 MiB values until it refuses, every
+ * key is deleted (one MDEL), then 1 MiB SETs on new connections must succeed again
+ * within the deadline (with no other writes in between). */
+Test(limits, memory_of_deleted_values_is_reused)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    cr_skip_test("an address-space limit does not fit a sanitizer's shadow memory");
+#endif
+    setenv("KVD_WRAPPER", "prlimit --as=469762048", 1);
+    kvd_start("--threads", "1", NULL);
+    unsetenv("KVD_WRAPPER");
+    size_t vlen = (size_t)1 << 20;
+    char *v = malloc(vlen);
+    cr_assert_not_null(v);
+    memset(v, 'v', vlen);
+    kv_client *c = test_client(NULL);
+    int n = 0, failures = 0;
+    char k[32];
+    while (failures < 3 && n < 1000) {
+        snprintf(k, sizeof k, "big%d", n);
+        int rc = kv_client_set(c, k, strlen(k), v, vlen, NULL);
+        if (rc == KV_OK) {
+            n++;
+            failures = 0;
+            continue;
+        }
+        failures++;
+        kv_client_close(c); /* NO_MEMORY, or closed while reading it */
+        c = test_client(NULL);
+    }
+    cr_assert_gt(n, 10, "only %d values fit", n);
+    cr_assert_lt(n, 1000, "the address-space limit was not reached");
+    /* one MDEL: one write, after which this thread writes nothing more */
+    kv_key *keys = calloc((size_t)n, sizeof *keys);
+    char (*names)[32] = calloc((size_t)n, sizeof *names);
+    cr_assert(keys && names);
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "big%d", i);
+        keys[i].data = names[i];
+        keys[i].len = strlen(names[i]);
+    }
+    size_t deleted = 0;
+    cr_assert_eq(kv_client_mdel(c, keys, (size_t)n, &deleted, NULL), KV_OK);
+    cr_assert_eq(deleted, (size_t)n);
+    free(keys);
+    free(names);
+    kv_client_close(c);
+
+    int ok = 0;
+    for (int attempt = 0; attempt < 200 && !ok; attempt++) {
+        kv_client *d = test_client(NULL);
+        ok = kv_client_set(d, "again", 5, v, vlen, NULL) == KV_OK;
+        kv_client_close(d);
+        if (!ok)
+            sleep_ms(100);
+    }
+    free(v);
+    cr_assert(ok, "a 1 MiB SET still fails 20 s after deleting %d MiB of values", n);
+    kvd_stop();
+}

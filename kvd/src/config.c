@@ -56,7 +56,7 @@ static const opt_def opts[] = {
     {"unix", OPT_STR, OFF(unix_path), "PATH", "also listen on this Unix socket (default none)"},
     {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU (default 0)"},
     {"password", OPT_STR, OFF(password), "SECRET",
-     "require AUTH with this secret (frames over 1 MiB are refused before it); also env KVD_PASSWORD (default none)"},
+     "require AUTH with this secret, not empty (frames over 1 MiB are refused before it; AUTHs from an address with recent failures wait up to 3 s); also env KVD_PASSWORD (default none)"},
     {"max-connections", OPT_SIZE, OFF(max_connections), "N",
      "refuse connections above this with BUSY, 0 = unlimited (default 10000); lowered, with a warning, to what the open-file limit allows after raising its soft value"},
     {"max-frame-size", OPT_SIZE, OFF(max_frame_size), "BYTES",
@@ -392,8 +392,10 @@ static int validate(kvd_config *cfg)
         return -1;
     }
     if (cfg->password && !cfg->password[0]) {
-        free(cfg->password);
-        cfg->password = NULL;
+        /* Silently serving without auth would be the worst reading of it. */
+        fprintf(stderr, "kvd: error: empty password (from --password, the config file or "
+                        "KVD_PASSWORD); omit it to run without authentication\n");
+        return -1;
     }
     return 0;
 }
@@ -445,7 +447,7 @@ kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
         return KVD_CONFIG_ERROR;
     const char *env = getenv("KVD_PASSWORD");
     char err[256];
-    if (env && env[0] && set_opt(cfg, find_opt("password"), env, err, sizeof err) != 0) {
+    if (env && set_opt(cfg, find_opt("password"), env, err, sizeof err) != 0) {
         fprintf(stderr, "kvd: error: %s\n", err);
         return KVD_CONFIG_ERROR;
     }

@@ -66,6 +66,7 @@ static void on_handle_closed(uv_handle_t *h)
         atomic_fetch_sub_explicit(&w->server->connections, 1, memory_order_relaxed);
     kvd_debug("%s: closed", c->peer);
     free(c->in);
+    free(c->auth_secret);
     kv_proto_buf_free(&c->out);
     kv_proto_buf_free(&c->spare);
     kv_proto_arena_free(&c->arena);
@@ -81,6 +82,7 @@ void kvd_conn_close(kvd_conn *c)
     c->reading = 0;
     uv_close(&c->h.handle, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->auth_timer, on_handle_closed);
 }
 
 static void on_linger_done(uv_timer_t *t)
@@ -136,6 +138,7 @@ static void on_tick(uv_timer_t *t)
         }
     }
     if (cfg->frame_timeout && c->in_len > 0 && !c->paused && !c->fatal && !c->eof &&
+        !c->auth_wait &&
         now - c->frame_since >= (uint64_t)cfg->frame_timeout * 1000) {
         kvd_warn("%s: request frame incomplete after %us (%zu bytes received), closing",
                  c->peer, cfg->frame_timeout, c->in_len);
@@ -202,7 +205,7 @@ static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
     const kvd_server *s = c->w->server;
     size_t off = 0, unprefetched = 0;
     uint64_t clock = uv_hrtime(); /* one clock read per request, not two */
-    while (!c->fatal && !c->closing && !c->lingering) {
+    while (!c->fatal && !c->closing && !c->lingering && !c->auth_wait) {
         if (unprefetched == 0)
             unprefetched = prefetch_batch(c, data + off, len - off);
         else
@@ -412,7 +415,7 @@ static void conn_update_reading(kvd_conn *c)
 {
     if (c->closing)
         return;
-    int want = c->lingering || (!c->paused && !c->fatal && !c->eof);
+    int want = c->lingering || (!c->paused && !c->fatal && !c->eof && !c->auth_wait);
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0) {
             kvd_conn_close(c);
@@ -429,7 +432,8 @@ static void conn_update_reading(kvd_conn *c)
  * everything that arrived has been answered, so end the input. */
 static void conn_check_drained(kvd_conn *c)
 {
-    if (!c->draining || c->paused || c->fatal || c->closing || c->lingering || c->eof)
+    if (!c->draining || c->paused || c->fatal || c->closing || c->lingering || c->eof ||
+        c->auth_wait)
         return;
     uv_os_fd_t fd;
     char b;
@@ -444,6 +448,49 @@ void kvd_conn_drain(kvd_conn *c)
     conn_check_drained(c);
 }
 
+/* ---- a throttled AUTH ------------------------------------------------------- */
+
+static void on_auth_due(uv_timer_t *t)
+{
+    kvd_conn *c = t->data;
+    if (c->closing)
+        return;
+    c->auth_wait = 0;
+    int fatal = 0;
+    int rc = kvd_dispatch_auth_check(c, c->auth_id, c->auth_secret, c->auth_secret_len, &fatal);
+    free(c->auth_secret);
+    c->auth_secret = NULL;
+    if (rc < 0) {
+        kvd_warn("%s: out of memory answering a request, closing", c->peer);
+        kvd_conn_close(c);
+        return;
+    }
+    if (fatal) {
+        c->fatal = 1;
+        c->in_len = 0; /* the rest of the stream is not trusted */
+        conn_update_reading(c);
+        kvd__conn_flush(c);
+        return; /* the write's completion lingers (conn_write.c) */
+    }
+    kvd__conn_resume(c); /* answer what arrived meanwhile, read again */
+}
+
+int kvd__conn_auth_defer(kvd_conn *c, uint64_t id, const void *secret, size_t len,
+                         uint64_t delay_ms)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, secret, len);
+    free(c->auth_secret);
+    c->auth_secret = copy;
+    c->auth_secret_len = len;
+    c->auth_id = id;
+    c->auth_wait = 1; /* conn_process stops; reading stops after this read */
+    uv_timer_start(&c->auth_timer, on_auth_due, delay_ms, 0);
+    return 0;
+}
+
 /* ---- adoption -------------------------------------------------------------- */
 
 static void describe_peer(kvd_conn *c, int fd)
@@ -453,8 +500,10 @@ static void describe_peer(kvd_conn *c, int fd)
     char ip[INET6_ADDRSTRLEN] = "?";
     if (c->is_unix || getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
         snprintf(c->peer, sizeof c->peer, "unix#%d", fd);
+        c->peer_key = kvd_peer_key_of(NULL);
         return;
     }
+    c->peer_key = kvd_peer_key_of(&ss);
     if (ss.ss_family == AF_INET6) {
         uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
         snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip,
@@ -494,9 +543,11 @@ void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
     else
         uv_tcp_init(&w->loop, &c->h.tcp);
     uv_timer_init(&w->loop, &c->timer);
-    c->handles = 2;
+    uv_timer_init(&w->loop, &c->auth_timer);
+    c->handles = 3;
     c->h.handle.data = c;
     c->timer.data = c;
+    c->auth_timer.data = c;
     int rc = is_unix ? uv_pipe_open(&c->h.pipe, fd) : uv_tcp_open(&c->h.tcp, fd);
     if (rc != 0) {
         kvd_warn("%s: cannot adopt connection: %s", c->peer, uv_strerror(rc));

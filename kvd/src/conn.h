@@ -23,6 +23,7 @@ typedef struct kvd_conn {
         uv_pipe_t pipe;
     } h;
     uv_timer_t timer;       /* idle / write-stall / frame / linger      */
+    uv_timer_t auth_timer;  /* a throttled AUTH's turn                  */
     uv_shutdown_t shutdown_req;
     kvd_worker *w;
     struct kvd_conn *prev, *next;
@@ -53,8 +54,14 @@ typedef struct kvd_conn {
     unsigned authed : 1;
     unsigned is_unix : 1;
     unsigned counted : 1;   /* included in server->connections          */
+    unsigned auth_wait : 1; /* an AUTH waits for its turn: no processing,
+                               no reading until it is answered          */
     size_t frame_len;       /* body size of the request being answered  */
     int auth_failures;
+    uint8_t *auth_secret;   /* the waiting AUTH's secret (malloc'ed)    */
+    size_t auth_secret_len;
+    uint64_t auth_id;
+    kvd_peer_key peer_key;  /* for the AUTH throttle                    */
     int proto_version;
     char peer[64];
 } kvd_conn;

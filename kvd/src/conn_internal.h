@@ -18,5 +18,9 @@ void kvd__conn_settle(kvd_conn *c);
 void kvd__conn_resume(kvd_conn *c);
 /* The last response is written: shut down our side and discard input. */
 void kvd__conn_linger(kvd_conn *c);
+/* Holds c's AUTH (id, secret copied) for delay_ms, then checks it and
+ * goes on. Returns 0, or -1 when out of memory. */
+int kvd__conn_auth_defer(kvd_conn *c, uint64_t id, const void *secret, size_t len,
+                         uint64_t delay_ms);
 
 #endif /* KVD_CONN_INTERNAL_H */

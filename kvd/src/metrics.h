@@ -7,6 +7,8 @@
  *   limit, see --max-connections; 0 = none), connections_total,
  *   connections_rejected, disconnects_slow, disconnects_idle,
  *   disconnects_frame_timeout (a request frame begun, not finished in time),
+ *   auth_failures (wrong AUTH secrets), auth_throttled (AUTHs delayed by the
+ *   per-address backoff),
  *   bytes_in, bytes_out, write_batches (writes: pipelined
  *   responses share one), requests (total), errors, protocol_errors,
  *   requests_by_op   {op: count}

@@ -447,6 +447,7 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     s->cfg = cfg;
     s->loop = loop;
     s->start_ns = uv_hrtime();
+    kvd_auth_throttle_init(&s->auth_throttle);
     s->out_soft = cfg->max_output_buffer / 2;
     s->out_low = cfg->max_output_buffer / 4;
     s->preauth_max_frame = PREAUTH_MAX_FRAME;
@@ -533,4 +534,6 @@ void kvd_server_cleanup(kvd_server *s)
     s->listeners = NULL;
     kv_close(s->store);
     s->store = NULL;
+    if (s->cfg)
+        kvd_auth_throttle_destroy(&s->auth_throttle);
 }

@@ -6,8 +6,9 @@
  * each worker thread runs one libuv loop that owns its connections
  * outright. Workers share only the store (libkv is thread-safe and
  * lock-free for reads), read-only configuration, and relaxed-atomic
- * counters. The one mutex is the per-worker hand-off queue of accepted
- * sockets: it is taken once per accepted connection, never per request.
+ * counters. Mutexes: the per-worker hand-off queue of accepted sockets,
+ * taken once per accepted connection, and the AUTH throttle table, taken
+ * once per AUTH when a password is set; never per other request.
  */
 #ifndef KVD_SERVER_H
 #define KVD_SERVER_H
@@ -17,6 +18,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth_throttle.h"
 #include "config.h"
 #include "kv.h"
 #include "stats.h"
@@ -79,6 +81,7 @@ typedef struct kvd_server {
     size_t out_low;         /* resume below this                        */
     size_t preauth_max_frame; /* frame limit before AUTH (password set) */
     size_t max_response;    /* largest multi-value result (MGET, TXN, SCAN) */
+    kvd_auth_throttle auth_throttle; /* per-address AUTH backoff */
     uint64_t max_connections; /* effective limit: --max-connections lowered
                                  to what RLIMIT_NOFILE allows; 0 = none  */
 } kvd_server;

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -447,4 +449,57 @@ Test(limits, memory_of_deleted_values_is_reused)
     free(v);
     cr_assert(ok, "a 1 MiB SET still fails 20 s after deleting %d MiB of values", n);
     kvd_stop();
+}
+
+/* Guessing over fresh connections is throttled per address: every failed
+ * AUTH is counted, AUTHs after a failure wait their turn (counted), each
+ * still gets its answer, the warning is rate-limited, and the right
+ * password still works afterwards. */
+Test(limits, auth_guessing_is_throttled_across_connections)
+{
+    kvd_start("--password", "pw", NULL);
+    enum { GUESSES = 6 };
+    for (int i = 0; i < GUESSES; i++) {
+        kv_client *c = NULL;
+        cr_assert_eq(open_client(NULL, &c), KV_OK);
+        cr_assert_eq(kv_client_auth(c, "guess"), KV_AUTH_FAILED, "guess %d", i);
+        kv_client_close(c);
+    }
+    kv_client *c = NULL;
+    cr_assert_eq(open_client("pw", &c), KV_OK, "the right password after the backoff");
+    kv_client_metrics m;
+    cr_assert_eq(kv_client_metrics_get(c, &m), KV_OK);
+    const kv_client_metric *f = kv_client_metrics_find(&m, NULL, "auth_failures");
+    const kv_client_metric *t = kv_client_metrics_find(&m, NULL, "auth_throttled");
+    cr_assert(f && t, "auth metrics missing");
+    cr_assert_eq(f->u, GUESSES);
+    cr_assert_eq(t->u, GUESSES, "every AUTH after the first failure waited (the right one too)");
+    kv_client_metrics_free(&m);
+    kv_client_close(c);
+
+    FILE *log = fopen(g_kvd.log, "r");
+    cr_assert_not_null(log);
+    char line[1024];
+    int warns = 0;
+    while (fgets(line, sizeof line, log))
+        if (strstr(line, "wrong AUTH secret"))
+            warns++;
+    fclose(log);
+    cr_assert(warns >= 1 && warns < GUESSES, "%d warnings for %d failures", warns, GUESSES);
+    kvd_stop();
+}
+
+Test(limits, empty_password_is_refused)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDERR_FILENO);
+        execl(KVD_PATH, KVD_PATH, "--port", "0", "--password", "", (char *)NULL);
+        _exit(127);
+    }
+    cr_assert_gt(pid, 0);
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "kvd --password '' must exit 2, status %d", st);
 }

@@ -63,6 +63,8 @@ static const opt_def opts[] = {
      "largest request frame body (default 64M+64K = 67174400)"},
     {"max-output-buffer", OPT_SIZE, OFF(max_output_buffer), "BYTES",
      "per-connection unsent output: reading pauses at half, disconnect above (default 64M)"},
+    {"max-client-memory", OPT_SIZE, OFF(max_client_memory), "BYTES",
+     "all clients' input and output buffers together; above it the biggest are disconnected, 0 = no limit (default 1g)"},
     {"idle-timeout", OPT_SECS, OFF(idle_timeout), "SECS",
      "close connections idle this long, 0 = never (default 0)"},
     {"write-timeout", OPT_SECS, OFF(write_timeout), "SECS",
@@ -90,6 +92,7 @@ static void config_defaults(kvd_config *cfg)
     cfg->max_connections = 10000;
     cfg->max_frame_size = KV_PROTO_DEFAULT_MAX_FRAME;
     cfg->max_output_buffer = (size_t)64 * 1024 * 1024;
+    cfg->max_client_memory = (size_t)1 << 30;
     cfg->write_timeout = 60;
     cfg->frame_timeout = 30;
     kv_options o;
@@ -368,6 +371,8 @@ static int validate(kvd_config *cfg)
         msg = "max-value-size must be at most 1g";
     else if (cfg->max_output_buffer < 4096)
         msg = "max-output-buffer must be at least 4096";
+    else if (cfg->max_client_memory && cfg->max_client_memory < cfg->max_frame_size)
+        msg = "max-client-memory must be 0 or at least max-frame-size (one request must fit)";
     if (msg) {
         fprintf(stderr, "kvd: error: %s\n", msg);
         return -1;

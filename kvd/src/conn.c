@@ -80,6 +80,7 @@ void kvd_conn_close(kvd_conn *c)
         return;
     c->closing = 1;
     c->reading = 0;
+    kvd__conn_account(c, 0); /* its buffers are as good as freed */
     uv_close(&c->h.handle, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->auth_timer, on_handle_closed);
@@ -113,6 +114,26 @@ void kvd__conn_linger(kvd_conn *c)
     uv_timer_stop(&c->timer);
     uv_timer_start(&c->timer, on_linger_done, LINGER_MS, 0);
     conn_update_reading(c);
+}
+
+/* ---- memory accounting ------------------------------------------------------ */
+
+void kvd__conn_account(kvd_conn *c, int evict)
+{
+    kvd_server *s = c->w->server;
+    size_t now = c->closing ? 0 : c->in_len + c->out.cap + c->spare.cap + c->pending;
+    if (now != c->mem) {
+        if (now > c->mem)
+            atomic_fetch_add_explicit(&s->client_memory, now - c->mem, memory_order_relaxed);
+        else
+            atomic_fetch_sub_explicit(&s->client_memory, c->mem - now, memory_order_relaxed);
+        c->mem = now;
+        if (now > atomic_load_explicit(&c->w->biggest, memory_order_relaxed))
+            atomic_store_explicit(&c->w->biggest, now, memory_order_relaxed);
+    }
+    if (evict && s->cfg->max_client_memory &&
+        atomic_load_explicit(&s->client_memory, memory_order_relaxed) > s->cfg->max_client_memory)
+        kvd_worker_evict(c->w);
 }
 
 /* ---- timers ---------------------------------------------------------------- */
@@ -396,6 +417,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         kvd__conn_flush(c);
         conn_update_reading(c);
         conn_check_drained(c);
+        if (!c->closing)
+            kvd__conn_account(c, 1); /* last: may close c */
         return;
     }
     if (nread == 0)

@@ -56,6 +56,7 @@ typedef struct kvd_conn {
     unsigned counted : 1;   /* included in server->connections          */
     unsigned auth_wait : 1; /* an AUTH waits for its turn: no processing,
                                no reading until it is answered          */
+    size_t mem;             /* buffer bytes counted in client_memory    */
     size_t frame_len;       /* body size of the request being answered  */
     int auth_failures;
     uint8_t *auth_secret;   /* the waiting AUTH's secret (malloc'ed)    */

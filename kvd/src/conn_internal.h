@@ -14,6 +14,10 @@ void kvd__conn_flush(kvd_conn *c);
 void kvd__conn_settle(kvd_conn *c);
 
 /* conn.c */
+/* Brings c's share of server->client_memory up to date (input received
+ * and buffered, output buffers, queued writes); with evict, acts when the
+ * total is over --max-client-memory (c may be closed then). */
+void kvd__conn_account(kvd_conn *c, int evict);
 /* Output drained under the low mark: process buffered input, read again. */
 void kvd__conn_resume(kvd_conn *c);
 /* The last response is written: shut down our side and discard input. */

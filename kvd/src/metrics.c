@@ -14,7 +14,7 @@ static const char *const op_names[KV_PROTO_OP_COUNT] = {
     "hello", "ping", "auth", "get", "mget", "set", "mset", "del", "txn", "scan", "metrics",
 };
 
-#define NSERVER 17 /* flat server entries */
+#define NSERVER 20 /* flat server entries */
 #define NMAPS 4    /* requests_by_op and three latency maps */
 
 static kv_proto_metric uint_metric(const char *name, uint64_t v)
@@ -40,6 +40,7 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
         sums[6] += kvd_stat_get(&st->write_batches);
         sums[7] += kvd_stat_get(&st->disconnects_frame_timeout);
         sums[8] += kvd_stat_get(&st->auth_failures);
+        sums[10] += kvd_stat_get(&st->disconnects_client_memory);
         sums[9] += kvd_stat_get(&st->auth_throttled);
         for (int op = 0; op < KV_PROTO_OP_COUNT; op++) {
             uint64_t n = kvd_stat_get(&st->requests[op]);
@@ -64,6 +65,10 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
     items[n++] = uint_metric("disconnects_slow", sums[4]);
     items[n++] = uint_metric("disconnects_idle", sums[5]);
     items[n++] = uint_metric("disconnects_frame_timeout", sums[7]);
+    items[n++] = uint_metric("disconnects_client_memory", sums[10]);
+    items[n++] = uint_metric("client_memory",
+                             atomic_load_explicit(&s->client_memory, memory_order_relaxed));
+    items[n++] = uint_metric("max_client_memory", s->cfg->max_client_memory);
     items[n++] = uint_metric("auth_failures", sums[8]);
     items[n++] = uint_metric("auth_throttled", sums[9]);
     items[n++] = uint_metric("bytes_in", sums[0]);

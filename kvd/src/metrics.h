@@ -7,6 +7,8 @@
  *   limit, see --max-connections; 0 = none), connections_total,
  *   connections_rejected, disconnects_slow, disconnects_idle,
  *   disconnects_frame_timeout (a request frame begun, not finished in time),
+ *   client_memory (bytes in all connections' buffers), max_client_memory,
+ *   disconnects_client_memory (biggest clients dropped over that limit),
  *   auth_failures (wrong AUTH secrets), auth_throttled (AUTHs delayed by the
  *   per-address backoff),
  *   bytes_in, bytes_out, write_batches (writes: pipelined

@@ -68,9 +68,75 @@ void kvd_worker_conn_gone(kvd_worker *w)
         uv_close((uv_handle_t *)&w->grace, NULL);
 }
 
+/* ---- client memory --------------------------------------------------------- */
+
+#define EVICT_MIN ((uint64_t)64 << 10) /* never drop a client for less */
+#define EVICT_ROUNDS 16
+
+static int over_client_memory(kvd_server *s)
+{
+    return atomic_load_explicit(&s->client_memory, memory_order_relaxed) > s->cfg->max_client_memory;
+}
+
+/* Asks w's loop to evict. Under w->lock, so the async handle cannot be
+ * closed (worker_stop) between the check and the send. */
+static void poke_evict(kvd_worker *w)
+{
+    if (atomic_exchange(&w->evict_req, 1))
+        return; /* already asked */
+    pthread_mutex_lock(&w->lock);
+    if (!w->wakeup_closed)
+        uv_async_send(&w->wakeup);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Race-freedom: only a loop closes its own connections; others only read
+ * its published `biggest` (a hint, possibly stale) and poke it. A stale
+ * hint costs one poke: the poked loop rescans, publishes the truth and
+ * passes the request on if it no longer has the biggest. */
+void kvd_worker_evict(kvd_worker *w)
+{
+    kvd_server *s = w->server;
+    for (int round = 0; round < EVICT_ROUNDS && over_client_memory(s); round++) {
+        kvd_conn *big = NULL;
+        size_t bm = 0;
+        for (kvd_conn *c = w->conns; c; c = c->next)
+            if (!c->closing && c->mem > bm) {
+                big = c;
+                bm = c->mem;
+            }
+        atomic_store_explicit(&w->biggest, bm, memory_order_relaxed);
+        kvd_worker *other = NULL;
+        uint64_t om = 0;
+        for (int i = 0; i < s->nworkers; i++) {
+            kvd_worker *x = &s->workers[i];
+            uint64_t m = atomic_load_explicit(&x->biggest, memory_order_relaxed);
+            if (x != w && m > om) {
+                other = x;
+                om = m;
+            }
+        }
+        if (big && bm >= om && bm >= EVICT_MIN) {
+            kvd_warn("%s: client buffers total %llu bytes, over --max-client-memory %zu; "
+                     "closing the biggest client (%zu bytes)",
+                     big->peer,
+                     (unsigned long long)atomic_load_explicit(&s->client_memory, memory_order_relaxed),
+                     s->cfg->max_client_memory, bm);
+            kvd_stat_add(&w->stats.disconnects_client_memory, 1);
+            kvd_conn_close(big); /* subtracts its share at once */
+            continue;
+        }
+        if (other && om >= EVICT_MIN)
+            poke_evict(other);
+        return;
+    }
+}
+
 static void on_wakeup(uv_async_t *a)
 {
     kvd_worker *w = a->data;
+    if (atomic_exchange(&w->evict_req, 0))
+        kvd_worker_evict(w);
     pthread_mutex_lock(&w->lock);
     kvd_handoff *q = w->queue;
     size_t n = w->nqueue;
@@ -97,6 +163,9 @@ static void on_reclaim(uv_timer_t *t)
 static void worker_stop(kvd_worker *w)
 {
     w->stopping = 1;
+    pthread_mutex_lock(&w->lock);
+    w->wakeup_closed = 1;
+    pthread_mutex_unlock(&w->lock);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->reclaim, NULL);
     for (kvd_conn *c = w->conns; c; c = c->next)

@@ -48,6 +48,10 @@ typedef struct kvd_worker {
     kvd_handoff *queue;
     size_t nqueue, capqueue;
     atomic_int stop;       /* set by the main thread                    */
+    int wakeup_closed;     /* under lock: no more uv_async_send         */
+    atomic_int evict_req;  /* another loop asks: free client memory     */
+    _Atomic uint64_t biggest; /* largest connection's buffers here, as
+                                 last seen (relaxed; a hint for others) */
     int stopping;          /* this loop has begun stopping              */
     struct kvd_conn *conns; /* doubly linked list of live connections  */
     kvd_stats stats;
@@ -77,6 +81,11 @@ typedef struct kvd_server {
     atomic_uint_fast64_t connections; /* currently open (accepted, not yet closed) */
     atomic_uint_fast64_t connections_total;
     atomic_uint_fast64_t connections_rejected;
+    /* Bytes held in all connections' buffers (conn.c, kvd__conn_account):
+     * each connection adds its own changes with a relaxed fetch_add, so the
+     * total is exact up to changes in flight; compared against
+     * cfg->max_client_memory. */
+    _Atomic uint64_t client_memory;
     size_t out_soft;        /* pause reading above this pending output */
     size_t out_low;         /* resume below this                        */
     size_t preauth_max_frame; /* frame limit before AUTH (password set) */
@@ -99,5 +108,10 @@ void kvd_server_cleanup(kvd_server *s);
 
 /* A connection of w closed (called by conn.c on w's thread). */
 void kvd_worker_conn_gone(kvd_worker *w);
+
+/* Client buffers are over --max-client-memory (seen on w's thread):
+ * disconnects w's biggest connections while they are the biggest of all,
+ * else asks the loop that has the biggest to do it. */
+void kvd_worker_evict(kvd_worker *w);
 
 #endif /* KVD_SERVER_H */

@@ -503,3 +503,51 @@ Test(limits, empty_password_is_refused)
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "kvd --password '' must exit 2, status %d", st);
 }
+
+/* Client buffers have a server-wide bound: clients that each send most of
+ * a big frame and stop are together over --max-client-memory, so the
+ * biggest are disconnected (counted) until the total fits, and the server
+ * keeps serving others. */
+Test(limits, client_memory_is_bounded_server_wide)
+{
+    kvd_start("--max-client-memory", "16m", "--max-frame-size", "4m", NULL);
+    cr_assert_eq(metric_u(NULL, "max_client_memory"), 16u << 20);
+    enum { N = 8 };
+    size_t part = (size_t)3 << 20;
+    uint8_t *body = calloc(1, part);
+    cr_assert_not_null(body);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = raw_connect(g_kvd.port, TEST_IO_TIMEOUT_MS);
+        cr_assert_geq(fds[i], 0);
+        uint8_t hdr[4];
+        kv_proto_write_u32(hdr, (4u << 20) - 16);
+        raw_send(fds[i], hdr, 4);
+        raw_send(fds[i], body, part); /* may fail once kvd dropped it */
+    }
+    free(body);
+    /* kvd accounts each read as it comes: poll (bounded) until it settled */
+    uint64_t evicted = 0, used = 0;
+    for (int i = 0; i < 200; i++) {
+        evicted = metric_u(NULL, "disconnects_client_memory");
+        used = metric_u(NULL, "client_memory");
+        if (evicted > 0 && used <= (16u << 20))
+            break;
+        sleep_ms(100);
+    }
+    cr_assert_geq(evicted, 1, "8 x 3 MiB of input over a 16 MiB limit dropped nobody");
+    cr_assert_leq(used, 16u << 20, "client memory %llu still over the limit",
+                  (unsigned long long)used);
+    int closed = 0;
+    for (int i = 0; i < N; i++)
+        closed += raw_wait_closed(fds[i], 100);
+    cr_assert_geq(closed, (int)evicted, "%d closed, %llu evicted", closed,
+                  (unsigned long long)evicted);
+    cr_assert_lt(closed, N, "only the biggest go, not everyone");
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    kv_client *c = test_client(NULL);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+}

@@ -57,17 +57,21 @@ static const opt_def opts[] = {
     {"unix", OPT_STR, OFF(unix_path), "PATH", "also listen on this Unix socket (default none)"},
     {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU (default 0)"},
     {"password", OPT_STR, OFF(password), "SECRET",
-     "require AUTH with this secret (frames over 1 MiB are refused before it); also env KVD_PASSWORD (default none)"},
+     "require AUTH with this secret, not empty (frames over 1 MiB are refused before it; AUTHs from an address with recent failures wait up to 3 s); also env KVD_PASSWORD (default none)"},
     {"max-connections", OPT_SIZE, OFF(max_connections), "N",
-     "refuse connections above this with BUSY, 0 = unlimited (default 10000)"},
+     "refuse connections above this with BUSY, 0 = unlimited (default 10000); lowered, with a warning, to what the open-file limit allows after raising its soft value"},
     {"max-frame-size", OPT_SIZE, OFF(max_frame_size), "BYTES",
      "largest request frame body (default 64M+64K = 67174400)"},
     {"max-output-buffer", OPT_SIZE, OFF(max_output_buffer), "BYTES",
      "per-connection unsent output: reading pauses at half, disconnect above (default 64M)"},
+    {"max-client-memory", OPT_SIZE, OFF(max_client_memory), "BYTES",
+     "all clients' input and output buffers together; above it the biggest are disconnected, 0 = no limit (default 1g)"},
     {"idle-timeout", OPT_SECS, OFF(idle_timeout), "SECS",
      "close connections idle this long, 0 = never (default 0)"},
     {"write-timeout", OPT_SECS, OFF(write_timeout), "SECS",
      "close a client whose backed-up output does not drain for this long, 0 = never (default 60)"},
+    {"frame-timeout", OPT_SECS, OFF(frame_timeout), "SECS",
+     "close a client whose request frame, once begun, is not complete within this long, 0 = never (default 30)"},
     {"max-key-size", OPT_SIZE, OFF(max_key_size), "BYTES", "store's largest key (default 64K, at most 64K)"},
     {"max-value-size", OPT_SIZE, OFF(max_value_size), "BYTES",
      "store's largest value (default 64M, at most 1G)"},
@@ -97,7 +101,9 @@ static void config_defaults(kvd_config *cfg)
     cfg->max_connections = 10000;
     cfg->max_frame_size = KV_PROTO_DEFAULT_MAX_FRAME;
     cfg->max_output_buffer = (size_t)64 * 1024 * 1024;
+    cfg->max_client_memory = (size_t)1 << 30;
     cfg->write_timeout = 60;
+    cfg->frame_timeout = 30;
     kv_options o;
     kv_options_init(&o);
     cfg->max_key_size = o.max_key_size;
@@ -387,6 +393,8 @@ static int validate(kvd_config *cfg)
         msg = "max-value-size must be at most 1g";
     else if (cfg->max_output_buffer < 4096)
         msg = "max-output-buffer must be at least 4096";
+    else if (cfg->max_client_memory && cfg->max_client_memory < cfg->max_frame_size)
+        msg = "max-client-memory must be 0 or at least max-frame-size (one request must fit)";
     if (msg) {
         fprintf(stderr, "kvd: error: %s\n", msg);
         return -1;
@@ -411,8 +419,10 @@ static int validate(kvd_config *cfg)
         return -1;
     }
     if (cfg->password && !cfg->password[0]) {
-        free(cfg->password);
-        cfg->password = NULL;
+        /* Silently serving without auth would be the worst reading of it. */
+        fprintf(stderr, "kvd: error: empty password (from --password, the config file or "
+                        "KVD_PASSWORD); omit it to run without authentication\n");
+        return -1;
     }
     return 0;
 }
@@ -464,7 +474,7 @@ kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
         return KVD_CONFIG_ERROR;
     const char *env = getenv("KVD_PASSWORD");
     char err[256];
-    if (env && env[0] && set_opt(cfg, find_opt("password"), env, err, sizeof err) != 0) {
+    if (env && set_opt(cfg, find_opt("password"), env, err, sizeof err) != 0) {
         fprintf(stderr, "kvd: error: %s\n", err);
         return KVD_CONFIG_ERROR;
     }

@@ -24,9 +24,12 @@ typedef struct kvd_config {
     size_t max_connections;     /* 0 = unlimited                          */
     size_t max_frame_size;      /* largest request body                   */
     size_t max_output_buffer;   /* per-connection pending output (hard)   */
+    size_t max_client_memory;   /* all connections' buffers; 0 = no limit */
     unsigned idle_timeout;      /* seconds, 0 = none                      */
     unsigned write_timeout;     /* seconds without write progress while
                                    output is backed up; 0 = none         */
+    unsigned frame_timeout;     /* seconds a started request frame may take
+                                   to arrive in full; 0 = none           */
     size_t max_key_size;        /* store options (kv_options)             */
     size_t max_value_size;
     uint64_t max_keys;

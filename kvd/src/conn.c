@@ -20,6 +20,11 @@
  * that reads is fine), and --write-timeout closes a paused client whose
  * backlog makes no progress, i.e. a client that never reads.
  *
+ * Timeouts (checked once a second): --frame-timeout closes a client whose
+ * request frame has begun but not been completed for that long (a slow
+ * sender holding a connection slot: progress does not reset it);
+ * --idle-timeout closes a connection with no traffic at all.
+ *
  * Closing: a fatal protocol error queues its error response, stops
  * reading, and once it is written shuts down our side and discards input
  * for a moment (so the peer gets the error, not a reset), then closes.
@@ -61,6 +66,7 @@ void kvd__conn_unref(kvd_conn *c)
     kvd_debug("%s: closed", c->peer);
     kvd__conn_free_held(c);
     free(c->in);
+    free(c->auth_secret);
     kv_proto_buf_free(&c->out);
     kv_proto_buf_free(&c->spare);
     kv_proto_arena_free(&c->arena);
@@ -79,8 +85,10 @@ void kvd_conn_close(kvd_conn *c)
         return;
     c->closing = 1;
     c->reading = 0;
+    kvd__conn_account(c, 0); /* its buffers are as good as freed */
     uv_close(&c->h.handle, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->auth_timer, on_handle_closed);
 }
 
 static void on_linger_done(uv_timer_t *t)
@@ -113,6 +121,26 @@ void kvd__conn_linger(kvd_conn *c)
     conn_update_reading(c);
 }
 
+/* ---- memory accounting ------------------------------------------------------ */
+
+void kvd__conn_account(kvd_conn *c, int evict)
+{
+    kvd_server *s = c->w->server;
+    size_t now = c->closing ? 0 : c->in_len + c->out.cap + c->spare.cap + c->pending + c->held_bytes;
+    if (now != c->mem) {
+        if (now > c->mem)
+            atomic_fetch_add_explicit(&s->client_memory, now - c->mem, memory_order_relaxed);
+        else
+            atomic_fetch_sub_explicit(&s->client_memory, c->mem - now, memory_order_relaxed);
+        c->mem = now;
+        if (now > atomic_load_explicit(&c->w->biggest, memory_order_relaxed))
+            atomic_store_explicit(&c->w->biggest, now, memory_order_relaxed);
+    }
+    if (evict && s->cfg->max_client_memory &&
+        atomic_load_explicit(&s->client_memory, memory_order_relaxed) > s->cfg->max_client_memory)
+        kvd_worker_evict(c->w);
+}
+
 /* ---- timers ---------------------------------------------------------------- */
 
 static void on_tick(uv_timer_t *t)
@@ -134,6 +162,15 @@ static void on_tick(uv_timer_t *t)
             kvd_conn_close(c);
             return;
         }
+    }
+    if (cfg->frame_timeout && c->in_len > 0 && !c->paused && !c->fatal && !c->eof &&
+        !c->auth_wait &&
+        now - c->frame_since >= (uint64_t)cfg->frame_timeout * 1000) {
+        kvd_warn("%s: request frame incomplete after %us (%zu bytes received), closing",
+                 c->peer, cfg->frame_timeout, c->in_len);
+        kvd_stat_add(&c->w->stats.disconnects_frame_timeout, 1);
+        kvd_conn_close(c);
+        return;
     }
     if (cfg->idle_timeout && !c->paused && c->nwrites == 0 &&
         now - c->last_active >= (uint64_t)cfg->idle_timeout * 1000) {
@@ -194,7 +231,7 @@ static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
     const kvd_server *s = c->w->server;
     size_t off = 0, unprefetched = 0;
     uint64_t clock = uv_hrtime(); /* one clock read per request, not two */
-    while (!c->fatal && !c->closing && !c->lingering) {
+    while (!c->fatal && !c->closing && !c->lingering && !c->auth_wait) {
         if (unprefetched == 0)
             unprefetched = prefetch_batch(c, data + off, len - off);
         else
@@ -251,6 +288,8 @@ static int conn_in_append(kvd_conn *c, const uint8_t *p, size_t n)
 {
     if (n == 0)
         return 0;
+    if (c->in_len == 0)
+        c->frame_since = c->last_active; /* a frame begins in this read */
     if (c->in_cap - c->in_len < n) {
         size_t cap = c->in_len + n;
         if (cap < KVD_READ_CHUNK)
@@ -280,6 +319,7 @@ static void conn_process_in(kvd_conn *c)
     } else if (used > 0) {
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
+        c->frame_since = c->last_active; /* the next frame began by the last read */
     }
 }
 
@@ -382,6 +422,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         kvd__conn_flush(c);
         conn_update_reading(c);
         conn_check_drained(c);
+        if (!c->closing)
+            kvd__conn_account(c, 1); /* last: may close c */
         return;
     }
     if (nread == 0)
@@ -401,7 +443,7 @@ static void conn_update_reading(kvd_conn *c)
 {
     if (c->closing)
         return;
-    int want = c->lingering || (!c->paused && !c->fatal && !c->eof);
+    int want = c->lingering || (!c->paused && !c->fatal && !c->eof && !c->auth_wait);
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0) {
             kvd_conn_close(c);
@@ -418,7 +460,8 @@ static void conn_update_reading(kvd_conn *c)
  * everything that arrived has been answered, so end the input. */
 static void conn_check_drained(kvd_conn *c)
 {
-    if (!c->draining || c->paused || c->fatal || c->closing || c->lingering || c->eof)
+    if (!c->draining || c->paused || c->fatal || c->closing || c->lingering || c->eof ||
+        c->auth_wait)
         return;
     uv_os_fd_t fd;
     char b;
@@ -433,6 +476,49 @@ void kvd_conn_drain(kvd_conn *c)
     conn_check_drained(c);
 }
 
+/* ---- a throttled AUTH ------------------------------------------------------- */
+
+static void on_auth_due(uv_timer_t *t)
+{
+    kvd_conn *c = t->data;
+    if (c->closing)
+        return;
+    c->auth_wait = 0;
+    int fatal = 0;
+    int rc = kvd_dispatch_auth_check(c, c->auth_id, c->auth_secret, c->auth_secret_len, &fatal);
+    free(c->auth_secret);
+    c->auth_secret = NULL;
+    if (rc < 0) {
+        kvd_warn("%s: out of memory answering a request, closing", c->peer);
+        kvd_conn_close(c);
+        return;
+    }
+    if (fatal) {
+        c->fatal = 1;
+        c->in_len = 0; /* the rest of the stream is not trusted */
+        conn_update_reading(c);
+        kvd__conn_flush(c);
+        return; /* the write's completion lingers (conn_write.c) */
+    }
+    kvd__conn_resume(c); /* answer what arrived meanwhile, read again */
+}
+
+int kvd__conn_auth_defer(kvd_conn *c, uint64_t id, const void *secret, size_t len,
+                         uint64_t delay_ms)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, secret, len);
+    free(c->auth_secret);
+    c->auth_secret = copy;
+    c->auth_secret_len = len;
+    c->auth_id = id;
+    c->auth_wait = 1; /* conn_process stops; reading stops after this read */
+    uv_timer_start(&c->auth_timer, on_auth_due, delay_ms, 0);
+    return 0;
+}
+
 /* ---- adoption -------------------------------------------------------------- */
 
 static void describe_peer(kvd_conn *c, int fd)
@@ -442,8 +528,10 @@ static void describe_peer(kvd_conn *c, int fd)
     char ip[INET6_ADDRSTRLEN] = "?";
     if (c->is_unix || getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
         snprintf(c->peer, sizeof c->peer, "unix#%d", fd);
+        c->peer_key = kvd_peer_key_of(NULL);
         return;
     }
+    c->peer_key = kvd_peer_key_of(&ss);
     if (ss.ss_family == AF_INET6) {
         uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
         snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip,
@@ -483,9 +571,11 @@ void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
     else
         uv_tcp_init(&w->loop, &c->h.tcp);
     uv_timer_init(&w->loop, &c->timer);
-    c->handles = 2;
+    uv_timer_init(&w->loop, &c->auth_timer);
+    c->handles = 3;
     c->h.handle.data = c;
     c->timer.data = c;
+    c->auth_timer.data = c;
     int rc = is_unix ? uv_pipe_open(&c->h.pipe, fd) : uv_tcp_open(&c->h.tcp, fd);
     if (rc != 0) {
         kvd_warn("%s: cannot adopt connection: %s", c->peer, uv_strerror(rc));
@@ -511,7 +601,7 @@ void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
     }
     kvd_debug("%s: connected", c->peer);
     const kvd_config *cfg = s->cfg;
-    if (cfg->idle_timeout || cfg->write_timeout)
+    if (cfg->idle_timeout || cfg->write_timeout || cfg->frame_timeout)
         uv_timer_start(&c->timer, on_tick, TICK_MS, TICK_MS);
     conn_update_reading(c);
     if (w->stopping)

@@ -33,7 +33,8 @@ typedef struct kvd_conn {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } h;
-    uv_timer_t timer;       /* idle / write-stall / linger              */
+    uv_timer_t timer;       /* idle / write-stall / frame / linger      */
+    uv_timer_t auth_timer;  /* a throttled AUTH's turn                  */
     uv_shutdown_t shutdown_req;
     kvd_worker *w;
     struct kvd_conn *prev, *next;
@@ -51,6 +52,8 @@ typedef struct kvd_conn {
     uint64_t stall_since;   /* uv_now() of the last output progress while
                                backed up, or 0                          */
     size_t stall_queue;     /* write queue size seen at that time       */
+    uint64_t frame_since;   /* uv_now() when the partial frame in c->in
+                               began to arrive (valid while in_len > 0) */
 
     unsigned reading : 1;   /* uv_read_start is in effect               */
     unsigned paused : 1;    /* output backed up: not reading/processing */
@@ -62,6 +65,9 @@ typedef struct kvd_conn {
     unsigned authed : 1;
     unsigned is_unix : 1;
     unsigned counted : 1;   /* included in server->connections          */
+    unsigned auth_wait : 1; /* an AUTH waits for its turn: no processing,
+                               no reading until it is answered          */
+    size_t mem;             /* buffer bytes counted in client_memory    */
     size_t frame_len;       /* body size of the request being answered  */
     uint64_t batch_rev;     /* newest revision written by requests whose
                                replies are in `out` (durable stores)    */
@@ -72,6 +78,10 @@ typedef struct kvd_conn {
     unsigned on_held_list : 1;
     int works;              /* deferred commands running in the pool    */
     int auth_failures;
+    uint8_t *auth_secret;   /* the waiting AUTH's secret (malloc'ed)    */
+    size_t auth_secret_len;
+    uint64_t auth_id;
+    kvd_peer_key peer_key;  /* for the AUTH throttle                    */
     int proto_version;
     char peer[64];
 } kvd_conn;

@@ -25,9 +25,17 @@ void kvd__conn_free_held(kvd_conn *c);
 /* conn.c */
 /* Drops a reference taken for a deferred command; frees a closed conn. */
 void kvd__conn_unref(kvd_conn *c);
+/* Brings c's share of server->client_memory up to date (input received
+ * and buffered, output buffers, queued writes); with evict, acts when the
+ * total is over --max-client-memory (c may be closed then). */
+void kvd__conn_account(kvd_conn *c, int evict);
 /* Output drained under the low mark: process buffered input, read again. */
 void kvd__conn_resume(kvd_conn *c);
 /* The last response is written: shut down our side and discard input. */
 void kvd__conn_linger(kvd_conn *c);
+/* Holds c's AUTH (id, secret copied) for delay_ms, then checks it and
+ * goes on. Returns 0, or -1 when out of memory. */
+int kvd__conn_auth_defer(kvd_conn *c, uint64_t id, const void *secret, size_t len,
+                         uint64_t delay_ms);
 
 #endif /* KVD_CONN_INTERNAL_H */

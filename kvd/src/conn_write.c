@@ -82,6 +82,8 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     conn_after_write(c);
+    if (!c->closing)
+        kvd__conn_account(c, 1); /* last: may close c */
 }
 
 /* Sends one batch: tried directly when nothing is queued (uv_try_write:

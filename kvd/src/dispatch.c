@@ -76,19 +76,47 @@ static int op_ping(kvd_conn *c, const kv_proto_request *r)
     return rc == KV_OK ? KV_OK : reply_encode_failed(c, r->id, rc);
 }
 
-static int op_auth(kvd_conn *c, const kv_proto_request *r, int *fatal)
+int kvd_dispatch_auth_check(kvd_conn *c, uint64_t id, const void *secret, size_t len, int *fatal)
 {
-    const char *pw = c->w->server->cfg->password;
-    if (!pw || secret_equal(r->secret.data, r->secret.len, pw)) {
+    kvd_server *s = c->w->server;
+    const char *pw = s->cfg->password;
+    uint64_t now = uv_now(&c->w->loop);
+    uint32_t failures = 0;
+    uint64_t unwarned = 0;
+    if (!pw || secret_equal(secret, len, pw)) {
         c->authed = 1;
-        return reply_status(c, r->id, KV_OK, NULL);
+        if (pw)
+            kvd_auth_throttle_result(&s->auth_throttle, &c->peer_key, now, 1, NULL, NULL);
+        return reply_status(c, id, KV_OK, NULL);
     }
     c->authed = 0;
+    kvd_stat_add(&c->w->stats.auth_failures, 1);
+    if (kvd_auth_throttle_result(&s->auth_throttle, &c->peer_key, now, 0, &failures, &unwarned))
+        kvd_warn("%s: wrong AUTH secret (%u in a row from this address, whose AUTHs now wait up "
+                 "to %d ms); %llu failed AUTHs from all addresses since the last such warning",
+                 c->peer, failures, KVD_AUTH_MAX_MS, (unsigned long long)unwarned);
     if (++c->auth_failures >= AUTH_MAX_FAILURES) {
-        kvd_warn("%s: %d failed AUTH attempts, closing", c->peer, c->auth_failures);
+        kvd_debug("%s: %d failed AUTH attempts, closing", c->peer, c->auth_failures);
         *fatal = 1;
     }
-    return reply_status(c, r->id, KV_AUTH_FAILED, "wrong password");
+    return reply_status(c, id, KV_AUTH_FAILED, "wrong password");
+}
+
+/* With a password, an AUTH from an address with recent failures waits for
+ * its turn (auth_throttle.h): the connection holds it, then checks it. */
+static int op_auth(kvd_conn *c, const kv_proto_request *r, int *fatal)
+{
+    kvd_server *s = c->w->server;
+    if (s->cfg->password) {
+        uint64_t delay = kvd_auth_throttle_admit(&s->auth_throttle, &c->peer_key,
+                                                 uv_now(&c->w->loop));
+        if (delay > 0) {
+            kvd_stat_add(&c->w->stats.auth_throttled, 1);
+            return kvd__conn_auth_defer(c, r->id, r->secret.data, r->secret.len, delay) == 0 ? KV_OK
+                                                                                          : -1;
+        }
+    }
+    return kvd_dispatch_auth_check(c, r->id, r->secret.data, r->secret.len, fatal);
 }
 
 typedef struct get_ctx {

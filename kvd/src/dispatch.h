@@ -23,4 +23,9 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *c
 /* Queues a connection-level error [0, status, detail]. Returns 0 or -1. */
 int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail);
 
+/* Checks an AUTH secret now and queues its answer; a wrong one counts
+ * against the peer's address and *fatal is set after repeated failures
+ * on this connection. Returns the status, or -1 when out of memory. */
+int kvd_dispatch_auth_check(kvd_conn *c, uint64_t id, const void *secret, size_t len, int *fatal);
+
 #endif /* KVD_DISPATCH_H */

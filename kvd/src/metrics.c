@@ -15,7 +15,7 @@ static const char *const op_names[KV_PROTO_OP_COUNT] = {
     "snapshot",
 };
 
-#define NSERVER 13 /* flat server entries */
+#define NSERVER 20 /* flat server entries */
 #define NMAPS 4    /* requests_by_op and three latency maps */
 
 static kv_proto_metric uint_metric(const char *name, uint64_t v)
@@ -26,7 +26,7 @@ static kv_proto_metric uint_metric(const char *name, uint64_t v)
 
 int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_metrics *store)
 {
-    uint64_t sums[8] = {0}, reqs[KV_PROTO_OP_COUNT] = {0}, total = 0;
+    uint64_t sums[16] = {0}, reqs[KV_PROTO_OP_COUNT] = {0}, total = 0;
     kvd_hist *hist = calloc(KV_PROTO_OP_COUNT, sizeof *hist);
     if (!hist)
         return KV_NO_MEMORY;
@@ -39,6 +39,10 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
         sums[4] += kvd_stat_get(&st->disconnects_slow);
         sums[5] += kvd_stat_get(&st->disconnects_idle);
         sums[6] += kvd_stat_get(&st->write_batches);
+        sums[7] += kvd_stat_get(&st->disconnects_frame_timeout);
+        sums[8] += kvd_stat_get(&st->auth_failures);
+        sums[10] += kvd_stat_get(&st->disconnects_client_memory);
+        sums[9] += kvd_stat_get(&st->auth_throttled);
         for (int op = 0; op < KV_PROTO_OP_COUNT; op++) {
             uint64_t n = kvd_stat_get(&st->requests[op]);
             reqs[op] += n;
@@ -54,12 +58,20 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
     items[n++] = uint_metric("uptime_s", (uv_hrtime() - s->start_ns) / 1000000000u);
     items[n++] = uint_metric("threads", (uint64_t)s->nworkers);
     items[n++] = uint_metric("connections", atomic_load_explicit(&s->connections, memory_order_relaxed));
+    items[n++] = uint_metric("max_connections", s->max_connections);
     items[n++] = uint_metric("connections_total",
                              atomic_load_explicit(&s->connections_total, memory_order_relaxed));
     items[n++] = uint_metric("connections_rejected",
                              atomic_load_explicit(&s->connections_rejected, memory_order_relaxed));
     items[n++] = uint_metric("disconnects_slow", sums[4]);
     items[n++] = uint_metric("disconnects_idle", sums[5]);
+    items[n++] = uint_metric("disconnects_frame_timeout", sums[7]);
+    items[n++] = uint_metric("disconnects_client_memory", sums[10]);
+    items[n++] = uint_metric("client_memory",
+                             atomic_load_explicit(&s->client_memory, memory_order_relaxed));
+    items[n++] = uint_metric("max_client_memory", s->cfg->max_client_memory);
+    items[n++] = uint_metric("auth_failures", sums[8]);
+    items[n++] = uint_metric("auth_throttled", sums[9]);
     items[n++] = uint_metric("bytes_in", sums[0]);
     items[n++] = uint_metric("bytes_out", sums[1]);
     items[n++] = uint_metric("write_batches", sums[6]);

@@ -3,8 +3,14 @@
  * figures, summed over all worker loops at the time of the request.
  *
  * Server metric names (besides kv_metrics' field names):
- *   uptime_s, threads, connections, connections_total,
+ *   uptime_s, threads, connections, max_connections (the effective
+ *   limit, see --max-connections; 0 = none), connections_total,
  *   connections_rejected, disconnects_slow, disconnects_idle,
+ *   disconnects_frame_timeout (a request frame begun, not finished in time),
+ *   client_memory (bytes in all connections' buffers), max_client_memory,
+ *   disconnects_client_memory (biggest clients dropped over that limit),
+ *   auth_failures (wrong AUTH secrets), auth_throttled (AUTHs delayed by the
+ *   per-address backoff),
  *   bytes_in, bytes_out, write_batches (writes: pipelined
  *   responses share one), requests (total), errors, protocol_errors,
  *   requests_by_op   {op: count}

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -38,8 +39,14 @@
 #define KVD_GRACE_MS 3000
 #define ACCEPT_BATCH 64
 #define ACCEPT_BACKOFF_MS 100
+#define RECLAIM_MS 100
 #define PREAUTH_MAX_FRAME ((size_t)1 << 20)
 #define RESPONSE_HEADROOM ((size_t)64 << 10)
+/* Descriptors kept out of the connection budget: stdio, log and pid files,
+ * the port file, each loop's epoll/eventfd/signal pipe, and connections
+ * being refused with BUSY (each holds a descriptor for up to a second). */
+#define FD_RESERVE 32
+#define FD_PER_LOOP 4
 
 /* ---- the store ---------------------------------------------------------------- */
 
@@ -175,9 +182,75 @@ static void durable_notify(void *ctx, uint64_t rev, int status)
     pthread_mutex_unlock(&s->notify_mu);
 }
 
+/* ---- client memory --------------------------------------------------------- */
+
+#define EVICT_MIN ((uint64_t)64 << 10) /* never drop a client for less */
+#define EVICT_ROUNDS 16
+
+static int over_client_memory(kvd_server *s)
+{
+    return atomic_load_explicit(&s->client_memory, memory_order_relaxed) > s->cfg->max_client_memory;
+}
+
+/* Asks w's loop to evict. Under w->lock, so the async handle cannot be
+ * closed (worker_stop) between the check and the send. */
+static void poke_evict(kvd_worker *w)
+{
+    if (atomic_exchange(&w->evict_req, 1))
+        return; /* already asked */
+    pthread_mutex_lock(&w->lock);
+    if (!w->wakeup_closed)
+        uv_async_send(&w->wakeup);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Race-freedom: only a loop closes its own connections; others only read
+ * its published `biggest` (a hint, possibly stale) and poke it. A stale
+ * hint costs one poke: the poked loop rescans, publishes the truth and
+ * passes the request on if it no longer has the biggest. */
+void kvd_worker_evict(kvd_worker *w)
+{
+    kvd_server *s = w->server;
+    for (int round = 0; round < EVICT_ROUNDS && over_client_memory(s); round++) {
+        kvd_conn *big = NULL;
+        size_t bm = 0;
+        for (kvd_conn *c = w->conns; c; c = c->next)
+            if (!c->closing && c->mem > bm) {
+                big = c;
+                bm = c->mem;
+            }
+        atomic_store_explicit(&w->biggest, bm, memory_order_relaxed);
+        kvd_worker *other = NULL;
+        uint64_t om = 0;
+        for (int i = 0; i < s->nworkers; i++) {
+            kvd_worker *x = &s->workers[i];
+            uint64_t m = atomic_load_explicit(&x->biggest, memory_order_relaxed);
+            if (x != w && m > om) {
+                other = x;
+                om = m;
+            }
+        }
+        if (big && bm >= om && bm >= EVICT_MIN) {
+            kvd_warn("%s: client buffers total %llu bytes, over --max-client-memory %zu; "
+                     "closing the biggest client (%zu bytes)",
+                     big->peer,
+                     (unsigned long long)atomic_load_explicit(&s->client_memory, memory_order_relaxed),
+                     s->cfg->max_client_memory, bm);
+            kvd_stat_add(&w->stats.disconnects_client_memory, 1);
+            kvd_conn_close(big); /* subtracts its share at once */
+            continue;
+        }
+        if (other && om >= EVICT_MIN)
+            poke_evict(other);
+        return;
+    }
+}
+
 static void on_wakeup(uv_async_t *a)
 {
     kvd_worker *w = a->data;
+    if (atomic_exchange(&w->evict_req, 0))
+        kvd_worker_evict(w);
     pthread_mutex_lock(&w->lock);
     kvd_handoff *q = w->queue;
     size_t n = w->nqueue;
@@ -191,10 +264,24 @@ static void on_wakeup(uv_async_t *a)
         worker_stop(w);
 }
 
+/* Memory of deleted values waits on this thread's retired list until no
+ * reader can see it; without this a thread that stops writing would hold
+ * it indefinitely (libkv frees it on the thread's later writes). Cheap
+ * when nothing is retired. */
+static void on_reclaim(uv_timer_t *t)
+{
+    kvd_worker *w = t->data;
+    kv_reclaim(w->server->store, NULL);
+}
+
 static void worker_stop(kvd_worker *w)
 {
     w->stopping = 1;
+    pthread_mutex_lock(&w->lock);
+    w->wakeup_closed = 1;
+    pthread_mutex_unlock(&w->lock);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
+    uv_close((uv_handle_t *)&w->reclaim, NULL);
     for (kvd_conn *c = w->conns; c; c = c->next)
         kvd_conn_drain(c);
     if (w->conns == NULL)
@@ -274,6 +361,9 @@ static int workers_start(kvd_server *s)
         pthread_mutex_lock(&s->notify_mu);
         w->durable_open = 1;
         pthread_mutex_unlock(&s->notify_mu);
+        uv_timer_init(&w->loop, &w->reclaim);
+        w->reclaim.data = w;
+        uv_timer_start(&w->reclaim, on_reclaim, RECLAIM_MS, RECLAIM_MS);
         pthread_mutex_init(&w->lock, NULL);
         atomic_init(&w->stop, 0);
         rc = pthread_create(&w->thread, NULL, worker_main, w);
@@ -285,6 +375,7 @@ static int workers_start(kvd_server *s)
             w->durable_open = 0;
             uv_close((uv_handle_t *)&w->durable, NULL);
             pthread_mutex_unlock(&s->notify_mu);
+            uv_close((uv_handle_t *)&w->reclaim, NULL);
             uv_run(&w->loop, UV_RUN_DEFAULT);
             uv_loop_close(&w->loop);
             pthread_mutex_destroy(&w->lock);
@@ -358,7 +449,7 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
             }
             return;
         }
-        uint64_t max = s->cfg->max_connections;
+        uint64_t max = s->max_connections;
         int reject = max && atomic_load(&s->connections) >= max;
         if (reject) {
             atomic_fetch_add_explicit(&s->connections_rejected, 1, memory_order_relaxed);
@@ -481,6 +572,49 @@ static void close_listeners(kvd_server *s)
         unlink(s->cfg->unix_path);
 }
 
+/* ---- descriptor limit -------------------------------------------------------- */
+
+/* Every connection holds a descriptor: with fewer than --max-connections
+ * allow, accept() fails with EMFILE and clients wait unanswered instead of
+ * getting BUSY. So, like Redis: raise the soft RLIMIT_NOFILE toward the
+ * hard one as far as needed, then lower the effective connection limit to
+ * what the descriptors allow, and say so. */
+static void fit_fd_limit(kvd_server *s)
+{
+    uint64_t want = s->cfg->max_connections;
+    uint64_t reserve = FD_RESERVE + s->nlisteners + (uint64_t)FD_PER_LOOP * (s->nworkers + 1);
+    s->max_connections = want;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t need = want ? (rlim_t)(want + reserve) : rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            kvd_info("raised the open-file limit from %llu to %llu", (unsigned long long)old,
+                     (unsigned long long)rl.rlim_cur);
+        else
+            rl.rlim_cur = old;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return;
+    uint64_t fit = rl.rlim_cur > reserve + 1 ? (uint64_t)rl.rlim_cur - reserve : 1;
+    if (want == 0 || want > fit) {
+        s->max_connections = fit;
+        if (want)
+            kvd_warn("open-file limit %llu (hard %llu) allows only %llu of --max-connections %llu "
+                     "(%llu descriptors kept in reserve); refusing connections above %llu with BUSY "
+                     "(raise the limit with ulimit -n or LimitNOFILE=)",
+                     (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+                     (unsigned long long)fit, (unsigned long long)want,
+                     (unsigned long long)reserve, (unsigned long long)fit);
+        else
+            kvd_info("max connections %llu (open-file limit %llu)", (unsigned long long)fit,
+                     (unsigned long long)rl.rlim_cur);
+    }
+}
+
 /* ---- signals --------------------------------------------------------------- */
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -505,6 +639,7 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     s->cfg = cfg;
     s->loop = loop;
     s->start_ns = uv_hrtime();
+    kvd_auth_throttle_init(&s->auth_throttle);
     s->out_soft = cfg->max_output_buffer / 2;
     s->out_low = cfg->max_output_buffer / 4;
     s->preauth_max_frame = PREAUTH_MAX_FRAME;
@@ -550,6 +685,7 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
         return -1;
     if (s->durable)
         kv_set_durable_callback(s->store, durable_notify, s);
+    fit_fd_limit(s); /* before the acceptor loop runs */
     char where[32];
     if (cfg->tcp_off)
         snprintf(where, sizeof where, "no TCP");
@@ -585,4 +721,6 @@ void kvd_server_cleanup(kvd_server *s)
     s->listeners = NULL;
     kv_close(s->store);
     s->store = NULL;
+    if (s->cfg)
+        kvd_auth_throttle_destroy(&s->auth_throttle);
 }

@@ -6,8 +6,9 @@
  * each worker thread runs one libuv loop that owns its connections
  * outright. Workers share only the store (libkv is thread-safe and
  * lock-free for reads), read-only configuration, and relaxed-atomic
- * counters. The one mutex is the per-worker hand-off queue of accepted
- * sockets: it is taken once per accepted connection, never per request.
+ * counters. Mutexes: the per-worker hand-off queue of accepted sockets,
+ * taken once per accepted connection, and the AUTH throttle table, taken
+ * once per AUTH when a password is set; never per other request.
  */
 #ifndef KVD_SERVER_H
 #define KVD_SERVER_H
@@ -17,6 +18,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth_throttle.h"
 #include "config.h"
 #include "kv.h"
 #include "stats.h"
@@ -41,10 +43,15 @@ typedef struct kvd_worker {
     uv_loop_t loop;
     uv_async_t wakeup;     /* new sockets in the queue, or stop         */
     uv_timer_t grace;      /* bounds the graceful stop                  */
+    uv_timer_t reclaim;    /* frees retired store memory (kv_reclaim)   */
     pthread_mutex_t lock;  /* protects queue only                       */
     kvd_handoff *queue;
     size_t nqueue, capqueue;
     atomic_int stop;       /* set by the main thread                    */
+    int wakeup_closed;     /* under lock: no more uv_async_send         */
+    atomic_int evict_req;  /* another loop asks: free client memory     */
+    _Atomic uint64_t biggest; /* largest connection's buffers here, as
+                                 last seen (relaxed; a hint for others) */
     int stopping;          /* this loop has begun stopping              */
     struct kvd_conn *conns; /* doubly linked list of live connections  */
     struct kvd_conn *held;  /* connections with held replies            */
@@ -77,6 +84,11 @@ typedef struct kvd_server {
     atomic_uint_fast64_t connections; /* currently open (accepted, not yet closed) */
     atomic_uint_fast64_t connections_total;
     atomic_uint_fast64_t connections_rejected;
+    /* Bytes held in all connections' buffers (conn.c, kvd__conn_account):
+     * each connection adds its own changes with a relaxed fetch_add, so the
+     * total is exact up to changes in flight; compared against
+     * cfg->max_client_memory. */
+    _Atomic uint64_t client_memory;
     size_t out_soft;        /* pause reading above this pending output */
     size_t out_low;         /* resume below this                        */
     size_t preauth_max_frame; /* frame limit before AUTH (password set) */
@@ -85,6 +97,9 @@ typedef struct kvd_server {
     _Atomic uint64_t durable_rev; /* set by the store's log thread      */
     atomic_int durable_status;    /* KV_OK, or the log's failure        */
     pthread_mutex_t notify_mu;    /* orders notifications with closing  */
+    kvd_auth_throttle auth_throttle; /* per-address AUTH backoff */
+    uint64_t max_connections; /* effective limit: --max-connections lowered
+                                 to what RLIMIT_NOFILE allows; 0 = none  */
 } kvd_server;
 
 /* Opens the store, binds every listener (printing/writing the port) and
@@ -104,5 +119,10 @@ void kvd_worker_unhold(kvd_worker *w, struct kvd_conn *c);
 
 /* A connection of w closed (called by conn.c on w's thread). */
 void kvd_worker_conn_gone(kvd_worker *w);
+
+/* Client buffers are over --max-client-memory (seen on w's thread):
+ * disconnects w's biggest connections while they are the biggest of all,
+ * else asks the loop that has the biggest to do it. */
+void kvd_worker_evict(kvd_worker *w);
 
 #endif /* KVD_SERVER_H */

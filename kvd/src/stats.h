@@ -30,6 +30,10 @@ typedef struct kvd_stats {
     _Atomic uint64_t write_batches;    /* writes: one per response batch  */
     _Atomic uint64_t disconnects_slow; /* output limit / write timeout   */
     _Atomic uint64_t disconnects_idle;
+    _Atomic uint64_t disconnects_frame_timeout; /* frame begun, not finished */
+    _Atomic uint64_t disconnects_client_memory; /* over --max-client-memory */
+    _Atomic uint64_t auth_failures;    /* wrong AUTH secrets              */
+    _Atomic uint64_t auth_throttled;   /* AUTHs delayed by the backoff    */
     _Atomic uint64_t hist[KV_PROTO_OP_COUNT][KVD_HIST_BUCKETS];
 } kvd_stats;
 

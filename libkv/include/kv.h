@@ -524,6 +524,28 @@ KV_API int kv_scan(kv_store *store, const void *prefix, size_t plen,
                    uint64_t *next);
 
 /* ------------------------------------------------------------------------
+ * Reclamation
+ *
+ * Deleted and overwritten values are not freed at once: readers on other
+ * threads may still be looking at them (epoch-based reclamation, see
+ * docs/design.md). Each writing thread frees its own retired memory as its
+ * writes go on, large values promptly; kv_reclaim frees what a thread
+ * that stopped writing left behind.
+ * ---------------------------------------------------------------------- */
+
+/* Frees now all retired memory that no reader can still see, whichever
+ * thread retired it (a list its owner is using at that moment is left to
+ * the owner). Cheap when nothing is retired; otherwise it may interrupt
+ * every CPU running the process once or twice (membarrier), so call it
+ * when idle or on a timer (kvd: every 100 ms per event loop), not per
+ * operation. *retired_bytes (may be NULL) receives the bytes still waiting
+ * for readers afterwards, summed over all threads (approximate while
+ * others write). Any thread; called from inside a read callback (kv_get_with,
+ * kv_scan...) it frees nothing. Errors: KV_INVALID_ARGUMENT (store NULL),
+ * KV_NO_MEMORY (no per-thread state could be allocated). */
+KV_API int kv_reclaim(kv_store *store, uint64_t *retired_bytes);
+
+/* ------------------------------------------------------------------------
  * Metrics
  *
  * Cheap to read; counters are kept per thread, so reading them never slows

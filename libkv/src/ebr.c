@@ -1,5 +1,6 @@
 /*
- * ebr.c - epoch advance and the retired lists (see ebr.h for the scheme).
+ * ebr.c - epoch advance and the retired lists (see ebr.h for the scheme),
+ * and kv_reclaim().
  */
 #include "ebr.h"
 
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "kv.h"
+#include "store.h"
 
 bool kv__ebr_asymmetric;
 
@@ -28,19 +30,48 @@ void kv__ebr_global_init(void)
     pthread_once(&once, global_init_once);
 }
 
+/* ---- the list lock ----------------------------------------------------------
+ * Test-and-test-and-set; acquire on taking, release on leaving, so a list
+ * changed by one holder is seen whole by the next. */
+
+static void limbo_lock(kv__slot *s)
+{
+    while (atomic_exchange_explicit(&s->limbo_busy, true, memory_order_acquire))
+        while (atomic_load_explicit(&s->limbo_busy, memory_order_relaxed))
+            ;
+}
+
+static bool limbo_trylock(kv__slot *s)
+{
+    return !atomic_load_explicit(&s->limbo_busy, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&s->limbo_busy, true, memory_order_acquire);
+}
+
+static void limbo_unlock(kv__slot *s)
+{
+    atomic_store_explicit(&s->limbo_busy, false, memory_order_release);
+}
+
+/* ---- retiring ------------------------------------------------------------- */
+
 int kv__ebr_reserve(kv__slot *s, size_t n)
 {
-    if (s->limbo_cap - s->nlimbo >= n)
-        return KV_OK;
-    size_t cap = s->limbo_cap ? s->limbo_cap : 64;
-    while (cap - s->nlimbo < n)
-        cap *= 2;
-    kv__retired *l = realloc(s->limbo, cap * sizeof *l);
-    if (!l)
-        return KV_NO_MEMORY;
-    s->limbo = l;
-    s->limbo_cap = cap;
-    return KV_OK;
+    int rc = KV_OK;
+    limbo_lock(s);
+    if (s->limbo_cap - s->nlimbo < n) {
+        size_t cap = s->limbo_cap ? s->limbo_cap : 64;
+        while (cap - s->nlimbo < n)
+            cap *= 2;
+        kv__retired *l = realloc(s->limbo, cap * sizeof *l);
+        if (l) {
+            s->limbo = l;
+            s->limbo_cap = cap;
+        } else {
+            rc = KV_NO_MEMORY;
+        }
+    }
+    limbo_unlock(s);
+    return rc;
 }
 
 void kv__ebr_free_plain(kv__slot *s, void *ptr)
@@ -55,14 +86,22 @@ void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr, void (*free_fn)(kv__sl
     /* The object is already unlinked; reading E after that (seq_cst) is
      * what makes "freed at E >= r + 2" safe. */
     uint64_t e = atomic_load(&ebr->epoch);
+    /* Helpers only ever remove entries, so the reserved room stays. */
+    limbo_lock(s);
     s->limbo[s->nlimbo++] = (kv__retired){ptr, free_fn, e, bytes};
-    s->limbo_bytes += bytes;
+    atomic_store_explicit(&s->limbo_bytes,
+                          atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) + bytes,
+                          memory_order_relaxed);
+    limbo_unlock(s);
     s->since_collect++;
 }
+
+/* ---- advancing ------------------------------------------------------------ */
 
 struct scan_state {
     uint64_t epoch;
     bool blocked;
+    size_t retired; /* bytes on all lists (approximate) */
 };
 
 static void check_slot(kv__slot *s, void *ctx)
@@ -71,18 +110,22 @@ static void check_slot(kv__slot *s, void *ctx)
     uint64_t v = atomic_load(&s->epoch);
     if ((v & 1) && (v >> 1) != st->epoch)
         st->blocked = true;
+    st->retired += atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed);
 }
 
-/* Advances E by one if every pinned thread has seen the current E. */
-static uint64_t try_advance(kv__ebr *ebr)
+/* Advances E by one if every pinned thread has seen the current E. Adds
+ * the bytes retired on all lists to *retired. */
+static uint64_t try_advance(kv__ebr *ebr, size_t *retired)
 {
     /* Make every reader's pin store visible before the scan (ebr.h). If
      * the call fails, treat the scan as blocked rather than guess. */
     if (kv__ebr_asymmetric &&
         syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
         return atomic_load(&ebr->epoch);
-    struct scan_state st = {atomic_load(&ebr->epoch), false};
+    struct scan_state st = {atomic_load(&ebr->epoch), false, 0};
     kv__slot_each(ebr->slots, check_slot, &st);
+    if (retired)
+        *retired = st.retired;
     if (st.blocked)
         return st.epoch;
     uint64_t e = st.epoch;
@@ -91,28 +134,122 @@ static uint64_t try_advance(kv__ebr *ebr)
     return e; /* someone else advanced it */
 }
 
-void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
+/* Advances E toward need, at most two steps (each one a scan). */
+static uint64_t advance_toward(kv__ebr *ebr, uint64_t need, size_t *retired)
 {
-    /* An attempt costs a membarrier (an interrupt on every CPU running the
-     * process), so make one per KV__EBR_BATCH retires, not one per write
-     * while the list waits; only a lot of retired memory justifies more. */
-    if (s->since_collect < KV__EBR_BATCH && s->limbo_bytes < KV__EBR_BATCH_BYTES)
-        return;
-    s->since_collect = 0;
     uint64_t e = atomic_load(&ebr->epoch);
-    if (s->nlimbo && s->limbo[0].epoch + 2 > e)
-        e = try_advance(ebr);
-    size_t done = 0;
+    for (int i = 0; i < 2 && e < need; i++) {
+        uint64_t now = try_advance(ebr, retired);
+        if (now == e)
+            break; /* a reader holds it back */
+        e = now;
+    }
+    return e;
+}
+
+/* ---- freeing -------------------------------------------------------------- */
+
+/* Frees the entries of s's list (locked by the caller) retired at epoch
+ * E - 2 or earlier, with the freeing thread's slot self. */
+static void free_safe(kv__slot *s, kv__slot *self, uint64_t e)
+{
+    size_t done = 0, bytes = 0;
     /* The list is in retire order, so epochs never decrease along it. */
     while (done < s->nlimbo && s->limbo[done].epoch + 2 <= e) {
-        s->limbo[done].free_fn(s, s->limbo[done].ptr);
-        s->limbo_bytes -= s->limbo[done].bytes;
+        s->limbo[done].free_fn(self, s->limbo[done].ptr);
+        bytes += s->limbo[done].bytes;
         done++;
     }
     if (done) {
         memmove(s->limbo, s->limbo + done, (s->nlimbo - done) * sizeof *s->limbo);
         s->nlimbo -= done;
+        atomic_store_explicit(&s->limbo_bytes,
+                              atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) - bytes,
+                              memory_order_relaxed);
     }
+}
+
+/* The newest epoch on s's list (locked by the caller), or 0 if empty.
+ * E need never go past it + 2, at most two steps from the current E. */
+static uint64_t newest(const kv__slot *s)
+{
+    return s->nlimbo ? s->limbo[s->nlimbo - 1].epoch : 0;
+}
+
+struct help_state {
+    kv__slot *self;
+    uint64_t epoch;
+    size_t left; /* bytes still retired afterwards */
+};
+
+static void help_slot(kv__slot *s, void *ctx)
+{
+    struct help_state *h = ctx;
+    if (s != h->self && atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) &&
+        limbo_trylock(s)) {
+        free_safe(s, h->self, h->epoch);
+        limbo_unlock(s);
+    }
+    h->left += atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed);
+}
+
+/* Frees what is safe on every other list; returns the bytes left on all. */
+static size_t help_others(kv__ebr *ebr, kv__slot *self, uint64_t e)
+{
+    struct help_state h = {self, e, 0};
+    kv__slot_each(ebr->slots, help_slot, &h);
+    return h.left;
+}
+
+void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
+{
+    /* An attempt costs a membarrier (an interrupt on every CPU running the
+     * process), so make one per KV__EBR_BATCH retires, not one per write
+     * while the list waits; only a lot of retired memory justifies more. */
+    if (s->since_collect < KV__EBR_BATCH &&
+        atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) < KV__EBR_BATCH_BYTES)
+        return;
+    s->since_collect = 0;
+    limbo_lock(s);
+    uint64_t last = newest(s);
+    limbo_unlock(s);
+    uint64_t e = atomic_load(&ebr->epoch);
+    size_t retired = 0;
+    if (last && last + 2 > e)
+        e = advance_toward(ebr, last + 2, &retired);
+    limbo_lock(s);
+    free_safe(s, s, e);
+    limbo_unlock(s);
+    /* Much memory waiting on other lists (threads that stopped writing):
+     * free it here rather than leave it to them. */
+    if (retired >= KV__EBR_HELP_BYTES)
+        help_others(ebr, s, e);
+}
+
+static void newest_slot(kv__slot *s, void *ctx)
+{
+    uint64_t *max = ctx;
+    if (!atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) || !limbo_trylock(s))
+        return;
+    uint64_t e = newest(s);
+    limbo_unlock(s);
+    if (e > *max)
+        *max = e;
+}
+
+size_t kv__ebr_reclaim_all(kv__ebr *ebr, kv__slot *self)
+{
+    /* How far E must go to free every entry anywhere, then as far as
+     * readers allow toward it (nothing retired: no scan, no membarrier). */
+    uint64_t last = 0;
+    kv__slot_each(ebr->slots, newest_slot, &last);
+    uint64_t e = atomic_load(&ebr->epoch);
+    if (last && last + 2 > e)
+        e = advance_toward(ebr, last + 2, NULL);
+    limbo_lock(self);
+    free_safe(self, self, e);
+    limbo_unlock(self);
+    return help_others(ebr, self, e);
 }
 
 static void drain_slot(kv__slot *s, void *ctx)
@@ -121,10 +258,37 @@ static void drain_slot(kv__slot *s, void *ctx)
     for (size_t i = 0; i < s->nlimbo; i++)
         s->limbo[i].free_fn(s, s->limbo[i].ptr);
     s->nlimbo = 0;
-    s->limbo_bytes = 0;
+    atomic_store_explicit(&s->limbo_bytes, 0, memory_order_relaxed);
 }
 
 void kv__ebr_drain_all(kv__ebr *ebr)
 {
     kv__slot_each(ebr->slots, drain_slot, NULL);
+}
+
+/* ---- public ----------------------------------------------------------------- */
+
+static void sum_bytes(kv__slot *s, void *ctx)
+{
+    *(size_t *)ctx += atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed);
+}
+
+int kv_reclaim(kv_store *store, uint64_t *retired_bytes)
+{
+    if (!store)
+        return KV_INVALID_ARGUMENT;
+    kv__slot *self = kv__slot_get(&store->slots);
+    if (!self)
+        return KV_NO_MEMORY;
+    /* Inside a read section (a callback) E cannot pass this thread's pin;
+     * freeing others' lists is still safe by the epoch rule, but keep the
+     * contract simple: nothing happens there. */
+    size_t left = 0;
+    if (self->nest > 0)
+        kv__slot_each(store->ebr.slots, sum_bytes, &left);
+    else
+        left = kv__ebr_reclaim_all(&store->ebr, self);
+    if (retired_bytes)
+        *retired_bytes = left;
+    return KV_OK;
 }

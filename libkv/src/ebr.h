@@ -24,6 +24,18 @@
  * per pin. Readers write only their own slot and never wait. Writers scan
  * the slots only every KV__EBR_BATCH retires (or KV__EBR_BATCH_BYTES of
  * retired memory, so a retired index goes quickly).
+ *
+ * Prompt freeing: an attempt advances E up to twice (r + 2 is reachable at
+ * once when no reader holds it back), so a thread's big retires are freed
+ * by the write that retired them. A thread that stops writing must not
+ * hold its list forever: any thread may free from another thread's list
+ * (kv_reclaim, and a collecting writer whose scan finds at least
+ * KV__EBR_HELP_BYTES retired elsewhere). Each list is therefore guarded by
+ * a per-slot spin lock (thread_slot.h): the owner takes it to append or
+ * collect (uncontended: one atomic exchange), a helper only tries it and
+ * skips a busy list, whose owner is active and collects by itself. A
+ * helper frees entries with its own slot (slab blocks join its cache), and
+ * only entries with epoch + 2 <= E, the same rule as the owner.
  */
 #ifndef KV_EBR_H
 #define KV_EBR_H
@@ -35,6 +47,7 @@
 
 #define KV__EBR_BATCH 2048
 #define KV__EBR_BATCH_BYTES ((size_t)1 << 20)
+#define KV__EBR_HELP_BYTES ((size_t)16 << 20)
 
 typedef struct kv__ebr {
     _Atomic uint64_t epoch;
@@ -88,8 +101,15 @@ void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr,
 void kv__ebr_free_plain(kv__slot *s, void *ptr);
 
 /* Frees what this slot's retired list can free now, advancing the epoch if
- * possible. Call with no read section open on this thread. */
+ * possible (at most once per KV__EBR_BATCH retires unless much memory
+ * waits). Call with no read section open on this thread. */
 void kv__ebr_collect(kv__ebr *ebr, kv__slot *s);
+
+/* Frees whatever no reader can still see, from every slot's list (busy
+ * lists are skipped), advancing the epoch as far as readers allow. self
+ * is the calling thread's slot, with no read section open. Returns the
+ * bytes still retired in all lists afterwards. */
+size_t kv__ebr_reclaim_all(kv__ebr *ebr, kv__slot *self);
 
 /* Frees everything retired by any slot. Only for kv_close(). */
 void kv__ebr_drain_all(kv__ebr *ebr);

@@ -12,13 +12,15 @@
  * until kv_close().
  *
  * Ownership: only the owning thread writes a slot's fields (counters use
- * relaxed atomics so others may read them). The next thread to get the same
+ * relaxed atomics so others may read them), except the retired list, which
+ * other threads may also free from under its lock (ebr.c). The next thread to get the same
  * id inherits the slot; the id registry's mutex orders the hand-over.
  */
 #ifndef KV_THREAD_SLOT_H
 #define KV_THREAD_SLOT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,11 +60,17 @@ typedef struct kv__slot {
     /* ebr.c: 0 when not in a read section, else (epoch << 1) | 1 */
     _Atomic uint64_t epoch;
     unsigned nest; /* read-section nesting depth (owner only) */
-    /* ebr.c: memory waiting for readers to move on (owner only) */
+    /* ebr.c: memory waiting for readers to move on. Appended by the owner
+     * only; freed by the owner or by a helper thread (kv_reclaim, or a
+     * writer seeing a lot of retired memory), so the list is guarded by
+     * limbo_busy, a spin lock held for an append or one pass of frees. */
+    atomic_bool limbo_busy;
     kv__retired *limbo;
     size_t nlimbo, limbo_cap;
-    size_t limbo_bytes; /* large retires make collection urgent */
-    size_t since_collect; /* retires since the last collection attempt */
+    /* bytes on the list: written under limbo_busy, read by anyone
+     * (relaxed) to find lists worth collecting */
+    _Atomic size_t limbo_bytes;
+    size_t since_collect; /* retires since the last collection attempt (owner only) */
     _Atomic uint64_t counters[KV__C_COUNT];
     kv__slab_cache cache; /* slab.h: this thread's free item blocks */
 } __attribute__((aligned(64))) kv__slot;

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -292,6 +294,262 @@ Test(limits, amplifying_results_are_capped)
     } while (cursor != 0);
     cr_assert_eq(acc[0], 10);
     cr_assert_eq(acc[1], 10 * vlen);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+}
+
+/* A client that starts a frame and then trickles it (one byte at a time)
+ * is closed once --frame-timeout has passed since the frame began; a
+ * connection that sends nothing stays (that is --idle-timeout's job). */
+Test(limits, frame_timeout)
+{
+    kvd_start("--frame-timeout", "1", NULL);
+    int idle = raw_connect(g_kvd.port, 5000);
+    cr_assert_geq(idle, 0);
+    int fd = raw_connect(g_kvd.port, 5000);
+    cr_assert_geq(fd, 0);
+    uint8_t hdr[4];
+    kv_proto_write_u32(hdr, 100);
+    int closed = 0;
+    /* 4 header bytes, then body bytes, one every 200 ms: always progress,
+     * never a whole frame (100 bytes would take 20 s). */
+    for (int i = 0; i < 100 && !closed; i++) {
+        uint8_t b = i < 4 ? hdr[i] : 0x90;
+        if (send(fd, &b, 1, MSG_NOSIGNAL) != 1)
+            break;
+        closed = raw_wait_closed(fd, 200);
+    }
+    if (!closed)
+        closed = raw_wait_closed(fd, TEST_IO_TIMEOUT_MS);
+    cr_assert(closed, "a frame trickled in for 20 s was not cut off");
+    close(fd);
+    cr_assert_eq(metric_u(NULL, "disconnects_frame_timeout"), 1);
+
+    /* the silent connection is still served */
+    kv_proto_buf b = {0};
+    enc(&b, &(kv_proto_request){.op = KV_PROTO_PING, .id = 7});
+    cr_assert_eq(raw_send(idle, b.data, b.len), 0);
+    uint64_t id = 0;
+    cr_assert_eq(raw_recv_status(idle, KV_PROTO_PING, &id), KV_OK);
+    cr_assert_eq(id, 7);
+    kv_proto_buf_free(&b);
+    close(idle);
+    kvd_stop();
+}
+
+/* With only 64 descriptors kvd cannot hold --max-connections 10000: it
+ * warns at start and lowers the limit, so connections beyond what the
+ * descriptors allow are answered BUSY instead of waiting unaccepted. */
+Test(limits, connection_limit_fits_open_file_limit)
+{
+    setenv("KVD_WRAPPER", "prlimit --nofile=64:64", 1);
+    kvd_start(NULL);
+    unsetenv("KVD_WRAPPER");
+    uint64_t max = metric_u(NULL, "max_connections");
+    cr_assert_gt(max, 0);
+    cr_assert_lt(max, 64, "effective limit %llu must fit 64 descriptors", (unsigned long long)max);
+
+    enum { N = 100 };
+    int fds[N], ok = 0, busy = 0;
+    kv_proto_buf b = {0};
+    enc(&b, &(kv_proto_request){.op = KV_PROTO_PING, .id = 1});
+    for (int i = 0; i < N; i++) {
+        fds[i] = raw_connect(g_kvd.port, TEST_IO_TIMEOUT_MS);
+        cr_assert_geq(fds[i], 0);
+        /* Refused connections may still be lingering (each holds a
+         * descriptor for a moment): every connection gets an answer. */
+        raw_send(fds[i], b.data, b.len);
+        uint64_t id = 99;
+        int st = raw_recv_status(fds[i], KV_PROTO_PING, &id);
+        if (st == KV_OK && id == 1) {
+            ok++;
+        } else {
+            cr_assert_eq(st, KV_BUSY, "connection %d: status %d, not an answer or BUSY", i, st);
+            cr_assert_eq(id, 0);
+            busy++;
+        }
+    }
+    kv_proto_buf_free(&b);
+    cr_assert_eq(ok, (int)max, "%d served, effective limit %llu", ok, (unsigned long long)max);
+    cr_assert_eq(busy, N - (int)max);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+
+    FILE *f = fopen(g_kvd.log, "r");
+    cr_assert_not_null(f);
+    char line[1024];
+    int warned = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "open-file limit") && strstr(line, "max-connections"))
+            warned = 1;
+    fclose(f);
+    cr_assert(warned, "no warning about the open-file limit in kvd's log");
+    kvd_stop();
+}
+
+/* Memory of deleted values is reusable soon after a mass delete, without
+ * waiting for the deleting thread to write again: kvd, limited to 448 MiB
+ * of address space, is filled with 1 MiB values until it refuses, every
+ * key is deleted (one MDEL), then 1 MiB SETs on new connections must succeed again
+ * within the deadline (with no other writes in between). */
+Test(limits, memory_of_deleted_values_is_reused)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* An address-space limit does not fit a sanitizer's shadow memory: this
+     * one runs in the plain build only (the library side is
+     * tests/unit/test_reclaim.c, which runs under all of them). */
+    return;
+#endif
+    setenv("KVD_WRAPPER", "prlimit --as=469762048", 1);
+    kvd_start("--threads", "1", NULL);
+    unsetenv("KVD_WRAPPER");
+    size_t vlen = (size_t)1 << 20;
+    char *v = malloc(vlen);
+    cr_assert_not_null(v);
+    memset(v, 'v', vlen);
+    kv_client *c = test_client(NULL);
+    int n = 0, failures = 0;
+    char k[32];
+    while (failures < 3 && n < 1000) {
+        snprintf(k, sizeof k, "big%d", n);
+        int rc = kv_client_set(c, k, strlen(k), v, vlen, NULL);
+        if (rc == KV_OK) {
+            n++;
+            failures = 0;
+            continue;
+        }
+        failures++;
+        kv_client_close(c); /* NO_MEMORY, or closed while reading it */
+        c = test_client(NULL);
+    }
+    cr_assert_gt(n, 10, "only %d values fit", n);
+    cr_assert_lt(n, 1000, "the address-space limit was not reached");
+    /* one MDEL: one write, after which this thread writes nothing more */
+    kv_key *keys = calloc((size_t)n, sizeof *keys);
+    char (*names)[32] = calloc((size_t)n, sizeof *names);
+    cr_assert(keys && names);
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "big%d", i);
+        keys[i].data = names[i];
+        keys[i].len = strlen(names[i]);
+    }
+    size_t deleted = 0;
+    cr_assert_eq(kv_client_mdel(c, keys, (size_t)n, &deleted, NULL), KV_OK);
+    cr_assert_eq(deleted, (size_t)n);
+    free(keys);
+    free(names);
+    kv_client_close(c);
+
+    int ok = 0;
+    for (int attempt = 0; attempt < 200 && !ok; attempt++) {
+        kv_client *d = test_client(NULL);
+        ok = kv_client_set(d, "again", 5, v, vlen, NULL) == KV_OK;
+        kv_client_close(d);
+        if (!ok)
+            sleep_ms(100);
+    }
+    free(v);
+    cr_assert(ok, "a 1 MiB SET still fails 20 s after deleting %d MiB of values", n);
+    kvd_stop();
+}
+
+/* Guessing over fresh connections is throttled per address: every failed
+ * AUTH is counted, AUTHs after a failure wait their turn (counted), each
+ * still gets its answer, the warning is rate-limited, and the right
+ * password still works afterwards. */
+Test(limits, auth_guessing_is_throttled_across_connections)
+{
+    kvd_start("--password", "pw", NULL);
+    enum { GUESSES = 6 };
+    for (int i = 0; i < GUESSES; i++) {
+        kv_client *c = NULL;
+        cr_assert_eq(open_client(NULL, &c), KV_OK);
+        cr_assert_eq(kv_client_auth(c, "guess"), KV_AUTH_FAILED, "guess %d", i);
+        kv_client_close(c);
+    }
+    kv_client *c = NULL;
+    cr_assert_eq(open_client("pw", &c), KV_OK, "the right password after the backoff");
+    kv_client_metrics m;
+    cr_assert_eq(kv_client_metrics_get(c, &m), KV_OK);
+    const kv_client_metric *f = kv_client_metrics_find(&m, NULL, "auth_failures");
+    const kv_client_metric *t = kv_client_metrics_find(&m, NULL, "auth_throttled");
+    cr_assert(f && t, "auth metrics missing");
+    cr_assert_eq(f->u, GUESSES);
+    cr_assert_eq(t->u, GUESSES, "every AUTH after the first failure waited (the right one too)");
+    kv_client_metrics_free(&m);
+    kv_client_close(c);
+
+    FILE *log = fopen(g_kvd.log, "r");
+    cr_assert_not_null(log);
+    char line[1024];
+    int warns = 0;
+    while (fgets(line, sizeof line, log))
+        if (strstr(line, "wrong AUTH secret"))
+            warns++;
+    fclose(log);
+    cr_assert(warns >= 1 && warns < GUESSES, "%d warnings for %d failures", warns, GUESSES);
+    kvd_stop();
+}
+
+Test(limits, empty_password_is_refused)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDERR_FILENO);
+        execl(KVD_PATH, KVD_PATH, "--port", "0", "--password", "", (char *)NULL);
+        _exit(127);
+    }
+    cr_assert_gt(pid, 0);
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "kvd --password '' must exit 2, status %d", st);
+}
+
+/* Client buffers have a server-wide bound: clients that each send most of
+ * a big frame and stop are together over --max-client-memory, so the
+ * biggest are disconnected (counted) until the total fits, and the server
+ * keeps serving others. */
+Test(limits, client_memory_is_bounded_server_wide)
+{
+    kvd_start("--max-client-memory", "16m", "--max-frame-size", "4m", NULL);
+    cr_assert_eq(metric_u(NULL, "max_client_memory"), 16u << 20);
+    enum { N = 8 };
+    size_t part = (size_t)3 << 20;
+    uint8_t *body = calloc(1, part);
+    cr_assert_not_null(body);
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = raw_connect(g_kvd.port, TEST_IO_TIMEOUT_MS);
+        cr_assert_geq(fds[i], 0);
+        uint8_t hdr[4];
+        kv_proto_write_u32(hdr, (4u << 20) - 16);
+        raw_send(fds[i], hdr, 4);
+        raw_send(fds[i], body, part); /* may fail once kvd dropped it */
+    }
+    free(body);
+    /* kvd accounts each read as it comes: poll (bounded) until it settled */
+    uint64_t evicted = 0, used = 0;
+    for (int i = 0; i < 200; i++) {
+        evicted = metric_u(NULL, "disconnects_client_memory");
+        used = metric_u(NULL, "client_memory");
+        if (evicted > 0 && used <= (16u << 20))
+            break;
+        sleep_ms(100);
+    }
+    cr_assert_geq(evicted, 1, "8 x 3 MiB of input over a 16 MiB limit dropped nobody");
+    cr_assert_leq(used, 16u << 20, "client memory %llu still over the limit",
+                  (unsigned long long)used);
+    int closed = 0;
+    for (int i = 0; i < N; i++)
+        closed += raw_wait_closed(fds[i], 100);
+    cr_assert_geq(closed, (int)evicted, "%d closed, %llu evicted", closed,
+                  (unsigned long long)evicted);
+    cr_assert_lt(closed, N, "only the biggest go, not everyone");
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    kv_client *c = test_client(NULL);
     cr_assert_eq(kv_client_ping(c), KV_OK);
     kv_client_close(c);
     kvd_stop();

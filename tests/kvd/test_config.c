@@ -55,6 +55,7 @@ Test(config, defaults_are_safe)
     cr_assert_eq(c.threads, 0);
     cr_assert_eq(c.max_frame_size, KV_PROTO_DEFAULT_MAX_FRAME);
     cr_assert_eq(c.daemonize, 0);
+    cr_assert_eq(c.frame_timeout, 30, "a begun frame must finish in time by default");
     kvd_config_free(&c);
 }
 
@@ -149,9 +150,18 @@ Test(config, password_from_environment)
     cr_assert_str_eq(c.password, "flag", "the flag wins");
     kvd_config_free(&c);
     unsetenv("KVD_PASSWORD");
-    cr_assert_eq(load(&c, (const char *[]){"--password", "", NULL}), KVD_CONFIG_RUN);
-    cr_assert_null(c.password, "an empty password means none");
+    cr_assert_eq(load(&c, (const char *[]){"--password", "", NULL}), KVD_CONFIG_ERROR,
+                 "an empty password must not silently turn auth off");
     kvd_config_free(&c);
+    const char *path = conf_file("password =\n");
+    cr_assert_eq(load(&c, (const char *[]){"--config", path, NULL}), KVD_CONFIG_ERROR,
+                 "nor an empty password in the file");
+    unlink(path);
+    kvd_config_free(&c);
+    setenv("KVD_PASSWORD", "", 1);
+    cr_assert_eq(load(&c, (const char *[]){NULL}), KVD_CONFIG_ERROR, "nor an empty KVD_PASSWORD");
+    kvd_config_free(&c);
+    unsetenv("KVD_PASSWORD");
 }
 
 Test(config, unix_socket_only)

@@ -243,9 +243,14 @@ static int read_args(dec *d, kv_proto_request *q, size_t nargs)
             return rc;
         return KV_OK;
     case KV_PROTO_SCAN:
-        if (nargs != 3 || kv__rd_bytes(&d->r, &q->key) ||
+        if (nargs < 3 || nargs > 4 || kv__rd_bytes(&d->r, &q->key) ||
             kv__rd_uint(&d->r, &q->cursor) || kv__rd_uint(&d->r, &q->limit))
-            return PROTO("SCAN is [9, id, prefix, cursor, limit]");
+            return PROTO("SCAN is [9, id, prefix, cursor, limit, keys_only?]");
+        if (nargs == 4) {
+            if (kv__rd_bool(&d->r, &q->keys_only))
+                return PROTO("SCAN keys_only must be true or false");
+            q->has_keys_only = 1;
+        }
         if (q->key.len > d->lim->max_key_size)
             return fail(d, KV_KEY_TOO_LARGE, "prefix is too large");
         return KV_OK;

@@ -233,6 +233,12 @@ int kv_proto_request_decode(const void *body, size_t len,
 size_t kv_proto_peek_keys(const void *buf, size_t len, size_t max_frame, kv_key *keys,
                           size_t max);
 
+/* Reads the id of a request from the first len bytes of its body, which
+ * may be incomplete (a frame still arriving): [op, id, ... as the decoder
+ * reads them. Returns 1 and sets *id when they are there, else 0. For an
+ * error answer to a request that will not be read whole. */
+int kv_proto_peek_id(const void *body, size_t len, uint64_t *id);
+
 /* Frees what the decoder allocated without an arena. Safe on a request
  * decoded into an arena, on a zeroed struct, and on NULL. */
 void kv_proto_request_free(kv_proto_request *req);

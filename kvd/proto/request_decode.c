@@ -365,3 +365,16 @@ size_t kv_proto_peek_keys(const void *buf, size_t len, size_t max_frame, kv_key 
     }
     return k;
 }
+
+int kv_proto_peek_id(const void *body, size_t len, uint64_t *id)
+{
+    kv__rd r = {body, (const uint8_t *)body + len};
+    size_t n;
+    uint64_t op;
+    if (body == NULL || kv__rd_array(&r, &n) || n < 2)
+        return 0;
+    /* as the decoder: an op of the wrong type is skipped */
+    if (kv__rd_uint(&r, &op) && kv__rd_skip(&r, 4))
+        return 0;
+    return kv__rd_uint(&r, id) == 0;
+}

@@ -355,13 +355,18 @@ static int run_op(kvd_conn *c, const kv_proto_request *r, int *fatal)
     }
 }
 
-int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail)
+int kvd_dispatch_last_error(kvd_conn *c, uint64_t id, int status, const char *detail)
 {
     kvd_stats *s = &c->w->stats;
     kvd_stat_add(&s->errors, 1);
     if (status == KV_PROTOCOL || status == KV_FRAME_TOO_LARGE)
         kvd_stat_add(&s->protocol_errors, 1);
-    return kv_proto_resp_status(&c->out, 0, status, detail) == KV_OK ? 0 : -1;
+    return kv_proto_resp_status(&c->out, id, status, detail) == KV_OK ? 0 : -1;
+}
+
+int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail)
+{
+    return kvd_dispatch_last_error(c, 0, status, detail);
 }
 
 int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *clock)

@@ -23,4 +23,9 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *c
 /* Queues a connection-level error [0, status, detail]. Returns 0 or -1. */
 int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail);
 
+/* Queues [id, status, detail] for a request that will not be run (id 0
+ * when it is not known), the last response of the connection. Returns 0
+ * or -1. */
+int kvd_dispatch_last_error(kvd_conn *c, uint64_t id, int status, const char *detail);
+
 #endif /* KVD_DISPATCH_H */

@@ -377,3 +377,58 @@ Test(limits, scan_pages_fit_the_frame_limit)
     close(fd);
     kvd_stop();
 }
+
+/* Out of memory while reading a frame: kvd answers [id, 20 NO_MEMORY]
+ * with the id read from the frame's first bytes, after the answers to
+ * the requests before it (a pipelined DEL's answer is not lost), then
+ * closes; the request is not run, other connections are unaffected. kvd
+ * runs with a 256 MiB address space and the frame declares 512 MiB. */
+Test(limits, out_of_memory_reading_a_frame_answers_no_memory)
+{
+    if (kvd_under_a_tool())
+        cr_skip_test("an address-space limit does not work under sanitizers or valgrind");
+    kvd_limit_address_space((size_t)256 << 20);
+    kvd_start("--max-frame-size", "1g", "--max-value-size", "1g", NULL);
+    kv_client *c = NULL;
+    cr_assert_eq(open_client(NULL, &c), KV_OK);
+    cr_assert_eq(kv_client_set(c, "d", 1, "x", 1, NULL), KV_OK);
+
+    int fd = raw_connect(g_kvd.port, TEST_IO_TIMEOUT_MS);
+    cr_assert_geq(fd, 0);
+    kv_proto_buf b = {0};
+    kv_key dk = {"d", 1};
+    kv_proto_request del = {.op = KV_PROTO_DEL, .id = 76, .keys = &dk, .nkeys = 1};
+    enc(&b, &del);
+    /* SET "big" of 512 MiB: [5, 77, "big", bin32 ...], only its start sent */
+    size_t vlen = (size_t)512 << 20;
+    uint8_t head[] = {0, 0, 0, 0, 0x94, 0x05, 0x4d, 0xa3, 'b', 'i', 'g', 0xc6,
+                      (uint8_t)(vlen >> 24), (uint8_t)(vlen >> 16), (uint8_t)(vlen >> 8),
+                      (uint8_t)vlen};
+    kv_proto_write_u32(head, (uint32_t)(sizeof head - 4 + vlen));
+    cr_assert_eq(kv_proto_buf_reserve(&b, sizeof head + 4096), KV_OK);
+    memcpy(b.data + b.len, head, sizeof head);
+    b.len += sizeof head;
+    memset(b.data + b.len, 'v', 4096);
+    b.len += 4096;
+    cr_assert_eq(raw_send(fd, b.data, b.len), 0);
+    /* more of the body, as a client would keep sending (kvd may be gone) */
+    char more[65536];
+    memset(more, 'v', sizeof more);
+    (void)send(fd, more, sizeof more, MSG_NOSIGNAL);
+
+    uint64_t id = 0;
+    cr_assert_eq(raw_recv_status(fd, KV_PROTO_DEL, &id), KV_OK, "the DEL is answered");
+    cr_assert_eq(id, 76);
+    cr_assert_eq(raw_recv_status(fd, KV_PROTO_SET, &id), KV_NO_MEMORY,
+                 "an error frame, not a reset");
+    cr_assert_eq(id, 77, "with the request's id");
+    cr_assert(raw_wait_closed(fd, TEST_IO_TIMEOUT_MS), "then kvd closes");
+    close(fd);
+    kv_proto_buf_free(&b);
+
+    kv_value v;
+    cr_assert_eq(kv_client_get(c, "big", 3, &v), KV_NOT_FOUND, "the SET did not run");
+    cr_assert_eq(kv_client_get(c, "d", 1, &v), KV_NOT_FOUND, "the DEL ran");
+    kv_client_close(c);
+    kvd_stop();
+}

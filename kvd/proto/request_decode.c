@@ -293,13 +293,14 @@ int kv_proto_request_decode(const void *body, size_t len,
     else if (kv__rd_array(&d->r, &n) || n < 2)
         rc = PROTO("a request is an array [op, id, args...]");
     else {
-        /* The op may have the wrong type: skip it to still find the id. */
+        /* The op may have the wrong type (even a value nested deeper than
+         * any valid one): skip it to still find the id. */
         const uint8_t *op_at = d->r.p;
         op_ok = kv__rd_uint(&d->r, &op) == 0;
         rc = KV_OK;
         if (!op_ok) {
             d->r.p = op_at;
-            if (kv__rd_skip(&d->r, 4))
+            if (kv__rd_skip_any(&d->r))
                 rc = PROTO("a request is an array [op, id, args...]");
         }
         if (rc == KV_OK && kv__rd_uint(&d->r, &out->id))
@@ -374,7 +375,7 @@ int kv_proto_peek_id(const void *body, size_t len, uint64_t *id)
     if (body == NULL || kv__rd_array(&r, &n) || n < 2)
         return 0;
     /* as the decoder: an op of the wrong type is skipped */
-    if (kv__rd_uint(&r, &op) && kv__rd_skip(&r, 4))
+    if (kv__rd_uint(&r, &op) && kv__rd_skip_any(&r))
         return 0;
     return kv__rd_uint(&r, id) == 0;
 }

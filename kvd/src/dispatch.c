@@ -333,11 +333,17 @@ static int op_metrics(kvd_conn *c, kv_store *st, const kv_proto_request *r)
     return rc == KV_OK ? KV_OK : reply_encode_failed(c, r->id, rc);
 }
 
+/* op (-1: unknown or unreadable) is refused until AUTH succeeds. */
+static bool needs_auth(const kvd_conn *c, int op)
+{
+    return c->w->server->cfg->password && !c->authed && op != KV_PROTO_HELLO &&
+           op != KV_PROTO_PING && op != KV_PROTO_AUTH;
+}
+
 static int run_op(kvd_conn *c, const kv_proto_request *r, int *fatal)
 {
     kv_store *st = c->w->server->store;
-    if (c->w->server->cfg->password && !c->authed && r->op != KV_PROTO_HELLO &&
-        r->op != KV_PROTO_PING && r->op != KV_PROTO_AUTH)
+    if (needs_auth(c, r->op))
         return reply_status(c, r->id, KV_AUTH_REQUIRED, "authenticate with AUTH first");
     switch (r->op) {
     case KV_PROTO_HELLO: return op_hello(c, r);
@@ -389,6 +395,13 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *c
             return 1;
         }
         kvd_stat_add(&s->errors, 1);
+        if (req.op >= 0)
+            kvd_stat_add(&s->op_errors[req.op], 1);
+        /* Before AUTH only HELLO, PING and AUTH are looked at: anything
+         * else is told to authenticate, however malformed. */
+        if (needs_auth(c, req.op))
+            return reply_status(c, req.id, KV_AUTH_REQUIRED, "authenticate with AUTH first") < 0
+                       ? -1 : 0;
         if (rc == KV_PROTOCOL)
             kvd_stat_add(&s->protocol_errors, 1);
         return reply_status(c, req.id, rc, req.error ? req.error : kv_strerror(rc)) < 0 ? -1 : 0;
@@ -397,8 +410,10 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *c
     int status = run_op(c, &req, &fatal);
     if (status < 0)
         return -1;
-    if (is_failure(status))
+    if (is_failure(status)) {
         kvd_stat_add(&s->errors, 1);
+        kvd_stat_add(&s->op_errors[req.op], 1);
+    }
     kvd_stat_add(&s->requests[req.op], 1);
     uint64_t now = uv_hrtime();
     kvd_stats_record(s, req.op, now - *clock);

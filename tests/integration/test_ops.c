@@ -285,6 +285,55 @@ Test(ops, scan_reply_is_shortest)
     kvd_stop();
 }
 
+/* The documented edge cases (docs/protocol.md section 4): MGET [] and
+ * MSET [] are accepted (an empty result, revision 0: nothing changed); a
+ * SCAN cursor past the last key gives [0, []]; a SCAN prefix over the key
+ * limit is 12 KEY_TOO_LARGE. */
+Test(ops, empty_lists_bogus_cursor_long_prefix)
+{
+    kvd_start(NULL);
+    kv_client *c = test_client(NULL);
+    cr_assert_eq(kv_client_set(c, "k", 1, "v", 1, NULL), KV_OK);
+    kv_client_close(c);
+    int fd = raw_connect(g_kvd.port, 5000);
+    cr_assert_geq(fd, 0);
+    kv_proto_buf b = {0};
+    kv_proto_request mget = {.op = KV_PROTO_MGET, .id = 1};
+    kv_proto_request mset = {.op = KV_PROTO_MSET, .id = 2};
+    kv_proto_request scan = {.op = KV_PROTO_SCAN, .id = 3, .cursor = UINT64_MAX};
+    char *prefix = calloc(1, 70000);
+    cr_assert_not_null(prefix);
+    kv_proto_request longp = {.op = KV_PROTO_SCAN, .id = 4, .key = {prefix, 70000}};
+    enc(&b, &mget);
+    enc(&b, &mset);
+    enc(&b, &scan);
+    enc(&b, &longp);
+    cr_assert_eq(raw_send(fd, b.data, b.len), 0);
+    const int ops[4] = {KV_PROTO_MGET, KV_PROTO_MSET, KV_PROTO_SCAN, KV_PROTO_SCAN};
+    for (int i = 0; i < 4; i++) {
+        uint8_t *body = NULL;
+        long n = raw_recv_frame(fd, &body);
+        cr_assert_gt(n, 0);
+        kv_proto_response r;
+        cr_assert_eq(kv_proto_response_decode(body, (size_t)n, ops[i], NULL, &r), KV_OK);
+        cr_assert_eq(r.id, (uint64_t)i + 1);
+        if (i == 0)
+            cr_assert(r.status == KV_OK && r.nvalues == 0, "MGET []: []");
+        else if (i == 1)
+            cr_assert(r.status == KV_OK && r.version == 0, "MSET []: revision 0");
+        else if (i == 2)
+            cr_assert(r.status == KV_OK && r.cursor == 0 && r.nentries == 0, "bogus cursor");
+        else
+            cr_assert_eq(r.status, KV_KEY_TOO_LARGE);
+        kv_proto_response_free(&r);
+        free(body);
+    }
+    free(prefix);
+    kv_proto_buf_free(&b);
+    close(fd);
+    kvd_stop();
+}
+
 Test(ops, metrics)
 {
     kvd_start(NULL);
@@ -316,6 +365,23 @@ Test(ops, metrics)
     cr_assert_not_null(p999);
     cr_assert_geq(p999->d, p99->d);
     cr_assert_geq(p99->d, x->d);
+    kv_client_metrics_free(&m);
+
+    /* errors by op: failures only (a GET miss, a CAS mismatch are outcomes) */
+    cr_assert_eq(kv_client_set(c, "", 0, "v", 1, NULL), KV_KEY_EMPTY);
+    cr_assert_eq(kv_client_set(c, "", 0, "v", 1, NULL), KV_KEY_EMPTY);
+    cr_assert_eq(kv_client_get(c, "", 0, &v), KV_KEY_EMPTY);
+    cr_assert_eq(kv_client_get(c, "nope", 4, &v), KV_NOT_FOUND);
+    cr_assert_eq(kv_client_set_if(c, "m", 1, "v", 1, 999, NULL), KV_VERSION_MISMATCH);
+    cr_assert_eq(kv_client_metrics_get(c, &m), KV_OK);
+    cr_assert_not_null(x = kv_client_metrics_find(&m, "errors_by_op", "set"));
+    cr_assert_eq(x->u, 2);
+    cr_assert_not_null(x = kv_client_metrics_find(&m, "errors_by_op", "get"));
+    cr_assert_eq(x->u, 1);
+    cr_assert_not_null(x = kv_client_metrics_find(&m, "errors_by_op", "del"));
+    cr_assert_eq(x->u, 0);
+    cr_assert_not_null(x = kv_client_metrics_find(&m, NULL, "errors"));
+    cr_assert_eq(x->u, 3);
     kv_client_metrics_free(&m);
     kv_client_close(c);
     kvd_stop();

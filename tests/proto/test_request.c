@@ -431,19 +431,36 @@ Test(request, oversized_counts_are_rejected_before_allocating)
     cr_expect_eq(d.has_id, 0);
 }
 
-Test(request, nesting_depth_is_bounded)
+/* An op nested deeper than any valid value is skipped without recursion
+ * (a million levels here), so the id after it is still read: [id, 30]
+ * and the connection stays, as docs/protocol.md section 6 says. */
+Test(request, deep_op_still_gives_the_id)
 {
-    /* [ [[[[[[[[...]]]]]]]], 1 ]: an op nested 5000 deep */
-    enum { DEPTH = 5000 };
+    /* [ [[[[[[[[...]]]]]]]], 7 ] */
+    enum { DEPTH = 1000000 };
     uint8_t *p = malloc(DEPTH + 3);
+    cr_assert_not_null(p);
     p[0] = 0x92;
     for (int i = 1; i <= DEPTH; i++)
         p[i] = 0x91;
     p[DEPTH + 1] = 0x90;
-    p[DEPTH + 2] = 0x01;
+    p[DEPTH + 2] = 0x07;
     kv_proto_request d;
     cr_expect_eq(pt_decode_bytes_req(p, DEPTH + 3, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 1);
+    cr_expect_eq(d.id, 7);
+    uint64_t id = 0;
+    cr_expect_eq(kv_proto_peek_id(p, DEPTH + 3, &id), 1);
+    cr_expect_eq(id, 7);
+    /* truncated inside the nesting: no id */
+    cr_expect_eq(pt_decode_bytes_req(p, DEPTH, &d), KV_PROTOCOL);
     cr_expect_eq(d.has_id, 0);
+    cr_expect_eq(kv_proto_peek_id(p, DEPTH, &id), 0);
+    /* a map of arrays as the op, then the id */
+    const uint8_t m[] = {0x92, 0x81, 0x91, 0x91, 0x91, 0x91, 0x91, 0x90, 0xc0, 0x09};
+    cr_expect_eq(pt_decode_bytes_req(m, sizeof m, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 1);
+    cr_expect_eq(d.id, 9);
     free(p);
 }
 

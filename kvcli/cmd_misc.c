@@ -88,8 +88,10 @@ int kvcli_cmd_scan(kvcli_session *s, int argc, char **argv)
             uint64_t left = x.limit - x.count;
             batch = left < 1000 ? (size_t)left : 1000;
         }
-        int st = kv_client_scan(c, prefix, strlen(prefix), cursor, batch,
-                                scan_entry, &x, &next);
+        /* without --values only keys are shown: do not fetch values */
+        int st = kv_client_scan_ex(c, prefix, strlen(prefix), cursor, batch,
+                                   x.values ? 0 : KV_CLIENT_SCAN_KEYS_ONLY,
+                                   scan_entry, &x, &next);
         if (st != KV_OK) {
             rc = kvcli_fail(s, st, "scan");
             break;

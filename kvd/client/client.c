@@ -225,7 +225,7 @@ static void copy_name(char *dst, size_t cap, kv_key k)
 
 /* ---- request / reply core --------------------------------------------- */
 
-int kv__client_read_reply(kv_client *c, uint64_t id, int op,
+int kv__client_read_reply(kv_client *c, uint64_t id, int op, unsigned flags,
                           kv_proto_response *resp)
 {
     const uint8_t *body;
@@ -234,7 +234,7 @@ int kv__client_read_reply(kv_client *c, uint64_t id, int op,
     if (rc != KV_OK)
         return rc;
     kv_proto_arena_reset(&c->arena);
-    rc = kv_proto_response_decode(body, len, op, &c->arena, resp);
+    rc = kv_proto_response_decode_ex(body, len, op, flags, &c->arena, resp);
     if (rc == KV_NO_MEMORY)
         return kv__client_fail(c, rc, "out of memory decoding a reply");
     if (resp->id == 0 && resp->status != KV_OK && rc != KV_UNSUPPORTED) {
@@ -274,7 +274,8 @@ int kv__client_call(kv_client *c, kv_proto_request *req,
     }
     if ((rc = kv__client_flush(c)) != KV_OK)
         return rc;
-    return kv__client_read_reply(c, req->id, req->op, resp);
+    unsigned flags = req->op == KV_PROTO_SCAN && req->keys_only ? KV_PROTO_RESULT_KEYS_ONLY : 0;
+    return kv__client_read_reply(c, req->id, req->op, flags, resp);
 }
 
 int kv__client_server_status(kv_client *c, const kv_proto_response *resp)

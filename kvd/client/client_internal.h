@@ -66,10 +66,11 @@ int kv__client_flush(kv_client *c);
 int kv__client_recv_frame(kv_client *c, const uint8_t **body, size_t *len);
 
 /* Reads and decodes the next response, which must answer request `id` of
- * operation `op`. KV_OK means a response arrived: the server's status is
+ * operation `op` (flags: kv_proto_response_decode_ex's, from the request's
+ * arguments). KV_OK means a response arrived: the server's status is
  * resp->status. A connection-level error (id 0) closes the connection and
  * returns its status. */
-int kv__client_read_reply(kv_client *c, uint64_t id, int op,
+int kv__client_read_reply(kv_client *c, uint64_t id, int op, unsigned flags,
                           kv_proto_response *resp);
 
 /* Encodes req (assigning its id), sends it and reads the reply. */

@@ -220,26 +220,39 @@ int kv_client_txn(kv_client *c, const kv_compare *cmps, size_t ncmps,
     return KV_OK;
 }
 
-int kv_client_scan(kv_client *c, const void *prefix, size_t plen,
-                   uint64_t cursor, size_t limit, kv_scan_fn fn, void *ctx,
-                   uint64_t *next)
+int kv_client_scan_ex(kv_client *c, const void *prefix, size_t plen,
+                      uint64_t cursor, size_t limit, unsigned flags,
+                      kv_scan_fn fn, void *ctx, uint64_t *next)
 {
+    if (flags & ~KV_CLIENT_SCAN_KEYS_ONLY)
+        return kv__client_error(c, KV_INVALID_ARGUMENT, "unknown SCAN flags");
+    int keys_only = (flags & KV_CLIENT_SCAN_KEYS_ONLY) != 0;
     kv_proto_request q = {.op = KV_PROTO_SCAN,
                           .key = {prefix, plen},
                           .cursor = cursor,
-                          .limit = limit};
+                          .limit = limit,
+                          /* version 1 has no keys_only: hide the values */
+                          .keys_only = keys_only && c->proto_version >= 2};
     kv_proto_response r;
     int rc = run(c, &q, &r);
     if (rc != KV_OK)
         return rc;
     for (size_t i = 0; i < r.nentries && fn != NULL; i++) {
         const kv_proto_entry *e = &r.entries[i];
-        if (fn(ctx, e->key.data, e->key.len, e->val, e->vlen, e->version))
+        if (fn(ctx, e->key.data, e->key.len, keys_only ? NULL : e->val,
+               keys_only ? 0 : e->vlen, e->version))
             break;
     }
     if (next != NULL)
         *next = r.cursor;
     return KV_OK;
+}
+
+int kv_client_scan(kv_client *c, const void *prefix, size_t plen,
+                   uint64_t cursor, size_t limit, kv_scan_fn fn, void *ctx,
+                   uint64_t *next)
+{
+    return kv_client_scan_ex(c, prefix, plen, cursor, limit, 0, fn, ctx, next);
 }
 
 /* ---- METRICS ------------------------------------------------------------ */

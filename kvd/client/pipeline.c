@@ -249,7 +249,7 @@ int kv_client_pipeline_exec(kv_client_pipeline *p)
     int rc = kv__client_flush(c);
     for (size_t i = 0; i < n && rc == KV_OK; i++) {
         kv_proto_response resp;
-        rc = kv__client_read_reply(c, p->ids[i], p->ops[i], &resp);
+        rc = kv__client_read_reply(c, p->ids[i], p->ops[i], 0, &resp);
         if (rc != KV_OK)
             break;
         kv_client_reply *r = &p->replies[i];

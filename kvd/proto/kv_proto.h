@@ -1,5 +1,5 @@
 /*
- * kv_proto.h - the kvd wire protocol codec, version 1 (docs/protocol.md).
+ * kv_proto.h - the kvd wire protocol codec, versions 1..2 (docs/protocol.md).
  *
  * The one module that encodes and decodes kvd frames; kvd, the client
  * library (libkvclient) and kvcli all use it, nobody else touches bytes.
@@ -41,9 +41,10 @@ extern "C" {
 /* ------------------------------------------------------------------------
  * Constants
  * ---------------------------------------------------------------------- */
-#define KV_PROTO_VERSION 1     /* the version this codec speaks          */
+#define KV_PROTO_VERSION 1     /* a connection's version before HELLO    */
 #define KV_PROTO_MIN_VERSION 1 /* oldest version it can speak            */
-#define KV_PROTO_MAX_VERSION 1 /* newest version it can speak            */
+#define KV_PROTO_MAX_VERSION 2 /* newest version it can speak (2: SCAN's
+                                  keys_only argument)                    */
 
 #define KV_PROTO_HEADER_SIZE 4 /* the big-endian u32 length prefix       */
 /* Default largest frame body: a maximal value plus room for key and
@@ -188,7 +189,10 @@ typedef struct kv_proto_request {
     size_t nelse;
     /* SCAN (prefix in `key`) */
     uint64_t cursor;
-    uint64_t limit; /* 0 = server default */
+    uint64_t limit;    /* 0 = server default */
+    int keys_only;     /* version 2: entries without values          */
+    int has_keys_only; /* decoded: the keys_only argument was present
+                          (a server speaking version 1 refuses it)    */
 
     /* Set by the decoder. */
     int has_id;        /* 1 once the id could be read (also on failure) */
@@ -229,6 +233,12 @@ int kv_proto_request_decode(const void *body, size_t len,
  * number of keys; they point into buf. */
 size_t kv_proto_peek_keys(const void *buf, size_t len, size_t max_frame, kv_key *keys,
                           size_t max);
+
+/* Reads the id of a request from the first len bytes of its body, which
+ * may be incomplete (a frame still arriving): [op, id, ... as the decoder
+ * reads them. Returns 1 and sets *id when they are there, else 0. For an
+ * error answer to a request that will not be read whole. */
+int kv_proto_peek_id(const void *body, size_t len, uint64_t *id);
 
 /* Frees what the decoder allocated without an arena. Safe on a request
  * decoded into an arena, on a zeroed struct, and on NULL. */
@@ -324,6 +334,14 @@ typedef struct kv_proto_response {
 int kv_proto_response_decode(const void *body, size_t len, int op,
                              kv_proto_arena *arena, kv_proto_response *out);
 
+/* As kv_proto_response_decode(), for a request whose arguments shape its
+ * result: flags KV_PROTO_RESULT_KEYS_ONLY for a SCAN sent with keys_only
+ * (entries then have val NULL and vlen 0). */
+#define KV_PROTO_RESULT_KEYS_ONLY 1u
+int kv_proto_response_decode_ex(const void *body, size_t len, int op,
+                                unsigned flags, kv_proto_arena *arena,
+                                kv_proto_response *out);
+
 /* As kv_proto_request_free(), for responses. */
 void kv_proto_response_free(kv_proto_response *resp);
 
@@ -400,14 +418,27 @@ int kv_proto_resp_metrics(kv_proto_buf *b, uint64_t id,
 /* SCAN, streamed from kv_scan()'s callback without copying:
  *   kv_proto_scan_writer w;
  *   kv_proto_resp_scan_begin(b, id, &w);
- *   ... kv_proto_resp_scan_add(&w, key, klen, val, vlen, version) ...
+ *   ... kv_proto_resp_scan_add(&w, key, klen, val, vlen, version), or
+ *       kv_proto_resp_scan_add_key(&w, key, klen, version) for a
+ *       keys_only SCAN (one kind per page) ...
  *   kv_proto_resp_scan_end(&w, next_cursor);   // or _abort(&w)
  * Nothing else may be appended to b between begin and end/abort. After a
- * failed add, call abort: it removes the partial frame. */
+ * failed add, call abort: it removes the partial frame. end encodes the
+ * cursor and the entry count in their shortest form (moving the entries
+ * back over the room begin reserved).
+ *
+ * Size: kv_proto_resp_scan_size() is what the frame body would be if
+ * ended now, at most (the reserve for the cursor and count included);
+ * kv_proto_resp_scan_entry_size() is exactly what one add appends. A
+ * server keeps a page within its limit by checking their sum before it
+ * adds. A copy of the writer taken between adds is a savepoint:
+ * kv_proto_resp_scan_rewind(w, &copy) drops the entries added since. */
 typedef struct kv_proto_scan_writer {
     kv_proto_buf *b; /* private */
     size_t start;    /* private: offset of the frame in b            */
+    size_t end;      /* private: b->len after the last add            */
     size_t count;    /* entries added                                 */
+    size_t items;    /* private: array elements (3 or 2 per entry)    */
 } kv_proto_scan_writer;
 
 int kv_proto_resp_scan_begin(kv_proto_buf *b, uint64_t id,
@@ -415,8 +446,16 @@ int kv_proto_resp_scan_begin(kv_proto_buf *b, uint64_t id,
 int kv_proto_resp_scan_add(kv_proto_scan_writer *w, const void *key,
                            size_t klen, const void *val, size_t vlen,
                            uint64_t version);
+int kv_proto_resp_scan_add_key(kv_proto_scan_writer *w, const void *key,
+                               size_t klen, uint64_t version);
 int kv_proto_resp_scan_end(kv_proto_scan_writer *w, uint64_t next_cursor);
 void kv_proto_resp_scan_abort(kv_proto_scan_writer *w);
+size_t kv_proto_resp_scan_size(const kv_proto_scan_writer *w);
+/* keys_only: the size of a kv_proto_resp_scan_add_key (vlen ignored). */
+size_t kv_proto_resp_scan_entry_size(size_t klen, size_t vlen,
+                                     uint64_t version, int keys_only);
+void kv_proto_resp_scan_rewind(kv_proto_scan_writer *w,
+                               const kv_proto_scan_writer *saved);
 
 #ifdef __cplusplus
 }

@@ -43,6 +43,9 @@ int kv__rd_nil(kv__rd *r);
 int kv__rd_is_str(const kv__rd *r);
 /* Skips one value of any type, nesting at most max_depth levels. */
 int kv__rd_skip(kv__rd *r, int max_depth);
+/* Skips one value of any type and any nesting depth, without recursion
+ * (to find what follows a value that has the wrong shape anyway). */
+int kv__rd_skip_any(kv__rd *r);
 
 /* ---- decoder memory --------------------------------------------------- */
 

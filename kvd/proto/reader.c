@@ -8,7 +8,9 @@
  *   - array counts are checked against the bytes left (each element takes
  *     at least one byte), map counts likewise (two bytes per entry), so a
  *     caller may allocate `count` structs without trusting the input;
- *   - skipping nests at most max_depth levels (no unbounded recursion).
+ *   - skipping nests at most max_depth levels (no unbounded recursion),
+ *     or, for kv__rd_skip_any, any depth with a counter instead of a
+ *     stack.
  */
 #include <string.h>
 
@@ -310,4 +312,36 @@ static int skip(kv__rd *r, int max_depth)
     default: /* 0xc1: never used */
         return -1;
     }
+}
+
+int kv__rd_skip_any(kv__rd *r)
+{
+    const uint8_t *p0 = r->p;
+    /* values still to skip; each takes at least one byte, so more than
+     * the bytes left means a truncated input */
+    uint64_t pending = 1;
+    while (pending > 0) {
+        size_t n;
+        if (left(r) < 1)
+            goto fail;
+        uint8_t t = r->p[0];
+        pending--;
+        if ((t >= 0x90 && t <= 0x9f) || t == 0xdc || t == 0xdd) {
+            if (kv__rd_array(r, &n))
+                goto fail;
+            pending += n;
+        } else if ((t >= 0x80 && t <= 0x8f) || t == 0xde || t == 0xdf) {
+            if (kv__rd_map(r, &n))
+                goto fail;
+            pending += 2 * (uint64_t)n;
+        } else if (kv__rd_skip(r, 0)) {
+            goto fail;
+        }
+        if (pending > left(r))
+            goto fail;
+    }
+    return 0;
+fail:
+    r->p = p0;
+    return -1;
 }

@@ -243,9 +243,14 @@ static int read_args(dec *d, kv_proto_request *q, size_t nargs)
             return rc;
         return KV_OK;
     case KV_PROTO_SCAN:
-        if (nargs != 3 || kv__rd_bytes(&d->r, &q->key) ||
+        if (nargs < 3 || nargs > 4 || kv__rd_bytes(&d->r, &q->key) ||
             kv__rd_uint(&d->r, &q->cursor) || kv__rd_uint(&d->r, &q->limit))
-            return PROTO("SCAN is [9, id, prefix, cursor, limit]");
+            return PROTO("SCAN is [9, id, prefix, cursor, limit, keys_only?]");
+        if (nargs == 4) {
+            if (kv__rd_bool(&d->r, &q->keys_only))
+                return PROTO("SCAN keys_only must be true or false");
+            q->has_keys_only = 1;
+        }
         if (q->key.len > d->lim->max_key_size)
             return fail(d, KV_KEY_TOO_LARGE, "prefix is too large");
         return KV_OK;
@@ -292,13 +297,14 @@ int kv_proto_request_decode(const void *body, size_t len,
     else if (kv__rd_array(&d->r, &n) || n < 2)
         rc = PROTO("a request is an array [op, id, args...]");
     else {
-        /* The op may have the wrong type: skip it to still find the id. */
+        /* The op may have the wrong type (even a value nested deeper than
+         * any valid one): skip it to still find the id. */
         const uint8_t *op_at = d->r.p;
         op_ok = kv__rd_uint(&d->r, &op) == 0;
         rc = KV_OK;
         if (!op_ok) {
             d->r.p = op_at;
-            if (kv__rd_skip(&d->r, 4))
+            if (kv__rd_skip_any(&d->r))
                 rc = PROTO("a request is an array [op, id, args...]");
         }
         if (rc == KV_OK && kv__rd_uint(&d->r, &out->id))
@@ -363,4 +369,17 @@ size_t kv_proto_peek_keys(const void *buf, size_t len, size_t max_frame, kv_key 
         off += boff + blen;
     }
     return k;
+}
+
+int kv_proto_peek_id(const void *body, size_t len, uint64_t *id)
+{
+    kv__rd r = {body, (const uint8_t *)body + len};
+    size_t n;
+    uint64_t op;
+    if (body == NULL || kv__rd_array(&r, &n) || n < 2)
+        return 0;
+    /* as the decoder: an op of the wrong type is skipped */
+    if (kv__rd_uint(&r, &op) && kv__rd_skip_any(&r))
+        return 0;
+    return kv__rd_uint(&r, id) == 0;
 }

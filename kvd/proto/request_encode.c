@@ -136,6 +136,8 @@ static int pack_args(msgpack_packer *pk, const kv_proto_request *q)
         e |= kv__pack_bin(pk, q->key.data, q->key.len);
         e |= msgpack_pack_uint64(pk, q->cursor);
         e |= msgpack_pack_uint64(pk, q->limit);
+        if (q->keys_only) /* version 2 only */
+            e |= msgpack_pack_true(pk);
         break;
     default: /* METRICS, SNAPSHOT */
         break;
@@ -153,8 +155,9 @@ static size_t nargs(const kv_proto_request *q)
     case KV_PROTO_SET:
         return q->has_expected ? 3 : 2;
     case KV_PROTO_TXN:
-    case KV_PROTO_SCAN:
         return 3;
+    case KV_PROTO_SCAN:
+        return q->keys_only ? 4 : 3;
     case KV_PROTO_METRICS:
     case KV_PROTO_SNAPSHOT:
         return 0;

@@ -99,25 +99,29 @@ static int read_txn(rdec *d, kv_proto_response *o)
     return KV_OK;
 }
 
-static int read_scan(rdec *d, kv_proto_response *o)
+/* [cursor, [k, v, version, ...]], or [cursor, [k, version, ...]] for a
+ * keys_only SCAN. */
+static int read_scan(rdec *d, kv_proto_response *o, int keys_only)
 {
-    size_t n, m;
+    size_t n, m, per = keys_only ? 2 : 3;
     if (kv__rd_array(&d->r, &n) || n != 2 || kv__rd_uint(&d->r, &o->cursor) ||
-        kv__rd_array(&d->r, &m) || m % 3 != 0)
-        return bad(d, "SCAN result is [cursor, [k, v, version, ...]]");
-    kv_proto_entry *e = kv__alloc_array(&d->al, m / 3, sizeof *e);
+        kv__rd_array(&d->r, &m) || m % per != 0)
+        return bad(d, keys_only ? "SCAN result is [cursor, [k, version, ...]]"
+                                : "SCAN result is [cursor, [k, v, version, ...]]");
+    kv_proto_entry *e = kv__alloc_array(&d->al, m / per, sizeof *e);
     if (e == NULL)
         return nomem(d);
-    for (size_t i = 0; i < m / 3; i++) {
-        kv_key v;
-        if (kv__rd_bytes(&d->r, &e[i].key) || kv__rd_bytes(&d->r, &v) ||
+    for (size_t i = 0; i < m / per; i++) {
+        kv_key v = {NULL, 0};
+        if (kv__rd_bytes(&d->r, &e[i].key) || (!keys_only && kv__rd_bytes(&d->r, &v)) ||
             kv__rd_uint(&d->r, &e[i].version))
-            return bad(d, "a SCAN entry is key, value, version");
+            return bad(d, keys_only ? "a SCAN entry is key, version"
+                                    : "a SCAN entry is key, value, version");
         e[i].val = v.data;
         e[i].vlen = v.len;
     }
     o->entries = e;
-    o->nentries = m / 3;
+    o->nentries = m / per;
     return KV_OK;
 }
 
@@ -176,7 +180,7 @@ static int read_metrics(rdec *d, kv_proto_response *o)
 }
 
 /* The result of a KV_OK response to op. */
-static int read_result(rdec *d, int op, kv_proto_response *o)
+static int read_result(rdec *d, int op, unsigned flags, kv_proto_response *o)
 {
     size_t n;
     int nil;
@@ -219,7 +223,7 @@ static int read_result(rdec *d, int op, kv_proto_response *o)
     case KV_PROTO_TXN:
         return read_txn(d, o);
     case KV_PROTO_SCAN:
-        return read_scan(d, o);
+        return read_scan(d, o, (flags & KV_PROTO_RESULT_KEYS_ONLY) != 0);
     case KV_PROTO_METRICS:
         return read_metrics(d, o);
     default:
@@ -230,6 +234,13 @@ static int read_result(rdec *d, int op, kv_proto_response *o)
 
 int kv_proto_response_decode(const void *body, size_t len, int op,
                              kv_proto_arena *arena, kv_proto_response *out)
+{
+    return kv_proto_response_decode_ex(body, len, op, 0, arena, out);
+}
+
+int kv_proto_response_decode_ex(const void *body, size_t len, int op,
+                                unsigned flags, kv_proto_arena *arena,
+                                kv_proto_response *out)
 {
     memset(out, 0, sizeof *out);
     rdec dd = {{body, (const uint8_t *)body + len}, {arena, &out->owned_},
@@ -249,7 +260,7 @@ int kv_proto_response_decode(const void *body, size_t len, int op,
     } else {
         out->status = (int)st;
         if (st == KV_OK) {
-            rc = read_result(d, op, out);
+            rc = read_result(d, op, flags, out);
         } else if (kv__rd_is_str(&d->r)) {
             rc = kv__rd_bytes(&d->r, &out->detail) ? bad(d, "bad detail")
                                                    : KV_OK;

@@ -5,9 +5,11 @@
  * Each function is one frame; a server appends a batch of them and writes
  * the buffer once. MGET and SCAN can be streamed from the store's zero-copy
  * callbacks. MGET knows its count up front, so begin writes the whole
- * envelope; SCAN's begin writes a fixed-width cursor and a 32-bit array
+ * envelope; SCAN's begin reserves room for the widest cursor and array
  * count, add appends entries straight from kv_scan's callback, and end
- * patches both (a non-minimal but valid MessagePack encoding).
+ * writes both in their shortest form, moving the entries back over the
+ * unused reserve (one memmove of the page, so the encoding is the
+ * shortest, as docs/protocol.md section 3 says encoders use).
  */
 #include <string.h>
 
@@ -259,9 +261,30 @@ int kv_proto_resp_metrics(kv_proto_buf *b, uint64_t id,
 /* ---- SCAN (streamed) -------------------------------------------------- */
 
 /* Layout after the frame header:
- *   93 <id> 00 92 cf <cursor: 8 bytes> dd <count: 4 bytes> entries...
- * The cursor and count sit at fixed offsets from the array marker. */
-#define SCAN_FIXED 15 /* 92 + cf + 8 + dd + 4 */
+ *   93 <id> 00 <reserve: SCAN_RESERVE bytes> entries...
+ * where end writes 92 <cursor> <array header> into the reserve, right
+ * before the entries, then moves them back so the frame has no gap. */
+#define SCAN_RESERVE 15 /* 92 + cf + 8 + dd + 4: the widest header */
+
+static size_t uint_size(uint64_t v)
+{
+    return v < 128 ? 1 : v <= UINT8_MAX ? 2 : v <= UINT16_MAX ? 3 : v <= UINT32_MAX ? 5 : 9;
+}
+
+static size_t bin_size(size_t n)
+{
+    return (n <= UINT8_MAX ? 2 : n <= UINT16_MAX ? 3 : 5) + n;
+}
+
+size_t kv_proto_resp_scan_entry_size(size_t klen, size_t vlen, uint64_t version, int keys_only)
+{
+    return bin_size(klen) + (keys_only ? 0 : bin_size(vlen)) + uint_size(version);
+}
+
+size_t kv_proto_resp_scan_size(const kv_proto_scan_writer *w)
+{
+    return w->end - w->start - KV_PROTO_HEADER_SIZE;
+}
 
 int kv_proto_resp_scan_begin(kv_proto_buf *b, uint64_t id,
                              kv_proto_scan_writer *w)
@@ -272,19 +295,38 @@ int kv_proto_resp_scan_begin(kv_proto_buf *b, uint64_t id,
         return KV_NO_MEMORY;
     kv__packer_init(&pk, b);
     if (envelope(&pk, id, KV_OK) != 0 ||
-        kv_proto_buf_reserve(b, SCAN_FIXED) != KV_OK) {
+        kv_proto_buf_reserve(b, SCAN_RESERVE) != KV_OK) {
         b->len = start;
         return KV_NO_MEMORY;
     }
-    uint8_t *p = b->data + b->len;
-    memset(p, 0, SCAN_FIXED);
-    p[0] = 0x92;
-    p[1] = 0xcf;
-    p[10] = 0xdd;
-    b->len += SCAN_FIXED;
-    w->b = b;
-    w->start = start;
-    w->count = 0;
+    memset(b->data + b->len, 0, SCAN_RESERVE);
+    b->len += SCAN_RESERVE;
+    *w = (kv_proto_scan_writer){.b = b, .start = start, .end = b->len};
+    return KV_OK;
+}
+
+static int scan_add(kv_proto_scan_writer *w, const void *key, size_t klen,
+                    const void *val, size_t vlen, uint64_t version, int keys_only)
+{
+    kv_proto_buf *b = w->b;
+    size_t before = b->len;
+    msgpack_packer pk;
+    if (w->items > UINT32_MAX - 3 ||
+        kv_proto_buf_reserve(b, kv_proto_resp_scan_entry_size(klen, vlen, version,
+                                                              keys_only)) != KV_OK)
+        return KV_NO_MEMORY;
+    kv__packer_init(&pk, b);
+    int e = kv__pack_bin(&pk, key, klen);
+    if (!keys_only)
+        e |= kv__pack_bin(&pk, val, vlen);
+    e |= msgpack_pack_uint64(&pk, version);
+    if (e) {
+        b->len = before;
+        return KV_NO_MEMORY;
+    }
+    w->count++;
+    w->items += keys_only ? 2 : 3;
+    w->end = b->len;
     return KV_OK;
 }
 
@@ -292,42 +334,70 @@ int kv_proto_resp_scan_add(kv_proto_scan_writer *w, const void *key,
                            size_t klen, const void *val, size_t vlen,
                            uint64_t version)
 {
-    kv_proto_buf *b = w->b;
-    size_t before = b->len;
-    msgpack_packer pk;
-    if (w->count >= UINT32_MAX / 3 ||
-        kv_proto_buf_reserve(b, klen + vlen + 24) != KV_OK)
-        return KV_NO_MEMORY;
-    kv__packer_init(&pk, b);
-    int e = kv__pack_bin(&pk, key, klen);
-    e |= kv__pack_bin(&pk, val, vlen);
-    e |= msgpack_pack_uint64(&pk, version);
-    if (e) {
-        b->len = before;
-        return KV_NO_MEMORY;
-    }
-    w->count++;
-    return KV_OK;
+    return scan_add(w, key, klen, val, vlen, version, 0);
+}
+
+int kv_proto_resp_scan_add_key(kv_proto_scan_writer *w, const void *key,
+                               size_t klen, uint64_t version)
+{
+    return scan_add(w, key, klen, NULL, 0, version, 1);
+}
+
+void kv_proto_resp_scan_rewind(kv_proto_scan_writer *w,
+                               const kv_proto_scan_writer *saved)
+{
+    w->b->len = saved->end;
+    w->end = saved->end;
+    w->count = saved->count;
+    w->items = saved->items;
+}
+
+/* A packer target of a few bytes on the stack (the SCAN result header). */
+typedef struct small_out {
+    uint8_t p[SCAN_RESERVE];
+    size_t len;
+} small_out;
+
+static int small_write(void *data, const char *src, size_t len)
+{
+    small_out *o = data;
+    if (len > sizeof o->p - o->len)
+        return -1;
+    memcpy(o->p + o->len, src, len);
+    o->len += len;
+    return 0;
 }
 
 int kv_proto_resp_scan_end(kv_proto_scan_writer *w, uint64_t next_cursor)
 {
     kv_proto_buf *b = w->b;
-    /* the fixed part follows the 4-byte header and the envelope */
-    uint8_t *p = b->data + w->start + KV_PROTO_HEADER_SIZE;
-    kv__rd r = {p, b->data + b->len};
+    /* the reserve is the last SCAN_RESERVE bytes before the entries */
+    size_t entries = w->start + KV_PROTO_HEADER_SIZE;
+    kv__rd r = {b->data + entries, b->data + b->len};
     size_t n;
     uint64_t skip;
     /* walk the envelope we wrote: array, id, status */
-    if (kv__rd_array(&r, &n) || kv__rd_uint(&r, &skip) ||
-        kv__rd_uint(&r, &skip)) {
+    if (kv__rd_array(&r, &n) || kv__rd_uint(&r, &skip) || kv__rd_uint(&r, &skip)) {
         b->len = w->start;
         return KV_INTERNAL;
     }
-    uint8_t *f = (uint8_t *)r.p;
-    for (int i = 0; i < 8; i++)
-        f[2 + i] = (uint8_t)(next_cursor >> (56 - 8 * i));
-    kv_proto_write_u32(f + 11, (uint32_t)(3 * w->count));
+    uint8_t *reserve = (uint8_t *)r.p;
+    small_out h = {.len = 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &h, small_write);
+    if (msgpack_pack_array(&pk, 2) || msgpack_pack_uint64(&pk, next_cursor) ||
+        msgpack_pack_array(&pk, w->items)) {
+        b->len = w->start;
+        return KV_INTERNAL;
+    }
+    memcpy(reserve, h.p, h.len);
+    uint8_t *first = reserve + SCAN_RESERVE;
+    size_t tail = (size_t)(b->data + b->len - first);
+    if (h.len < SCAN_RESERVE) {
+        memmove(reserve + h.len, first, tail);
+        b->len -= SCAN_RESERVE - h.len;
+    }
+    w->end = b->len;
     return kv__frame_end(b, w->start, KV_OK);
 }
 
@@ -335,4 +405,6 @@ void kv_proto_resp_scan_abort(kv_proto_scan_writer *w)
 {
     w->b->len = w->start;
     w->count = 0;
+    w->items = 0;
+    w->end = w->start;
 }

@@ -28,6 +28,13 @@
  * Closing: a fatal protocol error queues its error response, stops
  * reading, and once it is written shuts down our side and discards input
  * for a moment (so the peer gets the error, not a reset), then closes.
+ *
+ * Out of memory: no request runs unless the batch has room for its
+ * answer (REPLY_ROOM, more than any error or SET/MSET/DEL answer needs),
+ * so a request that ran is always answered. Out of memory reading a
+ * frame, or for that room, is a fatal error: [id, NO_MEMORY] (the id
+ * peeked from the frame's first bytes, else 0) after the answers before
+ * it; the request is not run.
  */
 #include "conn.h"
 
@@ -43,6 +50,7 @@
 
 #define LINGER_MS 1000
 #define TICK_MS 1000
+#define REPLY_ROOM 512 /* bytes of c->out free before a request runs */
 
 
 static void conn_update_reading(kvd_conn *c);
@@ -210,6 +218,33 @@ static void conn_fatal_error(kvd_conn *c, int status, const char *detail)
         kvd_conn_close(c);
 }
 
+/* Out of memory for the request whose frame starts at frame (have bytes
+ * of it arrived): queue [id, NO_MEMORY] as the last response. The caller
+ * flushes. */
+static void conn_out_of_memory(kvd_conn *c, const uint8_t *frame, size_t have)
+{
+    uint64_t id = 0;
+    if (have > KV_PROTO_HEADER_SIZE)
+        kv_proto_peek_id(frame + KV_PROTO_HEADER_SIZE, have - KV_PROTO_HEADER_SIZE, &id);
+    kvd_warn("%s: out of memory for a request, answering NO_MEMORY and closing", c->peer);
+    c->fatal = 1;
+    if (kvd_dispatch_last_error(c, id, KV_NO_MEMORY, "server out of memory; request not run") != 0)
+        kvd_warn("%s: cannot even queue the error: sending what is queued", c->peer);
+}
+
+/* The same from the read path: also drop the partial frame, stop reading
+ * and send. */
+static void conn_read_out_of_memory(kvd_conn *c, const uint8_t *frame, size_t have)
+{
+    conn_out_of_memory(c, frame, have);
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    conn_update_reading(c);
+    kvd__conn_flush(c);
+    kvd__conn_settle(c);
+}
+
 /* Pipelined GETs and SETs of different keys are independent: start the
  * cache misses of the next PREFETCH_BATCH keys together (kv_prefetch)
  * instead of meeting them one request at a time. Returns how many frames
@@ -255,11 +290,16 @@ static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
             conn_fatal_error(c, KV_PROTOCOL, "frame length 0");
             break;
         }
+        if (kv_proto_buf_reserve(&c->out, REPLY_ROOM) != KV_OK) {
+            conn_out_of_memory(c, data + off, boff + blen);
+            break;
+        }
         int rc = kvd_dispatch_frame(c, data + off + boff, blen, &clock);
         off += boff + blen;
         if (rc < 0) {
+            /* REPLY_ROOM makes this unreachable; still deliver the rest */
             kvd_warn("%s: out of memory answering a request, closing", c->peer);
-            kvd_conn_close(c);
+            c->fatal = 1;
             break;
         }
         if (rc > 0) {
@@ -406,8 +446,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             if (c->closing)
                 return;
             if (conn_in_append(c, c->w->scratch + used, (size_t)nread - used) != 0) {
-                kvd_warn("%s: out of memory buffering input, closing", c->peer);
-                kvd_conn_close(c);
+                conn_read_out_of_memory(c, c->w->scratch + used, (size_t)nread - used);
                 return;
             }
         } else {
@@ -432,9 +471,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         conn_end_input(c, 1);
         return;
     }
-    if (nread == UV_ENOBUFS)
-        kvd_warn("%s: out of memory reading, closing", c->peer);
-    else if (nread != UV_EOF)
+    if (nread == UV_ENOBUFS && !c->lingering) {
+        conn_read_out_of_memory(c, c->in, c->in_len);
+        return;
+    }
+    if (nread != UV_EOF)
         kvd_debug("%s: read failed: %s", c->peer, uv_strerror((int)nread));
     kvd_conn_close(c);
 }

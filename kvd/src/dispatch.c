@@ -19,6 +19,9 @@
 #include "log.h"
 #include "metrics.h"
 
+#define KVD_STR_(x) #x
+#define KVD_STR(x) KVD_STR_(x)
+
 #define AUTH_MAX_FAILURES 5
 #define SCAN_DEFAULT_LIMIT 100
 #define SCAN_MAX_LIMIT 10000
@@ -61,7 +64,9 @@ static int op_hello(kvd_conn *c, const kv_proto_request *r)
     uint64_t lo = r->min_version > KV_PROTO_MIN_VERSION ? r->min_version : KV_PROTO_MIN_VERSION;
     uint64_t hi = r->max_version < KV_PROTO_MAX_VERSION ? r->max_version : KV_PROTO_MAX_VERSION;
     if (lo > hi)
-        return reply_status(c, r->id, KV_UNSUPPORTED, "no common protocol version (kvd speaks 1..1)");
+        return reply_status(c, r->id, KV_UNSUPPORTED,
+                            "no common protocol version (kvd speaks " KVD_STR(KV_PROTO_MIN_VERSION)
+                            ".." KVD_STR(KV_PROTO_MAX_VERSION) ")");
     int rc = kv_proto_resp_hello(&c->out, r->id, hi, "kvd", KV_VERSION_STRING);
     if (rc != KV_OK)
         return reply_encode_failed(c, r->id, rc);
@@ -275,36 +280,70 @@ static int op_txn(kvd_conn *c, kv_store *st, const kv_proto_request *r)
     return rc == KV_OK ? KV_OK : reply_encode_failed(c, r->id, rc);
 }
 
+/* ---- SCAN: pages within the response limit ---------------------------------
+ * A page is built one cursor position at a time (kv_scan with limit 1),
+ * so it can stop BEFORE an entry that would take it over max_response:
+ * that entry's position becomes next_cursor and it opens the next page
+ * (kv_scan's own stop request resumes after the key, which would lose
+ * it). The first position of a page is always taken, so every page makes
+ * progress; it is over the limit only when that one entry alone is. One
+ * kv_scan call can pass several keys when their 64-bit hashes are equal
+ * (it never stops between them); such a group is taken or dropped whole,
+ * rewinding the writer. */
+
 typedef struct scan_ctx {
     kv_proto_scan_writer w;
     int rc;
-    size_t bytes;     /* about what the entries take in the frame */
-    size_t max_bytes; /* stop once over this                       */
+    bool keys_only;
+    bool take_all;    /* the page is empty: take this position whatever its size */
+    bool full;        /* an entry of this position did not fit */
+    size_t max_bytes; /* the page's body stays within this */
 } scan_ctx;
 
 static int scan_cb(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
                    uint64_t version)
 {
     scan_ctx *sc = ctx;
-    sc->rc = kv_proto_resp_scan_add(&sc->w, key, klen, val, vlen, version);
-    sc->bytes += klen + vlen + 32;
-    /* kv_scan resumes right after the key that stopped it: nothing is lost
-     * and every batch has at least one entry. */
-    return sc->rc != KV_OK || sc->bytes >= sc->max_bytes;
+    if (sc->rc != KV_OK || sc->full)
+        return 1;
+    size_t need = kv_proto_resp_scan_entry_size(klen, vlen, version, sc->keys_only);
+    if (!sc->take_all && kv_proto_resp_scan_size(&sc->w) + need > sc->max_bytes) {
+        sc->full = true;
+        return 1;
+    }
+    sc->rc = sc->keys_only ? kv_proto_resp_scan_add_key(&sc->w, key, klen, version)
+                           : kv_proto_resp_scan_add(&sc->w, key, klen, val, vlen, version);
+    return 0;
 }
 
 static int op_scan(kvd_conn *c, kv_store *st, const kv_proto_request *r)
 {
+    if (r->has_keys_only && c->proto_version < 2)
+        return reply_status(c, r->id, KV_PROTOCOL,
+                            "SCAN's keys_only needs protocol version 2 (HELLO first)");
     size_t limit = r->limit == 0 ? SCAN_DEFAULT_LIMIT
                    : r->limit > SCAN_MAX_LIMIT ? SCAN_MAX_LIMIT : (size_t)r->limit;
-    scan_ctx sc = {.rc = KV_OK, .max_bytes = c->w->server->max_response};
+    scan_ctx sc = {.rc = KV_OK, .keys_only = r->keys_only != 0,
+                   .max_bytes = c->w->server->max_response};
     int rc = kv_proto_resp_scan_begin(&c->out, r->id, &sc.w);
     if (rc != KV_OK)
         return reply_encode_failed(c, r->id, rc);
-    uint64_t next = 0;
-    rc = kv_scan(st, r->key.data, r->key.len, r->cursor, limit, scan_cb, &sc, &next);
-    if (rc == KV_OK)
-        rc = sc.rc;
+    uint64_t cursor = r->cursor, next = cursor;
+    while (sc.w.count < limit) {
+        kv_proto_scan_writer saved = sc.w;
+        sc.take_all = sc.w.count == 0;
+        rc = kv_scan(st, r->key.data, r->key.len, cursor, 1, scan_cb, &sc, &next);
+        if (rc != KV_OK || (rc = sc.rc) != KV_OK)
+            break;
+        if (sc.full) {
+            kv_proto_resp_scan_rewind(&sc.w, &saved);
+            next = cursor; /* this position opens the next page */
+            break;
+        }
+        if (next == 0)
+            break; /* the scan is complete */
+        cursor = next;
+    }
     if (rc == KV_OK)
         rc = kv_proto_resp_scan_end(&sc.w, next);
     if (rc == KV_OK)
@@ -403,11 +442,17 @@ static int op_snapshot(kvd_conn *c, kv_store *st, const kv_proto_request *r)
     return KV_OK;
 }
 
+/* op (-1: unknown or unreadable) is refused until AUTH succeeds. */
+static bool needs_auth(const kvd_conn *c, int op)
+{
+    return c->w->server->cfg->password && !c->authed && op != KV_PROTO_HELLO &&
+           op != KV_PROTO_PING && op != KV_PROTO_AUTH;
+}
+
 static int run_op(kvd_conn *c, const kv_proto_request *r, int *fatal)
 {
     kv_store *st = c->w->server->store;
-    if (c->w->server->cfg->password && !c->authed && r->op != KV_PROTO_HELLO &&
-        r->op != KV_PROTO_PING && r->op != KV_PROTO_AUTH)
+    if (needs_auth(c, r->op))
         return reply_status(c, r->id, KV_AUTH_REQUIRED, "authenticate with AUTH first");
     switch (r->op) {
     case KV_PROTO_HELLO: return op_hello(c, r);
@@ -433,13 +478,18 @@ static int writes(int op)
     return op == KV_PROTO_SET || op == KV_PROTO_MSET || op == KV_PROTO_DEL || op == KV_PROTO_TXN;
 }
 
-int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail)
+int kvd_dispatch_last_error(kvd_conn *c, uint64_t id, int status, const char *detail)
 {
     kvd_stats *s = &c->w->stats;
     kvd_stat_add(&s->errors, 1);
     if (status == KV_PROTOCOL || status == KV_FRAME_TOO_LARGE)
         kvd_stat_add(&s->protocol_errors, 1);
-    return kv_proto_resp_status(&c->out, 0, status, detail) == KV_OK ? 0 : -1;
+    return kv_proto_resp_status(&c->out, id, status, detail) == KV_OK ? 0 : -1;
+}
+
+int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail)
+{
+    return kvd_dispatch_last_error(c, 0, status, detail);
 }
 
 int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *clock)
@@ -462,6 +512,13 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *c
             return 1;
         }
         kvd_stat_add(&s->errors, 1);
+        if (req.op >= 0)
+            kvd_stat_add(&s->op_errors[req.op], 1);
+        /* Before AUTH only HELLO, PING and AUTH are looked at: anything
+         * else is told to authenticate, however malformed. */
+        if (needs_auth(c, req.op))
+            return reply_status(c, req.id, KV_AUTH_REQUIRED, "authenticate with AUTH first") < 0
+                       ? -1 : 0;
         if (rc == KV_PROTOCOL)
             kvd_stat_add(&s->protocol_errors, 1);
         return reply_status(c, req.id, rc, req.error ? req.error : kv_strerror(rc)) < 0 ? -1 : 0;
@@ -472,8 +529,10 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *c
         return -1;
     if (c->w->server->durable && writes(req.op))
         c->batch_rev = kv_revision(c->w->server->store);
-    if (is_failure(status))
+    if (is_failure(status)) {
         kvd_stat_add(&s->errors, 1);
+        kvd_stat_add(&s->op_errors[req.op], 1);
+    }
     kvd_stat_add(&s->requests[req.op], 1);
     uint64_t now = uv_hrtime();
     kvd_stats_record(s, req.op, now - *clock);

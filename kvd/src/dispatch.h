@@ -27,5 +27,9 @@ int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail);
  * against the peer's address and *fatal is set after repeated failures
  * on this connection. Returns the status, or -1 when out of memory. */
 int kvd_dispatch_auth_check(kvd_conn *c, uint64_t id, const void *secret, size_t len, int *fatal);
+/* Queues [id, status, detail] for a request that will not be run (id 0
+ * when it is not known), the last response of the connection. Returns 0
+ * or -1. */
+int kvd_dispatch_last_error(kvd_conn *c, uint64_t id, int status, const char *detail);
 
 #endif /* KVD_DISPATCH_H */

@@ -16,7 +16,7 @@ static const char *const op_names[KV_PROTO_OP_COUNT] = {
 };
 
 #define NSERVER 20 /* flat server entries */
-#define NMAPS 4    /* requests_by_op and three latency maps */
+#define NMAPS 5    /* requests_by_op, errors_by_op and three latency maps */
 
 static kv_proto_metric uint_metric(const char *name, uint64_t v)
 {
@@ -26,7 +26,8 @@ static kv_proto_metric uint_metric(const char *name, uint64_t v)
 
 int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_metrics *store)
 {
-    uint64_t sums[16] = {0}, reqs[KV_PROTO_OP_COUNT] = {0}, total = 0;
+    uint64_t sums[16] = {0}, reqs[KV_PROTO_OP_COUNT] = {0}, errs[KV_PROTO_OP_COUNT] = {0};
+    uint64_t total = 0;
     kvd_hist *hist = calloc(KV_PROTO_OP_COUNT, sizeof *hist);
     if (!hist)
         return KV_NO_MEMORY;
@@ -47,12 +48,13 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
             uint64_t n = kvd_stat_get(&st->requests[op]);
             reqs[op] += n;
             total += n;
+            errs[op] += kvd_stat_get(&st->op_errors[op]);
             kvd_hist_merge(&hist[op], st, op);
         }
     }
 
     kv_proto_metric items[NSERVER + NMAPS];
-    kv_proto_metric by_op[KV_PROTO_OP_COUNT];
+    kv_proto_metric by_op[KV_PROTO_OP_COUNT], errs_by_op[KV_PROTO_OP_COUNT];
     kv_proto_metric lat[3][KV_PROTO_OP_COUNT];
     size_t n = 0, nlat = 0;
     items[n++] = uint_metric("uptime_s", (uv_hrtime() - s->start_ns) / 1000000000u);
@@ -82,6 +84,7 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
     static const double qs[3] = {0.50, 0.99, 0.999};
     for (int op = 0; op < KV_PROTO_OP_COUNT; op++) {
         by_op[op] = uint_metric(op_names[op], reqs[op]);
+        errs_by_op[op] = uint_metric(op_names[op], errs[op]);
         if (hist[op].count == 0)
             continue;
         for (int q = 0; q < 3; q++) {
@@ -95,15 +98,16 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
         nlat++;
     }
     free(hist);
-    static const char *const map_names[NMAPS] = {"requests_by_op", "latency_p50_us",
-                                                 "latency_p99_us", "latency_p999_us"};
+    static const char *const map_names[NMAPS] = {"requests_by_op", "errors_by_op",
+                                                 "latency_p50_us", "latency_p99_us",
+                                                 "latency_p999_us"};
     for (int i = 0; i < NMAPS; i++) {
         items[n].name = map_names[i];
         items[n].kind = KV_PROTO_METRIC_MAP;
         items[n].u = 0;
         items[n].d = 0;
-        items[n].children = i == 0 ? by_op : lat[i - 1];
-        items[n].nchildren = i == 0 ? KV_PROTO_OP_COUNT : nlat;
+        items[n].children = i == 0 ? by_op : i == 1 ? errs_by_op : lat[i - 2];
+        items[n].nchildren = i <= 1 ? KV_PROTO_OP_COUNT : nlat;
         n++;
     }
     return kv_proto_resp_metrics(out, id, store, items, n);

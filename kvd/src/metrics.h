@@ -14,6 +14,8 @@
  *   bytes_in, bytes_out, write_batches (writes: pipelined
  *   responses share one), requests (total), errors, protocol_errors,
  *   requests_by_op   {op: count}
+ *   errors_by_op     {op: failure responses} (of "errors", those whose
+ *                    request had a readable, known op)
  *   latency_p50_us   {op: microseconds}   (ops with at least one request)
  *   latency_p99_us   {op: microseconds}
  *   latency_p999_us  {op: microseconds}

@@ -24,6 +24,8 @@
 typedef struct kvd_stats {
     _Atomic uint64_t requests[KV_PROTO_OP_COUNT];
     _Atomic uint64_t errors;          /* responses with a failure status */
+    _Atomic uint64_t op_errors[KV_PROTO_OP_COUNT]; /* the same, by op when
+                                         the op was readable            */
     _Atomic uint64_t protocol_errors; /* malformed frames                */
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;

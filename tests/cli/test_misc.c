@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -80,6 +81,42 @@ Test(misc, scan_prefix_limit_values_json)
     cli_result_free(&r);
 }
 
+/* The audit's repro: values adding up to more than the 64 MiB + 64 KiB
+ * frame limit. `kvcli scan` lists keys only (no values fetched), and
+ * `--values` gets pages that each fit the limit; before, both exited 4
+ * with "response frame of ... bytes exceeds the limit". */
+Test(misc, scan_values_over_the_frame_limit, .timeout = 240)
+{
+    enum { N = 17 };
+    size_t vlen = (size_t)4 << 20; /* 17 x 4 MiB = 68 MiB */
+    char *val = malloc(vlen);
+    cr_assert_not_null(val);
+    memset(val, 'a', vlen);
+    char path[128];
+    snprintf(path, sizeof path, "%s/4m.bin", srv.dir);
+    cli_write_file(path, val, vlen);
+    free(val);
+    for (int i = 0; i < N; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "big:%d", i);
+        cli_result r = CLI(&srv, "set", key, "--file", path);
+        cr_assert_eq(r.rc, 0, "err %s", r.err);
+        cli_result_free(&r);
+    }
+
+    cli_result r = CLI(&srv, "scan", "big:");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cr_assert_eq(count_lines(r.out), N, "out: %s", r.out);
+    cr_assert_not_null(strstr(r.out, "big:16\n"));
+    cli_result_free(&r);
+
+    r = CLI(&srv, "scan", "big:", "--values");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cr_assert_eq(count_lines(r.out), N);
+    cr_assert_eq(r.outlen, N * (vlen + 2) + 10 * 6 + 7 * 7, "every value whole");
+    cli_result_free(&r);
+}
+
 Test(misc, metrics_text_and_json)
 {
     cli_result r = CLI(&srv, "set", "m", "12345");
@@ -135,7 +172,8 @@ Test(misc, ping_and_version)
     cr_assert(json_is_string(json_object_get(j, "client")));
     json_t *s = json_object_get(j, "server");
     cr_assert_str_eq(json_string_value(json_object_get(s, "name")), "kvd");
-    cr_assert_eq(json_integer_value(json_object_get(s, "protocol")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(s, "protocol")), 2,
+                 "the version negotiated with kvd (1..2)");
     json_decref(j);
     cli_result_free(&r);
 

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -24,6 +25,18 @@
 #include <unistd.h>
 
 kvd_proc g_kvd;
+static size_t g_rlimit_as;
+
+void kvd_limit_address_space(size_t bytes)
+{
+    g_rlimit_as = bytes;
+}
+
+int kvd_under_a_tool(void)
+{
+    const char *wrap = getenv("KVD_WRAPPER");
+    return (wrap && *wrap) || KVD_SANITIZE[0] != '\0';
+}
 
 static long now_ms(void)
 {
@@ -59,6 +72,7 @@ void harness_setup(void)
 {
     signal(SIGPIPE, SIG_IGN);
     memset(&g_kvd, 0, sizeof g_kvd);
+    g_rlimit_as = 0;
 }
 
 void harness_teardown(void)
@@ -138,6 +152,11 @@ void kvd_startv(const char *const *args)
             dup2(fd, STDERR_FILENO);
             dup2(fd, STDOUT_FILENO);
             close(fd);
+        }
+        if (g_rlimit_as) {
+            struct rlimit rl = {g_rlimit_as, g_rlimit_as};
+            if (setrlimit(RLIMIT_AS, &rl) != 0)
+                _exit(126);
         }
         execvp(argv[0], (char *const *)argv);
         _exit(127);

@@ -35,6 +35,14 @@ extern kvd_proc g_kvd;
 void kvd_start(const char *arg, ...);
 void kvd_startv(const char *const *args);
 
+/* The next kvd_start() runs kvd with this address-space limit
+ * (RLIMIT_AS, bytes; 0 = none), so a large allocation inside kvd fails.
+ * Reset by harness_setup(). Meaningless under a sanitizer or valgrind,
+ * which reserve huge address ranges: see kvd_under_a_tool(). */
+void kvd_limit_address_space(size_t bytes);
+/* 1 when kvd runs under valgrind (KVD_WRAPPER) or a sanitizer build. */
+int kvd_under_a_tool(void);
+
 /* SIGTERM, wait (bounded); returns the exit status (-1 on timeout/kill,
  * 128+sig when killed by a signal). */
 int kvd_stop_status(void);

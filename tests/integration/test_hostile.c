@@ -136,6 +136,8 @@ Test(hostile, every_kind_of_bad_input)
     static const uint8_t empty_key[] = {0x94, 0x05, 0x07, 0xc4, 0x00, 0xc4, 0x01, 'v'};
     static const uint8_t bad_cmp[] = {0x95, 0x08, 0x07, 0x91, 0x92, 0x09, 0xa1, 'k', 0x90, 0x90};
     static const uint8_t nested[] = {0x93, 0x04, 0x07, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0xa1, 'k'};
+    /* an op nested 6 levels deep (deeper than any valid value), then id 7 */
+    static const uint8_t deep_op[] = {0x92, 0x91, 0x91, 0x91, 0x91, 0x91, 0x90, 0x07};
     const struct {
         const uint8_t *b;
         size_t n;
@@ -152,6 +154,7 @@ Test(hostile, every_kind_of_bad_input)
         {empty_key, sizeof empty_key, KV_KEY_EMPTY, "empty key"},
         {bad_cmp, sizeof bad_cmp, KV_INVALID_ARGUMENT, "compare kind 9"},
         {nested, sizeof nested, KV_PROTOCOL, "deep nesting"},
+        {deep_op, sizeof deep_op, KV_PROTOCOL, "op nested 6 deep: [id, 30], kept"},
     };
     fd = conn();
     for (size_t i = 0; i < sizeof soft / sizeof soft[0]; i++) {
@@ -252,5 +255,53 @@ Test(hostile, every_kind_of_bad_input)
     cr_assert_eq(rev1, rev0, "store revision unchanged");
     cr_assert_eq(keys1, keys0);
     cr_assert_gt(metric_u(NULL, "protocol_errors"), 10);
+    kvd_stop();
+}
+
+/* Before AUTH, a request other than HELLO, PING and AUTH whose id is
+ * readable gets 32 AUTH_REQUIRED first, however malformed (an unknown op,
+ * an op of the wrong type or nested too deep, bad arguments); HELLO, PING
+ * and AUTH are validated as usual. The connection stays open. */
+Test(hostile, auth_required_comes_before_validation)
+{
+    kvd_start("--password", "pw", NULL);
+    int fd = conn();
+    static const uint8_t get_int_key[] = {0x93, 0x03, 0x05, 0x7b};     /* [3, 5, 123] */
+    static const uint8_t unknown[] = {0x92, 0x63, 0x06};               /* [99, 6] */
+    static const uint8_t op_str[] = {0x92, 0xa1, 'x', 0x08};           /* ["x", 8] */
+    static const uint8_t set_missing[] = {0x93, 0x05, 0x09, 0xa1, 'k'}; /* [5, 9, "k"] */
+    static const uint8_t deep_op[] = {0x92, 0x91, 0x91, 0x91, 0x91, 0x91, 0x90, 0x0c};
+    static const uint8_t ping_int[] = {0x93, 0x01, 0x0a, 0x05};        /* [1, 10, 5] */
+    static const uint8_t auth_none[] = {0x92, 0x02, 0x0b};             /* [2, 11] */
+    const struct {
+        const uint8_t *b;
+        size_t n;
+        uint64_t id;
+        int status;
+        const char *what;
+    } cases[] = {
+        {get_int_key, sizeof get_int_key, 5, KV_AUTH_REQUIRED, "GET with an int key"},
+        {unknown, sizeof unknown, 6, KV_AUTH_REQUIRED, "unknown op"},
+        {op_str, sizeof op_str, 8, KV_AUTH_REQUIRED, "string op"},
+        {set_missing, sizeof set_missing, 9, KV_AUTH_REQUIRED, "SET without a value"},
+        {deep_op, sizeof deep_op, 12, KV_AUTH_REQUIRED, "op nested 6 deep"},
+        {ping_int, sizeof ping_int, 10, KV_PROTOCOL, "PING is validated"},
+        {auth_none, sizeof auth_none, 11, KV_PROTOCOL, "AUTH is validated"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        send_body(fd, cases[i].b, cases[i].n);
+        expect(fd, cases[i].id, cases[i].status, 0, cases[i].what);
+    }
+    kv_proto_buf b = {0};
+    kv_proto_request a = {.op = KV_PROTO_AUTH, .id = 13, .secret = {"pw", 2}};
+    enc(&b, &a);
+    cr_assert_eq(raw_send(fd, b.data, b.len), 0);
+    kv_proto_buf_free(&b);
+    uint64_t id;
+    cr_assert_eq(raw_recv_status(fd, KV_PROTO_AUTH, &id), KV_OK);
+    /* authenticated: validation errors as usual */
+    send_body(fd, get_int_key, sizeof get_int_key);
+    expect(fd, 5, KV_PROTOCOL, 0, "GET with an int key after AUTH");
+    close(fd);
     kvd_stop();
 }

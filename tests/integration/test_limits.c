@@ -554,3 +554,139 @@ Test(limits, client_memory_is_bounded_server_wide)
     kv_client_close(c);
     kvd_stop();
 }
+
+/* Every SCAN page fits the response limit, with or without values: with
+ * --max-frame-size 1m --max-value-size 512k and 500 KiB values a page
+ * holds at most two, stopping BEFORE the entry that would not fit; that
+ * entry opens the next page (none is lost or repeated). */
+Test(limits, scan_pages_fit_the_frame_limit)
+{
+    kvd_start("--max-frame-size", "1m", "--max-value-size", "512k", NULL);
+    kv_client *c = NULL;
+    cr_assert_eq(open_client(NULL, &c), KV_OK);
+    size_t vlen = 500 * 1024;
+    char *val = malloc(vlen);
+    cr_assert_not_null(val);
+    memset(val, 'v', vlen);
+    char k[16];
+    enum { N = 7 };
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(k, sizeof k, "big%d", i);
+        cr_assert_eq(kv_client_set(c, k, (size_t)n, val, vlen, NULL), KV_OK);
+    }
+    cr_assert_eq(kv_client_set(c, "small", 5, "s", 1, NULL), KV_OK);
+    free(val);
+    kv_client_close(c);
+
+    int fd = raw_connect(g_kvd.port, TEST_IO_TIMEOUT_MS);
+    cr_assert_geq(fd, 0);
+    kv_proto_buf b = {0};
+    kv_proto_request h = {.op = KV_PROTO_HELLO, .id = 1, .min_version = 1, .max_version = 2};
+    enc(&b, &h);
+    cr_assert_eq(raw_send(fd, b.data, b.len), 0);
+    cr_assert_eq(raw_recv_status(fd, KV_PROTO_HELLO, NULL), KV_OK);
+    for (int keys_only = 0; keys_only <= 1; keys_only++) {
+        int seen[N] = {0}, small = 0, pages = 0;
+        uint64_t cursor = 0;
+        do {
+            kv_proto_buf_reset(&b);
+            kv_proto_request q = {.op = KV_PROTO_SCAN, .id = 2, .cursor = cursor,
+                                  .limit = 1000, .keys_only = keys_only};
+            enc(&b, &q);
+            cr_assert_eq(raw_send(fd, b.data, b.len), 0);
+            uint8_t *body = NULL;
+            long n = raw_recv_frame(fd, &body);
+            cr_assert_gt(n, 0);
+            cr_assert_leq(n, 1024 * 1024, "page of %ld bytes exceeds the 1 MiB limit", n);
+            kv_proto_response r;
+            cr_assert_eq(kv_proto_response_decode_ex(body, (size_t)n, KV_PROTO_SCAN,
+                                                     keys_only ? KV_PROTO_RESULT_KEYS_ONLY : 0,
+                                                     NULL, &r),
+                         KV_OK);
+            cr_assert_eq(r.status, KV_OK);
+            cr_assert(r.nentries > 0 || r.cursor == 0, "a page before the end has an entry");
+            for (size_t i = 0; i < r.nentries; i++) {
+                const kv_proto_entry *e = &r.entries[i];
+                if (e->key.len == 5 && memcmp(e->key.data, "small", 5) == 0) {
+                    small++;
+                    continue;
+                }
+                cr_assert_eq(e->key.len, 4);
+                int j = ((const char *)e->key.data)[3] - '0';
+                cr_assert(j >= 0 && j < N);
+                seen[j]++;
+                cr_assert_eq(e->vlen, keys_only ? 0 : vlen);
+            }
+            cursor = r.cursor;
+            kv_proto_response_free(&r);
+            free(body);
+            cr_assert_lt(++pages, 100);
+        } while (cursor != 0);
+        for (int j = 0; j < N; j++)
+            cr_assert_eq(seen[j], 1, "big%d returned %d times (keys_only %d)", j, seen[j],
+                         keys_only);
+        cr_assert_eq(small, 1);
+        if (keys_only)
+            cr_assert_eq(pages, 1, "keys fit one page");
+        else
+            cr_assert_geq(pages, (N + 1) / 2, "at most two 500 KiB values per 1 MiB page");
+    }
+    kv_proto_buf_free(&b);
+    close(fd);
+    kvd_stop();
+}
+
+/* Out of memory while reading a frame: kvd answers [id, 20 NO_MEMORY]
+ * with the id read from the frame's first bytes, after the answers to
+ * the requests before it (a pipelined DEL's answer is not lost), then
+ * closes; the request is not run, other connections are unaffected. kvd
+ * runs with a 256 MiB address space and the frame declares 512 MiB. */
+Test(limits, out_of_memory_reading_a_frame_answers_no_memory)
+{
+    if (kvd_under_a_tool())
+        cr_skip_test("an address-space limit does not work under sanitizers or valgrind");
+    kvd_limit_address_space((size_t)256 << 20);
+    kvd_start("--max-frame-size", "1g", "--max-value-size", "1g", NULL);
+    kv_client *c = NULL;
+    cr_assert_eq(open_client(NULL, &c), KV_OK);
+    cr_assert_eq(kv_client_set(c, "d", 1, "x", 1, NULL), KV_OK);
+
+    int fd = raw_connect(g_kvd.port, TEST_IO_TIMEOUT_MS);
+    cr_assert_geq(fd, 0);
+    kv_proto_buf b = {0};
+    kv_key dk = {"d", 1};
+    kv_proto_request del = {.op = KV_PROTO_DEL, .id = 76, .keys = &dk, .nkeys = 1};
+    enc(&b, &del);
+    /* SET "big" of 512 MiB: [5, 77, "big", bin32 ...], only its start sent */
+    size_t vlen = (size_t)512 << 20;
+    uint8_t head[] = {0, 0, 0, 0, 0x94, 0x05, 0x4d, 0xa3, 'b', 'i', 'g', 0xc6,
+                      (uint8_t)(vlen >> 24), (uint8_t)(vlen >> 16), (uint8_t)(vlen >> 8),
+                      (uint8_t)vlen};
+    kv_proto_write_u32(head, (uint32_t)(sizeof head - 4 + vlen));
+    cr_assert_eq(kv_proto_buf_reserve(&b, sizeof head + 4096), KV_OK);
+    memcpy(b.data + b.len, head, sizeof head);
+    b.len += sizeof head;
+    memset(b.data + b.len, 'v', 4096);
+    b.len += 4096;
+    cr_assert_eq(raw_send(fd, b.data, b.len), 0);
+    /* more of the body, as a client would keep sending (kvd may be gone) */
+    char more[65536];
+    memset(more, 'v', sizeof more);
+    (void)send(fd, more, sizeof more, MSG_NOSIGNAL);
+
+    uint64_t id = 0;
+    cr_assert_eq(raw_recv_status(fd, KV_PROTO_DEL, &id), KV_OK, "the DEL is answered");
+    cr_assert_eq(id, 76);
+    cr_assert_eq(raw_recv_status(fd, KV_PROTO_SET, &id), KV_NO_MEMORY,
+                 "an error frame, not a reset");
+    cr_assert_eq(id, 77, "with the request's id");
+    cr_assert(raw_wait_closed(fd, TEST_IO_TIMEOUT_MS), "then kvd closes");
+    close(fd);
+    kv_proto_buf_free(&b);
+
+    kv_value v;
+    cr_assert_eq(kv_client_get(c, "big", 3, &v), KV_NOT_FOUND, "the SET did not run");
+    cr_assert_eq(kv_client_get(c, "d", 1, &v), KV_NOT_FOUND, "the DEL ran");
+    kv_client_close(c);
+    kvd_stop();
+}

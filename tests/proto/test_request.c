@@ -195,6 +195,39 @@ Test(request, scan)
     free(body);
 }
 
+/* Version 2: SCAN's optional keys_only boolean. */
+Test(request, scan_keys_only)
+{
+    kv_proto_request q = {.op = KV_PROTO_SCAN, .id = 41, .key = {"p", 1},
+                          .cursor = 9, .limit = 5, .keys_only = 1};
+    kv_proto_request d;
+    uint8_t *body = pt_roundtrip_req(&q, &d);
+    cr_expect_eq(d.keys_only, 1);
+    cr_expect_eq(d.has_keys_only, 1);
+    cr_expect_eq(d.cursor, 9);
+    free(body);
+
+    q.keys_only = 0; /* left out: the version 1 shape */
+    body = pt_roundtrip_req(&q, &d);
+    cr_expect_eq(d.keys_only, 0);
+    cr_expect_eq(d.has_keys_only, 0);
+    free(body);
+
+    /* [9, 42, "p", 0, 0, false] */
+    const uint8_t no[] = {0x96, 0x09, 0x2a, 0xa1, 'p', 0x00, 0x00, 0xc2};
+    cr_expect_eq(pt_decode_bytes_req(no, sizeof no, &d), KV_OK);
+    cr_expect_eq(d.has_keys_only, 1);
+    cr_expect_eq(d.keys_only, 0);
+    /* keys_only must be a boolean; the id was read */
+    const uint8_t bad[] = {0x96, 0x09, 0x2a, 0xa1, 'p', 0x00, 0x00, 0x01};
+    cr_expect_eq(pt_decode_bytes_req(bad, sizeof bad, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 1);
+    cr_expect_eq(d.id, 42);
+    /* at most 4 arguments */
+    const uint8_t many[] = {0x97, 0x09, 0x2a, 0xa1, 'p', 0x00, 0x00, 0xc3, 0xc3};
+    cr_expect_eq(pt_decode_bytes_req(many, sizeof many, &d), KV_PROTOCOL);
+}
+
 Test(request, str_and_bin_keys_both_accepted)
 {
     pt_raw r;
@@ -398,19 +431,36 @@ Test(request, oversized_counts_are_rejected_before_allocating)
     cr_expect_eq(d.has_id, 0);
 }
 
-Test(request, nesting_depth_is_bounded)
+/* An op nested deeper than any valid value is skipped without recursion
+ * (a million levels here), so the id after it is still read: [id, 30]
+ * and the connection stays, as docs/protocol.md section 6 says. */
+Test(request, deep_op_still_gives_the_id)
 {
-    /* [ [[[[[[[[...]]]]]]]], 1 ]: an op nested 5000 deep */
-    enum { DEPTH = 5000 };
+    /* [ [[[[[[[[...]]]]]]]], 7 ] */
+    enum { DEPTH = 1000000 };
     uint8_t *p = malloc(DEPTH + 3);
+    cr_assert_not_null(p);
     p[0] = 0x92;
     for (int i = 1; i <= DEPTH; i++)
         p[i] = 0x91;
     p[DEPTH + 1] = 0x90;
-    p[DEPTH + 2] = 0x01;
+    p[DEPTH + 2] = 0x07;
     kv_proto_request d;
     cr_expect_eq(pt_decode_bytes_req(p, DEPTH + 3, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 1);
+    cr_expect_eq(d.id, 7);
+    uint64_t id = 0;
+    cr_expect_eq(kv_proto_peek_id(p, DEPTH + 3, &id), 1);
+    cr_expect_eq(id, 7);
+    /* truncated inside the nesting: no id */
+    cr_expect_eq(pt_decode_bytes_req(p, DEPTH, &d), KV_PROTOCOL);
     cr_expect_eq(d.has_id, 0);
+    cr_expect_eq(kv_proto_peek_id(p, DEPTH, &id), 0);
+    /* a map of arrays as the op, then the id */
+    const uint8_t m[] = {0x92, 0x81, 0x91, 0x91, 0x91, 0x91, 0x91, 0x90, 0xc0, 0x09};
+    cr_expect_eq(pt_decode_bytes_req(m, sizeof m, &d), KV_PROTOCOL);
+    cr_expect_eq(d.has_id, 1);
+    cr_expect_eq(d.id, 9);
     free(p);
 }
 

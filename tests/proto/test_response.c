@@ -286,6 +286,116 @@ Test(response, scan_streamed)
     kv_proto_buf_free(&b);
 }
 
+/* SCAN's cursor and entry count are written in their shortest form
+ * (docs/protocol.md section 3), not as a fixed 9-byte int and 32-bit
+ * array. */
+Test(response, scan_shortest_encoding)
+{
+    kv_proto_buf b = {0};
+    kv_proto_scan_writer w;
+    const uint8_t *body;
+    size_t len;
+
+    cr_assert_eq(kv_proto_resp_scan_begin(&b, 7, &w), KV_OK);
+    cr_assert_eq(kv_proto_resp_scan_end(&w, 0), KV_OK);
+    pt_body(&b, &body, &len);
+    const uint8_t empty[] = {0x93, 0x07, 0x00, 0x92, 0x00, 0x90};
+    cr_assert_eq(len, sizeof empty);
+    cr_expect_eq(memcmp(body, empty, len), 0);
+    cr_expect_eq(b.len, KV_PROTO_HEADER_SIZE + len, "no gap left behind");
+
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_scan_begin(&b, 8, &w), KV_OK);
+    cr_assert_eq(kv_proto_resp_scan_add(&w, "k", 1, "v", 1, 5), KV_OK);
+    cr_assert_eq(kv_proto_resp_scan_end(&w, 300), KV_OK);
+    pt_body(&b, &body, &len);
+    const uint8_t one[] = {0x93, 0x08, 0x00, 0x92, 0xcd, 0x01, 0x2c, 0x93,
+                           0xc4, 0x01, 'k', 0xc4, 0x01, 'v', 0x05};
+    cr_assert_eq(len, sizeof one);
+    cr_expect_eq(memcmp(body, one, len), 0);
+
+    /* 6 entries: 18 elements, array 16 */
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_scan_begin(&b, 9, &w), KV_OK);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(kv_proto_resp_scan_add(&w, "k", 1, "v", 1, 1), KV_OK);
+    cr_assert_eq(kv_proto_resp_scan_end(&w, 1ull << 40), KV_OK);
+    pt_body(&b, &body, &len);
+    cr_expect_eq(body[3], 0x92);
+    cr_expect_eq(body[4], 0xcf, "a cursor over 2^32 needs 8 bytes");
+    cr_expect_eq(body[13], 0xdc, "18 elements: array 16");
+    cr_expect_eq(body[14], 0x00);
+    cr_expect_eq(body[15], 18);
+    cr_expect_eq(len, 16 + 6 * 7);
+    kv_proto_buf_free(&b);
+}
+
+/* keys_only pages: [cursor, [k, version, ...]], decoded with
+ * KV_PROTO_RESULT_KEYS_ONLY; scan_size and entry_size bound the frame. */
+Test(response, scan_keys_only_sizes_and_rewind)
+{
+    kv_proto_buf b = {0};
+    kv_proto_scan_writer w;
+    kv_proto_response r;
+    uint8_t *copy;
+
+    cr_assert_eq(kv_proto_resp_scan_begin(&b, 30, &w), KV_OK);
+    size_t big = 70000;
+    char *key = calloc(1, big);
+    cr_assert_not_null(key);
+    const size_t klens[] = {1, 200, 300, 70000};
+    const uint64_t vers[] = {1, 200, 70000, 1ull << 33};
+    for (int i = 0; i < 4; i++) {
+        size_t before = b.len;
+        cr_assert_eq(kv_proto_resp_scan_add_key(&w, key, klens[i], vers[i]), KV_OK);
+        cr_expect_eq(b.len - before,
+                     kv_proto_resp_scan_entry_size(klens[i], 12345, vers[i], 1),
+                     "entry %d: size is exact", i);
+    }
+    kv_proto_scan_writer saved = w;
+    cr_assert_eq(kv_proto_resp_scan_add_key(&w, "x", 1, 1), KV_OK);
+    cr_assert_eq(w.count, 5);
+    kv_proto_resp_scan_rewind(&w, &saved);
+    cr_assert_eq(w.count, 4);
+    size_t bound = kv_proto_resp_scan_size(&w);
+    cr_assert_eq(kv_proto_resp_scan_end(&w, 77), KV_OK);
+    const uint8_t *body;
+    size_t len;
+    pt_body(&b, &body, &len);
+    cr_expect_leq(len, bound, "scan_size is an upper bound of the body");
+
+    cr_assert_eq(kv_proto_response_decode_ex(body, len, KV_PROTO_SCAN,
+                                             KV_PROTO_RESULT_KEYS_ONLY, NULL, &r),
+                 KV_OK, "%s", r.error ? r.error : "");
+    cr_expect_eq(r.cursor, 77);
+    cr_assert_eq(r.nentries, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_expect_eq(r.entries[i].key.len, klens[i]);
+        cr_expect_null(r.entries[i].val);
+        cr_expect_eq(r.entries[i].vlen, 0);
+        cr_expect_eq(r.entries[i].version, vers[i]);
+    }
+    kv_proto_response_free(&r);
+    /* the same page is not a valid page with values */
+    cr_expect_eq(kv_proto_response_decode(body, len, KV_PROTO_SCAN, NULL, &r),
+                 KV_PROTOCOL);
+
+    /* with values: entry_size is exact too */
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_scan_begin(&b, 31, &w), KV_OK);
+    size_t before = b.len;
+    cr_assert_eq(kv_proto_resp_scan_add(&w, "k", 1, key, 300, 9), KV_OK);
+    cr_expect_eq(b.len - before, kv_proto_resp_scan_entry_size(1, 300, 9, 0));
+    cr_assert_eq(kv_proto_resp_scan_end(&w, 0), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_SCAN, &copy, &r), KV_OK);
+    cr_assert_eq(r.nentries, 1);
+    cr_expect_eq(r.entries[0].vlen, 300);
+    kv_proto_response_free(&r);
+    free(copy);
+    free(key);
+    kv_proto_buf_free(&b);
+}
+
 Test(response, metrics)
 {
     kv_metrics m = {0};

@@ -206,6 +206,19 @@ KV_CLIENT_API int kv_client_scan(kv_client *c, const void *prefix,
                                  size_t plen, uint64_t cursor, size_t limit,
                                  kv_scan_fn fn, void *ctx, uint64_t *next);
 
+/* Flags of kv_client_scan_ex(). */
+#define KV_CLIENT_SCAN_KEYS_ONLY 1u /* leave values out: fn gets val NULL,
+                                       vlen 0 (and the version)          */
+
+/* As kv_client_scan(), with flags. KV_CLIENT_SCAN_KEYS_ONLY asks the server
+ * for keys and versions only (protocol version 2), so listing keys does
+ * not carry the values; with a server that speaks only version 1 it sends
+ * a plain SCAN and hides the values. Unknown flags: KV_INVALID_ARGUMENT. */
+KV_CLIENT_API int kv_client_scan_ex(kv_client *c, const void *prefix,
+                                    size_t plen, uint64_t cursor,
+                                    size_t limit, unsigned flags,
+                                    kv_scan_fn fn, void *ctx, uint64_t *next);
+
 /* Metrics: the store's (kv_metrics field names) and the server's. */
 typedef enum kv_client_metric_kind {
     KV_CLIENT_METRIC_UINT = 0,

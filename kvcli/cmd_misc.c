@@ -147,6 +147,39 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------- snapshot */
+
+int kvcli_cmd_snapshot(kvcli_session *s, int argc, char **argv)
+{
+    kvcli_args a;
+    int rc = kvcli_args_parse(argc, argv, NULL, 0, &s->cfg, &a);
+    if (rc != 0)
+        return rc;
+    if (kvcli_maybe_help(s, "snapshot"))
+        goto out;
+    if (a.npos != 0) {
+        rc = kvcli_usage_err("snapshot takes no arguments");
+        goto out;
+    }
+    kv_client *c = kvcli_connect(s, &rc);
+    if (c == NULL)
+        goto out;
+    uint64_t rev = 0;
+    int st = kv_client_snapshot(c, &rev);
+    char file[64];
+    snprintf(file, sizeof file, "snap-%016llx.kvs", (unsigned long long)rev);
+    if (st != KV_OK)
+        rc = kvcli_fail(s, st, "snapshot");
+    else if (s->cfg.json)
+        kvcli_json_print(json_pack("{s:I,s:s}", "revision", (json_int_t)rev, "file", file));
+    else
+        printf("OK snapshot at revision %llu (%s in the data directory)\n",
+               (unsigned long long)rev, file);
+out:
+    kvcli_args_free(&a);
+    return rc;
+}
+
 /* -------------------------------------------------------------- version */
 
 int kvcli_cmd_version(kvcli_session *s, int argc, char **argv)

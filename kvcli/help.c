@@ -165,6 +165,16 @@ static const char metrics_help[] =
     "server's own metrics.\n"
     "JSON: the server's map as is, e.g. {\"keys\":12,\"gets\":40,...}\n";
 
+static const char snapshot_help[] =
+    "Usage: kvcli snapshot\n"
+    "\n"
+    "Asks kvd to take a snapshot of its store now (kvd must run with\n"
+    "--data-dir). Waits until the snapshot file is complete and prints the\n"
+    "revision it ends at and its file name in kvd's data directory. The file\n"
+    "is a self-contained, consistent copy of the store: copy it elsewhere as\n"
+    "a backup, and restore it with 'kv-check --restore FILE DIR'.\n"
+    "JSON: {\"revision\":N,\"file\":\"snap-....kvs\"}\n";
+
 static const char help_help[] =
     "Usage: kvcli help [COMMAND]\n"
     "\n"
@@ -179,6 +189,7 @@ const kvcli_command kvcli_commands[] = {
     {"scan", kvcli_cmd_scan, "list keys by prefix", scan_help},
     {"metrics", kvcli_cmd_metrics, "show store and server metrics",
      metrics_help},
+    {"snapshot", kvcli_cmd_snapshot, "take a snapshot of kvd's store now", snapshot_help},
     {"ping", kvcli_cmd_ping, "check that the server answers", ping_help},
     {"version", kvcli_cmd_version, "show client and server versions",
      version_help},

@@ -307,6 +307,16 @@ int kv_client_metrics_get(kv_client *c, kv_client_metrics *out)
     return KV_OK;
 }
 
+int kv_client_snapshot(kv_client *c, uint64_t *revision)
+{
+    kv_proto_request q = {.op = KV_PROTO_SNAPSHOT};
+    kv_proto_response r;
+    int rc = run(c, &q, &r);
+    if (rc == KV_OK && revision)
+        *revision = r.version;
+    return rc;
+}
+
 void kv_client_metrics_free(kv_client_metrics *m)
 {
     if (m == NULL)

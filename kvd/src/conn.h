@@ -22,6 +22,7 @@
 typedef struct kvd_held {
     struct kvd_held *next;
     kv_proto_buf buf;
+    size_t counted; /* bytes of buf counted in the conn's held_bytes */
     uint64_t rev;
     int waiting;
 } kvd_held;

@@ -165,7 +165,8 @@ static int hold_batch(kvd_conn *c)
     }
     h->buf = c->out;
     h->rev = c->batch_rev;
-    c->held_bytes += h->buf.len;
+    h->counted = h->buf.len;
+    c->held_bytes += h->counted;
     c->out = c->spare;
     memset(&c->spare, 0, sizeof c->spare);
     c->batch_rev = 0;
@@ -209,7 +210,7 @@ void kvd__conn_release(kvd_conn *c)
         c->held = h->next;
         if (!c->held)
             c->held_tail = NULL;
-        c->held_bytes -= h->buf.len;
+        c->held_bytes -= h->counted;
         if (h->buf.len && send_buf(c, &h->buf) != 0) {
             kv_proto_buf_free(&h->buf);
             free(h);

@@ -149,22 +149,22 @@ static int cut_torn_tail(kv__io *io, const char *path, uint64_t len)
     return rc;
 }
 
-static int recover(kv_store *s, kv__durable *d, char **tail_path, uint64_t *tail_size,
-                   uint64_t *tail_first)
+int kv__recover(kv_store *s, const char *dir, kv__io *io, bool repair, kv_recovery *rec,
+                char **tail_path, uint64_t *tail_size, uint64_t *tail_first)
 {
-    kv_recovery *rec = &d->recovery;
     uint64_t t0 = now_us();
     *tail_path = NULL;
+    memset(rec, 0, sizeof *rec);
     kv__dir_list dl;
-    int rc = kv__dir_list_read(d->dir, true, &dl);
+    int rc = kv__dir_list_read(dir, repair, &dl);
     if (rc != KV_OK) {
-        kv__set_error("%s: cannot list the directory: %s", d->dir, strerror(errno));
+        kv__set_error("%s: cannot list the directory: %s", dir, strerror(errno));
         return rc;
     }
     char err[512] = "";
     replay_ctx c = {.s = s};
     if (dl.nsnaps) {
-        char *p = path_of(d->dir, "snap-%016llx.kvs", dl.snaps[dl.nsnaps - 1]);
+        char *p = path_of(dir, "snap-%016llx.kvs", dl.snaps[dl.nsnaps - 1]);
         kv__snap_fns fns = {on_snap_entry, on_snap_record};
         kv__snap_info info;
         rc = p ? kv__snap_read(p, &fns, &c, &info, err, sizeof err) : KV_NO_MEMORY;
@@ -174,7 +174,6 @@ static int recover(kv_store *s, kv__durable *d, char **tail_path, uint64_t *tail
         rec->snapshot_revision = info.end_rev;
         if (atomic_load(&s->revision) < info.end_rev)
             atomic_store(&s->revision, info.end_rev);
-        atomic_store(&d->snapshot_rev, info.end_rev);
     }
     uint64_t e = rec->snapshot_revision;
     c.after = e;
@@ -183,7 +182,7 @@ static int recover(kv_store *s, kv__durable *d, char **tail_path, uint64_t *tail
         bool last = i + 1 == dl.nsegs;
         if (!last && dl.segs[i + 1] <= e + 1)
             continue; /* every record in it is in the snapshot */
-        char *p = path_of(d->dir, "log-%016llx.kvl", dl.segs[i]);
+        char *p = path_of(dir, "log-%016llx.kvl", dl.segs[i]);
         if (!p) {
             rc = KV_NO_MEMORY;
             goto out;
@@ -203,13 +202,15 @@ static int recover(kv_store *s, kv__durable *d, char **tail_path, uint64_t *tail
         }
         if (rc == KV_OK && last && info.header_torn) {
             /* Created, but its header never reached the disk: recreated. */
-            d->io->unlink(d->io, p);
+            rec->torn_bytes = info.file_size;
+            if (repair)
+                io->unlink(io, p);
             free(p);
             continue;
         }
         if (rc == KV_OK && info.torn) {
             rec->torn_bytes = info.file_size - info.valid_end;
-            int cut = cut_torn_tail(d->io, p, info.valid_end);
+            int cut = repair ? cut_torn_tail(io, p, info.valid_end) : 0;
             if (cut != 0) {
                 snprintf(err, sizeof err, "%s: cannot cut its torn tail: %s", p, strerror(-cut));
                 rc = kv__io_status(cut);
@@ -232,46 +233,50 @@ out:
         if (err[0])
             kv__set_error("%s", err);
         else
-            kv__set_error("%s: recovery failed: %s", d->dir, kv_strerror(rc));
+            kv__set_error("%s: recovery failed: %s", dir, kv_strerror(rc));
         free(*tail_path);
         *tail_path = NULL;
     }
     kv__dir_list_free(&dl);
     rec->revision = atomic_load(&s->revision);
+    if (rc == KV_OK) {
+        kv_metrics m;
+        kv_metrics_read(s, &m, sizeof m);
+        rec->keys = m.keys;
+    }
     rec->elapsed_us = now_us() - t0;
     return rc;
 }
 
 /* ---- lock -------------------------------------------------------------- */
 
-static int lock_dir(kv__durable *d)
+int kv__lock_dir(kv__io *io, const char *dir, int *out)
 {
-    char *p = path_of(d->dir, "LOCK%.0llu", 0);
+    char *p = path_of(dir, "LOCK%.0llu", 0);
     if (!p)
         return KV_NO_MEMORY;
-    int fd, rc = d->io->open(d->io, p, O_RDWR | O_CREAT, 0644, &fd);
+    int fd, rc = io->open(io, p, O_RDWR | O_CREAT, 0644, &fd);
     if (rc != 0) {
         kv__set_error("%s: cannot open: %s", p, strerror(-rc));
         free(p);
         return kv__io_status(rc);
     }
+    free(p);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         char pid[32] = "";
         ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
         if (n > 0)
             pid[strcspn(pid, "\n")] = '\0';
-        kv__set_error("%s is in use by another process%s%s%s", d->dir, pid[0] ? " (pid " : "",
+        kv__set_error("%s is in use by another process%s%s%s", dir, pid[0] ? " (pid " : "",
                       pid, pid[0] ? ")" : "");
-        d->io->close(d->io, fd);
-        free(p);
+        io->close(io, fd);
         return KV_LOCKED;
     }
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (d->io->truncate(d->io, fd, 0) == 0)
-        kv__io_write_all(d->io, fd, pid, (size_t)n, 0);
-    free(p);
-    d->lock_fd = fd;
+    if (io->truncate(io, fd, 0) == 0)
+        kv__io_write_all(io, fd, pid, (size_t)n, 0);
+    *out = fd;
     return KV_OK;
 }
 
@@ -397,11 +402,13 @@ int kv__durable_open(kv_store *s, const kv_config *cfg, kv__io *io)
     pthread_condattr_destroy(&ca);
     s->dur = d;
 
-    int rc = lock_dir(d);
+    int rc = kv__lock_dir(io, d->dir, &d->lock_fd);
     char *tail = NULL;
     uint64_t tail_size = 0, tail_first = 0;
     if (rc == KV_OK)
-        rc = recover(s, d, &tail, &tail_size, &tail_first);
+        rc = kv__recover(s, d->dir, io, true, &d->recovery, &tail, &tail_size, &tail_first);
+    if (rc == KV_OK)
+        atomic_store(&d->snapshot_rev, d->recovery.snapshot_revision);
     if (rc == KV_OK) {
         rc = kv__log_start(io, d->dir, cfg->fsync, cfg->segment_bytes, &s->revision, tail,
                            tail_size, tail_first, &s->log);
@@ -410,9 +417,6 @@ int kv__durable_open(kv_store *s, const kv_config *cfg, kv__io *io)
     }
     free(tail);
     if (rc == KV_OK) {
-        kv_metrics m;
-        kv_metrics_read(s, &m, sizeof m);
-        d->recovery.keys = m.keys;
         d->rev_at_snap = atomic_load(&s->revision);
         s->wait_durable = cfg->wait_durable != 0;
         if (pthread_create(&d->bg, NULL, background, s) == 0)

@@ -49,6 +49,19 @@ void kv__set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * failing one). */
 int kv__durable_open(kv_store *s, const kv_config *cfg, kv__io *io);
 
+/* Loads dir's newest snapshot and the log after it into s (recovery, and
+ * the check tool with an in-memory s). repair: remove unfinished snapshot
+ * files and cut a torn log tail off (else only report it in rec). On
+ * success *tail_path (malloc'ed, or NULL) names the newest segment when
+ * appending may go on in it, valid up to *tail_size. Errors: KV_CORRUPT
+ * (kv_last_error names file and offset), KV_IO, KV_NO_MEMORY. */
+int kv__recover(kv_store *s, const char *dir, kv__io *io, bool repair, kv_recovery *rec,
+                char **tail_path, uint64_t *tail_size, uint64_t *tail_first);
+
+/* Takes dir's lock (dir/LOCK, flock) into *fd. KV_LOCKED if another
+ * process has it (kv_last_error names its pid). */
+int kv__lock_dir(kv__io *io, const char *dir, int *fd);
+
 /* For tests: kv_open_config with another I/O layer. */
 int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out);
 

@@ -213,7 +213,7 @@ int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
     size_t off = KV__SEG_HDR;
     uint64_t next = info->first_rev;
     rc = KV_OK;
-    while (rc == KV_OK) {
+    while (rc == KV_OK && off < m.len) {
         uint64_t len = 0;
         int fr = kv__frame_check(m.p + off, m.len - off, &len);
         if (fr == KV__FRAME_END && all_zero(m.p + off, m.len - off))
@@ -369,6 +369,10 @@ int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap
             snprintf(err, errcap, "%s: unknown block type %u at offset %zu", path, p[0], off);
         }
         off += kv__frame_size(n);
+        if (rc == KV_OK && off > m.len) {
+            snprintf(err, errcap, "%s: cut short at offset %zu", path, m.len);
+            rc = KV_CORRUPT;
+        }
     }
     if (rc == KV_OK && !all_zero(m.p + off, m.len - off)) {
         snprintf(err, errcap, "%s: unexpected bytes after the end block at offset %zu", path, off);

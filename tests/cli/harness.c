@@ -50,6 +50,25 @@ void cli_write_file(const char *path, const void *p, size_t n)
     cr_assert_eq(fclose(f), 0);
 }
 
+static int start_durable;
+static const char *start_dir;
+
+void cli_server_start_durable(cli_server *s, const char *password)
+{
+    start_durable = 1;
+    cli_server_start(s, password);
+    start_durable = 0;
+}
+
+void cli_server_start_dir(cli_server *s, const char *data_dir)
+{
+    start_durable = 1;
+    start_dir = data_dir;
+    cli_server_start(s, NULL);
+    start_durable = 0;
+    start_dir = NULL;
+}
+
 void cli_server_start(cli_server *s, const char *password)
 {
     memset(s, 0, sizeof *s);
@@ -95,6 +114,14 @@ void cli_server_start(cli_server *s, const char *password)
         if (password) {
             argv[n++] = "--password";
             argv[n++] = password;
+        }
+        char data_dir[256];
+        if (start_durable) {
+            snprintf(data_dir, sizeof data_dir, "%s", start_dir ? start_dir : "");
+            if (!start_dir)
+                snprintf(data_dir, sizeof data_dir, "%s/data", s->dir);
+            argv[n++] = "--data-dir";
+            argv[n++] = data_dir;
         }
         argv[n] = NULL;
         execv(KVD_BIN, (char *const *)argv);

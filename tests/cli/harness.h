@@ -34,6 +34,10 @@ typedef struct cli_result {
  * up within a few seconds. */
 void cli_server_start(cli_server *s, const char *password);
 void cli_server_stop(cli_server *s);
+/* As cli_server_start, with --data-dir DIR/data (s->dir's "data"). */
+void cli_server_start_durable(cli_server *s, const char *password);
+/* As cli_server_start, with --data-dir data_dir (kept after the stop). */
+void cli_server_start_dir(cli_server *s, const char *data_dir);
 
 /* Runs kvcli args... (NULL-terminated). in/inlen: standard input (NULL:
  * /dev/null). env: extra "NAME=value" entries (NULL-terminated) or NULL;

@@ -243,6 +243,14 @@ typedef struct kv_client_metrics {
 
 /* Fills *out; release with kv_client_metrics_free(). */
 KV_CLIENT_API int kv_client_metrics_get(kv_client *c, kv_client_metrics *out);
+
+/* Asks the server to take a snapshot of its store now (protocol 2; the
+ * server must run with a data directory, else KV_UNSUPPORTED). Returns
+ * once the snapshot file is complete; *revision (may be NULL) receives the
+ * revision it ends at: its file is snap-<revision, 16 hex digits>.kvs in
+ * the server's data directory, a self-contained copy of the store at that
+ * revision (a backup). The server goes on serving meanwhile. */
+KV_CLIENT_API int kv_client_snapshot(kv_client *c, uint64_t *revision);
 KV_CLIENT_API void kv_client_metrics_free(kv_client_metrics *m);
 /* The entry named name (child of the map named parent if parent is not
  * NULL), or NULL. */

@@ -445,6 +445,28 @@ void kv__durable_close(kv_store *s)
     s->dur = NULL;
 }
 
+/* The index is sized for the newest snapshot's keys before loading it: a
+ * snapshot holds its keys in hash order, and inserting keys in hash order
+ * into a small linear-probing index that keeps growing packs them into
+ * long runs (quadratic time); into an index of the final size it is a
+ * sequential fill. */
+static size_t capacity_for(const char *dir, size_t cap)
+{
+    kv__dir_list dl;
+    if (kv__dir_list_read(dir, false, &dl) != KV_OK)
+        return cap;
+    if (dl.nsnaps) {
+        char *p = path_of(dir, "snap-%016llx.kvs", dl.snaps[dl.nsnaps - 1]);
+        uint64_t entries = 0, records = 0;
+        if (p && kv__snap_peek(p, &entries, &records) == KV_OK &&
+            entries + records > cap && entries + records < ((uint64_t)1 << 40))
+            cap = (size_t)(entries + records);
+        free(p);
+    }
+    kv__dir_list_free(&dl);
+    return cap;
+}
+
 int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
 {
     last_error[0] = '\0';
@@ -458,6 +480,8 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
         (c.dir && c.segment_bytes < 4096))
         return KV_INVALID_ARGUMENT;
     kv_options o = {c.initial_capacity, c.max_key_size, c.max_value_size, c.max_keys};
+    if (c.dir)
+        o.initial_capacity = capacity_for(c.dir, o.initial_capacity);
     kv_store *s;
     int rc = kv_open(&o, &s);
     if (rc != KV_OK || !c.dir) {

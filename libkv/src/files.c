@@ -131,6 +131,19 @@ static int map_file(const char *path, mapped *m, char *err, size_t errcap)
     return KV_OK;
 }
 
+/* Pages already read are dropped from the mapping as a read moves on, so a
+ * long segment or snapshot never sits in the process's resident memory
+ * (they are page cache, but they count in its RSS). */
+#define DROP_EVERY ((size_t)4 << 20)
+static void drop_behind(const mapped *m, size_t *dropped, size_t off)
+{
+    size_t upto = off & ~(size_t)4095;
+    if (upto >= *dropped + DROP_EVERY) {
+        madvise((void *)(m->p + *dropped), upto - *dropped, MADV_DONTNEED);
+        *dropped = upto;
+    }
+}
+
 static void unmap(mapped *m)
 {
     if (m->p)
@@ -210,7 +223,7 @@ int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
         return KV_CORRUPT;
     }
     info->first_rev = kv__get64(h + 16);
-    size_t off = KV__SEG_HDR;
+    size_t off = KV__SEG_HDR, dropped = 0;
     uint64_t next = info->first_rev;
     rc = KV_OK;
     while (rc == KV_OK && off < m.len) {
@@ -250,6 +263,7 @@ int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
             next++;
             off += flen;
             info->valid_end = off;
+            drop_behind(&m, &dropped, off);
             continue;
         }
         /* A bad or cut-off frame: the torn end of the newest segment, or
@@ -294,7 +308,7 @@ int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap
         return KV_CORRUPT;
     }
     info->start_rev = kv__get64(h + 16);
-    size_t off = KV__SNAP_HDR;
+    size_t off = KV__SNAP_HDR, dropped = 0;
     bool ended = false;
     while (rc == KV_OK && !ended) {
         uint64_t len;
@@ -369,6 +383,7 @@ int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap
             snprintf(err, errcap, "%s: unknown block type %u at offset %zu", path, p[0], off);
         }
         off += kv__frame_size(n);
+        drop_behind(&m, &dropped, off < m.len ? off : m.len);
         if (rc == KV_OK && off > m.len) {
             snprintf(err, errcap, "%s: cut short at offset %zu", path, m.len);
             rc = KV_CORRUPT;
@@ -379,5 +394,27 @@ int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap
         rc = KV_CORRUPT;
     }
     unmap(&m);
+    return rc;
+}
+
+int kv__snap_peek(const char *path, uint64_t *entries, uint64_t *records)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return KV_IO;
+    struct stat st;
+    unsigned char b[KV__FRAME_HDR + 32];
+    int rc = KV_CORRUPT;
+    if (fstat(fd, &st) == 0 && st.st_size >= (off_t)(KV__SNAP_HDR + sizeof b) &&
+        pread(fd, b, sizeof b, st.st_size - (off_t)sizeof b) == (ssize_t)sizeof b) {
+        uint64_t len;
+        if (kv__frame_check(b, sizeof b, &len) == KV__FRAME_OK && len == 32 &&
+            b[KV__FRAME_HDR] == KV__BLK_END) {
+            *entries = kv__get64(b + KV__FRAME_HDR + 8);
+            *records = kv__get64(b + KV__FRAME_HDR + 24);
+            rc = KV_OK;
+        }
+    }
+    close(fd);
     return rc;
 }

@@ -73,6 +73,11 @@ typedef struct kv__snap_info {
 int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap_info *info,
                   char *err, size_t errcap);
 
+/* Reads only the end block of snapshot path: its entry and record
+ * counts (to size the index before loading). KV_CORRUPT if the end block
+ * is not there or fails its checksum; the full check is kv__snap_read's. */
+int kv__snap_peek(const char *path, uint64_t *entries, uint64_t *records);
+
 /* Snapshot file format constants (docs/storage.md). */
 #define KV__SNAP_HDR 32u
 #define KV__BLK_ENTRIES 2u

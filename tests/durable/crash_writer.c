@@ -30,7 +30,7 @@ static void *writer(void *arg)
 {
     int t = (int)(long)arg;
     for (long n = read_last(t) + 1;; n++) {
-        char v[32], ka[16], kb[16], kc[16], kl[16];
+        char v[32], ka[48], kb[48], kc[48], kl[48];
         snprintf(v, sizeof v, "%ld", n);
         snprintf(ka, sizeof ka, "g%d:%ld:a", t, n % 10);
         snprintf(kb, sizeof kb, "g%d:%ld:b", t, n % 10);

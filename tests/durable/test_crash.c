@@ -18,11 +18,11 @@
 
 static int check_group(kv_store *s, int t, int g, long *val)
 {
-    char k[3][16];
+    char k[3][48];
     kv_value v[3];
     kv_key keys[3];
     for (int i = 0; i < 3; i++) {
-        snprintf(k[i], 16, "g%d:%d:%c", t, g, 'a' + i);
+        snprintf(k[i], sizeof k[i], "g%d:%d:%c", t, g, (char)('a' + i));
         keys[i] = (kv_key){k[i], strlen(k[i])};
     }
     cr_assert_eq(kv_mget(s, keys, 3, v), KV_OK);

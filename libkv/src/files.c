@@ -82,8 +82,10 @@ int kv__dir_list_read(const char *dir, bool remove_tmp, kv__dir_list *out)
         kv__dir_list_free(out);
         return rc;
     }
-    qsort(out->segs, out->nsegs, sizeof *out->segs, u64_cmp);
-    qsort(out->snaps, out->nsnaps, sizeof *out->snaps, u64_cmp);
+    if (out->nsegs)
+        qsort(out->segs, out->nsegs, sizeof *out->segs, u64_cmp);
+    if (out->nsnaps)
+        qsort(out->snaps, out->nsnaps, sizeof *out->snaps, u64_cmp);
     return KV_OK;
 }
 

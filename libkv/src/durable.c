@@ -410,8 +410,8 @@ int kv__durable_open(kv_store *s, const kv_config *cfg, kv__io *io)
     if (rc == KV_OK)
         atomic_store(&d->snapshot_rev, d->recovery.snapshot_revision);
     if (rc == KV_OK) {
-        rc = kv__log_start(io, d->dir, cfg->fsync, cfg->segment_bytes, &s->revision, tail,
-                           tail_size, tail_first, &s->log);
+        rc = kv__log_start(io, d->dir, cfg->fsync, cfg->wait_durable != 0, cfg->segment_bytes,
+                           &s->revision, tail, tail_size, tail_first, &s->log);
         if (rc != KV_OK)
             kv__set_error("%s: cannot start the log: %s", d->dir, kv_strerror(rc));
     }

@@ -42,6 +42,9 @@ struct kv__log {
     int status;           /* KV_OK, KV_NO_SPACE (retrying), KV_IO (final) */
     bool stop;
     bool notifying;       /* the flusher is calling notify */
+    bool busy;            /* a thread is in flush_round (the I/O token) */
+    bool writers_lead;    /* waiting writers do the I/O themselves */
+    struct timespec next_sync; /* everysec: next sync due (busy holder) */
     kv__log_notify_fn notify;
     void *notify_ctx;
 
@@ -150,18 +153,94 @@ static bool reached(const struct timespec *t)
     return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
+/* One round of the writer's work, done by whichever thread holds
+ * l->busy: the flusher, or a writer waiting in kv__log_wait that leads a
+ * group (RocksDB's write-group leader). Takes the active batch, writes it
+ * with one pwrite, syncs as the policy says, publishes the new written and
+ * synced revisions and tells the waiters. Called and returns with mu held;
+ * drops it for the I/O. */
+static void flush_round(kv__log *l, bool final)
+{
+    if (!l->pending.len && l->active.len) {
+        batch t = l->pending;
+        l->pending = l->active;
+        l->active = t;
+        l->active.len = 0;
+        l->active.nrecords = 0;
+    }
+    batch *b = &l->pending;
+    bool have = b->len > 0;
+    uint64_t to_write = b->last_rev, written = l->written_rev;
+    bool everysec_due = l->fsync == KV_FSYNC_EVERYSEC && l->synced_rev < written;
+    pthread_mutex_unlock(&l->mu);
+
+    int rc = 0;
+    bool synced = false, rotated = false;
+    if (have) {
+        rc = write_batch(l, b, &rotated);
+        if (rc == 0)
+            written = to_write;
+    }
+    if (rc == 0 && written > 0 &&
+        ((have && l->fsync == KV_FSYNC_ALWAYS) ||
+         (l->fsync == KV_FSYNC_EVERYSEC && (final || reached(&l->next_sync)) &&
+          (have || everysec_due)) ||
+         final)) {
+        rc = l->io->sync(l->io, l->fd);
+        if (rc == 0) {
+            synced = true;
+            atomic_fetch_add(&l->syncs, 1);
+        } else {
+            rc = rc == -ENOSPC ? -EIO : rc; /* a failed fsync is final */
+        }
+        deadline_after(&l->next_sync, 1000000000L);
+    }
+
+    pthread_mutex_lock(&l->mu);
+    if (have && (rc == 0 || written == to_write)) {
+        l->written_rev = to_write;
+        b->len = 0;
+        b->nrecords = 0;
+    }
+    if (rotated && l->synced_rev < b->first_rev - 1)
+        l->synced_rev = b->first_rev - 1;
+    if (synced)
+        l->synced_rev = written;
+    if (rc == 0) {
+        if (l->status == KV_NO_SPACE)
+            l->status = KV_OK;
+    } else {
+        l->status = kv__io_status(rc);
+    }
+    kv__log_notify_fn fn = l->notify;
+    void *ctx = l->notify_ctx;
+    uint64_t durable = durable_of(l);
+    int status = l->status;
+    pthread_cond_broadcast(&l->done);
+    if (fn) {
+        l->notifying = true;
+        pthread_mutex_unlock(&l->mu);
+        fn(ctx, durable, status);
+        pthread_mutex_lock(&l->mu);
+        l->notifying = false;
+        pthread_cond_broadcast(&l->done);
+    }
+}
+
 static void *flusher(void *arg)
 {
     kv__log *l = arg;
-    struct timespec next_sync;
-    deadline_after(&next_sync, 1000000000L);
     pthread_mutex_lock(&l->mu);
+    deadline_after(&l->next_sync, 1000000000L);
     for (;;) {
         bool everysec_due = l->fsync == KV_FSYNC_EVERYSEC && l->synced_rev < l->written_rev;
         bool retrying = l->pending.len > 0;
-        if (!l->stop && !l->active.len && !retrying && l->status == KV_OK) {
+        /* With writers leading their own groups, appends do not wake the
+         * flusher: it keeps the everysec syncs, retries and the final flush. */
+        bool work = l->active.len && !l->writers_lead;
+        if (!l->stop && !work && !retrying && l->status == KV_OK) {
             if (everysec_due)
-                pthread_cond_timedwait(&l->work, &l->mu, &next_sync);
+                pthread_cond_timedwait(&l->work, &l->mu, &l->next_sync);
             else
                 pthread_cond_wait(&l->work, &l->mu);
         } else if (retrying && !l->stop) {
@@ -175,71 +254,15 @@ static void *flusher(void *arg)
             pthread_cond_wait(&l->work, &l->mu);
             continue;
         }
-        if (!l->pending.len && l->active.len) {
-            batch t = l->pending;
-            l->pending = l->active;
-            l->active = t;
-            l->active.len = 0;
-            l->active.nrecords = 0;
+        if (l->busy) { /* a writer leads a round: it signals work when done */
+            pthread_cond_wait(&l->work, &l->mu);
+            continue;
         }
-        batch *b = &l->pending;
-        bool have = b->len > 0;
-        uint64_t to_write = b->last_rev, written = l->written_rev;
-        everysec_due = l->fsync == KV_FSYNC_EVERYSEC && l->synced_rev < written;
         bool final = l->stop;
-        pthread_mutex_unlock(&l->mu);
-
-        int rc = 0;
-        bool synced = false, rotated = false;
-        if (have) {
-            rc = write_batch(l, b, &rotated);
-            if (rc == 0)
-                written = to_write;
-        }
-        if (rc == 0 && written > 0 &&
-            ((have && l->fsync == KV_FSYNC_ALWAYS) ||
-             (l->fsync == KV_FSYNC_EVERYSEC && (final || reached(&next_sync)) &&
-              (have || everysec_due)) ||
-             final)) {
-            rc = l->io->sync(l->io, l->fd);
-            if (rc == 0) {
-                synced = true;
-                atomic_fetch_add(&l->syncs, 1);
-            } else {
-                rc = rc == -ENOSPC ? -EIO : rc; /* a failed fsync is final */
-            }
-            deadline_after(&next_sync, 1000000000L);
-        }
-
-        pthread_mutex_lock(&l->mu);
-        if (have && (rc == 0 || written == to_write)) {
-            l->written_rev = to_write;
-            b->len = 0;
-            b->nrecords = 0;
-        }
-        if (rotated && l->synced_rev < b->first_rev - 1)
-            l->synced_rev = b->first_rev - 1;
-        if (synced)
-            l->synced_rev = written;
-        if (rc == 0) {
-            if (l->status == KV_NO_SPACE)
-                l->status = KV_OK;
-        } else {
-            l->status = kv__io_status(rc);
-        }
-        kv__log_notify_fn fn = l->notify;
-        void *ctx = l->notify_ctx;
-        uint64_t durable = durable_of(l);
-        int status = l->status;
+        l->busy = true;
+        flush_round(l, final);
+        l->busy = false;
         pthread_cond_broadcast(&l->done);
-        if (fn) {
-            l->notifying = true;
-            pthread_mutex_unlock(&l->mu);
-            fn(ctx, durable, status);
-            pthread_mutex_lock(&l->mu);
-            l->notifying = false;
-            pthread_cond_broadcast(&l->done);
-        }
         if (final && !l->active.len && (!l->pending.len || l->status != KV_OK))
             break;
     }
@@ -247,9 +270,9 @@ static void *flusher(void *arg)
     return NULL;
 }
 
-int kv__log_start(kv__io *io, const char *dir, int fsync, uint64_t segment_bytes,
-                  _Atomic uint64_t *revision, const char *tail_path, uint64_t tail_size,
-                  uint64_t tail_first_rev, kv__log **out)
+int kv__log_start(kv__io *io, const char *dir, int fsync, bool writers_lead,
+                  uint64_t segment_bytes, _Atomic uint64_t *revision, const char *tail_path,
+                  uint64_t tail_size, uint64_t tail_first_rev, kv__log **out)
 {
     kv__log *l = calloc(1, sizeof *l);
     if (!l || !(l->dir = strdup(dir))) {
@@ -258,6 +281,7 @@ int kv__log_start(kv__io *io, const char *dir, int fsync, uint64_t segment_bytes
     }
     l->io = io;
     l->fsync = fsync;
+    l->writers_lead = writers_lead;
     l->segment_bytes = segment_bytes;
     l->revision = revision;
     l->written_rev = l->synced_rev = atomic_load(revision);
@@ -351,7 +375,8 @@ int kv__log_append(kv__log *l, kv__record *r)
         kv__frame_seal(dst, n);
         if (l->active.len == 0) {
             l->active.first_rev = r->revision;
-            pthread_cond_signal(&l->work);
+            if (!l->writers_lead)
+                pthread_cond_signal(&l->work);
         }
         l->active.len += fsize;
         l->active.last_rev = r->revision;
@@ -364,8 +389,19 @@ int kv__log_append(kv__log *l, kv__record *r)
 int kv__log_wait(kv__log *l, uint64_t rev)
 {
     pthread_mutex_lock(&l->mu);
-    while (durable_of(l) < rev && l->status == KV_OK)
+    while (durable_of(l) < rev && l->status == KV_OK) {
+        if (!l->busy && (l->active.len || l->pending.len)) {
+            /* Lead: write (and sync) everything queued, ours included;
+             * writers arriving meanwhile queue for the next round. */
+            l->busy = true;
+            flush_round(l, false);
+            l->busy = false;
+            pthread_cond_broadcast(&l->done);
+            pthread_cond_signal(&l->work);
+            continue;
+        }
         pthread_cond_wait(&l->done, &l->mu);
+    }
     int rc = durable_of(l) >= rev ? KV_OK : l->status;
     pthread_mutex_unlock(&l->mu);
     return rc;
@@ -383,8 +419,17 @@ int kv__log_flush(kv__log *l, uint64_t *rev)
 {
     pthread_mutex_lock(&l->mu);
     uint64_t want = atomic_load(l->revision);
-    while (l->written_rev < want && l->status == KV_OK)
+    while (l->written_rev < want && l->status == KV_OK) {
+        if (!l->busy && (l->active.len || l->pending.len)) {
+            l->busy = true;
+            flush_round(l, false);
+            l->busy = false;
+            pthread_cond_broadcast(&l->done);
+            pthread_cond_signal(&l->work);
+            continue;
+        }
         pthread_cond_wait(&l->done, &l->mu);
+    }
     int rc = l->written_rev >= want ? KV_OK : l->status;
     *rev = want;
     pthread_mutex_unlock(&l->mu);

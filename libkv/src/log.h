@@ -9,11 +9,17 @@
  * revisions are taken under the same mutex that orders the batch, the log
  * holds records in revision order, one record per revision, with no gaps.
  *
- * One flusher thread per log writes whole batches: everything queued since
- * its last write goes to the segment file with one pwrite and, under
- * fsync=always, one fdatasync. Writers wait (kv__log_wait) after their
- * stripe locks are released, so a slow disk never holds a key's stripe and
- * every writer queued during one fsync shares the next (group commit).
+ * Whole batches are written: everything queued since the last write goes
+ * to the segment file with one pwrite and, under fsync=always, one
+ * fdatasync. Writers wait (kv__log_wait) after their stripe locks are
+ * released, so a slow disk never holds a key's stripe, and every writer
+ * queued during one write+fsync shares the next (group commit). Who does
+ * the I/O: with writers_lead (library writers that wait), the first waiter
+ * that finds no round in progress leads one itself (no thread hand-off, as
+ * in RocksDB's write groups), and the flusher thread only keeps the
+ * everysec syncs, retries and the final flush; without it (kvd, whose event
+ * loops never wait), the flusher does every round and reports each one
+ * through the notify function.
  *
  * Durable, per policy: always = synced to stable storage; everysec and no =
  * handed to the kernel (a process crash loses nothing; everysec syncs at
@@ -34,6 +40,7 @@
 #define KV_LOG_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "apply.h"
@@ -45,14 +52,14 @@ typedef struct kv__log kv__log;
 
 typedef void (*kv__log_notify_fn)(void *ctx, uint64_t durable_rev, int status);
 
-/* Starts the log writer after recovery. revision is the store's revision
+/* Starts the log writer after recovery. writers_lead: see above. revision is the store's revision
  * counter (the last revision used, kept by the store); appends continue
  * after it. If tail_path is not NULL the newest segment, valid up to
  * tail_size bytes, is reopened for appending; otherwise a new segment is
  * created. Errors: KV_IO, KV_NO_SPACE, KV_NO_MEMORY. */
-int kv__log_start(kv__io *io, const char *dir, int fsync, uint64_t segment_bytes,
-                  _Atomic uint64_t *revision, const char *tail_path, uint64_t tail_size,
-                  uint64_t tail_first_rev, kv__log **out);
+int kv__log_start(kv__io *io, const char *dir, int fsync, bool writers_lead,
+                  uint64_t segment_bytes, _Atomic uint64_t *revision, const char *tail_path,
+                  uint64_t tail_size, uint64_t tail_first_rev, kv__log **out);
 
 /* Flushes and syncs everything queued, stops the flusher and frees the
  * log. Returns the log's status (KV_OK if everything was written). */

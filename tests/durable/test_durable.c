@@ -526,3 +526,39 @@ Test(durable, a_damaged_snapshot_is_refused_at_every_offset)
     dt_rmdir(dir);
     free(dir);
 }
+
+/* everysec: the writes return once written to the kernel, and a
+ * background sync follows within about a second without further writes;
+ * no: the log is never synced except at close. */
+Test(durable, everysec_syncs_in_the_background_and_no_leaves_it_to_the_kernel)
+{
+    char *dir = dt_tmpdir("everysec");
+    kv_store *s = dt_open(dir, KV_FSYNC_EVERYSEC);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(kv_set(s, &i, sizeof i, "v", 1, NULL), KV_OK);
+    kv_metrics m = {0};
+    kv_metrics_read(s, &m, sizeof m);
+    cr_assert_eq(m.durable_revision, 100, "written to the kernel before returning");
+    for (int tries = 0; tries < 200 && m.log_syncs == 0; tries++) { /* up to 20 s */
+        usleep(100000);
+        kv_metrics_read(s, &m, sizeof m);
+    }
+    cr_assert_geq(m.log_syncs, 1, "a background fdatasync followed");
+    kv_close(s);
+    dt_clear(dir);
+
+    s = dt_open(dir, KV_FSYNC_NO);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(kv_set(s, &i, sizeof i, "v", 1, NULL), KV_OK);
+    usleep(1500000);
+    kv_metrics_read(s, &m, sizeof m);
+    cr_assert_eq(m.durable_revision, 100);
+    cr_assert_eq(m.log_syncs, 0, "fsync=no never syncs the log while open");
+    kv_close(s);
+    s = dt_open(dir, KV_FSYNC_NO);
+    kv_metrics_read(s, &m, sizeof m);
+    cr_assert_eq(m.keys, 100);
+    kv_close(s);
+    dt_rmdir(dir);
+    free(dir);
+}

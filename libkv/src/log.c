@@ -44,7 +44,7 @@ struct kv__log {
     bool notifying;       /* the flusher is calling notify */
     bool busy;            /* a thread is in flush_round (the I/O token) */
     bool writers_lead;    /* waiting writers do the I/O themselves */
-    struct timespec next_sync; /* everysec: next sync due (busy holder) */
+    struct timespec next_sync; /* everysec: next sync due (under mu) */
     kv__log_notify_fn notify;
     void *notify_ctx;
 
@@ -172,6 +172,7 @@ static void flush_round(kv__log *l, bool final)
     bool have = b->len > 0;
     uint64_t to_write = b->last_rev, written = l->written_rev;
     bool everysec_due = l->fsync == KV_FSYNC_EVERYSEC && l->synced_rev < written;
+    struct timespec next_sync = l->next_sync; /* l->next_sync: under mu */
     pthread_mutex_unlock(&l->mu);
 
     int rc = 0;
@@ -183,7 +184,7 @@ static void flush_round(kv__log *l, bool final)
     }
     if (rc == 0 && written > 0 &&
         ((have && l->fsync == KV_FSYNC_ALWAYS) ||
-         (l->fsync == KV_FSYNC_EVERYSEC && (final || reached(&l->next_sync)) &&
+         (l->fsync == KV_FSYNC_EVERYSEC && (final || reached(&next_sync)) &&
           (have || everysec_due)) ||
          final)) {
         rc = l->io->sync(l->io, l->fd);
@@ -193,10 +194,11 @@ static void flush_round(kv__log *l, bool final)
         } else {
             rc = rc == -ENOSPC ? -EIO : rc; /* a failed fsync is final */
         }
-        deadline_after(&l->next_sync, 1000000000L);
+        deadline_after(&next_sync, 1000000000L);
     }
 
     pthread_mutex_lock(&l->mu);
+    l->next_sync = next_sync;
     if (have && (rc == 0 || written == to_write)) {
         l->written_rev = to_write;
         b->len = 0;

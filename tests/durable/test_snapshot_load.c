@@ -15,7 +15,7 @@ typedef struct load {
     kv_store *s;
     _Atomic bool stop;
     _Atomic long writes, reads, torn;
-    unsigned seed;
+    _Atomic unsigned seed;
 } load;
 
 static void pair_keys(int i, char *a, char *b)
@@ -27,7 +27,7 @@ static void pair_keys(int i, char *a, char *b)
 static void *writer(void *arg)
 {
     load *l = arg;
-    unsigned seed = l->seed++;
+    unsigned seed = atomic_fetch_add(&l->seed, 1);
     char v[64];
     long n = 0;
     while (!atomic_load(&l->stop)) {

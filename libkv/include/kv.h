@@ -252,8 +252,20 @@ KV_API uint64_t kv_revision(kv_store *store);
  * in-memory store, the current revision). */
 KV_API uint64_t kv_durable_revision(kv_store *store);
 
-/* fn is called from the log's thread each time the durable revision
- * advances, and when the log fails (status KV_NO_SPACE or KV_IO). It must
+/* Writes every change queued so far to the log file now, in the calling
+ * thread: one pwrite, never an fsync (under everysec the log's thread
+ * syncs), and nothing if another thread is writing already (its round or
+ * the next takes the changes). Meant for stores opened with
+ * wait_durable = 0 under KV_FSYNC_EVERYSEC or KV_FSYNC_NO, whose writes do
+ * not wake the log's thread: call it once per batch of writes (kvd calls
+ * it once per event-loop iteration, as Redis writes its AOF); changes left
+ * unwritten are written by the log's thread within about 10 ms. KV_OK at
+ * once for an in-memory store. Errors: KV_NO_SPACE, KV_IO. */
+KV_API int kv_write_log(kv_store *store);
+
+/* fn is called each time the durable revision advances, and when the log
+ * fails (status KV_NO_SPACE or KV_IO), from the thread that did the write:
+ * the log's thread, a writer, or a kv_write_log caller. It must
  * be quick and must not call libkv functions (e.g. it wakes an event
  * loop). NULL removes it; once this returns, the previous fn is not
  * running and will not be called again. Not from inside fn.

@@ -410,7 +410,10 @@ int kv__durable_open(kv_store *s, const kv_config *cfg, kv__io *io)
     if (rc == KV_OK)
         atomic_store(&d->snapshot_rev, d->recovery.snapshot_revision);
     if (rc == KV_OK) {
-        rc = kv__log_start(io, d->dir, cfg->fsync, cfg->wait_durable != 0, cfg->segment_bytes,
+        /* Writers (or the caller, with kv_write_log) do the writes, except
+         * where nobody waits and each round needs an fsync. */
+        bool lead = cfg->wait_durable != 0 || cfg->fsync != KV_FSYNC_ALWAYS;
+        rc = kv__log_start(io, d->dir, cfg->fsync, lead, cfg->segment_bytes,
                            &s->revision, tail, tail_size, tail_first, &s->log);
         if (rc != KV_OK)
             kv__set_error("%s: cannot start the log: %s", d->dir, kv_strerror(rc));
@@ -555,6 +558,13 @@ int kv_set_durable_callback(kv_store *s, kv_durable_fn fn, void *ctx)
     if (fn)
         kv__log_set_notify(s->log, notify_tramp, s->dur);
     return KV_OK;
+}
+
+int kv_write_log(kv_store *s)
+{
+    if (!s)
+        return KV_INVALID_ARGUMENT;
+    return s->log ? kv__log_write_now(s->log) : KV_OK;
 }
 
 int kv_snapshot(kv_store *s)

@@ -44,6 +44,7 @@ struct kv__log {
     bool notifying;       /* the flusher is calling notify */
     bool busy;            /* a thread is in flush_round (the I/O token) */
     bool writers_lead;    /* waiting writers do the I/O themselves */
+    bool flusher_waits;   /* the flusher waits for a writer's round */
     struct timespec next_sync; /* everysec: next sync due (under mu) */
     kv__log_notify_fn notify;
     void *notify_ctx;
@@ -159,7 +160,7 @@ static bool reached(const struct timespec *t)
  * with one pwrite, syncs as the policy says, publishes the new written and
  * synced revisions and tells the waiters. Called and returns with mu held;
  * drops it for the I/O. */
-static void flush_round(kv__log *l, bool final)
+static void flush_round(kv__log *l, bool final, bool allow_sync)
 {
     if (!l->pending.len && l->active.len) {
         batch t = l->pending;
@@ -182,7 +183,7 @@ static void flush_round(kv__log *l, bool final)
         if (rc == 0)
             written = to_write;
     }
-    if (rc == 0 && written > 0 &&
+    if (rc == 0 && written > 0 && allow_sync &&
         ((have && l->fsync == KV_FSYNC_ALWAYS) ||
          (l->fsync == KV_FSYNC_EVERYSEC && (final || reached(&next_sync)) &&
           (have || everysec_due)) ||
@@ -229,6 +230,17 @@ static void flush_round(kv__log *l, bool final)
     }
 }
 
+/* After a writer's round: the flusher only needs waking if it waited for
+ * the round to end, or if the round failed and left a batch to retry (so
+ * appends and good rounds cost it no wake-ups). */
+static void wake_flusher(kv__log *l)
+{
+    if (l->flusher_waits || l->pending.len) {
+        l->flusher_waits = false;
+        pthread_cond_signal(&l->work);
+    }
+}
+
 static void *flusher(void *arg)
 {
     kv__log *l = arg;
@@ -241,10 +253,15 @@ static void *flusher(void *arg)
          * flusher: it keeps the everysec syncs, retries and the final flush. */
         bool work = l->active.len && !l->writers_lead;
         if (!l->stop && !work && !retrying && l->status == KV_OK) {
-            if (everysec_due)
+            struct timespec t;
+            if (l->active.len) { /* a writer that leads will come; if not, in 10 ms */
+                deadline_after(&t, 10000000L);
+                pthread_cond_timedwait(&l->work, &l->mu, &t);
+            } else if (everysec_due) {
                 pthread_cond_timedwait(&l->work, &l->mu, &l->next_sync);
-            else
+            } else {
                 pthread_cond_wait(&l->work, &l->mu);
+            }
         } else if (retrying && !l->stop) {
             struct timespec t;
             deadline_after(&t, RETRY_NS);
@@ -257,12 +274,13 @@ static void *flusher(void *arg)
             continue;
         }
         if (l->busy) { /* a writer leads a round: it signals work when done */
+            l->flusher_waits = true;
             pthread_cond_wait(&l->work, &l->mu);
             continue;
         }
         bool final = l->stop;
         l->busy = true;
-        flush_round(l, final);
+        flush_round(l, final, true);
         l->busy = false;
         pthread_cond_broadcast(&l->done);
         if (final && !l->active.len && (!l->pending.len || l->status != KV_OK))
@@ -396,15 +414,30 @@ int kv__log_wait(kv__log *l, uint64_t rev)
             /* Lead: write (and sync) everything queued, ours included;
              * writers arriving meanwhile queue for the next round. */
             l->busy = true;
-            flush_round(l, false);
+            flush_round(l, false, true);
             l->busy = false;
             pthread_cond_broadcast(&l->done);
-            pthread_cond_signal(&l->work);
+            wake_flusher(l);
             continue;
         }
         pthread_cond_wait(&l->done, &l->mu);
     }
     int rc = durable_of(l) >= rev ? KV_OK : l->status;
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+int kv__log_write_now(kv__log *l)
+{
+    pthread_mutex_lock(&l->mu);
+    if (!l->busy && l->status == KV_OK && l->active.len) {
+        l->busy = true;
+        flush_round(l, false, false);
+        l->busy = false;
+        pthread_cond_broadcast(&l->done);
+        wake_flusher(l);
+    }
+    int rc = l->status;
     pthread_mutex_unlock(&l->mu);
     return rc;
 }
@@ -424,10 +457,10 @@ int kv__log_flush(kv__log *l, uint64_t *rev)
     while (l->written_rev < want && l->status == KV_OK) {
         if (!l->busy && (l->active.len || l->pending.len)) {
             l->busy = true;
-            flush_round(l, false);
+            flush_round(l, false, true);
             l->busy = false;
             pthread_cond_broadcast(&l->done);
-            pthread_cond_signal(&l->work);
+            wake_flusher(l);
             continue;
         }
         pthread_cond_wait(&l->done, &l->mu);

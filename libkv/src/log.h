@@ -14,12 +14,14 @@
  * fdatasync. Writers wait (kv__log_wait) after their stripe locks are
  * released, so a slow disk never holds a key's stripe, and every writer
  * queued during one write+fsync shares the next (group commit). Who does
- * the I/O: with writers_lead (library writers that wait), the first waiter
- * that finds no round in progress leads one itself (no thread hand-off, as
- * in RocksDB's write groups), and the flusher thread only keeps the
- * everysec syncs, retries and the final flush; without it (kvd, whose event
- * loops never wait), the flusher does every round and reports each one
- * through the notify function.
+ * the I/O: with writers_lead, the first waiter that finds no round in
+ * progress leads one itself (no thread hand-off, as in RocksDB's write
+ * groups), or the caller writes with kv__log_write_now (kvd's event loops
+ * under everysec and no, once per loop iteration, as Redis writes its AOF);
+ * appends do not wake the flusher, which keeps the everysec syncs, retries,
+ * the final flush, and writes records nobody wrote within 10 ms. Without it
+ * (kvd under always: its loops must not wait for an fsync), the flusher
+ * does every round. Each round reports through the notify function.
  *
  * Durable, per policy: always = synced to stable storage; everysec and no =
  * handed to the kernel (a process crash loses nothing; everysec syncs at
@@ -73,6 +75,12 @@ int kv__log_append(kv__log *l, kv__record *r);
 /* Waits until rev is durable per the policy. KV_OK, or the log's failure
  * (KV_NO_SPACE, KV_IO) if rev is not durable and the log is failing. */
 int kv__log_wait(kv__log *l, uint64_t rev);
+
+/* Writes what is queued now, in the calling thread, with one pwrite and
+ * never an fsync (syncs stay with the flusher), unless a round is in
+ * progress (it or the next one takes the records). KV_OK or the log's
+ * failure. */
+int kv__log_write_now(kv__log *l);
 
 /* The highest durable revision. */
 uint64_t kv__log_durable(kv__log *l);

@@ -158,7 +158,9 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = uv_now(t->loop);
     if (c->closing || c->lingering)
         return;
-    if (cfg->write_timeout && c->paused) {
+    /* Replies held for the server's disk (or a SNAPSHOT) are not the
+     * client's delay: neither timeout counts them. */
+    if (cfg->write_timeout && c->paused && !c->held) {
         size_t q = uv_stream_get_write_queue_size(&c->h.stream);
         if (q < c->stall_queue) {
             c->stall_queue = q;
@@ -180,7 +182,7 @@ static void on_tick(uv_timer_t *t)
         kvd_conn_close(c);
         return;
     }
-    if (cfg->idle_timeout && !c->paused && c->nwrites == 0 &&
+    if (cfg->idle_timeout && !c->paused && c->nwrites == 0 && !c->held &&
         now - c->last_active >= (uint64_t)cfg->idle_timeout * 1000) {
         kvd_debug("%s: idle for %us, closing", c->peer, cfg->idle_timeout);
         kvd_stat_add(&c->w->stats.disconnects_idle, 1);

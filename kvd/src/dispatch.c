@@ -527,8 +527,12 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *c
     int status = run_op(c, &req, &fatal);
     if (status < 0)
         return -1;
-    if (c->w->server->durable && writes(req.op))
+    /* Only a write that was made waits: one the log refused (NO_SPACE, IO)
+     * took no revision and is answered with its error at once. */
+    if (c->w->server->durable && status == KV_OK && writes(req.op)) {
         c->batch_rev = kv_revision(c->w->server->store);
+        c->w->log_dirty = 1;
+    }
     if (is_failure(status)) {
         kvd_stat_add(&s->errors, 1);
         kvd_stat_add(&s->op_errors[req.op], 1);

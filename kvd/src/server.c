@@ -116,6 +116,8 @@ static void worker_close_last(kvd_worker *w)
 {
     if (!uv_is_closing((uv_handle_t *)&w->grace))
         uv_close((uv_handle_t *)&w->grace, NULL);
+    if (!uv_is_closing((uv_handle_t *)&w->log_write))
+        uv_close((uv_handle_t *)&w->log_write, NULL);
     pthread_mutex_lock(&w->server->notify_mu);
     if (w->durable_open) {
         w->durable_open = 0;
@@ -141,6 +143,8 @@ void kvd_worker_hold(kvd_worker *w, kvd_conn *c)
     c->held_next = w->held;
     if (w->held)
         w->held->held_prev = c;
+    else
+        atomic_store(&w->has_held, 1);
     w->held = c;
 }
 
@@ -156,6 +160,8 @@ void kvd_worker_unhold(kvd_worker *w, kvd_conn *c)
     if (c->held_next)
         c->held_next->held_prev = c->held_prev;
     c->held_prev = c->held_next = NULL;
+    if (!w->held)
+        atomic_store(&w->has_held, 0);
 }
 
 /* The durable revision advanced (or the log failed): release what waited. */
@@ -169,7 +175,28 @@ static void on_durable(uv_async_t *a)
     }
 }
 
-/* The store's log thread: one notification per written batch. */
+/* After each loop iteration's I/O callbacks: under everysec and no, the
+ * loop writes the log itself (one pwrite for every write this iteration
+ * answered, to the page cache, as Redis writes its AOF in beforeSleep)
+ * and releases the replies that were waiting for it; fsyncs stay on the
+ * log's thread. Under always the log's thread does both, so the loop
+ * never waits for a disk. */
+static void on_log_write(uv_check_t *h)
+{
+    kvd_worker *w = h->data;
+    if (!w->log_dirty)
+        return;
+    w->log_dirty = 0;
+    kv_write_log(w->server->store);
+    on_durable(&w->durable);
+}
+
+/* The worker whose loop runs on this thread, if any. */
+static __thread kvd_worker *this_worker;
+
+/* One notification per written batch, from the thread that wrote it: the
+ * log's thread, or a worker's loop in on_log_write (which then releases
+ * its own replies itself, without waking its own loop). */
 static void durable_notify(void *ctx, uint64_t rev, int status)
 {
     kvd_server *s = ctx;
@@ -177,7 +204,8 @@ static void durable_notify(void *ctx, uint64_t rev, int status)
     atomic_store(&s->durable_status, status);
     pthread_mutex_lock(&s->notify_mu);
     for (int i = 0; i < s->nworkers; i++)
-        if (s->workers[i].durable_open)
+        if (s->workers[i].durable_open && &s->workers[i] != this_worker &&
+            atomic_load(&s->workers[i].has_held))
             uv_async_send(&s->workers[i].durable);
     pthread_mutex_unlock(&s->notify_mu);
 }
@@ -300,6 +328,7 @@ static void close_any(uv_handle_t *h, void *arg)
 static void *worker_main(void *arg)
 {
     kvd_worker *w = arg;
+    this_worker = w;
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* Normally everything is closed by now; be sure before loop_close. */
     uv_walk(&w->loop, close_any, NULL);
@@ -358,6 +387,12 @@ static int workers_start(kvd_server *s)
         w->grace.data = w;
         uv_async_init(&w->loop, &w->durable, on_durable);
         w->durable.data = w;
+        uv_check_init(&w->loop, &w->log_write);
+        w->log_write.data = w;
+        if (s->durable && s->cfg->fsync != KV_FSYNC_ALWAYS) {
+            uv_check_start(&w->log_write, on_log_write);
+            uv_unref((uv_handle_t *)&w->log_write); /* does not keep the loop alive */
+        }
         pthread_mutex_lock(&s->notify_mu);
         w->durable_open = 1;
         pthread_mutex_unlock(&s->notify_mu);
@@ -375,6 +410,7 @@ static int workers_start(kvd_server *s)
             w->durable_open = 0;
             uv_close((uv_handle_t *)&w->durable, NULL);
             pthread_mutex_unlock(&s->notify_mu);
+            uv_close((uv_handle_t *)&w->log_write, NULL);
             uv_close((uv_handle_t *)&w->reclaim, NULL);
             uv_run(&w->loop, UV_RUN_DEFAULT);
             uv_loop_close(&w->loop);

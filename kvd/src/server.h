@@ -55,7 +55,12 @@ typedef struct kvd_worker {
     int stopping;          /* this loop has begun stopping              */
     struct kvd_conn *conns; /* doubly linked list of live connections  */
     struct kvd_conn *held;  /* connections with held replies            */
+    atomic_int has_held;    /* held != NULL, for the notifying thread:
+                               it stores durable_rev then loads this; the
+                               loop sets this then loads durable_rev     */
     uv_async_t durable;     /* the store's durable revision advanced     */
+    uv_check_t log_write;   /* end of a loop iteration: write the log    */
+    int log_dirty;          /* writes made in this iteration             */
     int durable_open;       /* under server->notify_mu                   */
     kvd_stats stats;
     uint8_t scratch[KVD_READ_CHUNK]; /* reads land here first (loop thread only) */

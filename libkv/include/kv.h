@@ -260,7 +260,8 @@ KV_API uint64_t kv_durable_revision(kv_store *store);
  * not wake the log's thread: call it once per batch of writes (kvd calls
  * it once per event-loop iteration, as Redis writes its AOF); changes left
  * unwritten are written by the log's thread within about 10 ms. KV_OK at
- * once for an in-memory store. Errors: KV_NO_SPACE, KV_IO. */
+ * once for an in-memory store, and a no-op under KV_FSYNC_ALWAYS (there
+ * the log's thread writes and syncs together). Errors: KV_NO_SPACE, KV_IO. */
 KV_API int kv_write_log(kv_store *store);
 
 /* fn is called each time the durable revision advances, and when the log

@@ -174,6 +174,7 @@ static void flush_round(kv__log *l, bool final, bool allow_sync)
     uint64_t to_write = b->last_rev, written = l->written_rev;
     bool everysec_due = l->fsync == KV_FSYNC_EVERYSEC && l->synced_rev < written;
     struct timespec next_sync = l->next_sync; /* l->next_sync: under mu */
+    uint64_t synced_before = l->synced_rev;
     pthread_mutex_unlock(&l->mu);
 
     int rc = 0;
@@ -184,7 +185,7 @@ static void flush_round(kv__log *l, bool final, bool allow_sync)
             written = to_write;
     }
     if (rc == 0 && written > 0 && allow_sync &&
-        ((have && l->fsync == KV_FSYNC_ALWAYS) ||
+        ((l->fsync == KV_FSYNC_ALWAYS && synced_before < written) ||
          (l->fsync == KV_FSYNC_EVERYSEC && (final || reached(&next_sync)) &&
           (have || everysec_due)) ||
          final)) {
@@ -228,6 +229,13 @@ static void flush_round(kv__log *l, bool final, bool allow_sync)
         l->notifying = false;
         pthread_cond_broadcast(&l->done);
     }
+}
+
+/* Is there anything for a round to do for a waiter? */
+static bool round_needed(const kv__log *l)
+{
+    return l->active.len || l->pending.len ||
+           (l->fsync == KV_FSYNC_ALWAYS && l->synced_rev < l->written_rev);
 }
 
 /* After a writer's round: the flusher only needs waking if it waited for
@@ -410,7 +418,7 @@ int kv__log_wait(kv__log *l, uint64_t rev)
 {
     pthread_mutex_lock(&l->mu);
     while (durable_of(l) < rev && l->status == KV_OK) {
-        if (!l->busy && (l->active.len || l->pending.len)) {
+        if (!l->busy && round_needed(l)) {
             /* Lead: write (and sync) everything queued, ours included;
              * writers arriving meanwhile queue for the next round. */
             l->busy = true;
@@ -430,7 +438,9 @@ int kv__log_wait(kv__log *l, uint64_t rev)
 int kv__log_write_now(kv__log *l)
 {
     pthread_mutex_lock(&l->mu);
-    if (!l->busy && l->status == KV_OK && l->active.len) {
+    /* Under always a write without its sync makes nothing durable: the
+     * waiters' rounds and the flusher do both. */
+    if (!l->busy && l->status == KV_OK && l->active.len && l->fsync != KV_FSYNC_ALWAYS) {
         l->busy = true;
         flush_round(l, false, false);
         l->busy = false;

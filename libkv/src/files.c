@@ -160,6 +160,29 @@ static bool all_zero(const unsigned char *p, size_t n)
     return true;
 }
 
+/* ---- unmasked payloads ------------------------------------------------- */
+
+/* A frame's payload, unmasked into a buffer that grows as needed. */
+typedef struct scratch {
+    unsigned char *p;
+    size_t cap;
+} scratch;
+
+static const unsigned char *unmask(scratch *s, const unsigned char *frame, size_t len)
+{
+    if (len > s->cap) {
+        size_t cap = len < 4096 ? 4096 : len;
+        unsigned char *p = realloc(s->p, cap);
+        if (!p)
+            return NULL;
+        s->p = p;
+        s->cap = cap;
+    }
+    memcpy(s->p, frame + KV__FRAME_HDR, len);
+    kv__frame_mask(s->p, len);
+    return s->p;
+}
+
 /* ---- segments ---------------------------------------------------------- */
 
 /* Does [from, to) hold a whole 512-byte sector (aligned in the file) of
@@ -180,20 +203,24 @@ static bool zero_sector(const mapped *m, size_t from, size_t to)
 /* Is there a valid record anywhere after off? (8-byte aligned positions) */
 static bool valid_record_after(const mapped *m, size_t off, size_t *found)
 {
-    for (size_t o = off; o + KV__FRAME_HDR <= m->len; o += 8) {
+    scratch sc = {0};
+    bool yes = false;
+    for (size_t o = off; o + KV__FRAME_HDR <= m->len && !yes; o += 8) {
         uint64_t len;
         if (kv__frame_check(m->p + o, m->len - o, &len) != KV__FRAME_OK)
             continue;
         kv__record r;
         kv__change *ch;
         bool nomem;
-        if (kv__record_decode(m->p + o + KV__FRAME_HDR, (size_t)len, &r, &ch, &nomem) || nomem) {
+        const unsigned char *pl = unmask(&sc, m->p + o, (size_t)len);
+        if (!pl || kv__record_decode(pl, (size_t)len, &r, &ch, &nomem) || nomem) {
             free(ch);
             *found = o;
-            return true;
+            yes = true;
         }
     }
-    return false;
+    free(sc.p);
+    return yes;
 }
 
 int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
@@ -226,6 +253,7 @@ int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
     }
     info->first_rev = kv__get64(h + 16);
     size_t off = KV__SEG_HDR, dropped = 0;
+    scratch sc = {0};
     uint64_t next = info->first_rev;
     rc = KV_OK;
     while (rc == KV_OK && off < m.len) {
@@ -236,9 +264,10 @@ int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
         if (fr == KV__FRAME_OK) {
             kv__record r;
             kv__change *ch;
-            bool nomem;
-            if (!kv__record_decode(m.p + off + KV__FRAME_HDR, (size_t)len, &r, &ch, &nomem)) {
-                if (nomem) {
+            bool nomem = false;
+            const unsigned char *pl = unmask(&sc, m.p + off, (size_t)len);
+            if (!pl || !kv__record_decode(pl, (size_t)len, &r, &ch, &nomem)) {
+                if (nomem || !pl) {
                     rc = KV_NO_MEMORY;
                     break;
                 }
@@ -282,6 +311,7 @@ int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
     }
     if (info->valid_end == 0)
         info->valid_end = KV__SEG_HDR;
+    free(sc.p);
     unmap(&m);
     return rc;
 }
@@ -311,6 +341,7 @@ int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap
     }
     info->start_rev = kv__get64(h + 16);
     size_t off = KV__SNAP_HDR, dropped = 0;
+    scratch sc = {0};
     bool ended = false;
     while (rc == KV_OK && !ended) {
         uint64_t len;
@@ -323,8 +354,12 @@ int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap
             rc = KV_CORRUPT;
             break;
         }
-        const unsigned char *p = m.p + off + KV__FRAME_HDR;
         size_t n = (size_t)len;
+        const unsigned char *p = unmask(&sc, m.p + off, n);
+        if (!p) {
+            rc = KV_NO_MEMORY;
+            break;
+        }
         switch (p[0]) {
         case KV__REC_CHANGE: {
             kv__record r;
@@ -395,6 +430,7 @@ int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap
         snprintf(err, errcap, "%s: unexpected bytes after the end block at offset %zu", path, off);
         rc = KV_CORRUPT;
     }
+    free(sc.p);
     unmap(&m);
     return rc;
 }
@@ -411,7 +447,7 @@ int kv__snap_peek(const char *path, uint64_t *entries, uint64_t *records)
         pread(fd, b, sizeof b, st.st_size - (off_t)sizeof b) == (ssize_t)sizeof b) {
         uint64_t len;
         if (kv__frame_check(b, sizeof b, &len) == KV__FRAME_OK && len == 32 &&
-            b[KV__FRAME_HDR] == KV__BLK_END) {
+            (kv__frame_mask(b + KV__FRAME_HDR, 32), b[KV__FRAME_HDR] == KV__BLK_END)) {
             *entries = kv__get64(b + KV__FRAME_HDR + 8);
             *records = kv__get64(b + KV__FRAME_HDR + 24);
             rc = KV_OK;

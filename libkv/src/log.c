@@ -45,6 +45,7 @@ struct kv__log {
     bool busy;            /* a thread is in flush_round (the I/O token) */
     bool writers_lead;    /* waiting writers do the I/O themselves */
     bool flusher_waits;   /* the flusher waits for a writer's round */
+    bool flusher_untimed; /* the flusher sleeps with no deadline */
     struct timespec next_sync; /* everysec: next sync due (under mu) */
     kv__log_notify_fn notify;
     void *notify_ctx;
@@ -239,11 +240,14 @@ static bool round_needed(const kv__log *l)
 }
 
 /* After a writer's round: the flusher only needs waking if it waited for
- * the round to end, or if the round failed and left a batch to retry (so
- * appends and good rounds cost it no wake-ups). */
+ * the round to end, if the round failed and left a batch to retry, or if
+ * it sleeps with no deadline while an everysec sync is now owed (so
+ * appends and most rounds cost it no wake-ups). */
 static void wake_flusher(kv__log *l)
 {
-    if (l->flusher_waits || l->pending.len) {
+    bool sync_due = l->flusher_untimed && l->fsync == KV_FSYNC_EVERYSEC &&
+                    l->synced_rev < l->written_rev;
+    if (l->flusher_waits || l->pending.len || sync_due) {
         l->flusher_waits = false;
         pthread_cond_signal(&l->work);
     }
@@ -268,7 +272,9 @@ static void *flusher(void *arg)
             } else if (everysec_due) {
                 pthread_cond_timedwait(&l->work, &l->mu, &l->next_sync);
             } else {
+                l->flusher_untimed = true; /* an everysec round must wake it */
                 pthread_cond_wait(&l->work, &l->mu);
+                l->flusher_untimed = false;
             }
         } else if (retrying && !l->stop) {
             struct timespec t;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+
 #include "hash.h"
 #include "record.h"
 
@@ -14,8 +15,32 @@ uint32_t kv__crc(const void *p, size_t n)
     return (uint32_t)XXH3_64bits_withSeed(p, n, CRC_SEED);
 }
 
+/* SplitMix64 (Steele, Lea, Flood 2014): the mask's keystream. */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void kv__frame_mask(unsigned char *p, size_t n)
+{
+    uint64_t seed = (uint64_t)n * 0x9e3779b97f4a7c15ull ^ 0x6b766d61736b2121ull;
+    size_t i = 0;
+    for (uint64_t w = 0; i + 8 <= n; i += 8, w++) {
+        uint64_t x, k = mix64(seed + w);
+        memcpy(&x, p + i, 8);
+        x ^= k;
+        memcpy(p + i, &x, 8);
+    }
+    uint64_t k = mix64(seed + n / 8);
+    for (unsigned j = 0; i < n; i++, j++)
+        p[i] ^= (unsigned char)(k >> (8 * j));
+}
+
 void kv__frame_seal(unsigned char *dst, size_t n)
 {
+    kv__frame_mask(dst + KV__FRAME_HDR, n);
     kv__put64(dst, n);
     kv__put32(dst + 8, kv__crc(dst + KV__FRAME_HDR, n));
     kv__put32(dst + 12, kv__crc(dst, 12));

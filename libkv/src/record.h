@@ -10,8 +10,13 @@
  *   payload[len]
  *   zero padding to a multiple of 8 bytes
  *
- * Checksums are the low 32 bits of XXH3-64 with a fixed seed. All integers
- * are little-endian. An all-zero header marks the end of written data.
+ * The payload is stored masked: XORed with a keystream that depends only on
+ * its length (kv__frame_mask), so that no written frame holds a long run of
+ * zeros even when a value does; zeros in the log then mean "never
+ * written" (files.c tells a torn write from damage by them). The crc is
+ * of the masked bytes. Checksums are the low 32 bits of XXH3-64 with a
+ * fixed seed. All integers are little-endian. An all-zero header marks the
+ * end of written data.
  *
  * A change record's payload (one atomic change, one revision):
  *
@@ -85,9 +90,13 @@ static inline size_t kv__frame_size(size_t n)
     return KV__FRAME_HDR + kv__align8(n);
 }
 
-/* Fills the header and padding of a frame whose payload (n bytes) is
- * already at dst + KV__FRAME_HDR. */
+/* Masks the payload (n bytes) at dst + KV__FRAME_HDR in place, then fills
+ * the header and padding of the frame. */
 void kv__frame_seal(unsigned char *dst, size_t n);
+
+/* XORs n bytes with the keystream of a payload of n bytes: masks and
+ * unmasks. */
+void kv__frame_mask(unsigned char *p, size_t n);
 
 /* What kv__frame_check found at a position. */
 enum {

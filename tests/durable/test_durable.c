@@ -562,3 +562,30 @@ Test(durable, everysec_syncs_in_the_background_and_no_leaves_it_to_the_kernel)
     dt_rmdir(dir);
     free(dir);
 }
+
+/* Values full of zeros do not look like a write that never reached the
+ * disk (frames are stored masked): damage inside such a record, with
+ * acknowledged records after it, is refused, not cut off as a torn tail. */
+Test(durable, damage_in_a_record_of_zero_bytes_is_refused_not_taken_for_a_torn_tail)
+{
+    char *dir = dt_tmpdir("zeros");
+    kv_store *s = dt_open(dir, KV_FSYNC_ALWAYS);
+    static char zeros[4096];
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(kv_set(s, &i, sizeof i, zeros, sizeof zeros, NULL), KV_OK);
+    kv_close(s);
+    char *seg = dt_find(dir, "log-");
+    size_t len;
+    unsigned char *b = dt_read(seg, &len);
+    size_t frame = (len - 32) / 10;
+    b[32 + 2 * frame + 1000] ^= 0x01; /* inside record 3's value */
+    dt_write(seg, b, len);
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.dir = dir;
+    cr_assert_eq(kv_open_config(&c, &s), KV_CORRUPT, "%s", kv_last_error());
+    free(b);
+    free(seg);
+    dt_rmdir(dir);
+    free(dir);
+}

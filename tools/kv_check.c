@@ -69,7 +69,7 @@ static uint64_t file_size(const char *path)
 static int list_files(const char *dir)
 {
     kv__dir_list dl;
-    int rc = kv__dir_list_read(dir, false, &dl);
+    int rc = kv__dir_list_read(dir, NULL, &dl);
     if (rc != KV_OK) {
         fprintf(stderr, "kv-check: cannot read %s: %s\n", dir, kv_strerror(rc));
         return rc;
@@ -147,7 +147,10 @@ static int check(const char *dir, bool repair)
 
     /* Rebuild the store in memory, exactly as an open would. */
     kv_store *s;
-    int rc = kv_open(NULL, &s);
+    kv_options o;
+    kv_options_init(&o);
+    o.initial_capacity = kv__capacity_for(dir, o.initial_capacity);
+    int rc = kv_open(&o, &s);
     if (rc != KV_OK) {
         fprintf(stderr, "kv-check: %s\n", kv_strerror(rc));
         return EXIT_IO;

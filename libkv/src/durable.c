@@ -156,7 +156,7 @@ int kv__recover(kv_store *s, const char *dir, kv__io *io, bool repair, kv_recove
     *tail_path = NULL;
     memset(rec, 0, sizeof *rec);
     kv__dir_list dl;
-    int rc = kv__dir_list_read(dir, repair, &dl);
+    int rc = kv__dir_list_read(dir, repair ? io : NULL, &dl);
     if (rc != KV_OK) {
         kv__set_error("%s: cannot list the directory: %s", dir, strerror(errno));
         return rc;
@@ -216,6 +216,19 @@ int kv__recover(kv_store *s, const char *dir, kv__io *io, bool repair, kv_recove
                 rc = kv__io_status(cut);
             }
         }
+        /* What a crashed process left in the page cache is on disk now:
+         * written (under everysec, acknowledged) but maybe never synced. */
+        if (rc == KV_OK && last && repair && !info.torn) {
+            int fd, se = io->open(io, p, O_WRONLY, 0644, &fd);
+            if (se == 0) {
+                se = io->sync(io, fd);
+                io->close(io, fd);
+            }
+            if (se != 0) {
+                snprintf(err, sizeof err, "%s: cannot sync: %s", p, strerror(-se));
+                rc = kv__io_status(se);
+            }
+        }
         uint64_t seg_end = info.records ? info.last_rev : info.first_rev - 1;
         if (rc == KV_OK && last && seg_end == atomic_load(&s->revision)) {
             *tail_path = p;
@@ -229,6 +242,13 @@ int kv__recover(kv_store *s, const char *dir, kv__io *io, bool repair, kv_recove
     }
     rec->records = c.records;
 out:
+    if (rc == KV_OK && repair) {
+        int se = io->sync_dir(io, dir);
+        if (se != 0) {
+            snprintf(err, sizeof err, "%s: cannot sync the directory: %s", dir, strerror(-se));
+            rc = kv__io_status(se);
+        }
+    }
     if (rc != KV_OK) {
         if (err[0])
             kv__set_error("%s", err);
@@ -287,10 +307,13 @@ static void remove_covered(kv_store *s, uint64_t e)
 {
     kv__durable *d = s->dur;
     kv__dir_list dl;
-    if (kv__dir_list_read(d->dir, false, &dl) != KV_OK)
+    if (kv__dir_list_read(d->dir, NULL, &dl) != KV_OK)
         return;
     uint64_t current = kv__log_current_segment(s->log);
-    for (size_t i = 0; i < dl.nsnaps; i++) {
+    /* The newest snapshot before this one (e) stays too: `kvcli snapshot`
+     * names a file an operator may be about to copy as a backup. */
+    size_t keep_from = dl.nsnaps >= 2 ? dl.nsnaps - 2 : 0;
+    for (size_t i = 0; i < keep_from; i++) {
         if (dl.snaps[i] >= e)
             continue;
         char *p = path_of(d->dir, "snap-%016llx.kvs", dl.snaps[i]);
@@ -377,12 +400,36 @@ static void durable_free(kv__durable *d)
     free(d);
 }
 
-int kv__durable_open(kv_store *s, const kv_config *cfg, kv__io *io)
+/* Creates dir if missing, and makes its name durable in its parent. */
+static int make_dir(kv__io *io, const char *dir)
 {
-    if (mkdir(cfg->dir, 0755) != 0 && errno != EEXIST) {
-        kv__set_error("%s: cannot create the directory: %s", cfg->dir, strerror(errno));
+    if (mkdir(dir, 0755) != 0) {
+        if (errno == EEXIST)
+            return KV_OK;
+        kv__set_error("%s: cannot create the directory: %s", dir, strerror(errno));
         return errno == ENOSPC ? KV_NO_SPACE : KV_IO;
     }
+    char parent[4096];
+    const char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(parent, ".");
+    else if (slash == dir)
+        strcpy(parent, "/");
+    else
+        snprintf(parent, sizeof parent, "%.*s", (int)(slash - dir), dir);
+    int e = io->sync_dir(io, parent);
+    if (e != 0) {
+        kv__set_error("%s: cannot sync the directory: %s", parent, strerror(-e));
+        return kv__io_status(e);
+    }
+    return KV_OK;
+}
+
+int kv__durable_open(kv_store *s, const kv_config *cfg, kv__io *io)
+{
+    int mrc = make_dir(io, cfg->dir);
+    if (mrc != KV_OK)
+        return mrc;
     kv__durable *d = calloc(1, sizeof *d);
     if (!d || !(d->dir = strdup(cfg->dir))) {
         free(d);
@@ -453,10 +500,10 @@ void kv__durable_close(kv_store *s)
  * into a small linear-probing index that keeps growing packs them into
  * long runs (quadratic time); into an index of the final size it is a
  * sequential fill. */
-static size_t capacity_for(const char *dir, size_t cap)
+size_t kv__capacity_for(const char *dir, size_t cap)
 {
     kv__dir_list dl;
-    if (kv__dir_list_read(dir, false, &dl) != KV_OK)
+    if (kv__dir_list_read(dir, NULL, &dl) != KV_OK)
         return cap;
     if (dl.nsnaps) {
         char *p = path_of(dir, "snap-%016llx.kvs", dl.snaps[dl.nsnaps - 1]);
@@ -484,7 +531,7 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
         return KV_INVALID_ARGUMENT;
     kv_options o = {c.initial_capacity, c.max_key_size, c.max_value_size, c.max_keys};
     if (c.dir)
-        o.initial_capacity = capacity_for(c.dir, o.initial_capacity);
+        o.initial_capacity = kv__capacity_for(c.dir, o.initial_capacity);
     kv_store *s;
     int rc = kv_open(&o, &s);
     if (rc != KV_OK || !c.dir) {
@@ -609,12 +656,10 @@ int kv_restore(const char *backup, const char *dir)
         kv__set_error("%s", err);
         return rc;
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        kv__set_error("%s: cannot create the directory: %s", dir, strerror(errno));
-        return errno == ENOSPC ? KV_NO_SPACE : KV_IO;
-    }
+    if ((rc = make_dir(&kv__io_posix, dir)) != KV_OK)
+        return rc;
     kv__dir_list dl;
-    if ((rc = kv__dir_list_read(dir, false, &dl)) != KV_OK)
+    if ((rc = kv__dir_list_read(dir, NULL, &dl)) != KV_OK)
         return rc;
     bool empty = dl.nsegs == 0 && dl.nsnaps == 0;
     kv__dir_list_free(&dl);
@@ -649,9 +694,14 @@ int kv_restore(const char *backup, const char *dir)
             goto io_failed;
         off += n;
     }
-    if ((e = io->sync(io, out)) != 0 || (e = io->close(io, out)) != 0)
+    if ((e = io->sync(io, out)) != 0)
         goto io_failed;
+    e = io->close(io, out);
     out = -1;
+    if (e != 0) {
+        io->unlink(io, tmp);
+        goto io_failed;
+    }
     if ((e = io->rename(io, tmp, dst)) != 0 || (e = io->sync_dir(io, dir)) != 0)
         goto io_failed;
     rc = KV_OK;

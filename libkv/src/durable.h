@@ -62,6 +62,10 @@ int kv__recover(kv_store *s, const char *dir, kv__io *io, bool repair, kv_recove
  * process has it (kv_last_error names its pid). */
 int kv__lock_dir(kv__io *io, const char *dir, int *fd);
 
+/* The index capacity to open dir's store with: cap, or the newest
+ * snapshot's key count if larger (durable.c explains why). */
+size_t kv__capacity_for(const char *dir, size_t cap);
+
 /* For tests: kv_open_config with another I/O layer. */
 int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out);
 

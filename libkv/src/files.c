@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "io.h"
 #include "kv.h"
 #include "log.h"
 #include "record.h"
@@ -58,7 +59,7 @@ static bool parse_name(const char *name, const char *prefix, const char *suffix,
     return true;
 }
 
-int kv__dir_list_read(const char *dir, bool remove_tmp, kv__dir_list *out)
+int kv__dir_list_read(const char *dir, kv__io *remove_tmp, kv__dir_list *out)
 {
     memset(out, 0, sizeof *out);
     DIR *d = opendir(dir);
@@ -74,8 +75,14 @@ int kv__dir_list_read(const char *dir, bool remove_tmp, kv__dir_list *out)
             rc = push(&out->segs, &out->nsegs, &segcap, x);
         else if (parse_name(e->d_name, "snap-", ".kvs", &x))
             rc = push(&out->snaps, &out->nsnaps, &snapcap, x);
-        else if (remove_tmp && nl > 4 && strcmp(e->d_name + nl - 4, ".tmp") == 0)
-            unlinkat(dirfd(d), e->d_name, 0);
+        else if (remove_tmp && nl > 4 && strcmp(e->d_name + nl - 4, ".tmp") == 0) {
+            char *p = malloc(strlen(dir) + nl + 2);
+            if (p) {
+                sprintf(p, "%s/%s", dir, e->d_name);
+                remove_tmp->unlink(remove_tmp, p);
+                free(p);
+            }
+        }
     }
     closedir(d);
     if (rc != KV_OK) {

@@ -20,6 +20,8 @@
 
 #include "apply.h"
 
+struct kv__io;
+
 typedef struct kv__dir_list {
     uint64_t *segs; /* first revisions, ascending */
     size_t nsegs;
@@ -27,9 +29,10 @@ typedef struct kv__dir_list {
     size_t nsnaps;
 } kv__dir_list;
 
-/* Lists segments and snapshots of dir. If remove_tmp, *.tmp files are
- * deleted. KV_OK, KV_IO (cannot read the directory), KV_NO_MEMORY. */
-int kv__dir_list_read(const char *dir, bool remove_tmp, kv__dir_list *out);
+/* Lists segments and snapshots of dir. With remove_tmp (an I/O layer),
+ * *.tmp files are deleted through it. KV_OK, KV_IO (cannot read the
+ * directory), KV_NO_MEMORY. */
+int kv__dir_list_read(const char *dir, struct kv__io *remove_tmp, kv__dir_list *out);
 void kv__dir_list_free(kv__dir_list *l);
 
 /* Called for each record; a non-zero return stops the read with it. frame

@@ -109,8 +109,8 @@ static int segment_create(kv__log *l, uint64_t first_rev)
 }
 
 /* Writes the pending batch, starting a new segment first if the current
- * one is full. 0 or -errno; on error the segment is cut back to where it
- * was, so that a retry writes the batch again in the same place. */
+ * one is full. 0 or -errno; on error a retry writes the batch again in the
+ * same place. */
 static int write_batch(kv__log *l, batch *b, bool *synced)
 {
     *synced = false;
@@ -126,11 +126,12 @@ static int write_batch(kv__log *l, batch *b, bool *synced)
         l->io->close(l->io, old);
         *synced = true; /* everything before this batch is on disk */
     }
+    /* On failure seg_off stays: the retry writes the batch over whatever
+     * part of it landed (the file is never cut while it may be mapped by a
+     * snapshot's reader; a crash before the retry leaves a torn tail). */
     int rc = kv__io_write_all(l->io, l->fd, b->p, b->len, (off_t)l->seg_off);
-    if (rc != 0) {
-        l->io->truncate(l->io, l->fd, (off_t)l->seg_off);
+    if (rc != 0)
         return rc;
-    }
     l->seg_off += b->len;
     atomic_fetch_add(&l->bytes, b->len);
     atomic_fetch_add(&l->batches, 1);

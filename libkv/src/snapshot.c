@@ -135,7 +135,7 @@ static int copy_tail(kv_store *s, writer *w, uint64_t start, uint64_t end)
     if (end <= start)
         return KV_OK;
     kv__dir_list dl;
-    int rc = kv__dir_list_read(s->dur->dir, false, &dl);
+    int rc = kv__dir_list_read(s->dur->dir, NULL, &dl);
     if (rc != KV_OK)
         return rc;
     tail_ctx t = {w, start, end};

@@ -203,14 +203,16 @@ Test(durable, snapshot_then_log_tail_recovers_exactly_and_drops_covered_segments
             cr_assert_eq(kv_set(s, k, strlen(k), "after", 5, NULL), KV_OK);
     }
     cr_assert_eq(kv_snapshot(s), KV_OK);
-    cr_assert_eq(dt_count(dir, "snap-"), 1, "older snapshots are removed");
+    cr_assert_eq(dt_count(dir, "snap-"), 2, "the one before the newest stays");
+    cr_assert_eq(kv_snapshot(s), KV_OK);
+    cr_assert_eq(dt_count(dir, "snap-"), 2, "older snapshots are removed");
     for (int i = 300; i < 400; i++) {
         snprintf(k, sizeof k, "k%d", i);
         cr_assert_eq(kv_set(s, k, strlen(k), "tail", 4, NULL), KV_OK);
     }
     kv_metrics m;
     kv_metrics_read(s, &m, sizeof m);
-    cr_assert_eq(m.snapshots, 2);
+    cr_assert_eq(m.snapshots, 3);
     dt_print before = dt_fingerprint(s);
     kv_close(s);
 
@@ -586,6 +588,33 @@ Test(durable, damage_in_a_record_of_zero_bytes_is_refused_not_taken_for_a_torn_t
     cr_assert_eq(kv_open_config(&c, &s), KV_CORRUPT, "%s", kv_last_error());
     free(b);
     free(seg);
+    dt_rmdir(dir);
+    free(dir);
+}
+
+Test(durable, snapshots_are_taken_automatically_by_time_if_anything_changed)
+{
+    char *dir = dt_tmpdir("interval");
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.dir = dir;
+    c.snapshot_log_bytes = 0;
+    c.snapshot_interval_s = 1;
+    kv_store *s;
+    cr_assert_eq(kv_open_config(&c, &s), KV_OK);
+    cr_assert_eq(kv_set(s, "k", 1, "v", 1, NULL), KV_OK);
+    kv_metrics m = {0};
+    for (int tries = 0; tries < 300 && m.snapshots == 0; tries++) { /* up to 30 s */
+        usleep(100000);
+        kv_metrics_read(s, &m, sizeof m);
+    }
+    cr_assert_eq(m.snapshots, 1);
+    cr_assert_eq(m.snapshot_revision, 1);
+    /* nothing changed since: no more snapshots */
+    usleep(2500000);
+    kv_metrics_read(s, &m, sizeof m);
+    cr_assert_eq(m.snapshots, 1, "an unchanged store is not snapshotted again");
+    kv_close(s);
     dt_rmdir(dir);
     free(dir);
 }

@@ -5,9 +5,15 @@
 
 #include <math.h>
 
+/* The state starts at a scrambled seed: seeds that differ by one (one per
+ * connection) must not give sequences one step apart, as seed * gamma
+ * would with splitmix64's gamma increment. */
 void kvb_rng_seed(kvb_rng *r, uint64_t seed)
 {
-    r->s = seed * 0x9E3779B97F4A7C15ull + 1;
+    uint64_t z = seed + 0x2545F4914F6CDD1Dull;
+    z = (z ^ (z >> 33)) * 0xFF51AFD7ED558CCDull;
+    z = (z ^ (z >> 33)) * 0xC4CEB9FE1A85EC53ull;
+    r->s = z ^ (z >> 33);
 }
 
 /* splitmix64 (Steele, Lea, Flood, "Fast splittable pseudorandom number

@@ -179,8 +179,9 @@ static void on_durable(uv_async_t *a)
  * loop writes the log itself (one pwrite for every write this iteration
  * answered, to the page cache, as Redis writes its AOF in beforeSleep)
  * and releases the replies that were waiting for it; fsyncs stay on the
- * log's thread. Under always the log's thread does both, so the loop
- * never waits for a disk. */
+ * log's thread. Under always it asks the log's thread for a round that
+ * writes and syncs everything this iteration queued (one fdatasync for
+ * the whole iteration), so the loop never waits for a disk. */
 static void on_log_write(uv_check_t *h)
 {
     kvd_worker *w = h->data;
@@ -389,7 +390,7 @@ static int workers_start(kvd_server *s)
         w->durable.data = w;
         uv_check_init(&w->loop, &w->log_write);
         w->log_write.data = w;
-        if (s->durable && s->cfg->fsync != KV_FSYNC_ALWAYS) {
+        if (s->durable) {
             uv_check_start(&w->log_write, on_log_write);
             uv_unref((uv_handle_t *)&w->log_write); /* does not keep the loop alive */
         }

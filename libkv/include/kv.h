@@ -259,9 +259,12 @@ KV_API uint64_t kv_durable_revision(kv_store *store);
  * wait_durable = 0 under KV_FSYNC_EVERYSEC or KV_FSYNC_NO, whose writes do
  * not wake the log's thread: call it once per batch of writes (kvd calls
  * it once per event-loop iteration, as Redis writes its AOF); changes left
- * unwritten are written by the log's thread within about 10 ms. KV_OK at
- * once for an in-memory store, and a no-op under KV_FSYNC_ALWAYS (there
- * the log's thread writes and syncs together). Errors: KV_NO_SPACE, KV_IO. */
+ * unwritten are written by the log's thread within about 10 ms. Under
+ * KV_FSYNC_ALWAYS it does not write: it asks the log's thread to write and
+ * sync everything queued (now, or as soon as the round in progress ends),
+ * so that all the writes a caller queued between two calls share one
+ * fdatasync. Never waits for the disk. KV_OK at once for an in-memory
+ * store. Errors: KV_NO_SPACE, KV_IO. */
 KV_API int kv_write_log(kv_store *store);
 
 /* fn is called each time the durable revision advances, and when the log

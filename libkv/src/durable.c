@@ -457,9 +457,11 @@ int kv__durable_open(kv_store *s, const kv_config *cfg, kv__io *io)
     if (rc == KV_OK)
         atomic_store(&d->snapshot_rev, d->recovery.snapshot_revision);
     if (rc == KV_OK) {
-        /* Writers (or the caller, with kv_write_log) do the writes, except
-         * where nobody waits and each round needs an fsync. */
-        bool lead = cfg->wait_durable != 0 || cfg->fsync != KV_FSYNC_ALWAYS;
+        /* Appends never wake the flusher: waiting writers lead rounds, or
+         * the caller calls kv_write_log (writes itself under everysec/no,
+         * asks the flusher for a round under always); the flusher also
+         * writes what nobody wrote within 10 ms. */
+        bool lead = true;
         rc = kv__log_start(io, d->dir, cfg->fsync, lead, cfg->segment_bytes,
                            &s->revision, tail, tail_size, tail_first, &s->log);
         if (rc != KV_OK)

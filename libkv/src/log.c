@@ -44,6 +44,7 @@ struct kv__log {
     bool notifying;       /* the flusher is calling notify */
     bool busy;            /* a thread is in flush_round (the I/O token) */
     bool writers_lead;    /* waiting writers do the I/O themselves */
+    bool kicked;          /* kv__log_write_now asked for a round (always) */
     bool flusher_waits;   /* the flusher waits for a writer's round */
     bool flusher_untimed; /* the flusher sleeps with no deadline */
     struct timespec next_sync; /* everysec: next sync due (under mu) */
@@ -264,7 +265,7 @@ static void *flusher(void *arg)
         bool retrying = l->pending.len > 0;
         /* With writers leading their own groups, appends do not wake the
          * flusher: it keeps the everysec syncs, retries and the final flush. */
-        bool work = l->active.len && !l->writers_lead;
+        bool work = l->active.len && (!l->writers_lead || l->kicked);
         if (!l->stop && !work && !retrying && l->status == KV_OK) {
             struct timespec t;
             if (l->active.len) { /* a writer that leads will come; if not, in 10 ms */
@@ -295,6 +296,7 @@ static void *flusher(void *arg)
         }
         bool final = l->stop;
         l->busy = true;
+        l->kicked = false;
         flush_round(l, final, true);
         l->busy = false;
         pthread_cond_broadcast(&l->done);
@@ -445,9 +447,17 @@ int kv__log_wait(kv__log *l, uint64_t rev)
 int kv__log_write_now(kv__log *l)
 {
     pthread_mutex_lock(&l->mu);
-    /* Under always a write without its sync makes nothing durable: the
-     * waiters' rounds and the flusher do both. */
-    if (!l->busy && l->status == KV_OK && l->active.len && l->fsync != KV_FSYNC_ALWAYS) {
+    /* Under always a write without its sync makes nothing durable, and the
+     * caller must not wait for a sync: the flusher is asked for a round
+     * (now, or right after the one it is doing), which then takes every
+     * record the caller queued since the last one (a whole event-loop
+     * iteration's writes share one fdatasync). */
+    if (l->fsync == KV_FSYNC_ALWAYS) {
+        if (l->active.len && !l->kicked) {
+            l->kicked = true;
+            pthread_cond_signal(&l->work);
+        }
+    } else if (!l->busy && l->status == KV_OK && l->active.len) {
         l->busy = true;
         flush_round(l, false, false);
         l->busy = false;

@@ -45,6 +45,7 @@ struct kv__log {
     bool busy;            /* a thread is in flush_round (the I/O token) */
     bool writers_lead;    /* waiting writers do the I/O themselves */
     bool kicked;          /* kv__log_write_now asked for a round (always) */
+    bool bg_syncing;      /* the flusher syncs (everysec) without the token */
     bool flusher_waits;   /* the flusher waits for a writer's round */
     bool flusher_untimed; /* the flusher sleeps with no deadline */
     struct timespec next_sync; /* everysec: next sync due (under mu) */
@@ -124,6 +125,11 @@ static int write_batch(kv__log *l, batch *b, bool *synced)
         int old = l->fd;
         if ((rc = segment_create(l, b->first_rev)) != 0)
             return rc;
+        /* The flusher may be syncing the old descriptor (everysec). */
+        pthread_mutex_lock(&l->mu);
+        while (l->bg_syncing)
+            pthread_cond_wait(&l->done, &l->mu);
+        pthread_mutex_unlock(&l->mu);
         l->io->close(l->io, old);
         *synced = true; /* everything before this batch is on disk */
     }
@@ -187,11 +193,12 @@ static void flush_round(kv__log *l, bool final, bool allow_sync)
         if (rc == 0)
             written = to_write;
     }
+    /* everysec's syncs are the flusher's (everysec_sync), off the token,
+     * so that writers never wait for them; here only always and the last
+     * round sync. */
+    (void)everysec_due;
     if (rc == 0 && written > 0 && allow_sync &&
-        ((l->fsync == KV_FSYNC_ALWAYS && synced_before < written) ||
-         (l->fsync == KV_FSYNC_EVERYSEC && (final || reached(&next_sync)) &&
-          (have || everysec_due)) ||
-         final)) {
+        ((l->fsync == KV_FSYNC_ALWAYS && synced_before < written) || final)) {
         rc = l->io->sync(l->io, l->fd);
         if (rc == 0) {
             synced = true;
@@ -255,6 +262,32 @@ static void wake_flusher(kv__log *l)
     }
 }
 
+/* everysec: once a second, the flusher syncs what is written, without the
+ * I/O token, so writers (and kvd's loops) go on writing meanwhile; a
+ * rotation waits for it before closing the descriptor. Called and returns
+ * with mu held. A failed sync is final. */
+static void everysec_sync(kv__log *l, int fd)
+{
+    if (l->fsync != KV_FSYNC_EVERYSEC || l->status != KV_OK ||
+        l->synced_rev >= l->written_rev || !reached(&l->next_sync))
+        return;
+    uint64_t target = l->written_rev;
+    l->bg_syncing = true;
+    deadline_after(&l->next_sync, 1000000000L);
+    pthread_mutex_unlock(&l->mu);
+    int rc = l->io->sync(l->io, fd);
+    pthread_mutex_lock(&l->mu);
+    l->bg_syncing = false;
+    if (rc == 0) {
+        atomic_fetch_add(&l->syncs, 1);
+        if (l->synced_rev < target)
+            l->synced_rev = target;
+    } else {
+        l->status = KV_IO;
+    }
+    pthread_cond_broadcast(&l->done);
+}
+
 static void *flusher(void *arg)
 {
     kv__log *l = arg;
@@ -298,8 +331,11 @@ static void *flusher(void *arg)
         l->busy = true;
         l->kicked = false;
         flush_round(l, final, true);
+        int fd = l->fd; /* read while holding the token */
         l->busy = false;
         pthread_cond_broadcast(&l->done);
+        if (!final)
+            everysec_sync(l, fd);
         if (final && !l->active.len && (!l->pending.len || l->status != KV_OK))
             break;
     }

@@ -7,9 +7,12 @@
  * else the server reports under "Server", so new server metrics show up
  * without a kvcli change.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kvcli.h"
 
@@ -175,6 +178,101 @@ int kvcli_cmd_snapshot(kvcli_session *s, int argc, char **argv)
     else
         printf("OK snapshot at revision %llu (%s in the data directory)\n",
                (unsigned long long)rev, file);
+out:
+    kvcli_args_free(&a);
+    return rc;
+}
+
+/* --------------------------------------------------------------- backup */
+
+/* Copies the snapshot file into out (already open), chunk by chunk. */
+static int copy_snapshot(kvcli_session *s, kv_client *c, uint64_t rev, int out, uint64_t *size)
+{
+    uint64_t off = 0;
+    *size = UINT64_MAX;
+    while (off < *size) {
+        kv_value v;
+        int st = kv_client_snapshot_read(c, rev, off, 0, &v);
+        if (st != KV_OK)
+            return kvcli_fail(s, st, "backup");
+        *size = v.version;
+        size_t done = 0;
+        while (done < v.len) {
+            ssize_t n = write(out, (char *)v.data + done, v.len - done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                kvcli_err("backup: cannot write the backup file: %s", strerror(errno));
+                kv_client_value_free(&v);
+                return KVCLI_EXIT_USAGE;
+            }
+            done += (size_t)n;
+        }
+        off += v.len;
+        kv_client_value_free(&v);
+        if (done == 0 && off < *size) {
+            kvcli_err("backup: the server sent no bytes at offset %llu of %llu",
+                      (unsigned long long)off, (unsigned long long)*size);
+            return KVCLI_EXIT_SERVER;
+        }
+    }
+    return 0;
+}
+
+int kvcli_cmd_backup(kvcli_session *s, int argc, char **argv)
+{
+    kvcli_args a;
+    int rc = kvcli_args_parse(argc, argv, NULL, 0, &s->cfg, &a);
+    if (rc != 0)
+        return rc;
+    if (kvcli_maybe_help(s, "backup"))
+        goto out;
+    if (a.npos != 1) {
+        rc = kvcli_usage_err("backup takes one argument, the file to write (see kvcli backup --help)");
+        goto out;
+    }
+    const char *file = a.pos[0];
+    kv_client *c = kvcli_connect(s, &rc);
+    if (c == NULL)
+        goto out;
+    uint64_t rev = 0;
+    int st = kv_client_snapshot(c, &rev);
+    if (st != KV_OK) {
+        rc = kvcli_fail(s, st, "backup");
+        goto out;
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", file);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        kvcli_err("backup: cannot create %s: %s", tmp, strerror(errno));
+        rc = KVCLI_EXIT_USAGE;
+        goto out;
+    }
+    uint64_t size = 0;
+    rc = copy_snapshot(s, c, rev, fd, &size);
+    if (rc == 0 && fsync(fd) != 0) {
+        kvcli_err("backup: cannot sync %s: %s", tmp, strerror(errno));
+        rc = KVCLI_EXIT_USAGE;
+    }
+    if (close(fd) != 0 && rc == 0) {
+        kvcli_err("backup: cannot write %s: %s", tmp, strerror(errno));
+        rc = KVCLI_EXIT_USAGE;
+    }
+    if (rc == 0 && rename(tmp, file) != 0) {
+        kvcli_err("backup: cannot rename %s to %s: %s", tmp, file, strerror(errno));
+        rc = KVCLI_EXIT_USAGE;
+    }
+    if (rc != 0) {
+        unlink(tmp);
+        goto out;
+    }
+    if (s->cfg.json)
+        kvcli_json_print(json_pack("{s:I,s:s,s:I}", "revision", (json_int_t)rev, "file", file,
+                                   "bytes", (json_int_t)size));
+    else
+        printf("OK backup of revision %llu in %s (%llu bytes)\n", (unsigned long long)rev, file,
+               (unsigned long long)size);
 out:
     kvcli_args_free(&a);
     return rc;

@@ -175,6 +175,19 @@ static const char snapshot_help[] =
     "a backup, and restore it with 'kv-check --restore FILE DIR'.\n"
     "JSON: {\"revision\":N,\"file\":\"snap-....kvs\"}\n";
 
+static const char backup_help[] =
+    "Usage: kvcli backup FILE\n"
+    "\n"
+    "Copies a consistent backup of kvd's store into FILE over the connection\n"
+    "(like redis-cli --rdb or etcdctl snapshot save): kvd takes a snapshot\n"
+    "(it must run with --data-dir), then its file is read in chunks into\n"
+    "FILE.tmp, synced and renamed to FILE. Restore it with\n"
+    "'kv-check --restore FILE DIR' and start kvd with --data-dir DIR.\n"
+    "Exit codes: 0 done, 2 FILE cannot be written, 3 connection, 4 the server\n"
+    "refused (e.g. in memory only) or a newer snapshot replaced this one\n"
+    "while it was copied (run it again).\n"
+    "JSON: {\"revision\":N,\"file\":F,\"bytes\":B}\n";
+
 static const char help_help[] =
     "Usage: kvcli help [COMMAND]\n"
     "\n"
@@ -190,6 +203,7 @@ const kvcli_command kvcli_commands[] = {
     {"metrics", kvcli_cmd_metrics, "show store and server metrics",
      metrics_help},
     {"snapshot", kvcli_cmd_snapshot, "take a snapshot of kvd's store now", snapshot_help},
+    {"backup", kvcli_cmd_backup, "copy a consistent backup of kvd's store into a file", backup_help},
     {"ping", kvcli_cmd_ping, "check that the server answers", ping_help},
     {"version", kvcli_cmd_version, "show client and server versions",
      version_help},

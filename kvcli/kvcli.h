@@ -116,6 +116,7 @@ int kvcli_cmd_del(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_scan(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_ping(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_snapshot(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_backup(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_version(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_metrics(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_txn(kvcli_session *s, int argc, char **argv);

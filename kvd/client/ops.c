@@ -317,6 +317,24 @@ int kv_client_snapshot(kv_client *c, uint64_t *revision)
     return rc;
 }
 
+int kv_client_snapshot_read(kv_client *c, uint64_t revision, uint64_t offset, size_t max,
+                            kv_value *out)
+{
+    kv_proto_request q = {.op = KV_PROTO_SNAPSHOT_READ, .revision = revision, .offset = offset,
+                          .limit = max};
+    kv_proto_response r;
+    int rc = run(c, &q, &r);
+    if (rc != KV_OK)
+        return rc;
+    void *d = kv__client_memdup(r.value.data, r.value.len);
+    if (d == NULL)
+        return kv__client_error(c, KV_NO_MEMORY, "out of memory");
+    out->data = d;
+    out->len = r.value.len;
+    out->version = r.value.version;
+    return KV_OK;
+}
+
 void kv_client_metrics_free(kv_client_metrics *m)
 {
     if (m == NULL)

@@ -69,7 +69,8 @@ extern "C" {
     XX(TXN, 8)              \
     XX(SCAN, 9)             \
     XX(METRICS, 10)         \
-    XX(SNAPSHOT, 11)
+    XX(SNAPSHOT, 11)        \
+    XX(SNAPSHOT_READ, 12)
 
 typedef enum kv_proto_op {
 #define KV__PROTO_OP_ENUM(name, code) KV_PROTO_##name = code,
@@ -193,6 +194,11 @@ typedef struct kv_proto_request {
     int keys_only;     /* version 2: entries without values          */
     int has_keys_only; /* decoded: the keys_only argument was present
                           (a server speaking version 1 refuses it)    */
+
+    /* SNAPSHOT_READ (version 2): bytes of the snapshot file that ends at
+     * `revision`, from `offset`, at most `limit` (0 = server default) */
+    uint64_t revision;
+    uint64_t offset;
 
     /* Set by the decoder. */
     int has_id;        /* 1 once the id could be read (also on failure) */

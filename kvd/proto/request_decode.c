@@ -262,6 +262,11 @@ static int read_args(dec *d, kv_proto_request *q, size_t nargs)
         if (nargs != 0)
             return PROTO("SNAPSHOT is [11, id]");
         return KV_OK;
+    case KV_PROTO_SNAPSHOT_READ:
+        if (nargs != 3 || kv__rd_uint(&d->r, &q->revision) || kv__rd_uint(&d->r, &q->offset) ||
+            kv__rd_uint(&d->r, &q->limit))
+            return PROTO("SNAPSHOT_READ is [12, id, revision, offset, max_bytes]");
+        return KV_OK;
     default:
         return fail(d, KV_UNSUPPORTED, "unknown op");
     }

@@ -139,6 +139,11 @@ static int pack_args(msgpack_packer *pk, const kv_proto_request *q)
         if (q->keys_only) /* version 2 only */
             e |= msgpack_pack_true(pk);
         break;
+    case KV_PROTO_SNAPSHOT_READ:
+        e |= msgpack_pack_uint64(pk, q->revision);
+        e |= msgpack_pack_uint64(pk, q->offset);
+        e |= msgpack_pack_uint64(pk, q->limit);
+        break;
     default: /* METRICS, SNAPSHOT */
         break;
     }
@@ -158,6 +163,8 @@ static size_t nargs(const kv_proto_request *q)
         return 3;
     case KV_PROTO_SCAN:
         return q->keys_only ? 4 : 3;
+    case KV_PROTO_SNAPSHOT_READ:
+        return 3;
     case KV_PROTO_METRICS:
     case KV_PROTO_SNAPSHOT:
         return 0;

@@ -206,6 +206,7 @@ static int read_result(rdec *d, int op, unsigned flags, kv_proto_response *o)
         return kv__rd_nil(&d->r) == 1 ? KV_OK
                                        : bad(d, "AUTH result must be nil");
     case KV_PROTO_GET:
+    case KV_PROTO_SNAPSHOT_READ: /* [bytes, file size] */
         return read_found(d, &o->value);
     case KV_PROTO_MGET:
         return read_mget(d, o);

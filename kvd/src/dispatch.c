@@ -10,8 +10,12 @@
  */
 #include "dispatch.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -449,6 +453,130 @@ static bool needs_auth(const kvd_conn *c, int op)
            op != KV_PROTO_PING && op != KV_PROTO_AUTH;
 }
 
+/* SNAPSHOT_READ: a chunk of a snapshot file of the data directory (a
+ * backup streamed to the client). The file is read in the thread pool; the
+ * reply is deferred like SNAPSHOT's. Files are named by revision only, so
+ * a client cannot name any other file. */
+#define SNAPSHOT_READ_DEFAULT ((size_t)4 << 20)
+
+typedef struct snapshot_read_work {
+    uv_work_t req;
+    kvd_conn *c;
+    kvd_held *slot;
+    uint64_t id, revision, offset;
+    size_t max;
+    int status;
+    char *data;
+    size_t len;
+    uint64_t size;
+    char error[160];
+} snapshot_read_work;
+
+static void snapshot_read_run(uv_work_t *req)
+{
+    snapshot_read_work *w = req->data;
+    const char *dir = w->c->w->server->cfg->data_dir;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/snap-%016llx.kvs", dir, (unsigned long long)w->revision);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        w->status = errno == ENOENT ? KV_NOT_FOUND : KV_IO;
+        snprintf(w->error, sizeof w->error,
+                 errno == ENOENT ? "no snapshot at revision %llu in the data directory (a newer "
+                                   "one replaced it: take a new SNAPSHOT)"
+                                 : "cannot open the snapshot at revision %llu",
+                 (unsigned long long)w->revision);
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        w->status = KV_IO;
+        close(fd);
+        return;
+    }
+    w->size = (uint64_t)st.st_size;
+    if (w->offset > w->size) {
+        w->status = KV_INVALID_ARGUMENT;
+        snprintf(w->error, sizeof w->error, "offset %llu is past the end (%llu bytes)",
+                 (unsigned long long)w->offset, (unsigned long long)w->size);
+        close(fd);
+        return;
+    }
+    size_t want = w->size - w->offset < w->max ? (size_t)(w->size - w->offset) : w->max;
+    w->data = malloc(want ? want : 1);
+    if (!w->data) {
+        w->status = KV_NO_MEMORY;
+        close(fd);
+        return;
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(fd, w->data + got, want - got, (off_t)(w->offset + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    w->len = got;
+    w->status = got == want ? KV_OK : KV_IO;
+}
+
+static void snapshot_read_done(uv_work_t *req, int uvstatus)
+{
+    snapshot_read_work *w = req->data;
+    kvd_conn *c = w->c;
+    c->works--;
+    if (!c->closing) {
+        int rc = uvstatus != 0 ? KV_INTERNAL : w->status;
+        if (rc == KV_OK)
+            rc = kv_proto_resp_value(&w->slot->buf, w->id, w->data, w->len, w->size);
+        else
+            rc = kv_proto_resp_status(&w->slot->buf, w->id, rc,
+                                      w->error[0] ? w->error : kv_strerror(rc));
+        w->slot->waiting = 0;
+        if (rc != KV_OK)
+            kvd_conn_close(c);
+        else
+            kvd__conn_release(c);
+    }
+    kvd__conn_unref(c);
+    free(w->data);
+    free(w);
+}
+
+static int op_snapshot_read(kvd_conn *c, const kv_proto_request *r)
+{
+    kvd_server *s = c->w->server;
+    if (!s->durable)
+        return reply_status(c, r->id, KV_UNSUPPORTED,
+                            "kvd keeps the store in memory only: start it with --data-dir");
+    size_t cap = s->max_response > 4096 ? s->max_response - 4096 : 4096;
+    size_t max = r->limit ? (r->limit < cap ? (size_t)r->limit : cap) : SNAPSHOT_READ_DEFAULT;
+    if (max > cap)
+        max = cap;
+    snapshot_read_work *w = calloc(1, sizeof *w);
+    if (!w)
+        return reply_status(c, r->id, KV_NO_MEMORY, "out of memory");
+    kvd_held *slot = kvd__conn_defer(c);
+    if (!slot) {
+        free(w);
+        return -1;
+    }
+    *w = (snapshot_read_work){.c = c, .slot = slot, .id = r->id, .revision = r->revision,
+                              .offset = r->offset, .max = max};
+    w->req.data = w;
+    if (uv_queue_work(&c->w->loop, &w->req, snapshot_read_run, snapshot_read_done) != 0) {
+        free(w);
+        slot->waiting = 0;
+        return reply_status(c, r->id, KV_INTERNAL, "cannot start the read");
+    }
+    c->works++;
+    c->handles++; /* the connection outlives the work (kvd__conn_unref) */
+    return KV_OK;
+}
+
 static int run_op(kvd_conn *c, const kv_proto_request *r, int *fatal)
 {
     kv_store *st = c->w->server->store;
@@ -467,6 +595,7 @@ static int run_op(kvd_conn *c, const kv_proto_request *r, int *fatal)
     case KV_PROTO_SCAN: return op_scan(c, st, r);
     case KV_PROTO_METRICS: return op_metrics(c, st, r);
     case KV_PROTO_SNAPSHOT: return op_snapshot(c, st, r);
+    case KV_PROTO_SNAPSHOT_READ: return op_snapshot_read(c, r);
     default: return reply_status(c, r->id, KV_UNSUPPORTED, "unknown operation");
     }
 }

@@ -12,7 +12,7 @@
 
 static const char *const op_names[KV_PROTO_OP_COUNT] = {
     "hello", "ping", "auth", "get", "mget", "set", "mset", "del", "txn", "scan", "metrics",
-    "snapshot",
+    "snapshot", "snapshot_read",
 };
 
 #define NSERVER 20 /* flat server entries */

@@ -281,7 +281,9 @@ KV_API int kv_set_durable_callback(kv_store *store, kv_durable_fn fn, void *ctx)
  * thread, while other threads go on reading and writing (no fork, no
  * pause; memory grows by one buffer of 1 MiB, or of the largest key and
  * value if that is bigger). Log segments the snapshot covers are then
- * removed, and so are snapshots older than the one before it.
+ * removed, and so are snapshots older than the one before it. If nothing
+ * changed since the newest snapshot, that one stands and nothing is
+ * written.
  * Errors: KV_UNSUPPORTED (in-memory store), KV_NO_SPACE, KV_IO,
  * KV_NO_MEMORY; a failed snapshot leaves the directory as it was. */
 KV_API int kv_snapshot(kv_store *store);

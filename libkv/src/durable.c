@@ -337,6 +337,14 @@ static int take_snapshot(kv_store *s)
 {
     kv__durable *d = s->dur;
     pthread_mutex_lock(&d->snap_mu);
+    /* Nothing changed since the newest snapshot: it is the snapshot of
+     * now. (Writing another one under the same name could also change the
+     * bytes of a file someone is copying.) */
+    uint64_t have = atomic_load(&d->snapshot_rev);
+    if (have && have == atomic_load(&s->revision)) {
+        pthread_mutex_unlock(&d->snap_mu);
+        return KV_OK;
+    }
     uint64_t bytes = kv__log_bytes(s->log), e = 0;
     int rc = kv__snapshot_write(s, d->io, NULL, &e);
     if (rc == KV_OK) {

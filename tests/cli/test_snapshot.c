@@ -200,3 +200,77 @@ Test(snapshot, kv_check_reports_torn_tails_and_refuses_damage)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", keep);
     cr_assert_eq(system(cmd), 0);
 }
+
+Test(snapshot, backup_over_the_connection_restores_the_exact_state)
+{
+    cli_server_start_durable(&srv, NULL);
+    char big[300];
+    snprintf(big, sizeof big, "%s/big.bin", srv.dir);
+    FILE *f = fopen(big, "wb");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 5 * 1024 * 1024; i++) /* over one 4 MiB chunk */
+        fputc((i * 131) & 0xff, f);
+    fclose(f);
+    cli_result r = CLI(&srv, "set", "big", "--file", big);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "set", "small", "v");
+    cli_result_free(&r);
+
+    char file[300];
+    snprintf(file, sizeof file, "%s/remote-backup.kvs", srv.dir);
+    r = CLI(&srv, "backup", file);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "OK backup of revision 2 in "), "%s", r.out);
+    cli_result_free(&r);
+    r = CLI(&srv, "set", "later", "x");
+    cli_result_free(&r);
+
+    char keep[] = "/tmp/kvcli-backup-XXXXXX";
+    cr_assert_not_null(mkdtemp(keep));
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/data", keep);
+    r = CHECK("--restore", file, dir);
+    cr_assert_eq(r.rc, 0, "out %s err %s", r.out, r.err);
+    cr_assert(strstr(r.out, "store: 2 keys, revision 2"), "%s", r.out);
+    cli_result_free(&r);
+    cli_server_stop(&srv);
+    cli_server_start_dir(&srv, dir);
+    char got[300];
+    snprintf(got, sizeof got, "%s/got.bin", keep);
+    r = CLI(&srv, "get", "big", "--raw");
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_eq(r.outlen, (size_t)5 * 1024 * 1024);
+    for (size_t i = 0; i < r.outlen; i++)
+        if ((unsigned char)r.out[i] != ((i * 131) & 0xff))
+            cr_assert_fail("byte %zu of the restored value differs", i);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "later");
+    cr_assert_eq(r.rc, 1, "written after the backup");
+    cli_result_free(&r);
+    cli_server_stop(&srv);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", keep);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(snapshot, backup_errors_are_one_line_with_their_exit_codes)
+{
+    cli_server_start(&srv, NULL);
+    cli_result r = CLI(&srv, "backup", "/tmp/never-written.kvs");
+    cr_assert_eq(r.rc, 4);
+    cli_assert_one_error_line(&r);
+    cr_assert(strstr(r.err, "--data-dir"), "%s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "backup");
+    cr_assert_eq(r.rc, 2);
+    cli_assert_one_error_line(&r);
+    cli_result_free(&r);
+    cli_server_stop(&srv);
+    cli_server_start_durable(&srv, NULL);
+    r = CLI(&srv, "backup", "/nonexistent-dir/x.kvs");
+    cr_assert_eq(r.rc, 2);
+    cli_assert_one_error_line(&r);
+    cr_assert(strstr(r.err, "cannot create"), "%s", r.err);
+    cli_result_free(&r);
+}

@@ -204,8 +204,16 @@ Test(durable, snapshot_then_log_tail_recovers_exactly_and_drops_covered_segments
     }
     cr_assert_eq(kv_snapshot(s), KV_OK);
     cr_assert_eq(dt_count(dir, "snap-"), 2, "the one before the newest stays");
+    cr_assert_eq(kv_set(s, "between", 7, "x", 1, NULL), KV_OK);
     cr_assert_eq(kv_snapshot(s), KV_OK);
     cr_assert_eq(dt_count(dir, "snap-"), 2, "older snapshots are removed");
+    kv_metrics unchanged;
+    kv_metrics_read(s, &unchanged, sizeof unchanged);
+    cr_assert_eq(kv_snapshot(s), KV_OK, "nothing changed: the newest one stands");
+    kv_metrics m0;
+    kv_metrics_read(s, &m0, sizeof m0);
+    cr_assert_eq(m0.snapshots, unchanged.snapshots);
+    cr_assert_eq(m0.snapshot_revision, unchanged.snapshot_revision);
     for (int i = 300; i < 400; i++) {
         snprintf(k, sizeof k, "k%d", i);
         cr_assert_eq(kv_set(s, k, strlen(k), "tail", 4, NULL), KV_OK);

@@ -271,3 +271,48 @@ Test(durable, a_second_kvd_on_the_same_directory_is_refused)
     kvd_stop();
     rm_data_dir();
 }
+
+Test(durable, snapshot_read_returns_the_snapshot_file_byte_for_byte)
+{
+    new_data_dir();
+    kvd_start("--data-dir", data_dir, NULL);
+    kv_client *c = test_client(NULL);
+    for (int i = 0; i < 300; i++) {
+        char k[16];
+        int kl = snprintf(k, sizeof k, "r%d", i);
+        cr_assert_eq(kv_client_set(c, k, (size_t)kl, k, (size_t)kl, NULL), KV_OK);
+    }
+    uint64_t rev;
+    cr_assert_eq(kv_client_snapshot(c, &rev), KV_OK);
+    char path[128];
+    snprintf(path, sizeof path, "%s/snap-%016llx.kvs", data_dir, (unsigned long long)rev);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    static unsigned char file[1 << 20];
+    size_t flen = fread(file, 1, sizeof file, f);
+    fclose(f);
+    cr_assert_gt(flen, 1000);
+    /* in chunks of 1000 bytes */
+    size_t off = 0;
+    while (off < flen) {
+        kv_value v;
+        cr_assert_eq(kv_client_snapshot_read(c, rev, off, 1000, &v), KV_OK);
+        cr_assert_eq(v.version, flen, "the file's size comes with every chunk");
+        cr_assert_leq(v.len, 1000);
+        cr_assert_gt(v.len, 0);
+        cr_assert_eq(memcmp(v.data, file + off, v.len), 0, "bytes at %zu", off);
+        off += v.len;
+        kv_client_value_free(&v);
+    }
+    kv_value v;
+    cr_assert_eq(kv_client_snapshot_read(c, rev, flen, 0, &v), KV_OK, "at the end: 0 bytes");
+    cr_assert_eq(v.len, 0);
+    kv_client_value_free(&v);
+    cr_assert_eq(kv_client_snapshot_read(c, rev, flen + 1, 0, &v), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_snapshot_read(c, rev + 1000, 0, 0, &v), KV_NOT_FOUND);
+    cr_assert(strstr(kv_client_last_error(c), "take a new SNAPSHOT"), "%s",
+              kv_client_last_error(c));
+    kv_client_close(c);
+    kvd_stop();
+    rm_data_dir();
+}

@@ -251,6 +251,16 @@ KV_CLIENT_API int kv_client_metrics_get(kv_client *c, kv_client_metrics *out);
  * the server's data directory, a self-contained copy of the store at that
  * revision (a backup). The server goes on serving meanwhile. */
 KV_CLIENT_API int kv_client_snapshot(kv_client *c, uint64_t *revision);
+
+/* Reads up to max bytes (0: the server's default, 4 MiB) of the snapshot
+ * file that ends at `revision` (from kv_client_snapshot), from `offset`:
+ * out->data/len receive the bytes (free with kv_client_value_free),
+ * out->version the file's total size. Read from offset 0 until offset
+ * reaches that size to copy a backup over the network (kvcli backup).
+ * Errors: KV_NOT_FOUND (no such snapshot any more: take a new one),
+ * KV_INVALID_ARGUMENT (offset past the end), KV_UNSUPPORTED (in memory). */
+KV_CLIENT_API int kv_client_snapshot_read(kv_client *c, uint64_t revision, uint64_t offset,
+                                          size_t max, kv_value *out);
 KV_CLIENT_API void kv_client_metrics_free(kv_client_metrics *m);
 /* The entry named name (child of the map named parent if parent is not
  * NULL), or NULL. */

@@ -360,7 +360,8 @@ static void print_help(void)
         printf("  %-28s %s\n", lhs, opts[i].help);
     }
     printf("\nSizes take an optional k, m or g suffix (binary units).\n"
-           "Signals: SIGINT/SIGTERM stop gracefully (answer what was received, exit 0).\n");
+           "Signals: SIGINT/SIGTERM stop gracefully (answer what was received, exit 0);\n"
+           "SIGHUP reopens --log-file (for logrotate) and never stops kvd.\n");
 }
 
 int kvd_config_parse_addr(const char *text, int port, struct sockaddr_storage *out)

@@ -1,6 +1,6 @@
 /*
  * main.c - kvd's entry point: configuration, logging, daemon mode, pid
- * file, then the server until SIGINT/SIGTERM.
+ * file, then the server until SIGINT/SIGTERM (SIGHUP reopens the log).
  *
  * Exit codes: 0 after a clean stop (or --help/--version), 2 for bad flags
  * or configuration, 1 when the server could not start.
@@ -40,6 +40,9 @@ int main(int argc, char **argv)
 {
     /* A peer closing its socket must not kill the server on write. */
     signal(SIGPIPE, SIG_IGN);
+    /* SIGHUP reopens the log once the server runs; before (a long
+     * recovery) and after, it must not stop kvd either. */
+    signal(SIGHUP, SIG_IGN);
 
     kvd_config cfg;
     kvd_config_result r = kvd_config_load(&cfg, argc, argv);

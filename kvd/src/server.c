@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -668,6 +669,22 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&s->accept_backoff, NULL);
 }
 
+/* SIGHUP (logrotate's postrotate): reopen --log-file, never stop. The
+ * handle is unref'ed so it does not keep the acceptor loop alive, and stays
+ * open until kvd_server_cleanup(), so a SIGHUP during shutdown is harmless
+ * too. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    int err = kvd_log_reopen();
+    if (err)
+        kvd_error("received SIGHUP, cannot reopen the log file: %s (still logging to the old one)",
+                  strerror(err));
+    else
+        kvd_info("received SIGHUP, reopened the log file");
+}
+
 /* ---- public ---------------------------------------------------------------- */
 
 int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
@@ -717,6 +734,9 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     s->sigint.data = s->sigterm.data = s->accept_backoff.data = s;
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_init(loop, &s->sighup);
+    uv_signal_start(&s->sighup, on_sighup, SIGHUP);
+    uv_unref((uv_handle_t *)&s->sighup);
 
     if (workers_start(s) != 0)
         return -1;
@@ -750,6 +770,8 @@ void kvd_server_cleanup(kvd_server *s)
     if (s->loop) {
         close_listeners(s);
         uv_walk(s->loop, close_any, NULL);
+        /* Closing the SIGHUP handle restored the default action (exit). */
+        signal(SIGHUP, SIG_IGN);
         uv_run(s->loop, UV_RUN_DEFAULT);
     }
     free(s->workers);

@@ -83,6 +83,7 @@ typedef struct kvd_server {
     kvd_listener *listeners;
     size_t nlisteners;
     uv_signal_t sigint, sigterm;
+    uv_signal_t sighup;         /* reopen the log; unref'ed, open to the end */
     uv_timer_t accept_backoff; /* pauses accepting after EMFILE */
     int bound_port;         /* first TCP listener's port */
     uint64_t start_ns;      /* uv_hrtime() at start      */

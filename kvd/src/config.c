@@ -33,6 +33,7 @@ typedef enum opt_type {
     OPT_BOOL,
     OPT_LEVEL,
     OPT_FSYNC, /* always, everysec or no                      */
+    OPT_MODE,  /* octal file mode 0..777                      */
     OPT_FLAG   /* no argument; only on the command line       */
 } opt_type;
 
@@ -54,7 +55,10 @@ static const opt_def opts[] = {
     {"port", OPT_PORT, OFF(port), "N", "TCP port, 0 = ephemeral (default 7379)"},
     {"port-file", OPT_STR, OFF(port_file), "PATH",
      "write the bound TCP port to this file once listening, 0 with --bind none (default none)"},
-    {"unix", OPT_STR, OFF(unix_path), "PATH", "also listen on this Unix socket (default none)"},
+    {"unix", OPT_STR, OFF(unix_path), "PATH",
+     "also listen on this Unix socket; refused if a running server answers there, removed at exit if still ours (default none)"},
+    {"unix-perm", OPT_MODE, OFF(unix_perm), "MODE",
+     "octal permissions of the Unix socket, e.g. 700 or 770 (default: from the umask)"},
     {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU (default 0)"},
     {"password", OPT_STR, OFF(password), "SECRET",
      "require AUTH with this secret, not empty (frames over 1 MiB are refused before it; AUTHs from an address with recent failures wait up to 3 s); also env KVD_PASSWORD (default none)"},
@@ -88,7 +92,7 @@ static const opt_def opts[] = {
     {"log-level", OPT_LEVEL, OFF(log_level), "LEVEL", "debug, info, warn or error (default info)"},
     {"log-file", OPT_STR, OFF(log_file), "PATH", "log to this file instead of stderr (default stderr)"},
     {"daemonize", OPT_BOOL, OFF(daemonize), NULL, "run in the background (default no)"},
-    {"pidfile", OPT_STR, OFF(pidfile), "PATH", "write the process id here, removed on exit (default none)"},
+    {"pidfile", OPT_STR, OFF(pidfile), "PATH", "write the process id here and hold a lock on it while running; a second kvd with the same pid file exits 1 'already running'; removed on exit (default none)"},
     {"help", OPT_FLAG, 0, NULL, "print this help and exit"},
     {"version", OPT_FLAG, 0, NULL, "print the version and exit"},
 };
@@ -98,6 +102,7 @@ static void config_defaults(kvd_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->port = KV_PROTO_DEFAULT_PORT;
+    cfg->unix_perm = -1;
     cfg->max_connections = 10000;
     cfg->max_frame_size = KV_PROTO_DEFAULT_MAX_FRAME;
     cfg->max_output_buffer = (size_t)64 * 1024 * 1024;
@@ -278,6 +283,15 @@ static int set_opt(kvd_config *cfg, const opt_def *o, const char *val, char *err
         else
             goto bad;
         return 0;
+    case OPT_MODE: {
+        char *end;
+        errno = 0;
+        unsigned long m = strtoul(val, &end, 8);
+        if (!*val || !isdigit((unsigned char)*val) || *end || errno || m > 0777)
+            goto bad;
+        *(int *)field = (int)m;
+        return 0;
+    }
     case OPT_FLAG:
         break;
     }
@@ -417,6 +431,10 @@ static int validate(kvd_config *cfg)
     }
     if (cfg->unix_path && strlen(cfg->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         fprintf(stderr, "kvd: error: unix socket path too long: %s\n", cfg->unix_path);
+        return -1;
+    }
+    if (cfg->unix_perm >= 0 && !cfg->unix_path) {
+        fprintf(stderr, "kvd: error: --unix-perm without --unix\n");
         return -1;
     }
     if (cfg->password && !cfg->password[0]) {

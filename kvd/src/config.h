@@ -18,6 +18,7 @@ typedef struct kvd_config {
     int tcp_off;                /* --bind none: the Unix socket only      */
     int port;                   /* 0 = ephemeral                          */
     char *unix_path;            /* NULL: no Unix socket                   */
+    int unix_perm;              /* its mode (0..0777); -1: as the umask   */
     char *port_file;            /* write the bound TCP port here          */
     int threads;                /* worker loops; 0 = one per CPU          */
     char *password;             /* NULL: no auth                          */

@@ -557,6 +557,22 @@ static int listen_tcp(kvd_server *s, const char *addr, int port, int *bound)
     return add_listener(s, fd, 0);
 }
 
+/* 1 if a server accepts connections on the Unix socket at sun. */
+static int unix_socket_live(const struct sockaddr_un *sun)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int rc;
+    do
+        rc = connect(fd, (const struct sockaddr *)sun, sizeof *sun);
+    while (rc != 0 && errno == EINTR);
+    /* EAGAIN: its backlog is full, so it is very much alive. */
+    int live = rc == 0 || errno == EAGAIN;
+    close(fd);
+    return live;
+}
+
 static int listen_unix(kvd_server *s, const char *path)
 {
     struct sockaddr_un sun;
@@ -568,13 +584,37 @@ static int listen_unix(kvd_server *s, const char *path)
     sun.sun_family = AF_UNIX;
     strcpy(sun.sun_path, path);
     struct stat st;
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        if (unix_socket_live(&sun)) {
+            kvd_error("unix socket %s is in use by a running server; not taking it over "
+                      "(stop that server or choose another --unix path)", path);
+            return -1;
+        }
         unlink(path); /* a stale socket from an earlier run */
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || listen(fd, 511) != 0) {
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
         kvd_error("cannot listen on unix socket %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
+        return -1;
+    }
+    /* Remember which file is ours, so that exit removes only it. */
+    if (stat(path, &st) == 0) {
+        s->unix_dev = st.st_dev;
+        s->unix_ino = st.st_ino;
+        s->unix_bound = 1;
+    }
+    /* Before listen(): until then nobody can connect, whatever the mode. */
+    if (s->cfg->unix_perm >= 0 && chmod(path, (mode_t)s->cfg->unix_perm) != 0) {
+        kvd_error("cannot set mode %03o on unix socket %s: %s", s->cfg->unix_perm, path,
+                  strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, 511) != 0) {
+        kvd_error("cannot listen on unix socket %s: %s", path, strerror(errno));
+        close(fd);
         return -1;
     }
     kvd_info("listening on unix socket %s", path);
@@ -606,8 +646,12 @@ static void close_listeners(kvd_server *s)
         if (!uv_is_closing((uv_handle_t *)&l->poll))
             uv_close((uv_handle_t *)&l->poll, on_listener_closed);
     }
-    if (s->cfg->unix_path)
+    /* Only our own socket: another kvd may have replaced it since. */
+    struct stat st;
+    if (s->unix_bound && lstat(s->cfg->unix_path, &st) == 0 && st.st_dev == s->unix_dev &&
+        st.st_ino == s->unix_ino)
         unlink(s->cfg->unix_path);
+    s->unix_bound = 0;
 }
 
 /* ---- descriptor limit -------------------------------------------------------- */

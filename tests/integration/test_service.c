@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +60,47 @@ static int wait_file_has(const char *path, const char *needle)
     return 0;
 }
 
+/* Runs a second kvd with args to completion (bounded); its stdout and
+ * stderr into out. Returns its exit code, 128 if killed. */
+static int run_kvd(const char *const *args, char *out, size_t outlen)
+{
+    make_dir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/out", g_kvd.dir);
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = KVD_PATH;
+    for (size_t i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) { /* no cr_assert in the child */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(KVD_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    cr_assert(pid > 0);
+    int st = -1;
+    for (int i = 0; i < 4000; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            break;
+        sleep_ms(5);
+        if (i == 3999) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            cr_assert_fail("kvd did not finish");
+        }
+    }
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
+    out[got] = '\0';
+    if (f)
+        fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
 static void assert_answers(void)
 {
     kv_client *c = test_client(NULL);
@@ -101,4 +144,134 @@ Test(service, sighup_without_log_file_keeps_serving)
     cr_assert(kvd_alive());
     assert_answers();
     kvd_stop();
+}
+
+/* ---- pid file and Unix socket ------------------------------------------------ */
+
+static int read_pid(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int pid = -1;
+    if (fscanf(f, "%d", &pid) != 1)
+        pid = -1;
+    fclose(f);
+    return pid;
+}
+
+Test(service, second_kvd_with_the_same_pidfile_is_refused)
+{
+    make_dir();
+    char pidfile[300], out[4096], expect[64];
+    snprintf(pidfile, sizeof pidfile, "%s/kvd.pid", g_kvd.dir);
+    kvd_start("--pidfile", pidfile, NULL);
+    cr_assert_eq(read_pid(pidfile), g_kvd.pid);
+
+    const char *args[] = {"--port", "0", "--pidfile", pidfile, NULL};
+    int rc = run_kvd(args, out, sizeof out);
+    cr_assert_eq(rc, 1, "exit 1: %s", out);
+    snprintf(expect, sizeof expect, "kvd: already running (pid %d)", (int)g_kvd.pid);
+    cr_assert(strstr(out, expect), "says who runs: %s", out);
+    cr_assert_eq(read_pid(pidfile), g_kvd.pid, "the running kvd's pid file is untouched");
+    assert_answers();
+    kvd_stop();
+    cr_assert_neq(access(pidfile, F_OK), 0, "removed at exit");
+}
+
+Test(service, stale_pidfile_is_taken_over)
+{
+    make_dir();
+    char pidfile[300];
+    snprintf(pidfile, sizeof pidfile, "%s/kvd.pid", g_kvd.dir);
+    FILE *f = fopen(pidfile, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "999999999\n"); /* longer than our pid: truncated away */
+    fclose(f);
+    kvd_start("--pidfile", pidfile, NULL);
+    cr_assert_eq(read_pid(pidfile), g_kvd.pid, "nobody held the lock: ours now");
+    kvd_stop();
+    cr_assert_neq(access(pidfile, F_OK), 0);
+}
+
+Test(service, live_unix_socket_is_not_taken_over)
+{
+    make_dir();
+    char sock[300], out[4096];
+    snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
+    kvd_start("--unix", sock, NULL);
+
+    const char *args[] = {"--port", "0", "--unix", sock, NULL};
+    int rc = run_kvd(args, out, sizeof out);
+    cr_assert_eq(rc, 1, "refused: %s", out);
+    cr_assert(strstr(out, "in use by a running server"), "%s", out);
+    kv_client *c = test_unix_client(sock); /* still the first kvd's */
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+    cr_assert_neq(access(sock, F_OK), 0, "removed by its owner at exit");
+}
+
+Test(service, stale_unix_socket_is_replaced)
+{
+    make_dir();
+    char sock[300];
+    snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
+    /* bound, never listening, closed: what a crashed server leaves */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    strcpy(sun.sun_path, sock);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    close(fd);
+    kvd_start("--unix", sock, NULL);
+    kv_client *c = test_unix_client(sock);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+}
+
+Test(service, unix_socket_replaced_by_another_is_left_at_exit)
+{
+    make_dir();
+    char sock[300], moved[300];
+    snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
+    snprintf(moved, sizeof moved, "%s/kvd.sock.old", g_kvd.dir);
+    kvd_start("--unix", sock, NULL);
+    /* someone else's socket now at the path */
+    cr_assert_eq(rename(sock, moved), 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    strcpy(sun.sun_path, sock);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    kvd_stop();
+    close(fd);
+    cr_assert_eq(access(sock, F_OK), 0, "not ours any more: kept");
+    unlink(sock);
+    unlink(moved);
+}
+
+Test(service, unix_perm_sets_the_socket_mode)
+{
+    make_dir();
+    char sock[300];
+    snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
+    kvd_start("--unix", sock, "--unix-perm", "700", NULL);
+    struct stat st;
+    cr_assert_eq(stat(sock, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700, "mode %03o", (unsigned)(st.st_mode & 0777));
+    kv_client *c = test_unix_client(sock);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+
+    kvd_start("--unix", sock, "--unix-perm", "660", NULL);
+    cr_assert_eq(stat(sock, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0660, "mode %03o", (unsigned)(st.st_mode & 0777));
+    kvd_stop();
+
+    char out[4096];
+    const char *bad[] = {"--port", "0", "--unix", sock, "--unix-perm", "800", NULL};
+    cr_assert_eq(run_kvd(bad, out, sizeof out), 2, "not octal: %s", out);
+    const char *alone[] = {"--port", "0", "--unix-perm", "700", NULL};
+    cr_assert_eq(run_kvd(alone, out, sizeof out), 2, "without --unix: %s", out);
 }

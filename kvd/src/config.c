@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <uv.h>
 
@@ -30,7 +32,8 @@ typedef enum opt_type {
     OPT_SIZE,  /* size_t with optional k/m/g suffix (binary)  */
     OPT_U64,
     OPT_SECS,  /* unsigned seconds                            */
-    OPT_BOOL,
+    OPT_BOOL,  /* a flag without argument on the command line */
+    OPT_YESNO, /* yes/no, with an argument everywhere         */
     OPT_LEVEL,
     OPT_FSYNC, /* always, everysec or no                      */
     OPT_MODE,  /* octal file mode 0..777                      */
@@ -51,7 +54,9 @@ static const opt_def opts[] = {
     {"config", OPT_STR, OFF(config_path), "PATH",
      "read settings from this INI file (keys as these flags, top level or [kvd])"},
     {"bind", OPT_BINDS, 0, "ADDR[,ADDR]",
-     "IPv4/IPv6 address to listen on; repeatable; 'none' = no TCP, only --unix (default 127.0.0.1)"},
+     "IPv4/IPv6 address or localhost (= 127.0.0.1) to listen on; repeatable; 'none' = no TCP, only --unix (default 127.0.0.1)"},
+    {"protected-mode", OPT_YESNO, OFF(protected_mode), "yes|no",
+     "refuse to start listening on a non-loopback address (0.0.0.0, ::, a LAN address) without a password (default yes)"},
     {"port", OPT_PORT, OFF(port), "N", "TCP port, 0 = ephemeral (default 7379)"},
     {"port-file", OPT_STR, OFF(port_file), "PATH",
      "write the bound TCP port to this file once listening, 0 with --bind none (default none)"},
@@ -103,6 +108,7 @@ static void config_defaults(kvd_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->port = KV_PROTO_DEFAULT_PORT;
     cfg->unix_perm = -1;
+    cfg->protected_mode = 1;
     cfg->max_connections = 10000;
     cfg->max_frame_size = KV_PROTO_DEFAULT_MAX_FRAME;
     cfg->max_output_buffer = (size_t)64 * 1024 * 1024;
@@ -208,6 +214,9 @@ static int add_binds(kvd_config *cfg, const char *list, char *err, size_t errlen
             snprintf(err, errlen, "--bind: at most %d addresses", KVD_MAX_BINDS);
             return -1;
         }
+        /* localhost: the IPv4 loopback only, whatever /etc/hosts says */
+        if (n == 9 && strncasecmp(p, "localhost", 9) == 0)
+            p = "127.0.0.1", n = 9;
         cfg->binds[cfg->nbinds] = strndup(p, n);
         if (!cfg->binds[cfg->nbinds]) {
             snprintf(err, errlen, "out of memory");
@@ -263,6 +272,7 @@ static int set_opt(kvd_config *cfg, const opt_def *o, const char *val, char *err
         *(unsigned *)field = (unsigned)u;
         return 0;
     case OPT_BOOL:
+    case OPT_YESNO:
         if (parse_bool(val, &b))
             goto bad;
         *(int *)field = b;
@@ -397,6 +407,19 @@ int kvd_config_parse_addr(const char *text, int port, struct sockaddr_storage *o
     return 1;
 }
 
+int kvd_config_addr_is_loopback(const char *text)
+{
+    struct sockaddr_storage ss;
+    if (!kvd_config_parse_addr(text, 0, &ss))
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(a))
+        return 1;
+    return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+}
+
 static int validate(kvd_config *cfg)
 {
     const char *msg = NULL;
@@ -424,7 +447,7 @@ static int validate(kvd_config *cfg)
     }
     for (size_t i = 0; i < cfg->nbinds; i++) {
         if (!kvd_config_parse_addr(cfg->binds[i], 0, NULL)) {
-            fprintf(stderr, "kvd: error: invalid bind address '%s' (a numeric IPv4 or IPv6 address)\n",
+            fprintf(stderr, "kvd: error: invalid bind address '%s' (a numeric IPv4 or IPv6 address, or localhost)\n",
                     cfg->binds[i]);
             return -1;
         }
@@ -432,6 +455,17 @@ static int validate(kvd_config *cfg)
     if (cfg->unix_path && strlen(cfg->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         fprintf(stderr, "kvd: error: unix socket path too long: %s\n", cfg->unix_path);
         return -1;
+    }
+    for (size_t i = 0; i < cfg->nbinds && cfg->protected_mode && !cfg->password; i++) {
+        if (!kvd_config_addr_is_loopback(cfg->binds[i])) {
+            fprintf(stderr,
+                    "kvd: error: protected mode: refusing to listen on %s without a password; anyone "
+                    "who can reach it could read and change every key. Set a password "
+                    "(--password-file, KVD_PASSWORD or --password), bind to 127.0.0.1, or give "
+                    "--protected-mode no if the network is already protected (a firewall)\n",
+                    cfg->binds[i]);
+            return -1;
+        }
     }
     if (cfg->unix_perm >= 0 && !cfg->unix_path) {
         fprintf(stderr, "kvd: error: --unix-perm without --unix\n");

@@ -275,3 +275,32 @@ Test(service, unix_perm_sets_the_socket_mode)
     const char *alone[] = {"--port", "0", "--unix-perm", "700", NULL};
     cr_assert_eq(run_kvd(alone, out, sizeof out), 2, "without --unix: %s", out);
 }
+
+/* ---- protected mode ----------------------------------------------------------- */
+
+Test(service, protected_mode_refuses_wildcard_without_password)
+{
+    char out[4096];
+    const char *args[] = {"--port", "0", "--bind", "0.0.0.0", NULL};
+    cr_assert_eq(run_kvd(args, out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "protected mode"), "explains why: %s", out);
+    cr_assert(strstr(out, "--protected-mode no"), "and the way out: %s", out);
+
+    kvd_start("--bind", "0.0.0.0", "--protected-mode", "no", NULL);
+    assert_answers(); /* harness connects to 127.0.0.1, which 0.0.0.0 covers */
+    kvd_stop();
+
+    kvd_start("--bind", "0.0.0.0", "--password", "pw", NULL);
+    kv_client *c = test_client("pw");
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+}
+
+Test(service, localhost_binds_ipv4_loopback)
+{
+    kvd_start("--bind", "localhost", NULL);
+    assert_answers();
+    kvd_stop();
+    cr_assert(file_has(g_kvd.log, "listening on 127.0.0.1 port"), "localhost is 127.0.0.1");
+}

@@ -66,7 +66,9 @@ static const opt_def opts[] = {
      "octal permissions of the Unix socket, e.g. 700 or 770 (default: from the umask)"},
     {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU (default 0)"},
     {"password", OPT_STR, OFF(password), "SECRET",
-     "require AUTH with this secret, not empty (frames over 1 MiB are refused before it; AUTHs from an address with recent failures wait up to 3 s); also env KVD_PASSWORD (default none)"},
+     "require AUTH with this secret, not empty (frames over 1 MiB are refused before it; AUTHs from an address with recent failures wait up to 3 s); visible to every user in ps: prefer --password-file or env KVD_PASSWORD (default none)"},
+    {"password-file", OPT_STR, OFF(password_file), "PATH",
+     "read the password from the first line of this file (not empty), instead of --password (default none)"},
     {"max-connections", OPT_SIZE, OFF(max_connections), "N",
      "refuse connections above this with BUSY, 0 = unlimited (default 10000); lowered, with a warning, to what the open-file limit allows after raising its soft value"},
     {"max-frame-size", OPT_SIZE, OFF(max_frame_size), "BYTES",
@@ -480,6 +482,39 @@ static int validate(kvd_config *cfg)
     return 0;
 }
 
+/* --password-file: the secret is the file's first line, without its line
+ * end. Read at start only (it may sit where the daemon cannot reach later). */
+static int read_password_file(kvd_config *cfg)
+{
+    if (cfg->password) {
+        fprintf(stderr, "kvd: error: give either password-file or a password (--password, the "
+                        "config file or KVD_PASSWORD), not both\n");
+        return -1;
+    }
+    FILE *f = fopen(cfg->password_file, "re");
+    if (!f) {
+        fprintf(stderr, "kvd: error: cannot read password file %s: %s\n", cfg->password_file,
+                strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    int read_err = ferror(f);
+    fclose(f);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    if (read_err || n <= 0) {
+        fprintf(stderr, "kvd: error: password file %s %s\n", cfg->password_file,
+                read_err ? "could not be read" : "has an empty first line; refusing to run without "
+                                                 "authentication by accident");
+        free(line);
+        return -1;
+    }
+    cfg->password = line;
+    return 0;
+}
+
 kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
 {
     config_defaults(cfg);
@@ -554,5 +589,7 @@ kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
         fprintf(stderr, "kvd: error: %s\n", err);
         return KVD_CONFIG_ERROR;
     }
+    if (cfg->password_file && read_password_file(cfg) != 0)
+        return KVD_CONFIG_ERROR;
     return validate(cfg) == 0 ? KVD_CONFIG_RUN : KVD_CONFIG_ERROR;
 }

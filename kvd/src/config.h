@@ -22,6 +22,7 @@ typedef struct kvd_config {
     char *port_file;            /* write the bound TCP port here          */
     int threads;                /* worker loops; 0 = one per CPU          */
     char *password;             /* NULL: no auth                          */
+    char *password_file;        /* the secret's first line is read here   */
     int protected_mode;         /* refuse non-loopback binds without one  */
     size_t max_connections;     /* 0 = unlimited                          */
     size_t max_frame_size;      /* largest request body                   */

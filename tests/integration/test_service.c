@@ -304,3 +304,52 @@ Test(service, localhost_binds_ipv4_loopback)
     kvd_stop();
     cr_assert(file_has(g_kvd.log, "listening on 127.0.0.1 port"), "localhost is 127.0.0.1");
 }
+
+/* ---- --password-file --------------------------------------------------------- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(service, password_file)
+{
+    make_dir();
+    char pw[300], empty[300], out[4096];
+    snprintf(pw, sizeof pw, "%s/pw", g_kvd.dir);
+    snprintf(empty, sizeof empty, "%s/empty", g_kvd.dir);
+    write_file(pw, "s3cret\r\nsecond line is ignored\n");
+    write_file(empty, "\n");
+
+    /* a password lifts protected mode, so 0.0.0.0 also proves it was read */
+    kvd_start("--password-file", pw, "--bind", "0.0.0.0", NULL);
+    kv_client *c = test_client("s3cret");
+    cr_assert_eq(kv_client_set(c, "k", 1, "v", 1, NULL), KV_OK, "the first line, no line end");
+    kv_client_close(c);
+    kv_client_options o;
+    kv_client_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = (uint16_t)g_kvd.port;
+    o.io_timeout_ms = TEST_IO_TIMEOUT_MS;
+    o.password = "s3cret\r";
+    c = NULL;
+    cr_assert_eq(kv_client_open(&o, &c), KV_AUTH_FAILED);
+    kv_client_close(c);
+    c = NULL;
+    o.password = NULL;
+    if (kv_client_open(&o, &c) == KV_OK)
+        cr_assert_eq(kv_client_set(c, "k", 1, "v", 1, NULL), KV_AUTH_REQUIRED);
+    kv_client_close(c);
+    kvd_stop();
+
+    const char *a1[] = {"--port", "0", "--password-file", empty, NULL};
+    cr_assert_eq(run_kvd(a1, out, sizeof out), 2, "empty: %s", out);
+    cr_assert(strstr(out, "empty"), "%s", out);
+    const char *a2[] = {"--port", "0", "--password-file", "/nonexistent/pw", NULL};
+    cr_assert_eq(run_kvd(a2, out, sizeof out), 2, "missing: %s", out);
+    const char *a3[] = {"--port", "0", "--password-file", pw, "--password", "x", NULL};
+    cr_assert_eq(run_kvd(a3, out, sizeof out), 2, "both: %s", out);
+}

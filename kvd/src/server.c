@@ -77,12 +77,15 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
             kvd_error("cannot open the store: %s", kv_strerror(rc));
         return -1;
     }
-    if (!cfg->data_dir)
+    static const char *policy[] = {"everysec", "always", "no"};
+    if (!cfg->data_dir) {
+        kvd_info("in memory only: data is lost when kvd stops (--data-dir DIR keeps it)");
         return 0;
+    }
+    kvd_info("data in %s, fsync %s", cfg->data_dir, policy[cfg->fsync]);
     s->durable = 1;
     kv_recovery r;
     kv_recovery_read(s->store, &r, sizeof r);
-    static const char *policy[] = {"everysec", "always", "no"};
     kvd_info("recovered %s in %.3f s: %llu keys, revision %llu (snapshot at %llu, %llu log "
              "records replayed from %llu segments%s), fsync %s",
              cfg->data_dir, (double)r.elapsed_us / 1e6, (unsigned long long)r.keys,
@@ -802,6 +805,7 @@ int kvd_server_run(kvd_server *s)
 {
     uv_run(s->loop, UV_RUN_DEFAULT);
     workers_stop_and_join(s);
+    s->served = 1;
     kvd_info("stopped");
     return 0;
 }
@@ -822,7 +826,16 @@ void kvd_server_cleanup(kvd_server *s)
     s->workers = NULL;
     free(s->listeners);
     s->listeners = NULL;
-    kv_close(s->store);
+    kv_metrics m = {0};
+    if (s->store && s->served)
+        kv_metrics_read(s->store, &m, sizeof m);
+    kv_close(s->store); /* a data directory's log is complete once this returns */
+    if (s->store && s->served) {
+        if (s->durable)
+            kvd_info("%llu keys saved in %s", (unsigned long long)m.keys, s->cfg->data_dir);
+        else
+            kvd_info("in memory only: %llu keys discarded", (unsigned long long)m.keys);
+    }
     s->store = NULL;
     if (s->cfg)
         kvd_auth_throttle_destroy(&s->auth_throttle);

@@ -104,6 +104,7 @@ typedef struct kvd_server {
     size_t preauth_max_frame; /* frame limit before AUTH (password set) */
     size_t max_response;    /* largest multi-value result (MGET, TXN, SCAN) */
     int durable;            /* the store has a data directory           */
+    int served;             /* kvd_server_run() ran: log the keys at exit */
     _Atomic uint64_t durable_rev; /* set by the store's log thread      */
     atomic_int durable_status;    /* KV_OK, or the log's failure        */
     pthread_mutex_t notify_mu;    /* orders notifications with closing  */

@@ -353,3 +353,48 @@ Test(service, password_file)
     const char *a3[] = {"--port", "0", "--password-file", pw, "--password", "x", NULL};
     cr_assert_eq(run_kvd(a3, out, sizeof out), 2, "both: %s", out);
 }
+
+/* ---- what the log says about the data ----------------------------------------- */
+
+static void set_keys(int n)
+{
+    kv_client *c = test_client(NULL);
+    for (int i = 0; i < n; i++) {
+        char k[16];
+        int len = snprintf(k, sizeof k, "key%d", i);
+        cr_assert_eq(kv_client_set(c, k, (size_t)len, "v", 1, NULL), KV_OK);
+    }
+    kv_client_close(c);
+}
+
+Test(service, log_says_in_memory_and_keys_discarded)
+{
+    kvd_start(NULL);
+    cr_assert(file_has(g_kvd.log, "in memory only: data is lost when kvd stops"));
+    set_keys(3);
+    kvd_stop();
+    cr_assert(file_has(g_kvd.log, "in memory only: 3 keys discarded"));
+}
+
+Test(service, log_says_data_dir_and_keys_saved)
+{
+    make_dir();
+    char data[300], line[400];
+    snprintf(data, sizeof data, "%s/data", g_kvd.dir);
+    cr_assert_eq(mkdir(data, 0755), 0);
+    kvd_start("--data-dir", data, "--fsync", "always", NULL);
+    snprintf(line, sizeof line, "data in %s, fsync always", data);
+    cr_assert(file_has(g_kvd.log, line), "start line: %s", line);
+    cr_assert(!file_has(g_kvd.log, "in memory only"));
+    set_keys(2);
+    kvd_stop();
+    snprintf(line, sizeof line, "2 keys saved in %s", data);
+    cr_assert(file_has(g_kvd.log, line), "stop line: %s", line);
+
+    /* and they are: a restart finds them, and says so again at its stop */
+    kvd_start("--data-dir", data, NULL);
+    cr_assert(file_has(g_kvd.log, "fsync everysec"));
+    set_keys(1); /* key0 again: still 2 keys */
+    kvd_stop();
+    cr_assert(file_has(g_kvd.log, line), "stop line after restart: %s", line);
+}

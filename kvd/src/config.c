@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <uv.h>
 
@@ -30,9 +32,11 @@ typedef enum opt_type {
     OPT_SIZE,  /* size_t with optional k/m/g suffix (binary)  */
     OPT_U64,
     OPT_SECS,  /* unsigned seconds                            */
-    OPT_BOOL,
+    OPT_BOOL,  /* a flag without argument on the command line */
+    OPT_YESNO, /* yes/no, with an argument everywhere         */
     OPT_LEVEL,
     OPT_FSYNC, /* always, everysec or no                      */
+    OPT_MODE,  /* octal file mode 0..777                      */
     OPT_FLAG   /* no argument; only on the command line       */
 } opt_type;
 
@@ -50,14 +54,21 @@ static const opt_def opts[] = {
     {"config", OPT_STR, OFF(config_path), "PATH",
      "read settings from this INI file (keys as these flags, top level or [kvd])"},
     {"bind", OPT_BINDS, 0, "ADDR[,ADDR]",
-     "IPv4/IPv6 address to listen on; repeatable; 'none' = no TCP, only --unix (default 127.0.0.1)"},
+     "IPv4/IPv6 address or localhost (= 127.0.0.1) to listen on; repeatable; 'none' = no TCP, only --unix (default 127.0.0.1)"},
+    {"protected-mode", OPT_YESNO, OFF(protected_mode), "yes|no",
+     "refuse to start listening on a non-loopback address (0.0.0.0, ::, a LAN address) without a password (default yes)"},
     {"port", OPT_PORT, OFF(port), "N", "TCP port, 0 = ephemeral (default 7379)"},
     {"port-file", OPT_STR, OFF(port_file), "PATH",
      "write the bound TCP port to this file once listening, 0 with --bind none (default none)"},
-    {"unix", OPT_STR, OFF(unix_path), "PATH", "also listen on this Unix socket (default none)"},
+    {"unix", OPT_STR, OFF(unix_path), "PATH",
+     "also listen on this Unix socket; refused if a running server answers there, removed at exit if still ours (default none)"},
+    {"unix-perm", OPT_MODE, OFF(unix_perm), "MODE",
+     "octal permissions of the Unix socket, e.g. 700 or 770 (default: from the umask)"},
     {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU (default 0)"},
     {"password", OPT_STR, OFF(password), "SECRET",
-     "require AUTH with this secret, not empty (frames over 1 MiB are refused before it; AUTHs from an address with recent failures wait up to 3 s); also env KVD_PASSWORD (default none)"},
+     "require AUTH with this secret, not empty (frames over 1 MiB are refused before it; AUTHs from an address with recent failures wait up to 3 s); visible to every user in ps: prefer --password-file or env KVD_PASSWORD (default none)"},
+    {"password-file", OPT_STR, OFF(password_file), "PATH",
+     "read the password from the first line of this file (not empty), instead of --password (default none)"},
     {"max-connections", OPT_SIZE, OFF(max_connections), "N",
      "refuse connections above this with BUSY, 0 = unlimited (default 10000); lowered, with a warning, to what the open-file limit allows after raising its soft value"},
     {"max-frame-size", OPT_SIZE, OFF(max_frame_size), "BYTES",
@@ -88,7 +99,7 @@ static const opt_def opts[] = {
     {"log-level", OPT_LEVEL, OFF(log_level), "LEVEL", "debug, info, warn or error (default info)"},
     {"log-file", OPT_STR, OFF(log_file), "PATH", "log to this file instead of stderr (default stderr)"},
     {"daemonize", OPT_BOOL, OFF(daemonize), NULL, "run in the background (default no)"},
-    {"pidfile", OPT_STR, OFF(pidfile), "PATH", "write the process id here, removed on exit (default none)"},
+    {"pidfile", OPT_STR, OFF(pidfile), "PATH", "write the process id here and hold a lock on it while running; a second kvd with the same pid file exits 1 'already running'; removed on exit (default none)"},
     {"help", OPT_FLAG, 0, NULL, "print this help and exit"},
     {"version", OPT_FLAG, 0, NULL, "print the version and exit"},
 };
@@ -98,6 +109,8 @@ static void config_defaults(kvd_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->port = KV_PROTO_DEFAULT_PORT;
+    cfg->unix_perm = -1;
+    cfg->protected_mode = 1;
     cfg->max_connections = 10000;
     cfg->max_frame_size = KV_PROTO_DEFAULT_MAX_FRAME;
     cfg->max_output_buffer = (size_t)64 * 1024 * 1024;
@@ -203,6 +216,9 @@ static int add_binds(kvd_config *cfg, const char *list, char *err, size_t errlen
             snprintf(err, errlen, "--bind: at most %d addresses", KVD_MAX_BINDS);
             return -1;
         }
+        /* localhost: the IPv4 loopback only, whatever /etc/hosts says */
+        if (n == 9 && strncasecmp(p, "localhost", 9) == 0)
+            p = "127.0.0.1", n = 9;
         cfg->binds[cfg->nbinds] = strndup(p, n);
         if (!cfg->binds[cfg->nbinds]) {
             snprintf(err, errlen, "out of memory");
@@ -258,6 +274,7 @@ static int set_opt(kvd_config *cfg, const opt_def *o, const char *val, char *err
         *(unsigned *)field = (unsigned)u;
         return 0;
     case OPT_BOOL:
+    case OPT_YESNO:
         if (parse_bool(val, &b))
             goto bad;
         *(int *)field = b;
@@ -278,6 +295,15 @@ static int set_opt(kvd_config *cfg, const opt_def *o, const char *val, char *err
         else
             goto bad;
         return 0;
+    case OPT_MODE: {
+        char *end;
+        errno = 0;
+        unsigned long m = strtoul(val, &end, 8);
+        if (!*val || !isdigit((unsigned char)*val) || *end || errno || m > 0777)
+            goto bad;
+        *(int *)field = (int)m;
+        return 0;
+    }
     case OPT_FLAG:
         break;
     }
@@ -360,7 +386,8 @@ static void print_help(void)
         printf("  %-28s %s\n", lhs, opts[i].help);
     }
     printf("\nSizes take an optional k, m or g suffix (binary units).\n"
-           "Signals: SIGINT/SIGTERM stop gracefully (answer what was received, exit 0).\n");
+           "Signals: SIGINT/SIGTERM stop gracefully (answer what was received, exit 0);\n"
+           "SIGHUP reopens --log-file (for logrotate) and never stops kvd.\n");
 }
 
 int kvd_config_parse_addr(const char *text, int port, struct sockaddr_storage *out)
@@ -380,6 +407,19 @@ int kvd_config_parse_addr(const char *text, int port, struct sockaddr_storage *o
     if (out)
         *out = ss;
     return 1;
+}
+
+int kvd_config_addr_is_loopback(const char *text)
+{
+    struct sockaddr_storage ss;
+    if (!kvd_config_parse_addr(text, 0, &ss))
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(a))
+        return 1;
+    return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
 }
 
 static int validate(kvd_config *cfg)
@@ -409,7 +449,7 @@ static int validate(kvd_config *cfg)
     }
     for (size_t i = 0; i < cfg->nbinds; i++) {
         if (!kvd_config_parse_addr(cfg->binds[i], 0, NULL)) {
-            fprintf(stderr, "kvd: error: invalid bind address '%s' (a numeric IPv4 or IPv6 address)\n",
+            fprintf(stderr, "kvd: error: invalid bind address '%s' (a numeric IPv4 or IPv6 address, or localhost)\n",
                     cfg->binds[i]);
             return -1;
         }
@@ -418,12 +458,60 @@ static int validate(kvd_config *cfg)
         fprintf(stderr, "kvd: error: unix socket path too long: %s\n", cfg->unix_path);
         return -1;
     }
+    for (size_t i = 0; i < cfg->nbinds && cfg->protected_mode && !cfg->password; i++) {
+        if (!kvd_config_addr_is_loopback(cfg->binds[i])) {
+            fprintf(stderr,
+                    "kvd: error: protected mode: refusing to listen on %s without a password; anyone "
+                    "who can reach it could read and change every key. Set a password "
+                    "(--password-file, KVD_PASSWORD or --password), bind to 127.0.0.1, or give "
+                    "--protected-mode no if the network is already protected (a firewall)\n",
+                    cfg->binds[i]);
+            return -1;
+        }
+    }
+    if (cfg->unix_perm >= 0 && !cfg->unix_path) {
+        fprintf(stderr, "kvd: error: --unix-perm without --unix\n");
+        return -1;
+    }
     if (cfg->password && !cfg->password[0]) {
         /* Silently serving without auth would be the worst reading of it. */
         fprintf(stderr, "kvd: error: empty password (from --password, the config file or "
                         "KVD_PASSWORD); omit it to run without authentication\n");
         return -1;
     }
+    return 0;
+}
+
+/* --password-file: the secret is the file's first line, without its line
+ * end. Read at start only (it may sit where the daemon cannot reach later). */
+static int read_password_file(kvd_config *cfg)
+{
+    if (cfg->password) {
+        fprintf(stderr, "kvd: error: give either password-file or a password (--password, the "
+                        "config file or KVD_PASSWORD), not both\n");
+        return -1;
+    }
+    FILE *f = fopen(cfg->password_file, "re");
+    if (!f) {
+        fprintf(stderr, "kvd: error: cannot read password file %s: %s\n", cfg->password_file,
+                strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    int read_err = ferror(f);
+    fclose(f);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    if (read_err || n <= 0) {
+        fprintf(stderr, "kvd: error: password file %s %s\n", cfg->password_file,
+                read_err ? "could not be read" : "has an empty first line; refusing to run without "
+                                                 "authentication by accident");
+        free(line);
+        return -1;
+    }
+    cfg->password = line;
     return 0;
 }
 
@@ -501,5 +589,7 @@ kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
         fprintf(stderr, "kvd: error: %s\n", err);
         return KVD_CONFIG_ERROR;
     }
+    if (cfg->password_file && read_password_file(cfg) != 0)
+        return KVD_CONFIG_ERROR;
     return validate(cfg) == 0 ? KVD_CONFIG_RUN : KVD_CONFIG_ERROR;
 }

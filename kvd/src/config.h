@@ -18,9 +18,12 @@ typedef struct kvd_config {
     int tcp_off;                /* --bind none: the Unix socket only      */
     int port;                   /* 0 = ephemeral                          */
     char *unix_path;            /* NULL: no Unix socket                   */
+    int unix_perm;              /* its mode (0..0777); -1: as the umask   */
     char *port_file;            /* write the bound TCP port here          */
     int threads;                /* worker loops; 0 = one per CPU          */
     char *password;             /* NULL: no auth                          */
+    char *password_file;        /* the secret's first line is read here   */
+    int protected_mode;         /* refuse non-loopback binds without one  */
     size_t max_connections;     /* 0 = unlimited                          */
     size_t max_frame_size;      /* largest request body                   */
     size_t max_output_buffer;   /* per-connection pending output (hard)   */
@@ -55,6 +58,10 @@ typedef enum kvd_config_result {
 /* Fills *cfg from defaults, the --config file, KVD_PASSWORD and argv.
  * Prints --help / --version to stdout, errors (one line) to stderr. */
 kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv);
+
+/* 1 if the bind address (valid for kvd_config_parse_addr) is a loopback
+ * one: 127.0.0.0/8, ::1 or ::ffff:127.x.y.z. */
+int kvd_config_addr_is_loopback(const char *text);
 
 /* Parses a bind address ("1.2.3.4", "::1" or "[::1]") with port into
  * *out (may be NULL). Returns 1 if valid, else 0. */

@@ -5,6 +5,12 @@
  * terminal's session, the second (the daemon) can never reacquire a
  * controlling terminal. A pipe carries one status byte from the daemon
  * back to the original process, which waits for it before exiting.
+ *
+ * The pid file is locked with flock() for the whole life of the server
+ * (the lock belongs to the open file description, so it passes from the
+ * starting process to the daemon across fork). The lock, not the pid in
+ * the file, says whether a kvd is running: a stale file from a crash is
+ * simply taken over, and a kvd that finds it locked never touches it.
  */
 #include "daemon.h"
 
@@ -13,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -75,27 +82,52 @@ void kvd_daemon_ready(int notify, int ok)
     close(notify);
 }
 
-int kvd_pidfile_write(const char *path)
+int kvd_pidfile_lock(const char *path, int *fd_out, int *holder)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return errno;
-    char buf[32];
-    int len = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
-    int err = write(fd, buf, (size_t)len) == len ? 0 : (errno ? errno : EIO);
-    if (close(fd) != 0 && !err)
-        err = errno;
-    return err;
+    *holder = 0;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int err = errno;
+            if (err == EWOULDBLOCK) {
+                char buf[32] = {0};
+                if (pread(fd, buf, sizeof buf - 1, 0) > 0)
+                    *holder = atoi(buf);
+            }
+            close(fd);
+            return err;
+        }
+        /* A kvd stopping at this moment may have unlinked the file we
+         * opened: then our lock is on a name nobody sees. Try again. */
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino) {
+            *fd_out = fd;
+            return 0;
+        }
+        close(fd);
+    }
+    return EAGAIN;
 }
 
-void kvd_pidfile_remove(const char *path)
+int kvd_pidfile_write(int fd)
 {
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return;
-    int pid = 0;
-    int ok = fscanf(f, "%d", &pid) == 1;
-    fclose(f);
-    if (ok && pid == (int)getpid())
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0)
+        return errno;
+    ssize_t n = pwrite(fd, buf, (size_t)len, 0);
+    return n == len ? 0 : (n < 0 ? errno : EIO);
+}
+
+void kvd_pidfile_remove(const char *path, int fd)
+{
+    /* Still holding the lock: nobody else can have taken the name, unless
+     * it was replaced by hand; then it is not ours to remove. */
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
         unlink(path);
+    close(fd);
 }

@@ -18,10 +18,17 @@ int kvd_daemon_start(int *notify);
  * 0 failed) and closes notify. */
 void kvd_daemon_ready(int notify, int ok);
 
-/* Writes our pid to path. Returns 0 or an errno value. */
-int kvd_pidfile_write(const char *path);
+/* Opens (creating) the pid file at path and takes its lock, without
+ * writing. Returns 0 with *fd_out set (keep it open while serving; it
+ * survives kvd_daemon_start()), EWOULDBLOCK if another process holds the
+ * lock (*holder: the pid it wrote, 0 if unreadable), or an errno value.
+ * On failure the file is left as it was. */
+int kvd_pidfile_lock(const char *path, int *fd_out, int *holder);
 
-/* Removes path if it still holds our pid. */
-void kvd_pidfile_remove(const char *path);
+/* Writes our pid into the locked file fd. Returns 0 or an errno value. */
+int kvd_pidfile_write(int fd);
+
+/* Removes path if it is still the file locked by fd, then closes fd. */
+void kvd_pidfile_remove(const char *path, int fd);
 
 #endif /* KVD_DAEMON_H */

@@ -1,22 +1,29 @@
 /*
  * log.c - leveled, timestamped log lines (see log.h).
  *
- * The level and the stream are set once at startup, before any worker
+ * The level and the descriptor are set once at startup, before any worker
  * thread exists, and only read afterwards. Each line is formatted into a
- * local buffer and written with one fputs, so concurrent lines stay whole.
+ * local buffer and written with one write(2), so concurrent lines stay
+ * whole. Reopening (SIGHUP, for logrotate) opens the path anew and dup2()s
+ * it onto the same descriptor number: dup2 replaces it atomically, so a
+ * thread writing at that moment writes to the old file or the new one,
+ * never to a closed descriptor.
  */
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 static kvd_log_level g_level = KVD_LOG_INFO;
-static FILE *g_file; /* NULL: stderr */
+static int g_fd = -1; /* -1: stderr */
+static char *g_path;  /* for kvd_log_reopen() */
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
@@ -36,22 +43,47 @@ void kvd_log_set_level(kvd_log_level level)
     g_level = level;
 }
 
+static int open_log(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
 int kvd_log_open(const char *path)
 {
-    FILE *f = fopen(path, "ae");
-    if (!f)
-        return errno;
-    setvbuf(f, NULL, _IONBF, 0);
+    char *copy = strdup(path);
+    if (!copy)
+        return ENOMEM;
+    int fd = open_log(path);
+    if (fd < 0) {
+        int err = errno;
+        free(copy);
+        return err;
+    }
     kvd_log_close();
-    g_file = f;
+    g_fd = fd;
+    g_path = copy;
     return 0;
+}
+
+int kvd_log_reopen(void)
+{
+    if (g_fd < 0)
+        return 0;
+    int fd = open_log(g_path);
+    if (fd < 0)
+        return errno;
+    int err = dup3(fd, g_fd, O_CLOEXEC) < 0 ? errno : 0;
+    close(fd);
+    return err;
 }
 
 void kvd_log_close(void)
 {
-    if (g_file)
-        fclose(g_file);
-    g_file = NULL;
+    if (g_fd >= 0)
+        close(g_fd);
+    g_fd = -1;
+    free(g_path);
+    g_path = NULL;
 }
 
 int kvd_log_enabled(kvd_log_level level)
@@ -80,7 +112,9 @@ void kvd_log(kvd_log_level level, const char *fmt, ...)
     vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     va_end(ap);
     size_t len = strlen(line);
-    line[len] = '\n';
-    line[len + 1] = '\0';
-    fputs(line, g_file ? g_file : stderr);
+    line[len++] = '\n';
+    ssize_t w;
+    do
+        w = write(g_fd >= 0 ? g_fd : STDERR_FILENO, line, len);
+    while (w < 0 && errno == EINTR);
 }

@@ -2,8 +2,7 @@
  * log.h - kvd's leveled logger: one line per message, ISO-8601 UTC
  * timestamp, level and text, to stderr or a file (--log-file).
  *
- * Any thread may log. A line is written with one fprintf on an unbuffered
- * stream, so lines from different threads never interleave. Logging is not
+ * Any thread may log. A line is written with one write(2), so lines from different threads never interleave. Logging is not
  * on the request path (only connection events and errors are logged).
  */
 #ifndef KVD_LOG_H
@@ -25,6 +24,13 @@ void kvd_log_set_level(kvd_log_level level);
 /* Sends lines to path (appending) instead of stderr. Returns 0 or an
  * errno value. Call before threads start. */
 int kvd_log_open(const char *path);
+
+/* Opens the --log-file path again (after logrotate renamed the file) and
+ * sends later lines there. Any thread may call it; lines being written at
+ * the same time go whole to the old file or the new one. Returns 0 (also
+ * when logging to stderr) or an errno value; on failure lines keep going
+ * to the old file. */
+int kvd_log_reopen(void);
 
 /* Closes a file opened by kvd_log_open(); later lines go to stderr. */
 void kvd_log_close(void);

@@ -1,6 +1,6 @@
 /*
  * main.c - kvd's entry point: configuration, logging, daemon mode, pid
- * file, then the server until SIGINT/SIGTERM.
+ * file, then the server until SIGINT/SIGTERM (SIGHUP reopens the log).
  *
  * Exit codes: 0 after a clean stop (or --help/--version), 2 for bad flags
  * or configuration, 1 when the server could not start.
@@ -40,6 +40,9 @@ int main(int argc, char **argv)
 {
     /* A peer closing its socket must not kill the server on write. */
     signal(SIGPIPE, SIG_IGN);
+    /* SIGHUP reopens the log once the server runs; before (a long
+     * recovery) and after, it must not stop kvd either. */
+    signal(SIGHUP, SIG_IGN);
 
     kvd_config cfg;
     kvd_config_result r = kvd_config_load(&cfg, argc, argv);
@@ -63,23 +66,47 @@ int main(int argc, char **argv)
         }
     }
 
-    int notify = -1;
-    if (cfg.daemonize && kvd_daemon_start(&notify) != 0) {
-        fprintf(stderr, "kvd: error: cannot daemonize: %s\n", strerror(errno));
-        kvd_config_free(&cfg);
-        return 1;
-    }
-    int pidfile_written = 0;
+    /* Locked before daemonizing, so "already running" reaches the terminal. */
+    int pidfd = -1;
     if (cfg.pidfile) {
-        int err = kvd_pidfile_write(cfg.pidfile);
+        int holder = 0;
+        int err = kvd_pidfile_lock(cfg.pidfile, &pidfd, &holder);
         if (err) {
-            kvd_error("cannot write pid file %s: %s", cfg.pidfile, strerror(err));
-            kvd_daemon_ready(notify, 0);
+            if (err == EWOULDBLOCK) {
+                fprintf(stderr, "kvd: already running (pid %d), pid file %s is locked\n", holder,
+                        cfg.pidfile);
+                if (cfg.log_file)
+                    kvd_error("already running (pid %d), pid file %s is locked", holder, cfg.pidfile);
+            } else {
+                fprintf(stderr, "kvd: error: cannot open pid file %s: %s\n", cfg.pidfile, strerror(err));
+                if (cfg.log_file)
+                    kvd_error("cannot open pid file %s: %s", cfg.pidfile, strerror(err));
+            }
             kvd_config_free(&cfg);
             kvd_log_close();
             return 1;
         }
-        pidfile_written = 1;
+    }
+
+    int notify = -1;
+    if (cfg.daemonize && kvd_daemon_start(&notify) != 0) {
+        fprintf(stderr, "kvd: error: cannot daemonize: %s\n", strerror(errno));
+        if (pidfd >= 0)
+            kvd_pidfile_remove(cfg.pidfile, pidfd);
+        kvd_config_free(&cfg);
+        kvd_log_close();
+        return 1;
+    }
+    if (pidfd >= 0) {
+        int err = kvd_pidfile_write(pidfd);
+        if (err) {
+            kvd_error("cannot write pid file %s: %s", cfg.pidfile, strerror(err));
+            kvd_daemon_ready(notify, 0);
+            kvd_pidfile_remove(cfg.pidfile, pidfd);
+            kvd_config_free(&cfg);
+            kvd_log_close();
+            return 1;
+        }
     }
 
     uv_loop_t loop;
@@ -101,8 +128,8 @@ int main(int argc, char **argv)
     kvd_server_cleanup(&server);
     if (rc == 0 && uv_loop_close(&loop) != 0)
         kvd_warn("main loop still busy at exit");
-    if (pidfile_written)
-        kvd_pidfile_remove(cfg.pidfile);
+    if (pidfd >= 0)
+        kvd_pidfile_remove(cfg.pidfile, pidfd);
     kvd_config_free(&cfg);
     kvd_log_close();
     return status;

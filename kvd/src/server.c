@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -76,12 +77,15 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
             kvd_error("cannot open the store: %s", kv_strerror(rc));
         return -1;
     }
-    if (!cfg->data_dir)
+    static const char *policy[] = {"everysec", "always", "no"};
+    if (!cfg->data_dir) {
+        kvd_info("in memory only: data is lost when kvd stops (--data-dir DIR keeps it)");
         return 0;
+    }
+    kvd_info("data in %s, fsync %s", cfg->data_dir, policy[cfg->fsync]);
     s->durable = 1;
     kv_recovery r;
     kv_recovery_read(s->store, &r, sizeof r);
-    static const char *policy[] = {"everysec", "always", "no"};
     kvd_info("recovered %s in %.3f s: %llu keys, revision %llu (snapshot at %llu, %llu log "
              "records replayed from %llu segments%s), fsync %s",
              cfg->data_dir, (double)r.elapsed_us / 1e6, (unsigned long long)r.keys,
@@ -556,6 +560,22 @@ static int listen_tcp(kvd_server *s, const char *addr, int port, int *bound)
     return add_listener(s, fd, 0);
 }
 
+/* 1 if a server accepts connections on the Unix socket at sun. */
+static int unix_socket_live(const struct sockaddr_un *sun)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int rc;
+    do
+        rc = connect(fd, (const struct sockaddr *)sun, sizeof *sun);
+    while (rc != 0 && errno == EINTR);
+    /* EAGAIN: its backlog is full, so it is very much alive. */
+    int live = rc == 0 || errno == EAGAIN;
+    close(fd);
+    return live;
+}
+
 static int listen_unix(kvd_server *s, const char *path)
 {
     struct sockaddr_un sun;
@@ -567,13 +587,37 @@ static int listen_unix(kvd_server *s, const char *path)
     sun.sun_family = AF_UNIX;
     strcpy(sun.sun_path, path);
     struct stat st;
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        if (unix_socket_live(&sun)) {
+            kvd_error("unix socket %s is in use by a running server; not taking it over "
+                      "(stop that server or choose another --unix path)", path);
+            return -1;
+        }
         unlink(path); /* a stale socket from an earlier run */
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || listen(fd, 511) != 0) {
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
         kvd_error("cannot listen on unix socket %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
+        return -1;
+    }
+    /* Remember which file is ours, so that exit removes only it. */
+    if (stat(path, &st) == 0) {
+        s->unix_dev = st.st_dev;
+        s->unix_ino = st.st_ino;
+        s->unix_bound = 1;
+    }
+    /* Before listen(): until then nobody can connect, whatever the mode. */
+    if (s->cfg->unix_perm >= 0 && chmod(path, (mode_t)s->cfg->unix_perm) != 0) {
+        kvd_error("cannot set mode %03o on unix socket %s: %s", s->cfg->unix_perm, path,
+                  strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, 511) != 0) {
+        kvd_error("cannot listen on unix socket %s: %s", path, strerror(errno));
+        close(fd);
         return -1;
     }
     kvd_info("listening on unix socket %s", path);
@@ -605,8 +649,12 @@ static void close_listeners(kvd_server *s)
         if (!uv_is_closing((uv_handle_t *)&l->poll))
             uv_close((uv_handle_t *)&l->poll, on_listener_closed);
     }
-    if (s->cfg->unix_path)
+    /* Only our own socket: another kvd may have replaced it since. */
+    struct stat st;
+    if (s->unix_bound && lstat(s->cfg->unix_path, &st) == 0 && st.st_dev == s->unix_dev &&
+        st.st_ino == s->unix_ino)
         unlink(s->cfg->unix_path);
+    s->unix_bound = 0;
 }
 
 /* ---- descriptor limit -------------------------------------------------------- */
@@ -668,6 +716,22 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&s->accept_backoff, NULL);
 }
 
+/* SIGHUP (logrotate's postrotate): reopen --log-file, never stop. The
+ * handle is unref'ed so it does not keep the acceptor loop alive, and stays
+ * open until kvd_server_cleanup(), so a SIGHUP during shutdown is harmless
+ * too. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    int err = kvd_log_reopen();
+    if (err)
+        kvd_error("received SIGHUP, cannot reopen the log file: %s (still logging to the old one)",
+                  strerror(err));
+    else
+        kvd_info("received SIGHUP, reopened the log file");
+}
+
 /* ---- public ---------------------------------------------------------------- */
 
 int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
@@ -717,6 +781,9 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     s->sigint.data = s->sigterm.data = s->accept_backoff.data = s;
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_init(loop, &s->sighup);
+    uv_signal_start(&s->sighup, on_sighup, SIGHUP);
+    uv_unref((uv_handle_t *)&s->sighup);
 
     if (workers_start(s) != 0)
         return -1;
@@ -738,6 +805,7 @@ int kvd_server_run(kvd_server *s)
 {
     uv_run(s->loop, UV_RUN_DEFAULT);
     workers_stop_and_join(s);
+    s->served = 1;
     kvd_info("stopped");
     return 0;
 }
@@ -750,13 +818,24 @@ void kvd_server_cleanup(kvd_server *s)
     if (s->loop) {
         close_listeners(s);
         uv_walk(s->loop, close_any, NULL);
+        /* Closing the SIGHUP handle restored the default action (exit). */
+        signal(SIGHUP, SIG_IGN);
         uv_run(s->loop, UV_RUN_DEFAULT);
     }
     free(s->workers);
     s->workers = NULL;
     free(s->listeners);
     s->listeners = NULL;
-    kv_close(s->store);
+    kv_metrics m = {0};
+    if (s->store && s->served)
+        kv_metrics_read(s->store, &m, sizeof m);
+    kv_close(s->store); /* a data directory's log is complete once this returns */
+    if (s->store && s->served) {
+        if (s->durable)
+            kvd_info("%llu keys saved in %s", (unsigned long long)m.keys, s->cfg->data_dir);
+        else
+            kvd_info("in memory only: %llu keys discarded", (unsigned long long)m.keys);
+    }
     s->store = NULL;
     if (s->cfg)
         kvd_auth_throttle_destroy(&s->auth_throttle);

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "auth_throttle.h"
@@ -83,6 +84,10 @@ typedef struct kvd_server {
     kvd_listener *listeners;
     size_t nlisteners;
     uv_signal_t sigint, sigterm;
+    uv_signal_t sighup;
+    int unix_bound;             /* we created the --unix socket file:  */
+    dev_t unix_dev;             /* ... this one                        */
+    ino_t unix_ino;         /* reopen the log; unref'ed, open to the end */
     uv_timer_t accept_backoff; /* pauses accepting after EMFILE */
     int bound_port;         /* first TCP listener's port */
     uint64_t start_ns;      /* uv_hrtime() at start      */
@@ -99,6 +104,7 @@ typedef struct kvd_server {
     size_t preauth_max_frame; /* frame limit before AUTH (password set) */
     size_t max_response;    /* largest multi-value result (MGET, TXN, SCAN) */
     int durable;            /* the store has a data directory           */
+    int served;             /* kvd_server_run() ran: log the keys at exit */
     _Atomic uint64_t durable_rev; /* set by the store's log thread      */
     atomic_int durable_status;    /* KV_OK, or the log's failure        */
     pthread_mutex_t notify_mu;    /* orders notifications with closing  */

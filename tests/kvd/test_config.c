@@ -65,7 +65,8 @@ Test(config, flags_with_units)
     cr_assert_eq(load(&c, (const char *[]){"--port", "0", "--max-value-size", "1m",
                                             "--max-output-buffer", "64k", "--threads", "3",
                                             "--bind", "::1,127.0.0.1", "--bind", "10.0.0.1",
-                                            "--idle-timeout", "30", NULL}),
+                                            "--idle-timeout", "30", "--protected-mode", "no",
+                                            NULL}),
                  KVD_CONFIG_RUN);
     cr_assert_eq(c.port, 0);
     cr_assert_eq(c.max_value_size, 1u << 20);
@@ -84,7 +85,7 @@ Test(config, bad_values_are_refused)
         {"--port", "70000", NULL},        {"--port", "-1", NULL},
         {"--max-value-size", "12q", NULL}, {"--max-key-size", "1m", NULL},
         {"--log-level", "loud", NULL},    {"--threads", "many", NULL},
-        {"--bind", "localhost", NULL},    {"--bind", "1.2.3", NULL},
+        {"--bind", "example.com", NULL},  {"--bind", "1.2.3", NULL},
         {"--bind", "", NULL},             {"--max-frame-size", "8", NULL},
         {"--no-such-flag", NULL, NULL},   {"--port", NULL, NULL},
         {"--bind", "none", NULL},
@@ -204,4 +205,48 @@ Test(config, addresses)
     cr_assert(!kvd_config_parse_addr("", 80, NULL));
     cr_assert(!kvd_config_parse_addr("[::1", 80, NULL));
     cr_assert(!kvd_config_parse_addr("1.2.3.4.5", 80, NULL));
+}
+
+Test(config, protected_mode)
+{
+    cr_assert(kvd_config_addr_is_loopback("127.0.0.1"));
+    cr_assert(kvd_config_addr_is_loopback("127.1.2.3"));
+    cr_assert(kvd_config_addr_is_loopback("::1"));
+    cr_assert(kvd_config_addr_is_loopback("[::1]"));
+    cr_assert(kvd_config_addr_is_loopback("::ffff:127.0.0.1"));
+    cr_assert(!kvd_config_addr_is_loopback("0.0.0.0"));
+    cr_assert(!kvd_config_addr_is_loopback("::"));
+    cr_assert(!kvd_config_addr_is_loopback("10.0.0.1"));
+    cr_assert(!kvd_config_addr_is_loopback("::ffff:10.0.0.1"));
+
+    kvd_config c;
+    const char *const refused[][5] = {
+        {"--bind", "0.0.0.0", NULL},
+        {"--bind", "::", NULL},
+        {"--bind", "127.0.0.1,192.168.1.5", NULL},
+        {"--bind", "0.0.0.0", "--protected-mode", "yes", NULL},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        cr_assert_eq(load(&c, refused[i]), KVD_CONFIG_ERROR, "no password: %s", refused[i][1]);
+        kvd_config_free(&c);
+    }
+    cr_assert_eq(load(&c, (const char *[]){"--bind", "0.0.0.0", "--protected-mode", "no", NULL}),
+                 KVD_CONFIG_RUN);
+    cr_assert_eq(c.protected_mode, 0);
+    kvd_config_free(&c);
+    cr_assert_eq(load(&c, (const char *[]){"--bind", "::", "--password", "pw", NULL}),
+                 KVD_CONFIG_RUN, "a password lifts it");
+    kvd_config_free(&c);
+    const char *path = conf_file("bind = 0.0.0.0\nprotected-mode = no\n");
+    cr_assert_eq(load(&c, (const char *[]){"--config", path, NULL}), KVD_CONFIG_RUN,
+                 "config key protected-mode");
+    kvd_config_free(&c);
+    unlink(path);
+    cr_assert_eq(load(&c, (const char *[]){"--protected-mode", "maybe", NULL}), KVD_CONFIG_ERROR);
+    kvd_config_free(&c);
+
+    cr_assert_eq(load(&c, (const char *[]){"--bind", "localhost,::1", NULL}), KVD_CONFIG_RUN);
+    cr_assert_eq(c.nbinds, 2);
+    cr_assert_str_eq(c.binds[0], "127.0.0.1", "localhost means 127.0.0.1");
+    kvd_config_free(&c);
 }

@@ -1,0 +1,400 @@
+/*
+ * test_service.c - kvd as a service (issue 13): SIGHUP reopens the log
+ * file for logrotate and never stops kvd; pid file locking; a live Unix
+ * socket is never taken over, --unix-perm; protected mode; --password-file;
+ * what the start and stop lines say about persistence.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(service, .init = harness_setup, .fini = harness_teardown, .timeout = 90);
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void make_dir(void)
+{
+    if (!g_kvd.dir[0]) {
+        strcpy(g_kvd.dir, "/tmp/kvdtest.XXXXXX");
+        cr_assert_not_null(mkdtemp(g_kvd.dir));
+    }
+}
+
+/* 1 if the file at path contains needle. */
+static int file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[1024];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* Waits (bounded, 20 s) until path contains needle. */
+static int wait_file_has(const char *path, const char *needle)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (file_has(path, needle))
+            return 1;
+        sleep_ms(10);
+    }
+    return 0;
+}
+
+/* Runs a second kvd with args to completion (bounded); its stdout and
+ * stderr into out. Returns its exit code, 128 if killed. */
+static int run_kvd(const char *const *args, char *out, size_t outlen)
+{
+    make_dir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/out", g_kvd.dir);
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = KVD_PATH;
+    for (size_t i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) { /* no cr_assert in the child */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(KVD_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    cr_assert(pid > 0);
+    int st = -1;
+    for (int i = 0; i < 4000; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            break;
+        sleep_ms(5);
+        if (i == 3999) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            cr_assert_fail("kvd did not finish");
+        }
+    }
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
+    out[got] = '\0';
+    if (f)
+        fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void assert_answers(void)
+{
+    kv_client *c = test_client(NULL);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+}
+
+/* ---- SIGHUP ---------------------------------------------------------------- */
+
+Test(service, sighup_reopens_the_log_file)
+{
+    make_dir();
+    char log[300], rotated[300];
+    snprintf(log, sizeof log, "%s/service.log", g_kvd.dir);
+    snprintf(rotated, sizeof rotated, "%s/service.log.1", g_kvd.dir);
+    kvd_start("--log-file", log, NULL);
+    cr_assert(file_has(log, "ready"), "kvd logs to --log-file");
+
+    /* logrotate: rename the file away, then kill -HUP */
+    cr_assert_eq(rename(log, rotated), 0);
+    cr_assert_eq(kill(g_kvd.pid, SIGHUP), 0);
+    cr_assert(wait_file_has(log, "reopened the log file"), "a new file at the path");
+    cr_assert(kvd_alive(), "SIGHUP does not stop kvd");
+    assert_answers();
+    cr_assert(!file_has(rotated, "reopened the log file"), "the rotated file is left alone");
+
+    /* again: the handler stays installed */
+    cr_assert_eq(unlink(log), 0);
+    cr_assert_eq(kill(g_kvd.pid, SIGHUP), 0);
+    cr_assert(wait_file_has(log, "reopened the log file"));
+    assert_answers();
+    kvd_stop();
+    cr_assert(file_has(log, "stopped"), "later lines, to the end, go to the new file");
+}
+
+Test(service, sighup_without_log_file_keeps_serving)
+{
+    kvd_start(NULL);
+    cr_assert_eq(kill(g_kvd.pid, SIGHUP), 0);
+    cr_assert(wait_file_has(g_kvd.log, "received SIGHUP"));
+    cr_assert(kvd_alive());
+    assert_answers();
+    kvd_stop();
+}
+
+/* ---- pid file and Unix socket ------------------------------------------------ */
+
+static int read_pid(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int pid = -1;
+    if (fscanf(f, "%d", &pid) != 1)
+        pid = -1;
+    fclose(f);
+    return pid;
+}
+
+Test(service, second_kvd_with_the_same_pidfile_is_refused)
+{
+    make_dir();
+    char pidfile[300], out[4096], expect[64];
+    snprintf(pidfile, sizeof pidfile, "%s/kvd.pid", g_kvd.dir);
+    kvd_start("--pidfile", pidfile, NULL);
+    cr_assert_eq(read_pid(pidfile), g_kvd.pid);
+
+    const char *args[] = {"--port", "0", "--pidfile", pidfile, NULL};
+    int rc = run_kvd(args, out, sizeof out);
+    cr_assert_eq(rc, 1, "exit 1: %s", out);
+    snprintf(expect, sizeof expect, "kvd: already running (pid %d)", (int)g_kvd.pid);
+    cr_assert(strstr(out, expect), "says who runs: %s", out);
+    cr_assert_eq(read_pid(pidfile), g_kvd.pid, "the running kvd's pid file is untouched");
+    assert_answers();
+    kvd_stop();
+    cr_assert_neq(access(pidfile, F_OK), 0, "removed at exit");
+}
+
+Test(service, stale_pidfile_is_taken_over)
+{
+    make_dir();
+    char pidfile[300];
+    snprintf(pidfile, sizeof pidfile, "%s/kvd.pid", g_kvd.dir);
+    FILE *f = fopen(pidfile, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "999999999\n"); /* longer than our pid: truncated away */
+    fclose(f);
+    kvd_start("--pidfile", pidfile, NULL);
+    cr_assert_eq(read_pid(pidfile), g_kvd.pid, "nobody held the lock: ours now");
+    kvd_stop();
+    cr_assert_neq(access(pidfile, F_OK), 0);
+}
+
+Test(service, live_unix_socket_is_not_taken_over)
+{
+    make_dir();
+    char sock[300], out[4096];
+    snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
+    kvd_start("--unix", sock, NULL);
+
+    const char *args[] = {"--port", "0", "--unix", sock, NULL};
+    int rc = run_kvd(args, out, sizeof out);
+    cr_assert_eq(rc, 1, "refused: %s", out);
+    cr_assert(strstr(out, "in use by a running server"), "%s", out);
+    kv_client *c = test_unix_client(sock); /* still the first kvd's */
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+    cr_assert_neq(access(sock, F_OK), 0, "removed by its owner at exit");
+}
+
+Test(service, stale_unix_socket_is_replaced)
+{
+    make_dir();
+    char sock[300];
+    snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
+    /* bound, never listening, closed: what a crashed server leaves */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    strcpy(sun.sun_path, sock);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    close(fd);
+    kvd_start("--unix", sock, NULL);
+    kv_client *c = test_unix_client(sock);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+}
+
+Test(service, unix_socket_replaced_by_another_is_left_at_exit)
+{
+    make_dir();
+    char sock[300], moved[300];
+    snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
+    snprintf(moved, sizeof moved, "%s/kvd.sock.old", g_kvd.dir);
+    kvd_start("--unix", sock, NULL);
+    /* someone else's socket now at the path */
+    cr_assert_eq(rename(sock, moved), 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    strcpy(sun.sun_path, sock);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    kvd_stop();
+    close(fd);
+    cr_assert_eq(access(sock, F_OK), 0, "not ours any more: kept");
+    unlink(sock);
+    unlink(moved);
+}
+
+Test(service, unix_perm_sets_the_socket_mode)
+{
+    make_dir();
+    char sock[300];
+    snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
+    kvd_start("--unix", sock, "--unix-perm", "700", NULL);
+    struct stat st;
+    cr_assert_eq(stat(sock, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700, "mode %03o", (unsigned)(st.st_mode & 0777));
+    kv_client *c = test_unix_client(sock);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+
+    kvd_start("--unix", sock, "--unix-perm", "660", NULL);
+    cr_assert_eq(stat(sock, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0660, "mode %03o", (unsigned)(st.st_mode & 0777));
+    kvd_stop();
+
+    char out[4096];
+    const char *bad[] = {"--port", "0", "--unix", sock, "--unix-perm", "800", NULL};
+    cr_assert_eq(run_kvd(bad, out, sizeof out), 2, "not octal: %s", out);
+    const char *alone[] = {"--port", "0", "--unix-perm", "700", NULL};
+    cr_assert_eq(run_kvd(alone, out, sizeof out), 2, "without --unix: %s", out);
+}
+
+/* ---- protected mode ----------------------------------------------------------- */
+
+Test(service, protected_mode_refuses_wildcard_without_password)
+{
+    char out[4096];
+    const char *args[] = {"--port", "0", "--bind", "0.0.0.0", NULL};
+    cr_assert_eq(run_kvd(args, out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "protected mode"), "explains why: %s", out);
+    cr_assert(strstr(out, "--protected-mode no"), "and the way out: %s", out);
+
+    kvd_start("--bind", "0.0.0.0", "--protected-mode", "no", NULL);
+    assert_answers(); /* harness connects to 127.0.0.1, which 0.0.0.0 covers */
+    kvd_stop();
+
+    kvd_start("--bind", "0.0.0.0", "--password", "pw", NULL);
+    kv_client *c = test_client("pw");
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+}
+
+Test(service, localhost_binds_ipv4_loopback)
+{
+    kvd_start("--bind", "localhost", NULL);
+    assert_answers();
+    kvd_stop();
+    cr_assert(file_has(g_kvd.log, "listening on 127.0.0.1 port"), "localhost is 127.0.0.1");
+}
+
+/* ---- --password-file --------------------------------------------------------- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(service, password_file)
+{
+    make_dir();
+    char pw[300], empty[300], out[4096];
+    snprintf(pw, sizeof pw, "%s/pw", g_kvd.dir);
+    snprintf(empty, sizeof empty, "%s/empty", g_kvd.dir);
+    write_file(pw, "s3cret\r\nsecond line is ignored\n");
+    write_file(empty, "\n");
+
+    /* a password lifts protected mode, so 0.0.0.0 also proves it was read */
+    kvd_start("--password-file", pw, "--bind", "0.0.0.0", NULL);
+    kv_client *c = test_client("s3cret");
+    cr_assert_eq(kv_client_set(c, "k", 1, "v", 1, NULL), KV_OK, "the first line, no line end");
+    kv_client_close(c);
+    kv_client_options o;
+    kv_client_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = (uint16_t)g_kvd.port;
+    o.io_timeout_ms = TEST_IO_TIMEOUT_MS;
+    o.password = "s3cret\r";
+    c = NULL;
+    cr_assert_eq(kv_client_open(&o, &c), KV_AUTH_FAILED);
+    kv_client_close(c);
+    c = NULL;
+    o.password = NULL;
+    if (kv_client_open(&o, &c) == KV_OK)
+        cr_assert_eq(kv_client_set(c, "k", 1, "v", 1, NULL), KV_AUTH_REQUIRED);
+    kv_client_close(c);
+    kvd_stop();
+
+    const char *a1[] = {"--port", "0", "--password-file", empty, NULL};
+    cr_assert_eq(run_kvd(a1, out, sizeof out), 2, "empty: %s", out);
+    cr_assert(strstr(out, "empty"), "%s", out);
+    const char *a2[] = {"--port", "0", "--password-file", "/nonexistent/pw", NULL};
+    cr_assert_eq(run_kvd(a2, out, sizeof out), 2, "missing: %s", out);
+    const char *a3[] = {"--port", "0", "--password-file", pw, "--password", "x", NULL};
+    cr_assert_eq(run_kvd(a3, out, sizeof out), 2, "both: %s", out);
+}
+
+/* ---- what the log says about the data ----------------------------------------- */
+
+static void set_keys(int n)
+{
+    kv_client *c = test_client(NULL);
+    for (int i = 0; i < n; i++) {
+        char k[16];
+        int len = snprintf(k, sizeof k, "key%d", i);
+        cr_assert_eq(kv_client_set(c, k, (size_t)len, "v", 1, NULL), KV_OK);
+    }
+    kv_client_close(c);
+}
+
+Test(service, log_says_in_memory_and_keys_discarded)
+{
+    kvd_start(NULL);
+    cr_assert(file_has(g_kvd.log, "in memory only: data is lost when kvd stops"));
+    set_keys(3);
+    kvd_stop();
+    cr_assert(file_has(g_kvd.log, "in memory only: 3 keys discarded"));
+}
+
+Test(service, log_says_data_dir_and_keys_saved)
+{
+    make_dir();
+    char data[300], line[400];
+    snprintf(data, sizeof data, "%s/data", g_kvd.dir);
+    cr_assert_eq(mkdir(data, 0755), 0);
+    kvd_start("--data-dir", data, "--fsync", "always", NULL);
+    snprintf(line, sizeof line, "data in %s, fsync always", data);
+    cr_assert(file_has(g_kvd.log, line), "start line: %s", line);
+    cr_assert(!file_has(g_kvd.log, "in memory only"));
+    set_keys(2);
+    kvd_stop();
+    snprintf(line, sizeof line, "2 keys saved in %s", data);
+    cr_assert(file_has(g_kvd.log, line), "stop line: %s", line);
+
+    /* and they are: a restart finds them, and says so again at its stop */
+    kvd_start("--data-dir", data, NULL);
+    cr_assert(file_has(g_kvd.log, "fsync everysec"));
+    set_keys(1); /* key0 again: still 2 keys */
+    kvd_stop();
+    cr_assert(file_has(g_kvd.log, line), "stop line after restart: %s", line);
+}

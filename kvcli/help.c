@@ -150,6 +150,7 @@ static const char ping_help[] =
 
 static const char version_help[] =
     "Usage: kvcli version\n"
+    "       kvcli --version\n"
     "\n"
     "Prints kvcli's version and, if the server can be reached, the server's\n"
     "name, version and protocol version. An unreachable server is not an\n"
@@ -248,6 +249,7 @@ void kvcli_print_usage(FILE *f)
           "                    {\"base64\": \"...\"}\n"
           "  -h, --help        show help (kvcli COMMAND --help for a\n"
           "                    command)\n"
+          "  --version         same as the version command\n"
           "  --                end of options (for values starting with -)\n"
           "\n"
           "Without a command, kvcli reads commands: at a terminal with a\n"

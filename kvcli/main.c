@@ -42,6 +42,13 @@ int main(int argc, char **argv)
         int takes_arg = 0;
         if (strcmp(a, "--") == 0)
             break;
+        /* "kvcli --version" is the version command, as in most tools. */
+        if (strcmp(a, "--version") == 0) {
+            static char version_cmd[] = "version";
+            ci = i;
+            argv[i] = version_cmd;
+            break;
+        }
         if (a[0] == '-' && a[1] != '\0') {
             /* Only -h is short; say so now, or "-p 7379 ping" would be
              * reported as the unknown command "7379". */

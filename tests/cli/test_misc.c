@@ -188,6 +188,34 @@ Test(misc, ping_and_version)
     cli_result_free(&r);
 }
 
+Test(misc, dash_dash_version_is_the_version_command)
+{
+    const char *const *pairs[][2] = {
+        {(const char *const[]){"version", NULL},
+         (const char *const[]){"--version", NULL}},
+        {(const char *const[]){"version", "--json", NULL},
+         (const char *const[]){"--json", "--version", NULL}},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        cli_result a = cli_run_srv(&srv, NULL, 0, pairs[i][0]);
+        cli_result b = cli_run_srv(&srv, NULL, 0, pairs[i][1]);
+        cr_assert_eq(a.rc, 0, "err %s", a.err);
+        cr_assert_eq(b.rc, 0, "case %zu: rc %d err %s", i, b.rc, b.err);
+        cr_assert_str_eq(b.out, a.out);
+        cr_assert_str_eq(b.err, "");
+        cli_result_free(&a);
+        cli_result_free(&b);
+    }
+    cli_result r = CLI(&srv, "--version");
+    cr_assert_not_null(strstr(r.out, "\nserver: kvd "), "out: %s", r.out);
+    cli_result_free(&r);
+    r = cli_run(NULL, 0, NULL, (const char *const[]){"--version", "--help",
+                                                     NULL});
+    cr_assert_eq(r.rc, 0);
+    cr_assert_not_null(strstr(r.out, "kvcli --version"), "out: %s", r.out);
+    cli_result_free(&r);
+}
+
 Test(misc, help_for_every_command)
 {
     cli_result r = cli_run(NULL, 0, NULL, (const char *const[]){"--help", NULL});

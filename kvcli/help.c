@@ -4,7 +4,9 @@
  * The texts here, docs/kvcli.1 and the tests in tests/cli/ describe the same
  * behaviour; change them together.
  */
+#include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kvcli.h"
 
@@ -212,14 +214,67 @@ const kvcli_command kvcli_commands[] = {
     {NULL, NULL, NULL, NULL},
 };
 
+/* Commands are matched in any case: "kvcli GET k" is "kvcli get k". */
 const kvcli_command *kvcli_find_command(const char *name)
 {
     for (const kvcli_command *c = kvcli_commands; c->name; c++)
-        if (strcmp(c->name, name) == 0)
+        if (strcasecmp(c->name, name) == 0)
             return c;
-    if (strcmp(name, "delete") == 0)
+    if (strcasecmp(name, "delete") == 0)
         return kvcli_find_command("del");
     return NULL;
+}
+
+/* Optimal string alignment distance, ignoring case: insertions, deletions,
+ * substitutions and swaps of neighbours ("gte" -> "get") cost 1. Names
+ * longer than the buffer are too far from every command to matter. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    enum { MAXLEN = 32 };
+    size_t la = strlen(a), lb = strlen(b);
+    if (la >= MAXLEN || lb >= MAXLEN)
+        return MAXLEN;
+    size_t d[MAXLEN + 1][MAXLEN + 1];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            int ca = tolower((unsigned char)a[i - 1]);
+            int cb = tolower((unsigned char)b[j - 1]);
+            size_t best = d[i - 1][j - 1] + (ca != cb);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == cb &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+int kvcli_unknown_command(const char *name)
+{
+    /* At most 2 edits, and fewer than the word's length, so that "x" or
+     * "frobnicate" get no far-fetched suggestion. */
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (const kvcli_command *c = kvcli_commands; c->name; c++) {
+        size_t d = edit_distance(name, c->name);
+        if (d < best_d && d < strlen(name)) {
+            best = c->name;
+            best_d = d;
+        }
+    }
+    if (best != NULL)
+        return kvcli_usage_err("unknown command '%s'; did you mean '%s'?",
+                               name, best);
+    return kvcli_usage_err("unknown command '%s' (try 'kvcli help')", name);
 }
 
 void kvcli_print_usage(FILE *f)
@@ -258,6 +313,7 @@ void kvcli_print_usage(FILE *f)
           "arguments as in a shell. 'help', 'quit' and 'exit' also work there.\n"
           "The exit code is then the last command's.\n"
           "\n"
+          "Command names may be written in any case (kvcli GET k).\n"
           "Errors go to stderr as one line starting with \"kvcli: \".\n"
           "\n" EXIT_CODES_TEXT
           "\n"
@@ -291,8 +347,7 @@ int kvcli_cmd_help(kvcli_session *s, int argc, char **argv)
     } else {
         const kvcli_command *c = kvcli_find_command(a.pos[0]);
         if (c == NULL) {
-            rc = kvcli_usage_err("unknown command '%s' (try 'kvcli help')",
-                                 a.pos[0]);
+            rc = kvcli_unknown_command(a.pos[0]);
         } else {
             fputs(c->help, stdout);
             fputs("\n" EXIT_CODES_TEXT, stdout);

@@ -124,7 +124,11 @@ int kvcli_cmd_help(kvcli_session *s, int argc, char **argv);
 
 /* The command table (help.c), NULL-terminated by name. */
 extern const kvcli_command kvcli_commands[];
+/* Finds a command by name, in any case; NULL if there is none. */
 const kvcli_command *kvcli_find_command(const char *name);
+/* Prints "unknown command 'NAME'" with the closest command as a
+ * suggestion if one is near; returns KVCLI_EXIT_USAGE. */
+int kvcli_unknown_command(const char *name);
 /* Runs one command line (argv[0] is the command). */
 int kvcli_dispatch(kvcli_session *s, int argc, char **argv);
 void kvcli_print_usage(FILE *f);

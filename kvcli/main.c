@@ -15,8 +15,7 @@ int kvcli_dispatch(kvcli_session *s, int argc, char **argv)
 {
     const kvcli_command *c = kvcli_find_command(argv[0]);
     if (c == NULL)
-        return kvcli_usage_err("unknown command '%s' (try 'kvcli help')",
-                               argv[0]);
+        return kvcli_unknown_command(argv[0]);
     /* Flags on one line apply to that command only (matters at the
      * prompt, where the session outlives the line). */
     kvcli_config saved = s->cfg;

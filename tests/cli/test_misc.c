@@ -216,6 +216,50 @@ Test(misc, dash_dash_version_is_the_version_command)
     cli_result_free(&r);
 }
 
+Test(misc, commands_in_any_case_and_typos_get_a_suggestion)
+{
+    cli_result r = CLI(&srv, "SET", "k", "v");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "Get", "k");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cr_assert_str_eq(r.out, "v\n");
+    cli_result_free(&r);
+    r = CLI(&srv, "DELETE", "k");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = cli_run(NULL, 0, NULL, (const char *const[]){"PING", "--help", NULL});
+    cr_assert_eq(r.rc, 0);
+    cr_assert(strncmp(r.out, "Usage: kvcli ping", 17) == 0, "%s", r.out);
+    cli_result_free(&r);
+
+    const struct {
+        const char *typed, *want;
+    } typos[] = {
+        {"gte", "kvcli: unknown command 'gte'; did you mean 'get'?\n"},
+        {"sacn", "kvcli: unknown command 'sacn'; did you mean 'scan'?\n"},
+        {"DLE", "kvcli: unknown command 'DLE'; did you mean 'del'?\n"},
+        {"metric", "kvcli: unknown command 'metric'; did you mean"
+                   " 'metrics'?\n"},
+        {"frobnicate", "kvcli: unknown command 'frobnicate' (try 'kvcli"
+                       " help')\n"},
+        {"x", "kvcli: unknown command 'x' (try 'kvcli help')\n"},
+    };
+    for (size_t i = 0; i < sizeof typos / sizeof typos[0]; i++) {
+        r = cli_run(NULL, 0, NULL,
+                    (const char *const[]){typos[i].typed, "k", NULL});
+        cr_expect_eq(r.rc, 2, "%s: rc %d", typos[i].typed, r.rc);
+        cr_expect_str_eq(r.err, typos[i].want);
+        cr_expect_str_eq(r.out, "");
+        cli_result_free(&r);
+    }
+    r = cli_run(NULL, 0, NULL, (const char *const[]){"help", "gte", NULL});
+    cr_expect_eq(r.rc, 2);
+    cr_expect_str_eq(r.err, "kvcli: unknown command 'gte'; did you mean"
+                            " 'get'?\n");
+    cli_result_free(&r);
+}
+
 Test(misc, help_for_every_command)
 {
     cli_result r = cli_run(NULL, 0, NULL, (const char *const[]){"--help", NULL});

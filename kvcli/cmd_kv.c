@@ -3,6 +3,11 @@
  *
  *   set KEY VALUE | set K1=V1 [K2=V2 ...] | set KEY --file PATH
  *       [--if-version N]     several pairs go in one MSET: all or none
+ *
+ * Which form: KEY=VALUE pairs only when EVERY argument has a '=';
+ * otherwise exactly two arguments are KEY VALUE, taken as they are (so a
+ * key with '=' is "set 'a=b' VALUE"); more than two with only some '='
+ * is a usage error rather than a guess.
  *   get K1 [K2 ...] [--raw]  one key: the bare value; several: "key: value"
  *   del K1 [K2 ...]          one atomic delete; says how many existed
  *
@@ -191,6 +196,17 @@ int kvcli_cmd_set(kvcli_session *s, int argc, char **argv)
         } else {
             rc = set_pairs(s, a.npos, a.pos);
         }
+    } else if (a.npos > 2) {
+        /* Some words have '=', some not: guessing which is a key and which
+         * a value would set keys nobody asked for. */
+        int i = 0;
+        while (strchr(a.pos[i], '=') != NULL)
+            i++;
+        char *w = kvcli_escape(a.pos[i], strlen(a.pos[i]));
+        rc = kvcli_usage_err("set: '%s' is not KEY=VALUE: with more than two"
+                             " arguments every one must be KEY=VALUE (try"
+                             " 'kvcli set --help')", w ? w : "?");
+        free(w);
     } else {
         rc = kvcli_usage_err("set needs KEY VALUE, KEY=VALUE..., or KEY"
                              " --file PATH (try 'kvcli set --help')");

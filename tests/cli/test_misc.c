@@ -260,6 +260,64 @@ Test(misc, commands_in_any_case_and_typos_get_a_suggestion)
     cli_result_free(&r);
 }
 
+/* --json: one document per command, errors included; exit codes kept. */
+Test(misc, json_errors_are_json_on_stdout)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", cli_closed_port());
+    const struct {
+        const char *const *args;
+        int rc;
+        const char *status, *msg;
+    } cases[] = {
+        {(const char *const[]){"--json", "--port", port, "get", "k", NULL}, 3,
+         "CONNECT", "cannot connect to 127.0.0.1:"},
+        {(const char *const[]){"gte", "k", "--json", NULL}, 2, "USAGE",
+         "did you mean 'get'?"},
+        {(const char *const[]){"--json", "--bogus", "ping", NULL}, 2, "USAGE",
+         "unknown option '--bogus'"},
+        {(const char *const[]){"set", "a=1", "b", "c=2", "--json", NULL}, 2,
+         "USAGE", "'b' is not KEY=VALUE"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cli_result r = cli_run(NULL, 0, NULL, cases[i].args);
+        cr_expect_eq(r.rc, cases[i].rc, "case %zu: rc %d", i, r.rc);
+        cli_assert_one_error_line(&r);
+        json_t *j = cli_json(&r);
+        json_t *e = json_object_get(j, "error");
+        cr_expect_str_eq(json_string_value(json_object_get(e, "status")),
+                         cases[i].status, "case %zu", i);
+        const char *m = json_string_value(json_object_get(e, "message"));
+        cr_assert_not_null(m, "case %zu: %s", i, r.out);
+        cr_expect_not_null(strstr(m, cases[i].msg), "case %zu: %s", i, m);
+        cr_expect_not_null(strstr(r.err, m), "the same text on stderr");
+        cr_expect_eq(json_integer_value(json_object_get(j, "exit")),
+                     cases[i].rc);
+        json_decref(j);
+        cli_result_free(&r);
+    }
+
+    /* A command that wrote its own document adds no second one. */
+    cli_result r = CLI(&srv, "get", "missing", "--json");
+    cr_assert_eq(r.rc, 1);
+    json_t *j = cli_json(&r);
+    cr_assert(json_is_false(json_object_get(j, "found")));
+    cr_assert_null(json_object_get(j, "error"));
+    json_decref(j);
+    cli_result_free(&r);
+
+    /* At the prompt each failing line gets its own object. */
+    static const char lines[] = "frob --json\nget k --json\n";
+    r = cli_run_srv(&srv, lines, sizeof lines - 1,
+                    (const char *const[]){NULL});
+    cr_assert_eq(r.rc, 1);
+    cr_assert(strncmp(r.out, "{\"error\":{\"status\":\"USAGE\"", 26) == 0,
+              "out: %s", r.out);
+    cr_assert_not_null(strstr(r.out, "}\n{\"key\":\"k\",\"found\":false}\n"),
+                       "out: %s", r.out);
+    cli_result_free(&r);
+}
+
 Test(misc, help_for_every_command)
 {
     cli_result r = cli_run(NULL, 0, NULL, (const char *const[]){"--help", NULL});

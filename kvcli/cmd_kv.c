@@ -27,6 +27,15 @@ static const kvcli_optdef set_opts[] = {
     [SET_FILE] = {"file", KVCLI_OPT_ARG},
 };
 
+/* An empty key is kvcli's own refusal (usage), not the server's. */
+static int any_empty_key(int n, char **keys, const char *cmd)
+{
+    for (int i = 0; i < n; i++)
+        if (keys[i][0] == '\0')
+            return kvcli_usage_err("%s: a key cannot be empty", cmd);
+    return 0;
+}
+
 /* Reads a value source into buf; 0 or an exit code. */
 static int load_value(const kvcli_session *s, const char *path,
                       kvcli_buf *buf)
@@ -56,6 +65,8 @@ static int set_single(kvcli_session *s, const char *key, const void *val,
                                " number; 0 = the key must not exist)",
                                if_version);
     int rc;
+    if (*key == '\0')
+        return kvcli_usage_err("set: a key cannot be empty");
     kv_client *c = kvcli_connect(s, &rc);
     if (c == NULL)
         return rc;
@@ -279,6 +290,8 @@ int kvcli_cmd_get(kvcli_session *s, int argc, char **argv)
         rc = kvcli_usage_err("get --raw takes exactly one KEY and no --json");
         goto out;
     }
+    if ((rc = any_empty_key(a.npos, a.pos, "get")) != 0)
+        goto out;
     kv_client *c = kvcli_connect(s, &rc);
     if (c == NULL)
         goto out;
@@ -346,6 +359,7 @@ int kvcli_cmd_del(kvcli_session *s, int argc, char **argv)
                              " --help')");
         goto out;
     }
+
     size_t n = (size_t)a.npos;
     kv_key *keys = calloc(n, sizeof *keys);
     if (keys == NULL) {
@@ -357,7 +371,9 @@ int kvcli_cmd_del(kvcli_session *s, int argc, char **argv)
         keys[i].data = a.pos[i];
         keys[i].len = strlen(a.pos[i]);
     }
-    kv_client *c = kvcli_connect(s, &rc);
+    kv_client *c = NULL;
+    if ((rc = any_empty_key(a.npos, a.pos, "del")) == 0)
+        c = kvcli_connect(s, &rc);
     if (c != NULL) {
         size_t deleted = 0;
         uint64_t version = 0;

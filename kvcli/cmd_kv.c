@@ -3,6 +3,11 @@
  *
  *   set KEY VALUE | set K1=V1 [K2=V2 ...] | set KEY --file PATH
  *       [--if-version N]     several pairs go in one MSET: all or none
+ *
+ * Which form: KEY=VALUE pairs only when EVERY argument has a '=';
+ * otherwise exactly two arguments are KEY VALUE, taken as they are (so a
+ * key with '=' is "set 'a=b' VALUE"); more than two with only some '='
+ * is a usage error rather than a guess.
  *   get K1 [K2 ...] [--raw]  one key: the bare value; several: "key: value"
  *   del K1 [K2 ...]          one atomic delete; says how many existed
  *
@@ -21,6 +26,15 @@ static const kvcli_optdef set_opts[] = {
     [SET_IF_VERSION] = {"if-version", KVCLI_OPT_ARG},
     [SET_FILE] = {"file", KVCLI_OPT_ARG},
 };
+
+/* An empty key is kvcli's own refusal (usage), not the server's. */
+static int any_empty_key(int n, char **keys, const char *cmd)
+{
+    for (int i = 0; i < n; i++)
+        if (keys[i][0] == '\0')
+            return kvcli_usage_err("%s: a key cannot be empty", cmd);
+    return 0;
+}
 
 /* Reads a value source into buf; 0 or an exit code. */
 static int load_value(const kvcli_session *s, const char *path,
@@ -51,6 +65,8 @@ static int set_single(kvcli_session *s, const char *key, const void *val,
                                " number; 0 = the key must not exist)",
                                if_version);
     int rc;
+    if (*key == '\0')
+        return kvcli_usage_err("set: a key cannot be empty");
     kv_client *c = kvcli_connect(s, &rc);
     if (c == NULL)
         return rc;
@@ -191,6 +207,17 @@ int kvcli_cmd_set(kvcli_session *s, int argc, char **argv)
         } else {
             rc = set_pairs(s, a.npos, a.pos);
         }
+    } else if (a.npos > 2) {
+        /* Some words have '=', some not: guessing which is a key and which
+         * a value would set keys nobody asked for. */
+        int i = 0;
+        while (strchr(a.pos[i], '=') != NULL)
+            i++;
+        char *w = kvcli_escape(a.pos[i], strlen(a.pos[i]));
+        rc = kvcli_usage_err("set: '%s' is not KEY=VALUE: with more than two"
+                             " arguments every one must be KEY=VALUE (try"
+                             " 'kvcli set --help')", w ? w : "?");
+        free(w);
     } else {
         rc = kvcli_usage_err("set needs KEY VALUE, KEY=VALUE..., or KEY"
                              " --file PATH (try 'kvcli set --help')");
@@ -263,6 +290,8 @@ int kvcli_cmd_get(kvcli_session *s, int argc, char **argv)
         rc = kvcli_usage_err("get --raw takes exactly one KEY and no --json");
         goto out;
     }
+    if ((rc = any_empty_key(a.npos, a.pos, "get")) != 0)
+        goto out;
     kv_client *c = kvcli_connect(s, &rc);
     if (c == NULL)
         goto out;
@@ -330,6 +359,7 @@ int kvcli_cmd_del(kvcli_session *s, int argc, char **argv)
                              " --help')");
         goto out;
     }
+
     size_t n = (size_t)a.npos;
     kv_key *keys = calloc(n, sizeof *keys);
     if (keys == NULL) {
@@ -341,7 +371,9 @@ int kvcli_cmd_del(kvcli_session *s, int argc, char **argv)
         keys[i].data = a.pos[i];
         keys[i].len = strlen(a.pos[i]);
     }
-    kv_client *c = kvcli_connect(s, &rc);
+    kv_client *c = NULL;
+    if ((rc = any_empty_key(a.npos, a.pos, "del")) == 0)
+        c = kvcli_connect(s, &rc);
     if (c != NULL) {
         size_t deleted = 0;
         uint64_t version = 0;

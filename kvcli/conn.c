@@ -13,27 +13,69 @@
 
 #include "kvcli.h"
 
+/* The first error of the current command, for --json's error object;
+ * json_done once the command has written its JSON document. */
+static struct {
+    char msg[1024];
+    const char *status; /* kv status name, or NULL: named by exit code */
+    int have, json_done;
+} last_err;
+
+void kvcli_error_reset(void)
+{
+    memset(&last_err, 0, sizeof last_err);
+}
+
+void kvcli_error_json_done(void)
+{
+    last_err.json_done = 1;
+}
+
+static void verr(const char *status, const char *fmt, va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    if (!last_err.have) {
+        vsnprintf(last_err.msg, sizeof last_err.msg, fmt, copy);
+        last_err.status = status;
+        last_err.have = 1;
+    }
+    va_end(copy);
+    fflush(stdout); /* keep stdout and stderr in order on a terminal */
+    fputs("kvcli: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void kvcli_err(const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout); /* keep stdout and stderr in order on a terminal */
-    fputs("kvcli: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    verr(NULL, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 int kvcli_usage_err(const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fputs("kvcli: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    verr("USAGE", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return KVCLI_EXIT_USAGE;
+}
+
+void kvcli_error_json(int rc)
+{
+    if (rc == 0 || last_err.json_done || !last_err.have)
+        return;
+    const char *status = last_err.status;
+    if (status == NULL)
+        status = rc == KVCLI_EXIT_USAGE     ? "USAGE"
+                 : rc == KVCLI_EXIT_CONNECT ? "CONNECT"
+                 : rc == KVCLI_EXIT_SERVER  ? "SERVER"
+                                            : "NEGATIVE";
+    kvcli_json_print(json_pack("{s:{s:s,s:s},s:i}", "error", "status", status,
+                               "message", last_err.msg, "exit", rc));
 }
 
 int kvcli_exit_code(int status)
@@ -95,6 +137,13 @@ static void print_failure(kvcli_session *s, int status, const char *what, const 
         msg = kv_client_strerror(status);
     if (h == NULL)
         h = hint(status, msg);
+    if (!last_err.have) {
+        last_err.have = 1;
+        last_err.status = kv_client_status_name(status);
+        snprintf(last_err.msg, sizeof last_err.msg, "%s%s%s%s%s%s",
+                 what ? what : "", what ? ": " : "", msg, h ? " (" : "",
+                 h ? h : "", h ? ")" : "");
+    }
     kvcli_err("%s%s%s%s%s%s", what ? what : "", what ? ": " : "", msg,
               h ? " (" : "", h ? h : "", h ? ")" : "");
 }

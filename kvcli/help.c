@@ -4,7 +4,9 @@
  * The texts here, docs/kvcli.1 and the tests in tests/cli/ describe the same
  * behaviour; change them together.
  */
+#include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kvcli.h"
 
@@ -27,7 +29,17 @@ static const char set_help[] =
     "       kvcli set K1=V1 [K2=V2 ...]\n"
     "\n"
     "Sets keys. Several KEY=VALUE pairs are set atomically in one step:\n"
-    "all of them or none. A pair's key ends at its first '='. A value of\n"
+    "all of them or none. A pair's key ends at its first '='.\n"
+    "\n"
+    "Which form: the arguments are KEY=VALUE pairs only when every one of\n"
+    "them contains '='. Otherwise exactly two arguments are KEY VALUE, used\n"
+    "as they are ('kvcli set url http://x/?a=b', 'kvcli set a=b v' sets\n"
+    "the key \"a=b\"); more than two arguments with '=' in some but not all\n"
+    "is a usage error (exit 2). For a key and a value that both contain\n"
+    "'=', give the value from stdin or a file:\n"
+    "'printf %s c=d | kvcli set a=b -'.\n"
+    "\n"
+    "A value of\n"
     "'-' is read from standard input, --file reads it from a file: any\n"
     "bytes, so binary data round-trips with 'get --raw'.\n"
     "\n"
@@ -150,6 +162,7 @@ static const char ping_help[] =
 
 static const char version_help[] =
     "Usage: kvcli version\n"
+    "       kvcli --version\n"
     "\n"
     "Prints kvcli's version and, if the server can be reached, the server's\n"
     "name, version and protocol version. An unreachable server is not an\n"
@@ -211,14 +224,67 @@ const kvcli_command kvcli_commands[] = {
     {NULL, NULL, NULL, NULL},
 };
 
+/* Commands are matched in any case: "kvcli GET k" is "kvcli get k". */
 const kvcli_command *kvcli_find_command(const char *name)
 {
     for (const kvcli_command *c = kvcli_commands; c->name; c++)
-        if (strcmp(c->name, name) == 0)
+        if (strcasecmp(c->name, name) == 0)
             return c;
-    if (strcmp(name, "delete") == 0)
+    if (strcasecmp(name, "delete") == 0)
         return kvcli_find_command("del");
     return NULL;
+}
+
+/* Optimal string alignment distance, ignoring case: insertions, deletions,
+ * substitutions and swaps of neighbours ("gte" -> "get") cost 1. Names
+ * longer than the buffer are too far from every command to matter. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    enum { MAXLEN = 32 };
+    size_t la = strlen(a), lb = strlen(b);
+    if (la >= MAXLEN || lb >= MAXLEN)
+        return MAXLEN;
+    size_t d[MAXLEN + 1][MAXLEN + 1];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            int ca = tolower((unsigned char)a[i - 1]);
+            int cb = tolower((unsigned char)b[j - 1]);
+            size_t best = d[i - 1][j - 1] + (ca != cb);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == cb &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+int kvcli_unknown_command(const char *name)
+{
+    /* At most 2 edits, and fewer than the word's length, so that "x" or
+     * "frobnicate" get no far-fetched suggestion. */
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (const kvcli_command *c = kvcli_commands; c->name; c++) {
+        size_t d = edit_distance(name, c->name);
+        if (d < best_d && d < strlen(name)) {
+            best = c->name;
+            best_d = d;
+        }
+    }
+    if (best != NULL)
+        return kvcli_usage_err("unknown command '%s'; did you mean '%s'?",
+                               name, best);
+    return kvcli_usage_err("unknown command '%s' (try 'kvcli help')", name);
 }
 
 void kvcli_print_usage(FILE *f)
@@ -245,9 +311,12 @@ void kvcli_print_usage(FILE *f)
           "                    per command on stdout; keys and values are\n"
           "                    strings when valid UTF-8 without NUL\n"
           "                    bytes, else\n"
-          "                    {\"base64\": \"...\"}\n"
+          "                    {\"base64\": \"...\"}; an error is also\n"
+          "                    {\"error\":{\"status\":S,\"message\":M},\n"
+          "                    \"exit\":N} on stdout\n"
           "  -h, --help        show help (kvcli COMMAND --help for a\n"
           "                    command)\n"
+          "  --version         same as the version command\n"
           "  --                end of options (for values starting with -)\n"
           "\n"
           "Without a command, kvcli reads commands: at a terminal with a\n"
@@ -256,6 +325,7 @@ void kvcli_print_usage(FILE *f)
           "arguments as in a shell. 'help', 'quit' and 'exit' also work there.\n"
           "The exit code is then the last command's.\n"
           "\n"
+          "Command names may be written in any case (kvcli GET k).\n"
           "Errors go to stderr as one line starting with \"kvcli: \".\n"
           "\n" EXIT_CODES_TEXT
           "\n"
@@ -289,8 +359,7 @@ int kvcli_cmd_help(kvcli_session *s, int argc, char **argv)
     } else {
         const kvcli_command *c = kvcli_find_command(a.pos[0]);
         if (c == NULL) {
-            rc = kvcli_usage_err("unknown command '%s' (try 'kvcli help')",
-                                 a.pos[0]);
+            rc = kvcli_unknown_command(a.pos[0]);
         } else {
             fputs(c->help, stdout);
             fputs("\n" EXIT_CODES_TEXT, stdout);

@@ -64,6 +64,15 @@ int kvcli_fail(kvcli_session *s, int status, const char *what);
 int kvcli_exit_code(int status);
 /* One-line error on stderr: "kvcli: ..." */
 void kvcli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* --json's error object: the first error since kvcli_error_reset() is
+ * kept; kvcli_error_json(rc) prints {"error":{"status":S,"message":M},
+ * "exit":rc} on stdout unless rc is 0, nothing failed, or the command
+ * already wrote its JSON document (kvcli_json_print calls
+ * kvcli_error_json_done). S is the kv status name (CONNECT, AUTH_FAILED,
+ * ...) or, for kvcli's own refusals, USAGE. */
+void kvcli_error_reset(void);
+void kvcli_error_json_done(void);
+void kvcli_error_json(int rc);
 /* As kvcli_err, and returns KVCLI_EXIT_USAGE. */
 int kvcli_usage_err(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -124,7 +133,11 @@ int kvcli_cmd_help(kvcli_session *s, int argc, char **argv);
 
 /* The command table (help.c), NULL-terminated by name. */
 extern const kvcli_command kvcli_commands[];
+/* Finds a command by name, in any case; NULL if there is none. */
 const kvcli_command *kvcli_find_command(const char *name);
+/* Prints "unknown command 'NAME'" with the closest command as a
+ * suggestion if one is near; returns KVCLI_EXIT_USAGE. */
+int kvcli_unknown_command(const char *name);
 /* Runs one command line (argv[0] is the command). */
 int kvcli_dispatch(kvcli_session *s, int argc, char **argv);
 void kvcli_print_usage(FILE *f);

@@ -11,22 +11,42 @@
 
 #include "kvcli.h"
 
+/* True if --json is among the options of argv (before any "--"), for
+ * errors found before a command has parsed its line. */
+static int asks_json(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return 0;
+        if (strcmp(argv[i], "--json") == 0)
+            return 1;
+    }
+    return 0;
+}
+
 int kvcli_dispatch(kvcli_session *s, int argc, char **argv)
 {
+    kvcli_error_reset();
     const kvcli_command *c = kvcli_find_command(argv[0]);
-    if (c == NULL)
-        return kvcli_usage_err("unknown command '%s' (try 'kvcli help')",
-                               argv[0]);
+    if (c == NULL) {
+        int rc = kvcli_unknown_command(argv[0]);
+        if (s->cfg.json || asks_json(argc, argv))
+            kvcli_error_json(rc);
+        return rc;
+    }
     /* Flags on one line apply to that command only (matters at the
      * prompt, where the session outlives the line). */
     kvcli_config saved = s->cfg;
     int rc = c->fn(s, argc - 1, argv + 1);
+    /* --json promises one document per command, errors included. */
+    if (s->cfg.json || asks_json(argc, argv))
+        kvcli_error_json(rc);
     s->cfg = saved;
     fflush(stdout);
     return rc;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     kvcli_session s;
     memset(&s, 0, sizeof s);
@@ -42,6 +62,13 @@ int main(int argc, char **argv)
         int takes_arg = 0;
         if (strcmp(a, "--") == 0)
             break;
+        /* "kvcli --version" is the version command, as in most tools. */
+        if (strcmp(a, "--version") == 0) {
+            static char version_cmd[] = "version";
+            ci = i;
+            argv[i] = version_cmd;
+            break;
+        }
         if (a[0] == '-' && a[1] != '\0') {
             /* Only -h is short; say so now, or "-p 7379 ping" would be
              * reported as the unknown command "7379". */
@@ -103,5 +130,15 @@ int main(int argc, char **argv)
         if (rc == 0)
             rc = KVCLI_EXIT_USAGE;
     }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = run(argc, argv);
+    /* Errors before any command ran (a bad option, KV_PORT); a no-op when
+     * the command already printed its document. */
+    if (asks_json(argc - 1, argv + 1))
+        kvcli_error_json(rc);
     return rc;
 }

@@ -218,6 +218,7 @@ void kvcli_json_print(json_t *j)
     }
     /* Compact and one line, so scripts can read results line by line. */
     /* 15 digits: no 2.8159999999999998 for 2.816. */
+    kvcli_error_json_done();
     json_dumpf(j, stdout,
                JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     fputc('\n', stdout);

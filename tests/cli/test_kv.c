@@ -288,6 +288,11 @@ Test(kv, usage_errors)
         (const char *const[]){"set", "a=1", "b", "c=2", NULL},
         (const char *const[]){"set", "a=1", "b=2", "--if-version", "1", NULL},
         (const char *const[]){"set", "=1", NULL},
+        (const char *const[]){"set", "", "v", NULL},
+        (const char *const[]){"set", "", "--file", "/dev/null", NULL},
+        (const char *const[]){"get", "", NULL},
+        (const char *const[]){"get", "a", "", NULL},
+        (const char *const[]){"del", "a", "", NULL},
         (const char *const[]){"set", "k", "--file", "/nonexistent/x", NULL},
         (const char *const[]){"get", NULL},
         (const char *const[]){"get", "a", "b", "--raw", NULL},
@@ -303,6 +308,56 @@ Test(kv, usage_errors)
         cli_assert_one_error_line(&r);
         cli_result_free(&r);
     }
+}
+
+/* Pairs only when every argument has '='; two arguments otherwise are
+ * KEY VALUE as given; a mix of more than two is refused. */
+Test(kv, set_forms_cannot_be_confused)
+{
+    cli_result r = CLI(&srv, "set", "k=v", "extra");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cr_assert(strncmp(r.out, "OK (version ", 12) == 0, "out: %s", r.out);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "k=v", "k");
+    cr_assert_eq(r.rc, 1);
+    cr_assert_str_eq(r.out, "k=v: extra\nk: (not found)\n");
+    cli_result_free(&r);
+
+    r = CLI(&srv, "set", "filter=a", "b=c");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cr_assert_not_null(strstr(r.out, "2 keys set"), "out: %s", r.out);
+    cli_result_free(&r);
+
+    /* The escape for a key and a value that both contain '='. */
+    r = CLI_IN(&srv, "b=c", "set", "filter=a", "-");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "filter=a", "filter", "b");
+    cr_assert_str_eq(r.out, "filter=a: b=c\nfilter: a\nb: c\n");
+    cli_result_free(&r);
+
+    const char *const *mixed[] = {
+        (const char *const[]){"set", "a=1", "b", "c=2", NULL},
+        (const char *const[]){"set", "a=1", "b=2", "extra", NULL},
+        (const char *const[]){"set", "key", "v=1", "w=2", NULL},
+    };
+    const char *culprit[] = {"'b'", "'extra'", "'key'"};
+    for (size_t i = 0; i < sizeof mixed / sizeof mixed[0]; i++) {
+        r = cli_run_srv(&srv, NULL, 0, mixed[i]);
+        cr_expect_eq(r.rc, 2, "case %zu: rc %d", i, r.rc);
+        cli_assert_one_error_line(&r);
+        cr_expect_not_null(strstr(r.err, culprit[i]), "err: %s", r.err);
+        cr_expect_not_null(strstr(r.err, "every one must be KEY=VALUE"),
+                           "err: %s", r.err);
+        cli_result_free(&r);
+    }
+    /* Nothing of the refused lines was set. */
+    r = CLI(&srv, "get", "a", "c", "v", "key", "a=1");
+    cr_assert_eq(r.rc, 1);
+    cr_assert_str_eq(r.out, "a: (not found)\nc: (not found)\n"
+                            "v: (not found)\nkey: (not found)\n"
+                            "a=1: (not found)\n");
+    cli_result_free(&r);
 }
 
 Test(kv, options_anywhere_dashes_and_host)

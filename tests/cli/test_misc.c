@@ -188,6 +188,136 @@ Test(misc, ping_and_version)
     cli_result_free(&r);
 }
 
+Test(misc, dash_dash_version_is_the_version_command)
+{
+    const char *const *pairs[][2] = {
+        {(const char *const[]){"version", NULL},
+         (const char *const[]){"--version", NULL}},
+        {(const char *const[]){"version", "--json", NULL},
+         (const char *const[]){"--json", "--version", NULL}},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        cli_result a = cli_run_srv(&srv, NULL, 0, pairs[i][0]);
+        cli_result b = cli_run_srv(&srv, NULL, 0, pairs[i][1]);
+        cr_assert_eq(a.rc, 0, "err %s", a.err);
+        cr_assert_eq(b.rc, 0, "case %zu: rc %d err %s", i, b.rc, b.err);
+        cr_assert_str_eq(b.out, a.out);
+        cr_assert_str_eq(b.err, "");
+        cli_result_free(&a);
+        cli_result_free(&b);
+    }
+    cli_result r = CLI(&srv, "--version");
+    cr_assert_not_null(strstr(r.out, "\nserver: kvd "), "out: %s", r.out);
+    cli_result_free(&r);
+    r = cli_run(NULL, 0, NULL, (const char *const[]){"--version", "--help",
+                                                     NULL});
+    cr_assert_eq(r.rc, 0);
+    cr_assert_not_null(strstr(r.out, "kvcli --version"), "out: %s", r.out);
+    cli_result_free(&r);
+}
+
+Test(misc, commands_in_any_case_and_typos_get_a_suggestion)
+{
+    cli_result r = CLI(&srv, "SET", "k", "v");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "Get", "k");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cr_assert_str_eq(r.out, "v\n");
+    cli_result_free(&r);
+    r = CLI(&srv, "DELETE", "k");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+    r = cli_run(NULL, 0, NULL, (const char *const[]){"PING", "--help", NULL});
+    cr_assert_eq(r.rc, 0);
+    cr_assert(strncmp(r.out, "Usage: kvcli ping", 17) == 0, "%s", r.out);
+    cli_result_free(&r);
+
+    const struct {
+        const char *typed, *want;
+    } typos[] = {
+        {"gte", "kvcli: unknown command 'gte'; did you mean 'get'?\n"},
+        {"sacn", "kvcli: unknown command 'sacn'; did you mean 'scan'?\n"},
+        {"DLE", "kvcli: unknown command 'DLE'; did you mean 'del'?\n"},
+        {"metric", "kvcli: unknown command 'metric'; did you mean"
+                   " 'metrics'?\n"},
+        {"frobnicate", "kvcli: unknown command 'frobnicate' (try 'kvcli"
+                       " help')\n"},
+        {"x", "kvcli: unknown command 'x' (try 'kvcli help')\n"},
+    };
+    for (size_t i = 0; i < sizeof typos / sizeof typos[0]; i++) {
+        r = cli_run(NULL, 0, NULL,
+                    (const char *const[]){typos[i].typed, "k", NULL});
+        cr_expect_eq(r.rc, 2, "%s: rc %d", typos[i].typed, r.rc);
+        cr_expect_str_eq(r.err, typos[i].want);
+        cr_expect_str_eq(r.out, "");
+        cli_result_free(&r);
+    }
+    r = cli_run(NULL, 0, NULL, (const char *const[]){"help", "gte", NULL});
+    cr_expect_eq(r.rc, 2);
+    cr_expect_str_eq(r.err, "kvcli: unknown command 'gte'; did you mean"
+                            " 'get'?\n");
+    cli_result_free(&r);
+}
+
+/* --json: one document per command, errors included; exit codes kept. */
+Test(misc, json_errors_are_json_on_stdout)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", cli_closed_port());
+    const struct {
+        const char *const *args;
+        int rc;
+        const char *status, *msg;
+    } cases[] = {
+        {(const char *const[]){"--json", "--port", port, "get", "k", NULL}, 3,
+         "CONNECT", "cannot connect to 127.0.0.1:"},
+        {(const char *const[]){"gte", "k", "--json", NULL}, 2, "USAGE",
+         "did you mean 'get'?"},
+        {(const char *const[]){"--json", "--bogus", "ping", NULL}, 2, "USAGE",
+         "unknown option '--bogus'"},
+        {(const char *const[]){"set", "a=1", "b", "c=2", "--json", NULL}, 2,
+         "USAGE", "'b' is not KEY=VALUE"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cli_result r = cli_run(NULL, 0, NULL, cases[i].args);
+        cr_expect_eq(r.rc, cases[i].rc, "case %zu: rc %d", i, r.rc);
+        cli_assert_one_error_line(&r);
+        json_t *j = cli_json(&r);
+        json_t *e = json_object_get(j, "error");
+        cr_expect_str_eq(json_string_value(json_object_get(e, "status")),
+                         cases[i].status, "case %zu", i);
+        const char *m = json_string_value(json_object_get(e, "message"));
+        cr_assert_not_null(m, "case %zu: %s", i, r.out);
+        cr_expect_not_null(strstr(m, cases[i].msg), "case %zu: %s", i, m);
+        cr_expect_not_null(strstr(r.err, m), "the same text on stderr");
+        cr_expect_eq(json_integer_value(json_object_get(j, "exit")),
+                     cases[i].rc);
+        json_decref(j);
+        cli_result_free(&r);
+    }
+
+    /* A command that wrote its own document adds no second one. */
+    cli_result r = CLI(&srv, "get", "missing", "--json");
+    cr_assert_eq(r.rc, 1);
+    json_t *j = cli_json(&r);
+    cr_assert(json_is_false(json_object_get(j, "found")));
+    cr_assert_null(json_object_get(j, "error"));
+    json_decref(j);
+    cli_result_free(&r);
+
+    /* At the prompt each failing line gets its own object. */
+    static const char lines[] = "frob --json\nget k --json\n";
+    r = cli_run_srv(&srv, lines, sizeof lines - 1,
+                    (const char *const[]){NULL});
+    cr_assert_eq(r.rc, 1);
+    cr_assert(strncmp(r.out, "{\"error\":{\"status\":\"USAGE\"", 26) == 0,
+              "out: %s", r.out);
+    cr_assert_not_null(strstr(r.out, "}\n{\"key\":\"k\",\"found\":false}\n"),
+                       "out: %s", r.out);
+    cli_result_free(&r);
+}
+
 Test(misc, help_for_every_command)
 {
     cli_result r = cli_run(NULL, 0, NULL, (const char *const[]){"--help", NULL});

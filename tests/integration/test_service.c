@@ -117,7 +117,7 @@ Test(service, sighup_reopens_the_log_file)
     snprintf(log, sizeof log, "%s/service.log", g_kvd.dir);
     snprintf(rotated, sizeof rotated, "%s/service.log.1", g_kvd.dir);
     kvd_start("--log-file", log, NULL);
-    cr_assert(file_has(log, "ready"), "kvd logs to --log-file");
+    cr_assert(wait_file_has(log, "ready"), "kvd logs to --log-file");
 
     /* logrotate: rename the file away, then kill -HUP */
     cr_assert_eq(rename(log, rotated), 0);
@@ -302,7 +302,7 @@ Test(service, localhost_binds_ipv4_loopback)
     kvd_start("--bind", "localhost", NULL);
     assert_answers();
     kvd_stop();
-    cr_assert(file_has(g_kvd.log, "listening on 127.0.0.1 port"), "localhost is 127.0.0.1");
+    cr_assert(wait_file_has(g_kvd.log, "listening on 127.0.0.1 port"), "localhost is 127.0.0.1");
 }
 
 /* ---- --password-file --------------------------------------------------------- */
@@ -370,7 +370,7 @@ static void set_keys(int n)
 Test(service, log_says_in_memory_and_keys_discarded)
 {
     kvd_start(NULL);
-    cr_assert(file_has(g_kvd.log, "in memory only: data is lost when kvd stops"));
+    cr_assert(wait_file_has(g_kvd.log, "in memory only: data is lost when kvd stops"));
     set_keys(3);
     kvd_stop();
     cr_assert(file_has(g_kvd.log, "in memory only: 3 keys discarded"));
@@ -384,7 +384,7 @@ Test(service, log_says_data_dir_and_keys_saved)
     cr_assert_eq(mkdir(data, 0755), 0);
     kvd_start("--data-dir", data, "--fsync", "always", NULL);
     snprintf(line, sizeof line, "data in %s, fsync always", data);
-    cr_assert(file_has(g_kvd.log, line), "start line: %s", line);
+    cr_assert(wait_file_has(g_kvd.log, line), "start line: %s", line);
     cr_assert(!file_has(g_kvd.log, "in memory only"));
     set_keys(2);
     kvd_stop();
@@ -393,7 +393,7 @@ Test(service, log_says_data_dir_and_keys_saved)
 
     /* and they are: a restart finds them, and says so again at its stop */
     kvd_start("--data-dir", data, NULL);
-    cr_assert(file_has(g_kvd.log, "fsync everysec"));
+    cr_assert(wait_file_has(g_kvd.log, "fsync everysec"));
     set_keys(1); /* key0 again: still 2 keys */
     kvd_stop();
     cr_assert(file_has(g_kvd.log, line), "stop line after restart: %s", line);

@@ -29,6 +29,12 @@
  * reading, and once it is written shuts down our side and discards input
  * for a moment (so the peer gets the error, not a reset), then closes.
  *
+ * Another protocol: a client whose first bytes are an HTTP request line or
+ * Redis (RESP or inline) gets one readable line instead of a MessagePack
+ * error, then the connection closes. Only a first frame header that the
+ * frame limit refuses anyway is looked at (any printable first byte means
+ * a length of at least 512 MiB), so no valid frame is ever misread.
+ *
  * Out of memory: no request runs unless the batch has room for its
  * answer (REPLY_ROOM, more than any error or SET/MSET/DEL answer needs),
  * so a request that ran is always answered. Out of memory reading a
@@ -247,6 +253,68 @@ static void conn_read_out_of_memory(kvd_conn *c, const uint8_t *frame, size_t ha
     kvd__conn_settle(c);
 }
 
+/* ---- another protocol on the port ------------------------------------------ */
+
+static const char http_reply_body[] =
+    "kvd speaks length-prefixed MessagePack frames, not HTTP (see docs/protocol.md)\n";
+static const char resp_reply[] =
+    "-ERR kvd speaks length-prefixed MessagePack frames, not the Redis protocol "
+    "(see docs/protocol.md)\r\n";
+
+/* 1: HTTP request line, 2: Redis (RESP array or an inline command), 0:
+ * neither. p holds at least KV_PROTO_HEADER_SIZE bytes. */
+static int foreign_protocol(const uint8_t *p, size_t len)
+{
+    static const char *const methods[] = {"GET ", "POST", "PUT ", "HEAD", "DELE",
+                                          "OPTI", "PATC", "CONN", "TRAC"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (memcmp(p, methods[i], 4) == 0)
+            return 1;
+    if (p[0] == '*')
+        return 2;
+    /* An inline command: printable text up to the first line end. */
+    size_t i = 0;
+    while (i < len && p[i] >= 0x20 && p[i] < 0x7f)
+        i++;
+    if (i >= KV_PROTO_HEADER_SIZE || (i > 0 && i < len && (p[i] == '\r' || p[i] == '\n')))
+        return 2;
+    return 0;
+}
+
+/* The first frame header was refused: if the bytes are another protocol,
+ * queue a plain-text answer in its terms as the last output. Returns 1 if
+ * it did (the caller stops), 0 otherwise. */
+static int conn_foreign_protocol(kvd_conn *c, const uint8_t *p, size_t len)
+{
+    int kind = foreign_protocol(p, len);
+    if (kind == 0)
+        return 0;
+    char head[160];
+    const char *body = resp_reply;
+    size_t head_len = 0, body_len = sizeof resp_reply - 1;
+    if (kind == 1) {
+        body = http_reply_body;
+        body_len = sizeof http_reply_body - 1;
+        head_len = (size_t)snprintf(head, sizeof head,
+                                    "HTTP/1.0 400 Bad Request\r\n"
+                                    "Content-Type: text/plain\r\n"
+                                    "Content-Length: %zu\r\n"
+                                    "Connection: close\r\n\r\n",
+                                    body_len);
+    }
+    c->fatal = 1;
+    kvd_stat_add(&c->w->stats.errors, 1);
+    kvd_stat_add(&c->w->stats.protocol_errors, 1);
+    kvd_debug("%s: sent %s, not kvd frames: answered in plain text, closing", c->peer,
+              kind == 1 ? "an HTTP request" : "a Redis command");
+    if (kv_proto_buf_reserve(&c->out, head_len + body_len) != KV_OK)
+        return 1; /* nothing to say: the flush closes */
+    memcpy(c->out.data + c->out.len, head, head_len);
+    memcpy(c->out.data + c->out.len + head_len, body, body_len);
+    c->out.len += head_len + body_len;
+    return 1;
+}
+
 /* Pipelined GETs and SETs of different keys are independent: start the
  * cache misses of the next PREFETCH_BATCH keys together (kv_prefetch)
  * instead of meeting them one request at a time. Returns how many frames
@@ -283,6 +351,8 @@ static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
         if (r == KV_PROTO_NEED_MORE)
             break;
         if (r == KV_PROTO_TOO_LARGE) {
+            if (!c->framed && off == 0 && conn_foreign_protocol(c, data, len))
+                break;
             char msg[128];
             snprintf(msg, sizeof msg, "frame of %zu bytes exceeds the limit of %zu bytes", blen, limit);
             conn_fatal_error(c, KV_FRAME_TOO_LARGE, msg);
@@ -292,6 +362,7 @@ static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
             conn_fatal_error(c, KV_PROTOCOL, "frame length 0");
             break;
         }
+        c->framed = 1;
         if (kv_proto_buf_reserve(&c->out, REPLY_ROOM) != KV_OK) {
             conn_out_of_memory(c, data + off, boff + blen);
             break;

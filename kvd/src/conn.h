@@ -68,6 +68,8 @@ typedef struct kvd_conn {
     unsigned counted : 1;   /* included in server->connections          */
     unsigned auth_wait : 1; /* an AUTH waits for its turn: no processing,
                                no reading until it is answered          */
+    unsigned framed : 1;    /* a frame header was accepted: the stream's
+                               first bytes are past                     */
     size_t mem;             /* buffer bytes counted in client_memory    */
     size_t frame_len;       /* body size of the request being answered  */
     uint64_t batch_rev;     /* newest revision written by requests whose

@@ -305,3 +305,106 @@ Test(hostile, auth_required_comes_before_validation)
     close(fd);
     kvd_stop();
 }
+
+/* Everything the server sends until it closes (bounded), NUL-terminated. */
+static size_t read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+static void text_answer(const char *request, char *out, size_t cap)
+{
+    int fd = conn();
+    cr_assert_eq(raw_send(fd, request, strlen(request)), 0);
+    read_all(fd, out, cap);
+    close(fd);
+}
+
+/* Runs a shell command, returns its stdout (NUL-terminated). */
+static void run_tool(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    pclose(p);
+}
+
+static const char resp_err[] = "-ERR kvd speaks length-prefixed MessagePack frames, not the "
+                               "Redis protocol (see docs/protocol.md)\r\n";
+
+Test(hostile, another_protocol_gets_a_readable_answer)
+{
+    kvd_start(NULL);
+    char buf[4096];
+
+    static const char *const http[] = {"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                                       "POST /k HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+                                       "HEAD / HTTP/1.0\r\n\r\n", "OPTIONS * HTTP/1.1\r\n\r\n"};
+    for (size_t i = 0; i < sizeof http / sizeof http[0]; i++) {
+        text_answer(http[i], buf, sizeof buf);
+        cr_assert(strncmp(buf, "HTTP/1.0 400 Bad Request\r\n", 26) == 0, "%s -> %s", http[i], buf);
+        const char *body = strstr(buf, "\r\n\r\n");
+        cr_assert_not_null(body, "%s", buf);
+        body += 4;
+        cr_assert_str_eq(body, "kvd speaks length-prefixed MessagePack frames, not HTTP "
+                               "(see docs/protocol.md)\n");
+        char cl[64];
+        snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", strlen(body));
+        cr_assert_not_null(strstr(buf, cl), "%s", buf);
+    }
+
+    static const char *const redis[] = {"*1\r\n$4\r\nPING\r\n", "PING\r\n", "SET a b\r\n",
+                                        "ping\n"};
+    for (size_t i = 0; i < sizeof redis / sizeof redis[0]; i++) {
+        text_answer(redis[i], buf, sizeof buf);
+        cr_assert_str_eq(buf, resp_err, "%s", redis[i]);
+    }
+
+    /* Only a connection's first bytes: after a frame, the same text is a
+     * frame header like any other (FRAME_TOO_LARGE, binary). */
+    int fd = conn();
+    static const uint8_t ping[] = {0x92, 0x01, 0x07};
+    send_body(fd, ping, sizeof ping);
+    uint64_t id = 0;
+    cr_assert_eq(raw_recv_status(fd, KV_PROTO_PING, &id), KV_OK);
+    cr_assert_eq(raw_send(fd, "GET / HTTP/1.0\r\n\r\n", 18), 0);
+    expect(fd, 0, KV_FRAME_TOO_LARGE, 1, "GET after a frame");
+    close(fd);
+
+    /* Binary garbage with a huge length is still answered in frames. */
+    fd = conn();
+    static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 0x00};
+    cr_assert_eq(raw_send(fd, huge, sizeof huge), 0);
+    expect(fd, 0, KV_FRAME_TOO_LARGE, 1, "0xffffffff length");
+    close(fd);
+
+    /* The real tools, when installed, print the line. */
+    char cmd[256];
+    if (system("command -v curl >/dev/null 2>&1") == 0) {
+        snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/ 2>/dev/null", g_kvd.port);
+        run_tool(cmd, buf, sizeof buf);
+        cr_assert_str_eq(buf, "kvd speaks length-prefixed MessagePack frames, not HTTP "
+                              "(see docs/protocol.md)\n");
+    }
+    if (system("command -v redis-cli >/dev/null 2>&1") == 0) {
+        snprintf(cmd, sizeof cmd, "redis-cli -h 127.0.0.1 -p %d PING 2>&1", g_kvd.port);
+        run_tool(cmd, buf, sizeof buf);
+        cr_assert_not_null(strstr(buf, "ERR kvd speaks length-prefixed MessagePack frames"), "%s",
+                           buf);
+    }
+
+    /* Still serving. */
+    kv_client *cl = test_client(NULL);
+    cr_assert_eq(kv_client_ping(cl), KV_OK);
+    kv_client_close(cl);
+    kvd_stop();
+}

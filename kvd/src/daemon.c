@@ -3,8 +3,10 @@
  *
  * Classic double fork: the first child calls setsid() to leave the
  * terminal's session, the second (the daemon) can never reacquire a
- * controlling terminal. A pipe carries one status byte from the daemon
- * back to the original process, which waits for it before exiting.
+ * controlling terminal. A pipe carries the daemon's start-up errors (as
+ * text lines, see kvd_log_set_mirror) and then one status byte back to
+ * the original process, which copies the lines to its stderr and exits
+ * with the status once the pipe closes.
  *
  * The pid file is locked with flock() for the whole life of the server
  * (the lock belongs to the open file description, so it passes from the
@@ -41,12 +43,33 @@ int kvd_daemon_start(int *notify)
         /* The original process: wait for the daemon's verdict. */
         close(p[1]);
         waitpid(pid, NULL, 0); /* the first child exits at once */
-        char b = 0;
-        ssize_t n;
-        do
-            n = read(p[0], &b, 1);
-        while (n < 0 && errno == EINTR);
-        _exit(n == 1 && b == '1' ? 0 : 1);
+        char buf[4096];
+        size_t have = 0;
+        for (;;) {
+            ssize_t n = read(p[0], buf + have, sizeof buf - have);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            have += (size_t)n;
+            if (have == sizeof buf) { /* keep the last byte: the status */
+                ssize_t w = write(STDERR_FILENO, buf, have - 1);
+                (void)w;
+                buf[0] = buf[have - 1];
+                have = 1;
+            }
+        }
+        char status = have > 0 ? buf[have - 1] : 0;
+        int ok = status == '1';
+        if (status == '0' || status == '1')
+            have--;
+        if (have > 0) {
+            ssize_t w = write(STDERR_FILENO, buf, have);
+            (void)w;
+        }
+        if (!ok && status != '0')
+            fprintf(stderr, "kvd: error: the daemon exited before it was serving\n");
+        _exit(ok ? 0 : 1);
     }
     close(p[0]);
     if (setsid() < 0)

@@ -14,7 +14,11 @@
  * Call before any thread exists. */
 int kvd_daemon_start(int *notify);
 
-/* Tells the waiting foreground process the outcome (ok: 1 serving,
+/* The start-up errors logged before kvd_daemon_ready() reach the
+ * foreground process's stderr when main() passes notify to
+ * kvd_log_set_mirror().
+ *
+ * Tells the waiting foreground process the outcome (ok: 1 serving,
  * 0 failed) and closes notify. */
 void kvd_daemon_ready(int notify, int ok);
 

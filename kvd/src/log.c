@@ -12,6 +12,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 static kvd_log_level g_level = KVD_LOG_INFO;
+static _Atomic int g_mirror = -1; /* ERROR lines also go here (daemon start-up) */
 static int g_fd = -1; /* -1: stderr */
 static char *g_path;  /* for kvd_log_reopen() */
 
@@ -86,6 +88,11 @@ void kvd_log_close(void)
     g_path = NULL;
 }
 
+void kvd_log_set_mirror(int fd)
+{
+    atomic_store(&g_mirror, fd);
+}
+
 int kvd_log_enabled(kvd_log_level level)
 {
     return level >= g_level;
@@ -117,4 +124,15 @@ void kvd_log(kvd_log_level level, const char *fmt, ...)
     do
         w = write(g_fd >= 0 ? g_fd : STDERR_FILENO, line, len);
     while (w < 0 && errno == EINTR);
+    int mirror = atomic_load(&g_mirror);
+    if (mirror >= 0 && level == KVD_LOG_ERROR) {
+        /* "kvd: error: <text>\n", for the terminal that started a daemon */
+        char out[1100];
+        int m = snprintf(out, sizeof out, "kvd: error: %.*s", (int)(len - (size_t)n), line + n);
+        if (m > 0) {
+            do
+                w = write(mirror, out, (size_t)m < sizeof out ? (size_t)m : sizeof out - 1);
+            while (w < 0 && errno == EINTR);
+        }
+    }
 }

@@ -35,6 +35,11 @@ int kvd_log_reopen(void);
 /* Closes a file opened by kvd_log_open(); later lines go to stderr. */
 void kvd_log_close(void);
 
+/* While fd >= 0, ERROR lines are also written to fd as "kvd: error: TEXT"
+ * (kvd --daemonize sends them to the terminal it started from until it
+ * serves). -1 stops it. Any thread may call it; the caller keeps fd open
+ * until after it set -1. */
+void kvd_log_set_mirror(int fd);
 /* 1 if a message of this level would be written. */
 int kvd_log_enabled(kvd_log_level level);
 

@@ -88,6 +88,9 @@ int main(int argc, char **argv)
         }
     }
 
+    if (cfg.daemonize && !cfg.log_file)
+        fprintf(stderr, "kvd: warning: --daemonize without --log-file: once started, log lines are "
+                        "discarded (stderr is /dev/null); start-up errors are still shown here\n");
     int notify = -1;
     if (cfg.daemonize && kvd_daemon_start(&notify) != 0) {
         fprintf(stderr, "kvd: error: cannot daemonize: %s\n", strerror(errno));
@@ -97,10 +100,12 @@ int main(int argc, char **argv)
         kvd_log_close();
         return 1;
     }
+    kvd_log_set_mirror(notify);
     if (pidfd >= 0) {
         int err = kvd_pidfile_write(pidfd);
         if (err) {
             kvd_error("cannot write pid file %s: %s", cfg.pidfile, strerror(err));
+            kvd_log_set_mirror(-1);
             kvd_daemon_ready(notify, 0);
             kvd_pidfile_remove(cfg.pidfile, pidfd);
             kvd_config_free(&cfg);
@@ -117,13 +122,16 @@ int main(int argc, char **argv)
     if (rc != 0) {
         kvd_error("cannot create event loop: %s", uv_strerror(rc));
     } else if (kvd_server_start(&server, &cfg, &loop) != 0) {
+        kvd_log_set_mirror(-1);
         kvd_daemon_ready(notify, 0);
         notify = -1;
     } else {
+        kvd_log_set_mirror(-1);
         kvd_daemon_ready(notify, 1);
         notify = -1;
         status = kvd_server_run(&server);
     }
+    kvd_log_set_mirror(-1);
     kvd_daemon_ready(notify, 0);
     kvd_server_cleanup(&server);
     if (rc == 0 && uv_loop_close(&loop) != 0)

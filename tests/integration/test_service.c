@@ -398,3 +398,21 @@ Test(service, log_says_data_dir_and_keys_saved)
     kvd_stop();
     cr_assert(file_has(g_kvd.log, line), "stop line after restart: %s", line);
 }
+
+/* ---- --daemonize ------------------------------------------------------------ */
+
+Test(service, daemonize_reports_a_busy_port_before_detaching)
+{
+    kvd_start(NULL);
+    char port[16], out[4096], expect[96];
+    snprintf(port, sizeof port, "%d", g_kvd.port);
+    const char *args[] = {"--daemonize", "--bind", "127.0.0.1", "--port", port, NULL};
+    int rc = run_kvd(args, out, sizeof out);
+    cr_assert_neq(rc, 0, "exit non-zero: %s", out);
+    snprintf(expect, sizeof expect, "kvd: error: cannot listen on 127.0.0.1 port %d", g_kvd.port);
+    cr_assert(strstr(out, expect), "says why on stderr: %s", out);
+    cr_assert(strstr(out, "kvd: warning: --daemonize without --log-file"),
+              "says where the log goes: %s", out);
+    assert_answers();
+    kvd_stop();
+}

@@ -220,7 +220,9 @@ static void conn_pause(kvd_conn *c)
 
 static void conn_fatal_error(kvd_conn *c, int status, const char *detail)
 {
-    kvd_debug("%s: %s, closing", c->peer, detail);
+    char what[192];
+    snprintf(what, sizeof what, "%s, closing", detail); /* our text: sizes only */
+    kvd_dispatch_protocol_warn(c, what);
     c->fatal = 1;
     if (kvd_dispatch_conn_error(c, status, detail) != 0)
         kvd_conn_close(c);
@@ -305,8 +307,10 @@ static int conn_foreign_protocol(kvd_conn *c, const uint8_t *p, size_t len)
     c->fatal = 1;
     kvd_stat_add(&c->w->stats.errors, 1);
     kvd_stat_add(&c->w->stats.protocol_errors, 1);
-    kvd_debug("%s: sent %s, not kvd frames: answered in plain text, closing", c->peer,
-              kind == 1 ? "an HTTP request" : "a Redis command");
+    kvd_dispatch_protocol_warn(c, kind == 1 ? "an HTTP request, not kvd frames (answered in "
+                                              "plain text), closing"
+                                            : "a Redis command, not kvd frames (answered in "
+                                              "plain text), closing");
     if (kv_proto_buf_reserve(&c->out, head_len + body_len) != KV_OK)
         return 1; /* nothing to say: the flush closes */
     memcpy(c->out.data + c->out.len, head, head_len);

@@ -616,6 +616,25 @@ int kvd_dispatch_last_error(kvd_conn *c, uint64_t id, int status, const char *de
     return kv_proto_resp_status(&c->out, id, status, detail) == KV_OK ? 0 : -1;
 }
 
+void kvd_dispatch_protocol_warn(kvd_conn *c, const char *what)
+{
+    kvd_server *s = c->w->server;
+    uint64_t now = uv_hrtime() / 1000000 + 1; /* never 0 */
+    atomic_fetch_add_explicit(&s->proto_unwarned, 1, memory_order_relaxed);
+    uint64_t last = atomic_load_explicit(&s->proto_warn_ms, memory_order_relaxed);
+    if (last != 0 && now - last < KVD_PROTO_WARN_EVERY_MS)
+        return;
+    /* One thread wins the turn; the others only count. */
+    if (!atomic_compare_exchange_strong(&s->proto_warn_ms, &last, now))
+        return;
+    uint64_t n = atomic_exchange_explicit(&s->proto_unwarned, 0, memory_order_relaxed);
+    kvd_warn("%s: protocol error: %s; %llu protocol errors from all peers in the last %d s "
+             "(at most one such warning per %d s)",
+             c->peer, what, (unsigned long long)n,
+             last ? (int)((now - last + 999) / 1000) : KVD_PROTO_WARN_EVERY_MS / 1000,
+             KVD_PROTO_WARN_EVERY_MS / 1000);
+}
+
 int kvd_dispatch_conn_error(kvd_conn *c, int status, const char *detail)
 {
     return kvd_dispatch_last_error(c, 0, status, detail);
@@ -636,6 +655,7 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *c
                   req.error ? req.error : "");
         if (!req.has_id) {
             /* Not even an id: the peer is not speaking our protocol. */
+            kvd_dispatch_protocol_warn(c, "request without a readable id, closing");
             if (kvd_dispatch_conn_error(c, rc, req.error ? req.error : kv_strerror(rc)) != 0)
                 return -1;
             return 1;
@@ -648,8 +668,10 @@ int kvd_dispatch_frame(kvd_conn *c, const uint8_t *body, size_t len, uint64_t *c
         if (needs_auth(c, req.op))
             return reply_status(c, req.id, KV_AUTH_REQUIRED, "authenticate with AUTH first") < 0
                        ? -1 : 0;
-        if (rc == KV_PROTOCOL)
+        if (rc == KV_PROTOCOL) {
             kvd_stat_add(&s->protocol_errors, 1);
+            kvd_dispatch_protocol_warn(c, "malformed request (answered PROTOCOL, connection kept)");
+        }
         return reply_status(c, req.id, rc, req.error ? req.error : kv_strerror(rc)) < 0 ? -1 : 0;
     }
     int fatal = 0;

@@ -32,4 +32,11 @@ int kvd_dispatch_auth_check(kvd_conn *c, uint64_t id, const void *secret, size_t
  * or -1. */
 int kvd_dispatch_last_error(kvd_conn *c, uint64_t id, int status, const char *detail);
 
+/* A malformed frame (or another protocol) from c: one WARN naming the
+ * peer, at most every KVD_PROTO_WARN_EVERY_MS across the server, with the
+ * count since the last one. what is kvd's own text, never request bytes
+ * (a secret could be among them). Any worker thread. */
+#define KVD_PROTO_WARN_EVERY_MS 10000
+void kvd_dispatch_protocol_warn(kvd_conn *c, const char *what);
+
 #endif /* KVD_DISPATCH_H */

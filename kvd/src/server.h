@@ -109,6 +109,8 @@ typedef struct kvd_server {
     atomic_int durable_status;    /* KV_OK, or the log's failure        */
     pthread_mutex_t notify_mu;    /* orders notifications with closing  */
     kvd_auth_throttle auth_throttle; /* per-address AUTH backoff */
+    _Atomic uint64_t proto_warn_ms;  /* last protocol-error WARN (hrtime ms), 0 none */
+    _Atomic uint64_t proto_unwarned; /* protocol errors since that WARN */
     uint64_t max_connections; /* effective limit: --max-connections lowered
                                  to what RLIMIT_NOFILE allows; 0 = none  */
 } kvd_server;

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -406,5 +408,47 @@ Test(hostile, another_protocol_gets_a_readable_answer)
     kv_client *cl = test_client(NULL);
     cr_assert_eq(kv_client_ping(cl), KV_OK);
     kv_client_close(cl);
+    kvd_stop();
+}
+
+/* Lines of the kvd log containing needle. */
+static int log_count(const char *needle)
+{
+    FILE *f = fopen(g_kvd.log, "r");
+    if (!f)
+        return 0;
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, needle))
+            n++;
+    fclose(f);
+    return n;
+}
+
+Test(hostile, protocol_errors_warn_once_naming_the_peer)
+{
+    kvd_start(NULL);
+    char first_peer[64] = "";
+    for (int i = 0; i < 4; i++) {
+        int fd = conn();
+        if (i == 0) {
+            struct sockaddr_in a;
+            socklen_t alen = sizeof a;
+            cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+            snprintf(first_peer, sizeof first_peer, "127.0.0.1:%u", ntohs(a.sin_port));
+        }
+        static const uint8_t zero[] = {0, 0, 0, 0}; /* length 0 */
+        cr_assert_eq(raw_send(fd, zero, sizeof zero), 0);
+        expect(fd, 0, KV_PROTOCOL, 1, "length 0");
+        close(fd);
+    }
+    char needle[128];
+    snprintf(needle, sizeof needle, "WARN  %s: protocol error: frame length 0", first_peer);
+    int found = 0;
+    for (int i = 0; i < 1000 && !(found = log_count(needle)); i++)
+        usleep(5000); /* bounded: 5 s */
+    cr_assert_eq(found, 1, "one WARN naming %s", first_peer);
+    cr_assert_eq(log_count("protocol error:"), 1, "the other three are only counted");
     kvd_stop();
 }

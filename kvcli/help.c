@@ -16,7 +16,8 @@
     "  1  negative outcome: a key was not found (get, del), --if-version\n"   \
     "     did not match (set), or the compares failed so the else-branch\n"   \
     "     ran (txn), or flush was not confirmed\n"                                                        \
-    "  2  usage error (bad command, option or argument; unreadable file)\n"   \
+    "  2  usage error (bad command, option or argument; unreadable file;\n"  \
+    "     a request over kvcli's --max-frame-size)\n"                       \
     "  3  connection error: cannot connect, timeout, connection lost,\n"      \
     "     authentication failed or required, server busy, the server\n"       \
     "     does not speak kvd's protocol\n"                                     \
@@ -332,6 +333,10 @@ void kvcli_print_usage(FILE *f)
           "  --timeout SECS    bound on connecting and on each request, e.g.\n"
           "                    2.5 [KV_TIMEOUT] (default: 5 s to connect, no\n"
           "                    bound on requests)\n"
+          "  --max-frame-size BYTES  largest request kvcli sends and reply\n"
+          "                    it accepts (default 67174400: 64 MiB + 64\n"
+          "                    KiB, as kvd's); a bigger request is refused\n"
+          "                    before sending (exit 2)\n"
           "  --json            machine-readable output: one JSON document\n"
           "                    per command on stdout; keys and values are\n"
           "                    strings when valid UTF-8 without NUL\n"

@@ -39,6 +39,7 @@ typedef struct kvcli_config {
     const char *unix_path;
     const char *password;
     double timeout_s;   /* 0 = none (connect still bounded by 5 s) */
+    uint64_t max_frame; /* --max-frame-size; 0 = libkvclient's default */
     int json;           /* --json */
     int help;           /* --help / -h */
 } kvcli_config;

@@ -501,3 +501,33 @@ Test(kv, flush_without_yes_or_terminal_refuses)
               "left: %s", left);
     free(left);
 }
+
+/* ------------------------------------------------------ client frame limit */
+
+Test(kv, value_over_client_frame_limit_is_a_usage_error)
+{
+    /* A value as large as the limit: its request (value + key + framing)
+     * is just over it. */
+    char val[1001];
+    memset(val, 'v', 1000);
+    val[1000] = '\0';
+    cli_result r = CLI(&srv, "--max-frame-size", "1000", "set", "big", val);
+    cr_assert_eq(r.rc, 2, "rc %d err %s", r.rc, r.err);
+    cli_assert_one_error_line(&r);
+    cr_assert(strstr(r.err, "limit of 1000 bytes") != NULL, "err: %s", r.err);
+    cr_assert(strstr(r.err, "request of 10") != NULL, "err: %s", r.err);
+    cr_assert(strstr(r.err, "--max-frame-size") != NULL, "err: %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "big");
+    cr_assert_eq(r.rc, 1, "the refused value was stored: %s", r.out);
+    cli_result_free(&r);
+
+    /* The same request under a limit it fits. */
+    r = CLI(&srv, "--max-frame-size", "1100", "set", "big", val);
+    cr_assert_eq(r.rc, 0, "rc %d err %s", r.rc, r.err);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "--max-frame-size", "15", "ping");
+    cr_assert_eq(r.rc, 2, "rc %d", r.rc);
+    cli_result_free(&r);
+}

@@ -10,6 +10,7 @@
  * is a usage error rather than a guess.
  *   get K1 [K2 ...] [--raw]  one key: the bare value; several: "key: value"
  *   del K1 [K2 ...]          one atomic delete; says how many existed
+ *   del --prefix P           page by page, not atomic (cmd_bulk.c)
  *
  * A value "-" is read from standard input, so any bytes can be stored.
  */
@@ -346,14 +347,26 @@ out:
 
 /* ------------------------------------------------------------------ del */
 
+enum { DEL_PREFIX };
+static const kvcli_optdef del_opts[] = {
+    [DEL_PREFIX] = {"prefix", KVCLI_OPT_ARG},
+};
+
 int kvcli_cmd_del(kvcli_session *s, int argc, char **argv)
 {
     kvcli_args a;
-    int rc = kvcli_args_parse(argc, argv, NULL, 0, &s->cfg, &a);
+    int rc = kvcli_args_parse(argc, argv, del_opts, 1, &s->cfg, &a);
     if (rc != 0)
         return rc;
     if (kvcli_maybe_help(s, "del"))
         goto out;
+    if (a.cmd_val[DEL_PREFIX] != NULL) {
+        if (a.npos != 0)
+            rc = kvcli_usage_err("del: give KEYs or --prefix P, not both");
+        else
+            rc = kvcli_del_prefix(s, a.cmd_val[DEL_PREFIX]);
+        goto out;
+    }
     if (a.npos == 0) {
         rc = kvcli_usage_err("del needs at least one KEY (try 'kvcli del"
                              " --help')");

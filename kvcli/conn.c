@@ -150,6 +150,14 @@ static void print_failure(kvcli_session *s, int status, const char *what, const 
 
 int kvcli_fail(kvcli_session *s, int status, const char *what)
 {
+    /* The client refused before sending (request over its frame limit):
+     * kvcli's own refusal, as a usage error, not the server's. */
+    if (s->client && kv_client_last_error_local(s->client)) {
+        print_failure(s, status, what,
+                      "raise it with kvcli --max-frame-size BYTES; kvd has"
+                      " its own --max-frame-size");
+        return KVCLI_EXIT_USAGE;
+    }
     print_failure(s, status, what, NULL);
     return kvcli_exit_code(status);
 }
@@ -166,6 +174,7 @@ static struct {
     char *host, *unix_path, *password;
     unsigned port;
     double timeout_s;
+    uint64_t max_frame;
 } used;
 
 static void forget_used(void)
@@ -190,7 +199,7 @@ static int open_conn(kvcli_session *s)
         (!same_str(used.host, c->host) || used.port != c->port ||
          !same_str(used.unix_path, c->unix_path) ||
          !same_str(used.password, c->password) ||
-         used.timeout_s != c->timeout_s))
+         used.timeout_s != c->timeout_s || used.max_frame != c->max_frame))
         kvcli_disconnect(s);
     if (s->client != NULL && kv_client_is_connected(s->client))
         return KV_OK;
@@ -203,6 +212,7 @@ static int open_conn(kvcli_session *s)
         o.unix_path = c->unix_path;
         o.password = c->password;
         o.client_name = "kvcli";
+        o.max_frame = (size_t)c->max_frame;
         if (c->timeout_s > 0) {
             int ms = (int)(c->timeout_s * 1000.0);
             o.connect_timeout_ms = ms > 0 ? ms : 1;
@@ -219,6 +229,7 @@ static int open_conn(kvcli_session *s)
         used.password = dup_or_null(c->password);
         used.port = c->port;
         used.timeout_s = c->timeout_s;
+        used.max_frame = c->max_frame;
     }
     return kv_client_connect(s->client);
 }

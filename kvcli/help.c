@@ -15,8 +15,9 @@
     "  0  success\n"                                                          \
     "  1  negative outcome: a key was not found (get, del), --if-version\n"   \
     "     did not match (set), or the compares failed so the else-branch\n"   \
-    "     ran (txn)\n"                                                        \
-    "  2  usage error (bad command, option or argument; unreadable file)\n"   \
+    "     ran (txn), or flush was not confirmed\n"                                                        \
+    "  2  usage error (bad command, option or argument; unreadable file;\n"  \
+    "     a request over kvcli's --max-frame-size)\n"                       \
     "  3  connection error: cannot connect, timeout, connection lost,\n"      \
     "     authentication failed or required, server busy, the server\n"       \
     "     does not speak kvd's protocol\n"                                     \
@@ -83,15 +84,39 @@ static const char get_help[] =
 
 static const char del_help[] =
     "Usage: kvcli del KEY [KEY ...]\n"
+    "       kvcli del --prefix PREFIX\n"
     "\n"
     "Deletes the keys atomically and says how many of them existed. The\n"
     "exit code is 1 if any named key did not exist.\n"
     "JSON: {\"deleted\":D,\"requested\":N,\"version\":V} (V 0 when nothing\n"
     "existed).\n"
     "\n"
+    "--prefix PREFIX deletes every key starting with PREFIX and prints how\n"
+    "many were deleted (exit 0, also when none matched). It is NOT atomic:\n"
+    "it lists the keys a page of up to 1000 at a time and deletes each page\n"
+    "in one atomic step, so keys written meanwhile may survive, and a\n"
+    "failure halfway leaves the earlier pages deleted. The prefix cannot be\n"
+    "empty: use 'kvcli flush' to delete every key.\n"
+    "JSON: {\"deleted\":D,\"prefix\":P}.\n"
+    "\n"
     "Examples:\n"
     "  kvcli del greeting\n"
-    "  kvcli del a b c\n";
+    "  kvcli del a b c\n"
+    "  kvcli del --prefix session:\n";
+
+static const char flush_help[] =
+    "Usage: kvcli flush [--yes]\n"
+    "\n"
+    "Deletes every key, page by page as 'kvcli del --prefix' does: NOT\n"
+    "atomic (keys written meanwhile may survive). On a terminal it first\n"
+    "asks \"Delete all N keys? [y/N]\"; any answer but y leaves the store\n"
+    "as it was (exit 1). Without a terminal it refuses (exit 2) unless\n"
+    "--yes is given. Prints how many keys were deleted.\n"
+    "JSON: {\"deleted\":D}.\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli flush\n"
+    "  kvcli flush --yes\n";
 
 static const char txn_help[] =
     "Usage: kvcli txn COMPARE... [--then OP...] [--else OP...]\n"
@@ -210,7 +235,8 @@ const kvcli_command kvcli_commands[] = {
     {"set", kvcli_cmd_set, "set one key, several keys atomically, or CAS",
      set_help},
     {"get", kvcli_cmd_get, "print the values of keys", get_help},
-    {"del", kvcli_cmd_del, "delete keys atomically", del_help},
+    {"del", kvcli_cmd_del, "delete keys atomically, or by prefix", del_help},
+    {"flush", kvcli_cmd_flush, "delete every key (asks first)", flush_help},
     {"txn", kvcli_cmd_txn, "run a conditional transaction", txn_help},
     {"scan", kvcli_cmd_scan, "list keys by prefix", scan_help},
     {"metrics", kvcli_cmd_metrics, "show store and server metrics",
@@ -307,6 +333,10 @@ void kvcli_print_usage(FILE *f)
           "  --timeout SECS    bound on connecting and on each request, e.g.\n"
           "                    2.5 [KV_TIMEOUT] (default: 5 s to connect, no\n"
           "                    bound on requests)\n"
+          "  --max-frame-size BYTES  largest request kvcli sends and reply\n"
+          "                    it accepts (default 67174400: 64 MiB + 64\n"
+          "                    KiB, as kvd's); a bigger request is refused\n"
+          "                    before sending (exit 2)\n"
           "  --json            machine-readable output: one JSON document\n"
           "                    per command on stdout; keys and values are\n"
           "                    strings when valid UTF-8 without NUL\n"

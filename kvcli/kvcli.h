@@ -6,7 +6,8 @@
  *
  * Layout: main.c (global flags, environment, dispatch), opts.c (option
  * parsing shared by every command), conn.c (connecting, error reporting,
- * exit codes), cmd_kv.c (set/get/del), cmd_misc.c (scan, ping, version,
+ * exit codes), cmd_kv.c (set/get/del), cmd_bulk.c (del --prefix,
+ * flush), cmd_misc.c (scan, ping, version,
  * metrics), cmd_txn.c + txn_parse.c (txn), output.c (escaping, JSON),
  * bytes.c (growable byte buffers, reading files), help.c, repl.c.
  */
@@ -38,6 +39,7 @@ typedef struct kvcli_config {
     const char *unix_path;
     const char *password;
     double timeout_s;   /* 0 = none (connect still bounded by 5 s) */
+    uint64_t max_frame; /* --max-frame-size; 0 = libkvclient's default */
     int json;           /* --json */
     int help;           /* --help / -h */
 } kvcli_config;
@@ -122,6 +124,9 @@ typedef struct kvcli_command {
 int kvcli_cmd_set(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_get(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_del(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_flush(kvcli_session *s, int argc, char **argv);
+/* del --prefix P (cmd_bulk.c): deletes page by page, not atomically. */
+int kvcli_del_prefix(kvcli_session *s, const char *prefix);
 int kvcli_cmd_scan(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_ping(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_snapshot(kvcli_session *s, int argc, char **argv);

@@ -15,7 +15,8 @@
 
 #include "kvcli.h"
 
-enum { G_HOST, G_PORT, G_UNIX, G_PASSWORD, G_TIMEOUT, G_JSON, G_HELP };
+enum { G_HOST, G_PORT, G_UNIX, G_PASSWORD, G_TIMEOUT, G_MAX_FRAME, G_JSON,
+       G_HELP };
 
 static const kvcli_optdef global_opts[] = {
     [G_HOST] = {"host", KVCLI_OPT_ARG},
@@ -23,6 +24,7 @@ static const kvcli_optdef global_opts[] = {
     [G_UNIX] = {"unix", KVCLI_OPT_ARG},
     [G_PASSWORD] = {"password", KVCLI_OPT_ARG},
     [G_TIMEOUT] = {"timeout", KVCLI_OPT_ARG},
+    [G_MAX_FRAME] = {"max-frame-size", KVCLI_OPT_ARG},
     [G_JSON] = {"json", KVCLI_OPT_FLAG},
     [G_HELP] = {"help", KVCLI_OPT_FLAG},
 };
@@ -121,6 +123,13 @@ static int apply_global(kvcli_config *cfg, int which, const char *val)
         return 0;
     case G_TIMEOUT:
         return set_timeout(cfg, val, "--timeout");
+    case G_MAX_FRAME:
+        /* As kvd's --max-frame-size: 16 bytes up to 4 GiB - 1. */
+        if (kvcli_parse_u64(val, &cfg->max_frame) != 0 ||
+            cfg->max_frame < 16 || cfg->max_frame > UINT32_MAX)
+            return kvcli_usage_err("invalid --max-frame-size '%s' (expected"
+                                   " bytes, 16-4294967295)", val);
+        return 0;
     case G_JSON:
         cfg->json = 1;
         return 0;

@@ -63,10 +63,12 @@ void kv__client_start_call(kv_client *c)
     int t = c->opts.io_timeout_ms;
     c->deadline_ms = t > 0 ? kv__client_now_ms() + t : 0;
     c->err[0] = '\0';
+    c->err_local = 0;
 }
 
 static void vset_error(kv_client *c, const char *fmt, va_list ap)
 {
+    c->err_local = 0;
     vsnprintf(c->err, sizeof c->err, fmt, ap);
 }
 
@@ -200,6 +202,11 @@ const char *kv_client_last_error(const kv_client *c)
     return c ? c->err : "";
 }
 
+int kv_client_last_error_local(const kv_client *c)
+{
+    return c != NULL && c->err[0] != '\0' && c->err_local;
+}
+
 int kv_client_protocol_version(const kv_client *c)
 {
     return c->fd >= 0 ? c->proto_version : 0;
@@ -267,10 +274,17 @@ int kv__client_call(kv_client *c, kv_proto_request *req,
     if (rc != KV_OK)
         return kv__client_error(c, rc, "cannot encode request: %s",
                                 kv_client_strerror(rc));
-    if (c->out.len - KV_PROTO_HEADER_SIZE > c->opts.max_frame) {
+    size_t size = c->out.len - KV_PROTO_HEADER_SIZE;
+    if (size > c->opts.max_frame) {
         kv_proto_buf_reset(&c->out);
-        return kv__client_error(c, KV_FRAME_TOO_LARGE,
-                                "request larger than max_frame");
+        kv__client_error(c, KV_FRAME_TOO_LARGE,
+                         "request of %zu bytes is larger than this client's"
+                         " limit of %zu bytes, so it was not sent (raise"
+                         " kv_client_options.max_frame; the server has its"
+                         " own limit, kvd --max-frame-size)",
+                         size, c->opts.max_frame);
+        c->err_local = 1;
+        return KV_FRAME_TOO_LARGE;
     }
     if ((rc = kv__client_flush(c)) != KV_OK)
         return rc;

@@ -38,6 +38,7 @@ struct kv_client {
     char server_name[64];
     char server_version[64];
     char err[KV__CLIENT_ERRLEN];
+    int err_local; /* err is the client's own refusal: nothing was sent */
 };
 
 /* Monotonic milliseconds. */

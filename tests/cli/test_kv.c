@@ -393,3 +393,141 @@ Test(kv, options_anywhere_dashes_and_host)
     cr_assert_str_eq(r.out, "tab\\tkey: v\nurl: http://x/?a=b\n");
     cli_result_free(&r);
 }
+
+/* ------------------------------------------------------ del --prefix, flush */
+
+/* The keys scan lists for prefix, one per line, as kvcli prints them. */
+static char *scan_out(const char *prefix)
+{
+    cli_result r = CLI(&srv, "scan", "--", prefix);
+    cr_assert_eq(r.rc, 0, "scan: rc %d err %s", r.rc, r.err);
+    char *out = strdup(r.out);
+    cli_result_free(&r);
+    return out;
+}
+
+Test(kv, del_prefix_deletes_only_matching_keys)
+{
+    cli_result r = CLI(&srv, "set", "--", "-tmp a b=1", "-tmp c=2", "-tmpx=3",
+                       "tmp d=4", "-tm=5");
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "del", "--prefix", "-tmp");
+    cr_assert_eq(r.rc, 0, "rc %d err %s", r.rc, r.err);
+    cr_assert_str_eq(r.out, "deleted 3 keys\n");
+    cli_result_free(&r);
+
+    char *left = scan_out("");
+    cr_assert(strstr(left, "tmp d\n") != NULL, "left: %s", left);
+    cr_assert(strstr(left, "-tm\n") != NULL, "left: %s", left);
+    cr_assert(strstr(left, "-tmp") == NULL, "left: %s", left);
+    free(left);
+
+    /* Nothing left to match: still a success, 0 deleted. */
+    r = CLI(&srv, "--json", "del", "--prefix=-tmp");
+    cr_assert_eq(r.rc, 0, "rc %d err %s", r.rc, r.err);
+    cr_assert_str_eq(r.out, "{\"deleted\":0,\"prefix\":\"-tmp\"}\n");
+    cli_result_free(&r);
+}
+
+Test(kv, del_prefix_spans_pages)
+{
+    /* More keys than one page (1000) of the scan. */
+    char *in = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&in, &len);
+    for (int i = 0; i < 2100; i++)
+        fprintf(f, "set 'p %d' v\n", i);
+    fputs("set q v\n", f);
+    fclose(f);
+    cli_result r = cli_run_srv(&srv, in, len, (const char *const[]){NULL});
+    free(in);
+    cr_assert_eq(r.rc, 0, "err %s", r.err);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "del", "--prefix", "p ");
+    cr_assert_eq(r.rc, 0, "rc %d err %s", r.rc, r.err);
+    cr_assert_str_eq(r.out, "deleted 2100 keys\n");
+    cli_result_free(&r);
+    char *left = scan_out("");
+    cr_assert_str_eq(left, "q\n");
+    free(left);
+}
+
+Test(kv, del_prefix_refuses_empty_prefix_and_keys)
+{
+    cli_result r = CLI(&srv, "set", "a", "1");
+    cli_result_free(&r);
+    r = CLI(&srv, "del", "--prefix", "");
+    cr_assert_eq(r.rc, 2);
+    cli_assert_one_error_line(&r);
+    cr_assert(strstr(r.err, "flush") != NULL, "err: %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "del", "a", "--prefix", "a");
+    cr_assert_eq(r.rc, 2);
+    cli_result_free(&r);
+    char *left = scan_out("");
+    cr_assert_str_eq(left, "a\n");
+    free(left);
+}
+
+Test(kv, flush_yes_empties_the_store)
+{
+    cli_result r = CLI(&srv, "set", "--", "a=1", "b c=2", "-d=3");
+    cli_result_free(&r);
+    r = CLI(&srv, "flush", "--yes");
+    cr_assert_eq(r.rc, 0, "rc %d err %s", r.rc, r.err);
+    cr_assert_str_eq(r.out, "deleted 3 keys\n");
+    cli_result_free(&r);
+    char *left = scan_out("");
+    cr_assert_str_eq(left, "");
+    free(left);
+}
+
+Test(kv, flush_without_yes_or_terminal_refuses)
+{
+    cli_result r = CLI(&srv, "set", "a=1", "b=2");
+    cli_result_free(&r);
+    /* Standard input is "y\n" but not a terminal: no question, no delete. */
+    r = CLI_IN(&srv, "y\n", "flush");
+    cr_assert_eq(r.rc, 2, "rc %d", r.rc);
+    cli_assert_one_error_line(&r);
+    cr_assert(strstr(r.err, "--yes") != NULL, "err: %s", r.err);
+    cr_assert_str_eq(r.out, "");
+    cli_result_free(&r);
+    char *left = scan_out("");
+    cr_assert(strstr(left, "a\n") != NULL && strstr(left, "b\n") != NULL,
+              "left: %s", left);
+    free(left);
+}
+
+/* ------------------------------------------------------ client frame limit */
+
+Test(kv, value_over_client_frame_limit_is_a_usage_error)
+{
+    /* A value as large as the limit: its request (value + key + framing)
+     * is just over it. */
+    char val[1001];
+    memset(val, 'v', 1000);
+    val[1000] = '\0';
+    cli_result r = CLI(&srv, "--max-frame-size", "1000", "set", "big", val);
+    cr_assert_eq(r.rc, 2, "rc %d err %s", r.rc, r.err);
+    cli_assert_one_error_line(&r);
+    cr_assert(strstr(r.err, "limit of 1000 bytes") != NULL, "err: %s", r.err);
+    cr_assert(strstr(r.err, "request of 10") != NULL, "err: %s", r.err);
+    cr_assert(strstr(r.err, "--max-frame-size") != NULL, "err: %s", r.err);
+    cli_result_free(&r);
+    r = CLI(&srv, "get", "big");
+    cr_assert_eq(r.rc, 1, "the refused value was stored: %s", r.out);
+    cli_result_free(&r);
+
+    /* The same request under a limit it fits. */
+    r = CLI(&srv, "--max-frame-size", "1100", "set", "big", val);
+    cr_assert_eq(r.rc, 0, "rc %d err %s", r.rc, r.err);
+    cli_result_free(&r);
+
+    r = CLI(&srv, "--max-frame-size", "15", "ping");
+    cr_assert_eq(r.rc, 2, "rc %d", r.rc);
+    cli_result_free(&r);
+}

@@ -76,7 +76,8 @@ typedef struct kv_client_options {
                                Name resolution itself is not bounded.    */
     int io_timeout_ms;      /* bound on each call's network wait;
                                default 0 = wait forever                  */
-    size_t max_frame;       /* largest response accepted; default
+    size_t max_frame;       /* largest request sent and response
+                               accepted; default
                                KV_CLIENT_DEFAULT_MAX_FRAME               */
 } kv_client_options;
 
@@ -120,6 +121,12 @@ KV_CLIENT_API int kv_client_is_connected(const kv_client *c);
 /* A human message for the client's last failure ("" if none). Valid until
  * the next call on the client. Never NULL. */
 KV_CLIENT_API const char *kv_client_last_error(const kv_client *c);
+
+/* 1 when the client's last failure was its own refusal, before anything
+ * was sent (the connection stays usable): so far only KV_FRAME_TOO_LARGE
+ * for a request above opts.max_frame. 0 otherwise, in particular for the
+ * same status coming from the server. */
+KV_CLIENT_API int kv_client_last_error_local(const kv_client *c);
 
 /* What HELLO negotiated: protocol version (0 if not connected), server
  * name and version ("" if not connected). Valid until the next connect. */

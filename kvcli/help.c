@@ -93,7 +93,7 @@ static const char del_help[] =
     "\n"
     "--prefix PREFIX deletes every key starting with PREFIX and prints how\n"
     "many were deleted (exit 0, also when none matched). It is NOT atomic:\n"
-    "it lists the keys a page of up to 1000 at a time and deletes each page\n"
+    "it lists the keys a page of up to 50 at a time and deletes each page\n"
     "in one atomic step, so keys written meanwhile may survive, and a\n"
     "failure halfway leaves the earlier pages deleted. The prefix cannot be\n"
     "empty: use 'kvcli flush' to delete every key.\n"

@@ -433,7 +433,7 @@ Test(kv, del_prefix_deletes_only_matching_keys)
 
 Test(kv, del_prefix_spans_pages)
 {
-    /* More keys than one page (1000) of the scan. */
+    /* More keys than several pages (50 keys each) of the scan. */
     char *in = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&in, &len);

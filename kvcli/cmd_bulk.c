@@ -46,34 +46,57 @@ static int collect_key(void *ctx, const void *key, size_t klen,
     return 0;
 }
 
+/* The next page of keys starting with prefix, from *cursor (a keys-only
+ * SCAN), into p, its keys pointing into p->bytes; *cursor moves on. */
+static int next_page(kv_client *c, const char *prefix, bulk_page *p, uint64_t *cursor)
+{
+    uint64_t next = 0;
+    p->n = 0;
+    p->bytes.len = 0;
+    int st = kv_client_scan_ex(c, prefix, strlen(prefix), *cursor, BULK_PAGE,
+                               KV_CLIENT_SCAN_KEYS_ONLY, collect_key, p, &next);
+    if (st != KV_OK)
+        return st;
+    /* The buffer may have moved while it grew: point at it now. */
+    for (size_t i = 0; i < p->n; i++)
+        p->keys[i].data = p->bytes.data + p->off[i];
+    *cursor = next;
+    return KV_OK;
+}
+
+static bulk_page *page_new(void)
+{
+    bulk_page *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        kvcli_err("out of memory");
+    return p;
+}
+
+static void page_free(bulk_page *p)
+{
+    kvcli_buf_free(&p->bytes);
+    free(p);
+}
+
 /* Counts the keys starting with prefix (weakly consistent, as SCAN). */
 static int count_keys(kvcli_session *s, kv_client *c, const char *prefix,
                       size_t *count)
 {
-    bulk_page *p = calloc(1, sizeof *p);
-    if (p == NULL) {
-        kvcli_err("out of memory");
+    bulk_page *p = page_new();
+    if (p == NULL)
         return KVCLI_EXIT_SERVER;
-    }
     uint64_t cursor = 0;
     int rc = 0;
     *count = 0;
     do {
-        uint64_t next = 0;
-        p->n = 0;
-        p->bytes.len = 0;
-        int st = kv_client_scan_ex(c, prefix, strlen(prefix), cursor,
-                                   BULK_PAGE, KV_CLIENT_SCAN_KEYS_ONLY,
-                                   collect_key, p, &next);
+        int st = next_page(c, prefix, p, &cursor);
         if (st != KV_OK) {
             rc = kvcli_fail(s, st, "flush: counting the keys");
             break;
         }
         *count += p->n;
-        cursor = next;
     } while (cursor != 0);
-    kvcli_buf_free(&p->bytes);
-    free(p);
+    page_free(p);
     return rc;
 }
 
@@ -82,25 +105,15 @@ static int count_keys(kvcli_session *s, kv_client *c, const char *prefix,
 static int delete_pages(kvcli_session *s, kv_client *c, const char *prefix,
                         const char *what, size_t *deleted)
 {
-    bulk_page *p = calloc(1, sizeof *p);
-    if (p == NULL) {
-        kvcli_err("out of memory");
+    bulk_page *p = page_new();
+    if (p == NULL)
         return KVCLI_EXIT_SERVER;
-    }
     uint64_t cursor = 0;
     int rc = 0;
     *deleted = 0;
     do {
-        uint64_t next = 0;
-        p->n = 0;
-        p->bytes.len = 0;
-        int st = kv_client_scan_ex(c, prefix, strlen(prefix), cursor,
-                                   BULK_PAGE, KV_CLIENT_SCAN_KEYS_ONLY,
-                                   collect_key, p, &next);
+        int st = next_page(c, prefix, p, &cursor);
         if (st == KV_OK && p->n > 0) {
-            /* The buffer may have moved while it grew: point at it now. */
-            for (size_t i = 0; i < p->n; i++)
-                p->keys[i].data = p->bytes.data + p->off[i];
             size_t d = 0;
             st = kv_client_mdel(c, p->keys, p->n, &d, NULL);
             *deleted += d;
@@ -111,10 +124,8 @@ static int delete_pages(kvcli_session *s, kv_client *c, const char *prefix,
             rc = kvcli_fail(s, st, what);
             break;
         }
-        cursor = next;
     } while (cursor != 0);
-    kvcli_buf_free(&p->bytes);
-    free(p);
+    page_free(p);
     return rc;
 }
 

@@ -56,11 +56,11 @@ int kv_client_ping(kv_client *c)
     return run(c, &q, &r);
 }
 
-int kv_client_get(kv_client *c, const void *key, size_t klen, kv_value *out)
+/* Runs q, whose result is one [bytes, number]: copied into *out. */
+static int run_value(kv_client *c, kv_proto_request *q, kv_value *out)
 {
-    kv_proto_request q = {.op = KV_PROTO_GET, .key = {key, klen}};
     kv_proto_response r;
-    int rc = run(c, &q, &r);
+    int rc = run(c, q, &r);
     if (rc != KV_OK)
         return rc;
     void *d = kv__client_memdup(r.value.data, r.value.len);
@@ -70,6 +70,12 @@ int kv_client_get(kv_client *c, const void *key, size_t klen, kv_value *out)
     out->len = r.value.len;
     out->version = r.value.version;
     return KV_OK;
+}
+
+int kv_client_get(kv_client *c, const void *key, size_t klen, kv_value *out)
+{
+    kv_proto_request q = {.op = KV_PROTO_GET, .key = {key, klen}};
+    return run_value(c, &q, out);
 }
 
 int kv_client_mget(kv_client *c, const kv_key *keys, size_t n, kv_value *out)
@@ -322,17 +328,7 @@ int kv_client_snapshot_read(kv_client *c, uint64_t revision, uint64_t offset, si
 {
     kv_proto_request q = {.op = KV_PROTO_SNAPSHOT_READ, .revision = revision, .offset = offset,
                           .limit = max};
-    kv_proto_response r;
-    int rc = run(c, &q, &r);
-    if (rc != KV_OK)
-        return rc;
-    void *d = kv__client_memdup(r.value.data, r.value.len);
-    if (d == NULL)
-        return kv__client_error(c, KV_NO_MEMORY, "out of memory");
-    out->data = d;
-    out->len = r.value.len;
-    out->version = r.value.version;
-    return KV_OK;
+    return run_value(c, &q, out);
 }
 
 void kv_client_metrics_free(kv_client_metrics *m)

@@ -79,7 +79,6 @@ typedef struct kvd_conn {
     struct kvd_conn *held_prev, *held_next; /* worker's list of conns
                                                with held replies         */
     unsigned on_held_list : 1;
-    int works;              /* deferred commands running in the pool    */
     int auth_failures;
     uint8_t *auth_secret;   /* the waiting AUTH's secret (malloc'ed)    */
     size_t auth_secret_len;

@@ -366,86 +366,6 @@ static int op_metrics(kvd_conn *c, kv_store *st, const kv_proto_request *r)
     return rc == KV_OK ? KV_OK : reply_encode_failed(c, r->id, rc);
 }
 
-/* SNAPSHOT runs in libuv's thread pool; its reply is deferred (held in
- * order with the connection's other replies) until the snapshot is done. */
-typedef struct snapshot_work {
-    uv_work_t req;
-    kvd_conn *c;
-    kvd_held *slot;
-    uint64_t id;
-    int status;
-    uint64_t revision;
-    char error[256];
-} snapshot_work;
-
-static void snapshot_run(uv_work_t *req)
-{
-    snapshot_work *sw = req->data;
-    kv_store *st = sw->c->w->server->store;
-    sw->status = kv_snapshot(st);
-    if (sw->status == KV_OK) {
-        kv_metrics m;
-        kv_metrics_read(st, &m, sizeof m);
-        sw->revision = m.snapshot_revision;
-    } else {
-        snprintf(sw->error, sizeof sw->error, "%s", kv_last_error());
-    }
-}
-
-static void snapshot_done(uv_work_t *req, int uvstatus)
-{
-    snapshot_work *sw = req->data;
-    kvd_conn *c = sw->c;
-    c->works--;
-    if (!c->closing) {
-        int rc = uvstatus != 0 ? KV_INTERNAL : sw->status;
-        if (rc == KV_OK) {
-            kvd_info("%s: snapshot taken at revision %llu", c->peer,
-                     (unsigned long long)sw->revision);
-            rc = kv_proto_resp_version(&sw->slot->buf, sw->id, sw->revision);
-        } else {
-            kvd_warn("%s: snapshot failed: %s", c->peer, sw->error[0] ? sw->error : kv_strerror(rc));
-            rc = kv_proto_resp_status(&sw->slot->buf, sw->id, rc,
-                                      sw->error[0] ? sw->error : kv_strerror(rc));
-        }
-        sw->slot->waiting = 0;
-        if (rc != KV_OK)
-            kvd_conn_close(c);
-        else
-            kvd__conn_release(c);
-    }
-    kvd__conn_unref(c);
-    free(sw);
-}
-
-static int op_snapshot(kvd_conn *c, kv_store *st, const kv_proto_request *r)
-{
-    (void)st;
-    if (!c->w->server->durable)
-        return reply_status(c, r->id, KV_UNSUPPORTED,
-                            "kvd keeps the store in memory only: start it with --data-dir");
-    snapshot_work *sw = calloc(1, sizeof *sw);
-    if (!sw)
-        return reply_status(c, r->id, KV_NO_MEMORY, "out of memory");
-    kvd_held *slot = kvd__conn_defer(c);
-    if (!slot) {
-        free(sw);
-        return -1;
-    }
-    sw->req.data = sw;
-    sw->c = c;
-    sw->slot = slot;
-    sw->id = r->id;
-    if (uv_queue_work(&c->w->loop, &sw->req, snapshot_run, snapshot_done) != 0) {
-        free(sw);
-        slot->waiting = 0;
-        return reply_status(c, r->id, KV_INTERNAL, "cannot start the snapshot");
-    }
-    c->works++;
-    c->handles++; /* the connection outlives the work (kvd__conn_unref) */
-    return KV_OK;
-}
-
 /* op (-1: unknown or unreadable) is refused until AUTH succeeds. */
 static bool needs_auth(const kvd_conn *c, int op)
 {
@@ -453,35 +373,135 @@ static bool needs_auth(const kvd_conn *c, int op)
            op != KV_PROTO_PING && op != KV_PROTO_AUTH;
 }
 
-/* SNAPSHOT_READ: a chunk of a snapshot file of the data directory (a
- * backup streamed to the client). The file is read in the thread pool; the
- * reply is deferred like SNAPSHOT's. Files are named by revision only, so
- * a client cannot name any other file. */
-#define SNAPSHOT_READ_DEFAULT ((size_t)4 << 20)
+/* ---- commands with a deferred reply ------------------------------------- */
 
-typedef struct snapshot_read_work {
+/* A command that runs in libuv's thread pool; its reply is deferred (held
+ * in order with the connection's other replies, conn_write.c) until it is
+ * done. Each command's work struct starts with this. */
+typedef struct deferred {
     uv_work_t req;
     kvd_conn *c;
     kvd_held *slot;
-    uint64_t id, revision, offset;
-    size_t max;
-    int status;
-    char *data;
-    size_t len;
+    uint64_t id;
+    int status;      /* the outcome, set by the run function */
+    char error[256]; /* its detail when status is a failure */
+    /* the answer when status is KV_OK; returns the encoder's status */
+    int (*encode)(struct deferred *d, kv_proto_buf *b);
+} deferred;
+
+static void deferred_after(uv_work_t *req, int uvstatus)
+{
+    deferred *d = req->data;
+    kvd_conn *c = d->c;
+    if (!c->closing) {
+        int rc = uvstatus != 0 ? KV_INTERNAL : d->status;
+        rc = rc == KV_OK ? d->encode(d, &d->slot->buf)
+                         : kv_proto_resp_status(&d->slot->buf, d->id, rc,
+                                                d->error[0] ? d->error : kv_strerror(rc));
+        d->slot->waiting = 0;
+        if (rc != KV_OK)
+            kvd_conn_close(c);
+        else
+            kvd__conn_release(c);
+    }
+    kvd__conn_unref(c);
+    free(d); /* work structs own nothing else once encoded */
+}
+
+/* Queues d (malloc'ed, d->encode set) to run in the pool. Returns KV_OK,
+ * -1 (out of memory: the connection closes) or the status answered at
+ * once; d is freed unless queued. */
+static int deferred_start(kvd_conn *c, deferred *d, uint64_t id, uv_work_cb run)
+{
+    kvd_held *slot = kvd__conn_defer(c);
+    if (!slot) {
+        free(d);
+        return -1;
+    }
+    d->req.data = d;
+    d->c = c;
+    d->slot = slot;
+    d->id = id;
+    if (uv_queue_work(&c->w->loop, &d->req, run, deferred_after) != 0) {
+        free(d);
+        slot->waiting = 0;
+        return reply_status(c, id, KV_INTERNAL, "cannot start the work");
+    }
+    c->handles++; /* the connection outlives the work (kvd__conn_unref) */
+    return KV_OK;
+}
+
+/* Snapshots and their files exist only with a data directory. */
+static int refuse_in_memory(kvd_conn *c, uint64_t id)
+{
+    return reply_status(c, id, KV_UNSUPPORTED,
+                        "kvd keeps the store in memory only: start it with --data-dir");
+}
+
+/* SNAPSHOT: kv_snapshot in the pool; the answer is the revision it ends at. */
+typedef struct snapshot_work {
+    deferred d;
+    uint64_t revision;
+} snapshot_work;
+
+static void snapshot_run(uv_work_t *req)
+{
+    snapshot_work *sw = req->data;
+    kv_store *st = sw->d.c->w->server->store;
+    sw->d.status = kv_snapshot(st);
+    if (sw->d.status == KV_OK) {
+        kv_metrics m;
+        kv_metrics_read(st, &m, sizeof m);
+        sw->revision = m.snapshot_revision;
+        kvd_info("%s: snapshot taken at revision %llu", sw->d.c->peer,
+                 (unsigned long long)sw->revision);
+    } else {
+        snprintf(sw->d.error, sizeof sw->d.error, "%s",
+                 kv_last_error()[0] ? kv_last_error() : kv_strerror(sw->d.status));
+        kvd_warn("%s: snapshot failed: %s", sw->d.c->peer, sw->d.error);
+    }
+}
+
+static int snapshot_encode(deferred *d, kv_proto_buf *b)
+{
+    return kv_proto_resp_version(b, d->id, ((snapshot_work *)d)->revision);
+}
+
+static int op_snapshot(kvd_conn *c, const kv_proto_request *r)
+{
+    if (!c->w->server->durable)
+        return refuse_in_memory(c, r->id);
+    snapshot_work *sw = calloc(1, sizeof *sw);
+    if (!sw)
+        return reply_status(c, r->id, KV_NO_MEMORY, "out of memory");
+    sw->d.encode = snapshot_encode;
+    return deferred_start(c, &sw->d, r->id, snapshot_run);
+}
+
+/* SNAPSHOT_READ: a chunk of a snapshot file of the data directory (a
+ * backup streamed to the client), read in the pool. Files are named by
+ * revision only, so a client cannot name any other file. The chunk lives
+ * in the work struct, freed with it. */
+#define SNAPSHOT_READ_DEFAULT ((size_t)4 << 20)
+
+typedef struct snapshot_read_work {
+    deferred d;
+    uint64_t revision, offset;
+    size_t max, len;
     uint64_t size;
-    char error[160];
+    char data[]; /* max bytes */
 } snapshot_read_work;
 
 static void snapshot_read_run(uv_work_t *req)
 {
     snapshot_read_work *w = req->data;
-    const char *dir = w->c->w->server->cfg->data_dir;
+    const char *dir = w->d.c->w->server->cfg->data_dir;
     char path[4096];
     snprintf(path, sizeof path, "%s/snap-%016llx.kvs", dir, (unsigned long long)w->revision);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        w->status = errno == ENOENT ? KV_NOT_FOUND : KV_IO;
-        snprintf(w->error, sizeof w->error,
+        w->d.status = errno == ENOENT ? KV_NOT_FOUND : KV_IO;
+        snprintf(w->d.error, sizeof w->d.error,
                  errno == ENOENT ? "no snapshot at revision %llu in the data directory (a newer "
                                    "one replaced it: take a new SNAPSHOT)"
                                  : "cannot open the snapshot at revision %llu",
@@ -490,25 +510,19 @@ static void snapshot_read_run(uv_work_t *req)
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        w->status = KV_IO;
+        w->d.status = KV_IO;
         close(fd);
         return;
     }
     w->size = (uint64_t)st.st_size;
     if (w->offset > w->size) {
-        w->status = KV_INVALID_ARGUMENT;
-        snprintf(w->error, sizeof w->error, "offset %llu is past the end (%llu bytes)",
+        w->d.status = KV_INVALID_ARGUMENT;
+        snprintf(w->d.error, sizeof w->d.error, "offset %llu is past the end (%llu bytes)",
                  (unsigned long long)w->offset, (unsigned long long)w->size);
         close(fd);
         return;
     }
     size_t want = w->size - w->offset < w->max ? (size_t)(w->size - w->offset) : w->max;
-    w->data = malloc(want ? want : 1);
-    if (!w->data) {
-        w->status = KV_NO_MEMORY;
-        close(fd);
-        return;
-    }
     size_t got = 0;
     while (got < want) {
         ssize_t n = pread(fd, w->data + got, want - got, (off_t)(w->offset + got));
@@ -520,61 +534,32 @@ static void snapshot_read_run(uv_work_t *req)
     }
     close(fd);
     w->len = got;
-    w->status = got == want ? KV_OK : KV_IO;
+    w->d.status = got == want ? KV_OK : KV_IO;
 }
 
-static void snapshot_read_done(uv_work_t *req, int uvstatus)
+static int snapshot_read_encode(deferred *d, kv_proto_buf *b)
 {
-    snapshot_read_work *w = req->data;
-    kvd_conn *c = w->c;
-    c->works--;
-    if (!c->closing) {
-        int rc = uvstatus != 0 ? KV_INTERNAL : w->status;
-        if (rc == KV_OK)
-            rc = kv_proto_resp_value(&w->slot->buf, w->id, w->data, w->len, w->size);
-        else
-            rc = kv_proto_resp_status(&w->slot->buf, w->id, rc,
-                                      w->error[0] ? w->error : kv_strerror(rc));
-        w->slot->waiting = 0;
-        if (rc != KV_OK)
-            kvd_conn_close(c);
-        else
-            kvd__conn_release(c);
-    }
-    kvd__conn_unref(c);
-    free(w->data);
-    free(w);
+    snapshot_read_work *w = (snapshot_read_work *)d;
+    return kv_proto_resp_value(b, d->id, w->data, w->len, w->size);
 }
 
 static int op_snapshot_read(kvd_conn *c, const kv_proto_request *r)
 {
     kvd_server *s = c->w->server;
     if (!s->durable)
-        return reply_status(c, r->id, KV_UNSUPPORTED,
-                            "kvd keeps the store in memory only: start it with --data-dir");
+        return refuse_in_memory(c, r->id);
     size_t cap = s->max_response > 4096 ? s->max_response - 4096 : 4096;
-    size_t max = r->limit ? (r->limit < cap ? (size_t)r->limit : cap) : SNAPSHOT_READ_DEFAULT;
+    size_t max = r->limit && r->limit < cap ? (size_t)r->limit : SNAPSHOT_READ_DEFAULT;
     if (max > cap)
         max = cap;
-    snapshot_read_work *w = calloc(1, sizeof *w);
+    snapshot_read_work *w = calloc(1, sizeof *w + max);
     if (!w)
         return reply_status(c, r->id, KV_NO_MEMORY, "out of memory");
-    kvd_held *slot = kvd__conn_defer(c);
-    if (!slot) {
-        free(w);
-        return -1;
-    }
-    *w = (snapshot_read_work){.c = c, .slot = slot, .id = r->id, .revision = r->revision,
-                              .offset = r->offset, .max = max};
-    w->req.data = w;
-    if (uv_queue_work(&c->w->loop, &w->req, snapshot_read_run, snapshot_read_done) != 0) {
-        free(w);
-        slot->waiting = 0;
-        return reply_status(c, r->id, KV_INTERNAL, "cannot start the read");
-    }
-    c->works++;
-    c->handles++; /* the connection outlives the work (kvd__conn_unref) */
-    return KV_OK;
+    w->d.encode = snapshot_read_encode;
+    w->revision = r->revision;
+    w->offset = r->offset;
+    w->max = max;
+    return deferred_start(c, &w->d, r->id, snapshot_read_run);
 }
 
 static int run_op(kvd_conn *c, const kv_proto_request *r, int *fatal)
@@ -594,7 +579,7 @@ static int run_op(kvd_conn *c, const kv_proto_request *r, int *fatal)
     case KV_PROTO_TXN: return op_txn(c, st, r);
     case KV_PROTO_SCAN: return op_scan(c, st, r);
     case KV_PROTO_METRICS: return op_metrics(c, st, r);
-    case KV_PROTO_SNAPSHOT: return op_snapshot(c, st, r);
+    case KV_PROTO_SNAPSHOT: return op_snapshot(c, r);
     case KV_PROTO_SNAPSHOT_READ: return op_snapshot_read(c, r);
     default: return reply_status(c, r->id, KV_UNSUPPORTED, "unknown operation");
     }

@@ -181,8 +181,6 @@ static void flush_round(kv__log *l, bool final, bool allow_sync)
     batch *b = &l->pending;
     bool have = b->len > 0;
     uint64_t to_write = b->last_rev, written = l->written_rev;
-    bool everysec_due = l->fsync == KV_FSYNC_EVERYSEC && l->synced_rev < written;
-    struct timespec next_sync = l->next_sync; /* l->next_sync: under mu */
     uint64_t synced_before = l->synced_rev;
     pthread_mutex_unlock(&l->mu);
 
@@ -196,7 +194,6 @@ static void flush_round(kv__log *l, bool final, bool allow_sync)
     /* everysec's syncs are the flusher's (everysec_sync), off the token,
      * so that writers never wait for them; here only always and the last
      * round sync. */
-    (void)everysec_due;
     if (rc == 0 && written > 0 && allow_sync &&
         ((l->fsync == KV_FSYNC_ALWAYS && synced_before < written) || final)) {
         rc = l->io->sync(l->io, l->fd);
@@ -206,11 +203,9 @@ static void flush_round(kv__log *l, bool final, bool allow_sync)
         } else {
             rc = rc == -ENOSPC ? -EIO : rc; /* a failed fsync is final */
         }
-        deadline_after(&next_sync, 1000000000L);
     }
 
     pthread_mutex_lock(&l->mu);
-    l->next_sync = next_sync;
     if (have && (rc == 0 || written == to_write)) {
         l->written_rev = to_write;
         b->len = 0;
@@ -286,6 +281,19 @@ static void everysec_sync(kv__log *l, int fd)
         l->status = KV_IO;
     }
     pthread_cond_broadcast(&l->done);
+}
+
+/* A round led by a caller (not the flusher), with mu held and no round in
+ * progress: takes the I/O token, writes (and with allow_sync syncs)
+ * everything queued, its own records included; writers arriving meanwhile
+ * queue for the next round. */
+static void lead_round(kv__log *l, bool allow_sync)
+{
+    l->busy = true;
+    flush_round(l, false, allow_sync);
+    l->busy = false;
+    pthread_cond_broadcast(&l->done);
+    wake_flusher(l);
 }
 
 static void *flusher(void *arg)
@@ -464,13 +472,7 @@ int kv__log_wait(kv__log *l, uint64_t rev)
     pthread_mutex_lock(&l->mu);
     while (durable_of(l) < rev && l->status == KV_OK) {
         if (!l->busy && round_needed(l)) {
-            /* Lead: write (and sync) everything queued, ours included;
-             * writers arriving meanwhile queue for the next round. */
-            l->busy = true;
-            flush_round(l, false, true);
-            l->busy = false;
-            pthread_cond_broadcast(&l->done);
-            wake_flusher(l);
+            lead_round(l, true);
             continue;
         }
         pthread_cond_wait(&l->done, &l->mu);
@@ -494,11 +496,7 @@ int kv__log_write_now(kv__log *l)
             pthread_cond_signal(&l->work);
         }
     } else if (!l->busy && l->status == KV_OK && l->active.len) {
-        l->busy = true;
-        flush_round(l, false, false);
-        l->busy = false;
-        pthread_cond_broadcast(&l->done);
-        wake_flusher(l);
+        lead_round(l, false);
     }
     int rc = l->status;
     pthread_mutex_unlock(&l->mu);
@@ -519,11 +517,7 @@ int kv__log_flush(kv__log *l, uint64_t *rev)
     uint64_t want = atomic_load(l->revision);
     while (l->written_rev < want && l->status == KV_OK) {
         if (!l->busy && (l->active.len || l->pending.len)) {
-            l->busy = true;
-            flush_round(l, false, true);
-            l->busy = false;
-            pthread_cond_broadcast(&l->done);
-            wake_flusher(l);
+            lead_round(l, true);
             continue;
         }
         pthread_cond_wait(&l->done, &l->mu);

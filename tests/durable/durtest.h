@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,6 +119,24 @@ static inline kv_store *dt_open(const char *dir, int fsync)
     int rc = kv_open_config(&c, &s);
     DT_CHECK(rc == KV_OK, "kv_open_config(%s): %s: %s", dir, kv_strerror(rc), kv_last_error());
     return s;
+}
+
+/* Reads the metrics every 100 ms, at most `seconds` long, until the
+ * uint64_t field at offset (offsetof(kv_metrics, ...)) is non-zero;
+ * returns the last reading. */
+static inline kv_metrics dt_wait_metric(kv_store *s, size_t offset, int seconds)
+{
+    kv_metrics m;
+    kv_metrics_read(s, &m, sizeof m);
+    for (int i = 0; i < seconds * 10; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&m + offset, sizeof v);
+        if (v)
+            break;
+        usleep(100000);
+        kv_metrics_read(s, &m, sizeof m);
+    }
+    return m;
 }
 
 /* Order-independent fingerprint of every key, value and version. */

@@ -253,11 +253,7 @@ Test(durable, snapshots_are_taken_automatically_by_log_size)
     memset(v, 'x', sizeof v);
     for (int i = 0; i < 200; i++)
         cr_assert_eq(kv_set(s, &i, sizeof i, v, sizeof v, NULL), KV_OK);
-    kv_metrics m = {0};
-    for (int tries = 0; tries < 600 && m.snapshots == 0; tries++) { /* up to 60 s */
-        usleep(100000);
-        kv_metrics_read(s, &m, sizeof m);
-    }
+    kv_metrics m = dt_wait_metric(s, offsetof(kv_metrics, snapshots), 60);
     cr_assert_geq(m.snapshots, 1, "the background thread snapshots a grown log");
     cr_assert_eq(dt_count(dir, "snap-"), 1);
     kv_close(s);
@@ -549,10 +545,7 @@ Test(durable, everysec_syncs_in_the_background_and_no_leaves_it_to_the_kernel)
     kv_metrics m = {0};
     kv_metrics_read(s, &m, sizeof m);
     cr_assert_eq(m.durable_revision, 100, "written to the kernel before returning");
-    for (int tries = 0; tries < 200 && m.log_syncs == 0; tries++) { /* up to 20 s */
-        usleep(100000);
-        kv_metrics_read(s, &m, sizeof m);
-    }
+    m = dt_wait_metric(s, offsetof(kv_metrics, log_syncs), 20);
     cr_assert_geq(m.log_syncs, 1, "a background fdatasync followed");
     kv_close(s);
     dt_clear(dir);
@@ -611,11 +604,7 @@ Test(durable, snapshots_are_taken_automatically_by_time_if_anything_changed)
     kv_store *s;
     cr_assert_eq(kv_open_config(&c, &s), KV_OK);
     cr_assert_eq(kv_set(s, "k", 1, "v", 1, NULL), KV_OK);
-    kv_metrics m = {0};
-    for (int tries = 0; tries < 300 && m.snapshots == 0; tries++) { /* up to 30 s */
-        usleep(100000);
-        kv_metrics_read(s, &m, sizeof m);
-    }
+    kv_metrics m = dt_wait_metric(s, offsetof(kv_metrics, snapshots), 30);
     cr_assert_eq(m.snapshots, 1);
     cr_assert_eq(m.snapshot_revision, 1);
     /* nothing changed since: no more snapshots */

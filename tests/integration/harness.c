@@ -110,12 +110,79 @@ static void dump_log(void)
     fclose(f);
 }
 
-void kvd_startv(const char *const *args)
+void kvd_test_dir(void)
 {
     if (!g_kvd.dir[0]) {
         strcpy(g_kvd.dir, "/tmp/kvdtest.XXXXXX");
         cr_assert_not_null(mkdtemp(g_kvd.dir));
     }
+}
+
+int kvd_run_to_end(const char *const *args, char *out, size_t outlen)
+{
+    kvd_test_dir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/out", g_kvd.dir);
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = KVD_PATH;
+    for (size_t i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) { /* no cr_assert in the child */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(KVD_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    cr_assert(pid > 0);
+    int st = -1;
+    for (int i = 0; i < 4000; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            break;
+        sleep_ms(5);
+        if (i == 3999) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            cr_assert_fail("kvd did not finish");
+        }
+    }
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
+    out[got] = '\0';
+    if (f)
+        fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[1024];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+int wait_file_has(const char *path, const char *needle)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (file_has(path, needle))
+            return 1;
+        sleep_ms(10);
+    }
+    return 0;
+}
+
+void kvd_startv(const char *const *args)
+{
+    kvd_test_dir();
     snprintf(g_kvd.log, sizeof g_kvd.log, "%s/kvd.log", g_kvd.dir);
     snprintf(g_kvd.portfile, sizeof g_kvd.portfile, "%s/port", g_kvd.dir);
     unlink(g_kvd.portfile);

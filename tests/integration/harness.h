@@ -60,6 +60,19 @@ void kvd_assert_clean_log(void);
 /* 1 if the process is still running. */
 int kvd_alive(void);
 
+/* Makes g_kvd.dir (the test's temporary directory) if it does not exist. */
+void kvd_test_dir(void);
+
+/* Runs another kvd with args (after the binary's name, NULL-terminated)
+ * to completion, bounded at 20 s; its stdout and stderr go into out.
+ * Returns its exit code, 128 if killed. */
+int kvd_run_to_end(const char *const *args, char *out, size_t outlen);
+
+/* 1 if the file at path contains needle on one line. */
+int file_has(const char *path, const char *needle);
+/* Waits (bounded, 20 s) until path contains needle. */
+int wait_file_has(const char *path, const char *needle);
+
 /* Criterion .init / .fini for every test. */
 void harness_setup(void);
 void harness_teardown(void);

@@ -34,15 +34,7 @@ static void rm_data_dir(void)
 
 static int log_has(const char *needle)
 {
-    FILE *f = fopen(g_kvd.log, "r");
-    if (!f)
-        return 0;
-    char line[1024];
-    int found = 0;
-    while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, needle) != NULL;
-    fclose(f);
-    return found;
+    return file_has(g_kvd.log, needle);
 }
 
 static void kill9(void)

@@ -26,53 +26,6 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static void make_dir(void)
-{
-    if (!g_kvd.dir[0]) {
-        strcpy(g_kvd.dir, "/tmp/kvdtest.XXXXXX");
-        cr_assert_not_null(mkdtemp(g_kvd.dir));
-    }
-}
-
-/* Runs kvd with args to completion (bounded); output to dir/out. */
-static int run_kvd(const char *const *args, char *out, size_t outlen)
-{
-    make_dir();
-    char path[300];
-    snprintf(path, sizeof path, "%s/out", g_kvd.dir);
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = KVD_PATH;
-    for (size_t i = 0; args[i] && n < 31; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) { /* no cr_assert in the child */
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(KVD_PATH, (char *const *)argv);
-        _exit(127);
-    }
-    cr_assert(pid > 0);
-    int st = -1;
-    for (int i = 0; i < 2000; i++) {
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            break;
-        sleep_ms(5);
-        if (i == 1999) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            cr_assert_fail("kvd did not finish");
-        }
-    }
-    FILE *f = fopen(path, "r");
-    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
-    out[got] = '\0';
-    if (f)
-        fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 Test(lifecycle, sigterm_answers_pipeline_in_flight)
 {
@@ -194,7 +147,7 @@ static void setenv_append(const char *name, const char *extra)
 
 Test(lifecycle, daemonize_and_pidfile)
 {
-    make_dir();
+    kvd_test_dir();
     char pidfile[300], portfile[300], logfile[300], san[300], out[4096];
     snprintf(pidfile, sizeof pidfile, "%s/kvd.pid", g_kvd.dir);
     snprintf(portfile, sizeof portfile, "%s/port", g_kvd.dir);
@@ -207,7 +160,7 @@ Test(lifecycle, daemonize_and_pidfile)
     setenv_append("TSAN_OPTIONS", san);
     const char *args[] = {"--daemonize", "--pidfile", pidfile, "--port", "0", "--port-file",
                           portfile, "--log-file", logfile, "--threads", "2", NULL};
-    int rc = run_kvd(args, out, sizeof out);
+    int rc = kvd_run_to_end(args, out, sizeof out);
     if (old_asan) setenv("ASAN_OPTIONS", old_asan, 1); else unsetenv("ASAN_OPTIONS");
     if (old_tsan) setenv("TSAN_OPTIONS", old_tsan, 1); else unsetenv("TSAN_OPTIONS");
     free(old_asan);
@@ -254,7 +207,7 @@ Test(lifecycle, daemonize_and_pidfile)
 
 Test(lifecycle, config_file_and_flags)
 {
-    make_dir();
+    kvd_test_dir();
     char conf[300];
     snprintf(conf, sizeof conf, "%s/kvd.conf", g_kvd.dir);
     FILE *f = fopen(conf, "w");
@@ -283,7 +236,7 @@ Test(lifecycle, shipped_sample_config_is_valid)
 
 Test(lifecycle, unix_socket_only)
 {
-    make_dir();
+    kvd_test_dir();
     char sock[300];
     snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
     kvd_start("--bind", "none", "--unix", sock, NULL);
@@ -303,22 +256,22 @@ Test(lifecycle, command_line_exit_codes)
 {
     char out[8192];
     const char *help[] = {"--help", NULL};
-    cr_assert_eq(run_kvd(help, out, sizeof out), 0);
+    cr_assert_eq(kvd_run_to_end(help, out, sizeof out), 0);
     cr_assert_not_null(strstr(out, "--max-frame-size"));
     cr_assert_not_null(strstr(out, "default"));
     const char *version[] = {"--version", NULL};
-    cr_assert_eq(run_kvd(version, out, sizeof out), 0);
+    cr_assert_eq(kvd_run_to_end(version, out, sizeof out), 0);
     cr_assert_not_null(strstr(out, KV_VERSION_STRING));
 
     const char *bad_flag[] = {"--no-such-flag", NULL};
-    cr_assert_eq(run_kvd(bad_flag, out, sizeof out), 2);
+    cr_assert_eq(kvd_run_to_end(bad_flag, out, sizeof out), 2);
     cr_assert_not_null(strstr(out, "no-such-flag"));
     const char *bad_value[] = {"--port", "70000", NULL};
-    cr_assert_eq(run_kvd(bad_value, out, sizeof out), 2);
+    cr_assert_eq(kvd_run_to_end(bad_value, out, sizeof out), 2);
     const char *bad_level[] = {"--log-level", "loud", NULL};
-    cr_assert_eq(run_kvd(bad_level, out, sizeof out), 2);
+    cr_assert_eq(kvd_run_to_end(bad_level, out, sizeof out), 2);
     const char *bad_size[] = {"--max-key-size", "1m", NULL};
-    cr_assert_eq(run_kvd(bad_size, out, sizeof out), 2);
+    cr_assert_eq(kvd_run_to_end(bad_size, out, sizeof out), 2);
 
     char conf[300];
     snprintf(conf, sizeof conf, "%s/bad.conf", g_kvd.dir);
@@ -326,20 +279,20 @@ Test(lifecycle, command_line_exit_codes)
     fprintf(f, "[kvd]\nno_such_key = 1\n");
     fclose(f);
     const char *bad_conf[] = {"--config", conf, NULL};
-    cr_assert_eq(run_kvd(bad_conf, out, sizeof out), 2);
+    cr_assert_eq(kvd_run_to_end(bad_conf, out, sizeof out), 2);
     cr_assert_not_null(strstr(out, "no_such_key"));
     cr_assert_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
     const char *missing_conf[] = {"--config", "/nonexistent/kvd.conf", NULL};
-    cr_assert_eq(run_kvd(missing_conf, out, sizeof out), 2);
+    cr_assert_eq(kvd_run_to_end(missing_conf, out, sizeof out), 2);
     const char *bad_bind[] = {"--bind", "not-an-address", "--port", "0", NULL};
-    cr_assert_eq(run_kvd(bad_bind, out, sizeof out), 2, "bad config: %s", out);
+    cr_assert_eq(kvd_run_to_end(bad_bind, out, sizeof out), 2, "bad config: %s", out);
     const char *nothing_to_listen_on[] = {"--bind", "none", NULL};
-    cr_assert_eq(run_kvd(nothing_to_listen_on, out, sizeof out), 2);
+    cr_assert_eq(kvd_run_to_end(nothing_to_listen_on, out, sizeof out), 2);
     cr_assert_not_null(strstr(out, "--unix"), "says what to add: %s", out);
     const char *none_and_address[] = {"--bind", "none", "--bind", "127.0.0.1", "--unix", "/tmp/x",
                                       NULL};
-    cr_assert_eq(run_kvd(none_and_address, out, sizeof out), 2);
+    cr_assert_eq(kvd_run_to_end(none_and_address, out, sizeof out), 2);
     /* valid configuration, but the server cannot start: exit 1 */
     const char *bad_port_file[] = {"--port", "0", "--port-file", "/nonexistent/dir/port", NULL};
-    cr_assert_eq(run_kvd(bad_port_file, out, sizeof out), 1, "cannot start: %s", out);
+    cr_assert_eq(kvd_run_to_end(bad_port_file, out, sizeof out), 1, "cannot start: %s", out);
 }

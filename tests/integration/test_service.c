@@ -21,86 +21,6 @@
 
 TestSuite(service, .init = harness_setup, .fini = harness_teardown, .timeout = 90);
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void make_dir(void)
-{
-    if (!g_kvd.dir[0]) {
-        strcpy(g_kvd.dir, "/tmp/kvdtest.XXXXXX");
-        cr_assert_not_null(mkdtemp(g_kvd.dir));
-    }
-}
-
-/* 1 if the file at path contains needle. */
-static int file_has(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    char line[1024];
-    int found = 0;
-    while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, needle) != NULL;
-    fclose(f);
-    return found;
-}
-
-/* Waits (bounded, 20 s) until path contains needle. */
-static int wait_file_has(const char *path, const char *needle)
-{
-    for (int i = 0; i < 2000; i++) {
-        if (file_has(path, needle))
-            return 1;
-        sleep_ms(10);
-    }
-    return 0;
-}
-
-/* Runs a second kvd with args to completion (bounded); its stdout and
- * stderr into out. Returns its exit code, 128 if killed. */
-static int run_kvd(const char *const *args, char *out, size_t outlen)
-{
-    make_dir();
-    char path[300];
-    snprintf(path, sizeof path, "%s/out", g_kvd.dir);
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = KVD_PATH;
-    for (size_t i = 0; args[i] && n < 31; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) { /* no cr_assert in the child */
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(KVD_PATH, (char *const *)argv);
-        _exit(127);
-    }
-    cr_assert(pid > 0);
-    int st = -1;
-    for (int i = 0; i < 4000; i++) {
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            break;
-        sleep_ms(5);
-        if (i == 3999) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            cr_assert_fail("kvd did not finish");
-        }
-    }
-    FILE *f = fopen(path, "r");
-    size_t got = f ? fread(out, 1, outlen - 1, f) : 0;
-    out[got] = '\0';
-    if (f)
-        fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static void assert_answers(void)
 {
     kv_client *c = test_client(NULL);
@@ -112,7 +32,7 @@ static void assert_answers(void)
 
 Test(service, sighup_reopens_the_log_file)
 {
-    make_dir();
+    kvd_test_dir();
     char log[300], rotated[300];
     snprintf(log, sizeof log, "%s/service.log", g_kvd.dir);
     snprintf(rotated, sizeof rotated, "%s/service.log.1", g_kvd.dir);
@@ -162,14 +82,14 @@ static int read_pid(const char *path)
 
 Test(service, second_kvd_with_the_same_pidfile_is_refused)
 {
-    make_dir();
+    kvd_test_dir();
     char pidfile[300], out[4096], expect[64];
     snprintf(pidfile, sizeof pidfile, "%s/kvd.pid", g_kvd.dir);
     kvd_start("--pidfile", pidfile, NULL);
     cr_assert_eq(read_pid(pidfile), g_kvd.pid);
 
     const char *args[] = {"--port", "0", "--pidfile", pidfile, NULL};
-    int rc = run_kvd(args, out, sizeof out);
+    int rc = kvd_run_to_end(args, out, sizeof out);
     cr_assert_eq(rc, 1, "exit 1: %s", out);
     snprintf(expect, sizeof expect, "kvd: already running (pid %d)", (int)g_kvd.pid);
     cr_assert(strstr(out, expect), "says who runs: %s", out);
@@ -181,7 +101,7 @@ Test(service, second_kvd_with_the_same_pidfile_is_refused)
 
 Test(service, stale_pidfile_is_taken_over)
 {
-    make_dir();
+    kvd_test_dir();
     char pidfile[300];
     snprintf(pidfile, sizeof pidfile, "%s/kvd.pid", g_kvd.dir);
     FILE *f = fopen(pidfile, "w");
@@ -196,13 +116,13 @@ Test(service, stale_pidfile_is_taken_over)
 
 Test(service, live_unix_socket_is_not_taken_over)
 {
-    make_dir();
+    kvd_test_dir();
     char sock[300], out[4096];
     snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
     kvd_start("--unix", sock, NULL);
 
     const char *args[] = {"--port", "0", "--unix", sock, NULL};
-    int rc = run_kvd(args, out, sizeof out);
+    int rc = kvd_run_to_end(args, out, sizeof out);
     cr_assert_eq(rc, 1, "refused: %s", out);
     cr_assert(strstr(out, "in use by a running server"), "%s", out);
     kv_client *c = test_unix_client(sock); /* still the first kvd's */
@@ -214,7 +134,7 @@ Test(service, live_unix_socket_is_not_taken_over)
 
 Test(service, stale_unix_socket_is_replaced)
 {
-    make_dir();
+    kvd_test_dir();
     char sock[300];
     snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
     /* bound, never listening, closed: what a crashed server leaves */
@@ -232,7 +152,7 @@ Test(service, stale_unix_socket_is_replaced)
 
 Test(service, unix_socket_replaced_by_another_is_left_at_exit)
 {
-    make_dir();
+    kvd_test_dir();
     char sock[300], moved[300];
     snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
     snprintf(moved, sizeof moved, "%s/kvd.sock.old", g_kvd.dir);
@@ -252,7 +172,7 @@ Test(service, unix_socket_replaced_by_another_is_left_at_exit)
 
 Test(service, unix_perm_sets_the_socket_mode)
 {
-    make_dir();
+    kvd_test_dir();
     char sock[300];
     snprintf(sock, sizeof sock, "%s/kvd.sock", g_kvd.dir);
     kvd_start("--unix", sock, "--unix-perm", "700", NULL);
@@ -271,9 +191,9 @@ Test(service, unix_perm_sets_the_socket_mode)
 
     char out[4096];
     const char *bad[] = {"--port", "0", "--unix", sock, "--unix-perm", "800", NULL};
-    cr_assert_eq(run_kvd(bad, out, sizeof out), 2, "not octal: %s", out);
+    cr_assert_eq(kvd_run_to_end(bad, out, sizeof out), 2, "not octal: %s", out);
     const char *alone[] = {"--port", "0", "--unix-perm", "700", NULL};
-    cr_assert_eq(run_kvd(alone, out, sizeof out), 2, "without --unix: %s", out);
+    cr_assert_eq(kvd_run_to_end(alone, out, sizeof out), 2, "without --unix: %s", out);
 }
 
 /* ---- protected mode ----------------------------------------------------------- */
@@ -282,7 +202,7 @@ Test(service, protected_mode_refuses_wildcard_without_password)
 {
     char out[4096];
     const char *args[] = {"--port", "0", "--bind", "0.0.0.0", NULL};
-    cr_assert_eq(run_kvd(args, out, sizeof out), 2, "%s", out);
+    cr_assert_eq(kvd_run_to_end(args, out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "protected mode"), "explains why: %s", out);
     cr_assert(strstr(out, "--protected-mode no"), "and the way out: %s", out);
 
@@ -317,7 +237,7 @@ static void write_file(const char *path, const char *text)
 
 Test(service, password_file)
 {
-    make_dir();
+    kvd_test_dir();
     char pw[300], empty[300], out[4096];
     snprintf(pw, sizeof pw, "%s/pw", g_kvd.dir);
     snprintf(empty, sizeof empty, "%s/empty", g_kvd.dir);
@@ -346,12 +266,12 @@ Test(service, password_file)
     kvd_stop();
 
     const char *a1[] = {"--port", "0", "--password-file", empty, NULL};
-    cr_assert_eq(run_kvd(a1, out, sizeof out), 2, "empty: %s", out);
+    cr_assert_eq(kvd_run_to_end(a1, out, sizeof out), 2, "empty: %s", out);
     cr_assert(strstr(out, "empty"), "%s", out);
     const char *a2[] = {"--port", "0", "--password-file", "/nonexistent/pw", NULL};
-    cr_assert_eq(run_kvd(a2, out, sizeof out), 2, "missing: %s", out);
+    cr_assert_eq(kvd_run_to_end(a2, out, sizeof out), 2, "missing: %s", out);
     const char *a3[] = {"--port", "0", "--password-file", pw, "--password", "x", NULL};
-    cr_assert_eq(run_kvd(a3, out, sizeof out), 2, "both: %s", out);
+    cr_assert_eq(kvd_run_to_end(a3, out, sizeof out), 2, "both: %s", out);
 }
 
 /* ---- what the log says about the data ----------------------------------------- */
@@ -378,7 +298,7 @@ Test(service, log_says_in_memory_and_keys_discarded)
 
 Test(service, log_says_data_dir_and_keys_saved)
 {
-    make_dir();
+    kvd_test_dir();
     char data[300], line[400];
     snprintf(data, sizeof data, "%s/data", g_kvd.dir);
     cr_assert_eq(mkdir(data, 0755), 0);
@@ -407,7 +327,7 @@ Test(service, daemonize_reports_a_busy_port_before_detaching)
     char port[16], out[4096], expect[96];
     snprintf(port, sizeof port, "%d", g_kvd.port);
     const char *args[] = {"--daemonize", "--bind", "127.0.0.1", "--port", port, NULL};
-    int rc = run_kvd(args, out, sizeof out);
+    int rc = kvd_run_to_end(args, out, sizeof out);
     cr_assert_neq(rc, 0, "exit non-zero: %s", out);
     snprintf(expect, sizeof expect, "kvd: error: cannot listen on 127.0.0.1 port %d", g_kvd.port);
     cr_assert(strstr(out, expect), "says why on stderr: %s", out);

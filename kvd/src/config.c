@@ -58,6 +58,9 @@ static const opt_def opts[] = {
     {"protected-mode", OPT_YESNO, OFF(protected_mode), "yes|no",
      "refuse to start listening on a non-loopback address (0.0.0.0, ::, a LAN address) without a password (default yes)"},
     {"port", OPT_PORT, OFF(port), "N", "TCP port, 0 = ephemeral (default 7379)"},
+    {"resp-port", OPT_PORT, OFF(resp_port), "N",
+     "also listen on port N (same addresses) for the Redis protocol only, e.g. 6379 for a "
+     "drop-in replacement; the main port speaks it too (default none)"},
     {"port-file", OPT_STR, OFF(port_file), "PATH",
      "write the bound TCP port to this file once listening, 0 with --bind none (default none)"},
     {"unix", OPT_STR, OFF(unix_path), "PATH",
@@ -72,7 +75,7 @@ static const opt_def opts[] = {
     {"max-connections", OPT_SIZE, OFF(max_connections), "N",
      "refuse connections above this with BUSY, 0 = unlimited (default 10000); lowered, with a warning, to what the open-file limit allows after raising its soft value"},
     {"max-frame-size", OPT_SIZE, OFF(max_frame_size), "BYTES",
-     "largest request frame body (default 64M+64K = 67174400)"},
+     "largest request (frame body, or Redis command), below 672m (default 64M+64K = 67174400)"},
     {"max-output-buffer", OPT_SIZE, OFF(max_output_buffer), "BYTES",
      "per-connection unsent output: reading pauses at half, disconnect above (default 64M)"},
     {"max-client-memory", OPT_SIZE, OFF(max_client_memory), "BYTES",
@@ -110,6 +113,7 @@ static void config_defaults(kvd_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->port = KV_PROTO_DEFAULT_PORT;
+    cfg->resp_port = -1;
     cfg->unix_perm = -1;
     cfg->protected_mode = 1;
     cfg->max_connections = 10000;
@@ -426,8 +430,10 @@ int kvd_config_addr_is_loopback(const char *text)
 static int validate(kvd_config *cfg)
 {
     const char *msg = NULL;
-    if (cfg->max_frame_size < 16 || cfg->max_frame_size > KV_PROTO_LIMIT_MAX_FRAME)
-        msg = "max-frame-size must be 16..4294967295";
+    if (cfg->max_frame_size < 16 || cfg->max_frame_size >= KVD_MAX_FRAME_SIZE)
+        msg = "max-frame-size must be below 672m (704643072 bytes): a larger frame's length prefix "
+              "could begin with '*' or a letter, which is how kvd tells the Redis protocol "
+              "and HTTP from its own frames";
     else if (cfg->max_key_size < 1 || cfg->max_key_size > KV_LIMIT_MAX_KEY_SIZE)
         msg = "max-key-size must be 1..65536";
     else if (cfg->max_value_size > KV_LIMIT_MAX_VALUE_SIZE)

@@ -579,7 +579,7 @@ static void describe_peer(kvd_conn *c, int fd)
     }
 }
 
-void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
+void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject, int protocol)
 {
     kvd_server *s = w->server;
     kvd_conn *c = calloc(1, sizeof *c);
@@ -592,6 +592,9 @@ void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
     c->w = w;
     c->is_unix = is_unix ? 1 : 0;
     c->counted = reject ? 0 : 1;
+    c->fe = kvd_frontend_for(protocol);
+    if (c->fe)
+        c->sess.protocol = c->fe->protocol;
     c->sess.native_version = KV_PROTO_VERSION;
     c->sess.resp_version = 2;
     c->sess.client_id = atomic_fetch_add_explicit(&next_client_id, 1, memory_order_relaxed);
@@ -628,8 +631,8 @@ void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
     if (reject) {
         kvd_info("%s: refused, too many connections", c->peer);
         c->fatal = 1;
-        /* The protocol is not known yet: kvd's own frames. */
-        if (kvd_fe_native.fatal(c, NULL, 0, KV_BUSY, "too many connections") != 0) {
+        /* The protocol may not be known yet: then kvd's own frames. */
+        if (frontend(c)->fatal(c, NULL, 0, KV_BUSY, "too many connections") != 0) {
             kvd_conn_close(c);
             return;
         }

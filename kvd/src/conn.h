@@ -88,8 +88,9 @@ typedef struct kvd_conn {
 } kvd_conn;
 
 /* Adopts an accepted socket on worker w (its thread). reject: answer
- * KV_BUSY and close. On failure closes fd. */
-void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject);
+ * KV_BUSY and close. protocol: a dedicated port's KVD_PROTOCOL_*, or -1
+ * (the first bytes decide). On failure closes fd. */
+void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject, int protocol);
 
 /* The server is stopping: answer the complete requests already received,
  * flush, then close. */

@@ -146,12 +146,36 @@ static int r_ok(kvd_reply *r, const char *word)
     return put(r, "\r\n", 2);
 }
 
-static int r_integer(kvd_reply *r, int64_t v) { return putf(r, ":%" PRId64 "\r\n", v); }
-static int r_uinteger(kvd_reply *r, uint64_t v) { return putf(r, ":%" PRIu64 "\r\n", v); }
+/* "<c><v>\r\n" without printf: replies to GET and SET need one each. */
+static int put_header(kvd_reply *r, char c, int neg, uint64_t v)
+{
+    char buf[24];
+    size_t i = sizeof buf;
+    buf[--i] = '\n';
+    buf[--i] = '\r';
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (neg)
+        buf[--i] = '-';
+    buf[--i] = c;
+    return put(r, buf + i, sizeof buf - i);
+}
+
+static int r_integer(kvd_reply *r, int64_t v)
+{
+    return put_header(r, ':', v < 0, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+}
+static int r_uinteger(kvd_reply *r, uint64_t v) { return put_header(r, ':', 0, v); }
 
 static int r_bytes(kvd_reply *r, const void *p, size_t n)
 {
-    putf(r, "$%zu\r\n", n);
+    if (r->err)
+        return r->err;
+    if (kv_proto_buf_reserve(r->out, n + 32) != KV_OK)
+        return r->err = KV_NO_MEMORY;
+    put_header(r, '$', 0, n);
     put(r, p, n);
     return put(r, "\r\n", 2);
 }
@@ -174,10 +198,10 @@ static int r_boolean(kvd_reply *r, int v)
 
 static int r_text(kvd_reply *r, const char *s, size_t n) { return r_bytes(r, s, n); }
 static int r_word(kvd_reply *r, const char *s) { return r_ok(r, s); }
-static int r_array(kvd_reply *r, size_t n) { return putf(r, "*%zu\r\n", n); }
+static int r_array(kvd_reply *r, size_t n) { return put_header(r, '*', 0, n); }
 static int r_map(kvd_reply *r, size_t n)
 {
-    return r->resp3 ? putf(r, "%%%zu\r\n", n) : putf(r, "*%zu\r\n", 2 * n);
+    return r->resp3 ? put_header(r, '%', 0, n) : put_header(r, '*', 0, 2 * (uint64_t)n);
 }
 
 static int r_versioned(kvd_reply *r, const void *p, size_t n, uint64_t version)
@@ -559,38 +583,39 @@ static int to_u64(const kv_key *a, uint64_t *v)
 
 typedef struct resp_command {
     const char *name;
+    size_t len;
     int kind;
     int min, max; /* argument counts including the name; max -1: any */
 } resp_command;
 
 static const resp_command table[] = {
-    {"PING", KVD_CMD_PING, 1, 2},       {"ECHO", KVD_CMD_ECHO, 2, 2},
-    {"HELLO", KVD_CMD_HELLO, 1, -1},    {"AUTH", KVD_CMD_AUTH, 2, 3},
-    {"SELECT", KVD_CMD_SELECT, 2, 2},   {"QUIT", KVD_CMD_QUIT, 1, -1},
-    {"CLIENT", KVD_CMD_CLIENT, 2, -1},  {"COMMAND", KVD_CMD_COMMAND, 1, -1},
-    {"INFO", KVD_CMD_INFO, 1, -1},      {"CONFIG", KVD_CMD_CONFIG, 2, -1},
-    {"DBSIZE", KVD_CMD_DBSIZE, 1, 1},   {"FLUSHDB", KVD_CMD_FLUSHDB, 1, 2},
-    {"FLUSHALL", KVD_CMD_FLUSHDB, 1, 2}, {"GET", KVD_CMD_GET, 2, 2},
-    {"SET", KVD_CMD_SET, 3, -1},        {"GETSET", KVD_CMD_GETSET, 3, 3},
-    {"GETDEL", KVD_CMD_GETDEL, 2, 2},   {"SETNX", KVD_CMD_MSETNX, 3, 3},
-    {"MGET", KVD_CMD_MGET, 2, -1},      {"MSET", KVD_CMD_MSET, 3, -1},
-    {"MSETNX", KVD_CMD_MSETNX, 3, -1},  {"DEL", KVD_CMD_DEL, 2, -1},
-    {"UNLINK", KVD_CMD_DEL, 2, -1},     {"EXISTS", KVD_CMD_EXISTS, 2, -1},
-    {"STRLEN", KVD_CMD_STRLEN, 2, 2},   {"APPEND", KVD_CMD_APPEND, 3, 3},
-    {"INCR", KVD_CMD_INCRBY, 2, 2},     {"DECR", KVD_CMD_INCRBY, 2, 2},
-    {"INCRBY", KVD_CMD_INCRBY, 3, 3},   {"DECRBY", KVD_CMD_INCRBY, 3, 3},
-    {"INCRBYFLOAT", KVD_CMD_INCRBYFLOAT, 3, 3},
-    {"SCAN", KVD_CMD_SCAN, 2, -1},      {"KEYS", KVD_CMD_KEYS, 2, 2},
-    {"TYPE", KVD_CMD_TYPE, 2, 2},       {"RENAME", KVD_CMD_RENAME, 3, 3},
-    {"MULTI", KVD_CMD_MULTI, 1, 1},     {"EXEC", KVD_CMD_EXEC, 1, 1},
-    {"DISCARD", KVD_CMD_DISCARD, 1, 1}, {"WATCH", KVD_CMD_WATCH, 2, -1},
-    {"UNWATCH", KVD_CMD_UNWATCH, 1, 1},
+    {"PING", 4, KVD_CMD_PING, 1, 2},       {"ECHO", 4, KVD_CMD_ECHO, 2, 2},
+    {"HELLO", 5, KVD_CMD_HELLO, 1, -1},    {"AUTH", 4, KVD_CMD_AUTH, 2, 3},
+    {"SELECT", 6, KVD_CMD_SELECT, 2, 2},   {"QUIT", 4, KVD_CMD_QUIT, 1, -1},
+    {"CLIENT", 6, KVD_CMD_CLIENT, 2, -1},  {"COMMAND", 7, KVD_CMD_COMMAND, 1, -1},
+    {"INFO", 4, KVD_CMD_INFO, 1, -1},      {"CONFIG", 6, KVD_CMD_CONFIG, 2, -1},
+    {"DBSIZE", 6, KVD_CMD_DBSIZE, 1, 1},   {"FLUSHDB", 7, KVD_CMD_FLUSHDB, 1, 2},
+    {"FLUSHALL", 8, KVD_CMD_FLUSHDB, 1, 2}, {"GET", 3, KVD_CMD_GET, 2, 2},
+    {"SET", 3, KVD_CMD_SET, 3, -1},        {"GETSET", 6, KVD_CMD_GETSET, 3, 3},
+    {"GETDEL", 6, KVD_CMD_GETDEL, 2, 2},   {"SETNX", 5, KVD_CMD_MSETNX, 3, 3},
+    {"MGET", 4, KVD_CMD_MGET, 2, -1},      {"MSET", 4, KVD_CMD_MSET, 3, -1},
+    {"MSETNX", 6, KVD_CMD_MSETNX, 3, -1},  {"DEL", 3, KVD_CMD_DEL, 2, -1},
+    {"UNLINK", 6, KVD_CMD_DEL, 2, -1},     {"EXISTS", 6, KVD_CMD_EXISTS, 2, -1},
+    {"STRLEN", 6, KVD_CMD_STRLEN, 2, 2},   {"APPEND", 6, KVD_CMD_APPEND, 3, 3},
+    {"INCR", 4, KVD_CMD_INCRBY, 2, 2},     {"DECR", 4, KVD_CMD_INCRBY, 2, 2},
+    {"INCRBY", 6, KVD_CMD_INCRBY, 3, 3},   {"DECRBY", 6, KVD_CMD_INCRBY, 3, 3},
+    {"INCRBYFLOAT", 11, KVD_CMD_INCRBYFLOAT, 3, 3},
+    {"SCAN", 4, KVD_CMD_SCAN, 2, -1},      {"KEYS", 4, KVD_CMD_KEYS, 2, 2},
+    {"TYPE", 4, KVD_CMD_TYPE, 2, 2},       {"RENAME", 6, KVD_CMD_RENAME, 3, 3},
+    {"MULTI", 5, KVD_CMD_MULTI, 1, 1},     {"EXEC", 4, KVD_CMD_EXEC, 1, 1},
+    {"DISCARD", 7, KVD_CMD_DISCARD, 1, 1}, {"WATCH", 5, KVD_CMD_WATCH, 2, -1},
+    {"UNWATCH", 7, KVD_CMD_UNWATCH, 1, 1},
 };
 
 static const resp_command *lookup(const kv_key *name)
 {
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (eq(name, table[i].name))
+        if (name->len == table[i].len && strncasecmp(name->data, table[i].name, name->len) == 0)
             return &table[i];
     return NULL;
 }

@@ -43,6 +43,16 @@ const kvd_frontend *kvd_frontend_detect(const uint8_t *p, size_t len)
     return is_http(p, i) ? &kvd_fe_http_refusal : &kvd_fe_resp;
 }
 
+const kvd_frontend *kvd_frontend_for(int protocol)
+{
+    switch (protocol) {
+    case KVD_PROTOCOL_NATIVE: return &kvd_fe_native;
+    case KVD_PROTOCOL_RESP: return &kvd_fe_resp;
+    case KVD_PROTOCOL_HTTP: return &kvd_fe_http_refusal;
+    default: return NULL;
+    }
+}
+
 /* ---- the HTTP refusal ------------------------------------------------------ */
 
 static const char http_reply_body[] =

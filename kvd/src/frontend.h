@@ -57,13 +57,16 @@ extern const kvd_frontend kvd_fe_native;
 extern const kvd_frontend kvd_fe_resp;
 extern const kvd_frontend kvd_fe_http_refusal;
 
+/* The front-end of a listener dedicated to one protocol (KVD_PROTOCOL_*),
+ * or NULL for -1: chosen by the first bytes. */
+const kvd_frontend *kvd_frontend_for(int protocol);
+
 /* The front-end for a connection whose first bytes are p[0..len) (len >
  * 0): RESP for '*' or an inline command (a line starting with a letter),
  * the HTTP refusal for an HTTP request line, else kvd's own frames. A frame's length prefix can never
  * start with '*' or a letter while the frame limit is below
- * KVD_NATIVE_FIRST_BYTE_LIMIT (checked at start-up). NULL: not decidable
- * yet (a letter with too few bytes to tell HTTP from inline RESP). */
-#define KVD_NATIVE_FRAME_LIMIT ((size_t)0x2A000000) /* 704 MiB: '*' << 24 */
+ * KVD_MAX_FRAME_SIZE (config.h, checked at start-up). NULL: not decidable
+ * yet (a letter, and the first line is not complete). */
 const kvd_frontend *kvd_frontend_detect(const uint8_t *p, size_t len);
 
 #endif /* KVD_FRONTEND_H */

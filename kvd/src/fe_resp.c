@@ -70,8 +70,18 @@ static void resp_release(kvd_conn *c)
     c->fe_state = NULL;
 }
 
+/* After each message; a big one's argument arrays are given back. */
+#define KEEP_ARGS 1024
 static void state_reset(resp_state *s)
 {
+    if (s->cap > KEEP_ARGS) {
+        free(s->off);
+        free(s->len);
+        free(s->argv);
+        s->off = s->len = NULL;
+        s->argv = NULL;
+        s->cap = s->argv_cap = 0;
+    }
     s->pos = 0;
     s->n = -1;
     s->i = 0;
@@ -812,28 +822,11 @@ static void unknown_message(const kv_key *argv, size_t argc, char *buf, size_t s
                               (const char *)argv[i].data);
 }
 
-static int resp_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clock)
+/* Runs the command in argv[0..argc). */
+static int run_args(kvd_conn *c, const kv_key *argv, size_t argc, size_t len, uint64_t *clock)
 {
-    resp_state *s = c->fe_state;
-    size_t argc = (size_t)s->i;
     kvd_reply r;
     resp_reply_init(c, &r, 0);
-    kv_proto_arena_reset(&c->arena);
-    state_reset(s);
-    if (argc == 0) {
-        *clock = uv_hrtime();
-        return 0; /* an empty line or *0: nothing to answer, as Redis */
-    }
-    if (s->argv_cap < argc) {
-        kv_key *v = realloc(s->argv, argc * sizeof *v);
-        if (!v)
-            return -1;
-        s->argv = v;
-        s->argv_cap = argc;
-    }
-    for (size_t i = 0; i < argc; i++)
-        s->argv[i] = (kv_key){msg + s->off[i], s->len[i]};
-    const kv_key *argv = s->argv;
     const resp_command *rc = lookup(&argv[0]);
     char buf[512];
     if (!rc) {
@@ -864,6 +857,32 @@ static int resp_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clock
         return kvd_cmd_refuse(c, rc->kind, &r, st, err);
     }
     return kvd_cmd_execute(c, &cmd, &r, clock);
+}
+
+static int resp_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clock)
+{
+    resp_state *s = c->fe_state;
+    size_t argc = (size_t)s->i;
+    int rc = 0;
+    kv_proto_arena_reset(&c->arena);
+    if (s->argv_cap < argc) {
+        kv_key *v = realloc(s->argv, argc * sizeof *v);
+        if (v) {
+            s->argv = v;
+            s->argv_cap = argc;
+        }
+    }
+    if (argc == 0) {
+        *clock = uv_hrtime(); /* an empty line or *0: nothing to answer, as Redis */
+    } else if (s->argv_cap < argc) {
+        rc = -1; /* out of memory */
+    } else {
+        for (size_t i = 0; i < argc; i++)
+            s->argv[i] = (kv_key){msg + s->off[i], s->len[i]};
+        rc = run_args(c, s->argv, argc, len, clock);
+    }
+    state_reset(s);
+    return rc;
 }
 
 const kvd_frontend kvd_fe_resp = {

@@ -384,29 +384,34 @@ static int protocol_error(kvd_conn *c, const char *what)
     return KVD_MSG_FATAL;
 }
 
-/* Reads "<c><integer>\r\n" at p[pos..len). 1: done (*v, *pos moved), 0:
- * incomplete, -1: malformed. */
+/* Reads "<c><integer>\r\n" at p[pos..len) (an optional '-', then at
+ * most 18 digits). 1: done (*v, *pos moved), 0: incomplete, -1:
+ * malformed. */
 static int read_header(const uint8_t *p, size_t len, size_t *pos, int64_t *v)
 {
-    size_t i = *pos + 1, end = *pos + RESP_MAX_HEADER;
-    while (i < len && i < end && p[i] != '\r')
+    size_t i = *pos + 1;
+    int neg = 0;
+    if (i < len && p[i] == '-') {
+        neg = 1;
         i++;
-    if (i >= end)
+    }
+    size_t digits = i;
+    int64_t x = 0;
+    while (i < len && p[i] >= '0' && p[i] <= '9') {
+        if (i - digits >= 18)
+            return -1;
+        x = x * 10 + (p[i] - '0');
+        i++;
+    }
+    if (i == len)
+        return i - *pos < RESP_MAX_HEADER ? 0 : -1;
+    if (i == digits || p[i] != '\r')
         return -1;
-    if (i + 1 >= len)
+    if (i + 1 == len)
         return 0;
     if (p[i + 1] != '\n')
         return -1;
-    char buf[RESP_MAX_HEADER];
-    size_t n = i - *pos - 1;
-    memcpy(buf, p + *pos + 1, n);
-    buf[n] = 0;
-    char *e;
-    errno = 0;
-    long long x = strtoll(buf, &e, 10);
-    if (n == 0 || *e || errno)
-        return -1;
-    *v = x;
+    *v = neg ? -x : x;
     *pos = i + 2;
     return 1;
 }

@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "conn_internal.h"
 #include "log.h"
+#include "repl/repl.h"
 
 #define AUTH_MAX_FAILURES 5
 
@@ -141,13 +142,15 @@ int kvd_cmd_refuse(kvd_conn *c, int kind, kvd_reply *r, int status, const char *
 int kvd_cmd_execute(kvd_conn *c, const kvd_cmd *cmd, kvd_reply *r, uint64_t *clock)
 {
     kvd_server *s = c->w->server;
-    kvd_exec x = {.c = c, .sess = &c->sess, .cmd = cmd, .r = r, .st = s->store};
+    kvd_exec x = {.c = c, .srv = s, .sess = &c->sess, .cmd = cmd, .r = r, .st = s->store};
     int kind = cmd->kind;
     int rc;
     if (kvd_cmd_needs_auth(c, kind)) {
         rc = r->ops->error(r, KV_AUTH_REQUIRED, "authenticate with AUTH first");
     } else if (c->sess.in_multi && !(kvd_cmd_flags(kind) & KVD_CF_NOQUEUE)) {
         rc = kvd__multi_queue(&x);
+    } else if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_WRITE)) {
+        rc = kvd_repl_submit(&x); /* run on every node once committed */
     } else {
         rc = kvd__cmd_run(&x);
     }

@@ -239,7 +239,8 @@ struct kvd_reply {
 
 /* What a command runs with. */
 typedef struct kvd_exec {
-    struct kvd_conn *c;
+    struct kvd_conn *c;   /* NULL when a cluster node applies a log entry */
+    struct kvd_server *srv;
     kvd_session *sess;
     const kvd_cmd *cmd;
     kvd_reply *r;

@@ -34,7 +34,7 @@ static int fail(kvd_exec *x, int rc)
 
 static size_t max_response(const kvd_exec *x)
 {
-    return x->c->w->server->max_response;
+    return x->srv->max_response;
 }
 
 static int too_large(kvd_exec *x, const char *what)

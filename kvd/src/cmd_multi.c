@@ -142,7 +142,7 @@ int kvd__multi_queue(kvd_exec *x)
     }
     size_t size = cmd_bytes(x->cmd);
     if (m->n >= KVD_MULTI_MAX_COMMANDS ||
-        m->bytes + size > x->c->w->server->cfg->max_frame_size) {
+        m->bytes + size > x->srv->cfg->max_frame_size) {
         m->refused = 1;
         return r->ops->error(r, KV_INVALID_ARGUMENT,
                              "MULTI queue too large (EXEC will refuse it; DISCARD it)");
@@ -249,8 +249,8 @@ static int cmd_exec(kvd_exec *x)
         }
         r->ops->array(r, m->n);
         for (size_t i = 0; i < m->n; i++) {
-            kvd_exec q = {.c = x->c, .sess = x->sess, .cmd = m->queue[i], .r = r, .st = x->st,
-                          .txn = t};
+            kvd_exec q = {.c = x->c, .srv = x->srv, .sess = x->sess, .cmd = m->queue[i], .r = r,
+                          .st = x->st, .txn = t};
             if (kvd__cmd_run(&q) < 0) {
                 kv_txn_abort(t);
                 rc = -1;

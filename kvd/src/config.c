@@ -58,6 +58,13 @@ static const opt_def opts[] = {
     {"protected-mode", OPT_YESNO, OFF(protected_mode), "yes|no",
      "refuse to start listening on a non-loopback address (0.0.0.0, ::, a LAN address) without a password (default yes)"},
     {"port", OPT_PORT, OFF(port), "N", "TCP port, 0 = ephemeral (default 7379)"},
+    {"node-id", OPT_INT, OFF(node_id), "N",
+     "cluster: this node's id, 1..1024 (with --raft-addr and --cluster)"},
+    {"raft-addr", OPT_STR, OFF(raft_addr), "HOST:PORT",
+     "cluster: the address this node's Raft listens on and peers reach it at"},
+    {"cluster", OPT_STR, OFF(cluster), "ID@HOST:PORT,...",
+     "cluster: every node's id and Raft address; bootstraps a new cluster once, later starts "
+     "rejoin from --data-dir (default none: a single server)"},
     {"resp-port", OPT_PORT, OFF(resp_port), "N",
      "also listen on port N (same addresses) for the Redis protocol only, e.g. 6379 for a "
      "drop-in replacement; the main port speaks it too (default none)"},
@@ -478,6 +485,16 @@ static int validate(kvd_config *cfg)
     }
     if (cfg->unix_perm >= 0 && !cfg->unix_path) {
         fprintf(stderr, "kvd: error: --unix-perm without --unix\n");
+        return -1;
+    }
+    int cluster_opts = (cfg->node_id != 0) + (cfg->raft_addr != NULL) + (cfg->cluster != NULL);
+    if (cluster_opts != 0 && cluster_opts != 3) {
+        fprintf(stderr, "kvd: error: a cluster node needs all of --node-id, --raft-addr and "
+                        "--cluster\n");
+        return -1;
+    }
+    if (cfg->cluster && !cfg->data_dir) {
+        fprintf(stderr, "kvd: error: a cluster node needs --data-dir (its Raft log lives there)\n");
         return -1;
     }
     if (cfg->password && !cfg->password[0]) {

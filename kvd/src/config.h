@@ -43,6 +43,9 @@ typedef struct kvd_config {
     uint64_t max_keys;
     size_t initial_capacity;
     char *data_dir;             /* NULL: in memory only                   */
+    int node_id;                /* cluster: this node's id (1..1024)      */
+    char *raft_addr;            /* cluster: HOST:PORT for Raft traffic     */
+    char *cluster;              /* cluster: ID@HOST:PORT,... or NULL       */
     int fsync;                  /* kv_fsync                               */
     size_t snapshot_log_size;   /* snapshot when the log grew this much   */
     unsigned snapshot_interval; /* seconds; 0 = never by time             */

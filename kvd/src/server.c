@@ -37,6 +37,7 @@
 #include "conn.h"
 #include "conn_internal.h"
 #include "log.h"
+#include "repl/repl.h"
 
 #define KVD_GRACE_MS 3000
 #define ACCEPT_BATCH 64
@@ -64,7 +65,9 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
     c.max_keys = cfg->max_keys;
     if (cfg->initial_capacity)
         c.initial_capacity = cfg->initial_capacity;
-    c.dir = cfg->data_dir;
+    /* A cluster node's durability is its Raft log (repl/): the store
+     * itself stays in memory and is rebuilt from the log at start. */
+    c.dir = cfg->cluster ? NULL : cfg->data_dir;
     c.fsync = cfg->fsync;
     c.wait_durable = 0;
     c.snapshot_log_bytes = cfg->snapshot_log_size;
@@ -79,6 +82,11 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
         return -1;
     }
     static const char *policy[] = {"everysec", "always", "no"};
+    if (cfg->cluster) {
+        kvd_info("cluster node: data in %s/raft (Raft's log), the store rebuilt from it",
+                 cfg->data_dir ? cfg->data_dir : "?");
+        return 0;
+    }
     if (!cfg->data_dir) {
         kvd_info("in memory only: data is lost when kvd stops (--data-dir DIR keeps it)");
         return 0;
@@ -173,6 +181,8 @@ void kvd_worker_unhold(kvd_worker *w, kvd_conn *c)
 static void on_durable(uv_async_t *a)
 {
     kvd_worker *w = a->data;
+    if (w->server->repl)
+        kvd_repl_drain(w); /* proposals applied by the cluster */
     kvd_conn *next;
     for (kvd_conn *c = w->held; c; c = next) {
         next = c->held_next;
@@ -407,6 +417,7 @@ static int workers_start(kvd_server *s)
         w->reclaim.data = w;
         uv_timer_start(&w->reclaim, on_reclaim, RECLAIM_MS, RECLAIM_MS);
         pthread_mutex_init(&w->lock, NULL);
+        pthread_mutex_init(&w->repl_mu, NULL);
         atomic_init(&w->stop, 0);
         rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc != 0) {
@@ -422,6 +433,7 @@ static int workers_start(kvd_server *s)
             uv_run(&w->loop, UV_RUN_DEFAULT);
             uv_loop_close(&w->loop);
             pthread_mutex_destroy(&w->lock);
+            pthread_mutex_destroy(&w->repl_mu);
             s->nworkers = i;
             return -1;
         }
@@ -452,6 +464,7 @@ static void workers_stop_and_join(kvd_server *s)
         w->queue = NULL;
         w->nqueue = 0;
         pthread_mutex_destroy(&w->lock);
+        pthread_mutex_destroy(&w->repl_mu);
     }
 }
 
@@ -801,6 +814,8 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
 
     if (workers_start(s) != 0)
         return -1;
+    if (cfg->cluster && kvd_repl_start(s) != 0)
+        return -1;
     if (s->durable)
         kv_set_durable_callback(s->store, durable_notify, s);
     fit_fd_limit(s); /* before the acceptor loop runs */
@@ -818,6 +833,9 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
 int kvd_server_run(kvd_server *s)
 {
     uv_run(s->loop, UV_RUN_DEFAULT);
+    /* Proposals in flight get a grace period to commit while the
+     * workers answer what they received. */
+    kvd_repl_begin_stop(s->repl);
     workers_stop_and_join(s);
     s->served = 1;
     kvd_info("stopped");
@@ -826,7 +844,10 @@ int kvd_server_run(kvd_server *s)
 
 void kvd_server_cleanup(kvd_server *s)
 {
+    kvd_repl_begin_stop(s->repl);
     workers_stop_and_join(s);
+    kvd_repl_end(s->repl);
+    s->repl = NULL;
     if (s->store && s->durable)
         kv_set_durable_callback(s->store, NULL, NULL);
     if (s->loop) {

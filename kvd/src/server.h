@@ -52,6 +52,8 @@ typedef struct kvd_worker {
     atomic_int stop;       /* set by the main thread                    */
     int wakeup_closed;     /* under lock: no more uv_async_send         */
     atomic_int evict_req;  /* another loop asks: free client memory     */
+    pthread_mutex_t repl_mu;             /* protects repl_done only     */
+    struct kvd_repl_wait *repl_done;     /* applied proposals (cluster) */
     _Atomic uint64_t biggest; /* largest connection's buffers here, as
                                  last seen (relaxed; a hint for others) */
     int stopping;          /* this loop has begun stopping              */
@@ -107,6 +109,7 @@ typedef struct kvd_server {
     size_t preauth_max_frame; /* frame limit before AUTH (password set) */
     size_t max_response;    /* largest multi-value result (MGET, TXN, SCAN) */
     int durable;            /* the store has a data directory           */
+    struct kvd_repl *repl;  /* a cluster node's Raft side, or NULL      */
     int served;             /* kvd_server_run() ran: log the keys at exit */
     _Atomic uint64_t durable_rev; /* set by the store's log thread      */
     atomic_int durable_status;    /* KV_OK, or the log's failure        */

@@ -87,6 +87,8 @@ KV_API int kv_version_number(void);
     XX(AUTH_FAILED, 33, "authentication failed")                              \
     XX(FRAME_TOO_LARGE, 34, "frame larger than the server allows")            \
     XX(BUSY, 35, "server busy: too many connections")                         \
+    XX(NOT_LEADER, 36, "not the cluster's leader")                            \
+    XX(UNKNOWN_OUTCOME, 37, "outcome unknown: the leader changed before the write was known to be committed") \
     XX(IO, 40, "I/O error")                                                   \
     XX(TIMEOUT, 41, "timed out")                                              \
     XX(CLOSED, 42, "connection closed")                                       \

@@ -1,0 +1,310 @@
+/*
+ * entry.c - the Raft entry format of a write command (entry.h).
+ *
+ * Little-endian, fixed fields then length-prefixed byte strings:
+ *   u8 format (1), u32 length (of the entry without its padding: Raft's
+ *   storage wants multiples of 8 bytes), u8 kind, u32 sub,
+ *   u32 flags, u8 has_key,
+ *   u8 has_expected, u64 expected, u64 a, u64 b, u64 limit, i64 i,
+ *   f64 f, bytes key, bytes value,
+ *   u32 n + n bytes (keys), u32 n + n (bytes key, bytes value) (pairs),
+ *   u32 n + n (u8 kind, bytes key, u64 version, bytes value) (compares),
+ *   u32 n + n (u8 kind, bytes key, bytes value) (then ops), same (else)
+ * where bytes = u32 length (0xffffffff: absent) + the bytes. Entries are
+ * read back only from the node's own Raft log or a peer's (checksummed by
+ * the Raft library), but every length is still checked.
+ */
+#include "entry.h"
+
+#include <raft.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FORMAT 1
+#define ABSENT 0xffffffffu
+
+typedef struct wr {
+    unsigned char *p;
+    size_t len, cap;
+} wr;
+
+static void put(wr *w, const void *src, size_t n)
+{
+    if (w->p && n)
+        memcpy(w->p + w->len, src, n);
+    w->len += n;
+}
+
+static void put_u8(wr *w, unsigned v)
+{
+    unsigned char b = (unsigned char)v;
+    put(w, &b, 1);
+}
+
+static void put_u32(wr *w, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    put(w, b, 4);
+}
+
+static void put_u64(wr *w, uint64_t v)
+{
+    put_u32(w, (uint32_t)v);
+    put_u32(w, (uint32_t)(v >> 32));
+}
+
+static void put_bytes(wr *w, const void *p, size_t n)
+{
+    if (!p) {
+        put_u32(w, ABSENT);
+        return;
+    }
+    put_u32(w, (uint32_t)n);
+    put(w, p, n);
+}
+
+static void put_ops(wr *w, const kv_op *ops, size_t n)
+{
+    put_u32(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        put_u8(w, ops[i].kind);
+        put_bytes(w, ops[i].key, ops[i].klen);
+        put_bytes(w, ops[i].value, ops[i].vlen);
+    }
+}
+
+static void encode(wr *w, const kvd_cmd *c, uint32_t total)
+{
+    put_u8(w, FORMAT);
+    put_u32(w, total);
+    put_u8(w, (unsigned)c->kind);
+    put_u32(w, (uint32_t)c->sub);
+    put_u32(w, c->flags);
+    put_u8(w, (unsigned)c->has_key);
+    put_u8(w, (unsigned)c->has_expected);
+    put_u64(w, c->expected);
+    put_u64(w, c->a);
+    put_u64(w, c->b);
+    put_u64(w, c->limit);
+    put_u64(w, (uint64_t)c->i);
+    uint64_t f;
+    memcpy(&f, &c->f, sizeof f);
+    put_u64(w, f);
+    put_bytes(w, c->key.data, c->key.len);
+    put_bytes(w, c->value.data, c->value.len);
+    put_u32(w, (uint32_t)c->nkeys);
+    for (size_t i = 0; i < c->nkeys; i++)
+        put_bytes(w, c->keys[i].data, c->keys[i].len);
+    put_u32(w, (uint32_t)c->npairs);
+    for (size_t i = 0; i < c->npairs; i++) {
+        put_bytes(w, c->pairs[i].key, c->pairs[i].klen);
+        put_bytes(w, c->pairs[i].val, c->pairs[i].vlen);
+    }
+    put_u32(w, (uint32_t)c->ncmps);
+    for (size_t i = 0; i < c->ncmps; i++) {
+        put_u8(w, c->cmps[i].kind);
+        put_bytes(w, c->cmps[i].key, c->cmps[i].klen);
+        put_u64(w, c->cmps[i].version);
+        put_bytes(w, c->cmps[i].value, c->cmps[i].vlen);
+    }
+    put_ops(w, c->then_ops, c->nthen);
+    put_ops(w, c->else_ops, c->nelse);
+}
+
+void *kvd_entry_encode(const kvd_cmd *cmd, size_t *len)
+{
+    wr w = {0};
+    encode(&w, cmd, 0); /* measure */
+    size_t used = w.len;
+    /* Raft's storage wants entries in multiples of 8 bytes (it reads them
+     * back padded); the length field says where ours end. */
+    w.cap = (used + 7) & ~(size_t)7;
+    w.p = raft_malloc(w.cap);
+    if (!w.p)
+        return NULL;
+    memset(w.p + used, 0, w.cap - used);
+    w.len = 0;
+    encode(&w, cmd, (uint32_t)used);
+    *len = w.cap;
+    return w.p;
+}
+
+/* ---- decoding ------------------------------------------------------------- */
+
+typedef struct rd {
+    const unsigned char *p, *end;
+    int bad;
+} rd;
+
+static const unsigned char *take(rd *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const unsigned char *q = r->p;
+    r->p += n;
+    return q;
+}
+
+static unsigned get_u8(rd *r)
+{
+    const unsigned char *q = take(r, 1);
+    return q ? q[0] : 0;
+}
+
+static uint32_t get_u32(rd *r)
+{
+    const unsigned char *q = take(r, 4);
+    return q ? (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24
+             : 0;
+}
+
+static uint64_t get_u64(rd *r)
+{
+    uint64_t lo = get_u32(r);
+    return lo | (uint64_t)get_u32(r) << 32;
+}
+
+static kv_key get_bytes(rd *r)
+{
+    uint32_t n = get_u32(r);
+    if (n == ABSENT)
+        return (kv_key){NULL, 0};
+    const unsigned char *q = take(r, n);
+    return (kv_key){q ? (const void *)q : (const void *)"", q ? n : 0};
+}
+
+/* A count, checked against the bytes left (each element takes >= 4). */
+static size_t get_count(rd *r)
+{
+    uint32_t n = get_u32(r);
+    if ((size_t)(r->end - r->p) / 4 < n) {
+        r->bad = 1;
+        return 0;
+    }
+    return n;
+}
+
+static void get_ops(rd *r, kv_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ops[i].kind = (kv_op_kind)get_u8(r);
+        kv_key k = get_bytes(r), v = get_bytes(r);
+        ops[i].key = k.data;
+        ops[i].klen = k.len;
+        ops[i].value = v.data;
+        ops[i].vlen = v.len;
+    }
+}
+
+int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    rd r = {buf, (const unsigned char *)buf + len, 0};
+    kvd_cmd *c = &e->cmd;
+    if (get_u8(&r) != FORMAT)
+        return KV_CORRUPT;
+    uint32_t total = get_u32(&r);
+    if (total > len || len - total >= 8 || total < 5)
+        return KV_CORRUPT;
+    r.end = (const unsigned char *)buf + total; /* Raft's padding follows */
+    len = total;
+    c->kind = (int)get_u8(&r);
+    c->sub = (int)get_u32(&r);
+    c->flags = get_u32(&r);
+    c->has_key = (int)get_u8(&r);
+    c->has_expected = (int)get_u8(&r);
+    c->expected = get_u64(&r);
+    c->a = get_u64(&r);
+    c->b = get_u64(&r);
+    c->limit = get_u64(&r);
+    c->i = (int64_t)get_u64(&r);
+    uint64_t f = get_u64(&r);
+    memcpy(&c->f, &f, sizeof f);
+    c->key = get_bytes(&r);
+    c->value = get_bytes(&r);
+    if (c->kind < 0 || c->kind >= KVD_CMD_COUNT)
+        r.bad = 1;
+    /* The arrays: sized from the counts, which are checked against the
+     * bytes left before anything is allocated. */
+    const unsigned char *mark = r.p;
+    size_t nkeys = get_count(&r);
+    for (size_t i = 0; i < nkeys && !r.bad; i++)
+        get_bytes(&r);
+    size_t npairs = get_count(&r);
+    for (size_t i = 0; i < 2 * npairs && !r.bad; i++)
+        get_bytes(&r);
+    size_t ncmps = get_count(&r);
+    for (size_t i = 0; i < ncmps && !r.bad; i++) {
+        get_u8(&r);
+        get_bytes(&r);
+        get_u64(&r);
+        get_bytes(&r);
+    }
+    size_t nops[2];
+    for (int b = 0; b < 2; b++) {
+        nops[b] = get_count(&r);
+        for (size_t i = 0; i < nops[b] && !r.bad; i++) {
+            get_u8(&r);
+            get_bytes(&r);
+            get_bytes(&r);
+        }
+    }
+    if (r.bad || r.p != r.end)
+        return KV_CORRUPT;
+    size_t arrays = nkeys * sizeof(kv_key) + npairs * sizeof(kv_pair) +
+                   ncmps * sizeof(kv_compare) + (nops[0] + nops[1]) * sizeof(kv_op);
+    char *mem = malloc(arrays ? arrays : 1);
+    if (!mem)
+        return KV_NO_MEMORY;
+    e->arrays = mem;
+    kv_key *keys = (kv_key *)mem;
+    kv_pair *pairs = (kv_pair *)(keys + nkeys);
+    kv_compare *cmps = (kv_compare *)(pairs + npairs);
+    kv_op *then_ops = (kv_op *)(cmps + ncmps);
+    kv_op *else_ops = then_ops + nops[0];
+    r.p = mark; /* second pass: fill */
+    get_count(&r);
+    for (size_t i = 0; i < nkeys; i++)
+        keys[i] = get_bytes(&r);
+    get_count(&r);
+    for (size_t i = 0; i < npairs; i++) {
+        kv_key k = get_bytes(&r), v = get_bytes(&r);
+        pairs[i] = (kv_pair){k.data, k.len, v.data, v.len};
+    }
+    get_count(&r);
+    for (size_t i = 0; i < ncmps; i++) {
+        cmps[i].kind = (kv_compare_kind)get_u8(&r);
+        kv_key k = get_bytes(&r);
+        cmps[i].key = k.data;
+        cmps[i].klen = k.len;
+        cmps[i].version = get_u64(&r);
+        kv_key v = get_bytes(&r);
+        cmps[i].value = v.data;
+        cmps[i].vlen = v.len;
+    }
+    get_count(&r);
+    get_ops(&r, then_ops, nops[0]);
+    get_count(&r);
+    get_ops(&r, else_ops, nops[1]);
+    c->keys = keys;
+    c->nkeys = nkeys;
+    c->pairs = pairs;
+    c->npairs = npairs;
+    c->cmps = cmps;
+    c->ncmps = ncmps;
+    c->then_ops = then_ops;
+    c->nthen = nops[0];
+    c->else_ops = else_ops;
+    c->nelse = nops[1];
+    c->size = len;
+    return KV_OK;
+}
+
+void kvd_entry_free(kvd_entry *e)
+{
+    free(e->arrays);
+    e->arrays = NULL;
+}

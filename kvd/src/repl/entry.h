@@ -1,0 +1,29 @@
+/*
+ * entry.h - a write command as a Raft log entry: kvd_cmd to bytes and
+ * back, so that every node applies exactly the command the leader was
+ * asked to run.
+ */
+#ifndef KVD_REPL_ENTRY_H
+#define KVD_REPL_ENTRY_H
+
+#include <stddef.h>
+
+#include "../cmd.h"
+
+/* Encodes cmd into a buffer from raft_malloc (raft takes it). Returns
+ * NULL when out of memory. */
+void *kvd_entry_encode(const kvd_cmd *cmd, size_t *len);
+
+/* A decoded entry: the command points into the entry's bytes and into
+ * arrays owned here. */
+typedef struct kvd_entry {
+    kvd_cmd cmd;
+    void *arrays; /* malloc'ed keys/pairs/compares/ops */
+} kvd_entry;
+
+/* Decodes buf[0..len). Returns KV_OK, KV_CORRUPT (malformed) or
+ * KV_NO_MEMORY. Release with kvd_entry_free. */
+int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e);
+void kvd_entry_free(kvd_entry *e);
+
+#endif /* KVD_REPL_ENTRY_H */

@@ -1,0 +1,568 @@
+/*
+ * node.c - one kvd cluster node on canonical raft (repl.h).
+ *
+ * Threads: Raft runs on its own thread and libuv loop (the Raft thread),
+ * with Raft's own storage (raft_uv, under --data-dir) and TCP transport
+ * (--raft-addr). Workers hand proposals to it through a mutex-protected
+ * queue and an async wake-up; it hands completions back to each worker
+ * through the worker's completion list and its `durable` async (the same
+ * wake-up that releases replies held for durability), and the worker
+ * fills the connection's held slot from the recorded reply.
+ *
+ * Applying: the FSM's apply runs the decoded command through the command
+ * layer on the Raft thread, with a recording reply; Raft passes the
+ * recording to the proposal's callback on the node that proposed it. On
+ * other nodes nobody claims it: the next apply frees it.
+ *
+ * Leadership: a timer on the Raft thread copies Raft's role, leader and
+ * indexes into a status block every STATUS_MS, which workers read to
+ * refuse writes at once on a follower (naming the leader). A proposal
+ * that Raft refuses (not leader) is answered NOT_LEADER; one that Raft
+ * accepted but could not commit before losing leadership is answered
+ * UNKNOWN_OUTCOME: it may or may not have been applied.
+ *
+ * Not yet (see docs/replication.md): snapshots (the Raft log is kept
+ * whole and replayed from the start at restart), linearizable reads,
+ * membership changes, clients that follow the leader.
+ */
+#include "repl.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../conn.h"
+#include "../conn_internal.h"
+#include "../log.h"
+#include "../server.h"
+#include "entry.h"
+#include "recorded.h"
+
+#define STATUS_MS 20
+#define STOP_GRACE_MS 3000
+
+/* One proposal, from the worker that made it back to it. */
+typedef struct kvd_repl_wait {
+    struct kvd_repl_wait *next;
+    struct raft_apply req;
+    kvd_repl *repl;
+    kvd_worker *w;
+    kvd_conn *c;
+    kvd_held *slot;
+    kvd_reply reply;   /* the front-end's reply, aimed at slot later */
+    void *entry;       /* raft_malloc'ed; Raft's once accepted */
+    size_t len;
+    int status;        /* KV_OK: result holds the recorded reply */
+    char detail[160];
+    kv_proto_buf result;
+} kvd_repl_wait;
+
+struct kvd_repl {
+    kvd_server *s;
+    pthread_t thread;
+    int running;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t tick, stop_timer;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    int raft_closing;
+    /* under mu */
+    pthread_mutex_t mu;
+    kvd_repl_wait *queue, *queue_tail;
+    int stopping;
+    kvd_repl_status st;
+    /* Raft thread only */
+    size_t inflight;
+    kv_proto_buf *unclaimed; /* the last apply's recording, until claimed */
+    kvd_session apply_sess;
+    _Atomic int leader; /* this node leads, as last seen */
+};
+
+/* ---- completions (Raft thread -> worker) --------------------------------- */
+
+static void deliver(kvd_repl_wait *w)
+{
+    kvd_worker *wk = w->w;
+    kvd_server *s = wk->server;
+    pthread_mutex_lock(&wk->repl_mu);
+    w->next = wk->repl_done;
+    wk->repl_done = w;
+    pthread_mutex_unlock(&wk->repl_mu);
+    pthread_mutex_lock(&s->notify_mu);
+    if (wk->durable_open)
+        uv_async_send(&wk->durable);
+    pthread_mutex_unlock(&s->notify_mu);
+}
+
+static void not_leader(kvd_repl *r, char *out, size_t n)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->st.leader_id)
+        snprintf(out, n, "not the leader: the leader is node %llu (raft address %s)",
+                 (unsigned long long)r->st.leader_id, r->st.leader_addr);
+    else
+        snprintf(out, n, "not the leader, and no leader is known (an election is under way, "
+                         "or no quorum): retry");
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void fail(kvd_repl_wait *w, int raft_rc)
+{
+    kvd_repl *r = w->repl;
+    switch (raft_rc) {
+    case RAFT_NOTLEADER:
+        w->status = KV_NOT_LEADER;
+        not_leader(r, w->detail, sizeof w->detail);
+        break;
+    case RAFT_LEADERSHIPLOST:
+    case RAFT_SHUTDOWN:
+        w->status = KV_UNKNOWN_OUTCOME;
+        snprintf(w->detail, sizeof w->detail,
+                 "outcome unknown: %s before the write was known to be committed; read the "
+                 "keys to find out",
+                 raft_rc == RAFT_SHUTDOWN ? "the node stopped" : "this node lost leadership");
+        break;
+    case RAFT_NOMEM:
+        w->status = KV_NO_MEMORY;
+        snprintf(w->detail, sizeof w->detail, "out of memory");
+        break;
+    case RAFT_TOOBIG:
+        w->status = KV_INVALID_ARGUMENT;
+        snprintf(w->detail, sizeof w->detail, "entry too big for the Raft log");
+        break;
+    default:
+        w->status = KV_INTERNAL;
+        snprintf(w->detail, sizeof w->detail, "raft: %s", raft_strerror(raft_rc));
+    }
+    pthread_mutex_lock(&r->mu);
+    r->st.proposals_failed++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void maybe_close(kvd_repl *r);
+
+static void on_applied(struct raft_apply *req, int status, void *result)
+{
+    kvd_repl_wait *w = req->data;
+    kvd_repl *r = w->repl;
+    r->inflight--;
+    if (status == 0 && result) {
+        kv_proto_buf *rec = result;
+        w->status = KV_OK;
+        w->result = *rec;
+        if (r->unclaimed == rec)
+            r->unclaimed = NULL;
+        free(rec);
+    } else {
+        fail(w, status ? status : RAFT_SHUTDOWN);
+    }
+    deliver(w);
+    maybe_close(r);
+}
+
+/* ---- proposals (worker -> Raft thread) ------------------------------------- */
+
+static void on_wake(uv_async_t *a)
+{
+    kvd_repl *r = a->data;
+    pthread_mutex_lock(&r->mu);
+    kvd_repl_wait *q = r->queue;
+    r->queue = r->queue_tail = NULL;
+    int stopping = r->stopping;
+    pthread_mutex_unlock(&r->mu);
+    while (q) {
+        kvd_repl_wait *w = q;
+        q = q->next;
+        w->next = NULL;
+        w->req.data = w;
+        struct raft_buffer buf = {w->entry, w->len};
+        int rc = r->raft_closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, &w->req, &buf, 1, on_applied);
+        if (rc != 0) {
+            raft_free(w->entry);
+            fail(w, rc == RAFT_SHUTDOWN ? RAFT_NOTLEADER : rc);
+            deliver(w);
+            continue;
+        }
+        r->inflight++;
+        pthread_mutex_lock(&r->mu);
+        r->st.proposals++;
+        pthread_mutex_unlock(&r->mu);
+    }
+    if (stopping)
+        maybe_close(r);
+}
+
+int kvd_repl_submit(kvd_exec *x)
+{
+    kvd_conn *c = x->c;
+    kvd_server *s = c->w->server;
+    kvd_repl *r = s->repl;
+    kvd_reply *rep = x->r;
+    char detail[160];
+    if (!atomic_load(&r->leader)) {
+        not_leader(r, detail, sizeof detail);
+        return rep->ops->error(rep, KV_NOT_LEADER, detail);
+    }
+    if (x->cmd->kind == KVD_CMD_EXEC || x->cmd->kind == KVD_CMD_FLUSHDB)
+        return rep->ops->error(rep, KV_UNSUPPORTED,
+                               "not supported in a cluster yet (MULTI/EXEC, FLUSHDB)");
+    kvd_repl_wait *w = calloc(1, sizeof *w);
+    if (!w)
+        return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
+    w->entry = kvd_entry_encode(x->cmd, &w->len);
+    if (!w->entry) {
+        free(w);
+        return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
+    }
+    pthread_mutex_lock(&r->mu);
+    int stopping = r->stopping;
+    pthread_mutex_unlock(&r->mu);
+    if (stopping) {
+        raft_free(w->entry);
+        free(w);
+        return rep->ops->error(rep, KV_UNSUPPORTED, "the node is stopping");
+    }
+    w->slot = kvd__conn_defer(c);
+    if (!w->slot) {
+        raft_free(w->entry);
+        free(w);
+        return -1;
+    }
+    w->repl = r;
+    w->w = c->w;
+    w->c = c;
+    w->reply = *rep;
+    rep->none = 1;
+    c->handles++; /* the connection outlives the proposal (kvd__conn_unref) */
+    pthread_mutex_lock(&r->mu);
+    if (r->queue_tail)
+        r->queue_tail->next = w;
+    else
+        r->queue = w;
+    r->queue_tail = w;
+    pthread_mutex_unlock(&r->mu);
+    uv_async_send(&r->wake);
+    return KV_OK;
+}
+
+void kvd_repl_drain(kvd_worker *wk)
+{
+    pthread_mutex_lock(&wk->repl_mu);
+    kvd_repl_wait *list = wk->repl_done;
+    wk->repl_done = NULL;
+    pthread_mutex_unlock(&wk->repl_mu);
+    while (list) {
+        kvd_repl_wait *w = list;
+        list = list->next;
+        kvd_conn *c = w->c;
+        if (!c->closing) {
+            kvd_reply *rep = &w->reply;
+            rep->out = &w->slot->buf;
+            rep->mark = w->slot->buf.len;
+            rep->none = 0;
+            int rc = w->status == KV_OK
+                         ? kvd_recorded_replay(w->result.data, w->result.len, rep)
+                         : rep->ops->error(rep, w->status, w->detail);
+            if (rc == KV_OK)
+                rc = rep->ops->finish(rep);
+            w->slot->waiting = 0;
+            if (rc != KV_OK)
+                kvd_conn_close(c);
+            else
+                kvd__conn_release(c);
+        }
+        kvd__conn_unref(c);
+        kv_proto_buf_free(&w->result);
+        free(w);
+    }
+}
+
+/* ---- the state machine ------------------------------------------------------- */
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    kvd_repl *r = fsm->data;
+    kv_proto_buf *rec = calloc(1, sizeof *rec);
+    if (!rec)
+        return RAFT_NOMEM;
+    kvd_reply reply;
+    kvd_recorded_init(&reply, rec);
+    kvd_entry e;
+    int rc = kvd_entry_decode(buf->base, buf->len, &e);
+    if (rc != KV_OK) {
+        kvd_error("raft: a log entry of %zu bytes cannot be decoded (%s)", buf->len,
+                  kv_strerror(rc));
+        reply.ops->error(&reply, rc, "a replicated entry could not be decoded");
+    } else {
+        kvd_exec x = {.c = NULL, .srv = r->s, .sess = &r->apply_sess, .cmd = &e.cmd, .r = &reply,
+                      .st = r->s->store};
+        if (kvd__cmd_run(&x) < 0)
+            reply.ops->error(&reply, KV_NO_MEMORY, "out of memory");
+        kvd_entry_free(&e);
+    }
+    reply.ops->finish(&reply);
+    /* Nobody claimed the previous recording: it was another node's. */
+    if (r->unclaimed) {
+        kv_proto_buf_free(r->unclaimed);
+        free(r->unclaimed);
+    }
+    r->unclaimed = rec;
+    *result = rec;
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    (void)fsm;
+    (void)bufs;
+    (void)n;
+    return RAFT_NOTFOUND; /* snapshots are not implemented yet (threshold: never) */
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    (void)fsm;
+    (void)buf;
+    return RAFT_NOTFOUND;
+}
+
+/* ---- status ------------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+    kvd_repl *r = t->data;
+    if (r->raft_closing)
+        return;
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &id, &addr);
+    int state = raft_state(&r->raft);
+    pthread_mutex_lock(&r->mu);
+    if (id != r->st.leader_id && id != 0)
+        r->st.leader_changes++;
+    r->st.leader_id = id;
+    snprintf(r->st.leader_addr, sizeof r->st.leader_addr, "%s", addr ? addr : "");
+    r->st.role = state == RAFT_LEADER ? 2 : state == RAFT_CANDIDATE ? 1
+                 : state == RAFT_FOLLOWER ? 0 : 3;
+    r->st.term = r->raft.current_term;
+    r->st.commit_index = r->raft.commit_index;
+    r->st.applied_index = raft_last_applied(&r->raft);
+    r->st.last_index = raft_last_index(&r->raft);
+    pthread_mutex_unlock(&r->mu);
+    atomic_store(&r->leader, state == RAFT_LEADER);
+}
+
+void kvd_repl_status_read(kvd_repl *r, kvd_repl_status *out)
+{
+    pthread_mutex_lock(&r->mu);
+    *out = r->st;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- start and stop ------------------------------------------------------------- */
+
+static void on_raft_closed(struct raft *raft)
+{
+    kvd_repl *r = raft->data;
+    raft_uv_close(&r->io);
+    raft_uv_tcp_close(&r->transport);
+    uv_close((uv_handle_t *)&r->wake, NULL);
+    uv_close((uv_handle_t *)&r->tick, NULL);
+    uv_close((uv_handle_t *)&r->stop_timer, NULL);
+}
+
+static void close_raft(kvd_repl *r)
+{
+    if (r->raft_closing)
+        return;
+    r->raft_closing = 1;
+    atomic_store(&r->leader, 0);
+    raft_close(&r->raft, on_raft_closed);
+}
+
+static void on_stop_grace(uv_timer_t *t)
+{
+    close_raft(t->data);
+}
+
+/* Stopping and nothing in flight: close now, else after the grace. */
+static void maybe_close(kvd_repl *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int stopping = r->stopping, queued = r->queue != NULL;
+    pthread_mutex_unlock(&r->mu);
+    if (!stopping || r->raft_closing)
+        return;
+    if (r->inflight == 0 && !queued)
+        close_raft(r);
+    else if (!uv_is_active((uv_handle_t *)&r->stop_timer))
+        uv_timer_start(&r->stop_timer, on_stop_grace, STOP_GRACE_MS, 0);
+}
+
+static void *raft_main(void *arg)
+{
+    kvd_repl *r = arg;
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&r->loop) != 0)
+        kvd_warn("raft: event loop still busy at exit");
+    return NULL;
+}
+
+/* "1@127.0.0.1:7401,2@..." into conf. Returns 0, or -1 after logging. */
+static int parse_cluster(const char *spec, struct raft_configuration *conf, raft_id self,
+                         const char *self_addr)
+{
+    char *copy = strdup(spec), *save = NULL;
+    int found = 0;
+    if (!copy)
+        return -1;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *at = strchr(tok, '@');
+        char *end;
+        unsigned long long id = at ? strtoull(tok, &end, 10) : 0;
+        if (!at || end != at || id == 0 || !strchr(at + 1, ':')) {
+            kvd_error("--cluster: '%s' is not ID@HOST:PORT", tok);
+            free(copy);
+            return -1;
+        }
+        if (raft_configuration_add(conf, id, at + 1, RAFT_VOTER) != 0) {
+            kvd_error("--cluster: node %llu is listed twice", id);
+            free(copy);
+            return -1;
+        }
+        if (id == self) {
+            found = 1;
+            if (strcmp(at + 1, self_addr) != 0) {
+                kvd_error("--cluster lists node %llu at %s but --raft-addr is %s", id, at + 1,
+                          self_addr);
+                free(copy);
+                return -1;
+            }
+        }
+    }
+    free(copy);
+    if (!found) {
+        kvd_error("--cluster does not list this node (--node-id %llu)", (unsigned long long)self);
+        return -1;
+    }
+    return 0;
+}
+
+int kvd_repl_start(kvd_server *s)
+{
+    const kvd_config *cfg = s->cfg;
+    if (!cfg->data_dir) {
+        kvd_error("a cluster node needs --data-dir (its Raft log lives there)");
+        return -1;
+    }
+    kvd_repl *r = calloc(1, sizeof *r);
+    if (!r) {
+        kvd_error("out of memory");
+        return -1;
+    }
+    r->s = s;
+    r->apply_sess.protocol = KVD_PROTOCOL_NATIVE;
+    r->apply_sess.authed = 1;
+    pthread_mutex_init(&r->mu, NULL);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/raft", cfg->data_dir);
+    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+        kvd_error("cannot create %s: %s", cfg->data_dir, strerror(errno));
+        free(r);
+        return -1;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        kvd_error("cannot create %s: %s", dir, strerror(errno));
+        free(r);
+        return -1;
+    }
+    uv_loop_init(&r->loop);
+    int rc = raft_uv_tcp_init(&r->transport, &r->loop);
+    if (rc == 0)
+        rc = raft_uv_init(&r->io, &r->loop, dir, &r->transport);
+    if (rc != 0) {
+        kvd_error("raft: cannot set up its storage in %s: %s", dir, raft_strerror(rc));
+        return -1;
+    }
+    r->fsm.version = 1;
+    r->fsm.data = r;
+    r->fsm.apply = fsm_apply;
+    r->fsm.snapshot = fsm_snapshot;
+    r->fsm.restore = fsm_restore;
+    rc = raft_init(&r->raft, &r->io, &r->fsm, (raft_id)cfg->node_id, cfg->raft_addr);
+    if (rc != 0) {
+        kvd_error("raft: %s", raft_errmsg(&r->raft));
+        return -1;
+    }
+    r->raft.data = r;
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    if (parse_cluster(cfg->cluster, &conf, (raft_id)cfg->node_id, cfg->raft_addr) != 0) {
+        raft_configuration_close(&conf);
+        return -1;
+    }
+    rc = raft_bootstrap(&r->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rc != 0 && rc != RAFT_CANTBOOTSTRAP) {
+        kvd_error("raft: cannot bootstrap: %s", raft_errmsg(&r->raft));
+        return -1;
+    }
+    kvd_info("raft: node %llu at %s, %s", (unsigned long long)cfg->node_id, cfg->raft_addr,
+             rc == 0 ? "bootstrapped a new cluster" : "rejoining from its log");
+    raft_set_snapshot_threshold(&r->raft, UINT_MAX); /* no snapshots yet */
+    raft_set_pre_vote(&r->raft, true);
+    rc = raft_start(&r->raft);
+    if (rc != 0) {
+        kvd_error("raft: cannot start: %s", raft_errmsg(&r->raft));
+        return -1;
+    }
+    uv_async_init(&r->loop, &r->wake, on_wake);
+    r->wake.data = r;
+    uv_timer_init(&r->loop, &r->tick);
+    r->tick.data = r;
+    uv_timer_start(&r->tick, on_tick, STATUS_MS, STATUS_MS);
+    uv_timer_init(&r->loop, &r->stop_timer);
+    r->stop_timer.data = r;
+    s->repl = r;
+    rc = pthread_create(&r->thread, NULL, raft_main, r);
+    if (rc != 0) {
+        kvd_error("cannot start the raft thread: %s", strerror(rc));
+        s->repl = NULL;
+        return -1;
+    }
+    r->running = 1;
+    return 0;
+}
+
+void kvd_repl_begin_stop(kvd_repl *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stopping = 1;
+    pthread_mutex_unlock(&r->mu);
+    uv_async_send(&r->wake);
+}
+
+void kvd_repl_end(kvd_repl *r)
+{
+    if (!r)
+        return;
+    if (r->running)
+        pthread_join(r->thread, NULL);
+    if (r->unclaimed) {
+        kv_proto_buf_free(r->unclaimed);
+        free(r->unclaimed);
+    }
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}

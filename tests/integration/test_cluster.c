@@ -1,0 +1,256 @@
+/*
+ * test_cluster.c - three real kvd processes on loopback forming a Raft
+ * cluster (issue 15, first part): one leader is elected; a write made on
+ * the leader is applied on every node with the same revision; followers
+ * refuse writes naming the leader; after the leader is killed with
+ * SIGKILL a new one is elected and no acknowledged write is lost; a whole
+ * cluster restarted from its directories has every acknowledged write.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define NODES 3
+
+static kvd_proc nodes[NODES];
+static int raft_base;
+static char cluster_spec[256];
+static char dirs[NODES][300];
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void setup(void)
+{
+    harness_setup();
+    memset(nodes, 0, sizeof nodes);
+    /* Raft ports are fixed in the --cluster list: pick a range by pid. */
+    raft_base = 21000 + (int)(getpid() % 2000) * 3;
+    snprintf(cluster_spec, sizeof cluster_spec, "1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d",
+             raft_base + 1, raft_base + 2, raft_base + 3);
+    kvd_test_dir();
+    for (int i = 0; i < NODES; i++)
+        snprintf(dirs[i], sizeof dirs[i], "%s/node%d", g_kvd.dir, i + 1);
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < NODES; i++)
+        if (nodes[i].pid > 0) {
+            kill(nodes[i].pid, SIGKILL);
+            waitpid(nodes[i].pid, NULL, 0);
+            nodes[i].pid = 0;
+        }
+    g_kvd.pid = 0;
+    harness_teardown();
+}
+
+TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 120);
+
+static void start_node(int i)
+{
+    char id[16], raft[64], logdir[256];
+    snprintf(id, sizeof id, "%d", i + 1);
+    snprintf(raft, sizeof raft, "127.0.0.1:%d", raft_base + i + 1);
+    const char *args[] = {"--data-dir", dirs[i], "--node-id", id, "--raft-addr", raft,
+                          "--cluster", cluster_spec, NULL};
+    /* The harness starts g_kvd; each node keeps its own log and port file
+     * in a directory of its own. */
+    kvd_proc saved = g_kvd;
+    snprintf(logdir, sizeof logdir, "%.200s/proc%d", saved.dir, i + 1);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", logdir);
+    cr_assert_eq(system(cmd), 0);
+    memset(&g_kvd, 0, sizeof g_kvd);
+    snprintf(g_kvd.dir, sizeof g_kvd.dir, "%s", logdir);
+    kvd_startv(args);
+    nodes[i] = g_kvd;
+    g_kvd = saved;
+}
+
+static void stop_node(int i, int sig)
+{
+    if (nodes[i].pid <= 0)
+        return;
+    kill(nodes[i].pid, sig);
+    int st = 0;
+    waitpid(nodes[i].pid, &st, 0);
+    nodes[i].pid = 0;
+    if (sig == SIGTERM)
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "node %d exit status %d", i + 1, st);
+}
+
+static kv_client *client(int i)
+{
+    kv_client_options o;
+    kv_client_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = (uint16_t)nodes[i].port;
+    o.io_timeout_ms = 10000;
+    kv_client *c = NULL;
+    int rc = kv_client_open(&o, &c);
+    cr_assert_eq(rc, KV_OK, "connect to node %d: %s", i + 1, kv_client_strerror(rc));
+    return c;
+}
+
+/* The node that accepts a write (waiting up to 15 s for an election),
+ * having written key=val; *rev gets the write's revision. */
+static int write_somewhere(const char *key, const char *val, uint64_t *rev)
+{
+    long deadline = now_ms() + 15000;
+    while (now_ms() < deadline) {
+        for (int i = 0; i < NODES; i++) {
+            if (nodes[i].pid <= 0)
+                continue;
+            kv_client *c = client(i);
+            int rc = kv_client_set(c, key, strlen(key), val, strlen(val), rev);
+            kv_client_close(c);
+            if (rc == KV_OK)
+                return i;
+            cr_assert(rc == KV_NOT_LEADER || rc == KV_UNKNOWN_OUTCOME,
+                      "node %d: %s", i + 1, kv_client_strerror(rc));
+        }
+        usleep(50 * 1000);
+    }
+    cr_assert_fail("no node accepted a write within 15 s");
+    return -1;
+}
+
+/* Waits until node i has key=val at revision rev (followers apply once
+ * they hear of the commit). */
+static void expect_on(int i, const char *key, const char *val, uint64_t rev)
+{
+    kv_client *c = client(i);
+    long deadline = now_ms() + 10000;
+    int rc = KV_NOT_FOUND;
+    kv_value v = {0};
+    while (now_ms() < deadline) {
+        rc = kv_client_get(c, key, strlen(key), &v);
+        if (rc == KV_OK && v.len == strlen(val) && memcmp(v.data, val, v.len) == 0)
+            break;
+        kv_client_value_free(&v);
+        usleep(20 * 1000);
+    }
+    cr_assert_eq(rc, KV_OK, "node %d never had %s", i + 1, key);
+    cr_assert_eq(v.len, strlen(val));
+    cr_assert(memcmp(v.data, val, v.len) == 0, "node %d: %s has another value", i + 1, key);
+    cr_assert_eq(v.version, rev, "node %d: %s at revision %llu, the leader wrote %llu", i + 1,
+                 key, (unsigned long long)v.version, (unsigned long long)rev);
+    kv_client_value_free(&v);
+    kv_client_close(c);
+}
+
+static void start_all(void)
+{
+    for (int i = 0; i < NODES; i++)
+        start_node(i);
+}
+
+Test(cluster, a_write_on_the_leader_reaches_every_node_with_its_revision)
+{
+    start_all();
+    uint64_t rev = 0;
+    int leader = write_somewhere("k", "v1", &rev);
+    cr_assert_gt(rev, 0);
+    for (int i = 0; i < NODES; i++)
+        expect_on(i, "k", "v1", rev);
+    /* a multi-key write and a conditional transaction, replicated whole */
+    kv_client *c = client(leader);
+    kv_pair pairs[] = {{"a", 1, "1", 1}, {"b", 1, "2", 1}};
+    uint64_t mrev = 0;
+    cr_assert_eq(kv_client_mset(c, pairs, 2, &mrev), KV_OK);
+    kv_compare cmp = {.kind = KV_CMP_VALUE_EQ, .key = "a", .klen = 1, .value = "1", .vlen = 1};
+    kv_op op = {.kind = KV_OP_SET, .key = "a", .klen = 1, .value = "3", .vlen = 1};
+    kv_txn_result res;
+    cr_assert_eq(kv_client_txn(c, &cmp, 1, &op, 1, NULL, 0, &res), KV_OK);
+    cr_assert(res.succeeded);
+    uint64_t trev = res.version;
+    kv_client_txn_result_free(&res);
+    kv_client_close(c);
+    for (int i = 0; i < NODES; i++) {
+        expect_on(i, "b", "2", mrev);
+        expect_on(i, "a", "3", trev);
+    }
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
+Test(cluster, followers_refuse_writes_naming_the_leader)
+{
+    start_all();
+    uint64_t rev;
+    int leader = write_somewhere("k", "v", &rev);
+    int follower = (leader + 1) % NODES;
+    kv_client *c = client(follower);
+    int rc = kv_client_set(c, "k", 1, "x", 1, NULL);
+    cr_assert_eq(rc, KV_NOT_LEADER);
+    char want[32];
+    snprintf(want, sizeof want, "node %d", leader + 1);
+    cr_assert_not_null(strstr(kv_client_last_error(c), want), "%s", kv_client_last_error(c));
+    kv_client_close(c);
+    expect_on(follower, "k", "v", rev); /* unchanged */
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
+Test(cluster, killing_the_leader_loses_no_acknowledged_write)
+{
+    start_all();
+    uint64_t rev[20];
+    char key[16];
+    int leader = -1;
+    for (int n = 0; n < 20; n++) {
+        snprintf(key, sizeof key, "before%d", n);
+        leader = write_somewhere(key, "x", &rev[n]);
+    }
+    stop_node(leader, SIGKILL);
+    uint64_t after_rev;
+    int next = write_somewhere("after", "y", &after_rev);
+    cr_assert_neq(next, leader);
+    cr_assert_gt(after_rev, rev[19]);
+    for (int i = 0; i < NODES; i++) {
+        if (i == leader)
+            continue;
+        for (int n = 0; n < 20; n++) {
+            snprintf(key, sizeof key, "before%d", n);
+            expect_on(i, key, "x", rev[n]);
+        }
+        expect_on(i, "after", "y", after_rev);
+    }
+    /* the old leader comes back as a follower and catches up */
+    start_node(leader);
+    expect_on(leader, "after", "y", after_rev);
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
+Test(cluster, a_restarted_cluster_has_every_acknowledged_write)
+{
+    start_all();
+    uint64_t r1, r2;
+    write_somewhere("one", "1", &r1);
+    write_somewhere("two", "2", &r2);
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+    start_all();
+    for (int i = 0; i < NODES; i++) {
+        expect_on(i, "one", "1", r1);
+        expect_on(i, "two", "2", r2);
+    }
+    uint64_t r3;
+    write_somewhere("three", "3", &r3);
+    cr_assert_gt(r3, r2, "revisions go on from where they were");
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}

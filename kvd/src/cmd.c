@@ -118,6 +118,8 @@ int kvd__cmd_run(kvd_exec *x)
     case KVD_CMD_COMMAND:
     case KVD_CMD_INFO:
     case KVD_CMD_CONFIG:
+    case KVD_CMD_READONLY:
+    case KVD_CMD_READWRITE:
         return kvd__cmd_server(x);
     case KVD_CMD_MULTI:
     case KVD_CMD_EXEC:
@@ -151,6 +153,8 @@ int kvd_cmd_execute(kvd_conn *c, const kvd_cmd *cmd, kvd_reply *r, uint64_t *clo
         rc = kvd__multi_queue(&x);
     } else if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_WRITE)) {
         rc = kvd_repl_submit(&x); /* run on every node once committed */
+    } else if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_READ) && !c->sess.stale_reads) {
+        rc = kvd_repl_read(&x); /* run here once a quorum confirms the leader */
     } else {
         rc = kvd__cmd_run(&x);
     }

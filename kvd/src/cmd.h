@@ -37,6 +37,7 @@ struct kvd_conn;
                              durability before it is answered            */
 #define KVD_CF_NOQUEUE 4u /* runs at once inside MULTI (not queued)      */
 #define KVD_CF_NOTXN 8u   /* refused inside MULTI                        */
+#define KVD_CF_READ 16u   /* reads the store: linearizable in a cluster  */
 
 /* Every command: name (lower case, as in metrics), flags. The first ones
  * are the MessagePack protocol's operations, in their wire numbers. */
@@ -44,13 +45,13 @@ struct kvd_conn;
     XX(HELLO, "hello", KVD_CF_NOAUTH | KVD_CF_NOTXN)         \
     XX(PING, "ping", KVD_CF_NOAUTH)                          \
     XX(AUTH, "auth", KVD_CF_NOAUTH | KVD_CF_NOTXN)           \
-    XX(GET, "get", 0)                                        \
-    XX(MGET, "mget", 0)                                      \
+    XX(GET, "get", KVD_CF_READ)                              \
+    XX(MGET, "mget", KVD_CF_READ)                            \
     XX(SET, "set", KVD_CF_WRITE)                             \
     XX(MSET, "mset", KVD_CF_WRITE)                           \
     XX(DEL, "del", KVD_CF_WRITE)                             \
     XX(TXN, "txn", KVD_CF_WRITE | KVD_CF_NOTXN)              \
-    XX(SCAN, "scan", KVD_CF_NOTXN)                           \
+    XX(SCAN, "scan", KVD_CF_READ | KVD_CF_NOTXN)             \
     XX(METRICS, "metrics", KVD_CF_NOTXN)                     \
     XX(SNAPSHOT, "snapshot", KVD_CF_NOTXN)                   \
     XX(SNAPSHOT_READ, "snapshot_read", KVD_CF_NOTXN)         \
@@ -61,24 +62,26 @@ struct kvd_conn;
     XX(COMMAND, "command", KVD_CF_NOTXN)                     \
     XX(INFO, "info", KVD_CF_NOTXN)                           \
     XX(CONFIG, "config", KVD_CF_NOTXN)                       \
-    XX(DBSIZE, "dbsize", 0)                                  \
+    XX(DBSIZE, "dbsize", KVD_CF_READ)                        \
     XX(FLUSHDB, "flushdb", KVD_CF_WRITE | KVD_CF_NOTXN)      \
     XX(GETSET, "getset", KVD_CF_WRITE)                       \
     XX(GETDEL, "getdel", KVD_CF_WRITE)                       \
     XX(MSETNX, "msetnx", KVD_CF_WRITE)                       \
-    XX(EXISTS, "exists", 0)                                  \
-    XX(STRLEN, "strlen", 0)                                  \
+    XX(EXISTS, "exists", KVD_CF_READ)                        \
+    XX(STRLEN, "strlen", KVD_CF_READ)                        \
     XX(APPEND, "append", KVD_CF_WRITE)                       \
     XX(INCRBY, "incrby", KVD_CF_WRITE)                       \
     XX(INCRBYFLOAT, "incrbyfloat", KVD_CF_WRITE)             \
-    XX(KEYS, "keys", KVD_CF_NOTXN)                           \
-    XX(TYPE, "type", 0)                                      \
+    XX(KEYS, "keys", KVD_CF_READ | KVD_CF_NOTXN)             \
+    XX(TYPE, "type", KVD_CF_READ)                            \
     XX(RENAME, "rename", KVD_CF_WRITE)                       \
     XX(MULTI, "multi", KVD_CF_NOQUEUE)                       \
     XX(EXEC, "exec", KVD_CF_WRITE | KVD_CF_NOQUEUE)          \
     XX(DISCARD, "discard", KVD_CF_NOQUEUE)                   \
     XX(WATCH, "watch", KVD_CF_NOQUEUE)                       \
-    XX(UNWATCH, "unwatch", KVD_CF_NOQUEUE)
+    XX(UNWATCH, "unwatch", KVD_CF_NOQUEUE)                   \
+    XX(READONLY, "readonly", KVD_CF_NOTXN)                   \
+    XX(READWRITE, "readwrite", KVD_CF_NOTXN)
 
 typedef enum kvd_cmd_kind {
 #define KVD__CMD_ENUM(name, str, flags) KVD_CMD_##name,
@@ -150,6 +153,7 @@ typedef struct kvd_session {
     int resp_version;    /* 2 or 3 (RESP's HELLO)                  */
     unsigned authed : 1;
     unsigned in_multi : 1; /* after MULTI: commands are queued       */
+    unsigned stale_reads : 1; /* cluster: reads answered locally     */
     int auth_failures;
     uint64_t client_id;
     char name[64];       /* CLIENT SETNAME / HELLO's client name   */
@@ -277,6 +281,11 @@ int kvd__cmd_run(kvd_exec *x);
 int kvd__cmd_kv(kvd_exec *x);
 int kvd__cmd_server(kvd_exec *x);
 int kvd__cmd_multi(kvd_exec *x);
+/* A copy of cmd and every byte it points to, in one malloc'ed block (free
+ * it with free); NULL when out of memory. TXN's compares and ops are not
+ * copied (no caller needs them). */
+kvd_cmd *kvd_cmd_copy(const kvd_cmd *cmd);
+
 /* Queues cmd into the session's MULTI (copying its bytes). */
 int kvd__multi_queue(kvd_exec *x);
 /* A command was refused while the session is in MULTI: EXEC refuses. */

@@ -102,8 +102,9 @@ static const void *put(char **p, const void *src, size_t n)
     return dst;
 }
 
-static kvd_cmd *cmd_copy(const kvd_cmd *src, size_t size)
+kvd_cmd *kvd_cmd_copy(const kvd_cmd *src)
 {
+    size_t size = cmd_bytes(src);
     kvd_cmd *c = malloc(size);
     if (!c)
         return NULL;
@@ -155,7 +156,7 @@ int kvd__multi_queue(kvd_exec *x)
         m->queue = q;
         m->cap = cap;
     }
-    kvd_cmd *copy = cmd_copy(x->cmd, size);
+    kvd_cmd *copy = kvd_cmd_copy(x->cmd);
     if (!copy)
         return r->ops->error(r, KV_NO_MEMORY, "out of memory");
     m->queue[m->n++] = copy;

@@ -536,6 +536,11 @@ int kvd__cmd_server(kvd_exec *x)
     case KVD_CMD_CONFIG: return cmd_config(x);
     case KVD_CMD_INFO: return cmd_info(x);
     case KVD_CMD_METRICS: return cmd_metrics(x);
+    case KVD_CMD_READONLY:
+    case KVD_CMD_READWRITE:
+        /* Redis cluster's names: READONLY lets a replica answer reads. */
+        x->sess->stale_reads = x->cmd->kind == KVD_CMD_READONLY;
+        return r->ops->ok(r, "OK");
     case KVD_CMD_SNAPSHOT: return cmd_snapshot(x);
     case KVD_CMD_SNAPSHOT_READ: return cmd_snapshot_read(x);
     default: return r->ops->error(r, KV_UNSUPPORTED, "unknown operation");

@@ -625,6 +625,7 @@ static const resp_command table[] = {
     {"MULTI", 5, KVD_CMD_MULTI, 1, 1},     {"EXEC", 4, KVD_CMD_EXEC, 1, 1},
     {"DISCARD", 7, KVD_CMD_DISCARD, 1, 1}, {"WATCH", 5, KVD_CMD_WATCH, 2, -1},
     {"UNWATCH", 7, KVD_CMD_UNWATCH, 1, 1},
+    {"READONLY", 8, KVD_CMD_READONLY, 1, 1}, {"READWRITE", 9, KVD_CMD_READWRITE, 1, 1},
 };
 
 static const resp_command *lookup(const kv_key *name)

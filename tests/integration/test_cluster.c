@@ -127,28 +127,100 @@ static int write_somewhere(const char *key, const char *val, uint64_t *rev)
     return -1;
 }
 
-/* Waits until node i has key=val at revision rev (followers apply once
- * they hear of the commit). */
-static void expect_on(int i, const char *key, const char *val, uint64_t rev)
+/* The store's revision on node i (METRICS is answered by any node). */
+static uint64_t node_revision(int i)
 {
     kv_client *c = client(i);
-    long deadline = now_ms() + 10000;
-    int rc = KV_NOT_FOUND;
-    kv_value v = {0};
-    while (now_ms() < deadline) {
-        rc = kv_client_get(c, key, strlen(key), &v);
-        if (rc == KV_OK && v.len == strlen(val) && memcmp(v.data, val, v.len) == 0)
+    kv_client_metrics m;
+    cr_assert_eq(kv_client_metrics_get(c, &m), KV_OK);
+    const kv_client_metric *x = kv_client_metrics_find(&m, NULL, "revision");
+    cr_assert_not_null(x);
+    uint64_t v = x->u;
+    kv_client_metrics_free(&m);
+    kv_client_close(c);
+    return v;
+}
+
+/* GET key on node i over RESP after READONLY (a possibly stale local
+ * read, allowed on followers): 1 and the value in out, or 0 (nil). */
+static int stale_get(int i, const char *key, char *out, size_t cap)
+{
+    int fd = raw_connect(nodes[i].port, 5000);
+    cr_assert_geq(fd, 0);
+    char req[256];
+    snprintf(req, sizeof req, "READONLY\r\n*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\nQUIT\r\n",
+             strlen(key), key);
+    cr_assert_eq(raw_send(fd, req, strlen(req)), 0);
+    char buf[512];
+    size_t n = 0;
+    for (;;) {
+        ssize_t got = read(fd, buf + n, sizeof buf - 1 - n);
+        if (got <= 0)
             break;
+        n += (size_t)got;
+    }
+    close(fd);
+    buf[n] = 0;
+    cr_assert(strncmp(buf, "+OK\r\n", 5) == 0, "node %d: %s", i + 1, buf);
+    const char *p = buf + 5;
+    if (strncmp(p, "$-1", 3) == 0)
+        return 0;
+    cr_assert_eq(*p, '$', "node %d: %s", i + 1, buf);
+    size_t len = strtoul(p + 1, NULL, 10);
+    p = strstr(p, "\r\n");
+    cr_assert(p && len < cap);
+    memcpy(out, p + 2, len);
+    out[len] = 0;
+    return 1;
+}
+
+/* Waits until node i has key=val: read linearizably (with its version,
+ * which must be rev) on the leader, locally on a follower, whose store
+ * must then reach the leader's revision: the same changes with the same
+ * revisions. */
+static void expect_on(int i, const char *key, const char *val, uint64_t rev)
+{
+    long deadline = now_ms() + 10000;
+    kv_client *c = client(i);
+    kv_value v = {0};
+    int rc = kv_client_get(c, key, strlen(key), &v);
+    kv_client_close(c);
+    if (rc == KV_OK) { /* the leader */
+        cr_assert_eq(v.len, strlen(val));
+        cr_assert(memcmp(v.data, val, v.len) == 0, "node %d: %s has another value", i + 1, key);
+        cr_assert_eq(v.version, rev, "node %d: %s at revision %llu, written at %llu", i + 1,
+                     key, (unsigned long long)v.version, (unsigned long long)rev);
         kv_client_value_free(&v);
+        return;
+    }
+    cr_assert_eq(rc, KV_NOT_LEADER, "node %d: %s", i + 1, kv_client_strerror(rc));
+    char got[256] = "";
+    while (now_ms() < deadline && !(stale_get(i, key, got, sizeof got) && strcmp(got, val) == 0))
+        usleep(20 * 1000);
+    cr_assert_str_eq(got, val, "node %d never had %s=%s", i + 1, key, val);
+    cr_assert_geq(node_revision(i), rev);
+}
+
+/* Every live node's store at the same revision (once they converge). */
+static void expect_same_revision(void)
+{
+    long deadline = now_ms() + 10000;
+    for (;;) {
+        uint64_t first = 0;
+        int same = 1;
+        for (int i = 0; i < NODES; i++) {
+            if (nodes[i].pid <= 0)
+                continue;
+            uint64_t r = node_revision(i);
+            if (!first)
+                first = r;
+            same &= r == first;
+        }
+        if (same)
+            return;
+        cr_assert(now_ms() < deadline, "the nodes' revisions never converged");
         usleep(20 * 1000);
     }
-    cr_assert_eq(rc, KV_OK, "node %d never had %s", i + 1, key);
-    cr_assert_eq(v.len, strlen(val));
-    cr_assert(memcmp(v.data, val, v.len) == 0, "node %d: %s has another value", i + 1, key);
-    cr_assert_eq(v.version, rev, "node %d: %s at revision %llu, the leader wrote %llu", i + 1,
-                 key, (unsigned long long)v.version, (unsigned long long)rev);
-    kv_client_value_free(&v);
-    kv_client_close(c);
 }
 
 static void start_all(void)
@@ -182,6 +254,7 @@ Test(cluster, a_write_on_the_leader_reaches_every_node_with_its_revision)
         expect_on(i, "b", "2", mrev);
         expect_on(i, "a", "3", trev);
     }
+    expect_same_revision();
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
 }
@@ -200,6 +273,11 @@ Test(cluster, followers_refuse_writes_naming_the_leader)
     cr_assert_not_null(strstr(kv_client_last_error(c), want), "%s", kv_client_last_error(c));
     kv_client_close(c);
     expect_on(follower, "k", "v", rev); /* unchanged */
+    /* reads too: linearizable ones only on the leader */
+    c = client(follower);
+    kv_value v;
+    cr_assert_eq(kv_client_get(c, "k", 1, &v), KV_NOT_LEADER);
+    kv_client_close(c);
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
 }
@@ -231,6 +309,7 @@ Test(cluster, killing_the_leader_loses_no_acknowledged_write)
     /* the old leader comes back as a follower and catches up */
     start_node(leader);
     expect_on(leader, "after", "y", after_rev);
+    expect_same_revision();
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
 }

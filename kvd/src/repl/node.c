@@ -21,9 +21,16 @@
  * accepted but could not commit before losing leadership is answered
  * UNKNOWN_OUTCOME: it may or may not have been applied.
  *
+ * Reads (linearizable): a read waits for a Raft barrier - an entry that
+ * is committed, hence confirmed by a quorum, only while this node leads,
+ * and whose callback runs once everything before it is applied - then
+ * runs on its worker against the local store. One barrier serves every
+ * read that arrived before it was proposed; reads arriving meanwhile wait
+ * for the next one, so a burst of reads costs one log round trip.
+ *
  * Not yet (see docs/replication.md): snapshots (the Raft log is kept
- * whole and replayed from the start at restart), linearizable reads,
- * membership changes, clients that follow the leader.
+ * whole and replayed from the start at restart), membership changes,
+ * clients that follow the leader.
  */
 #include "repl.h"
 
@@ -58,7 +65,10 @@ typedef struct kvd_repl_wait {
     kvd_reply reply;   /* the front-end's reply, aimed at slot later */
     void *entry;       /* raft_malloc'ed; Raft's once accepted */
     size_t len;
-    int status;        /* KV_OK: result holds the recorded reply */
+    int is_read;       /* a read waiting for a barrier; cmd is its copy */
+    kvd_cmd *cmd;
+    int status;        /* KV_OK: result holds the recorded reply (a
+                          read: the read may run now) */
     char detail[160];
     kv_proto_buf result;
 } kvd_repl_wait;
@@ -84,6 +94,10 @@ struct kvd_repl {
     size_t inflight;
     kv_proto_buf *unclaimed; /* the last apply's recording, until claimed */
     kvd_session apply_sess;
+    kvd_repl_wait *reads_next;     /* wait for the next barrier          */
+    kvd_repl_wait *reads_inflight; /* confirmed by the barrier in flight */
+    struct raft_barrier barrier;
+    int barrier_busy;
     _Atomic int leader; /* this node leads, as last seen */
 };
 
@@ -149,6 +163,53 @@ static void fail(kvd_repl_wait *w, int raft_rc)
 }
 
 static void maybe_close(kvd_repl *r);
+static void start_barrier(kvd_repl *r);
+
+static void on_barrier(struct raft_barrier *req, int status)
+{
+    kvd_repl *r = req->data;
+    r->barrier_busy = 0;
+    r->inflight--;
+    kvd_repl_wait *list = r->reads_inflight;
+    r->reads_inflight = NULL;
+    while (list) {
+        kvd_repl_wait *w = list;
+        list = list->next;
+        if (status == 0)
+            w->status = KV_OK;
+        else
+            fail(w, status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN ? RAFT_NOTLEADER
+                                                                             : status);
+        deliver(w);
+    }
+    if (r->reads_next)
+        start_barrier(r);
+    maybe_close(r);
+}
+
+/* Proposes a barrier for the reads waiting for one. */
+static void start_barrier(kvd_repl *r)
+{
+    if (r->barrier_busy || !r->reads_next)
+        return;
+    r->reads_inflight = r->reads_next;
+    r->reads_next = NULL;
+    r->barrier.data = r;
+    int rc = r->raft_closing ? RAFT_SHUTDOWN : raft_barrier(&r->raft, &r->barrier, on_barrier);
+    if (rc != 0) {
+        kvd_repl_wait *list = r->reads_inflight;
+        r->reads_inflight = NULL;
+        while (list) {
+            kvd_repl_wait *w = list;
+            list = list->next;
+            fail(w, RAFT_NOTLEADER);
+            deliver(w);
+        }
+        return;
+    }
+    r->barrier_busy = 1;
+    r->inflight++;
+}
 
 static void on_applied(struct raft_apply *req, int status, void *result)
 {
@@ -183,6 +244,11 @@ static void on_wake(uv_async_t *a)
         kvd_repl_wait *w = q;
         q = q->next;
         w->next = NULL;
+        if (w->is_read) {
+            w->next = r->reads_next;
+            r->reads_next = w;
+            continue;
+        }
         w->req.data = w;
         struct raft_buffer buf = {w->entry, w->len};
         int rc = r->raft_closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, &w->req, &buf, 1, on_applied);
@@ -197,8 +263,29 @@ static void on_wake(uv_async_t *a)
         r->st.proposals++;
         pthread_mutex_unlock(&r->mu);
     }
+    start_barrier(r);
     if (stopping)
         maybe_close(r);
+}
+
+/* Hands w (its slot taken) to the Raft thread; x's reply is deferred. */
+static void enqueue(kvd_repl *r, kvd_repl_wait *w, kvd_exec *x)
+{
+    kvd_conn *c = x->c;
+    w->repl = r;
+    w->w = c->w;
+    w->c = c;
+    w->reply = *x->r;
+    x->r->none = 1;
+    c->handles++; /* the connection outlives the proposal (kvd__conn_unref) */
+    pthread_mutex_lock(&r->mu);
+    if (r->queue_tail)
+        r->queue_tail->next = w;
+    else
+        r->queue = w;
+    r->queue_tail = w;
+    pthread_mutex_unlock(&r->mu);
+    uv_async_send(&r->wake);
 }
 
 int kvd_repl_submit(kvd_exec *x)
@@ -237,20 +324,34 @@ int kvd_repl_submit(kvd_exec *x)
         free(w);
         return -1;
     }
-    w->repl = r;
-    w->w = c->w;
-    w->c = c;
-    w->reply = *rep;
-    rep->none = 1;
-    c->handles++; /* the connection outlives the proposal (kvd__conn_unref) */
-    pthread_mutex_lock(&r->mu);
-    if (r->queue_tail)
-        r->queue_tail->next = w;
-    else
-        r->queue = w;
-    r->queue_tail = w;
-    pthread_mutex_unlock(&r->mu);
-    uv_async_send(&r->wake);
+    enqueue(r, w, x);
+    return KV_OK;
+}
+
+int kvd_repl_read(kvd_exec *x)
+{
+    kvd_conn *c = x->c;
+    kvd_repl *r = c->w->server->repl;
+    kvd_reply *rep = x->r;
+    char detail[200];
+    if (!atomic_load(&r->leader)) {
+        not_leader(r, detail, sizeof detail);
+        strncat(detail, " (READONLY allows possibly stale reads here)",
+                sizeof detail - strlen(detail) - 1);
+        return rep->ops->error(rep, KV_NOT_LEADER, detail);
+    }
+    kvd_repl_wait *w = calloc(1, sizeof *w);
+    if (!w)
+        return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
+    w->is_read = 1;
+    w->cmd = kvd_cmd_copy(x->cmd);
+    if (!w->cmd || !(w->slot = kvd__conn_defer(c))) {
+        int oom = w->cmd != NULL;
+        free(w->cmd);
+        free(w);
+        return oom ? -1 : rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
+    }
+    enqueue(r, w, x);
     return KV_OK;
 }
 
@@ -269,9 +370,17 @@ void kvd_repl_drain(kvd_worker *wk)
             rep->out = &w->slot->buf;
             rep->mark = w->slot->buf.len;
             rep->none = 0;
-            int rc = w->status == KV_OK
-                         ? kvd_recorded_replay(w->result.data, w->result.len, rep)
-                         : rep->ops->error(rep, w->status, w->detail);
+            int rc;
+            if (w->status != KV_OK) {
+                rc = rep->ops->error(rep, w->status, w->detail);
+            } else if (w->is_read) {
+                /* Confirmed: everything committed before it is applied. */
+                kvd_exec x = {.c = c, .srv = wk->server, .sess = &c->sess, .cmd = w->cmd,
+                              .r = rep, .st = wk->server->store};
+                rc = kvd__cmd_run(&x) < 0 ? KV_NO_MEMORY : KV_OK;
+            } else {
+                rc = kvd_recorded_replay(w->result.data, w->result.len, rep);
+            }
             if (rc == KV_OK)
                 rc = rep->ops->finish(rep);
             w->slot->waiting = 0;
@@ -282,6 +391,7 @@ void kvd_repl_drain(kvd_worker *wk)
         }
         kvd__conn_unref(c);
         kv_proto_buf_free(&w->result);
+        free(w->cmd);
         free(w);
     }
 }

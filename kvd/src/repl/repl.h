@@ -40,6 +40,13 @@ void kvd_repl_end(kvd_repl *r);
  * is not the leader). Returns KV_OK, or -1 when out of memory. */
 int kvd_repl_submit(kvd_exec *x);
 
+/* Answers a read command of x's connection from this node's store once
+ * a quorum has confirmed that this node still leads and it has applied
+ * everything committed before the read arrived (a Raft barrier, shared
+ * by all the reads that arrive while one is in flight): a linearizable
+ * read. Refused at once on a follower. Returns KV_OK or -1. */
+int kvd_repl_read(kvd_exec *x);
+
 /* Delivers the completed proposals of worker w (its loop thread). */
 void kvd_repl_drain(struct kvd_worker *w);
 

@@ -263,8 +263,7 @@ int kv__client_read_reply(kv_client *c, uint64_t id, int op, unsigned flags,
     return KV_OK;
 }
 
-int kv__client_call(kv_client *c, kv_proto_request *req,
-                    kv_proto_response *resp)
+static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *resp)
 {
     if (c->fd < 0)
         return kv__client_error(c, KV_CLOSED, "not connected");
@@ -290,6 +289,58 @@ int kv__client_call(kv_client *c, kv_proto_request *req,
         return rc;
     unsigned flags = req->op == KV_PROTO_SCAN && req->keys_only ? KV_PROTO_RESULT_KEYS_ONLY : 0;
     return kv__client_read_reply(c, req->id, req->op, flags, resp);
+}
+
+/* A cluster node that is not the leader answers NOT_LEADER, naming the
+ * leader "reachable at HOST:PORT" when it knows where clients reach it
+ * (docs/replication.md): the client reconnects there and sends the
+ * request again (it was not run: NOT_LEADER is never an unknown outcome). */
+#define FOLLOW_MAX_HOPS 3
+
+/* The leader's address from a NOT_LEADER detail, or 0. */
+static int leader_of(const kv_proto_response *resp, char *host, size_t cap, uint16_t *port)
+{
+    static const char mark[] = "reachable at ";
+    char detail[256];
+    size_t n = resp->detail.len < sizeof detail - 1 ? resp->detail.len : sizeof detail - 1;
+    if (n)
+        memcpy(detail, resp->detail.data, n);
+    detail[n] = '\0';
+    const char *at = strstr(detail, mark);
+    if (!at)
+        return 0;
+    at += sizeof mark - 1;
+    const char *colon = strrchr(at, ':');
+    if (!colon || colon == at || (size_t)(colon - at) >= cap)
+        return 0;
+    char *end;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (p == 0 || p > 65535 || (*end && *end != ' ' && *end != ')'))
+        return 0;
+    memcpy(host, at, (size_t)(colon - at));
+    host[colon - at] = '\0';
+    *port = (uint16_t)p;
+    return 1;
+}
+
+int kv__client_call(kv_client *c, kv_proto_request *req, kv_proto_response *resp)
+{
+    for (int hop = 0;; hop++) {
+        int rc = call_once(c, req, resp);
+        char host[200];
+        uint16_t port;
+        if (rc != KV_OK || resp->status != KV_NOT_LEADER || hop == FOLLOW_MAX_HOPS ||
+            c->opts.unix_path || !leader_of(resp, host, sizeof host, &port))
+            return rc;
+        char *h = strdup(host);
+        if (!h)
+            return rc;
+        free((char *)c->opts.host);
+        c->opts.host = h;
+        c->opts.port = port;
+        if (kv_client_connect(c) != KV_OK)
+            return c->fd < 0 ? KV_CONNECT : rc;
+    }
 }
 
 int kv__client_server_status(kv_client *c, const kv_proto_response *resp)

@@ -81,7 +81,8 @@ struct kvd_conn;
     XX(WATCH, "watch", KVD_CF_NOQUEUE)                       \
     XX(UNWATCH, "unwatch", KVD_CF_NOQUEUE)                   \
     XX(READONLY, "readonly", KVD_CF_NOTXN)                   \
-    XX(READWRITE, "readwrite", KVD_CF_NOTXN)
+    XX(READWRITE, "readwrite", KVD_CF_NOTXN)                 \
+    XX(CLUSTER_ANNOUNCE, "cluster_announce", KVD_CF_NOTXN)
 
 typedef enum kvd_cmd_kind {
 #define KVD__CMD_ENUM(name, str, flags) KVD_CMD_##name,

@@ -7,10 +7,13 @@
  */
 #include "metrics.h"
 
+#include "repl/repl.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #define NSERVER 20 /* flat server entries */
+#define NCLUSTER 9 /* a cluster node's */
 #define NMAPS 5    /* requests_by_op, errors_by_op and three latency maps */
 
 static kv_proto_metric uint_metric(const char *name, uint64_t v)
@@ -81,7 +84,7 @@ int kvd_metrics_reply(kvd_server *s, kvd_reply *r, const kv_metrics *store)
         }
     }
 
-    kv_proto_metric items[NSERVER + NMAPS];
+    kv_proto_metric items[NSERVER + NCLUSTER + NMAPS];
     kv_proto_metric by_op[KVD_CMD_COUNT], errs_by_op[KVD_CMD_COUNT];
     kv_proto_metric lat[3][KVD_CMD_COUNT];
     size_t n = 0, nlat = 0;
@@ -108,6 +111,19 @@ int kvd_metrics_reply(kvd_server *s, kvd_reply *r, const kv_metrics *store)
     items[n++] = uint_metric("requests", total);
     items[n++] = uint_metric("errors", sums[2]);
     items[n++] = uint_metric("protocol_errors", sums[3]);
+    if (s->repl) {
+        kvd_repl_status st;
+        kvd_repl_status_read(s->repl, &st);
+        items[n++] = uint_metric("cluster_node_id", st.id);
+        items[n++] = uint_metric("cluster_role", (uint64_t)st.role);
+        items[n++] = uint_metric("cluster_leader_id", st.leader_id);
+        items[n++] = uint_metric("cluster_term", st.term);
+        items[n++] = uint_metric("cluster_commit_index", st.commit_index);
+        items[n++] = uint_metric("cluster_applied_index", st.applied_index);
+        items[n++] = uint_metric("cluster_leader_changes", st.leader_changes);
+        items[n++] = uint_metric("cluster_proposals", st.proposals);
+        items[n++] = uint_metric("cluster_proposals_failed", st.proposals_failed);
+    }
 
     static const double qs[3] = {0.50, 0.99, 0.999};
     size_t nops = 0;

@@ -20,6 +20,11 @@
  *   latency_p50_us   {op: microseconds}   (ops with at least one request)
  *   latency_p99_us   {op: microseconds}
  *   latency_p999_us  {op: microseconds}
+ * A cluster node adds cluster_node_id, cluster_role (0 follower, 1
+ *   candidate, 2 leader, 3 unavailable), cluster_leader_id (0: none
+ *   known), cluster_term, cluster_commit_index, cluster_applied_index,
+ *   cluster_leader_changes, cluster_proposals (writes proposed here),
+ *   cluster_proposals_failed (refused or not committed).
  * Op names are the command layer's (cmd.h), lower case: the MessagePack
  * operations (hello, ping, auth, get, mget, set, mset, del, txn, scan,
  * metrics, snapshot, snapshot_read) always, other commands (incrby,

@@ -52,6 +52,7 @@
 #include "recorded.h"
 
 #define STATUS_MS 20
+#define KVD_REPL_MAX_NODES 16
 #define STOP_GRACE_MS 3000
 
 /* One proposal, from the worker that made it back to it. */
@@ -87,6 +88,11 @@ struct kvd_repl {
     int raft_closing;
     /* under mu */
     pthread_mutex_t mu;
+    struct {
+        uint64_t id;
+        char addr[64];
+    } clients[KVD_REPL_MAX_NODES]; /* where clients reach each node, as
+                                      the nodes announced it (a log entry) */
     kvd_repl_wait *queue, *queue_tail;
     int stopping;
     kvd_repl_status st;
@@ -94,6 +100,8 @@ struct kvd_repl {
     size_t inflight;
     kv_proto_buf *unclaimed; /* the last apply's recording, until claimed */
     kvd_session apply_sess;
+    uint64_t announced_term;       /* term in which this leader said where
+                                      clients reach it                   */
     kvd_repl_wait *reads_next;     /* wait for the next barrier          */
     kvd_repl_wait *reads_inflight; /* confirmed by the barrier in flight */
     struct raft_barrier barrier;
@@ -117,10 +125,24 @@ static void deliver(kvd_repl_wait *w)
     pthread_mutex_unlock(&s->notify_mu);
 }
 
+static const char *client_addr(kvd_repl *r, uint64_t id)
+{
+    for (int i = 0; i < KVD_REPL_MAX_NODES; i++)
+        if (r->clients[i].id == id)
+            return r->clients[i].addr;
+    return NULL;
+}
+
+/* The NOT_LEADER detail; clients that follow the leader look for
+ * "reachable at HOST:PORT" in it (docs/replication.md). */
 static void not_leader(kvd_repl *r, char *out, size_t n)
 {
     pthread_mutex_lock(&r->mu);
-    if (r->st.leader_id)
+    const char *where = r->st.leader_id ? client_addr(r, r->st.leader_id) : NULL;
+    if (where)
+        snprintf(out, n, "not the leader: the leader is node %llu, reachable at %s",
+                 (unsigned long long)r->st.leader_id, where);
+    else if (r->st.leader_id)
         snprintf(out, n, "not the leader: the leader is node %llu (raft address %s)",
                  (unsigned long long)r->st.leader_id, r->st.leader_addr);
     else
@@ -412,6 +434,22 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         kvd_error("raft: a log entry of %zu bytes cannot be decoded (%s)", buf->len,
                   kv_strerror(rc));
         reply.ops->error(&reply, rc, "a replicated entry could not be decoded");
+    } else if (e.cmd.kind == KVD_CMD_CLUSTER_ANNOUNCE) {
+        /* A leader says where clients reach it: node a at value. */
+        pthread_mutex_lock(&r->mu);
+        int slot = -1;
+        for (int i = 0; i < KVD_REPL_MAX_NODES; i++)
+            if (r->clients[i].id == e.cmd.a || (slot < 0 && r->clients[i].id == 0))
+                slot = i;
+        if (slot >= 0 && e.cmd.value.data) {
+            size_t len = e.cmd.value.len < 63 ? e.cmd.value.len : 63;
+            r->clients[slot].id = e.cmd.a;
+            memcpy(r->clients[slot].addr, e.cmd.value.data, len);
+            r->clients[slot].addr[len] = 0;
+        }
+        pthread_mutex_unlock(&r->mu);
+        reply.ops->ok(&reply, "OK");
+        kvd_entry_free(&e);
     } else {
         kvd_exec x = {.c = NULL, .srv = r->s, .sess = &r->apply_sess, .cmd = &e.cmd, .r = &reply,
                       .st = r->s->store};
@@ -447,6 +485,42 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 /* ---- status ------------------------------------------------------------------- */
 
+static void on_announced(struct raft_apply *req, int status, void *result)
+{
+    (void)status;
+    (void)result; /* the apply's recording, freed by the next apply */
+    free(req);
+}
+
+/* A new leader proposes where clients reach it (a log entry, so that
+ * every node learns it in order): the raft address's host and the port
+ * kvd listens on. */
+static void announce(kvd_repl *r)
+{
+    const char *raft = r->s->cfg->raft_addr;
+    const char *colon = strrchr(raft, ':');
+    char addr[64];
+    snprintf(addr, sizeof addr, "%.*s:%d", (int)(colon ? colon - raft : 0), raft,
+             r->s->bound_port);
+    kvd_cmd cmd = {.kind = KVD_CMD_CLUSTER_ANNOUNCE, .a = (uint64_t)r->s->cfg->node_id,
+                   .value = {addr, strlen(addr)}};
+    size_t len;
+    void *entry = kvd_entry_encode(&cmd, &len);
+    struct raft_apply *req = malloc(sizeof *req);
+    if (!entry || !req) {
+        raft_free(entry);
+        free(req);
+        return;
+    }
+    struct raft_buffer buf = {entry, len};
+    if (raft_apply(&r->raft, req, &buf, 1, on_announced) != 0) {
+        raft_free(entry);
+        free(req);
+        return;
+    }
+    r->announced_term = r->raft.current_term;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     kvd_repl *r = t->data;
@@ -469,6 +543,8 @@ static void on_tick(uv_timer_t *t)
     r->st.last_index = raft_last_index(&r->raft);
     pthread_mutex_unlock(&r->mu);
     atomic_store(&r->leader, state == RAFT_LEADER);
+    if (state == RAFT_LEADER && r->announced_term != r->raft.current_term)
+        announce(r);
 }
 
 void kvd_repl_status_read(kvd_repl *r, kvd_repl_status *out)
@@ -580,6 +656,7 @@ int kvd_repl_start(kvd_server *s)
         return -1;
     }
     r->s = s;
+    r->st.id = (uint64_t)cfg->node_id;
     r->apply_sess.protocol = KVD_PROTOCOL_NATIVE;
     r->apply_sess.authed = 1;
     pthread_mutex_init(&r->mu, NULL);

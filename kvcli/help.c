@@ -182,8 +182,9 @@ static const char scan_help[] =
 static const char ping_help[] =
     "Usage: kvcli ping\n"
     "\n"
-    "Checks that the server answers; prints \"PONG (T ms)\".\n"
-    "JSON: {\"ok\":true,\"rtt_ms\":T}\n";
+    "Checks that the server answers; prints \"PONG (T ms)\", the round trip\n"
+    "in milliseconds to the microsecond (3 decimals).\n"
+    "JSON: {\"ok\":true,\"rtt_ms\":T}, T rounded the same way.\n";
 
 static const char version_help[] =
     "Usage: kvcli version\n"
@@ -200,8 +201,13 @@ static const char metrics_help[] =
     "\n"
     "Shows the store's metrics (keys and bytes stored, memory, revision,\n"
     "get/set/delete counts, CAS failures, transactions, index size) and the\n"
-    "server's own metrics.\n"
-    "JSON: the server's map as is, e.g. {\"keys\":12,\"gets\":40,...}\n";
+    "server's own metrics. Each line is named as in --json (snake_case, e.g.\n"
+    "get_hits, bytes_in); byte counts of 1 KiB and more also show as KiB,\n"
+    "MiB, ... The server's latency percentiles make one table, latency_us,\n"
+    "one row per operation and the columns in order p50, p99, p99.9, in\n"
+    "microseconds with one decimal.\n"
+    "JSON: the server's map, e.g. {\"keys\":12,\"gets\":40,...,\n"
+    "\"latency_p50_us\":{\"get\":3.84,...}}, fractions rounded to 0.001.\n";
 
 static const char snapshot_help[] =
     "Usage: kvcli snapshot\n"
@@ -229,7 +235,8 @@ static const char backup_help[] =
 static const char help_help[] =
     "Usage: kvcli help [COMMAND]\n"
     "\n"
-    "Shows the overview, or a command's help (as 'kvcli COMMAND --help').\n";
+    "Shows the overview, or a command's help (as 'kvcli COMMAND --help').\n"
+    "At the prompt, 'help' alone lists the commands and the prompt's keys.\n";
 
 const kvcli_command kvcli_commands[] = {
     {"set", kvcli_cmd_set, "set one key, several keys atomically, or CAS",
@@ -352,8 +359,10 @@ void kvcli_print_usage(FILE *f)
           "Without a command, kvcli reads commands: at a terminal with a\n"
           "prompt, line editing and history (~/.kvcli_history); otherwise one\n"
           "command per line from standard input, without a prompt. Quote\n"
-          "arguments as in a shell. 'help', 'quit' and 'exit' also work there.\n"
-          "The exit code is then the last command's.\n"
+          "arguments as in a shell. 'help' there is the prompt's short help;\n"
+          "'quit' and 'exit' leave. Tab completes command names. A reconnect\n"
+          "(kvd restarted) is announced on stderr. The exit code is then the\n"
+          "last command's.\n"
           "\n"
           "Command names may be written in any case (kvcli GET k).\n"
           "Errors go to stderr as one line starting with \"kvcli: \".\n"
@@ -366,6 +375,21 @@ void kvcli_print_usage(FILE *f)
           "  kvcli txn 'absent(lock)' --then 'set lock me' --else 'get lock'\n"
           "\n"
           "See also kvcli(1), kvd(1).\n", f);
+}
+
+void kvcli_print_prompt_help(FILE *f)
+{
+    fputs("Commands (type them without 'kvcli'):\n", f);
+    for (const kvcli_command *c = kvcli_commands; c->name; c++)
+        if (strcmp(c->name, "help") != 0)
+            fprintf(f, "  %-9s %s\n", c->name, c->summary);
+    fputs("\n"
+          "  help COMMAND   that command's usage, options and examples\n"
+          "  quit, exit     leave (also Ctrl-D)\n"
+          "\n"
+          "Quote arguments as in a shell. Options such as --json or --port\n"
+          "apply to their line only. Tab completes command names; history is\n"
+          "kept in ~/.kvcli_history.\n", f);
 }
 
 int kvcli_maybe_help(const kvcli_session *s, const char *cmd)
@@ -385,7 +409,11 @@ int kvcli_cmd_help(kvcli_session *s, int argc, char **argv)
     if (rc != 0)
         return rc;
     if (a.npos == 0) {
-        kvcli_print_usage(stdout);
+        /* At the prompt, what matters there, not the command line's. */
+        if (s->interactive)
+            kvcli_print_prompt_help(stdout);
+        else
+            kvcli_print_usage(stdout);
     } else {
         const kvcli_command *c = kvcli_find_command(a.pos[0]);
         if (c == NULL) {

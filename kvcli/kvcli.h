@@ -64,6 +64,9 @@ void kvcli_disconnect(kvcli_session *s);
 int kvcli_fail(kvcli_session *s, int status, const char *what);
 /* Exit code for a kv status (KV_OK -> 0). */
 int kvcli_exit_code(int status);
+/* Inside the prompt (on = 1), error hints name commands without "kvcli":
+ * "try 'help'", not "try 'kvcli help'". */
+void kvcli_err_in_prompt(int on);
 /* One-line error on stderr: "kvcli: ..." */
 void kvcli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* --json's error object: the first error since kvcli_error_reset() is
@@ -146,6 +149,8 @@ int kvcli_unknown_command(const char *name);
 /* Runs one command line (argv[0] is the command). */
 int kvcli_dispatch(kvcli_session *s, int argc, char **argv);
 void kvcli_print_usage(FILE *f);
+/* The short help of the interactive prompt: commands, quit, keys. */
+void kvcli_print_prompt_help(FILE *f);
 /* Prints the command's help if the args asked for it; returns 1 if so. */
 int kvcli_maybe_help(const kvcli_session *s, const char *cmd);
 

@@ -16,8 +16,8 @@
     "  1  negative outcome: a key was not found (get, del), --if-version\n"   \
     "     did not match (set), or the compares failed so the else-branch\n"   \
     "     ran (txn), or flush was not confirmed\n"                                                        \
-    "  2  usage error (bad command, option or argument; unreadable file;\n"  \
-    "     a request over kvcli's --max-frame-size)\n"                       \
+    "  2  usage error (bad command, option or argument; unreadable file\n"  \
+    "     or bad import input; a request over kvcli's --max-frame-size)\n"   \
     "  3  connection error: cannot connect, timeout, connection lost,\n"      \
     "     authentication failed or required, server busy, the server\n"       \
     "     does not speak kvd's protocol\n"                                     \
@@ -179,6 +179,71 @@ static const char scan_help[] =
     "  kvcli scan user:\n"
     "  kvcli scan --limit 10 --values\n";
 
+static const char export_help[] =
+    "Usage: kvcli export [--prefix P] [--format json|bin] > FILE\n"
+    "\n"
+    "Writes every entry (or those whose key starts with P) to standard\n"
+    "output, streaming, for moving data to another kvd ('kvcli import') or\n"
+    "looking at everything. To read entries as text, 'kvcli scan --values'\n"
+    "is handier.\n"
+    "\n"
+    "  --prefix P      only keys starting with P\n"
+    "  --format json   JSON lines (the default): one entry per line,\n"
+    "                  {\"key\":\"<base64>\",\"value\":\"<base64>\",\"version\":N},\n"
+    "                  key and value always in standard base64 (RFC 4648,\n"
+    "                  padded), version the key's version at export\n"
+    "  --format bin    binary: \"KVEXPORT\", u32 format version 1, then per\n"
+    "                  entry 'E', u32 key length, u32 value length, u64\n"
+    "                  version, key, value; last 'Z', u64 entry count\n"
+    "                  (big-endian; refused on a terminal)\n"
+    "\n"
+    "Like scan it is not a point-in-time copy (that is 'kvcli backup'): an\n"
+    "entry present for the whole export is written at least once; one\n"
+    "written meanwhile may or may not be, and an entry may appear twice\n"
+    "(import keeps the last). When stderr is a terminal a progress line\n"
+    "shows entries, bytes, rate and ETA; at the end a summary goes to\n"
+    "stderr: \"exported N entries (B bytes of keys and values) in S s\".\n"
+    "If writing fails (disk full) the exit code is 2.\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli export > all.jsonl\n"
+    "  kvcli export --prefix user: --format bin > users.kvx\n"
+    "  kvcli export | jq -r '.key | @base64d'\n"
+    "  kvcli --port 7380 export | kvcli --port 7381 import -\n";
+
+static const char import_help[] =
+    "Usage: kvcli import FILE [--batch N] [--format json|bin] [--dry-run]\n"
+    "\n"
+    "Reads entries written by 'kvcli export' from FILE ('-' for standard\n"
+    "input; the format is recognised by its first byte) and sets them,\n"
+    "streaming, in batches: each batch is one atomic multi-key set of up\n"
+    "to N entries (default 50) and about 1 MiB, within --max-frame-size.\n"
+    "Keys that exist are overwritten, other keys are left alone; versions\n"
+    "are those of this store, not the file's.\n"
+    "\n"
+    "  --batch N       entries per atomic batch, 1-10000 (default 50)\n"
+    "  --format F      fail unless the input is in format F (json, bin)\n"
+    "  --dry-run       read and check the whole input, import nothing\n"
+    "\n"
+    "In JSON lines, blank lines are skipped and members other than \"key\"\n"
+    "and \"value\" are ignored. A bad entry (not JSON, no key, not base64,\n"
+    "an empty key, a truncated binary file) stops the import with exit\n"
+    "code 2 and an error naming its line (or record): the entries before it\n"
+    "are imported, nothing from it on. A batch the server refuses (exit 4,\n"
+    "e.g. a value over its limit) is not applied, and its lines are named;\n"
+    "earlier batches stay. Use --dry-run first for all or nothing.\n"
+    "\n"
+    "When stderr is a terminal a progress line shows entries, bytes, rate\n"
+    "and, for a file, the ETA. At the end: \"imported N entries (B bytes\n"
+    "of keys and values) in S s\".\n"
+    "JSON: {\"entries\":N,\"bytes\":B,\"batches\":K,\"seconds\":S}\n"
+    "(with \"dry_run\":true for --dry-run).\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli import all.jsonl\n"
+    "  kvcli import --dry-run users.kvx\n"
+    "  zcat dump.jsonl.gz | kvcli import -\n";
+
 static const char ping_help[] =
     "Usage: kvcli ping\n"
     "\n"
@@ -246,6 +311,10 @@ const kvcli_command kvcli_commands[] = {
     {"flush", kvcli_cmd_flush, "delete every key (asks first)", flush_help},
     {"txn", kvcli_cmd_txn, "run a conditional transaction", txn_help},
     {"scan", kvcli_cmd_scan, "list keys by prefix", scan_help},
+    {"export", kvcli_cmd_export, "write every entry (or a prefix) to stdout",
+     export_help},
+    {"import", kvcli_cmd_import, "set the entries of an export file, in batches",
+     import_help},
     {"metrics", kvcli_cmd_metrics, "show store and server metrics",
      metrics_help},
     {"snapshot", kvcli_cmd_snapshot, "take a snapshot of kvd's store now", snapshot_help},

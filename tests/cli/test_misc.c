@@ -375,8 +375,8 @@ Test(misc, help_for_every_command)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_expect_not_null(strstr(r.out, want[i]), "no '%s'", want[i]);
     cli_result_free(&r);
-    const char *cmds[] = {"set", "get", "del", "txn", "scan", "metrics",
-                          "ping", "version", "help"};
+    const char *cmds[] = {"set", "get", "del", "txn", "scan", "export",
+                          "import", "metrics", "ping", "version", "help"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         r = cli_run(NULL, 0, NULL, (const char *const[]){cmds[i], "--help",
                                                          NULL});

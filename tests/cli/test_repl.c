@@ -308,6 +308,9 @@ Test(repl, tab_completes_commands_not_file_names)
     /* After --file, a file name is what is wanted. */
     type_line(&t, "set k --file zz\t", "OK (version");
     type_line(&t, "get k", "\nfrom the file");
+    /* import's FILE too (the file is not an export: its error shows the
+     * name was completed and the file opened). */
+    type_line(&t, "import zz\t", "line 1: invalid JSON");
     o = type_line(&t, "help sc\t", "Usage: kvcli scan");
     pty_quit(pid, &t);
     unlink(file);

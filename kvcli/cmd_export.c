@@ -75,8 +75,9 @@ static int export_entry(void *ctx, const void *key, size_t klen,
     return 0;
 }
 
-static int write_failed(const export_ctx *x)
+static int write_failed(export_ctx *x)
 {
+    kvcli_progress_end(&x->prog);
     kvcli_err("export: cannot write the output: %s", strerror(x->write_errno));
     return KVCLI_EXIT_USAGE;
 }
@@ -108,7 +109,13 @@ static int export_all(kvcli_session *s, kv_client *c, const char *prefix,
                                    EXPORT_PAGE, 0, export_entry, x, &next);
         if (st != KV_OK) {
             kvcli_progress_end(&x->prog);
-            return kvcli_fail(s, st, "export");
+            char what[128] = "export";
+            if (x->entries)
+                snprintf(what, sizeof what, "export (the output is incomplete:"
+                         " it holds the first %llu entries)",
+                         (unsigned long long)x->entries);
+            fflush(stdout);
+            return kvcli_fail(s, st, what);
         }
         if (x->write_errno || ferror(stdout)) {
             if (!x->write_errno)
@@ -170,9 +177,6 @@ int kvcli_cmd_export(kvcli_session *s, int argc, char **argv)
                 " in %.2f s\n", (unsigned long long)x.entries,
                 x.entries == 1 ? "y" : "ies", (unsigned long long)x.bytes,
                 kvcli_progress_seconds(&x.prog));
-    } else if (x.entries) {
-        kvcli_err("export: the output is incomplete: %llu entries were written",
-                  (unsigned long long)x.entries);
     }
 out:
     kvcli_args_free(&a);

@@ -6,8 +6,8 @@
  * session, which matters at the interactive prompt. A transport failure
  * closes it inside libkvclient; the next command reconnects. At the
  * prompt a command first checks that the server has not closed the idle
- * connection (kv_client_check), and a reconnect is announced on stderr. Every error
- * is ONE line on stderr with a hint at what to do about it.
+ * connection (kv_client_check), and a reconnect is announced on stderr.
+ * Every error is ONE line on stderr with a hint at what to do about it.
  */
 #include <stdarg.h>
 #include <stdlib.h>

@@ -95,7 +95,6 @@ static void draw(kvcli_progress *p, double now)
     }
     if (n >= sizeof line)
         n = sizeof line - 1;
-    fflush(stdout);
     fprintf(stderr, "\r%s%*s", line,
             p->shown > n ? (int)(p->shown - n) : 0, "");
     fflush(stderr);

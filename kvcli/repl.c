@@ -44,8 +44,8 @@ static int run_line(kvcli_session *s, const char *line, int *quit,
 }
 
 /* Tab completion: command names for the first word (and after "help");
- * file names only where a file is expected (after --file, the FILE of
- * import and backup); nothing elsewhere: keys and values are the
+ * file names only where a file is expected (after --file or --unix, the
+ * FILE of import and backup); nothing elsewhere: keys and values are the
  * server's, and the current directory's names would only mislead. */
 static char *command_generator(const char *text, int state)
 {
@@ -100,6 +100,19 @@ static int word_of(const char *line, size_t n, int which, char *out,
     return count;
 }
 
+/* True if word is an option whose value comes next ("--format"). */
+static int takes_value(const char *word)
+{
+    int takes = 0;
+    if (strncmp(word, "--", 2) != 0 || strchr(word, '=') != NULL)
+        return 0;
+    if (kvcli_is_global_opt(word + 2, &takes))
+        return takes;
+    return strcmp(word, "--format") == 0 || strcmp(word, "--batch") == 0 ||
+           strcmp(word, "--prefix") == 0 || strcmp(word, "--limit") == 0 ||
+           strcmp(word, "--if-version") == 0;
+}
+
 static char **complete(const char *text, int start, int end)
 {
     (void)end;
@@ -113,8 +126,8 @@ static char **complete(const char *text, int start, int end)
         return rl_completion_matches(text, command_generator);
     int file_cmd = strcasecmp(cmd, "import") == 0 ||
                    strcasecmp(cmd, "backup") == 0;
-    if (strcmp(prev, "--file") == 0 ||
-        (file_cmd && text[0] != '-' && strncmp(prev, "--", 2) != 0))
+    if (strcmp(prev, "--file") == 0 || strcmp(prev, "--unix") == 0 ||
+        (file_cmd && text[0] != '-' && !takes_value(prev)))
         return rl_completion_matches(text, rl_filename_completion_function);
     return NULL;
 }

@@ -520,3 +520,17 @@ Test(export, progress_line_only_on_a_terminal)
     cr_assert_not_null(strstr(buf, "refusing to write the binary format to a terminal"), "%s",
                        buf);
 }
+
+/* An output that cannot be written (a full disk): exit 2, said so, and
+ * no summary. */
+Test(export, unwritable_output_fails)
+{
+    load_entries();
+    static char buf[65536];
+    int rc = run_on_terminal((const char *const[]){"export", NULL}, "/dev/full", buf,
+                             sizeof buf);
+    cr_assert_eq(rc, 2, "output: %s", buf);
+    cr_assert_not_null(strstr(buf, "kvcli: export: cannot write the output: No space left"),
+                       "%s", buf);
+    cr_assert_null(strstr(buf, "exported "), "%s", buf);
+}

@@ -311,6 +311,10 @@ Test(repl, tab_completes_commands_not_file_names)
     /* import's FILE too (the file is not an export: its error shows the
      * name was completed and the file opened). */
     type_line(&t, "import zz\t", "line 1: invalid JSON");
+    type_line(&t, "import --dry-run zz\t", "line 1: invalid JSON");
+    /* ... but not for an option's value. */
+    o = type_line(&t, "import --format zz\t x", "unknown --format");
+    cr_assert_not_null(strstr(o, "unknown --format 'zz'"), "got: %s", o);
     o = type_line(&t, "help sc\t", "Usage: kvcli scan");
     pty_quit(pid, &t);
     unlink(file);

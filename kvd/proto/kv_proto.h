@@ -421,6 +421,10 @@ int kv_proto_resp_metrics(kv_proto_buf *b, uint64_t id,
                           const kv_metrics *store,
                           const kv_proto_metric *extra, size_t nextra);
 
+/* The store's metrics as named entries (the names METRICS uses): fills
+ * out[0..cap) and returns how many there are (call with cap 0 to count). */
+size_t kv_proto_store_metrics(const kv_metrics *store, kv_proto_metric *out, size_t cap);
+
 /* SCAN, streamed from kv_scan()'s callback without copying:
  *   kv_proto_scan_writer w;
  *   kv_proto_resp_scan_begin(b, id, &w);
@@ -462,6 +466,42 @@ size_t kv_proto_resp_scan_entry_size(size_t klen, size_t vlen,
                                      uint64_t version, int keys_only);
 void kv_proto_resp_scan_rewind(kv_proto_scan_writer *w,
                                const kv_proto_scan_writer *saved);
+
+/* A successful response built element by element, for a server whose
+ * results come from code that does not know the format:
+ *   kv_proto_writer w;
+ *   kv_proto_writer_begin(&w, b, id, hint);   // frame + [id, 0,
+ *   ... one result value: kv_proto_writer_array(&w, 2), _bin, _uint ...
+ *   kv_proto_writer_end(&w);                  // or _abort(&w)
+ * Arrays and maps take their element count up front; the caller writes
+ * exactly one result value (nested as it likes). The first failing call
+ * sticks: later calls return it, and end removes the frame and returns
+ * it (KV_NO_MEMORY, KV_FRAME_TOO_LARGE). Nothing else may be appended to
+ * b between begin and end/abort. hint: a guess of the body size. */
+typedef struct kv_proto_writer {
+    kv_proto_buf *b; /* private */
+    size_t start;    /* private: offset of the frame in b */
+    int err;         /* the first failure, KV_OK while none */
+} kv_proto_writer;
+
+int kv_proto_writer_begin(kv_proto_writer *w, kv_proto_buf *b, uint64_t id, size_t hint);
+int kv_proto_writer_array(kv_proto_writer *w, size_t n);
+int kv_proto_writer_map(kv_proto_writer *w, size_t n);
+int kv_proto_writer_uint(kv_proto_writer *w, uint64_t v);
+int kv_proto_writer_int(kv_proto_writer *w, int64_t v);
+int kv_proto_writer_double(kv_proto_writer *w, double v);
+int kv_proto_writer_bool(kv_proto_writer *w, int v);
+int kv_proto_writer_nil(kv_proto_writer *w);
+/* Bytes as bin (values, keys). */
+int kv_proto_writer_bin(kv_proto_writer *w, const void *p, size_t n);
+/* A C string as str (names). */
+int kv_proto_writer_str(kv_proto_writer *w, const char *s);
+/* n bytes as str. */
+int kv_proto_writer_strn(kv_proto_writer *w, const char *s, size_t n);
+/* The frame's size so far, header included. */
+size_t kv_proto_writer_size(const kv_proto_writer *w);
+int kv_proto_writer_end(kv_proto_writer *w);
+void kv_proto_writer_abort(kv_proto_writer *w);
 
 #ifdef __cplusplus
 }

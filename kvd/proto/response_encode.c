@@ -205,6 +205,19 @@ int kv_proto_resp_txn(kv_proto_buf *b, uint64_t id, const kv_txn_result *r)
 #define COUNT_ONE(f) +1
 enum { NSTORE = 0 STORE_METRICS(COUNT_ONE) };
 
+size_t kv_proto_store_metrics(const kv_metrics *store, kv_proto_metric *out, size_t cap)
+{
+    size_t n = 0;
+#define STORE_ITEM(f)                                                         \
+    if (n < cap)                                                              \
+        out[n] = (kv_proto_metric){.name = #f, .kind = KV_PROTO_METRIC_UINT,  \
+                                   .u = store->f};                            \
+    n++;
+    STORE_METRICS(STORE_ITEM)
+#undef STORE_ITEM
+    return n;
+}
+
 static int pack_number(msgpack_packer *pk, const kv_proto_metric *m)
 {
     if (m->kind == KV_PROTO_METRIC_DOUBLE)

@@ -85,6 +85,9 @@ static const opt_def opts[] = {
     {"protected-mode", OPT_YESNO, OFF(protected_mode), "yes|no",
      "refuse to start listening on a non-loopback address (0.0.0.0, ::, a LAN address) without a password (default yes)", 0, 0},
     {"port", OPT_PORT, OFF(port), "N", "TCP port, 0 = ephemeral (default 7379)", 0, 65535},
+    {"resp-port", OPT_PORT, OFF(resp_port), "N",
+     "also listen on port N (same addresses) for the Redis protocol only, e.g. 6379 for a "
+     "drop-in replacement; the main port speaks it too (default none)", 0, 65535},
     {"port-file", OPT_STR, OFF(port_file), "PATH",
      "write the bound TCP port to this file once listening, 0 with --bind none (default none)", 0, 0},
     {"unix", OPT_STR, OFF(unix_path), "PATH",
@@ -99,7 +102,7 @@ static const opt_def opts[] = {
     {"max-connections", OPT_SIZE, OFF(max_connections), "N",
      "refuse connections above this with BUSY, 0 = unlimited (default 10000); lowered, with a warning, to what the open-file limit allows after raising its soft value", 0, SIZE_MAX},
     {"max-frame-size", OPT_SIZE, OFF(max_frame_size), "BYTES",
-     "largest request frame body, 1k to 4294967295; below max-value-size is warned about (default 64M+64K = 67174400)", KVD_MIN_FRAME, KV_PROTO_LIMIT_MAX_FRAME},
+     "largest request (frame body, or Redis command), 1k to below 672m; below max-value-size is warned about (default 64M+64K = 67174400)", KVD_MIN_FRAME, KVD_MAX_FRAME_SIZE - 1},
     {"max-output-buffer", OPT_SIZE, OFF(max_output_buffer), "BYTES",
      "per-connection unsent output: reading pauses at half, disconnect above; at least 4k (default 64M)", KVD_MIN_OUTPUT_BUFFER, SIZE_MAX},
     {"max-client-memory", OPT_SIZE, OFF(max_client_memory), "BYTES",
@@ -137,6 +140,7 @@ static void config_defaults(kvd_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->port = KV_PROTO_DEFAULT_PORT;
+    cfg->resp_port = -1;
     cfg->unix_perm = -1;
     cfg->protected_mode = 1;
     cfg->max_connections = 10000;
@@ -252,6 +256,10 @@ static int check_range(const opt_def *o, const char *val, uint64_t u, char *err,
     const char *hint = o->type == OPT_SIZE && u < o->min
                            ? " (sizes are in bytes unless they end in k, m or g)"
                            : "";
+    /* where the number alone would puzzle, why the range ends there */
+    if (o->offset == OFF(max_frame_size) && u > o->max)
+        hint = " (below 672m: a larger frame's length prefix could begin with '*' or a letter, "
+               "which is how kvd tells the Redis protocol and HTTP from its own frames)";
     if (o->max == UINT64_MAX || o->max == SIZE_MAX)
         snprintf(err, errlen, "%s is below the minimum %s%s", val, lo, hint);
     else

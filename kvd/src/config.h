@@ -11,12 +11,17 @@
 #include <sys/socket.h>
 
 #define KVD_MAX_BINDS 16
+/* Frame limits stay below this (672 MiB = '*' << 24): a valid frame's
+ * length prefix then never starts with '*' or a letter, so a connection's
+ * first byte tells kvd's frames from RESP and HTTP (frontend.h). */
+#define KVD_MAX_FRAME_SIZE ((size_t)0x2A000000)
 
 typedef struct kvd_config {
     char *binds[KVD_MAX_BINDS]; /* addresses to listen on (malloc'ed)     */
     size_t nbinds;
     int tcp_off;                /* --bind none: the Unix socket only      */
     int port;                   /* 0 = ephemeral                          */
+    int resp_port;              /* -1 = none: a Redis-protocol-only port  */
     char *unix_path;            /* NULL: no Unix socket                   */
     int unix_perm;              /* its mode (0..0777); -1: as the umask   */
     char *port_file;            /* write the bound TCP port here          */

@@ -1,15 +1,19 @@
 /*
  * conn.c - one client connection (see conn.h).
  *
- * Reading: libuv reads into the worker's 64 KiB scratch buffer when the
- * connection holds no partial frame, so an idle connection owns no input
- * memory; only the tail of an incomplete frame is copied into c->in, which
- * grows to the frame's declared size once its header was checked against
- * the frame limit (never before).
+ * Protocols: the first bytes choose the connection's front-end
+ * (kvd_frontend_detect: kvd's MessagePack frames, RESP, or the plain-text
+ * refusal of HTTP); from then on the front-end cuts the input into
+ * messages and runs them (frontend.h). Nothing here knows a framing.
  *
- * Batching: every complete frame of a read is decoded and answered into
- * one output buffer (c->out), sent with one write afterwards (see
- * conn_write.c).
+ * Reading: libuv reads into the worker's 64 KiB scratch buffer when the
+ * connection holds no partial message, so an idle connection owns no
+ * input memory; only the tail of an incomplete message is copied into
+ * c->in, which grows to the message's declared size once the front-end
+ * checked its header against the request limit (never before).
+ *
+ * Batching: every complete message of a read is answered into one output
+ * buffer (c->out), sent with one write afterwards (see conn_write.c).
  *
  * Backpressure: when queued output (c->pending) plus the batch reaches
  * the soft mark (half of --max-output-buffer), the connection pauses: no
@@ -29,18 +33,12 @@
  * reading, and once it is written shuts down our side and discards input
  * for a moment (so the peer gets the error, not a reset), then closes.
  *
- * Another protocol: a client whose first bytes are an HTTP request line or
- * Redis (RESP or inline) gets one readable line instead of a MessagePack
- * error, then the connection closes. Only a first frame header that the
- * frame limit refuses anyway is looked at (any printable first byte means
- * a length of at least 512 MiB), so no valid frame is ever misread.
- *
  * Out of memory: no request runs unless the batch has room for its
  * answer (REPLY_ROOM, more than any error or SET/MSET/DEL answer needs),
  * so a request that ran is always answered. Out of memory reading a
- * frame, or for that room, is a fatal error: [id, NO_MEMORY] (the id
- * peeked from the frame's first bytes, else 0) after the answers before
- * it; the request is not run.
+ * message, or for that room, is a fatal error in the front-end's terms
+ * (MessagePack: [id, NO_MEMORY], the id peeked from the frame) after the
+ * answers before it; the request is not run.
  */
 #include "conn.h"
 
@@ -51,7 +49,7 @@
 #include <unistd.h>
 
 #include "conn_internal.h"
-#include "dispatch.h"
+#include "frontend.h"
 #include "log.h"
 
 #define LINGER_MS 1000
@@ -60,6 +58,7 @@
 
 
 static void conn_update_reading(kvd_conn *c);
+static _Atomic uint64_t next_client_id = 1; /* CLIENT ID */
 static void conn_check_drained(kvd_conn *c);
 
 /* ---- lifetime ------------------------------------------------------------ */
@@ -79,6 +78,9 @@ void kvd__conn_unref(kvd_conn *c)
         atomic_fetch_sub_explicit(&w->server->connections, 1, memory_order_relaxed);
     kvd_debug("%s: closed", c->peer);
     kvd__conn_free_held(c);
+    if (c->fe && c->fe->release)
+        c->fe->release(c);
+    kvd_session_free(&c->sess);
     free(c->in);
     free(c->auth_secret);
     kv_proto_buf_free(&c->out);
@@ -200,14 +202,6 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- processing ------------------------------------------------------------ */
 
-static size_t frame_limit(const kvd_conn *c)
-{
-    const kvd_server *s = c->w->server;
-    if (s->cfg->password && !c->authed && s->preauth_max_frame < s->cfg->max_frame_size)
-        return s->preauth_max_frame;
-    return s->cfg->max_frame_size;
-}
-
 static void conn_pause(kvd_conn *c)
 {
     if (c->paused)
@@ -218,27 +212,32 @@ static void conn_pause(kvd_conn *c)
     kvd_debug("%s: %zu bytes of output pending, pausing", c->peer, c->pending + c->out.len);
 }
 
+/* The connection's front-end, or kvd's own frames before the first bytes
+ * chose one. */
+static const kvd_frontend *frontend(const kvd_conn *c)
+{
+    return c->fe ? c->fe : &kvd_fe_native;
+}
+
 static void conn_fatal_error(kvd_conn *c, int status, const char *detail)
 {
     char what[192];
     snprintf(what, sizeof what, "%s, closing", detail); /* our text: sizes only */
-    kvd_dispatch_protocol_warn(c, what);
+    kvd_cmd_protocol_warn(c, what);
     c->fatal = 1;
-    if (kvd_dispatch_conn_error(c, status, detail) != 0)
+    if (frontend(c)->fatal(c, NULL, 0, status, detail) != 0)
         kvd_conn_close(c);
 }
 
-/* Out of memory for the request whose frame starts at frame (have bytes
- * of it arrived): queue [id, NO_MEMORY] as the last response. The caller
+/* Out of memory for the request whose message starts at frame (have
+ * bytes of it arrived): queue the error as the last response. The caller
  * flushes. */
 static void conn_out_of_memory(kvd_conn *c, const uint8_t *frame, size_t have)
 {
-    uint64_t id = 0;
-    if (have > KV_PROTO_HEADER_SIZE)
-        kv_proto_peek_id(frame + KV_PROTO_HEADER_SIZE, have - KV_PROTO_HEADER_SIZE, &id);
     kvd_warn("%s: out of memory for a request, answering NO_MEMORY and closing", c->peer);
     c->fatal = 1;
-    if (kvd_dispatch_last_error(c, id, KV_NO_MEMORY, "server out of memory; request not run") != 0)
+    if (frontend(c)->fatal(c, frame, have, KV_NO_MEMORY,
+                           "server out of memory; request not run") != 0)
         kvd_warn("%s: cannot even queue the error: sending what is queued", c->peer);
 }
 
@@ -255,124 +254,41 @@ static void conn_read_out_of_memory(kvd_conn *c, const uint8_t *frame, size_t ha
     kvd__conn_settle(c);
 }
 
-/* ---- another protocol on the port ------------------------------------------ */
-
-static const char http_reply_body[] =
-    "kvd speaks length-prefixed MessagePack frames, not HTTP (see docs/protocol.md)\n";
-static const char resp_reply[] =
-    "-ERR kvd speaks length-prefixed MessagePack frames, not the Redis protocol "
-    "(see docs/protocol.md)\r\n";
-
-/* 1: HTTP request line, 2: Redis (RESP array or an inline command), 0:
- * neither. p holds at least KV_PROTO_HEADER_SIZE bytes. */
-static int foreign_protocol(const uint8_t *p, size_t len)
-{
-    static const char *const methods[] = {"GET ", "POST", "PUT ", "HEAD", "DELE",
-                                          "OPTI", "PATC", "CONN", "TRAC"};
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        if (memcmp(p, methods[i], 4) == 0)
-            return 1;
-    if (p[0] == '*')
-        return 2;
-    /* An inline command: printable text up to the first line end. */
-    size_t i = 0;
-    while (i < len && p[i] >= 0x20 && p[i] < 0x7f)
-        i++;
-    if (i >= KV_PROTO_HEADER_SIZE || (i > 0 && i < len && (p[i] == '\r' || p[i] == '\n')))
-        return 2;
-    return 0;
-}
-
-/* The first frame header was refused: if the bytes are another protocol,
- * queue a plain-text answer in its terms as the last output. Returns 1 if
- * it did (the caller stops), 0 otherwise. */
-static int conn_foreign_protocol(kvd_conn *c, const uint8_t *p, size_t len)
-{
-    int kind = foreign_protocol(p, len);
-    if (kind == 0)
-        return 0;
-    char head[160];
-    const char *body = resp_reply;
-    size_t head_len = 0, body_len = sizeof resp_reply - 1;
-    if (kind == 1) {
-        body = http_reply_body;
-        body_len = sizeof http_reply_body - 1;
-        head_len = (size_t)snprintf(head, sizeof head,
-                                    "HTTP/1.0 400 Bad Request\r\n"
-                                    "Content-Type: text/plain\r\n"
-                                    "Content-Length: %zu\r\n"
-                                    "Connection: close\r\n\r\n",
-                                    body_len);
-    }
-    c->fatal = 1;
-    kvd_stat_add(&c->w->stats.errors, 1);
-    kvd_stat_add(&c->w->stats.protocol_errors, 1);
-    kvd_dispatch_protocol_warn(c, kind == 1 ? "an HTTP request, not kvd frames (answered in "
-                                              "plain text), closing"
-                                            : "a Redis command, not kvd frames (answered in "
-                                              "plain text), closing");
-    if (kv_proto_buf_reserve(&c->out, head_len + body_len) != KV_OK)
-        return 1; /* nothing to say: the flush closes */
-    memcpy(c->out.data + c->out.len, head, head_len);
-    memcpy(c->out.data + c->out.len + head_len, body, body_len);
-    c->out.len += head_len + body_len;
-    return 1;
-}
-
-/* Pipelined GETs and SETs of different keys are independent: start the
- * cache misses of the next PREFETCH_BATCH keys together (kv_prefetch)
- * instead of meeting them one request at a time. Returns how many frames
- * the next calls may skip before looking ahead again. */
-#define PREFETCH_BATCH 16
-static size_t prefetch_batch(kvd_conn *c, const uint8_t *data, size_t len)
-{
-    kv_key keys[PREFETCH_BATCH];
-    size_t n = kv_proto_peek_keys(data, len, frame_limit(c), keys, PREFETCH_BATCH);
-    if (n > 1)
-        kv_prefetch(c->w->server->store, keys, n);
-    return n > 1 ? n - 1 : 0;
-}
-
-/* Answers every complete frame in data[0..len) into c->out until the
+/* Answers every complete message in data[0..len) into c->out until the
  * connection pauses or fails. Returns the bytes consumed. */
 static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
 {
     const kvd_server *s = c->w->server;
     size_t off = 0, unprefetched = 0;
     uint64_t clock = uv_hrtime(); /* one clock read per request, not two */
-    while (!c->fatal && !c->closing && !c->lingering && !c->auth_wait) {
-        if (unprefetched == 0)
-            unprefetched = prefetch_batch(c, data + off, len - off);
-        else
-            unprefetched--;
+    while (!c->fatal && !c->closing && !c->lingering && !c->auth_wait && off < len) {
+        if (!c->fe) {
+            c->fe = kvd_frontend_detect(data + off, len - off);
+            if (!c->fe)
+                break; /* the first line is not complete */
+            c->sess.protocol = c->fe->protocol;
+        }
+        if (c->fe->prefetch) {
+            if (unprefetched == 0)
+                unprefetched = c->fe->prefetch(c, data + off, len - off);
+            else
+                unprefetched--;
+        }
         size_t before = c->pending + c->held_bytes + c->out.len;
         if (before >= s->out_soft) {
             conn_pause(c);
             break;
         }
-        size_t boff, blen, limit = frame_limit(c);
-        kv_proto_split_result r = kv_proto_frame_split(data + off, len - off, limit, &boff, &blen);
-        if (r == KV_PROTO_NEED_MORE)
-            break;
-        if (r == KV_PROTO_TOO_LARGE) {
-            if (!c->framed && off == 0 && conn_foreign_protocol(c, data, len))
-                break;
-            char msg[128];
-            snprintf(msg, sizeof msg, "frame of %zu bytes exceeds the limit of %zu bytes", blen, limit);
-            conn_fatal_error(c, KV_FRAME_TOO_LARGE, msg);
-            break;
-        }
-        if (r == KV_PROTO_INVALID) {
-            conn_fatal_error(c, KV_PROTOCOL, "frame length 0");
-            break;
-        }
-        c->framed = 1;
+        size_t mlen = 0;
+        int r = c->fe->split(c, data + off, len - off, &mlen);
+        if (r != KVD_MSG_READY)
+            break; /* more to read, or fatal (its error is queued) */
         if (kv_proto_buf_reserve(&c->out, REPLY_ROOM) != KV_OK) {
-            conn_out_of_memory(c, data + off, boff + blen);
+            conn_out_of_memory(c, data + off, mlen);
             break;
         }
-        int rc = kvd_dispatch_frame(c, data + off + boff, blen, &clock);
-        off += boff + blen;
+        int rc = c->fe->run(c, data + off, mlen, &clock);
+        off += mlen;
         if (rc < 0) {
             /* REPLY_ROOM makes this unreachable; still deliver the rest */
             kvd_warn("%s: out of memory answering a request, closing", c->peer);
@@ -488,14 +404,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = uv_buf_init((char *)c->w->scratch, sizeof c->w->scratch);
         return;
     }
-    /* A partial frame: make room for all of it (its header was checked
+    /* A partial message: make room for all of it (its header was checked
      * against the limit when it was split), or another chunk. */
     size_t need = KVD_READ_CHUNK;
-    if (c->in_len >= KV_PROTO_HEADER_SIZE) {
-        size_t frame = KV_PROTO_HEADER_SIZE + (size_t)kv_proto_read_u32(c->in);
-        if (frame > c->in_len && frame - c->in_len > need)
-            need = frame - c->in_len;
-    }
+    size_t msg = c->fe ? c->fe->want(c, c->in, c->in_len) : 0;
+    if (msg > c->in_len && msg - c->in_len > need)
+        need = msg - c->in_len;
     if (c->in_cap - c->in_len < need) {
         uint8_t *in = realloc(c->in, c->in_len + need);
         if (!in) {
@@ -603,7 +517,11 @@ static void on_auth_due(uv_timer_t *t)
         return;
     c->auth_wait = 0;
     int fatal = 0;
-    int rc = kvd_dispatch_auth_check(c, c->auth_id, c->auth_secret, c->auth_secret_len, &fatal);
+    kvd_reply r;
+    frontend(c)->reply_init(c, &r, c->auth_id);
+    int rc = kvd_cmd_auth_check(c, &r, c->auth_secret, c->auth_secret_len, &fatal);
+    if (rc >= 0 && r.ops->finish(&r) != KV_OK)
+        rc = -1;
     free(c->auth_secret);
     c->auth_secret = NULL;
     if (rc < 0) {
@@ -661,7 +579,7 @@ static void describe_peer(kvd_conn *c, int fd)
     }
 }
 
-void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
+void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject, int protocol)
 {
     kvd_server *s = w->server;
     kvd_conn *c = calloc(1, sizeof *c);
@@ -674,7 +592,12 @@ void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
     c->w = w;
     c->is_unix = is_unix ? 1 : 0;
     c->counted = reject ? 0 : 1;
-    c->proto_version = KV_PROTO_VERSION;
+    c->fe = kvd_frontend_for(protocol);
+    if (c->fe)
+        c->sess.protocol = c->fe->protocol;
+    c->sess.native_version = KV_PROTO_VERSION;
+    c->sess.resp_version = 2;
+    c->sess.client_id = atomic_fetch_add_explicit(&next_client_id, 1, memory_order_relaxed);
     c->h.handle.data = c;
     c->timer.data = c;
     c->next = w->conns;
@@ -708,7 +631,8 @@ void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject)
     if (reject) {
         kvd_info("%s: refused, too many connections", c->peer);
         c->fatal = 1;
-        if (kvd_dispatch_conn_error(c, KV_BUSY, "too many connections") != 0) {
+        /* The protocol may not be known yet: then kvd's own frames. */
+        if (frontend(c)->fatal(c, NULL, 0, KV_BUSY, "too many connections") != 0) {
             kvd_conn_close(c);
             return;
         }

@@ -1,7 +1,7 @@
 /*
- * conn.h - one client connection on a worker loop: input buffer and
- * framing, batched responses (one write per batch), backpressure,
- * timeouts and the close paths.
+ * conn.h - one client connection on a worker loop: input buffer, batched
+ * responses (one write per batch), backpressure, timeouts and the close
+ * paths. What the bytes mean is its front-end's business (frontend.h).
  *
  * A connection belongs to its worker's thread only.
  */
@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "cmd.h"
 #include "kv_proto.h"
 #include "server.h"
 
@@ -63,15 +64,11 @@ typedef struct kvd_conn {
     unsigned lingering : 1; /* shut down our side, discarding input     */
     unsigned closing : 1;   /* uv_close called                          */
     unsigned draining : 1;  /* server stopping: answer what arrived     */
-    unsigned authed : 1;
     unsigned is_unix : 1;
     unsigned counted : 1;   /* included in server->connections          */
     unsigned auth_wait : 1; /* an AUTH waits for its turn: no processing,
                                no reading until it is answered          */
-    unsigned framed : 1;    /* a frame header was accepted: the stream's
-                               first bytes are past                     */
     size_t mem;             /* buffer bytes counted in client_memory    */
-    size_t frame_len;       /* body size of the request being answered  */
     uint64_t batch_rev;     /* newest revision written by requests whose
                                replies are in `out` (durable stores)    */
     kvd_held *held, *held_tail; /* replies waiting, oldest first         */
@@ -79,18 +76,21 @@ typedef struct kvd_conn {
     struct kvd_conn *held_prev, *held_next; /* worker's list of conns
                                                with held replies         */
     unsigned on_held_list : 1;
-    int auth_failures;
     uint8_t *auth_secret;   /* the waiting AUTH's secret (malloc'ed)    */
     size_t auth_secret_len;
     uint64_t auth_id;
     kvd_peer_key peer_key;  /* for the AUTH throttle                    */
-    int proto_version;
+    const struct kvd_frontend *fe; /* the protocol, once the first bytes
+                                      told it (frontend.h)              */
+    void *fe_state;         /* the front-end's parse state               */
+    kvd_session sess;       /* auth, protocol version, name, MULTI       */
     char peer[64];
 } kvd_conn;
 
 /* Adopts an accepted socket on worker w (its thread). reject: answer
- * KV_BUSY and close. On failure closes fd. */
-void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject);
+ * KV_BUSY and close. protocol: a dedicated port's KVD_PROTOCOL_*, or -1
+ * (the first bytes decide). On failure closes fd. */
+void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject, int protocol);
 
 /* The server is stopping: answer the complete requests already received,
  * flush, then close. */

@@ -10,11 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const op_names[KV_PROTO_OP_COUNT] = {
-    "hello", "ping", "auth", "get", "mget", "set", "mset", "del", "txn", "scan", "metrics",
-    "snapshot", "snapshot_read",
-};
-
 #define NSERVER 20 /* flat server entries */
 #define NMAPS 5    /* requests_by_op, errors_by_op and three latency maps */
 
@@ -24,13 +19,46 @@ static kv_proto_metric uint_metric(const char *name, uint64_t v)
     return m;
 }
 
-int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_metrics *store)
+/* Writes one number. */
+static void reply_number(kvd_reply *r, const kv_proto_metric *m)
 {
-    uint64_t sums[16] = {0}, reqs[KV_PROTO_OP_COUNT] = {0}, errs[KV_PROTO_OP_COUNT] = {0};
+    r->ops->text(r, m->name, strlen(m->name));
+    if (m->kind == KV_PROTO_METRIC_DOUBLE)
+        r->ops->dbl(r, m->d);
+    else
+        r->ops->uinteger(r, m->u);
+}
+
+static int reply_metrics(kvd_reply *r, const kv_metrics *store, const kv_proto_metric *items,
+                         size_t n)
+{
+    kv_proto_metric st[64];
+    size_t nstore = kv_proto_store_metrics(store, st, 64);
+    if (nstore > 64)
+        return r->ops->error(r, KV_INTERNAL, "too many store metrics");
+    r->ops->map(r, nstore + n);
+    for (size_t i = 0; i < nstore; i++)
+        reply_number(r, &st[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].kind != KV_PROTO_METRIC_MAP) {
+            reply_number(r, &items[i]);
+            continue;
+        }
+        r->ops->text(r, items[i].name, strlen(items[i].name));
+        r->ops->map(r, items[i].nchildren);
+        for (size_t j = 0; j < items[i].nchildren; j++)
+            reply_number(r, &items[i].children[j]);
+    }
+    return KV_OK;
+}
+
+int kvd_metrics_reply(kvd_server *s, kvd_reply *r, const kv_metrics *store)
+{
+    uint64_t sums[16] = {0}, reqs[KVD_CMD_COUNT] = {0}, errs[KVD_CMD_COUNT] = {0};
     uint64_t total = 0;
-    kvd_hist *hist = calloc(KV_PROTO_OP_COUNT, sizeof *hist);
+    kvd_hist *hist = calloc(KVD_CMD_COUNT, sizeof *hist);
     if (!hist)
-        return KV_NO_MEMORY;
+        return r->ops->error(r, KV_NO_MEMORY, "out of memory");
     for (int i = 0; i < s->nworkers; i++) {
         kvd_stats *st = &s->workers[i].stats;
         sums[0] += kvd_stat_get(&st->bytes_in);
@@ -44,7 +72,7 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
         sums[8] += kvd_stat_get(&st->auth_failures);
         sums[10] += kvd_stat_get(&st->disconnects_client_memory);
         sums[9] += kvd_stat_get(&st->auth_throttled);
-        for (int op = 0; op < KV_PROTO_OP_COUNT; op++) {
+        for (int op = 0; op < KVD_CMD_COUNT; op++) {
             uint64_t n = kvd_stat_get(&st->requests[op]);
             reqs[op] += n;
             total += n;
@@ -54,8 +82,8 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
     }
 
     kv_proto_metric items[NSERVER + NMAPS];
-    kv_proto_metric by_op[KV_PROTO_OP_COUNT], errs_by_op[KV_PROTO_OP_COUNT];
-    kv_proto_metric lat[3][KV_PROTO_OP_COUNT];
+    kv_proto_metric by_op[KVD_CMD_COUNT], errs_by_op[KVD_CMD_COUNT];
+    kv_proto_metric lat[3][KVD_CMD_COUNT];
     size_t n = 0, nlat = 0;
     items[n++] = uint_metric("uptime_s", (uv_hrtime() - s->start_ns) / 1000000000u);
     items[n++] = uint_metric("threads", (uint64_t)s->nworkers);
@@ -82,13 +110,17 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
     items[n++] = uint_metric("protocol_errors", sums[3]);
 
     static const double qs[3] = {0.50, 0.99, 0.999};
-    for (int op = 0; op < KV_PROTO_OP_COUNT; op++) {
-        by_op[op] = uint_metric(op_names[op], reqs[op]);
-        errs_by_op[op] = uint_metric(op_names[op], errs[op]);
+    size_t nops = 0;
+    for (int op = 0; op < KVD_CMD_COUNT; op++) {
+        /* the MessagePack operations always; other commands once used */
+        if (op >= KV_PROTO_OP_COUNT && reqs[op] == 0)
+            continue;
+        by_op[nops] = uint_metric(kvd_cmd_name(op), reqs[op]);
+        errs_by_op[nops++] = uint_metric(kvd_cmd_name(op), errs[op]);
         if (hist[op].count == 0)
             continue;
         for (int q = 0; q < 3; q++) {
-            lat[q][nlat].name = op_names[op];
+            lat[q][nlat].name = kvd_cmd_name(op);
             lat[q][nlat].kind = KV_PROTO_METRIC_DOUBLE;
             lat[q][nlat].d = kvd_hist_quantile_us(&hist[op], qs[q]);
             lat[q][nlat].u = 0;
@@ -107,8 +139,8 @@ int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_m
         items[n].u = 0;
         items[n].d = 0;
         items[n].children = i == 0 ? by_op : i == 1 ? errs_by_op : lat[i - 2];
-        items[n].nchildren = i <= 1 ? KV_PROTO_OP_COUNT : nlat;
+        items[n].nchildren = i <= 1 ? nops : nlat;
         n++;
     }
-    return kv_proto_resp_metrics(out, id, store, items, n);
+    return reply_metrics(r, store, items, n);
 }

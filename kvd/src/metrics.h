@@ -1,6 +1,7 @@
 /*
- * metrics.h - the METRICS response: the store's kv_metrics plus kvd's own
- * figures, summed over all worker loops at the time of the request.
+ * metrics.h - the METRICS answer: the store's kv_metrics plus kvd's own
+ * figures, summed over all worker loops at the time of the request, as a
+ * list of named numbers that any front-end can render.
  *
  * Server metric names (besides kv_metrics' field names):
  *   uptime_s, threads, connections, max_connections (the effective
@@ -19,19 +20,23 @@
  *   latency_p50_us   {op: microseconds}   (ops with at least one request)
  *   latency_p99_us   {op: microseconds}
  *   latency_p999_us  {op: microseconds}
- * Op names are lower case: hello, ping, auth, get, mget, set, mset, del,
- * txn, scan, metrics.
+ * Op names are the command layer's (cmd.h), lower case: the MessagePack
+ * operations (hello, ping, auth, get, mget, set, mset, del, txn, scan,
+ * metrics, snapshot, snapshot_read) always, other commands (incrby,
+ * exists, ...) once they were used.
  */
 #ifndef KVD_METRICS_H
 #define KVD_METRICS_H
 
 #include <stdint.h>
 
+#include "cmd.h"
 #include "kv_proto.h"
 #include "server.h"
 
-/* Appends the METRICS response frame for request id to out.
- * Errors as the codec's encoders (KV_NO_MEMORY). Any worker thread. */
-int kvd_metrics_encode(kvd_server *s, kv_proto_buf *out, uint64_t id, const kv_metrics *store);
+/* Answers METRICS into r: a map of name -> number or name -> map.
+ * Returns the reply's status (KV_NO_MEMORY when the figures could not be
+ * gathered). */
+int kvd_metrics_reply(kvd_server *s, kvd_reply *r, const kv_metrics *store);
 
 #endif /* KVD_METRICS_H */

@@ -37,6 +37,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cmd.h"
 #include "conn.h"
 #include "conn_internal.h"
 #include "log.h"
@@ -299,7 +300,7 @@ static void on_wakeup(uv_async_t *a)
     w->nqueue = w->capqueue = 0;
     pthread_mutex_unlock(&w->lock);
     for (size_t i = 0; i < n; i++)
-        kvd_conn_adopt(w, q[i].fd, q[i].is_unix, q[i].reject);
+        kvd_conn_adopt(w, q[i].fd, q[i].is_unix, q[i].reject, q[i].protocol);
     free(q);
     if (atomic_load(&w->stop) && !w->stopping)
         worker_stop(w);
@@ -351,7 +352,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void handoff(kvd_worker *w, int fd, int is_unix, int reject)
+static void handoff(kvd_worker *w, int fd, int is_unix, int reject, int protocol)
 {
     pthread_mutex_lock(&w->lock);
     if (w->nqueue == w->capqueue) {
@@ -367,7 +368,8 @@ static void handoff(kvd_worker *w, int fd, int is_unix, int reject)
         w->queue = q;
         w->capqueue = cap;
     }
-    w->queue[w->nqueue++] = (kvd_handoff){fd, is_unix, reject};
+    w->queue[w->nqueue++] =
+        (kvd_handoff){.fd = fd, .is_unix = is_unix, .reject = reject, .protocol = protocol};
     pthread_mutex_unlock(&w->lock);
     uv_async_send(&w->wakeup);
 }
@@ -507,7 +509,7 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
             atomic_fetch_add_explicit(&s->connections_total, 1, memory_order_relaxed);
         }
         kvd_worker *w = &s->workers[s->next_worker++ % (unsigned)s->nworkers];
-        handoff(w, fd, l->is_unix, reject);
+        handoff(w, fd, l->is_unix, reject, l->protocol);
     }
 }
 
@@ -519,11 +521,12 @@ static void accept_resume(uv_timer_t *t)
             uv_poll_start(&s->listeners[j].poll, UV_READABLE, on_acceptable);
 }
 
-static int add_listener(kvd_server *s, int fd, int is_unix)
+static int add_listener(kvd_server *s, int fd, int is_unix, int protocol)
 {
     kvd_listener *l = &s->listeners[s->nlisteners];
     l->fd = fd;
     l->is_unix = is_unix;
+    l->protocol = protocol;
     l->server = s;
     int rc = uv_poll_init_socket(s->loop, &l->poll, fd);
     if (rc != 0) {
@@ -537,7 +540,8 @@ static int add_listener(kvd_server *s, int fd, int is_unix)
     return 0;
 }
 
-static int listen_tcp(kvd_server *s, const char *addr, int port, int *bound)
+/* protocol: KVD_PROTOCOL_* for a dedicated port, -1 for the main one. */
+static int listen_tcp(kvd_server *s, const char *addr, int port, int protocol, int *bound)
 {
     struct sockaddr_storage ss;
     if (!kvd_config_parse_addr(addr, port, &ss)) {
@@ -569,8 +573,9 @@ static int listen_tcp(kvd_server *s, const char *addr, int port, int *bound)
     getsockname(fd, (struct sockaddr *)&ss, &len);
     *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                             : ((struct sockaddr_in *)&ss)->sin_port);
-    kvd_info("listening on %s port %d", addr, *bound);
-    return add_listener(s, fd, 0);
+    kvd_info("listening on %s port %d%s", addr, *bound,
+             protocol == KVD_PROTOCOL_RESP ? " (Redis protocol only)" : "");
+    return add_listener(s, fd, 0, protocol);
 }
 
 /* 1 if a server accepts connections on the Unix socket at sun. */
@@ -634,7 +639,7 @@ static int listen_unix(kvd_server *s, const char *path)
         return -1;
     }
     kvd_info("listening on unix socket %s", path);
-    return add_listener(s, fd, 1);
+    return add_listener(s, fd, 1, -1);
 }
 
 static int write_port_file(const char *path, int port)
@@ -810,7 +815,7 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     if (open_store(s, cfg) != 0)
         return -1;
 
-    s->listeners = calloc(cfg->nbinds + 1, sizeof *s->listeners);
+    s->listeners = calloc(2 * cfg->nbinds + 1, sizeof *s->listeners);
     if (!s->listeners) {
         kvd_error("out of memory");
         return -1;
@@ -818,11 +823,20 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     int port = cfg->port;
     for (size_t i = 0; i < cfg->nbinds; i++) {
         int bound;
-        if (listen_tcp(s, cfg->binds[i], port, &bound) != 0)
+        if (listen_tcp(s, cfg->binds[i], port, -1, &bound) != 0)
             return -1;
         if (i == 0)
             s->bound_port = bound;
         port = bound; /* with --port 0, every address gets the same port */
+    }
+    port = cfg->resp_port;
+    for (size_t i = 0; port >= 0 && i < cfg->nbinds; i++) {
+        int bound;
+        if (listen_tcp(s, cfg->binds[i], port, KVD_PROTOCOL_RESP, &bound) != 0)
+            return -1;
+        if (i == 0)
+            s->resp_port = bound;
+        port = bound;
     }
     if (cfg->unix_path && listen_unix(s, cfg->unix_path) != 0)
         return -1;

@@ -33,6 +33,7 @@ struct kvd_server;
 typedef struct kvd_handoff {
     int fd;
     int is_unix;
+    int protocol; /* the listener's (KVD_PROTOCOL_*), -1: by first bytes */
     int reject; /* answer BUSY and close */
 } kvd_handoff;
 
@@ -71,6 +72,7 @@ typedef struct kvd_listener {
     uv_poll_t poll;
     int fd;
     int is_unix;
+    int protocol; /* KVD_PROTOCOL_* of a dedicated port, -1: any */
     struct kvd_server *server;
 } kvd_listener;
 
@@ -92,6 +94,7 @@ typedef struct kvd_server {
     uv_timer_t status_timer;   /* refreshes the service manager's STATUS= */
     int stopping;              /* SIGINT/SIGTERM seen (main thread)       */
     int bound_port;         /* first TCP listener's port */
+    int resp_port;          /* the --resp-port listeners' port, or 0 */
     uint64_t start_ns;      /* uv_hrtime() at start      */
     atomic_uint_fast64_t connections; /* currently open (accepted, not yet closed) */
     atomic_uint_fast64_t connections_total;

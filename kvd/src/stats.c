@@ -33,7 +33,7 @@ static void bucket_range(unsigned b, double *lo, double *width)
 
 void kvd_stats_record(kvd_stats *s, int op, uint64_t ns)
 {
-    if (op < 0 || op >= KV_PROTO_OP_COUNT)
+    if (op < 0 || op >= KVD_CMD_COUNT)
         return;
     kvd_stat_add(&s->hist[op][bucket_of(ns)], 1);
 }

@@ -16,15 +16,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kv_proto.h"
+#include "cmd.h"
 
 #define KVD_HIST_SUB 4                      /* buckets per power of two */
 #define KVD_HIST_BUCKETS (41 * KVD_HIST_SUB) /* up to 2^41 ns            */
 
 typedef struct kvd_stats {
-    _Atomic uint64_t requests[KV_PROTO_OP_COUNT];
+    _Atomic uint64_t requests[KVD_CMD_COUNT];
     _Atomic uint64_t errors;          /* responses with a failure status */
-    _Atomic uint64_t op_errors[KV_PROTO_OP_COUNT]; /* the same, by op when
+    _Atomic uint64_t op_errors[KVD_CMD_COUNT]; /* the same, by op when
                                          the op was readable            */
     _Atomic uint64_t protocol_errors; /* malformed frames                */
     _Atomic uint64_t bytes_in;
@@ -36,7 +36,7 @@ typedef struct kvd_stats {
     _Atomic uint64_t disconnects_client_memory; /* over --max-client-memory */
     _Atomic uint64_t auth_failures;    /* wrong AUTH secrets              */
     _Atomic uint64_t auth_throttled;   /* AUTHs delayed by the backoff    */
-    _Atomic uint64_t hist[KV_PROTO_OP_COUNT][KVD_HIST_BUCKETS];
+    _Atomic uint64_t hist[KVD_CMD_COUNT][KVD_HIST_BUCKETS];
 } kvd_stats;
 
 /* Single-writer increment (only the owning loop calls these). */
@@ -51,7 +51,7 @@ static inline uint64_t kvd_stat_get(_Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-/* Records one request of op that took ns nanoseconds. */
+/* Records one request of op (a kvd_cmd_kind) that took ns nanoseconds. */
 void kvd_stats_record(kvd_stats *s, int op, uint64_t ns);
 
 /* A merged histogram for one op, and its percentiles. */

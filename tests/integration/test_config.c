@@ -48,7 +48,7 @@ Test(config, file_errors_name_the_line)
     refused_at("# kvd\n[kvd]\nport = 7400\nno_such_key = 1\n", 4, "unknown key 'no_such_key'", NULL);
     refused_at("port = 7400\n\nthreads = many\n", 3, "bad value for 'threads'", "'many' is not a whole number");
     refused_at("[kvd]\n# big\n\nthreads = 1000\n", 4, "bad value for 'threads'", "out of range 0..256");
-    refused_at("max_frame_size = 100\n", 1, "bad value for 'max_frame_size'", "1k..4294967295");
+    refused_at("max_frame_size = 100\n", 1, "bad value for 'max_frame_size'", "1k..704643071");
     refused_at("port = 7379 # the default\n", 1, "bad value for 'port'",
                "comment must be on a line of its own");
     refused_at("port = 7400\n[redis]\nport = 1\n", 3, "section [redis]", NULL);
@@ -77,8 +77,8 @@ static void flag_refused(const char *flag, const char *value, const char *range)
 
 Test(config, nonsensical_values_are_refused_with_the_range)
 {
-    flag_refused("--max-frame-size", "100", "out of range 1k..4294967295");
-    flag_refused("--max-frame-size", "5g", "out of range 1k..4294967295");
+    flag_refused("--max-frame-size", "100", "out of range 1k..704643071");
+    flag_refused("--max-frame-size", "5g", "out of range 1k..704643071");
     flag_refused("--threads", "1000", "out of range 0..256");
     flag_refused("--max-output-buffer", "100", "below the minimum 4k");
     flag_refused("--max-key-size", "1m", "out of range 1..64k");

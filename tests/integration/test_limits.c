@@ -646,7 +646,7 @@ Test(limits, out_of_memory_reading_a_frame_answers_no_memory)
     if (kvd_under_a_tool())
         cr_skip_test("an address-space limit does not work under sanitizers or valgrind");
     kvd_limit_address_space((size_t)256 << 20);
-    kvd_start("--max-frame-size", "1g", "--max-value-size", "1g", NULL);
+    kvd_start("--max-frame-size", "600m", "--max-value-size", "1g", NULL);
     kv_client *c = NULL;
     cr_assert_eq(open_client(NULL, &c), KV_OK);
     cr_assert_eq(kv_client_set(c, "d", 1, "x", 1, NULL), KV_OK);

@@ -91,6 +91,7 @@ Test(config, bad_values_are_refused)
         {"--bind", "none", NULL},         {"--threads", "1000", NULL},
         {"--threads", "257", NULL},       {"--max-frame-size", "100", NULL},
         {"--max-frame-size", "1023", NULL}, {"--max-frame-size", "4294967296", NULL},
+        {"--max-frame-size", "672m", NULL},
         {"--max-output-buffer", "4095", NULL}, {"--max-key-size", "0", NULL},
         {"--max-value-size", "2g", NULL}, {"--idle-timeout", "31536001", NULL},
         {"--initial-capacity", "2000g", NULL},
@@ -108,7 +109,7 @@ Test(config, range_limits_are_accepted)
 {
     const char *const good[][3] = {
         {"--threads", "256", NULL},           {"--threads", "0", NULL},
-        {"--max-frame-size", "1k", NULL},     {"--max-frame-size", "4294967295", NULL},
+        {"--max-frame-size", "1k", NULL},     {"--max-frame-size", "704643071", NULL},
         {"--max-output-buffer", "4k", NULL},  {"--max-key-size", "64k", NULL},
         {"--max-value-size", "1g", NULL},     {"--idle-timeout", "31536000", NULL},
         {"--port", "65535", NULL},            {"--initial-capacity", "1024g", NULL},
@@ -120,8 +121,9 @@ Test(config, range_limits_are_accepted)
         kvd_config_free(&c);
     }
     kvd_config c;
-    cr_assert_eq(load(&c, (const char *[]){"--max-frame-size", "2g", NULL}), KVD_CONFIG_ERROR,
-                 "max-client-memory (1g by default) must hold one frame");
+    cr_assert_eq(load(&c, (const char *[]){"--max-frame-size", "600m", "--max-client-memory", "100m",
+                                            NULL}),
+                 KVD_CONFIG_ERROR, "max-client-memory must hold one frame");
     kvd_config_free(&c);
 }
 

@@ -95,13 +95,13 @@ Test(stats, extreme_inputs_are_safe)
     kvd_stats_record(s, KV_PROTO_GET, 0);
     kvd_stats_record(s, KV_PROTO_GET, UINT64_MAX); /* lands in the last bucket */
     kvd_stats_record(s, -1, 10);                    /* ignored */
-    kvd_stats_record(s, KV_PROTO_OP_COUNT, 10);     /* ignored */
+    kvd_stats_record(s, KVD_CMD_COUNT, 10);     /* ignored */
     kvd_hist h = merged(s, KV_PROTO_GET);
     cr_assert_eq(h.count, 2);
     cr_assert_lt(kvd_hist_quantile_us(&h, 0.5), 0.001);
     cr_assert_gt(kvd_hist_quantile_us(&h, 1.0), 1e9, "the top bucket is ~2^41 ns");
     uint64_t total = 0;
-    for (int op = 0; op < KV_PROTO_OP_COUNT; op++)
+    for (int op = 0; op < KVD_CMD_COUNT; op++)
         total += merged(s, op).count;
     cr_assert_eq(total, 2, "out-of-range ops recorded nothing");
     free(s);

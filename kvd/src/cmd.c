@@ -1,0 +1,197 @@
+/*
+ * cmd.c - the command layer's one place for what every command goes
+ * through, whatever its protocol (see cmd.h): authentication, MULTI
+ * queueing, statistics and latency by command, and marking a write's
+ * reply to wait until its revision is durable.
+ */
+#include "cmd.h"
+
+#include <string.h>
+
+#include "conn.h"
+#include "conn_internal.h"
+#include "log.h"
+
+#define AUTH_MAX_FAILURES 5
+
+static const char *const names[KVD_CMD_COUNT] = {
+#define KVD__CMD_NAME(name, str, flags) str,
+    KVD_CMD_MAP(KVD__CMD_NAME)
+#undef KVD__CMD_NAME
+};
+
+static const unsigned flag_table[KVD_CMD_COUNT] = {
+#define KVD__CMD_FLAGS(name, str, flags) flags,
+    KVD_CMD_MAP(KVD__CMD_FLAGS)
+#undef KVD__CMD_FLAGS
+};
+
+const char *kvd_cmd_name(int kind)
+{
+    return kind >= 0 && kind < KVD_CMD_COUNT ? names[kind] : "unknown";
+}
+
+unsigned kvd_cmd_flags(int kind)
+{
+    return kind >= 0 && kind < KVD_CMD_COUNT ? flag_table[kind] : 0;
+}
+
+int kvd_cmd_needs_auth(const kvd_conn *c, int kind)
+{
+    return c->w->server->cfg->password && !c->sess.authed &&
+           !(kvd_cmd_flags(kind) & KVD_CF_NOAUTH);
+}
+
+/* Failures count as errors; outcomes (absent, a condition that failed)
+ * do not. */
+static int is_failure(int status)
+{
+    return status != KV_OK && status != KV_NOT_FOUND && status != KV_VERSION_MISMATCH;
+}
+
+static void count(kvd_conn *c, int kind, int status)
+{
+    kvd_stats *s = &c->w->stats;
+    if (is_failure(status)) {
+        kvd_stat_add(&s->errors, 1);
+        if (kind >= 0 && kind < KVD_CMD_COUNT)
+            kvd_stat_add(&s->op_errors[kind], 1);
+        if (status == KV_PROTOCOL || status == KV_FRAME_TOO_LARGE)
+            kvd_stat_add(&s->protocol_errors, 1);
+    }
+}
+
+/* Compares without an early exit, so the time taken does not tell how
+ * many leading bytes of a guess were right. */
+static int secret_equal(const void *given, size_t glen, const char *secret)
+{
+    const unsigned char *g = given, *s = (const unsigned char *)secret;
+    size_t slen = strlen(secret);
+    unsigned char diff = glen != slen;
+    for (size_t i = 0; i < slen; i++)
+        diff |= (unsigned char)(s[i] ^ (glen ? g[i % glen] : 0));
+    return diff == 0;
+}
+
+int kvd_cmd_auth_check(kvd_conn *c, kvd_reply *r, const void *secret, size_t len, int *fatal)
+{
+    kvd_server *s = c->w->server;
+    const char *pw = s->cfg->password;
+    uint64_t now = uv_now(&c->w->loop);
+    uint32_t failures = 0;
+    uint64_t unwarned = 0;
+    if (!pw || secret_equal(secret, len, pw)) {
+        c->sess.authed = 1;
+        if (pw)
+            kvd_auth_throttle_result(&s->auth_throttle, &c->peer_key, now, 1, NULL, NULL);
+        r->ops->ok(r, "OK");
+        return KV_OK;
+    }
+    c->sess.authed = 0;
+    kvd_stat_add(&c->w->stats.auth_failures, 1);
+    if (kvd_auth_throttle_result(&s->auth_throttle, &c->peer_key, now, 0, &failures, &unwarned))
+        kvd_warn("%s: wrong AUTH secret (%u in a row from this address, whose AUTHs now wait up "
+                 "to %d ms); %llu failed AUTHs from all addresses since the last such warning",
+                 c->peer, failures, KVD_AUTH_MAX_MS, (unsigned long long)unwarned);
+    if (++c->sess.auth_failures >= AUTH_MAX_FAILURES) {
+        kvd_debug("%s: %d failed AUTH attempts, closing", c->peer, c->sess.auth_failures);
+        *fatal = 1;
+    }
+    r->ops->error(r, KV_AUTH_FAILED, "wrong password");
+    return KV_AUTH_FAILED;
+}
+
+int kvd__cmd_run(kvd_exec *x)
+{
+    switch (x->cmd->kind) {
+    case KVD_CMD_HELLO:
+    case KVD_CMD_PING:
+    case KVD_CMD_AUTH:
+    case KVD_CMD_METRICS:
+    case KVD_CMD_SNAPSHOT:
+    case KVD_CMD_SNAPSHOT_READ:
+    case KVD_CMD_ECHO:
+    case KVD_CMD_SELECT:
+    case KVD_CMD_QUIT:
+    case KVD_CMD_CLIENT:
+    case KVD_CMD_COMMAND:
+    case KVD_CMD_INFO:
+    case KVD_CMD_CONFIG:
+        return kvd__cmd_server(x);
+    case KVD_CMD_MULTI:
+    case KVD_CMD_EXEC:
+    case KVD_CMD_DISCARD:
+    case KVD_CMD_WATCH:
+    case KVD_CMD_UNWATCH:
+        return kvd__cmd_multi(x);
+    default:
+        return kvd__cmd_kv(x);
+    }
+}
+
+int kvd_cmd_refuse(kvd_conn *c, int kind, kvd_reply *r, int status, const char *detail)
+{
+    count(c, kind, status);
+    kvd__multi_refused(&c->sess);
+    if (r->ops->error(r, status, detail) != KV_OK || r->ops->finish(r) != KV_OK)
+        return -1;
+    return 0;
+}
+
+int kvd_cmd_execute(kvd_conn *c, const kvd_cmd *cmd, kvd_reply *r, uint64_t *clock)
+{
+    kvd_server *s = c->w->server;
+    kvd_exec x = {.c = c, .sess = &c->sess, .cmd = cmd, .r = r, .st = s->store};
+    int kind = cmd->kind;
+    int rc;
+    if (kvd_cmd_needs_auth(c, kind)) {
+        rc = r->ops->error(r, KV_AUTH_REQUIRED, "authenticate with AUTH first");
+    } else if (c->sess.in_multi && !(kvd_cmd_flags(kind) & KVD_CF_NOQUEUE)) {
+        rc = kvd__multi_queue(&x);
+    } else {
+        rc = kvd__cmd_run(&x);
+    }
+    if (rc < 0)
+        return -1;
+    rc = r->ops->finish(r);
+    if (rc != KV_OK) {
+        /* The result could not be encoded (out of memory, or over 4 GiB):
+         * answer that instead. */
+        r->ops->rewind(r);
+        r->ops->error(r, rc, rc == KV_FRAME_TOO_LARGE ? "result too large" : kv_strerror(rc));
+        if (r->ops->finish(r) != KV_OK)
+            return -1;
+    }
+    /* Only a write that was made waits: one the log refused (NO_SPACE, IO)
+     * took no revision and is answered with its error at once. */
+    if (s->durable && r->status == KV_OK && (kvd_cmd_flags(kind) & KVD_CF_WRITE)) {
+        c->batch_rev = kv_revision(s->store);
+        c->w->log_dirty = 1;
+    }
+    count(c, kind, r->status);
+    kvd_stats *st = &c->w->stats;
+    kvd_stat_add(&st->requests[kind], 1);
+    uint64_t now = uv_hrtime();
+    kvd_stats_record(st, kind, now - *clock);
+    *clock = now;
+    return x.fatal;
+}
+
+void kvd_cmd_protocol_warn(kvd_conn *c, const char *what)
+{
+    kvd_server *s = c->w->server;
+    uint64_t now = uv_hrtime() / 1000000 + 1; /* never 0 */
+    atomic_fetch_add_explicit(&s->proto_unwarned, 1, memory_order_relaxed);
+    uint64_t last = atomic_load_explicit(&s->proto_warn_ms, memory_order_relaxed);
+    if (last != 0 && now - last < KVD_PROTO_WARN_EVERY_MS)
+        return;
+    /* One thread wins the turn; the others only count. */
+    if (!atomic_compare_exchange_strong(&s->proto_warn_ms, &last, now))
+        return;
+    uint64_t n = atomic_exchange_explicit(&s->proto_unwarned, 0, memory_order_relaxed);
+    kvd_warn("%s: protocol error: %s; %llu protocol errors from all peers in the last %d s "
+             "(at most one such warning per %d s)",
+             c->peer, what, (unsigned long long)n,
+             last ? (int)((now - last + 999) / 1000) : KVD_PROTO_WARN_EVERY_MS / 1000,
+             KVD_PROTO_WARN_EVERY_MS / 1000);
+}

@@ -1,0 +1,292 @@
+/*
+ * cmd.h - kvd's protocol-neutral command layer.
+ *
+ * A front-end (MessagePack, RESP, ...) turns bytes into a kvd_cmd - one
+ * struct for every command and its arguments - and hands it to
+ * kvd_cmd_execute together with a kvd_reply, the front-end's
+ * implementation of the reply interface below. The command layer is the
+ * one place where authentication, MULTI queueing, statistics, latency and
+ * the durability wait of writes are handled; the commands themselves
+ * (cmd_kv.c, cmd_server.c, cmd_multi.c) call libkv and answer through the
+ * reply interface only, so they never see a wire format.
+ *
+ * The reply interface is structural (error, ok, nil, integer, bytes,
+ * array, map...) plus three results whose shape legitimately differs
+ * between protocols: a value with its version (MessagePack: [value,
+ * version]; RESP: the value), a write's revision (MessagePack: the
+ * revision; RESP: +OK) and a delete's count and revision. A reply may be
+ * completed later than its command was read (deferred commands, held
+ * replies): see conn_write.c.
+ *
+ * Everything here runs on the connection's loop thread.
+ */
+#ifndef KVD_CMD_H
+#define KVD_CMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv.h"
+#include "kv_proto.h"
+
+struct kvd_conn;
+
+/* Command flags. */
+#define KVD_CF_NOAUTH 1u  /* allowed before AUTH                         */
+#define KVD_CF_WRITE 2u   /* may change the store: a success waits for
+                             durability before it is answered            */
+#define KVD_CF_NOQUEUE 4u /* runs at once inside MULTI (not queued)      */
+#define KVD_CF_NOTXN 8u   /* refused inside MULTI                        */
+
+/* Every command: name (lower case, as in metrics), flags. The first ones
+ * are the MessagePack protocol's operations, in their wire numbers. */
+#define KVD_CMD_MAP(XX)                                      \
+    XX(HELLO, "hello", KVD_CF_NOAUTH | KVD_CF_NOTXN)         \
+    XX(PING, "ping", KVD_CF_NOAUTH)                          \
+    XX(AUTH, "auth", KVD_CF_NOAUTH | KVD_CF_NOTXN)           \
+    XX(GET, "get", 0)                                        \
+    XX(MGET, "mget", 0)                                      \
+    XX(SET, "set", KVD_CF_WRITE)                             \
+    XX(MSET, "mset", KVD_CF_WRITE)                           \
+    XX(DEL, "del", KVD_CF_WRITE)                             \
+    XX(TXN, "txn", KVD_CF_WRITE | KVD_CF_NOTXN)              \
+    XX(SCAN, "scan", KVD_CF_NOTXN)                           \
+    XX(METRICS, "metrics", KVD_CF_NOTXN)                     \
+    XX(SNAPSHOT, "snapshot", KVD_CF_NOTXN)                   \
+    XX(SNAPSHOT_READ, "snapshot_read", KVD_CF_NOTXN)         \
+    XX(ECHO, "echo", 0)                                      \
+    XX(SELECT, "select", KVD_CF_NOTXN)                       \
+    XX(QUIT, "quit", KVD_CF_NOAUTH | KVD_CF_NOQUEUE)         \
+    XX(CLIENT, "client", KVD_CF_NOTXN)                       \
+    XX(COMMAND, "command", KVD_CF_NOTXN)                     \
+    XX(INFO, "info", KVD_CF_NOTXN)                           \
+    XX(CONFIG, "config", KVD_CF_NOTXN)                       \
+    XX(DBSIZE, "dbsize", 0)                                  \
+    XX(FLUSHDB, "flushdb", KVD_CF_WRITE | KVD_CF_NOTXN)      \
+    XX(GETSET, "getset", KVD_CF_WRITE)                       \
+    XX(GETDEL, "getdel", KVD_CF_WRITE)                       \
+    XX(MSETNX, "msetnx", KVD_CF_WRITE)                       \
+    XX(EXISTS, "exists", 0)                                  \
+    XX(STRLEN, "strlen", 0)                                  \
+    XX(APPEND, "append", KVD_CF_WRITE)                       \
+    XX(INCRBY, "incrby", KVD_CF_WRITE)                       \
+    XX(INCRBYFLOAT, "incrbyfloat", KVD_CF_WRITE)             \
+    XX(KEYS, "keys", KVD_CF_NOTXN)                           \
+    XX(TYPE, "type", 0)                                      \
+    XX(RENAME, "rename", KVD_CF_WRITE)                       \
+    XX(MULTI, "multi", KVD_CF_NOQUEUE)                       \
+    XX(EXEC, "exec", KVD_CF_WRITE | KVD_CF_NOQUEUE)          \
+    XX(DISCARD, "discard", KVD_CF_NOQUEUE)                   \
+    XX(WATCH, "watch", KVD_CF_NOQUEUE)                       \
+    XX(UNWATCH, "unwatch", KVD_CF_NOQUEUE)
+
+typedef enum kvd_cmd_kind {
+#define KVD__CMD_ENUM(name, str, flags) KVD_CMD_##name,
+    KVD_CMD_MAP(KVD__CMD_ENUM)
+#undef KVD__CMD_ENUM
+    KVD_CMD_COUNT
+} kvd_cmd_kind;
+
+/* "get", "mset"...; "unknown" outside the map. */
+const char *kvd_cmd_name(int kind);
+unsigned kvd_cmd_flags(int kind);
+
+/* SET options (flags). */
+#define KVD_SET_NX 1u  /* only if absent  */
+#define KVD_SET_XX 2u  /* only if present */
+#define KVD_SET_GET 4u /* answer the old value instead of the revision */
+
+/* CLIENT / CONFIG / COMMAND subcommands (kvd_cmd.sub). */
+enum {
+    KVD_SUB_NONE = 0,
+    KVD_SUB_CLIENT_SETNAME, KVD_SUB_CLIENT_GETNAME, KVD_SUB_CLIENT_ID, KVD_SUB_CLIENT_SETINFO,
+    KVD_SUB_CLIENT_INFO,
+    KVD_SUB_CONFIG_GET, KVD_SUB_CONFIG_SET, KVD_SUB_CONFIG_RESETSTAT,
+    KVD_SUB_COMMAND_COUNT, KVD_SUB_COMMAND_DOCS, KVD_SUB_COMMAND_INFO, KVD_SUB_COMMAND_LIST,
+    KVD_SUB_UNKNOWN,
+};
+
+/* One command and its arguments. Bytes point into the front-end's input
+ * (or a MULTI queue's copy) and are valid during kvd_cmd_execute only. */
+typedef struct kvd_cmd {
+    int kind;           /* kvd_cmd_kind */
+    uint64_t id;        /* the request id (MessagePack); 0 for others */
+    size_t size;        /* the request's size on the wire */
+    /* GET, SET, APPEND, INCRBY..., SCAN/KEYS (prefix), RENAME (source),
+     * PING/ECHO payload, AUTH secret, CLIENT/CONFIG/INFO argument */
+    kv_key key;
+    /* SET, APPEND, GETSET value; RENAME target; HELLO client name */
+    kv_key value;
+    int has_key;        /* PING: a payload was given; others: key set */
+    unsigned flags;     /* SET: KVD_SET_*; SCAN: 1 = keys only       */
+    int has_expected;   /* SET: compare-and-swap on expected          */
+    uint64_t expected;
+    /* MGET, DEL, EXISTS, WATCH */
+    const kv_key *keys;
+    size_t nkeys;
+    /* MSET, MSETNX */
+    const kv_pair *pairs;
+    size_t npairs;
+    /* TXN */
+    const kv_compare *cmps;
+    size_t ncmps;
+    const kv_op *then_ops;
+    size_t nthen;
+    const kv_op *else_ops;
+    size_t nelse;
+    /* HELLO: min/max version; SCAN: cursor, limit; SNAPSHOT_READ:
+     * revision (a), offset (b), limit; INCRBY: delta in i; SELECT: db in i */
+    uint64_t a, b, limit;
+    int64_t i;
+    double f;           /* INCRBYFLOAT */
+    int sub;            /* CLIENT/CONFIG/COMMAND subcommand (cmd_server.c) */
+} kvd_cmd;
+
+/* A connection's state as the command layer sees it. */
+typedef struct kvd_multi kvd_multi;
+typedef struct kvd_session {
+    int protocol;        /* KVD_PROTOCOL_* */
+    int native_version;  /* MessagePack protocol version (HELLO)   */
+    int resp_version;    /* 2 or 3 (RESP's HELLO)                  */
+    unsigned authed : 1;
+    unsigned in_multi : 1; /* after MULTI: commands are queued       */
+    int auth_failures;
+    uint64_t client_id;
+    char name[64];       /* CLIENT SETNAME / HELLO's client name   */
+    kvd_multi *multi;    /* MULTI queue and WATCHed keys, or NULL  */
+} kvd_session;
+
+#define KVD_PROTOCOL_NATIVE 0
+#define KVD_PROTOCOL_RESP 1
+#define KVD_PROTOCOL_HTTP 2
+
+/* ---- the reply interface --------------------------------------------------
+ * Each function appends to the reply and returns KV_OK or the encoder's
+ * failure (KV_NO_MEMORY, KV_FRAME_TOO_LARGE), which sticks: finish
+ * reports it. A command writes exactly one value (an array or map counts
+ * as one with its elements), or calls error once instead. */
+typedef struct kvd_reply kvd_reply;
+typedef struct kvd_reply_ops {
+    /* A failure, or an outcome told by status: KV_NOT_FOUND (absent) and
+     * KV_VERSION_MISMATCH (a condition failed) are RESP's nil. detail
+     * may be NULL. */
+    int (*error)(kvd_reply *r, int status, const char *detail);
+    /* Success with nothing to return (RESP: +word). */
+    int (*ok)(kvd_reply *r, const char *word);
+    int (*nil)(kvd_reply *r);
+    int (*integer)(kvd_reply *r, int64_t v);
+    int (*uinteger)(kvd_reply *r, uint64_t v);
+    int (*dbl)(kvd_reply *r, double v);
+    int (*boolean)(kvd_reply *r, int v);
+    int (*bytes)(kvd_reply *r, const void *p, size_t n);
+    /* A name or a text (MessagePack str; RESP bulk or verbatim). */
+    int (*text)(kvd_reply *r, const char *s, size_t n);
+    /* A status word (RESP simple string, MessagePack str). */
+    int (*word)(kvd_reply *r, const char *s);
+    int (*array)(kvd_reply *r, size_t n);
+    int (*map)(kvd_reply *r, size_t n); /* n pairs follow */
+    /* A value read with its version. */
+    int (*versioned)(kvd_reply *r, const void *p, size_t n, uint64_t version);
+    /* A write's revision. */
+    int (*written)(kvd_reply *r, uint64_t revision);
+    /* A delete: how many existed, and its revision (0: nothing changed). */
+    int (*deleted)(kvd_reply *r, uint64_t n, uint64_t revision);
+
+    /* A page of entries (SCAN, KEYS), streamed: begin, then adds; end
+     * with the cursor that continues (with_cursor 0: a plain list). Its
+     * size so far and an entry's size let a command keep a page under
+     * the response limit; save/restore rewind over entries added since. */
+    int (*page_begin)(kvd_reply *r, int keys_only, int with_cursor);
+    size_t (*page_size)(kvd_reply *r);
+    size_t (*page_entry_size)(kvd_reply *r, size_t klen, size_t vlen, uint64_t version);
+    int (*page_add)(kvd_reply *r, const void *k, size_t klen, const void *v, size_t vlen,
+                    uint64_t version);
+    void (*page_save)(kvd_reply *r);
+    void (*page_restore)(kvd_reply *r);
+    int (*page_end)(kvd_reply *r, uint64_t next_cursor);
+
+    /* Drops everything written for this reply (to answer differently). */
+    void (*rewind)(kvd_reply *r);
+    /* Completes the reply: KV_OK, or the first failure (the reply is then
+     * dropped and the caller answers with an error instead). */
+    int (*finish)(kvd_reply *r);
+} kvd_reply_ops;
+
+struct kvd_reply {
+    const kvd_reply_ops *ops;
+    kv_proto_buf *out;  /* where the reply goes                     */
+    uint64_t id;        /* the request's id (MessagePack)           */
+    int status;         /* KV_OK, or the status of a top-level error */
+    int err;            /* first encoder failure                    */
+    size_t mark;        /* out->len when the reply began            */
+    int started;
+    int none;           /* no reply now: it comes later (deferred)  */
+    int keys_only;      /* the page being written has no values     */
+    int resp3;
+    union {             /* the front-end's own state                */
+        kv_proto_writer w;
+        struct {
+            kv_proto_scan_writer w, saved;
+        } scan;
+        struct {
+            size_t head, count, saved_len, saved_count;
+            int keys_only, with_cursor;
+        } page;
+    } u;
+};
+
+/* ---- executing ------------------------------------------------------------ */
+
+/* What a command runs with. */
+typedef struct kvd_exec {
+    struct kvd_conn *c;
+    kvd_session *sess;
+    const kvd_cmd *cmd;
+    kvd_reply *r;
+    kv_store *st;
+    kv_txn *txn;    /* inside EXEC: the transaction, else NULL */
+    int fatal;      /* set by a command: close after this reply */
+} kvd_exec;
+
+/* Runs cmd on connection c and answers it into r (already initialised by
+ * the front-end). Returns 0 to keep the connection, 1 when the reply is
+ * the last one (close after it), -1 when out of memory (close now).
+ * *clock is uv_hrtime() when this command began; it receives the time it
+ * ended (the latency sample). */
+int kvd_cmd_execute(struct kvd_conn *c, const kvd_cmd *cmd, kvd_reply *r, uint64_t *clock);
+
+/* A command refused before it was understood (a malformed request whose
+ * kind is known or not: kind -1): counts the error and answers it. */
+int kvd_cmd_refuse(struct kvd_conn *c, int kind, kvd_reply *r, int status, const char *detail);
+
+/* Whether kind (-1: unknown or unreadable) must wait for AUTH on c. */
+int kvd_cmd_needs_auth(const struct kvd_conn *c, int kind);
+
+/* Checks an AUTH secret now and answers it into r; a wrong one counts
+ * against the peer's address and *fatal is set after repeated failures
+ * on this connection. Returns the status, or -1 when out of memory. */
+int kvd_cmd_auth_check(struct kvd_conn *c, kvd_reply *r, const void *secret, size_t len,
+                       int *fatal);
+
+/* Runs one command without the layer's bookkeeping (cmd_*.c, EXEC). */
+int kvd__cmd_run(kvd_exec *x);
+
+/* The command implementations (cmd_kv.c, cmd_server.c, cmd_multi.c).
+ * Each answers through x->r and returns KV_OK or -1 (out of memory). */
+int kvd__cmd_kv(kvd_exec *x);
+int kvd__cmd_server(kvd_exec *x);
+int kvd__cmd_multi(kvd_exec *x);
+/* Queues cmd into the session's MULTI (copying its bytes). */
+int kvd__multi_queue(kvd_exec *x);
+/* A command was refused while the session is in MULTI: EXEC refuses. */
+void kvd__multi_refused(kvd_session *s);
+void kvd_session_free(kvd_session *s);
+
+/* A protocol error (malformed request or another protocol) from c: one
+ * WARN naming the peer, at most every KVD_PROTO_WARN_EVERY_MS across the
+ * server, with the count since the last one. what is kvd's own text,
+ * never request bytes (a secret could be among them). */
+#define KVD_PROTO_WARN_EVERY_MS 10000
+void kvd_cmd_protocol_warn(struct kvd_conn *c, const char *what);
+
+#endif /* KVD_CMD_H */

@@ -1,0 +1,356 @@
+/*
+ * fe_native.c - the front-end for kvd's own protocol (docs/protocol.md):
+ * length-prefixed MessagePack frames in, [id, status, result] frames out.
+ *
+ * Input: frames are cut by their length prefix against the frame limit
+ * (lower before AUTH when a password is set), decoded by the codec
+ * (kv_proto_request_decode: keys and values point into the input, arrays
+ * live in the connection's arena) and turned into a kvd_cmd. Output: the
+ * reply interface, implemented with the codec's streaming writers; the
+ * bytes on the wire are those of the protocol's fixed result shapes.
+ */
+#include <string.h>
+
+#include "cmd.h"
+#include "conn.h"
+#include "frontend.h"
+#include "log.h"
+
+/* ---- replies ------------------------------------------------------------- */
+
+enum { NOTHING = 0, VALUE = 1, DONE = 2, PAGE = 3 };
+
+/* Starts the [id, 0, ...] frame before the first element. */
+static int begin(kvd_reply *r)
+{
+    if (r->started == NOTHING) {
+        r->started = VALUE;
+        int rc = kv_proto_writer_begin(&r->u.w, r->out, r->id, 64);
+        if (rc != KV_OK && !r->err)
+            r->err = rc;
+    }
+    if (r->started != VALUE && !r->err)
+        r->err = KV_INTERNAL; /* a second value after a complete reply */
+    return r->err;
+}
+
+#define WRITE(r, call) (begin(r) ? (r)->err : ((r)->err = (call)))
+
+static int n_error(kvd_reply *r, int status, const char *detail)
+{
+    if (r->started != NOTHING) {
+        /* A failure after part of a result: drop the part. */
+        r->out->len = r->mark;
+        r->started = NOTHING;
+    }
+    r->status = status;
+    r->started = DONE;
+    int rc = kv_proto_resp_status(r->out, r->id, status, detail);
+    if (rc != KV_OK)
+        r->err = rc;
+    return rc;
+}
+
+static int n_nil(kvd_reply *r) { return WRITE(r, kv_proto_writer_nil(&r->u.w)); }
+static int n_ok(kvd_reply *r, const char *word)
+{
+    (void)word; /* success is status 0 with a nil result */
+    return n_nil(r);
+}
+static int n_integer(kvd_reply *r, int64_t v) { return WRITE(r, kv_proto_writer_int(&r->u.w, v)); }
+static int n_uinteger(kvd_reply *r, uint64_t v)
+{
+    return WRITE(r, kv_proto_writer_uint(&r->u.w, v));
+}
+static int n_dbl(kvd_reply *r, double v) { return WRITE(r, kv_proto_writer_double(&r->u.w, v)); }
+static int n_boolean(kvd_reply *r, int v) { return WRITE(r, kv_proto_writer_bool(&r->u.w, v)); }
+static int n_bytes(kvd_reply *r, const void *p, size_t n)
+{
+    return WRITE(r, kv_proto_writer_bin(&r->u.w, p, n));
+}
+static int n_text(kvd_reply *r, const char *s, size_t n)
+{
+    return WRITE(r, kv_proto_writer_strn(&r->u.w, s, n));
+}
+static int n_word(kvd_reply *r, const char *s) { return n_text(r, s, strlen(s)); }
+static int n_array(kvd_reply *r, size_t n) { return WRITE(r, kv_proto_writer_array(&r->u.w, n)); }
+static int n_map(kvd_reply *r, size_t n) { return WRITE(r, kv_proto_writer_map(&r->u.w, n)); }
+
+static int n_versioned(kvd_reply *r, const void *p, size_t n, uint64_t version)
+{
+    n_array(r, 2);
+    n_bytes(r, p, n);
+    return n_uinteger(r, version);
+}
+
+static int n_written(kvd_reply *r, uint64_t revision) { return n_uinteger(r, revision); }
+
+static int n_deleted(kvd_reply *r, uint64_t n, uint64_t revision)
+{
+    n_array(r, 2);
+    n_uinteger(r, n);
+    return n_uinteger(r, revision);
+}
+
+/* A page is a whole reply of its own: [next_cursor, [entries...]]. */
+static int n_page_begin(kvd_reply *r, int keys_only, int with_cursor)
+{
+    (void)with_cursor; /* the protocol's SCAN always has one */
+    if (r->started != NOTHING)
+        return r->err = KV_INTERNAL;
+    r->started = PAGE;
+    r->keys_only = keys_only;
+    int rc = kv_proto_resp_scan_begin(r->out, r->id, &r->u.scan.w);
+    if (rc != KV_OK)
+        r->err = rc;
+    return rc;
+}
+
+static size_t n_page_size(kvd_reply *r) { return kv_proto_resp_scan_size(&r->u.scan.w); }
+
+static size_t n_page_entry_size(kvd_reply *r, size_t klen, size_t vlen, uint64_t version)
+{
+    return kv_proto_resp_scan_entry_size(klen, vlen, version, r->keys_only);
+}
+
+static int n_page_add(kvd_reply *r, const void *k, size_t klen, const void *v, size_t vlen,
+                      uint64_t version)
+{
+    if (r->err)
+        return r->err;
+    r->err = r->keys_only ? kv_proto_resp_scan_add_key(&r->u.scan.w, k, klen, version)
+                          : kv_proto_resp_scan_add(&r->u.scan.w, k, klen, v, vlen, version);
+    return r->err;
+}
+
+static void n_page_save(kvd_reply *r) { r->u.scan.saved = r->u.scan.w; }
+static void n_page_restore(kvd_reply *r) { kv_proto_resp_scan_rewind(&r->u.scan.w, &r->u.scan.saved); }
+
+static int n_page_end(kvd_reply *r, uint64_t next_cursor)
+{
+    if (r->err) {
+        kv_proto_resp_scan_abort(&r->u.scan.w);
+        return r->err;
+    }
+    r->started = DONE;
+    return r->err = kv_proto_resp_scan_end(&r->u.scan.w, next_cursor);
+}
+
+static void n_rewind(kvd_reply *r)
+{
+    r->out->len = r->mark;
+    r->started = NOTHING;
+    r->err = KV_OK;
+    r->status = KV_OK;
+}
+
+static int n_finish(kvd_reply *r)
+{
+    if (r->none)
+        return KV_OK;
+    if (r->err) {
+        r->out->len = r->mark;
+        r->started = NOTHING;
+        return r->err;
+    }
+    if (r->started == NOTHING)
+        n_nil(r); /* success with nothing to say */
+    if (r->started == VALUE) {
+        r->started = DONE;
+        r->err = kv_proto_writer_end(&r->u.w);
+    } else if (r->started == PAGE) {
+        kv_proto_resp_scan_abort(&r->u.scan.w);
+        r->err = KV_INTERNAL;
+    }
+    if (r->err)
+        r->out->len = r->mark;
+    return r->err;
+}
+
+static const kvd_reply_ops native_reply = {
+    .error = n_error, .ok = n_ok, .nil = n_nil, .integer = n_integer,
+    .uinteger = n_uinteger, .dbl = n_dbl, .boolean = n_boolean, .bytes = n_bytes,
+    .text = n_text, .word = n_word, .array = n_array, .map = n_map,
+    .versioned = n_versioned, .written = n_written, .deleted = n_deleted,
+    .page_begin = n_page_begin, .page_size = n_page_size,
+    .page_entry_size = n_page_entry_size, .page_add = n_page_add,
+    .page_save = n_page_save, .page_restore = n_page_restore, .page_end = n_page_end,
+    .rewind = n_rewind, .finish = n_finish,
+};
+
+static void native_reply_init(kvd_conn *c, kvd_reply *r, uint64_t id)
+{
+    memset(r, 0, sizeof *r);
+    r->ops = &native_reply;
+    r->out = &c->out;
+    r->id = id;
+    r->mark = c->out.len;
+}
+
+/* ---- input ------------------------------------------------------------------ */
+
+static size_t frame_limit(const kvd_conn *c)
+{
+    const kvd_server *s = c->w->server;
+    if (s->cfg->password && !c->sess.authed && s->preauth_max_frame < s->cfg->max_frame_size)
+        return s->preauth_max_frame;
+    return s->cfg->max_frame_size;
+}
+
+static int native_fatal(kvd_conn *c, const uint8_t *partial, size_t have, int status,
+                        const char *detail)
+{
+    uint64_t id = 0;
+    if (partial && have > KV_PROTO_HEADER_SIZE)
+        kv_proto_peek_id(partial + KV_PROTO_HEADER_SIZE, have - KV_PROTO_HEADER_SIZE, &id);
+    kvd_reply r;
+    native_reply_init(c, &r, id);
+    c->fatal = 1;
+    return kvd_cmd_refuse(c, -1, &r, status, detail);
+}
+
+static int native_split(kvd_conn *c, const uint8_t *p, size_t len, size_t *msg_len)
+{
+    size_t boff, blen, limit = frame_limit(c);
+    kv_proto_split_result r = kv_proto_frame_split(p, len, limit, &boff, &blen);
+    if (r == KV_PROTO_NEED_MORE)
+        return KVD_MSG_MORE;
+    if (r == KV_PROTO_FRAME) {
+        *msg_len = boff + blen;
+        return KVD_MSG_READY;
+    }
+    char msg[128];
+    if (r == KV_PROTO_TOO_LARGE)
+        snprintf(msg, sizeof msg, "frame of %zu bytes exceeds the limit of %zu bytes", blen, limit);
+    else
+        snprintf(msg, sizeof msg, "frame length 0");
+    char what[192];
+    snprintf(what, sizeof what, "%s, closing", msg); /* our text: sizes only */
+    kvd_cmd_protocol_warn(c, what);
+    if (native_fatal(c, NULL, 0, r == KV_PROTO_TOO_LARGE ? KV_FRAME_TOO_LARGE : KV_PROTOCOL,
+                     msg) != 0)
+        kvd_conn_close(c);
+    return KVD_MSG_FATAL;
+}
+
+static size_t native_want(const kvd_conn *c, const uint8_t *p, size_t len)
+{
+    (void)c;
+    if (len < KV_PROTO_HEADER_SIZE)
+        return 0;
+    return KV_PROTO_HEADER_SIZE + (size_t)kv_proto_read_u32(p);
+}
+
+/* Pipelined GETs and SETs of different keys are independent: start the
+ * cache misses of the next PREFETCH_BATCH keys together (kv_prefetch)
+ * instead of meeting them one request at a time. */
+#define PREFETCH_BATCH 16
+static size_t native_prefetch(kvd_conn *c, const uint8_t *p, size_t len)
+{
+    kv_key keys[PREFETCH_BATCH];
+    size_t n = kv_proto_peek_keys(p, len, frame_limit(c), keys, PREFETCH_BATCH);
+    if (n > 1)
+        kv_prefetch(c->w->server->store, keys, n);
+    return n > 1 ? n - 1 : 0;
+}
+
+/* The decoded request as a command. */
+static void to_cmd(const kv_proto_request *q, size_t size, kvd_cmd *cmd)
+{
+    memset(cmd, 0, sizeof *cmd);
+    cmd->kind = q->op;
+    cmd->id = q->id;
+    cmd->size = size;
+    cmd->key = q->key;
+    cmd->value = q->value;
+    switch (q->op) {
+    case KV_PROTO_HELLO:
+        cmd->a = q->min_version;
+        cmd->b = q->max_version;
+        cmd->value = (kv_key){0};
+        break;
+    case KV_PROTO_PING:
+        cmd->has_key = q->has_payload;
+        cmd->key = q->payload;
+        break;
+    case KV_PROTO_AUTH:
+        cmd->key = q->secret;
+        break;
+    case KV_PROTO_SCAN:
+        cmd->value = (kv_key){0}; /* no pattern */
+        cmd->a = q->cursor;
+        cmd->flags = q->keys_only ? 1u : 0u;
+        break;
+    case KV_PROTO_SNAPSHOT_READ:
+        cmd->a = q->revision;
+        cmd->b = q->offset;
+        break;
+    default:
+        break;
+    }
+    cmd->has_expected = q->has_expected;
+    cmd->expected = q->expected;
+    cmd->keys = q->keys;
+    cmd->nkeys = q->nkeys;
+    cmd->pairs = q->pairs;
+    cmd->npairs = q->npairs;
+    cmd->cmps = q->cmps;
+    cmd->ncmps = q->ncmps;
+    cmd->then_ops = q->then_ops;
+    cmd->nthen = q->nthen;
+    cmd->else_ops = q->else_ops;
+    cmd->nelse = q->nelse;
+    cmd->limit = q->limit;
+}
+
+static int native_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clock)
+{
+    const kvd_config *cfg = c->w->server->cfg;
+    kv_proto_limits lim = {cfg->max_key_size, cfg->max_value_size};
+    const uint8_t *body = msg + KV_PROTO_HEADER_SIZE;
+    size_t blen = len - KV_PROTO_HEADER_SIZE;
+    kv_proto_request req;
+    kvd_reply r;
+    kv_proto_arena_reset(&c->arena);
+    int rc = kv_proto_request_decode(body, blen, &lim, &c->arena, &req);
+    if (rc == KV_OK && req.op == KV_PROTO_SCAN && req.has_keys_only &&
+        c->sess.native_version < 2 && !kvd_cmd_needs_auth(c, req.op)) {
+        rc = KV_PROTOCOL;
+        req.error = "SCAN's keys_only needs protocol version 2 (HELLO first)";
+    }
+    if (rc != KV_OK) {
+        *clock = uv_hrtime();
+        kvd_debug("%s: bad request (%s): %s", c->peer, kv_status_name(rc),
+                  req.error ? req.error : "");
+        if (!req.has_id) {
+            /* Not even an id: the peer is not speaking our protocol. */
+            kvd_cmd_protocol_warn(c, "request without a readable id, closing");
+            return native_fatal(c, NULL, 0, rc, req.error ? req.error : kv_strerror(rc)) != 0
+                       ? -1 : 1;
+        }
+        native_reply_init(c, &r, req.id);
+        /* Before AUTH only HELLO, PING and AUTH are looked at: anything
+         * else is told to authenticate, however malformed. */
+        if (kvd_cmd_needs_auth(c, req.op))
+            return kvd_cmd_refuse(c, req.op, &r, KV_AUTH_REQUIRED,
+                                  "authenticate with AUTH first");
+        if (rc == KV_PROTOCOL)
+            kvd_cmd_protocol_warn(c, "malformed request (answered PROTOCOL, connection kept)");
+        return kvd_cmd_refuse(c, req.op, &r, rc, req.error ? req.error : kv_strerror(rc));
+    }
+    kvd_cmd cmd;
+    to_cmd(&req, blen, &cmd);
+    native_reply_init(c, &r, req.id);
+    return kvd_cmd_execute(c, &cmd, &r, clock);
+}
+
+const kvd_frontend kvd_fe_native = {
+    .name = "kvd",
+    .protocol = KVD_PROTOCOL_NATIVE,
+    .split = native_split,
+    .run = native_run,
+    .want = native_want,
+    .reply_init = native_reply_init,
+    .fatal = native_fatal,
+    .prefetch = native_prefetch,
+};

@@ -249,11 +249,16 @@ Test(lifecycle, config_file_and_flags)
 
 Test(lifecycle, shipped_sample_config_is_valid)
 {
-    kvd_start("--config", KVD_SAMPLE_CONF, NULL); /* flags: --port 0, 2 threads */
+    /* its data-dir is the unit's /var/lib/kvd: a test directory instead */
+    kvd_test_dir();
+    char data[300];
+    snprintf(data, sizeof data, "%s/data", g_kvd.dir);
+    kvd_start("--config", KVD_SAMPLE_CONF, "--data-dir", data, NULL); /* and --port 0, 2 threads */
     kv_client *c = test_client(NULL);
     cr_assert_eq(kv_client_ping(c), KV_OK);
     kv_client_close(c);
     kvd_stop();
+    cr_assert(!file_has(g_kvd.log, KVD_SAMPLE_CONF), "no warning about a line of the sample");
 }
 
 Test(lifecycle, unix_socket_only)

@@ -5,10 +5,13 @@
  * listed; the order is the store's hash order, not sorted. metrics groups
  * the store's figures (names of kv_metrics in kv.h) and lists whatever
  * else the server reports under "Server", so new server metrics show up
- * without a kvcli change.
+ * without a kvcli change; every line carries the metric's own snake_case
+ * name, floats are rounded, and the latency percentiles make one table
+ * in increasing order (p50, p99, p99.9).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -142,7 +145,9 @@ int kvcli_cmd_ping(kvcli_session *s, int argc, char **argv)
     if (st != KV_OK)
         rc = kvcli_fail(s, st, "ping");
     else if (s->cfg.json)
-        kvcli_json_print(json_pack("{s:b,s:f}", "ok", 1, "rtt_ms", ms));
+        /* to the microsecond: digits below it are the clock's noise */
+        kvcli_json_print(json_pack("{s:b,s:f}", "ok", 1, "rtt_ms",
+                                   round(ms * 1000.0) / 1000.0));
     else
         printf("PONG (%.3f ms)\n", ms);
 out:
@@ -228,7 +233,7 @@ int kvcli_cmd_backup(kvcli_session *s, int argc, char **argv)
     if (kvcli_maybe_help(s, "backup"))
         goto out;
     if (a.npos != 1) {
-        rc = kvcli_usage_err("backup takes one argument, the file to write (see kvcli backup --help)");
+        rc = kvcli_usage_err("backup takes one argument, the file to write (try 'kvcli backup --help')");
         goto out;
     }
     const char *file = a.pos[0];
@@ -323,27 +328,31 @@ out:
 
 /* -------------------------------------------------------------- metrics */
 
-/* The store's metrics in display order, with their labels. */
+/* The store's metrics (kv_metrics in kv.h) in display order. Every line
+ * is named as the metric is (snake_case, as in --json), so what is read
+ * here can be found there. */
 static const struct {
-    const char *name, *label, *section;
+    const char *name, *section;
 } store_metrics[] = {
-    {"keys", "keys stored", "Store"},
-    {"key_bytes", "key bytes", "Store"},
-    {"value_bytes", "value bytes", "Store"},
-    {"memory_bytes", "memory used (approx.)", "Store"},
-    {"revision", "revision", "Store"},
-    {"gets", "gets", "Operations"},
-    {"get_hits", "  hits", "Operations"},
-    {"get_misses", "  misses", "Operations"},
-    {"sets", "sets", "Operations"},
-    {"deletes", "deletes", "Operations"},
-    {"cas_failures", "CAS failures", "Operations"},
-    {"txn_commits", "txn commits", "Operations"},
-    {"txn_conflicts", "txn conflicts", "Operations"},
-    {"table_slots", "index slots", "Index"},
-    {"table_resizes", "index resizes", "Index"},
+    {"keys", "Store"},
+    {"key_bytes", "Store"},
+    {"value_bytes", "Store"},
+    {"memory_bytes", "Store"},
+    {"revision", "Store"},
+    {"gets", "Operations"},
+    {"get_hits", "Operations"},
+    {"get_misses", "Operations"},
+    {"sets", "Operations"},
+    {"deletes", "Operations"},
+    {"cas_failures", "Operations"},
+    {"txn_commits", "Operations"},
+    {"txn_conflicts", "Operations"},
+    {"table_slots", "Index"},
+    {"table_resizes", "Index"},
 };
 #define NSTORE (sizeof store_metrics / sizeof store_metrics[0])
+
+#define LABEL_WIDTH 28
 
 static int is_store_metric(const char *name)
 {
@@ -353,12 +362,13 @@ static int is_store_metric(const char *name)
     return 0;
 }
 
+/* Rounded: the server's floats are microseconds, to one decimal. */
 static void print_number(const kv_client_metric *m)
 {
     if (m->kind == KV_CLIENT_METRIC_UINT)
         printf("%llu", (unsigned long long)m->u);
     else
-        printf("%.3f", m->d);
+        printf("%.1f", m->d);
 }
 
 /* "12.5 MiB" for byte counts, to read at a glance. */
@@ -378,7 +388,7 @@ static void human_bytes(uint64_t b, char *out, size_t n)
 static void print_line(int indent, const char *label,
                        const kv_client_metric *m)
 {
-    printf("%*s%-*s ", indent, "", 28 - indent, label);
+    printf("%*s%-*s ", indent, "", LABEL_WIDTH - indent, label);
     print_number(m);
     size_t nl = strlen(m->name);
     if (m->kind == KV_CLIENT_METRIC_UINT && m->u >= 1024 && nl > 6 &&
@@ -390,18 +400,95 @@ static void print_line(int indent, const char *label,
     fputc('\n', stdout);
 }
 
+/* --json: the server's map, floats rounded to 0.001 (nanoseconds for the
+ * latencies) so no float noise like 3.8399999141693115 shows. */
 static json_t *metric_json(const kv_client_metric *m)
 {
     if (m->kind == KV_CLIENT_METRIC_UINT)
         return m->u > (uint64_t)INT64_MAX ? json_real((double)m->u)
                                           : json_integer((json_int_t)m->u);
     if (m->kind == KV_CLIENT_METRIC_DOUBLE)
-        return json_real(m->d);
+        return json_real(round(m->d * 1000.0) / 1000.0);
     json_t *o = json_object();
     for (size_t i = 0; i < m->nchildren; i++)
         json_object_set_new(o, m->children[i].name,
                             metric_json(&m->children[i]));
     return o;
+}
+
+/* The server's latency maps are latency_p<digits>_us: "p50", "p99",
+ * "p999" (99.9), "p9999" (99.99). Returns the percentile, or -1 if name
+ * is not such a map; *label receives "p50", "p99.9", ... */
+static double latency_percentile(const char *name, char *label, size_t n)
+{
+    const char *d = name + strlen("latency_p");
+    size_t nd = strspn(d, "0123456789");
+    if (strncmp(name, "latency_p", 9) != 0 || nd < 2 || nd > 8 ||
+        strcmp(d + nd, "_us") != 0)
+        return -1;
+    double v = 0, scale = 1;
+    for (size_t i = 0; i < nd; i++) {
+        if (i < 2) {
+            v = v * 10 + (d[i] - '0');
+        } else {
+            scale /= 10;
+            v += (d[i] - '0') * scale;
+        }
+    }
+    snprintf(label, n, "p%.2s%s%.*s", d, nd > 2 ? "." : "", (int)(nd - 2),
+             d + 2);
+    return v;
+}
+
+typedef struct latency_col {
+    const kv_client_metric *map;
+    double pct;
+    char label[16];
+} latency_col;
+
+static int cmp_col(const void *a, const void *b)
+{
+    const latency_col *x = a, *y = b;
+    return (x->pct > y->pct) - (x->pct < y->pct);
+}
+
+/* The latency maps as one table, percentiles in increasing order:
+ *   latency_us                   p50     p99   p99.9
+ *     get                        3.8     3.8     3.8
+ * Rows are the ops of the first map, in the server's order. */
+static void print_latency(const kv_client_metrics *m)
+{
+    latency_col cols[8];
+    size_t ncols = 0;
+    for (size_t i = 0; i < m->n && ncols < 8; i++) {
+        const kv_client_metric *e = &m->items[i];
+        latency_col c = {.map = e};
+        if (e->kind == KV_CLIENT_METRIC_MAP &&
+            (c.pct = latency_percentile(e->name, c.label, sizeof c.label)) >= 0)
+            cols[ncols++] = c;
+    }
+    if (ncols == 0)
+        return;
+    qsort(cols, ncols, sizeof cols[0], cmp_col);
+    printf("  %-*s", LABEL_WIDTH - 2, "latency_us");
+    for (size_t c = 0; c < ncols; c++)
+        printf(" %9s", cols[c].label);
+    fputc('\n', stdout);
+    const kv_client_metric *rows = cols[0].map;
+    for (size_t r = 0; r < rows->nchildren; r++) {
+        const char *op = rows->children[r].name;
+        printf("    %-*s", LABEL_WIDTH - 4, op);
+        for (size_t c = 0; c < ncols; c++) {
+            const kv_client_metric *v = kv_client_metrics_find(m, cols[c].map->name, op);
+            if (v == NULL || v->kind == KV_CLIENT_METRIC_MAP)
+                printf(" %9s", "-");
+            else if (v->kind == KV_CLIENT_METRIC_UINT)
+                printf(" %9llu", (unsigned long long)v->u);
+            else
+                printf(" %9.1f", v->d);
+        }
+        fputc('\n', stdout);
+    }
 }
 
 static int cmp_metric(const void *a, const void *b)
@@ -423,22 +510,10 @@ static void print_metrics(const kv_client_metrics *m)
             section = store_metrics[i].section;
             printf("%s%s\n", i ? "\n" : "", section);
         }
-        print_line(2, store_metrics[i].label, e);
-        if (strcmp(e->name, "keys") == 0) {
-            const kv_client_metric *kb =
-                kv_client_metrics_find(m, NULL, "key_bytes");
-            const kv_client_metric *vb =
-                kv_client_metrics_find(m, NULL, "value_bytes");
-            if (kb && vb && kb->kind == KV_CLIENT_METRIC_UINT &&
-                vb->kind == KV_CLIENT_METRIC_UINT) {
-                kv_client_metric sum = {.name = "stored_bytes",
-                                        .kind = KV_CLIENT_METRIC_UINT,
-                                        .u = kb->u + vb->u};
-                print_line(2, "bytes stored (keys+values)", &sum);
-            }
-        }
+        print_line(2, e->name, e);
     }
-    /* The rest is the server's own, sorted for a stable layout. */
+    /* The rest is the server's own, sorted for a stable layout; the
+     * latency maps make one table where the first of them sorts. */
     const kv_client_metric **rest = calloc(m->n + 1, sizeof *rest);
     size_t nrest = 0;
     if (rest == NULL)
@@ -450,10 +525,18 @@ static void print_metrics(const kv_client_metrics *m)
     qsort(rest, nrest, sizeof *rest, cmp_metric);
     if (nrest)
         printf("%sServer\n", section ? "\n" : "");
+    int latency_done = 0;
     for (size_t i = 0; i < nrest; i++) {
         const kv_client_metric *e = rest[i];
+        char label[16];
         if (e->kind != KV_CLIENT_METRIC_MAP) {
             print_line(2, e->name, e);
+            continue;
+        }
+        if (latency_percentile(e->name, label, sizeof label) >= 0) {
+            if (!latency_done)
+                print_latency(m);
+            latency_done = 1;
             continue;
         }
         printf("  %s\n", e->name);

@@ -4,8 +4,10 @@
  * The connection is opened when the first command needs it (so "kvcli
  * help" or a usage error never touches the network) and kept for the
  * session, which matters at the interactive prompt. A transport failure
- * closes it inside libkvclient; the next command reconnects. Every error
- * is ONE line on stderr with a hint at what to do about it.
+ * closes it inside libkvclient; the next command reconnects. At the
+ * prompt a command first checks that the server has not closed the idle
+ * connection (kv_client_check), and a reconnect is announced on stderr.
+ * Every error is ONE line on stderr with a hint at what to do about it.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -31,20 +33,50 @@ void kvcli_error_json_done(void)
     last_err.json_done = 1;
 }
 
+/* Set inside the prompt, where commands are typed without "kvcli". */
+static int in_prompt;
+
+void kvcli_err_in_prompt(int on)
+{
+    in_prompt = on;
+}
+
+/* Inside the prompt, the hints "try 'kvcli help'" and "use 'kvcli
+ * flush'" name what to type there: "try 'help'", "use 'flush'". */
+static void prompt_hints(char *msg)
+{
+    static const char *const hints[] = {"try 'kvcli ", "use 'kvcli "};
+    for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++) {
+        char *p = msg;
+        while ((p = strstr(p, hints[i])) != NULL) {
+            p += 5; /* after "try '" */
+            memmove(p, p + 6, strlen(p + 6) + 1);
+        }
+    }
+}
+
 static void verr(const char *status, const char *fmt, va_list ap)
 {
     va_list copy;
     va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    char *msg = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (msg == NULL) {
+        fputs("kvcli: out of memory\n", stderr);
+        return;
+    }
+    vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    if (in_prompt)
+        prompt_hints(msg);
     if (!last_err.have) {
-        vsnprintf(last_err.msg, sizeof last_err.msg, fmt, copy);
+        snprintf(last_err.msg, sizeof last_err.msg, "%s", msg);
         last_err.status = status;
         last_err.have = 1;
     }
-    va_end(copy);
     fflush(stdout); /* keep stdout and stderr in order on a terminal */
-    fputs("kvcli: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "kvcli: %s\n", msg);
+    free(msg);
 }
 
 void kvcli_err(const char *fmt, ...)
@@ -175,6 +207,7 @@ static struct {
     unsigned port;
     double timeout_s;
     uint64_t max_frame;
+    int connected; /* this client has been connected before */
 } used;
 
 static void forget_used(void)
@@ -190,6 +223,22 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* A session's connection came back (kvd restarted, or the last command
+ * lost it): say so, on stderr, so the output of commands stays theirs. */
+static void announce_reconnect(const kvcli_session *s)
+{
+    const kvcli_config *c = &s->cfg;
+    fflush(stdout);
+    if (c->unix_path)
+        fprintf(stderr, "kvcli: reconnected to %s", c->unix_path);
+    else if (strchr(c->host, ':'))
+        fprintf(stderr, "kvcli: reconnected to [%s]:%u", c->host, c->port);
+    else
+        fprintf(stderr, "kvcli: reconnected to %s:%u", c->host, c->port);
+    fprintf(stderr, " (%s %s)\n", kv_client_server_name(s->client),
+            kv_client_server_version(s->client));
+}
+
 /* Connects without printing; returns the kv status (KV_INVALID_ARGUMENT
  * and KV_NO_MEMORY come from creating the client). */
 static int open_conn(kvcli_session *s)
@@ -201,7 +250,11 @@ static int open_conn(kvcli_session *s)
          !same_str(used.password, c->password) ||
          used.timeout_s != c->timeout_s || used.max_frame != c->max_frame))
         kvcli_disconnect(s);
-    if (s->client != NULL && kv_client_is_connected(s->client))
+    /* At the prompt the connection may have sat idle while kvd stopped or
+     * restarted: look before using it, so the command goes to the new
+     * server instead of failing on the old connection. */
+    if (s->client != NULL && kv_client_is_connected(s->client) &&
+        (!s->interactive || kv_client_check(s->client) == KV_OK))
         return KV_OK;
 
     if (s->client == NULL) {
@@ -231,7 +284,12 @@ static int open_conn(kvcli_session *s)
         used.timeout_s = c->timeout_s;
         used.max_frame = c->max_frame;
     }
-    return kv_client_connect(s->client);
+    int st = kv_client_connect(s->client);
+    if (st == KV_OK && s->interactive && used.connected)
+        announce_reconnect(s);
+    if (st == KV_OK)
+        used.connected = 1;
+    return st;
 }
 
 kv_client *kvcli_connect(kvcli_session *s, int *rc)

@@ -16,8 +16,8 @@
     "  1  negative outcome: a key was not found (get, del), --if-version\n"   \
     "     did not match (set), or the compares failed so the else-branch\n"   \
     "     ran (txn), or flush was not confirmed\n"                                                        \
-    "  2  usage error (bad command, option or argument; unreadable file;\n"  \
-    "     a request over kvcli's --max-frame-size)\n"                       \
+    "  2  usage error (bad command, option or argument; unreadable file\n"  \
+    "     or bad import input; a request over kvcli's --max-frame-size)\n"   \
     "  3  connection error: cannot connect, timeout, connection lost,\n"      \
     "     authentication failed or required, server busy, the server\n"       \
     "     does not speak kvd's protocol\n"                                     \
@@ -179,11 +179,77 @@ static const char scan_help[] =
     "  kvcli scan user:\n"
     "  kvcli scan --limit 10 --values\n";
 
+static const char export_help[] =
+    "Usage: kvcli export [--prefix P] [--format json|bin] > FILE\n"
+    "\n"
+    "Writes every entry (or those whose key starts with P) to standard\n"
+    "output, streaming, for moving data to another kvd ('kvcli import') or\n"
+    "looking at everything. To read entries as text, 'kvcli scan --values'\n"
+    "is handier.\n"
+    "\n"
+    "  --prefix P      only keys starting with P\n"
+    "  --format json   JSON lines (the default): one entry per line,\n"
+    "                  {\"key\":\"<base64>\",\"value\":\"<base64>\",\"version\":N},\n"
+    "                  key and value always in standard base64 (RFC 4648,\n"
+    "                  padded), version the key's version at export\n"
+    "  --format bin    binary: \"KVEXPORT\", u32 format version 1, then per\n"
+    "                  entry 'E', u32 key length, u32 value length, u64\n"
+    "                  version, key, value; last 'Z', u64 entry count\n"
+    "                  (big-endian; refused on a terminal)\n"
+    "\n"
+    "Like scan it is not a point-in-time copy (that is 'kvcli backup'): an\n"
+    "entry present for the whole export is written at least once; one\n"
+    "written meanwhile may or may not be, and an entry may appear twice\n"
+    "(import keeps the last). When stderr is a terminal a progress line\n"
+    "shows entries, bytes, rate and ETA; at the end a summary goes to\n"
+    "stderr: \"exported N entries (B bytes of keys and values) in S s\".\n"
+    "If writing fails (disk full) the exit code is 2.\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli export > all.jsonl\n"
+    "  kvcli export --prefix user: --format bin > users.kvx\n"
+    "  kvcli export | jq -r '.key | @base64d'\n"
+    "  kvcli --port 7380 export | kvcli --port 7381 import -\n";
+
+static const char import_help[] =
+    "Usage: kvcli import FILE [--batch N] [--format json|bin] [--dry-run]\n"
+    "\n"
+    "Reads entries written by 'kvcli export' from FILE ('-' for standard\n"
+    "input; the format is recognised by its first byte) and sets them,\n"
+    "streaming, in batches: each batch is one atomic multi-key set of up\n"
+    "to N entries (default 50) and about 1 MiB, within --max-frame-size.\n"
+    "Keys that exist are overwritten, other keys are left alone; versions\n"
+    "are those of this store, not the file's.\n"
+    "\n"
+    "  --batch N       entries per atomic batch, 1-10000 (default 50)\n"
+    "  --format F      fail unless the input is in format F (json, bin)\n"
+    "  --dry-run       read and check the whole input, import nothing\n"
+    "\n"
+    "In JSON lines, blank lines are skipped and members other than \"key\"\n"
+    "and \"value\" are ignored. A bad entry (not JSON, no key, not base64,\n"
+    "an empty key, a truncated binary file) stops the import with exit\n"
+    "code 2 and an error naming its line (or record): the entries before it\n"
+    "are imported, nothing from it on. A batch the server refuses (exit 4,\n"
+    "e.g. a value over its limit) is not applied, and its lines are named;\n"
+    "earlier batches stay. Use --dry-run first for all or nothing.\n"
+    "\n"
+    "When stderr is a terminal a progress line shows entries, bytes, rate\n"
+    "and, for a file, the ETA. At the end: \"imported N entries (B bytes\n"
+    "of keys and values) in S s\".\n"
+    "JSON: {\"entries\":N,\"bytes\":B,\"batches\":K,\"seconds\":S}\n"
+    "(with \"dry_run\":true for --dry-run).\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli import all.jsonl\n"
+    "  kvcli import --dry-run users.kvx\n"
+    "  zcat dump.jsonl.gz | kvcli import -\n";
+
 static const char ping_help[] =
     "Usage: kvcli ping\n"
     "\n"
-    "Checks that the server answers; prints \"PONG (T ms)\".\n"
-    "JSON: {\"ok\":true,\"rtt_ms\":T}\n";
+    "Checks that the server answers; prints \"PONG (T ms)\", the round trip\n"
+    "in milliseconds to the microsecond (3 decimals).\n"
+    "JSON: {\"ok\":true,\"rtt_ms\":T}, T rounded the same way.\n";
 
 static const char version_help[] =
     "Usage: kvcli version\n"
@@ -200,8 +266,13 @@ static const char metrics_help[] =
     "\n"
     "Shows the store's metrics (keys and bytes stored, memory, revision,\n"
     "get/set/delete counts, CAS failures, transactions, index size) and the\n"
-    "server's own metrics.\n"
-    "JSON: the server's map as is, e.g. {\"keys\":12,\"gets\":40,...}\n";
+    "server's own metrics. Each line is named as in --json (snake_case, e.g.\n"
+    "get_hits, bytes_in); byte counts of 1 KiB and more also show as KiB,\n"
+    "MiB, ... The server's latency percentiles make one table, latency_us,\n"
+    "one row per operation and the columns in order p50, p99, p99.9, in\n"
+    "microseconds with one decimal.\n"
+    "JSON: the server's map, e.g. {\"keys\":12,\"gets\":40,...,\n"
+    "\"latency_p50_us\":{\"get\":3.84,...}}, fractions rounded to 0.001.\n";
 
 static const char snapshot_help[] =
     "Usage: kvcli snapshot\n"
@@ -229,7 +300,8 @@ static const char backup_help[] =
 static const char help_help[] =
     "Usage: kvcli help [COMMAND]\n"
     "\n"
-    "Shows the overview, or a command's help (as 'kvcli COMMAND --help').\n";
+    "Shows the overview, or a command's help (as 'kvcli COMMAND --help').\n"
+    "At the prompt, 'help' alone lists the commands and the prompt's keys.\n";
 
 const kvcli_command kvcli_commands[] = {
     {"set", kvcli_cmd_set, "set one key, several keys atomically, or CAS",
@@ -239,6 +311,10 @@ const kvcli_command kvcli_commands[] = {
     {"flush", kvcli_cmd_flush, "delete every key (asks first)", flush_help},
     {"txn", kvcli_cmd_txn, "run a conditional transaction", txn_help},
     {"scan", kvcli_cmd_scan, "list keys by prefix", scan_help},
+    {"export", kvcli_cmd_export, "write every entry (or a prefix) to stdout",
+     export_help},
+    {"import", kvcli_cmd_import, "set the entries of an export file, in batches",
+     import_help},
     {"metrics", kvcli_cmd_metrics, "show store and server metrics",
      metrics_help},
     {"snapshot", kvcli_cmd_snapshot, "take a snapshot of kvd's store now", snapshot_help},
@@ -352,8 +428,10 @@ void kvcli_print_usage(FILE *f)
           "Without a command, kvcli reads commands: at a terminal with a\n"
           "prompt, line editing and history (~/.kvcli_history); otherwise one\n"
           "command per line from standard input, without a prompt. Quote\n"
-          "arguments as in a shell. 'help', 'quit' and 'exit' also work there.\n"
-          "The exit code is then the last command's.\n"
+          "arguments as in a shell. 'help' there is the prompt's short help;\n"
+          "'quit' and 'exit' leave. Tab completes command names. A reconnect\n"
+          "(kvd restarted) is announced on stderr. The exit code is then the\n"
+          "last command's.\n"
           "\n"
           "Command names may be written in any case (kvcli GET k).\n"
           "Errors go to stderr as one line starting with \"kvcli: \".\n"
@@ -366,6 +444,21 @@ void kvcli_print_usage(FILE *f)
           "  kvcli txn 'absent(lock)' --then 'set lock me' --else 'get lock'\n"
           "\n"
           "See also kvcli(1), kvd(1).\n", f);
+}
+
+void kvcli_print_prompt_help(FILE *f)
+{
+    fputs("Commands (type them without 'kvcli'):\n", f);
+    for (const kvcli_command *c = kvcli_commands; c->name; c++)
+        if (strcmp(c->name, "help") != 0)
+            fprintf(f, "  %-9s %s\n", c->name, c->summary);
+    fputs("\n"
+          "  help COMMAND   that command's usage, options and examples\n"
+          "  quit, exit     leave (also Ctrl-D)\n"
+          "\n"
+          "Quote arguments as in a shell. Options such as --json or --port\n"
+          "apply to their line only. Tab completes command names; history is\n"
+          "kept in ~/.kvcli_history.\n", f);
 }
 
 int kvcli_maybe_help(const kvcli_session *s, const char *cmd)
@@ -385,7 +478,11 @@ int kvcli_cmd_help(kvcli_session *s, int argc, char **argv)
     if (rc != 0)
         return rc;
     if (a.npos == 0) {
-        kvcli_print_usage(stdout);
+        /* At the prompt, what matters there, not the command line's. */
+        if (s->interactive)
+            kvcli_print_prompt_help(stdout);
+        else
+            kvcli_print_usage(stdout);
     } else {
         const kvcli_command *c = kvcli_find_command(a.pos[0]);
         if (c == NULL) {

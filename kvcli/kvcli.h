@@ -7,9 +7,10 @@
  * Layout: main.c (global flags, environment, dispatch), opts.c (option
  * parsing shared by every command), conn.c (connecting, error reporting,
  * exit codes), cmd_kv.c (set/get/del), cmd_bulk.c (del --prefix,
- * flush), cmd_misc.c (scan, ping, version,
- * metrics), cmd_txn.c + txn_parse.c (txn), output.c (escaping, JSON),
- * bytes.c (growable byte buffers, reading files), help.c, repl.c.
+ * flush), cmd_misc.c (scan, ping, version, metrics), cmd_export.c +
+ * exportfmt.c + progress.c (export, import), cmd_txn.c + txn_parse.c
+ * (txn), output.c (escaping, JSON), bytes.c (growable byte buffers,
+ * reading files), help.c, repl.c.
  */
 #ifndef KVCLI_H
 #define KVCLI_H
@@ -64,6 +65,9 @@ void kvcli_disconnect(kvcli_session *s);
 int kvcli_fail(kvcli_session *s, int status, const char *what);
 /* Exit code for a kv status (KV_OK -> 0). */
 int kvcli_exit_code(int status);
+/* Inside the prompt (on = 1), error hints name commands without "kvcli":
+ * "try 'help'", not "try 'kvcli help'". */
+void kvcli_err_in_prompt(int on);
 /* One-line error on stderr: "kvcli: ..." */
 void kvcli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* --json's error object: the first error since kvcli_error_reset() is
@@ -134,6 +138,8 @@ int kvcli_cmd_backup(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_version(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_metrics(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_txn(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_export(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_import(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_help(kvcli_session *s, int argc, char **argv);
 
 /* The command table (help.c), NULL-terminated by name. */
@@ -146,6 +152,8 @@ int kvcli_unknown_command(const char *name);
 /* Runs one command line (argv[0] is the command). */
 int kvcli_dispatch(kvcli_session *s, int argc, char **argv);
 void kvcli_print_usage(FILE *f);
+/* The short help of the interactive prompt: commands, quit, keys. */
+void kvcli_print_prompt_help(FILE *f);
 /* Prints the command's help if the args asked for it; returns 1 if so. */
 int kvcli_maybe_help(const kvcli_session *s, const char *cmd);
 
@@ -177,6 +185,75 @@ int kvcli_json_to_bytes(const json_t *j, unsigned char **out, size_t *n);
 /* Prints j (compact, one line) to stdout and releases it. */
 void kvcli_json_print(json_t *j);
 int kvcli_utf8_valid(const unsigned char *p, size_t n);
+/* RFC 4648 standard base64 with padding: a malloc'ed NUL-terminated
+ * string (NULL if out of memory), its length in *outlen. */
+char *kvcli_base64_encode(const void *p, size_t n, size_t *outlen);
+/* Strict decoding (padded, no whitespace) into a malloc'ed *out (caller
+ * frees; non-NULL also for 0 bytes). 0, or -1 if malformed. */
+int kvcli_base64_decode(const char *s, size_t n, unsigned char **out,
+                        size_t *outlen);
+
+/* ---- exportfmt.c ----------------------------------------------------- */
+
+/* The formats of export and import (described in exportfmt.c). */
+enum { KVCLI_FMT_JSON = 0, KVCLI_FMT_BIN = 1 };
+
+/* "json" or "bin" to KVCLI_FMT_*, -1 for anything else. */
+int kvcli_format_parse(const char *name);
+/* Writing: the header, each entry, the end; *written grows by the bytes
+ * written. 0, or -1 (errno set) when f fails. */
+int kvcli_export_begin(FILE *f, int fmt, uint64_t *written);
+int kvcli_export_entry(FILE *f, int fmt, const void *key, size_t klen,
+                       const void *val, size_t vlen, uint64_t version,
+                       uint64_t *written);
+int kvcli_export_end(FILE *f, int fmt, uint64_t count, uint64_t *written);
+
+/* Reading, one entry at a time. */
+typedef struct kvcli_import_reader {
+    FILE *f;
+    int fmt;          /* found by kvcli_import_open */
+    uint64_t pos;     /* bytes of the input consumed */
+    uint64_t unit;    /* line (JSON) or record (binary) of the last entry */
+    uint64_t count;   /* entries read */
+    int done;         /* binary: the end record was read */
+    char *text;       /* JSON: the current line */
+    size_t cap;
+    kvcli_buf key, val; /* the entry just read, valid until the next */
+    uint64_t version;
+} kvcli_import_reader;
+
+/* Starts reading f (not closed by the reader) and finds its format. 0, or
+ * -1 with a message in err. */
+int kvcli_import_open(kvcli_import_reader *r, FILE *f, char *err, size_t n);
+/* 1: the next entry is in r->key, r->val, r->version; 0: the input is
+ * complete; -1: bad input or a read error, err says where and what. */
+int kvcli_import_next(kvcli_import_reader *r, char *err, size_t n);
+/* Frees the reader's buffers (a zeroed reader too). */
+void kvcli_import_close(kvcli_import_reader *r);
+
+/* ---- progress.c ------------------------------------------------------ */
+
+/* A progress line on stderr, drawn only when stderr is a terminal. */
+typedef struct kvcli_progress {
+    const char *what;       /* "import", "export" */
+    int on;                 /* stderr is a terminal */
+    double start, last;     /* kvcli_now() at the start, last drawing */
+    uint64_t entries, bytes;
+    uint64_t total_entries; /* 0: unknown */
+    uint64_t total_bytes;   /* 0: unknown */
+    size_t shown;           /* length of the line on the terminal */
+} kvcli_progress;
+
+/* Monotonic seconds. */
+double kvcli_now(void);
+void kvcli_progress_start(kvcli_progress *p, const char *what);
+/* Records what was done; redraws at most 4 times a second. */
+void kvcli_progress_update(kvcli_progress *p, uint64_t entries,
+                           uint64_t bytes);
+/* Erases the line (before a summary or an error). */
+void kvcli_progress_end(kvcli_progress *p);
+/* Seconds since kvcli_progress_start. */
+double kvcli_progress_seconds(const kvcli_progress *p);
 
 /* ---- repl.c ---------------------------------------------------------- */
 

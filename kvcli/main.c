@@ -125,10 +125,11 @@ static int run(int argc, char **argv)
         free(args);
     }
     kvcli_disconnect(&s);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
+    /* A command that failed has said why already (export says so when
+     * its output cannot be written). */
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0) {
         kvcli_err("cannot write the output");
-        if (rc == 0)
-            rc = KVCLI_EXIT_USAGE;
+        rc = KVCLI_EXIT_USAGE;
     }
     return rc;
 }

@@ -110,8 +110,9 @@ char *kvcli_escape(const void *p, size_t n)
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static char *base64_encode(const unsigned char *p, size_t n, size_t *outlen)
+char *kvcli_base64_encode(const void *data, size_t n, size_t *outlen)
 {
+    const unsigned char *p = data;
     size_t len = (n + 2) / 3 * 4;
     char *o = malloc(len + 1);
     if (o == NULL)
@@ -139,9 +140,8 @@ static int b64_val(char c)
     return q ? (int)(q - b64) : -1;
 }
 
-/* Strict decoding: padded, no whitespace. -1 if malformed. */
-static int base64_decode(const char *s, size_t n, unsigned char **out,
-                         size_t *outlen)
+int kvcli_base64_decode(const char *s, size_t n, unsigned char **out,
+                        size_t *outlen)
 {
     if (n % 4 != 0)
         return -1;
@@ -182,7 +182,7 @@ json_t *kvcli_json_bytes(const void *p, size_t n)
     if (kvcli_utf8_valid(p, n) && (n == 0 || memchr(p, 0, n) == NULL))
         return json_stringn(n ? p : "", n);
     size_t len;
-    char *enc = base64_encode(p, n, &len);
+    char *enc = kvcli_base64_encode(p, n, &len);
     if (enc == NULL)
         return NULL;
     json_t *o = json_pack("{s:s%}", "base64", enc, len);
@@ -207,7 +207,8 @@ int kvcli_json_to_bytes(const json_t *j, unsigned char **out, size_t *n)
                           : NULL;
     if (!json_is_string(b))
         return -1;
-    return base64_decode(json_string_value(b), json_string_length(b), out, n);
+    return kvcli_base64_decode(json_string_value(b), json_string_length(b), out,
+                               n);
 }
 
 void kvcli_json_print(json_t *j)

@@ -8,9 +8,13 @@
  * scripts and tests see only the commands' own output. Each line is split
  * like a shell line (split.c) and runs as "kvcli LINE" would, on the one
  * connection of the session; errors are printed and the loop goes on.
+ * 'help' alone prints the prompt's own short help, and error hints name
+ * commands as typed here ("try 'help'"). Before each command the idle
+ * connection is checked; a reconnect is announced (conn.c).
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
@@ -39,8 +43,10 @@ static int run_line(kvcli_session *s, const char *line, int *quit,
     return rc;
 }
 
-/* Tab completion: command names for the first word, file names (the
- * library's default, handy for --file) after it. */
+/* Tab completion: command names for the first word (and after "help");
+ * file names only where a file is expected (after --file or --unix, the
+ * FILE of import and backup); nothing elsewhere: keys and values are the
+ * server's, and the current directory's names would only mislead. */
 static char *command_generator(const char *text, int state)
 {
     static size_t i;
@@ -62,12 +68,68 @@ static char *command_generator(const char *text, int state)
     }
 }
 
+static char *no_completion(const char *text, int state)
+{
+    (void)text;
+    (void)state;
+    return NULL;
+}
+
+/* Copies word number `which` (0 = first, -1 = last) of the first n bytes
+ * of line into out (cut to cap); returns the number of words. */
+static int word_of(const char *line, size_t n, int which, char *out,
+                   size_t cap)
+{
+    int count = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n;) {
+        while (i < n && (line[i] == ' ' || line[i] == '\t'))
+            i++;
+        if (i == n)
+            break;
+        size_t b = i;
+        while (i < n && line[i] != ' ' && line[i] != '\t')
+            i++;
+        if (which < 0 || which == count) {
+            size_t len = i - b < cap - 1 ? i - b : cap - 1;
+            memcpy(out, line + b, len);
+            out[len] = '\0';
+        }
+        count++;
+    }
+    return count;
+}
+
+/* True if word is an option whose value comes next ("--format"). */
+static int takes_value(const char *word)
+{
+    int takes = 0;
+    if (strncmp(word, "--", 2) != 0 || strchr(word, '=') != NULL)
+        return 0;
+    if (kvcli_is_global_opt(word + 2, &takes))
+        return takes;
+    return strcmp(word, "--format") == 0 || strcmp(word, "--batch") == 0 ||
+           strcmp(word, "--prefix") == 0 || strcmp(word, "--limit") == 0 ||
+           strcmp(word, "--if-version") == 0;
+}
+
 static char **complete(const char *text, int start, int end)
 {
     (void)end;
-    if (start != 0)
-        return NULL; /* fall back to file names */
-    return rl_completion_matches(text, command_generator);
+    /* Whatever is returned, never fall back to libedit's file names. */
+    rl_attempted_completion_over = 1;
+    char cmd[32], prev[32];
+    size_t n = start > 0 ? (size_t)start : 0;
+    int words = word_of(rl_line_buffer, n, 0, cmd, sizeof cmd);
+    word_of(rl_line_buffer, n, -1, prev, sizeof prev);
+    if (words == 0 || (words == 1 && strcasecmp(cmd, "help") == 0))
+        return rl_completion_matches(text, command_generator);
+    int file_cmd = strcasecmp(cmd, "import") == 0 ||
+                   strcasecmp(cmd, "backup") == 0;
+    if (strcmp(prev, "--file") == 0 || strcmp(prev, "--unix") == 0 ||
+        (file_cmd && text[0] != '-' && !takes_value(prev)))
+        return rl_completion_matches(text, rl_filename_completion_function);
+    return NULL;
 }
 
 static char *history_path(void)
@@ -93,6 +155,7 @@ static int repl_tty(kvcli_session *s)
                  s->cfg.port);
     using_history();
     rl_attempted_completion_function = complete;
+    rl_completion_entry_function = no_completion;
     stifle_history(HISTORY_MAX);
     if (hist)
         read_history(hist);
@@ -140,5 +203,6 @@ static int repl_stream(kvcli_session *s)
 int kvcli_repl(kvcli_session *s)
 {
     s->interactive = 1;
+    kvcli_err_in_prompt(1);
     return isatty(STDIN_FILENO) ? repl_tty(s) : repl_stream(s);
 }

@@ -7,10 +7,13 @@
  * Request ids increase from 1; a reply with another id than the one
  * expected is a protocol error (responses come in request order).
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -195,6 +198,24 @@ void kv_client_close(kv_client *c)
 int kv_client_is_connected(const kv_client *c)
 {
     return c != NULL && c->fd >= 0;
+}
+
+int kv_client_check(kv_client *c)
+{
+    if (c == NULL || c->fd < 0)
+        return KV_CLOSED;
+    struct pollfd p = {c->fd, POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0)
+        return KV_OK; /* nothing arrived (or poll itself failed: let the
+                         next call find out) */
+    /* No request is outstanding, so any byte, the end of the stream or an
+     * error means the server has given up on this connection: it only
+     * speaks unasked to say why it closes (docs/protocol.md, section 6). */
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return KV_OK;
+    return kv__client_fail(c, KV_CLOSED, "the server closed the connection");
 }
 
 const char *kv_client_last_error(const kv_client *c)

@@ -5,6 +5,14 @@
  * the file key), its type and its help line, so --help, the INI parser and
  * getopt can never disagree. Order of precedence, lowest first: defaults,
  * the file (--config), the KVD_PASSWORD environment variable, flags.
+ *
+ * Checking values, in one place for flags and file alike: set_opt()
+ * refuses what does not parse or lies outside the option's range (the
+ * table's min..max: what makes sense on any machine); validate() then
+ * refuses contradictory combinations and warns about settings that are
+ * legal but likely a mistake here (more threads than CPUs). Every message
+ * names where the value came from: FILE:LINE for the config file (inih is
+ * fed line by line, so the line is known), --flag for the command line.
  */
 #include "config.h"
 
@@ -12,9 +20,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/un.h>
@@ -23,6 +33,7 @@
 #include "kv.h"
 #include "kv_proto.h"
 #include "log.h"
+#include "notify.h"
 
 typedef enum opt_type {
     OPT_STR,   /* char * (replaced)                          */
@@ -45,74 +56,90 @@ typedef struct opt_def {
     opt_type type;
     size_t offset; /* into kvd_config */
     const char *arg;
-    const char *help; /* includes the default */
+    const char *help; /* includes the default and the range */
+    uint64_t min, max; /* numeric types: the accepted range */
 } opt_def;
+
+/* The largest useful number of event loops. Every loop is a thread with
+ * its own epoll set and buffers; beyond this even the biggest machines
+ * gain nothing. Fixed, not derived from the CPU count, so that a config
+ * file valid on one machine is valid on every other (more loops than CPUs
+ * is warned about instead). */
+#define KVD_MAX_THREADS 256
+/* The smallest --max-frame-size: a request with a key of several hundred
+ * bytes, an AUTH with a long password or a small TXN must still fit. A
+ * value below it is a forgotten suffix (100 for 100m), not a setting. */
+#define KVD_MIN_FRAME ((uint64_t)1024)
+#define KVD_MIN_OUTPUT_BUFFER ((uint64_t)4096)
+#define KVD_MAX_SECS ((uint64_t)86400 * 365)
+/* libkv refuses to size a table for more (store.c). */
+#define KVD_MAX_INITIAL_CAPACITY ((uint64_t)1 << 40)
 
 #define OFF(f) offsetof(kvd_config, f)
 
 static const opt_def opts[] = {
     {"config", OPT_STR, OFF(config_path), "PATH",
-     "read settings from this INI file (keys as these flags, top level or [kvd])"},
+     "read settings from this INI file (keys as these flags, top level or [kvd])", 0, 0},
     {"bind", OPT_BINDS, 0, "ADDR[,ADDR]",
-     "IPv4/IPv6 address or localhost (= 127.0.0.1) to listen on; repeatable; 'none' = no TCP, only --unix (default 127.0.0.1)"},
+     "IPv4/IPv6 address or localhost (= 127.0.0.1) to listen on; repeatable; 'none' = no TCP, only --unix (default 127.0.0.1)", 0, 0},
     {"protected-mode", OPT_YESNO, OFF(protected_mode), "yes|no",
-     "refuse to start listening on a non-loopback address (0.0.0.0, ::, a LAN address) without a password (default yes)"},
-    {"port", OPT_PORT, OFF(port), "N", "TCP port, 0 = ephemeral (default 7379)"},
+     "refuse to start listening on a non-loopback address (0.0.0.0, ::, a LAN address) without a password (default yes)", 0, 0},
+    {"port", OPT_PORT, OFF(port), "N", "TCP port, 0 = ephemeral (default 7379)", 0, 65535},
     {"node-id", OPT_INT, OFF(node_id), "N",
-     "cluster: this node's id, 1..1024 (with --raft-addr and --cluster)"},
+     "cluster: this node's id, 1..1024 (with --raft-addr and --cluster)", 0, 1024},
     {"raft-addr", OPT_STR, OFF(raft_addr), "HOST:PORT",
-     "cluster: the address this node's Raft listens on and peers reach it at"},
+     "cluster: the address this node's Raft listens on and peers reach it at", 0, 0},
     {"cluster", OPT_STR, OFF(cluster), "ID@HOST:PORT,...",
      "cluster: every node's id and Raft address; bootstraps a new cluster once, later starts "
-     "rejoin from --data-dir (default none: a single server)"},
+     "rejoin from --data-dir (default none: a single server)", 0, 0},
     {"resp-port", OPT_PORT, OFF(resp_port), "N",
      "also listen on port N (same addresses) for the Redis protocol only, e.g. 6379 for a "
-     "drop-in replacement; the main port speaks it too (default none)"},
+     "drop-in replacement; the main port speaks it too (default none)", 0, 65535},
     {"port-file", OPT_STR, OFF(port_file), "PATH",
-     "write the bound TCP port to this file once listening, 0 with --bind none (default none)"},
+     "write the bound TCP port to this file once listening, 0 with --bind none (default none)", 0, 0},
     {"unix", OPT_STR, OFF(unix_path), "PATH",
-     "also listen on this Unix socket; refused if a running server answers there, removed at exit if still ours (default none)"},
+     "also listen on this Unix socket; refused if a running server answers there, removed at exit if still ours (default none)", 0, 0},
     {"unix-perm", OPT_MODE, OFF(unix_perm), "MODE",
-     "octal permissions of the Unix socket, e.g. 700 or 770 (default: from the umask)"},
-    {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU (default 0)"},
+     "octal permissions of the Unix socket, e.g. 700 or 770 (default: from the umask)", 0, 0},
+    {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU, at most 256; more than the CPUs is warned about (default 0)", 0, KVD_MAX_THREADS},
     {"password", OPT_STR, OFF(password), "SECRET",
-     "require AUTH with this secret, not empty (frames over 1 MiB are refused before it; AUTHs from an address with recent failures wait up to 3 s); visible to every user in ps: prefer --password-file or env KVD_PASSWORD (default none)"},
+     "require AUTH with this secret, not empty (frames over 1 MiB are refused before it; AUTHs from an address with recent failures wait up to 3 s); visible to every user in ps: prefer --password-file or env KVD_PASSWORD (default none)", 0, 0},
     {"password-file", OPT_STR, OFF(password_file), "PATH",
-     "read the password from the first line of this file (not empty), instead of --password (default none)"},
+     "read the password from the first line of this file (not empty), instead of --password (default none)", 0, 0},
     {"max-connections", OPT_SIZE, OFF(max_connections), "N",
-     "refuse connections above this with BUSY, 0 = unlimited (default 10000); lowered, with a warning, to what the open-file limit allows after raising its soft value"},
+     "refuse connections above this with BUSY, 0 = unlimited (default 10000); lowered, with a warning, to what the open-file limit allows after raising its soft value", 0, SIZE_MAX},
     {"max-frame-size", OPT_SIZE, OFF(max_frame_size), "BYTES",
-     "largest request (frame body, or Redis command), below 672m (default 64M+64K = 67174400)"},
+     "largest request (frame body, or Redis command), 1k to below 672m; below max-value-size is warned about (default 64M+64K = 67174400)", KVD_MIN_FRAME, KVD_MAX_FRAME_SIZE - 1},
     {"max-output-buffer", OPT_SIZE, OFF(max_output_buffer), "BYTES",
-     "per-connection unsent output: reading pauses at half, disconnect above (default 64M)"},
+     "per-connection unsent output: reading pauses at half, disconnect above; at least 4k (default 64M)", KVD_MIN_OUTPUT_BUFFER, SIZE_MAX},
     {"max-client-memory", OPT_SIZE, OFF(max_client_memory), "BYTES",
-     "all clients' input and output buffers together; above it the biggest are disconnected, 0 = no limit (default 1g)"},
+     "all clients' input and output buffers together; above it the biggest are disconnected; 0 = no limit, else at least max-frame-size (default 1g)", 0, SIZE_MAX},
     {"idle-timeout", OPT_SECS, OFF(idle_timeout), "SECS",
-     "close connections idle this long, 0 = never (default 0)"},
+     "close connections idle this long, 0 = never (default 0)", 0, KVD_MAX_SECS},
     {"write-timeout", OPT_SECS, OFF(write_timeout), "SECS",
-     "close a client whose backed-up output does not drain for this long, 0 = never (default 60)"},
+     "close a client whose backed-up output does not drain for this long, 0 = never (default 60)", 0, KVD_MAX_SECS},
     {"frame-timeout", OPT_SECS, OFF(frame_timeout), "SECS",
-     "close a client whose request frame, once begun, is not complete within this long, 0 = never (default 30)"},
-    {"max-key-size", OPT_SIZE, OFF(max_key_size), "BYTES", "store's largest key (default 64K, at most 64K)"},
+     "close a client whose request frame, once begun, is not complete within this long, 0 = never (default 30)", 0, KVD_MAX_SECS},
+    {"max-key-size", OPT_SIZE, OFF(max_key_size), "BYTES", "store's largest key (default 64K, at most 64K)", 1, KV_LIMIT_MAX_KEY_SIZE},
     {"max-value-size", OPT_SIZE, OFF(max_value_size), "BYTES",
-     "store's largest value (default 64M, at most 1G)"},
-    {"max-keys", OPT_U64, OFF(max_keys), "N", "store's key limit, 0 = unlimited (default 0)"},
-    {"initial-capacity", OPT_SIZE, OFF(initial_capacity), "N", "keys to size the store for (default 1024)"},
+     "store's largest value (default 64M, at most 1G)", 0, KV_LIMIT_MAX_VALUE_SIZE},
+    {"max-keys", OPT_U64, OFF(max_keys), "N", "store's key limit, 0 = unlimited (default 0)", 0, UINT64_MAX},
+    {"initial-capacity", OPT_SIZE, OFF(initial_capacity), "N", "keys to size the store for, at most 2^40 (default 1024)", 0, KVD_MAX_INITIAL_CAPACITY},
     {"data-dir", OPT_STR, OFF(data_dir), "DIR",
-     "keep the store in this directory (log + snapshots) and recover it at start (default none: in memory)"},
+     "keep the store in this directory (log + snapshots) and recover it at start (default none: in memory)", 0, 0},
     {"fsync", OPT_FSYNC, OFF(fsync), "POLICY",
-     "with --data-dir: always (each write synced before its reply), everysec, or no (default everysec)"},
+     "with --data-dir: always (each write synced before its reply), everysec, or no (default everysec)", 0, 0},
     {"snapshot-log-size", OPT_SIZE, OFF(snapshot_log_size), "BYTES",
-     "snapshot once the log has grown this much, 0 = never by size (default 64M)"},
+     "snapshot once the log has grown this much, 0 = never by size (default 64M)", 0, SIZE_MAX},
     {"snapshot-interval", OPT_SECS, OFF(snapshot_interval), "SECS",
-     "also snapshot this often if anything changed, 0 = never by time (default 3600)"},
-    {"log-level", OPT_LEVEL, OFF(log_level), "LEVEL", "debug, info, warn or error (default info)"},
-    {"log-file", OPT_STR, OFF(log_file), "PATH", "log to this file instead of stderr (default stderr)"},
+     "also snapshot this often if anything changed, 0 = never by time (default 3600)", 0, KVD_MAX_SECS},
+    {"log-level", OPT_LEVEL, OFF(log_level), "LEVEL", "debug, info, warn or error (default info)", 0, 0},
+    {"log-file", OPT_STR, OFF(log_file), "PATH", "log to this file instead of stderr (default stderr)", 0, 0},
     {"daemonize", OPT_BOOL, OFF(daemonize), NULL,
-     "run in the background once listening; start-up errors (port in use, unwritable pid file) are still printed on stderr and exit 1; without --log-file the log is discarded (default no)"},
-    {"pidfile", OPT_STR, OFF(pidfile), "PATH", "write the process id here and hold a lock on it while running; a second kvd with the same pid file exits 1 'already running'; removed on exit (default none)"},
-    {"help", OPT_FLAG, 0, NULL, "print this help and exit"},
-    {"version", OPT_FLAG, 0, NULL, "print the version and exit"},
+     "run in the background once listening; start-up errors (port in use, unwritable pid file) are still printed on stderr and exit 1; without --log-file the log is discarded (default no)", 0, 0},
+    {"pidfile", OPT_STR, OFF(pidfile), "PATH", "write the process id here and hold a lock on it while running; a second kvd with the same pid file exits 1 'already running'; removed on exit (default none)", 0, 0},
+    {"help", OPT_FLAG, 0, NULL, "print this help and exit", 0, 0},
+    {"version", OPT_FLAG, 0, NULL, "print the version and exit", 0, 0},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -206,6 +233,47 @@ static int parse_bool(const char *s, int *out)
     return -1;
 }
 
+/* Bytes as an operator would write them: 1k, 64m, 1g, else the number. */
+static void fmt_size(uint64_t v, char *buf, size_t n)
+{
+    static const char suffix[] = "gmk";
+    for (int i = 0; i < 3; i++) {
+        unsigned shift = 30 - 10 * (unsigned)i;
+        if (v && v % ((uint64_t)1 << shift) == 0) {
+            snprintf(buf, n, "%llu%c", (unsigned long long)(v >> shift), suffix[i]);
+            return;
+        }
+    }
+    snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+/* 0 if u is within o's range, else -1 with what is wrong in err. */
+static int check_range(const opt_def *o, const char *val, uint64_t u, char *err, size_t errlen)
+{
+    if (u >= o->min && u <= o->max)
+        return 0;
+    char lo[32], hi[32];
+    if (o->type == OPT_SIZE) {
+        fmt_size(o->min, lo, sizeof lo);
+        fmt_size(o->max, hi, sizeof hi);
+    } else {
+        snprintf(lo, sizeof lo, "%llu", (unsigned long long)o->min);
+        snprintf(hi, sizeof hi, "%llu", (unsigned long long)o->max);
+    }
+    const char *hint = o->type == OPT_SIZE && u < o->min
+                           ? " (sizes are in bytes unless they end in k, m or g)"
+                           : "";
+    /* where the number alone would puzzle, why the range ends there */
+    if (o->offset == OFF(max_frame_size) && u > o->max)
+        hint = " (below 672m: a larger frame's length prefix could begin with '*' or a letter, "
+               "which is how kvd tells the Redis protocol and HTTP from its own frames)";
+    if (o->max == UINT64_MAX || o->max == SIZE_MAX)
+        snprintf(err, errlen, "%s is below the minimum %s%s", val, lo, hint);
+    else
+        snprintf(err, errlen, "%s is out of range %s..%s%s", val, lo, hi, hint);
+    return -1;
+}
+
 static int add_binds(kvd_config *cfg, const char *list, char *err, size_t errlen)
 {
     if (strcasecmp(list, "none") == 0) {
@@ -221,39 +289,48 @@ static int add_binds(kvd_config *cfg, const char *list, char *err, size_t errlen
         while (n && isspace((unsigned char)p[n - 1]))
             n--;
         if (n == 0) {
-            snprintf(err, errlen, "--bind: empty address in '%s'", list);
+            snprintf(err, errlen, "empty address in '%s'", list);
             return -1;
         }
         if (cfg->nbinds == KVD_MAX_BINDS) {
-            snprintf(err, errlen, "--bind: at most %d addresses", KVD_MAX_BINDS);
+            snprintf(err, errlen, "at most %d addresses", KVD_MAX_BINDS);
             return -1;
         }
         /* localhost: the IPv4 loopback only, whatever /etc/hosts says */
         if (n == 9 && strncasecmp(p, "localhost", 9) == 0)
             p = "127.0.0.1", n = 9;
-        cfg->binds[cfg->nbinds] = strndup(p, n);
-        if (!cfg->binds[cfg->nbinds]) {
+        char *addr = strndup(p, n);
+        if (!addr) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        cfg->nbinds++;
+        if (!kvd_config_parse_addr(addr, 0, NULL)) {
+            snprintf(err, errlen, "'%s' is not a numeric IPv4 or IPv6 address or localhost", addr);
+            free(addr);
+            return -1;
+        }
+        cfg->binds[cfg->nbinds++] = addr;
         if (!comma)
             return 0;
         p = comma + 1;
     }
 }
 
-/* Applies one setting. Returns 0, or -1 with a message in err. */
+/* Applies one setting. Returns 0, or -1 with what is wrong with val in
+ * err (the caller says which option and where it came from). */
 static int set_opt(kvd_config *cfg, const opt_def *o, const char *val, char *err, size_t errlen)
 {
     void *field = (char *)cfg + o->offset;
     uint64_t u = 0;
     int b;
+    const char *expected = NULL;
     switch (o->type) {
     case OPT_STR: {
         char *copy = strdup(val);
-        if (!copy)
-            goto nomem;
+        if (!copy) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
         free(*(char **)field);
         *(char **)field = copy;
         return 0;
@@ -261,40 +338,46 @@ static int set_opt(kvd_config *cfg, const opt_def *o, const char *val, char *err
     case OPT_BINDS:
         return add_binds(cfg, val, err, errlen);
     case OPT_PORT:
-        if (parse_u64(val, 0, &u) || u > 65535)
-            goto bad;
-        *(int *)field = (int)u;
-        return 0;
     case OPT_INT:
-        if (parse_u64(val, 0, &u) || u > 1024)
-            goto bad;
-        *(int *)field = (int)u;
+    case OPT_SECS:
+        if (parse_u64(val, 0, &u)) {
+            expected = "a whole number";
+            break;
+        }
+        if (check_range(o, val, u, err, errlen))
+            return -1;
+        if (o->type == OPT_SECS)
+            *(unsigned *)field = (unsigned)u;
+        else
+            *(int *)field = (int)u;
         return 0;
     case OPT_SIZE:
-        if (parse_u64(val, 1, &u) || u > SIZE_MAX)
-            goto bad;
-        *(size_t *)field = (size_t)u;
-        return 0;
     case OPT_U64:
-        if (parse_u64(val, 1, &u))
-            goto bad;
-        *(uint64_t *)field = u;
-        return 0;
-    case OPT_SECS:
-        if (parse_u64(val, 0, &u) || u > 86400 * 365)
-            goto bad;
-        *(unsigned *)field = (unsigned)u;
+        if (parse_u64(val, 1, &u)) {
+            expected = "a number with an optional k, m or g suffix";
+            break;
+        }
+        if (check_range(o, val, u, err, errlen))
+            return -1;
+        if (o->type == OPT_SIZE)
+            *(size_t *)field = (size_t)u;
+        else
+            *(uint64_t *)field = u;
         return 0;
     case OPT_BOOL:
     case OPT_YESNO:
-        if (parse_bool(val, &b))
-            goto bad;
+        if (parse_bool(val, &b)) {
+            expected = "yes or no";
+            break;
+        }
         *(int *)field = b;
         return 0;
     case OPT_LEVEL:
         b = kvd_log_parse_level(val);
-        if (b < 0)
-            goto bad;
+        if (b < 0) {
+            expected = "debug, info, warn or error";
+            break;
+        }
         *(int *)field = b;
         return 0;
     case OPT_FSYNC:
@@ -304,44 +387,110 @@ static int set_opt(kvd_config *cfg, const opt_def *o, const char *val, char *err
             *(int *)field = KV_FSYNC_EVERYSEC;
         else if (strcmp(val, "no") == 0)
             *(int *)field = KV_FSYNC_NO;
-        else
-            goto bad;
+        else {
+            expected = "always, everysec or no";
+            break;
+        }
         return 0;
     case OPT_MODE: {
         char *end;
         errno = 0;
         unsigned long m = strtoul(val, &end, 8);
-        if (!*val || !isdigit((unsigned char)*val) || *end || errno || m > 0777)
-            goto bad;
+        if (!*val || !isdigit((unsigned char)*val) || *end || errno || m > 0777) {
+            expected = "an octal mode such as 700 or 770";
+            break;
+        }
         *(int *)field = (int)m;
         return 0;
     }
     case OPT_FLAG:
+        expected = "no value";
         break;
     }
-bad:
-    snprintf(err, errlen, "invalid value '%s' for %s", val, o->name);
+    snprintf(err, errlen, "'%s' is not %s%s", val, expected,
+             strchr(val, '#') ? " (a # comment must be on a line of its own)" : "");
     return -1;
-nomem:
-    snprintf(err, errlen, "out of memory");
-    return -1;
+}
+
+/* ---- where values come from ------------------------------------------- */
+
+enum { FROM_DEFAULT = 0, FROM_FLAG = -1, FROM_ENV = -2 }; /* > 0: a file line */
+
+typedef struct loader {
+    kvd_config *cfg;
+    const char *path;  /* the --config file */
+    FILE *file;
+    int line;          /* lines of it read so far */
+    int from[NOPTS];   /* where each option's value came from */
+    int err_line;      /* the line of err, if about the file */
+    char err[512];
+} loader;
+
+/* Prints "kvd: LEVEL: WHERE ..." for option name: WHERE is "FILE:LINE:
+ * bad value for 'name'" for a value from the config file, "bad value for
+ * --name" for a flag (errors), or "FILE:LINE: 'name'" / "--name" (warnings). */
+static void opt_say(const loader *L, const char *name, int error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void opt_say(const loader *L, const char *name, int error, const char *fmt, ...)
+{
+    const opt_def *o = find_opt(name);
+    int from = o ? L->from[o - opts] : FROM_DEFAULT;
+    char loc[600] = "", ref[96];
+    if (from > 0) {
+        snprintf(loc, sizeof loc, "%s:%d: ", L->path, from);
+        snprintf(ref, sizeof ref, "'%s'", name);
+    } else if (from == FROM_FLAG) {
+        snprintf(ref, sizeof ref, "--%s", name);
+    } else if (from == FROM_ENV) {
+        snprintf(ref, sizeof ref, "KVD_PASSWORD");
+    } else {
+        snprintf(ref, sizeof ref, "'%s' (the default)", name);
+    }
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (error)
+        fprintf(stderr, "kvd: error: %sbad value for %s: %s\n", loc, ref, msg);
+    else
+        fprintf(stderr, "kvd: warning: %s%s: %s\n", loc, ref, msg);
 }
 
 /* ---- config file ------------------------------------------------------ */
 
-typedef struct ini_ctx {
-    kvd_config *cfg;
-    const char *path;
-    char err[256];
-} ini_ctx;
-
-static int kvd_ini_handler(void *user, const char *section, const char *name, const char *value)
+/* inih's reader: one line per call, so the loader knows the line number
+ * of every key it is handed. A line that does not fit inih's buffer would
+ * be split silently (the rest read as a line of its own): refused. */
+static char *read_line(char *str, int num, void *stream)
 {
-    ini_ctx *ic = user;
-    if (ic->err[0])
+    loader *L = stream;
+    if (L->err[0] || !fgets(str, num, L->file))
+        return NULL; /* the first error ends the parse */
+    L->line++;
+    size_t n = strlen(str);
+    if (n == (size_t)num - 1 && str[n - 1] != '\n') {
+        int c = getc(L->file);
+        if (c != EOF) {
+            L->err_line = L->line;
+            snprintf(L->err, sizeof L->err, "%s:%d: line longer than %d characters", L->path,
+                     L->line, num - 2);
+            return NULL;
+        }
+    }
+    return str;
+}
+
+static int on_ini_pair(void *user, const char *section, const char *name, const char *value)
+{
+    loader *L = user;
+    if (L->err[0])
         return 0;
+    L->err_line = L->line;
     if (section[0] && strcmp(section, "kvd") != 0) {
-        snprintf(ic->err, sizeof ic->err, "%s: unknown section [%s]", ic->path, section);
+        snprintf(L->err, sizeof L->err,
+                 "%s:%d: '%s' is in section [%s]; kvd reads the top level and [kvd] only", L->path,
+                 L->line, name, section);
         return 0;
     }
     char key[64];
@@ -353,31 +502,42 @@ static int kvd_ini_handler(void *user, const char *section, const char *name, co
     key[n] = '\0';
     const opt_def *o = find_opt(key);
     if (!o || o->type == OPT_FLAG || strcmp(key, "config") == 0) {
-        snprintf(ic->err, sizeof ic->err, "%s: unknown key '%s'", ic->path, name);
+        snprintf(L->err, sizeof L->err, "%s:%d: unknown key '%s' (kvd --help lists them)",
+                 L->path, L->line, name);
         return 0;
     }
-    char e[200];
-    if (set_opt(ic->cfg, o, value, e, sizeof e) != 0) {
-        snprintf(ic->err, sizeof ic->err, "%s: %s", ic->path, e);
+    char e[300];
+    if (set_opt(L->cfg, o, value, e, sizeof e) != 0) {
+        snprintf(L->err, sizeof L->err, "%s:%d: bad value for '%s': %s", L->path, L->line, name, e);
         return 0;
     }
+    L->from[o - opts] = L->line;
     return 1;
 }
 
-static int load_file(kvd_config *cfg, const char *path)
+static int load_file(loader *L, const char *path)
 {
-    ini_ctx ic = {cfg, path, {0}};
-    int rc = ini_parse(path, kvd_ini_handler, &ic);
-    if (ic.err[0]) {
-        fprintf(stderr, "kvd: error: %s\n", ic.err);
-        return -1;
-    }
-    if (rc == -1) {
+    L->path = path;
+    L->file = fopen(path, "re");
+    if (!L->file) {
         fprintf(stderr, "kvd: error: cannot open config file %s: %s\n", path, strerror(errno));
         return -1;
     }
-    if (rc != 0) {
-        fprintf(stderr, "kvd: error: %s:%d: syntax error\n", path, rc);
+    int rc = ini_parse_stream(read_line, L, on_ini_pair, L);
+    fclose(L->file);
+    L->file = NULL;
+    /* rc: the first line inih found wrong (a syntax error, or one of ours) */
+    if (L->err[0] && (rc <= 0 || rc >= L->err_line)) {
+        fprintf(stderr, "kvd: error: %s\n", L->err);
+        return -1;
+    }
+    if (rc > 0) {
+        fprintf(stderr, "kvd: error: %s:%d: syntax error (expected 'key = value', a [kvd] "
+                        "section or a # comment)\n", path, rc);
+        return -1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "kvd: error: cannot read config file %s: out of memory\n", path);
         return -1;
     }
     return 0;
@@ -397,9 +557,14 @@ static void print_help(void)
                  opts[i].arg ? opts[i].arg : "");
         printf("  %-28s %s\n", lhs, opts[i].help);
     }
-    printf("\nSizes take an optional k, m or g suffix (binary units).\n"
+    printf("\nSizes take an optional k, m or g suffix (binary units); durations are\n"
+           "at most 31536000 s (a year). A value that does not parse or is out of\n"
+           "range is refused (exit 2), naming the flag or FILE:LINE of the config.\n"
            "Signals: SIGINT/SIGTERM stop gracefully (answer what was received, exit 0);\n"
-           "SIGHUP reopens --log-file (for logrotate) and never stops kvd.\n");
+           "SIGHUP reopens --log-file (for logrotate) and never stops kvd.\n"
+           "Under systemd (Type=notify) kvd reports READY=1 once listening, STATUS=\n"
+           "lines and STOPPING=1 through $NOTIFY_SOCKET%s.\n",
+           kvd_notify_supported() ? "" : " (not in this build: no libsystemd)");
 }
 
 int kvd_config_parse_addr(const char *text, int port, struct sockaddr_storage *out)
@@ -434,23 +599,13 @@ int kvd_config_addr_is_loopback(const char *text)
     return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
 }
 
-static int validate(kvd_config *cfg)
+static int validate(loader *L)
 {
-    const char *msg = NULL;
-    if (cfg->max_frame_size < 16 || cfg->max_frame_size >= KVD_MAX_FRAME_SIZE)
-        msg = "max-frame-size must be below 672m (704643072 bytes): a larger frame's length prefix "
-              "could begin with '*' or a letter, which is how kvd tells the Redis protocol "
-              "and HTTP from its own frames";
-    else if (cfg->max_key_size < 1 || cfg->max_key_size > KV_LIMIT_MAX_KEY_SIZE)
-        msg = "max-key-size must be 1..65536";
-    else if (cfg->max_value_size > KV_LIMIT_MAX_VALUE_SIZE)
-        msg = "max-value-size must be at most 1g";
-    else if (cfg->max_output_buffer < 4096)
-        msg = "max-output-buffer must be at least 4096";
-    else if (cfg->max_client_memory && cfg->max_client_memory < cfg->max_frame_size)
-        msg = "max-client-memory must be 0 or at least max-frame-size (one request must fit)";
-    if (msg) {
-        fprintf(stderr, "kvd: error: %s\n", msg);
+    kvd_config *cfg = L->cfg;
+    if (cfg->max_client_memory && cfg->max_client_memory < cfg->max_frame_size) {
+        opt_say(L, "max-client-memory", 1,
+                "%zu is below max-frame-size %zu (one request must fit); 0 = no limit",
+                cfg->max_client_memory, cfg->max_frame_size);
         return -1;
     }
     if (cfg->tcp_off && cfg->nbinds) {
@@ -461,15 +616,9 @@ static int validate(kvd_config *cfg)
         fprintf(stderr, "kvd: error: --bind none leaves nothing to listen on (add --unix PATH)\n");
         return -1;
     }
-    for (size_t i = 0; i < cfg->nbinds; i++) {
-        if (!kvd_config_parse_addr(cfg->binds[i], 0, NULL)) {
-            fprintf(stderr, "kvd: error: invalid bind address '%s' (a numeric IPv4 or IPv6 address, or localhost)\n",
-                    cfg->binds[i]);
-            return -1;
-        }
-    }
     if (cfg->unix_path && strlen(cfg->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        fprintf(stderr, "kvd: error: unix socket path too long: %s\n", cfg->unix_path);
+        opt_say(L, "unix", 1, "path longer than %zu bytes: %s",
+                sizeof(((struct sockaddr_un *)0)->sun_path) - 1, cfg->unix_path);
         return -1;
     }
     for (size_t i = 0; i < cfg->nbinds && cfg->protected_mode && !cfg->password; i++) {
@@ -503,6 +652,18 @@ static int validate(kvd_config *cfg)
                         "KVD_PASSWORD); omit it to run without authentication\n");
         return -1;
     }
+
+    /* Legal, but probably not what was meant: say so and go on. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus > 0 && cfg->threads > cpus)
+        opt_say(L, "threads", 0,
+                "%d event loops for %ld CPUs: the extra loops only add context switches "
+                "(0 = one per CPU)",
+                cfg->threads, cpus);
+    if (cfg->max_frame_size < cfg->max_value_size)
+        opt_say(L, "max-frame-size", 0,
+                "%zu is below max-value-size %zu: values over about %zu bytes cannot be sent",
+                cfg->max_frame_size, cfg->max_value_size, cfg->max_frame_size);
     return 0;
 }
 
@@ -539,9 +700,13 @@ static int read_password_file(kvd_config *cfg)
     return 0;
 }
 
+
 kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
 {
     config_defaults(cfg);
+    loader L;
+    memset(&L, 0, sizeof L);
+    L.cfg = cfg;
 
     struct option longopts[NOPTS + 1];
     for (size_t i = 0; i < NOPTS; i++) {
@@ -564,8 +729,8 @@ kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
             return KVD_CONFIG_EXIT_OK;
         }
         if (c == 'v' || (c >= 256 && strcmp(opts[c - 256].name, "version") == 0)) {
-            printf("kvd %s (libkv %s, protocol %d)\n", KV_VERSION_STRING, kv_version(),
-                   KV_PROTO_MAX_VERSION);
+            printf("kvd %s (libkv %s, protocol %d%s)\n", KV_VERSION_STRING, kv_version(),
+                   KV_PROTO_MAX_VERSION, kvd_notify_supported() ? ", systemd notify" : "");
             return KVD_CONFIG_EXIT_OK;
         }
         if (c == '?' || c == ':') {
@@ -582,13 +747,17 @@ kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
         return KVD_CONFIG_ERROR;
     }
 
-    if (config_path && load_file(cfg, config_path) != 0)
+    if (config_path && load_file(&L, config_path) != 0)
         return KVD_CONFIG_ERROR;
     const char *env = getenv("KVD_PASSWORD");
-    char err[256];
-    if (env && set_opt(cfg, find_opt("password"), env, err, sizeof err) != 0) {
-        fprintf(stderr, "kvd: error: %s\n", err);
-        return KVD_CONFIG_ERROR;
+    char err[512];
+    if (env) {
+        const opt_def *o = find_opt("password");
+        if (set_opt(cfg, o, env, err, sizeof err) != 0) {
+            fprintf(stderr, "kvd: error: KVD_PASSWORD: %s\n", err);
+            return KVD_CONFIG_ERROR;
+        }
+        L.from[o - opts] = FROM_ENV;
     }
 
     /* Pass 2: flags override the file. A --bind flag replaces the file's. */
@@ -605,9 +774,10 @@ kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
         }
         const char *val = o->type == OPT_BOOL ? "1" : optarg;
         if (set_opt(cfg, o, val, err, sizeof err) != 0) {
-            fprintf(stderr, "kvd: error: %s\n", err);
+            fprintf(stderr, "kvd: error: bad value for --%s: %s\n", o->name, err);
             return KVD_CONFIG_ERROR;
         }
+        L.from[o - opts] = FROM_FLAG;
     }
     if (cfg->nbinds == 0 && !cfg->tcp_off && add_binds(cfg, "127.0.0.1", err, sizeof err) != 0) {
         fprintf(stderr, "kvd: error: %s\n", err);
@@ -615,5 +785,5 @@ kvd_config_result kvd_config_load(kvd_config *cfg, int argc, char **argv)
     }
     if (cfg->password_file && read_password_file(cfg) != 0)
         return KVD_CONFIG_ERROR;
-    return validate(cfg) == 0 ? KVD_CONFIG_RUN : KVD_CONFIG_ERROR;
+    return validate(&L) == 0 ? KVD_CONFIG_RUN : KVD_CONFIG_ERROR;
 }

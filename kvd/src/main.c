@@ -1,6 +1,7 @@
 /*
  * main.c - kvd's entry point: configuration, logging, daemon mode, pid
- * file, then the server until SIGINT/SIGTERM (SIGHUP reopens the log).
+ * file, then the server until SIGINT/SIGTERM (SIGHUP reopens the log);
+ * a service manager is told how it goes (notify.h).
  *
  * Exit codes: 0 after a clean stop (or --help/--version), 2 for bad flags
  * or configuration, 1 when the server could not start.
@@ -16,6 +17,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 
 /* Daemons chdir("/"): resolve relative paths against the start directory. */
@@ -65,6 +67,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+
+    kvd_notify_init(); /* $NOTIFY_SOCKET: started by systemd as Type=notify */
 
     /* Locked before daemonizing, so "already running" reaches the terminal. */
     int pidfd = -1;

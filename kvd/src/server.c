@@ -17,6 +17,10 @@
  * stop; each worker answers the complete requests its connections have
  * already received, flushes and closes them, and gives up after
  * KVD_GRACE_MS. The main loop then ends and the threads are joined.
+ *
+ * Under systemd (notify.h) the acceptor loop also reports: STATUS= while
+ * --data-dir is recovered, READY=1 once listening, a fresh STATUS= every
+ * KVD_STATUS_MS, RELOADING=1/READY=1 around SIGHUP, STOPPING=1 at a stop.
  */
 #include "server.h"
 
@@ -37,12 +41,14 @@
 #include "conn.h"
 #include "conn_internal.h"
 #include "log.h"
+#include "notify.h"
 #include "repl/repl.h"
 
 #define KVD_GRACE_MS 3000
 #define ACCEPT_BATCH 64
 #define ACCEPT_BACKOFF_MS 100
 #define RECLAIM_MS 100
+#define KVD_STATUS_MS 10000 /* STATUS= refresh for systemctl status */
 #define PREAUTH_MAX_FRAME ((size_t)1 << 20)
 #define RESPONSE_HEADROOM ((size_t)64 << 10)
 /* Descriptors kept out of the connection budget: stdio, log and pid files,
@@ -72,6 +78,8 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
     c.wait_durable = 0;
     c.snapshot_log_bytes = cfg->snapshot_log_size;
     c.snapshot_interval_s = cfg->snapshot_interval;
+    if (cfg->data_dir)
+        kvd_notify("STATUS=recovering %s", cfg->data_dir);
     int rc = kv_open_config(&c, &s->store);
     if (rc != KV_OK) {
         if (cfg->data_dir)
@@ -565,7 +573,12 @@ static int listen_tcp(kvd_server *s, const char *addr, int port, int protocol, i
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     socklen_t len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 511) != 0) {
-        kvd_error("cannot listen on %s port %d: %s", addr, port, strerror(errno));
+        /* A LAN address that is not up yet (at boot): say what to wait for. */
+        kvd_error("cannot listen on %s port %d: %s%s", addr, port, strerror(errno),
+                  errno == EADDRNOTAVAIL
+                      ? " (no interface has this address; if the network is still coming up, "
+                        "start kvd after it: systemd's After=network-online.target)"
+                      : "");
         close(fd);
         return -1;
     }
@@ -718,12 +731,48 @@ static void fit_fd_limit(kvd_server *s)
     }
 }
 
+/* ---- service manager status ---------------------------------------------- */
+
+/* One line for `systemctl status kvd`: where kvd listens, how much it holds. */
+static void status_line(kvd_server *s, char *buf, size_t n)
+{
+    kv_metrics m = {0};
+    kv_metrics_read(s->store, &m, sizeof m);
+    char where[64];
+    if (s->cfg->tcp_off)
+        snprintf(where, sizeof where, "on %s", s->cfg->unix_path);
+    else
+        snprintf(where, sizeof where, "on port %d", s->bound_port);
+    snprintf(buf, n, "serving %s: %llu keys, %llu clients, %s%s", where,
+             (unsigned long long)m.keys, (unsigned long long)atomic_load(&s->connections),
+             s->durable ? "data in " : "in memory only",
+             s->durable ? s->cfg->data_dir : "");
+}
+
+static void notify_ready(kvd_server *s)
+{
+    char line[512];
+    status_line(s, line, sizeof line);
+    kvd_notify("READY=1\nSTATUS=%s", line);
+}
+
+static void on_status_timer(uv_timer_t *t)
+{
+    kvd_server *s = t->data;
+    char line[512];
+    status_line(s, line, sizeof line);
+    kvd_notify("STATUS=%s", line);
+}
+
 /* ---- signals --------------------------------------------------------------- */
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     kvd_server *s = h->data;
     kvd_info("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    s->stopping = 1;
+    kvd_notify("STOPPING=1\nSTATUS=stopping: answering what %llu clients sent",
+               (unsigned long long)atomic_load(&s->connections));
     close_listeners(s);
     for (int i = 0; i < s->nworkers; i++)
         if (atomic_exchange(&s->workers[i].stop, 1) == 0)
@@ -732,6 +781,7 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->accept_backoff, NULL);
+    uv_close((uv_handle_t *)&s->status_timer, NULL);
 }
 
 /* SIGHUP (logrotate's postrotate): reopen --log-file, never stop. The
@@ -740,14 +790,20 @@ static void on_signal(uv_signal_t *h, int signum)
  * too. */
 static void on_sighup(uv_signal_t *h, int signum)
 {
-    (void)h;
+    kvd_server *s = h->data;
     (void)signum;
+    /* systemctl reload kvd: ExecReload sends SIGHUP; the manager shows
+     * "reloading" until READY=1. Not once stopping: READY=1 would undo it. */
+    if (!s->stopping)
+        kvd_notify_reloading();
     int err = kvd_log_reopen();
     if (err)
         kvd_error("received SIGHUP, cannot reopen the log file: %s (still logging to the old one)",
                   strerror(err));
     else
         kvd_info("received SIGHUP, reopened the log file");
+    if (!s->stopping)
+        notify_ready(s);
 }
 
 /* ---- public ---------------------------------------------------------------- */
@@ -805,10 +861,12 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     uv_signal_init(loop, &s->sigint);
     uv_signal_init(loop, &s->sigterm);
     uv_timer_init(loop, &s->accept_backoff);
-    s->sigint.data = s->sigterm.data = s->accept_backoff.data = s;
+    uv_timer_init(loop, &s->status_timer);
+    s->sigint.data = s->sigterm.data = s->accept_backoff.data = s->status_timer.data = s;
     uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_init(loop, &s->sighup);
+    s->sighup.data = s;
     uv_signal_start(&s->sighup, on_sighup, SIGHUP);
     uv_unref((uv_handle_t *)&s->sighup);
 
@@ -827,6 +885,11 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     kvd_info("kvd %s ready (%s, max frame %zu, store max key %zu, max value %zu%s)",
              KV_VERSION_STRING, where, cfg->max_frame_size, cfg->max_key_size,
              cfg->max_value_size, cfg->password ? ", password required" : "");
+    notify_ready(s);
+    if (kvd_notify_active()) {
+        uv_timer_start(&s->status_timer, on_status_timer, KVD_STATUS_MS, KVD_STATUS_MS);
+        uv_unref((uv_handle_t *)&s->status_timer); /* does not keep the loop alive */
+    }
     return 0;
 }
 
@@ -864,6 +927,8 @@ void kvd_server_cleanup(kvd_server *s)
     kv_metrics m = {0};
     if (s->store && s->served)
         kv_metrics_read(s->store, &m, sizeof m);
+    if (s->store && s->durable)
+        kvd_notify("STATUS=closing the store in %s", s->cfg->data_dir);
     kv_close(s->store); /* a data directory's log is complete once this returns */
     if (s->store && s->served) {
         if (s->durable)

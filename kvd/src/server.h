@@ -93,6 +93,8 @@ typedef struct kvd_server {
     dev_t unix_dev;             /* ... this one                        */
     ino_t unix_ino;         /* reopen the log; unref'ed, open to the end */
     uv_timer_t accept_backoff; /* pauses accepting after EMFILE */
+    uv_timer_t status_timer;   /* refreshes the service manager's STATUS= */
+    int stopping;              /* SIGINT/SIGTERM seen (main thread)       */
     int bound_port;         /* first TCP listener's port */
     int resp_port;          /* the --resp-port listeners' port, or 0 */
     uint64_t start_ns;      /* uv_hrtime() at start      */

@@ -52,6 +52,21 @@ void cli_write_file(const char *path, const void *p, size_t n)
 
 static int start_durable;
 static const char *start_dir;
+static int start_port; /* 0: an ephemeral port */
+
+void cli_server_restart(cli_server *s)
+{
+    int port = s->port;
+    /* kvcli may still run with the scratch HOME: keep it. */
+    char home[sizeof scratch_home];
+    memcpy(home, scratch_home, sizeof home);
+    scratch_home[0] = '\0';
+    cli_server_stop(s);
+    memcpy(scratch_home, home, sizeof home);
+    start_port = port;
+    cli_server_start(s, NULL);
+    start_port = 0;
+}
 
 void cli_server_start_durable(cli_server *s, const char *password)
 {
@@ -103,8 +118,10 @@ void cli_server_start(cli_server *s, const char *password)
         argv[n++] = KVD_BIN;
         argv[n++] = "--bind";
         argv[n++] = "127.0.0.1";
+        char port_arg[16];
+        snprintf(port_arg, sizeof port_arg, "%d", start_port);
         argv[n++] = "--port";
-        argv[n++] = "0";
+        argv[n++] = port_arg;
         argv[n++] = "--port-file";
         argv[n++] = port_file;
         argv[n++] = "--unix";

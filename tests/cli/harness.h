@@ -34,6 +34,9 @@ typedef struct cli_result {
  * up within a few seconds. */
 void cli_server_start(cli_server *s, const char *password);
 void cli_server_stop(cli_server *s);
+/* Stops kvd and starts a new one (in memory, no password) on the same
+ * TCP port, as after a restart: clients find their connection closed. */
+void cli_server_restart(cli_server *s);
 /* As cli_server_start, with --data-dir DIR/data (s->dir's "data"). */
 void cli_server_start_durable(cli_server *s, const char *password);
 /* As cli_server_start, with --data-dir data_dir (kept after the stop). */

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -126,12 +127,41 @@ Test(misc, metrics_text_and_json)
 
     r = CLI(&srv, "metrics");
     cr_assert_eq(r.rc, 0, "err %s", r.err);
-    const char *want[] = {"Store\n", "keys stored", "bytes stored",
-                          "Operations\n", "gets", "sets", "deletes",
-                          "Server\n"};
+    const char *want[] = {"Store\n", "\n  keys ", "\n  key_bytes ",
+                          "\n  value_bytes ", "Operations\n", "\n  gets ",
+                          "\n  get_hits ", "\n  cas_failures ", "\n  sets ",
+                          "\n  deletes ", "Server\n", "\n  bytes_in ",
+                          "\n  latency_us "};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_expect_not_null(strstr(r.out, want[i]), "no '%s' in:\n%s", want[i],
                            r.out);
+    /* One naming style: every line is a section title or a snake_case
+     * name (as in --json) and numbers, rounded to at most one decimal. */
+    char *copy = strdup(r.out), *save = NULL;
+    for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (l[0] != ' ') {
+            cr_expect(strcmp(l, "Store") == 0 || strcmp(l, "Operations") == 0 ||
+                          strcmp(l, "Index") == 0 || strcmp(l, "Server") == 0,
+                      "section '%s'", l);
+            continue;
+        }
+        char *p = l + strspn(l, " ");
+        size_t nl = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        cr_expect(nl > 0 && (p[nl] == ' ' || p[nl] == '\0'), "name in '%s'", l);
+        for (char *d = strchr(p + nl, '.'); d; d = strchr(d + 1, '.'))
+            if (d[-1] >= '0' && d[-1] <= '9' && strncmp(d - 3, "p99", 3) != 0)
+                cr_expect(d[1] >= '0' && d[1] <= '9' && (d[2] < '0' || d[2] > '9'),
+                          "not rounded to one decimal: '%s'", l);
+    }
+    free(copy);
+    /* The latency percentiles in order, p50 p99 p99.9, one table. */
+    const char *lat = strstr(r.out, "\n  latency_us ");
+    cr_assert_not_null(lat);
+    const char *p50 = strstr(lat, " p50"), *p99 = strstr(lat, " p99 "),
+               *p999 = strstr(lat, " p99.9\n");
+    cr_assert(p50 && p99 && p999 && p50 < p99 && p99 < p999, "%.80s", lat);
+    cr_assert_not_null(strstr(lat, "\n    get "), "%s", lat);
+    cr_assert_null(strstr(r.out, "latency_p"), "maps also listed: %s", r.out);
     cli_result_free(&r);
 
     r = CLI(&srv, "metrics", "--json");
@@ -143,6 +173,17 @@ Test(misc, metrics_text_and_json)
     cr_assert_geq(json_integer_value(json_object_get(j, "gets")), 1);
     /* The server adds its own metrics besides the store's 15. */
     cr_assert_gt(json_object_size(j), 15, "out: %s", r.out);
+    /* Floats rounded to 0.001 (nanoseconds), in the server's order. */
+    const char *maps[] = {"latency_p50_us", "latency_p99_us", "latency_p999_us"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *m = json_object_get(j, maps[i]);
+        cr_assert(json_is_object(m), "%s: %s", maps[i], r.out);
+        double v = json_real_value(json_object_get(m, "get"));
+        cr_assert_gt(v, 0, "%s", r.out);
+        cr_assert_lt(fabs(v * 1000 - round(v * 1000)), 1e-6, "%s: %.17g", maps[i], v);
+    }
+    cr_assert(strstr(r.out, "latency_p50_us") < strstr(r.out, "latency_p99_us") &&
+              strstr(r.out, "latency_p99_us") < strstr(r.out, "latency_p999_us"));
     json_decref(j);
     cli_result_free(&r);
 }
@@ -158,6 +199,12 @@ Test(misc, ping_and_version)
     json_t *j = cli_json(&r);
     cr_assert(json_is_true(json_object_get(j, "ok")));
     cr_assert(json_is_number(json_object_get(j, "rtt_ms")));
+    /* Rounded to the microsecond: at most 3 decimals in the text. */
+    const char *rtt = strstr(r.out, "\"rtt_ms\":");
+    cr_assert_not_null(rtt);
+    const char *dot = strchr(rtt, '.');
+    if (dot && dot < strchr(rtt, '}'))
+        cr_assert_leq(strspn(dot + 1, "0123456789"), 3, "out: %s", r.out);
     json_decref(j);
     cli_result_free(&r);
 
@@ -328,8 +375,8 @@ Test(misc, help_for_every_command)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_expect_not_null(strstr(r.out, want[i]), "no '%s'", want[i]);
     cli_result_free(&r);
-    const char *cmds[] = {"set", "get", "del", "txn", "scan", "metrics",
-                          "ping", "version", "help"};
+    const char *cmds[] = {"set", "get", "del", "txn", "scan", "export",
+                          "import", "metrics", "ping", "version", "help"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         r = cli_run(NULL, 0, NULL, (const char *const[]){cmds[i], "--help",
                                                          NULL});

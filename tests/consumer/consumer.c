@@ -38,6 +38,6 @@ int main(void)
                 kv_version());
         return 1;
     }
-    printf("consumer: libkv %s installed and working\n", kv_version());
+    printf("consumer: libkv %s linked and working\n", kv_version());
     return 0;
 }

@@ -1,6 +1,7 @@
 /*
  * test_lifecycle.c - graceful shutdown with a pipeline in flight,
- * SIGINT, --daemonize with --pidfile, config file vs flags, and the
+ * SIGINT, an idle client noticing the server's close (kv_client_check),
+ * --daemonize with --pidfile, config file vs flags, and the
  * command line's exit codes (--help, --version, bad flags -> 2).
  */
 #include <criterion/criterion.h>
@@ -123,6 +124,27 @@ Test(lifecycle, sigint_exits_zero_with_idle_clients)
     kv_client_close(c);
 }
 
+/* kv_client_check: an idle client learns, without a request, that the
+ * server has gone (so kvcli's prompt can reconnect before a command). */
+Test(lifecycle, client_check_sees_the_server_close)
+{
+    kvd_start(NULL);
+    kv_client *c = test_client(NULL);
+    cr_assert_eq(kv_client_check(c), KV_OK);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    cr_assert_eq(kv_client_check(c), KV_OK, "a reply leaves nothing behind");
+    kvd_stop();
+    int st = KV_OK;
+    for (int i = 0; i < 200 && (st = kv_client_check(c)) == KV_OK; i++)
+        sleep_ms(10);
+    cr_assert_eq(st, KV_CLOSED);
+    cr_assert_eq(kv_client_is_connected(c), 0);
+    cr_assert_str_eq(kv_client_last_error(c), "the server closed the connection");
+    cr_assert_eq(kv_client_check(c), KV_CLOSED, "still closed");
+    kv_client_close(c);
+    cr_assert_eq(kv_client_check(NULL), KV_CLOSED);
+}
+
 static int process_gone(int pid)
 {
     char path[64], stat[256];
@@ -227,11 +249,16 @@ Test(lifecycle, config_file_and_flags)
 
 Test(lifecycle, shipped_sample_config_is_valid)
 {
-    kvd_start("--config", KVD_SAMPLE_CONF, NULL); /* flags: --port 0, 2 threads */
+    /* its data-dir is the unit's /var/lib/kvd: a test directory instead */
+    kvd_test_dir();
+    char data[300];
+    snprintf(data, sizeof data, "%s/data", g_kvd.dir);
+    kvd_start("--config", KVD_SAMPLE_CONF, "--data-dir", data, NULL); /* and --port 0, 2 threads */
     kv_client *c = test_client(NULL);
     cr_assert_eq(kv_client_ping(c), KV_OK);
     kv_client_close(c);
     kvd_stop();
+    cr_assert(!file_has(g_kvd.log, KVD_SAMPLE_CONF), "no warning about a line of the sample");
 }
 
 Test(lifecycle, unix_socket_only)

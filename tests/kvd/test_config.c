@@ -88,7 +88,13 @@ Test(config, bad_values_are_refused)
         {"--bind", "example.com", NULL},  {"--bind", "1.2.3", NULL},
         {"--bind", "", NULL},             {"--max-frame-size", "8", NULL},
         {"--no-such-flag", NULL, NULL},   {"--port", NULL, NULL},
-        {"--bind", "none", NULL},
+        {"--bind", "none", NULL},         {"--threads", "1000", NULL},
+        {"--threads", "257", NULL},       {"--max-frame-size", "100", NULL},
+        {"--max-frame-size", "1023", NULL}, {"--max-frame-size", "4294967296", NULL},
+        {"--max-frame-size", "672m", NULL},
+        {"--max-output-buffer", "4095", NULL}, {"--max-key-size", "0", NULL},
+        {"--max-value-size", "2g", NULL}, {"--idle-timeout", "31536001", NULL},
+        {"--initial-capacity", "2000g", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         kvd_config c;
@@ -96,6 +102,29 @@ Test(config, bad_values_are_refused)
                      bad[i][1] ? bad[i][1] : "");
         kvd_config_free(&c);
     }
+}
+
+/* The ends of each range are accepted: the limits are where --help says. */
+Test(config, range_limits_are_accepted)
+{
+    const char *const good[][3] = {
+        {"--threads", "256", NULL},           {"--threads", "0", NULL},
+        {"--max-frame-size", "1k", NULL},     {"--max-frame-size", "704643071", NULL},
+        {"--max-output-buffer", "4k", NULL},  {"--max-key-size", "64k", NULL},
+        {"--max-value-size", "1g", NULL},     {"--idle-timeout", "31536000", NULL},
+        {"--port", "65535", NULL},            {"--initial-capacity", "1024g", NULL},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        kvd_config c;
+        const char *args[6] = {good[i][0], good[i][1], "--max-client-memory", "0", NULL};
+        cr_assert_eq(load(&c, args), KVD_CONFIG_RUN, "refused %s %s", good[i][0], good[i][1]);
+        kvd_config_free(&c);
+    }
+    kvd_config c;
+    cr_assert_eq(load(&c, (const char *[]){"--max-frame-size", "600m", "--max-client-memory", "100m",
+                                            NULL}),
+                 KVD_CONFIG_ERROR, "max-client-memory must hold one frame");
+    kvd_config_free(&c);
 }
 
 Test(config, file_then_flags)
@@ -132,6 +161,28 @@ Test(config, bad_files_are_refused)
     kvd_config_free(&c);
     unlink(path);
     path = conf_file("[kvd]\nport = seventy\n");
+    cr_assert_eq(load(&c, (const char *[]){"--config", path, NULL}), KVD_CONFIG_ERROR);
+    kvd_config_free(&c);
+    unlink(path);
+    const char *const bad[] = {
+        "[kvd]\nthreads = 1000\n",       /* out of range, as the flag          */
+        "max-frame-size = 100\n",
+        "port = 7379 # inline comment\n", /* comments take a line of their own */
+        "[redis]\nport = 1\n",           /* only the top level and [kvd]       */
+        "port = 1\nnot a setting\n",     /* syntax                             */
+        "bind = 1.2.3\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        path = conf_file(bad[i]);
+        cr_assert_eq(load(&c, (const char *[]){"--config", path, NULL}), KVD_CONFIG_ERROR,
+                     "accepted: %s", bad[i]);
+        kvd_config_free(&c);
+        unlink(path);
+    }
+    /* inih's line buffer is 200 bytes: a longer line would be split */
+    char longline[400];
+    snprintf(longline, sizeof longline, "password = %0300d\n", 7);
+    path = conf_file(longline);
     cr_assert_eq(load(&c, (const char *[]){"--config", path, NULL}), KVD_CONFIG_ERROR);
     kvd_config_free(&c);
     unlink(path);

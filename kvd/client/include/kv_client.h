@@ -118,6 +118,16 @@ KV_CLIENT_API void kv_client_close(kv_client *c);
 /* 1 when connected (as far as the client knows), else 0. */
 KV_CLIENT_API int kv_client_is_connected(const kv_client *c);
 
+/* Looks, without sending anything or waiting, whether the server has
+ * closed the connection since the last reply (kvd stopped or restarted,
+ * an idle timeout, a connection-level error it sent before closing), so
+ * an idle client can reconnect before its next request instead of
+ * failing it. Returns KV_OK when the connection is open as far as the
+ * socket tells, KV_CLOSED when not connected or the server closed it (the
+ * client is then disconnected; kv_client_connect() reconnects). It cannot
+ * see a server that vanished without closing (a host that went down). */
+KV_CLIENT_API int kv_client_check(kv_client *c);
+
 /* A human message for the client's last failure ("" if none). Valid until
  * the next call on the client. Never NULL. */
 KV_CLIENT_API const char *kv_client_last_error(const kv_client *c);

@@ -60,7 +60,7 @@ static size_t nkeys = 100000;
 static double seconds = 2;
 static bool preload = true;
 
-static int kv_load(kv_store *s)
+static int kv_fill(kv_store *s)
 {
     enum { BATCH = 1000 };
     static char keys[BATCH][DUR_KEY_LEN], vals[BATCH][DUR_VAL_LEN];
@@ -125,14 +125,14 @@ static int open_store(const contender *c, ctx *x)
         config(&cfg, NULL, 0);
         if ((rc = kv_open_config(&cfg, &x->kv)) != KV_OK)
             goto fail;
-        return preload && (rc = kv_load(x->kv)) != KV_OK ? (kv_close(x->kv), -1) : 0;
+        return preload && (rc = kv_fill(x->kv)) != KV_OK ? (kv_close(x->kv), -1) : 0;
     }
     if (preload) {
         config(&cfg, x->dir, KV_FSYNC_NO);
         kv_store *s;
         if ((rc = kv_open_config(&cfg, &s)) != KV_OK)
             goto fail;
-        rc = kv_load(s);
+        rc = kv_fill(s);
         kv_close(s);
         if (rc != KV_OK)
             goto fail;

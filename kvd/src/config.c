@@ -92,6 +92,9 @@ static const opt_def opts[] = {
     {"cluster", OPT_STR, OFF(cluster), "ID@HOST:PORT,...",
      "cluster: every node's id and Raft address; bootstraps a new cluster once, later starts "
      "rejoin from --data-dir (default none: a single server)", 0, 0},
+    {"raft-snapshot-entries", OPT_SIZE, OFF(raft_snapshot_entries), "N",
+     "cluster: snapshot the store every N Raft log entries and drop the log before it "
+     "(default 16384)", 16, 1u << 30},
     {"resp-port", OPT_PORT, OFF(resp_port), "N",
      "also listen on port N (same addresses) for the Redis protocol only, e.g. 6379 for a "
      "drop-in replacement; the main port speaks it too (default none)", 0, 65535},
@@ -148,6 +151,7 @@ static void config_defaults(kvd_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->port = KV_PROTO_DEFAULT_PORT;
     cfg->resp_port = -1;
+    cfg->raft_snapshot_entries = 16384;
     cfg->unix_perm = -1;
     cfg->protected_mode = 1;
     cfg->max_connections = 10000;

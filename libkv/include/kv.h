@@ -612,6 +612,24 @@ typedef struct kv_metrics {
  * Errors: KV_INVALID_ARGUMENT if size is too small for the first 13 fields. */
 KV_API int kv_metrics_read(kv_store *store, kv_metrics *out, size_t size);
 
+/* ------------------------------------------------------------------------
+ * Loading a copy (replication)
+ * For a replica that installs another store's state: each key takes the
+ * exact revision it had there, so that revisions mean the same on every
+ * copy. Not for ordinary writes: nothing here is logged, and no new
+ * revision is taken.
+ * ---------------------------------------------------------------------- */
+
+/* Sets key to value at revision `version` (deleted != 0: removes the key
+ * at that revision, val ignored), unless the key is already at that
+ * revision or a later one; the store's revision becomes at least
+ * `version` (so a delete of an absent key just raises it). Errors: key
+ * and value limit codes, KV_INVALID_ARGUMENT (version 0), KV_NO_MEMORY,
+ * KV_UNSUPPORTED (a store with a data directory: its log would not
+ * hold the change). */
+KV_API int kv_load(kv_store *store, const void *key, size_t klen, const void *val, size_t vlen,
+                   uint64_t version, int deleted);
+
 #ifdef __cplusplus
 }
 #endif

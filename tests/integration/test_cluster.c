@@ -25,6 +25,7 @@ static kvd_proc nodes[NODES];
 static int raft_base;
 static char cluster_spec[256];
 static char dirs[NODES][300];
+static const char *snapshot_entries = "16384"; /* --raft-snapshot-entries */
 
 static long now_ms(void)
 {
@@ -37,6 +38,7 @@ static void setup(void)
 {
     harness_setup();
     memset(nodes, 0, sizeof nodes);
+    snapshot_entries = "16384";
     /* Raft ports are fixed in the --cluster list: pick a range by pid. */
     raft_base = 21000 + (int)(getpid() % 2000) * 3;
     snprintf(cluster_spec, sizeof cluster_spec, "1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d",
@@ -66,7 +68,8 @@ static void start_node(int i)
     snprintf(id, sizeof id, "%d", i + 1);
     snprintf(raft, sizeof raft, "127.0.0.1:%d", raft_base + i + 1);
     const char *args[] = {"--data-dir", dirs[i], "--node-id", id, "--raft-addr", raft,
-                          "--cluster", cluster_spec, NULL};
+                          "--cluster", cluster_spec, "--raft-snapshot-entries",
+                          snapshot_entries, NULL};
     /* The harness starts g_kvd; each node keeps its own log and port file
      * in a directory of its own. */
     kvd_proc saved = g_kvd;
@@ -397,6 +400,63 @@ Test(cluster, a_restarted_cluster_has_every_acknowledged_write)
     uint64_t r3;
     write_somewhere("three", "3", &r3);
     cr_assert_gt(r3, r2, "revisions go on from where they were");
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
+/* With a snapshot every 16 entries, a follower killed early is far
+ * behind the leader's log: it comes back by installing a snapshot (keys
+ * deleted meanwhile go, every key keeps its revision), and a restarted
+ * cluster recovers from its snapshots and the log after them. */
+Test(cluster, a_follower_far_behind_installs_a_snapshot)
+{
+    snapshot_entries = "16";
+    start_all();
+    uint64_t rev, early;
+    int leader = write_somewhere("early", "1", &early);
+    for (int n = 0; n < 10; n++) {
+        char key[16];
+        snprintf(key, sizeof key, "gone%d", n);
+        write_somewhere(key, "x", &rev);
+    }
+    int lagging = (leader + 1) % NODES;
+    expect_on(lagging, "gone9", "x", rev);
+    stop_node(lagging, SIGKILL);
+    leader = find_leader();
+    kv_client *c = client(leader);
+    uint64_t last = 0;
+    for (int n = 0; n < 100; n++) {
+        char key[16], val[16];
+        snprintf(key, sizeof key, "k%d", n % 40);
+        snprintf(val, sizeof val, "v%d", n);
+        cr_assert_eq(kv_client_set(c, key, strlen(key), val, strlen(val), &last), KV_OK);
+    }
+    for (int n = 0; n < 10; n++) {
+        char key[16];
+        snprintf(key, sizeof key, "gone%d", n);
+        cr_assert_eq(kv_client_del(c, key, strlen(key), &last), KV_OK);
+    }
+    kv_client_close(c);
+    start_node(lagging);
+    expect_on(lagging, "k19", "v99", last - 10); /* written before the 10 deletes */
+    expect_on(lagging, "early", "1", early);
+    char got[64];
+    long deadline = now_ms() + 10000;
+    while (stale_get(lagging, "gone0", got, sizeof got) && now_ms() < deadline)
+        usleep(20 * 1000);
+    cr_assert_eq(stale_get(lagging, "gone0", got, sizeof got), 0, "a deleted key is gone");
+    expect_same_revision();
+    cr_assert(file_has(nodes[lagging].log, "installed a snapshot"), "it installed one");
+    /* the whole cluster restarted: snapshots, then the log after them */
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+    start_all();
+    uint64_t after;
+    write_somewhere("after", "restart", &after);
+    cr_assert_eq(after, last + 1, "revisions go on from the snapshot's");
+    for (int i = 0; i < NODES; i++)
+        expect_on(i, "k0", "v80", last - 10 - 19);
+    expect_same_revision();
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
 }

@@ -28,9 +28,13 @@
  * read that arrived before it was proposed; reads arriving meanwhile wait
  * for the next one, so a burst of reads costs one log round trip.
  *
- * Not yet (see docs/replication.md): snapshots (the Raft log is kept
- * whole and replayed from the start at restart), membership changes,
- * clients that follow the leader.
+ * Snapshots: every --raft-snapshot-entries entries Raft asks for the
+ * state (fsm_snapshot: the store copied on the Raft thread, exact), keeps
+ * it and drops the log before it; a restart or a follower far behind
+ * installs it (fsm_restore) and applies the log after it.
+ *
+ * Not yet (see docs/replication.md): membership changes, leadership
+ * transfer, request ids.
  */
 #include "repl.h"
 
@@ -468,19 +472,309 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     return 0;
 }
 
-static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+/* ---- snapshots of the state machine -------------------------------------------
+ * Taken on the Raft thread, where every write is applied, so the store
+ * does not change while it is copied: the copy is exact. Format, little-
+ * endian: "KVDSNAP1", u64 revision (the store's), u64 entries, u32 nodes,
+ * then per node (where clients reach it) u64 id, u32 len, bytes, then per
+ * entry u32 klen, u32 vlen, u64 version, key, value. */
+
+#define SNAP_MAGIC "KVDSNAP1"
+
+typedef struct snap_wr {
+    unsigned char *p;
+    size_t len, cap;
+    int oom;
+    uint64_t count;
+} snap_wr;
+
+static void snap_put(snap_wr *w, const void *src, size_t n)
 {
-    (void)fsm;
-    (void)bufs;
-    (void)n;
-    return RAFT_NOTFOUND; /* snapshots are not implemented yet (threshold: never) */
+    if (w->oom)
+        return;
+    if (w->cap - w->len < n) {
+        size_t cap = w->cap ? w->cap * 2 : 4096;
+        while (cap - w->len < n)
+            cap *= 2;
+        unsigned char *p = realloc(w->p, cap);
+        if (!p) {
+            w->oom = 1;
+            return;
+        }
+        w->p = p;
+        w->cap = cap;
+    }
+    memcpy(w->p + w->len, src, n);
+    w->len += n;
 }
 
-static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+static void snap_u32(snap_wr *w, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    snap_put(w, b, 4);
+}
+
+static void snap_u64(snap_wr *w, uint64_t v)
+{
+    snap_u32(w, (uint32_t)v);
+    snap_u32(w, (uint32_t)(v >> 32));
+}
+
+static int snap_entry(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                      uint64_t version)
+{
+    snap_wr *w = ctx;
+    snap_u32(w, (uint32_t)klen);
+    snap_u32(w, (uint32_t)vlen);
+    snap_u64(w, version);
+    snap_put(w, key, klen);
+    snap_put(w, val, vlen);
+    w->count++;
+    return w->oom;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    kvd_repl *r = fsm->data;
+    kv_metrics m;
+    kv_metrics_read(r->s->store, &m, sizeof m);
+    snap_wr w = {0};
+    snap_put(&w, SNAP_MAGIC, 8);
+    snap_u64(&w, m.revision);
+    size_t count_at = w.len;
+    snap_u64(&w, 0); /* the entry count, patched below */
+    pthread_mutex_lock(&r->mu);
+    uint32_t nodes = 0;
+    for (int i = 0; i < KVD_REPL_MAX_NODES; i++)
+        nodes += r->clients[i].id != 0;
+    snap_u32(&w, nodes);
+    for (int i = 0; i < KVD_REPL_MAX_NODES; i++)
+        if (r->clients[i].id) {
+            snap_u64(&w, r->clients[i].id);
+            snap_u32(&w, (uint32_t)strlen(r->clients[i].addr));
+            snap_put(&w, r->clients[i].addr, strlen(r->clients[i].addr));
+        }
+    pthread_mutex_unlock(&r->mu);
+    uint64_t cursor = 0;
+    do {
+        if (kv_scan(r->s->store, NULL, 0, cursor, 1024, snap_entry, &w, &cursor) != KV_OK)
+            w.oom = 1;
+    } while (!w.oom && cursor != 0);
+    struct raft_buffer *b = malloc(sizeof *b);
+    if (w.oom || !b) {
+        free(w.p);
+        free(b);
+        return RAFT_NOMEM;
+    }
+    for (int i = 0; i < 8; i++)
+        w.p[count_at + (size_t)i] = (unsigned char)(w.count >> (8 * i));
+    b->base = w.p;
+    b->len = w.len;
+    *bufs = b;
+    *n = 1;
+    kvd_info("raft: snapshot of %llu keys at revision %llu (%zu bytes)",
+             (unsigned long long)w.count, (unsigned long long)m.revision, w.len);
+    return 0;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
     (void)fsm;
-    (void)buf;
-    return RAFT_NOTFOUND;
+    for (unsigned i = 0; i < *n; i++)
+        free((*bufs)[i].base);
+    free(*bufs);
+    *bufs = NULL;
+    *n = 0;
+    return 0;
+}
+
+typedef struct snap_rd {
+    const unsigned char *p, *end;
+    int bad;
+} snap_rd;
+
+static const unsigned char *snap_take(snap_rd *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const unsigned char *q = r->p;
+    r->p += n;
+    return q;
+}
+
+static uint64_t snap_get(snap_rd *r, int bytes)
+{
+    const unsigned char *q = snap_take(r, (size_t)bytes);
+    uint64_t v = 0;
+    for (int i = 0; q && i < bytes; i++)
+        v |= (uint64_t)q[i] << (8 * i);
+    return v;
+}
+
+/* Keys of the snapshot, to find the store's keys it does not have. */
+typedef struct key_set {
+    const unsigned char **key;
+    uint32_t *len;
+    size_t cap; /* a power of two */
+} key_set;
+
+static uint64_t key_hash(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static void set_add(key_set *s, const unsigned char *k, uint32_t n)
+{
+    size_t i = key_hash(k, n) & (s->cap - 1);
+    while (s->key[i])
+        i = (i + 1) & (s->cap - 1);
+    s->key[i] = k;
+    s->len[i] = n;
+}
+
+static int set_has(const key_set *s, const void *k, size_t n)
+{
+    size_t i = key_hash(k, n) & (s->cap - 1);
+    for (; s->key[i]; i = (i + 1) & (s->cap - 1))
+        if (s->len[i] == n && memcmp(s->key[i], k, n) == 0)
+            return 1;
+    return 0;
+}
+
+typedef struct stale_ctx {
+    const key_set *set;
+    char **keys;
+    size_t *lens;
+    size_t n, cap;
+    int oom;
+} stale_ctx;
+
+static int find_stale(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                      uint64_t version)
+{
+    (void)val;
+    (void)vlen;
+    (void)version;
+    stale_ctx *c = ctx;
+    if (set_has(c->set, key, klen))
+        return 0;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        char **k = realloc(c->keys, cap * sizeof *k);
+        size_t *l = k ? realloc(c->lens, cap * sizeof *l) : NULL;
+        if (k)
+            c->keys = k;
+        if (!k || !l) {
+            c->oom = 1;
+            return 1;
+        }
+        c->lens = l;
+        c->cap = cap;
+    }
+    char *copy = malloc(klen ? klen : 1);
+    if (!copy) {
+        c->oom = 1;
+        return 1;
+    }
+    memcpy(copy, key, klen);
+    c->keys[c->n] = copy;
+    c->lens[c->n++] = klen;
+    return 0;
+}
+
+/* Makes the store equal to the snapshot: every entry at its revision,
+ * every other key deleted at the snapshot's revision (which is newer
+ * than anything this node had: it is behind, or it would not install a
+ * snapshot). */
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    kvd_repl *r = fsm->data;
+    kv_store *st = r->s->store;
+    snap_rd rd = {buf->base, (const unsigned char *)buf->base + buf->len, 0};
+    const unsigned char *magic = snap_take(&rd, 8);
+    if (!magic || memcmp(magic, SNAP_MAGIC, 8) != 0)
+        return RAFT_CORRUPT;
+    uint64_t revision = snap_get(&rd, 8), count = snap_get(&rd, 8);
+    uint32_t nodes = (uint32_t)snap_get(&rd, 4);
+    if (rd.bad || count > (uint64_t)(rd.end - rd.p) / 16 || nodes > KVD_REPL_MAX_NODES)
+        return RAFT_CORRUPT;
+    pthread_mutex_lock(&r->mu);
+    memset(r->clients, 0, sizeof r->clients);
+    for (uint32_t i = 0; i < nodes && !rd.bad; i++) {
+        r->clients[i].id = snap_get(&rd, 8);
+        uint32_t n = (uint32_t)snap_get(&rd, 4);
+        const unsigned char *a = snap_take(&rd, n);
+        size_t m = n < 63 ? n : 63;
+        if (a)
+            memcpy(r->clients[i].addr, a, m);
+        r->clients[i].addr[m] = 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+    key_set set = {0};
+    set.cap = 16;
+    while (set.cap < 2 * count + 2)
+        set.cap *= 2;
+    set.key = calloc(set.cap, sizeof *set.key);
+    set.len = calloc(set.cap, sizeof *set.len);
+    if (!set.key || !set.len) {
+        free(set.key);
+        free(set.len);
+        return RAFT_NOMEM;
+    }
+    int rc = 0;
+    for (uint64_t i = 0; i < count && !rd.bad && rc == 0; i++) {
+        uint32_t klen = (uint32_t)snap_get(&rd, 4), vlen = (uint32_t)snap_get(&rd, 4);
+        uint64_t version = snap_get(&rd, 8);
+        const unsigned char *k = snap_take(&rd, klen), *v = snap_take(&rd, vlen);
+        if (rd.bad)
+            break;
+        set_add(&set, k, klen);
+        if (kv_load(st, k, klen, v, vlen, version, 0) != KV_OK)
+            rc = RAFT_NOMEM;
+    }
+    if (rd.bad)
+        rc = RAFT_CORRUPT;
+    stale_ctx sc = {.set = &set};
+    uint64_t cursor = 0;
+    while (rc == 0 && !sc.oom) {
+        if (kv_scan(st, NULL, 0, cursor, 1024, find_stale, &sc, &cursor) != KV_OK)
+            sc.oom = 1;
+        if (cursor == 0)
+            break;
+    }
+    if (rc == 0 && sc.oom)
+        rc = RAFT_NOMEM;
+    for (size_t i = 0; i < sc.n; i++) {
+        if (rc == 0 && kv_load(st, sc.keys[i], sc.lens[i], NULL, 0, revision, 1) != KV_OK)
+            rc = RAFT_NOMEM;
+        free(sc.keys[i]);
+    }
+    free(sc.keys);
+    free(sc.lens);
+    if (rc == 0) {
+        /* The store's revision becomes the snapshot's (its last changes
+         * may have been deletes): deleting a key that is absent - the
+         * store now holds the snapshot's keys only - just raises it. */
+        char absent[64] = {0};
+        size_t n = 1;
+        while (n < sizeof absent && set_has(&set, absent, n))
+            n++;
+        kv_load(st, absent, n, NULL, 0, revision, 1);
+        kvd_info("raft: installed a snapshot of %llu keys at revision %llu (%zu stale keys "
+                 "removed)",
+                 (unsigned long long)count, (unsigned long long)revision, sc.n);
+        raft_free(buf->base); /* the state machine owns it once restored */
+    }
+    free(set.key);
+    free(set.len);
+    return rc;
 }
 
 /* ---- status ------------------------------------------------------------------- */
@@ -680,10 +974,11 @@ int kvd_repl_start(kvd_server *s)
         kvd_error("raft: cannot set up its storage in %s: %s", dir, raft_strerror(rc));
         return -1;
     }
-    r->fsm.version = 1;
+    r->fsm.version = 2;
     r->fsm.data = r;
     r->fsm.apply = fsm_apply;
     r->fsm.snapshot = fsm_snapshot;
+    r->fsm.snapshot_finalize = fsm_snapshot_finalize;
     r->fsm.restore = fsm_restore;
     rc = raft_init(&r->raft, &r->io, &r->fsm, (raft_id)cfg->node_id, cfg->raft_addr);
     if (rc != 0) {
@@ -705,7 +1000,10 @@ int kvd_repl_start(kvd_server *s)
     }
     kvd_info("raft: node %llu at %s, %s", (unsigned long long)cfg->node_id, cfg->raft_addr,
              rc == 0 ? "bootstrapped a new cluster" : "rejoining from its log");
-    raft_set_snapshot_threshold(&r->raft, UINT_MAX); /* no snapshots yet */
+    /* A snapshot every N entries; the last quarter of them are kept, so
+     * a follower a little behind catches up from the log. */
+    raft_set_snapshot_threshold(&r->raft, (unsigned)cfg->raft_snapshot_entries);
+    raft_set_snapshot_trailing(&r->raft, (unsigned)(cfg->raft_snapshot_entries / 4 + 1));
     raft_set_pre_vote(&r->raft, true);
     rc = raft_start(&r->raft);
     if (rc != 0) {

@@ -1,0 +1,25 @@
+/*
+ * load.c - kv_load: installing another copy's state key by key, with the
+ * revisions it had there (replication: a node that installs a snapshot).
+ * It is recovery's replay (kv__replay_change), offered to callers: not
+ * logged, no new revision taken.
+ */
+#include "apply.h"
+#include "store.h"
+
+int kv_load(kv_store *s, const void *key, size_t klen, const void *val, size_t vlen,
+            uint64_t version, int deleted)
+{
+    if (!s || version == 0)
+        return KV_INVALID_ARGUMENT;
+    if (s->log)
+        return KV_UNSUPPORTED;
+    int rc = kv__check_key(s, key, klen);
+    if (rc == KV_OK && !deleted)
+        rc = kv__check_value(s, val, vlen);
+    if (rc != KV_OK)
+        return rc;
+    kv__change c = {key, klen, deleted ? NULL : (val ? val : ""), deleted ? 0 : vlen,
+                    deleted != 0};
+    return kv__replay_change(s, &c, version);
+}

@@ -297,6 +297,24 @@ static const char backup_help[] =
     "while it was copied (run it again).\n"
     "JSON: {\"revision\":N,\"file\":F,\"bytes\":B}\n";
 
+static const char cluster_help[] =
+    "Usage: kvcli cluster [status]\n"
+    "       kvcli cluster add ID HOST:PORT\n"
+    "       kvcli cluster remove ID\n"
+    "       kvcli cluster transfer [ID]\n"
+    "\n"
+    "A kvd cluster (docs/replication.md). status: the node's role, term,\n"
+    "commit and applied index, and every member (id, role, raft address,\n"
+    "where clients reach it; on the leader each member's match index and\n"
+    "lag). add: a node started with --cluster-join and --node-id ID\n"
+    "--raft-addr HOST:PORT joins; it becomes a voter once it has caught up.\n"
+    "remove: the node leaves the cluster. transfer: leadership moves to ID\n"
+    "(or to the most caught-up voter). Changes are made by the leader\n"
+    "(kvcli follows it) and return once committed.\n"
+    "Exit codes: 0 done, 2 usage, 3 connection, 4 refused (not a cluster\n"
+    "node, no leader, unknown node).\n"
+    "JSON: status as kvd reports it; changes {\"done\":SUB,\"node\":ID}\n";
+
 static const char help_help[] =
     "Usage: kvcli help [COMMAND]\n"
     "\n"
@@ -319,6 +337,8 @@ const kvcli_command kvcli_commands[] = {
      metrics_help},
     {"snapshot", kvcli_cmd_snapshot, "take a snapshot of kvd's store now", snapshot_help},
     {"backup", kvcli_cmd_backup, "copy a consistent backup of kvd's store into a file", backup_help},
+    {"cluster", kvcli_cmd_cluster, "a cluster's members; add, remove, transfer leadership",
+     cluster_help},
     {"ping", kvcli_cmd_ping, "check that the server answers", ping_help},
     {"version", kvcli_cmd_version, "show client and server versions",
      version_help},

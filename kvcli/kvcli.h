@@ -134,6 +134,7 @@ int kvcli_del_prefix(kvcli_session *s, const char *prefix);
 int kvcli_cmd_scan(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_ping(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_snapshot(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_cluster(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_backup(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_version(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_metrics(kvcli_session *s, int argc, char **argv);

@@ -323,6 +323,29 @@ int kv_client_snapshot(kv_client *c, uint64_t *revision)
     return rc;
 }
 
+int kv_client_cluster(kv_client *c, const char *sub, uint64_t node_id, const char *addr,
+                      char **json)
+{
+    if (json)
+        *json = NULL;
+    if (!sub)
+        return kv__client_error(c, KV_INVALID_ARGUMENT, "no CLUSTER subcommand");
+    kv_proto_request q = {.op = KV_PROTO_CLUSTER, .key = {sub, strlen(sub)},
+                          .revision = node_id};
+    if (addr)
+        q.value = (kv_key){addr, strlen(addr)};
+    kv_proto_response r;
+    int rc = run(c, &q, &r);
+    if (rc == KV_OK && json && r.has_payload) {
+        *json = malloc(r.payload.len + 1);
+        if (!*json)
+            return kv__client_error(c, KV_NO_MEMORY, "out of memory");
+        memcpy(*json, r.payload.data, r.payload.len);
+        (*json)[r.payload.len] = '\0';
+    }
+    return rc;
+}
+
 int kv_client_snapshot_read(kv_client *c, uint64_t revision, uint64_t offset, size_t max,
                             kv_value *out)
 {

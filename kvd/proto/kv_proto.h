@@ -43,8 +43,9 @@ extern "C" {
  * ---------------------------------------------------------------------- */
 #define KV_PROTO_VERSION 1     /* a connection's version before HELLO    */
 #define KV_PROTO_MIN_VERSION 1 /* oldest version it can speak            */
-#define KV_PROTO_MAX_VERSION 2 /* newest version it can speak (2: SCAN's
-                                  keys_only argument)                    */
+#define KV_PROTO_MAX_VERSION 3 /* newest version it can speak (2: SCAN's
+                                  keys_only argument, SNAPSHOT; 3:
+                                  CLUSTER)                               */
 
 #define KV_PROTO_HEADER_SIZE 4 /* the big-endian u32 length prefix       */
 /* Default largest frame body: a maximal value plus room for key and
@@ -70,7 +71,8 @@ extern "C" {
     XX(SCAN, 9)             \
     XX(METRICS, 10)         \
     XX(SNAPSHOT, 11)        \
-    XX(SNAPSHOT_READ, 12)
+    XX(SNAPSHOT_READ, 12)   \
+    XX(CLUSTER, 13)
 
 typedef enum kv_proto_op {
 #define KV__PROTO_OP_ENUM(name, code) KV_PROTO_##name = code,
@@ -195,6 +197,9 @@ typedef struct kv_proto_request {
     int has_keys_only; /* decoded: the keys_only argument was present
                           (a server speaking version 1 refuses it)    */
 
+    /* CLUSTER (version 3): the subcommand in `key` ("status", "add",
+     * "remove", "transfer"), a node id in `revision`, an address in
+     * `value` (data NULL: absent). */
     /* SNAPSHOT_READ (version 2): bytes of the snapshot file that ends at
      * `revision`, from `offset`, at most `limit` (0 = server default) */
     uint64_t revision;

@@ -267,6 +267,14 @@ static int read_args(dec *d, kv_proto_request *q, size_t nargs)
             kv__rd_uint(&d->r, &q->limit))
             return PROTO("SNAPSHOT_READ is [12, id, revision, offset, max_bytes]");
         return KV_OK;
+    case KV_PROTO_CLUSTER:
+        if (nargs < 1 || nargs > 3 || kv__rd_bytes(&d->r, &q->key) ||
+            (nargs >= 2 && kv__rd_uint(&d->r, &q->revision)) ||
+            (nargs == 3 && kv__rd_bytes(&d->r, &q->value)))
+            return PROTO("CLUSTER is [13, id, subcommand, node_id?, address?]");
+        if (q->key.len > 64 || q->value.len > 256)
+            return fail(d, KV_INVALID_ARGUMENT, "CLUSTER argument too long");
+        return KV_OK;
     default:
         return fail(d, KV_UNSUPPORTED, "unknown op");
     }

@@ -144,6 +144,13 @@ static int pack_args(msgpack_packer *pk, const kv_proto_request *q)
         e |= msgpack_pack_uint64(pk, q->offset);
         e |= msgpack_pack_uint64(pk, q->limit);
         break;
+    case KV_PROTO_CLUSTER:
+        e |= kv__pack_bin(pk, q->key.data, q->key.len);
+        if (q->revision || q->value.data)
+            e |= msgpack_pack_uint64(pk, q->revision);
+        if (q->value.data)
+            e |= kv__pack_bin(pk, q->value.data, q->value.len);
+        break;
     default: /* METRICS, SNAPSHOT */
         break;
     }
@@ -165,6 +172,8 @@ static size_t nargs(const kv_proto_request *q)
         return q->keys_only ? 4 : 3;
     case KV_PROTO_SNAPSHOT_READ:
         return 3;
+    case KV_PROTO_CLUSTER:
+        return q->value.data ? 3 : q->revision ? 2 : 1;
     case KV_PROTO_METRICS:
     case KV_PROTO_SNAPSHOT:
         return 0;

@@ -227,6 +227,16 @@ static int read_result(rdec *d, int op, unsigned flags, kv_proto_response *o)
         return read_scan(d, o, (flags & KV_PROTO_RESULT_KEYS_ONLY) != 0);
     case KV_PROTO_METRICS:
         return read_metrics(d, o);
+    case KV_PROTO_CLUSTER: /* nil, or a JSON document */
+        nil = kv__rd_nil(&d->r);
+        if (nil == 0) {
+            if (kv__rd_bytes(&d->r, &o->payload))
+                return bad(d, "CLUSTER result must be nil or a string");
+            o->has_payload = 1;
+        } else if (nil < 0) {
+            return bad(d, "CLUSTER result missing");
+        }
+        return KV_OK;
     default:
         d->error = "unknown op";
         return KV_UNSUPPORTED;

@@ -55,6 +55,7 @@ struct kvd_conn;
     XX(METRICS, "metrics", KVD_CF_NOTXN)                     \
     XX(SNAPSHOT, "snapshot", KVD_CF_NOTXN)                   \
     XX(SNAPSHOT_READ, "snapshot_read", KVD_CF_NOTXN)         \
+    XX(CLUSTER, "cluster", KVD_CF_NOTXN)                     \
     XX(ECHO, "echo", 0)                                      \
     XX(SELECT, "select", KVD_CF_NOTXN)                       \
     XX(QUIT, "quit", KVD_CF_NOAUTH | KVD_CF_NOQUEUE)         \

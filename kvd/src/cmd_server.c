@@ -19,6 +19,7 @@
 #include "glob.h"
 #include "log.h"
 #include "metrics.h"
+#include "repl/repl.h"
 
 #define KVD_STR_(x) #x
 #define KVD_STR(x) KVD_STR_(x)
@@ -536,6 +537,12 @@ int kvd__cmd_server(kvd_exec *x)
     case KVD_CMD_CONFIG: return cmd_config(x);
     case KVD_CMD_INFO: return cmd_info(x);
     case KVD_CMD_METRICS: return cmd_metrics(x);
+    case KVD_CMD_CLUSTER:
+        if (!x->srv->repl)
+            return r->ops->error(r, KV_UNSUPPORTED,
+                                 "not a cluster node (start kvd with --node-id, --raft-addr and "
+                                 "--cluster)");
+        return kvd_repl_admin(x);
     case KVD_CMD_READONLY:
     case KVD_CMD_READWRITE:
         /* Redis cluster's names: READONLY lets a replica answer reads. */

@@ -92,6 +92,9 @@ static const opt_def opts[] = {
     {"cluster", OPT_STR, OFF(cluster), "ID@HOST:PORT,...",
      "cluster: every node's id and Raft address; bootstraps a new cluster once, later starts "
      "rejoin from --data-dir (default none: a single server)", 0, 0},
+    {"cluster-join", OPT_BOOL, OFF(cluster_join), NULL,
+     "cluster: a new node joining a running cluster: start empty and wait until the leader "
+     "adds it (kvcli cluster add ID HOST:PORT); needs --node-id and --raft-addr", 0, 0},
     {"raft-snapshot-entries", OPT_SIZE, OFF(raft_snapshot_entries), "N",
      "cluster: snapshot the store every N Raft log entries and drop the log before it "
      "(default 16384)", 16, 1u << 30},
@@ -640,13 +643,19 @@ static int validate(loader *L)
         fprintf(stderr, "kvd: error: --unix-perm without --unix\n");
         return -1;
     }
-    int cluster_opts = (cfg->node_id != 0) + (cfg->raft_addr != NULL) + (cfg->cluster != NULL);
+    int cluster_opts = (cfg->node_id != 0) + (cfg->raft_addr != NULL) +
+                       (cfg->cluster != NULL || cfg->cluster_join);
     if (cluster_opts != 0 && cluster_opts != 3) {
         fprintf(stderr, "kvd: error: a cluster node needs all of --node-id, --raft-addr and "
-                        "--cluster\n");
+                        "--cluster (or --cluster-join)\n");
         return -1;
     }
-    if (cfg->cluster && !cfg->data_dir) {
+    if (cfg->cluster_join && cfg->cluster) {
+        fprintf(stderr, "kvd: error: --cluster-join and --cluster: a joining node gets the "
+                        "cluster's configuration from its leader; give only --cluster-join\n");
+        return -1;
+    }
+    if ((cfg->cluster || cfg->cluster_join) && !cfg->data_dir) {
         fprintf(stderr, "kvd: error: a cluster node needs --data-dir (its Raft log lives there)\n");
         return -1;
     }

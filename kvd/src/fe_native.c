@@ -285,6 +285,9 @@ static void to_cmd(const kv_proto_request *q, size_t size, kvd_cmd *cmd)
         cmd->a = q->revision;
         cmd->b = q->offset;
         break;
+    case KV_PROTO_CLUSTER:
+        cmd->a = q->revision; /* subcommand in key, address in value */
+        break;
     default:
         break;
     }

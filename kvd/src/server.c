@@ -73,7 +73,7 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
         c.initial_capacity = cfg->initial_capacity;
     /* A cluster node's durability is its Raft log (repl/): the store
      * itself stays in memory and is rebuilt from the log at start. */
-    c.dir = cfg->cluster ? NULL : cfg->data_dir;
+    c.dir = cfg->cluster || cfg->cluster_join ? NULL : cfg->data_dir;
     c.fsync = cfg->fsync;
     c.wait_durable = 0;
     c.snapshot_log_bytes = cfg->snapshot_log_size;
@@ -90,7 +90,7 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
         return -1;
     }
     static const char *policy[] = {"everysec", "always", "no"};
-    if (cfg->cluster) {
+    if (cfg->cluster || cfg->cluster_join) {
         kvd_info("cluster node: data in %s/raft (Raft's log), the store rebuilt from it",
                  cfg->data_dir ? cfg->data_dir : "?");
         return 0;
@@ -872,7 +872,7 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
 
     if (workers_start(s) != 0)
         return -1;
-    if (cfg->cluster && kvd_repl_start(s) != 0)
+    if ((cfg->cluster || cfg->cluster_join) && kvd_repl_start(s) != 0)
         return -1;
     if (s->durable)
         kv_set_durable_callback(s->store, durable_notify, s);

@@ -19,12 +19,13 @@
 
 #include "harness.h"
 
-#define NODES 3
+#define NODES 3     /* the cluster bootstrapped by the tests */
+#define MAX_NODES 4 /* and one that joins it */
 
-static kvd_proc nodes[NODES];
+static kvd_proc nodes[MAX_NODES];
 static int raft_base;
 static char cluster_spec[256];
-static char dirs[NODES][300];
+static char dirs[MAX_NODES][300];
 static const char *snapshot_entries = "16384"; /* --raft-snapshot-entries */
 
 static long now_ms(void)
@@ -44,13 +45,13 @@ static void setup(void)
     snprintf(cluster_spec, sizeof cluster_spec, "1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d",
              raft_base + 1, raft_base + 2, raft_base + 3);
     kvd_test_dir();
-    for (int i = 0; i < NODES; i++)
+    for (int i = 0; i < MAX_NODES; i++)
         snprintf(dirs[i], sizeof dirs[i], "%s/node%d", g_kvd.dir, i + 1);
 }
 
 static void teardown(void)
 {
-    for (int i = 0; i < NODES; i++)
+    for (int i = 0; i < MAX_NODES; i++)
         if (nodes[i].pid > 0) {
             kill(nodes[i].pid, SIGKILL);
             waitpid(nodes[i].pid, NULL, 0);
@@ -62,14 +63,17 @@ static void teardown(void)
 
 TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 120);
 
+/* Starts node i: one of the bootstrapped cluster, or (i >= NODES) a
+ * node that joins it once added. */
 static void start_node(int i)
 {
     char id[16], raft[64], logdir[256];
     snprintf(id, sizeof id, "%d", i + 1);
     snprintf(raft, sizeof raft, "127.0.0.1:%d", raft_base + i + 1);
     const char *args[] = {"--data-dir", dirs[i], "--node-id", id, "--raft-addr", raft,
-                          "--cluster", cluster_spec, "--raft-snapshot-entries",
-                          snapshot_entries, NULL};
+                          "--raft-snapshot-entries", snapshot_entries,
+                          i < NODES ? "--cluster" : "--cluster-join",
+                          i < NODES ? cluster_spec : NULL, NULL};
     /* The harness starts g_kvd; each node keeps its own log and port file
      * in a directory of its own. */
     kvd_proc saved = g_kvd;
@@ -459,4 +463,84 @@ Test(cluster, a_follower_far_behind_installs_a_snapshot)
     expect_same_revision();
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
+}
+
+/* Membership at run time: a fourth node started with --cluster-join is
+ * added (it catches up and becomes a voter), leadership is transferred,
+ * the node is removed; CLUSTER status shows each step. */
+Test(cluster, nodes_are_added_and_removed_and_leadership_moves)
+{
+    start_all();
+    uint64_t rev;
+    write_somewhere("before", "join", &rev);
+    start_node(3);
+    int leader = find_leader();
+    kv_client *c = client(leader);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", raft_base + 4);
+    cr_assert_eq(kv_client_cluster(c, "add", 4, addr, NULL), KV_OK, "%s", kv_client_last_error(c));
+    char *json = NULL;
+    cr_assert_eq(kv_client_cluster(c, "status", 0, NULL, &json), KV_OK);
+    cr_assert_not_null(strstr(json, "\"id\":4"), "%s", json);
+    cr_assert_not_null(strstr(json, "\"role\":\"leader\""), "%s", json);
+    free(json);
+    kv_client_close(c);
+    expect_on(3, "before", "join", rev); /* it caught up */
+    uint64_t rev2;
+    write_somewhere("after", "join", &rev2);
+    expect_on(3, "after", "join", rev2);
+
+    /* leadership to node 4 */
+    c = client(leader);
+    cr_assert_eq(kv_client_cluster(c, "transfer", 4, NULL, NULL), KV_OK, "%s",
+                 kv_client_last_error(c));
+    kv_client_close(c);
+    long deadline = now_ms() + 10000;
+    while (node_metric(3, "cluster_role") != 2 && now_ms() < deadline)
+        usleep(20 * 1000);
+    cr_assert_eq(node_metric(3, "cluster_role"), 2, "node 4 leads");
+
+    /* back to node 1 (asked on a follower: the client follows the leader),
+     * then node 4 is removed */
+    int rc;
+    deadline = now_ms() + 10000;
+    do { /* until node 4 has said where clients reach it */
+        c = client(1);
+        rc = kv_client_cluster(c, "transfer", 1, NULL, NULL);
+        kv_client_close(c);
+    } while (rc == KV_NOT_LEADER && now_ms() < deadline && usleep(20 * 1000) == 0);
+    cr_assert_eq(rc, KV_OK, "transfer: %s", kv_client_strerror(rc));
+    deadline = now_ms() + 10000;
+    while (node_metric(0, "cluster_role") != 2 && now_ms() < deadline)
+        usleep(20 * 1000);
+    cr_assert_eq(node_metric(0, "cluster_role"), 2, "node 1 leads");
+    c = client(0);
+    cr_assert_eq(kv_client_cluster(c, "remove", 4, NULL, NULL), KV_OK, "%s",
+                 kv_client_last_error(c));
+    deadline = now_ms() + 5000;
+    int gone = 0;
+    while (!gone && now_ms() < deadline) {
+        cr_assert_eq(kv_client_cluster(c, "status", 0, NULL, &json), KV_OK);
+        gone = strstr(json, "\"id\":4") == NULL;
+        free(json);
+        usleep(20 * 1000);
+    }
+    cr_assert(gone, "node 4 left the configuration");
+    kv_client_close(c);
+    uint64_t rev3;
+    write_somewhere("after", "leave", &rev3);
+    for (int i = 0; i < NODES; i++)
+        expect_on(i, "after", "leave", rev3);
+    for (int i = 0; i < MAX_NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
+Test(cluster, a_single_server_refuses_cluster_operations)
+{
+    kvd_start(NULL);
+    kv_client *c = test_client(NULL);
+    cr_assert_eq(kv_client_cluster(c, "status", 0, NULL, NULL), KV_UNSUPPORTED);
+    cr_assert_not_null(strstr(kv_client_last_error(c), "not a cluster node"));
+    kv_client_close(c);
+    kvd_stop();
 }

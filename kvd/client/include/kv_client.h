@@ -269,6 +269,16 @@ KV_CLIENT_API int kv_client_metrics_get(kv_client *c, kv_client_metrics *out);
  * revision (a backup). The server goes on serving meanwhile. */
 KV_CLIENT_API int kv_client_snapshot(kv_client *c, uint64_t *revision);
 
+/* Cluster administration (protocol 3; a server that is not a cluster
+ * node answers KV_UNSUPPORTED). sub: "status" (*json, malloc'ed, free
+ * it: the node's view of every member, docs/replication.md), "add"
+ * (node_id joins at raft address addr: started with --cluster-join, it
+ * becomes a voter once it has caught up), "remove" node_id, "transfer"
+ * (leadership to node_id, 0: any voter). Changes are made by the leader
+ * (the client follows it) and return once committed. json may be NULL. */
+KV_CLIENT_API int kv_client_cluster(kv_client *c, const char *sub, uint64_t node_id,
+                                    const char *addr, char **json);
+
 /* Reads up to max bytes (0: the server's default, 4 MiB) of the snapshot
  * file that ends at `revision` (from kv_client_snapshot), from `offset`:
  * out->data/len receive the bytes (free with kv_client_value_free),

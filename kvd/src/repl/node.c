@@ -57,6 +57,8 @@
 
 #define STATUS_MS 20
 #define KVD_REPL_MAX_NODES 16
+
+enum { ADMIN_NONE = 0, ADMIN_ADD, ADMIN_PROMOTE, ADMIN_REMOVE, ADMIN_TRANSFER };
 #define STOP_GRACE_MS 3000
 
 /* One proposal, from the worker that made it back to it. */
@@ -71,6 +73,11 @@ typedef struct kvd_repl_wait {
     void *entry;       /* raft_malloc'ed; Raft's once accepted */
     size_t len;
     int is_read;       /* a read waiting for a barrier; cmd is its copy */
+    int admin;         /* a membership change: ADMIN_* */
+    uint64_t node;     /* its node id */
+    char addr[256];    /* its address (add) */
+    struct raft_change change;
+    struct raft_transfer transfer;
     kvd_cmd *cmd;
     int status;        /* KV_OK: result holds the recorded reply (a
                           read: the read may run now) */
@@ -97,6 +104,13 @@ struct kvd_repl {
         char addr[64];
     } clients[KVD_REPL_MAX_NODES]; /* where clients reach each node, as
                                       the nodes announced it (a log entry) */
+    struct {
+        uint64_t id;
+        char raft[64];
+        int role;          /* RAFT_VOTER, RAFT_STANDBY, RAFT_SPARE */
+        uint64_t match;    /* leader only: highest index it has */
+    } members[KVD_REPL_MAX_NODES];
+    int nmembers;
     kvd_repl_wait *queue, *queue_tail;
     int stopping;
     kvd_repl_status st;
@@ -258,6 +272,87 @@ static void on_applied(struct raft_apply *req, int status, void *result)
 
 /* ---- proposals (worker -> Raft thread) ------------------------------------- */
 
+/* ---- membership changes (Raft thread) ------------------------------------ */
+
+static void admin_done(kvd_repl_wait *w, int rc)
+{
+    kvd_repl *r = w->repl;
+    r->inflight--;
+    if (rc == 0) {
+        w->status = KV_OK;
+    } else {
+        fail(w, rc);
+        snprintf(w->detail + strlen(w->detail), sizeof w->detail - strlen(w->detail),
+                 " (%s)", raft_strerror(rc));
+    }
+    deliver(w);
+    maybe_close(r);
+}
+
+static void on_changed(struct raft_change *req, int status);
+
+static void admin_step(kvd_repl *r, kvd_repl_wait *w)
+{
+    int rc;
+    w->change.data = w;
+    w->transfer.data = w;
+    switch (w->admin) {
+    case ADMIN_ADD:
+        rc = raft_add(&r->raft, &w->change, (raft_id)w->node, w->addr, on_changed);
+        break;
+    case ADMIN_PROMOTE:
+        /* raft_assign waits until the new node has caught up */
+        rc = raft_assign(&r->raft, &w->change, (raft_id)w->node, RAFT_VOTER, on_changed);
+        break;
+    case ADMIN_REMOVE:
+        rc = raft_remove(&r->raft, &w->change, (raft_id)w->node, on_changed);
+        break;
+    default:
+        rc = RAFT_INVALID;
+    }
+    if (rc != 0)
+        admin_done(w, rc);
+}
+
+static void on_changed(struct raft_change *req, int status)
+{
+    kvd_repl_wait *w = req->data;
+    if (status == 0 && w->admin == ADMIN_ADD) {
+        w->admin = ADMIN_PROMOTE; /* added as a spare: now make it a voter */
+        admin_step(w->repl, w);
+        return;
+    }
+    admin_done(w, status);
+}
+
+static void on_transferred(struct raft_transfer *req)
+{
+    kvd_repl_wait *w = req->data;
+    kvd_repl *r = w->repl;
+    /* raft 0.15 reports no status: it worked if another node leads now */
+    raft_id id = 0;
+    const char *addr;
+    raft_leader(&r->raft, &id, &addr);
+    admin_done(w, id != 0 && id != r->raft.id ? 0 : RAFT_NOTLEADER);
+}
+
+static void admin_start(kvd_repl *r, kvd_repl_wait *w)
+{
+    r->inflight++;
+    if (r->raft_closing) {
+        admin_done(w, RAFT_SHUTDOWN);
+        return;
+    }
+    if (w->admin == ADMIN_TRANSFER) {
+        w->transfer.data = w;
+        int rc = raft_transfer(&r->raft, &w->transfer, (raft_id)w->node, on_transferred);
+        if (rc != 0)
+            admin_done(w, rc);
+        return;
+    }
+    admin_step(r, w);
+}
+
 static void on_wake(uv_async_t *a)
 {
     kvd_repl *r = a->data;
@@ -273,6 +368,10 @@ static void on_wake(uv_async_t *a)
         if (w->is_read) {
             w->next = r->reads_next;
             r->reads_next = w;
+            continue;
+        }
+        if (w->admin) {
+            admin_start(r, w);
             continue;
         }
         w->req.data = w;
@@ -347,6 +446,106 @@ int kvd_repl_submit(kvd_exec *x)
     w->slot = kvd__conn_defer(c);
     if (!w->slot) {
         raft_free(w->entry);
+        free(w);
+        return -1;
+    }
+    enqueue(r, w, x);
+    return KV_OK;
+}
+
+/* CLUSTER status as JSON: this node's view (match indexes and lag are
+ * known to the leader only). */
+static int cluster_status(kvd_exec *x, kvd_repl *r)
+{
+    static const char *const roles[] = {"follower", "candidate", "leader", "unavailable"};
+    size_t cap = 1024 + KVD_REPL_MAX_NODES * 400, n = 0;
+    char *j = malloc(cap);
+    if (!j)
+        return x->r->ops->error(x->r, KV_NO_MEMORY, "out of memory");
+    pthread_mutex_lock(&r->mu);
+    kvd_repl_status st = r->st;
+    n += (size_t)snprintf(j + n, cap - n,
+                          "{\"node\":%llu,\"role\":\"%s\",\"term\":%llu,\"leader\":%llu,"
+                          "\"commit_index\":%llu,\"applied_index\":%llu,\"last_index\":%llu,"
+                          "\"leader_changes\":%llu,\"nodes\":[",
+                          (unsigned long long)st.id, roles[st.role & 3],
+                          (unsigned long long)st.term, (unsigned long long)st.leader_id,
+                          (unsigned long long)st.commit_index,
+                          (unsigned long long)st.applied_index,
+                          (unsigned long long)st.last_index,
+                          (unsigned long long)st.leader_changes);
+    for (int i = 0; i < r->nmembers && n < cap - 400; i++) {
+        const char *client = client_addr(r, r->members[i].id);
+        int leads = st.role == 2;
+        uint64_t match = r->members[i].id == st.id ? st.last_index : r->members[i].match;
+        n += (size_t)snprintf(
+            j + n, cap - n,
+            "%s{\"id\":%llu,\"raft\":\"%s\",\"client\":%s%s%s,\"voter\":%s,"
+            "\"role\":\"%s\"",
+            i ? "," : "", (unsigned long long)r->members[i].id, r->members[i].raft,
+            client ? "\"" : "", client ? client : "null", client ? "\"" : "",
+            r->members[i].role == RAFT_VOTER ? "true" : "false",
+            r->members[i].id == st.leader_id ? "leader"
+            : r->members[i].role == RAFT_VOTER ? "follower"
+            : r->members[i].role == RAFT_STANDBY ? "standby" : "spare");
+        if (leads)
+            n += (size_t)snprintf(j + n, cap - n, ",\"match_index\":%llu,\"lag\":%llu}",
+                                  (unsigned long long)match,
+                                  (unsigned long long)(st.last_index > match
+                                                           ? st.last_index - match : 0));
+        else
+            n += (size_t)snprintf(j + n, cap - n, ",\"match_index\":null,\"lag\":null}");
+    }
+    pthread_mutex_unlock(&r->mu);
+    n += (size_t)snprintf(j + n, cap - n, "]}");
+    int rc = x->r->ops->text(x->r, j, n);
+    free(j);
+    return rc;
+}
+
+int kvd_repl_admin(kvd_exec *x)
+{
+    kvd_conn *c = x->c;
+    kvd_repl *r = x->srv->repl;
+    kvd_reply *rep = x->r;
+    const kv_key *sub = &x->cmd->key;
+    int op = ADMIN_NONE;
+#define IS(s) (sub->len == strlen(s) && memcmp(sub->data, s, sub->len) == 0)
+    if (IS("status"))
+        return cluster_status(x, r);
+    if (IS("add"))
+        op = ADMIN_ADD;
+    else if (IS("remove"))
+        op = ADMIN_REMOVE;
+    else if (IS("transfer"))
+        op = ADMIN_TRANSFER;
+#undef IS
+    if (op == ADMIN_NONE)
+        return rep->ops->error(rep, KV_INVALID_ARGUMENT,
+                               "unknown CLUSTER subcommand (status, add ID ADDRESS, remove ID, "
+                               "transfer [ID])");
+    if ((op == ADMIN_ADD || op == ADMIN_REMOVE) && x->cmd->a == 0)
+        return rep->ops->error(rep, KV_INVALID_ARGUMENT, "a node id (1..1024) is needed");
+    if (op == ADMIN_ADD && (!x->cmd->value.data || x->cmd->value.len == 0 ||
+                            x->cmd->value.len >= 256 ||
+                            !memchr(x->cmd->value.data, ':', x->cmd->value.len)))
+        return rep->ops->error(rep, KV_INVALID_ARGUMENT,
+                               "add needs the new node's raft address, HOST:PORT");
+    char detail[200];
+    if (!atomic_load(&r->leader)) {
+        not_leader(r, detail, sizeof detail);
+        return rep->ops->error(rep, KV_NOT_LEADER, detail);
+    }
+    kvd_repl_wait *w = calloc(1, sizeof *w);
+    if (!w)
+        return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
+    w->admin = op;
+    w->node = x->cmd->a;
+    if (op == ADMIN_ADD) {
+        memcpy(w->addr, x->cmd->value.data, x->cmd->value.len);
+        w->addr[x->cmd->value.len] = 0;
+    }
+    if (!(w->slot = kvd__conn_defer(c))) {
         free(w);
         return -1;
     }
@@ -835,6 +1034,17 @@ static void on_tick(uv_timer_t *t)
     r->st.commit_index = r->raft.commit_index;
     r->st.applied_index = raft_last_applied(&r->raft);
     r->st.last_index = raft_last_index(&r->raft);
+    const struct raft_configuration *conf = &r->raft.configuration;
+    r->nmembers = 0;
+    for (unsigned i = 0; i < conf->n && r->nmembers < KVD_REPL_MAX_NODES; i++) {
+        int m = r->nmembers++;
+        r->members[m].id = conf->servers[i].id;
+        snprintf(r->members[m].raft, sizeof r->members[m].raft, "%s", conf->servers[i].address);
+        r->members[m].role = conf->servers[i].role;
+        r->members[m].match = state == RAFT_LEADER && r->raft.leader_state.progress
+                                  ? r->raft.leader_state.progress[i].match_index
+                                  : 0;
+    }
     pthread_mutex_unlock(&r->mu);
     atomic_store(&r->leader, state == RAFT_LEADER);
     if (state == RAFT_LEADER && r->announced_term != r->raft.current_term)
@@ -986,20 +1196,28 @@ int kvd_repl_start(kvd_server *s)
         return -1;
     }
     r->raft.data = r;
-    struct raft_configuration conf;
-    raft_configuration_init(&conf);
-    if (parse_cluster(cfg->cluster, &conf, (raft_id)cfg->node_id, cfg->raft_addr) != 0) {
+    if (cfg->cluster_join) {
+        /* No configuration of its own: the leader's arrives with the log. */
+        kvd_info("raft: node %llu at %s, waiting to be added to a cluster (kvcli cluster add "
+                 "%llu %s on its leader), or rejoining from its log",
+                 (unsigned long long)cfg->node_id, cfg->raft_addr,
+                 (unsigned long long)cfg->node_id, cfg->raft_addr);
+    } else {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        if (parse_cluster(cfg->cluster, &conf, (raft_id)cfg->node_id, cfg->raft_addr) != 0) {
+            raft_configuration_close(&conf);
+            return -1;
+        }
+        rc = raft_bootstrap(&r->raft, &conf);
         raft_configuration_close(&conf);
-        return -1;
+        if (rc != 0 && rc != RAFT_CANTBOOTSTRAP) {
+            kvd_error("raft: cannot bootstrap: %s", raft_errmsg(&r->raft));
+            return -1;
+        }
+        kvd_info("raft: node %llu at %s, %s", (unsigned long long)cfg->node_id, cfg->raft_addr,
+                 rc == 0 ? "bootstrapped a new cluster" : "rejoining from its log");
     }
-    rc = raft_bootstrap(&r->raft, &conf);
-    raft_configuration_close(&conf);
-    if (rc != 0 && rc != RAFT_CANTBOOTSTRAP) {
-        kvd_error("raft: cannot bootstrap: %s", raft_errmsg(&r->raft));
-        return -1;
-    }
-    kvd_info("raft: node %llu at %s, %s", (unsigned long long)cfg->node_id, cfg->raft_addr,
-             rc == 0 ? "bootstrapped a new cluster" : "rejoining from its log");
     /* A snapshot every N entries; the last quarter of them are kept, so
      * a follower a little behind catches up from the log. */
     raft_set_snapshot_threshold(&r->raft, (unsigned)cfg->raft_snapshot_entries);

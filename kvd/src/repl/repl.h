@@ -47,6 +47,13 @@ int kvd_repl_submit(kvd_exec *x);
  * read. Refused at once on a follower. Returns KV_OK or -1. */
 int kvd_repl_read(kvd_exec *x);
 
+/* CLUSTER: "status" (a JSON document: this node's view of every member),
+ * "add" ID ADDRESS (a node started with --cluster-join becomes a voter
+ * once it has caught up), "remove" ID, "transfer" [ID] (leadership;
+ * 0: the most caught-up voter). Changes run on the leader; their reply
+ * waits until the new configuration is committed. */
+int kvd_repl_admin(kvd_exec *x);
+
 /* Delivers the completed proposals of worker w (its loop thread). */
 void kvd_repl_drain(struct kvd_worker *w);
 

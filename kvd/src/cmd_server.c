@@ -56,6 +56,23 @@ static int hello_resp(kvd_exec *x)
     if (cmd->a != 0 && cmd->a != 2 && cmd->a != 3)
         return r->ops->error(r, KV_UNSUPPORTED, "NOPROTO unsupported protocol version");
     if (cmd->has_key) {
+        /* HELLO's AUTH obeys the address's backoff like AUTH does; it
+         * cannot wait its turn (only AUTH's reply is deferred), so a
+         * HELLO inside the backoff is refused unchecked. */
+        kvd_server *s = x->c->w->server;
+        uint64_t delay = s->cfg->password
+                             ? kvd_auth_throttle_admit(&s->auth_throttle, &x->c->peer_key,
+                                                       uv_now(&x->c->w->loop))
+                             : 0;
+        if (delay > 0) {
+            char msg[160];
+            kvd_stat_add(&x->c->w->stats.auth_throttled, 1);
+            snprintf(msg, sizeof msg,
+                     "AUTH from this address is slowed down after failed attempts: retry "
+                     "in %llu ms (AUTH waits its turn itself)",
+                     (unsigned long long)delay);
+            return r->ops->error(r, KV_BUSY, msg);
+        }
         int fatal = 0;
         kvd_reply probe = *r;
         /* The password decides; the answer is HELLO's map, not AUTH's OK. */

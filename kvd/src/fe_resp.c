@@ -662,6 +662,10 @@ static const char *parse(kvd_conn *c, const resp_command *rc, const kv_key *argv
                    : eq(&a[0], "INFO") ? KVD_SUB_COMMAND_INFO
                    : eq(&a[0], "LIST") ? KVD_SUB_COMMAND_LIST
                                        : KVD_SUB_UNKNOWN;
+        if (n >= 2) { /* COMMAND INFO / DOCS name... */
+            cmd->keys = a + 1;
+            cmd->nkeys = n - 1;
+        }
         return NULL;
     case KVD_CMD_CONFIG:
         cmd->sub = eq(&a[0], "GET") && n == 2 ? KVD_SUB_CONFIG_GET

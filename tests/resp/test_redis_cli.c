@@ -196,6 +196,68 @@ Test(redis_cli, exit_codes_and_errors)
     kvd_stop();
 }
 
+/* The commands whose answers vary (ids, addresses, counts, the port):
+ * checked by their shape. */
+Test(redis_cli, server_commands)
+{
+    need_redis_cli();
+    kvd_start(NULL);
+    char *out = NULL, want[64];
+    cli_expect("set k v", "OK\n");
+    cli(&out, NULL, "client id");
+    cr_assert_gt(atol(out), 0, "%s", out);
+    free(out);
+    cli(&out, NULL, "client info");
+    cr_assert(strncmp(out, "id=", 3) == 0 && strstr(out, " addr=127.0.0.1:") &&
+              strstr(out, " name= db=0 resp=2\n"), "%s", out);
+    free(out);
+    snprintf(want, sizeof want, "port\n%d\n", g_kvd.port);
+    cli_expect("config get port", want);
+    cli(&out, NULL, "info");
+    cr_assert(strncmp(out, "# Server\r\nredis_version:", 24) == 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n"),
+                       "%s", out);
+    free(out);
+    cli_expect("dbsize", "1\n");
+    /* COMMAND: COUNT entries, LIST their names, INFO of named ones */
+    cli(&out, NULL, "command count");
+    long count = atol(out);
+    free(out);
+    cr_assert_gt(count, 30);
+    size_t len = 0;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "redis-cli -h 127.0.0.1 -p %d command list | sort", g_kvd.port);
+    run_sh(cmd, NULL, &out, &len, 60);
+    long lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += out[i] == '\n';
+    cr_assert_eq(lines, count, "COMMAND LIST has COUNT names:\n%s", out);
+    static const char *const names[] = {"append", "auth", "client", "command", "config",
+                                        "dbsize", "decr", "decrby", "del", "discard", "echo",
+                                        "exec", "exists", "flushall", "flushdb", "get", "getdel",
+                                        "getset", "hello", "incr", "incrby", "incrbyfloat",
+                                        "info", "keys", "mget", "mset", "msetnx", "multi",
+                                        "ping", "quit", "rename", "scan", "select", "set",
+                                        "setnx", "strlen", "type", "unlink", "unwatch", "watch"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(want, sizeof want, "\n%s\n", names[i]);
+        cr_assert(strstr(out, want) || strncmp(out, want + 1, strlen(want + 1)) == 0,
+                  "COMMAND LIST lacks %s", names[i]);
+    }
+    free(out);
+    /* first key, last key, step as Redis: MSET 1 -1 2, RENAME 1 2 1 */
+    cli_expect("--no-raw command info get nosuch mset rename",
+               "1) 1) \"get\"\n   2) (integer) -1\n   3) 1) readonly\n   4) (integer) 1\n"
+               "   5) (integer) 1\n   6) (integer) 1\n"
+               "2) (nil)\n"
+               "3) 1) \"mset\"\n   2) (integer) -1\n   3) 1) write\n   4) (integer) 1\n"
+               "   5) (integer) -1\n   6) (integer) 2\n"
+               "4) 1) \"rename\"\n   2) (integer) -1\n   3) 1) write\n   4) (integer) 1\n"
+               "   5) (integer) 2\n   6) (integer) 1\n");
+    cli_expect("quit", "OK\n");
+    kvd_stop();
+}
+
 /* INCRBYFLOAT adds in long double and prints 17 decimals without trailing
  * zeros, as Redis: 10.5 + 0.1 is "10.6". Valgrind computes long double
  * at double precision, so there the digits are not Redis's. */

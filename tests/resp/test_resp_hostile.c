@@ -269,7 +269,8 @@ Test(resp_hostile, trickling_clients_are_bounded_and_timed_out)
     for (int i = 0; i < N; i++) {
         fds[i] = conn();
         /* a 4000000-byte value announced / a million arguments announced */
-        const char *head = i < NBULK ? "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4000000\r\n" : "*1000000\r\n";
+        const char *head =
+            i < NBULK ? "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4000000\r\n" : "*1000000\r\n";
         cr_assert_eq(raw_send(fds[i], head, strlen(head)), 0);
     }
     char chunk[256];

@@ -130,7 +130,8 @@ Test(resp_wire, inline_commands_and_empty_requests)
     /* an empty line, *0 and *-1 are nothing to answer: the PING after
      * them is the next reply */
     rt(fd, "\r\n\n*0\r\n*-1\r\nPING\r\n", "+PONG\r\n");
-    rt(fd, "nosuch a b\r\n", "-ERR unknown command 'nosuch', with args beginning with: 'a' 'b' \r\n");
+    rt(fd, "nosuch a b\r\n",
+       "-ERR unknown command 'nosuch', with args beginning with: 'a' 'b' \r\n");
     rt(fd, "QUIT\r\n", "+OK\r\n");
     int closed = 0;
     char buf[64];

@@ -71,6 +71,30 @@ Test(redis_benchmark, pipelines_1_and_16)
     kvd_stop();
 }
 
+/* With a data directory and --fsync always every write's reply waits for
+ * its sync (held replies, in order with the others): what the benchmark
+ * was told is written is there after a restart. */
+Test(redis_benchmark, durable_writes_survive_a_restart)
+{
+    need_redis_benchmark();
+    kvd_test_dir();
+    char data[400], cmd[600];
+    snprintf(data, sizeof data, "%s/data", g_kvd.dir);
+    kvd_start("--data-dir", data, "--fsync", "always", NULL);
+    bench("-P 16");
+    kvd_stop();
+    kvd_start("--data-dir", data, NULL);
+    snprintf(cmd, sizeof cmd, "redis-cli -h 127.0.0.1 -p %d get counter:__rand_int__",
+             g_kvd.port);
+    char *out = NULL;
+    run_sh(cmd, NULL, &out, NULL, 60);
+    cr_assert_str_eq(out, "2000\n"); /* one run: 2000 INCRs */
+    free(out);
+    kvd_stop();
+    snprintf(cmd, sizeof cmd, "rm -rf %s", data); /* the harness removes files only */
+    cr_assert_eq(system(cmd), 0);
+}
+
 Test(redis_benchmark, with_a_password)
 {
     need_redis_benchmark();

@@ -15,8 +15,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(build-essential cmake pkg-config clang git
           libxxhash-dev liburcu-dev libuv1-dev libmsgpack-dev libinih-dev libedit-dev
           libjansson-dev libcriterion-dev valgrind redis-server redis-tools util-linux procps
-          liblmdb-dev libraft-dev libsystemd-dev systemd
-          python3)
+          liblmdb-dev libraft-dev libsystemd-dev systemd libhiredis-dev
+          python3 python3-redis)
 
 deps() {
     local missing=()

@@ -572,7 +572,12 @@ static int parse_i64(const void *p, size_t n, int64_t *out)
     char *end;
     errno = 0;
     long long v = strtoll(buf, &end, 10);
-    if (errno || *end || isspace((unsigned char)buf[0]))
+    /* all n bytes: a value "5\0x" is not the number 5 */
+    if (errno || end != buf + n || isspace((unsigned char)buf[0]))
+        return -1;
+    /* Only the canonical form, as Redis: "05", "+5" and "-0" are not
+     * integers (INCR would otherwise rewrite them). */
+    if (buf[0] == '+' || (buf[0] == '0' && n > 1) || (buf[0] == '-' && buf[1] == '0'))
         return -1;
     *out = v;
     return 0;
@@ -588,7 +593,7 @@ static int parse_ld(const void *p, size_t n, long double *out)
     char *end;
     errno = 0;
     long double v = strtold(buf, &end);
-    if (errno || *end || isspace((unsigned char)buf[0]) || isnan(v) || isinf(v))
+    if (errno || end != buf + n || isspace((unsigned char)buf[0]) || isnan(v) || isinf(v))
         return -1;
     *out = v;
     return 0;
@@ -656,7 +661,13 @@ static int rmw_step(const kvd_cmd *cmd, kv_txn *t, rmw_out *o)
             o->detail = "value is not a valid float";
             break;
         }
-        v += (long double)cmd->f;
+        /* The increment's text, when the front-end passes it (RESP), is
+         * read as a long double like Redis does: 10.5 + 0.1 is then 10.6,
+         * not the 10.60000000000000001 of the double 0.1. */
+        long double incr = (long double)cmd->f;
+        if (cmd->value.data && parse_ld(cmd->value.data, cmd->value.len, &incr) != 0)
+            incr = (long double)cmd->f;
+        v += incr;
         if (isnan(v) || isinf(v)) {
             o->status = KV_INVALID_ARGUMENT;
             o->detail = "increment would produce NaN or Infinity";

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,6 +58,23 @@ static int hello_resp(kvd_exec *x)
     if (cmd->a != 0 && cmd->a != 2 && cmd->a != 3)
         return r->ops->error(r, KV_UNSUPPORTED, "NOPROTO unsupported protocol version");
     if (cmd->has_key) {
+        /* HELLO's AUTH obeys the address's backoff like AUTH does; it
+         * cannot wait its turn (only AUTH's reply is deferred), so a
+         * HELLO inside the backoff is refused unchecked. */
+        kvd_server *s = x->c->w->server;
+        uint64_t delay = s->cfg->password
+                             ? kvd_auth_throttle_admit(&s->auth_throttle, &x->c->peer_key,
+                                                       uv_now(&x->c->w->loop))
+                             : 0;
+        if (delay > 0) {
+            char msg[160];
+            kvd_stat_add(&x->c->w->stats.auth_throttled, 1);
+            snprintf(msg, sizeof msg,
+                     "AUTH from this address is slowed down after failed attempts: retry "
+                     "in %llu ms (AUTH waits its turn itself)",
+                     (unsigned long long)delay);
+            return r->ops->error(r, KV_BUSY, msg);
+        }
         int fatal = 0;
         kvd_reply probe = *r;
         /* The password decides; the answer is HELLO's map, not AUTH's OK. */
@@ -177,46 +195,117 @@ static int cmd_client(kvd_exec *x)
     }
 }
 
-/* ---- COMMAND ------------------------------------------------------------------ */
+/* ---- COMMAND ------------------------------------------------------------------
+ * Entries [name, arity, [flag], first key, last key, step] for every
+ * command a client can name: the kinds (less the MessagePack-only ones)
+ * and the RESP names that share a kind with another (INCR is INCRBY's).
+ * Arity -1: variable (kvd checks arguments itself). */
+
+static const struct {
+    const char *name;
+    int kind;
+} command_aliases[] = {
+    {"incr", KVD_CMD_INCRBY},   {"decr", KVD_CMD_INCRBY}, {"decrby", KVD_CMD_INCRBY},
+    {"setnx", KVD_CMD_MSETNX}, {"unlink", KVD_CMD_DEL},  {"flushall", KVD_CMD_FLUSHDB},
+};
+#define N_ALIASES (sizeof command_aliases / sizeof command_aliases[0])
+
+static int command_listed(int k)
+{
+    return k != KVD_CMD_TXN && k != KVD_CMD_METRICS && k != KVD_CMD_SNAPSHOT &&
+           k != KVD_CMD_SNAPSHOT_READ;
+}
+
+static int command_entry(kvd_reply *r, const char *name, int kind)
+{
+    int first = 0, last = 0, step = 0;
+    switch (kind) {
+    case KVD_CMD_GET: case KVD_CMD_SET: case KVD_CMD_GETSET: case KVD_CMD_GETDEL:
+    case KVD_CMD_STRLEN: case KVD_CMD_APPEND: case KVD_CMD_INCRBY:
+    case KVD_CMD_INCRBYFLOAT: case KVD_CMD_TYPE:
+        first = last = step = 1;
+        break;
+    case KVD_CMD_MGET: case KVD_CMD_DEL: case KVD_CMD_EXISTS: case KVD_CMD_WATCH:
+        first = step = 1, last = -1;
+        break;
+    case KVD_CMD_MSET: case KVD_CMD_MSETNX:
+        first = 1, last = strcmp(name, "setnx") == 0 ? 1 : -1, step = last == 1 ? 1 : 2;
+        break;
+    case KVD_CMD_RENAME:
+        first = step = 1, last = 2;
+        break;
+    default:
+        break;
+    }
+    r->ops->array(r, 6);
+    text(r, name);
+    r->ops->integer(r, -1);
+    r->ops->array(r, 1);
+    r->ops->word(r, (kvd_cmd_flags(kind) & KVD_CF_WRITE) ? "write" : "readonly");
+    r->ops->integer(r, first);
+    r->ops->integer(r, last);
+    return r->ops->integer(r, step);
+}
+
+/* The kind of a command's name (any case), or -1. */
+static int command_kind(const kv_key *name, const char **canonical)
+{
+    for (int k = 0; k < KVD_CMD_COUNT; k++) {
+        const char *n = kvd_cmd_name(k);
+        if (command_listed(k) && strlen(n) == name->len &&
+            strncasecmp(n, name->data, name->len) == 0) {
+            *canonical = n;
+            return k;
+        }
+    }
+    for (size_t i = 0; i < N_ALIASES; i++) {
+        const char *n = command_aliases[i].name;
+        if (strlen(n) == name->len && strncasecmp(n, name->data, name->len) == 0) {
+            *canonical = n;
+            return command_aliases[i].kind;
+        }
+    }
+    return -1;
+}
 
 static int cmd_command(kvd_exec *x)
 {
     kvd_reply *r = x->r;
-    switch (x->cmd->sub) {
+    const kvd_cmd *cmd = x->cmd;
+    size_t n = N_ALIASES;
+    for (int k = 0; k < KVD_CMD_COUNT; k++)
+        n += command_listed(k);
+    if (cmd->sub == KVD_SUB_COMMAND_INFO && cmd->nkeys > 0) {
+        /* the named ones, in order; nil for a name kvd does not have */
+        r->ops->array(r, cmd->nkeys);
+        for (size_t i = 0; i < cmd->nkeys; i++) {
+            const char *name = NULL;
+            int kind = command_kind(&cmd->keys[i], &name);
+            if (kind < 0)
+                r->ops->nil(r);
+            else
+                command_entry(r, name, kind);
+        }
+        return KV_OK;
+    }
+    switch (cmd->sub) {
     case KVD_SUB_COMMAND_COUNT:
-        return r->ops->integer(r, KVD_CMD_COUNT - KV_PROTO_OP_COUNT + 9);
+        return r->ops->integer(r, (int64_t)n);
     case KVD_SUB_COMMAND_DOCS:
         /* No documentation to offer: an empty answer, which redis-cli
          * takes as "no hints". */
         return r->ops->map(r, 0);
-    case KVD_SUB_COMMAND_LIST:
     case KVD_SUB_COMMAND_INFO:
+    case KVD_SUB_COMMAND_LIST:
     case KVD_SUB_NONE: {
-        /* [name, arity, flags, first key, last key, step]; arity -1:
-         * variable (kvd checks arguments itself). */
-        size_t n = 0;
-        for (int k = 0; k < KVD_CMD_COUNT; k++)
-            n += k != KVD_CMD_TXN && k != KVD_CMD_METRICS && k != KVD_CMD_SNAPSHOT &&
-                 k != KVD_CMD_SNAPSHOT_READ;
+        int list = cmd->sub == KVD_SUB_COMMAND_LIST;
         r->ops->array(r, n);
-        for (int k = 0; k < KVD_CMD_COUNT; k++) {
-            if (k == KVD_CMD_TXN || k == KVD_CMD_METRICS || k == KVD_CMD_SNAPSHOT ||
-                k == KVD_CMD_SNAPSHOT_READ)
-                continue;
-            if (x->cmd->sub == KVD_SUB_COMMAND_LIST) {
-                text(r, kvd_cmd_name(k));
-                continue;
-            }
-            int keyed = (k >= KVD_CMD_GET && k <= KVD_CMD_DEL) || k >= KVD_CMD_GETSET;
-            r->ops->array(r, 6);
-            text(r, kvd_cmd_name(k));
-            r->ops->integer(r, -1);
-            r->ops->array(r, 1);
-            r->ops->word(r, (kvd_cmd_flags(k) & KVD_CF_WRITE) ? "write" : "readonly");
-            r->ops->integer(r, keyed ? 1 : 0);
-            r->ops->integer(r, keyed ? -1 : 0);
-            r->ops->integer(r, keyed ? 1 : 0);
-        }
+        for (int k = 0; k < KVD_CMD_COUNT; k++)
+            if (command_listed(k))
+                list ? text(r, kvd_cmd_name(k)) : command_entry(r, kvd_cmd_name(k), k);
+        for (size_t i = 0; i < N_ALIASES; i++)
+            list ? text(r, command_aliases[i].name)
+                 : command_entry(r, command_aliases[i].name, command_aliases[i].kind);
         return KV_OK;
     }
     default:

@@ -133,12 +133,13 @@ static int r_error(kvd_reply *r, int status, const char *detail)
         return put(r, "-WRONGPASS invalid username-password pair or user is disabled.\r\n", 64);
     if (!detail)
         detail = kv_strerror(status);
-    /* A detail that starts with its own code word (EXECABORT, NOPROTO). */
-    size_t w = 0;
-    while (detail[w] >= 'A' && detail[w] <= 'Z')
-        w++;
-    if (w >= 3 && detail[w] == ' ')
-        prefix = "";
+    /* A detail that starts with its own code word (EXECABORT, NOPROTO);
+     * only these: "EXEC without MULTI" is an ERR like any other. */
+    static const char *const codes[] = {"EXECABORT ", "NOPROTO ", "WRONGPASS ", "NOAUTH ",
+                                        "WRONGTYPE "};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strncmp(detail, codes[i], strlen(codes[i])) == 0)
+            prefix = "";
     put(r, "-", 1);
     put(r, prefix, strlen(prefix));
     size_t n = strlen(detail);
@@ -446,11 +447,12 @@ static int split_inline(kvd_conn *c, resp_state *s, const uint8_t *p, size_t len
     size_t end = 0;
     while (end < len && p[end] != '\n')
         end++;
-    if (end == len) {
-        if (len > RESP_MAX_INLINE)
-            return protocol_error(c, "too big inline request");
+    /* Over the limit with or without its newline yet: whether the newline
+     * came in the same read must not decide. */
+    if (end > RESP_MAX_INLINE)
+        return protocol_error(c, "too big inline request");
+    if (end == len)
         return KVD_MSG_MORE;
-    }
     size_t line = end > 0 && p[end - 1] == '\r' ? end - 1 : end;
     s->i = 0;
     s->is_inline = 1;
@@ -568,7 +570,11 @@ static int to_i64(const kv_key *a, int64_t *v)
     char *e;
     errno = 0;
     long long x = strtoll(buf, &e, 10);
-    if (*e || errno || isspace((unsigned char)buf[0]))
+    if (e != buf + a->len || errno || isspace((unsigned char)buf[0]))
+        return -1;
+    /* Only the canonical form, as Redis's string2ll: no '+', no leading
+     * zero, no "-0". */
+    if (buf[0] == '+' || (buf[0] == '0' && a->len > 1) || (buf[0] == '-' && buf[1] == '0'))
         return -1;
     *v = x;
     return 0;
@@ -587,7 +593,7 @@ static int to_u64(const kv_key *a, uint64_t *v)
         char *e;
         errno = 0;
         unsigned long long u = strtoull(buf, &e, 10);
-        if (*e || errno || buf[0] == '-')
+        if (e != buf + a->len || errno || buf[0] == '-')
             return -1;
         *v = u;
         return 0;
@@ -663,7 +669,7 @@ static const char *parse(kvd_conn *c, const resp_command *rc, const kv_key *argv
             } else if (eq(&a[i], "SETNAME") && i + 1 < n) {
                 cmd->value = a[++i];
             } else {
-                snprintf(buf, bufsize, "syntax error in HELLO option '%.*s'",
+                snprintf(buf, bufsize, "Syntax error in HELLO option '%.*s'",
                          (int)(a[i].len > 32 ? 32 : a[i].len), (const char *)a[i].data);
                 return buf;
             }
@@ -697,6 +703,10 @@ static const char *parse(kvd_conn *c, const resp_command *rc, const kv_key *argv
                    : eq(&a[0], "INFO") ? KVD_SUB_COMMAND_INFO
                    : eq(&a[0], "LIST") ? KVD_SUB_COMMAND_LIST
                                        : KVD_SUB_UNKNOWN;
+        if (n >= 2) { /* COMMAND INFO / DOCS name... */
+            cmd->keys = a + 1;
+            cmd->nkeys = n - 1;
+        }
         return NULL;
     case KVD_CMD_CONFIG:
         cmd->sub = eq(&a[0], "GET") && n == 2 ? KVD_SUB_CONFIG_GET
@@ -777,8 +787,10 @@ static const char *parse(kvd_conn *c, const resp_command *rc, const kv_key *argv
         char *e;
         errno = 0;
         cmd->f = strtod(fb, &e);
-        if (*e || errno || isnan(cmd->f) || isinf(cmd->f) || isspace((unsigned char)fb[0]))
+        if (e != fb + a[1].len || errno || isnan(cmd->f) || isinf(cmd->f) ||
+            isspace((unsigned char)fb[0]))
             return "value is not a valid float";
+        cmd->value = a[1]; /* the text too: cmd_kv.c reads it as a long double */
         return NULL;
     }
     case KVD_CMD_SCAN: {
@@ -786,21 +798,25 @@ static const char *parse(kvd_conn *c, const resp_command *rc, const kv_key *argv
             return "invalid cursor";
         cmd->key = (kv_key){0};
         cmd->flags = 1u; /* keys only */
+        int no_type = 0;
         for (size_t i = 1; i < n; i++) {
             if (eq(&a[i], "MATCH") && i + 1 < n) {
                 cmd->value = a[++i];
             } else if (eq(&a[i], "COUNT") && i + 1 < n) {
-                int64_t v;
-                if (to_i64(&a[++i], &v) != 0 || v < 1)
-                    return v < 1 ? "syntax error" : "value is not an integer or out of range";
+                int64_t v = 0;
+                if (to_i64(&a[++i], &v) != 0)
+                    return "value is not an integer or out of range";
+                if (v < 1)
+                    return "syntax error";
                 cmd->limit = (uint64_t)v;
             } else if (eq(&a[i], "TYPE") && i + 1 < n) {
-                if (!eq(&a[++i], "string"))
-                    cmd->limit = 0, cmd->value = (kv_key){"", 0}; /* matches nothing */
+                no_type |= !eq(&a[++i], "string");
             } else {
                 return "syntax error";
             }
         }
+        if (no_type) /* every key is a string: an empty pattern matches none */
+            cmd->value = (kv_key){"", 0};
         if (cmd->value.data && cmd->value.len) {
             cmd->key = (kv_key){cmd->value.data,
                                 kvd_glob_literal_prefix(cmd->value.data, cmd->value.len)};

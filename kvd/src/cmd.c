@@ -88,7 +88,7 @@ int kvd_cmd_auth_check(kvd_conn *c, kvd_reply *r, const void *secret, size_t len
         r->ops->ok(r, "OK");
         return KV_OK;
     }
-    c->sess.authed = 0;
+    /* A connection already authenticated stays so (as in Redis). */
     kvd_stat_add(&c->w->stats.auth_failures, 1);
     if (kvd_auth_throttle_result(&s->auth_throttle, &c->peer_key, now, 0, &failures, &unwarned))
         kvd_warn("%s: wrong AUTH secret (%u in a row from this address, whose AUTHs now wait up "

@@ -57,12 +57,12 @@ struct kvd_conn;
     XX(SNAPSHOT_READ, "snapshot_read", KVD_CF_NOTXN)         \
     XX(CLUSTER, "cluster", KVD_CF_NOTXN)                     \
     XX(ECHO, "echo", 0)                                      \
-    XX(SELECT, "select", KVD_CF_NOTXN)                       \
+    XX(SELECT, "select", 0)                                  \
     XX(QUIT, "quit", KVD_CF_NOAUTH | KVD_CF_NOQUEUE)         \
-    XX(CLIENT, "client", KVD_CF_NOTXN)                       \
-    XX(COMMAND, "command", KVD_CF_NOTXN)                     \
-    XX(INFO, "info", KVD_CF_NOTXN)                           \
-    XX(CONFIG, "config", KVD_CF_NOTXN)                       \
+    XX(CLIENT, "client", 0)                                  \
+    XX(COMMAND, "command", 0)                                \
+    XX(INFO, "info", 0)                                      \
+    XX(CONFIG, "config", 0)                                  \
     XX(DBSIZE, "dbsize", KVD_CF_READ)                        \
     XX(FLUSHDB, "flushdb", KVD_CF_WRITE | KVD_CF_NOTXN)      \
     XX(GETSET, "getset", KVD_CF_WRITE)                       \
@@ -180,6 +180,8 @@ typedef struct kvd_reply_ops {
     /* Success with nothing to return (RESP: +word). */
     int (*ok)(kvd_reply *r, const char *word);
     int (*nil)(kvd_reply *r);
+    /* An absent array (EXEC after a WATCHed key changed): RESP2 *-1. */
+    int (*nil_array)(kvd_reply *r);
     int (*integer)(kvd_reply *r, int64_t v);
     int (*uinteger)(kvd_reply *r, uint64_t v);
     int (*dbl)(kvd_reply *r, double v);

@@ -245,7 +245,7 @@ static int cmd_exec(kvd_exec *x)
             kv_txn_abort(t);
             if (hold == -KV_CONFLICT)
                 continue;
-            rc = hold == 0 ? r->ops->nil(r) : r->ops->error(r, -hold, kv_strerror(-hold));
+            rc = hold == 0 ? r->ops->nil_array(r) : r->ops->error(r, -hold, kv_strerror(-hold));
             break;
         }
         r->ops->array(r, m->n);

@@ -168,7 +168,7 @@ static int n_finish(kvd_reply *r)
 }
 
 static const kvd_reply_ops native_reply = {
-    .error = n_error, .ok = n_ok, .nil = n_nil, .integer = n_integer,
+    .error = n_error, .ok = n_ok, .nil = n_nil, .nil_array = n_nil, .integer = n_integer,
     .uinteger = n_uinteger, .dbl = n_dbl, .boolean = n_boolean, .bytes = n_bytes,
     .text = n_text, .word = n_word, .array = n_array, .map = n_map,
     .versioned = n_versioned, .written = n_written, .deleted = n_deleted,

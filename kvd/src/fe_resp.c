@@ -119,6 +119,10 @@ static int putf(kvd_reply *r, const char *fmt, ...)
 }
 
 static int r_nil(kvd_reply *r) { return r->resp3 ? put(r, "_\r\n", 3) : put(r, "$-1\r\n", 5); }
+static int r_nil_array(kvd_reply *r)
+{
+    return r->resp3 ? put(r, "_\r\n", 3) : put(r, "*-1\r\n", 5);
+}
 
 static int r_error(kvd_reply *r, int status, const char *detail)
 {
@@ -332,7 +336,7 @@ static int r_finish(kvd_reply *r)
 }
 
 static const kvd_reply_ops resp_reply = {
-    .error = r_error, .ok = r_ok, .nil = r_nil, .integer = r_integer,
+    .error = r_error, .ok = r_ok, .nil = r_nil, .nil_array = r_nil_array, .integer = r_integer,
     .uinteger = r_uinteger, .dbl = r_dbl, .boolean = r_boolean, .bytes = r_bytes,
     .text = r_text, .word = r_word, .array = r_array, .map = r_map,
     .versioned = r_versioned, .written = r_written, .deleted = r_deleted,

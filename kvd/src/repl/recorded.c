@@ -12,7 +12,7 @@
 
 enum {
     T_ERROR = 1, T_OK, T_NIL, T_INT, T_UINT, T_DBL, T_BOOL, T_BYTES, T_TEXT, T_WORD,
-    T_ARRAY, T_MAP, T_VERSIONED, T_WRITTEN, T_DELETED
+    T_ARRAY, T_MAP, T_VERSIONED, T_WRITTEN, T_DELETED, T_NIL_ARRAY
 };
 
 #define ABSENT UINT64_MAX
@@ -67,6 +67,7 @@ static int c_ok(kvd_reply *r, const char *word)
 }
 
 static int c_nil(kvd_reply *r) { return rec_tag(r, T_NIL); }
+static int c_nil_array(kvd_reply *r) { return rec_tag(r, T_NIL_ARRAY); }
 static int c_integer(kvd_reply *r, int64_t v)
 {
     rec_tag(r, T_INT);
@@ -170,7 +171,7 @@ static void c_rewind(kvd_reply *r)
 static int c_finish(kvd_reply *r) { return r->err; }
 
 static const kvd_reply_ops recording = {
-    .error = c_error, .ok = c_ok, .nil = c_nil, .integer = c_integer,
+    .error = c_error, .ok = c_ok, .nil = c_nil, .nil_array = c_nil_array, .integer = c_integer,
     .uinteger = c_uinteger, .dbl = c_dbl, .boolean = c_boolean, .bytes = c_bytes,
     .text = c_text, .word = c_word, .array = c_array, .map = c_map,
     .versioned = c_versioned, .written = c_written, .deleted = c_deleted,
@@ -260,6 +261,7 @@ int kvd_recorded_replay(const void *buf, size_t len, kvd_reply *dst)
                 dst->ops->word(dst, word);
             break;
         case T_NIL: dst->ops->nil(dst); break;
+        case T_NIL_ARRAY: dst->ops->nil_array(dst); break;
         case T_INT: dst->ops->integer(dst, (int64_t)get_u64(&r)); break;
         case T_UINT: dst->ops->uinteger(dst, get_u64(&r)); break;
         case T_DBL: {

@@ -402,10 +402,7 @@ int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap
                     break;
                 }
                 uint64_t exp;
-                if (!kv__ext_parse(p + o, ext, &exp)) {
-                    rc = KV_CORRUPT;
-                    break;
-                }
+                kv__ext_parse(p + o, ext, &exp);
                 o += ext;
                 if (fns && fns->entry)
                     rc = fns->entry(ctx, p + o, klen, p + o + klen, vlen, rev, exp);

@@ -137,8 +137,7 @@ bool kv__record_decode(const unsigned char *p, size_t n, kv__record *out,
             vlen > n - off - cext - klen)
             goto bad;
         uint64_t exp;
-        if (!kv__ext_parse(p + off, cext, &exp))
-            goto bad;
+        kv__ext_parse(p + off, cext, &exp);
         off += cext;
         ch[i] = (kv__change){p + off, klen, op == KV__OP_SET ? p + off + klen : NULL, vlen,
                              op == KV__OP_DELETE, op == KV__OP_SET ? exp : 0};

@@ -28,7 +28,8 @@
  *
  * A change's (and a snapshot entry's) ext is a list of fields, each
  *   u8 type, u8 len, data[len]
- * Readers skip fields of types they do not know. Type 1 (KV__EXT_EXPIRE,
+ * Readers skip fields of types they do not know, and stop at bytes that
+ * do not form a whole field (older writers put opaque bytes here). Type 1 (KV__EXT_EXPIRE,
  * len 8): a set's expiry time, u64 ms since the Unix epoch. A set without
  * an expiry time has no ext (ext_len 0), as before.
  */
@@ -106,21 +107,15 @@ static inline void kv__ext_put(unsigned char *p, uint64_t expire_at)
 }
 
 /* Reads the fields of an ext of n bytes: *expire_at gets the expiry time
- * (0 if none). false if a field runs past the end or is malformed. */
-static inline bool kv__ext_parse(const unsigned char *p, size_t n, uint64_t *expire_at)
+ * (0 if none). Lenient, as format version 1 promised readers would be:
+ * unknown types are skipped, and bytes that do not form a whole field end
+ * the list (the frame's checksum already vouches for the bytes). */
+static inline void kv__ext_parse(const unsigned char *p, size_t n, uint64_t *expire_at)
 {
     *expire_at = 0;
-    for (size_t o = 0; o < n;) {
-        if (n - o < 2 || p[o + 1] > n - o - 2)
-            return false;
-        if (p[o] == KV__EXT_EXPIRE) {
-            if (p[o + 1] != 8)
-                return false;
+    for (size_t o = 0; n - o >= 2 && p[o + 1] <= n - o - 2; o += 2 + (size_t)p[o + 1])
+        if (p[o] == KV__EXT_EXPIRE && p[o + 1] == 8)
             *expire_at = kv__get64(p + o + 2);
-        }
-        o += 2 + (size_t)p[o + 1];
-    }
-    return true;
 }
 
 /* The checksum of frames and file headers. */

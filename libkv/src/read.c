@@ -239,14 +239,18 @@ static int mget_snapshot(kv_store *s, const kv_key *keys, size_t n, mget_state *
     }
 
     kv__ebr_pin(&s->ebr, st->slot);
-    /* One clock reading for every key and every retry: keys set together
-     * with one expiry time are all present or all gone. */
-    uint64_t now = kv__clock_now(s);
     do {
         for (size_t i = 0; i < n; i++) {
             m[i].seq = kv__stripe_seq(s->stripes, kv__stripe_of(m[i].hash));
             m[i].seen_pending = NULL;
         }
+        /* One clock reading for every key of the attempt, so keys set
+         * together with one expiry time are all present or all gone. Read
+         * after the counters: a writer that removed one of them as expired
+         * read the clock before its bump, so this reading is at least
+         * that late and finds the others expired too (acquire on the
+         * counter, release on the bump). */
+        uint64_t now = kv__clock_now(s);
         kv__table *t = atomic_load(&s->table);
         /* The keys are independent: start all their cache misses before
          * waiting on any. */

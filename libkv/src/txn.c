@@ -147,8 +147,8 @@ int kv_txn_get(kv_txn *t, const void *key, size_t klen, kv_value *out)
     txn_read *r = &t->reads[t->nreads];
     *r = (txn_read){kcopy, klen, kv__hash(key, klen), 0, 0, false};
     kv__ebr_pin(&s->ebr, slot);
-    uint64_t now = kv__clock_now(s);
     r->seq = kv__stripe_seq(s->stripes, kv__stripe_of(r->hash));
+    uint64_t now = kv__clock_now(s); /* after the counter: see read.c */
     uintptr_t word = kv__table_find(atomic_load(&s->table), r->hash, key, klen);
     kv__commit *pending = NULL;
     kv__item *it = word ? kv__slot_visible(word, &pending, now) : NULL;

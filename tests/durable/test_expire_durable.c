@@ -4,6 +4,9 @@
  * expired by the time the store is reopened is absent, and its removal by
  * the active expiry is itself logged.
  */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
 #include <time.h>
 
 #include "durtest.h"

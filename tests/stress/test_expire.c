@@ -14,6 +14,9 @@
  * Under ASan this checks memory safety of expiry's removals, under TSan
  * the races between the sweep, lazy removal, readers and the clock.
  */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>

@@ -8,6 +8,9 @@
  * reads < T and absent from T on, identically for get, get_into, get_with,
  * exists, ttl, mget, scan, CAS, optimistic and conditional transactions.
  */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
 #include "kvtest.h"
 
 #include <time.h>

@@ -92,9 +92,9 @@ int main(int argc, char **argv)
      * read it back, otherwise just read it */
     kv_compare cmp = {.kind = KV_CMP_VERSION_EQ, .key = "greeting",
                       .klen = 8, .version = version};
-    kv_op then_ops[2] = {{KV_OP_SET, "greeting", 8, "bonjour", 7},
-                         {KV_OP_GET, "greeting", 8, NULL, 0}};
-    kv_op else_ops[1] = {{KV_OP_GET, "greeting", 8, NULL, 0}};
+    kv_op then_ops[2] = {{KV_OP_SET, "greeting", 8, "bonjour", 7, 0},
+                         {KV_OP_GET, "greeting", 8, NULL, 0, 0}};
+    kv_op else_ops[1] = {{KV_OP_GET, "greeting", 8, NULL, 0, 0}};
     kv_txn_result tr;
     if ((rc = kv_client_txn(c, &cmp, 1, then_ops, 2, else_ops, 1, &tr)))
         return fail(c, "txn", rc);

@@ -140,8 +140,8 @@ static int compare_and_set(kv_store *store, const char *key, uint64_t expected,
                            const char *val, uint64_t *new_version)
 {
     kv_compare cmp = {KV_CMP_VERSION_EQ, key, strlen(key), expected, NULL, 0};
-    kv_op then_op = {KV_OP_SET, key, strlen(key), val, strlen(val)};
-    kv_op else_op = {KV_OP_GET, key, strlen(key), NULL, 0};
+    kv_op then_op = {KV_OP_SET, key, strlen(key), val, strlen(val), 0};
+    kv_op else_op = {KV_OP_GET, key, strlen(key), NULL, 0, 0};
     kv_txn_result r;
     expect(kv_txn_cond(store, &cmp, 1, &then_op, 1, &else_op, 1, &r), KV_OK,
            "kv_txn_cond");

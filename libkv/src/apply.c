@@ -34,11 +34,14 @@ typedef struct akey {
     size_t klen;
     uint64_t hash;
     kv__loc loc;
-    kv__item *cur; /* its item before the batch, NULL if absent */
+    kv__item *old; /* the item in its slot before the batch, expired or not */
+    kv__item *cur; /* its visible item before the batch, NULL if absent
+                      (or expired: then old is the expired item) */
     /* overlay while playing the ops */
     bool exists;
     const void *val;
     size_t vlen;
+    uint64_t expire; /* expiry time of the key's value in the overlay */
     bool val_is_new; /* val came from a SET of this batch */
     /* what publishing does */
     bool changed;
@@ -76,7 +79,8 @@ static int validate(const kv_store *s, const kv__batch *b)
             return KV_INVALID_ARGUMENT;
         for (size_t i = 0; i < lens[l]; i++) {
             const kv_op *op = &lists[l][i];
-            if ((unsigned)op->kind > KV_OP_DELETE)
+            if ((unsigned)op->kind > KV_OP_DELETE &&
+                !(b->internal && (op->kind == KV__OP_EXPIRE || op->kind == KV__OP_TOUCH)))
                 return KV_INVALID_ARGUMENT;
             if ((rc = kv__check_key(s, op->key, op->klen)) != KV_OK)
                 return rc;
@@ -147,12 +151,12 @@ void kv__set_record_hook(kv_store *s, kv__record_hook hook, void *ctx)
  * revision is known. Returns KV_OK or KV_NO_MEMORY. */
 static int play_ops(kv__slot *slot, const kv_op *ops, size_t nops, const size_t *op_keys,
                     akey *keys, size_t nkeys, kv__outcome *out, kv_op_result *results,
-                    bool *result_needs_rev)
+                    bool *result_needs_rev, uint64_t now)
 {
     for (size_t i = 0; i < nops; i++) {
         const kv_op *op = &ops[i];
         akey *k = &keys[op_keys[i]];
-        switch (op->kind) {
+        switch ((int)op->kind) {
         case KV_OP_GET:
             kv__count(slot, KV__C_GETS, 1);
             kv__count(slot, k->exists ? KV__C_GET_HITS : KV__C_GET_MISSES, 1);
@@ -172,8 +176,28 @@ static int play_ops(kv__slot *slot, const kv_op *ops, size_t nops, const size_t 
             k->vlen = op->vlen;
             k->val_is_new = true;
             k->changed = true;
+            k->expire = op->expire_at_ms;
             if (results)
                 result_needs_rev[i] = true;
+            break;
+        case KV__OP_EXPIRE:
+            if (results) {
+                results[i].status = k->exists ? KV_OK : KV_NOT_FOUND;
+                results[i].value.version = k->exists && !k->val_is_new ? kv__item_rev(k->cur) : 0;
+            }
+            if (!k->exists || k->expire == op->expire_at_ms)
+                break; /* absent, or nothing to change */
+            if (op->expire_at_ms && op->expire_at_ms <= now) {
+                k->exists = false; /* a time already past: the key goes now */
+                k->val_is_new = false;
+            } else {
+                k->expire = op->expire_at_ms;
+            }
+            k->changed = true;
+            if (results)
+                result_needs_rev[i] = true;
+            break;
+        case KV__OP_TOUCH:
             break;
         case KV_OP_DELETE:
             if (results)
@@ -187,10 +211,12 @@ static int play_ops(kv__slot *slot, const kv_op *ops, size_t nops, const size_t 
             break;
         }
     }
-    /* A key that ends as it started (absent, or never written) is no change. */
+    /* A key that ends absent is a change exactly when its slot holds an
+     * item: a live one deleted, or an expired one, which the change
+     * removes (lazy expiry). */
     for (size_t i = 0; i < nkeys; i++)
-        if (keys[i].changed && !keys[i].cur && !keys[i].exists)
-            keys[i].changed = false;
+        if (!keys[i].exists)
+            keys[i].changed = keys[i].old != NULL;
     return KV_OK;
 }
 
@@ -226,7 +252,8 @@ static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nch
         if (!k->changed)
             continue;
         if (k->exists) {
-            k->next = kv__item_new(&s->slab, &slot->cache, k->key, k->klen, k->val, k->vlen);
+            k->next = kv__item_new(&s->slab, &slot->cache, k->key, k->klen, k->val, k->vlen,
+                                   k->expire);
             if (!k->next)
                 goto nomem;
         }
@@ -234,7 +261,7 @@ static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nch
             k->pending = malloc(sizeof *k->pending);
             if (!k->pending)
                 goto nomem;
-            *k->pending = (kv__pending){k->cur, k->next, *commit};
+            *k->pending = (kv__pending){k->old, k->next, *commit};
         }
     }
     /* Retires: replaced items, pending nodes, the commit. */
@@ -259,7 +286,8 @@ static kv__change *make_changes(akey *keys, size_t n, size_t nchanged, kv__chang
         if (keys[i].changed)
             ch[j++] = (kv__change){keys[i].key, keys[i].klen,
                                    keys[i].exists ? keys[i].val : NULL,
-                                   keys[i].exists ? keys[i].vlen : 0, !keys[i].exists};
+                                   keys[i].exists ? keys[i].vlen : 0, !keys[i].exists,
+                                   keys[i].exists ? keys[i].expire : 0};
     return ch;
 }
 
@@ -278,7 +306,8 @@ static void bump_changed(kv_store *s, akey *keys, size_t n)
 /* The word a key's slot gets once the change is done. */
 static uintptr_t final_word(const akey *k)
 {
-    return k->next ? kv__slot_make(k->hash, k->next, false) : KV__SLOT_TOMB;
+    return k->next ? kv__slot_make(k->hash, k->next, false, kv__item_has_ttl(k->next))
+                   : KV__SLOT_TOMB;
 }
 
 static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
@@ -300,7 +329,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             akey *k = &keys[i];
             if (!k->changed)
                 continue;
-            uintptr_t w = kv__slot_make(k->hash, k->pending, true);
+            uintptr_t w = kv__slot_make(k->hash, k->pending, true, false);
             if (k->loc.table)
                 kv__table_replace(&k->loc, w);
             else
@@ -319,28 +348,39 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
     }
     bump_changed(s, keys, n);
 
+    bool ttl_new = false;
     for (size_t i = 0; i < n; i++) {
         akey *k = &keys[i];
         if (!k->changed)
             continue;
-        if (k->cur) {
+        if (k->old) {
             kv__count(slot, KV__C_KEYS, (uint64_t)-1);
-            kv__count(slot, KV__C_KEY_BYTES, (uint64_t)0 - kv__item_klen(k->cur));
-            kv__count(slot, KV__C_VALUE_BYTES, (uint64_t)0 - kv__item_vlen(k->cur));
-            kv__count(slot, KV__C_ITEM_BYTES, (uint64_t)0 - kv__item_footprint(k->cur));
-            kv__ebr_retire(&s->ebr, slot, k->cur, retired_item_free, kv__item_footprint(k->cur));
+            kv__count(slot, KV__C_KEY_BYTES, (uint64_t)0 - kv__item_klen(k->old));
+            kv__count(slot, KV__C_VALUE_BYTES, (uint64_t)0 - kv__item_vlen(k->old));
+            kv__count(slot, KV__C_ITEM_BYTES, (uint64_t)0 - kv__item_footprint(k->old));
+            if (kv__item_has_ttl(k->old))
+                kv__count(slot, KV__C_TTL_KEYS, (uint64_t)-1);
+            if (!k->cur)
+                kv__count(slot, KV__C_EXPIRED, 1);
+            kv__ebr_retire(&s->ebr, slot, k->old, retired_item_free, kv__item_footprint(k->old));
         }
         if (k->next) {
             kv__count(slot, KV__C_KEYS, 1);
             kv__count(slot, KV__C_KEY_BYTES, kv__item_klen(k->next));
             kv__count(slot, KV__C_VALUE_BYTES, kv__item_vlen(k->next));
             kv__count(slot, KV__C_ITEM_BYTES, kv__item_footprint(k->next));
+            if (kv__item_has_ttl(k->next)) {
+                kv__count(slot, KV__C_TTL_KEYS, 1);
+                ttl_new = true;
+            }
         }
         if (k->pending)
             kv__ebr_retire(&s->ebr, slot, k->pending, kv__ebr_free_plain, sizeof *k->pending);
     }
     if (commit)
         kv__ebr_retire(&s->ebr, slot, commit, kv__ebr_free_plain, sizeof *commit);
+    if (ttl_new && !atomic_load_explicit(&s->ttl_seen, memory_order_relaxed))
+        atomic_store(&s->ttl_seen, true);
 }
 
 /* Under max_keys: reserves room for a change that adds keys (undone by the
@@ -354,7 +394,7 @@ static int reserve_keys(kv_store *s, akey *keys, size_t n, bool replay, int64_t 
         return KV_OK;
     for (size_t i = 0; i < n; i++)
         if (keys[i].changed)
-            *delta += (keys[i].exists ? 1 : 0) - (keys[i].cur ? 1 : 0);
+            *delta += (keys[i].exists ? 1 : 0) - (keys[i].old ? 1 : 0);
     if (*delta <= 0)
         return KV_OK;
     uint64_t before = atomic_fetch_add(&s->nkeys, (uint64_t)*delta);
@@ -368,15 +408,18 @@ static int reserve_keys(kv_store *s, akey *keys, size_t n, bool replay, int64_t 
     return KV_OK;
 }
 
-/* Finds a key (its stripe locked) and loads its current state. */
-static void load_key(kv__table *t, akey *k)
+/* Finds a key (its stripe locked) and loads its current state at clock
+ * reading now: an expired item is k->old but not k->cur. */
+static void load_key(kv__table *t, akey *k, uint64_t now)
 {
     if (kv__table_locate(t, k->hash, k->key, k->klen, &k->loc) && k->loc.word != KV__SLOT_TOMB)
-        k->cur = kv__slot_visible(k->loc.word, NULL);
+        k->old = kv__slot_current(k->loc.word, NULL);
+    k->cur = k->old && !kv__item_expired(k->old, now) ? k->old : NULL;
     k->exists = k->cur != NULL;
     if (k->cur) {
         k->val = kv__item_value(k->cur);
         k->vlen = kv__item_vlen(k->cur);
+        k->expire = kv__item_expire_at(k->cur);
     }
 }
 
@@ -471,7 +514,7 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
         return KV_NO_MEMORY;
     }
     kv__stripes_lock(s->stripes, &stripe, 1);
-    load_key(atomic_load(&s->table), &k);
+    load_key(atomic_load(&s->table), &k, kv__clock_now(s));
 
     kv__outcome o = {.succeeded = true};
     if (b->ncmps && !compare_holds(&b->cmps[0], &k)) {
@@ -481,11 +524,15 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
         k.exists = k.changed = k.val_is_new = true;
         k.val = op->value;
         k.vlen = op->vlen;
+        k.expire = op->expire_at_ms;
     } else if (k.exists) {
         k.exists = false;
         k.changed = true;
         o.deleted = 1;
     }
+    if (!k.exists && k.old)
+        k.changed = true; /* an expired key: removed by this change */
+    o.expired = k.old && !k.cur && k.changed;
     int rc = k.changed ? commit_change(s, slot, &k, 1, 1, &o, 0) : KV_OK;
     if (rc == KV_OK && o.succeeded) {
         kv__count(slot, is_set ? KV__C_SETS : KV__C_DELETES, is_set ? 1 : o.deleted);
@@ -498,6 +545,7 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
     }
     kv__ebr_unpin(slot);
     kv__ebr_collect(&s->ebr, slot);
+    kv__expiry_ensure(s);
     if (rc == KV_OK && o.revision)
         rc = kv__wait_durable(s, o.revision);
     if (rc == KV_OK)
@@ -579,8 +627,9 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     kv__stripes_lock(s->stripes, stripes, nstripes);
 
     kv__table *t = atomic_load(&s->table);
+    uint64_t now = kv__clock_now(s);
     for (size_t i = 0; i < nkeys; i++)
-        load_key(t, &keys[i]);
+        load_key(t, &keys[i], now);
 
     kv__outcome o = {.succeeded = true};
     for (size_t i = 0; i < b->ncmps; i++) {
@@ -606,12 +655,15 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
             goto out_unlock;
         }
     }
-    if ((rc = play_ops(slot, ops, nops, op_keys, keys, nkeys, &o, o.results, needs_rev)) != KV_OK)
+    if ((rc = play_ops(slot, ops, nops, op_keys, keys, nkeys, &o, o.results, needs_rev,
+                       now)) != KV_OK)
         goto out_unlock;
 
     size_t nchanged = 0;
-    for (size_t i = 0; i < nkeys; i++)
+    for (size_t i = 0; i < nkeys; i++) {
         nchanged += keys[i].changed;
+        o.expired += keys[i].changed && keys[i].old && !keys[i].cur;
+    }
     if (nchanged && (rc = commit_change(s, slot, keys, nkeys, nchanged, &o, 0)) != KV_OK)
         goto out_unlock;
     for (size_t i = 0; i < nops; i++) {
@@ -632,6 +684,7 @@ out_unlock:
     kv__ebr_unpin(slot);
     free(needs_rev);
     kv__ebr_collect(&s->ebr, slot);
+    kv__expiry_ensure(s);
     if (rc == KV_OK && o.revision)
         rc = kv__wait_durable(s, o.revision);
     if (rc == KV_OK)
@@ -670,7 +723,10 @@ int kv__replay_change(kv_store *s, const kv__change *c, uint64_t rev)
         return KV_NO_MEMORY;
     }
     kv__stripes_lock(s->stripes, &stripe, 1);
-    load_key(atomic_load(&s->table), &k);
+    /* Recovery looks at items whatever their expiry (clock 0): a key that
+     * has expired is loaded as it was logged, and is gone for readers at
+     * once; the active expiry then removes it with a logged delete. */
+    load_key(atomic_load(&s->table), &k, 0);
     /* Idempotent: a key already at this revision or a later one keeps its
      * state; an absent key takes a set (a later delete, if any, follows). */
     int rc = KV_OK;
@@ -679,6 +735,7 @@ int kv__replay_change(kv_store *s, const kv__change *c, uint64_t rev)
             k.exists = k.changed = k.val_is_new = true;
             k.val = c->val;
             k.vlen = c->vlen;
+            k.expire = c->expire_at;
         } else if (k.cur) {
             k.exists = false;
             k.changed = true;

@@ -7,6 +7,13 @@
  * makes it one atomic step with one revision. A batch is the general form
  * (compares, then-ops, else-ops); the simpler operations are special cases.
  *
+ * Expiry: every key is looked at with the store's clock (kv__clock_now).
+ * An expired key counts as absent for compares and ops, and is removed by
+ * the change that met it: a key that ends absent but whose slot still holds
+ * an expired item gets a delete in the change's record (counted in
+ * expired_keys). So a writer that meets an expired key reclaims it (lazy
+ * expiry), and the active expiry (expire.c) is a batch of TOUCH ops.
+ *
  * The log sits here (log.h): under the keys' stripe locks, the change is
  * appended to the log as one kv__record, which takes its revision; the
  * append can fail, and then nothing changed. The wait for the record to be
@@ -31,12 +38,23 @@ typedef struct kv__batch {
     const kv_op *else_ops;
     size_t nelse;
     bool want_results; /* fill kv__outcome.results (GET values, statuses) */
+    bool internal;     /* may use the internal op kinds below */
 } kv__batch;
+
+/* Op kinds only the library uses (kv__batch.internal). */
+#define KV__OP_EXPIRE ((kv_op_kind)16) /* give the key expire_at_ms (0: none),
+                                          keeping its value: a change with a
+                                          new revision; a time already past
+                                          deletes the key */
+#define KV__OP_TOUCH ((kv_op_kind)17)  /* nothing: the key is locked and
+                                          looked at, so an expired one is
+                                          removed (the active expiry) */
 
 typedef struct kv__outcome {
     bool succeeded;          /* every compare held: then_ops ran        */
     uint64_t revision;       /* the change's revision, 0 if none        */
     size_t deleted;          /* DELETE ops that found their key         */
+    size_t expired;          /* expired keys the change removed          */
     uint64_t failed_version; /* version of the first failed compare's key */
     kv_op_result *results;   /* want_results: one per op that ran       */
     size_t nresults;
@@ -49,6 +67,7 @@ typedef struct kv__change {
     const void *val; /* NULL when deleted */
     size_t vlen;
     bool deleted;
+    uint64_t expire_at; /* a set's expiry time, ms since the epoch; 0: none */
 } kv__change;
 
 /* One atomic change, as a log would store it. */

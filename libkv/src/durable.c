@@ -94,10 +94,10 @@ static int replay_record(kv_store *s, const kv__record *r)
 }
 
 static int on_snap_entry(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
-                         uint64_t rev)
+                         uint64_t rev, uint64_t expire_at)
 {
     replay_ctx *c = ctx;
-    kv__change ch = {key, klen, val, vlen, false};
+    kv__change ch = {key, klen, val, vlen, false, expire_at};
     return kv__replay_change(c->s, &ch, rev);
 }
 
@@ -553,6 +553,9 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
         kv_close(s);
         return rc;
     }
+    /* Recovered keys with an expiry time: now that the log runs, the
+     * active expiry may delete them. */
+    kv__expiry_ensure(s);
     *out = s;
     return KV_OK;
 }

@@ -401,9 +401,11 @@ int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap
                     rc = KV_CORRUPT;
                     break;
                 }
+                uint64_t exp;
+                kv__ext_parse(p + o, ext, &exp);
                 o += ext;
                 if (fns && fns->entry)
-                    rc = fns->entry(ctx, p + o, klen, p + o + klen, vlen, rev);
+                    rc = fns->entry(ctx, p + o, klen, p + o + klen, vlen, rev, exp);
                 o += klen + vlen;
                 info->entries++;
             }

@@ -59,9 +59,10 @@ int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
 
 /* A snapshot's contents, as kv__snap_read hands them out. */
 typedef struct kv__snap_fns {
-    /* one key as it was (rev = its version) */
+    /* one key as it was (rev = its version; expire_at its expiry time, 0:
+     * none) */
     int (*entry)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
-                 uint64_t rev);
+                 uint64_t rev, uint64_t expire_at);
     /* a record of the log tail inside the snapshot */
     kv__rec_fn record;
 } kv__snap_fns;

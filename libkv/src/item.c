@@ -7,10 +7,10 @@
 #include <stdlib.h>
 
 kv__item *kv__item_new(kv__slab *slab, kv__slab_cache *cache, const void *key,
-                       size_t klen, const void *val, size_t vlen)
+                       size_t klen, const void *val, size_t vlen, uint64_t expire_at)
 {
     bool small = kv__item_is_small(klen, vlen);
-    size_t extra = small ? 0 : 8;
+    size_t extra = (small ? 0 : 8) + (expire_at ? 8 : 0);
     size_t size = sizeof(kv__item) + extra + klen + vlen;
     kv__item *it = kv__slab_fits(size) ? kv__slab_alloc(slab, cache, size) : malloc(size);
     if (!it)
@@ -23,6 +23,10 @@ kv__item *kv__item_new(kv__slab *slab, kv__slab_cache *cache, const void *key,
         it->lens = KV__ITEM_LARGE;
         memcpy(it->data, &k, 4);
         memcpy(it->data + 4, &v, 4);
+    }
+    if (expire_at) {
+        it->lens |= KV__ITEM_TTL;
+        memcpy(it->data + (small ? 0 : 8), &expire_at, 8);
     }
     unsigned char *p = it->data + extra;
     memcpy(p, key, klen);

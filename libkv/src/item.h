@@ -3,7 +3,9 @@
  *
  * kv__item: one key with one value and the revision that wrote it, in a
  * single allocation (key bytes, then value bytes) so a get touches one
- * object. Items are never changed after they are published: a set
+ * object. An item may carry an absolute expiry time (wall clock, ms): only
+ * items that have one store it (8 bytes, flagged by a bit of the lens
+ * word), so keys without a TTL cost nothing more. Items are never changed after they are published: a set
  * publishes a new item and retires the old one (ebr.h).
  *
  * kv__pending: stands in the index for a key while a multi-key change is
@@ -24,10 +26,14 @@
 #include "slab.h"
 
 /* Header: the revision, then one 32-bit word of lengths. Most items are
- * "small" (key < 2 KiB, value < 1 MiB): both lengths fit in that word and the
- * header is 12 bytes. Other items have bit 31 set and keep the two lengths
- * as 32-bit words at the start of data[]. The struct is 4-byte aligned so
- * that no padding follows the header; rev is read as two halves. */
+ * "small" (key < 2 KiB, value < 512 KiB): both lengths fit in that word and
+ * the header is 12 bytes. Other items have bit 31 set and keep the two
+ * lengths as 32-bit words at the start of data[]. Bit 30 (KV__ITEM_TTL)
+ * says the item expires: its expiry time, a u64 in ms since the Unix epoch,
+ * follows (after the large lengths, if any). The struct is 4-byte aligned
+ * so that no padding follows the header; rev is read as two halves.
+ *
+ *   data[] = [klen u32, vlen u32 if large][expire_at u64 if TTL][key][value] */
 typedef struct kv__item {
     uint32_t rev_lo, rev_hi;
     uint32_t lens;
@@ -35,12 +41,41 @@ typedef struct kv__item {
 } kv__item;
 
 #define KV__ITEM_LARGE 0x80000000u
+#define KV__ITEM_TTL 0x40000000u
 #define KV__ITEM_SMALL_KLEN 2048u     /* key lengths below this are small  */
-#define KV__ITEM_SMALL_VLEN 1048576u  /* value lengths below this are small */
+#define KV__ITEM_SMALL_VLEN 524288u   /* value lengths below this are small */
 
 static inline bool kv__item_is_small(size_t klen, size_t vlen)
 {
     return klen < KV__ITEM_SMALL_KLEN && vlen < KV__ITEM_SMALL_VLEN;
+}
+
+/* Bytes of data[] before the key: the large lengths and the expiry. */
+static inline size_t kv__item_prefix(const kv__item *it)
+{
+    return (it->lens >> 31) * 8 + ((it->lens >> 30) & 1) * 8;
+}
+
+static inline bool kv__item_has_ttl(const kv__item *it)
+{
+    return (it->lens & KV__ITEM_TTL) != 0;
+}
+
+/* The item's expiry time in ms since the epoch, 0 if it has none. */
+static inline uint64_t kv__item_expire_at(const kv__item *it)
+{
+    if (!kv__item_has_ttl(it))
+        return 0;
+    uint64_t e;
+    memcpy(&e, it->data + (it->lens & KV__ITEM_LARGE ? 8 : 0), sizeof e);
+    return e;
+}
+
+/* The one rule of expiry: an item with expiry time T is gone once the
+ * store's clock reads T or later (visible while now < T). */
+static inline bool kv__item_expired(const kv__item *it, uint64_t now)
+{
+    return kv__item_has_ttl(it) && kv__item_expire_at(it) <= now;
 }
 
 static inline uint64_t kv__item_rev(const kv__item *it)
@@ -66,7 +101,7 @@ static inline size_t kv__item_klen(const kv__item *it)
 static inline size_t kv__item_vlen(const kv__item *it)
 {
     if (!(it->lens & KV__ITEM_LARGE))
-        return it->lens >> 11;
+        return (it->lens >> 11) & (KV__ITEM_SMALL_VLEN - 1);
     uint32_t v;
     memcpy(&v, it->data + 4, sizeof v);
     return v;
@@ -84,10 +119,11 @@ typedef struct kv__pending {
     kv__commit *commit;
 } kv__pending;
 
-/* A new item with rev 0, or NULL on out-of-memory. Small items come from
- * the slab (slab.h) through the calling thread's cache. */
+/* A new item with rev 0 expiring at expire_at (ms since the epoch; 0:
+ * never), or NULL on out-of-memory. Small items come from the slab
+ * (slab.h) through the calling thread's cache. */
 kv__item *kv__item_new(kv__slab *slab, kv__slab_cache *cache, const void *key,
-                       size_t klen, const void *val, size_t vlen);
+                       size_t klen, const void *val, size_t vlen, uint64_t expire_at);
 /* Frees an item into the calling thread's cache (or to malloc if large). */
 void kv__item_free(kv__slab_cache *cache, kv__item *it);
 /* Frees a large item; small ones die with the slab's chunks. For close. */
@@ -97,13 +133,12 @@ size_t kv__item_footprint(const kv__item *it);
 
 static inline size_t kv__item_size(const kv__item *it)
 {
-    return sizeof *it + (it->lens & KV__ITEM_LARGE ? 8 : 0) + kv__item_klen(it) +
-           kv__item_vlen(it);
+    return sizeof *it + kv__item_prefix(it) + kv__item_klen(it) + kv__item_vlen(it);
 }
 
 static inline const unsigned char *kv__item_key(const kv__item *it)
 {
-    return it->data + (it->lens & KV__ITEM_LARGE ? 8 : 0);
+    return it->data + kv__item_prefix(it);
 }
 
 static inline const void *kv__item_value(const kv__item *it)

@@ -19,7 +19,7 @@ int kv_load(kv_store *s, const void *key, size_t klen, const void *val, size_t v
         rc = kv__check_value(s, val, vlen);
     if (rc != KV_OK)
         return rc;
-    kv__change c = {key, klen, deleted ? NULL : (val ? val : ""), deleted ? 0 : vlen,
-                    deleted != 0};
+    kv__change c = {.key = key, .klen = klen, .val = deleted ? NULL : (val ? val : ""),
+                    .vlen = deleted ? 0 : vlen, .deleted = deleted != 0, .expire_at = 0};
     return kv__replay_change(s, &c, version);
 }

@@ -55,6 +55,8 @@ int kv_metrics_read(kv_store *s, kv_metrics *out, size_t size)
         .txn_conflicts = sum[KV__C_TXN_CONFLICTS],
         .table_slots = table_slots,
         .table_resizes = atomic_load(&s->resizes),
+        .expired_keys = sum[KV__C_EXPIRED],
+        .keys_with_ttl = clamp(sum[KV__C_TTL_KEYS]),
     };
     kv__durable_metrics(s, &m);
     memcpy(out, &m, size < sizeof m ? size : sizeof m);

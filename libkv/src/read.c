@@ -58,7 +58,7 @@ static int read_begin(kv_store *s, const void *key, size_t klen, kv__slot **slot
 static kv__item *read_item(kv_store *s, const void *key, size_t klen)
 {
     uintptr_t w = kv__table_find(atomic_load(&s->table), kv__hash(key, klen), key, klen);
-    return w ? kv__slot_visible(w, NULL) : NULL;
+    return w ? kv__slot_visible(w, NULL, kv__clock_now(s)) : NULL;
 }
 
 static void read_end(kv__slot *slot, bool hit)
@@ -131,6 +131,21 @@ int kv_exists(kv_store *s, const void *key, size_t klen, uint64_t *version)
     if (it && version)
         *version = kv__item_rev(it);
     read_end(slot, it != NULL);
+    return it ? KV_OK : KV_NOT_FOUND;
+}
+
+int kv_ttl(kv_store *s, const void *key, size_t klen, uint64_t *expire_at_ms)
+{
+    if (!expire_at_ms)
+        return KV_INVALID_ARGUMENT;
+    kv__slot *slot;
+    int rc = read_begin(s, key, klen, &slot);
+    if (rc != KV_OK)
+        return rc;
+    kv__item *it = read_item(s, key, klen);
+    if (it)
+        *expire_at_ms = kv__item_expire_at(it);
+    kv__ebr_unpin(slot);
     return it ? KV_OK : KV_NOT_FOUND;
 }
 
@@ -229,13 +244,20 @@ static int mget_snapshot(kv_store *s, const kv_key *keys, size_t n, mget_state *
             m[i].seq = kv__stripe_seq(s->stripes, kv__stripe_of(m[i].hash));
             m[i].seen_pending = NULL;
         }
+        /* One clock reading for every key of the attempt, so keys set
+         * together with one expiry time are all present or all gone. Read
+         * after the counters: a writer that removed one of them as expired
+         * read the clock before its bump, so this reading is at least
+         * that late and finds the others expired too (acquire on the
+         * counter, release on the bump). */
+        uint64_t now = kv__clock_now(s);
         kv__table *t = atomic_load(&s->table);
         /* The keys are independent: start all their cache misses before
          * waiting on any. */
         prefetch_keys(t, m, n);
         for (size_t i = 0; i < n; i++) {
             uintptr_t w = kv__table_find(t, m[i].hash, keys[i].data, keys[i].len);
-            m[i].item = w ? kv__slot_visible(w, &m[i].seen_pending) : NULL;
+            m[i].item = w ? kv__slot_visible(w, &m[i].seen_pending, now) : NULL;
         }
     } while (!snapshot_holds(s, m, n));
     return KV_OK;

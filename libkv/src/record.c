@@ -74,7 +74,7 @@ size_t kv__record_size(const kv__record *r)
     size_t n = KV__REC_HDR;
     for (size_t i = 0; i < r->nchanges; i++)
         n += KV__CHANGE_HDR + r->changes[i].klen +
-             (r->changes[i].deleted ? 0 : r->changes[i].vlen);
+             (r->changes[i].deleted ? 0 : r->changes[i].vlen + kv__ext_size(r->changes[i].expire_at));
     return n;
 }
 
@@ -89,12 +89,15 @@ void kv__record_encode(const kv__record *r, unsigned char *p)
     for (size_t i = 0; i < r->nchanges; i++) {
         const kv__change *c = &r->changes[i];
         size_t vlen = c->deleted ? 0 : c->vlen;
+        uint64_t exp = c->deleted ? 0 : c->expire_at;
         p[0] = c->deleted ? KV__OP_DELETE : KV__OP_SET;
         p[1] = 0;
-        kv__put16(p + 2, 0);
+        kv__put16(p + 2, (uint16_t)kv__ext_size(exp));
         kv__put32(p + 4, (uint32_t)c->klen);
         kv__put32(p + 8, (uint32_t)vlen);
         p += KV__CHANGE_HDR;
+        kv__ext_put(p, exp);
+        p += kv__ext_size(exp);
         memcpy(p, c->key, c->klen);
         p += c->klen;
         if (vlen)
@@ -133,9 +136,11 @@ bool kv__record_decode(const unsigned char *p, size_t n, kv__record *out,
             (op == KV__OP_DELETE && vlen) || cext > n - off || klen > n - off - cext ||
             vlen > n - off - cext - klen)
             goto bad;
+        uint64_t exp;
+        kv__ext_parse(p + off, cext, &exp);
         off += cext;
         ch[i] = (kv__change){p + off, klen, op == KV__OP_SET ? p + off + klen : NULL, vlen,
-                             op == KV__OP_DELETE};
+                             op == KV__OP_DELETE, op == KV__OP_SET ? exp : 0};
         off += klen + vlen;
     }
     if (off != n)

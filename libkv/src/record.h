@@ -25,6 +25,13 @@
  *   nchanges times: u8 op (1 = set, 2 = delete), u8 flags = 0,
  *                   u16 ext_len, u32 klen, u32 vlen,
  *                   ext[ext_len], key[klen], value[vlen]
+ *
+ * A change's (and a snapshot entry's) ext is a list of fields, each
+ *   u8 type, u8 len, data[len]
+ * Readers skip fields of types they do not know, and stop at bytes that
+ * do not form a whole field (older writers put opaque bytes here). Type 1 (KV__EXT_EXPIRE,
+ * len 8): a set's expiry time, u64 ms since the Unix epoch. A set without
+ * an expiry time has no ext (ext_len 0), as before.
  */
 #ifndef KV_RECORD_H
 #define KV_RECORD_H
@@ -41,6 +48,8 @@
 #define KV__OP_DELETE 2u
 #define KV__REC_HDR 16u
 #define KV__CHANGE_HDR 12u
+#define KV__EXT_EXPIRE 1u
+#define KV__EXT_EXPIRE_LEN 10u /* type, len, u64 */
 
 static inline size_t kv__align8(size_t n)
 {
@@ -79,6 +88,34 @@ static inline uint64_t kv__get64(const unsigned char *p)
     for (int i = 7; i >= 0; i--)
         v = v << 8 | p[i];
     return v;
+}
+
+/* Bytes of ext a change or entry with this expiry time needs. */
+static inline size_t kv__ext_size(uint64_t expire_at)
+{
+    return expire_at ? KV__EXT_EXPIRE_LEN : 0;
+}
+
+/* Writes the ext of kv__ext_size(expire_at) bytes at p. */
+static inline void kv__ext_put(unsigned char *p, uint64_t expire_at)
+{
+    if (!expire_at)
+        return;
+    p[0] = KV__EXT_EXPIRE;
+    p[1] = 8;
+    kv__put64(p + 2, expire_at);
+}
+
+/* Reads the fields of an ext of n bytes: *expire_at gets the expiry time
+ * (0 if none). Lenient, as format version 1 promised readers would be:
+ * unknown types are skipped, and bytes that do not form a whole field end
+ * the list (the frame's checksum already vouches for the bytes). */
+static inline void kv__ext_parse(const unsigned char *p, size_t n, uint64_t *expire_at)
+{
+    *expire_at = 0;
+    for (size_t o = 0; n - o >= 2 && p[o + 1] <= n - o - 2; o += 2 + (size_t)p[o + 1])
+        if (p[o] == KV__EXT_EXPIRE && p[o + 1] == 8)
+            *expire_at = kv__get64(p + o + 2);
 }
 
 /* The checksum of frames and file headers. */

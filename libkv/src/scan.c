@@ -44,7 +44,7 @@ static int add_found(range_keys *r, uint64_t h, const kv__item *it)
 
 /* Collects the prefix-matching keys with hash in [lo, hi] stored in t. */
 static int collect_range(kv__table *t, uint64_t lo, uint64_t hi, const void *prefix,
-                         size_t plen, range_keys *r)
+                         size_t plen, uint64_t now, range_keys *r)
 {
     size_t first = (size_t)(lo >> t->shift), last = (size_t)(hi >> t->shift);
     size_t span = (last - first) & t->mask;
@@ -57,7 +57,7 @@ static int collect_range(kv__table *t, uint64_t lo, uint64_t hi, const void *pre
         }
         if (!kv__slot_is_key(v))
             continue;
-        const kv__item *it = kv__slot_visible(v, NULL);
+        const kv__item *it = kv__slot_visible(v, NULL, now);
         if (!it || kv__item_klen(it) < plen ||
             (plen && memcmp(kv__item_key(it), prefix, plen) != 0))
             continue;
@@ -79,8 +79,32 @@ static int found_cmp(const void *a, const void *b)
     return memcmp(kv__item_key(x->item), kv__item_key(y->item), kx);
 }
 
+/* kv_scan's callback as kv__scan calls it. */
+static int call_plain(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                      uint64_t version, uint64_t expire_at)
+{
+    (void)expire_at;
+    const struct {
+        kv_scan_fn fn;
+        void *ctx;
+    } *p = ctx;
+    return p->fn(p->ctx, key, klen, val, vlen, version);
+}
+
 int kv_scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
             kv_scan_fn fn, void *ctx, uint64_t *next)
+{
+    if (!fn)
+        return KV_INVALID_ARGUMENT;
+    struct {
+        kv_scan_fn fn;
+        void *ctx;
+    } plain = {fn, ctx};
+    return kv__scan(s, prefix, plen, cursor, limit, call_plain, &plain, next);
+}
+
+int kv__scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
+             kv__scan_fn fn, void *ctx, uint64_t *next)
 {
     if (!s || !fn || !next || limit == 0 || (plen && !prefix))
         return KV_INVALID_ARGUMENT;
@@ -95,6 +119,7 @@ int kv_scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_
     bool finished = false;
 
     kv__ebr_pin(&s->ebr, slot);
+    uint64_t now = kv__clock_now(s);
     kv__table *t = atomic_load(&s->table);
     /* One step is the hash range of one home slot of the current table. */
     uint64_t step_mask = ((uint64_t)1 << t->shift) - 1;
@@ -102,7 +127,7 @@ int kv_scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_
         uint64_t hi = lo | step_mask;
         r.n = 0;
         for (kv__table *x = t; x && rc == KV_OK; x = atomic_load(&x->next))
-            rc = collect_range(x, lo, hi, prefix, plen, &r);
+            rc = collect_range(x, lo, hi, prefix, plen, now, &r);
         if (rc != KV_OK)
             break;
         qsort(r.v, r.n, sizeof *r.v, found_cmp);
@@ -117,7 +142,7 @@ int kv_scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_
             const kv__item *it = r.v[i].item;
             count++;
             stop = fn(ctx, kv__item_key(it), kv__item_klen(it), kv__item_value(it),
-                      kv__item_vlen(it), kv__item_rev(it)) != 0 ||
+                      kv__item_vlen(it), kv__item_rev(it), kv__item_expire_at(it)) != 0 ||
                    count >= limit;
             /* Stop only between different hashes, so resuming at hash + 1
              * skips nothing. */

@@ -84,10 +84,11 @@ static int w_flush(writer *w)
 }
 
 static int on_key(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
-                  uint64_t version)
+                  uint64_t version, uint64_t expire_at)
 {
     writer *w = ctx;
-    size_t need = w->len + KV__ENTRY_HDR + klen + vlen;
+    size_t ext = kv__ext_size(expire_at);
+    size_t need = w->len + KV__ENTRY_HDR + ext + klen + vlen;
     if (w->err == 0)
         w->err = w_grow(w, need);
     if (w->err)
@@ -95,13 +96,14 @@ static int on_key(void *ctx, const void *key, size_t klen, const void *val, size
     unsigned char *e = w->buf + KV__FRAME_HDR + w->len;
     e[0] = KV__OP_SET;
     e[1] = 0;
-    kv__put16(e + 2, 0);
+    kv__put16(e + 2, (uint16_t)ext);
     kv__put32(e + 4, (uint32_t)klen);
     kv__put32(e + 8, (uint32_t)vlen);
     kv__put64(e + 12, version);
-    memcpy(e + KV__ENTRY_HDR, key, klen);
+    kv__ext_put(e + KV__ENTRY_HDR, expire_at);
+    memcpy(e + KV__ENTRY_HDR + ext, key, klen);
     if (vlen)
-        memcpy(e + KV__ENTRY_HDR + klen, val, vlen);
+        memcpy(e + KV__ENTRY_HDR + ext + klen, val, vlen);
     w->len = need;
     w->count++;
     w->entries++;
@@ -219,7 +221,7 @@ int kv__snapshot_write(kv_store *s, kv__io *io, const char *path, uint64_t *end_
     uint64_t cursor = 0;
     while (rc == 0) {
         uint64_t next;
-        int src = kv_scan(s, NULL, 0, cursor, 4096, on_key, &w, &next);
+        int src = kv__scan(s, NULL, 0, cursor, 4096, on_key, &w, &next);
         if (src != KV_OK)
             rc = src;
         else if (w.err)

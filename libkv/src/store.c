@@ -53,6 +53,8 @@ int kv_open(const kv_options *opts, kv_store **out)
     kv__slab_init(&s->slab);
     s->ebr.slots = &s->slots;
     atomic_init(&s->ebr.epoch, 1);
+    pthread_mutex_init(&s->expiry_mu, NULL);
+    kv__clock_refresh(s);
     *out = s;
     return KV_OK;
 }
@@ -69,6 +71,7 @@ void kv_close(kv_store *s)
 {
     if (!s)
         return;
+    kv__expiry_stop(s); /* it writes: before the log stops */
     kv__durable_close(s);
     kv__ebr_drain_all(&s->ebr);
     kv__table *t = atomic_load(&s->table);
@@ -83,6 +86,7 @@ void kv_close(kv_store *s)
     kv__slot_dir_free(&s->slots);
     kv__slab_destroy(&s->slab);
     kv__stripes_free(s->stripes);
+    pthread_mutex_destroy(&s->expiry_mu);
     free(s);
 }
 
@@ -114,7 +118,13 @@ static void count_cas_failure(kv_store *s)
 int kv_set(kv_store *s, const void *key, size_t klen, const void *val, size_t vlen,
            uint64_t *version)
 {
-    kv_op op = {KV_OP_SET, key, klen, val, vlen};
+    return kv_set_ex(s, key, klen, val, vlen, 0, version);
+}
+
+int kv_set_ex(kv_store *s, const void *key, size_t klen, const void *val, size_t vlen,
+              uint64_t expire_at_ms, uint64_t *version)
+{
+    kv_op op = {KV_OP_SET, key, klen, val, vlen, expire_at_ms};
     kv__outcome o;
     int rc = apply_simple(s, &(kv__batch){.then_ops = &op, .nthen = 1}, &o);
     if (rc == KV_OK && version)
@@ -125,7 +135,7 @@ int kv_set(kv_store *s, const void *key, size_t klen, const void *val, size_t vl
 int kv_set_if(kv_store *s, const void *key, size_t klen, const void *val, size_t vlen,
               uint64_t expected, uint64_t *version)
 {
-    kv_op op = {KV_OP_SET, key, klen, val, vlen};
+    kv_op op = {KV_OP_SET, key, klen, val, vlen, 0};
     kv__outcome o;
     int rc = apply_cas(s, &op, expected, &o);
     if (rc != KV_OK)
@@ -141,7 +151,7 @@ int kv_set_if(kv_store *s, const void *key, size_t klen, const void *val, size_t
 
 int kv_delete(kv_store *s, const void *key, size_t klen, uint64_t *version)
 {
-    kv_op op = {KV_OP_DELETE, key, klen, NULL, 0};
+    kv_op op = {KV_OP_DELETE, key, klen, NULL, 0, 0};
     kv__outcome o;
     int rc = apply_simple(s, &(kv__batch){.then_ops = &op, .nthen = 1}, &o);
     if (rc != KV_OK)
@@ -158,7 +168,7 @@ int kv_delete_if(kv_store *s, const void *key, size_t klen, uint64_t expected,
 {
     if (expected == 0)
         return KV_INVALID_ARGUMENT;
-    kv_op op = {KV_OP_DELETE, key, klen, NULL, 0};
+    kv_op op = {KV_OP_DELETE, key, klen, NULL, 0, 0};
     kv__outcome o;
     int rc = apply_cas(s, &op, expected, &o);
     if (rc != KV_OK)
@@ -174,9 +184,10 @@ int kv_delete_if(kv_store *s, const void *key, size_t klen, uint64_t expected,
     return KV_OK;
 }
 
-/* kv_mset and kv_mdelete: n SETs (pairs) or n DELETEs (keys) as one batch. */
+/* kv_mset and kv_mdelete: n SETs (pairs, all expiring at expire_at) or n
+ * DELETEs (keys) as one batch. */
 static int apply_many(kv_store *s, const kv_pair *pairs, const kv_key *keys, size_t n,
-                      kv__outcome *o)
+                      uint64_t expire_at, kv__outcome *o)
 {
     if (n && !pairs && !keys)
         return KV_INVALID_ARGUMENT;
@@ -186,8 +197,8 @@ static int apply_many(kv_store *s, const kv_pair *pairs, const kv_key *keys, siz
         return KV_NO_MEMORY;
     for (size_t i = 0; i < n; i++)
         ops[i] = pairs ? (kv_op){KV_OP_SET, pairs[i].key, pairs[i].klen, pairs[i].val,
-                                 pairs[i].vlen}
-                       : (kv_op){KV_OP_DELETE, keys[i].data, keys[i].len, NULL, 0};
+                                 pairs[i].vlen, expire_at}
+                       : (kv_op){KV_OP_DELETE, keys[i].data, keys[i].len, NULL, 0, 0};
     int rc = apply_simple(s, &(kv__batch){.then_ops = ops, .nthen = n}, o);
     if (ops != small)
         free(ops);
@@ -196,8 +207,14 @@ static int apply_many(kv_store *s, const kv_pair *pairs, const kv_key *keys, siz
 
 int kv_mset(kv_store *s, const kv_pair *pairs, size_t n, uint64_t *version)
 {
+    return kv_mset_ex(s, pairs, n, 0, version);
+}
+
+int kv_mset_ex(kv_store *s, const kv_pair *pairs, size_t n, uint64_t expire_at_ms,
+               uint64_t *version)
+{
     kv__outcome o;
-    int rc = apply_many(s, pairs, NULL, n, &o);
+    int rc = apply_many(s, pairs, NULL, n, expire_at_ms, &o);
     if (rc == KV_OK && version && o.revision)
         *version = o.revision;
     return rc;
@@ -207,7 +224,7 @@ int kv_mdelete(kv_store *s, const kv_key *keys, size_t n, size_t *deleted,
                uint64_t *version)
 {
     kv__outcome o;
-    int rc = apply_many(s, NULL, keys, n, &o);
+    int rc = apply_many(s, NULL, keys, n, 0, &o);
     if (rc == KV_OK) {
         if (deleted)
             *deleted = o.deleted;
@@ -215,4 +232,54 @@ int kv_mdelete(kv_store *s, const kv_key *keys, size_t n, size_t *deleted,
             *version = o.revision;
     }
     return rc;
+}
+
+/* ---- expiry ------------------------------------------------------------ */
+
+/* now + ttl_ms on the store's clock, or 0 if ttl_ms is 0 (invalid). */
+static uint64_t expire_from_ttl(kv_store *s, uint64_t ttl_ms)
+{
+    if (!s || ttl_ms == 0)
+        return 0;
+    uint64_t now = kv__clock_refresh(s);
+    return ttl_ms > UINT64_MAX - now ? UINT64_MAX : now + ttl_ms;
+}
+
+int kv_set_ttl(kv_store *s, const void *key, size_t klen, const void *val, size_t vlen,
+               uint64_t ttl_ms, uint64_t *version)
+{
+    uint64_t at = expire_from_ttl(s, ttl_ms);
+    return at ? kv_set_ex(s, key, klen, val, vlen, at, version) : KV_INVALID_ARGUMENT;
+}
+
+int kv_mset_ttl(kv_store *s, const kv_pair *pairs, size_t n, uint64_t ttl_ms,
+                uint64_t *version)
+{
+    uint64_t at = expire_from_ttl(s, ttl_ms);
+    return at ? kv_mset_ex(s, pairs, n, at, version) : KV_INVALID_ARGUMENT;
+}
+
+int kv_expire(kv_store *s, const void *key, size_t klen, uint64_t expire_at_ms,
+              uint64_t *version)
+{
+    if (!s)
+        return KV_INVALID_ARGUMENT;
+    kv_op op = {KV__OP_EXPIRE, key, klen, NULL, 0, expire_at_ms};
+    kv__outcome o;
+    int rc = kv__apply(s, &(kv__batch){.then_ops = &op, .nthen = 1, .want_results = true,
+                                       .internal = true},
+                       &o);
+    if (rc != KV_OK)
+        return rc;
+    rc = o.results[0].status;
+    uint64_t ver = o.results[0].value.version;
+    if (rc == KV_OK && version)
+        *version = ver ? ver : o.revision;
+    kv__outcome_free(&o);
+    return rc;
+}
+
+int kv_persist(kv_store *s, const void *key, size_t klen, uint64_t *version)
+{
+    return kv_expire(s, key, klen, 0, version);
 }

@@ -4,6 +4,7 @@
 #ifndef KV_STORE_H
 #define KV_STORE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +33,14 @@ struct kv_store {
     /* written by every change */
     _Alignas(64) _Atomic uint64_t revision; /* the last revision handed out */
     _Atomic uint64_t nkeys; /* exact key count, kept only if max_keys */
+    /* expiry (expire.c): the coarse clock has a line of its own, written
+     * once a millisecond by the expiry thread and read by every reader
+     * that meets an item with an expiry time */
+    _Alignas(64) _Atomic uint64_t clock_ms; /* wall clock, ms; never goes back */
+    _Atomic bool clock_frozen;  /* a test set the clock: the thread leaves it */
+    _Atomic bool ttl_seen;      /* an item with an expiry time was published */
+    _Atomic(struct kv__expiry *) expiry; /* the expiry thread, once started */
+    pthread_mutex_t expiry_mu;  /* starts and stops it */
     /* written rarely */
     _Alignas(64) _Atomic uint64_t resizes;
     kv__slot_dir slots;
@@ -43,6 +52,29 @@ void kv__durable_close(kv_store *s);
 /* durable.c: adds the log and snapshot figures to *m. */
 struct kv_metrics;
 void kv__durable_metrics(kv_store *s, struct kv_metrics *m);
+
+/* The store's coarse clock (ms since the Unix epoch): what readers and
+ * writers compare expiry times with. One relaxed load. */
+static inline uint64_t kv__clock_now(const kv_store *s)
+{
+    return atomic_load_explicit(&s->clock_ms, memory_order_relaxed);
+}
+
+/* expire.c: the clock and the active expiry.
+ * kv__clock_refresh: raises the clock to the wall clock now (unless a test
+ * froze it) and returns it. kv__expiry_start: starts the expiry thread if
+ * it is not running (no lock held); KV_OK or KV_NO_MEMORY. kv__expiry_stop:
+ * stops and joins it (kv_close). */
+uint64_t kv__clock_refresh(kv_store *s);
+int kv__expiry_start(kv_store *s);
+void kv__expiry_stop(kv_store *s);
+/* Starts the expiry thread once an item with an expiry time exists. */
+static inline void kv__expiry_ensure(kv_store *s)
+{
+    if (atomic_load_explicit(&s->ttl_seen, memory_order_relaxed) &&
+        !atomic_load_explicit(&s->expiry, memory_order_acquire))
+        (void)kv__expiry_start(s);
+}
 
 /* Checks a key against the store's limits. */
 static inline int kv__check_key(const kv_store *s, const void *key, size_t klen)
@@ -64,6 +96,14 @@ static inline int kv__check_value(const kv_store *s, const void *val, size_t vle
         return KV_INVALID_ARGUMENT;
     return KV_OK;
 }
+
+/* scan.c: kv_scan whose callback also receives the key's expiry time (0:
+ * none); for snapshots. Keys expired at the scan's clock reading are not
+ * given. */
+typedef int (*kv__scan_fn)(void *ctx, const void *key, size_t klen, const void *val,
+                           size_t vlen, uint64_t version, uint64_t expire_at);
+int kv__scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
+             kv__scan_fn fn, void *ctx, uint64_t *next);
 
 /* Copies an item's value into a new kv_value. */
 int kv__value_copy(const void *val, size_t vlen, uint64_t version, kv_value *out);

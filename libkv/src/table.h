@@ -8,9 +8,13 @@
  *   KV__SLOT_TOMB         a deleted key: probing continues
  *   KV__SLOT_MOVED        copied to the next table: probing continues
  *   KV__SLOT_MOVED_EMPTY  was empty when migrated: ends the chain here
- *   tag << 48 | pointer   a kv__item, or a kv__pending if bit 0 is set;
- *                         the tag is the hash's low 16 bits, compared
- *                         before the key is
+ *   ttl << 63 | tag << 48 | pointer
+ *                         a kv__item, or a kv__pending if bit 0 is set;
+ *                         the tag is the hash's low 15 bits, compared
+ *                         before the key is; bit 63 (KV__SLOT_TTL) is set
+ *                         when the item has an expiry time, so the active
+ *                         expiry (expire.c) finds candidates by reading
+ *                         slot words only, without touching items
  *
  * Online growth (resize.c): a full table gets a `next` table twice the
  * size; slots are then copied over in chunks by the writers, never the
@@ -40,7 +44,8 @@
 #define KV__SLOT_MOVED_EMPTY ((uintptr_t)3)
 #define KV__SLOT_PENDING ((uintptr_t)1)
 #define KV__SLOT_PTR_MASK ((uintptr_t)0x0000fffffffffffeULL)
-#define KV__SLOT_TAG_MASK ((uintptr_t)0xffff000000000000ULL)
+#define KV__SLOT_TAG_MASK ((uintptr_t)0x7fff000000000000ULL)
+#define KV__SLOT_TTL ((uintptr_t)0x8000000000000000ULL)
 
 typedef struct kv__table {
     /* read by every probe */
@@ -72,7 +77,7 @@ static inline size_t kv__table_size(const kv__table *t)
 
 static inline uintptr_t kv__slot_tag(uint64_t hash)
 {
-    return (uintptr_t)(hash & 0xffff) << 48;
+    return (uintptr_t)(hash & 0x7fff) << 48;
 }
 
 static inline bool kv__slot_is_key(uintptr_t v)
@@ -95,9 +100,12 @@ static inline bool kv__slot_is_pending(uintptr_t v)
     return (v & KV__SLOT_PENDING) && kv__slot_is_key(v);
 }
 
-static inline uintptr_t kv__slot_make(uint64_t hash, const void *ptr, bool pending)
+/* A key slot's word. ttl: the item has an expiry time (never set for a
+ * pending node: those are short-lived, the sweep skips them). */
+static inline uintptr_t kv__slot_make(uint64_t hash, const void *ptr, bool pending, bool ttl)
 {
-    return kv__slot_tag(hash) | (uintptr_t)ptr | (pending ? KV__SLOT_PENDING : 0);
+    return kv__slot_tag(hash) | (uintptr_t)ptr | (pending ? KV__SLOT_PENDING : 0) |
+           (ttl ? KV__SLOT_TTL : 0);
 }
 
 /* An item holding the key of a key slot (either side of a pending one). */
@@ -108,10 +116,12 @@ static inline const kv__item *kv__slot_key_item(uintptr_t v)
     return (const kv__item *)kv__slot_ptr(v);
 }
 
-/* What a reader sees in a key slot: the visible item or NULL (absent).
- * If the slot is pending and its commit has not happened, *pending_commit
- * (if not NULL) receives the commit, else it is left alone. */
-static inline kv__item *kv__slot_visible(uintptr_t v, kv__commit **pending_commit)
+/* The item a key slot holds now, expired or not, or NULL (a pending
+ * delete). If the slot is pending and its commit has not happened,
+ * *pending_commit (if not NULL) receives the commit, else it is left alone.
+ * Writers use this (they must see an expired item to remove it); readers
+ * use kv__slot_visible. */
+static inline kv__item *kv__slot_current(uintptr_t v, kv__commit **pending_commit)
 {
     if (!kv__slot_is_pending(v))
         return (kv__item *)kv__slot_ptr(v);
@@ -121,6 +131,18 @@ static inline kv__item *kv__slot_visible(uintptr_t v, kv__commit **pending_commi
     if (pending_commit)
         *pending_commit = p->commit;
     return p->before;
+}
+
+/* What a reader sees in a key slot at clock reading now (the store's coarse
+ * clock, kv__clock_now): the visible item, or NULL (absent or expired).
+ * This is the one place visibility is decided. A reader that reads several
+ * keys as one snapshot passes the same now for all of them, so that keys
+ * set together with one expiry time disappear together. */
+static inline kv__item *kv__slot_visible(uintptr_t v, kv__commit **pending_commit,
+                                         uint64_t now)
+{
+    kv__item *it = kv__slot_current(v, pending_commit);
+    return it && !kv__item_expired(it, now) ? it : NULL;
 }
 
 /* Where a key sits, for a writer holding its stripe lock. */

@@ -38,11 +38,13 @@ typedef enum kv__counter {
     KV__C_CAS_FAILURES,
     KV__C_TXN_COMMITS,
     KV__C_TXN_CONFLICTS,
+    KV__C_EXPIRED,
     /* signed deltas, kept as wrapping uint64 */
     KV__C_KEYS,
     KV__C_KEY_BYTES,
     KV__C_VALUE_BYTES,
     KV__C_ITEM_BYTES,
+    KV__C_TTL_KEYS,
     KV__C_COUNT
 } kv__counter;
 

@@ -12,6 +12,13 @@
  * reads so far are re-validated against their stripe counters, and the
  * transaction is doomed (KV_CONFLICT) as soon as one has moved. This costs
  * O(reads) per read, fine for the short transactions this API is for.
+ *
+ * Expiry: a key that expires is, to a transaction, a key deleted at its
+ * expiry time. Reads remember the earliest expiry time among the items
+ * they saw (live_until); a read made once the store's clock has reached it
+ * dooms the transaction, since an earlier read no longer holds. Commit
+ * compares versions with the writer's clock, where an expired key has
+ * version 0, so a key that expired after it was read is a conflict.
  */
 #include <stdlib.h>
 
@@ -31,6 +38,7 @@ typedef struct txn_read {
 struct kv_txn {
     kv_store *store;
     bool doomed;
+    uint64_t live_until; /* earliest expiry time among items read, or max */
     txn_read *reads;
     size_t nreads, reads_cap;
     kv_op *writes; /* keys and values owned */
@@ -45,6 +53,7 @@ int kv_txn_begin(kv_store *s, kv_txn **out)
     if (!t)
         return KV_NO_MEMORY;
     t->store = s;
+    t->live_until = UINT64_MAX;
     *out = t;
     return KV_OK;
 }
@@ -92,7 +101,7 @@ static const kv_op *own_write(const kv_txn *t, const void *key, size_t klen)
  * that met a half-published commit is re-read: the commit object itself may
  * be gone by now (it was seen in an earlier read section), but if the
  * commit has completed the key's version has changed. */
-static bool reads_hold(kv_store *s, const txn_read *r, size_t n)
+static bool reads_hold(kv_store *s, const txn_read *r, size_t n, uint64_t now)
 {
     for (size_t i = 0; i < n; i++) {
         if (kv__stripe_seq(s->stripes, kv__stripe_of(r[i].hash)) != r[i].seq)
@@ -100,7 +109,7 @@ static bool reads_hold(kv_store *s, const txn_read *r, size_t n)
         if (r[i].saw_pending) {
             uintptr_t w = kv__table_find(atomic_load(&s->table), r[i].hash, r[i].key,
                                          r[i].klen);
-            const kv__item *it = w ? kv__slot_visible(w, NULL) : NULL;
+            const kv__item *it = w ? kv__slot_visible(w, NULL, now) : NULL;
             if ((it ? kv__item_rev(it) : 0) != r[i].version)
                 return false;
         }
@@ -120,7 +129,8 @@ int kv_txn_get(kv_txn *t, const void *key, size_t klen, kv_value *out)
         return KV_CONFLICT;
     const kv_op *w = own_write(t, key, klen);
     if (w) {
-        if (w->kind == KV_OP_DELETE)
+        if (w->kind == KV_OP_DELETE ||
+            (w->expire_at_ms && w->expire_at_ms <= kv__clock_now(s)))
             return KV_NOT_FOUND;
         return kv__value_copy(w->value, w->vlen, 0, out);
     }
@@ -138,12 +148,15 @@ int kv_txn_get(kv_txn *t, const void *key, size_t klen, kv_value *out)
     *r = (txn_read){kcopy, klen, kv__hash(key, klen), 0, 0, false};
     kv__ebr_pin(&s->ebr, slot);
     r->seq = kv__stripe_seq(s->stripes, kv__stripe_of(r->hash));
+    uint64_t now = kv__clock_now(s); /* after the counter: see read.c */
     uintptr_t word = kv__table_find(atomic_load(&s->table), r->hash, key, klen);
     kv__commit *pending = NULL;
-    kv__item *it = word ? kv__slot_visible(word, &pending) : NULL;
+    kv__item *it = word ? kv__slot_visible(word, &pending, now) : NULL;
     r->saw_pending = pending != NULL;
     r->version = it ? kv__item_rev(it) : 0;
-    if (!reads_hold(s, t->reads, t->nreads) ||
+    if (it && kv__item_has_ttl(it) && kv__item_expire_at(it) < t->live_until)
+        t->live_until = kv__item_expire_at(it);
+    if (now >= t->live_until || !reads_hold(s, t->reads, t->nreads, now) ||
         (pending && atomic_load(&pending->state) != KV__COMMIT_PENDING) ||
         kv__stripe_seq(s->stripes, kv__stripe_of(r->hash)) != r->seq) {
         t->doomed = true;
@@ -164,7 +177,7 @@ int kv_txn_get(kv_txn *t, const void *key, size_t klen, kv_value *out)
 }
 
 static int buffer_write(kv_txn *t, kv_op_kind kind, const void *key, size_t klen,
-                        const void *val, size_t vlen)
+                        const void *val, size_t vlen, uint64_t expire_at)
 {
     if (!t)
         return KV_INVALID_ARGUMENT;
@@ -184,18 +197,24 @@ static int buffer_write(kv_txn *t, kv_op_kind kind, const void *key, size_t klen
     if (vlen)
         memcpy(copy + klen, val, vlen);
     t->writes[t->nwrites++] = (kv_op){kind, copy, klen, kind == KV_OP_SET ? copy + klen : NULL,
-                                      vlen};
+                                      vlen, expire_at};
     return KV_OK;
 }
 
 int kv_txn_set(kv_txn *t, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    return buffer_write(t, KV_OP_SET, key, klen, val, vlen);
+    return buffer_write(t, KV_OP_SET, key, klen, val, vlen, 0);
+}
+
+int kv_txn_set_ex(kv_txn *t, const void *key, size_t klen, const void *val, size_t vlen,
+                  uint64_t expire_at_ms)
+{
+    return buffer_write(t, KV_OP_SET, key, klen, val, vlen, expire_at_ms);
 }
 
 int kv_txn_delete(kv_txn *t, const void *key, size_t klen)
 {
-    return buffer_write(t, KV_OP_DELETE, key, klen, NULL, 0);
+    return buffer_write(t, KV_OP_DELETE, key, klen, NULL, 0, 0);
 }
 
 int kv_txn_commit(kv_txn *t, uint64_t *version)

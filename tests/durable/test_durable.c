@@ -46,7 +46,7 @@ static void write_everything(kv_store *s)
     cr_assert_eq(kv_txn_delete(t, "m2", 2), KV_OK);
     cr_assert_eq(kv_txn_commit(t, NULL), KV_OK);
     kv_compare cmp = {.kind = KV_CMP_EXISTS, .key = "t1", .klen = 2};
-    kv_op ops[2] = {{KV_OP_SET, "c1", 2, "then", 4}, {KV_OP_DELETE, "m3", 2, NULL, 0}};
+    kv_op ops[2] = {{KV_OP_SET, "c1", 2, "then", 4, 0}, {KV_OP_DELETE, "m3", 2, NULL, 0, 0}};
     kv_txn_result res;
     cr_assert_eq(kv_txn_cond(s, &cmp, 1, ops, 2, NULL, 0, &res), KV_OK);
     cr_assert(res.succeeded);

@@ -66,7 +66,7 @@ Test(record, a_reader_skips_extension_bytes_it_does_not_know)
 
 Test(record, a_round_trip_through_a_masked_frame)
 {
-    kv__change c[2] = {{"a", 1, NULL, 0, true}, {"bb", 2, NULL, 0, false}};
+    kv__change c[2] = {{"a", 1, NULL, 0, true, 0}, {"bb", 2, NULL, 0, false, 0}};
     static char zeros[4096];
     c[1].val = zeros;
     c[1].vlen = sizeof zeros;

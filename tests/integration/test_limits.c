@@ -278,7 +278,7 @@ Test(limits, amplifying_results_are_capped)
 
     kv_op gets[5];
     for (int i = 0; i < 5; i++)
-        gets[i] = (kv_op){KV_OP_GET, "big1", 4, NULL, 0};
+        gets[i] = (kv_op){KV_OP_GET, "big1", 4, NULL, 0, 0};
     kv_txn_result r;
     cr_assert_eq(kv_client_txn(c, NULL, 0, gets, 5, NULL, 0, &r), KV_INVALID_ARGUMENT);
 

@@ -95,8 +95,8 @@ Test(ops, txn)
     uint64_t v1;
     cr_assert_eq(kv_client_set(c, "acct", 4, "100", 3, &v1), KV_OK);
     kv_compare cmp = {.kind = KV_CMP_VERSION_EQ, .key = "acct", .klen = 4, .version = v1};
-    kv_op then_ops[2] = {{KV_OP_SET, "acct", 4, "50", 2}, {KV_OP_GET, "acct", 4, NULL, 0}};
-    kv_op else_ops[1] = {{KV_OP_GET, "acct", 4, NULL, 0}};
+    kv_op then_ops[2] = {{KV_OP_SET, "acct", 4, "50", 2, 0}, {KV_OP_GET, "acct", 4, NULL, 0, 0}};
+    kv_op else_ops[1] = {{KV_OP_GET, "acct", 4, NULL, 0, 0}};
     kv_txn_result r;
     cr_assert_eq(kv_client_txn(c, &cmp, 1, then_ops, 2, else_ops, 1, &r), KV_OK);
     cr_assert_eq(r.succeeded, 1);
@@ -115,7 +115,7 @@ Test(ops, txn)
     kv_client_txn_result_free(&r);
 
     kv_compare absent = {.kind = KV_CMP_ABSENT, .key = "x", .klen = 1};
-    kv_op del = {KV_OP_DELETE, "nothing", 7, NULL, 0};
+    kv_op del = {KV_OP_DELETE, "nothing", 7, NULL, 0, 0};
     cr_assert_eq(kv_client_txn(c, &absent, 1, &del, 1, NULL, 0, &r), KV_OK);
     cr_assert_eq(r.succeeded, 1);
     cr_assert_eq(r.results[0].status, KV_NOT_FOUND);

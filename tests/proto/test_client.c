@@ -412,9 +412,9 @@ Test(client, operations)
 
     /* TXN */
     kv_compare cmp = {.kind = KV_CMP_EXISTS, .key = "new", .klen = 3};
-    kv_op then_ops[2] = {{KV_OP_SET, "t", 1, "tv", 2},
-                         {KV_OP_GET, "t", 1, NULL, 0}};
-    kv_op else_ops[1] = {{KV_OP_GET, "none", 4, NULL, 0}};
+    kv_op then_ops[2] = {{KV_OP_SET, "t", 1, "tv", 2, 0},
+                         {KV_OP_GET, "t", 1, NULL, 0, 0}};
+    kv_op else_ops[1] = {{KV_OP_GET, "none", 4, NULL, 0, 0}};
     kv_txn_result tr;
     cr_assert_eq(kv_client_txn(c, &cmp, 1, then_ops, 2, else_ops, 1, &tr),
                  KV_OK);

@@ -46,9 +46,9 @@ static void build_corpus(void)
         {.kind = KV_CMP_ABSENT, .key = "c", .klen = 1},
         {.kind = KV_CMP_VALUE_EQ, .key = "d", .klen = 1, .value = "x",
          .vlen = 1}};
-    kv_op ops[3] = {{KV_OP_GET, "a", 1, NULL, 0},
-                    {KV_OP_SET, "b", 1, "v", 1},
-                    {KV_OP_DELETE, "c", 1, NULL, 0}};
+    kv_op ops[3] = {{KV_OP_GET, "a", 1, NULL, 0, 0},
+                    {KV_OP_SET, "b", 1, "v", 1, 0},
+                    {KV_OP_DELETE, "c", 1, NULL, 0, 0}};
     ncorpus = 0;
     add_req(&b, (kv_proto_request){.op = KV_PROTO_HELLO, .id = 1,
                                    .min_version = 1, .max_version = 1,

@@ -128,10 +128,10 @@ Test(request, txn)
         {.kind = KV_CMP_ABSENT, .key = BINKEY, .klen = sizeof BINKEY},
         {.kind = KV_CMP_VALUE_EQ, .key = "d", .klen = 1, .value = BINVAL,
          .vlen = sizeof BINVAL}};
-    kv_op then_ops[3] = {{KV_OP_GET, "a", 1, NULL, 0},
-                         {KV_OP_SET, "b", 1, "vv", 2},
-                         {KV_OP_DELETE, "c", 1, NULL, 0}};
-    kv_op else_ops[1] = {{KV_OP_SET, "e", 1, "", 0}};
+    kv_op then_ops[3] = {{KV_OP_GET, "a", 1, NULL, 0, 0},
+                         {KV_OP_SET, "b", 1, "vv", 2, 0},
+                         {KV_OP_DELETE, "c", 1, NULL, 0, 0}};
+    kv_op else_ops[1] = {{KV_OP_SET, "e", 1, "", 0, 0}};
     kv_proto_request q = {.op = KV_PROTO_TXN, .id = 30, .cmps = cmps,
                           .ncmps = 4, .then_ops = then_ops, .nthen = 3,
                           .else_ops = else_ops, .nelse = 1};

@@ -96,7 +96,7 @@ static int write_group_cond(struct shared *sh, int g, const char *val, size_t vl
 {
     kv_op ops[GROUP_KEYS];
     for (int i = 0; i < GROUP_KEYS; i++)
-        ops[i] = (kv_op){KV_OP_SET, sh->gkeys[g][i].data, sh->gkeys[g][i].len, val, vlen};
+        ops[i] = (kv_op){KV_OP_SET, sh->gkeys[g][i].data, sh->gkeys[g][i].len, val, vlen, 0};
     kv_compare c = {KV_CMP_EXISTS, sh->gkeys[g][0].data, sh->gkeys[g][0].len, 0, NULL, 0};
     kv_txn_result r;
     int rc = kv_txn_cond(sh->store, &c, 1, ops, GROUP_KEYS, NULL, 0, &r);
@@ -201,8 +201,8 @@ static int transfer_cond_once(struct shared *sh, int a, int b, int64_t amount)
         {KV_CMP_VERSION_EQ, keys[1].data, keys[1].len, ver[1], NULL, 0},
     };
     kv_op ops[2] = {
-        {KV_OP_SET, keys[0].data, keys[0].len, buf[0], 8},
-        {KV_OP_SET, keys[1].data, keys[1].len, buf[1], 8},
+        {KV_OP_SET, keys[0].data, keys[0].len, buf[0], 8, 0},
+        {KV_OP_SET, keys[1].data, keys[1].len, buf[1], 8, 0},
     };
     kv_txn_result r;
     rc = kv_txn_cond(sh->store, cmps, 2, ops, 2, NULL, 0, &r);

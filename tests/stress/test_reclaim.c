@@ -115,8 +115,8 @@ static int write_step(struct shared *sh, uint64_t *rng, unsigned char bufs[3][HD
         return kv_mdelete(sh->store, keys, 2, NULL, NULL);
     }
     case 6: {
-        kv_op ops[2] = {{KV_OP_SET, sh->key[k], sh->klen[k], bufs[0], len},
-                        {KV_OP_DELETE, sh->key[k2], sh->klen[k2], NULL, 0}};
+        kv_op ops[2] = {{KV_OP_SET, sh->key[k], sh->klen[k], bufs[0], len, 0},
+                        {KV_OP_DELETE, sh->key[k2], sh->klen[k2], NULL, 0, 0}};
         kv_txn_result r;
         int rc = kv_txn_cond(sh->store, NULL, 0, ops, 2, NULL, 0, &r);
         if (rc == KV_OK)

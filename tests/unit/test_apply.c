@@ -52,7 +52,7 @@ Test(apply, every_atomic_change_is_one_record_with_its_revision)
     cr_assert_eq(kv_txn_commit(t, &v3), KV_OK);
 
     kv_compare cmp = {.kind = KV_CMP_EXISTS, .key = "b", .klen = 1};
-    kv_op op = {KV_OP_DELETE, "b", 1, NULL, 0};
+    kv_op op = {KV_OP_DELETE, "b", 1, NULL, 0, 0};
     kv_txn_result res;
     cr_assert_eq(kv_txn_cond(s, &cmp, 1, &op, 1, NULL, 0, &res), KV_OK);
     v4 = res.version;

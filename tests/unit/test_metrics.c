@@ -164,7 +164,7 @@ Test(metrics, txn_commits_and_conflicts_are_exact)
     kv_txn_abort(t);
 
     /* conditional commit with a write */
-    kv_op op = {KV_OP_SET, "c", 1, "1", 1};
+    kv_op op = {KV_OP_SET, "c", 1, "1", 1, 0};
     kv_txn_result r;
     cr_assert_eq(kv_txn_cond(s, NULL, 0, &op, 1, NULL, 0, &r), KV_OK);
     kv_txn_result_free(&r);

@@ -31,19 +31,19 @@ static kv_compare cmp_value(const char *k, const char *v)
 
 static kv_op op_get(const char *k)
 {
-    kv_op o = {KV_OP_GET, k, strlen(k), NULL, 0};
+    kv_op o = {KV_OP_GET, k, strlen(k), NULL, 0, 0};
     return o;
 }
 
 static kv_op op_set(const char *k, const char *v)
 {
-    kv_op o = {KV_OP_SET, k, strlen(k), v, strlen(v)};
+    kv_op o = {KV_OP_SET, k, strlen(k), v, strlen(v), 0};
     return o;
 }
 
 static kv_op op_del(const char *k)
 {
-    kv_op o = {KV_OP_DELETE, k, strlen(k), NULL, 0};
+    kv_op o = {KV_OP_DELETE, k, strlen(k), NULL, 0, 0};
     return o;
 }
 

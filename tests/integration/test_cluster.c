@@ -216,7 +216,7 @@ static void expect_on(int i, const char *key, const char *val, uint64_t rev)
         kv_value v = {0};
         int rc = kv_client_get(c, key, strlen(key), &v);
         kv_client_close(c);
-        cr_assert_eq(rc, KV_OK, "node %d: %s", i + 1, kv_client_strerror(rc));
+        cr_assert_eq(rc, KV_OK, "node %d: %s: %s", i + 1, key, kv_client_strerror(rc));
         cr_assert_eq(v.len, strlen(val));
         cr_assert(memcmp(v.data, val, v.len) == 0, "node %d: %s has another value", i + 1, key);
         cr_assert_eq(v.version, rev, "node %d: %s at revision %llu, written at %llu", i + 1,

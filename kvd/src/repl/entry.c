@@ -9,7 +9,8 @@
  *   f64 f, bytes key, bytes value,
  *   u32 n + n bytes (keys), u32 n + n (bytes key, bytes value) (pairs),
  *   u32 n + n (u8 kind, bytes key, u64 version, bytes value) (compares),
- *   u32 n + n (u8 kind, bytes key, bytes value) (then ops), same (else)
+ *   u32 n + n (u8 kind, bytes key, bytes value, u64 expire_at_ms) (then
+ *   ops), same (else)
  * where bytes = u32 length (0xffffffff: absent) + the bytes. Entries are
  * read back only from the node's own Raft log or a peer's (checksummed by
  * the Raft library), but every length is still checked.
@@ -71,6 +72,7 @@ static void put_ops(wr *w, const kv_op *ops, size_t n)
         put_u8(w, ops[i].kind);
         put_bytes(w, ops[i].key, ops[i].klen);
         put_bytes(w, ops[i].value, ops[i].vlen);
+        put_u64(w, ops[i].expire_at_ms);
     }
 }
 
@@ -196,6 +198,7 @@ static void get_ops(rd *r, kv_op *ops, size_t n)
         ops[i].klen = k.len;
         ops[i].value = v.data;
         ops[i].vlen = v.len;
+        ops[i].expire_at_ms = get_u64(r);
     }
 }
 
@@ -250,13 +253,14 @@ int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e)
             get_u8(&r);
             get_bytes(&r);
             get_bytes(&r);
+            get_u64(&r);
         }
     }
     if (r.bad || r.p != r.end)
         return KV_CORRUPT;
     size_t arrays = nkeys * sizeof(kv_key) + npairs * sizeof(kv_pair) +
                    ncmps * sizeof(kv_compare) + (nops[0] + nops[1]) * sizeof(kv_op);
-    char *mem = malloc(arrays ? arrays : 1);
+    char *mem = calloc(1, arrays ? arrays : 1); /* fields not in the format stay 0 */
     if (!mem)
         return KV_NO_MEMORY;
     e->arrays = mem;

@@ -61,7 +61,7 @@ static void teardown(void)
     harness_teardown();
 }
 
-TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 240);
 
 /* Starts node i: one of the bootstrapped cluster, or (i >= NODES) a
  * node that joins it once added. */
@@ -210,7 +210,9 @@ static int stale_get(int i, const char *key, char *out, size_t cap)
  * revisions. */
 static void expect_on(int i, const char *key, const char *val, uint64_t rev)
 {
-    long deadline = now_ms() + 10000;
+    /* generous: under load a follower far behind may wait for Raft to
+     * retry sending a snapshot */
+    long deadline = now_ms() + 45000;
     if (node_metric(i, "cluster_role") == 2) { /* the leader: a linearizable read */
         kv_client *c = client(i);
         kv_value v = {0};

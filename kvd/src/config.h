@@ -48,6 +48,8 @@ typedef struct kvd_config {
     char *cluster;              /* cluster: ID@HOST:PORT,... or NULL       */
     size_t raft_snapshot_entries; /* cluster: log entries per snapshot    */
     int cluster_join;           /* cluster: start empty, wait to be added */
+    size_t raft_election_timeout; /* cluster: ms without a leader before an
+                                     election (randomized up to twice)  */
     int fsync;                  /* kv_fsync                               */
     size_t snapshot_log_size;   /* snapshot when the log grew this much   */
     unsigned snapshot_interval; /* seconds; 0 = never by time             */

@@ -70,8 +70,12 @@ static void start_node(int i)
     char id[16], raft[64], logdir[256];
     snprintf(id, sizeof id, "%d", i + 1);
     snprintf(raft, sizeof raft, "127.0.0.1:%d", raft_base + i + 1);
+    /* Sanitizers and valgrind slow kvd down many times: a longer
+     * election timeout keeps leaders from being deposed by slowness. */
+    const char *election = kvd_under_a_tool() ? "3000" : "1000";
     const char *args[] = {"--data-dir", dirs[i], "--node-id", id, "--raft-addr", raft,
                           "--raft-snapshot-entries", snapshot_entries,
+                          "--raft-election-timeout", election,
                           i < NODES ? "--cluster" : "--cluster-join",
                           i < NODES ? cluster_spec : NULL, NULL};
     /* The harness starts g_kvd; each node keeps its own log and port file
@@ -428,23 +432,32 @@ Test(cluster, a_follower_far_behind_installs_a_snapshot)
     int lagging = (leader + 1) % NODES;
     expect_on(lagging, "gone9", "x", rev);
     stop_node(lagging, SIGKILL);
-    leader = find_leader();
-    kv_client *c = client(leader);
-    uint64_t last = 0;
+    /* writes retried through elections (a slow machine may change
+     * leaders): each key's revision is that of its last acknowledged set */
+    uint64_t k19 = 0, k0 = 0;
     for (int n = 0; n < 100; n++) {
         char key[16], val[16];
         snprintf(key, sizeof key, "k%d", n % 40);
         snprintf(val, sizeof val, "v%d", n);
-        cr_assert_eq(kv_client_set(c, key, strlen(key), val, strlen(val), &last), KV_OK);
+        write_somewhere(key, val, n % 40 == 19 ? &k19 : n % 40 == 0 ? &k0 : &rev);
     }
     for (int n = 0; n < 10; n++) {
         char key[16];
         snprintf(key, sizeof key, "gone%d", n);
-        cr_assert_eq(kv_client_del(c, key, strlen(key), &last), KV_OK);
+        long deadline = now_ms() + 15000;
+        int rc;
+        do { /* NOT_FOUND: an earlier try with an unknown outcome did it */
+            kv_client *c = client(find_leader());
+            rc = kv_client_del(c, key, strlen(key), NULL);
+            kv_client_close(c);
+        } while (rc != KV_OK && rc != KV_NOT_FOUND && now_ms() < deadline &&
+                 usleep(50 * 1000) == 0);
+        cr_assert(rc == KV_OK || rc == KV_NOT_FOUND, "delete %s: %s", key,
+                  kv_client_strerror(rc));
     }
-    kv_client_close(c);
+    uint64_t last = node_revision(find_leader());
     start_node(lagging);
-    expect_on(lagging, "k19", "v99", last - 10); /* written before the 10 deletes */
+    expect_on(lagging, "k19", "v99", k19);
     expect_on(lagging, "early", "1", early);
     char got[64];
     long deadline = now_ms() + 10000;
@@ -459,9 +472,9 @@ Test(cluster, a_follower_far_behind_installs_a_snapshot)
     start_all();
     uint64_t after;
     write_somewhere("after", "restart", &after);
-    cr_assert_eq(after, last + 1, "revisions go on from the snapshot's");
+    cr_assert_gt(after, last, "revisions go on from the snapshot's");
     for (int i = 0; i < NODES; i++)
-        expect_on(i, "k0", "v80", last - 10 - 19);
+        expect_on(i, "k0", "v80", k0);
     expect_same_revision();
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);

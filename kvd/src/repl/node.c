@@ -1223,6 +1223,8 @@ int kvd_repl_start(kvd_server *s)
     raft_set_snapshot_threshold(&r->raft, (unsigned)cfg->raft_snapshot_entries);
     raft_set_snapshot_trailing(&r->raft, (unsigned)(cfg->raft_snapshot_entries / 4 + 1));
     raft_set_pre_vote(&r->raft, true);
+    raft_set_election_timeout(&r->raft, (unsigned)cfg->raft_election_timeout);
+    raft_set_heartbeat_timeout(&r->raft, (unsigned)(cfg->raft_election_timeout / 10 + 1));
     /* a snapshot that did not arrive is sent again after 5 s, not 30 */
     raft_set_install_snapshot_timeout(&r->raft, 5000);
     rc = raft_start(&r->raft);

@@ -74,7 +74,13 @@ static int secret_equal(const void *given, size_t glen, const char *secret)
     return diff == 0;
 }
 
-int kvd_cmd_auth_check(kvd_conn *c, kvd_reply *r, const void *secret, size_t len, int *fatal)
+int kvd_cmd_secret_is(const kvd_conn *c, const void *secret, size_t len)
+{
+    const char *pw = c->w->server->cfg->password;
+    return !pw || secret_equal(secret, len, pw);
+}
+
+int kvd_cmd_auth_verify(kvd_conn *c, const void *secret, size_t len, int *fatal)
 {
     kvd_server *s = c->w->server;
     const char *pw = s->cfg->password;
@@ -85,7 +91,6 @@ int kvd_cmd_auth_check(kvd_conn *c, kvd_reply *r, const void *secret, size_t len
         c->sess.authed = 1;
         if (pw)
             kvd_auth_throttle_result(&s->auth_throttle, &c->peer_key, now, 1, NULL, NULL);
-        r->ops->ok(r, "OK");
         return KV_OK;
     }
     /* A connection already authenticated stays so (as in Redis). */
@@ -97,6 +102,15 @@ int kvd_cmd_auth_check(kvd_conn *c, kvd_reply *r, const void *secret, size_t len
     if (++c->sess.auth_failures >= AUTH_MAX_FAILURES) {
         kvd_debug("%s: %d failed AUTH attempts, closing", c->peer, c->sess.auth_failures);
         *fatal = 1;
+    }
+    return KV_AUTH_FAILED;
+}
+
+int kvd_cmd_auth_check(kvd_conn *c, kvd_reply *r, const void *secret, size_t len, int *fatal)
+{
+    if (kvd_cmd_auth_verify(c, secret, len, fatal) == KV_OK) {
+        r->ops->ok(r, "OK");
+        return KV_OK;
     }
     r->ops->error(r, KV_AUTH_FAILED, "wrong password");
     return KV_AUTH_FAILED;

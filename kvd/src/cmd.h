@@ -240,6 +240,7 @@ struct kvd_reply {
             size_t head, count, saved_len, saved_count;
             int keys_only, with_cursor;
         } page;
+        void *state; /* HTTP: the connection's request and reply state */
     } u;
 };
 
@@ -276,6 +277,15 @@ int kvd_cmd_needs_auth(const struct kvd_conn *c, int kind);
  * on this connection. Returns the status, or -1 when out of memory. */
 int kvd_cmd_auth_check(struct kvd_conn *c, kvd_reply *r, const void *secret, size_t len,
                        int *fatal);
+/* The same check without an answer (HTTP's bearer token): sets
+ * c->sess.authed, does the bookkeeping (throttle result, failure count,
+ * WARN) and returns KV_OK or KV_AUTH_FAILED. The caller consults the
+ * throttle (kvd_auth_throttle_admit) first. */
+int kvd_cmd_auth_verify(struct kvd_conn *c, const void *secret, size_t len, int *fatal);
+/* Whether secret is the password (1 when none is set), compared in
+ * constant time, with no bookkeeping: for a token this connection
+ * already proved with kvd_cmd_auth_verify. */
+int kvd_cmd_secret_is(const struct kvd_conn *c, const void *secret, size_t len);
 
 /* Runs one command without the layer's bookkeeping (cmd_*.c, EXEC). */
 int kvd__cmd_run(kvd_exec *x);

@@ -7,8 +7,8 @@
  *
  * Front-ends: fe_native.c (length-prefixed MessagePack frames, kvd's own
  * protocol), fe_resp.c (the Redis protocol, RESP2/RESP3 and inline
- * commands), and fe_text.c's plain-text answer to HTTP. kvd_frontend_detect
- * picks one from a connection's first bytes.
+ * commands) and fe_http.c (HTTP/1.1: the REST API, /metrics, /healthz).
+ * kvd_frontend_detect picks one from a connection's first bytes.
  */
 #ifndef KVD_FRONTEND_H
 #define KVD_FRONTEND_H
@@ -55,7 +55,7 @@ typedef struct kvd_frontend {
 
 extern const kvd_frontend kvd_fe_native;
 extern const kvd_frontend kvd_fe_resp;
-extern const kvd_frontend kvd_fe_http_refusal;
+extern const kvd_frontend kvd_fe_http;
 
 /* The front-end of a listener dedicated to one protocol (KVD_PROTOCOL_*),
  * or NULL for -1: chosen by the first bytes. */
@@ -63,10 +63,12 @@ const kvd_frontend *kvd_frontend_for(int protocol);
 
 /* The front-end for a connection whose first bytes are p[0..len) (len >
  * 0): RESP for '*' or an inline command (a line starting with a letter),
- * the HTTP refusal for an HTTP request line, else kvd's own frames. A frame's length prefix can never
- * start with '*' or a letter while the frame limit is below
- * KVD_MAX_FRAME_SIZE (config.h, checked at start-up). NULL: not decidable
- * yet (a letter, and the first line is not complete). */
+ * HTTP for an HTTP/1.x request line (or a first line over 8 KiB that
+ * starts with an HTTP method: a long key in the target), else kvd's own
+ * frames. A frame's length prefix can never start with '*' or a letter
+ * while the frame limit is below KVD_MAX_FRAME_SIZE (config.h, checked at
+ * start-up). NULL: not decidable yet (a letter, and the first line is not
+ * complete). */
 const kvd_frontend *kvd_frontend_detect(const uint8_t *p, size_t len);
 
 #endif /* KVD_FRONTEND_H */

@@ -36,6 +36,16 @@ void kvd_stats_record(kvd_stats *s, int op, uint64_t ns)
     if (op < 0 || op >= KVD_CMD_COUNT)
         return;
     kvd_stat_add(&s->hist[op][bucket_of(ns)], 1);
+    kvd_stat_add(&s->hist_sum_ns[op], ns);
+}
+
+uint64_t kvd_hist_bucket_limit(unsigned b)
+{
+    if (b + 1 >= KVD_HIST_BUCKETS)
+        return UINT64_MAX;
+    double lo, width;
+    bucket_range(b, &lo, &width);
+    return (uint64_t)(lo + width);
 }
 
 void kvd_hist_merge(kvd_hist *h, kvd_stats *s, int op)
@@ -45,6 +55,7 @@ void kvd_hist_merge(kvd_hist *h, kvd_stats *s, int op)
         h->buckets[b] += n;
         h->count += n;
     }
+    h->sum_ns += kvd_stat_get(&s->hist_sum_ns[op]);
 }
 
 double kvd_hist_quantile_us(const kvd_hist *h, double q)

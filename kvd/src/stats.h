@@ -37,6 +37,7 @@ typedef struct kvd_stats {
     _Atomic uint64_t auth_failures;    /* wrong AUTH secrets              */
     _Atomic uint64_t auth_throttled;   /* AUTHs delayed by the backoff    */
     _Atomic uint64_t hist[KVD_CMD_COUNT][KVD_HIST_BUCKETS];
+    _Atomic uint64_t hist_sum_ns[KVD_CMD_COUNT]; /* the samples' exact sum */
 } kvd_stats;
 
 /* Single-writer increment (only the owning loop calls these). */
@@ -57,8 +58,13 @@ void kvd_stats_record(kvd_stats *s, int op, uint64_t ns);
 /* A merged histogram for one op, and its percentiles. */
 typedef struct kvd_hist {
     uint64_t count;
+    uint64_t sum_ns; /* of all samples */
     uint64_t buckets[KVD_HIST_BUCKETS];
 } kvd_hist;
+
+/* The upper edge of bucket b in nanoseconds: its samples are below it
+ * (UINT64_MAX for the last bucket, which takes everything above). */
+uint64_t kvd_hist_bucket_limit(unsigned b);
 
 /* Adds stats s's histogram of op into h. */
 void kvd_hist_merge(kvd_hist *h, kvd_stats *s, int op);

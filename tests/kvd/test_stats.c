@@ -106,3 +106,35 @@ Test(stats, extreme_inputs_are_safe)
     cr_assert_eq(total, 2, "out-of-range ops recorded nothing");
     free(s);
 }
+
+/* Bucket edges (for Prometheus's cumulative buckets): each sample lies
+ * below its bucket's limit and at or above the one before; every power
+ * of two from 4 ns is an edge; the sum of the samples is exact. */
+Test(stats, bucket_limits_and_sum)
+{
+    kvd_stats *s = new_stats();
+    uint64_t sum = 0;
+    for (uint64_t v = 0; v < (uint64_t)1 << 36; v = v * 5 / 4 + 1) {
+        kvd_stats *one = new_stats();
+        kvd_stats_record(one, KV_PROTO_GET, v);
+        kvd_hist h = merged(one, KV_PROTO_GET);
+        unsigned b = 0;
+        while (h.buckets[b] == 0)
+            b++;
+        cr_assert_lt(v, kvd_hist_bucket_limit(b), "v=%llu", (unsigned long long)v);
+        if (b > 0)
+            cr_assert_geq(v, kvd_hist_bucket_limit(b - 1), "v=%llu", (unsigned long long)v);
+        free(one);
+        kvd_stats_record(s, KV_PROTO_GET, v);
+        sum += v;
+    }
+    for (int e = 2; e < 40; e++) {
+        int edge = 0;
+        for (unsigned b = 0; b < KVD_HIST_BUCKETS; b++)
+            edge |= kvd_hist_bucket_limit(b) == (uint64_t)1 << e;
+        cr_assert(edge, "2^%d is a bucket edge", e);
+    }
+    cr_assert_eq(kvd_hist_bucket_limit(KVD_HIST_BUCKETS - 1), UINT64_MAX);
+    cr_assert_eq(merged(s, KV_PROTO_GET).sum_ns, sum);
+    free(s);
+}

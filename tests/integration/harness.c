@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -524,4 +525,69 @@ long kvd_rss_kib(void)
             break;
     fclose(f);
     return kib;
+}
+
+/* ---- raw HTTP ------------------------------------------------------------- */
+
+int http_recv(int fd, http_resp *r, int no_body)
+{
+    memset(r, 0, sizeof *r);
+    r->code = -1;
+    size_t n = 0;
+    /* the head, a byte at a time: the next response must stay unread */
+    while (n + 1 < sizeof r->head) {
+        char c;
+        ssize_t got = recv(fd, &c, 1, 0);
+        if (got <= 0)
+            return -1;
+        r->head[n++] = c;
+        if (n >= 4 && memcmp(r->head + n - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    r->head[n] = '\0';
+    if (sscanf(r->head, "HTTP/1.%*d %d", &r->code) != 1)
+        return r->code = -1;
+    char cl[32];
+    size_t len = http_header(r, "Content-Length", cl, sizeof cl) ? strtoul(cl, NULL, 10) : 0;
+    if (no_body)
+        len = 0;
+    r->body = malloc(len + 1);
+    if (!r->body)
+        return r->code = -1;
+    while (r->len < len) {
+        ssize_t got = recv(fd, r->body + r->len, len - r->len, 0);
+        if (got <= 0)
+            return r->code = -1;
+        r->len += (size_t)got;
+    }
+    r->body[r->len] = 0;
+    return r->code;
+}
+
+void http_resp_free(http_resp *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+int http_header(const http_resp *r, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *line = strstr(r->head, "\r\n"); line && line[2] != '\r';
+         line = strstr(line + 2, "\r\n")) {
+        const char *h = line + 2;
+        if (strncasecmp(h, name, nl) == 0 && h[nl] == ':') {
+            h += nl + 1;
+            while (*h == ' ')
+                h++;
+            size_t i = 0;
+            while (h[i] && h[i] != '\r' && i + 1 < cap) {
+                out[i] = h[i];
+                i++;
+            }
+            out[i] = '\0';
+            return 1;
+        }
+    }
+    return 0;
 }

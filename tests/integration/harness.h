@@ -98,6 +98,22 @@ int raw_recv_status(int fd, int op, uint64_t *id);
 /* 1 if the peer closed the connection (EOF or reset) within timeout. */
 int raw_wait_closed(int fd, int timeout_ms);
 
+/* ---- raw HTTP ------------------------------------------------------------- */
+
+typedef struct http_resp {
+    int code;        /* status, -1: nothing readable (EOF, timeout) */
+    char head[8192]; /* status line and headers, NUL-terminated     */
+    uint8_t *body;   /* malloc'ed, NUL-terminated; free with http_resp_free */
+    size_t len;
+} http_resp;
+
+/* Reads one HTTP response from fd: the head, then Content-Length bytes
+ * of body (none when no_body: the answer to a HEAD). Returns r->code. */
+int http_recv(int fd, http_resp *r, int no_body);
+void http_resp_free(http_resp *r);
+/* Copies header name's value (case-insensitive) into out; 1 if found. */
+int http_header(const http_resp *r, const char *name, char *out, size_t cap);
+
 /* Encodes one request into b (asserts). */
 void enc(kv_proto_buf *b, const kv_proto_request *r);
 

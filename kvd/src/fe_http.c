@@ -125,6 +125,8 @@ static int refuse_early(kvd_http *st, int status, int code, const char *fmt, ...
 static void span_add(kvd_http *st, kvd_http_span *s, const char *at, size_t n)
 {
     size_t off = (size_t)((const uint8_t *)at - st->base);
+    if (off + n > st->head_end)
+        st->head_end = off + n;
     if (!s->set) {
         s->off = off;
         s->len = n;
@@ -156,6 +158,7 @@ static int on_message_begin(http_parser *p)
     st->waiting = 0;
     st->head_only = 0;
     st->body_total = 0;
+    st->head_end = 0;
     st->body_copy.len = 0;
     st->route = KVD_HTTP_NONE;
     st->auth = KVD_HTTP_AUTH_OK;
@@ -208,6 +211,9 @@ static kvd_http_span *header_slot(kvd_http *st)
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     kvd_http *st = p->data;
+    size_t end = (size_t)((const uint8_t *)at - st->base) + n;
+    if (end > st->head_end)
+        st->head_end = end; /* headers kvd does not read count too */
     if (st->in_field) {
         st->in_field = 0;
         st->value = header_slot(st);
@@ -379,6 +385,11 @@ static int on_headers_complete(http_parser *p)
     st->method = p->method;
     st->http_minor = p->http_major == 1 ? p->http_minor : 1;
     st->head_only = p->method == HTTP_HEAD;
+    /* The head arrived whole in this read: its size, give or take the
+     * request line's tail. */
+    if (st->head_end > st->head_limit)
+        return refuse_early(st, KV_FRAME_TOO_LARGE, 431, "request head larger than %zu bytes",
+                            st->head_limit);
     if (p->http_major != 1)
         return refuse_early(st, KV_UNSUPPORTED, 505, "kvd speaks HTTP/1.0 and HTTP/1.1");
     if (st->duplicate)

@@ -86,6 +86,7 @@ typedef struct kvd_http {
     kv_proto_buf body_copy;    /* a chunked body, reassembled            */
     size_t body_total;         /* body bytes so far                       */
     size_t head_limit, body_limit;
+    size_t head_end;           /* end of the head's last piece seen       */
     int route;                 /* kvd_http_route                          */
     kvd_http_span path_key;    /* KEY: the encoded key in the path        */
     kvd_http_span query;       /* the query string                        */

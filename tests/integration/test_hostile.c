@@ -340,30 +340,24 @@ static void run_tool(const char *cmd, char *out, size_t cap)
     pclose(p);
 }
 
-#define HTTP_REFUSAL                                                                   \
-    "kvd does not speak HTTP on this port: it speaks kvd's MessagePack frames (see "    \
-    "docs/protocol.md) and the Redis protocol (redis-cli -p PORT)\n"
-
-/* The first bytes choose the protocol: Redis (RESP or inline) is served
- * on the same port, HTTP gets a readable refusal. */
-Test(hostile, another_protocol_is_served_or_refused_readably)
+/* The first bytes choose the protocol: kvd's frames, Redis (RESP or
+ * inline) and HTTP are all served on the one port. */
+Test(hostile, every_protocol_is_served_on_one_port)
 {
     kvd_start(NULL);
     char buf[4096];
 
     static const char *const http[] = {"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
                                        "POST /k HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
-                                       "HEAD / HTTP/1.0\r\n\r\n", "OPTIONS * HTTP/1.1\r\n\r\n"};
+                                       "OPTIONS * HTTP/1.1\r\nConnection: close\r\n\r\n"};
     for (size_t i = 0; i < sizeof http / sizeof http[0]; i++) {
-        text_answer(http[i], buf, sizeof buf);
-        cr_assert(strncmp(buf, "HTTP/1.0 400 Bad Request\r\n", 26) == 0, "%s -> %s", http[i], buf);
-        const char *body = strstr(buf, "\r\n\r\n");
-        cr_assert_not_null(body, "%s", buf);
-        body += 4;
-        cr_assert_str_eq(body, HTTP_REFUSAL);
-        char cl[64];
-        snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", strlen(body));
-        cr_assert_not_null(strstr(buf, cl), "%s", buf);
+        int fd = conn();
+        cr_assert_eq(raw_send(fd, http[i], strlen(http[i])), 0);
+        http_resp r;
+        cr_assert_eq(http_recv(fd, &r, 0), 404, "%s -> %s", http[i], r.head);
+        cr_assert_not_null(strstr((char *)r.body, "\"status\":\"UNSUPPORTED\""), "%s", r.body);
+        http_resp_free(&r);
+        close(fd);
     }
 
     static const char *const redis[][2] = {
@@ -394,12 +388,12 @@ Test(hostile, another_protocol_is_served_or_refused_readably)
     expect(fd, 0, KV_FRAME_TOO_LARGE, 1, "0xffffffff length");
     close(fd);
 
-    /* The real tools, when installed, print the line. */
+    /* The real tools, when installed. */
     char cmd[256];
     if (system("command -v curl >/dev/null 2>&1") == 0) {
-        snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/ 2>/dev/null", g_kvd.port);
+        snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/healthz 2>/dev/null", g_kvd.port);
         run_tool(cmd, buf, sizeof buf);
-        cr_assert_str_eq(buf, HTTP_REFUSAL);
+        cr_assert_str_eq(buf, "{\"health\":\"true\"}\n");
     }
     if (system("command -v redis-cli >/dev/null 2>&1") == 0) {
         snprintf(cmd, sizeof cmd, "redis-cli -h 127.0.0.1 -p %d PING 2>&1", g_kvd.port);
@@ -411,6 +405,200 @@ Test(hostile, another_protocol_is_served_or_refused_readably)
     kv_client *cl = test_client(NULL);
     cr_assert_eq(kv_client_ping(cl), KV_OK);
     kv_client_close(cl);
+    kvd_stop();
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+/* Sends request on a new connection and expects HTTP code with JSON
+ * error status; then, if close_expected, the connection to end, else a
+ * GET /healthz on it to be answered. */
+static void http_expect(const void *request, size_t len, int code, const char *status,
+                        int close_expected, const char *what)
+{
+    int fd = conn();
+    /* a refusal may come (and the connection close) before all is sent */
+    send(fd, request, len, MSG_NOSIGNAL);
+    http_resp r;
+    cr_assert_eq(http_recv(fd, &r, 0), code, "%s: %s", what, r.head);
+    char want[64];
+    snprintf(want, sizeof want, "{\"error\":{\"status\":\"%s\",", status);
+    cr_assert(r.body && strncmp((char *)r.body, want, strlen(want)) == 0, "%s: %s", what,
+              r.body ? (char *)r.body : "");
+    char connhdr[32] = "";
+    http_header(&r, "Connection", connhdr, sizeof connhdr);
+    http_resp_free(&r);
+    if (close_expected) {
+        cr_assert_str_eq(connhdr, "close", "%s", what);
+        cr_assert(raw_wait_closed(fd, 5000), "%s: connection should close", what);
+    } else {
+        const char *ping = "GET /healthz HTTP/1.1\r\n\r\n";
+        cr_assert_eq(raw_send(fd, ping, strlen(ping)), 0, "%s", what);
+        cr_assert_eq(http_recv(fd, &r, 0), 200, "%s: still usable", what);
+        http_resp_free(&r);
+    }
+    close(fd);
+}
+
+static void http_expect_s(const char *request, int code, const char *status, int close_expected)
+{
+    http_expect(request, strlen(request), code, status, close_expected, request);
+}
+
+/* A request of len bytes: head, then filler up to len, then tail. */
+static char *padded(const char *head, size_t len, char fill, const char *tail)
+{
+    char *b = malloc(len + 1);
+    size_t h = strlen(head), t = strlen(tail);
+    memcpy(b, head, h);
+    memset(b + h, fill, len - h - t);
+    memcpy(b + len - t, tail, t);
+    b[len] = 0;
+    return b;
+}
+
+Test(hostile, http_bad_requests_get_json_errors)
+{
+    kvd_start("--max-frame-size", "200000", NULL);
+    kv_client *c = test_client(NULL);
+    cr_assert_eq(kv_client_set(c, "keep", 4, "safe", 4, NULL), KV_OK);
+    kv_client_close(c);
+    uint64_t rev0, keys0;
+    known_state(&rev0, &keys0);
+
+    /* the stream cannot be trusted: answered, then closed */
+    http_expect_s("GET /healthz HTTP/1.1\r\nHost x\r\n\r\n", 400, "PROTOCOL", 1);
+    http_expect_s("PUT /v1/keys/k HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400, "PROTOCOL", 1);
+    http_expect_s("PUT /v1/keys/k HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc",
+                  400, "PROTOCOL", 1);
+    http_expect_s("PUT /v1/keys/k HTTP/1.1\r\nContent-Length: 3\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                  400, "PROTOCOL", 1);
+    http_expect_s("PUT /v1/keys/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400,
+                  "PROTOCOL", 1);
+    http_expect_s("GET /v1/keys/\x01 HTTP/1.1\r\n\r\n", 400, "PROTOCOL", 1);
+    http_expect_s("GET /healthz HTTP/1.1\r\nAuthorization: Bearer a\r\n"
+                  "Authorization: Bearer b\r\n\r\n", 400, "INVALID_ARGUMENT", 1);
+    http_expect_s("PUT /v1/keys/k HTTP/1.1\r\nExpect: 200-ok\r\nContent-Length: 3\r\n\r\nabc",
+                  417, "UNSUPPORTED", 1);
+    /* over the limits: refused from the head, before the body is read */
+    http_expect_s("PUT /v1/keys/k HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", 413,
+                  "FRAME_TOO_LARGE", 1);
+    http_expect_s("PUT /v1/keys/k HTTP/1.1\r\nContent-Length: 200001\r\n\r\n", 413,
+                  "FRAME_TOO_LARGE", 1);
+    char *big = padded("GET /healthz HTTP/1.1\r\nX-Pad: ", 250000, 'a', "\r\n\r\n");
+    http_expect(big, strlen(big), 431, "FRAME_TOO_LARGE", 1, "a 250 KB header");
+    free(big);
+    big = padded("GET /v1/keys/", 250000, 'k', " HTTP/1.1\r\n\r\n");
+    http_expect(big, strlen(big), 431, "FRAME_TOO_LARGE", 1, "a 250 KB target");
+    free(big);
+    /* a chunked body over the limit */
+    {
+        size_t chunk = 90000, n = 0;
+        char *b = malloc(4 * chunk + 512);
+        n += (size_t)sprintf(b, "PUT /v1/keys/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for (int i = 0; i < 3; i++) {
+            n += (size_t)sprintf(b + n, "%zx\r\n", chunk);
+            memset(b + n, 'x', chunk);
+            n += chunk;
+            n += (size_t)sprintf(b + n, "\r\n");
+        }
+        n += (size_t)sprintf(b + n, "0\r\n\r\n");
+        http_expect(b, n, 413, "FRAME_TOO_LARGE", 1, "chunked body over the limit");
+        free(b);
+    }
+    /* a good request, then garbage: the first is answered */
+    {
+        int fd = conn();
+        const char *g = "GET /healthz HTTP/1.1\r\n\r\n\x01\x02\x03\r\n\r\n";
+        cr_assert_eq(raw_send(fd, g, strlen(g)), 0);
+        http_resp r;
+        cr_assert_eq(http_recv(fd, &r, 0), 200);
+        http_resp_free(&r);
+        cr_assert_eq(http_recv(fd, &r, 0), 400);
+        http_resp_free(&r);
+        cr_assert(raw_wait_closed(fd, 5000));
+        close(fd);
+    }
+
+    /* one request is wrong: answered, the connection kept */
+    http_expect_s("PATCH /v1/keys/k HTTP/1.1\r\n\r\n", 405, "UNSUPPORTED", 0);
+    http_expect_s("GET /nowhere HTTP/1.1\r\n\r\n", 404, "UNSUPPORTED", 0);
+    http_expect_s("GET /v1/keys/%zz HTTP/1.1\r\n\r\n", 400, "INVALID_ARGUMENT", 0);
+    http_expect_s("GET /v1/keys?cursor=-1 HTTP/1.1\r\n\r\n", 400, "INVALID_ARGUMENT", 0);
+    http_expect_s("PUT /v1/keys/k HTTP/1.1\r\nIf-Match: 1, 2\r\nContent-Length: 1\r\n\r\nx",
+                  400, "INVALID_ARGUMENT", 0);
+    http_expect_s("POST /v1/txn HTTP/1.1\r\nContent-Length: 9\r\n\r\n{\"then\":[", 400,
+                  "INVALID_ARGUMENT", 0);
+    http_expect_s("POST /v1/mget HTTP/1.1\r\nContent-Length: 15\r\n\r\n{\"keys\":[\"%%\"]}",
+                  400, "INVALID_ARGUMENT", 0);
+    http_expect_s("POST /v1/mset HTTP/1.1\r\nContent-Length: 4\r\n\r\nnull", 400,
+                  "INVALID_ARGUMENT", 0);
+    /* deep nesting, and many small values: refused without building them */
+    {
+        char *deep = padded("", 5000, '[', "");
+        char head[128];
+        int h = snprintf(head, sizeof head, "POST /v1/txn HTTP/1.1\r\nContent-Length: %zu\r\n\r\n",
+                         strlen(deep));
+        char *req = malloc((size_t)h + strlen(deep) + 1);
+        memcpy(req, head, (size_t)h);
+        strcpy(req + h, deep);
+        http_expect(req, strlen(req), 400, "INVALID_ARGUMENT", 0, "deep JSON");
+        free(req);
+        free(deep);
+        size_t n = 190000;
+        char *many = malloc(n + 128);
+        size_t off = (size_t)sprintf(many, "POST /v1/mget HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", n);
+        many[off] = '[';
+        for (size_t i = 1; i < n - 1; i += 2) {
+            many[off + i] = '0';
+            many[off + i + 1] = ',';
+        }
+        many[off + n - 2] = '0';
+        many[off + n - 1] = ']';
+        http_expect(many, off + n, 413, "FRAME_TOO_LARGE", 0, "95000 JSON values");
+        free(many);
+    }
+
+    /* random damage to good requests, each half-closed after sending */
+    {
+        static const char *const good[] = {
+            "GET /v1/keys/keep HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST /v1/mget HTTP/1.1\r\nContent-Length: 17\r\n\r\n{\"keys\":[\"a2VlcA==\"]}",
+            "GET /v1/keys?prefix=k&limit=5 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        };
+        unsigned seed = 12345;
+        for (int i = 0; i < 150; i++) {
+            const char *g = good[i % 3];
+            char req[256];
+            size_t n = strlen(g);
+            memcpy(req, g, n);
+            for (int k = 0; k < 1 + i % 4; k++) {
+                seed = seed * 1103515245u + 12345u;
+                size_t at = (seed >> 8) % n;
+                seed = seed * 1103515245u + 12345u;
+                req[at] = (char)(seed >> 16);
+            }
+            int fd = conn();
+            send(fd, req, n, MSG_NOSIGNAL);
+            shutdown(fd, SHUT_WR);
+            char sink[4096];
+            int closed = 0;
+            for (int t = 0; t < 100 && !closed; t++) {
+                ssize_t got = recv(fd, sink, sizeof sink, 0);
+                closed = got <= 0;
+            }
+            cr_assert(closed, "damaged request %d left the connection open", i);
+            close(fd);
+        }
+    }
+
+    /* nothing changed; still serving */
+    uint64_t rev1, keys1;
+    known_state(&rev1, &keys1);
+    cr_assert_eq(rev1, rev0);
+    cr_assert_eq(keys1, keys0);
+    http_expect_s("GET /v1/keys/nope HTTP/1.1\r\n\r\n", 404, "NOT_FOUND", 0);
     kvd_stop();
 }
 

@@ -338,6 +338,83 @@ Test(limits, frame_timeout)
     kvd_stop();
 }
 
+/* HTTP gets the same backpressure: pipelined GETs of a 64 KiB value from
+ * a client that never reads pause the connection at the output limit and
+ * it is dropped after --write-timeout. */
+Test(limits, http_reader_that_never_reads)
+{
+    kvd_start("--max-output-buffer", "1m", "--write-timeout", "1", NULL);
+    kv_client *c = NULL;
+    cr_assert_eq(open_client(NULL, &c), KV_OK);
+    size_t vlen = 64 * 1024;
+    char *val = malloc(vlen);
+    memset(val, 'x', vlen);
+    cr_assert_eq(kv_client_set(c, "big", 3, val, vlen, NULL), KV_OK);
+    free(val);
+    long rss0 = kvd_rss_kib();
+
+    int fd = raw_connect(g_kvd.port, 200);
+    cr_assert_geq(fd, 0);
+    static const char get[] = "GET /v1/keys/big HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t n = sizeof get - 1;
+    char *b = malloc(1000 * n);
+    for (int i = 0; i < 1000; i++)
+        memcpy(b + (size_t)i * n, get, n);
+    size_t sent_reqs = 0;
+    for (int round = 0; round < 200; round++) {
+        ssize_t w = send(fd, b, 1000 * n, MSG_NOSIGNAL);
+        if (w < (ssize_t)(1000 * n))
+            break;
+        sent_reqs += 1000;
+    }
+    free(b);
+    cr_assert_gt(sent_reqs, 1000, "sent %zu requests", sent_reqs);
+
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(kv_client_ping(c), KV_OK);
+    long rss1 = kvd_rss_kib();
+    cr_assert_lt(rss1 - rss0, 48 * 1024, "kvd grew by %ld KiB", rss1 - rss0);
+
+    uint64_t slow = 0;
+    for (int i = 0; i < 100 && slow == 0; i++) {
+        sleep_ms(100);
+        slow = metric_u(NULL, "disconnects_slow");
+    }
+    cr_assert_eq(slow, 1);
+    cr_assert(raw_wait_closed(fd, 10000));
+    close(fd);
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+}
+
+/* An HTTP request trickled in a byte at a time is cut off by
+ * --frame-timeout, head or body. */
+Test(limits, http_request_trickled_in_is_cut_off)
+{
+    kvd_start("--frame-timeout", "1", NULL);
+    static const char *const slow[] = {
+        "GET /v1/keys/k HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "PUT /v1/keys/k HTTP/1.1\r\nContent-Length: 100\r\n\r\naaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    for (int k = 0; k < 2; k++) {
+        int fd = raw_connect(g_kvd.port, 5000);
+        cr_assert_geq(fd, 0);
+        int closed = 0;
+        for (size_t i = 0; slow[k][i] && !closed; i++) {
+            if (send(fd, slow[k] + i, 1, MSG_NOSIGNAL) != 1)
+                break;
+            closed = raw_wait_closed(fd, 200);
+        }
+        if (!closed)
+            closed = raw_wait_closed(fd, TEST_IO_TIMEOUT_MS);
+        cr_assert(closed, "request %d trickled in was not cut off", k);
+        close(fd);
+    }
+    cr_assert_eq(metric_u(NULL, "disconnects_frame_timeout"), 2);
+    kvd_stop();
+}
+
 /* With only 64 descriptors kvd cannot hold --max-connections 10000: it
  * warns at start and lowers the limit, so connections beyond what the
  * descriptors allow are answered BUSY instead of waiting unaccepted. */

@@ -105,6 +105,9 @@ static const opt_def opts[] = {
     {"resp-port", OPT_PORT, OFF(resp_port), "N",
      "also listen on port N (same addresses) for the Redis protocol only, e.g. 6379 for a "
      "drop-in replacement; the main port speaks it too (default none)", 0, 65535},
+    {"http-port", OPT_PORT, OFF(http_port), "N",
+     "also listen on port N (same addresses) for HTTP only (docs/http.md); the main port "
+     "speaks it too (default none)", 0, 65535},
     {"port-file", OPT_STR, OFF(port_file), "PATH",
      "write the bound TCP port to this file once listening, 0 with --bind none (default none)", 0, 0},
     {"unix", OPT_STR, OFF(unix_path), "PATH",
@@ -158,6 +161,7 @@ static void config_defaults(kvd_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->port = KV_PROTO_DEFAULT_PORT;
     cfg->resp_port = -1;
+    cfg->http_port = -1;
     cfg->raft_snapshot_entries = 16384;
     cfg->raft_election_timeout = 1000;
     cfg->unix_perm = -1;

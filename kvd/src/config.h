@@ -22,6 +22,7 @@ typedef struct kvd_config {
     int tcp_off;                /* --bind none: the Unix socket only      */
     int port;                   /* 0 = ephemeral                          */
     int resp_port;              /* -1 = none: a Redis-protocol-only port  */
+    int http_port;              /* -1 = none: an HTTP-only port           */
     char *unix_path;            /* NULL: no Unix socket                   */
     int unix_perm;              /* its mode (0..0777); -1: as the umask   */
     char *port_file;            /* write the bound TCP port here          */

@@ -587,7 +587,9 @@ static int listen_tcp(kvd_server *s, const char *addr, int port, int protocol, i
     *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                             : ((struct sockaddr_in *)&ss)->sin_port);
     kvd_info("listening on %s port %d%s", addr, *bound,
-             protocol == KVD_PROTOCOL_RESP ? " (Redis protocol only)" : "");
+             protocol == KVD_PROTOCOL_RESP   ? " (Redis protocol only)"
+             : protocol == KVD_PROTOCOL_HTTP ? " (HTTP only)"
+                                             : "");
     return add_listener(s, fd, 0, protocol);
 }
 
@@ -828,7 +830,7 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     if (open_store(s, cfg) != 0)
         return -1;
 
-    s->listeners = calloc(2 * cfg->nbinds + 1, sizeof *s->listeners);
+    s->listeners = calloc(3 * cfg->nbinds + 1, sizeof *s->listeners);
     if (!s->listeners) {
         kvd_error("out of memory");
         return -1;
@@ -849,6 +851,15 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
             return -1;
         if (i == 0)
             s->resp_port = bound;
+        port = bound;
+    }
+    port = cfg->http_port;
+    for (size_t i = 0; port >= 0 && i < cfg->nbinds; i++) {
+        int bound;
+        if (listen_tcp(s, cfg->binds[i], port, KVD_PROTOCOL_HTTP, &bound) != 0)
+            return -1;
+        if (i == 0)
+            s->http_port = bound;
         port = bound;
     }
     if (cfg->unix_path && listen_unix(s, cfg->unix_path) != 0)

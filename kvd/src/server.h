@@ -97,6 +97,7 @@ typedef struct kvd_server {
     int stopping;              /* SIGINT/SIGTERM seen (main thread)       */
     int bound_port;         /* first TCP listener's port */
     int resp_port;          /* the --resp-port listeners' port, or 0 */
+    int http_port;          /* the --http-port listeners' port, or 0 */
     uint64_t start_ns;      /* uv_hrtime() at start      */
     atomic_uint_fast64_t connections; /* currently open (accepted, not yet closed) */
     atomic_uint_fast64_t connections_total;

@@ -3,8 +3,8 @@
  * REST endpoints (binary values, percent-encoded keys, versions and CAS
  * with If-Match, listing with a cursor, JSON txn, mset and mget), bearer
  * tokens, keep-alive and pipelining over raw sockets, /metrics checked by
- * Prometheus's own parser (promtool check metrics), and one port shared
- * by curl, redis-cli and kvcli.
+ * Prometheus's own parser (promtool check metrics), one port shared by
+ * curl, redis-cli and kvcli, and an HTTP-only port (--http-port).
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -783,5 +783,56 @@ Test(http, curl_redis_cli_and_kvcli_share_one_port)
     cr_assert_eq(curl(&o, "'%s/v1/keys/shared'", g_base), 200);
     cr_assert_str_eq(o.body, "from-kvcli");
     curl_free(&o);
+    kvd_stop();
+}
+
+/* The port of the "(HTTP only)" listener, from kvd's log. */
+static int http_port_from_log(void)
+{
+    FILE *f = fopen(g_kvd.log, "r");
+    cr_assert_not_null(f);
+    char line[512];
+    int port = -1;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, " port ");
+        if (p && strstr(line, "(HTTP only)"))
+            port = atoi(p + 6);
+    }
+    fclose(f);
+    return port;
+}
+
+Test(http, http_port_speaks_only_http)
+{
+    start("--http-port", "0", NULL);
+    cr_assert(wait_file_has(g_kvd.log, "(HTTP only)"));
+    int port = http_port_from_log();
+    cr_assert_gt(port, 0);
+    cr_assert_neq(port, g_kvd.port);
+    curl_out o;
+    cr_assert_eq(curl(&o, "-X PUT --data-binary v 'http://127.0.0.1:%d/v1/keys/k'", port), 200);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "'%s/v1/keys/k'", g_base), 200, "the main port speaks HTTP too");
+    cr_assert_str_eq(o.body, "v");
+    curl_free(&o);
+    /* Redis's inline PING and a frame of kvd's protocol are not HTTP there */
+    int fd = raw_connect(port, 5000);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raw_send(fd, "PING\r\n\r\n", 8), 0);
+    http_resp r;
+    cr_assert_eq(http_recv(fd, &r, 0), 400);
+    cr_assert_not_null(strstr((char *)r.body, "\"PROTOCOL\""), "%s", r.body);
+    http_resp_free(&r);
+    cr_assert(raw_wait_closed(fd, 5000));
+    close(fd);
+    fd = raw_connect(port, 5000);
+    kv_proto_buf b = {0};
+    kv_proto_request ping = {.op = KV_PROTO_PING, .id = 1};
+    enc(&b, &ping);
+    cr_assert_eq(raw_send(fd, b.data, b.len), 0);
+    kv_proto_buf_free(&b);
+    cr_assert_eq(http_recv(fd, &r, 0), 400);
+    http_resp_free(&r);
+    close(fd);
     kvd_stop();
 }

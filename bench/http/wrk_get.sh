@@ -17,9 +17,12 @@
 #         sized so the run takes about as long as wrk's did
 # and the order of the two alternates from round to round. The report
 # (stdout, and with OUT also into that file) has both tools' raw output,
-# then a table of the medians over the rounds: req/s per protocol and
-# HTTP/RESP (redis-benchmark's cumulative latency lines are left out; its
-# latency summary stays). Every response must be a 200 / a value: wrk's "Non-2xx" or
+# then a table of the medians over the rounds: req/s per protocol,
+# HTTP/RESP, and kvd's CPU time per request (user + system from
+# /proc/PID/stat over the run, divided by the requests answered: a figure
+# that other load on the machine disturbs less than throughput does).
+# redis-benchmark's cumulative latency lines are left out; its latency
+# summary stays. Every response must be a 200 / a value: wrk's "Non-2xx" or
 # socket errors are reported as PROBLEM lines.
 #
 # Environment (defaults): BUILD (build), KEYS (100000), VALUE (64),
@@ -97,30 +100,43 @@ request = function()
 end
 EOF
 
-declare -A HTTP RESP
+# kvd's CPU time so far (user + system, clock ticks).
+kvd_ticks() { awk '{print $14 + $15}' "/proc/$KVD_PID/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+declare -A HTTP RESP HTTP_CPU RESP_CPU
 problems=0
 run_http() {
-    local c=$1 r=$2 out
+    local c=$1 r=$2 out t0 t1 n
+    t0=$(kvd_ticks)
     out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$c" -d"${DURATION}s" --latency -s "$TMP/get.lua" \
           "http://127.0.0.1:$PORT")
+    t1=$(kvd_ticks)
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
     echo "--- round $r: HTTP, $c connections: wrk -t1 -c$c -d${DURATION}s --latency -s get.lua"
     echo "$out"
+    echo "kvd CPU: $(((t1 - t0) * TICK_US)) us for $n requests"
     if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
         echo "PROBLEM: wrk saw errors (round $r, $c connections)"
         problems=$((problems + 1))
     fi
     HTTP[$c]+="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out") "
+    HTTP_CPU[$c]+="$(python3 -c "print($((t1 - t0)) * $TICK_US / $n)") "
 }
 run_resp() {
-    local c=$1 r=$2 n out rps
+    local c=$1 r=$2 n out rps t0 t1
     rps=$(awk '{print $NF}' <<<"${HTTP[$c]:-20000}")
     n=$(python3 -c "print(max(10000, int(float('$rps') * $DURATION)))")
+    t0=$(kvd_ticks)
     out=$(taskset -c "$CLIENT_CPU" redis-benchmark -p "$PORT" -t get -r "$KEYS" -d "$VALUE" \
           -c "$c" -P 1 -n "$n" 2>&1 | tr '\r' '\n' | grep -v '^GET: rps=\|% <= \|^Cumulative' |
           sed '/^$/d')
+    t1=$(kvd_ticks)
     echo "--- round $r: RESP, $c connections: redis-benchmark -t get -r $KEYS -d $VALUE -c $c -P 1 -n $n"
     echo "$out"
+    echo "kvd CPU: $(((t1 - t0) * TICK_US)) us for $n requests"
     RESP[$c]+="$(awk '/requests per second/ {print $(NF-3)}' <<<"$out" | tail -1) "
+    RESP_CPU[$c]+="$(python3 -c "print($((t1 - t0)) * $TICK_US / $n)") "
 }
 
 for r in $(seq "$ROUNDS"); do
@@ -137,13 +153,18 @@ done
 
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
-echo "=== GET throughput, medians of $ROUNDS rounds (req/s) ==="
-printf '%-12s %14s %14s %10s\n' connections "HTTP (wrk)" "RESP (r-b)" HTTP/RESP
+echo "=== GET, medians of $ROUNDS rounds: throughput (req/s) and kvd's CPU time per request (us) ==="
+printf '%-12s %12s %12s %10s %12s %12s\n' connections "HTTP req/s" "RESP req/s" HTTP/RESP \
+    "HTTP us/req" "RESP us/req"
 for c in $CONNS; do
     h=$(median <<<"${HTTP[$c]}")
     s=$(median <<<"${RESP[$c]}")
-    printf '%-12s %14.0f %14.0f %10.2f\n' "$c" "$h" "$s" "$(python3 -c "print($h / $s if $s else 0)")"
+    hc=$(median <<<"${HTTP_CPU[$c]}")
+    sc=$(median <<<"${RESP_CPU[$c]}")
+    printf '%-12s %12.0f %12.0f %10.2f %12.2f %12.2f\n' "$c" "$h" "$s" \
+        "$(python3 -c "print($h / $s if $s else 0)")" "$hc" "$sc"
 done
+echo "uptime:  $(uptime)"
 echo "problems: $problems"
 kill "$KVD_PID"
 wait "$KVD_PID" || { echo "PROBLEM: kvd exited with $?"; exit 1; }

@@ -2,9 +2,10 @@
  * conn.c - one client connection (see conn.h).
  *
  * Protocols: the first bytes choose the connection's front-end
- * (kvd_frontend_detect: kvd's MessagePack frames, RESP, or the plain-text
- * refusal of HTTP); from then on the front-end cuts the input into
- * messages and runs them (frontend.h). Nothing here knows a framing.
+ * (kvd_frontend_detect: kvd's MessagePack frames, RESP or HTTP), unless
+ * a dedicated port's listener did; from then on the front-end cuts the
+ * input into messages and runs them (frontend.h). Nothing here knows a
+ * framing.
  *
  * Reading: libuv reads into the worker's 64 KiB scratch buffer when the
  * connection holds no partial message, so an idle connection owns no

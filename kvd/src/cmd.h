@@ -240,7 +240,18 @@ struct kvd_reply {
             size_t head, count, saved_len, saved_count;
             int keys_only, with_cursor;
         } page;
-        void *state; /* HTTP: the connection's request and reply state */
+        struct {           /* HTTP (http_reply.c): what the answer looks
+                              like, carried with the reply so that one
+                              given later (a cluster's write) renders the
+                              same                                     */
+            void *state;   /* the connection's kvd_http (scratch buffers) */
+            int kind;      /* the command answered, for its JSON shape   */
+            int code;      /* HTTP status instead of the status's, or 0 */
+            const char *allow, *ctype; /* 405's Allow; a text's type     */
+            uint64_t etag; /* X-Kvd-Version / ETag, with has_etag       */
+            unsigned char mode, has_etag, cas_delete, head_only, close_after,
+                http_minor, raw_done;
+        } http;
     } u;
 };
 

@@ -164,6 +164,8 @@ static int on_message_begin(http_parser *p)
     st->auth = KVD_HTTP_AUTH_OK;
     st->early_status = 0;
     st->early_msg[0] = 0;
+    st->code = 0;
+    st->close_after = 0;
     st->begun = 1;
     kvd_http_reply_reset(st);
     return 0;
@@ -657,7 +659,7 @@ static int run_key(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64
                       clock);
     if (kind == KVD_CMD_GET) {
         cmd->kind = KVD_CMD_GET;
-        st->out = KVD_HTTP_OUT_RAW;
+        r->u.http.mode = KVD_HTTP_OUT_RAW;
     } else if (kind == KVD_CMD_SET) {
         cmd->kind = KVD_CMD_SET;
         cmd->value = st->copy_body ? (kv_key){st->body_copy.data, st->body_copy.len}
@@ -671,7 +673,7 @@ static int run_key(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64
             cmd->has_expected = 1;
             cmd->expected = version;
         }
-        st->has_etag = 1;
+        r->u.http.has_etag = 1;
     } else if (st->if_match.set || st->if_none_match.set) {
         /* A conditional delete: a one-shot transaction. */
         kv_compare *cmp = kv_proto_arena_alloc(&c->arena, sizeof *cmp);
@@ -687,12 +689,13 @@ static int run_key(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64
         cmd->ncmps = 1;
         cmd->then_ops = op;
         cmd->nthen = 1;
-        st->cas_delete = 1;
+        r->u.http.cas_delete = 1;
     } else {
         cmd->kind = KVD_CMD_DEL;
         cmd->keys = &cmd->key;
         cmd->nkeys = 1;
     }
+    r->u.http.kind = cmd->kind;
     return kvd_cmd_execute(c, cmd, r, clock);
 }
 
@@ -727,6 +730,7 @@ static int run_list(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint6
             return refuse(c, r, KVD_CMD_SCAN, KV_INVALID_ARGUMENT,
                           "keys_only must be true or false", clock);
     }
+    r->u.http.kind = cmd->kind;
     return kvd_cmd_execute(c, cmd, r, clock);
 }
 
@@ -743,6 +747,7 @@ static int run_json(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint6
                                    sizeof err);
     if (rc != KV_OK)
         return refuse(c, r, kind, rc, err, clock);
+    r->u.http.kind = cmd->kind;
     return kvd_cmd_execute(c, cmd, r, clock);
 }
 
@@ -751,8 +756,8 @@ static int run_metrics(kvd_conn *c, kvd_http *st, kvd_reply *r, uint64_t *clock)
     int rc = kvd_http_metrics(c->w->server, &st->body_out);
     if (rc != KV_OK)
         return refuse(c, r, KVD_CMD_METRICS, rc, "cannot gather the metrics", clock);
-    st->out = KVD_HTTP_OUT_TEXT;
-    st->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r->u.http.mode = KVD_HTTP_OUT_TEXT;
+    r->u.http.ctype = "text/plain; version=0.0.4; charset=utf-8";
     if (r->ops->finish(r) != KV_OK)
         return -1;
     /* Counted as the METRICS command, as the other protocols' scrapes. */
@@ -775,14 +780,14 @@ static int dispatch(kvd_conn *c, kvd_http *st, size_t len, kvd_reply *r, uint64_
         char msg[96];
         snprintf(msg, sizeof msg, "method %s is not allowed here (allowed: %s)",
                  http_method_str((enum http_method)st->method), allowed(st->route));
-        st->code = 405;
-        st->allow = allowed(st->route);
+        r->u.http.code = 405;
+        r->u.http.allow = allowed(st->route);
         return refuse(c, r, -1, KV_UNSUPPORTED, msg, clock);
     }
     if (st->route == KVD_HTTP_HEALTH) {
         static const char ok[] = "{\"health\":\"true\"}\n";
-        st->out = KVD_HTTP_OUT_TEXT;
-        st->content_type = "application/json";
+        r->u.http.mode = KVD_HTTP_OUT_TEXT;
+        r->u.http.ctype = "application/json";
         *clock = uv_hrtime();
         if (kvd_http_put(&st->body_out, ok, sizeof ok - 1) != KV_OK ||
             r->ops->finish(r) != KV_OK)
@@ -800,14 +805,12 @@ static int dispatch(kvd_conn *c, kvd_http *st, size_t len, kvd_reply *r, uint64_
     kvd_cmd cmd;
     memset(&cmd, 0, sizeof cmd);
     cmd.size = len;
-    st->cmd = &cmd;
     int rc;
     switch (st->route) {
     case KVD_HTTP_KEY: rc = run_key(c, st, &cmd, r, clock); break;
     case KVD_HTTP_KEYS: rc = run_list(c, st, &cmd, r, clock); break;
     default: rc = run_json(c, st, &cmd, r, clock); break;
     }
-    st->cmd = NULL;
     return rc;
 }
 

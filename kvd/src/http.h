@@ -96,24 +96,23 @@ typedef struct kvd_http {
     int early_status;          /* kv status, 0 = none                     */
     char early_msg[160];
 
-    /* ---- the reply ---- */
-    int out;                   /* KVD_HTTP_OUT_*                          */
+    /* set while reading, for the request's reply */
     int code;                  /* HTTP status to answer instead of the
-                                  status's own (405, 417, 431...), or 0  */
-    const char *allow;         /* 405: the Allow header                   */
+                                  status's own (417, 431...), or 0       */
     int close_after;           /* Connection: close                       */
-    const kvd_cmd *cmd;        /* the command being answered (MGET keys)  */
-    int cas_delete;            /* DELETE with If-Match, run as a TXN      */
-    int has_etag;
-    uint64_t etag;             /* X-Kvd-Version / ETag                    */
-    const char *content_type;  /* OUT_TEXT                                */
+
+    /* ---- the reply's scratch ----
+     * A reply's parameters travel in the kvd_reply (r->u.http); what it
+     * collects lives here, shared by the connection's replies: each one
+     * is rendered from its first call to its finish within one callback
+     * of the loop (also one given later, by the cluster layer), so they
+     * never interleave. */
     kv_proto_buf body_out;     /* JSON or text body being built           */
     json_t *root;              /* the command's structural reply          */
     json_t *stack[KVD_HTTP_DEPTH];
     size_t left[KVD_HTTP_DEPTH]; /* elements still to come (maps: 2 per pair) */
     json_t *map_key;           /* a map's key waiting for its value        */
     int depth;
-    int raw_done;              /* OUT_RAW: the value was written          */
     size_t page_start, page_saved; /* SCAN: body_out offsets              */
     int page_first, page_saved_first;
     char err_msg[256];         /* an error's detail, copied               */
@@ -121,19 +120,21 @@ typedef struct kvd_http {
 
 /* ---- http_reply.c ---- */
 
-/* The reply interface for HTTP (cmd.h): starts a reply in c->out. */
+/* The reply interface for HTTP (cmd.h): starts a reply in c->out, its
+ * parameters (r->u.http) from the request being answered (HEAD, the
+ * HTTP version, Connection: close, a status to answer instead); the
+ * caller sets the rest (mode, kind...). */
 void kvd_http_reply_init(struct kvd_conn *c, kvd_reply *r, uint64_t id);
-/* Clears the reply state of st for the next request. */
+/* Clears the scratch of st (after a reply, or when the connection goes). */
 void kvd_http_reply_reset(kvd_http *st);
-/* Writes a whole response to out: status line, headers (Content-Type,
+/* Writes a whole response to r->out: status line, headers (Content-Type,
  * Content-Length, Date, the version, Connection...) and body[0..n)
  * (omitted for HEAD). Returns KV_OK or KV_NO_MEMORY. */
-int kvd_http_respond(kvd_http *st, kv_proto_buf *out, int code, const char *ctype,
-                     const void *body, size_t n);
+int kvd_http_respond(kvd_reply *r, int code, const char *ctype, const void *body, size_t n);
 /* The HTTP status for a kv status. */
 int kvd_http_code(int status);
-/* Renders {"error":{"status","code","message"}} into st->body_out. */
-int kvd_http_error_body(kvd_http *st, int status, const char *msg);
+/* Renders {"error":{"status","code","message"}} into b. */
+int kvd_http_error_body(kv_proto_buf *b, int status, const char *msg);
 
 /* ---- http_json.c ---- */
 

@@ -14,6 +14,13 @@
  *
  * Errors: {"error":{"status":"NOT_FOUND","code":1,"message":"..."}} with
  * the HTTP status of kvd_http_code.
+ *
+ * What the answer looks like (raw or JSON, the command's shape, HEAD,
+ * Connection: close, the ETag...) travels in the reply (r->u.http), so a
+ * reply the cluster layer completes later, after the connection has
+ * moved on to other requests, renders as it would have at once; the
+ * buffers it collects into are the connection's (kvd_http), since a
+ * reply is always rendered from first call to finish in one go.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -29,7 +36,7 @@ enum { NOTHING = 0, STARTED = 1, DONE = 2, PAGE = 3 };
 
 static kvd_http *S(kvd_reply *r)
 {
-    return r->u.state;
+    return r->u.http.state;
 }
 
 /* ---- the response ----------------------------------------------------------- */
@@ -54,7 +61,8 @@ int kvd_http_code(int status)
     case KV_STORE_FULL:
     case KV_NO_SPACE: return 507;
     case KV_NO_MEMORY:
-    case KV_BUSY: return 503;
+    case KV_BUSY:
+    case KV_NOT_LEADER: return 503;
     default: return 500;
     }
 }
@@ -104,28 +112,28 @@ int kvd_http_put(kv_proto_buf *b, const void *p, size_t n)
     return KV_OK;
 }
 
-int kvd_http_respond(kvd_http *st, kv_proto_buf *out, int code, const char *ctype,
-                     const void *body, size_t n)
+int kvd_http_respond(kvd_reply *r, int code, const char *ctype, const void *body, size_t n)
 {
+    kv_proto_buf *out = r->out;
     char head[768];
     int h = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nDate: %s\r\n",
                      code, reason(code), ctype, n, http_date());
-    if (st->has_etag && code == 200)
+    if (r->u.http.has_etag && code == 200)
         h += snprintf(head + h, sizeof head - (size_t)h,
-                      "X-Kvd-Version: %" PRIu64 "\r\nETag: \"%" PRIu64 "\"\r\n", st->etag,
-                      st->etag);
+                      "X-Kvd-Version: %" PRIu64 "\r\nETag: \"%" PRIu64 "\"\r\n", r->u.http.etag,
+                      r->u.http.etag);
     if (code == 401)
         h += snprintf(head + h, sizeof head - (size_t)h,
                       "WWW-Authenticate: Bearer realm=\"kvd\"\r\n");
-    if (code == 405 && st->allow)
-        h += snprintf(head + h, sizeof head - (size_t)h, "Allow: %s\r\n", st->allow);
-    if (st->close_after)
+    if (code == 405 && r->u.http.allow)
+        h += snprintf(head + h, sizeof head - (size_t)h, "Allow: %s\r\n", r->u.http.allow);
+    if (r->u.http.close_after)
         h += snprintf(head + h, sizeof head - (size_t)h, "Connection: close\r\n");
-    else if (st->http_minor == 0)
+    else if (r->u.http.http_minor == 0)
         h += snprintf(head + h, sizeof head - (size_t)h, "Connection: keep-alive\r\n");
     h += snprintf(head + h, sizeof head - (size_t)h, "\r\n");
-    if (st->head_only)
+    if (r->u.http.head_only)
         n = 0;
     if (kv_proto_buf_reserve(out, (size_t)h + n) != KV_OK)
         return KV_NO_MEMORY;
@@ -136,9 +144,8 @@ int kvd_http_respond(kvd_http *st, kv_proto_buf *out, int code, const char *ctyp
     return KV_OK;
 }
 
-int kvd_http_error_body(kvd_http *st, int status, const char *msg)
+int kvd_http_error_body(kv_proto_buf *b, int status, const char *msg)
 {
-    kv_proto_buf *b = &st->body_out;
     char num[64];
     const char *name = kv_status_name(status);
     int rc = kvd_http_put(b, "{\"error\":{\"status\":\"", 20);
@@ -169,16 +176,6 @@ void kvd_http_reply_reset(kvd_http *st)
 {
     tree_clear(st);
     st->body_out.len = 0;
-    st->out = KVD_HTTP_OUT_JSON;
-    st->code = 0;
-    st->allow = NULL;
-    st->close_after = 0;
-    st->cmd = NULL;
-    st->cas_delete = 0;
-    st->has_etag = 0;
-    st->etag = 0;
-    st->content_type = NULL;
-    st->raw_done = 0;
     st->err_msg[0] = 0;
 }
 
@@ -255,9 +252,9 @@ static int h_error(kvd_reply *r, int status, const char *detail)
     kvd_http *st = S(r);
     tree_clear(st);
     st->body_out.len = 0;
-    if (st->raw_done) {
+    if (r->u.http.raw_done) {
         r->out->len = r->mark;
-        st->raw_done = 0;
+        r->u.http.raw_done = 0;
     }
     r->status = status;
     r->started = DONE;
@@ -267,6 +264,7 @@ static int h_error(kvd_reply *r, int status, const char *detail)
 
 static int h_ok(kvd_reply *r, const char *word) { return add(r, json_string(word), 0); }
 static int h_nil(kvd_reply *r) { return add(r, json_null(), 0); }
+static int h_nil_array(kvd_reply *r) { return add(r, json_null(), 0); }
 static int h_integer(kvd_reply *r, int64_t v) { return add(r, json_integer(v), 0); }
 static int h_uinteger(kvd_reply *r, uint64_t v) { return add(r, json_integer((json_int_t)v), 0); }
 static int h_dbl(kvd_reply *r, double v)
@@ -286,14 +284,13 @@ static int h_map(kvd_reply *r, size_t n) { return add(r, json_object(), 2 * n); 
 
 static int h_versioned(kvd_reply *r, const void *p, size_t n, uint64_t version)
 {
-    kvd_http *st = S(r);
-    if (st->out == KVD_HTTP_OUT_RAW && r->started == NOTHING && !r->err) {
+    if (r->u.http.mode == KVD_HTTP_OUT_RAW && r->started == NOTHING && !r->err) {
         /* GET /v1/keys/{key}: the value itself, once, behind its head */
-        st->has_etag = 1;
-        st->etag = version;
+        r->u.http.has_etag = 1;
+        r->u.http.etag = version;
         r->started = DONE;
-        st->raw_done = 1;
-        r->err = kvd_http_respond(st, r->out, 200, "application/octet-stream", p, n);
+        r->u.http.raw_done = 1;
+        r->err = kvd_http_respond(r, 200, "application/octet-stream", p, n);
         return r->err;
     }
     json_t *o = json_object();
@@ -307,8 +304,7 @@ static int h_versioned(kvd_reply *r, const void *p, size_t n, uint64_t version)
 
 static int h_written(kvd_reply *r, uint64_t revision)
 {
-    kvd_http *st = S(r);
-    st->etag = revision;
+    r->u.http.etag = revision;
     json_t *o = json_object();
     if (o && json_object_set_new(o, "revision", u64_string(revision)) != 0) {
         json_decref(o);
@@ -434,24 +430,10 @@ static json_t *shape_txn(json_t *root)
     return doc;
 }
 
-/* MGET's [{value, version} | null ...], with each entry's key. */
-static json_t *shape_mget(json_t *root, const kvd_cmd *cmd)
+/* MGET's [{value, version} | null ...], in the keys' order. */
+static json_t *shape_mget(json_t *root)
 {
-    json_t *values = json_array(), *doc = json_object();
-    size_t i;
-    json_t *v;
-    json_array_foreach(root, i, v) {
-        if (!json_is_object(v) || i >= cmd->nkeys) {
-            json_array_append_new(values, json_null());
-            continue;
-        }
-        json_t *o = json_object();
-        json_object_set_new(o, "key", base64_string(cmd->keys[i].data, cmd->keys[i].len));
-        json_object_update(o, v);
-        json_array_append_new(values, o);
-    }
-    json_object_set_new(doc, "values", values);
-    return doc;
+    return json_pack("{s:O}", "values", root);
 }
 
 static int dump_cb(const char *buf, size_t n, void *data)
@@ -463,23 +445,22 @@ static int finish_error(kvd_reply *r)
 {
     kvd_http *st = S(r);
     st->body_out.len = 0;
-    st->has_etag = 0;
-    int code = st->code ? st->code : kvd_http_code(r->status);
-    int rc = kvd_http_error_body(st, r->status, st->err_msg);
+    r->u.http.has_etag = 0;
+    int code = r->u.http.code ? r->u.http.code : kvd_http_code(r->status);
+    int rc = kvd_http_error_body(&st->body_out, r->status, st->err_msg);
     if (rc == KV_OK)
-        rc = kvd_http_respond(st, r->out, code, "application/json", st->body_out.data,
-                              st->body_out.len);
+        rc = kvd_http_respond(r, code, "application/json", st->body_out.data, st->body_out.len);
     return rc;
 }
 
 static int finish_json(kvd_reply *r)
 {
     kvd_http *st = S(r);
-    const kvd_cmd *cmd = st->cmd;
+    int kind = r->u.http.kind;
     json_t *doc;
     if (!st->root)
         doc = json_pack("{s:b}", "ok", 1);
-    else if (cmd && cmd->kind == KVD_CMD_TXN && st->cas_delete) {
+    else if (kind == KVD_CMD_TXN && r->u.http.cas_delete) {
         if (!json_is_true(json_array_get(st->root, 0))) {
             r->status = KV_VERSION_MISMATCH;
             snprintf(st->err_msg, sizeof st->err_msg,
@@ -493,10 +474,10 @@ static int finish_json(kvd_reply *r)
         json_object_set_new(doc, "deleted", json_string(found ? "1" : "0"));
         if (found)
             json_object_set_new(doc, "revision", u64_string(u64_of(json_array_get(st->root, 1))));
-    } else if (cmd && cmd->kind == KVD_CMD_TXN && json_is_array(st->root))
+    } else if (kind == KVD_CMD_TXN && json_is_array(st->root))
         doc = shape_txn(st->root);
-    else if (cmd && cmd->kind == KVD_CMD_MGET && json_is_array(st->root))
-        doc = shape_mget(st->root, cmd);
+    else if (kind == KVD_CMD_MGET && json_is_array(st->root))
+        doc = shape_mget(st->root);
     else
         doc = json_incref(st->root);
     if (!doc)
@@ -508,8 +489,7 @@ static int finish_json(kvd_reply *r)
     if (rc == KV_OK)
         rc = kvd_http_put(&st->body_out, "\n", 1);
     if (rc == KV_OK)
-        rc = kvd_http_respond(st, r->out, 200, "application/json", st->body_out.data,
-                              st->body_out.len);
+        rc = kvd_http_respond(r, 200, "application/json", st->body_out.data, st->body_out.len);
     return rc;
 }
 
@@ -518,7 +498,7 @@ static void h_rewind(kvd_reply *r)
     kvd_http *st = S(r);
     tree_clear(st);
     st->body_out.len = 0;
-    st->raw_done = 0;
+    r->u.http.raw_done = 0;
     r->out->len = r->mark;
     r->started = NOTHING;
     r->err = KV_OK;
@@ -536,11 +516,10 @@ static int h_finish(kvd_reply *r)
             rc = finish_error(r);
         else if (r->started == PAGE)
             rc = KV_INTERNAL; /* a page that did not end */
-        else if (st->raw_done)
+        else if (r->u.http.raw_done)
             rc = KV_OK;
-        else if (st->out == KVD_HTTP_OUT_TEXT || (!st->root && st->body_out.len > 0))
-            rc = kvd_http_respond(st, r->out, 200,
-                                  st->content_type ? st->content_type : "application/json",
+        else if (r->u.http.mode == KVD_HTTP_OUT_TEXT || (!st->root && st->body_out.len > 0))
+            rc = kvd_http_respond(r, 200, r->u.http.ctype ? r->u.http.ctype : "application/json",
                                   st->body_out.data, st->body_out.len);
         else
             rc = finish_json(r);
@@ -550,7 +529,7 @@ static int h_finish(kvd_reply *r)
     if (rc != KV_OK) {
         r->out->len = r->mark;
         r->started = NOTHING;
-        st->raw_done = 0;
+        r->u.http.raw_done = 0;
         r->err = rc;
     } else {
         r->started = DONE;
@@ -559,7 +538,7 @@ static int h_finish(kvd_reply *r)
 }
 
 static const kvd_reply_ops http_reply = {
-    .error = h_error, .ok = h_ok, .nil = h_nil, .integer = h_integer,
+    .error = h_error, .ok = h_ok, .nil = h_nil, .nil_array = h_nil_array, .integer = h_integer,
     .uinteger = h_uinteger, .dbl = h_dbl, .boolean = h_boolean, .bytes = h_bytes,
     .text = h_text, .word = h_word, .array = h_array, .map = h_map,
     .versioned = h_versioned, .written = h_written, .deleted = h_deleted,
@@ -576,5 +555,14 @@ void kvd_http_reply_init(kvd_conn *c, kvd_reply *r, uint64_t id)
     r->out = &c->out;
     r->id = id;
     r->mark = c->out.len;
-    r->u.state = c->fe_state;
+    kvd_http *st = c->fe_state;
+    r->u.http.state = st;
+    r->u.http.kind = -1;
+    r->u.http.http_minor = 1;
+    if (st) {
+        r->u.http.head_only = st->head_only;
+        r->u.http.http_minor = (unsigned char)st->http_minor;
+        r->u.http.close_after = st->close_after != 0;
+        r->u.http.code = st->code;
+    }
 }

@@ -332,6 +332,62 @@ Test(cluster, followers_refuse_writes_and_linearizable_reads_naming_the_leader)
         stop_node(i, SIGTERM);
 }
 
+/* HTTP goes through the same replication: pipelined requests on the
+ * leader, whose writes' answers come later than their reads' would, are
+ * answered in order and in HTTP's terms; a follower answers 503
+ * NOT_LEADER naming the leader. */
+Test(cluster, http_requests_are_replicated_in_order)
+{
+    start_all();
+    uint64_t rev;
+    int leader = write_somewhere("k", "v", &rev);
+    int fd = raw_connect(nodes[leader].port, 10000);
+    cr_assert_geq(fd, 0);
+    const char *reqs = "PUT /v1/keys/h1 HTTP/1.1\r\nContent-Length: 2\r\n\r\nv1"
+                       "GET /v1/keys/h1 HTTP/1.1\r\n\r\n"
+                       "PUT /v1/keys/h1 HTTP/1.1\r\nIf-Match: 1\r\nContent-Length: 2\r\n\r\nv2"
+                       "POST /v1/mget HTTP/1.1\r\nContent-Length: 20\r\n\r\n{\"keys\":[\"aDE=\",\"\"]}"
+                       "HEAD /v1/keys/h1 HTTP/1.1\r\n\r\n"
+                       "DELETE /v1/keys/nope HTTP/1.1\r\n\r\n";
+    cr_assert_eq(raw_send(fd, reqs, strlen(reqs)), 0);
+    http_resp r;
+    char v[32];
+    cr_assert_eq(http_recv(fd, &r, 0), 200, "%s", r.head);
+    cr_assert(http_header(&r, "X-Kvd-Version", v, sizeof v));
+    uint64_t v1 = strtoull(v, NULL, 10);
+    cr_assert_gt(v1, rev);
+    http_resp_free(&r);
+    cr_assert_eq(http_recv(fd, &r, 0), 200, "%s", r.head);
+    cr_assert_str_eq((char *)r.body, "v1");
+    http_resp_free(&r);
+    cr_assert_eq(http_recv(fd, &r, 0), 412, "If-Match: 1 is stale: %s", r.body);
+    cr_assert_not_null(strstr((char *)r.body, "VERSION_MISMATCH"));
+    http_resp_free(&r);
+    cr_assert_eq(http_recv(fd, &r, 0), 400, "an empty key: %s", r.body);
+    http_resp_free(&r);
+    cr_assert_eq(http_recv(fd, &r, 1), 200, "%s", r.head);
+    cr_assert(http_header(&r, "ETag", v, sizeof v));
+    http_resp_free(&r);
+    cr_assert_eq(http_recv(fd, &r, 0), 200, "%s", r.head);
+    cr_assert_str_eq((char *)r.body, "{\"deleted\":\"0\"}\n");
+    http_resp_free(&r);
+    close(fd);
+    for (int i = 0; i < NODES; i++)
+        expect_on(i, "h1", "v1", v1);
+    int follower = (leader + 1) % NODES;
+    fd = raw_connect(nodes[follower].port, 10000);
+    const char *get = "GET /v1/keys/h1 HTTP/1.1\r\n\r\n";
+    cr_assert_eq(raw_send(fd, get, strlen(get)), 0);
+    cr_assert_eq(http_recv(fd, &r, 0), 503, "%s", r.head);
+    char want[64];
+    snprintf(want, sizeof want, "the leader is node %d", leader + 1);
+    cr_assert_not_null(strstr((char *)r.body, want), "%s", r.body);
+    http_resp_free(&r);
+    close(fd);
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
 /* libkvclient (and so kvcli) connected to a follower finds the leader
  * from the NOT_LEADER detail and goes on there: writes and reads work. */
 Test(cluster, a_client_of_a_follower_follows_the_leader)

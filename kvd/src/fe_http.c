@@ -25,10 +25,8 @@
  * reading meanwhile). A token verified once on a connection is then only
  * compared, in constant time.
  *
- * Running: each request becomes one kvd_cmd (GET, SET, DEL, SCAN, TXN,
- * MSET, MGET) executed through the command layer, so statistics, limits
- * and the durability wait are those of every protocol; http_reply.c
- * renders the answer.
+ * Running: http_route.c turns each request into one kvd_cmd executed
+ * through the command layer; http_reply.c renders the answer.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -230,28 +228,18 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int eq_ci(const char *s, size_t n, const char *lit)
-{
-    return n == strlen(lit) && strncasecmp(s, lit, n) == 0;
-}
-
-static const char *msg_at(const kvd_http *st, const kvd_http_span *s)
-{
-    return (const char *)st->base + s->off;
-}
-
 /* Finds the endpoint from the path. Returns 0, or -1 (early error). */
 static int route(kvd_http *st)
 {
     struct http_parser_url u;
     http_parser_url_init(&u);
     if (!st->url.set ||
-        http_parser_parse_url(msg_at(st, &st->url), st->url.len, st->parser.method == HTTP_CONNECT,
+        http_parser_parse_url(kvd_http_at(st, &st->url), st->url.len, st->parser.method == HTTP_CONNECT,
                               &u) != 0)
         return refuse_early(st, KV_PROTOCOL, 0, "malformed request target");
     if (!(u.field_set & (1 << UF_PATH)))
         return 0; /* "*" or authority form: no endpoint */
-    const char *path = msg_at(st, &st->url) + u.field_data[UF_PATH].off;
+    const char *path = kvd_http_at(st, &st->url) + u.field_data[UF_PATH].off;
     size_t plen = u.field_data[UF_PATH].len;
     if (u.field_set & (1 << UF_QUERY)) {
         st->query.off = st->url.off + u.field_data[UF_QUERY].off;
@@ -284,7 +272,7 @@ static const char *bearer(const kvd_http *st, size_t *n)
 {
     if (!st->authorization.set)
         return NULL;
-    const char *v = msg_at(st, &st->authorization);
+    const char *v = kvd_http_at(st, &st->authorization);
     size_t len = st->authorization.len;
     if (len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
         return NULL;
@@ -368,7 +356,7 @@ static int admit_body(kvd_http *st)
                             "(--max-frame-size)",
                             (unsigned long long)declared, st->body_limit);
     if (expect) {
-        if (!eq_ci(msg_at(st, &st->expect), st->expect.len, "100-continue"))
+        if (!kvd_http_eq_ci(kvd_http_at(st, &st->expect), st->expect.len, "100-continue"))
             return refuse_early(st, KV_UNSUPPORTED, 417, "only Expect: 100-continue is supported");
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (kvd_http_put(&c->out, cont, sizeof cont - 1) != KV_OK)
@@ -574,246 +562,6 @@ static size_t http_want(const kvd_conn *c, const uint8_t *p, size_t len)
     return st->pos + (size_t)st->parser.content_length;
 }
 
-/* ---- running a request ------------------------------------------------------------ */
-
-/* Methods per route, as an Allow header lists them. */
-static const char *allowed(int route)
-{
-    switch (route) {
-    case KVD_HTTP_KEY: return "GET, HEAD, PUT, DELETE";
-    case KVD_HTTP_TXN:
-    case KVD_HTTP_MSET:
-    case KVD_HTTP_MGET: return "POST";
-    default: return "GET, HEAD";
-    }
-}
-
-static int method_ok(int route, int m)
-{
-    switch (route) {
-    case KVD_HTTP_KEY:
-        return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE;
-    case KVD_HTTP_TXN:
-    case KVD_HTTP_MSET:
-    case KVD_HTTP_MGET: return m == HTTP_POST;
-    default: return m == HTTP_GET || m == HTTP_HEAD;
-    }
-}
-
-static int refuse(kvd_conn *c, kvd_reply *r, int kind, int status, const char *msg,
-                  uint64_t *clock)
-{
-    int rc = kvd_cmd_refuse(c, kind, r, status, msg);
-    *clock = uv_hrtime();
-    return rc;
-}
-
-/* The decoded key of /v1/keys/{key}, in the arena. */
-static int path_key(kvd_conn *c, kvd_http *st, kv_key *key)
-{
-    char *k = kv_proto_arena_alloc(&c->arena, st->path_key.len + 1);
-    if (!k)
-        return KV_NO_MEMORY;
-    long n = kvd_http_pct_decode(msg_at(st, &st->path_key), st->path_key.len, k, 0);
-    if (n < 0)
-        return KV_INVALID_ARGUMENT;
-    *key = (kv_key){k, (size_t)n};
-    return KV_OK;
-}
-
-/* If-Match / If-None-Match of a PUT or DELETE: a version ("5", with or
- * without quotes) or "*". Returns 0, or -1 (malformed). */
-static int precondition(const kvd_http *st, const kvd_http_span *h, int *any, uint64_t *v)
-{
-    const char *s = msg_at(st, h);
-    size_t n = h->len;
-    *any = n == 1 && s[0] == '*';
-    if (*any)
-        return 0;
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
-        s++;
-        n -= 2;
-    }
-    return kvd_http_parse_u64(s, n, v);
-}
-
-static int run_key(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64_t *clock)
-{
-    int kind = st->method == HTTP_PUT ? KVD_CMD_SET
-               : st->method == HTTP_DELETE ? KVD_CMD_DEL : KVD_CMD_GET;
-    int rc = path_key(c, st, &cmd->key);
-    if (rc != KV_OK)
-        return refuse(c, r, kind, rc, rc == KV_NO_MEMORY ? "server out of memory"
-                                      : "bad percent-encoding in the key", clock);
-    int any = 0;
-    uint64_t version = 0;
-    if (st->if_match.set && st->if_none_match.set)
-        return refuse(c, r, kind, KV_INVALID_ARGUMENT,
-                      "give If-Match or If-None-Match, not both", clock);
-    if ((st->if_match.set && precondition(st, &st->if_match, &any, &version) != 0) ||
-        (st->if_none_match.set && !eq_ci(msg_at(st, &st->if_none_match),
-                                         st->if_none_match.len, "*")))
-        return refuse(c, r, kind, KV_INVALID_ARGUMENT,
-                      "If-Match takes a version (as in X-Kvd-Version or the ETag) or *; "
-                      "If-None-Match takes *",
-                      clock);
-    if (kind == KVD_CMD_GET) {
-        cmd->kind = KVD_CMD_GET;
-        r->u.http.mode = KVD_HTTP_OUT_RAW;
-    } else if (kind == KVD_CMD_SET) {
-        cmd->kind = KVD_CMD_SET;
-        cmd->value = st->copy_body ? (kv_key){st->body_copy.data, st->body_copy.len}
-                     : st->body.set ? (kv_key){st->base + st->body.off, st->body.len}
-                                    : (kv_key){"", 0};
-        if (st->if_none_match.set)
-            cmd->flags = KVD_SET_NX;
-        else if (st->if_match.set && any)
-            cmd->flags = KVD_SET_XX;
-        else if (st->if_match.set) {
-            cmd->has_expected = 1;
-            cmd->expected = version;
-        }
-        r->u.http.has_etag = 1;
-    } else if (st->if_match.set || st->if_none_match.set) {
-        /* A conditional delete: a one-shot transaction. */
-        kv_compare *cmp = kv_proto_arena_alloc(&c->arena, sizeof *cmp);
-        kv_op *op = kv_proto_arena_alloc(&c->arena, sizeof *op);
-        if (!cmp || !op)
-            return refuse(c, r, kind, KV_NO_MEMORY, "server out of memory", clock);
-        *cmp = (kv_compare){.kind = st->if_none_match.set ? KV_CMP_ABSENT
-                                    : any ? KV_CMP_EXISTS : KV_CMP_VERSION_EQ,
-                            .key = cmd->key.data, .klen = cmd->key.len, .version = version};
-        *op = (kv_op){.kind = KV_OP_DELETE, .key = cmd->key.data, .klen = cmd->key.len};
-        cmd->kind = KVD_CMD_TXN;
-        cmd->cmps = cmp;
-        cmd->ncmps = 1;
-        cmd->then_ops = op;
-        cmd->nthen = 1;
-        r->u.http.cas_delete = 1;
-    } else {
-        cmd->kind = KVD_CMD_DEL;
-        cmd->keys = &cmd->key;
-        cmd->nkeys = 1;
-    }
-    r->u.http.kind = cmd->kind;
-    return kvd_cmd_execute(c, cmd, r, clock);
-}
-
-/* GET /v1/keys?prefix=&cursor=&limit=&keys_only= */
-static int run_list(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64_t *clock)
-{
-    const char *q = st->query.set ? msg_at(st, &st->query) : "";
-    size_t qn = st->query.set ? st->query.len : 0;
-    const char *v;
-    size_t vn;
-    cmd->kind = KVD_CMD_SCAN;
-    if (kvd_http_query_get(q, qn, "prefix", &v, &vn)) {
-        char *k = kv_proto_arena_alloc(&c->arena, vn + 1);
-        long n = k ? kvd_http_pct_decode(v, vn, k, 1) : -1;
-        if (n < 0)
-            return refuse(c, r, KVD_CMD_SCAN, k ? KV_INVALID_ARGUMENT : KV_NO_MEMORY,
-                          k ? "bad percent-encoding in prefix" : "server out of memory", clock);
-        cmd->key = (kv_key){k, (size_t)n};
-    }
-    if (kvd_http_query_get(q, qn, "cursor", &v, &vn) && vn > 0 &&
-        kvd_http_parse_u64(v, vn, &cmd->a) != 0)
-        return refuse(c, r, KVD_CMD_SCAN, KV_INVALID_ARGUMENT,
-                      "cursor must be a number from a previous page's \"cursor\"", clock);
-    if (kvd_http_query_get(q, qn, "limit", &v, &vn) && vn > 0 &&
-        (kvd_http_parse_u64(v, vn, &cmd->limit) != 0 || cmd->limit == 0))
-        return refuse(c, r, KVD_CMD_SCAN, KV_INVALID_ARGUMENT, "limit must be a number >= 1",
-                      clock);
-    if (kvd_http_query_get(q, qn, "keys_only", &v, &vn)) {
-        if (vn == 0 || eq_ci(v, vn, "true") || eq_ci(v, vn, "1"))
-            cmd->flags = 1u;
-        else if (!eq_ci(v, vn, "false") && !eq_ci(v, vn, "0"))
-            return refuse(c, r, KVD_CMD_SCAN, KV_INVALID_ARGUMENT,
-                          "keys_only must be true or false", clock);
-    }
-    r->u.http.kind = cmd->kind;
-    return kvd_cmd_execute(c, cmd, r, clock);
-}
-
-/* POST /v1/txn, /v1/mset, /v1/mget: a JSON body. */
-static int run_json(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64_t *clock)
-{
-    int kind = st->route == KVD_HTTP_TXN ? KVD_CMD_TXN
-               : st->route == KVD_HTTP_MSET ? KVD_CMD_MSET : KVD_CMD_MGET;
-    const void *body = st->copy_body ? (const void *)st->body_copy.data
-                                     : (const void *)(st->base + st->body.off);
-    char err[256];
-    int rc = kvd_http_json_request(st->route, body, st->body_total,
-                                   c->w->server->cfg->max_frame_size, &c->arena, cmd, err,
-                                   sizeof err);
-    if (rc != KV_OK)
-        return refuse(c, r, kind, rc, err, clock);
-    r->u.http.kind = cmd->kind;
-    return kvd_cmd_execute(c, cmd, r, clock);
-}
-
-static int run_metrics(kvd_conn *c, kvd_http *st, kvd_reply *r, uint64_t *clock)
-{
-    int rc = kvd_http_metrics(c->w->server, &st->body_out);
-    if (rc != KV_OK)
-        return refuse(c, r, KVD_CMD_METRICS, rc, "cannot gather the metrics", clock);
-    r->u.http.mode = KVD_HTTP_OUT_TEXT;
-    r->u.http.ctype = "text/plain; version=0.0.4; charset=utf-8";
-    if (r->ops->finish(r) != KV_OK)
-        return -1;
-    /* Counted as the METRICS command, as the other protocols' scrapes. */
-    kvd_stats *s = &c->w->stats;
-    kvd_stat_add(&s->requests[KVD_CMD_METRICS], 1);
-    uint64_t now = uv_hrtime();
-    kvd_stats_record(s, KVD_CMD_METRICS, now - *clock);
-    *clock = now;
-    return 0;
-}
-
-static int dispatch(kvd_conn *c, kvd_http *st, size_t len, kvd_reply *r, uint64_t *clock)
-{
-    if (st->route == KVD_HTTP_NONE)
-        return refuse(c, r, -1, KV_UNSUPPORTED,
-                      "no such endpoint (kvd serves /v1/keys, /v1/txn, /v1/mset, /v1/mget, "
-                      "/metrics and /healthz: see docs/http.md)",
-                      clock);
-    if (!method_ok(st->route, st->method)) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "method %s is not allowed here (allowed: %s)",
-                 http_method_str((enum http_method)st->method), allowed(st->route));
-        r->u.http.code = 405;
-        r->u.http.allow = allowed(st->route);
-        return refuse(c, r, -1, KV_UNSUPPORTED, msg, clock);
-    }
-    if (st->route == KVD_HTTP_HEALTH) {
-        static const char ok[] = "{\"health\":\"true\"}\n";
-        r->u.http.mode = KVD_HTTP_OUT_TEXT;
-        r->u.http.ctype = "application/json";
-        *clock = uv_hrtime();
-        if (kvd_http_put(&st->body_out, ok, sizeof ok - 1) != KV_OK ||
-            r->ops->finish(r) != KV_OK)
-            return -1;
-        return 0;
-    }
-    if (st->auth == KVD_HTTP_AUTH_MISSING)
-        return refuse(c, r, -1, KV_AUTH_REQUIRED,
-                      "authenticate with Authorization: Bearer <password>", clock);
-    if (st->auth != KVD_HTTP_AUTH_OK)
-        return refuse(c, r, -1, KV_AUTH_FAILED, "wrong password", clock);
-    c->sess.authed = 1; /* for this request (the command layer checks it) */
-    if (st->route == KVD_HTTP_METRICS)
-        return run_metrics(c, st, r, clock);
-    kvd_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.size = len;
-    int rc;
-    switch (st->route) {
-    case KVD_HTTP_KEY: rc = run_key(c, st, &cmd, r, clock); break;
-    case KVD_HTTP_KEYS: rc = run_list(c, st, &cmd, r, clock); break;
-    default: rc = run_json(c, st, &cmd, r, clock); break;
-    }
-    return rc;
-}
-
 static int http_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clock)
 {
     kvd_http *st = c->fe_state;
@@ -824,7 +572,7 @@ static int http_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clock
         st->close_after = 1;
     kvd_reply r;
     kvd_http_reply_init(c, &r, 0);
-    int rc = dispatch(c, st, len, &r, clock);
+    int rc = kvd_http_dispatch(c, st, len, &r, clock);
     c->sess.authed = 0; /* each request proves itself */
     int close_after = st->close_after;
     kvd_http_reply_reset(st);

@@ -1,9 +1,10 @@
 /*
  * http.h - what the files of kvd's HTTP front-end share (not an API):
  * a connection's HTTP state, from the request being read (fe_http.c,
- * with Node's http_parser) to the reply being rendered (http_reply.c),
- * and the helpers for JSON bodies (http_json.c) and the Prometheus
- * exposition (http_metrics.c). docs/http.md describes the API.
+ * with Node's http_parser) and turned into a command (http_route.c) to
+ * the reply being rendered (http_reply.c), and the helpers for JSON
+ * bodies (http_json.c) and the Prometheus exposition (http_metrics.c).
+ * docs/http.md describes the API.
  *
  * One request at a time per connection: the state of the request being
  * read and of the reply being written live side by side in kvd_http
@@ -117,6 +118,37 @@ typedef struct kvd_http {
     int page_first, page_saved_first;
     char err_msg[256];         /* an error's detail, copied               */
 } kvd_http;
+
+/* The bytes of span s of the request. */
+static inline const char *kvd_http_at(const kvd_http *st, const kvd_http_span *s)
+{
+    return (const char *)st->base + s->off;
+}
+
+/* s[0..n) is lit, ignoring ASCII case. */
+static inline int kvd_http_eq_ci(const char *s, size_t n, const char *lit)
+{
+    size_t i = 0;
+    for (; i < n && lit[i]; i++) {
+        char a = s[i], b = lit[i];
+        if (a >= 'A' && a <= 'Z')
+            a = (char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z')
+            b = (char)(b - 'A' + 'a');
+        if (a != b)
+            return 0;
+    }
+    return i == n && !lit[i];
+}
+
+/* ---- http_route.c ---- */
+
+/* Answers the complete request st holds (its bytes at st->base, len of
+ * them) into r: refusals (no such endpoint, a method it does not take, a
+ * missing or wrong token, a malformed argument), /healthz, /metrics, or
+ * its command through kvd_cmd_execute. Returns as kvd_cmd_execute. */
+int kvd_http_dispatch(struct kvd_conn *c, kvd_http *st, size_t len, kvd_reply *r,
+                      uint64_t *clock);
 
 /* ---- http_reply.c ---- */
 

@@ -92,6 +92,10 @@ static void store_metrics(out *o, const kv_metrics *m)
         M(snapshot_failures, "kvd_snapshot_failures_total", "counter", "Snapshots that failed."),
         M(snapshot_revision, "kvd_snapshot_revision", "gauge",
           "End revision of the newest snapshot."),
+        M(expired_keys, "kvd_expired_keys_total", "counter",
+          "Expired keys removed (lazily or actively)."),
+        M(keys_with_ttl, "kvd_keys_with_ttl", "gauge",
+          "Keys stored with an expiry time (expired ones until removed)."),
 #undef M
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)

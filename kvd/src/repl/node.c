@@ -156,13 +156,16 @@ static const char *client_addr(kvd_repl *r, uint64_t id)
 static void not_leader(kvd_repl *r, char *out, size_t n)
 {
     pthread_mutex_lock(&r->mu);
-    const char *where = r->st.leader_id ? client_addr(r, r->st.leader_id) : NULL;
+    /* A status taken while this node still led is no lead: a node never
+     * names itself. */
+    uint64_t leader = r->st.leader_id == r->st.id ? 0 : r->st.leader_id;
+    const char *where = leader ? client_addr(r, leader) : NULL;
     if (where)
         snprintf(out, n, "not the leader: the leader is node %llu, reachable at %s",
-                 (unsigned long long)r->st.leader_id, where);
-    else if (r->st.leader_id)
+                 (unsigned long long)leader, where);
+    else if (leader)
         snprintf(out, n, "not the leader: the leader is node %llu (raft address %s)",
-                 (unsigned long long)r->st.leader_id, r->st.leader_addr);
+                 (unsigned long long)leader, r->st.leader_addr);
     else
         snprintf(out, n, "not the leader, and no leader is known (an election is under way, "
                          "or no quorum): retry");

@@ -37,6 +37,23 @@ unsigned kvd_cmd_flags(int kind)
     return kind >= 0 && kind < KVD_CMD_COUNT ? flag_table[kind] : 0;
 }
 
+size_t kvd_cmd_request_limit(const kvd_conn *c, int authed)
+{
+    const kvd_server *s = c->w->server;
+    if (s->cfg->password && !authed && s->preauth_max_frame < s->cfg->max_frame_size)
+        return s->preauth_max_frame;
+    return s->cfg->max_frame_size;
+}
+
+void kvd_reply_init(kvd_reply *r, const kvd_reply_ops *ops, kv_proto_buf *out, uint64_t id)
+{
+    memset(r, 0, sizeof *r);
+    r->ops = ops;
+    r->out = out;
+    r->id = id;
+    r->mark = out->len;
+}
+
 int kvd_cmd_needs_auth(const kvd_conn *c, int kind)
 {
     return c->w->server->cfg->password && !c->sess.authed &&

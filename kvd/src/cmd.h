@@ -280,6 +280,14 @@ int kvd_cmd_execute(struct kvd_conn *c, const kvd_cmd *cmd, kvd_reply *r, uint64
  * kind is known or not: kind -1): counts the error and answers it. */
 int kvd_cmd_refuse(struct kvd_conn *c, int kind, kvd_reply *r, int status, const char *detail);
 
+/* The largest request c may send, in any protocol: --max-frame-size,
+ * lower (1 MiB) while a password is set and not yet proven (authed: the
+ * connection's, or a request's own credentials). */
+size_t kvd_cmd_request_limit(const struct kvd_conn *c, int authed);
+
+/* Starts a front-end's reply r to request id in out (fields zero). */
+void kvd_reply_init(kvd_reply *r, const kvd_reply_ops *ops, kv_proto_buf *out, uint64_t id);
+
 /* Whether kind (-1: unknown or unreadable) must wait for AUTH on c. */
 int kvd_cmd_needs_auth(const struct kvd_conn *c, int kind);
 

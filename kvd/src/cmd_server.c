@@ -433,19 +433,12 @@ static void deferred_after(uv_work_t *req, int uvstatus)
     if (!c->closing) {
         kvd_reply *r = &d->reply;
         int rc = uvstatus != 0 ? KV_INTERNAL : d->status;
-        r->out = &d->slot->buf;
-        r->mark = d->slot->buf.len;
-        r->none = 0;
+        kvd__held_aim(d->slot, r);
         if (rc == KV_OK)
             d->answer(d, r);
         else
             r->ops->error(r, rc, d->error[0] ? d->error : kv_strerror(rc));
-        rc = r->ops->finish(r);
-        d->slot->waiting = 0;
-        if (rc != KV_OK)
-            kvd_conn_close(c);
-        else
-            kvd__conn_release(c);
+        kvd__held_done(c, d->slot, r, KV_OK);
     }
     kvd__conn_unref(c);
     free(d); /* work structs own nothing else once answered */

@@ -19,6 +19,13 @@ void kvd__conn_release(kvd_conn *c);
 /* Ends the current batch and appends a waiting entry for a deferred reply
  * to c's held queue; NULL on out of memory. */
 kvd_held *kvd__conn_defer(kvd_conn *c);
+/* A deferred reply can be written now: aims r (the copy the command kept
+ * of its front-end's reply) at slot's buffer. */
+void kvd__held_aim(kvd_held *slot, kvd_reply *r);
+/* The deferred reply r in slot is written (rc: KV_OK, or the failure
+ * that leaves nothing to answer: the connection closes). Finishes r and
+ * sends what may go now. */
+void kvd__held_done(kvd_conn *c, kvd_held *slot, kvd_reply *r, int rc);
 /* Frees the held queue (the connection is closing). */
 void kvd__conn_free_held(kvd_conn *c);
 

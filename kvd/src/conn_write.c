@@ -245,6 +245,24 @@ kvd_held *kvd__conn_defer(kvd_conn *c)
     return h;
 }
 
+void kvd__held_aim(kvd_held *slot, kvd_reply *r)
+{
+    r->out = &slot->buf;
+    r->mark = slot->buf.len;
+    r->none = 0;
+}
+
+void kvd__held_done(kvd_conn *c, kvd_held *slot, kvd_reply *r, int rc)
+{
+    if (rc == KV_OK)
+        rc = r->ops->finish(r);
+    slot->waiting = 0;
+    if (rc != KV_OK)
+        kvd_conn_close(c);
+    else
+        kvd__conn_release(c);
+}
+
 void kvd__conn_free_held(kvd_conn *c)
 {
     while (c->held) {

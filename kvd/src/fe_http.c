@@ -82,20 +82,10 @@ static void http_release(kvd_conn *c)
     c->fe_state = NULL;
 }
 
-/* The request limit: --max-frame-size, lower before the password is
- * proven (as for the other protocols). */
-static size_t request_limit(const kvd_conn *c, int authed)
-{
-    const kvd_server *s = c->w->server;
-    if (s->cfg->password && !authed && s->preauth_max_frame < s->cfg->max_frame_size)
-        return s->preauth_max_frame;
-    return s->cfg->max_frame_size;
-}
-
 static size_t head_limit(const kvd_conn *c)
 {
     size_t lim = 3 * c->w->server->cfg->max_key_size + HEAD_MIN;
-    size_t req = request_limit(c, 0);
+    size_t req = kvd_cmd_request_limit(c, 0);
     if (lim > req)
         lim = req;
     return lim < HEAD_MIN ? HEAD_MIN : lim;
@@ -337,7 +327,7 @@ static int admit_body(kvd_http *st)
     http_parser *p = &st->parser;
     kvd_conn *c = st->c;
     int authed = st->auth == KVD_HTTP_AUTH_OK;
-    st->body_limit = request_limit(c, authed);
+    st->body_limit = kvd_cmd_request_limit(c, authed);
     int chunked = (p->flags & F_CHUNKED) != 0;
     uint64_t declared = chunked || p->content_length == ULLONG_MAX ? 0 : p->content_length;
     int has_body = chunked || declared > 0;

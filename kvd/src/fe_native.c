@@ -180,21 +180,14 @@ static const kvd_reply_ops native_reply = {
 
 static void native_reply_init(kvd_conn *c, kvd_reply *r, uint64_t id)
 {
-    memset(r, 0, sizeof *r);
-    r->ops = &native_reply;
-    r->out = &c->out;
-    r->id = id;
-    r->mark = c->out.len;
+    kvd_reply_init(r, &native_reply, &c->out, id);
 }
 
 /* ---- input ------------------------------------------------------------------ */
 
 static size_t frame_limit(const kvd_conn *c)
 {
-    const kvd_server *s = c->w->server;
-    if (s->cfg->password && !c->sess.authed && s->preauth_max_frame < s->cfg->max_frame_size)
-        return s->preauth_max_frame;
-    return s->cfg->max_frame_size;
+    return kvd_cmd_request_limit(c, c->sess.authed);
 }
 
 static int native_fatal(kvd_conn *c, const uint8_t *partial, size_t have, int status,

@@ -348,23 +348,11 @@ static const kvd_reply_ops resp_reply = {
 
 static void resp_reply_init(kvd_conn *c, kvd_reply *r, uint64_t id)
 {
-    memset(r, 0, sizeof *r);
-    r->ops = &resp_reply;
-    r->out = &c->out;
-    r->id = id;
-    r->mark = c->out.len;
+    kvd_reply_init(r, &resp_reply, &c->out, id);
     r->resp3 = c->sess.resp_version == 3;
 }
 
 /* ---- input ------------------------------------------------------------------ */
-
-static size_t request_limit(const kvd_conn *c)
-{
-    const kvd_server *s = c->w->server;
-    if (s->cfg->password && !c->sess.authed && s->preauth_max_frame < s->cfg->max_frame_size)
-        return s->preauth_max_frame;
-    return s->cfg->max_frame_size;
-}
 
 static int resp_fatal(kvd_conn *c, const uint8_t *partial, size_t have, int status,
                       const char *detail)
@@ -498,7 +486,7 @@ static int resp_split(kvd_conn *c, const uint8_t *p, size_t len, size_t *msg_len
     }
     if (s->pos == 0 && s->n < 0 && p[0] != '*')
         return split_inline(c, s, p, len, msg_len);
-    size_t limit = request_limit(c);
+    size_t limit = kvd_cmd_request_limit(c, c->sess.authed);
     if (s->n < 0) {
         int64_t n;
         int rc = read_header(p, len, &s->pos, &n);

@@ -550,11 +550,7 @@ static const kvd_reply_ops http_reply = {
 
 void kvd_http_reply_init(kvd_conn *c, kvd_reply *r, uint64_t id)
 {
-    memset(r, 0, sizeof *r);
-    r->ops = &http_reply;
-    r->out = &c->out;
-    r->id = id;
-    r->mark = c->out.len;
+    kvd_reply_init(r, &http_reply, &c->out, id);
     kvd_http *st = c->fe_state;
     r->u.http.state = st;
     r->u.http.kind = -1;

@@ -591,3 +591,42 @@ int http_header(const http_resp *r, const char *name, char *out, size_t cap)
     }
     return 0;
 }
+
+size_t raw_read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+void raw_text_exchange(int port, const char *text, char *out, size_t cap)
+{
+    int fd = raw_connect(port, TEST_IO_TIMEOUT_MS);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raw_send(fd, text, strlen(text)), 0);
+    cr_assert_eq(raw_send(fd, "QUIT\r\n", 6), 0);
+    raw_read_all(fd, out, cap);
+    close(fd);
+}
+
+int kvd_log_port(const char *marker)
+{
+    FILE *f = fopen(g_kvd.log, "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int port = -1;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, " port ");
+        if (p && strstr(line, marker))
+            port = atoi(p + 6);
+    }
+    fclose(f);
+    return port;
+}

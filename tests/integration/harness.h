@@ -97,6 +97,15 @@ long raw_recv_frame(int fd, uint8_t **buf);
 int raw_recv_status(int fd, int op, uint64_t *id);
 /* 1 if the peer closed the connection (EOF or reset) within timeout. */
 int raw_wait_closed(int fd, int timeout_ms);
+/* Everything the server sends until it closes (bounded by the socket's
+ * timeout), NUL-terminated into buf; returns its length. */
+size_t raw_read_all(int fd, char *buf, size_t cap);
+/* Sends text on a new connection to port, then "QUIT\r\n" (the Redis
+ * protocol's), and reads what comes back until kvd closes. */
+void raw_text_exchange(int port, const char *text, char *out, size_t cap);
+/* The port of the listener whose "listening on" line in g_kvd's log
+ * contains marker (e.g. "(Redis protocol only)"), or -1. */
+int kvd_log_port(const char *marker);
 
 /* ---- raw HTTP ------------------------------------------------------------- */
 

@@ -182,22 +182,10 @@ static uint64_t node_revision(int i)
  * read, allowed on followers): 1 and the value in out, or 0 (nil). */
 static int stale_get(int i, const char *key, char *out, size_t cap)
 {
-    int fd = raw_connect(nodes[i].port, 5000);
-    cr_assert_geq(fd, 0);
-    char req[256];
-    snprintf(req, sizeof req, "READONLY\r\n*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\nQUIT\r\n",
-             strlen(key), key);
-    cr_assert_eq(raw_send(fd, req, strlen(req)), 0);
-    char buf[512];
-    size_t n = 0;
-    for (;;) {
-        ssize_t got = read(fd, buf + n, sizeof buf - 1 - n);
-        if (got <= 0)
-            break;
-        n += (size_t)got;
-    }
-    close(fd);
-    buf[n] = 0;
+    char req[256], buf[512];
+    snprintf(req, sizeof req, "READONLY\r\n*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n", strlen(key),
+             key);
+    raw_text_exchange(nodes[i].port, req, buf, sizeof buf);
     cr_assert(strncmp(buf, "+OK\r\n", 5) == 0, "node %d: %s", i + 1, buf);
     const char *p = buf + 5;
     if (strncmp(p, "$-1", 3) == 0)
@@ -306,24 +294,6 @@ Test(cluster, a_write_on_the_leader_reaches_every_node_with_its_revision)
         stop_node(i, SIGTERM);
 }
 
-/* What node i answers to RESP text (then QUIT). */
-static void resp_say(int i, const char *text, char *out, size_t cap)
-{
-    int fd = raw_connect(nodes[i].port, 5000);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(raw_send(fd, text, strlen(text)), 0);
-    cr_assert_eq(raw_send(fd, "QUIT\r\n", 6), 0);
-    size_t n = 0;
-    for (;;) {
-        ssize_t got = read(fd, out + n, cap - 1 - n);
-        if (got <= 0)
-            break;
-        n += (size_t)got;
-    }
-    close(fd);
-    out[n] = 0;
-}
-
 /* Raw requests (kvcli and libkvclient would follow the leader). */
 Test(cluster, followers_refuse_writes_and_linearizable_reads_naming_the_leader)
 {
@@ -337,12 +307,12 @@ Test(cluster, followers_refuse_writes_and_linearizable_reads_naming_the_leader)
      * (refreshed every 20 ms) has seen it */
     long deadline = now_ms() + 10000;
     do {
-        resp_say(follower, "SET k x\r\n", buf, sizeof buf);
+        raw_text_exchange(nodes[follower].port, "SET k x\r\n", buf, sizeof buf);
         cr_assert(strncmp(buf, "-ERR not the leader", 19) == 0, "%s", buf);
     } while (strncmp(buf, want, strlen(want)) != 0 && now_ms() < deadline &&
              usleep(20 * 1000) == 0);
     cr_assert(strncmp(buf, want, strlen(want)) == 0, "%s", buf);
-    resp_say(follower, "GET k\r\n", buf, sizeof buf);
+    raw_text_exchange(nodes[follower].port, "GET k\r\n", buf, sizeof buf);
     cr_assert(strncmp(buf, want, strlen(want)) == 0, "%s", buf);
     cr_assert_not_null(strstr(buf, "READONLY"), "the error says how to read here: %s", buf);
     expect_on(follower, "k", "v", rev); /* unchanged; READONLY reads it */

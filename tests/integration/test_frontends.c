@@ -15,48 +15,13 @@
 
 TestSuite(frontends, .init = harness_setup, .fini = harness_teardown, .timeout = 90);
 
-/* Sends text on a new connection to port, then QUIT; returns what came
- * back until kvd closed. */
-static void resp_exchange(int port, const char *text, char *out, size_t cap)
-{
-    int fd = raw_connect(port, 5000);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(raw_send(fd, text, strlen(text)), 0);
-    cr_assert_eq(raw_send(fd, "QUIT\r\n", 6), 0);
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, out + n, cap - 1 - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    out[n] = 0;
-    close(fd);
-}
-
-/* The port of the "(Redis protocol only)" listener, from kvd's log. */
-static int resp_port_from_log(void)
-{
-    FILE *f = fopen(g_kvd.log, "r");
-    cr_assert_not_null(f);
-    char line[512];
-    int port = -1;
-    while (fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, " port ");
-        if (p && strstr(line, "(Redis protocol only)"))
-            port = atoi(p + 6);
-    }
-    fclose(f);
-    return port;
-}
-
 Test(frontends, native_and_redis_clients_share_the_port_and_the_store)
 {
     kvd_start(NULL);
     kv_client *c = test_client(NULL);
     cr_assert_eq(kv_client_set(c, "shared", 6, "from-kvd", 8, NULL), KV_OK);
     char buf[1024];
-    resp_exchange(g_kvd.port, "*2\r\n$3\r\nGET\r\n$6\r\nshared\r\n*3\r\n$3\r\nSET\r\n$5\r\nredis\r\n$2\r\nhi\r\n",
+    raw_text_exchange(g_kvd.port, "*2\r\n$3\r\nGET\r\n$6\r\nshared\r\n*3\r\n$3\r\nSET\r\n$5\r\nredis\r\n$2\r\nhi\r\n",
                   buf, sizeof buf);
     cr_assert_str_eq(buf, "$8\r\nfrom-kvd\r\n+OK\r\n+OK\r\n");
     kv_value v;
@@ -74,11 +39,11 @@ Test(frontends, resp_port_speaks_only_redis)
 {
     kvd_start("--resp-port", "0", NULL);
     cr_assert(wait_file_has(g_kvd.log, "(Redis protocol only)"));
-    int port = resp_port_from_log();
+    int port = kvd_log_port("(Redis protocol only)");
     cr_assert_gt(port, 0);
     cr_assert_neq(port, g_kvd.port);
     char buf[1024];
-    resp_exchange(port, "PING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", buf, sizeof buf);
+    raw_text_exchange(port, "PING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", buf, sizeof buf);
     cr_assert_str_eq(buf, "+PONG\r\n+OK\r\n+OK\r\n");
     /* a frame of kvd's protocol there is not taken for one */
     int fd = raw_connect(port, 5000);

@@ -308,25 +308,11 @@ Test(hostile, auth_required_comes_before_validation)
     kvd_stop();
 }
 
-/* Everything the server sends until it closes (bounded), NUL-terminated. */
-static size_t read_all(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    return n;
-}
-
 static void text_answer(const char *request, char *out, size_t cap)
 {
     int fd = conn();
     cr_assert_eq(raw_send(fd, request, strlen(request)), 0);
-    read_all(fd, out, cap);
+    raw_read_all(fd, out, cap);
     close(fd);
 }
 

@@ -787,27 +787,11 @@ Test(http, curl_redis_cli_and_kvcli_share_one_port)
     kvd_stop();
 }
 
-/* The port of the "(HTTP only)" listener, from kvd's log. */
-static int http_port_from_log(void)
-{
-    FILE *f = fopen(g_kvd.log, "r");
-    cr_assert_not_null(f);
-    char line[512];
-    int port = -1;
-    while (fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, " port ");
-        if (p && strstr(line, "(HTTP only)"))
-            port = atoi(p + 6);
-    }
-    fclose(f);
-    return port;
-}
-
 Test(http, http_port_speaks_only_http)
 {
     start("--http-port", "0", NULL);
     cr_assert(wait_file_has(g_kvd.log, "(HTTP only)"));
-    int port = http_port_from_log();
+    int port = kvd_log_port("(HTTP only)");
     cr_assert_gt(port, 0);
     cr_assert_neq(port, g_kvd.port);
     curl_out o;

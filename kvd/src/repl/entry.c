@@ -17,6 +17,8 @@
  */
 #include "entry.h"
 
+#include "bytes.h"
+
 #include <raft.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,15 +46,16 @@ static void put_u8(wr *w, unsigned v)
 
 static void put_u32(wr *w, uint32_t v)
 {
-    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 24)};
+    unsigned char b[4];
+    kvd_le_store(b, v, 4);
     put(w, b, 4);
 }
 
 static void put_u64(wr *w, uint64_t v)
 {
-    put_u32(w, (uint32_t)v);
-    put_u32(w, (uint32_t)(v >> 32));
+    unsigned char b[8];
+    kvd_le_store(b, v, 8);
+    put(w, b, 8);
 }
 
 static void put_bytes(wr *w, const void *p, size_t n)
@@ -134,47 +137,18 @@ void *kvd_entry_encode(const kvd_cmd *cmd, size_t *len)
 
 /* ---- decoding ------------------------------------------------------------- */
 
-typedef struct rd {
-    const unsigned char *p, *end;
-    int bad;
-} rd;
+typedef kvd_rd rd;
 
-static const unsigned char *take(rd *r, size_t n)
-{
-    if (r->bad || (size_t)(r->end - r->p) < n) {
-        r->bad = 1;
-        return NULL;
-    }
-    const unsigned char *q = r->p;
-    r->p += n;
-    return q;
-}
-
-static unsigned get_u8(rd *r)
-{
-    const unsigned char *q = take(r, 1);
-    return q ? q[0] : 0;
-}
-
-static uint32_t get_u32(rd *r)
-{
-    const unsigned char *q = take(r, 4);
-    return q ? (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24
-             : 0;
-}
-
-static uint64_t get_u64(rd *r)
-{
-    uint64_t lo = get_u32(r);
-    return lo | (uint64_t)get_u32(r) << 32;
-}
+static unsigned get_u8(rd *r) { return (unsigned)kvd_rd_num(r, 1); }
+static uint32_t get_u32(rd *r) { return (uint32_t)kvd_rd_num(r, 4); }
+static uint64_t get_u64(rd *r) { return kvd_rd_num(r, 8); }
 
 static kv_key get_bytes(rd *r)
 {
     uint32_t n = get_u32(r);
     if (n == ABSENT)
         return (kv_key){NULL, 0};
-    const unsigned char *q = take(r, n);
+    const unsigned char *q = kvd_rd_take(r, n);
     return (kv_key){q ? (const void *)q : (const void *)"", q ? n : 0};
 }
 
@@ -205,7 +179,7 @@ static void get_ops(rd *r, kv_op *ops, size_t n)
 int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e)
 {
     memset(e, 0, sizeof *e);
-    rd r = {buf, (const unsigned char *)buf + len, 0};
+    rd r = kvd_rd_init(buf, len);
     kvd_cmd *c = &e->cmd;
     if (get_u8(&r) != FORMAT)
         return KV_CORRUPT;

@@ -52,6 +52,7 @@
 #include "../conn_internal.h"
 #include "../log.h"
 #include "../server.h"
+#include "bytes.h"
 #include "entry.h"
 #include "recorded.h"
 
@@ -595,9 +596,7 @@ void kvd_repl_drain(kvd_worker *wk)
         kvd_conn *c = w->c;
         if (!c->closing) {
             kvd_reply *rep = &w->reply;
-            rep->out = &w->slot->buf;
-            rep->mark = w->slot->buf.len;
-            rep->none = 0;
+            kvd__held_aim(w->slot, rep);
             int rc;
             if (w->status != KV_OK) {
                 rc = rep->ops->error(rep, w->status, w->detail);
@@ -609,13 +608,7 @@ void kvd_repl_drain(kvd_worker *wk)
             } else {
                 rc = kvd_recorded_replay(w->result.data, w->result.len, rep);
             }
-            if (rc == KV_OK)
-                rc = rep->ops->finish(rep);
-            w->slot->waiting = 0;
-            if (rc != KV_OK)
-                kvd_conn_close(c);
-            else
-                kvd__conn_release(c);
+            kvd__held_done(c, w->slot, rep, rc);
         }
         kvd__conn_unref(c);
         kv_proto_buf_free(&w->result);
@@ -712,15 +705,16 @@ static void snap_put(snap_wr *w, const void *src, size_t n)
 
 static void snap_u32(snap_wr *w, uint32_t v)
 {
-    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 24)};
+    unsigned char b[4];
+    kvd_le_store(b, v, 4);
     snap_put(w, b, 4);
 }
 
 static void snap_u64(snap_wr *w, uint64_t v)
 {
-    snap_u32(w, (uint32_t)v);
-    snap_u32(w, (uint32_t)(v >> 32));
+    unsigned char b[8];
+    kvd_le_store(b, v, 8);
+    snap_put(w, b, 8);
 }
 
 static int snap_entry(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
@@ -769,8 +763,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
         free(b);
         return RAFT_NOMEM;
     }
-    for (int i = 0; i < 8; i++)
-        w.p[count_at + (size_t)i] = (unsigned char)(w.count >> (8 * i));
+    kvd_le_store(w.p + count_at, w.count, 8);
     b->base = w.p;
     b->len = w.len;
     *bufs = b;
@@ -789,31 +782,6 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
     *bufs = NULL;
     *n = 0;
     return 0;
-}
-
-typedef struct snap_rd {
-    const unsigned char *p, *end;
-    int bad;
-} snap_rd;
-
-static const unsigned char *snap_take(snap_rd *r, size_t n)
-{
-    if (r->bad || (size_t)(r->end - r->p) < n) {
-        r->bad = 1;
-        return NULL;
-    }
-    const unsigned char *q = r->p;
-    r->p += n;
-    return q;
-}
-
-static uint64_t snap_get(snap_rd *r, int bytes)
-{
-    const unsigned char *q = snap_take(r, (size_t)bytes);
-    uint64_t v = 0;
-    for (int i = 0; q && i < bytes; i++)
-        v |= (uint64_t)q[i] << (8 * i);
-    return v;
 }
 
 /* Keys of the snapshot, to find the store's keys it does not have. */
@@ -899,20 +867,20 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     kvd_repl *r = fsm->data;
     kv_store *st = r->s->store;
-    snap_rd rd = {buf->base, (const unsigned char *)buf->base + buf->len, 0};
-    const unsigned char *magic = snap_take(&rd, 8);
+    kvd_rd rd = kvd_rd_init(buf->base, buf->len);
+    const unsigned char *magic = kvd_rd_take(&rd, 8);
     if (!magic || memcmp(magic, SNAP_MAGIC, 8) != 0)
         return RAFT_CORRUPT;
-    uint64_t revision = snap_get(&rd, 8), count = snap_get(&rd, 8);
-    uint32_t nodes = (uint32_t)snap_get(&rd, 4);
+    uint64_t revision = kvd_rd_num(&rd, 8), count = kvd_rd_num(&rd, 8);
+    uint32_t nodes = (uint32_t)kvd_rd_num(&rd, 4);
     if (rd.bad || count > (uint64_t)(rd.end - rd.p) / 16 || nodes > KVD_REPL_MAX_NODES)
         return RAFT_CORRUPT;
     pthread_mutex_lock(&r->mu);
     memset(r->clients, 0, sizeof r->clients);
     for (uint32_t i = 0; i < nodes && !rd.bad; i++) {
-        r->clients[i].id = snap_get(&rd, 8);
-        uint32_t n = (uint32_t)snap_get(&rd, 4);
-        const unsigned char *a = snap_take(&rd, n);
+        r->clients[i].id = kvd_rd_num(&rd, 8);
+        uint32_t n = (uint32_t)kvd_rd_num(&rd, 4);
+        const unsigned char *a = kvd_rd_take(&rd, n);
         size_t m = n < 63 ? n : 63;
         if (a)
             memcpy(r->clients[i].addr, a, m);
@@ -932,9 +900,9 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     }
     int rc = 0;
     for (uint64_t i = 0; i < count && !rd.bad && rc == 0; i++) {
-        uint32_t klen = (uint32_t)snap_get(&rd, 4), vlen = (uint32_t)snap_get(&rd, 4);
-        uint64_t version = snap_get(&rd, 8);
-        const unsigned char *k = snap_take(&rd, klen), *v = snap_take(&rd, vlen);
+        uint32_t klen = (uint32_t)kvd_rd_num(&rd, 4), vlen = (uint32_t)kvd_rd_num(&rd, 4);
+        uint64_t version = kvd_rd_num(&rd, 8);
+        const unsigned char *k = kvd_rd_take(&rd, klen), *v = kvd_rd_take(&rd, vlen);
         if (rd.bad)
             break;
         set_add(&set, k, klen);

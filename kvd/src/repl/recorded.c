@@ -8,6 +8,8 @@
  */
 #include "recorded.h"
 
+#include "bytes.h"
+
 #include <string.h>
 
 enum {
@@ -38,8 +40,7 @@ static int rec_tag(kvd_reply *r, int tag)
 static int rec_u64(kvd_reply *r, uint64_t v)
 {
     unsigned char b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(v >> (8 * i));
+    kvd_le_store(b, v, 8);
     return rec(r, b, 8);
 }
 
@@ -183,31 +184,14 @@ static const kvd_reply_ops recording = {
 
 void kvd_recorded_init(kvd_reply *r, kv_proto_buf *buf)
 {
-    memset(r, 0, sizeof *r);
-    r->ops = &recording;
-    r->out = buf;
-    r->mark = buf->len;
+    kvd_reply_init(r, &recording, buf, 0);
 }
 
 /* ---- replay ------------------------------------------------------------------ */
 
-typedef struct rd {
-    const unsigned char *p, *end;
-    int bad;
-} rd;
+typedef kvd_rd rd;
 
-static uint64_t get_u64(rd *r)
-{
-    if (r->end - r->p < 8) {
-        r->bad = 1;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)r->p[i] << (8 * i);
-    r->p += 8;
-    return v;
-}
+static uint64_t get_u64(rd *r) { return kvd_rd_num(r, 8); }
 
 static const char *get_bytes(rd *r, size_t *n)
 {
@@ -219,15 +203,13 @@ static const char *get_bytes(rd *r, size_t *n)
         r->bad = 1;
         return NULL;
     }
-    const char *q = (const char *)r->p;
-    r->p += len;
     *n = (size_t)len;
-    return q;
+    return (const char *)kvd_rd_take(r, (size_t)len);
 }
 
 int kvd_recorded_replay(const void *buf, size_t len, kvd_reply *dst)
 {
-    rd r = {buf, (const unsigned char *)buf + len, 0};
+    rd r = kvd_rd_init(buf, len);
     char word[64];
     while (r.p < r.end && !r.bad) {
         int tag = *r.p++;

@@ -148,6 +148,9 @@ static const opt_def opts[] = {
      "also snapshot this often if anything changed, 0 = never by time (default 3600)", 0, KVD_MAX_SECS},
     {"log-level", OPT_LEVEL, OFF(log_level), "LEVEL", "debug, info, warn or error (default info)", 0, 0},
     {"log-file", OPT_STR, OFF(log_file), "PATH", "log to this file instead of stderr (default stderr)", 0, 0},
+    {"syslog", OPT_BOOL, OFF(syslog), NULL,
+     "also send every log line to syslog (facility daemon, ident kvd; under systemd the journal "
+     "collects it), with its level as the priority (default no)", 0, 0},
     {"daemonize", OPT_BOOL, OFF(daemonize), NULL,
      "run in the background once listening; start-up errors (port in use, unwritable pid file) are still printed on stderr and exit 1; without --log-file the log is discarded (default no)", 0, 0},
     {"pidfile", OPT_STR, OFF(pidfile), "PATH", "write the process id here and hold a lock on it while running; a second kvd with the same pid file exits 1 'already running'; removed on exit (default none)", 0, 0},

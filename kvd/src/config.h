@@ -56,6 +56,7 @@ typedef struct kvd_config {
     unsigned snapshot_interval; /* seconds; 0 = never by time             */
     int log_level;              /* kvd_log_level                          */
     char *log_file;
+    int syslog;                 /* log lines also to syslog (the journal)  */
     int daemonize;
     char *pidfile;
     char *config_path;

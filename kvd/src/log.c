@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,6 +89,17 @@ void kvd_log_close(void)
     g_path = NULL;
 }
 
+static _Atomic int g_syslog;
+
+void kvd_log_set_syslog(int on)
+{
+    if (on && !atomic_load(&g_syslog))
+        openlog("kvd", LOG_PID, LOG_DAEMON);
+    else if (!on && atomic_load(&g_syslog))
+        closelog();
+    atomic_store(&g_syslog, on);
+}
+
 void kvd_log_set_mirror(int fd)
 {
     atomic_store(&g_mirror, fd);
@@ -124,6 +136,10 @@ void kvd_log(kvd_log_level level, const char *fmt, ...)
     do
         w = write(g_fd >= 0 ? g_fd : STDERR_FILENO, line, len);
     while (w < 0 && errno == EINTR);
+    if (atomic_load(&g_syslog)) {
+        static const int prio[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
+        syslog(prio[level], "%.*s", (int)(len - 1 - (size_t)n), line + n);
+    }
     int mirror = atomic_load(&g_mirror);
     if (mirror >= 0 && level == KVD_LOG_ERROR) {
         /* "kvd: error: <text>\n", for the terminal that started a daemon */

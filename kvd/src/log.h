@@ -35,6 +35,10 @@ int kvd_log_reopen(void);
 /* Closes a file opened by kvd_log_open(); later lines go to stderr. */
 void kvd_log_close(void);
 
+/* Also sends every line to syslog(3) (LOG_DAEMON, ident "kvd", the
+ * line's level as priority), or stops doing so. */
+void kvd_log_set_syslog(int on);
+
 /* While fd >= 0, ERROR lines are also written to fd as "kvd: error: TEXT"
  * (kvd --daemonize sends them to the terminal it started from until it
  * serves). -1 stops it. Any thread may call it; the caller keeps fd open

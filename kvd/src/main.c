@@ -92,7 +92,8 @@ int main(int argc, char **argv)
         }
     }
 
-    if (cfg.daemonize && !cfg.log_file)
+    kvd_log_set_syslog(cfg.syslog);
+    if (cfg.daemonize && !cfg.log_file && !cfg.syslog)
         fprintf(stderr, "kvd: warning: --daemonize without --log-file: once started, log lines are "
                         "discarded (stderr is /dev/null); start-up errors are still shown here\n");
     int notify = -1;

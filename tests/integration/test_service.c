@@ -336,3 +336,57 @@ Test(service, daemonize_reports_a_busy_port_before_detaching)
     assert_answers();
     kvd_stop();
 }
+
+/* ---- --syslog --------------------------------------------------------------- */
+
+/* Every log line also reaches syslog(3), facility daemon with its level
+ * as priority. kvd runs in a private mount namespace (unshare, as root)
+ * whose /dev is the test's directory holding its own datagram socket
+ * "log", where syslog(3) sends: a real syslog socket, no mock of it. */
+Test(service, syslog_receives_the_log_lines)
+{
+    if (geteuid() != 0 || system("command -v unshare >/dev/null 2>&1") != 0)
+        cr_skip_test("needs root and unshare (util-linux) for a private /dev/log");
+    if (getenv("KVD_WRAPPER"))
+        cr_skip_test("kvd already runs under a wrapper");
+    kvd_test_dir();
+    char dev[300], sock[320], wrap[320], wrapper[400];
+    snprintf(dev, sizeof dev, "%s/dev", g_kvd.dir);
+    snprintf(sock, sizeof sock, "%s/log", dev);
+    snprintf(wrap, sizeof wrap, "%s/wrap.sh", g_kvd.dir);
+    cr_assert_eq(mkdir(dev, 0755), 0);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    cr_assert_lt(strlen(sock), sizeof sa.sun_path);
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    FILE *f = fopen(wrap, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "#!/bin/sh\nmount --bind '%s' /dev || exit 99\nexec \"$@\"\n", dev);
+    fclose(f);
+    cr_assert_eq(chmod(wrap, 0755), 0);
+    snprintf(wrapper, sizeof wrapper, "unshare -m --propagation private %s", wrap);
+    setenv("KVD_WRAPPER", wrapper, 1);
+    kvd_start("--syslog", NULL);
+    unsetenv("KVD_WRAPPER");
+    /* the start-up lines, at LOG_DAEMON|LOG_INFO (<30>), ident kvd */
+    char msg[2048];
+    int ready = 0;
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (!ready) {
+        ssize_t n = recv(fd, msg, sizeof msg - 1, 0);
+        cr_assert_gt(n, 0, "no syslog message within 10 s");
+        msg[n] = 0;
+        if (strstr(msg, " ready ")) {
+            cr_assert(strncmp(msg, "<30>", 4) == 0, "priority daemon.info: %s", msg);
+            cr_assert_not_null(strstr(msg, "kvd["), "ident and pid: %s", msg);
+            ready = 1;
+        }
+    }
+    /* and the same lines still go to the log */
+    cr_assert(file_has(g_kvd.log, " ready "));
+    kvd_stop();
+    close(fd);
+}

@@ -8,9 +8,20 @@
  *              from any number of threads at once, except kv_close().
  *   kv_txn     An optimistic, serializable transaction. A transaction belongs
  *              to one thread at a time.
- *   version    Every change to the store gets the next value of one
- *              store-wide, strictly increasing 64-bit revision. A key's
- *              version is the revision of its last change; 0 means "absent".
+ *   version    Every change to the store (one key or many, atomically)
+ *              gets one 64-bit revision. A key's version is the revision
+ *              of its last change; 0 means "absent".
+ *
+ * Revisions: a key's versions strictly increase; whatever a change
+ * overwrote or compared has a smaller revision than the change; one
+ * thread's changes take increasing revisions. Sorted by revision, the
+ * changes form a serial order of the store's history. A store with a log
+ * (kv_open_config with a directory) numbers its changes 1, 2, 3, ... in
+ * log order. A store in memory lets changes on different keys from
+ * different threads take their revisions without meeting (so that writers
+ * scale): two such changes that did not see each other may take the same
+ * revision, and revisions may leave gaps. With one writing thread they are
+ * 1, 2, 3, ... as well. docs/design.md, "Revisions", has the argument.
  *
  * Keys are byte strings of 1..max_key_size bytes (embedded NULs allowed);
  * values are byte strings of 0..max_value_size bytes.
@@ -249,8 +260,10 @@ KV_API int kv_recovery_read(kv_store *store, kv_recovery *out, size_t size);
  * in-memory store. Errors: KV_NO_SPACE, KV_IO (see above). Any thread. */
 KV_API int kv_sync(kv_store *store, uint64_t rev);
 
-/* The store's latest revision: that of the newest change made (visible or
- * about to be). One atomic load. */
+/* The store's latest revision: the highest any change has taken (visible
+ * or about to be). With a log, one atomic load; in memory, a read of the
+ * 1024 lock stripes' clocks (see "Revisions" above): meant for metrics and
+ * tools, not for every operation. */
 KV_API uint64_t kv_revision(kv_store *store);
 
 /* The highest revision that is durable as the policy says (for an

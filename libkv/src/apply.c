@@ -108,6 +108,25 @@ static int ref_qsort_cmp(const void *a, const void *b)
     return ref_cmp(a, b);
 }
 
+/* Sorts a batch's key mentions into lock order: by insertion for the few
+ * most batches have (no calls through a pointer, no allocation). */
+static void sort_refs(ref *refs, size_t n)
+{
+    if (n > 16) {
+        qsort(refs, n, sizeof *refs, ref_qsort_cmp);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        ref r = refs[i];
+        size_t j = i;
+        while (j > 0 && ref_cmp(&r, &refs[j - 1]) < 0) {
+            refs[j] = refs[j - 1];
+            j--;
+        }
+        refs[j] = r;
+    }
+}
+
 static bool compare_holds(const kv_compare *c, const akey *k)
 {
     switch (c->kind) {
@@ -229,24 +248,30 @@ static void free_prepared(kv__slot *slot, akey *keys, size_t n, kv__commit *comm
 {
     for (size_t i = 0; i < n; i++) {
         kv__item_free(&slot->cache, keys[i].next);
-        free(keys[i].pending);
         keys[i].next = NULL;
         keys[i].pending = NULL;
     }
     free(commit);
 }
 
-/* Allocates the new items (and pending nodes for a multi-key change). */
+static size_t commit_size(size_t nchanged)
+{
+    return sizeof(kv__commit) + nchanged * sizeof(kv__pending);
+}
+
+/* Allocates the new items (and, for a multi-key change, its commit with
+ * the keys' pending nodes: one allocation). */
 static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nchanged,
                    kv__commit **commit)
 {
     *commit = NULL;
     if (nchanged > 1) {
-        *commit = malloc(sizeof **commit);
+        *commit = malloc(commit_size(nchanged));
         if (!*commit)
             return KV_NO_MEMORY;
         atomic_init(&(*commit)->state, KV__COMMIT_PENDING);
     }
+    size_t j = 0;
     for (size_t i = 0; i < n; i++) {
         akey *k = &keys[i];
         if (!k->changed)
@@ -258,14 +283,12 @@ static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nch
                 goto nomem;
         }
         if (nchanged > 1) {
-            k->pending = malloc(sizeof *k->pending);
-            if (!k->pending)
-                goto nomem;
+            k->pending = &(*commit)->nodes[j++];
             *k->pending = (kv__pending){k->old, k->next, *commit};
         }
     }
-    /* Retires: replaced items, pending nodes, the commit. */
-    if (kv__ebr_reserve(slot, 2 * nchanged + 1) != KV_OK)
+    /* Retires: replaced items and the commit. */
+    if (kv__ebr_reserve(slot, nchanged + 1) != KV_OK)
         goto nomem;
     return KV_OK;
 nomem:
@@ -347,6 +370,10 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
                 kv__table_replace(&keys[i].loc, final_word(&keys[i]));
     }
     bump_changed(s, keys, n);
+    /* The slot stores above are release stores; retiring reads the epoch,
+     * and that read must come after every unlink is visible (ebr.h): one
+     * full fence for the whole change instead of one per store. */
+    atomic_thread_fence(memory_order_seq_cst);
 
     bool ttl_new = false;
     for (size_t i = 0; i < n; i++) {
@@ -374,11 +401,9 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
                 ttl_new = true;
             }
         }
-        if (k->pending)
-            kv__ebr_retire(&s->ebr, slot, k->pending, kv__ebr_free_plain, sizeof *k->pending);
     }
     if (commit)
-        kv__ebr_retire(&s->ebr, slot, commit, kv__ebr_free_plain, sizeof *commit);
+        kv__ebr_retire(&s->ebr, slot, commit, kv__ebr_free_plain, commit_size(nchanged));
     if (ttl_new && !atomic_load_explicit(&s->ttl_seen, memory_order_relaxed))
         atomic_store(&s->ttl_seen, true);
 }
@@ -423,6 +448,66 @@ static void load_key(kv__table *t, akey *k, uint64_t now)
     }
 }
 
+/* The revision of a change in a store without a log (with one, the log
+ * hands out revisions in its order: log.c). Called with the stripes of
+ * all nkeys keys locked, changed or only compared.
+ *
+ * Each stripe keeps a clock, the revision of the last change that locked
+ * it, and each thread the revision of its own last change. A change takes
+ * one more than the highest of these (and of the floor that recovery and
+ * kv_load raise, a line no change writes), and leaves it in all of them: a
+ * Lamport clock (Lamport, "Time, clocks, and the ordering of events in a
+ * distributed system", CACM 1978) whose messages are the stripes. So:
+ *   - a key's revisions strictly increase (its stripe's clock is at least
+ *     its last revision);
+ *   - whatever the change overwrote or compared (held in locked stripes)
+ *     has a smaller revision, and so has whatever a later change that
+ *     locks one of these stripes finds: revision order is a serial order
+ *     of the changes (every conflict goes forward in it);
+ *   - one thread's changes take increasing revisions, so a store with one
+ *     writer (or a Raft node's apply thread) numbers them 1, 2, 3, ...
+ * Two changes that share no stripe and no thread may take the same
+ * revision: neither saw the other. Nothing here writes a line that a
+ * writer of other keys on another core writes (docs/design.md). */
+static uint64_t take_revision(kv_store *s, kv__slot *slot, const akey *keys, size_t nkeys)
+{
+    uint64_t rev = atomic_load_explicit(&s->rev_floor, memory_order_relaxed);
+    if (slot->last_rev > rev)
+        rev = slot->last_rev;
+    for (size_t i = 0; i < nkeys; i++) {
+        uint64_t c = kv__stripe_clock(s->stripes, kv__stripe_of(keys[i].hash));
+        if (c > rev)
+            rev = c;
+    }
+    rev++;
+    for (size_t i = 0; i < nkeys; i++)
+        kv__stripe_clock_raise(s->stripes, kv__stripe_of(keys[i].hash), rev);
+    slot->last_rev = rev;
+    return rev;
+}
+
+uint64_t kv__revision_latest(kv_store *s)
+{
+    if (s->log)
+        return atomic_load(&s->revision);
+    uint64_t rev = atomic_load(&s->rev_floor);
+    uint64_t c = kv__stripes_clock_max(s->stripes);
+    return c > rev ? c : rev;
+}
+
+/* Recovery and kv_load: a change replayed with its own revision moves the
+ * clocks forward as if it had been made here. */
+static void replay_raise(kv_store *s, kv__slot *slot, uint64_t hash, uint64_t rev)
+{
+    if (atomic_load(&s->revision) < rev)
+        atomic_store(&s->revision, rev);
+    if (!s->log && atomic_load(&s->rev_floor) < rev)
+        atomic_store(&s->rev_floor, rev);
+    kv__stripe_clock_raise(s->stripes, kv__stripe_of(hash), rev);
+    if (slot->last_rev < rev)
+        slot->last_rev = rev;
+}
+
 /* Steps 4 and 5 for the nchanged keys marked changed: allocates, takes the
  * revision (into o->revision; replay_rev if not 0, for recovery), logs the
  * record, tells the hook and publishes. On error nothing changed and no
@@ -448,8 +533,7 @@ static int commit_change(kv_store *s, kv__slot *slot, akey *keys, size_t nkeys,
     }
     if (replay_rev) {
         o->revision = replay_rev;
-        if (atomic_load(&s->revision) < replay_rev)
-            atomic_store(&s->revision, replay_rev);
+        replay_raise(s, slot, keys[0].hash, replay_rev);
     } else if (s->log) {
         /* Takes the revision under the log's mutex: log order is revision
          * order. Can fail (no memory, disk full, I/O error): undo all. */
@@ -457,7 +541,7 @@ static int commit_change(kv_store *s, kv__slot *slot, akey *keys, size_t nkeys,
             goto undo_prepared;
         o->revision = rec.revision;
     } else {
-        o->revision = atomic_fetch_add(&s->revision, 1) + 1;
+        o->revision = take_revision(s, slot, keys, nkeys);
     }
     if (key_delta < 0)
         atomic_fetch_add(&s->nkeys, (uint64_t)key_delta);
@@ -594,8 +678,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
         refs[r] = (ref){b->else_ops[i].key, b->else_ops[i].klen, 0, r};
     for (size_t i = 0; i < nrefs; i++)
         refs[i].hash = kv__hash(refs[i].key, refs[i].klen);
-    if (nrefs > 1)
-        qsort(refs, nrefs, sizeof *refs, ref_qsort_cmp);
+    sort_refs(refs, nrefs);
     size_t nkeys = 0, nstripes = 0;
     for (size_t i = 0; i < nrefs; i++) {
         if (nkeys && ref_cmp(&refs[i], &refs[i - 1]) == 0) {
@@ -744,8 +827,8 @@ int kv__replay_change(kv_store *s, const kv__change *c, uint64_t rev)
     kv__outcome o = {.succeeded = true};
     if (k.changed)
         rc = commit_change(s, slot, &k, 1, 1, &o, rev);
-    else if (atomic_load(&s->revision) < rev)
-        atomic_store(&s->revision, rev);
+    else
+        replay_raise(s, slot, k.hash, rev);
     kv__stripes_unlock(s->stripes, &stripe, 1);
     if (!c->deleted) {
         kv__resize_release(reserved_in, reserved);

@@ -92,6 +92,11 @@ void kv__outcome_free(kv__outcome *out);
  * wait_durable). KV_OK, or KV_NO_SPACE / KV_IO. */
 int kv__wait_durable(kv_store *s, uint64_t rev);
 
+/* The newest revision taken: the log's counter in a store with a log; in
+ * one without, the highest stripe clock (1024 relaxed loads: for metrics
+ * and kv_revision, not for a hot path). */
+uint64_t kv__revision_latest(kv_store *s);
+
 /* Recovery: applies one change of a replayed record (or one snapshot
  * entry) with its original revision, if the key is not already at that
  * revision or later; raises the store's revision to rev. Not logged. */

@@ -591,14 +591,14 @@ int kv_sync(kv_store *s, uint64_t rev)
 
 uint64_t kv_revision(kv_store *s)
 {
-    return s ? atomic_load(&s->revision) : 0;
+    return s ? kv__revision_latest(s) : 0;
 }
 
 uint64_t kv_durable_revision(kv_store *s)
 {
     if (!s)
         return 0;
-    return s->log ? kv__log_durable(s->log) : atomic_load(&s->revision);
+    return s->log ? kv__log_durable(s->log) : kv__revision_latest(s);
 }
 
 static void notify_tramp(void *ctx, uint64_t rev, int status)

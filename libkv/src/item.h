@@ -109,15 +109,20 @@ static inline size_t kv__item_vlen(const kv__item *it)
 
 enum { KV__COMMIT_PENDING = 0, KV__COMMIT_DONE = 1 };
 
-typedef struct kv__commit {
-    _Atomic int state;
-} kv__commit;
+typedef struct kv__commit kv__commit;
 
 typedef struct kv__pending {
     kv__item *before; /* NULL: the key did not exist */
     kv__item *after;  /* NULL: the change deletes it */
     kv__commit *commit;
 } kv__pending;
+
+/* One allocation per multi-key change: its state and the pending node of
+ * each key it changes (retired together once the change is published). */
+struct kv__commit {
+    _Atomic int state;
+    kv__pending nodes[];
+};
 
 /* A new item with rev 0 expiring at expire_at (ms since the epoch; 0:
  * never), or NULL on out-of-memory. Small items come from the slab

@@ -44,7 +44,7 @@ int kv_metrics_read(kv_store *s, kv_metrics *out, size_t size)
         .memory_bytes = clamp(sum[KV__C_ITEM_BYTES]) + table_bytes + sizeof *s +
                         KV__NSTRIPES * sizeof(kv__stripe) +
                         chunks * KV__SLOTS_PER_CHUNK * sizeof(kv__slot),
-        .revision = atomic_load(&s->revision),
+        .revision = kv__revision_latest(s),
         .gets = sum[KV__C_GETS],
         .get_hits = sum[KV__C_GET_HITS],
         .get_misses = sum[KV__C_GET_MISSES],

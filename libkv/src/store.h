@@ -30,8 +30,12 @@ struct kv_store {
     bool wait_durable;           /* writers wait for their record (kv_config) */
     struct kv__durable *dur;     /* durable.c: directory, lock, snapshots */
     kv__ebr ebr;
+    /* a store without a log: every revision is above it. Raised only by
+     * recovery and kv_load (apply.c), read by every change */
+    _Atomic uint64_t rev_floor;
     /* written by every change */
-    _Alignas(64) _Atomic uint64_t revision; /* the last revision handed out */
+    _Alignas(64) _Atomic uint64_t revision; /* with a log: the last revision
+                                               handed out (log.c) */
     _Atomic uint64_t nkeys; /* exact key count, kept only if max_keys */
     /* expiry (expire.c): the coarse clock has a line of its own, written
      * once a millisecond by the expiry thread and read by every reader

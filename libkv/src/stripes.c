@@ -13,6 +13,7 @@ kv__stripe *kv__stripes_new(void)
     for (unsigned i = 0; i < KV__NSTRIPES; i++) {
         pthread_mutex_init(&s[i].lock, NULL);
         atomic_init(&s[i].seq, 0);
+        atomic_init(&s[i].clock, 0);
     }
     return s;
 }
@@ -44,4 +45,15 @@ void kv__stripes_barrier(kv__stripe *stripes)
         pthread_mutex_lock(&stripes[i].lock);
         pthread_mutex_unlock(&stripes[i].lock);
     }
+}
+
+uint64_t kv__stripes_clock_max(kv__stripe *stripes)
+{
+    uint64_t max = 0;
+    for (unsigned i = 0; i < KV__NSTRIPES; i++) {
+        uint64_t c = kv__stripe_clock(stripes, i);
+        if (c > max)
+            max = c;
+    }
+    return max;
 }

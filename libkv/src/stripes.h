@@ -10,6 +10,11 @@
  * notes seq before reading a key and finds it unchanged later knows no
  * change to any of the stripe's keys was published in between; mget and
  * transactions use this to prove that what they read is one snapshot.
+ *
+ * And each stripe keeps a clock: the revision of the last change that
+ * locked it (revisions of a store without a log, see apply.c). It lives in
+ * the line the writer owns anyway for the lock, so taking a revision
+ * writes nothing another core's writer of other keys touches.
  */
 #ifndef KV_STRIPES_H
 #define KV_STRIPES_H
@@ -24,6 +29,8 @@
 typedef struct kv__stripe {
     pthread_mutex_t lock;
     _Atomic uint64_t seq;
+    /* written under the lock; read without it by kv_revision (relaxed) */
+    _Atomic uint64_t clock;
 } __attribute__((aligned(64))) kv__stripe;
 
 static inline unsigned kv__stripe_of(uint64_t hash)
@@ -59,5 +66,21 @@ static inline void kv__stripe_bump(kv__stripe *stripes, unsigned id)
                           atomic_load_explicit(&stripes[id].seq, memory_order_relaxed) + 1,
                           memory_order_release);
 }
+
+/* The stripe's clock (with the stripe locked, or as a hint without). */
+static inline uint64_t kv__stripe_clock(kv__stripe *stripes, unsigned id)
+{
+    return atomic_load_explicit(&stripes[id].clock, memory_order_relaxed);
+}
+
+/* Only with the stripe locked: its clock moves forward to rev. */
+static inline void kv__stripe_clock_raise(kv__stripe *stripes, unsigned id, uint64_t rev)
+{
+    if (atomic_load_explicit(&stripes[id].clock, memory_order_relaxed) < rev)
+        atomic_store_explicit(&stripes[id].clock, rev, memory_order_relaxed);
+}
+
+/* The highest clock of all stripes: the newest revision taken. */
+uint64_t kv__stripes_clock_max(kv__stripe *stripes);
 
 #endif

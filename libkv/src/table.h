@@ -207,10 +207,12 @@ void kv__table_insert(kv__table *t, uint64_t hash, uintptr_t word, bool by_write
                       kv__loc *loc);
 
 /* Replaces the word at loc (which the caller's lock protects) and updates
- * loc->word. */
+ * loc->word. A release store: a reader that loads the word (acquire) sees
+ * the item it names. Not a full barrier: a writer that goes on to retire
+ * what it replaced issues one fence for its whole change first (apply.c). */
 static inline void kv__table_replace(kv__loc *loc, uintptr_t word)
 {
-    atomic_store(&loc->table->slots[loc->index], word);
+    atomic_store_explicit(&loc->table->slots[loc->index], word, memory_order_release);
     loc->word = word;
 }
 

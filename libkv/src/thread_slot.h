@@ -74,6 +74,9 @@ typedef struct kv__slot {
     _Atomic size_t limbo_bytes;
     size_t since_collect; /* retires since the last collection attempt (owner only) */
     _Atomic uint64_t counters[KV__C_COUNT];
+    /* apply.c: the revision of this thread's last change (owner only), so
+     * that one thread's changes take increasing revisions */
+    uint64_t last_rev;
     kv__slab_cache cache; /* slab.h: this thread's free item blocks */
 } __attribute__((aligned(64))) kv__slot;
 

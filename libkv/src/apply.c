@@ -373,7 +373,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
     /* The slot stores above are release stores; retiring reads the epoch,
      * and that read must come after every unlink is visible (ebr.h): one
      * full fence for the whole change instead of one per store. */
-    atomic_thread_fence(memory_order_seq_cst);
+    kv__ebr_unlinked(slot);
 
     bool ttl_new = false;
     for (size_t i = 0; i < n; i++) {

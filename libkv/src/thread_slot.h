@@ -77,6 +77,7 @@ typedef struct kv__slot {
     /* apply.c: the revision of this thread's last change (owner only), so
      * that one thread's changes take increasing revisions */
     uint64_t last_rev;
+    _Atomic unsigned fence_word; /* ebr.h: kv__ebr_unlinked under TSan */
     kv__slab_cache cache; /* slab.h: this thread's free item blocks */
 } __attribute__((aligned(64))) kv__slot;
 

@@ -534,6 +534,44 @@ static int resp_split(kvd_conn *c, const uint8_t *p, size_t len, size_t *msg_len
     return KVD_MSG_READY;
 }
 
+/* Pipelined GETs and SETs of different keys are independent: start the
+ * cache misses of the next PREFETCH_BATCH keys together (kv_prefetch)
+ * instead of meeting them one request at a time, as the native front-end
+ * does. A quick look at complete multibulk commands only: anything else
+ * (inline, partial, malformed) ends the look, and resp_split judges it. */
+#define PREFETCH_BATCH 16
+static size_t resp_prefetch(kvd_conn *c, const uint8_t *p, size_t len)
+{
+    kv_key keys[PREFETCH_BATCH];
+    size_t n = 0, pos = 0;
+    while (n < PREFETCH_BATCH && pos < len && p[pos] == '*') {
+        int64_t argc, b;
+        if (read_header(p, len, &pos, &argc) != 1 || argc < 1 || argc > RESP_MAX_ARGS)
+            break;
+        kv_key argv[2] = {{NULL, 0}, {NULL, 0}};
+        int64_t i = 0;
+        for (; i < argc; i++) {
+            if (pos >= len || p[pos] != '$' || read_header(p, len, &pos, &b) != 1 || b < 0 ||
+                len - pos < (size_t)b + 2)
+                break;
+            if (i < 2)
+                argv[i] = (kv_key){p + pos, (size_t)b};
+            pos += (size_t)b + 2;
+        }
+        if (i < argc)
+            break; /* incomplete */
+        if (argc >= 2 && argv[0].len == 3 &&
+            (strncasecmp((const char *)argv[0].data, "GET", 3) == 0 ||
+             strncasecmp((const char *)argv[0].data, "SET", 3) == 0))
+            keys[n++] = argv[1];
+        else
+            break;
+    }
+    if (n > 1)
+        kv_prefetch(c->w->server->store, keys, n);
+    return n > 1 ? n - 1 : 0;
+}
+
 static size_t resp_want(const kvd_conn *c, const uint8_t *p, size_t len)
 {
     (void)p;
@@ -907,6 +945,6 @@ const kvd_frontend kvd_fe_resp = {
     .want = resp_want,
     .reply_init = resp_reply_init,
     .fatal = resp_fatal,
-    .prefetch = NULL,
+    .prefetch = resp_prefetch,
     .release = resp_release,
 };

@@ -56,6 +56,8 @@ static void limbo_unlock(kv__slot *s)
 
 int kv__ebr_reserve(kv__slot *s, size_t n)
 {
+    if (s->limbo_room >= n)
+        return KV_OK; /* most writes: no lock, no atomic */
     int rc = KV_OK;
     limbo_lock(s);
     if (s->limbo_cap - s->nlimbo < n) {
@@ -70,6 +72,7 @@ int kv__ebr_reserve(kv__slot *s, size_t n)
             rc = KV_NO_MEMORY;
         }
     }
+    s->limbo_room = s->limbo_cap - s->nlimbo;
     limbo_unlock(s);
     return rc;
 }
@@ -89,6 +92,7 @@ void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr, void (*free_fn)(kv__sl
     /* Helpers only ever remove entries, so the reserved room stays. */
     limbo_lock(s);
     s->limbo[s->nlimbo++] = (kv__retired){ptr, free_fn, e, bytes};
+    s->limbo_room--; /* reserved, so at least 1 */
     atomic_store_explicit(&s->limbo_bytes,
                           atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) + bytes,
                           memory_order_relaxed);
@@ -219,6 +223,7 @@ void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
         e = advance_toward(ebr, last + 2, &retired);
     limbo_lock(s);
     free_safe(s, s, e);
+    s->limbo_room = s->limbo_cap - s->nlimbo;
     limbo_unlock(s);
     /* Much memory waiting on other lists (threads that stopped writing):
      * free it here rather than leave it to them. */
@@ -248,6 +253,7 @@ size_t kv__ebr_reclaim_all(kv__ebr *ebr, kv__slot *self)
         e = advance_toward(ebr, last + 2, NULL);
     limbo_lock(self);
     free_safe(self, self, e);
+    self->limbo_room = self->limbo_cap - self->nlimbo;
     limbo_unlock(self);
     return help_others(ebr, self, e);
 }

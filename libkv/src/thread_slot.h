@@ -73,6 +73,10 @@ typedef struct kv__slot {
      * (relaxed) to find lists worth collecting */
     _Atomic size_t limbo_bytes;
     size_t since_collect; /* retires since the last collection attempt (owner only) */
+    /* ebr.c: free entries the owner knows its list has (owner only). A
+     * lower bound: helpers only ever remove entries. Lets a reservation
+     * that fits skip the list lock. */
+    size_t limbo_room;
     _Atomic uint64_t counters[KV__C_COUNT];
     /* apply.c: the revision of this thread's last change (owner only), so
      * that one thread's changes take increasing revisions */

@@ -49,6 +49,26 @@ typedef struct akey {
     kv__pending *pending;
 } akey;
 
+/* Every field set one by one: a compound literal of this size compiles to
+ * a `rep stos`, whose start-up cost was a fifth of a small batch's time. */
+static inline void akey_init(akey *k, const void *key, size_t klen, uint64_t hash)
+{
+    k->key = key;
+    k->klen = klen;
+    k->hash = hash;
+    k->loc.table = NULL;
+    k->loc.index = 0;
+    k->loc.word = 0;
+    k->old = k->cur = NULL;
+    k->exists = false;
+    k->val = NULL;
+    k->vlen = 0;
+    k->expire = 0;
+    k->val_is_new = k->changed = false;
+    k->next = NULL;
+    k->pending = NULL;
+}
+
 /* One mention of a key in the batch: compares first, then then_ops, then
  * else_ops; origin is that position. */
 typedef struct ref {
@@ -686,7 +706,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
             continue;
         }
         key_of[refs[i].origin] = nkeys;
-        keys[nkeys++] = (akey){.key = refs[i].key, .klen = refs[i].klen, .hash = refs[i].hash};
+        akey_init(&keys[nkeys++], refs[i].key, refs[i].klen, refs[i].hash);
         unsigned st = kv__stripe_of(refs[i].hash);
         if (!nstripes || stripes[nstripes - 1] != st)
             stripes[nstripes++] = st;
@@ -707,9 +727,14 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
         rc = KV_NO_MEMORY;
         goto out_free;
     }
+    /* The keys are independent: start their slots' cache misses together
+     * before taking the locks, rather than one locate after another. */
+    kv__table *t = atomic_load(&s->table);
+    for (size_t i = 0; i < nkeys; i++)
+        __builtin_prefetch(&t->slots[keys[i].hash >> t->shift]);
     kv__stripes_lock(s->stripes, stripes, nstripes);
 
-    kv__table *t = atomic_load(&s->table);
+    t = atomic_load(&s->table);
     uint64_t now = kv__clock_now(s);
     for (size_t i = 0; i < nkeys; i++)
         load_key(t, &keys[i], now);

@@ -79,7 +79,7 @@ static void migrate_slot(kv_store *s, kv__table *t, kv__table *nt, size_t i)
         const kv__item *key = kv__slot_key_item(v);
         uint64_t h = kv__hash(kv__item_key(key), kv__item_klen(key));
         unsigned stripe = kv__stripe_of(h);
-        pthread_mutex_lock(&s->stripes[stripe].lock);
+        kv__lock_take(&s->stripes[stripe].lock);
         uintptr_t now = atomic_load(&t->slots[i]);
         bool same_stripe = kv__slot_is_key(now);
         if (same_stripe && now != v) {
@@ -93,7 +93,7 @@ static void migrate_slot(kv_store *s, kv__table *t, kv__table *nt, size_t i)
             kv__table_insert(nt, h, now, false, &loc);
             atomic_store(&t->slots[i], KV__SLOT_MOVED);
         }
-        pthread_mutex_unlock(&s->stripes[stripe].lock);
+        kv__lock_release(&s->stripes[stripe].lock);
         if (same_stripe)
             return;
     }

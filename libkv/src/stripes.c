@@ -3,7 +3,10 @@
  */
 #include "stripes.h"
 
+#include <linux/futex.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 kv__stripe *kv__stripes_new(void)
 {
@@ -11,7 +14,7 @@ kv__stripe *kv__stripes_new(void)
     if (!s)
         return NULL;
     for (unsigned i = 0; i < KV__NSTRIPES; i++) {
-        pthread_mutex_init(&s[i].lock, NULL);
+        atomic_init(&s[i].lock.state, 0);
         atomic_init(&s[i].seq, 0);
         atomic_init(&s[i].clock, 0);
     }
@@ -22,28 +25,26 @@ void kv__stripes_free(kv__stripe *stripes)
 {
     if (!stripes)
         return;
-    for (unsigned i = 0; i < KV__NSTRIPES; i++)
-        pthread_mutex_destroy(&stripes[i].lock);
     free(stripes);
 }
 
 void kv__stripes_lock(kv__stripe *stripes, const unsigned *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        pthread_mutex_lock(&stripes[ids[i]].lock);
+        kv__lock_take(&stripes[ids[i]].lock);
 }
 
 void kv__stripes_unlock(kv__stripe *stripes, const unsigned *ids, size_t n)
 {
     for (size_t i = n; i-- > 0;)
-        pthread_mutex_unlock(&stripes[ids[i]].lock);
+        kv__lock_release(&stripes[ids[i]].lock);
 }
 
 void kv__stripes_barrier(kv__stripe *stripes)
 {
     for (unsigned i = 0; i < KV__NSTRIPES; i++) {
-        pthread_mutex_lock(&stripes[i].lock);
-        pthread_mutex_unlock(&stripes[i].lock);
+        kv__lock_take(&stripes[i].lock);
+        kv__lock_release(&stripes[i].lock);
     }
 }
 
@@ -56,4 +57,36 @@ uint64_t kv__stripes_clock_max(kv__stripe *stripes)
             max = c;
     }
     return max;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+void kv__lock_wait(kv__lock *l)
+{
+    /* A short spin first: the holder is most likely running and about to
+     * release (a stripe is held for one change). */
+    for (int i = 0; i < 100; i++) {
+        unsigned free_ = 0;
+        if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&l->state, &free_, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+        cpu_relax();
+    }
+    /* Then mark it contended and sleep until it is released; whoever takes
+     * it from here leaves it marked (2), so the release wakes the next. */
+    while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) != 0)
+        syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+void kv__lock_wake(kv__lock *l)
+{
+    syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }

@@ -19,15 +19,40 @@
 #ifndef KV_STRIPES_H
 #define KV_STRIPES_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define KV__NSTRIPES 1024u
 
+/* The stripe lock: a futex mutex (Drepper, "Futexes Are Tricky", 2011,
+ * mutex 2): 0 free, 1 held, 2 held with (possible) waiters. Taking a free
+ * lock is one compare-and-swap and releasing an uncontended one one
+ * exchange, inline, with no call into libc; a waiter spins briefly (the
+ * sections it guards are short), then sleeps in the kernel. */
+typedef struct kv__lock {
+    _Atomic unsigned state;
+} kv__lock;
+
+void kv__lock_wait(kv__lock *l);  /* stripes.c: the contended path */
+void kv__lock_wake(kv__lock *l);
+
+static inline void kv__lock_take(kv__lock *l)
+{
+    unsigned free_ = 0;
+    if (!atomic_compare_exchange_strong_explicit(&l->state, &free_, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        kv__lock_wait(l);
+}
+
+static inline void kv__lock_release(kv__lock *l)
+{
+    if (atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2)
+        kv__lock_wake(l);
+}
+
 typedef struct kv__stripe {
-    pthread_mutex_t lock;
+    kv__lock lock;
     _Atomic uint64_t seq;
     /* written under the lock; read without it by kv_revision (relaxed) */
     _Atomic uint64_t clock;

@@ -210,10 +210,25 @@ int kvd_cmd_execute(kvd_conn *c, const kvd_cmd *cmd, kvd_reply *r, uint64_t *clo
     count(c, kind, r->status);
     kvd_stats *st = &c->w->stats;
     kvd_stat_add(&st->requests[kind], 1);
-    uint64_t now = uv_hrtime();
-    kvd_stats_record(st, kind, now - *clock);
-    *clock = now;
+    kvd_worker *w = c->w;
+    if (w->batch_n == KVD_BATCH_TIMED)
+        kvd_cmd_time_batch(w, clock);
+    w->batch_kind[w->batch_n++] = (uint8_t)kind;
     return x.fatal;
+}
+
+_Static_assert(KVD_CMD_COUNT <= 256, "batch_kind holds a command kind in a byte");
+
+void kvd_cmd_time_batch(kvd_worker *w, uint64_t *clock)
+{
+    if (w->batch_n == 0)
+        return;
+    uint64_t now = uv_hrtime();
+    uint64_t each = (now - *clock) / w->batch_n;
+    for (unsigned i = 0; i < w->batch_n; i++)
+        kvd_stats_record(&w->stats, w->batch_kind[i], each);
+    w->batch_n = 0;
+    *clock = now;
 }
 
 void kvd_cmd_protocol_warn(kvd_conn *c, const char *what)

@@ -272,9 +272,17 @@ typedef struct kvd_exec {
 /* Runs cmd on connection c and answers it into r (already initialised by
  * the front-end). Returns 0 to keep the connection, 1 when the reply is
  * the last one (close after it), -1 when out of memory (close now).
- * *clock is uv_hrtime() when this command began; it receives the time it
- * ended (the latency sample). */
+ * *clock is uv_hrtime() when the connection's batch of timed requests
+ * began (the front-end may move it on past time it does not want counted);
+ * the command joins that batch, timed when the batch ends. */
 int kvd_cmd_execute(struct kvd_conn *c, const kvd_cmd *cmd, kvd_reply *r, uint64_t *clock);
+
+/* Ends a batch of timed requests (conn.c, after answering a read's
+ * requests; kvd_cmd_execute when the batch is full): one clock read, and
+ * each request of the batch recorded with the batch's mean time since
+ * *clock, which receives the time now. */
+struct kvd_worker;
+void kvd_cmd_time_batch(struct kvd_worker *w, uint64_t *clock);
 
 /* A command refused before it was understood (a malformed request whose
  * kind is known or not: kind -1): counts the error and answers it. */

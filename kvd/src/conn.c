@@ -261,7 +261,7 @@ static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
 {
     const kvd_server *s = c->w->server;
     size_t off = 0, unprefetched = 0;
-    uint64_t clock = uv_hrtime(); /* one clock read per request, not two */
+    uint64_t clock = uv_hrtime(); /* the requests of this read are timed together */
     while (!c->fatal && !c->closing && !c->lingering && !c->auth_wait && off < len) {
         if (!c->fe) {
             c->fe = kvd_frontend_detect(data + off, len - off);
@@ -312,6 +312,7 @@ static size_t conn_process(kvd_conn *c, const uint8_t *data, size_t len)
             break;
         }
     }
+    kvd_cmd_time_batch(c->w, &clock);
     if (c->fatal)
         return len; /* the rest of the stream is not trusted: drop it */
     return off;

@@ -65,6 +65,10 @@ typedef struct kvd_worker {
     uv_async_t durable;     /* the store's durable revision advanced     */
     uv_check_t log_write;   /* end of a loop iteration: write the log    */
     int log_dirty;          /* writes made in this iteration             */
+    /* cmd.c: the kinds of the requests run since the connection's batch
+     * clock was read, timed together (kvd_cmd_time_batch) */
+    unsigned batch_n;
+    uint8_t batch_kind[KVD_BATCH_TIMED];
     int durable_open;       /* under server->notify_mu                   */
     kvd_stats stats;
     uint8_t scratch[KVD_READ_CHUNK]; /* reads land here first (loop thread only) */

@@ -52,6 +52,12 @@ static inline uint64_t kvd_stat_get(_Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+/* Requests timed together: a connection's batch (the requests answered
+ * from one read) is timed with two clock reads, not one per request, and
+ * each request of it is recorded with the batch's mean (cmd.c). With one
+ * request per read, as most clients send, that is its own time. */
+#define KVD_BATCH_TIMED 64
+
 /* Records one request of op (a kvd_cmd_kind) that took ns nanoseconds. */
 void kvd_stats_record(kvd_stats *s, int op, uint64_t ns);
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# compare.sh - kvd against Redis on loopback: same workload shapes, same
-# CPU pinning, several alternating rounds, a table of medians.
+# compare.sh - kvd against Redis (and memcached, if installed) on
+# loopback: same workload shapes, same CPU pinning, several alternating
+# rounds, a table of medians.
 #
 #   bench/compare.sh [--build DIR] [--rounds N] [--duration S]
 #
@@ -22,6 +23,13 @@
 # program, connections, pinning, keys (key:%08d), values, warmup and
 # duration, the same histogram; req/s, p50, p99, p99.9 and server CPU per
 # request, medians of the rounds.
+#
+# memcached: if it is installed, a memcached (-t 1, no persistence to
+# speak of, pinned to SERVER_CPU like the others) gets kvbench's keys too,
+# every round also runs kvbench --protocol memcache against it, and a
+# third table puts kvd's kvbench runs next to those, as the second does
+# for Redis. (memcached has no redis-benchmark of its own here, so it has
+# no column in the first table and no equal-rate runs.)
 #
 # On a shared machine throughput depends on what else runs; the table
 # therefore also gives each server's CPU time per request (from
@@ -53,10 +61,13 @@
 #
 # Environment (defaults): BUILD (build), ROUNDS (3), DURATION (5 s per
 # run), KEYS (100000), VALUE (64), CONNS (50), PIPELINES ("1 16"),
-# SERVER_CPU (0), CLIENT_CPU (1), KVD_PORT (17379), REDIS_PORT (16379).
+# SERVER_CPU (0), CLIENT_CPU (1), KVD_PORT (17379), REDIS_PORT (16379),
+# MEMCACHED_PORT (16211), MEMCACHED (1 if memcached is installed; 0 leaves
+# it out).
 # Needs: taskset (util-linux), redis-server (redis-server package),
 # redis-benchmark and redis-cli (redis-tools), and kvd + kvbench built in
-# BUILD. Both servers are stopped on exit.
+# BUILD; memcached (memcached package) optional. The servers are stopped
+# on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -71,6 +82,11 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 KVD_PORT=${KVD_PORT:-17379}
 REDIS_PORT=${REDIS_PORT:-16379}
+MEMCACHED_PORT=${MEMCACHED_PORT:-16211}
+if [ -z "${MEMCACHED:-}" ]; then
+    MEMCACHED=0
+    command -v memcached >/dev/null && MEMCACHED=1
+fi
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -97,11 +113,12 @@ done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kv-compare.XXXXXX")
 KVD_PID=
 REDIS_PID=
+MC_PID=
 cleanup() {
-    for pid in $KVD_PID $REDIS_PID; do
+    for pid in $KVD_PID $REDIS_PID $MC_PID; do
         kill "$pid" 2>/dev/null || true
     done
-    for pid in $KVD_PID $REDIS_PID; do
+    for pid in $KVD_PID $REDIS_PID $MC_PID; do
         wait "$pid" 2>/dev/null || true
     done
     rm -rf "$TMP"
@@ -118,6 +135,32 @@ taskset -c "$SERVER_CPU" redis-server --save '' --appendonly no \
     --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP" \
     --logfile "$TMP/redis.log" --daemonize no &
 REDIS_PID=$!
+# memcached's `stats` value NAME (empty if it does not answer).
+mc_stat() { # name
+    local line v=
+    { exec 3<>"/dev/tcp/127.0.0.1/$MEMCACHED_PORT"; } 2>/dev/null || return 0
+    printf 'stats\r\n' >&3
+    while IFS= read -r -t 2 line <&3; do
+        line=${line%$'\r'}
+        [ "$line" = END ] && break
+        case $line in "STAT $1 "*) v=${line#"STAT $1 "} ;; esac
+    done
+    exec 3<&-
+    echo "$v"
+}
+if [ "$MEMCACHED" = 1 ]; then
+    # -m: room for every key, so that no GET misses for an eviction.
+    taskset -c "$SERVER_CPU" memcached -p "$MEMCACHED_PORT" -l 127.0.0.1 -U 0 -t 1 \
+        -m 1024 -u "$(id -un)" 2>"$TMP/memcached.log" &
+    MC_PID=$!
+    for _ in $(seq 100); do
+        [ "$(mc_stat pid)" = "$MC_PID" ] && break
+        kill -0 "$MC_PID" 2>/dev/null || die "memcached did not start: $(cat "$TMP/memcached.log")"
+        sleep 0.1
+    done
+    [ "$(mc_stat pid)" = "$MC_PID" ] ||
+        die "memcached on port $MEMCACHED_PORT is not ours (set MEMCACHED_PORT, or MEMCACHED=0)"
+fi
 
 for _ in $(seq 100); do
     [ -s "$TMP/kvd.port" ] && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
@@ -139,9 +182,12 @@ awk -v n="$KEYS" -v size="$VALUE" 'BEGIN {
 }' | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
 # kvd, and Redis for kvbench --protocol resp: kvbench's keys ("key:" and
 # 8 digits).
-for proto in kvd resp; do
+protos="kvd resp"
+[ "$MEMCACHED" = 1 ] && protos="$protos memcache"
+for proto in $protos; do
     port=$KVD_PORT
     [ $proto = resp ] && port=$REDIS_PORT
+    [ $proto = memcache ] && port=$MEMCACHED_PORT
     taskset -c "$CLIENT_CPU" "$KVBENCH" --protocol $proto -p "$port" -c "$CONNS" \
         --keys "$KEYS" -d "$VALUE" --preload --ratio 0:1 --warmup 0 --duration 0.001 \
         -q --json >/dev/null
@@ -150,6 +196,10 @@ done
 redis_keys=$(redis-cli -p "$REDIS_PORT" dbsize)
 [ "$redis_keys" -eq $((2 * KEYS)) ] ||
     die "Redis has $redis_keys keys after preload, not $((2 * KEYS)) (2 x $KEYS)"
+if [ "$MEMCACHED" = 1 ]; then
+    mc_items=$(mc_stat curr_items)
+    [ "$mc_items" = "$KEYS" ] || die "memcached has ${mc_items:-?} items after preload, not $KEYS"
+fi
 
 # ---- runs ---------------------------------------------------------------
 # redis-benchmark is bounded by a request count: size it from a short
@@ -173,14 +223,14 @@ redis_run() { # op pipeline requests -> "rps p50_ms p99_ms cpu_us/req cpu_share"
 ms() { awk -v v="$1" 'BEGIN { printf "%.3f", v / 1000 }'; } # us -> ms
 # kvbench against kvd, or against Redis with --protocol resp: the same
 # options either way. Sets PORT, PID and PROTO for the server.
-kvb_target() { # kvd|redis
-    if [ "$1" = kvd ]; then
-        PORT=$KVD_PORT PID=$KVD_PID PROTO=kvd
-    else
-        PORT=$REDIS_PORT PID=$REDIS_PID PROTO=resp
-    fi
+kvb_target() { # kvd|redis|memcached
+    case $1 in
+    kvd) PORT=$KVD_PORT PID=$KVD_PID PROTO=kvd ;;
+    redis) PORT=$REDIS_PORT PID=$REDIS_PID PROTO=resp ;;
+    memcached) PORT=$MEMCACHED_PORT PID=$MC_PID PROTO=memcache ;;
+    esac
 }
-kvb_run() { # kvd|redis op pipeline -> "rps p50_ms p99_ms cpu_us/req cpu_share errors p999_ms"
+kvb_run() { # kvd|redis|memcached op pipeline -> "rps p50_ms p99_ms cpu_us/req cpu_share errors p999_ms"
     local ratio=1:0
     [ "$2" = set ] && ratio=0:1
     local out t0 w0
@@ -238,28 +288,34 @@ done
 load_before=$(uptime)
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-echo "servers: kvd $("$KVD" --version | head -1) --threads 1; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') --save '' --appendonly no; both on CPU $SERVER_CPU"
-echo "clients: kvbench -t 1 (kvd; Redis with --protocol resp) / redis-benchmark (1 thread) on CPU $CLIENT_CPU; $CONNS connections, $KEYS keys, $VALUE-byte values, ~$DURATION s per run, $ROUNDS rounds"
+mc_version=
+[ "$MEMCACHED" = 1 ] && mc_version="; memcached $(memcached -V | awk '{ print $2 }') -t 1"
+echo "servers: kvd $("$KVD" --version | head -1) --threads 1; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') --save '' --appendonly no$mc_version; all on CPU $SERVER_CPU"
+echo "clients: kvbench -t 1 (kvd; Redis with --protocol resp; memcached with --protocol memcache) / redis-benchmark (1 thread) on CPU $CLIENT_CPU; $CONNS connections, $KEYS keys, $VALUE-byte values, ~$DURATION s per run, $ROUNDS rounds"
 echo "load before: $load_before"
 echo "busiest other processes (%CPU since start, command):"
-{ ps -eo pcpu=,psr=,args= --sort=-pcpu | grep -v -e redis-server -e "$KVD" |
+{ ps -eo pcpu=,psr=,args= --sort=-pcpu | grep -v -e redis-server -e memcached -e "$KVD" |
     awk 'NR <= 3 { printf "  %5s%% cpu%s %s %s\n", $1, $2, $3, $4 }'; } || true
 echo
 
 for round in $(seq "$ROUNDS"); do
     for shape in "${SHAPES[@]}"; do
         set -- $shape
-        # redis = redis-benchmark; redis-kvbench = kvbench --protocol resp
+        # redis = redis-benchmark; redis-kvbench = kvbench --protocol resp;
+        # memcached-kvbench = kvbench --protocol memcache
+        mc=
+        [ "$MEMCACHED" = 1 ] && mc=memcached-kvbench
         if [ $((round % 2)) -eq 1 ]; then
-            order="redis kvd redis-kvbench"
+            order="redis kvd redis-kvbench $mc"
         else
-            order="redis-kvbench kvd redis"
+            order="$mc redis-kvbench kvd redis"
         fi
         for server in $order; do
             case $server in
             redis) r=$(redis_run "$1" "$2" "${NREQ[$shape]}") ;;
             kvd) r=$(kvb_run kvd "$1" "$2") ;;
             redis-kvbench) r=$(kvb_run redis "$1" "$2") ;;
+            memcached-kvbench) r=$(kvb_run memcached "$1" "$2") ;;
             esac
             echo "$round $server $1 $2 $r" >>"$TMP/raw"
             echo "round $round: $server ${1^^} -P $2: $r" >&2
@@ -303,6 +359,8 @@ echo "load after:  $(uptime)"
 echo
 misses=$(redis-cli -p "$REDIS_PORT" info stats | sed -n 's/^keyspace_misses:\([0-9]*\).*/\1/p')
 echo "Redis GET misses over all runs: ${misses:-?} (0 = every key was preloaded)"
+[ "$MEMCACHED" = 1 ] &&
+    echo "memcached GET misses over all runs: $(mc_stat get_misses) (0 = every key was preloaded)"
 echo
 printf '%-9s %10s %10s %6s | %8s %8s | %8s %8s | %9s %9s %6s\n' shape "kvd req/s" \
     "Redis" "kvd/R" "kvd p99" "R p99" "kvd p50" "R p50" "kvd us/rq" "R us/rq" "kvd/R"
@@ -327,25 +385,41 @@ echo "kvbench errors + misses over all runs: $kerr"
 echo "medians of $ROUNDS rounds; p99/p50 in ms as each tool measures them; us/rq = server"
 echo "CPU microseconds per request (lower is better; kvd/R < 1 means kvd is cheaper)."
 echo
+# same_generator TAG LETTER: kvd's kvbench runs next to kvbench's runs
+# against another server (TAG in the raw rounds), medians of the rounds.
+same_generator() {
+    local tag=$1 x=$2
+    printf '%-9s %10s %10s %6s | %8s %8s | %8s %8s | %9s %9s | %9s %9s %6s\n' shape "kvd req/s" \
+        "$x req/s" "kvd/$x" "kvd p50" "$x p50" "kvd p99" "$x p99" "kvd p99.9" "$x p99.9" \
+        "kvd us/rq" "$x us/rq" "kvd/$x"
+    for shape in "${SHAPES[@]}"; do
+        set -- $shape
+        krps=$(col kvd "$1" "$2" 5); rrps=$(col "$tag" "$1" "$2" 5)
+        kcpu=$(col kvd "$1" "$2" 8); rcpu=$(col "$tag" "$1" "$2" 8)
+        printf '%-9s %10.0f %10.0f %6.2f | %8.3f %8.3f | %8.3f %8.3f | %9.3f %9.3f | %9.2f %9.2f %6.2f\n' \
+            "${1^^} -P$2" "$krps" "$rrps" "$(ratio "$krps" "$rrps")" \
+            "$(col kvd "$1" "$2" 6)" "$(col "$tag" "$1" "$2" 6)" \
+            "$(col kvd "$1" "$2" 7)" "$(col "$tag" "$1" "$2" 7)" \
+            "$(col kvd "$1" "$2" 11)" "$(col "$tag" "$1" "$2" 11)" \
+            "$kcpu" "$rcpu" "$(ratio "$kcpu" "$rcpu")"
+    done
+}
 echo "Same generator: kvbench -t 1 against both servers (Redis over RESP2, --protocol"
 echo "resp), same connections, pinning, keys, values, warmup and duration; kvd's runs"
 echo "are those of the table above. Medians of $ROUNDS rounds:"
-printf '%-9s %10s %10s %6s | %8s %8s | %8s %8s | %9s %9s | %9s %9s %6s\n' shape "kvd req/s" \
-    "Redis" "kvd/R" "kvd p50" "R p50" "kvd p99" "R p99" "kvd p99.9" "R p99.9" \
-    "kvd us/rq" "R us/rq" "kvd/R"
-for shape in "${SHAPES[@]}"; do
-    set -- $shape
-    krps=$(col kvd "$1" "$2" 5); rrps=$(col redis-kvbench "$1" "$2" 5)
-    kcpu=$(col kvd "$1" "$2" 8); rcpu=$(col redis-kvbench "$1" "$2" 8)
-    printf '%-9s %10.0f %10.0f %6.2f | %8.3f %8.3f | %8.3f %8.3f | %9.3f %9.3f | %9.2f %9.2f %6.2f\n' \
-        "${1^^} -P$2" "$krps" "$rrps" "$(ratio "$krps" "$rrps")" \
-        "$(col kvd "$1" "$2" 6)" "$(col redis-kvbench "$1" "$2" 6)" \
-        "$(col kvd "$1" "$2" 7)" "$(col redis-kvbench "$1" "$2" 7)" \
-        "$(col kvd "$1" "$2" 11)" "$(col redis-kvbench "$1" "$2" 11)" \
-        "$kcpu" "$rcpu" "$(ratio "$kcpu" "$rcpu")"
-done
+same_generator redis-kvbench R
 echo "kvbench errors + misses against Redis over all runs (closed and open loop): $rerr"
 echo "latencies in ms, all measured by kvbench the same way; us/rq as above."
+if [ "$MEMCACHED" = 1 ]; then
+    merr=$(awk '$2 == "memcached-kvbench" { s += $10 } END { print s + 0 }' "$TMP/raw")
+    echo
+    echo "Same generator, memcached: kvbench -t 1 against kvd and memcached -t 1 (its text"
+    echo "protocol, --protocol memcache), otherwise as above; kvd's runs are those of the"
+    echo "tables above. Medians of $ROUNDS rounds:"
+    same_generator memcached-kvbench M
+    echo "kvbench errors + misses against memcached over all runs: $merr"
+    echo "latencies in ms, all measured by kvbench the same way; us/rq as above."
+fi
 if [ -s "$TMP/rate" ]; then
     echo
     echo "Equal rate: kvd open loop (kvbench --rate, -P 1) at Redis's median throughput,"
@@ -398,5 +472,6 @@ if [ -s "$TMP/rate_redis" ]; then
 fi
 [ -s "$TMP/rate" ] && echo
 echo "Raw rounds (round server op pipeline rps p50 p99 us/rq cpu_share [errors p99.9];"
-echo "redis = redis-benchmark, redis-kvbench = kvbench --protocol resp):"
+echo "redis = redis-benchmark, redis-kvbench = kvbench --protocol resp,"
+echo "memcached-kvbench = kvbench --protocol memcache):"
 cat "$TMP/raw"

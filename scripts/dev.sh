@@ -12,12 +12,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Every package the project builds, tests or benchmarks with (prometheus
-# for promtool, which checks /metrics; wrk for bench/http).
+# for promtool, which checks /metrics; wrk for bench/http; libcuckoo and
+# TBB for kvbench_lib's C++ contenders; memcached for kvbench --protocol memcache).
 PACKAGES=(build-essential cmake pkg-config clang git
           libxxhash-dev liburcu-dev libuv1-dev libmsgpack-dev libinih-dev libedit-dev
           libjansson-dev libcriterion-dev valgrind redis-server redis-tools util-linux procps
           liblmdb-dev libraft-dev libsystemd-dev systemd libhiredis-dev
-          libhttp-parser-dev curl prometheus wrk
+          libhttp-parser-dev curl prometheus wrk libcuckoo-dev libtbb-dev memcached
           python3 python3-redis)
 
 deps() {

@@ -9,10 +9,11 @@
  * that falls due while n == pipeline stays in the schedule (not yet
  * queued) and is queued as soon as an answer frees a place.
  *
- * The protocols differ only in conn_queue (how a request is encoded),
- * conn_next_reply (how an answer is cut from the stream and turned into
- * a kv status) and on_connect (kvd's HELLO); everything after an
- * answer's status is known (conn_answered) is shared.
+ * The protocols (kvd, RESP2, memcached's text protocol) differ only in
+ * conn_queue (how a request is encoded), conn_next_reply (how an answer
+ * is cut from the stream and turned into a kv status) and on_connect
+ * (kvd's HELLO); everything after an answer's status is known
+ * (conn_answered) is shared.
  */
 #include "conn.h"
 
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mc.h"
 #include "resp.h"
 #include "worker.h"
 
@@ -59,17 +61,27 @@ static void conn_close(kvb_conn *c)
     uv_close(&c->h.handle, on_close);
 }
 
-static int conn_resp(const kvb_conn *c)
+static kvb_protocol conn_protocol(const kvb_conn *c)
 {
-    return c->w->run->opts->protocol == KVB_PROTOCOL_RESP;
+    return c->w->run->opts->protocol;
 }
 
 /* Appends one request; its send time is stamped when it is written. */
 static int conn_queue(kvb_conn *c, kv_proto_request *q)
 {
-    q->id = c->next_id++; /* kvd's protocol only: RESP has no ids */
-    int rc = conn_resp(c) ? kvb_resp_request_encode(&c->out, q)
-                          : kv_proto_request_encode(&c->out, q);
+    q->id = c->next_id++; /* kvd's protocol only: RESP and memcache have no ids */
+    int rc;
+    switch (conn_protocol(c)) {
+    case KVB_PROTOCOL_RESP:
+        rc = kvb_resp_request_encode(&c->out, q);
+        break;
+    case KVB_PROTOCOL_MEMCACHE:
+        rc = kvb_mc_request_encode(&c->out, q);
+        break;
+    default:
+        rc = kv_proto_request_encode(&c->out, q);
+        break;
+    }
     if (rc != KV_OK) {
         conn_fail(c, "encoding a request", kv_strerror(rc));
         return -1;
@@ -365,12 +377,61 @@ static void conn_reply_resp(kvb_conn *c, const kvb_resp_reply *rep, uint64_t now
     conn_answered(c, KV_OK, "OK", now);
 }
 
+/* memcache: one reply, mapped to a kv status: a failure line is
+ * KVB_STATUS_MC_ERROR, END without VALUE (GET of a missing key)
+ * NOT_FOUND, a VALUE or STORED OK. A reply of the wrong kind for the
+ * request (STORED to a get, VALUE to a set) means the stream is lost. */
+static void conn_reply_mc(kvb_conn *c, const kvb_mc_reply *rep, uint64_t now)
+{
+    if (c->n == 0) {
+        conn_fail(c, "protocol", "a reply to no request");
+        return;
+    }
+    int op = ring_at(c, 0)->op;
+    switch (rep->type) {
+    case KVB_MC_ERROR: {
+        char text[160]; /* the reply is not NUL-terminated */
+        int n = rep->len < sizeof text ? (int)rep->len : (int)sizeof text - 1;
+        snprintf(text, sizeof text, "%.*s", n, rep->str);
+        conn_answered(c, KVB_STATUS_MC_ERROR, text, now);
+        return;
+    }
+    case KVB_MC_MISS:
+    case KVB_MC_VALUE:
+        if (op != KV_PROTO_GET)
+            break;
+        conn_answered(c, rep->type == KVB_MC_MISS ? KV_NOT_FOUND : KV_OK,
+                      rep->type == KVB_MC_MISS ? "END" : "VALUE", now);
+        return;
+    case KVB_MC_STORED:
+        if (op != KV_PROTO_SET)
+            break;
+        conn_answered(c, KV_OK, "STORED", now);
+        return;
+    }
+    conn_fail(c, "memcache protocol error from the server", "a reply of the wrong kind");
+}
+
 /* Handles the reply at the start of buf[0..len) if it is complete.
  * Returns the bytes it took, 0 if more must be read first (or c failed:
  * then it is CLOSING). */
 static size_t conn_next_reply(kvb_conn *c, const uint8_t *buf, size_t len, uint64_t now)
 {
-    if (conn_resp(c)) {
+    if (conn_protocol(c) == KVB_PROTOCOL_MEMCACHE) {
+        kvb_mc_reply rep;
+        size_t used;
+        const char *why;
+        kvb_mc_result r = kvb_mc_parse(buf, len, &rep, &used, &why);
+        if (r == KVB_MC_NEED_MORE)
+            return 0;
+        if (r == KVB_MC_BAD) {
+            conn_fail(c, "memcache protocol error from the server", why);
+            return 0;
+        }
+        conn_reply_mc(c, &rep, now);
+        return used;
+    }
+    if (conn_protocol(c) == KVB_PROTOCOL_RESP) {
         kvb_resp_reply rep;
         size_t used;
         const char *why;
@@ -468,8 +529,10 @@ static void on_connect(uv_connect_t *req, int status)
                               .min_version = KV_PROTO_MIN_VERSION,
                               .max_version = KV_PROTO_MAX_VERSION,
                               .client_name = {name, sizeof name - 1}};
-    /* RESP2 is what a Redis connection speaks from the start: no HELLO. */
-    if (!conn_resp(c) && conn_queue(c, &hello) != 0)
+    /* RESP2 is what a Redis connection speaks from the start, and
+     * memcached has no handshake: HELLO is kvd's only. (No AUTH with
+     * memcache: the options refuse --password.) */
+    if (conn_protocol(c) == KVB_PROTOCOL_KVD && conn_queue(c, &hello) != 0)
         return;
     if (o->password) {
         kv_proto_request auth = {.op = KV_PROTO_AUTH,
@@ -562,9 +625,11 @@ void kvb_conn_setup_expired(kvb_conn *c)
         conn_fail(c, "connect", "no connection after " KVB_SETUP_LIMIT_TEXT);
     else if (c->state == KVB_CONN_SETUP)
         conn_fail(c, "handshake",
-                  conn_resp(c) ? "no answer to AUTH after " KVB_SETUP_LIMIT_TEXT
-                               : "no answer to HELLO after " KVB_SETUP_LIMIT_TEXT
-                                 " (is this kvd? for Redis use --protocol resp)");
+                  conn_protocol(c) != KVB_PROTOCOL_KVD
+                      ? "no answer to AUTH after " KVB_SETUP_LIMIT_TEXT
+                      : "no answer to HELLO after " KVB_SETUP_LIMIT_TEXT
+                        " (is this kvd? for Redis use --protocol resp, for memcached"
+                        " --protocol memcache)");
 }
 
 void kvb_conn_stop(kvb_conn *c, int force)

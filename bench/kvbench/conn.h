@@ -6,17 +6,18 @@
  * more than `pipeline` in flight.
  *
  * Life: CONNECTING -> SETUP (HELLO, AUTH; with --protocol resp only AUTH,
- * if any) -> PRELOAD (--preload: SETs of its share of the keys) -> READY
+ * if any; with memcache nothing) -> PRELOAD (--preload: SETs of its share of the keys) -> READY
  * (waits for the run to start) -> RUN -> CLOSED. Every step after CONNECTING is driven by responses (and, with
  * --rate, by the worker's calls to kvb_conn_send_due); the worker moves
  * READY connections to RUN and tells them to stop.
  *
  * Requests are encoded into an output buffer, by the codec (kvproto) for
- * kvd or as RESP2 commands (resp.h) for Redis, and written once per
+ * kvd, as RESP2 commands (resp.h) for Redis or as text commands (mc.h)
+ * for memcached, and written once per
  * batch; a request's latency runs from the moment its batch is handed to
  * the kernel (closed loop) or from its due time (--rate) to the read that
  * completes its response. Responses come back in request order (kvd:
- * docs/protocol.md, section 2; RESP: always), so the requests in flight
+ * docs/protocol.md, section 2; RESP and memcached: always), so the requests in flight
  * are a FIFO ring.
  */
 #ifndef KVBENCH_CONN_H
@@ -40,7 +41,7 @@ typedef enum kvb_conn_state {
 } kvb_conn_state;
 
 typedef struct kvb_inflight {
-    uint64_t id;      /* kvd's protocol; unused with RESP */
+    uint64_t id;      /* kvd's protocol; unused with RESP and memcache */
     uint64_t sent_ns; /* 0 until its batch is written */
     uint64_t due_ns;  /* --rate: its slot's due time; 0 in closed loop */
     int op;           /* kv_proto_op (GET, SET, HELLO, AUTH) for both */

@@ -26,12 +26,18 @@
  * ---------------------------------------------------------------------- */
 /* What the server speaks (--protocol). */
 typedef enum kvb_protocol {
-    KVB_PROTOCOL_KVD = 0, /* kvd's frames, through kvproto (default)     */
-    KVB_PROTOCOL_RESP = 1 /* RESP2: a Redis server (resp.h)              */
+    KVB_PROTOCOL_KVD = 0,     /* kvd's frames, through kvproto (default) */
+    KVB_PROTOCOL_RESP = 1,    /* RESP2: a Redis server (resp.h)          */
+    KVB_PROTOCOL_MEMCACHE = 2 /* memcached's text protocol (mc.h)        */
 } kvb_protocol;
 
-/* Default -p with --protocol resp: Redis's port. */
+/* Default -p with --protocol resp: Redis's port; with memcache,
+ * memcached's. */
 #define KVB_RESP_DEFAULT_PORT 6379
+#define KVB_MC_DEFAULT_PORT 11211
+
+/* The --protocol name of p. */
+const char *kvb_protocol_name(kvb_protocol p);
 
 typedef struct kvb_opts {
     const char *host;      /* -h, default 127.0.0.1                     */
@@ -92,14 +98,18 @@ typedef struct kvb_run {
     _Atomic int workers_failed;   /* workers whose SETUP failed          */
 } kvb_run;
 
-/* errors_by_status slot of RESP error replies (-ERR ...): a number no
- * kv status uses (they stop at 50), below the catch-all 63. */
+/* errors_by_status slots of RESP error replies (-ERR ...) and of
+ * memcached's failure lines (ERROR, CLIENT_ERROR, SERVER_ERROR,
+ * NOT_STORED...): numbers no kv status uses (they stop at 50), below the
+ * catch-all 63. */
 #define KVB_STATUS_RESP_ERROR 62
+#define KVB_STATUS_MC_ERROR 61
 
 /* What a worker measured (only requests answered during MEASURE). */
 typedef struct kvb_result {
     uint64_t gets, sets;      /* answered requests, any status          */
-    uint64_t not_found;       /* GET answered NOT_FOUND (RESP: nil)     */
+    uint64_t not_found;       /* GET answered NOT_FOUND (RESP: nil;
+                                 memcache: END alone)                   */
     uint64_t errors;          /* any other non-OK status, RESP errors   */
     uint64_t errors_by_status[64]; /* errors by status code (< 64)     */
     uint64_t conn_errors;     /* connections lost or refused            */

@@ -1,5 +1,6 @@
 /*
- * main.c - kvbench: a libuv load generator for kvd (and Redis, over RESP2).
+ * main.c - kvbench: a libuv load generator for kvd (and Redis over RESP2,
+ * and memcached over its text protocol).
  *
  * Resolves the target, starts the worker threads (worker.c), then moves
  * the run through its phases by the clock: SETUP (connect, HELLO, AUTH,

@@ -16,16 +16,21 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: kvbench [OPTIONS]\n"
-            "Load generator for kvd (or Redis): GET/SET over the kvd protocol (or\n"
-            "RESP2), closed loop (each connection keeps -P requests in flight) or at\n"
-            "a fixed rate (--rate).\n"
+            "Load generator for kvd (or Redis, or memcached): GET/SET over the kvd\n"
+            "protocol (or RESP2, or memcached's text protocol), closed loop (each\n"
+            "connection keeps -P requests in flight) or at a fixed rate (--rate).\n"
             "\n"
-            "      --protocol P       kvd (default) or resp: speak RESP2 to a Redis\n"
-            "                         server instead, same workload and key names, no\n"
-            "                         HELLO; a nil GET counts as a miss, an error reply\n"
-            "                         as an error (RESP_ERROR)\n"
+            "      --protocol P       kvd (default), resp or memcache. resp: speak\n"
+            "                         RESP2 to a Redis server instead, same workload and\n"
+            "                         key names, no HELLO; a nil GET counts as a miss,\n"
+            "                         an error reply as an error (RESP_ERROR).\n"
+            "                         memcache: memcached's text protocol (get, set with\n"
+            "                         flags 0 and no expiry); END without VALUE is a\n"
+            "                         miss, ERROR/CLIENT_ERROR/SERVER_ERROR/NOT_STORED\n"
+            "                         an error (MEMCACHE_ERROR); no --password\n"
             "  -h, --host ADDR        server address (default 127.0.0.1)\n"
-            "  -p, --port N           server TCP port (default %d; %d with resp)\n"
+            "  -p, --port N           server TCP port (default %d; %d with resp,\n"
+            "                         %d with memcache)\n"
             "      --unix PATH        connect to this Unix socket instead of TCP\n"
             "  -c, --connections N    connections (default 50)\n"
             "  -t, --threads N        threads, each with its own event loop; the\n"
@@ -60,7 +65,19 @@ static void usage(FILE *f)
             "as a miss; with resp, a nil reply).\n"
             "Exit status: 0 when the run completed without connection errors,\n"
             "1 when a connection failed, 2 on a usage error.\n",
-            KV_PROTO_DEFAULT_PORT, KVB_RESP_DEFAULT_PORT);
+            KV_PROTO_DEFAULT_PORT, KVB_RESP_DEFAULT_PORT, KVB_MC_DEFAULT_PORT);
+}
+
+const char *kvb_protocol_name(kvb_protocol p)
+{
+    switch (p) {
+    case KVB_PROTOCOL_RESP:
+        return "resp";
+    case KVB_PROTOCOL_MEMCACHE:
+        return "memcache";
+    default:
+        return "kvd";
+    }
 }
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -212,6 +229,8 @@ int kvb_opts_parse(kvb_opts *o, int argc, char **argv)
                 o->protocol = KVB_PROTOCOL_KVD;
             else if (strcmp(optarg, "resp") == 0)
                 o->protocol = KVB_PROTOCOL_RESP;
+            else if (strcmp(optarg, "memcache") == 0)
+                o->protocol = KVB_PROTOCOL_MEMCACHE;
             else
                 return bad("--protocol", optarg);
             break;
@@ -299,6 +318,13 @@ int kvb_opts_parse(kvb_opts *o, int argc, char **argv)
     }
     if (o->protocol == KVB_PROTOCOL_RESP && !port_given)
         o->port = KVB_RESP_DEFAULT_PORT;
+    if (o->protocol == KVB_PROTOCOL_MEMCACHE && !port_given)
+        o->port = KVB_MC_DEFAULT_PORT;
+    if (o->protocol == KVB_PROTOCOL_MEMCACHE && o->password) {
+        fprintf(stderr, "kvbench: --password (or KVBENCH_PASSWORD) with --protocol memcache: "
+                        "memcached's text protocol has no authentication\n");
+        return -1;
+    }
     if (o->threads > o->connections) {
         fprintf(stderr, "kvbench: more threads (%d) than connections (%d)\n", o->threads,
                 o->connections);

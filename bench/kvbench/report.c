@@ -17,10 +17,14 @@ static const char *dist_name(kvb_dist d)
     return d == KVB_DIST_ZIPF ? "zipf" : "uniform";
 }
 
-/* errors_by_status names: kv's, plus RESP error replies. */
+/* errors_by_status names: kv's, plus RESP's and memcached's error replies. */
 static const char *status_name(int status)
 {
-    return status == KVB_STATUS_RESP_ERROR ? "RESP_ERROR" : kv_status_name(status);
+    if (status == KVB_STATUS_RESP_ERROR)
+        return "RESP_ERROR";
+    if (status == KVB_STATUS_MC_ERROR)
+        return "MEMCACHE_ERROR";
+    return kv_status_name(status);
 }
 
 static double us(uint64_t ns)
@@ -61,7 +65,8 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
     uint64_t total = r->gets + r->sets;
     double rps = seconds > 0 ? (double)total / seconds : 0.0;
     double mean = h->count ? (double)h->sum / (double)h->count / 1000.0 : 0.0;
-    int resp = o->protocol == KVB_PROTOCOL_RESP;
+    static const char *const shown[] = {"", " (RESP2)", " (memcache text)"};
+    static const char *const miss[] = {"NOT_FOUND", "nil", "END without VALUE"};
     char target[300];
     if (o->unix_path)
         snprintf(target, sizeof target, "unix:%s", o->unix_path);
@@ -73,7 +78,7 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
                "\"ratio\":\"%u:%u\",\"keys\":%" PRIu64 ",\"dist\":\"%s\","
                "\"value_size\":%zu,\"duration_s\":%.3f,\"warmup_s\":%.3f,"
                "\"preloaded\":%" PRIu64 ",",
-               target, resp ? "resp" : "kvd", o->connections, o->threads, o->pipeline, o->get_ratio, o->set_ratio,
+               target, kvb_protocol_name(o->protocol), o->connections, o->threads, o->pipeline, o->get_ratio, o->set_ratio,
                o->keys, dist_name(o->dist), o->value_size, seconds, o->warmup, r->preloaded);
         printf("\"requests\":%" PRIu64 ",\"gets\":%" PRIu64 ",\"sets\":%" PRIu64
                ",\"rps\":%.1f,\"not_found\":%" PRIu64 ",\"errors\":%" PRIu64
@@ -98,7 +103,7 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
         return;
     }
     printf("kvbench: %s%s, %d connections, %d thread%s, pipeline %d", target,
-           resp ? " (RESP2)" : "", o->connections, o->threads, o->threads == 1 ? "" : "s", o->pipeline);
+           shown[o->protocol], o->connections, o->threads, o->threads == 1 ? "" : "s", o->pipeline);
     if (o->rate > 0)
         printf(", open loop at %.0f req/s (latency from each request's due time)", o->rate);
     printf("\n");
@@ -112,7 +117,7 @@ void kvb_report(const kvb_run *run, const kvb_result *r, double seconds)
     printf("latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n",
            us(kvb_hist_percentile(h, 50.0)), us(kvb_hist_percentile(h, 99.0)),
            us(kvb_hist_percentile(h, 99.9)), us(h->max), mean);
-    printf("misses:     %" PRIu64 " GET %s\n", r->not_found, resp ? "nil" : "NOT_FOUND");
+    printf("misses:     %" PRIu64 " GET %s\n", r->not_found, miss[o->protocol]);
     printf("errors:     %" PRIu64, r->errors);
     for (int i = 0; i < 64; i++)
         if (r->errors_by_status[i])

@@ -7,16 +7,21 @@
 # if redis-server and redis-cli are installed, the same two runs with
 # --protocol resp against a redis-server of its own (no persistence, a
 # free port), checking also that Redis then holds exactly --keys keys;
-# without them that part is skipped. No timing thresholds (the machine
-# may be busy: whether the rate is met is not checked).
+# without them that part is skipped. Then, if memcached (and python3, to
+# ask it for its stats) is installed, the same with --protocol memcache
+# against a memcached of its own, checking that it holds exactly --keys
+# items and that GETs of keys never set count as misses. No timing
+# thresholds (the machine may be busy: whether the rate is met is not
+# checked).
 set -eu
 kvd=$1
 kvbench=$2
 dir=$(mktemp -d "${TMPDIR:-/tmp}/kvbench-smoke.XXXXXX")
 pid=
 rpid=
+mpid=
 cleanup() {
-    for p in $pid $rpid; do
+    for p in $pid $rpid $mpid; do
         kill "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
@@ -135,4 +140,84 @@ if [ "$(field rate)" != 2000.0 ] || ! awk -v r="$rps" 'BEGIN { exit !(r > 0) }';
     fail "resp open loop: rate=$(field rate) rps=$rps"
 fi
 echo "smoke: resp open loop ok, $requests requests, $rps req/s of 2000"
+
+# ---- the same workload over memcached's text protocol ------------------
+if ! command -v memcached >/dev/null || ! command -v python3 >/dev/null; then
+    echo "smoke: SKIP --protocol memcache: memcached or python3 not installed"
+    echo "smoke: ok"
+    exit 0
+fi
+
+# mc_stat PORT NAME: memcached's `stats` value NAME, empty if none.
+mc_stat() {
+    python3 - "$1" "$2" <<'PY' 2>/dev/null || true
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+s.sendall(b"stats\r\n")
+data = b""
+while not data.endswith(b"END\r\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+for line in data.decode().split("\r\n"):
+    f = line.split()
+    if len(f) == 3 and f[0] == "STAT" and f[1] == sys.argv[2]:
+        print(f[2])
+PY
+}
+
+# As for Redis: random high ports until the server on one reports our pid.
+mport=
+for _ in 1 2 3 4 5; do
+    p=$(od -An -N2 -tu2 /dev/urandom | awk '{ print 20000 + $1 % 40000 }')
+    memcached -p "$p" -l 127.0.0.1 -U 0 -t 1 -m 64 -u "$(id -un)" 2>"$dir/memcached.log" &
+    mpid=$!
+    i=0
+    while kill -0 "$mpid" 2>/dev/null && [ $i -lt 50 ]; do
+        if [ "$(mc_stat "$p" pid)" = "$mpid" ]; then
+            mport=$p
+            break 2
+        fi
+        i=$((i + 1))
+        sleep 0.1
+    done
+    kill "$mpid" 2>/dev/null || true
+    wait "$mpid" 2>/dev/null || true
+    mpid=
+done
+[ -n "$mport" ] || fail "memcached did not start: $(tail -3 "$dir/memcached.log" 2>/dev/null)"
+
+run "memcache closed loop" --protocol memcache -p "$mport" -c 4 -t 2 -P 4 --keys 1000 \
+    --ratio 1:1 --preload --warmup 0.2 --duration 1
+grep -q '"protocol":"memcache"' "$dir/out" || fail "memcache closed loop: no \"protocol\":\"memcache\""
+items=$(mc_stat "$mport" curr_items)
+[ "$items" = 1000 ] || fail "memcache closed loop: memcached holds $items items, not 1000"
+echo "smoke: memcache closed loop ok, $requests requests, memcached holds $items items"
+
+run "memcache open loop" --protocol memcache -p "$mport" -c 4 -t 2 -P 4 --keys 1000 \
+    --ratio 1:1 --rate 2000 --warmup 0.2 --duration 1
+rps=$(field rps)
+if [ "$(field rate)" != 2000.0 ] || ! awk -v r="$rps" 'BEGIN { exit !(r > 0) }'; then
+    fail "memcache open loop: rate=$(field rate) rps=$rps"
+fi
+echo "smoke: memcache open loop ok, $requests requests, $rps req/s of 2000"
+
+# GETs over twice the keys set: about half are misses (END without VALUE),
+# none an error.
+"$kvbench" --protocol memcache -p "$mport" -c 2 --keys 2000 --ratio 1:0 --warmup 0 \
+    --duration 0.5 --json -q >"$dir/out" || fail "memcache misses: kvbench exited $?"
+cat "$dir/out"
+gets=$(field gets)
+not_found=$(field not_found)
+if [ "$(field errors)" != 0 ] || [ -z "$not_found" ] || [ "$not_found" -eq 0 ] ||
+    [ "$not_found" -ge "$gets" ]; then
+    fail "memcache misses: gets=$gets not_found=$not_found errors=$(field errors)"
+fi
+echo "smoke: memcache misses ok, $not_found of $gets GETs missed"
+
+# memcached's text protocol has no AUTH: --password is a usage error.
+status=0
+"$kvbench" --protocol memcache -p "$mport" --password x >/dev/null 2>&1 || status=$?
+[ "$status" -eq 2 ] || fail "memcache --password: exit $status, not 2"
 echo "smoke: ok"

@@ -4,9 +4,12 @@
  *
  * A contender is one key-value structure driven by the same workloads:
  * libkv itself and the references built only for this benchmark (liburcu's
- * cds_lfht, a chained table under one pthread rwlock). Each provides the
- * operations of kvb_contender through function pointers, so every contender
- * pays the same indirect call per operation.
+ * cds_lfht, a chained table under one pthread rwlock, and, when their
+ * headers are installed, libcuckoo's cuckoohash_map and oneTBB's
+ * concurrent_hash_map, written in C++ behind this C interface). Each
+ * provides the operations of kvb_contender through function pointers, so
+ * every contender pays the same indirect call per operation. A contender
+ * that has no multi-key change leaves mset NULL and sits that workload out.
  *
  * Threads: open/close/load run on the main thread only. Every other
  * operation may run on many worker threads at once, each of which calls
@@ -19,6 +22,10 @@
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Keys are "key:%08u": 12 bytes, no terminating NUL stored. */
 #define KVB_KEY_LEN 12
@@ -47,7 +54,10 @@ typedef struct kvb_contender {
      * checksum of what was read, so nothing can be optimised away. */
     int (*mget)(void *h, const kvb_key *keys, size_t n, unsigned char *bufs,
                 size_t cap, uint64_t *sum);
-    /* Sets n keys, all to val. */
+    /* Sets n keys, all to val. Atomic (readers see all or none) where the
+     * structure can do it; lfht's is 4 separate replaces and its `about`
+     * says so. NULL: the contender has no multi-key change at all and
+     * sits mset4 out (reported as n/a). */
     int (*mset)(void *h, const kvb_key *keys, size_t n, const void *val, size_t vlen);
     /* Read-modify-write of one key: increments the 64-bit counter at the
      * start of its value. *retries counts conflicts that forced a retry. */
@@ -60,6 +70,12 @@ extern const kvb_contender kvb_libkv;
 extern const kvb_contender kvb_lfht_qsbr;
 extern const kvb_contender kvb_lfht_memb;
 extern const kvb_contender kvb_rwlock;
+#ifdef KVB_HAVE_CUCKOO
+extern const kvb_contender kvb_cuckoo;
+#endif
+#ifdef KVB_HAVE_TBB
+extern const kvb_contender kvb_tbb;
+#endif
 
 /* Formats key number i (< 10^8) into k. */
 static inline void kvb_key_make(kvb_key *k, uint32_t i)
@@ -111,5 +127,9 @@ static inline void kvb_counter_put(void *val, size_t vlen, uint64_t c)
 
 /* The value size the run uses (set once by main before anything runs). */
 extern size_t kvb_value_size;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * main.c - kvbench_lib: libkv against liburcu's cds_lfht and a naive
- * rwlock-protected table, in one run.
+ * main.c - kvbench_lib: libkv against liburcu's cds_lfht, a naive
+ * rwlock-protected table, libcuckoo and oneTBB's concurrent_hash_map, in
+ * one run.
  *
  * For every key count: measure each contender's memory (a fresh structure
  * each, freed before the next), load all contenders once, then for every
@@ -28,31 +29,39 @@ size_t kvb_value_size = 64;
  * Driving the runs
  * ---------------------------------------------------------------------- */
 
-/* One configuration: every round runs every contender once, the first one
- * rotating, and the rows are printed when it is done. */
+/* One configuration: every round runs every contender that can run the
+ * workload once, the first one rotating, and the rows are printed when it
+ * is done (an n/a row for the others). */
 static int run_config(const kvb_options *o, void *const *handles, kvb_workload w, size_t nkeys,
                       kvb_dist d, size_t nthreads, const kvb_rings *rings, const int *cpus,
                       size_t ncpus)
 {
-    size_t base = SIZE_MAX;
+    size_t active[KVB_MAX_CONTENDERS], nactive = 0, base = SIZE_MAX;
     for (size_t i = 0; i < o->ncontenders; i++) {
+        if (!kvb_workload_supported(o->contenders[i], w))
+            continue;
         size_t idx = kvb_cell_new(w, nkeys, d, nthreads, o->contenders[i], o->rounds);
         if (idx == SIZE_MAX)
             return -1;
-        base = i == 0 ? idx : base;
+        base = nactive == 0 ? idx : base;
+        active[nactive++] = i;
     }
     for (unsigned r = 0; r < o->rounds; r++) {
-        for (size_t j = 0; j < o->ncontenders; j++) {
-            size_t i = (j + r) % o->ncontenders;
+        for (size_t j = 0; j < nactive; j++) {
+            size_t a = (j + r) % nactive, i = active[a];
             kvb_result res;
             if (kvb_run(o->contenders[i], handles[i], w, rings, nthreads, cpus, ncpus,
                         o->duration, &res) != 0)
                 return -1;
-            kvb_cell_add(kvb_cell_at(base + i), &res);
+            kvb_cell_add(kvb_cell_at(base + a), &res);
         }
     }
-    for (size_t i = 0; i < o->ncontenders; i++)
-        kvb_print_row(o, kvb_cell_at(base + i), i == 0);
+    for (size_t i = 0, a = 0; i < o->ncontenders; i++) {
+        if (a < nactive && active[a] == i)
+            kvb_print_row(o, kvb_cell_at(base + a++), i == 0);
+        else
+            kvb_print_na(o, w, nkeys, d, nthreads, o->contenders[i], i == 0);
+    }
     return 0;
 }
 

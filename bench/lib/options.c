@@ -11,7 +11,28 @@
 
 static const kvb_contender *const all_contenders[] = {
     &kvb_libkv, &kvb_lfht_qsbr, &kvb_rwlock, &kvb_lfht_memb,
+#ifdef KVB_HAVE_CUCKOO
+    &kvb_cuckoo,
+#endif
+#ifdef KVB_HAVE_TBB
+    &kvb_tbb,
+#endif
 };
+
+/* The C++ contenders this build has, and the default list: all but
+ * lfht-memb. */
+#define KVB_CXX_CONTENDERS KVB_CUCKOO_NAME KVB_TBB_NAME
+#ifdef KVB_HAVE_CUCKOO
+#define KVB_CUCKOO_NAME ",cuckoo"
+#else
+#define KVB_CUCKOO_NAME ""
+#endif
+#ifdef KVB_HAVE_TBB
+#define KVB_TBB_NAME ",tbb"
+#else
+#define KVB_TBB_NAME ""
+#endif
+static const char default_contenders[] = "libkv,lfht,rwlock" KVB_CXX_CONTENDERS;
 #define N_ALL_CONTENDERS (sizeof all_contenders / sizeof all_contenders[0])
 
 void kvb_usage(FILE *f)
@@ -21,16 +42,18 @@ void kvb_usage(FILE *f)
             "  --threads LIST     thread counts, e.g. 1,2 (default 1,2,4,..,nCPU)\n"
             "  --keys LIST        key counts (default 10000,1000000)\n"
             "  --dist D           uniform, zipf or both (default both; zipf s=0.99)\n"
-            "  --workloads LIST   of get,get90set10,get50set50,mget16,mset4,rmw_txn\n"
+            "  --workloads LIST   of get,get90set10,get50set50,set,mget16,mset4,rmw_txn\n"
             "                     (default all)\n"
-            "  --contenders LIST  of libkv,lfht,rwlock,lfht-memb (default libkv,lfht,rwlock)\n"
+            "  --contenders LIST  of libkv,lfht,rwlock,lfht-memb" KVB_CXX_CONTENDERS "\n"
+            "                     (default %s)\n"
             "  --rounds R         rounds per configuration (default 7)\n"
             "  --duration S       seconds per contender per round (default 0.4)\n"
             "  --value-size B     value bytes (default 64)\n"
             "  --no-memory        skip the memory measurement\n"
             "  --csv              print CSV on stdout instead of the tables\n"
             "  --quick            tiny configuration for a smoke test (a few seconds)\n"
-            "  --help\n");
+            "  --help\n",
+            default_contenders);
 }
 
 static int parse_sizes(const char *arg, size_t *out, size_t *n)
@@ -130,7 +153,7 @@ int kvb_options_parse(int argc, char **argv, kvb_options *o, size_t ncpus)
     o->dist[KVB_D_UNIFORM] = o->dist[KVB_D_ZIPF] = true;
     for (int w = 0; w < KVB_W_COUNT; w++)
         o->workload[w] = true;
-    parse_contenders("libkv,lfht,rwlock", o);
+    parse_contenders(default_contenders, o);
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {

@@ -12,7 +12,7 @@
 #include "workload.h"
 
 #define KVB_MAX_LIST 32       /* entries of a list option */
-#define KVB_MAX_CONTENDERS 4
+#define KVB_MAX_CONTENDERS 8
 
 typedef struct kvb_options {
     size_t threads[KVB_MAX_LIST], nthreads;

@@ -50,6 +50,11 @@ void kvb_cell_add(kvb_cell *c, const kvb_result *res);
 /* One table row (or CSV line); first: the row that names the configuration. */
 void kvb_print_row(const kvb_options *o, const kvb_cell *c, bool first);
 
+/* The row of a contender that sits workload w out (it has no atomic
+ * multi-key set): "n/a" in the table, a row of kind "na" in the CSV. */
+void kvb_print_na(const kvb_options *o, kvb_workload w, size_t keys, kvb_dist d,
+                  size_t threads, const kvb_contender *c, bool first);
+
 /* Loads nkeys keys into a fresh structure of contender c and prints the
  * resident memory it added per key (and libkv's own figure); frees it
  * again. Returns 0 or -1. */

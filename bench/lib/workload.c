@@ -20,7 +20,7 @@
 #include <stdlib.h>
 
 const char *const kvb_workload_names[KVB_W_COUNT] = {
-    "get", "get90set10", "get50set50", "mget16", "mset4", "rmw_txn",
+    "get", "get90set10", "get50set50", "set", "mget16", "mset4", "rmw_txn",
 };
 
 const char *const kvb_dist_names[KVB_D_COUNT] = {"uniform", "zipf"};
@@ -35,6 +35,11 @@ unsigned kvb_workload_keys(kvb_workload w)
     default:
         return 1;
     }
+}
+
+bool kvb_workload_supported(const kvb_contender *c, kvb_workload w)
+{
+    return w != KVB_W_MSET || c->mset != NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -209,6 +214,11 @@ static void *worker_main(void *arg)
                     sum += vlen + buf[0];
                 }
                 break;
+            case KVB_W_SET:
+                kvb_key_make(&keys[0], ring[pos++ & mask]);
+                kvb_counter_put(val, vsize, ops);
+                rc = c->set(h, &keys[0], val, vsize);
+                break;
             case KVB_W_MGET:
                 for (int i = 0; i < KVB_MGET_N; i++)
                     kvb_key_make(&keys[i], ring[pos++ & mask]);
@@ -248,6 +258,8 @@ int kvb_run(const kvb_contender *c, void *h, kvb_workload w, const kvb_rings *ri
             kvb_result *out)
 {
     run r = {.c = c, .h = h, .w = w, .rings = rings};
+    if (!kvb_workload_supported(c, w))
+        return -1;
     worker *wk = calloc(nthreads, sizeof *wk);
     pthread_t *tids = calloc(nthreads, sizeof *tids);
     if (!wk || !tids || nthreads > rings->nthreads) {

@@ -15,6 +15,7 @@ typedef enum kvb_workload {
     KVB_W_GET,    /* 100% get                                       */
     KVB_W_GET90,  /* 90% get, 10% set                               */
     KVB_W_GET50,  /* 50% get, 50% set                               */
+    KVB_W_SET,    /* 100% set (of loaded keys: overwrites)          */
     KVB_W_MGET,   /* multi-get of KVB_MGET_N keys                   */
     KVB_W_MSET,   /* multi-set of KVB_MSET_N keys                   */
     KVB_W_RMW,    /* read-modify-write transaction on one key       */
@@ -28,6 +29,9 @@ extern const char *const kvb_dist_names[KVB_D_COUNT];
 
 /* Keys per operation of a workload (for the per-key rate). */
 unsigned kvb_workload_keys(kvb_workload w);
+
+/* Whether contender c can run workload w (it may leave mset NULL). */
+bool kvb_workload_supported(const kvb_contender *c, kvb_workload w);
 
 /* Key numbers each thread draws from, generated before any timing so that
  * key choice costs the same small, constant time for every contender:

@@ -62,6 +62,10 @@
 # Environment (defaults): BUILD (build), ROUNDS (3), DURATION (5 s per
 # run), KEYS (100000), VALUE (64), CONNS (50), PIPELINES ("1 16"),
 # SERVER_CPU (0), CLIENT_CPU (1), KVD_PORT (17379), REDIS_PORT (16379),
+# SERVER_THREADS (1: kvd --threads N, memcached -t N, and for N > 1 Redis
+# --io-threads N --io-threads-do-reads yes; with 2 on this 2-core machine
+# give SERVER_CPU=0,1 CLIENT_CPU=0,1: servers and generator then share
+# both CPUs),
 # MEMCACHED_PORT (16211), MEMCACHED (1 if memcached is installed; 0 leaves
 # it out).
 # Needs: taskset (util-linux), redis-server (redis-server package),
@@ -79,6 +83,7 @@ VALUE=${VALUE:-64}
 CONNS=${CONNS:-50}
 PIPELINES=${PIPELINES:-"1 16"}
 SERVER_CPU=${SERVER_CPU:-0}
+SERVER_THREADS=${SERVER_THREADS:-1}
 CLIENT_CPU=${CLIENT_CPU:-1}
 KVD_PORT=${KVD_PORT:-17379}
 REDIS_PORT=${REDIS_PORT:-16379}
@@ -128,10 +133,12 @@ trap 'exit 130' INT TERM
 
 # ---- servers ------------------------------------------------------------
 taskset -c "$SERVER_CPU" "$KVD" --bind 127.0.0.1 --port "$KVD_PORT" \
-    --port-file "$TMP/kvd.port" --threads 1 --initial-capacity "$KEYS" \
+    --port-file "$TMP/kvd.port" --threads "$SERVER_THREADS" --initial-capacity "$KEYS" \
     --log-level warn --log-file "$TMP/kvd.log" &
 KVD_PID=$!
-taskset -c "$SERVER_CPU" redis-server --save '' --appendonly no \
+REDIS_THREADS=()
+[ "$SERVER_THREADS" -gt 1 ] && REDIS_THREADS=(--io-threads "$SERVER_THREADS" --io-threads-do-reads yes)
+taskset -c "$SERVER_CPU" redis-server --save '' --appendonly no "${REDIS_THREADS[@]}" \
     --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP" \
     --logfile "$TMP/redis.log" --daemonize no &
 REDIS_PID=$!
@@ -150,7 +157,7 @@ mc_stat() { # name
 }
 if [ "$MEMCACHED" = 1 ]; then
     # -m: room for every key, so that no GET misses for an eviction.
-    taskset -c "$SERVER_CPU" memcached -p "$MEMCACHED_PORT" -l 127.0.0.1 -U 0 -t 1 \
+    taskset -c "$SERVER_CPU" memcached -p "$MEMCACHED_PORT" -l 127.0.0.1 -U 0 -t "$SERVER_THREADS" \
         -m 1024 -u "$(id -un)" 2>"$TMP/memcached.log" &
     MC_PID=$!
     for _ in $(seq 100); do
@@ -282,15 +289,16 @@ for shape in "${SHAPES[@]}"; do
     set -- $shape
     n=$((CONNS * $2 * 400))
     rps=$(redis_run "$1" "$2" "$n" | awk '{ print int($1) }')
-    NREQ[$shape]=$(( rps * DURATION > 100000 ? rps * DURATION : 100000 ))
+    n=$(awk -v r="$rps" -v d="$DURATION" 'BEGIN { printf "%d", r * d }') # d may be 0.5
+    NREQ[$shape]=$(( n > 100000 ? n : 100000 ))
 done
 
 load_before=$(uptime)
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 mc_version=
-[ "$MEMCACHED" = 1 ] && mc_version="; memcached $(memcached -V | awk '{ print $2 }') -t 1"
-echo "servers: kvd $("$KVD" --version | head -1) --threads 1; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') --save '' --appendonly no$mc_version; all on CPU $SERVER_CPU"
+[ "$MEMCACHED" = 1 ] && mc_version="; memcached $(memcached -V | awk '{ print $2 }') -t $SERVER_THREADS"
+echo "servers: kvd $("$KVD" --version | head -1) --threads $SERVER_THREADS; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') --save '' --appendonly no${REDIS_THREADS[*]:+ ${REDIS_THREADS[*]}}$mc_version; all on CPU $SERVER_CPU"
 echo "clients: kvbench -t 1 (kvd; Redis with --protocol resp; memcached with --protocol memcache) / redis-benchmark (1 thread) on CPU $CLIENT_CPU; $CONNS connections, $KEYS keys, $VALUE-byte values, ~$DURATION s per run, $ROUNDS rounds"
 echo "load before: $load_before"
 echo "busiest other processes (%CPU since start, command):"

@@ -38,6 +38,12 @@ unsigned kvd_cmd_flags(int kind)
     return kind >= 0 && kind < KVD_CMD_COUNT ? flag_table[kind] : 0;
 }
 
+int kvd_cmd_is_native(int kind)
+{
+    return (kind >= 0 && kind <= KVD_CMD_CLUSTER) || kind == KVD_CMD_TTL ||
+           kind == KVD_CMD_EXPIRE || kind == KVD_CMD_PERSIST;
+}
+
 size_t kvd_cmd_request_limit(const kvd_conn *c, int authed)
 {
     const kvd_server *s = c->w->server;

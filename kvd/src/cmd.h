@@ -101,6 +101,9 @@ typedef enum kvd_cmd_kind {
 /* "get", "mset"...; "unknown" outside the map. */
 const char *kvd_cmd_name(int kind);
 unsigned kvd_cmd_flags(int kind);
+/* Whether kind is one of the MessagePack protocol's operations (metrics
+ * list those always, the others once used). */
+int kvd_cmd_is_native(int kind);
 
 /* SET options (flags). */
 #define KVD_SET_NX 1u  /* only if absent  */

@@ -2,7 +2,8 @@
  * http_route.c - what an HTTP request asks for, as a command: the method
  * and path choose the endpoint (docs/http.md), the path's key, the query,
  * If-Match / If-None-Match and the JSON body (http_json.c) fill one
- * kvd_cmd - GET, SET (plain, CAS, NX, XX), DEL, a one-shot TXN for a
+ * kvd_cmd - GET (with the key's expiry), SET (plain, CAS, NX, XX, with an
+ * expiry), DEL, a one-shot TXN for a
  * conditional delete, SCAN, TXN, MSET, MGET - executed through the
  * command layer, so statistics, limits, replication and the durability
  * wait are those of every protocol. /metrics and /healthz are answered
@@ -226,6 +227,13 @@ static int run_json(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint6
                                    sizeof err);
     if (rc != KV_OK)
         return refuse(c, r, kind, rc, err, clock);
+    if (kind == KVD_CMD_MSET) { /* one expiry for all the pairs */
+        const char *bad = put_expiry(st, cmd);
+        if (!bad && cmd->exp_mode == KVD_EXP_KEEP)
+            bad = "keep_ttl is for PUT /v1/keys/{key}; /v1/mset takes ttl or expires_at";
+        if (bad)
+            return refuse(c, r, kind, KV_INVALID_ARGUMENT, bad, clock);
+    }
     r->u.http.kind = cmd->kind;
     return kvd_cmd_execute(c, cmd, r, clock);
 }

@@ -255,6 +255,8 @@ static const char export_help[] =
     "shows entries, bytes, rate and ETA; at the end a summary goes to\n"
     "stderr: \"exported N entries (B bytes of keys and values) in S s\".\n"
     "If writing fails (disk full) the exit code is 2.\n"
+    "Expiry times are not exported (a scan page does not carry them): an\n"
+    "imported key has no expiry; 'kvcli backup' keeps them.\n"
     "\n"
     "Examples:\n"
     "  kvcli export > all.jsonl\n"

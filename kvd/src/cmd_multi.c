@@ -127,6 +127,7 @@ kvd_cmd *kvd_cmd_copy(const kvd_cmd *src)
     c->pairs = src->npairs ? pairs : NULL;
     c->cmps = NULL;
     c->then_ops = c->else_ops = NULL;
+    c->then_in = c->else_in = NULL;
     c->ncmps = c->nthen = c->nelse = 0;
     return c;
 }

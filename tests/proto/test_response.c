@@ -530,3 +530,34 @@ Test(response, decoder_validation)
                                           NULL, &r),
                  KV_PROTOCOL);
 }
+
+/* Version 4: TTL's [expire_at_ms, ttl_ms]; EXPIRE and PERSIST answer a
+ * revision. */
+Test(response, ttl_expire_persist)
+{
+    kv_proto_buf b = {0};
+    kv_proto_response r;
+    uint8_t *copy;
+    kv_proto_writer w;
+    cr_assert_eq(kv_proto_writer_begin(&w, &b, 7, 16), KV_OK);
+    kv_proto_writer_array(&w, 2);
+    kv_proto_writer_uint(&w, 1796070675043ull);
+    kv_proto_writer_uint(&w, 29997);
+    cr_assert_eq(kv_proto_writer_end(&w), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_TTL, &copy, &r), KV_OK);
+    cr_expect_eq(r.expire_at_ms, 1796070675043ull);
+    cr_expect_eq(r.ttl_ms, 29997);
+    free(copy);
+    /* a TTL answer of another shape is refused */
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_version(&b, 7, 5), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_TTL, &copy, &r), KV_PROTOCOL);
+    free(copy);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_EXPIRE, &copy, &r), KV_OK);
+    cr_expect_eq(r.version, 5);
+    free(copy);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_PERSIST, &copy, &r), KV_OK);
+    cr_expect_eq(r.version, 5);
+    free(copy);
+    kv_proto_buf_free(&b);
+}

@@ -403,7 +403,7 @@ Test(http, expiry_on_put_and_get)
     curl_free(&o);
     /* /v1/mset: one expiry for every pair */
     char *k1 = b64("m1", 2), *k2 = b64("m2", 2), *v = b64("v", 1);
-    char body[256];
+    char body[512];
     snprintf(body, sizeof body, "{\"pairs\":[{\"key\":\"%s\",\"value\":\"%s\"},"
              "{\"key\":\"%s\",\"value\":\"%s\"}]}", k1, v, k2, v);
     const char *path = file_with("mset.json", body, strlen(body));
@@ -420,6 +420,38 @@ Test(http, expiry_on_put_and_get)
     cr_assert(t1 != 0 && t1 == t2);
     curl(&o, "-X POST --data-binary @%s '%s/v1/mset?keep_ttl'", path, g_base);
     expect_error(&o, 400, "INVALID_ARGUMENT");
+    curl_free(&o);
+    /* /v1/txn: a set op's "ttl" or "expires_at" */
+    snprintf(body, sizeof body,
+             "{\"compares\":[],\"then\":[{\"op\":\"set\",\"key\":\"%s\",\"value\":"
+             "\"%s\",\"ttl\":\"1h\"},{\"op\":\"set\",\"key\":\"%s\",\"value\":\"%s\","
+             "\"expires_at\":\"4102444800123\"}],\"else\":[]}", k1, v, k2, v);
+    path = file_with("txn.json", body, strlen(body));
+    cr_assert_eq(curl(&o, "-X POST --data-binary @%s '%s/v1/txn'", path, g_base), 200, "%s",
+                 o.body);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "'%s/v1/keys/m1'", g_base), 200);
+    t1 = strtoull(header(&o, "X-Kvd-Ttl-Ms", at, sizeof at), NULL, 10);
+    cr_assert(t1 > 0 && t1 <= 3600000, "%s", at);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "'%s/v1/keys/m2'", g_base), 200);
+    cr_assert_str_eq(header(&o, "X-Kvd-Expires-At", at, sizeof at), "4102444800123");
+    curl_free(&o);
+    static const char *const bad_ops[] = {"\"ttl\":\"0s\"", "\"ttl\":\"x\"", "\"ttl\":30",
+                                          "\"expires_at\":0", "\"expires_at\":\"soon\"",
+                                          "\"ttl\":\"1s\",\"expires_at\":5"};
+    for (size_t i = 0; i < sizeof bad_ops / sizeof bad_ops[0]; i++) {
+        snprintf(body, sizeof body,
+                 "{\"compares\":[],\"then\":[{\"op\":\"set\",\"key\":\"%s\",\"value\":"
+                 "\"%s\",%s}],\"else\":[]}", k2, k1, bad_ops[i]);
+        path = file_with("txn.json", body, strlen(body));
+        curl(&o, "-X POST --data-binary @%s '%s/v1/txn'", path, g_base);
+        expect_error(&o, 400, "INVALID_ARGUMENT");
+        curl_free(&o);
+    }
+    cr_assert_eq(curl(&o, "'%s/v1/keys/m2'", g_base), 200);
+    cr_assert_str_eq(o.body, "v", "no refused txn changed it");
+    cr_assert_str_eq(header(&o, "X-Kvd-Expires-At", at, sizeof at), "4102444800123");
     curl_free(&o);
     free(k1);
     free(k2);

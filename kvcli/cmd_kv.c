@@ -2,7 +2,9 @@
  * cmd_kv.c - kvcli's key commands: set, get, del.
  *
  *   set KEY VALUE | set K1=V1 [K2=V2 ...] | set KEY --file PATH
- *       [--if-version N]     several pairs go in one MSET: all or none
+ *       [--if-version N] [--ttl DURATION]
+ *                            several pairs go in one MSET: all or none,
+ *                            with --ttl one expiry time for all
  *
  * Which form: KEY=VALUE pairs only when EVERY argument has a '=';
  * otherwise exactly two arguments are KEY VALUE, taken as they are (so a
@@ -22,10 +24,11 @@
 
 /* ------------------------------------------------------------------ set */
 
-enum { SET_IF_VERSION, SET_FILE };
+enum { SET_IF_VERSION, SET_FILE, SET_TTL };
 static const kvcli_optdef set_opts[] = {
     [SET_IF_VERSION] = {"if-version", KVCLI_OPT_ARG},
     [SET_FILE] = {"file", KVCLI_OPT_ARG},
+    [SET_TTL] = {"ttl", KVCLI_OPT_ARG},
 };
 
 /* An empty key is kvcli's own refusal (usage), not the server's. */
@@ -58,7 +61,7 @@ static int load_value(const kvcli_session *s, const char *path,
 }
 
 static int set_single(kvcli_session *s, const char *key, const void *val,
-                      size_t vlen, const char *if_version)
+                      size_t vlen, const char *if_version, uint64_t ttl_ms)
 {
     uint64_t expected = 0;
     if (if_version && kvcli_parse_u64(if_version, &expected) != 0)
@@ -73,9 +76,11 @@ static int set_single(kvcli_session *s, const char *key, const void *val,
         return rc;
     uint64_t version = 0;
     size_t klen = strlen(key);
-    int st = if_version
-                 ? kv_client_set_if(c, key, klen, val, vlen, expected, &version)
-                 : kv_client_set(c, key, klen, val, vlen, &version);
+    int st = if_version && ttl_ms
+                 ? kv_client_set_if_ttl(c, key, klen, val, vlen, expected, ttl_ms, &version)
+             : if_version ? kv_client_set_if(c, key, klen, val, vlen, expected, &version)
+             : ttl_ms     ? kv_client_set_ttl(c, key, klen, val, vlen, ttl_ms, &version)
+                          : kv_client_set(c, key, klen, val, vlen, &version);
     if (st == KV_VERSION_MISMATCH) {
         if (s->cfg.json)
             kvcli_json_print(json_pack("{s:b,s:o,s:s}", "ok", 0, "key",
@@ -98,7 +103,7 @@ static int set_single(kvcli_session *s, const char *key, const void *val,
     return 0;
 }
 
-static int set_pairs(kvcli_session *s, int npos, char **pos)
+static int set_pairs(kvcli_session *s, int npos, char **pos, uint64_t ttl_ms)
 {
     kv_pair *pairs = calloc((size_t)npos, sizeof *pairs);
     kvcli_buf in = {0};
@@ -134,7 +139,8 @@ static int set_pairs(kvcli_session *s, int npos, char **pos)
     if (c == NULL)
         goto out;
     uint64_t version = 0;
-    int st = kv_client_mset(c, pairs, (size_t)npos, &version);
+    int st = ttl_ms ? kv_client_mset_ttl(c, pairs, (size_t)npos, ttl_ms, &version)
+                    : kv_client_mset(c, pairs, (size_t)npos, &version);
     if (st != KV_OK) {
         rc = kvcli_fail(s, st, "set (nothing was changed)");
         goto out;
@@ -154,13 +160,18 @@ out:
 int kvcli_cmd_set(kvcli_session *s, int argc, char **argv)
 {
     kvcli_args a;
-    int rc = kvcli_args_parse(argc, argv, set_opts, 2, &s->cfg, &a);
+    int rc = kvcli_args_parse(argc, argv, set_opts, 3, &s->cfg, &a);
     if (rc != 0)
         return rc;
     if (kvcli_maybe_help(s, "set"))
         goto out;
     const char *if_version = a.cmd_val[SET_IF_VERSION];
     const char *file = a.cmd_val[SET_FILE];
+    uint64_t ttl = 0; /* 0: no expiry */
+    if (a.cmd_val[SET_TTL] && kvcli_parse_duration(a.cmd_val[SET_TTL], &ttl) != 0) {
+        rc = kvcli_duration_err("--ttl", a.cmd_val[SET_TTL]);
+        goto out;
+    }
     int all_pairs = a.npos > 0;
     for (int i = 0; i < a.npos; i++)
         all_pairs &= strchr(a.pos[i], '=') != NULL;
@@ -173,17 +184,17 @@ int kvcli_cmd_set(kvcli_session *s, int argc, char **argv)
         }
         kvcli_buf v = {0};
         if ((rc = load_value(s, file, &v)) == 0)
-            rc = set_single(s, a.pos[0], v.data, v.len, if_version);
+            rc = set_single(s, a.pos[0], v.data, v.len, if_version, ttl);
         kvcli_buf_free(&v);
     } else if (a.npos == 2 && !all_pairs) {
         if (strcmp(a.pos[1], "-") == 0) {
             kvcli_buf v = {0};
             if ((rc = load_value(s, "-", &v)) == 0)
-                rc = set_single(s, a.pos[0], v.data, v.len, if_version);
+                rc = set_single(s, a.pos[0], v.data, v.len, if_version, ttl);
             kvcli_buf_free(&v);
         } else {
             rc = set_single(s, a.pos[0], a.pos[1], strlen(a.pos[1]),
-                            if_version);
+                            if_version, ttl);
         }
     } else if (all_pairs) {
         if (if_version) {
@@ -199,14 +210,14 @@ int kvcli_cmd_set(kvcli_session *s, int argc, char **argv)
             else if (strcmp(eq + 1, "-") == 0) {
                 kvcli_buf v = {0};
                 if ((rc = load_value(s, "-", &v)) == 0)
-                    rc = set_single(s, a.pos[0], v.data, v.len, NULL);
+                    rc = set_single(s, a.pos[0], v.data, v.len, NULL, ttl);
                 kvcli_buf_free(&v);
             } else {
-                rc = set_single(s, a.pos[0], eq + 1, strlen(eq + 1), NULL);
+                rc = set_single(s, a.pos[0], eq + 1, strlen(eq + 1), NULL, ttl);
             }
             *eq = '=';
         } else {
-            rc = set_pairs(s, a.npos, a.pos);
+            rc = set_pairs(s, a.npos, a.pos, ttl);
         }
     } else if (a.npos > 2) {
         /* Some words have '=', some not: guessing which is a key and which

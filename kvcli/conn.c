@@ -184,6 +184,11 @@ int kvcli_fail(kvcli_session *s, int status, const char *what)
 {
     /* The client refused before sending (request over its frame limit):
      * kvcli's own refusal, as a usage error, not the server's. */
+    if (s->client && kv_client_last_error_local(s->client) && status == KV_UNSUPPORTED) {
+        /* not sent: the server speaks an older protocol */
+        print_failure(s, status, what, "upgrade kvd to use key expiry");
+        return KVCLI_EXIT_SERVER;
+    }
     if (s->client && kv_client_last_error_local(s->client)) {
         print_failure(s, status, what,
                       "raise it with kvcli --max-frame-size BYTES; kvd has"

@@ -13,9 +13,10 @@
 #define EXIT_CODES_TEXT                                                       \
     "Exit codes:\n"                                                           \
     "  0  success\n"                                                          \
-    "  1  negative outcome: a key was not found (get, del), --if-version\n"   \
-    "     did not match (set), or the compares failed so the else-branch\n"   \
-    "     ran (txn), or flush was not confirmed\n"                                                        \
+    "  1  negative outcome: a key was not found (get, del, ttl, expire,\n"   \
+    "     persist), --if-version did not match (set), an expire condition\n"  \
+    "     did not hold, the compares failed so the else-branch ran (txn),\n"  \
+    "     or flush was not confirmed\n"                                       \
     "  2  usage error (bad command, option or argument; unreadable file\n"  \
     "     or bad import input; a request over kvcli's --max-frame-size)\n"   \
     "  3  connection error: cannot connect, timeout, connection lost,\n"      \
@@ -24,10 +25,10 @@
     "  4  server error: the server refused or failed the request\n"
 
 static const char set_help[] =
-    "Usage: kvcli set KEY VALUE [--if-version N]\n"
-    "       kvcli set KEY --file PATH [--if-version N]\n"
-    "       kvcli set KEY - [--if-version N]       (value from stdin)\n"
-    "       kvcli set K1=V1 [K2=V2 ...]\n"
+    "Usage: kvcli set KEY VALUE [--if-version N] [--ttl DURATION]\n"
+    "       kvcli set KEY --file PATH [--if-version N] [--ttl DURATION]\n"
+    "       kvcli set KEY - [--if-version N] [--ttl DURATION]  (value from stdin)\n"
+    "       kvcli set K1=V1 [K2=V2 ...] [--ttl DURATION]\n"
     "\n"
     "Sets keys. Several KEY=VALUE pairs are set atomically in one step:\n"
     "all of them or none. A pair's key ends at its first '='.\n"
@@ -48,6 +49,13 @@ static const char set_help[] =
     "                   version is N (0: only if the key does not exist);\n"
     "                   otherwise nothing changes and the exit code is 1\n"
     "  --file PATH      read the value from PATH ('-' for stdin)\n"
+    "  --ttl DURATION   the keys expire DURATION after the server sets them:\n"
+    "                   a whole number with a unit ms, s, m or h (30s,\n"
+    "                   1500ms, 5m, 2h; a bare number is seconds). With\n"
+    "                   several pairs all get one expiry time, in the same\n"
+    "                   atomic step. Without it a set key has no expiry\n"
+    "                   (an earlier one is removed, as Redis's SET does).\n"
+    "                   A bad duration is a usage error (exit 2).\n"
     "\n"
     "Prints \"OK (version V)\", V the new revision.\n"
     "JSON: {\"ok\":true,\"version\":V} ({\"ok\":true,\"keys\":N,\"version\":V}\n"
@@ -58,7 +66,50 @@ static const char set_help[] =
     "  kvcli set cake=🎂 horns=😈\n"
     "  kvcli set img --file photo.png\n"
     "  date | kvcli set now -\n"
-    "  kvcli set counter 2 --if-version 7\n";
+    "  kvcli set counter 2 --if-version 7\n"
+    "  kvcli set session abc --ttl 30m\n"
+    "  kvcli set a=1 b=2 --ttl 10s\n";
+
+static const char ttl_help[] =
+    "Usage: kvcli ttl KEY\n"
+    "\n"
+    "Prints the time left before KEY expires, as \"1m 29.981s (89981 ms;\n"
+    "expires at 2026-11-30T20:45:12.345Z)\" (the expiry time in UTC), or\n"
+    "\"no expiry\" for a key without one (exit 0). A key that does not exist\n"
+    "(or has expired) is an error on stderr with exit code 1.\n"
+    "JSON: {\"key\":K,\"found\":true,\"expires\":true,\"ttl_ms\":N,\n"
+    "\"expire_at_ms\":T} (T: Unix time in ms), {\"key\":K,\"found\":true,\n"
+    "\"expires\":false}, or {\"key\":K,\"found\":false}.\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli set session abc --ttl 30m && kvcli ttl session\n";
+
+static const char expire_help[] =
+    "Usage: kvcli expire KEY DURATION [--nx | --xx | --gt | --lt]\n"
+    "\n"
+    "Makes an existing KEY expire DURATION from now (a whole number with a\n"
+    "unit ms, s, m or h; a bare number is seconds), keeping its value; the\n"
+    "key's version changes. Conditions, checked in the same atomic step\n"
+    "(as Redis 7's EXPIRE options; no expiry counts as an infinite one):\n"
+    "  --nx   only if the key has no expiry\n"
+    "  --xx   only if it has one\n"
+    "  --gt   only if the new expiry is later than the current one\n"
+    "  --lt   only if it is earlier\n"
+    "Prints \"OK (version V)\". Exit 1 when the key does not exist or a\n"
+    "condition does not hold (nothing changes), 2 for a bad duration.\n"
+    "JSON: {\"ok\":true,\"version\":V}, or {\"ok\":false,\"key\":K,\n"
+    "\"error\":\"not_found\"|\"condition_failed\"}.\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli expire session 10m\n"
+    "  kvcli expire session 1h --gt\n";
+
+static const char persist_help[] =
+    "Usage: kvcli persist KEY\n"
+    "\n"
+    "Removes KEY's expiry: it stays until deleted. Prints \"OK (version V)\"\n"
+    "(V unchanged when the key had no expiry); exit 1 when the key does not\n"
+    "exist. JSON as expire.\n";
 
 static const char get_help[] =
     "Usage: kvcli get KEY [KEY ...] [--raw]\n"
@@ -204,6 +255,8 @@ static const char export_help[] =
     "shows entries, bytes, rate and ETA; at the end a summary goes to\n"
     "stderr: \"exported N entries (B bytes of keys and values) in S s\".\n"
     "If writing fails (disk full) the exit code is 2.\n"
+    "Expiry times are not exported (a scan page does not carry them): an\n"
+    "imported key has no expiry; 'kvcli backup' keeps them.\n"
     "\n"
     "Examples:\n"
     "  kvcli export > all.jsonl\n"
@@ -325,6 +378,9 @@ const kvcli_command kvcli_commands[] = {
     {"set", kvcli_cmd_set, "set one key, several keys atomically, or CAS",
      set_help},
     {"get", kvcli_cmd_get, "print the values of keys", get_help},
+    {"ttl", kvcli_cmd_ttl, "show the time left before a key expires", ttl_help},
+    {"expire", kvcli_cmd_expire, "make a key expire after a duration", expire_help},
+    {"persist", kvcli_cmd_persist, "remove a key's expiry", persist_help},
     {"del", kvcli_cmd_del, "delete keys atomically, or by prefix", del_help},
     {"flush", kvcli_cmd_flush, "delete every key (asks first)", flush_help},
     {"txn", kvcli_cmd_txn, "run a conditional transaction", txn_help},

@@ -6,7 +6,8 @@
  *
  * Layout: main.c (global flags, environment, dispatch), opts.c (option
  * parsing shared by every command), conn.c (connecting, error reporting,
- * exit codes), cmd_kv.c (set/get/del), cmd_bulk.c (del --prefix,
+ * exit codes), cmd_kv.c (set/get/del), cmd_ttl.c (ttl, expire, persist,
+ * durations), cmd_bulk.c (del --prefix,
  * flush), cmd_misc.c (scan, ping, version, metrics), cmd_export.c +
  * exportfmt.c + progress.c (export, import), cmd_txn.c + txn_parse.c
  * (txn), output.c (escaping, JSON), bytes.c (growable byte buffers,
@@ -142,6 +143,15 @@ int kvcli_cmd_txn(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_export(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_import(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_help(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_ttl(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_expire(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_persist(kvcli_session *s, int argc, char **argv);
+/* A duration (cmd_ttl.c): a whole number with a unit ms, s, m or h, a
+ * bare number being seconds; 1 ms .. 2^52 ms. 0 and *ms, or -1. */
+int kvcli_parse_duration(const char *s, uint64_t *ms);
+/* The usage error for a bad duration given as `what`; returns
+ * KVCLI_EXIT_USAGE. */
+int kvcli_duration_err(const char *what, const char *value);
 
 /* The command table (help.c), NULL-terminated by name. */
 extern const kvcli_command kvcli_commands[];

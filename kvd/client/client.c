@@ -288,6 +288,17 @@ static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *res
 {
     if (c->fd < 0)
         return kv__client_error(c, KV_CLOSED, "not connected");
+    if ((req->has_expiry || req->op == KV_PROTO_TTL || req->op == KV_PROTO_EXPIRE ||
+         req->op == KV_PROTO_PERSIST) &&
+        c->proto_version < KV_PROTO_EXPIRY_VERSION) {
+        /* Not sent: the server would refuse it. */
+        kv__client_error(c, KV_UNSUPPORTED,
+                         "the server speaks protocol version %d; key expiry (TTL, EXPIRE, "
+                         "PERSIST, a write's expiry) needs version %d: a newer kvd",
+                         c->proto_version, KV_PROTO_EXPIRY_VERSION);
+        c->err_local = 1;
+        return KV_UNSUPPORTED;
+    }
     req->id = c->next_id++;
     kv_proto_buf_reset(&c->out);
     int rc = kv_proto_request_encode(&c->out, req);

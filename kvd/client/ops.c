@@ -1,6 +1,7 @@
 /*
  * ops.c - libkvclient's one-request operations: PING, GET, MGET, SET,
- * MSET, DEL, TXN, SCAN, METRICS, and freeing what they return.
+ * MSET, DEL, TXN, SCAN, METRICS, the expiry ones (TTL, EXPIRE, PERSIST,
+ * writes with an expiry), and freeing what they return.
  *
  * Each builds a kv_proto_request, calls kv__client_call(), and copies the
  * zero-copy response (which points into the receive buffer) into memory
@@ -146,6 +147,148 @@ int kv_client_mset(kv_client *c, const kv_pair *pairs, size_t n,
     return rc;
 }
 
+/* ---- expiry (protocol version 4) ------------------------------------------ */
+
+/* Puts an expiry (ms: from now, or with at a Unix time; at with ms 0:
+ * none) into q. KV_INVALID_ARGUMENT for a value the protocol cannot
+ * carry. */
+static int put_expiry(kv_client *c, kv_proto_request *q, int at, uint64_t ms)
+{
+    if (at && ms == 0)
+        return KV_OK; /* no expiry: the plain write */
+    if (ms == 0 || ms > KV_PROTO_EXPIRY_MAX)
+        return kv__client_error(c, KV_INVALID_ARGUMENT,
+                                "an expiry must be 1..2^52 ms (%s)", at ? "a Unix time" : "a TTL");
+    q->has_expiry = 1;
+    q->expiry_mode = at ? KV_PROTO_EXPIRY_AT : KV_PROTO_EXPIRY_IN;
+    q->expiry_ms = ms;
+    return KV_OK;
+}
+
+static int set_expiring(kv_client *c, const void *key, size_t klen, const void *val,
+                        size_t vlen, int at, uint64_t ms, uint64_t *version)
+{
+    kv_proto_request q = {.op = KV_PROTO_SET, .key = {key, klen}, .value = {val, vlen}};
+    kv_proto_response r;
+    int rc = put_expiry(c, &q, at, ms);
+    if (rc == KV_OK)
+        rc = run(c, &q, &r);
+    if (rc == KV_OK && version != NULL)
+        *version = r.version;
+    return rc;
+}
+
+int kv_client_set_if_ttl(kv_client *c, const void *key, size_t klen, const void *val,
+                         size_t vlen, uint64_t expected, uint64_t ttl_ms, uint64_t *version)
+{
+    kv_proto_request q = {.op = KV_PROTO_SET, .key = {key, klen}, .value = {val, vlen},
+                          .has_expected = 1, .expected = expected};
+    kv_proto_response r;
+    int rc = put_expiry(c, &q, 0, ttl_ms);
+    if (rc == KV_OK)
+        rc = run(c, &q, &r);
+    if (rc == KV_OK && version != NULL)
+        *version = r.version;
+    return rc;
+}
+
+int kv_client_set_ex(kv_client *c, const void *key, size_t klen, const void *val, size_t vlen,
+                     uint64_t expire_at_ms, uint64_t *version)
+{
+    return set_expiring(c, key, klen, val, vlen, 1, expire_at_ms, version);
+}
+
+int kv_client_set_ttl(kv_client *c, const void *key, size_t klen, const void *val, size_t vlen,
+                      uint64_t ttl_ms, uint64_t *version)
+{
+    return set_expiring(c, key, klen, val, vlen, 0, ttl_ms, version);
+}
+
+static int mset_expiring(kv_client *c, const kv_pair *pairs, size_t n, int at, uint64_t ms,
+                         uint64_t *version)
+{
+    kv_proto_request q = {.op = KV_PROTO_MSET, .pairs = pairs, .npairs = n};
+    kv_proto_response r;
+    int rc = put_expiry(c, &q, at, ms);
+    if (rc == KV_OK)
+        rc = run(c, &q, &r);
+    if (rc == KV_OK && version != NULL)
+        *version = r.version;
+    return rc;
+}
+
+int kv_client_mset_ex(kv_client *c, const kv_pair *pairs, size_t n, uint64_t expire_at_ms,
+                      uint64_t *version)
+{
+    return mset_expiring(c, pairs, n, 1, expire_at_ms, version);
+}
+
+int kv_client_mset_ttl(kv_client *c, const kv_pair *pairs, size_t n, uint64_t ttl_ms,
+                       uint64_t *version)
+{
+    return mset_expiring(c, pairs, n, 0, ttl_ms, version);
+}
+
+int kv_client_ttl(kv_client *c, const void *key, size_t klen, uint64_t *expire_at_ms,
+                  uint64_t *ttl_ms)
+{
+    kv_proto_request q = {.op = KV_PROTO_TTL, .key = {key, klen}};
+    kv_proto_response r;
+    int rc = run(c, &q, &r);
+    if (rc != KV_OK)
+        return rc;
+    if (expire_at_ms)
+        *expire_at_ms = r.expire_at_ms;
+    if (ttl_ms)
+        *ttl_ms = r.ttl_ms;
+    return KV_OK;
+}
+
+int kv_client_expire_if(kv_client *c, const void *key, size_t klen, uint64_t ms,
+                        unsigned flags, uint64_t *version)
+{
+    if (flags & ~(KV_CLIENT_EXPIRE_AT | KV_CLIENT_EXPIRE_NX | KV_CLIENT_EXPIRE_XX |
+                  KV_CLIENT_EXPIRE_GT | KV_CLIENT_EXPIRE_LT))
+        return kv__client_error(c, KV_INVALID_ARGUMENT, "unknown EXPIRE flags");
+    kv_proto_request q = {.op = KV_PROTO_EXPIRE, .key = {key, klen}};
+    kv_proto_response r;
+    int at = (flags & KV_CLIENT_EXPIRE_AT) != 0;
+    if (at && ms == 0)
+        return kv__client_error(c, KV_INVALID_ARGUMENT,
+                                "an expiry time of 0 is none: use kv_client_persist");
+    int rc = put_expiry(c, &q, at, ms);
+    q.expire_flags = flags & ~KV_CLIENT_EXPIRE_AT; /* the same bits as the protocol's */
+    if (rc == KV_OK)
+        rc = run(c, &q, &r);
+    if (rc == KV_OK && version != NULL)
+        *version = r.version;
+    return rc;
+}
+
+int kv_client_expire(kv_client *c, const void *key, size_t klen, uint64_t expire_at_ms,
+                     uint64_t *version)
+{
+    if (expire_at_ms == 0)
+        return kv_client_persist(c, key, klen, version);
+    return kv_client_expire_if(c, key, klen, expire_at_ms, KV_CLIENT_EXPIRE_AT, version);
+}
+
+int kv_client_expire_ttl(kv_client *c, const void *key, size_t klen, uint64_t ttl_ms,
+                         uint64_t *version)
+{
+    return kv_client_expire_if(c, key, klen, ttl_ms, 0, version);
+}
+
+int kv_client_persist(kv_client *c, const void *key, size_t klen, uint64_t *version)
+{
+    kv_proto_request q = {.op = KV_PROTO_PERSIST, .key = {key, klen}};
+    kv_proto_response r;
+    int rc = run(c, &q, &r);
+    if (rc == KV_OK && version != NULL)
+        *version = r.version;
+    return rc;
+}
+
 int kv_client_mdel(kv_client *c, const kv_key *keys, size_t n,
                    size_t *deleted, uint64_t *version)
 {
@@ -212,6 +355,17 @@ int kv_client_txn(kv_client *c, const kv_compare *cmps, size_t ncmps,
                           .nthen = nthen,
                           .else_ops = else_ops,
                           .nelse = nelse};
+    /* set ops with an expiry time (Unix ms, as kv_op has it) need
+     * protocol version 4 */
+    for (size_t i = 0; i < nthen + nelse; i++) {
+        const kv_op *o = i < nthen ? &then_ops[i] : &else_ops[i - nthen];
+        if (o != NULL && o->kind == KV_OP_SET && o->expire_at_ms != 0) {
+            if (o->expire_at_ms > KV_PROTO_EXPIRY_MAX)
+                return kv__client_error(c, KV_INVALID_ARGUMENT,
+                                        "an op's expire_at_ms must be at most 2^52");
+            q.has_expiry = 1;
+        }
+    }
     kv_proto_response r;
     int rc = run(c, &q, &r);
     if (rc != KV_OK)

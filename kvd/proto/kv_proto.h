@@ -1,5 +1,5 @@
 /*
- * kv_proto.h - the kvd wire protocol codec, versions 1..2 (docs/protocol.md).
+ * kv_proto.h - the kvd wire protocol codec, versions 1..4 (docs/protocol.md).
  *
  * The one module that encodes and decodes kvd frames; kvd, the client
  * library (libkvclient) and kvcli all use it, nobody else touches bytes.
@@ -43,9 +43,13 @@ extern "C" {
  * ---------------------------------------------------------------------- */
 #define KV_PROTO_VERSION 1     /* a connection's version before HELLO    */
 #define KV_PROTO_MIN_VERSION 1 /* oldest version it can speak            */
-#define KV_PROTO_MAX_VERSION 3 /* newest version it can speak (2: SCAN's
+#define KV_PROTO_MAX_VERSION 4 /* newest version it can speak (2: SCAN's
                                   keys_only argument, SNAPSHOT; 3:
-                                  CLUSTER)                               */
+                                  CLUSTER; 4: key expiry - an expiry on
+                                  SET, MSET and TXN's set ops, TTL,
+                                  EXPIRE, PERSIST)                       */
+/* The version that brought key expiry (KV_PROTO_TTL...). */
+#define KV_PROTO_EXPIRY_VERSION 4
 
 #define KV_PROTO_HEADER_SIZE 4 /* the big-endian u32 length prefix       */
 /* Default largest frame body: a maximal value plus room for key and
@@ -72,7 +76,10 @@ extern "C" {
     XX(METRICS, 10)         \
     XX(SNAPSHOT, 11)        \
     XX(SNAPSHOT_READ, 12)   \
-    XX(CLUSTER, 13)
+    XX(CLUSTER, 13)         \
+    XX(TTL, 14)             \
+    XX(EXPIRE, 15)          \
+    XX(PERSIST, 16)
 
 typedef enum kv_proto_op {
 #define KV__PROTO_OP_ENUM(name, code) KV_PROTO_##name = code,
@@ -177,6 +184,19 @@ typedef struct kv_proto_request {
     kv_key value;
     int has_expected;  /* 1: compare-and-swap on `expected`            */
     uint64_t expected; /* 0 = the key must not exist                   */
+    /* Expiry (version 4) of SET, MSET and EXPIRE: has_expiry 1 when
+     * given; expiry_mode KV_PROTO_EXPIRY_IN (expiry_ms from now) or
+     * KV_PROTO_EXPIRY_AT (a Unix time in ms); expiry_ms >= 1. A TXN's
+     * set ops carry theirs in kv_op.expire_at_ms (0: none), a time from
+     * now where then_in[i] / else_in[i] is 1 (the arrays NULL: none is),
+     * else a Unix time; has_expiry is then 1 when any op has one. */
+    int has_expiry;
+    int expiry_mode;
+    uint64_t expiry_ms;
+    const unsigned char *then_in;
+    const unsigned char *else_in;
+    /* EXPIRE (version 4): KV_PROTO_EXPIRE_* conditions, 0: none. */
+    unsigned expire_flags;
     /* MGET, DEL */
     const kv_key *keys;
     size_t nkeys;
@@ -210,6 +230,21 @@ typedef struct kv_proto_request {
     const char *error; /* static detail when decoding failed, else NULL */
     void *owned_;      /* private */
 } kv_proto_request;
+
+/* An expiry's mode (the first element of [mode, ms]). */
+#define KV_PROTO_EXPIRY_IN 0 /* ms from the time the server runs it */
+#define KV_PROTO_EXPIRY_AT 1 /* a Unix time in ms                    */
+/* The largest ms an expiry may carry (in either mode): a time from now
+ * added to the clock stays far below 2^63. */
+#define KV_PROTO_EXPIRY_MAX ((uint64_t)1 << 52)
+
+/* EXPIRE's conditions (Redis 7's NX, XX, GT, LT). NX goes with none of
+ * the others, GT not with LT. No expiry counts as an infinite one. */
+#define KV_PROTO_EXPIRE_NX 1u /* only when the key has no expiry       */
+#define KV_PROTO_EXPIRE_XX 2u /* only when it has one                  */
+#define KV_PROTO_EXPIRE_GT 4u /* only when the new one is later        */
+#define KV_PROTO_EXPIRE_LT 8u /* only when the new one is earlier      */
+#define KV_PROTO_EXPIRE_ALL 15u
 
 /* Limits the request decoder enforces (beyond the frame size). */
 typedef struct kv_proto_limits {
@@ -312,8 +347,13 @@ typedef struct kv_proto_response {
     kv_key payload;
     /* GET */
     kv_proto_value value;
-    /* SET, MSET, DEL, TXN: the new revision (0 if nothing changed) */
+    /* SET, MSET, DEL, TXN, EXPIRE, PERSIST: the new revision (0 if
+     * nothing changed) */
     uint64_t version;
+    /* TTL: the key's expiry time (Unix ms) and the time left (ms) when
+     * the server answered; both 0 when the key has none */
+    uint64_t expire_at_ms;
+    uint64_t ttl_ms;
     /* DEL */
     uint64_t deleted;
     /* MGET */

@@ -53,6 +53,22 @@ static int read_value(dec *d, kv_key *v)
     return KV_OK;
 }
 
+/* An expiry [mode, ms] (version 4): mode KV_PROTO_EXPIRY_IN or _AT, ms
+ * 1..KV_PROTO_EXPIRY_MAX. */
+static int read_expiry(dec *d, int *mode, uint64_t *ms)
+{
+    size_t n;
+    uint64_t m;
+    if (kv__rd_array(&d->r, &n) || n != 2 || kv__rd_uint(&d->r, &m) || kv__rd_uint(&d->r, ms))
+        return PROTO("an expiry is [mode, ms]");
+    if (m > KV_PROTO_EXPIRY_AT)
+        return fail(d, KV_INVALID_ARGUMENT, "an expiry's mode is 0 (ms from now) or 1 (Unix ms)");
+    if (*ms == 0 || *ms > KV_PROTO_EXPIRY_MAX)
+        return fail(d, KV_INVALID_ARGUMENT, "an expiry's ms must be 1..2^52");
+    *mode = (int)m;
+    return KV_OK;
+}
+
 static int read_keys(dec *d, kv_proto_request *q, int need_one)
 {
     size_t n;
@@ -146,7 +162,8 @@ static int read_compares(dec *d, kv_proto_request *q)
     return KV_OK;
 }
 
-static int read_ops(dec *d, const kv_op **out, size_t *nout)
+static int read_ops(dec *d, kv_proto_request *q, const kv_op **out, size_t *nout,
+                    const unsigned char **in_out)
 {
     size_t n;
     if (kv__rd_array(&d->r, &n))
@@ -154,6 +171,7 @@ static int read_ops(dec *d, const kv_op **out, size_t *nout)
     kv_op *o = kv__alloc_array(&d->al, n, sizeof *o);
     if (o == NULL)
         return fail(d, KV_NO_MEMORY, "out of memory");
+    unsigned char *in = NULL;
     for (size_t i = 0; i < n; i++) {
         size_t m;
         uint64_t kind;
@@ -167,12 +185,27 @@ static int read_ops(dec *d, const kv_op **out, size_t *nout)
         o[i].key = k.data;
         o[i].klen = k.len;
         if (kind == KV_OP_SET) {
-            if (m != 3)
-                return PROTO("a set op is [1, key, value]");
+            if (m != 3 && m != 4)
+                return PROTO("a set op is [1, key, value, expiry?]");
             if ((rc = read_value(d, &v)))
                 return rc;
             o[i].value = v.data;
             o[i].vlen = v.len;
+            if (m == 4) {
+                int mode;
+                if ((rc = read_expiry(d, &mode, &o[i].expire_at_ms)))
+                    return rc;
+                q->has_expiry = 1;
+                if (mode == KV_PROTO_EXPIRY_IN) {
+                    if (!in) {
+                        if (!(in = kv__alloc_array(&d->al, n, 1)))
+                            return fail(d, KV_NO_MEMORY, "out of memory");
+                        memset(in, 0, n);
+                        *in_out = in;
+                    }
+                    in[i] = 1;
+                }
+            }
         } else if (m != 2) {
             return PROTO("a get/delete op is [kind, key]");
         }
@@ -215,21 +248,38 @@ static int read_args(dec *d, kv_proto_request *q, size_t nargs)
         if (nargs != 1)
             return PROTO("MGET is [4, id, [keys]]");
         return read_keys(d, q, 0);
-    case KV_PROTO_SET:
-        if (nargs < 2 || nargs > 3)
-            return PROTO("SET is [5, id, key, value, expected?]");
+    case KV_PROTO_SET: {
+        if (nargs < 2 || nargs > 4)
+            return PROTO("SET is [5, id, key, value, expected?, expiry?]");
         if ((rc = read_key(d, &q->key)) || (rc = read_value(d, &q->value)))
             return rc;
-        if (nargs == 3) {
-            if (kv__rd_uint(&d->r, &q->expected))
-                return PROTO("SET expected version must be an unsigned int");
-            q->has_expected = 1;
+        if (nargs >= 3) {
+            /* before an expiry, nil stands for "no expected version" */
+            int nil = nargs == 4 ? kv__rd_nil(&d->r) : 0;
+            if (nil != 1) {
+                if (kv__rd_uint(&d->r, &q->expected))
+                    return PROTO("SET expected version must be an unsigned int");
+                q->has_expected = 1;
+            }
+        }
+        if (nargs == 4) {
+            if ((rc = read_expiry(d, &q->expiry_mode, &q->expiry_ms)))
+                return rc;
+            q->has_expiry = 1;
         }
         return KV_OK;
+    }
     case KV_PROTO_MSET:
-        if (nargs != 1)
-            return PROTO("MSET is [6, id, [k, v, ...]]");
-        return read_pairs(d, q);
+        if (nargs != 1 && nargs != 2)
+            return PROTO("MSET is [6, id, [k, v, ...], expiry?]");
+        if ((rc = read_pairs(d, q)))
+            return rc;
+        if (nargs == 2) {
+            if ((rc = read_expiry(d, &q->expiry_mode, &q->expiry_ms)))
+                return rc;
+            q->has_expiry = 1;
+        }
+        return KV_OK;
     case KV_PROTO_DEL:
         if (nargs != 1)
             return PROTO("DEL is [7, id, [keys]]");
@@ -238,8 +288,8 @@ static int read_args(dec *d, kv_proto_request *q, size_t nargs)
         if (nargs != 3)
             return PROTO("TXN is [8, id, compares, then_ops, else_ops]");
         if ((rc = read_compares(d, q)) ||
-            (rc = read_ops(d, &q->then_ops, &q->nthen)) ||
-            (rc = read_ops(d, &q->else_ops, &q->nelse)))
+            (rc = read_ops(d, q, &q->then_ops, &q->nthen, &q->then_in)) ||
+            (rc = read_ops(d, q, &q->else_ops, &q->nelse, &q->else_in)))
             return rc;
         return KV_OK;
     case KV_PROTO_SCAN:
@@ -275,6 +325,31 @@ static int read_args(dec *d, kv_proto_request *q, size_t nargs)
         if (q->key.len > 64 || q->value.len > 256)
             return fail(d, KV_INVALID_ARGUMENT, "CLUSTER argument too long");
         return KV_OK;
+    case KV_PROTO_TTL:
+    case KV_PROTO_PERSIST:
+        if (nargs != 1)
+            return PROTO(q->op == KV_PROTO_TTL ? "TTL is [14, id, key]"
+                                               : "PERSIST is [16, id, key]");
+        return read_key(d, &q->key);
+    case KV_PROTO_EXPIRE: {
+        uint64_t flags = 0;
+        if (nargs < 2 || nargs > 3)
+            return PROTO("EXPIRE is [15, id, key, expiry, conditions?]");
+        if ((rc = read_key(d, &q->key)) ||
+            (rc = read_expiry(d, &q->expiry_mode, &q->expiry_ms)))
+            return rc;
+        q->has_expiry = 1;
+        if (nargs == 3 && kv__rd_uint(&d->r, &flags))
+            return PROTO("EXPIRE conditions must be an unsigned int");
+        if ((flags & ~(uint64_t)KV_PROTO_EXPIRE_ALL) ||
+            ((flags & KV_PROTO_EXPIRE_NX) && (flags & ~(uint64_t)KV_PROTO_EXPIRE_NX)) ||
+            ((flags & KV_PROTO_EXPIRE_GT) && (flags & KV_PROTO_EXPIRE_LT)))
+            return fail(d, KV_INVALID_ARGUMENT,
+                        "EXPIRE conditions: NX (1), XX (2), GT (4), LT (8); NX alone, not GT "
+                        "with LT");
+        q->expire_flags = (unsigned)flags;
+        return KV_OK;
+    }
     default:
         return fail(d, KV_UNSUPPORTED, "unknown op");
     }

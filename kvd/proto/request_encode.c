@@ -43,6 +43,9 @@ static int check(const kv_proto_request *q)
     case KV_PROTO_DEL:
         return q->nkeys == 0 || q->keys != NULL ? KV_OK : KV_INVALID_ARGUMENT;
     case KV_PROTO_MSET:
+        if (q->has_expiry && ((unsigned)q->expiry_mode > KV_PROTO_EXPIRY_AT ||
+                              q->expiry_ms == 0 || q->expiry_ms > KV_PROTO_EXPIRY_MAX))
+            return KV_INVALID_ARGUMENT;
         return q->npairs == 0 || q->pairs != NULL ? KV_OK : KV_INVALID_ARGUMENT;
     case KV_PROTO_TXN:
         if (q->ncmps != 0 && q->cmps == NULL)
@@ -54,22 +57,44 @@ static int check(const kv_proto_request *q)
             !valid_ops(q->else_ops, q->nelse))
             return KV_INVALID_ARGUMENT;
         return KV_OK;
+    case KV_PROTO_SET:
+    case KV_PROTO_EXPIRE:
+        if ((q->has_expiry || q->op == KV_PROTO_EXPIRE) &&
+            ((unsigned)q->expiry_mode > KV_PROTO_EXPIRY_AT || q->expiry_ms == 0 ||
+             q->expiry_ms > KV_PROTO_EXPIRY_MAX))
+            return KV_INVALID_ARGUMENT;
+        if (q->expire_flags & ~KV_PROTO_EXPIRE_ALL)
+            return KV_INVALID_ARGUMENT;
+        return KV_OK;
     default:
         return q->op >= 0 && q->op < KV_PROTO_OP_COUNT ? KV_OK
                                                         : KV_UNSUPPORTED;
     }
 }
 
-static int pack_ops(msgpack_packer *pk, const kv_op *ops, size_t n)
+/* An expiry [mode, ms] (version 4). */
+static int pack_expiry(msgpack_packer *pk, int mode, uint64_t ms)
+{
+    int e = msgpack_pack_array(pk, 2);
+    e |= msgpack_pack_unsigned_int(pk, (unsigned)mode);
+    e |= msgpack_pack_uint64(pk, ms);
+    return e;
+}
+
+static int pack_ops(msgpack_packer *pk, const kv_op *ops, size_t n, const unsigned char *in)
 {
     int e = msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n && e == 0; i++) {
         const kv_op *o = &ops[i];
-        e |= msgpack_pack_array(pk, o->kind == KV_OP_SET ? 3 : 2);
+        int exp = o->kind == KV_OP_SET && o->expire_at_ms != 0;
+        e |= msgpack_pack_array(pk, o->kind == KV_OP_SET ? 3 + exp : 2);
         e |= msgpack_pack_unsigned_int(pk, (unsigned)o->kind);
         e |= kv__pack_bin(pk, o->key, o->klen);
         if (o->kind == KV_OP_SET)
             e |= kv__pack_bin(pk, o->value, o->vlen);
+        if (exp)
+            e |= pack_expiry(pk, in && in[i] ? KV_PROTO_EXPIRY_IN : KV_PROTO_EXPIRY_AT,
+                             o->expire_at_ms);
     }
     return e;
 }
@@ -105,6 +130,20 @@ static int pack_args(msgpack_packer *pk, const kv_proto_request *q)
         e |= kv__pack_bin(pk, q->value.data, q->value.len);
         if (q->has_expected)
             e |= msgpack_pack_uint64(pk, q->expected);
+        else if (q->has_expiry)
+            e |= msgpack_pack_nil(pk);
+        if (q->has_expiry)
+            e |= pack_expiry(pk, q->expiry_mode, q->expiry_ms);
+        break;
+    case KV_PROTO_TTL:
+    case KV_PROTO_PERSIST:
+        e |= kv__pack_bin(pk, q->key.data, q->key.len);
+        break;
+    case KV_PROTO_EXPIRE:
+        e |= kv__pack_bin(pk, q->key.data, q->key.len);
+        e |= pack_expiry(pk, q->expiry_mode, q->expiry_ms);
+        if (q->expire_flags)
+            e |= msgpack_pack_unsigned_int(pk, q->expire_flags);
         break;
     case KV_PROTO_MSET:
         if (q->npairs > SIZE_MAX / 2 || 2 * q->npairs > UINT32_MAX)
@@ -114,6 +153,8 @@ static int pack_args(msgpack_packer *pk, const kv_proto_request *q)
             e |= kv__pack_bin(pk, q->pairs[i].key, q->pairs[i].klen);
             e |= kv__pack_bin(pk, q->pairs[i].val, q->pairs[i].vlen);
         }
+        if (q->has_expiry)
+            e |= pack_expiry(pk, q->expiry_mode, q->expiry_ms);
         break;
     case KV_PROTO_TXN:
         e |= msgpack_pack_array(pk, q->ncmps);
@@ -129,8 +170,8 @@ static int pack_args(msgpack_packer *pk, const kv_proto_request *q)
             else if (c->kind == KV_CMP_VALUE_EQ)
                 e |= kv__pack_bin(pk, c->value, c->vlen);
         }
-        e |= pack_ops(pk, q->then_ops, q->nthen);
-        e |= pack_ops(pk, q->else_ops, q->nelse);
+        e |= pack_ops(pk, q->then_ops, q->nthen, q->then_in);
+        e |= pack_ops(pk, q->else_ops, q->nelse, q->else_in);
         break;
     case KV_PROTO_SCAN:
         e |= kv__pack_bin(pk, q->key.data, q->key.len);
@@ -165,7 +206,11 @@ static size_t nargs(const kv_proto_request *q)
     case KV_PROTO_PING:
         return q->has_payload ? 1 : 0;
     case KV_PROTO_SET:
-        return q->has_expected ? 3 : 2;
+        return q->has_expiry ? 4 : q->has_expected ? 3 : 2;
+    case KV_PROTO_MSET:
+        return q->has_expiry ? 2 : 1;
+    case KV_PROTO_EXPIRE:
+        return q->expire_flags ? 3 : 2;
     case KV_PROTO_TXN:
         return 3;
     case KV_PROTO_SCAN:

@@ -213,8 +213,15 @@ static int read_result(rdec *d, int op, unsigned flags, kv_proto_response *o)
     case KV_PROTO_SET:
     case KV_PROTO_MSET:
     case KV_PROTO_SNAPSHOT:
+    case KV_PROTO_EXPIRE:
+    case KV_PROTO_PERSIST:
         if (kv__rd_uint(&d->r, &o->version))
-            return bad(d, "SET/MSET/SNAPSHOT result must be a revision");
+            return bad(d, "SET/MSET/SNAPSHOT/EXPIRE/PERSIST result must be a revision");
+        return KV_OK;
+    case KV_PROTO_TTL:
+        if (kv__rd_array(&d->r, &n) || n != 2 || kv__rd_uint(&d->r, &o->expire_at_ms) ||
+            kv__rd_uint(&d->r, &o->ttl_ms))
+            return bad(d, "TTL result is [expire_at_ms, ttl_ms]");
         return KV_OK;
     case KV_PROTO_DEL:
         if (kv__rd_array(&d->r, &n) || n != 2 ||

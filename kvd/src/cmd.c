@@ -6,6 +6,7 @@
  */
 #include "cmd.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
@@ -35,6 +36,12 @@ const char *kvd_cmd_name(int kind)
 unsigned kvd_cmd_flags(int kind)
 {
     return kind >= 0 && kind < KVD_CMD_COUNT ? flag_table[kind] : 0;
+}
+
+int kvd_cmd_is_native(int kind)
+{
+    return (kind >= 0 && kind <= KVD_CMD_CLUSTER) || kind == KVD_CMD_TTL ||
+           kind == KVD_CMD_EXPIRE || kind == KVD_CMD_PERSIST;
 }
 
 size_t kvd_cmd_request_limit(const kvd_conn *c, int authed)
@@ -159,9 +166,52 @@ int kvd__cmd_run(kvd_exec *x)
     case KVD_CMD_WATCH:
     case KVD_CMD_UNWATCH:
         return kvd__cmd_multi(x);
+    case KVD_CMD_TTL:
+    case KVD_CMD_EXPIRE:
+    case KVD_CMD_PERSIST:
+    case KVD_CMD_GETEX:
+        return kvd__cmd_expire(x);
     default:
         return kvd__cmd_kv(x);
     }
+}
+
+/* ops with the ones marked in[] turned into Unix times: a copy in *mem. */
+static const kv_op *resolve_ops(const kv_op *ops, size_t n, const unsigned char *in,
+                                uint64_t now, kv_op *mem)
+{
+    if (!in)
+        return ops;
+    for (size_t i = 0; i < n; i++) {
+        mem[i] = ops[i];
+        if (in[i] && ops[i].kind == KV_OP_SET && ops[i].expire_at_ms)
+            mem[i].expire_at_ms = now + ops[i].expire_at_ms;
+    }
+    return mem;
+}
+
+int kvd_cmd_resolve_expiry(kv_store *st, const kvd_cmd *cmd, kvd_cmd *out, void **mem)
+{
+    *mem = NULL;
+    *out = *cmd;
+    if (cmd->exp_mode != KVD_EXP_IN && !cmd->then_in && !cmd->else_in)
+        return KV_OK;
+    uint64_t now = kv_clock_ms(st);
+    if (cmd->exp_mode == KVD_EXP_IN) {
+        out->exp_mode = KVD_EXP_AT;
+        out->exp = now + cmd->exp; /* exp <= KVD_EXP_MAX: no overflow */
+    }
+    if (cmd->then_in || cmd->else_in) {
+        kv_op *ops = malloc((cmd->nthen + cmd->nelse + 1) * sizeof *ops);
+        if (!ops)
+            return KV_NO_MEMORY;
+        out->then_ops = resolve_ops(cmd->then_ops, cmd->nthen, cmd->then_in, now, ops);
+        out->else_ops = resolve_ops(cmd->else_ops, cmd->nelse, cmd->else_in, now,
+                                    ops + cmd->nthen);
+        out->then_in = out->else_in = NULL;
+        *mem = ops;
+    }
+    return KV_OK;
 }
 
 int kvd_cmd_refuse(kvd_conn *c, int kind, kvd_reply *r, int status, const char *detail)
@@ -179,17 +229,24 @@ int kvd_cmd_execute(kvd_conn *c, const kvd_cmd *cmd, kvd_reply *r, uint64_t *clo
     kvd_exec x = {.c = c, .srv = s, .sess = &c->sess, .cmd = cmd, .r = r, .st = s->store};
     int kind = cmd->kind;
     int rc;
+    kvd_cmd resolved;
+    void *mem = NULL;
     if (kvd_cmd_needs_auth(c, kind)) {
         rc = r->ops->error(r, KV_AUTH_REQUIRED, "authenticate with AUTH first");
     } else if (c->sess.in_multi && !(kvd_cmd_flags(kind) & KVD_CF_NOQUEUE)) {
-        rc = kvd__multi_queue(&x);
-    } else if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_WRITE)) {
-        rc = kvd_repl_submit(&x); /* run on every node once committed */
-    } else if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_READ) && !c->sess.stale_reads) {
-        rc = kvd_repl_read(&x); /* run here once a quorum confirms the leader */
+        rc = kvd__multi_queue(&x); /* times from now count from EXEC */
+    } else if (kvd_cmd_resolve_expiry(s->store, cmd, &resolved, &mem) != KV_OK) {
+        rc = r->ops->error(r, KV_NO_MEMORY, "out of memory");
     } else {
-        rc = kvd__cmd_run(&x);
+        x.cmd = &resolved; /* a cluster's entry carries the resolved times */
+        if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_WRITE))
+            rc = kvd_repl_submit(&x); /* run on every node once committed */
+        else if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_READ) && !c->sess.stale_reads)
+            rc = kvd_repl_read(&x); /* run here once a quorum confirms the leader */
+        else
+            rc = kvd__cmd_run(&x);
     }
+    free(mem);
     if (rc < 0)
         return -1;
     rc = r->ops->finish(r);

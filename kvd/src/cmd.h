@@ -40,7 +40,9 @@ struct kvd_conn;
 #define KVD_CF_READ 16u   /* reads the store: linearizable in a cluster  */
 
 /* Every command: name (lower case, as in metrics), flags. The first ones
- * are the MessagePack protocol's operations, in their wire numbers. */
+ * are the MessagePack protocol's operations, in their wire numbers (its
+ * later ones, TTL, EXPIRE and PERSIST, are mapped by fe_native.c). New
+ * kinds go at the end: a cluster's Raft entries carry the numbers. */
 #define KVD_CMD_MAP(XX)                                      \
     XX(HELLO, "hello", KVD_CF_NOAUTH | KVD_CF_NOTXN)         \
     XX(PING, "ping", KVD_CF_NOAUTH)                          \
@@ -83,7 +85,11 @@ struct kvd_conn;
     XX(UNWATCH, "unwatch", KVD_CF_NOQUEUE)                   \
     XX(READONLY, "readonly", KVD_CF_NOTXN)                   \
     XX(READWRITE, "readwrite", KVD_CF_NOTXN)                 \
-    XX(CLUSTER_ANNOUNCE, "cluster_announce", KVD_CF_NOTXN)
+    XX(CLUSTER_ANNOUNCE, "cluster_announce", KVD_CF_NOTXN)   \
+    XX(TTL, "ttl", KVD_CF_READ)                              \
+    XX(EXPIRE, "expire", KVD_CF_WRITE)                       \
+    XX(PERSIST, "persist", KVD_CF_WRITE)                     \
+    XX(GETEX, "getex", KVD_CF_WRITE)
 
 typedef enum kvd_cmd_kind {
 #define KVD__CMD_ENUM(name, str, flags) KVD_CMD_##name,
@@ -95,11 +101,33 @@ typedef enum kvd_cmd_kind {
 /* "get", "mset"...; "unknown" outside the map. */
 const char *kvd_cmd_name(int kind);
 unsigned kvd_cmd_flags(int kind);
+/* Whether kind is one of the MessagePack protocol's operations (metrics
+ * list those always, the others once used). */
+int kvd_cmd_is_native(int kind);
 
 /* SET options (flags). */
 #define KVD_SET_NX 1u  /* only if absent  */
 #define KVD_SET_XX 2u  /* only if present */
 #define KVD_SET_GET 4u /* answer the old value instead of the revision */
+
+/* Expiry of a write (kvd_cmd.exp_mode). */
+#define KVD_EXP_NONE 0    /* none: a SET or MSET clears the key's expiry */
+#define KVD_EXP_IN 1      /* exp ms from now: front-ends give this, and
+                             kvd_cmd_execute turns it into KVD_EXP_AT  */
+#define KVD_EXP_AT 2      /* at Unix time exp ms (a past time: the key is
+                             written and at once absent, or EXPIRE
+                             deletes it)                               */
+#define KVD_EXP_KEEP 3    /* SET, GETEX: keep the key's expiry (KEEPTTL;
+                             GETEX without an option)                  */
+#define KVD_EXP_PERSIST 4 /* GETEX: remove the key's expiry            */
+/* The largest exp a front-end passes (either mode), so that a time from
+ * now plus the clock never overflows: KV_PROTO_EXPIRY_MAX ms. */
+#define KVD_EXP_MAX KV_PROTO_EXPIRY_MAX
+
+/* EXPIRE's conditions (kvd_cmd.flags): KV_PROTO_EXPIRE_NX, _XX, _GT, _LT.
+ * TTL's answer in RESP (kvd_cmd.flags): seconds left (TTL), or */
+#define KVD_TTL_MS 1u /* in ms (PTTL, PEXPIRETIME)                    */
+#define KVD_TTL_AT 2u /* the expiry time itself (EXPIRETIME, PEXPIRETIME) */
 
 /* CLIENT / CONFIG / COMMAND subcommands (kvd_cmd.sub). */
 enum {
@@ -123,7 +151,8 @@ typedef struct kvd_cmd {
     /* SET, APPEND, GETSET value; RENAME target; HELLO client name */
     kv_key value;
     int has_key;        /* PING: a payload was given; others: key set */
-    unsigned flags;     /* SET: KVD_SET_*; SCAN: 1 = keys only       */
+    unsigned flags;     /* SET: KVD_SET_*; SCAN: 1 = keys only; EXPIRE:
+                           KV_PROTO_EXPIRE_*; TTL: KVD_TTL_*           */
     int has_expected;   /* SET: compare-and-swap on expected          */
     uint64_t expected;
     /* MGET, DEL, EXISTS, WATCH */
@@ -139,6 +168,12 @@ typedef struct kvd_cmd {
     size_t nthen;
     const kv_op *else_ops;
     size_t nelse;
+    /* TXN: for each op, 1 when its expire_at_ms is ms from now rather than
+     * a Unix time (NULL: none is); kvd_cmd_execute resolves them. */
+    const unsigned char *then_in, *else_in;
+    /* SET, MSET, GETEX, EXPIRE: the expiry (KVD_EXP_*, exp in ms) */
+    int exp_mode;
+    uint64_t exp;
     /* HELLO: min/max version; SCAN: cursor, limit; SNAPSHOT_READ:
      * revision (a), offset (b), limit; INCRBY: delta in i; SELECT: db in i */
     uint64_t a, b, limit;
@@ -199,6 +234,18 @@ typedef struct kvd_reply_ops {
     int (*written)(kvd_reply *r, uint64_t revision);
     /* A delete: how many existed, and its revision (0: nothing changed). */
     int (*deleted)(kvd_reply *r, uint64_t n, uint64_t revision);
+    /* A key's expiry (TTL): found 0 when the key is absent, expire_at_ms
+     * 0 when it has none, now_ms the store's clock; form KVD_TTL_* (the
+     * RESP command's unit). MessagePack: [expire_at_ms, ms left] or
+     * NOT_FOUND; RESP: an integer, -2 absent, -1 no expiry. */
+    int (*expiry)(kvd_reply *r, unsigned form, int found, uint64_t expire_at_ms,
+                  uint64_t now_ms);
+    /* A change to one key that a condition may stop (EXPIRE, PERSIST):
+     * status KV_OK (revision: the key's version after it; changed 0 when
+     * there was nothing to change), KV_NOT_FOUND (no such key) or
+     * KV_VERSION_MISMATCH (a condition failed). MessagePack: the revision
+     * or the status; RESP: 1 if changed, else 0. */
+    int (*updated)(kvd_reply *r, int status, int changed, uint64_t revision);
 
     /* A page of entries (SCAN, KEYS), streamed: begin, then adds; end
      * with the cursor that continues (with_cursor 0: a plain list). Its
@@ -231,6 +278,11 @@ struct kvd_reply {
     int none;           /* no reply now: it comes later (deferred)  */
     int keys_only;      /* the page being written has no values     */
     int resp3;
+    /* GET: the front-end shows the key's expiry (HTTP's headers); the
+     * command puts it in expire_at_ms (0: none) and the ms left in
+     * expire_left_ms before versioned. */
+    int want_expiry;
+    uint64_t expire_at_ms, expire_left_ms;
     union {             /* the front-end's own state                */
         kv_proto_writer w;
         struct {
@@ -257,6 +309,18 @@ struct kvd_reply {
 
 /* ---- executing ------------------------------------------------------------ */
 
+/* EXEC's record of the expiry each key its transaction wrote was given,
+ * since a transaction reads its own writes back without their expiry
+ * (cmd_expire.c). Zero-initialised: empty. */
+typedef struct kvd_written {
+    struct kvd_written_entry *e;
+    size_t n, cap;
+    size_t *slots; /* hash index: entry index + 1, 0 = empty */
+    size_t nslots;
+} kvd_written;
+void kvd__written_reset(kvd_written *w);
+void kvd__written_free(kvd_written *w);
+
 /* What a command runs with. */
 typedef struct kvd_exec {
     struct kvd_conn *c;   /* NULL when a cluster node applies a log entry */
@@ -266,6 +330,7 @@ typedef struct kvd_exec {
     kvd_reply *r;
     kv_store *st;
     kv_txn *txn;    /* inside EXEC: the transaction, else NULL */
+    kvd_written *written; /* inside EXEC: what txn wrote, with expiries */
     int fatal;      /* set by a command: close after this reply */
 } kvd_exec;
 
@@ -314,6 +379,13 @@ int kvd_cmd_auth_verify(struct kvd_conn *c, const void *secret, size_t len, int 
  * already proved with kvd_cmd_auth_verify. */
 int kvd_cmd_secret_is(const struct kvd_conn *c, const void *secret, size_t len);
 
+/* Turns cmd's expiries given as a time from now (KVD_EXP_IN, TXN ops'
+ * then_in / else_in) into Unix times by the store's clock, once, so that
+ * every node of a cluster applies the same times: *out is cmd with them
+ * resolved (cmd itself when there were none), *mem what to free after
+ * (NULL when nothing was allocated). Returns KV_OK or KV_NO_MEMORY. */
+int kvd_cmd_resolve_expiry(kv_store *st, const kvd_cmd *cmd, kvd_cmd *out, void **mem);
+
 /* Runs one command without the layer's bookkeeping (cmd_*.c, EXEC). */
 int kvd__cmd_run(kvd_exec *x);
 
@@ -322,6 +394,14 @@ int kvd__cmd_run(kvd_exec *x);
 int kvd__cmd_kv(kvd_exec *x);
 int kvd__cmd_server(kvd_exec *x);
 int kvd__cmd_multi(kvd_exec *x);
+int kvd__cmd_expire(kvd_exec *x);
+/* The expiry *at (0: none) of a key read at version `version` (0: a write
+ * of EXEC's own transaction: from x->written), read after it: KV_OK, or
+ * KV_CONFLICT when the key changed since (read it again). */
+int kvd__key_expiry(kvd_exec *x, const void *key, size_t klen, uint64_t version, uint64_t *at);
+/* kv_txn_set_ex on t, remembered in x->written when t is EXEC's. */
+int kvd__txn_set(kvd_exec *x, kv_txn *t, const void *key, size_t klen, const void *val,
+                 size_t vlen, uint64_t at);
 /* A copy of cmd and every byte it points to, in one malloc'ed block (free
  * it with free); NULL when out of memory. TXN's compares and ops are not
  * copied (no caller needs them). */

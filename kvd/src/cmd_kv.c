@@ -9,6 +9,10 @@
  * EXEC (x->txn) every command reads and writes through the transaction.
  * A read-modify-write outside EXEC runs as its own small optimistic
  * transaction, retried on conflict, so it is atomic like the rest.
+ *
+ * Expiry, as in Redis: SET, MSET and GETSET replace a key's expiry (with
+ * the one given, or none); SET's KEEPTTL, APPEND, INCRBY, INCRBYFLOAT keep
+ * it; RENAME moves it to the new name (kvd__key_expiry, cmd_expire.c).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -58,11 +62,13 @@ static int txn_has(kv_txn *t, const void *key, size_t klen)
 typedef struct get_ctx {
     kvd_reply *r;
     int rc;
+    uint64_t version;
 } get_ctx;
 
 static void get_cb(void *ctx, const void *val, size_t vlen, uint64_t version)
 {
     get_ctx *g = ctx;
+    g->version = version;
     g->rc = g->r->ops->versioned(g->r, val, vlen, version);
 }
 
@@ -78,9 +84,31 @@ static int cmd_get(kvd_exec *x)
         kv_value_free(&v);
         return KV_OK;
     }
-    get_ctx g = {x->r, KV_OK};
-    int rc = kv_get_with(x->st, cmd->key.data, cmd->key.len, get_cb, &g);
-    return rc == KV_OK ? KV_OK : fail(x, rc);
+    get_ctx g = {x->r, KV_OK, 0};
+    if (!x->r->want_expiry) {
+        int rc = kv_get_with(x->st, cmd->key.data, cmd->key.len, get_cb, &g);
+        return rc == KV_OK ? KV_OK : fail(x, rc);
+    }
+    /* The value and the expiry it had (HTTP shows both). */
+    for (;;) {
+        uint64_t version = 0;
+        int rc = kv_exists(x->st, cmd->key.data, cmd->key.len, &version);
+        if (rc == KV_OK)
+            rc = kvd__key_expiry(x, cmd->key.data, cmd->key.len, version,
+                                 &x->r->expire_at_ms);
+        if (rc == KV_CONFLICT)
+            continue;
+        uint64_t now = kv_clock_ms(x->st), at = x->r->expire_at_ms;
+        x->r->expire_left_ms = at > now ? at - now : 0;
+        if (rc == KV_OK)
+            rc = kv_get_with(x->st, cmd->key.data, cmd->key.len, get_cb, &g);
+        if (rc != KV_OK)
+            return fail(x, rc);
+        /* the value read must be the version whose expiry was read */
+        if (g.version == version)
+            return KV_OK;
+        x->r->ops->rewind(x->r);
+    }
 }
 
 /* ---- MGET: streamed --------------------------------------------------------
@@ -149,6 +177,12 @@ static int cmd_mget(kvd_exec *x)
 
 /* ---- SET, MSET, DEL ---------------------------------------------------------- */
 
+/* The Unix time a write gives its keys (0: none). */
+static uint64_t expire_at(const kvd_cmd *cmd)
+{
+    return cmd->exp_mode == KVD_EXP_AT ? cmd->exp : 0;
+}
+
 /* SET with NX/XX/GET (RESP): a one-shot conditional transaction. */
 static int set_cond(kvd_exec *x)
 {
@@ -157,7 +191,8 @@ static int set_cond(kvd_exec *x)
                       .key = cmd->key.data, .klen = cmd->key.len};
     kv_op ops[2] = {{.kind = KV_OP_GET, .key = cmd->key.data, .klen = cmd->key.len},
                     {.kind = KV_OP_SET, .key = cmd->key.data, .klen = cmd->key.len,
-                     .value = cmd->value.data, .vlen = cmd->value.len}};
+                     .value = cmd->value.data, .vlen = cmd->value.len,
+                     .expire_at_ms = expire_at(cmd)}};
     int get = (cmd->flags & KVD_SET_GET) != 0;
     size_t ncmp = (cmd->flags & (KVD_SET_NX | KVD_SET_XX)) ? 1 : 0;
     kv_txn_result res;
@@ -181,48 +216,116 @@ static int set_cond(kvd_exec *x)
     return KV_OK;
 }
 
-static int txn_set(kvd_exec *x)
+/* SET on transaction t, its NX/XX/compare-and-swap decided on what t
+ * reads: *made says whether it set the key, *old receives the value it
+ * replaces (owned; data NULL when the key was absent). */
+static int set_step(kvd_exec *x, kv_txn *t, int *made, kv_value *old)
 {
     const kvd_cmd *cmd = x->cmd;
-    kvd_reply *r = x->r;
-    kv_value old = {0};
-    int rc = kv_txn_get(x->txn, cmd->key.data, cmd->key.len, &old);
+    int rc = kv_txn_get(t, cmd->key.data, cmd->key.len, old);
     if (rc != KV_OK && rc != KV_NOT_FOUND)
-        return fail(x, rc);
+        return rc;
     int exists = rc == KV_OK;
-    int ok = !((cmd->flags & KVD_SET_NX) && exists) && !((cmd->flags & KVD_SET_XX) && !exists);
+    *made = !((cmd->flags & KVD_SET_NX) && exists) && !((cmd->flags & KVD_SET_XX) && !exists);
     if (cmd->has_expected)
-        ok = cmd->expected == (exists ? old.version : 0);
-    if (ok && (rc = kv_txn_set(x->txn, cmd->key.data, cmd->key.len, cmd->value.data,
-                               cmd->value.len)) != KV_OK) {
-        kv_value_free(&old);
-        return fail(x, rc);
+        *made = cmd->expected == (exists ? old->version : 0);
+    if (!*made)
+        return KV_OK;
+    uint64_t at = expire_at(cmd);
+    if (cmd->exp_mode == KVD_EXP_KEEP && exists &&
+        (rc = kvd__key_expiry(x, cmd->key.data, cmd->key.len, old->version, &at)) != KV_OK)
+        return rc;
+    return kvd__txn_set(x, t, cmd->key.data, cmd->key.len, cmd->value.data, cmd->value.len, at);
+}
+
+static int set_answer(kvd_exec *x, int made, kv_value *old, uint64_t revision)
+{
+    kvd_reply *r = x->r;
+    int rc;
+    if (x->cmd->flags & KVD_SET_GET)
+        rc = old->data ? r->ops->bytes(r, old->data, old->len) : r->ops->nil(r);
+    else if (!made)
+        rc = r->ops->error(r, KV_VERSION_MISMATCH, NULL);
+    else
+        rc = r->ops->written(r, revision);
+    kv_value_free(old);
+    return rc;
+}
+
+/* SET inside EXEC, or with KEEPTTL (its own optimistic transaction,
+ * retried on conflict: the expiry kept is the one the key had when it
+ * was replaced). */
+static int set_txn(kvd_exec *x)
+{
+    int made = 0;
+    kv_value old = {0};
+    if (x->txn) {
+        int rc = set_step(x, x->txn, &made, &old);
+        if (rc != KV_OK) {
+            kv_value_free(&old);
+            return fail(x, rc);
+        }
+        return set_answer(x, made, &old, 0);
     }
-    if (cmd->flags & KVD_SET_GET) {
-        if (exists)
-            r->ops->bytes(r, old.data, old.len);
+    for (;;) {
+        kv_txn *t;
+        uint64_t revision = 0;
+        memset(&old, 0, sizeof old);
+        int rc = kv_txn_begin(x->st, &t);
+        if (rc != KV_OK)
+            return fail(x, rc);
+        rc = set_step(x, t, &made, &old);
+        if (rc == KV_OK && made)
+            rc = kv_txn_commit(t, &revision);
         else
-            r->ops->nil(r);
-    } else if (!ok) {
-        r->ops->error(r, KV_VERSION_MISMATCH, NULL);
-    } else {
-        r->ops->written(r, 0);
+            kv_txn_abort(t);
+        if (rc == KV_CONFLICT) {
+            kv_value_free(&old);
+            continue;
+        }
+        if (rc != KV_OK) {
+            kv_value_free(&old);
+            return fail(x, rc);
+        }
+        return set_answer(x, made, &old, revision);
     }
-    kv_value_free(&old);
-    return KV_OK;
+}
+
+/* Compare-and-swap with an expiry: a one-shot conditional transaction
+ * (kv_set_if has no expiry). */
+static int set_if_ex(kvd_exec *x)
+{
+    const kvd_cmd *cmd = x->cmd;
+    kv_compare cmp = {.kind = KV_CMP_VERSION_EQ, .key = cmd->key.data, .klen = cmd->key.len,
+                      .version = cmd->expected};
+    kv_op op = {.kind = KV_OP_SET, .key = cmd->key.data, .klen = cmd->key.len,
+                .value = cmd->value.data, .vlen = cmd->value.len, .expire_at_ms = expire_at(cmd)};
+    kv_txn_result res;
+    int rc = kv_txn_cond(x->st, &cmp, 1, &op, 1, NULL, 0, &res);
+    if (rc != KV_OK)
+        return fail(x, rc);
+    rc = res.succeeded ? x->r->ops->written(x->r, res.version)
+                       : x->r->ops->error(x->r, KV_VERSION_MISMATCH, NULL);
+    kv_txn_result_free(&res);
+    return rc;
 }
 
 static int cmd_set(kvd_exec *x)
 {
     const kvd_cmd *cmd = x->cmd;
-    if (x->txn)
-        return txn_set(x);
+    if (x->txn || cmd->exp_mode == KVD_EXP_KEEP)
+        return set_txn(x);
     if (cmd->flags)
         return set_cond(x);
+    if (cmd->has_expected && cmd->exp_mode == KVD_EXP_AT)
+        return set_if_ex(x);
     uint64_t version = 0;
     int rc = cmd->has_expected
                  ? kv_set_if(x->st, cmd->key.data, cmd->key.len, cmd->value.data, cmd->value.len,
                              cmd->expected, &version)
+             : cmd->exp_mode == KVD_EXP_AT
+                 ? kv_set_ex(x->st, cmd->key.data, cmd->key.len, cmd->value.data, cmd->value.len,
+                             cmd->exp, &version)
                  : kv_set(x->st, cmd->key.data, cmd->key.len, cmd->value.data, cmd->value.len,
                           &version);
     return rc == KV_OK ? x->r->ops->written(x->r, version) : fail(x, rc);
@@ -235,13 +338,15 @@ static int cmd_mset(kvd_exec *x)
     if (x->txn) {
         for (size_t i = 0; i < cmd->npairs; i++) {
             const kv_pair *p = &cmd->pairs[i];
-            int rc = kv_txn_set(x->txn, p->key, p->klen, p->val, p->vlen);
+            int rc = kvd__txn_set(x, x->txn, p->key, p->klen, p->val, p->vlen, expire_at(cmd));
             if (rc != KV_OK)
                 return fail(x, rc);
         }
         return x->r->ops->written(x->r, 0);
     }
-    int rc = kv_mset(x->st, cmd->pairs, cmd->npairs, &version);
+    int rc = cmd->exp_mode == KVD_EXP_AT
+                 ? kv_mset_ex(x->st, cmd->pairs, cmd->npairs, cmd->exp, &version)
+                 : kv_mset(x->st, cmd->pairs, cmd->npairs, &version);
     return rc == KV_OK ? x->r->ops->written(x->r, version) : fail(x, rc);
 }
 
@@ -260,7 +365,7 @@ static int cmd_msetnx(kvd_exec *x)
         }
         for (size_t i = 0; i < n; i++) {
             const kv_pair *p = &cmd->pairs[i];
-            int rc = kv_txn_set(x->txn, p->key, p->klen, p->val, p->vlen);
+            int rc = kvd__txn_set(x, x->txn, p->key, p->klen, p->val, p->vlen, 0);
             if (rc != KV_OK)
                 return fail(x, rc);
         }
@@ -600,19 +705,29 @@ static int parse_ld(const void *p, size_t n, long double *out)
 }
 
 /* The change itself, on transaction t. */
-static int rmw_step(const kvd_cmd *cmd, kv_txn *t, rmw_out *o)
+static int rmw_step(kvd_exec *x, kv_txn *t, rmw_out *o)
 {
+    const kvd_cmd *cmd = x->cmd;
     kv_value old = {0};
     int rc = kv_txn_get(t, cmd->key.data, cmd->key.len, &old);
     if (rc != KV_OK && rc != KV_NOT_FOUND)
         return rc;
     int exists = rc == KV_OK;
-    rc = KV_OK;
+    /* the expiry the key keeps (APPEND, INCR...) or takes along (RENAME) */
+    uint64_t at = 0;
+    rc = exists && cmd->kind != KVD_CMD_GETSET && cmd->kind != KVD_CMD_GETDEL
+             ? kvd__key_expiry(x, cmd->key.data, cmd->key.len, old.version, &at)
+             : KV_OK;
+    if (rc != KV_OK) {
+        kv_value_free(&old);
+        return rc;
+    }
     switch (cmd->kind) {
     case KVD_CMD_GETSET:
     case KVD_CMD_GETDEL:
         rc = cmd->kind == KVD_CMD_GETSET
-                 ? kv_txn_set(t, cmd->key.data, cmd->key.len, cmd->value.data, cmd->value.len)
+                 ? kvd__txn_set(x, t, cmd->key.data, cmd->key.len, cmd->value.data,
+                                cmd->value.len, 0)
                  : exists ? kv_txn_delete(t, cmd->key.data, cmd->key.len) : KV_OK;
         o->type = exists ? OUT_VALUE : OUT_NIL;
         o->v = old;
@@ -628,7 +743,7 @@ static int rmw_step(const kvd_cmd *cmd, kv_txn *t, rmw_out *o)
             memcpy(buf, old.data, old.len);
         if (cmd->value.len)
             memcpy(buf + old.len, cmd->value.data, cmd->value.len);
-        rc = kv_txn_set(t, cmd->key.data, cmd->key.len, buf, n);
+        rc = kvd__txn_set(x, t, cmd->key.data, cmd->key.len, buf, n, at);
         free(buf);
         o->type = OUT_INT;
         o->i = (int64_t)n;
@@ -649,7 +764,7 @@ static int rmw_step(const kvd_cmd *cmd, kv_txn *t, rmw_out *o)
         v += cmd->i;
         char buf[24];
         int n = snprintf(buf, sizeof buf, "%lld", (long long)v);
-        rc = kv_txn_set(t, cmd->key.data, cmd->key.len, buf, (size_t)n);
+        rc = kvd__txn_set(x, t, cmd->key.data, cmd->key.len, buf, (size_t)n, at);
         o->type = OUT_INT;
         o->i = v;
         break;
@@ -686,7 +801,7 @@ static int rmw_step(const kvd_cmd *cmd, kv_txn *t, rmw_out *o)
             if (n > 0 && o->text[n - 1] == '.')
                 o->text[--n] = 0;
         }
-        rc = kv_txn_set(t, cmd->key.data, cmd->key.len, o->text, (size_t)n);
+        rc = kvd__txn_set(x, t, cmd->key.data, cmd->key.len, o->text, (size_t)n, at);
         o->type = OUT_TEXT;
         break;
     }
@@ -698,7 +813,7 @@ static int rmw_step(const kvd_cmd *cmd, kv_txn *t, rmw_out *o)
         }
         if (cmd->key.len != cmd->value.len ||
             memcmp(cmd->key.data, cmd->value.data, cmd->key.len) != 0) {
-            rc = kv_txn_set(t, cmd->value.data, cmd->value.len, old.data, old.len);
+            rc = kvd__txn_set(x, t, cmd->value.data, cmd->value.len, old.data, old.len, at);
             if (rc == KV_OK)
                 rc = kv_txn_delete(t, cmd->key.data, cmd->key.len);
         }
@@ -737,7 +852,7 @@ static int cmd_rmw(kvd_exec *x)
     rmw_out o;
     if (x->txn) {
         memset(&o, 0, sizeof o);
-        int rc = rmw_step(x->cmd, x->txn, &o);
+        int rc = rmw_step(x, x->txn, &o);
         if (rc != KV_OK) {
             kv_value_free(&o.v);
             return fail(x, rc);
@@ -750,7 +865,7 @@ static int cmd_rmw(kvd_exec *x)
         int rc = kv_txn_begin(x->st, &t);
         if (rc != KV_OK)
             return fail(x, rc);
-        rc = rmw_step(x->cmd, t, &o);
+        rc = rmw_step(x, t, &o);
         if (rc != KV_OK || o.status != KV_OK) {
             kv_txn_abort(t);
             if (rc == KV_CONFLICT) {

@@ -127,6 +127,7 @@ kvd_cmd *kvd_cmd_copy(const kvd_cmd *src)
     c->pairs = src->npairs ? pairs : NULL;
     c->cmps = NULL;
     c->then_ops = c->else_ops = NULL;
+    c->then_in = c->else_in = NULL;
     c->ncmps = c->nthen = c->nelse = 0;
     return c;
 }
@@ -224,12 +225,22 @@ static int cmd_exec(kvd_exec *x)
         return r->ops->error(r, KV_INVALID_ARGUMENT, "EXEC without MULTI");
     x->sess->in_multi = 0;
     int rc = KV_OK;
+    kvd_written written = {0};
     if (m->refused) {
         rc = r->ops->error(r, KV_INVALID_ARGUMENT,
                            "EXECABORT Transaction discarded because of previous errors.");
         goto done;
     }
+    /* Times from now count from EXEC, as in Redis (each queued command
+     * is a copy of its own: resolved in place, once). */
+    uint64_t now = kv_clock_ms(x->st);
+    for (size_t i = 0; i < m->n; i++)
+        if (m->queue[i]->exp_mode == KVD_EXP_IN) {
+            m->queue[i]->exp_mode = KVD_EXP_AT;
+            m->queue[i]->exp += now;
+        }
     for (int tries = 0;; tries++) {
+        kvd__written_reset(&written);
         if (tries == EXEC_MAX_TRIES) {
             rc = r->ops->error(r, KV_CONFLICT, "transaction kept conflicting; retry");
             break;
@@ -251,7 +262,7 @@ static int cmd_exec(kvd_exec *x)
         r->ops->array(r, m->n);
         for (size_t i = 0; i < m->n; i++) {
             kvd_exec q = {.c = x->c, .srv = x->srv, .sess = x->sess, .cmd = m->queue[i], .r = r,
-                          .st = x->st, .txn = t};
+                          .st = x->st, .txn = t, .written = &written};
             if (kvd__cmd_run(&q) < 0) {
                 kv_txn_abort(t);
                 rc = -1;
@@ -270,6 +281,7 @@ static int cmd_exec(kvd_exec *x)
         break;
     }
 done:
+    kvd__written_free(&written);
     clear_queue(m);
     clear_watches(m);
     return rc < 0 ? -1 : KV_OK;

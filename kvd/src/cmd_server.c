@@ -207,6 +207,9 @@ static const struct {
 } command_aliases[] = {
     {"incr", KVD_CMD_INCRBY},   {"decr", KVD_CMD_INCRBY}, {"decrby", KVD_CMD_INCRBY},
     {"setnx", KVD_CMD_MSETNX}, {"unlink", KVD_CMD_DEL},  {"flushall", KVD_CMD_FLUSHDB},
+    {"setex", KVD_CMD_SET},    {"psetex", KVD_CMD_SET},  {"pttl", KVD_CMD_TTL},
+    {"expiretime", KVD_CMD_TTL}, {"pexpiretime", KVD_CMD_TTL}, {"pexpire", KVD_CMD_EXPIRE},
+    {"expireat", KVD_CMD_EXPIRE}, {"pexpireat", KVD_CMD_EXPIRE},
 };
 #define N_ALIASES (sizeof command_aliases / sizeof command_aliases[0])
 
@@ -222,7 +225,8 @@ static int command_entry(kvd_reply *r, const char *name, int kind)
     switch (kind) {
     case KVD_CMD_GET: case KVD_CMD_SET: case KVD_CMD_GETSET: case KVD_CMD_GETDEL:
     case KVD_CMD_STRLEN: case KVD_CMD_APPEND: case KVD_CMD_INCRBY:
-    case KVD_CMD_INCRBYFLOAT: case KVD_CMD_TYPE:
+    case KVD_CMD_INCRBYFLOAT: case KVD_CMD_TYPE: case KVD_CMD_TTL: case KVD_CMD_EXPIRE:
+    case KVD_CMD_PERSIST: case KVD_CMD_GETEX:
         first = last = step = 1;
         break;
     case KVD_CMD_MGET: case KVD_CMD_DEL: case KVD_CMD_EXISTS: case KVD_CMD_WATCH:
@@ -382,7 +386,7 @@ static int cmd_info(kvd_exec *x)
         "# Persistence\r\nloading:0\r\naof_enabled:%d\r\nrdb_changes_since_last_save:0\r\n\r\n"
         "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
         "rejected_connections:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n"
-        "expired_keys:0\r\nevicted_keys:0\r\n\r\n"
+        "expired_keys:%llu\r\nevicted_keys:0\r\n\r\n"
         "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n"
         "# Keyspace\r\n",
         KV_VERSION_STRING, (int)getpid(), s->bound_port,
@@ -392,10 +396,12 @@ static int cmd_info(kvd_exec *x)
         (double)m.memory_bytes / (1024.0 * 1024.0), s->durable ? 1 : 0,
         (unsigned long long)atomic_load(&s->connections_total), (unsigned long long)cmds,
         (unsigned long long)rejected, (unsigned long long)m.get_hits,
-        (unsigned long long)m.get_misses);
+        (unsigned long long)m.get_misses, (unsigned long long)m.expired_keys);
+    /* expires: keys stored with an expiry (expired ones too, until the
+     * store removes them); avg_ttl is not kept (Redis estimates it) */
     if (m.keys && n > 0 && n < 4000)
-        n += snprintf(buf + n, 4096 - (size_t)n, "db0:keys=%llu,expires=0,avg_ttl=0\r\n",
-                      (unsigned long long)m.keys);
+        n += snprintf(buf + n, 4096 - (size_t)n, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n",
+                      (unsigned long long)m.keys, (unsigned long long)m.keys_with_ttl);
     int rc = x->r->ops->text(x->r, buf, n > 0 ? (size_t)n : 0);
     free(buf);
     return rc;

@@ -92,6 +92,25 @@ static int n_deleted(kvd_reply *r, uint64_t n, uint64_t revision)
     return n_uinteger(r, revision);
 }
 
+/* TTL: [expire_at_ms, ms left], both 0 without an expiry. */
+static int n_expiry(kvd_reply *r, unsigned form, int found, uint64_t expire_at_ms,
+                    uint64_t now_ms)
+{
+    (void)form;
+    if (!found)
+        return n_error(r, KV_NOT_FOUND, NULL);
+    n_array(r, 2);
+    n_uinteger(r, expire_at_ms);
+    return n_uinteger(r, expire_at_ms > now_ms ? expire_at_ms - now_ms : 0);
+}
+
+/* EXPIRE, PERSIST: the key's version after it, or the outcome. */
+static int n_updated(kvd_reply *r, int status, int changed, uint64_t revision)
+{
+    (void)changed;
+    return status == KV_OK ? n_uinteger(r, revision) : n_error(r, status, NULL);
+}
+
 /* A page is a whole reply of its own: [next_cursor, [entries...]]. */
 static int n_page_begin(kvd_reply *r, int keys_only, int with_cursor)
 {
@@ -172,7 +191,7 @@ static const kvd_reply_ops native_reply = {
     .uinteger = n_uinteger, .dbl = n_dbl, .boolean = n_boolean, .bytes = n_bytes,
     .text = n_text, .word = n_word, .array = n_array, .map = n_map,
     .versioned = n_versioned, .written = n_written, .deleted = n_deleted,
-    .page_begin = n_page_begin, .page_size = n_page_size,
+    .expiry = n_expiry, .updated = n_updated, .page_begin = n_page_begin, .page_size = n_page_size,
     .page_entry_size = n_page_entry_size, .page_add = n_page_add,
     .page_save = n_page_save, .page_restore = n_page_restore, .page_end = n_page_end,
     .rewind = n_rewind, .finish = n_finish,
@@ -247,11 +266,22 @@ static size_t native_prefetch(kvd_conn *c, const uint8_t *p, size_t len)
     return n > 1 ? n - 1 : 0;
 }
 
+/* The command kind of a protocol op: the same number up to CLUSTER. */
+static int kind_of(int op)
+{
+    switch (op) {
+    case KV_PROTO_TTL: return KVD_CMD_TTL;
+    case KV_PROTO_EXPIRE: return KVD_CMD_EXPIRE;
+    case KV_PROTO_PERSIST: return KVD_CMD_PERSIST;
+    default: return op;
+    }
+}
+
 /* The decoded request as a command. */
 static void to_cmd(const kv_proto_request *q, size_t size, kvd_cmd *cmd)
 {
     memset(cmd, 0, sizeof *cmd);
-    cmd->kind = q->op;
+    cmd->kind = kind_of(q->op);
     cmd->id = q->id;
     cmd->size = size;
     cmd->key = q->key;
@@ -281,9 +311,18 @@ static void to_cmd(const kv_proto_request *q, size_t size, kvd_cmd *cmd)
     case KV_PROTO_CLUSTER:
         cmd->a = q->revision; /* subcommand in key, address in value */
         break;
+    case KV_PROTO_EXPIRE:
+        cmd->flags = q->expire_flags;
+        break;
     default:
         break;
     }
+    if (q->has_expiry && q->op != KV_PROTO_TXN) {
+        cmd->exp_mode = q->expiry_mode == KV_PROTO_EXPIRY_IN ? KVD_EXP_IN : KVD_EXP_AT;
+        cmd->exp = q->expiry_ms;
+    }
+    cmd->then_in = q->then_in;
+    cmd->else_in = q->else_in;
     cmd->has_expected = q->has_expected;
     cmd->expected = q->expected;
     cmd->keys = q->keys;
@@ -314,6 +353,18 @@ static int native_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clo
         rc = KV_PROTOCOL;
         req.error = "SCAN's keys_only needs protocol version 2 (HELLO first)";
     }
+    if (rc == KV_OK && c->sess.native_version < KV_PROTO_EXPIRY_VERSION &&
+        !kvd_cmd_needs_auth(c, kind_of(req.op))) {
+        /* Key expiry came with version 4: what an older version lacks is
+         * refused as a server of that version refuses it. */
+        if (req.op == KV_PROTO_TTL || req.op == KV_PROTO_EXPIRE || req.op == KV_PROTO_PERSIST) {
+            rc = KV_UNSUPPORTED;
+            req.error = "TTL, EXPIRE and PERSIST need protocol version 4 (HELLO first)";
+        } else if (req.has_expiry) {
+            rc = KV_PROTOCOL;
+            req.error = "an expiry needs protocol version 4 (HELLO first)";
+        }
+    }
     if (rc != KV_OK) {
         *clock = uv_hrtime();
         kvd_debug("%s: bad request (%s): %s", c->peer, kv_status_name(rc),
@@ -327,12 +378,13 @@ static int native_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clo
         native_reply_init(c, &r, req.id);
         /* Before AUTH only HELLO, PING and AUTH are looked at: anything
          * else is told to authenticate, however malformed. */
-        if (kvd_cmd_needs_auth(c, req.op))
-            return kvd_cmd_refuse(c, req.op, &r, KV_AUTH_REQUIRED,
+        if (kvd_cmd_needs_auth(c, kind_of(req.op)))
+            return kvd_cmd_refuse(c, kind_of(req.op), &r, KV_AUTH_REQUIRED,
                                   "authenticate with AUTH first");
         if (rc == KV_PROTOCOL)
             kvd_cmd_protocol_warn(c, "malformed request (answered PROTOCOL, connection kept)");
-        return kvd_cmd_refuse(c, req.op, &r, rc, req.error ? req.error : kv_strerror(rc));
+        return kvd_cmd_refuse(c, kind_of(req.op), &r, rc,
+                              req.error ? req.error : kv_strerror(rc));
     }
     kvd_cmd cmd;
     to_cmd(&req, blen, &cmd);

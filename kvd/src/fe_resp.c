@@ -237,6 +237,27 @@ static int r_deleted(kvd_reply *r, uint64_t n, uint64_t revision)
     return r_uinteger(r, n);
 }
 
+/* TTL, PTTL, EXPIRETIME, PEXPIRETIME as Redis answers them: -2 absent,
+ * -1 no expiry, else ms or seconds rounded to the nearest. */
+static int r_expiry(kvd_reply *r, unsigned form, int found, uint64_t expire_at_ms,
+                    uint64_t now_ms)
+{
+    if (!found)
+        return r_integer(r, -2);
+    if (expire_at_ms == 0)
+        return r_integer(r, -1);
+    uint64_t v = (form & KVD_TTL_AT) ? expire_at_ms
+                 : expire_at_ms > now_ms ? expire_at_ms - now_ms : 0;
+    return r_uinteger(r, (form & KVD_TTL_MS) ? v : (v + 500) / 1000);
+}
+
+/* EXPIRE, PERSIST: 1 when changed, else 0. */
+static int r_updated(kvd_reply *r, int status, int changed, uint64_t revision)
+{
+    (void)revision;
+    return r_integer(r, status == KV_OK && changed);
+}
+
 /* A page: [cursor, [keys...]] (SCAN) or [keys...] (KEYS). The header's
  * room is reserved at begin and written at end, when the count is known;
  * the entries then move back over what the header did not use. */
@@ -340,7 +361,7 @@ static const kvd_reply_ops resp_reply = {
     .uinteger = r_uinteger, .dbl = r_dbl, .boolean = r_boolean, .bytes = r_bytes,
     .text = r_text, .word = r_word, .array = r_array, .map = r_map,
     .versioned = r_versioned, .written = r_written, .deleted = r_deleted,
-    .page_begin = r_page_begin, .page_size = r_page_size,
+    .expiry = r_expiry, .updated = r_updated, .page_begin = r_page_begin, .page_size = r_page_size,
     .page_entry_size = r_page_entry_size, .page_add = r_page_add,
     .page_save = r_page_save, .page_restore = r_page_restore, .page_end = r_page_end,
     .rewind = r_rewind, .finish = r_finish,
@@ -662,6 +683,12 @@ static const resp_command table[] = {
     {"DISCARD", 7, KVD_CMD_DISCARD, 1, 1}, {"WATCH", 5, KVD_CMD_WATCH, 2, -1},
     {"UNWATCH", 7, KVD_CMD_UNWATCH, 1, 1},
     {"READONLY", 8, KVD_CMD_READONLY, 1, 1}, {"READWRITE", 9, KVD_CMD_READWRITE, 1, 1},
+    {"SETEX", 5, KVD_CMD_SET, 4, 4},       {"PSETEX", 6, KVD_CMD_SET, 4, 4},
+    {"TTL", 3, KVD_CMD_TTL, 2, 2},         {"PTTL", 4, KVD_CMD_TTL, 2, 2},
+    {"EXPIRETIME", 10, KVD_CMD_TTL, 2, 2}, {"PEXPIRETIME", 11, KVD_CMD_TTL, 2, 2},
+    {"EXPIRE", 6, KVD_CMD_EXPIRE, 3, -1},   {"PEXPIRE", 7, KVD_CMD_EXPIRE, 3, -1},
+    {"EXPIREAT", 8, KVD_CMD_EXPIRE, 3, -1}, {"PEXPIREAT", 9, KVD_CMD_EXPIRE, 3, -1},
+    {"PERSIST", 7, KVD_CMD_PERSIST, 2, 2}, {"GETEX", 5, KVD_CMD_GETEX, 2, -1},
 };
 
 static const resp_command *lookup(const kv_key *name)
@@ -670,6 +697,44 @@ static const resp_command *lookup(const kv_key *name)
         if (name->len == table[i].len && strncasecmp(name->data, table[i].name, name->len) == 0)
             return &table[i];
     return NULL;
+}
+
+/* An expiry argument of command `name` in units of unit_ms, as Redis
+ * reads one: not an integer, or (unless past_ok) not positive, or too
+ * large is an error (too large: over KVD_EXP_MAX ms, about 142 000 years;
+ * Redis's limit is 2^63 ms). With past_ok a value <= 0 gives *ms 0. */
+static const char *expiry_arg(const kv_key *a, uint64_t unit_ms, int past_ok, const char *name,
+                              uint64_t *ms, char *buf, size_t bufsize)
+{
+    int64_t v;
+    if (to_i64(a, &v) != 0)
+        return "value is not an integer or out of range";
+    if (v > 0 && (uint64_t)v <= KVD_EXP_MAX / unit_ms) {
+        *ms = (uint64_t)v * unit_ms;
+        return NULL;
+    }
+    if (v <= 0 && past_ok) {
+        *ms = 0;
+        return NULL;
+    }
+    snprintf(buf, bufsize, "invalid expire time in '%s' command", name);
+    return buf;
+}
+
+/* SET's and GETEX's EX, PX, EXAT, PXAT option o (followed by its
+ * value): which (1..4) with its mode and unit, or 0 when o is not one.
+ * KEEP_OPT stands for SET's KEEPTTL and GETEX's PERSIST. */
+#define KEEP_OPT 5
+static int expiry_option(const kv_key *o, int *mode, uint64_t *unit_ms)
+{
+    static const char *const names[] = {"EX", "PX", "EXAT", "PXAT"};
+    for (int i = 0; i < 4; i++)
+        if (eq(o, names[i])) {
+            *mode = i < 2 ? KVD_EXP_IN : KVD_EXP_AT;
+            *unit_ms = i % 2 == 0 ? 1000 : 1;
+            return i + 1;
+        }
+    return 0;
 }
 
 /* Fills cmd from argv; returns NULL, or the error to answer (a static
@@ -750,20 +815,90 @@ static const char *parse(kvd_conn *c, const resp_command *rc, const kv_key *argv
             cmd->key = a[1];
         return NULL;
     case KVD_CMD_SET: {
+        if (eq(&argv[0], "SETEX") || eq(&argv[0], "PSETEX")) { /* key, time, value */
+            int ms = eq(&argv[0], "PSETEX");
+            cmd->value = a[2];
+            cmd->exp_mode = KVD_EXP_IN;
+            return expiry_arg(&a[1], ms ? 1 : 1000, 0, ms ? "psetex" : "setex", &cmd->exp, buf,
+                              bufsize);
+        }
         cmd->value = a[1];
+        /* the options first, then the time (Redis's order of errors) */
+        const kv_key *when = NULL;
+        uint64_t unit = 1;
+        int opt = 0; /* the expiry option given (Redis lets one repeat) */
         for (size_t i = 2; i < n; i++) {
+            int mode, o = expiry_option(&a[i], &mode, &unit);
             if (eq(&a[i], "NX") && !(cmd->flags & KVD_SET_XX))
                 cmd->flags |= KVD_SET_NX;
             else if (eq(&a[i], "XX") && !(cmd->flags & KVD_SET_NX))
                 cmd->flags |= KVD_SET_XX;
             else if (eq(&a[i], "GET"))
                 cmd->flags |= KVD_SET_GET;
-            else if (eq(&a[i], "EX") || eq(&a[i], "PX") || eq(&a[i], "EXAT") ||
-                     eq(&a[i], "PXAT") || eq(&a[i], "KEEPTTL"))
-                return "kvd does not support key expiry yet (EX, PX, EXAT, PXAT, KEEPTTL)";
-            else
+            else if (eq(&a[i], "KEEPTTL") && (opt == 0 || opt == KEEP_OPT))
+                cmd->exp_mode = KVD_EXP_KEEP, opt = KEEP_OPT;
+            else if (o && (opt == 0 || opt == o) && i + 1 < n) {
+                cmd->exp_mode = mode;
+                opt = o;
+                when = &a[++i];
+            } else
                 return "syntax error";
         }
+        return when ? expiry_arg(when, unit, 0, "set", &cmd->exp, buf, bufsize) : NULL;
+    }
+    case KVD_CMD_GETEX: {
+        const kv_key *when = NULL;
+        uint64_t unit = 1;
+        int opt = 0;
+        cmd->exp_mode = KVD_EXP_KEEP;
+        for (size_t i = 1; i < n; i++) {
+            int mode, o = expiry_option(&a[i], &mode, &unit);
+            if (eq(&a[i], "PERSIST") && (opt == 0 || opt == KEEP_OPT))
+                cmd->exp_mode = KVD_EXP_PERSIST, opt = KEEP_OPT;
+            else if (o && (opt == 0 || opt == o) && i + 1 < n) {
+                cmd->exp_mode = mode;
+                opt = o;
+                when = &a[++i];
+            } else
+                return "syntax error";
+        }
+        return when ? expiry_arg(when, unit, 0, "getex", &cmd->exp, buf, bufsize) : NULL;
+    }
+    case KVD_CMD_TTL:
+        cmd->flags = (eq(&argv[0], "PTTL") || eq(&argv[0], "PEXPIRETIME") ? KVD_TTL_MS : 0) |
+                     (eq(&argv[0], "EXPIRETIME") || eq(&argv[0], "PEXPIRETIME") ? KVD_TTL_AT : 0);
+        return NULL;
+    case KVD_CMD_EXPIRE: {
+        int ms = eq(&argv[0], "PEXPIRE") || eq(&argv[0], "PEXPIREAT");
+        int at = eq(&argv[0], "EXPIREAT") || eq(&argv[0], "PEXPIREAT");
+        for (size_t i = 2; i < n; i++) {
+            unsigned f = eq(&a[i], "NX")   ? KV_PROTO_EXPIRE_NX
+                         : eq(&a[i], "XX") ? KV_PROTO_EXPIRE_XX
+                         : eq(&a[i], "GT") ? KV_PROTO_EXPIRE_GT
+                         : eq(&a[i], "LT") ? KV_PROTO_EXPIRE_LT : 0;
+            if (!f) {
+                snprintf(buf, bufsize, "Unsupported option %.*s",
+                         (int)(a[i].len > 64 ? 64 : a[i].len), (const char *)a[i].data);
+                return buf;
+            }
+            cmd->flags |= f;
+        }
+        if ((cmd->flags & KV_PROTO_EXPIRE_NX) && (cmd->flags & ~KV_PROTO_EXPIRE_NX))
+            return "NX and XX, GT or LT options at the same time are not compatible";
+        if ((cmd->flags & KV_PROTO_EXPIRE_GT) && (cmd->flags & KV_PROTO_EXPIRE_LT))
+            return "GT and LT options at the same time are not compatible";
+        char name[16];
+        size_t len = argv[0].len < sizeof name - 1 ? argv[0].len : sizeof name - 1;
+        for (size_t i = 0; i < len; i++)
+            name[i] = (char)tolower(((const unsigned char *)argv[0].data)[i]);
+        name[len] = 0;
+        const char *err = expiry_arg(&a[1], ms ? 1 : 1000, 1, name, &cmd->exp, buf, bufsize);
+        if (err)
+            return err;
+        /* a time <= 0 (or an absolute one past): the key goes at once */
+        cmd->exp_mode = at || cmd->exp == 0 ? KVD_EXP_AT : KVD_EXP_IN;
+        if (cmd->exp == 0)
+            cmd->exp = 1;
         return NULL;
     }
     case KVD_CMD_GETSET:

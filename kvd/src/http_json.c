@@ -7,7 +7,8 @@
  * number or a decimal string:
  *   txn  {"compares":[{"key","target":"version|value|exists|absent",
  *          "version"|"value"}...], "then":[op...], "else":[op...]}
- *        op = {"op":"get|set|put|delete","key","value"}
+ *        op = {"op":"get|set|put|delete","key","value",
+ *              "ttl":"30s" | "expires_at":UNIX_MS}   (a set's expiry)
  *   mset {"pairs":[{"key","value"}...]}
  *   mget {"keys":["..."...]}
  * Unknown fields are refused (a misspelt "compare" would otherwise turn a
@@ -221,9 +222,37 @@ static int parse_compare(jctx *j, json_t *c, size_t i, kv_compare *out)
     return bad(j, "%s: unknown target \"%.20s\" (version, value, exists, absent)", where, target);
 }
 
-static int parse_op(jctx *j, json_t *o, const char *list, size_t i, kv_op *out)
+/* A set op's expiry: "ttl" (a duration, as PUT's ?ttl=: ms from when kvd
+ * runs it, *in set to 1) or "expires_at" (a Unix time in ms). */
+static int parse_op_expiry(jctx *j, json_t *o, const char *where, kv_op *out,
+                           unsigned char *in)
 {
-    static const char *const fields[] = {"op", "key", "value", NULL};
+    json_t *ttl = json_object_get(o, "ttl"), *at = json_object_get(o, "expires_at");
+    if (!ttl && !at)
+        return 0;
+    if (out->kind != KV_OP_SET)
+        return bad(j, "%s: only a set has an expiry", where);
+    if (ttl && at)
+        return bad(j, "%s: give \"ttl\" or \"expires_at\", not both", where);
+    if (ttl) {
+        const char *d = json_is_string(ttl) ? json_string_value(ttl) : "";
+        if (kvd_http_parse_duration(d, strlen(d), KVD_EXP_MAX, &out->expire_at_ms) != 0)
+            return bad(j, "%s: \"ttl\" must be a duration >= 1 ms such as \"30s\", "
+                          "\"1500ms\", \"5m\", \"2h\"", where);
+        *in = 1;
+        return 0;
+    }
+    if (get_version(j, at, "an op's expires_at", &out->expire_at_ms) != 0)
+        return -1;
+    if (out->expire_at_ms == 0 || out->expire_at_ms > KVD_EXP_MAX)
+        return bad(j, "%s: \"expires_at\" must be a Unix time in ms (1..2^52)", where);
+    return 0;
+}
+
+static int parse_op(jctx *j, json_t *o, const char *list, size_t i, kv_op *out,
+                    unsigned char *in)
+{
+    static const char *const fields[] = {"op", "key", "value", "ttl", "expires_at", NULL};
     char where[48];
     snprintf(where, sizeof where, "%s[%zu]", list, i);
     if (!json_is_object(o))
@@ -243,26 +272,35 @@ static int parse_op(jctx *j, json_t *o, const char *list, size_t i, kv_op *out)
     if (get_bytes(j, json_object_get(o, "key"), "an op's key", &out->key, &out->klen) != 0)
         return -1;
     json_t *v = json_object_get(o, "value");
-    if (out->kind == KV_OP_SET)
-        return get_bytes(j, v, "a set's value", &out->value, &out->vlen);
-    if (v)
+    if (out->kind == KV_OP_SET && get_bytes(j, v, "a set's value", &out->value, &out->vlen) != 0)
+        return -1;
+    if (out->kind != KV_OP_SET && v)
         return bad(j, "%s: only a set has a value", where);
-    return 0;
+    return parse_op_expiry(j, o, where, out, in);
 }
 
-static int parse_ops(jctx *j, json_t *root, const char *name, const kv_op **out, size_t *n)
+/* The ops of list name; *in_out: which ones have a time from now (NULL:
+ * none has). */
+static int parse_ops(jctx *j, json_t *root, const char *name, const kv_op **out, size_t *n,
+                     const unsigned char **in_out)
 {
     json_t *a = NULL;
     if (get_array(j, root, name, &a, n) != 0)
         return -1;
     kv_op *ops = arena_array(j, *n, sizeof *ops);
-    if (!ops)
+    unsigned char *in = arena_array(j, *n, 1);
+    if (!ops || !in)
         return -1;
     memset(ops, 0, (*n ? *n : 1) * sizeof *ops);
-    for (size_t i = 0; i < *n; i++)
-        if (parse_op(j, json_array_get(a, i), name, i, &ops[i]) != 0)
+    memset(in, 0, *n ? *n : 1);
+    int any = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if (parse_op(j, json_array_get(a, i), name, i, &ops[i], &in[i]) != 0)
             return -1;
+        any |= in[i];
+    }
     *out = ops;
+    *in_out = any ? in : NULL;
     return 0;
 }
 
@@ -283,8 +321,8 @@ static int parse_txn(jctx *j, json_t *root, kvd_cmd *cmd)
     cmd->kind = KVD_CMD_TXN;
     cmd->cmps = cmps;
     cmd->ncmps = n;
-    if (parse_ops(j, root, "then", &cmd->then_ops, &cmd->nthen) != 0 ||
-        parse_ops(j, root, "else", &cmd->else_ops, &cmd->nelse) != 0)
+    if (parse_ops(j, root, "then", &cmd->then_ops, &cmd->nthen, &cmd->then_in) != 0 ||
+        parse_ops(j, root, "else", &cmd->else_ops, &cmd->nelse, &cmd->else_in) != 0)
         return -1;
     return 0;
 }

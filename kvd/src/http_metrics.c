@@ -106,7 +106,7 @@ static void store_metrics(out *o, const kv_metrics *m)
 /* Whether command op gets its own series (as METRICS lists them). */
 static int shown(int op, uint64_t requests)
 {
-    return op < KV_PROTO_OP_COUNT || requests > 0;
+    return kvd_cmd_is_native(op) || requests > 0;
 }
 
 static void histograms(out *o, const kvd_hist *hist, const uint64_t *reqs)

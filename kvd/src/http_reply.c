@@ -123,6 +123,10 @@ int kvd_http_respond(kvd_reply *r, int code, const char *ctype, const void *body
         h += snprintf(head + h, sizeof head - (size_t)h,
                       "X-Kvd-Version: %" PRIu64 "\r\nETag: \"%" PRIu64 "\"\r\n", r->u.http.etag,
                       r->u.http.etag);
+    if (r->want_expiry && r->expire_at_ms && code == 200)
+        h += snprintf(head + h, sizeof head - (size_t)h,
+                      "X-Kvd-Expires-At: %" PRIu64 "\r\nX-Kvd-Ttl-Ms: %" PRIu64 "\r\n",
+                      r->expire_at_ms, r->expire_left_ms);
     if (code == 401)
         h += snprintf(head + h, sizeof head - (size_t)h,
                       "WWW-Authenticate: Bearer realm=\"kvd\"\r\n");
@@ -318,6 +322,40 @@ static int h_deleted(kvd_reply *r, uint64_t n, uint64_t revision)
     json_t *o = json_object();
     if (o && (json_object_set_new(o, "deleted", u64_string(n)) != 0 ||
               (revision && json_object_set_new(o, "revision", u64_string(revision)) != 0))) {
+        json_decref(o);
+        o = NULL;
+    }
+    return add(r, o, 0);
+}
+
+/* A key's expiry: {"expires_at": "<Unix ms>" or null, "ttl_ms": ...}. */
+static int h_expiry(kvd_reply *r, unsigned form, int found, uint64_t expire_at_ms,
+                    uint64_t now_ms)
+{
+    (void)form;
+    if (!found)
+        return h_error(r, KV_NOT_FOUND, "no such key");
+    json_t *o = json_object();
+    if (o && (json_object_set_new(o, "expires_at",
+                                  expire_at_ms ? u64_string(expire_at_ms) : json_null()) != 0 ||
+              json_object_set_new(o, "ttl_ms",
+                                  expire_at_ms ? u64_string(expire_at_ms > now_ms
+                                                                ? expire_at_ms - now_ms : 0)
+                                               : json_null()) != 0)) {
+        json_decref(o);
+        o = NULL;
+    }
+    return add(r, o, 0);
+}
+
+/* EXPIRE, PERSIST: {"revision", "changed"}, or the outcome as an error. */
+static int h_updated(kvd_reply *r, int status, int changed, uint64_t revision)
+{
+    if (status != KV_OK)
+        return h_error(r, status, NULL);
+    json_t *o = json_object();
+    if (o && (json_object_set_new(o, "revision", u64_string(revision)) != 0 ||
+              json_object_set_new(o, "changed", json_boolean(changed)) != 0)) {
         json_decref(o);
         o = NULL;
     }
@@ -542,7 +580,7 @@ static const kvd_reply_ops http_reply = {
     .uinteger = h_uinteger, .dbl = h_dbl, .boolean = h_boolean, .bytes = h_bytes,
     .text = h_text, .word = h_word, .array = h_array, .map = h_map,
     .versioned = h_versioned, .written = h_written, .deleted = h_deleted,
-    .page_begin = h_page_begin, .page_size = h_page_size,
+    .expiry = h_expiry, .updated = h_updated, .page_begin = h_page_begin, .page_size = h_page_size,
     .page_entry_size = h_page_entry_size, .page_add = h_page_add,
     .page_save = h_page_save, .page_restore = h_page_restore, .page_end = h_page_end,
     .rewind = h_rewind, .finish = h_finish,

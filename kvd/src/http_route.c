@@ -2,7 +2,8 @@
  * http_route.c - what an HTTP request asks for, as a command: the method
  * and path choose the endpoint (docs/http.md), the path's key, the query,
  * If-Match / If-None-Match and the JSON body (http_json.c) fill one
- * kvd_cmd - GET, SET (plain, CAS, NX, XX), DEL, a one-shot TXN for a
+ * kvd_cmd - GET (with the key's expiry), SET (plain, CAS, NX, XX, with an
+ * expiry), DEL, a one-shot TXN for a
  * conditional delete, SCAN, TXN, MSET, MGET - executed through the
  * command layer, so statistics, limits, replication and the durability
  * wait are those of every protocol. /metrics and /healthz are answered
@@ -76,6 +77,42 @@ static int precondition(const kvd_http *st, const kvd_http_span *h, int *any, ui
     return kvd_http_parse_u64(s, n, v);
 }
 
+/* PUT's expiry from the query: ttl=DURATION (30s, 1500ms, 5m, 2h; a bare
+ * number is seconds), expires_at=UNIX_MS, keep_ttl (true). Returns NULL,
+ * or what is wrong. */
+static const char *put_expiry(const kvd_http *st, kvd_cmd *cmd)
+{
+    const char *q = st->query.set ? kvd_http_at(st, &st->query) : "";
+    size_t qn = st->query.set ? st->query.len : 0;
+    const char *v;
+    size_t vn;
+    int given = 0;
+    if (kvd_http_query_get(q, qn, "ttl", &v, &vn)) {
+        given++;
+        cmd->exp_mode = KVD_EXP_IN;
+        if (kvd_http_parse_duration(v, vn, KVD_EXP_MAX, &cmd->exp) != 0)
+            return "ttl must be a duration >= 1 ms: a number with a unit ms, s, m or h "
+                   "(ttl=30s, ttl=1500ms; a bare number is seconds)";
+    }
+    if (kvd_http_query_get(q, qn, "expires_at", &v, &vn)) {
+        given++;
+        cmd->exp_mode = KVD_EXP_AT;
+        if (kvd_http_parse_u64(v, vn, &cmd->exp) != 0 || cmd->exp == 0 || cmd->exp > KVD_EXP_MAX)
+            return "expires_at must be a Unix time in milliseconds (1..2^52)";
+    }
+    if (kvd_http_query_get(q, qn, "keep_ttl", &v, &vn)) {
+        if (vn == 0 || kvd_http_eq_ci(v, vn, "true") || kvd_http_eq_ci(v, vn, "1")) {
+            given++;
+            cmd->exp_mode = KVD_EXP_KEEP;
+        } else if (!kvd_http_eq_ci(v, vn, "false") && !kvd_http_eq_ci(v, vn, "0")) {
+            return "keep_ttl must be true or false";
+        }
+    }
+    if (given > 1)
+        return "give one of ttl, expires_at and keep_ttl";
+    return NULL;
+}
+
 static int run_key(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64_t *clock)
 {
     int kind = st->method == HTTP_PUT ? KVD_CMD_SET
@@ -99,7 +136,11 @@ static int run_key(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64
     if (kind == KVD_CMD_GET) {
         cmd->kind = KVD_CMD_GET;
         r->u.http.mode = KVD_HTTP_OUT_RAW;
+        r->want_expiry = 1; /* X-Kvd-Expires-At, X-Kvd-Ttl-Ms */
     } else if (kind == KVD_CMD_SET) {
+        const char *bad = put_expiry(st, cmd);
+        if (bad)
+            return refuse(c, r, kind, KV_INVALID_ARGUMENT, bad, clock);
         cmd->kind = KVD_CMD_SET;
         cmd->value = st->copy_body ? (kv_key){st->body_copy.data, st->body_copy.len}
                      : st->body.set ? (kv_key){st->base + st->body.off, st->body.len}
@@ -186,6 +227,13 @@ static int run_json(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint6
                                    sizeof err);
     if (rc != KV_OK)
         return refuse(c, r, kind, rc, err, clock);
+    if (kind == KVD_CMD_MSET) { /* one expiry for all the pairs */
+        const char *bad = put_expiry(st, cmd);
+        if (!bad && cmd->exp_mode == KVD_EXP_KEEP)
+            bad = "keep_ttl is for PUT /v1/keys/{key}; /v1/mset takes ttl or expires_at";
+        if (bad)
+            return refuse(c, r, kind, KV_INVALID_ARGUMENT, bad, clock);
+    }
     r->u.http.kind = cmd->kind;
     return kvd_cmd_execute(c, cmd, r, clock);
 }

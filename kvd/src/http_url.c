@@ -77,3 +77,26 @@ int kvd_http_parse_u64(const char *s, size_t n, uint64_t *out)
     *out = v;
     return 0;
 }
+
+int kvd_http_parse_duration(const char *s, size_t n, uint64_t max_ms, uint64_t *ms)
+{
+    size_t digits = 0;
+    while (digits < n && s[digits] >= '0' && s[digits] <= '9')
+        digits++;
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    uint64_t v;
+    if (digits == 0 || kvd_http_parse_u64(s, digits, &v) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strlen(units[i].unit) == n - digits &&
+            memcmp(units[i].unit, s + digits, n - digits) == 0) {
+            if (v == 0 || v > max_ms / units[i].ms)
+                return -1;
+            *ms = v * units[i].ms;
+            return 0;
+        }
+    return -1;
+}

@@ -27,4 +27,9 @@ int kvd_http_query_get(const char *q, size_t n, const char *name, const char **v
  * 64 bits (no sign, no spaces). Returns 0, or -1. */
 int kvd_http_parse_u64(const char *s, size_t n, uint64_t *out);
 
+/* Parses a duration s[0..n): a number with a unit ms, s, m or h (a bare
+ * number is seconds), "30s", "1500ms". Returns 0 and *ms (>= 1), or -1:
+ * not that form, 0, or over max_ms. */
+int kvd_http_parse_duration(const char *s, size_t n, uint64_t max_ms, uint64_t *ms);
+
 #endif /* KVD_HTTP_URL_H */

@@ -129,7 +129,7 @@ int kvd_metrics_reply(kvd_server *s, kvd_reply *r, const kv_metrics *store)
     size_t nops = 0;
     for (int op = 0; op < KVD_CMD_COUNT; op++) {
         /* the MessagePack operations always; other commands once used */
-        if (op >= KV_PROTO_OP_COUNT && reqs[op] == 0)
+        if (!kvd_cmd_is_native(op) && reqs[op] == 0)
             continue;
         by_op[nops] = uint_metric(kvd_cmd_name(op), reqs[op]);
         errs_by_op[nops++] = uint_metric(kvd_cmd_name(op), errs[op]);

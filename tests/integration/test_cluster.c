@@ -294,6 +294,72 @@ Test(cluster, a_write_on_the_leader_reaches_every_node_with_its_revision)
         stop_node(i, SIGTERM);
 }
 
+/* PEXPIRETIME of key on node i, read locally (RESP, after READONLY):
+ * -2 absent, -1 no expiry, else the expiry time in ms. */
+static long long stale_pexpiretime(int i, const char *key)
+{
+    char req[256], buf[512];
+    snprintf(req, sizeof req, "READONLY\r\n*2\r\n$11\r\nPEXPIRETIME\r\n$%zu\r\n%s\r\n",
+             strlen(key), key);
+    raw_text_exchange(nodes[i].port, req, buf, sizeof buf);
+    cr_assert(strncmp(buf, "+OK\r\n:", 6) == 0, "node %d: %s", i + 1, buf);
+    return strtoll(buf + 6, NULL, 10);
+}
+
+/* Waits until every node has key with expiry time at (ms; -1: none). */
+static void expect_expiry_everywhere(const char *key, long long at)
+{
+    for (int i = 0; i < NODES; i++) {
+        long deadline = now_ms() + 45000;
+        long long got;
+        while ((got = stale_pexpiretime(i, key)) != at && now_ms() < deadline)
+            usleep(20 * 1000);
+        cr_assert_eq(got, at, "node %d: %s expires at %lld, the leader said %lld", i + 1, key,
+                     got, at);
+    }
+}
+
+/* A TTL is turned into an expiry time once, on the leader: every node
+ * applies the same time (not its own clock plus the TTL). */
+Test(cluster, expiry_times_are_the_same_on_every_node)
+{
+    start_all();
+    uint64_t rev = 0;
+    int leader = write_somewhere("k", "v", &rev);
+    kv_client *c = client(leader);
+    uint64_t at = 0;
+    cr_assert_eq(kv_client_set_ttl(c, "t", 1, "1", 1, 3600000, NULL), KV_OK);
+    cr_assert_eq(kv_client_ttl(c, "t", 1, &at, NULL), KV_OK);
+    cr_assert_neq(at, 0);
+    expect_expiry_everywhere("t", (long long)at);
+    kv_pair pairs[] = {{"m1", 2, "1", 1}, {"m2", 2, "2", 1}};
+    cr_assert_eq(kv_client_mset_ttl(c, pairs, 2, 7200000, NULL), KV_OK);
+    cr_assert_eq(kv_client_ttl(c, "m2", 2, &at, NULL), KV_OK);
+    expect_expiry_everywhere("m1", (long long)at);
+    expect_expiry_everywhere("m2", (long long)at);
+    cr_assert_eq(kv_client_expire_if(c, "k", 1, 600000, KV_CLIENT_EXPIRE_NX, NULL), KV_OK);
+    cr_assert_eq(kv_client_ttl(c, "k", 1, &at, NULL), KV_OK);
+    expect_expiry_everywhere("k", (long long)at);
+    cr_assert_eq(kv_client_persist(c, "t", 1, NULL), KV_OK);
+    expect_expiry_everywhere("t", -1);
+    kv_op op = {.kind = KV_OP_SET, .key = "x", .klen = 1, .value = "1", .vlen = 1,
+                .expire_at_ms = 4102444800123ull};
+    kv_txn_result res;
+    cr_assert_eq(kv_client_txn(c, NULL, 0, &op, 1, NULL, 0, &res), KV_OK);
+    kv_client_txn_result_free(&res);
+    expect_expiry_everywhere("x", 4102444800123ll);
+    /* RESP's relative SET ... PX, through the leader */
+    char buf[256];
+    raw_text_exchange(nodes[leader].port, "SET r v PX 5000000\r\n", buf, sizeof buf);
+    cr_assert(strncmp(buf, "+OK\r\n", 5) == 0, "%s", buf);
+    cr_assert_eq(kv_client_ttl(c, "r", 1, &at, NULL), KV_OK);
+    expect_expiry_everywhere("r", (long long)at);
+    kv_client_close(c);
+    expect_same_revision();
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
 /* Raw requests (kvcli and libkvclient would follow the leader). */
 Test(cluster, followers_refuse_writes_and_linearizable_reads_naming_the_leader)
 {

@@ -328,6 +328,137 @@ Test(http, compare_and_swap_with_if_match)
     kvd_stop();
 }
 
+/* ---- expiry ------------------------------------------------------------------- */
+
+/* The value of header name, or "" when the response has none. */
+static const char *header_or_empty(const curl_out *o, const char *name, char *buf, size_t cap)
+{
+    http_resp r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.head, sizeof r.head, "%s", o->head);
+    if (!http_header(&r, name, buf, cap))
+        buf[0] = 0;
+    return buf;
+}
+
+Test(http, expiry_on_put_and_get)
+{
+    start(NULL);
+    curl_out o;
+    char at[32], left[32];
+    cr_assert_eq(curl(&o, "-X PUT --data-binary v '%s/v1/keys/e?ttl=1h'", g_base), 200, "%s",
+                 o.body);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "'%s/v1/keys/e'", g_base), 200);
+    uint64_t t = strtoull(header(&o, "X-Kvd-Expires-At", at, sizeof at), NULL, 10);
+    uint64_t l = strtoull(header(&o, "X-Kvd-Ttl-Ms", left, sizeof left), NULL, 10);
+    cr_assert(t > 1700000000000ull, "a Unix time in ms: %s", at);
+    cr_assert(l > 0 && l <= 3600000, "%s", left);
+    curl_free(&o);
+    /* HEAD shows it too */
+    cr_assert_eq(curl(&o, "-I '%s/v1/keys/e'", g_base), 200);
+    cr_assert_eq(strtoull(header(&o, "X-Kvd-Expires-At", at, sizeof at), NULL, 10), t);
+    curl_free(&o);
+    /* keep_ttl keeps it, a plain PUT removes it, expires_at sets one */
+    cr_assert_eq(curl(&o, "-X PUT --data-binary w '%s/v1/keys/e?keep_ttl'", g_base), 200);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "'%s/v1/keys/e'", g_base), 200);
+    cr_assert_str_eq(o.body, "w");
+    cr_assert_eq(strtoull(header(&o, "X-Kvd-Expires-At", at, sizeof at), NULL, 10), t);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "-X PUT --data-binary x '%s/v1/keys/e'", g_base), 200);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "'%s/v1/keys/e'", g_base), 200);
+    cr_assert_str_eq(header_or_empty(&o, "X-Kvd-Expires-At", at, sizeof at), "");
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "-X PUT --data-binary y '%s/v1/keys/e?expires_at=%llu'", g_base,
+                      (unsigned long long)(t + 1000)),
+                 200);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "'%s/v1/keys/e'", g_base), 200);
+    cr_assert_eq(strtoull(header(&o, "X-Kvd-Expires-At", at, sizeof at), NULL, 10), t + 1000);
+    uint64_t version = version_of(&o);
+    curl_free(&o);
+    /* bad expiries: 400, and the key is as it was */
+    static const char *const bad[] = {"ttl=0", "ttl=-5", "ttl=abc", "ttl=5x", "ttl=",
+                                      "ttl=99999999999999999999h", "ttl=5000000000h",
+                                      "expires_at=0", "expires_at=-1", "expires_at=soon",
+                                      "ttl=5s&expires_at=5", "ttl=5s&keep_ttl",
+                                      "keep_ttl=maybe"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        curl(&o, "-X PUT --data-binary z '%s/v1/keys/e?%s'", g_base, bad[i]);
+        expect_error(&o, 400, "INVALID_ARGUMENT");
+        curl_free(&o);
+    }
+    cr_assert_eq(curl(&o, "'%s/v1/keys/e'", g_base), 200);
+    cr_assert_str_eq(o.body, "y");
+    cr_assert_eq(version_of(&o), version);
+    cr_assert_eq(strtoull(header(&o, "X-Kvd-Expires-At", at, sizeof at), NULL, 10), t + 1000);
+    curl_free(&o);
+    /* a time past: written, and absent at once */
+    cr_assert_eq(curl(&o, "-X PUT --data-binary p '%s/v1/keys/e?expires_at=1000'", g_base), 200);
+    curl_free(&o);
+    curl(&o, "'%s/v1/keys/e'", g_base);
+    expect_error(&o, 404, "NOT_FOUND");
+    curl_free(&o);
+    /* /v1/mset: one expiry for every pair */
+    char *k1 = b64("m1", 2), *k2 = b64("m2", 2), *v = b64("v", 1);
+    char body[512];
+    snprintf(body, sizeof body, "{\"pairs\":[{\"key\":\"%s\",\"value\":\"%s\"},"
+             "{\"key\":\"%s\",\"value\":\"%s\"}]}", k1, v, k2, v);
+    const char *path = file_with("mset.json", body, strlen(body));
+    cr_assert_eq(curl(&o, "-X POST --data-binary @%s '%s/v1/mset?ttl=2h'", path, g_base), 200,
+                 "%s", o.body);
+    curl_free(&o);
+    uint64_t t1, t2;
+    cr_assert_eq(curl(&o, "'%s/v1/keys/m1'", g_base), 200);
+    t1 = strtoull(header(&o, "X-Kvd-Expires-At", at, sizeof at), NULL, 10);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "'%s/v1/keys/m2'", g_base), 200);
+    t2 = strtoull(header(&o, "X-Kvd-Expires-At", at, sizeof at), NULL, 10);
+    curl_free(&o);
+    cr_assert(t1 != 0 && t1 == t2);
+    curl(&o, "-X POST --data-binary @%s '%s/v1/mset?keep_ttl'", path, g_base);
+    expect_error(&o, 400, "INVALID_ARGUMENT");
+    curl_free(&o);
+    /* /v1/txn: a set op's "ttl" or "expires_at" */
+    snprintf(body, sizeof body,
+             "{\"compares\":[],\"then\":[{\"op\":\"set\",\"key\":\"%s\",\"value\":"
+             "\"%s\",\"ttl\":\"1h\"},{\"op\":\"set\",\"key\":\"%s\",\"value\":\"%s\","
+             "\"expires_at\":\"4102444800123\"}],\"else\":[]}", k1, v, k2, v);
+    path = file_with("txn.json", body, strlen(body));
+    cr_assert_eq(curl(&o, "-X POST --data-binary @%s '%s/v1/txn'", path, g_base), 200, "%s",
+                 o.body);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "'%s/v1/keys/m1'", g_base), 200);
+    t1 = strtoull(header(&o, "X-Kvd-Ttl-Ms", at, sizeof at), NULL, 10);
+    cr_assert(t1 > 0 && t1 <= 3600000, "%s", at);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "'%s/v1/keys/m2'", g_base), 200);
+    cr_assert_str_eq(header(&o, "X-Kvd-Expires-At", at, sizeof at), "4102444800123");
+    curl_free(&o);
+    static const char *const bad_ops[] = {"\"ttl\":\"0s\"", "\"ttl\":\"x\"", "\"ttl\":30",
+                                          "\"expires_at\":0", "\"expires_at\":\"soon\"",
+                                          "\"ttl\":\"1s\",\"expires_at\":5"};
+    for (size_t i = 0; i < sizeof bad_ops / sizeof bad_ops[0]; i++) {
+        snprintf(body, sizeof body,
+                 "{\"compares\":[],\"then\":[{\"op\":\"set\",\"key\":\"%s\",\"value\":"
+                 "\"%s\",%s}],\"else\":[]}", k2, k1, bad_ops[i]);
+        path = file_with("txn.json", body, strlen(body));
+        curl(&o, "-X POST --data-binary @%s '%s/v1/txn'", path, g_base);
+        expect_error(&o, 400, "INVALID_ARGUMENT");
+        curl_free(&o);
+    }
+    cr_assert_eq(curl(&o, "'%s/v1/keys/m2'", g_base), 200);
+    cr_assert_str_eq(o.body, "v", "no refused txn changed it");
+    cr_assert_str_eq(header(&o, "X-Kvd-Expires-At", at, sizeof at), "4102444800123");
+    curl_free(&o);
+    free(k1);
+    free(k2);
+    free(v);
+    kvd_stop();
+}
+
 /* ---- listing ------------------------------------------------------------------- */
 
 Test(http, list_by_prefix_page_by_page)

@@ -599,3 +599,91 @@ Test(request, many_requests_share_one_arena)
     kv_proto_arena_free(&arena);
     kv_proto_buf_free(&b);
 }
+
+/* Version 4: expiries on SET (with and without expected), MSET and TXN
+ * set ops (a time from now marked per op), and TTL, EXPIRE, PERSIST. */
+Test(request, expiry_roundtrip)
+{
+    kv_proto_request q = {.op = KV_PROTO_SET, .id = 1, .key = {"k", 1}, .value = {"v", 1},
+                          .has_expiry = 1, .expiry_mode = KV_PROTO_EXPIRY_IN,
+                          .expiry_ms = 30000};
+    kv_proto_request d;
+    uint8_t *copy = pt_roundtrip_req(&q, &d);
+    cr_assert(d.has_expiry && !d.has_expected);
+    cr_assert_eq(d.expiry_mode, KV_PROTO_EXPIRY_IN);
+    cr_assert_eq(d.expiry_ms, 30000);
+    kv_proto_request_free(&d);
+    free(copy);
+
+    q.has_expected = 1;
+    q.expected = 0;
+    q.expiry_mode = KV_PROTO_EXPIRY_AT;
+    q.expiry_ms = KV_PROTO_EXPIRY_MAX;
+    copy = pt_roundtrip_req(&q, &d);
+    cr_assert(d.has_expiry && d.has_expected && d.expected == 0);
+    cr_assert_eq(d.expiry_mode, KV_PROTO_EXPIRY_AT);
+    cr_assert_eq(d.expiry_ms, KV_PROTO_EXPIRY_MAX);
+    kv_proto_request_free(&d);
+    free(copy);
+
+    kv_pair pairs[2] = {{"a", 1, "1", 1}, {"b", 1, "2", 1}};
+    kv_proto_request m = {.op = KV_PROTO_MSET, .id = 2, .pairs = pairs, .npairs = 2,
+                          .has_expiry = 1, .expiry_ms = 5};
+    copy = pt_roundtrip_req(&m, &d);
+    cr_assert(d.has_expiry && d.npairs == 2 && d.expiry_ms == 5);
+    kv_proto_request_free(&d);
+    free(copy);
+
+    kv_op ops[3] = {{.kind = KV_OP_SET, .key = "a", .klen = 1, .value = "1", .vlen = 1,
+                     .expire_at_ms = 1000},
+                    {.kind = KV_OP_SET, .key = "b", .klen = 1, .value = "2", .vlen = 1},
+                    {.kind = KV_OP_SET, .key = "c", .klen = 1, .value = "3", .vlen = 1,
+                     .expire_at_ms = 1700000000000ull}};
+    unsigned char in[3] = {1, 0, 0};
+    kv_proto_request t = {.op = KV_PROTO_TXN, .id = 3, .then_ops = ops, .nthen = 3,
+                          .then_in = in, .else_ops = ops + 2, .nelse = 1};
+    copy = pt_roundtrip_req(&t, &d);
+    cr_assert(d.has_expiry);
+    cr_assert_not_null(d.then_in);
+    cr_assert(d.then_in[0] == 1 && d.then_in[1] == 0 && d.then_in[2] == 0);
+    cr_assert_null(d.else_in, "no op of else is from now");
+    cr_assert_eq(d.then_ops[0].expire_at_ms, 1000);
+    cr_assert_eq(d.then_ops[1].expire_at_ms, 0);
+    cr_assert_eq(d.then_ops[2].expire_at_ms, 1700000000000ull);
+    cr_assert_eq(d.else_ops[0].expire_at_ms, 1700000000000ull);
+    kv_proto_request_free(&d);
+    free(copy);
+
+    kv_proto_request e = {.op = KV_PROTO_EXPIRE, .id = 4, .key = {"k", 1}, .expiry_ms = 9,
+                          .expire_flags = KV_PROTO_EXPIRE_GT | KV_PROTO_EXPIRE_XX};
+    copy = pt_roundtrip_req(&e, &d);
+    cr_assert(d.has_expiry && d.expiry_ms == 9);
+    cr_assert_eq(d.expire_flags, KV_PROTO_EXPIRE_GT | KV_PROTO_EXPIRE_XX);
+    kv_proto_request_free(&d);
+    free(copy);
+    e.expire_flags = KV_PROTO_EXPIRE_NX | KV_PROTO_EXPIRE_LT; /* encodes; the server refuses */
+    kv_proto_buf b = {0};
+    cr_assert_eq(kv_proto_request_encode(&b, &e), KV_OK);
+    const uint8_t *body;
+    size_t len;
+    pt_body(&b, &body, &len);
+    cr_assert_eq(kv_proto_request_decode(body, len, NULL, NULL, &d), KV_INVALID_ARGUMENT);
+    cr_assert(d.has_id && d.id == 4);
+    kv_proto_request_free(&d);
+    kv_proto_buf_free(&b);
+
+    for (int op = KV_PROTO_TTL; op <= KV_PROTO_PERSIST; op += 2) {
+        kv_proto_request k = {.op = op, .id = 5, .key = {"key", 3}};
+        copy = pt_roundtrip_req(&k, &d);
+        cr_assert_eq(d.key.len, 3);
+        kv_proto_request_free(&d);
+        free(copy);
+    }
+    /* the encoder refuses what the protocol cannot carry */
+    q.expiry_ms = KV_PROTO_EXPIRY_MAX + 1;
+    cr_assert_eq(kv_proto_request_encode(&b, &q), KV_INVALID_ARGUMENT);
+    q.expiry_ms = 0;
+    cr_assert_eq(kv_proto_request_encode(&b, &q), KV_INVALID_ARGUMENT);
+    cr_assert_eq(b.len, 0);
+    kv_proto_buf_free(&b);
+}

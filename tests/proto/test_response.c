@@ -415,16 +415,18 @@ Test(response, metrics)
     cr_assert_eq(kv_proto_resp_metrics(&b, 30, &m, extra, 2), KV_OK);
     expect_standard(&b);
     cr_assert_eq(pt_decode_resp(&b, KV_PROTO_METRICS, &copy, &r), KV_OK);
-    cr_assert_eq(r.nmetrics, 23 + 2);
+    cr_assert_eq(r.nmetrics, 25 + 2);
     cr_expect_str_eq(r.metrics[0].name, "keys");
     cr_expect_eq(r.metrics[0].u, 12);
     cr_expect_str_eq(r.metrics[5].name, "gets");
     cr_expect_eq(r.metrics[5].u, 40);
     cr_expect_str_eq(r.metrics[14].name, "table_resizes");
     cr_expect_str_eq(r.metrics[22].name, "snapshot_revision");
-    cr_expect_str_eq(r.metrics[23].name, "connections");
-    cr_expect_eq(r.metrics[23].kind, KV_PROTO_METRIC_UINT);
-    const kv_proto_metric *l = &r.metrics[24];
+    cr_expect_str_eq(r.metrics[23].name, "expired_keys");
+    cr_expect_str_eq(r.metrics[24].name, "keys_with_ttl");
+    cr_expect_str_eq(r.metrics[25].name, "connections");
+    cr_expect_eq(r.metrics[25].kind, KV_PROTO_METRIC_UINT);
+    const kv_proto_metric *l = &r.metrics[26];
     cr_expect_str_eq(l->name, "latency_us");
     cr_assert_eq(l->kind, KV_PROTO_METRIC_MAP);
     cr_assert_eq(l->nchildren, 2);
@@ -527,4 +529,35 @@ Test(response, decoder_validation)
     cr_expect_eq(kv_proto_response_decode(mget, sizeof mget, KV_PROTO_MGET,
                                           NULL, &r),
                  KV_PROTOCOL);
+}
+
+/* Version 4: TTL's [expire_at_ms, ttl_ms]; EXPIRE and PERSIST answer a
+ * revision. */
+Test(response, ttl_expire_persist)
+{
+    kv_proto_buf b = {0};
+    kv_proto_response r;
+    uint8_t *copy;
+    kv_proto_writer w;
+    cr_assert_eq(kv_proto_writer_begin(&w, &b, 7, 16), KV_OK);
+    kv_proto_writer_array(&w, 2);
+    kv_proto_writer_uint(&w, 1796070675043ull);
+    kv_proto_writer_uint(&w, 29997);
+    cr_assert_eq(kv_proto_writer_end(&w), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_TTL, &copy, &r), KV_OK);
+    cr_expect_eq(r.expire_at_ms, 1796070675043ull);
+    cr_expect_eq(r.ttl_ms, 29997);
+    free(copy);
+    /* a TTL answer of another shape is refused */
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_version(&b, 7, 5), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_TTL, &copy, &r), KV_PROTOCOL);
+    free(copy);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_EXPIRE, &copy, &r), KV_OK);
+    cr_expect_eq(r.version, 5);
+    free(copy);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_PERSIST, &copy, &r), KV_OK);
+    cr_expect_eq(r.version, 5);
+    free(copy);
+    kv_proto_buf_free(&b);
 }

@@ -7,8 +7,10 @@ Run by test_redis_py.c (which starts kvd):  redis_py_test.py PORT [PASSWORD]
 Covers pipelines without and with MULTI/EXEC, WATCH with another client
 changing the watched key (WatchError), the transaction() helper retrying
 after such a change, a value with every byte 0..255 and NULs, INCRBYFLOAT,
-SCAN iteration with MATCH (scan_iter), MSETNX's all-or-nothing, errors as
-exceptions, AUTH and CLIENT SETNAME through the connection options.
+SCAN iteration with MATCH (scan_iter), MSETNX's all-or-nothing, key
+expiry (SET EX/KEEPTTL/EXAT, TTL, PTTL, EXPIRE with GT/LT, PERSIST,
+GETEX, EXPIRETIME, inside MULTI/EXEC), errors as exceptions, AUTH and
+CLIENT SETNAME through the connection options.
 
 redis-py 4.3.4 has no RESP3 (redis.Redis(protocol=3) arrived in 5.0): RESP3
 is tested with redis-cli -3 (test_redis_cli.c). Ends with one line
@@ -255,9 +257,51 @@ class RedisPy(unittest.TestCase):
             r.execute_command("GET")
         with self.assertRaisesRegex(redis.ResponseError, "no such key"):
             r.rename("missing", "x")
-        with self.assertRaisesRegex(redis.ResponseError, "expiry"):
-            r.set("k", "v", ex=10)
+        with self.assertRaisesRegex(redis.ResponseError, "invalid expire time in 'set'"):
+            r.execute_command("SET", "k", "v", "EX", "0")
+        with self.assertRaisesRegex(redis.ResponseError, "not an integer"):
+            r.execute_command("EXPIRE", "k", "soon")
+        self.assertIsNone(r.get("k"))  # the refused SET changed nothing
         self.assertTrue(r.ping())  # the connection is still good
+
+    def test_expiry(self):
+        r = self.r
+        self.assertTrue(r.set("k", "v", ex=100))
+        self.assertEqual(r.ttl("k"), 100)
+        self.assertTrue(0 < r.pttl("k") <= 100000)
+        self.assertEqual(r.ttl("missing"), -2)
+        self.assertTrue(r.persist("k"))
+        self.assertFalse(r.persist("k"))
+        self.assertEqual(r.ttl("k"), -1)
+        self.assertTrue(r.expire("k", 50))
+        self.assertFalse(r.expire("k", 60, lt=True))
+        self.assertTrue(r.expire("k", 60, gt=True))
+        self.assertEqual(r.ttl("k"), 60)
+        self.assertTrue(r.pexpireat("k", 4102444800123))
+        self.assertEqual(r.pexpiretime("k"), 4102444800123)
+        self.assertEqual(r.expiretime("k"), 4102444800)
+        self.assertTrue(r.set("k", "w", keepttl=True))
+        self.assertEqual(r.pexpiretime("k"), 4102444800123)
+        self.assertEqual(r.getex("k", persist=True), b"w")
+        self.assertEqual(r.ttl("k"), -1)
+        self.assertTrue(r.setex("s", 100, "v"))
+        self.assertTrue(r.psetex("p", 100000, "v"))
+        self.assertEqual(r.ttl("p"), 100)
+        self.assertEqual(r.incr("c"), 1)
+        self.assertTrue(r.expire("c", 100))
+        self.assertEqual(r.incr("c"), 2)
+        self.assertEqual(r.ttl("c"), 100)  # INCR keeps it, as in Redis
+        self.assertTrue(r.set("x", "v", exat=1))  # a time past: gone at once
+        self.assertIsNone(r.get("x"))
+        # a transaction: relative times count from EXEC; a key written in
+        # it keeps the expiry given there
+        p = r.pipeline(transaction=True)
+        p.set("t", "1", ex=100)
+        p.incr("t")
+        p.ttl("t")
+        self.assertEqual(p.execute(), [True, 2, 100])
+        self.assertEqual(r.ttl("t"), 100)
+
 
     def test_client_name_option(self):
         c = client(client_name="py-test")

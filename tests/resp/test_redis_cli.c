@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "resp_util.h"
@@ -187,12 +188,57 @@ Test(redis_cli, exit_codes_and_errors)
     cli_expect("--no-raw get", "(error) ERR wrong number of arguments for 'get' command\n");
     cli_expect("--no-raw frob a b",
                "(error) ERR unknown command 'frob', with args beginning with: 'a' 'b' \n");
-    cli_expect("--no-raw set k v px 5",
-               "(error) ERR kvd does not support key expiry yet (EX, PX, EXAT, PXAT, KEEPTTL)\n");
+    cli_expect("--no-raw set k v px 0", "(error) ERR invalid expire time in 'set' command\n");
+    cli_expect("--no-raw expire k 10 nx gt",
+               "(error) ERR NX and XX, GT or LT options at the same time are not compatible\n");
+    cli_expect("--no-raw exists k", "(integer) 0\n");
     int rc = cli(&out, NULL, "ping");
     cr_assert_eq(rc, 0);
     cr_assert_str_eq(out, "PONG\n");
     free(out);
+    kvd_stop();
+}
+
+/* A key at its expiry's boundary, seen by redis-cli: there while its TTL
+ * runs, then (polled, no time limit but the test's) gone for GET, EXISTS,
+ * TTL, SCAN and counted in INFO's expired_keys and expires. */
+Test(redis_cli, a_key_expires)
+{
+    need_redis_cli();
+    kvd_start(NULL);
+    char *out = NULL;
+    cli_expect("set long v ex 3600", "OK\n");
+    cli_expect("psetex short 300 v", "OK\n");
+    cli_expect("exists long", "1\n");
+    cli(&out, NULL, "info keyspace");
+    cr_assert_not_null(strstr(out, "expires=2,"), "%s", out);
+    free(out);
+    for (;;) {
+        cli(&out, NULL, "exists short");
+        int gone = strcmp(out, "0\n") == 0;
+        cr_assert(gone || strcmp(out, "1\n") == 0, "%s", out);
+        free(out);
+        if (gone)
+            break;
+        usleep(20 * 1000);
+    }
+    cli_expect("get short", "\n");
+    cli_expect("ttl short", "-2\n");
+    cli_expect("pttl short", "-2\n");
+    cli_expect("scan 0 match short", "0\n\n");
+    cli_expect("exists long", "1\n");
+    /* the store removes it (its expiry thread, or a write that meets it) */
+    cli_expect("set short again", "OK\n");
+    for (;;) {
+        cli(&out, NULL, "info stats");
+        const char *e = strstr(out, "expired_keys:");
+        cr_assert_not_null(e, "%s", out);
+        long n = atol(e + 13);
+        free(out);
+        if (n >= 1)
+            break;
+        usleep(20 * 1000);
+    }
     kvd_stop();
 }
 
@@ -238,7 +284,10 @@ Test(redis_cli, server_commands)
                                         "getset", "hello", "incr", "incrby", "incrbyfloat",
                                         "info", "keys", "mget", "mset", "msetnx", "multi",
                                         "ping", "quit", "rename", "scan", "select", "set",
-                                        "setnx", "strlen", "type", "unlink", "unwatch", "watch"};
+                                        "setnx", "strlen", "type", "unlink", "unwatch", "watch",
+                                        "ttl", "pttl", "expire", "pexpire", "expireat",
+                                        "pexpireat", "expiretime", "pexpiretime", "persist",
+                                        "setex", "psetex", "getex"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(want, sizeof want, "\n%s\n", names[i]);
         cr_assert(strstr(out, want) || strncmp(out, want + 1, strlen(want + 1)) == 0,

@@ -206,6 +206,8 @@ KV_CLIENT_API int kv_client_mdel(kv_client *c, const kv_key *keys, size_t n,
                                  size_t *deleted, uint64_t *version);
 
 /* As kv_txn_cond(): compares, then then_ops or else_ops, atomically.
+ * A set op's kv_op.expire_at_ms (a Unix time in ms, 0: none) is its
+ * expiry (protocol version 4, see "Key expiry").
  * On KV_OK release *result with kv_client_txn_result_free(). */
 KV_CLIENT_API int kv_client_txn(kv_client *c,
                                 const kv_compare *cmps, size_t ncmps,
@@ -235,6 +237,90 @@ KV_CLIENT_API int kv_client_scan_ex(kv_client *c, const void *prefix,
                                     size_t plen, uint64_t cursor,
                                     size_t limit, unsigned flags,
                                     kv_scan_fn fn, void *ctx, uint64_t *next);
+
+/* ------------------------------------------------------------------------
+ * Key expiry (protocol version 4)
+ *
+ * As libkv's expiry (kv.h, "Expiry"): an expiry time is an absolute Unix
+ * time in ms, the same on every node of a cluster and after a restart; a
+ * key is absent from the moment the server's clock reaches it, for every
+ * read (GET, MGET, SCAN, a compare). A TTL (ms from now) is turned into
+ * that time once, by the server's clock when it runs the request, so the
+ * client's own clock never matters. Times and TTLs are 1..2^52 ms (else
+ * KV_INVALID_ARGUMENT, not sent). With a server that speaks an older
+ * version these return KV_UNSUPPORTED without sending anything
+ * (kv_client_last_error_local() is then 1); so does kv_client_txn with a
+ * set op whose kv_op.expire_at_ms is not 0.
+ * ---------------------------------------------------------------------- */
+
+/* As kv_set_ex(): the key expires at the Unix time expire_at_ms (0: never,
+ * as kv_client_set). A time past is allowed: the key is written and at
+ * once absent. */
+KV_CLIENT_API int kv_client_set_ex(kv_client *c, const void *key, size_t klen,
+                                   const void *val, size_t vlen,
+                                   uint64_t expire_at_ms, uint64_t *version);
+
+/* As kv_set_ttl(): the key expires ttl_ms (>= 1) after the server sets it. */
+KV_CLIENT_API int kv_client_set_ttl(kv_client *c, const void *key, size_t klen,
+                                    const void *val, size_t vlen,
+                                    uint64_t ttl_ms, uint64_t *version);
+
+/* As kv_client_set_if(), and the key expires ttl_ms (>= 1) after the
+ * server sets it: compare-and-swap and expiry in one step. */
+KV_CLIENT_API int kv_client_set_if_ttl(kv_client *c, const void *key, size_t klen,
+                                       const void *val, size_t vlen,
+                                       uint64_t expected, uint64_t ttl_ms,
+                                       uint64_t *version);
+
+/* As kv_mset_ex() / kv_mset_ttl(): all pairs under one revision with one
+ * expiry time, so they disappear together for every reader. */
+KV_CLIENT_API int kv_client_mset_ex(kv_client *c, const kv_pair *pairs,
+                                    size_t n, uint64_t expire_at_ms,
+                                    uint64_t *version);
+KV_CLIENT_API int kv_client_mset_ttl(kv_client *c, const kv_pair *pairs,
+                                     size_t n, uint64_t ttl_ms,
+                                     uint64_t *version);
+
+/* As kv_ttl(): *expire_at_ms (may be NULL) receives the key's expiry time,
+ * *ttl_ms (may be NULL) the ms left by the server's clock; both 0 when the
+ * key has none. KV_NOT_FOUND (outcome) when the key is absent. */
+KV_CLIENT_API int kv_client_ttl(kv_client *c, const void *key, size_t klen,
+                                uint64_t *expire_at_ms, uint64_t *ttl_ms);
+
+/* As kv_expire(): an existing key expires at the Unix time expire_at_ms
+ * (0: as kv_client_persist), keeping its value; a time past deletes it.
+ * *version (may be NULL) receives the key's version after it.
+ * KV_NOT_FOUND (outcome) when the key is absent. */
+KV_CLIENT_API int kv_client_expire(kv_client *c, const void *key, size_t klen,
+                                   uint64_t expire_at_ms, uint64_t *version);
+
+/* As kv_client_expire, ttl_ms (>= 1) from when the server runs it. */
+KV_CLIENT_API int kv_client_expire_ttl(kv_client *c, const void *key,
+                                       size_t klen, uint64_t ttl_ms,
+                                       uint64_t *version);
+
+/* Flags of kv_client_expire_if(). NX goes with none of the others, GT
+ * not with LT (else the server answers KV_INVALID_ARGUMENT); no expiry
+ * counts as an infinitely far one. */
+#define KV_CLIENT_EXPIRE_NX 1u  /* only when the key has no expiry      */
+#define KV_CLIENT_EXPIRE_XX 2u  /* only when it has one                 */
+#define KV_CLIENT_EXPIRE_GT 4u  /* only when the new time is later      */
+#define KV_CLIENT_EXPIRE_LT 8u  /* only when the new time is earlier    */
+#define KV_CLIENT_EXPIRE_AT 16u /* ms is a Unix time, not a TTL         */
+
+/* EXPIRE with Redis 7's conditions, checked and applied in one atomic
+ * step: ms is a TTL (or with KV_CLIENT_EXPIRE_AT a Unix time).
+ * KV_VERSION_MISMATCH (outcome) when a condition fails (nothing
+ * changes), KV_NOT_FOUND (outcome) when the key is absent. */
+KV_CLIENT_API int kv_client_expire_if(kv_client *c, const void *key,
+                                      size_t klen, uint64_t ms, unsigned flags,
+                                      uint64_t *version);
+
+/* As kv_persist(): removes an existing key's expiry. *version (may be
+ * NULL) receives the key's version after it (unchanged when the key had
+ * none). KV_NOT_FOUND (outcome) when the key is absent. */
+KV_CLIENT_API int kv_client_persist(kv_client *c, const void *key, size_t klen,
+                                    uint64_t *version);
 
 /* Metrics: the store's (kv_metrics field names) and the server's. */
 typedef enum kv_client_metric_kind {

@@ -2,16 +2,20 @@
  * entry.c - the Raft entry format of a write command (entry.h).
  *
  * Little-endian, fixed fields then length-prefixed byte strings:
- *   u8 format (1), u32 length (of the entry without its padding: Raft's
+ *   u8 format (2), u32 length (of the entry without its padding: Raft's
  *   storage wants multiples of 8 bytes), u8 kind, u32 sub,
  *   u32 flags, u8 has_key,
  *   u8 has_expected, u64 expected, u64 a, u64 b, u64 limit, i64 i,
- *   f64 f, bytes key, bytes value,
+ *   f64 f, u8 exp_mode, u64 exp, bytes key, bytes value,
  *   u32 n + n bytes (keys), u32 n + n (bytes key, bytes value) (pairs),
  *   u32 n + n (u8 kind, bytes key, u64 version, bytes value) (compares),
  *   u32 n + n (u8 kind, bytes key, bytes value, u64 expire_at_ms) (then
  *   ops), same (else)
- * where bytes = u32 length (0xffffffff: absent) + the bytes. Entries are
+ * where bytes = u32 length (0xffffffff: absent) + the bytes. Format 1
+ * (before key expiry) lacks exp_mode and exp; it is still read, so a
+ * node's older log applies as it did. Expiry times in an entry are
+ * always Unix times (kvd_cmd_resolve_expiry ran on the leader before it
+ * proposed it), so every node applies the same ones. Entries are
  * read back only from the node's own Raft log or a peer's (checksummed by
  * the Raft library), but every length is still checked.
  */
@@ -23,7 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FORMAT 1
+#define FORMAT 2
+#define FORMAT_NO_EXPIRY 1
 #define ABSENT 0xffffffffu
 
 typedef struct wr {
@@ -96,6 +101,8 @@ static void encode(wr *w, const kvd_cmd *c, uint32_t total)
     uint64_t f;
     memcpy(&f, &c->f, sizeof f);
     put_u64(w, f);
+    put_u8(w, (unsigned)c->exp_mode);
+    put_u64(w, c->exp);
     put_bytes(w, c->key.data, c->key.len);
     put_bytes(w, c->value.data, c->value.len);
     put_u32(w, (uint32_t)c->nkeys);
@@ -181,7 +188,8 @@ int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e)
     memset(e, 0, sizeof *e);
     rd r = kvd_rd_init(buf, len);
     kvd_cmd *c = &e->cmd;
-    if (get_u8(&r) != FORMAT)
+    unsigned format = get_u8(&r);
+    if (format != FORMAT && format != FORMAT_NO_EXPIRY)
         return KV_CORRUPT;
     uint32_t total = get_u32(&r);
     if (total > len || len - total >= 8 || total < 5)
@@ -200,6 +208,12 @@ int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e)
     c->i = (int64_t)get_u64(&r);
     uint64_t f = get_u64(&r);
     memcpy(&c->f, &f, sizeof f);
+    if (format == FORMAT) {
+        c->exp_mode = (int)get_u8(&r);
+        c->exp = get_u64(&r);
+        if (c->exp_mode == KVD_EXP_IN)
+            r.bad = 1; /* never proposed unresolved */
+    }
     c->key = get_bytes(&r);
     c->value = get_bytes(&r);
     if (c->kind < 0 || c->kind >= KVD_CMD_COUNT)

@@ -14,7 +14,7 @@
 
 enum {
     T_ERROR = 1, T_OK, T_NIL, T_INT, T_UINT, T_DBL, T_BOOL, T_BYTES, T_TEXT, T_WORD,
-    T_ARRAY, T_MAP, T_VERSIONED, T_WRITTEN, T_DELETED, T_NIL_ARRAY
+    T_ARRAY, T_MAP, T_VERSIONED, T_WRITTEN, T_DELETED, T_NIL_ARRAY, T_EXPIRY, T_UPDATED
 };
 
 #define ABSENT UINT64_MAX
@@ -134,6 +134,25 @@ static int c_deleted(kvd_reply *r, uint64_t n, uint64_t revision)
     return rec_u64(r, revision);
 }
 
+static int c_expiry(kvd_reply *r, unsigned form, int found, uint64_t expire_at_ms,
+                    uint64_t now_ms)
+{
+    rec_tag(r, T_EXPIRY);
+    rec_u64(r, form);
+    rec_u64(r, (uint64_t)found);
+    rec_u64(r, expire_at_ms);
+    return rec_u64(r, now_ms);
+}
+static int c_updated(kvd_reply *r, int status, int changed, uint64_t revision)
+{
+    if (!r->started && status != KV_OK)
+        r->status = status;
+    rec_tag(r, T_UPDATED);
+    rec_u64(r, (uint64_t)(int64_t)status);
+    rec_u64(r, (uint64_t)changed);
+    return rec_u64(r, revision);
+}
+
 static int c_page_begin(kvd_reply *r, int keys_only, int with_cursor)
 {
     (void)keys_only;
@@ -176,7 +195,7 @@ static const kvd_reply_ops recording = {
     .uinteger = c_uinteger, .dbl = c_dbl, .boolean = c_boolean, .bytes = c_bytes,
     .text = c_text, .word = c_word, .array = c_array, .map = c_map,
     .versioned = c_versioned, .written = c_written, .deleted = c_deleted,
-    .page_begin = c_page_begin, .page_size = c_page_size,
+    .expiry = c_expiry, .updated = c_updated, .page_begin = c_page_begin, .page_size = c_page_size,
     .page_entry_size = c_page_entry_size, .page_add = c_page_add,
     .page_save = c_page_save, .page_restore = c_page_restore, .page_end = c_page_end,
     .rewind = c_rewind, .finish = c_finish,
@@ -274,6 +293,19 @@ int kvd_recorded_replay(const void *buf, size_t len, kvd_reply *dst)
         case T_DELETED: {
             uint64_t cnt = get_u64(&r);
             dst->ops->deleted(dst, cnt, get_u64(&r));
+            break;
+        }
+        case T_EXPIRY: {
+            unsigned form = (unsigned)get_u64(&r);
+            int found = get_u64(&r) != 0;
+            uint64_t at = get_u64(&r);
+            dst->ops->expiry(dst, form, found, at, get_u64(&r));
+            break;
+        }
+        case T_UPDATED: {
+            int status = (int)(int64_t)get_u64(&r);
+            int changed = get_u64(&r) != 0;
+            dst->ops->updated(dst, status, changed, get_u64(&r));
             break;
         }
         default: r.bad = 1;

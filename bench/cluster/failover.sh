@@ -35,9 +35,11 @@ declare -a PIDS=(0 0 0)
 CLUSTER="1@127.0.0.1:$((BASE + 101)),2@127.0.0.1:$((BASE + 102)),3@127.0.0.1:$((BASE + 103))"
 
 cleanup() {
+    set +e
     for pid in "${PIDS[@]}"; do
-        [ "$pid" -gt 0 ] && kill -9 "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+        [ "$pid" -gt 0 ] && kill -9 "$pid" 2>/dev/null
     done
+    wait 2>/dev/null
     [ -n "${KEEP:-}" ] && echo "kept $DIR" >&2 || rm -rf "$DIR"
 }
 trap cleanup EXIT

@@ -1,9 +1,9 @@
 /*
  * test_cluster_faults.c - a kvd Raft cluster under faults (issue 15):
  * client threads load a three-node cluster while the test kills the
- * leader (twice, with restarts), pauses it (SIGSTOP/SIGCONT), or cuts it
+ * leader (twice, with restarts), pauses it (SIGSTOP/SIGCONT), cuts it
  * off from both followers through a TCP proxy between the Raft ports
- * (raftproxy.h); every client operation is recorded with its call and
+ * (raftproxy.h), or cuts a follower off, then one link; every client operation is recorded with its call and
  * return time and outcome, and each key's history must be linearizable
  * (linearizable.h). Multi-key writes (MSET) must be atomic: an MGET of
  * the same keys never sees two generations. After the faults every node
@@ -572,6 +572,40 @@ Test(faults, multi_key_writes_are_atomic_through_a_leader_kill)
     usleep(1000 * 1000);
     load_stop();
     load_check("MSET/MGET through a leader kill");
+    expect_converged();
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
+/* c'. Partial partitions: a follower cut off alone (the leader keeps its
+ * majority), then, healed, only the link between the leader and the other
+ * follower cut (each node still reaches a majority through the third).
+ * The cluster serves throughout; healed, every node converges. */
+Test(partition, a_follower_cut_off_and_a_partial_partition_stay_linearizable)
+{
+    start_all();
+    uint64_t rev;
+    write_somewhere("warmup", "1", &rev);
+    load_start(0);
+    usleep(1000 * 1000);
+    int leader = find_leader();
+    int f1 = (leader + 1) % NODES, f2 = (leader + 2) % NODES;
+    raft_proxy_isolate(cluster_proxy, f1);
+    cluster_paused[f1] = 1;
+    write_somewhere("during", "follower cut off", &rev);
+    usleep(1000 * 1000);
+    raft_proxy_heal_all(cluster_proxy);
+    cluster_paused[f1] = 0;
+    expect_on(f1, "during", "follower cut off", rev);
+    leader = find_leader();
+    int other = leader == f2 ? f1 : f2;
+    raft_proxy_cut(cluster_proxy, leader, other);
+    write_somewhere("during", "leader and a follower apart", &rev);
+    usleep(1500 * 1000);
+    raft_proxy_heal_all(cluster_proxy);
+    usleep(1000 * 1000);
+    load_stop();
+    load_check("a follower cut off, then a partial partition");
     expect_converged();
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);

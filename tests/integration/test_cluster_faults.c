@@ -113,6 +113,7 @@ static int reconnect(worker *w)
         o.io_timeout_ms = w->l->io_timeout_ms;
         if (kv_client_open(&o, &w->c) == KV_OK)
             return 1;
+        kv_client_close(w->c); /* open made it even though it failed */
         w->c = NULL;
     }
     return 0;

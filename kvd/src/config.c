@@ -89,6 +89,9 @@ static const opt_def opts[] = {
      "cluster: this node's id, 1..1024 (with --raft-addr and --cluster)", 0, 1024},
     {"raft-addr", OPT_STR, OFF(raft_addr), "HOST:PORT",
      "cluster: the address this node's Raft listens on and peers reach it at", 0, 0},
+    {"raft-bind", OPT_STR, OFF(raft_bind), "HOST:PORT",
+     "cluster: listen for Raft traffic here instead of at --raft-addr, which peers still dial "
+     "(a port forward, NAT or a test's proxy in between) (default --raft-addr)", 0, 0},
     {"cluster", OPT_STR, OFF(cluster), "ID@HOST:PORT,...",
      "cluster: every node's id and Raft address; bootstraps a new cluster once, later starts "
      "rejoin from --data-dir (default none: a single server)", 0, 0},
@@ -660,6 +663,10 @@ static int validate(loader *L)
     if (cluster_opts != 0 && cluster_opts != 3) {
         fprintf(stderr, "kvd: error: a cluster node needs all of --node-id, --raft-addr and "
                         "--cluster (or --cluster-join)\n");
+        return -1;
+    }
+    if (cfg->raft_bind && !cfg->raft_addr) {
+        fprintf(stderr, "kvd: error: --raft-bind without --raft-addr\n");
         return -1;
     }
     if (cfg->cluster_join && cfg->cluster) {

@@ -46,6 +46,8 @@ typedef struct kvd_config {
     char *data_dir;             /* NULL: in memory only                   */
     int node_id;                /* cluster: this node's id (1..1024)      */
     char *raft_addr;            /* cluster: HOST:PORT for Raft traffic     */
+    char *raft_bind;            /* cluster: HOST:PORT listened on, if not
+                                   raft_addr (NULL: raft_addr)           */
     char *cluster;              /* cluster: ID@HOST:PORT,... or NULL       */
     size_t raft_snapshot_entries; /* cluster: log entries per snapshot    */
     int cluster_join;           /* cluster: start empty, wait to be added */

@@ -14,255 +14,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
-
-#define NODES 3     /* the cluster bootstrapped by the tests */
-#define MAX_NODES 4 /* and one that joins it */
-
-static kvd_proc nodes[MAX_NODES];
-static int raft_base;
-static char cluster_spec[256];
-static char dirs[MAX_NODES][300];
-static const char *snapshot_entries = "16384"; /* --raft-snapshot-entries */
-static int paused[MAX_NODES];                  /* SIGSTOPped: not asked */
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
+#include "cluster.h"
 
 static void setup(void)
 {
-    harness_setup();
-    memset(nodes, 0, sizeof nodes);
-    memset(paused, 0, sizeof paused);
-    snapshot_entries = "16384";
-    /* Raft ports are fixed in the --cluster list: pick a range by pid. */
-    raft_base = 21000 + (int)(getpid() % 2000) * 3;
-    snprintf(cluster_spec, sizeof cluster_spec, "1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d",
-             raft_base + 1, raft_base + 2, raft_base + 3);
-    kvd_test_dir();
-    for (int i = 0; i < MAX_NODES; i++)
-        snprintf(dirs[i], sizeof dirs[i], "%s/node%d", g_kvd.dir, i + 1);
+    cluster_setup(0);
 }
 
-static void teardown(void)
-{
-    for (int i = 0; i < MAX_NODES; i++)
-        if (nodes[i].pid > 0) {
-            kill(nodes[i].pid, SIGKILL);
-            waitpid(nodes[i].pid, NULL, 0);
-            nodes[i].pid = 0;
-        }
-    g_kvd.pid = 0;
-    harness_teardown();
-}
-
-TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 240);
-
-/* Starts node i: one of the bootstrapped cluster, or (i >= NODES) a
- * node that joins it once added. */
-static void start_node(int i)
-{
-    char id[16], raft[64], logdir[256];
-    snprintf(id, sizeof id, "%d", i + 1);
-    snprintf(raft, sizeof raft, "127.0.0.1:%d", raft_base + i + 1);
-    /* Sanitizers and valgrind slow kvd down many times: a longer
-     * election timeout keeps leaders from being deposed by slowness. */
-    const char *election = kvd_under_a_tool() ? "3000" : "1000";
-    const char *args[] = {"--data-dir", dirs[i], "--node-id", id, "--raft-addr", raft,
-                          "--raft-snapshot-entries", snapshot_entries,
-                          "--raft-election-timeout", election,
-                          i < NODES ? "--cluster" : "--cluster-join",
-                          i < NODES ? cluster_spec : NULL, NULL};
-    /* The harness starts g_kvd; each node keeps its own log and port file
-     * in a directory of its own. */
-    kvd_proc saved = g_kvd;
-    snprintf(logdir, sizeof logdir, "%.200s/proc%d", saved.dir, i + 1);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", logdir);
-    cr_assert_eq(system(cmd), 0);
-    memset(&g_kvd, 0, sizeof g_kvd);
-    snprintf(g_kvd.dir, sizeof g_kvd.dir, "%s", logdir);
-    kvd_startv(args);
-    nodes[i] = g_kvd;
-    g_kvd = saved;
-}
-
-static void stop_node(int i, int sig)
-{
-    if (nodes[i].pid <= 0)
-        return;
-    kill(nodes[i].pid, sig);
-    int st = 0;
-    waitpid(nodes[i].pid, &st, 0);
-    nodes[i].pid = 0;
-    if (sig == SIGTERM)
-        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "node %d exit status %d", i + 1, st);
-    /* no sanitizer report in its log (harness's check, on this node) */
-    kvd_proc saved = g_kvd;
-    g_kvd = nodes[i];
-    kvd_assert_clean_log();
-    g_kvd = saved;
-}
-
-static kv_client *client(int i)
-{
-    kv_client_options o;
-    kv_client_options_init(&o);
-    o.host = "127.0.0.1";
-    o.port = (uint16_t)nodes[i].port;
-    o.io_timeout_ms = 10000;
-    kv_client *c = NULL;
-    int rc = kv_client_open(&o, &c);
-    cr_assert_eq(rc, KV_OK, "connect to node %d: %s", i + 1, kv_client_strerror(rc));
-    return c;
-}
-
-/* A METRICS figure of node i (answered by any node, never forwarded). */
-static uint64_t node_metric(int i, const char *name)
-{
-    kv_client *c = client(i);
-    kv_client_metrics m;
-    cr_assert_eq(kv_client_metrics_get(c, &m), KV_OK);
-    const kv_client_metric *x = kv_client_metrics_find(&m, NULL, name);
-    cr_assert_not_null(x, "no metric %s", name);
-    uint64_t v = x->u;
-    kv_client_metrics_free(&m);
-    kv_client_close(c);
-    return v;
-}
-
-/* The live node that leads, waiting up to 15 s for an election. */
-static int find_leader(void)
-{
-    long deadline = now_ms() + 15000;
-    while (now_ms() < deadline) {
-        for (int i = 0; i < NODES; i++)
-            if (nodes[i].pid > 0 && !paused[i] && node_metric(i, "cluster_role") == 2)
-                return i;
-        usleep(50 * 1000);
-    }
-    cr_assert_fail("no leader within 15 s");
-    return -1;
-}
-
-/* Writes key=val on the leader (retrying through an election); returns
- * the leader's index, *rev the write's revision. */
-static int write_somewhere(const char *key, const char *val, uint64_t *rev)
-{
-    long deadline = now_ms() + 15000;
-    for (;;) {
-        int leader = find_leader();
-        kv_client *c = client(leader);
-        int rc = kv_client_set(c, key, strlen(key), val, strlen(val), rev);
-        kv_client_close(c);
-        if (rc == KV_OK)
-            return leader;
-        cr_assert(rc == KV_NOT_LEADER || rc == KV_UNKNOWN_OUTCOME || rc == KV_CONNECT,
-                  "node %d: %s", leader + 1, kv_client_strerror(rc));
-        cr_assert(now_ms() < deadline, "no write accepted within 15 s");
-        usleep(50 * 1000);
-    }
-}
-
-/* The store's revision on node i (METRICS is answered by any node). */
-static uint64_t node_revision(int i)
-{
-    return node_metric(i, "revision");
-}
-
-/* GET key on node i over RESP after READONLY (a possibly stale local
- * read, allowed on followers): 1 and the value in out, or 0 (nil). */
-static int stale_get(int i, const char *key, char *out, size_t cap)
-{
-    char req[256], buf[512];
-    snprintf(req, sizeof req, "READONLY\r\n*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n", strlen(key),
-             key);
-    raw_text_exchange(nodes[i].port, req, buf, sizeof buf);
-    cr_assert(strncmp(buf, "+OK\r\n", 5) == 0, "node %d: %s", i + 1, buf);
-    const char *p = buf + 5;
-    if (strncmp(p, "$-1", 3) == 0)
-        return 0;
-    cr_assert_eq(*p, '$', "node %d: %s", i + 1, buf);
-    size_t len = strtoul(p + 1, NULL, 10);
-    p = strstr(p, "\r\n");
-    cr_assert(p && len < cap);
-    memcpy(out, p + 2, len);
-    out[len] = 0;
-    return 1;
-}
-
-/* Waits until node i has key=val: read linearizably (with its version,
- * which must be rev) on the leader, locally on a follower, whose store
- * must then reach the leader's revision: the same changes with the same
- * revisions. */
-static void expect_on(int i, const char *key, const char *val, uint64_t rev)
-{
-    /* generous: under load a follower far behind may wait for Raft to
-     * retry sending a snapshot */
-    long deadline = now_ms() + 45000;
-    /* A node that has just lost its leadership (say, resumed after a
-     * pause) may still report itself leader for a moment, and refuse the
-     * read: ask again. */
-    int rc = KV_NOT_LEADER;
-    kv_value v = {0};
-    while (rc == KV_NOT_LEADER && now_ms() < deadline && node_metric(i, "cluster_role") == 2) {
-        kv_client *c = client(i);
-        rc = kv_client_get(c, key, strlen(key), &v);
-        kv_client_close(c);
-        if (rc == KV_NOT_LEADER)
-            usleep(20 * 1000);
-    }
-    if (rc != KV_NOT_LEADER) { /* the leader answered: a linearizable read */
-        cr_assert_eq(rc, KV_OK, "node %d: %s: %s", i + 1, key, kv_client_strerror(rc));
-        cr_assert_eq(v.len, strlen(val));
-        cr_assert(memcmp(v.data, val, v.len) == 0, "node %d: %s has another value", i + 1, key);
-        cr_assert_eq(v.version, rev, "node %d: %s at revision %llu, written at %llu", i + 1,
-                     key, (unsigned long long)v.version, (unsigned long long)rev);
-        kv_client_value_free(&v);
-        return;
-    }
-    char got[256] = "";
-    while (now_ms() < deadline && !(stale_get(i, key, got, sizeof got) && strcmp(got, val) == 0))
-        usleep(20 * 1000);
-    cr_assert_str_eq(got, val, "node %d never had %s=%s", i + 1, key, val);
-    cr_assert_geq(node_revision(i), rev);
-}
-
-/* Every live node's store at the same revision (once they converge). */
-static void expect_same_revision(void)
-{
-    long deadline = now_ms() + 10000;
-    for (;;) {
-        uint64_t first = 0;
-        int same = 1;
-        for (int i = 0; i < NODES; i++) {
-            if (nodes[i].pid <= 0 || paused[i])
-                continue;
-            uint64_t r = node_revision(i);
-            if (!first)
-                first = r;
-            same &= r == first;
-        }
-        if (same)
-            return;
-        cr_assert(now_ms() < deadline, "the nodes' revisions never converged");
-        usleep(20 * 1000);
-    }
-}
-
-static void start_all(void)
-{
-    for (int i = 0; i < NODES; i++)
-        start_node(i);
-}
+TestSuite(cluster, .init = setup, .fini = cluster_teardown, .timeout = 240);
 
 Test(cluster, a_write_on_the_leader_reaches_every_node_with_its_revision)
 {
@@ -373,12 +134,12 @@ Test(cluster, followers_refuse_writes_and_linearizable_reads_naming_the_leader)
      * (refreshed every 20 ms) has seen it */
     long deadline = now_ms() + 10000;
     do {
-        raw_text_exchange(nodes[follower].port, "SET k x\r\n", buf, sizeof buf);
+        raw_text_exchange(cluster_nodes[follower].port, "SET k x\r\n", buf, sizeof buf);
         cr_assert(strncmp(buf, "-ERR not the leader", 19) == 0, "%s", buf);
     } while (strncmp(buf, want, strlen(want)) != 0 && now_ms() < deadline &&
              usleep(20 * 1000) == 0);
     cr_assert(strncmp(buf, want, strlen(want)) == 0, "%s", buf);
-    raw_text_exchange(nodes[follower].port, "GET k\r\n", buf, sizeof buf);
+    raw_text_exchange(cluster_nodes[follower].port, "GET k\r\n", buf, sizeof buf);
     cr_assert(strncmp(buf, want, strlen(want)) == 0, "%s", buf);
     cr_assert_not_null(strstr(buf, "READONLY"), "the error says how to read here: %s", buf);
     expect_on(follower, "k", "v", rev); /* unchanged; READONLY reads it */
@@ -395,7 +156,7 @@ Test(cluster, http_requests_are_replicated_in_order)
     start_all();
     uint64_t rev;
     int leader = write_somewhere("k", "v", &rev);
-    int fd = raw_connect(nodes[leader].port, 10000);
+    int fd = raw_connect(cluster_nodes[leader].port, 10000);
     cr_assert_geq(fd, 0);
     const char *reqs = "PUT /v1/keys/h1 HTTP/1.1\r\nContent-Length: 2\r\n\r\nv1"
                        "GET /v1/keys/h1 HTTP/1.1\r\n\r\n"
@@ -429,7 +190,7 @@ Test(cluster, http_requests_are_replicated_in_order)
     for (int i = 0; i < NODES; i++)
         expect_on(i, "h1", "v1", v1);
     int follower = (leader + 1) % NODES;
-    fd = raw_connect(nodes[follower].port, 10000);
+    fd = raw_connect(cluster_nodes[follower].port, 10000);
     const char *get = "GET /v1/keys/h1 HTTP/1.1\r\n\r\n";
     cr_assert_eq(raw_send(fd, get, strlen(get)), 0);
     cr_assert_eq(http_recv(fd, &r, 0), 503, "%s", r.head);
@@ -530,7 +291,7 @@ Test(cluster, a_restarted_cluster_has_every_acknowledged_write)
  * cluster recovers from its snapshots and the log after them. */
 Test(cluster, a_follower_far_behind_installs_a_snapshot)
 {
-    snapshot_entries = "16";
+    cluster_snapshot_entries = "16";
     start_all();
     uint64_t rev, early;
     int leader = write_somewhere("early", "1", &early);
@@ -575,7 +336,7 @@ Test(cluster, a_follower_far_behind_installs_a_snapshot)
         usleep(20 * 1000);
     cr_assert_eq(stale_get(lagging, "gone0", got, sizeof got), 0, "a deleted key is gone");
     expect_same_revision();
-    cr_assert(file_has(nodes[lagging].log, "installed a snapshot"), "it installed one");
+    cr_assert(file_has(cluster_nodes[lagging].log, "installed a snapshot"), "it installed one");
     /* the whole cluster restarted: snapshots, then the log after them */
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
@@ -602,7 +363,7 @@ Test(cluster, nodes_are_added_and_removed_and_leadership_moves)
     int leader = find_leader();
     kv_client *c = client(leader);
     char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", raft_base + 4);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", cluster_raft_base + 4);
     cr_assert_eq(kv_client_cluster(c, "add", 4, addr, NULL), KV_OK, "%s", kv_client_last_error(c));
     char *json = NULL;
     cr_assert_eq(kv_client_cluster(c, "status", 0, NULL, &json), KV_OK);
@@ -679,12 +440,12 @@ Test(cluster, a_paused_leader_is_replaced_and_catches_up)
     start_all();
     uint64_t before, during, after;
     int old = write_somewhere("before", "pause", &before);
-    kill(nodes[old].pid, SIGSTOP);
-    paused[old] = 1;
+    kill(cluster_nodes[old].pid, SIGSTOP);
+    cluster_paused[old] = 1;
     int next = write_somewhere("during", "pause", &during);
     cr_assert_neq(next, old);
-    kill(nodes[old].pid, SIGCONT);
-    paused[old] = 0;
+    kill(cluster_nodes[old].pid, SIGCONT);
+    cluster_paused[old] = 0;
     write_somewhere("after", "pause", &after);
     cr_assert_gt(after, during);
     for (int i = 0; i < NODES; i++) {

@@ -129,3 +129,14 @@ Test(config, dubious_values_are_warned_about)
              "kvd: warning: %s:2: 'max-frame-size': 4096 is below max-value-size 67108864", path);
     cr_assert(file_has(g_kvd.log, expect), "expected '%s' in kvd's log", expect);
 }
+
+Test(config, cluster_options_without_their_companions_are_refused)
+{
+    char out[4096];
+    const char *bind_only[] = {"--port", "0", "--raft-bind", "127.0.0.1:1", NULL};
+    cr_assert_eq(kvd_run_to_end(bind_only, out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "kvd: error: --raft-bind without --raft-addr"), "%s", out);
+    const char *id_only[] = {"--port", "0", "--node-id", "1", NULL};
+    cr_assert_eq(kvd_run_to_end(id_only, out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "needs all of --node-id, --raft-addr and --cluster"), "%s", out);
+}

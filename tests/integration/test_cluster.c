@@ -62,7 +62,7 @@ static long long stale_pexpiretime(int i, const char *key)
     char req[256], buf[512];
     snprintf(req, sizeof req, "READONLY\r\n*2\r\n$11\r\nPEXPIRETIME\r\n$%zu\r\n%s\r\n",
              strlen(key), key);
-    raw_text_exchange(nodes[i].port, req, buf, sizeof buf);
+    raw_text_exchange(cluster_nodes[i].port, req, buf, sizeof buf);
     cr_assert(strncmp(buf, "+OK\r\n:", 6) == 0, "node %d: %s", i + 1, buf);
     return strtoll(buf + 6, NULL, 10);
 }
@@ -111,7 +111,7 @@ Test(cluster, expiry_times_are_the_same_on_every_node)
     expect_expiry_everywhere("x", 4102444800123ll);
     /* RESP's relative SET ... PX, through the leader */
     char buf[256];
-    raw_text_exchange(nodes[leader].port, "SET r v PX 5000000\r\n", buf, sizeof buf);
+    raw_text_exchange(cluster_nodes[leader].port, "SET r v PX 5000000\r\n", buf, sizeof buf);
     cr_assert(strncmp(buf, "+OK\r\n", 5) == 0, "%s", buf);
     cr_assert_eq(kv_client_ttl(c, "r", 1, &at, NULL), KV_OK);
     expect_expiry_everywhere("r", (long long)at);

@@ -26,6 +26,7 @@
  * retired memory grows past 1/64 of the limit the slice reclaims it at
  * once, so that retired memory never stands in for room.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -461,12 +462,12 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
         /* Retired memory is room once freed (an old index, evicted
          * items): free it rather than refuse or evict. */
         kv__ebr_reclaim_all(&s->ebr, slot);
-        used = refresh(s, slot, NULL);
+        used = refresh(s, slot, &retired);
     }
     if (used + need <= ev->limit)
         return KV_OK;
     if (ev->policy == KV_EVICT_NOEVICTION)
-        return KV_MEMORY_LIMIT;
+        return used - retired + need <= ev->limit ? KV_OK : KV_MEMORY_LIMIT;
 
     /* Over the limit: one slice of eviction, down to a tick's worth below
      * the limit, so that the next writes find room without summing. */
@@ -478,11 +479,20 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
         used = refresh(s, slot, &retired);
         if (used + need <= target)
             break;
-        if (!reclaimed && retired > ev->limit / 64) {
-            /* Retired memory is room once freed: free it rather than
-             * evicting more. */
+        /* Retired memory is room once readers let it go (an old index,
+         * keys evicted before): free it rather than evicting more, and
+         * if that is all the room needed, wait for readers to move on
+         * (they leave a read section within microseconds; the slice's
+         * deadline bounds the wait). */
+        bool enough = retired && used - retired + need <= target;
+        if (enough || (!reclaimed && retired > ev->limit / 64)) {
             kv__ebr_reclaim_all(&s->ebr, slot);
             reclaimed = true;
+            if (enough) {
+                if (mono_ns() >= deadline)
+                    break;
+                sched_yield();
+            }
             continue;
         }
         size_t found;
@@ -497,5 +507,7 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
             break;
     }
     pthread_mutex_unlock(&ev->mu);
-    return used + need <= ev->limit || progress ? KV_OK : KV_MEMORY_LIMIT;
+    return used + need <= ev->limit || used - retired + need <= ev->limit || progress
+               ? KV_OK
+               : KV_MEMORY_LIMIT;
 }

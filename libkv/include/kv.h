@@ -222,7 +222,9 @@ typedef struct kv_config {
 /* ------------------------------------------------------------------------
  * Memory limit and eviction
  *
- * With kv_config.max_memory set, the store keeps the memory it uses (its
+ * Set with kv_open_config (cfg->dir NULL for a store in memory only); a
+ * store opened with kv_open has no limit. With kv_config.max_memory set,
+ * the store keeps the memory it uses (its
  * items with their allocator rounding, its index, retired memory not yet
  * freed and its fixed structures: what kv_metrics.memory_used reports)
  * at or below the limit, so the process's resident size stays within a
@@ -245,7 +247,9 @@ typedef struct kv_config {
  * (not kv_scan or kv_ttl), and every write of the key.
  *
  * Evicting is done by the writing thread in slices of at most about 1 ms
- * before its write; a write never waits longer than that for room. If a
+ * before its write; a write never waits longer than that for room (an
+ * eviction does not wait for its record to be durable: after a crash an
+ * evicted key may be back, and is evicted again as room is needed). If a
  * slice finds nothing it may evict (a volatile policy and no key with an
  * expiry time), the write fails with KV_MEMORY_LIMIT and changes nothing.
  * An evicted key is deleted through the store's one write path: a delete

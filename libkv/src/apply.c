@@ -709,7 +709,7 @@ out_unlock:
     free(needs_rev);
     kv__ebr_collect(&s->ebr, slot);
     kv__expiry_ensure(s);
-    if (rc == KV_OK && o.revision)
+    if (rc == KV_OK && o.revision && !b->no_wait)
         rc = kv__wait_durable(s, o.revision);
     if (rc == KV_OK)
         *out = o;

@@ -39,6 +39,9 @@ typedef struct kv__batch {
     size_t nelse;
     bool want_results; /* fill kv__outcome.results (GET values, statuses) */
     bool internal;     /* may use the internal op kinds below */
+    bool no_wait;      /* return without waiting for the record to be
+                          durable (eviction: a writer's slice must stay
+                          short; a lost eviction is only a key back) */
 } kv__batch;
 
 /* Op kinds only the library uses (kv__batch.internal). */

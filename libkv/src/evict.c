@@ -405,7 +405,8 @@ static size_t evict_batch(kv_store *s, struct kv__evict *ev, kv__slot *slot, siz
         ops[i] = (kv_op){.kind = KV__OP_EVICT, .key = ev->keybuf + off, .klen = lens[i],
                          .expire_at_ms = versions[i]};
     kv__outcome o;
-    if (kv__apply(s, &(kv__batch){.then_ops = ops, .nthen = n, .internal = true}, &o) != KV_OK)
+    if (kv__apply(s, &(kv__batch){.then_ops = ops, .nthen = n, .internal = true, .no_wait = true},
+                  &o) != KV_OK)
         return 0;
     kv__outcome_free(&o);
     size_t removed = o.evicted + o.expired;

@@ -22,9 +22,12 @@
  * is its state, and two evictors would only race for the same victims.
  *
  * Memory that eviction frees is retired (ebr.h) on the evicting writer's
- * own list, so the writer's own next allocations reuse it (slab.h); when
- * retired memory grows past 1/64 of the limit the slice reclaims it at
- * once, so that retired memory never stands in for room.
+ * own list, so the writer's own next allocations reuse it (slab.h).
+ * Retired memory counts against the limit until it is freed, but it is
+ * room that readers will soon let go: a writer over the limit first
+ * reclaims it (kv__ebr_reclaim_all) and, if that alone would make room,
+ * waits for readers to move on (within the slice) rather than evicting
+ * more keys for it.
  */
 #include <sched.h>
 #include <stdlib.h>

@@ -130,10 +130,11 @@ static void depot_give(kv__slab_cache *cache, size_t cls)
     pthread_mutex_lock(&slab->lock);
     UNPOISON(batch_link(head), sizeof(void *));
     *batch_link(head) = slab->depot[cls];
-    POISON(batch_link(head), sizeof(void *));
+    /* Poisoned before it is published: once the lock is released another
+     * thread may take the batch and hand head out as a live item. */
+    POISON(head, 2 * sizeof(void *));
     __atomic_store_n(&slab->depot[cls], head, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&slab->lock);
-    POISON(head, sizeof(void *));
 }
 
 void *kv__slab_alloc(kv__slab *slab, kv__slab_cache *cache, size_t size)

@@ -228,7 +228,10 @@ typedef struct kv_config {
  * items with their allocator rounding, its index, retired memory not yet
  * freed and its fixed structures: what kv_metrics.memory_used reports)
  * at or below the limit, so the process's resident size stays within a
- * few percent of it (plus what the program itself uses). A write that
+ * few percent of it (plus what the program itself uses), except while the
+ * index is rebuilt beside itself, which a cache that evicts does every so
+ * often: for that while, one index more (an eighth of a store of 100-byte
+ * values). A write that
  * stores data while the store is at the limit first makes room as the
  * policy says (Redis's policies and names):
  *   KV_EVICT_NOEVICTION      nothing is evicted: the write fails with

@@ -443,8 +443,12 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
      * before (a rebuild at the same size needs none: see evict.h). */
     kv__ebr_pin(&s->ebr, slot);
     kv__table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+    /* From a little before the grow mark: writers racing in between could
+     * start the resize without the room (resize.c starts it once used and
+     * reserved slots pass the mark). */
+    size_t window = kv__table_size(t) / 64 + 16 * (size_t)kv__thread_bound() + 64;
     if (!atomic_load_explicit(&t->next, memory_order_relaxed) &&
-        atomic_load_explicit(&t->used, memory_order_relaxed) + 16 >= t->grow_at) {
+        atomic_load_explicit(&t->used, memory_order_relaxed) + window >= t->grow_at) {
         size_t next = kv__resize_next_slots(s, t, 16);
         if (next > kv__table_size(t))
             need += (next - kv__table_size(t)) * sizeof t->slots[0];

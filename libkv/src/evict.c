@@ -62,6 +62,10 @@ struct kv__evict {
     pthread_mutex_t mu;    /* one evictor at a time; guards what follows */
     uint64_t rng;
     pool_entry pool[POOL]; /* ascending score; empty entries first */
+    kv__table *sweep_table; /* sweep(): where it stopped */
+    size_t sweep_pos;
+    bool sweep_in_next;
+    unsigned swept_empty;   /* table ends passed since a candidate */
     unsigned char *keybuf; /* keys of the batch being evicted */
     size_t keybuf_cap;
 };
@@ -309,22 +313,50 @@ static unsigned sample(kv_store *s, struct kv__evict *ev, uint32_t clk)
 }
 
 /* When random runs find no candidate (a volatile policy with few keys
- * that expire): reads every slot of every table in order until one is
- * found, or until the deadline. Returns the candidates offered. In a
+ * that expire): reads the slots in order, going on from where the last
+ * sweep stopped, until a candidate is found, a whole pass of the index
+ * found none (*none = true), or the deadline passes (a slow or huge
+ * index: the next slice goes on). Returns the candidates offered. In a
  * read section. */
-static unsigned sweep(kv_store *s, struct kv__evict *ev, uint32_t clk, uint64_t deadline)
+static unsigned sweep(kv_store *s, struct kv__evict *ev, uint32_t clk, uint64_t deadline,
+                      bool *none)
 {
-    unsigned got = 0;
-    for (kv__table *t = atomic_load(&s->table); t && !got; t = atomic_load(&t->next)) {
-        size_t start = (size_t)next_random(ev) & t->mask;
-        for (size_t n = 0; n <= t->mask && got < KV__EVICT_SAMPLES; n++) {
-            size_t i = (start + n) & t->mask;
-            got += offer_word(s, ev, atomic_load_explicit(&t->slots[i], memory_order_acquire),
-                              clk);
-            if ((n & 4095) == 4095 && mono_ns() >= deadline)
-                return got;
-        }
+    kv__table *t = atomic_load(&s->table);
+    kv__table *next = atomic_load(&t->next);
+    if (next) /* a resize is copying t into next: a pass reads both */
+        t = ev->sweep_in_next ? next : t;
+    else
+        ev->sweep_in_next = false;
+    if (t != ev->sweep_table) { /* compared only, never dereferenced */
+        ev->sweep_table = t;
+        ev->sweep_pos = 0;
     }
+    unsigned got = 0;
+    for (size_t n = 0; got < KV__EVICT_SAMPLES; n++) {
+        if (ev->sweep_pos > t->mask) { /* the end of this table */
+            ev->sweep_pos = 0;
+            if (next && !ev->sweep_in_next) {
+                ev->sweep_in_next = true;
+                ev->sweep_table = t = next;
+                continue;
+            }
+            ev->sweep_in_next = false;
+            ev->sweep_table = t = atomic_load(&s->table);
+            if (ev->swept_empty >= 1) { /* a whole pass, nothing found */
+                *none = true;
+                ev->swept_empty = 0;
+                return 0;
+            }
+            ev->swept_empty = 1;
+        }
+        got += offer_word(s, ev,
+                          atomic_load_explicit(&t->slots[ev->sweep_pos++], memory_order_acquire),
+                          clk);
+        if ((n & 4095) == 4095 && mono_ns() >= deadline)
+            break;
+    }
+    if (got)
+        ev->swept_empty = 0;
     return got;
 }
 
@@ -360,22 +392,24 @@ static bool batch_add(struct kv__evict *ev, size_t *used, const void *key, size_
 }
 
 /* Chooses up to max (<= KV__EVICT_BATCH) victims and evicts them as one
- * batch. *found receives the victims chosen (0: nothing evictable was
- * seen). Returns the keys removed. ev->mu held, no read section. */
+ * batch. *found receives the victims chosen, *none whether a whole pass of
+ * the index found nothing the policy may evict. Returns the keys removed.
+ * ev->mu held, no read section. */
 static size_t evict_batch(kv_store *s, struct kv__evict *ev, kv__slot *slot, size_t max,
-                          uint64_t deadline, size_t *found)
+                          uint64_t deadline, size_t *found, bool *none)
 {
     size_t lens[KV__EVICT_BATCH];
     uint64_t versions[KV__EVICT_BATCH];
     size_t n = 0, used = 0;
     *found = 0;
+    *none = false;
     if (max > KV__EVICT_BATCH)
         max = KV__EVICT_BATCH;
     uint32_t clk = atomic_load_explicit(&s->evict_clock, memory_order_relaxed);
     kv__ebr_pin(&s->ebr, slot);
     for (unsigned attempts = 0; n < max && attempts < 4 * max; attempts++) {
-        if (!sample(s, ev, clk) && !ev->pool[POOL - 1].key && !sweep(s, ev, clk, deadline))
-            break; /* nothing the policy may evict */
+        if (!sample(s, ev, clk) && !ev->pool[POOL - 1].key && !sweep(s, ev, clk, deadline, none))
+            break; /* nothing the policy may evict, or out of time */
         /* The pool's best entry that is still what it was scored as. */
         for (int i = POOL - 1; i >= 0; i--) {
             pool_entry *e = &ev->pool[i];
@@ -422,9 +456,11 @@ size_t kv__evict_now(kv_store *s, kv__slot *slot, size_t n)
     if (!ev || ev->policy == KV_EVICT_NOEVICTION)
         return 0;
     size_t removed = 0, found = 1;
+    bool none = false;
     pthread_mutex_lock(&ev->mu);
     while (removed < n && found)
-        removed += evict_batch(s, ev, slot, n - removed, mono_ns() + KV__EVICT_SLICE_NS, &found);
+        removed += evict_batch(s, ev, slot, n - removed, mono_ns() + KV__EVICT_SLICE_NS, &found,
+                               &none);
     pthread_mutex_unlock(&ev->mu);
     return removed;
 }
@@ -482,7 +518,7 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
     pthread_mutex_lock(&ev->mu);
     uint64_t deadline = mono_ns() + KV__EVICT_SLICE_NS;
     uint64_t target = ev->limit - ev->refresh_bytes;
-    bool progress = false, reclaimed = false;
+    bool progress = false, reclaimed = false, none = false;
     for (;;) {
         used = refresh(s, slot, &retired);
         if (used + need <= target)
@@ -504,18 +540,21 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
             continue;
         }
         size_t found;
-        size_t removed = evict_batch(s, ev, slot, KV__EVICT_BATCH, deadline, &found);
+        size_t removed = evict_batch(s, ev, slot, KV__EVICT_BATCH, deadline, &found, &none);
         if (removed) {
             progress = true;
             reclaimed = false;
-        } else if (!found) {
-            break; /* nothing evictable seen in a whole batch of samples */
+        } else if (none) {
+            break; /* a whole pass of the index found nothing evictable */
         }
         if (mono_ns() >= deadline)
             break;
     }
     pthread_mutex_unlock(&ev->mu);
-    return used + need <= ev->limit || used - retired + need <= ev->limit || progress
+    /* Refused only when there is nothing the policy may evict; a slice
+     * that ran out of time (a slow machine, a huge index to sweep) lets
+     * the write through and the next write goes on. */
+    return used + need <= ev->limit || used - retired + need <= ev->limit || progress || !none
                ? KV_OK
                : KV_MEMORY_LIMIT;
 }

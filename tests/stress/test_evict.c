@@ -207,7 +207,8 @@ Test(stress_evict, resident_size_stays_within_the_limit_when_filling_forever, .t
     c.max_memory = limit;
     c.eviction_policy = KV_EVICT_ALLKEYS_LRU;
     cr_assert_eq(kv_open_config(&c, &store), KV_OK);
-    /* about 6x the limit in 100-byte values, from two threads */
+    /* about 6x the limit in 100-byte values, from two threads (1.5x under
+     * the sanitizers) */
     long n = stress_iters(800000, 200000);
     pthread_t t[2];
     fill_arg args[2] = {{0, n}, {1, n}};
@@ -221,7 +222,8 @@ Test(stress_evict, resident_size_stays_within_the_limit_when_filling_forever, .t
                 "left, %llu evicted",
                 (unsigned long long)(limit >> 10), (unsigned long long)(m.memory_used >> 10),
                 grown, (unsigned long long)m.keys, (unsigned long long)m.evicted_keys);
-    cr_assert_gt(m.evicted_keys, (uint64_t)n, "the load did not fill the store many times");
+    cr_assert_gt(m.evicted_keys, 0, "the load did not fill the store");
+    cr_assert_eq(m.keys + m.evicted_keys, 2 * (uint64_t)n, "a write went missing");
     cr_assert_leq(m.memory_used, limit + limit / 64);
 #if !defined(STRESS_ASAN) && !defined(STRESS_TSAN)
     /* The sanitizers' allocators and shadow memory add their own. Allowed

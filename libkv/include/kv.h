@@ -253,8 +253,10 @@ typedef struct kv_config {
  * before its write; a write never waits longer than that for room (an
  * eviction does not wait for its record to be durable: after a crash an
  * evicted key may be back, and is evicted again as room is needed). If a
- * slice finds nothing it may evict (a volatile policy and no key with an
- * expiry time), the write fails with KV_MEMORY_LIMIT and changes nothing.
+ * whole pass over the keys finds nothing it may evict (a volatile policy
+ * and no key with an expiry time), the write fails with KV_MEMORY_LIMIT
+ * and changes nothing; a slice that runs out of time lets its write
+ * through and the next write goes on.
  * An evicted key is deleted through the store's one write path: a delete
  * with its own revision, logged and seen by replicas, counted in
  * kv_metrics.evicted_keys. The limit is checked against a figure summed

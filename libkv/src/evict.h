@@ -21,8 +21,9 @@
  * data (no lock held); deletes and internal batches pass at once. Over the
  * limit, the writer evicts (evict.c) for at most KV__EVICT_SLICE_NS, one
  * evictor at a time, then writes even if the slice ended short of room
- * (the next writer goes on evicting), or fails with KV_MEMORY_LIMIT if
- * there was nothing it could evict, or under noeviction.
+ * (the next writer goes on evicting), or fails with KV_MEMORY_LIMIT if a
+ * whole pass over the index found nothing it could evict, or under
+ * noeviction.
  *
  * Access tracking (LRU and LFU policies only). Every item carries a 32-bit
  * word in front of it (item.h, KV__ITEM_META_BYTES) and the store keeps a

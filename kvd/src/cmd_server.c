@@ -331,8 +331,9 @@ static int cmd_config(kvd_exec *x)
         return r->ops->error(r, KV_UNSUPPORTED,
                              "CONFIG SET is not supported: kvd takes its settings from its "
                              "command line and config file (see kvd --help)");
-    char port[16], timeout[16], maxclients[24];
+    char port[16], timeout[16], maxclients[24], maxmemory[24];
     snprintf(port, sizeof port, "%d", x->c->w->server->bound_port);
+    snprintf(maxmemory, sizeof maxmemory, "%llu", (unsigned long long)cfg->max_memory);
     snprintf(timeout, sizeof timeout, "%u", cfg->idle_timeout);
     snprintf(maxclients, sizeof maxclients, "%llu",
              (unsigned long long)x->c->w->server->max_connections);
@@ -342,8 +343,8 @@ static int cmd_config(kvd_exec *x)
         {"appendfsync", cfg->fsync == KV_FSYNC_ALWAYS ? "always"
                         : cfg->fsync == KV_FSYNC_NO ? "no" : "everysec"},
         {"databases", "1"},
-        {"maxmemory", "0"},
-        {"maxmemory-policy", "noeviction"},
+        {"maxmemory", maxmemory},
+        {"maxmemory-policy", kv_eviction_policy_name(cfg->eviction_policy)},
         {"port", port},
         {"timeout", timeout},
         {"maxclients", maxclients},
@@ -381,22 +382,24 @@ static int cmd_info(kvd_exec *x)
         "# Server\r\nredis_version:7.0.0\r\nkvd_version:%s\r\nredis_mode:standalone\r\n"
         "os:Linux\r\nprocess_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%llu\r\n\r\n"
         "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%llu\r\n\r\n"
-        "# Memory\r\nused_memory:%llu\r\nused_memory_human:%.2fM\r\nmaxmemory:0\r\n"
-        "maxmemory_policy:noeviction\r\n\r\n"
+        "# Memory\r\nused_memory:%llu\r\nused_memory_human:%.2fM\r\nmaxmemory:%llu\r\n"
+        "maxmemory_policy:%s\r\n\r\n"
         "# Persistence\r\nloading:0\r\naof_enabled:%d\r\nrdb_changes_since_last_save:0\r\n\r\n"
         "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
         "rejected_connections:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n"
-        "expired_keys:%llu\r\nevicted_keys:0\r\n\r\n"
+        "expired_keys:%llu\r\nevicted_keys:%llu\r\n\r\n"
         "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n"
         "# Keyspace\r\n",
         KV_VERSION_STRING, (int)getpid(), s->bound_port,
         (unsigned long long)((uv_hrtime() - s->start_ns) / 1000000000u),
         (unsigned long long)atomic_load(&s->connections),
-        (unsigned long long)s->max_connections, (unsigned long long)m.memory_bytes,
-        (double)m.memory_bytes / (1024.0 * 1024.0), s->durable ? 1 : 0,
+        (unsigned long long)s->max_connections, (unsigned long long)m.memory_used,
+        (double)m.memory_used / (1024.0 * 1024.0), (unsigned long long)m.max_memory,
+        kv_eviction_policy_name(s->cfg->eviction_policy), s->durable ? 1 : 0,
         (unsigned long long)atomic_load(&s->connections_total), (unsigned long long)cmds,
         (unsigned long long)rejected, (unsigned long long)m.get_hits,
-        (unsigned long long)m.get_misses, (unsigned long long)m.expired_keys);
+        (unsigned long long)m.get_misses, (unsigned long long)m.expired_keys,
+        (unsigned long long)m.evicted_keys);
     /* expires: keys stored with an expiry (expired ones too, until the
      * store removes them); avg_ttl is not kept (Redis estimates it) */
     if (m.keys && n > 0 && n < 4000)

@@ -47,6 +47,7 @@ typedef enum opt_type {
     OPT_YESNO, /* yes/no, with an argument everywhere         */
     OPT_LEVEL,
     OPT_FSYNC, /* always, everysec or no                      */
+    OPT_POLICY, /* an eviction policy by its Redis name        */
     OPT_MODE,  /* octal file mode 0..777                      */
     OPT_FLAG   /* no argument; only on the command line       */
 } opt_type;
@@ -140,6 +141,13 @@ static const opt_def opts[] = {
     {"max-value-size", OPT_SIZE, OFF(max_value_size), "BYTES",
      "store's largest value (default 64M, at most 1G)", 0, KV_LIMIT_MAX_VALUE_SIZE},
     {"max-keys", OPT_U64, OFF(max_keys), "N", "store's key limit, 0 = unlimited (default 0)", 0, UINT64_MAX},
+    {"max-memory", OPT_U64, OFF(max_memory), "BYTES",
+     "store's memory limit (items, index, allocator overhead), e.g. 2g; 0 = unlimited, else at "
+     "least 1m; not with a cluster (default 0)", 0, UINT64_MAX},
+    {"eviction-policy", OPT_POLICY, OFF(eviction_policy), "POLICY",
+     "what a write does at --max-memory, as Redis's maxmemory-policy: noeviction (refuse it), "
+     "allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random or "
+     "volatile-ttl (default noeviction)", 0, 0},
     {"initial-capacity", OPT_SIZE, OFF(initial_capacity), "N", "keys to size the store for, at most 2^40 (default 1024)", 0, KVD_MAX_INITIAL_CAPACITY},
     {"data-dir", OPT_STR, OFF(data_dir), "DIR",
      "keep the store in this directory (log + snapshots) and recover it at start (default none: in memory)", 0, 0},
@@ -414,6 +422,15 @@ static int set_opt(kvd_config *cfg, const opt_def *o, const char *val, char *err
             break;
         }
         return 0;
+    case OPT_POLICY:
+        b = kv_eviction_policy_parse(val);
+        if (b < 0) {
+            expected = "noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, "
+                       "volatile-lfu, volatile-random or volatile-ttl";
+            break;
+        }
+        *(int *)field = b;
+        return 0;
     case OPT_MODE: {
         char *end;
         errno = 0;
@@ -676,6 +693,20 @@ static int validate(loader *L)
     }
     if ((cfg->cluster || cfg->cluster_join) && !cfg->data_dir) {
         fprintf(stderr, "kvd: error: a cluster node needs --data-dir (its Raft log lives there)\n");
+        return -1;
+    }
+    if (cfg->max_memory && cfg->max_memory < KV_MIN_MAX_MEMORY) {
+        opt_say(L, "max-memory", 1,
+                "%llu is below the minimum 1m (sizes are in bytes unless they end in k, m or g); "
+                "0 = no limit",
+                (unsigned long long)cfg->max_memory);
+        return -1;
+    }
+    if (cfg->max_memory && (cfg->cluster || cfg->cluster_join)) {
+        /* Each node applies the log to its own store: evicting there would
+         * remove different keys on different nodes. */
+        opt_say(L, "max-memory", 1,
+                "is not supported on a cluster node (each node would evict different keys)");
         return -1;
     }
     if (cfg->password && !cfg->password[0]) {

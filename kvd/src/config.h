@@ -42,6 +42,8 @@ typedef struct kvd_config {
     size_t max_key_size;        /* store options (kv_options)             */
     size_t max_value_size;
     uint64_t max_keys;
+    uint64_t max_memory;        /* store's memory limit, 0 = none          */
+    int eviction_policy;        /* kv_eviction_policy                     */
     size_t initial_capacity;
     char *data_dir;             /* NULL: in memory only                   */
     int node_id;                /* cluster: this node's id (1..1024)      */

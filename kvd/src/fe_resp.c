@@ -135,6 +135,8 @@ static int r_error(kvd_reply *r, int status, const char *detail)
         return put(r, "-NOAUTH Authentication required.\r\n", 34);
     if (status == KV_AUTH_FAILED)
         return put(r, "-WRONGPASS invalid username-password pair or user is disabled.\r\n", 64);
+    if (status == KV_MEMORY_LIMIT) /* Redis's words, which clients recognize */
+        return put(r, "-OOM command not allowed when used memory > 'maxmemory'.\r\n", 58);
     if (!detail)
         detail = kv_strerror(status);
     /* A detail that starts with its own code word (EXECABORT, NOPROTO);

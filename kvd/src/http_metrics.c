@@ -96,6 +96,12 @@ static void store_metrics(out *o, const kv_metrics *m)
           "Expired keys removed (lazily or actively)."),
         M(keys_with_ttl, "kvd_keys_with_ttl", "gauge",
           "Keys stored with an expiry time (expired ones until removed)."),
+        M(evicted_keys, "kvd_evicted_keys_total", "counter",
+          "Keys evicted to stay within --max-memory."),
+        M(max_memory, "kvd_max_memory_bytes", "gauge", "The store's memory limit (0: none)."),
+        M(memory_used, "kvd_memory_used_bytes", "gauge",
+          "Memory counted against --max-memory: the store's memory and retired memory not "
+          "yet freed."),
 #undef M
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)

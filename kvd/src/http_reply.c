@@ -59,6 +59,7 @@ int kvd_http_code(int status)
     case KV_AUTH_FAILED: return 401;
     case KV_UNSUPPORTED: return 404;
     case KV_STORE_FULL:
+    case KV_MEMORY_LIMIT:
     case KV_NO_SPACE: return 507;
     case KV_NO_MEMORY:
     case KV_BUSY:

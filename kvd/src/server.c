@@ -69,6 +69,8 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
     c.max_key_size = cfg->max_key_size;
     c.max_value_size = cfg->max_value_size;
     c.max_keys = cfg->max_keys;
+    c.max_memory = cfg->max_memory;
+    c.eviction_policy = cfg->eviction_policy;
     if (cfg->initial_capacity)
         c.initial_capacity = cfg->initial_capacity;
     /* A cluster node's durability is its Raft log (repl/): the store

@@ -90,6 +90,7 @@ KV_API int kv_version_number(void);
     /* resource failures: nothing was changed */                              \
     XX(NO_MEMORY, 20, "out of memory")                                        \
     XX(STORE_FULL, 21, "store is full (max_keys reached)")                    \
+    XX(MEMORY_LIMIT, 26, "memory limit reached (max_memory, and nothing may be evicted)") \
     /* storage (a store opened on a directory) */                             \
     XX(NO_SPACE, 22, "no space left on the store's disk")                     \
     XX(CORRUPT, 23, "data files are corrupt")                                 \
@@ -218,11 +219,87 @@ typedef struct kv_config {
                                 default 64 MiB, 0 = never by size         */
     uint32_t snapshot_interval_s; /* also snapshot this often if anything
                                 changed; default 3600, 0 = never by time  */
+    uint64_t max_memory;     /* bytes the store may use, 0 = unlimited
+                                (default); at least KV_MIN_MAX_MEMORY.
+                                See "Memory limit and eviction" below     */
+    int eviction_policy;     /* kv_eviction_policy; default
+                                KV_EVICT_NOEVICTION                       */
 } kv_config;
 
 #define KV_DEFAULT_SEGMENT_BYTES ((uint64_t)64 * 1024 * 1024)
 #define KV_DEFAULT_SNAPSHOT_LOG_BYTES ((uint64_t)64 * 1024 * 1024)
 #define KV_DEFAULT_SNAPSHOT_INTERVAL_S 3600u
+
+/* ------------------------------------------------------------------------
+ * Memory limit and eviction
+ *
+ * Set with kv_open_config (cfg->dir NULL for a store in memory only); a
+ * store opened with kv_open has no limit. With kv_config.max_memory set,
+ * the store keeps the memory it uses (its
+ * items with their allocator rounding, its index, retired memory not yet
+ * freed and its fixed structures: what kv_metrics.memory_used reports)
+ * at or below the limit, so the process's resident size stays within a
+ * few percent of it (plus what the program itself uses), except while the
+ * index is rebuilt beside itself, which a cache that evicts does every so
+ * often: for that while, one index more (an eighth of a store of 100-byte
+ * values). A write that
+ * stores data while the store is at the limit first makes room as the
+ * policy says (Redis's policies and names):
+ *   KV_EVICT_NOEVICTION      nothing is evicted: the write fails with
+ *                            KV_MEMORY_LIMIT and changes nothing. Deletes
+ *                            and writes that store nothing always work.
+ *   KV_EVICT_ALLKEYS_LRU     evict the keys least recently used
+ *   KV_EVICT_ALLKEYS_LFU     evict the keys least frequently used (a
+ *                            logarithmic counter per key that decays)
+ *   KV_EVICT_ALLKEYS_RANDOM  evict random keys
+ *   KV_EVICT_VOLATILE_LRU    as ALLKEYS_LRU among keys with an expiry time
+ *   KV_EVICT_VOLATILE_LFU    as ALLKEYS_LFU among keys with an expiry time
+ *   KV_EVICT_VOLATILE_RANDOM random keys with an expiry time
+ *   KV_EVICT_VOLATILE_TTL    the keys with an expiry time that expire first
+ * Recency and frequency are approximations from samples, as in Redis. An
+ * access is a kv_get and its variants, kv_exists, kv_mget and kv_txn_get
+ * (not kv_scan or kv_ttl), and every write of the key.
+ *
+ * Evicting is done by the writing thread in slices of at most about 1 ms
+ * before its write; a write never waits longer than that for room (an
+ * eviction does not wait for its record to be durable: after a crash an
+ * evicted key may be back, and is evicted again as room is needed). If a
+ * whole pass over the keys finds nothing it may evict (a volatile policy
+ * and no key with an expiry time), the write fails with KV_MEMORY_LIMIT
+ * and changes nothing; a slice that runs out of time lets its write
+ * through and the next write goes on.
+ * An evicted key is deleted through the store's one write path: a delete
+ * with its own revision, logged and seen by replicas, counted in
+ * kv_metrics.evicted_keys. The limit is checked against a figure summed
+ * from per-thread counters every so often, so concurrent writers may pass
+ * it by up to 1/1024 of it each for a moment.
+ *
+ * Cost: with no limit, or with noeviction, random or volatile-ttl, reads
+ * write nothing and items carry nothing more. With an LRU or LFU policy
+ * each item carries 4 more bytes (its access clock), and a read updates
+ * them only when they would change (for LRU at most once per 1/1024 of
+ * the limit written; for LFU rarely, by chance), so reads on many threads
+ * still scale.
+ * ---------------------------------------------------------------------- */
+typedef enum kv_eviction_policy {
+    KV_EVICT_NOEVICTION = 0,
+    KV_EVICT_ALLKEYS_LRU = 1,
+    KV_EVICT_ALLKEYS_LFU = 2,
+    KV_EVICT_ALLKEYS_RANDOM = 3,
+    KV_EVICT_VOLATILE_LRU = 4,
+    KV_EVICT_VOLATILE_LFU = 5,
+    KV_EVICT_VOLATILE_RANDOM = 6,
+    KV_EVICT_VOLATILE_TTL = 7
+} kv_eviction_policy;
+
+/* The smallest max_memory accepted: below it the store's fixed structures
+ * alone would not fit. */
+#define KV_MIN_MAX_MEMORY ((uint64_t)1 << 20)
+
+/* A policy's Redis name ("allkeys-lru"...), or NULL for an unknown one. */
+KV_API const char *kv_eviction_policy_name(int policy);
+/* The policy named name (Redis's names, case-insensitive), or -1. */
+KV_API int kv_eviction_policy_parse(const char *name);
 
 /* Fills the first `size` bytes of *cfg with the defaults and sets
  * cfg->size; pass sizeof(kv_config). */
@@ -232,7 +309,8 @@ KV_API void kv_config_init(kv_config *cfg, size_t size);
  * first (the newest snapshot, then the log after it; a torn write at the
  * end of the log is cut off). On success *out owns the store until
  * kv_close(), which flushes and syncs the log.
- * Errors: KV_INVALID_ARGUMENT (bad size or limit), KV_NO_MEMORY,
+ * Errors: KV_INVALID_ARGUMENT (bad size or limit, an unknown eviction
+ * policy, max_memory below KV_MIN_MAX_MEMORY), KV_NO_MEMORY,
  * KV_LOCKED (another process has the directory open), KV_CORRUPT (a
  * checksum failed in the middle of the data: nothing is dropped silently;
  * kv_last_error() names the file and offset), KV_IO, KV_NO_SPACE. */
@@ -364,7 +442,7 @@ KV_API int kv_exists(kv_store *store, const void *key, size_t klen,
 
 /* Sets key to value (creating or replacing it). version, if not NULL,
  * receives the new revision. Errors: KV_KEY_EMPTY, KV_KEY_TOO_LARGE,
- * KV_VALUE_TOO_LARGE, KV_NO_MEMORY, KV_STORE_FULL. */
+ * KV_VALUE_TOO_LARGE, KV_NO_MEMORY, KV_STORE_FULL, KV_MEMORY_LIMIT. */
 KV_API int kv_set(kv_store *store, const void *key, size_t klen,
                   const void *val, size_t vlen, uint64_t *version);
 
@@ -553,7 +631,8 @@ KV_API int kv_txn_set_ex(kv_txn *txn, const void *key, size_t klen,
 /* Commits and frees the transaction, whatever the outcome: the handle must
  * not be used again. version (may be NULL) receives the commit's revision
  * (unchanged for a transaction that wrote nothing).
- * Errors: KV_CONFLICT (outcome: retry), KV_NO_MEMORY, KV_STORE_FULL. */
+ * Errors: KV_CONFLICT (outcome: retry), KV_NO_MEMORY, KV_STORE_FULL,
+ * KV_MEMORY_LIMIT. */
 KV_API int kv_txn_commit(kv_txn *txn, uint64_t *version);
 
 /* Discards and frees the transaction. NULL is a no-op. */
@@ -615,7 +694,7 @@ typedef struct kv_txn_result {
 /* Runs the conditional transaction. On KV_OK, *result describes the branch
  * that ran; release it with kv_txn_result_free(). On error nothing changed
  * and *result is untouched. Errors: KV_INVALID_ARGUMENT (bad kind), key and
- * value limit errors, KV_NO_MEMORY, KV_STORE_FULL. */
+ * value limit errors, KV_NO_MEMORY, KV_STORE_FULL, KV_MEMORY_LIMIT. */
 KV_API int kv_txn_cond(kv_store *store,
                        const kv_compare *cmps, size_t ncmps,
                        const kv_op *then_ops, size_t nthen,
@@ -702,6 +781,13 @@ typedef struct kv_metrics {
     uint64_t expired_keys;  /* expired keys removed (lazily or actively) */
     uint64_t keys_with_ttl; /* keys stored with an expiry time (expired
                                ones included until removed)              */
+    /* memory limit (see "Memory limit and eviction") */
+    uint64_t evicted_keys;  /* keys evicted to stay under max_memory     */
+    uint64_t max_memory;    /* the store's limit, 0 = none               */
+    uint64_t memory_used;   /* what the limit is checked against:
+                               memory_bytes plus retired memory not yet
+                               freed, less an old index being copied to
+                               a bigger one while that runs              */
 } kv_metrics;
 
 /* Fills the first `size` bytes of *out; pass sizeof(kv_metrics). Fields are

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 
 #include "apply.h"
+#include "evict.h"
 #include "hash.h"
 #include "log.h"
 #include "store.h"
@@ -100,7 +101,8 @@ static int validate(const kv_store *s, const kv__batch *b)
         for (size_t i = 0; i < lens[l]; i++) {
             const kv_op *op = &lists[l][i];
             if ((unsigned)op->kind > KV_OP_DELETE &&
-                !(b->internal && (op->kind == KV__OP_EXPIRE || op->kind == KV__OP_TOUCH)))
+                !(b->internal && (op->kind == KV__OP_EXPIRE || op->kind == KV__OP_TOUCH ||
+                                  op->kind == KV__OP_EVICT)))
                 return KV_INVALID_ARGUMENT;
             if ((rc = kv__check_key(s, op->key, op->klen)) != KV_OK)
                 return rc;
@@ -238,6 +240,14 @@ static int play_ops(kv__slot *slot, const kv_op *ops, size_t nops, const size_t 
             break;
         case KV__OP_TOUCH:
             break;
+        case KV__OP_EVICT:
+            if (k->exists && !k->val_is_new &&
+                (!op->expire_at_ms || kv__item_rev(k->cur) == op->expire_at_ms)) {
+                out->evicted++;
+                k->exists = false;
+                k->changed = true;
+            }
+            break;
         case KV_OP_DELETE:
             if (results)
                 results[i].status = k->exists ? KV_OK : KV_NOT_FOUND;
@@ -264,10 +274,16 @@ static void retired_item_free(kv__slot *slot, void *item)
     kv__item_free(&slot->cache, item);
 }
 
-static void free_prepared(kv__slot *slot, akey *keys, size_t n, kv__commit *commit)
+/* Items of a store that tracks access (evict.h) have their word in front. */
+static void retired_meta_item_free(kv__slot *slot, void *item)
+{
+    kv__item_free_pre(&slot->cache, item, KV__ITEM_META_BYTES);
+}
+
+static void free_prepared(kv_store *s, kv__slot *slot, akey *keys, size_t n, kv__commit *commit)
 {
     for (size_t i = 0; i < n; i++) {
-        kv__item_free(&slot->cache, keys[i].next);
+        kv__item_free_pre(&slot->cache, keys[i].next, s->item_pre);
         keys[i].next = NULL;
         keys[i].pending = NULL;
     }
@@ -297,10 +313,11 @@ static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nch
         if (!k->changed)
             continue;
         if (k->exists) {
-            k->next = kv__item_new(&s->slab, &slot->cache, k->key, k->klen, k->val, k->vlen,
-                                   k->expire);
+            k->next = kv__item_new_pre(&s->slab, &slot->cache, s->item_pre, k->key, k->klen,
+                                       k->val, k->vlen, k->expire);
             if (!k->next)
                 goto nomem;
+            kv__evict_item_init(s, slot, k->next, k->old);
         }
         if (nchanged > 1) {
             k->pending = &(*commit)->nodes[j++];
@@ -312,7 +329,7 @@ static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nch
         goto nomem;
     return KV_OK;
 nomem:
-    free_prepared(slot, keys, n, *commit);
+    free_prepared(s, slot, keys, n, *commit);
     *commit = NULL;
     return KV_NO_MEMORY;
 }
@@ -404,18 +421,21 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             kv__count(slot, KV__C_KEYS, (uint64_t)-1);
             kv__count(slot, KV__C_KEY_BYTES, (uint64_t)0 - kv__item_klen(k->old));
             kv__count(slot, KV__C_VALUE_BYTES, (uint64_t)0 - kv__item_vlen(k->old));
-            kv__count(slot, KV__C_ITEM_BYTES, (uint64_t)0 - kv__item_footprint(k->old));
+            kv__count(slot, KV__C_ITEM_BYTES,
+                      (uint64_t)0 - kv__item_footprint_pre(k->old, s->item_pre));
             if (kv__item_has_ttl(k->old))
                 kv__count(slot, KV__C_TTL_KEYS, (uint64_t)-1);
             if (!k->cur)
                 kv__count(slot, KV__C_EXPIRED, 1);
-            kv__ebr_retire(&s->ebr, slot, k->old, retired_item_free, kv__item_footprint(k->old));
+            kv__ebr_retire(&s->ebr, slot, k->old,
+                           s->item_pre ? retired_meta_item_free : retired_item_free,
+                           kv__item_footprint_pre(k->old, s->item_pre));
         }
         if (k->next) {
             kv__count(slot, KV__C_KEYS, 1);
             kv__count(slot, KV__C_KEY_BYTES, kv__item_klen(k->next));
             kv__count(slot, KV__C_VALUE_BYTES, kv__item_vlen(k->next));
-            kv__count(slot, KV__C_ITEM_BYTES, kv__item_footprint(k->next));
+            kv__count(slot, KV__C_ITEM_BYTES, kv__item_footprint_pre(k->next, s->item_pre));
             if (kv__item_has_ttl(k->next)) {
                 kv__count(slot, KV__C_TTL_KEYS, 1);
                 ttl_new = true;
@@ -580,7 +600,7 @@ static int commit_change(kv_store *s, kv__slot *slot, akey *keys, size_t nkeys,
 undo_prepared:
     if (ch && ch != small)
         free(ch);
-    free_prepared(slot, keys, nkeys, commit);
+    free_prepared(s, slot, keys, nkeys, commit);
 undo_keys:
     if (key_delta > 0)
         atomic_fetch_sub(&s->nkeys, (uint64_t)key_delta);
@@ -589,10 +609,11 @@ undo_keys:
 
 /* A set or delete of one key, at most guarded by one compare of that key:
  * kv_set, kv_set_if, kv_delete, kv_delete_if, most of the writes a store
- * sees. */
+ * sees. Internal batches never: their op kinds (TOUCH, EVICT...) are not
+ * a delete. */
 static bool is_single_write(const kv__batch *b)
 {
-    if (b->nthen != 1 || b->nelse != 0 || b->want_results || b->ncmps > 1 ||
+    if (b->nthen != 1 || b->nelse != 0 || b->want_results || b->ncmps > 1 || b->internal ||
         b->then_ops[0].kind == KV_OP_GET)
         return false;
     const kv_op *op = &b->then_ops[0];
@@ -665,6 +686,8 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     kv__slot *slot = kv__slot_get(&s->slots);
     if (!slot)
         return KV_NO_MEMORY;
+    if ((rc = kv__evict_admit(s, slot, b)) != KV_OK)
+        return rc;
     if (is_single_write(b))
         return apply_single_write(s, slot, b, out);
 
@@ -781,6 +804,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
             o.results[i].value.version = o.revision;
     }
     kv__count(slot, KV__C_DELETES, o.deleted);
+    kv__count(slot, KV__C_EVICTED, o.evicted);
     rc = KV_OK;
 
 out_unlock:
@@ -793,7 +817,7 @@ out_unlock:
     free(needs_rev);
     kv__ebr_collect(&s->ebr, slot);
     kv__expiry_ensure(s);
-    if (rc == KV_OK && o.revision)
+    if (rc == KV_OK && o.revision && !b->no_wait)
         rc = kv__wait_durable(s, o.revision);
     if (rc == KV_OK)
         *out = o;

@@ -39,6 +39,9 @@ typedef struct kv__batch {
     size_t nelse;
     bool want_results; /* fill kv__outcome.results (GET values, statuses) */
     bool internal;     /* may use the internal op kinds below */
+    bool no_wait;      /* return without waiting for the record to be
+                          durable (eviction: a writer's slice must stay
+                          short; a lost eviction is only a key back) */
 } kv__batch;
 
 /* Op kinds only the library uses (kv__batch.internal). */
@@ -49,12 +52,17 @@ typedef struct kv__batch {
 #define KV__OP_TOUCH ((kv_op_kind)17)  /* nothing: the key is locked and
                                           looked at, so an expired one is
                                           removed (the active expiry) */
+#define KV__OP_EVICT ((kv_op_kind)18)  /* a DELETE by the memory limit
+                                          (evict.c), only if the key's
+                                          version is expire_at_ms (0: any);
+                                          counted as evicted, not deleted */
 
 typedef struct kv__outcome {
     bool succeeded;          /* every compare held: then_ops ran        */
     uint64_t revision;       /* the change's revision, 0 if none        */
     size_t deleted;          /* DELETE ops that found their key         */
     size_t expired;          /* expired keys the change removed          */
+    size_t evicted;          /* EVICT ops that removed their key         */
     uint64_t failed_version; /* version of the first failed compare's key */
     kv_op_result *results;   /* want_results: one per op that ran       */
     size_t nresults;
@@ -82,7 +90,8 @@ typedef void (*kv__record_hook)(void *ctx, const kv__record *record);
 /* Runs the batch atomically. On KV_OK *out is filled (free results with
  * kv_txn_result_free semantics: kv__outcome_free). On error nothing
  * changed. Errors: key/value limit codes, KV_INVALID_ARGUMENT,
- * KV_NO_MEMORY, KV_STORE_FULL. */
+ * KV_NO_MEMORY, KV_STORE_FULL, KV_MEMORY_LIMIT (evict.h: a batch that
+ * stores data, not internal, when the memory limit has no room). */
 int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out);
 
 void kv__outcome_free(kv__outcome *out);

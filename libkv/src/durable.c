@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "durable.h"
+#include "evict.h"
 #include "files.h"
 #include "log.h"
 #include "store.h"
@@ -61,6 +62,8 @@ void kv_config_init(kv_config *cfg, size_t size)
         .segment_bytes = KV_DEFAULT_SEGMENT_BYTES,
         .snapshot_log_bytes = KV_DEFAULT_SNAPSHOT_LOG_BYTES,
         .snapshot_interval_s = KV_DEFAULT_SNAPSHOT_INTERVAL_S,
+        .max_memory = 0,
+        .eviction_policy = KV_EVICT_NOEVICTION,
     };
     memcpy(cfg, &c, c.size);
 }
@@ -537,13 +540,17 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
     kv_config_init(&c, sizeof c);
     memcpy(&c, cfg, cfg->size < sizeof c ? cfg->size : sizeof c);
     if (c.fsync < KV_FSYNC_EVERYSEC || c.fsync > KV_FSYNC_NO || (c.dir && !c.dir[0]) ||
-        (c.dir && c.segment_bytes < 4096))
+        (c.dir && c.segment_bytes < 4096) || !kv_eviction_policy_name(c.eviction_policy) ||
+        (c.max_memory && c.max_memory < KV_MIN_MAX_MEMORY))
         return KV_INVALID_ARGUMENT;
     kv_options o = {c.initial_capacity, c.max_key_size, c.max_value_size, c.max_keys};
     if (c.dir)
         o.initial_capacity = kv__capacity_for(c.dir, o.initial_capacity);
     kv_store *s;
     int rc = kv_open(&o, &s);
+    /* Before any item exists: the policy decides the items' layout. */
+    if (rc == KV_OK && (rc = kv__evict_configure(s, c.max_memory, c.eviction_policy)) != KV_OK)
+        kv_close(s);
     if (rc != KV_OK || !c.dir) {
         if (rc == KV_OK)
             *out = s;

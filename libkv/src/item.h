@@ -8,6 +8,13 @@
  * word), so keys without a TTL cost nothing more. Items are never changed after they are published: a set
  * publishes a new item and retires the old one (ebr.h).
  *
+ * Access metadata (evict.h): in a store whose eviction policy needs it
+ * (LRU, LFU), every item is allocated with KV__ITEM_META_BYTES more in
+ * front of it, a 32-bit word readers update with relaxed atomics (the
+ * item itself stays immutable). The word is outside the item so that
+ * stores without such a policy pay nothing: the `pre` arguments below
+ * say how many bytes precede the item (0 or KV__ITEM_META_BYTES).
+ *
  * kv__pending: stands in the index for a key while a multi-key change is
  * being published. It names the key's item before and after the change and
  * the change's kv__commit; readers (kv__slot_visible, table.h) take `after`
@@ -124,17 +131,44 @@ struct kv__commit {
     kv__pending nodes[];
 };
 
+#define KV__ITEM_META_BYTES 4u
+
 /* A new item with rev 0 expiring at expire_at (ms since the epoch; 0:
- * never), or NULL on out-of-memory. Small items come from the slab
- * (slab.h) through the calling thread's cache. */
-kv__item *kv__item_new(kv__slab *slab, kv__slab_cache *cache, const void *key,
-                       size_t klen, const void *val, size_t vlen, uint64_t expire_at);
-/* Frees an item into the calling thread's cache (or to malloc if large). */
-void kv__item_free(kv__slab_cache *cache, kv__item *it);
+ * never), with `pre` bytes in front of it (zeroed), or NULL on
+ * out-of-memory. Small items come from the slab (slab.h) through the
+ * calling thread's cache. */
+kv__item *kv__item_new_pre(kv__slab *slab, kv__slab_cache *cache, size_t pre, const void *key,
+                           size_t klen, const void *val, size_t vlen, uint64_t expire_at);
+/* Frees an item allocated with `pre` into the calling thread's cache (or
+ * to malloc if large). NULL is a no-op. */
+void kv__item_free_pre(kv__slab_cache *cache, kv__item *it, size_t pre);
 /* Frees a large item; small ones die with the slab's chunks. For close. */
-void kv__item_free_at_close(kv__item *it);
+void kv__item_free_at_close(kv__item *it, size_t pre);
 /* Bytes the item's memory costs, for the memory metric. */
-size_t kv__item_footprint(const kv__item *it);
+size_t kv__item_footprint_pre(const kv__item *it, size_t pre);
+
+static inline kv__item *kv__item_new(kv__slab *slab, kv__slab_cache *cache, const void *key,
+                                     size_t klen, const void *val, size_t vlen,
+                                     uint64_t expire_at)
+{
+    return kv__item_new_pre(slab, cache, 0, key, klen, val, vlen, expire_at);
+}
+
+static inline void kv__item_free(kv__slab_cache *cache, kv__item *it)
+{
+    kv__item_free_pre(cache, it, 0);
+}
+
+static inline size_t kv__item_footprint(const kv__item *it)
+{
+    return kv__item_footprint_pre(it, 0);
+}
+
+/* The access word in front of an item allocated with KV__ITEM_META_BYTES. */
+static inline _Atomic uint32_t *kv__item_meta(const kv__item *it)
+{
+    return (_Atomic uint32_t *)((uintptr_t)it - KV__ITEM_META_BYTES);
+}
 
 static inline size_t kv__item_size(const kv__item *it)
 {

@@ -3,6 +3,7 @@
  */
 #include <stddef.h>
 
+#include "evict.h"
 #include "store.h"
 
 static void add_slot(kv__slot *slot, void *ctx)
@@ -28,22 +29,19 @@ int kv_metrics_read(kv_store *s, kv_metrics *out, size_t size)
     kv__slot *slot = kv__slot_get(&s->slots);
     if (!slot)
         return KV_NO_MEMORY;
-    uint64_t table_bytes = 0, table_slots = 0;
+    uint64_t table_slots = 0;
     kv__ebr_pin(&s->ebr, slot);
-    for (kv__table *t = atomic_load(&s->table); t; t = atomic_load(&t->next)) {
-        table_bytes += kv__table_footprint(t);
+    for (kv__table *t = atomic_load(&s->table); t; t = atomic_load(&t->next))
         table_slots = kv__table_size(t);
-    }
     kv__ebr_unpin(slot);
-    unsigned chunks = atomic_load(&s->slots.nchunks_hint);
+    uint64_t memory, retired, moving;
+    kv__memory_sum(s, slot, &memory, &retired, &moving);
 
     kv_metrics m = {
         .keys = clamp(sum[KV__C_KEYS]),
         .key_bytes = clamp(sum[KV__C_KEY_BYTES]),
         .value_bytes = clamp(sum[KV__C_VALUE_BYTES]),
-        .memory_bytes = clamp(sum[KV__C_ITEM_BYTES]) + table_bytes + sizeof *s +
-                        KV__NSTRIPES * sizeof(kv__stripe) +
-                        chunks * KV__SLOTS_PER_CHUNK * sizeof(kv__slot),
+        .memory_bytes = memory,
         .revision = kv__revision_latest(s),
         .gets = sum[KV__C_GETS],
         .get_hits = sum[KV__C_GET_HITS],
@@ -57,6 +55,9 @@ int kv_metrics_read(kv_store *s, kv_metrics *out, size_t size)
         .table_resizes = atomic_load(&s->resizes),
         .expired_keys = sum[KV__C_EXPIRED],
         .keys_with_ttl = clamp(sum[KV__C_TTL_KEYS]),
+        .evicted_keys = sum[KV__C_EVICTED],
+        .max_memory = kv__evict_limit(s),
+        .memory_used = memory - moving + retired,
     };
     kv__durable_metrics(s, &m);
     memcpy(out, &m, size < sizeof m ? size : sizeof m);

@@ -13,6 +13,7 @@
  */
 #include <stdlib.h>
 
+#include "evict.h"
 #include "hash.h"
 #include "store.h"
 
@@ -55,10 +56,14 @@ static int read_begin(kv_store *s, const void *key, size_t klen, kv__slot **slot
     return KV_OK;
 }
 
-static kv__item *read_item(kv_store *s, const void *key, size_t klen)
+/* The visible item of key, an access to it (evict.h); in a read section. */
+static kv__item *read_item(kv_store *s, kv__slot *slot, const void *key, size_t klen)
 {
     uintptr_t w = kv__table_find(atomic_load(&s->table), kv__hash(key, klen), key, klen);
-    return w ? kv__slot_visible(w, NULL, kv__clock_now(s)) : NULL;
+    kv__item *it = w ? kv__slot_visible(w, NULL, kv__clock_now(s)) : NULL;
+    if (it)
+        kv__evict_touch(s, slot, it);
+    return it;
 }
 
 static void read_end(kv__slot *slot, bool hit)
@@ -74,7 +79,7 @@ int kv_get(kv_store *s, const void *key, size_t klen, kv_value *out)
     int rc = read_begin(s, key, klen, &slot);
     if (rc != KV_OK)
         return rc;
-    kv__item *it = read_item(s, key, klen);
+    kv__item *it = read_item(s, slot, key, klen);
     rc = it ? kv__value_copy(kv__item_value(it), kv__item_vlen(it), kv__item_rev(it), out) : KV_NOT_FOUND;
     read_end(slot, it != NULL);
     return rc;
@@ -89,7 +94,7 @@ int kv_get_into(kv_store *s, const void *key, size_t klen, void *buf, size_t cap
     int rc = read_begin(s, key, klen, &slot);
     if (rc != KV_OK)
         return rc;
-    kv__item *it = read_item(s, key, klen);
+    kv__item *it = read_item(s, slot, key, klen);
     if (!it) {
         rc = KV_NOT_FOUND;
     } else if (kv__item_vlen(it) > cap) {
@@ -114,7 +119,7 @@ int kv_get_with(kv_store *s, const void *key, size_t klen, kv_read_fn fn, void *
     int rc = read_begin(s, key, klen, &slot);
     if (rc != KV_OK)
         return rc;
-    kv__item *it = read_item(s, key, klen);
+    kv__item *it = read_item(s, slot, key, klen);
     if (it)
         fn(ctx, kv__item_value(it), kv__item_vlen(it), kv__item_rev(it));
     read_end(slot, it != NULL);
@@ -127,7 +132,7 @@ int kv_exists(kv_store *s, const void *key, size_t klen, uint64_t *version)
     int rc = read_begin(s, key, klen, &slot);
     if (rc != KV_OK)
         return rc;
-    kv__item *it = read_item(s, key, klen);
+    kv__item *it = read_item(s, slot, key, klen);
     if (it && version)
         *version = kv__item_rev(it);
     read_end(slot, it != NULL);
@@ -142,7 +147,8 @@ int kv_ttl(kv_store *s, const void *key, size_t klen, uint64_t *expire_at_ms)
     int rc = read_begin(s, key, klen, &slot);
     if (rc != KV_OK)
         return rc;
-    kv__item *it = read_item(s, key, klen);
+    uintptr_t w = kv__table_find(atomic_load(&s->table), kv__hash(key, klen), key, klen);
+    kv__item *it = w ? kv__slot_visible(w, NULL, kv__clock_now(s)) : NULL; /* no access */
     if (it)
         *expire_at_ms = kv__item_expire_at(it);
     kv__ebr_unpin(slot);
@@ -260,6 +266,9 @@ static int mget_snapshot(kv_store *s, const kv_key *keys, size_t n, mget_state *
             m[i].item = w ? kv__slot_visible(w, &m[i].seen_pending, now) : NULL;
         }
     } while (!snapshot_holds(s, m, n));
+    for (size_t i = 0; i < n; i++)
+        if (m[i].item)
+            kv__evict_touch(s, st->slot, m[i].item);
     return KV_OK;
 }
 

@@ -32,8 +32,7 @@ static void sum_keys(kv__slot *slot, void *ctx)
                                              memory_order_relaxed);
 }
 
-/* Hangs a bigger table on t. Returns false only on out-of-memory. */
-static bool start_resize(kv_store *s, kv__table *t, size_t n)
+size_t kv__resize_next_slots(kv_store *s, kv__table *t, size_t n)
 {
     uint64_t live = 0;
     kv__slot_each(&s->slots, sum_keys, &live);
@@ -41,16 +40,32 @@ static bool start_resize(kv_store *s, kv__table *t, size_t n)
         live = 0;
     /* Room for the live keys at half load, and at least twice what t holds
      * so everything migrated fits in half the new table (the other half is
-     * the writers' budget, see kv__resize_prepare). Never below the current
-     * size or MIN_SLOTS, so a table of tombstones is just rebuilt. */
+     * the writers' budget, see kv__resize_prepare). What t holds is at
+     * most its non-empty slots, and at most its live keys plus the inserts
+     * writers may still make in it (reserved, or unannounced: plenty());
+     * the margin covers counters a moment behind. So a table whose slots
+     * are mostly tombstones (a cache that evicts or a store that deletes
+     * as much as it inserts) is rebuilt at the same size rather than
+     * doubled again and again. Never below the current size or MIN_SLOTS. */
     size_t want = 2 * ((size_t)live + n);
-    size_t held = 2 * atomic_load(&t->used);
+    size_t used = atomic_load(&t->used);
+    size_t may_hold = (size_t)live + live / 8 + 64 + atomic_load(&t->reserved) +
+                      (size_t)kv__thread_bound() * KV__UNRESERVED_MAX;
+    size_t held = 2 * (used < may_hold ? used : may_hold);
     if (want < held)
         want = held;
     if (want < kv__table_size(t))
         want = kv__table_size(t);
     if (want < MIN_SLOTS)
         want = MIN_SLOTS;
+    return (size_t)1 << bits_for(want);
+}
+
+/* Hangs a bigger (or, if t is mostly tombstones, a clean) table on t.
+ * Returns false only on out-of-memory. */
+static bool start_resize(kv_store *s, kv__table *t, size_t n)
+{
+    size_t want = kv__resize_next_slots(s, t, n);
     kv__table *nt = kv__table_new(bits_for(want));
     if (!nt)
         return false;

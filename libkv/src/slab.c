@@ -24,6 +24,8 @@ void kv__slab_init(kv__slab *slab)
     pthread_mutex_init(&slab->lock, NULL);
     slab->chunks = NULL;
     slab->nchunks = 0;
+    for (size_t c = 0; c < KV__SLAB_CLASSES; c++)
+        slab->depot[c] = NULL;
 }
 
 void kv__slab_destroy(kv__slab *slab)
@@ -85,14 +87,68 @@ static bool new_chunk(kv__slab *slab, kv__slab_cache *cache)
     return true;
 }
 
+/* The second word of a batch's first block links the depot's batches. */
+static void **batch_link(void *head)
+{
+    return (void **)head + 1;
+}
+
+/* Takes a batch of class cls from the depot into the empty list. */
+static bool depot_take(kv__slab *slab, kv__slab_cache *cache, size_t cls)
+{
+    if (cls == 0 || !__atomic_load_n(&slab->depot[cls], __ATOMIC_RELAXED))
+        return false; /* a racy peek: a miss only means carving a block */
+    pthread_mutex_lock(&slab->lock);
+    void *head = slab->depot[cls];
+    if (head) {
+        UNPOISON(batch_link(head), sizeof(void *));
+        __atomic_store_n(&slab->depot[cls], *batch_link(head), __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&slab->lock);
+    if (!head)
+        return false;
+    POISON(batch_link(head), sizeof(void *));
+    cache->free[cls] = head;
+    cache->nfree[cls] = KV__SLAB_BATCH;
+    return true;
+}
+
+/* Moves KV__SLAB_BATCH blocks of class cls from the list to the depot. */
+static void depot_give(kv__slab_cache *cache, size_t cls)
+{
+    void *head = cache->free[cls], *last = head;
+    for (unsigned i = 1; i < KV__SLAB_BATCH; i++) {
+        UNPOISON(last, sizeof(void *));
+        last = *(void **)last;
+    }
+    UNPOISON(last, sizeof(void *));
+    cache->free[cls] = *(void **)last;
+    *(void **)last = NULL;
+    POISON(last, sizeof(void *));
+    cache->nfree[cls] -= KV__SLAB_BATCH;
+    kv__slab *slab = cache->slab;
+    pthread_mutex_lock(&slab->lock);
+    UNPOISON(batch_link(head), sizeof(void *));
+    *batch_link(head) = slab->depot[cls];
+    /* Poisoned before it is published: once the lock is released another
+     * thread may take the batch and hand head out as a live item. */
+    POISON(head, 2 * sizeof(void *));
+    __atomic_store_n(&slab->depot[cls], head, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&slab->lock);
+}
+
 void *kv__slab_alloc(kv__slab *slab, kv__slab_cache *cache, size_t size)
 {
     size_t block = kv__slab_block(size ? size : 1);
     size_t cls = block / 8 - 1;
     void *p = cache->free[cls];
+    if (!p && depot_take(slab, cache, cls))
+        p = cache->free[cls];
     if (p) {
         UNPOISON(p, sizeof(void *));
         cache->free[cls] = *(void **)p;
+        if (cache->nfree[cls])
+            cache->nfree[cls]--;
         /* Free blocks go cold between the free and their reuse; fetch the
          * next one now so the next allocation does not wait on its link.
          * (A read prefetch: the line may hold live items other cores read.) */
@@ -116,4 +172,6 @@ void kv__slab_free(kv__slab_cache *cache, void *block, size_t size)
     *(void **)block = cache->free[cls];
     cache->free[cls] = block;
     POISON((char *)block + sizeof(void *), b - sizeof(void *));
+    if (++cache->nfree[cls] >= 2 * KV__SLAB_BATCH && cls > 0 && cache->slab)
+        depot_give(cache, cls);
 }

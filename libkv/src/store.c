@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "evict.h"
 #include "store.h"
 
 void kv_options_init(kv_options *opts)
@@ -44,13 +45,14 @@ int kv_open(const kv_options *opts, kv_store **out)
     kv__table *t = kv__table_new(bits);
     s->stripes = kv__stripes_new();
     if (!t || !s->stripes) {
-        free(t);
+        kv__table_free(t);
         kv__stripes_free(s->stripes);
         free(s);
         return KV_NO_MEMORY;
     }
     atomic_init(&s->table, t);
     kv__slab_init(&s->slab);
+    s->slots.slab = &s->slab;
     s->ebr.slots = &s->slots;
     atomic_init(&s->ebr.epoch, 1);
     pthread_mutex_init(&s->expiry_mu, NULL);
@@ -59,12 +61,12 @@ int kv_open(const kv_options *opts, kv_store **out)
     return KV_OK;
 }
 
-static void free_word(uintptr_t w)
+static void free_word(uintptr_t w, size_t pre)
 {
     if (!kv__slot_is_key(w))
         return;
     /* No pending nodes survive a completed write, so w is an item. */
-    kv__item_free_at_close(kv__slot_ptr(w));
+    kv__item_free_at_close(kv__slot_ptr(w), pre);
 }
 
 void kv_close(kv_store *s)
@@ -79,7 +81,7 @@ void kv_close(kv_store *s)
         kv__table *next = atomic_load(&t->next);
         /* A slot moved to the next table is freed there. */
         for (size_t i = 0; i < kv__table_size(t); i++)
-            free_word(atomic_load_explicit(&t->slots[i], memory_order_relaxed));
+            free_word(atomic_load_explicit(&t->slots[i], memory_order_relaxed), s->item_pre);
         kv__table_free(t);
         t = next;
     }
@@ -87,6 +89,7 @@ void kv_close(kv_store *s)
     kv__slab_destroy(&s->slab);
     kv__stripes_free(s->stripes);
     pthread_mutex_destroy(&s->expiry_mu);
+    kv__evict_free(s);
     free(s);
 }
 

@@ -33,6 +33,11 @@ struct kv_store {
     /* a store without a log: every revision is above it. Raised only by
      * recovery and kv_load (apply.c), read by every change */
     _Atomic uint64_t rev_floor;
+    /* evict.h: the memory limit (NULL: none); whether reads track access
+     * (KV__ACCESS_*), and the bytes in front of every item for it */
+    struct kv__evict *evict;
+    unsigned char access_mode;
+    unsigned char item_pre;
     /* written by every change */
     _Alignas(64) _Atomic uint64_t revision; /* with a log: the last revision
                                                handed out (log.c) */
@@ -45,6 +50,9 @@ struct kv_store {
     _Atomic bool ttl_seen;      /* an item with an expiry time was published */
     _Atomic(struct kv__expiry *) expiry; /* the expiry thread, once started */
     pthread_mutex_t expiry_mu;  /* starts and stops it */
+    /* evict.h: the access clock, raised by writers once per 1/1024 of the
+     * memory limit written, read by readers that track access */
+    _Alignas(64) _Atomic uint32_t evict_clock;
     /* written rarely */
     _Alignas(64) _Atomic uint64_t resizes;
     kv__slot_dir slots;
@@ -120,6 +128,9 @@ int kv__value_copy(const void *val, size_t vlen, uint64_t version, kv_value *out
  * (out of memory for a bigger index). */
 kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n, size_t *reserved);
 void kv__resize_release(kv__table *reserved_in, size_t reserved);
+/* resize.c: the number of slots the table after t would have if a resize
+ * started now for a write of n keys (in a read section). */
+size_t kv__resize_next_slots(kv_store *s, kv__table *t, size_t n);
 /* Migrates up to `chunks` chunks of a running resize (no locks held). */
 void kv__resize_help(kv_store *s, kv__slot *slot, size_t chunks);
 

@@ -3,6 +3,7 @@
  */
 #include "table.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -10,21 +11,45 @@
 /* Big indexes are probed at random: on 4 KiB pages nearly every probe also
  * misses the TLB. Ask for transparent huge pages (2 MiB) for them. */
 #define HUGE_PAGE ((size_t)2 << 20)
+/* Indexes from this size on are mapped on their own (mmap), not taken
+ * from malloc's heap: an index is replaced by a new one at each resize,
+ * and in a heap the small allocations made meanwhile would settle in the
+ * hole an old index leaves, so that the next index no longer fits there
+ * and the heap grows by one index per resize or two (a cache that evicts
+ * rebuilds its index over and over: its resident size crept up without
+ * bound). munmap gives the memory back at once. */
+#define MAP_FROM ((size_t)128 << 10)
+#define PAGE ((size_t)4096)
+
+static size_t map_bytes(size_t bytes)
+{
+    return (bytes + PAGE - 1) & ~(PAGE - 1);
+}
 
 static void *alloc_zeroed(size_t bytes)
 {
     void *p;
-    if (bytes < 2 * HUGE_PAGE) {
+    if (bytes < MAP_FROM) {
         /* 64-byte aligned: the struct keeps hot fields on separate lines */
         if (posix_memalign(&p, 64, bytes) != 0)
             return NULL;
         return memset(p, 0, bytes);
     }
-    if (posix_memalign(&p, HUGE_PAGE, bytes) != 0)
+    /* Fresh anonymous pages are zero. Big ones start on a huge-page
+     * boundary: map HUGE_PAGE more and unmap what is before and after. */
+    size_t len = map_bytes(bytes), align = bytes >= 2 * HUGE_PAGE ? HUGE_PAGE : PAGE;
+    size_t over = len + (align > PAGE ? align : 0);
+    char *m = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
         return NULL;
-    madvise(p, bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE); /* advice: may fail */
-    memset(p, 0, bytes);
-    return p;
+    char *a = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
+    if (a > m)
+        munmap(m, (size_t)(a - m));
+    if (m + over > a + len)
+        munmap(a + len, (size_t)(m + over - (a + len)));
+    if (align > PAGE)
+        madvise(a, len & ~(HUGE_PAGE - 1), MADV_HUGEPAGE); /* advice: may fail */
+    return a;
 }
 
 kv__table *kv__table_new(unsigned bits)
@@ -41,13 +66,20 @@ kv__table *kv__table_new(unsigned bits)
 
 void kv__table_free(void *table)
 {
-    free(table);
+    kv__table *t = table;
+    if (!t)
+        return;
+    size_t bytes = kv__table_footprint(t);
+    if (bytes < MAP_FROM)
+        free(t);
+    else
+        munmap(t, map_bytes(bytes));
 }
 
 void kv__table_retired_free(struct kv__slot *slot, void *table)
 {
     (void)slot;
-    free(table);
+    kv__table_free(table);
 }
 
 size_t kv__table_footprint(const kv__table *t)

@@ -89,6 +89,8 @@ kv__slot *kv__slot_get(kv__slot_dir *dir)
         if (!fresh)
             return NULL;
         memset(fresh, 0, KV__SLOTS_PER_CHUNK * sizeof *fresh);
+        for (unsigned i = 0; i < KV__SLOTS_PER_CHUNK; i++)
+            fresh[i].cache.slab = dir->slab;
         kv__slot *expected = NULL;
         if (atomic_compare_exchange_strong_explicit(&dir->chunks[c], &expected, fresh,
                                                     memory_order_acq_rel,

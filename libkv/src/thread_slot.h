@@ -39,6 +39,7 @@ typedef enum kv__counter {
     KV__C_TXN_COMMITS,
     KV__C_TXN_CONFLICTS,
     KV__C_EXPIRED,
+    KV__C_EVICTED,
     /* signed deltas, kept as wrapping uint64 */
     KV__C_KEYS,
     KV__C_KEY_BYTES,
@@ -82,12 +83,17 @@ typedef struct kv__slot {
      * that one thread's changes take increasing revisions */
     uint64_t last_rev;
     _Atomic unsigned fence_word; /* ebr.h: kv__ebr_unlinked under TSan */
+    /* evict.c (owner only): this slot's KV__C_ITEM_BYTES when the thread
+     * last summed the store's memory, and its random number state */
+    uint64_t evict_mark;
+    uint32_t rng;
     kv__slab_cache cache; /* slab.h: this thread's free item blocks */
 } __attribute__((aligned(64))) kv__slot;
 
 typedef struct kv__slot_dir {
     _Atomic(kv__slot *) chunks[KV__MAX_CHUNKS];
     _Atomic unsigned nchunks_hint; /* highest chunk index used + 1 */
+    kv__slab *slab; /* every slot's cache gives its surplus to this depot */
 } kv__slot_dir;
 
 /* The calling thread's id (0-based), or -1 if none can be allocated. */

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 
 #include "apply.h"
+#include "evict.h"
 #include "hash.h"
 #include "store.h"
 
@@ -162,6 +163,7 @@ int kv_txn_get(kv_txn *t, const void *key, size_t klen, kv_value *out)
         t->doomed = true;
         rc = KV_CONFLICT;
     } else if (it) {
+        kv__evict_touch(s, slot, it);
         rc = kv__value_copy(kv__item_value(it), kv__item_vlen(it), kv__item_rev(it), out);
     } else {
         rc = KV_NOT_FOUND;

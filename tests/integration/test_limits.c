@@ -767,3 +767,69 @@ Test(limits, out_of_memory_reading_a_frame_answers_no_memory)
     kv_client_close(c);
     kvd_stop();
 }
+
+/* --max-memory with noeviction: a write that does not fit is refused with
+ * KV_MEMORY_LIMIT (native) or Redis's OOM error (RESP), and INFO and
+ * CONFIG GET tell the limit and policy as Redis does. */
+Test(limits, max_memory_noeviction_refuses_writes)
+{
+    kvd_start("--max-memory", "2m", "--eviction-policy", "noeviction", NULL);
+    kv_client *c = test_client(NULL);
+    char key[32], val[200];
+    memset(val, 'v', sizeof val);
+    int rc = KV_OK;
+    long i = 0;
+    for (; i < 100000 && rc == KV_OK; i++) {
+        int n = snprintf(key, sizeof key, "k%ld", i);
+        rc = kv_client_set(c, key, (size_t)n, val, sizeof val, NULL);
+    }
+    cr_assert_eq(rc, KV_MEMORY_LIMIT, "after %ld sets: %s", i, kv_client_strerror(rc));
+    cr_assert_eq(metric_u(NULL, "max_memory"), (uint64_t)2 << 20);
+    cr_assert_leq(metric_u(NULL, "memory_used"), ((uint64_t)2 << 20) + (32 << 10));
+    cr_assert_eq(metric_u(NULL, "evicted_keys"), 0);
+    /* deletes still work */
+    cr_assert_eq(kv_client_del(c, "k0", 2, NULL), KV_OK);
+    kv_client_close(c);
+    char buf[8192], cmd[6000];
+    int n = snprintf(cmd, sizeof cmd, "*3\r\n$3\r\nSET\r\n$7\r\nrespkey\r\n$4000\r\n");
+    memset(cmd + n, 'x', 4000);
+    memcpy(cmd + n + 4000, "\r\n", 3);
+    raw_text_exchange(g_kvd.port, cmd, buf, sizeof buf);
+    cr_assert(strstr(buf, "-OOM command not allowed when used memory > 'maxmemory'.\r\n"),
+              "RESP reply: %s", buf);
+    raw_text_exchange(g_kvd.port, "INFO memory\r\nCONFIG GET maxmemory*\r\n", buf, sizeof buf);
+    cr_assert(strstr(buf, "maxmemory:2097152\r\n"), "%s", buf);
+    cr_assert(strstr(buf, "maxmemory_policy:noeviction\r\n"), "%s", buf);
+    cr_assert(strstr(buf, "$7\r\n2097152\r\n"), "CONFIG GET maxmemory: %s", buf);
+    kvd_stop();
+}
+
+/* --max-memory with allkeys-lru: writes go on, old keys are evicted,
+ * INFO's evicted_keys and the metrics count them. */
+Test(limits, max_memory_allkeys_lru_evicts)
+{
+    kvd_start("--max-memory", "2m", "--eviction-policy", "allkeys-lru", NULL);
+    kv_client *c = test_client(NULL);
+    char key[32], val[200];
+    memset(val, 'v', sizeof val);
+    for (long i = 0; i < 30000; i++) {
+        int n = snprintf(key, sizeof key, "k%ld", i);
+        int rc = kv_client_set(c, key, (size_t)n, val, sizeof val, NULL);
+        cr_assert_eq(rc, KV_OK, "set %ld: %s", i, kv_client_strerror(rc));
+    }
+    uint64_t evicted = metric_u(NULL, "evicted_keys");
+    cr_assert_gt(evicted, 15000, "evicted %llu", (unsigned long long)evicted);
+    cr_assert_leq(metric_u(NULL, "memory_used"), ((uint64_t)2 << 20) + (32 << 10));
+    kv_value v;
+    cr_assert_eq(kv_client_get(c, "k0", 2, &v), KV_NOT_FOUND, "the oldest key survived");
+    cr_assert_eq(kv_client_get(c, "k29999", 6, &v), KV_OK, "the newest key was evicted");
+    kv_client_value_free(&v);
+    kv_client_close(c);
+    char buf[8192];
+    raw_text_exchange(g_kvd.port, "INFO\r\n", buf, sizeof buf);
+    cr_assert(strstr(buf, "maxmemory_policy:allkeys-lru\r\n"), "%s", buf);
+    const char *e = strstr(buf, "evicted_keys:");
+    cr_assert_not_null(e);
+    cr_assert_geq(strtoull(e + 13, NULL, 10), evicted);
+    kvd_stop();
+}

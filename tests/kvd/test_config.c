@@ -301,3 +301,41 @@ Test(config, protected_mode)
     cr_assert_str_eq(c.binds[0], "127.0.0.1", "localhost means 127.0.0.1");
     kvd_config_free(&c);
 }
+
+Test(config, memory_limit_and_eviction_policy)
+{
+    kvd_config c;
+    cr_assert_eq(load(&c, (const char *[]){NULL}), KVD_CONFIG_RUN);
+    cr_assert_eq(c.max_memory, 0, "no limit by default");
+    cr_assert_eq(c.eviction_policy, KV_EVICT_NOEVICTION);
+    kvd_config_free(&c);
+    cr_assert_eq(load(&c, (const char *[]){"--max-memory", "2gb", "--eviction-policy",
+                                            "allkeys-lfu", NULL}),
+                 KVD_CONFIG_RUN);
+    cr_assert_eq(c.max_memory, (uint64_t)2 << 30);
+    cr_assert_eq(c.eviction_policy, KV_EVICT_ALLKEYS_LFU);
+    kvd_config_free(&c);
+    cr_assert_eq(load(&c, (const char *[]){"--config", conf_file("max-memory = 64m\n"
+                                                                 "eviction-policy = volatile-ttl\n"),
+                                            NULL}),
+                 KVD_CONFIG_RUN);
+    cr_assert_eq(c.max_memory, (uint64_t)64 << 20);
+    cr_assert_eq(c.eviction_policy, KV_EVICT_VOLATILE_TTL);
+    kvd_config_free(&c);
+    const char *const bad[][3] = {
+        {"--max-memory", "100", NULL},     {"--max-memory", "1023k", NULL},
+        {"--max-memory", "lots", NULL},    {"--eviction-policy", "lru", NULL},
+        {"--eviction-policy", "", NULL},   {"--eviction-policy", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(load(&c, bad[i]), KVD_CONFIG_ERROR, "accepted %s %s", bad[i][0],
+                     bad[i][1] ? bad[i][1] : "");
+        kvd_config_free(&c);
+    }
+    /* each node of a cluster would evict different keys */
+    cr_assert_eq(load(&c, (const char *[]){"--max-memory", "1g", "--node-id", "1",
+                                            "--raft-addr", "127.0.0.1:7400", "--cluster",
+                                            "1@127.0.0.1:7400", "--data-dir", "/tmp/x", NULL}),
+                 KVD_CONFIG_ERROR);
+    kvd_config_free(&c);
+}

@@ -415,7 +415,7 @@ Test(response, metrics)
     cr_assert_eq(kv_proto_resp_metrics(&b, 30, &m, extra, 2), KV_OK);
     expect_standard(&b);
     cr_assert_eq(pt_decode_resp(&b, KV_PROTO_METRICS, &copy, &r), KV_OK);
-    cr_assert_eq(r.nmetrics, 25 + 2);
+    cr_assert_eq(r.nmetrics, 28 + 2);
     cr_expect_str_eq(r.metrics[0].name, "keys");
     cr_expect_eq(r.metrics[0].u, 12);
     cr_expect_str_eq(r.metrics[5].name, "gets");
@@ -424,9 +424,11 @@ Test(response, metrics)
     cr_expect_str_eq(r.metrics[22].name, "snapshot_revision");
     cr_expect_str_eq(r.metrics[23].name, "expired_keys");
     cr_expect_str_eq(r.metrics[24].name, "keys_with_ttl");
-    cr_expect_str_eq(r.metrics[25].name, "connections");
-    cr_expect_eq(r.metrics[25].kind, KV_PROTO_METRIC_UINT);
-    const kv_proto_metric *l = &r.metrics[26];
+    cr_expect_str_eq(r.metrics[25].name, "evicted_keys");
+    cr_expect_str_eq(r.metrics[27].name, "memory_used");
+    cr_expect_str_eq(r.metrics[28].name, "connections");
+    cr_expect_eq(r.metrics[28].kind, KV_PROTO_METRIC_UINT);
+    const kv_proto_metric *l = &r.metrics[29];
     cr_expect_str_eq(l->name, "latency_us");
     cr_assert_eq(l->kind, KV_PROTO_METRIC_MAP);
     cr_assert_eq(l->nchildren, 2);

@@ -17,8 +17,7 @@
 #include "kvcli.h"
 
 /* Each DEL locks one stripe of kvd's store per key for the instant of the
- * delete: small pages keep other writers' waits short (and stay under the
- * 64 locks ThreadSanitizer's deadlock detector can follow at once). */
+ * delete: small pages keep other writers' waits short. */
 #define BULK_PAGE 50
 
 /* One page's keys, copied out of the scan callback. */

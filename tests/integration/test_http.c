@@ -472,8 +472,7 @@ Test(http, list_by_prefix_page_by_page)
         snprintf(vals[i], sizeof vals[i], "v%d", i);
         pairs[i] = (kv_pair){keys[i], strlen(keys[i]), vals[i], strlen(vals[i])};
     }
-    /* in MSETs of 50: one of 260 keys holds more of kvd's stripe locks at
-     * once than ThreadSanitizer's deadlock detector can follow (64) */
+    /* in MSETs of 50, as kvcli import sends them */
     for (int i = 0; i < 260; i += 50)
         cr_assert_eq(kv_client_mset(c, pairs + i, i + 50 <= 260 ? 50 : 260 - i, NULL), KV_OK);
     kv_client_close(c);

@@ -190,15 +190,26 @@ Test(cluster, http_requests_are_replicated_in_order)
     for (int i = 0; i < NODES; i++)
         expect_on(i, "h1", "v1", v1);
     int follower = (leader + 1) % NODES;
-    fd = raw_connect(cluster_nodes[follower].port, 10000);
     const char *get = "GET /v1/keys/h1 HTTP/1.1\r\n\r\n";
-    cr_assert_eq(raw_send(fd, get, strlen(get)), 0);
-    cr_assert_eq(http_recv(fd, &r, 0), 503, "%s", r.head);
     char want[64];
     snprintf(want, sizeof want, "the leader is node %d", leader + 1);
+    /* A follower names the leader once its status has seen it (refreshed
+     * every 20 ms): until then it says no leader is known. */
+    long deadline = now_ms() + 5000;
+    for (;;) {
+        fd = raw_connect(cluster_nodes[follower].port, 10000);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(raw_send(fd, get, strlen(get)), 0);
+        cr_assert_eq(http_recv(fd, &r, 0), 503, "%s", r.head);
+        close(fd);
+        if (strstr((char *)r.body, want) || now_ms() > deadline ||
+            !strstr((char *)r.body, "no leader is known"))
+            break;
+        http_resp_free(&r);
+        usleep(20 * 1000);
+    }
     cr_assert_not_null(strstr((char *)r.body, want), "%s", r.body);
     http_resp_free(&r);
-    close(fd);
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
 }

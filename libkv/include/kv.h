@@ -91,6 +91,9 @@ KV_API int kv_version_number(void);
     XX(NO_MEMORY, 20, "out of memory")                                        \
     XX(STORE_FULL, 21, "store is full (max_keys reached)")                    \
     XX(MEMORY_LIMIT, 26, "memory limit reached (max_memory, and nothing may be evicted)") \
+    /* history (see "History" below) */                                      \
+    XX(COMPACTED, 27, "revision compacted: the history before it is gone")   \
+    XX(FUTURE_REVISION, 28, "revision is newer than the store's latest")      \
     /* storage (a store opened on a directory) */                             \
     XX(NO_SPACE, 22, "no space left on the store's disk")                     \
     XX(CORRUPT, 23, "data files are corrupt")                                 \
@@ -224,6 +227,16 @@ typedef struct kv_config {
                                 See "Memory limit and eviction" below     */
     int eviction_policy;     /* kv_eviction_policy; default
                                 KV_EVICT_NOEVICTION                       */
+    int history;             /* 1: keep earlier values of keys (see
+                                "History"); default 0: none kept, and the
+                                calls that need history give
+                                KV_UNSUPPORTED                            */
+    uint32_t history_versions; /* with history: at most this many earlier
+                                values per key (0 = no count bound)       */
+    uint64_t history_bytes;  /* with history: at most this many bytes of
+                                earlier values in all (0 = no byte bound) */
+    uint32_t history_age_s;  /* with history: drop values replaced more
+                                than this many seconds ago (0 = no bound) */
 } kv_config;
 
 #define KV_DEFAULT_SEGMENT_BYTES ((uint64_t)64 * 1024 * 1024)
@@ -788,6 +801,11 @@ typedef struct kv_metrics {
                                memory_bytes plus retired memory not yet
                                freed, less an old index being copied to
                                a bigger one while that runs              */
+    /* history (see "History") */
+    uint64_t history_versions; /* earlier values kept                    */
+    uint64_t history_bytes; /* memory they take (values, keys, entries;
+                               included in memory_bytes)                 */
+    uint64_t compact_revision; /* kv_compact_revision()                  */
 } kv_metrics;
 
 /* Fills the first `size` bytes of *out; pass sizeof(kv_metrics). Fields are
@@ -801,6 +819,144 @@ typedef struct kv_metrics {
  * (read-only ones included) and every kv_txn_cond.
  * Errors: KV_INVALID_ARGUMENT if size is too small for the first 13 fields. */
 KV_API int kv_metrics_read(kv_store *store, kv_metrics *out, size_t size);
+
+/* ------------------------------------------------------------------------
+ * History: reads in the past, a key's changes, rollback, compaction
+ *
+ * A store opened with kv_config.history = 1 keeps earlier values of its
+ * keys (off by default: a store without it pays nothing). Its revisions
+ * are 1, 2, 3, ... (one counter, as with a log), and "the store as of
+ * revision N" is the state after the changes numbered up to N: a state
+ * the store really went through, with no multi-key change split.
+ *
+ * Each version of a key has, as in etcd, its revision (the change that
+ * wrote it; kv_value.version), the key's create revision (the change that
+ * created the key since it last did not exist) and its version count
+ * (1 for the value that created the key, then 2, 3, ...). A deletion is
+ * a change of the key too: kv_history lists it.
+ *
+ * Bounds (kv_config): at most history_versions earlier values per key,
+ * history_bytes in all, and none replaced more than history_age_s seconds
+ * ago; 0 leaves that bound out, and with none set history grows until
+ * kv_compact. History is dropped oldest first: the per-key bound by the
+ * writer of the key, the others by a background thread in slices of one
+ * lock stripe at a time (a reader or writer of history waits at most for
+ * one slice). Dropping history raises the compaction revision: a read at
+ * a revision below it gives KV_COMPACTED (and for one key whose own
+ * earlier values were dropped by the per-key bound, below that key's
+ * oldest kept value). kv_compact_revision() gives the oldest readable
+ * revision. Memory for history is counted in kv_metrics.memory_bytes and
+ * history_bytes, and under max_memory.
+ *
+ * Reads in the past lock the stripes of the keys they read for a moment
+ * (so that a change with a revision up to N that is still being published
+ * is waited for); they never block gets of the latest values.
+ *
+ * Expiry in history: a key that expires is removed by a change (the
+ * store's active or lazy expiry, within about a second of its expiry
+ * time); history shows it until that change's revision.
+ *
+ * A store opened on a directory logs every change, so its history
+ * after the newest snapshot is rebuilt at the next open; the history
+ * before that snapshot is not kept yet (reads below its revision give
+ * KV_COMPACTED after a restart). A store filled with kv_load has no
+ * history below the revisions it loaded.
+ *
+ * Errors common to the calls below: KV_UNSUPPORTED (the store keeps no
+ * history), KV_INVALID_ARGUMENT (rev 0, NULL outputs), KV_FUTURE_REVISION
+ * (rev above kv_revision()), KV_COMPACTED, KV_NO_MEMORY, key limit codes.
+ * ---------------------------------------------------------------------- */
+
+/* A key's version as history records it. */
+typedef struct kv_key_meta {
+    uint64_t revision;        /* the change that wrote this value          */
+    uint64_t create_revision; /* the change that created the key           */
+    uint64_t version;         /* 1 for the creating value, then 2, 3, ...   */
+    uint64_t expire_at_ms;    /* its expiry time (see "Expiry"), 0 = none   */
+} kv_key_meta;
+
+/* The oldest revision a read in the past may ask for (0 while nothing was
+ * ever compacted: every revision from 1), or 0 for a store without
+ * history. */
+KV_API uint64_t kv_compact_revision(kv_store *store);
+
+/* Copies the value key had at revision rev into *out (out->version is the
+ * revision that wrote it) and, if meta is not NULL, its metadata.
+ * KV_NOT_FOUND (outcome) if the key did not exist at rev. */
+KV_API int kv_get_at(kv_store *store, const void *key, size_t klen, uint64_t rev,
+                     kv_value *out, kv_key_meta *meta);
+
+/* As kv_mget, at revision rev: all n keys as they were after the change
+ * numbered rev. A key absent at rev gives {NULL, 0, 0}. On any error
+ * nothing is allocated. */
+KV_API int kv_mget_at(kv_store *store, const kv_key *keys, size_t n, uint64_t rev,
+                      kv_value *out);
+
+/* As kv_scan, over the keys as they were at revision rev (keys deleted
+ * since are included, keys created since are not), with the same cursor
+ * and callback rules. Every key that existed at rev is given exactly once,
+ * whatever changes meanwhile: the state at rev does not change. */
+KV_API int kv_scan_at(kv_store *store, const void *prefix, size_t plen, uint64_t rev,
+                      uint64_t cursor, size_t limit, kv_scan_fn fn, void *ctx,
+                      uint64_t *next);
+
+/* One change of a key, as kv_history lists it. */
+typedef struct kv_event {
+    uint64_t revision;        /* the change                                 */
+    int deleted;              /* 1: the change removed the key (deleted,
+                                 evicted, expired or rolled back); the rest
+                                 below is 0/NULL then                        */
+    uint64_t create_revision;
+    uint64_t version;
+    uint64_t expire_at_ms;
+    void *value;              /* malloc'ed, owned by the caller             */
+    size_t vlen;
+} kv_event;
+
+/* The changes of key with revision in [min_rev, max_rev] (max_rev 0: up
+ * to the latest), newest first, at most limit of them (0: no limit), into
+ * a new array *out of *n events; free it with kv_events_free(*out, *n).
+ * A key with no change in the range gives *n = 0 and KV_OK.
+ * KV_COMPACTED if the listing would reach below what is kept of the key
+ * (min_rev below the compaction revision or the key's own floor) before
+ * limit is reached; min_rev 0 means "as far back as is kept" and never
+ * gives it. */
+KV_API int kv_history(kv_store *store, const void *key, size_t klen, uint64_t min_rev,
+                      uint64_t max_rev, size_t limit, kv_event **out, size_t *n);
+
+/* Frees n events from kv_history. NULL is a no-op. */
+KV_API void kv_events_free(kv_event *events, size_t n);
+
+/* Restores the n keys to their state at revision to_rev - the value and
+ * expiry time each had then, or absent - as ONE new change with a new
+ * revision (*version, may be NULL; left alone if nothing needed to
+ * change). History is never rewritten: the rollback is a change like any
+ * other, and can itself be rolled back. Keys already as they were at
+ * to_rev (not changed since) are left alone; *changed (may be NULL)
+ * receives how many keys the change sets or deletes.
+ * unchanged_since != 0 makes it conditional: if any of the keys has
+ * changed after revision unchanged_since (its current version is above
+ * it), KV_VERSION_MISMATCH (outcome) and nothing changes. A value whose
+ * expiry time has passed restores as absent. Errors as above, and
+ * KV_STORE_FULL, KV_MEMORY_LIMIT as kv_mset. */
+KV_API int kv_rollback(kv_store *store, const kv_key *keys, size_t n, uint64_t to_rev,
+                       uint64_t unchanged_since, uint64_t *version, size_t *changed);
+
+/* As kv_rollback, for every key that starts with prefix (plen may be 0:
+ * the whole store) and exists now or existed at to_rev: keys created
+ * since are deleted, keys deleted since come back. The keys are found
+ * first and then changed in one atomic step; a key with the prefix that
+ * another thread creates while the call runs may be left out of it. */
+KV_API int kv_rollback_prefix(kv_store *store, const void *prefix, size_t plen,
+                              uint64_t to_rev, uint64_t unchanged_since,
+                              uint64_t *version, size_t *changed);
+
+/* Drops the history that only reads below revision rev need, now, in the
+ * calling thread (one lock stripe at a time: readers and writers go on);
+ * rev becomes the compaction revision. KV_COMPACTED if rev is not above
+ * the current compaction revision (as etcd), KV_FUTURE_REVISION if it is
+ * above kv_revision(). */
+KV_API int kv_compact(kv_store *store, uint64_t rev);
 
 /* ------------------------------------------------------------------------
  * Loading a copy (replication)

@@ -1,0 +1,100 @@
+/*
+ * history.h - earlier values of keys, for reads in the past, a key's
+ * history, rollback and compaction (kv.h, "History").
+ *
+ * In a store opened with kv_config.history, a change does not retire the
+ * item it replaces or deletes: it moves it into the key's history. The
+ * latest value stays where it always is (the index), so gets of the latest
+ * value read nothing new and stay lock-free; history lives beside the
+ * index, reached only by the calls that ask for it.
+ *
+ * Layout. Each of the 1024 lock stripes (stripes.h) has a small hash map
+ * of the keys of that stripe that have history (kv__hkey), and each such
+ * key a list of its earlier versions (kv__hent), newest first. The map and
+ * the lists are touched only with the stripe locked: writers add to them
+ * inside their change (the stripe is locked anyway), and the calls that
+ * read history lock the stripes of the keys they read. Readers of history
+ * therefore see exactly the changes published before they took the lock,
+ * and a change in flight (revision taken, not yet published) holds the
+ * lock, so they wait for it: this is what makes "the store as of revision
+ * N" stable once N has been handed out.
+ *
+ * A version v of a key is visible at revision N when v.rev <= N < v.until,
+ * where `until` is the revision of the change that replaced or removed it
+ * (the current version's until is infinite). A deletion is not an entry of
+ * its own: it is the gap between one version's until and the next
+ * version's rev. So "absent at N" needs no marker, and compaction is one
+ * rule: an entry with until <= C is needed by no read at a revision >= C.
+ *
+ * Revisions: a store with history numbers its changes 1, 2, 3, ... (the
+ * log's counter when there is a log, otherwise one atomic counter taken
+ * under the change's stripe locks), so every revision up to the latest
+ * names a change that has been, or is being, published.
+ *
+ * Bounds: a count per key (applied by the writer, which drops the key's
+ * oldest entry: the key's own floor then rises, below which reads of it
+ * are compacted), and total bytes and age (applied by the compactor
+ * thread, which raises the store-wide compaction revision and sweeps the
+ * stripes one at a time, so a reader or writer waits at most for one
+ * stripe's sweep).
+ */
+#ifndef KV_HISTORY_H
+#define KV_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "item.h"
+#include "kv.h"
+#include "thread_slot.h"
+
+typedef struct kv__hent kv__hent;
+typedef struct kv__hkey kv__hkey;
+typedef struct kv__hist kv__hist;
+
+/* What a change needs for one key's history, allocated before it takes
+ * its revision (so that the change can still fail cleanly), with the
+ * key's stripe locked. */
+typedef struct kv__hist_prep {
+    kv__hkey *rec;  /* the key's record, existing or new (rec_new) */
+    kv__hent *ent;  /* the entry for the item the change replaces */
+    bool rec_new;
+} kv__hist_prep;
+
+/* Sets up history for a store as cfg says (nothing if cfg->history is 0).
+ * Before any item exists. KV_OK, KV_NO_MEMORY or KV_INVALID_ARGUMENT. */
+int kv__hist_open(kv_store *s, const kv_config *cfg);
+/* Frees all history (kv_close: no other thread uses the store). */
+void kv__hist_close(kv_store *s);
+
+/* Under the key's stripe lock: finds or allocates what the change of one
+ * key needs (has_old: the key's slot holds an item, which becomes an
+ * entry). KV_OK or KV_NO_MEMORY (nothing allocated then). */
+int kv__hist_prepare(kv_store *s, uint64_t hash, const void *key, size_t klen, bool has_old,
+                     kv__hist_prep *p);
+/* Frees what kv__hist_prepare allocated, for a change that failed. */
+void kv__hist_unprepare(kv__hist_prep *p);
+/* Extra retires a change of n keys may need (entries dropped by the
+ * per-key bound): reserve them with the change's own. */
+static inline size_t kv__hist_retires(size_t n)
+{
+    return n;
+}
+/* Under the key's stripe lock, once the change of revision rev is
+ * published: old (the item the key's slot held, NULL if none; `visible`:
+ * it had not expired) goes into the key's history, next (NULL: the key
+ * is now absent) becomes its current version. Retires what the per-key
+ * bound drops. Returns the history bytes added (for the caller's counts). */
+void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t hash,
+                     kv__item *old, bool visible, kv__item *next, uint64_t rev);
+
+/* Recovery or kv_load installed state whose history is not known: reads
+ * below rev are compacted. */
+void kv__hist_floor(kv_store *s, uint64_t rev);
+
+/* For kv_metrics: history's entries and bytes (approximate while others
+ * write), and the compaction revision. */
+void kv__hist_metrics(kv_store *s, uint64_t *versions, uint64_t *bytes, uint64_t *compact_rev);
+
+#endif

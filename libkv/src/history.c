@@ -542,7 +542,8 @@ int kv_scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t rev, uint6
         if ((rc = collect_records(s, prefix, plen, lo, hi, &c)) != KV_OK)
             break;
         tl_sort_ctx = &c;
-        qsort(c.v, c.n, sizeof *c.v, cand_cmp);
+        if (c.n)
+            qsort(c.v, c.n, sizeof *c.v, cand_cmp);
         kv__ebr_pin(&s->ebr, slot);
         for (size_t i = 0; i < c.n && !stop && rc == KV_OK; i++) {
             const cand *x = &c.v[i];

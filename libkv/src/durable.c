@@ -33,6 +33,7 @@
 #include "history.h"
 #include "log.h"
 #include "store.h"
+#include "watch.h"
 
 static __thread char last_error[512];
 
@@ -553,6 +554,8 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
     if (rc == KV_OK && (rc = kv__evict_configure(s, c.max_memory, c.eviction_policy)) != KV_OK)
         kv_close(s);
     else if (rc == KV_OK && (rc = kv__hist_open(s, &c)) != KV_OK)
+        kv_close(s);
+    else if (rc == KV_OK && c.history && (rc = kv__feed_open(s)) != KV_OK)
         kv_close(s);
     if (rc != KV_OK || !c.dir) {
         if (rc == KV_OK)

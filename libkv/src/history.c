@@ -589,8 +589,10 @@ void kv_events_free(kv_event *ev, size_t n)
 {
     if (!ev)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(ev[i].value);
+        free(ev[i].key);
+    }
     free(ev);
 }
 
@@ -617,6 +619,15 @@ int kv_history(kv_store *s, const void *key, size_t klen, uint64_t min_rev, uint
         max_rev = latest;
     if (min_rev > max_rev)
         return KV_INVALID_ARGUMENT;
+    uint64_t floor;
+    return kv__hist_key_events(s, key, klen, min_rev, max_rev, limit, false, out, n, &floor);
+}
+
+int kv__hist_key_events(kv_store *s, const void *key, size_t klen, uint64_t min_rev,
+                        uint64_t max_rev, size_t limit, bool with_key, kv_event **out,
+                        size_t *n, uint64_t *floor_out)
+{
+    int rc = KV_OK;
     kv__slot *slot = kv__slot_get(&s->slots);
     if (!slot)
         return KV_NO_MEMORY;
@@ -680,6 +691,7 @@ int kv_history(kv_store *s, const void *key, size_t klen, uint64_t min_rev, uint
     kv__stripes_unlock(s->stripes, &st, 1);
     /* A listing that reached the oldest kept version without filling its
      * limit is incomplete if the range goes below what is kept. */
+    *floor_out = floor;
     if (rc == KV_OK && !full && !passed && min_rev && min_rev < floor)
         rc = KV_COMPACTED;
     kv_event *evs = NULL;
@@ -688,6 +700,16 @@ int kv_history(kv_store *s, const void *key, size_t klen, uint64_t min_rev, uint
     for (size_t i = 0; i < np && rc == KV_OK; i++) {
         kv_event *x = &evs[i];
         x->revision = pe[i].rev;
+        if (with_key) {
+            if (!(x->key = malloc(klen))) {
+                kv_events_free(evs, np);
+                evs = NULL;
+                rc = KV_NO_MEMORY;
+                break;
+            }
+            memcpy(x->key, key, klen);
+            x->klen = klen;
+        }
         if (!pe[i].v.item) {
             x->deleted = 1;
             continue;
@@ -698,7 +720,7 @@ int kv_history(kv_store *s, const void *key, size_t klen, uint64_t min_rev, uint
         x->expire_at_ms = kv__item_expire_at(it);
         x->vlen = kv__item_vlen(it);
         if (!(x->value = malloc(x->vlen ? x->vlen : 1))) {
-            kv_events_free(evs, i);
+            kv_events_free(evs, np);
             evs = NULL;
             rc = KV_NO_MEMORY;
             break;
@@ -845,6 +867,44 @@ out:
     return rc;
 }
 
+int kv__hist_prefix_keys(kv_store *s, const void *prefix, size_t plen, kv_key **out,
+                         size_t *n, void **mem)
+{
+    if (!plen)
+        prefix = "";
+    /* every live key with the prefix (expired ones still held included),
+     * and every key with history (deleted since, or with earlier values) */
+    cands c = {0};
+    uint64_t cursor = 0;
+    int rc;
+    do {
+        rc = kv__scan_ex(s, prefix, plen, cursor, 4096, collect_live, &c, &cursor, true);
+    } while (rc == KV_OK && cursor);
+    if (rc == KV_OK)
+        rc = collect_records(s, prefix, plen, 0, UINT64_MAX, &c);
+    kv_key *keys = NULL;
+    size_t nk = 0;
+    if (rc == KV_OK && c.n) {
+        tl_sort_ctx = &c;
+        qsort(c.v, c.n, sizeof *c.v, cand_cmp);
+        if (!(keys = malloc(c.n * sizeof *keys)))
+            rc = KV_NO_MEMORY;
+        for (size_t i = 0; rc == KV_OK && i < c.n; i++)
+            if (!i || cand_cmp(&c.v[i - 1], &c.v[i]) != 0)
+                keys[nk++] = (kv_key){cand_key(&c, &c.v[i]), c.v[i].klen};
+    }
+    free(c.v);
+    if (rc != KV_OK) {
+        free(keys);
+        free(c.bytes);
+        return rc;
+    }
+    *out = keys;
+    *n = nk;
+    *mem = c.bytes;
+    return KV_OK;
+}
+
 int kv_rollback_prefix(kv_store *s, const void *prefix, size_t plen, uint64_t to_rev,
                        uint64_t unchanged_since, uint64_t *version, size_t *changed)
 {
@@ -853,34 +913,33 @@ int kv_rollback_prefix(kv_store *s, const void *prefix, size_t plen, uint64_t to
     int rc = check_rev(s, to_rev);
     if (rc != KV_OK)
         return rc;
-    if (!plen)
-        prefix = "";
-    /* The keys: every live key with the prefix, and every key with
-     * history (deleted since, or with earlier values). */
-    cands c = {0};
-    uint64_t cursor = 0;
-    do {
-        rc = kv__scan_ex(s, prefix, plen, cursor, 4096, collect_live, &c, &cursor, true);
-    } while (rc == KV_OK && cursor);
-    if (rc == KV_OK)
-        rc = collect_records(s, prefix, plen, 0, UINT64_MAX, &c);
-    kv_key *keys = NULL;
-    size_t n = 0;
-    if (rc == KV_OK && c.n) {
-        tl_sort_ctx = &c;
-        qsort(c.v, c.n, sizeof *c.v, cand_cmp);
-        if (!(keys = malloc(c.n * sizeof *keys)))
-            rc = KV_NO_MEMORY;
-        for (size_t i = 0; rc == KV_OK && i < c.n; i++)
-            if (!i || cand_cmp(&c.v[i - 1], &c.v[i]) != 0)
-                keys[n++] = (kv_key){cand_key(&c, &c.v[i]), c.v[i].klen};
-    }
-    if (rc == KV_OK)
-        rc = kv_rollback(s, keys, n, to_rev, unchanged_since, version, changed);
+    kv_key *keys;
+    size_t n;
+    void *mem;
+    if ((rc = kv__hist_prefix_keys(s, prefix, plen, &keys, &n, &mem)) != KV_OK)
+        return rc;
+    rc = kv_rollback(s, keys, n, to_rev, unchanged_since, version, changed);
     free(keys);
-    free(c.v);
-    free(c.bytes);
+    free(mem);
     return rc;
+}
+
+int kv__hist_value_at(kv_store *s, const void *key, size_t klen, uint64_t rev, kv_event *ev)
+{
+    hver v;
+    int rc = resolve_locked(s, kv__hash(key, klen), key, klen, rev, &v);
+    if (rc == KV_NOT_FOUND || (rc == KV_OK && kv__item_rev(v.item) != rev))
+        rc = KV_COMPACTED; /* the value this change wrote is gone */
+    if (rc != KV_OK)
+        return rc;
+    ev->create_revision = v.create_rev;
+    ev->version = v.version;
+    ev->expire_at_ms = kv__item_expire_at(v.item);
+    ev->vlen = kv__item_vlen(v.item);
+    if (!(ev->value = malloc(ev->vlen ? ev->vlen : 1)))
+        return KV_NO_MEMORY;
+    memcpy(ev->value, kv__item_value(v.item), ev->vlen);
+    return KV_OK;
 }
 
 /* ---- compaction ------------------------------------------------------------ */

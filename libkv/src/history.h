@@ -93,4 +93,21 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
  * below rev are compacted. */
 void kv__hist_floor(kv_store *s, uint64_t rev);
 
+/* For watchers (watch.c). Each locks the stripes it reads.
+ * kv__hist_key_events: kv_history without its argument checks (max_rev
+ *   at most the latest), with each event's key copied if with_key;
+ *   *floor receives the oldest revision the key's history is complete
+ *   from (the resume point when KV_COMPACTED is returned).
+ * kv__hist_prefix_keys: every key with the prefix that is live or has
+ *   history, into *keys (pointing into *mem; free both).
+ * kv__hist_value_at: fills ev's value and metadata with what the change
+ *   of revision rev wrote to key (pinned by the caller); KV_COMPACTED if
+ *   history no longer has it. */
+int kv__hist_key_events(kv_store *s, const void *key, size_t klen, uint64_t min_rev,
+                        uint64_t max_rev, size_t limit, bool with_key, kv_event **out,
+                        size_t *n, uint64_t *floor);
+int kv__hist_prefix_keys(kv_store *s, const void *prefix, size_t plen, kv_key **keys,
+                         size_t *n, void **mem);
+int kv__hist_value_at(kv_store *s, const void *key, size_t klen, uint64_t rev, kv_event *ev);
+
 #endif

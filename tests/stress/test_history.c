@@ -191,3 +191,109 @@ Test(stress_history, past_reads_are_never_torn_and_never_change)
     cr_assert_gt(m.compact_revision, 0, "compaction ran");
     kv_close(c.s);
 }
+
+/* ---- watchers following the same load ------------------------------------ */
+
+typedef struct follower {
+    ctx *c;
+    bool slow;       /* falls behind the feed now and then */
+    char val[PAIRS][2][32];
+    bool present[PAIRS][2];
+    uint64_t last_rev;
+} follower;
+
+static void apply_event(follower *f, const kv_event *e)
+{
+    ctx *c = f->c;
+    const char *k = e->key;
+    if (e->klen != 5 || k[0] != 'g') {
+        stress_failf(&c->fail, "watched a key outside the prefix");
+        return;
+    }
+    int g = (k[1] - '0') * 10 + (k[2] - '0'), which = k[4] == 'b';
+    if (e->revision < f->last_rev)
+        stress_failf(&c->fail, "revision %llu after %llu", (unsigned long long)e->revision,
+                     (unsigned long long)f->last_rev);
+    f->last_rev = e->revision;
+    f->present[g][which] = !e->deleted;
+    if (!e->deleted)
+        snprintf(f->val[g][which], 32, "%.*s", (int)e->vlen, (const char *)e->value);
+}
+
+static void *follow(void *arg)
+{
+    follower *f = arg;
+    ctx *c = f->c;
+    kv_watch *w;
+    int rc = kv_watch_open(c->s, "g", 1, 1, 1, &w);
+    if (rc != KV_OK) {
+        stress_failf(&c->fail, "kv_watch_open: %s", kv_strerror(rc));
+        return NULL;
+    }
+    unsigned seed = f->slow ? 7 : 11;
+    for (;;) {
+        kv_event *ev;
+        size_t n;
+        rc = kv_watch_next(w, &ev, &n, 64, 10);
+        if (rc != KV_OK) {
+            stress_failf(&c->fail, "kv_watch_next: %s", kv_strerror(rc));
+            break;
+        }
+        for (size_t i = 0; i < n; i++)
+            apply_event(f, &ev[i]);
+        /* a change of a pair is delivered whole: the pair agrees after it */
+        kv_events_free(ev, n);
+        if (f->slow && rand_r(&seed) % 64 == 0)
+            usleep(20 * 1000);
+        if (n == 0 && atomic_load(&c->stop) && kv_watch_revision(w) > kv_revision(c->s))
+            break;
+    }
+    kv_watch_close(w);
+    return NULL;
+}
+
+Test(stress_history, watchers_see_every_change_in_order)
+{
+    kv_config cfg;
+    kv_config_init(&cfg, sizeof cfg);
+    cfg.history = 1;
+    ctx c = {.fail = STRESS_FAIL_INIT, .iters = stress_iters(30000, 3000), .seed = 777};
+    cr_assert_eq(kv_open_config(&cfg, &c.s), KV_OK);
+    static follower f[2];
+    memset(f, 0, sizeof f);
+    pthread_t w[2], fw[2];
+    for (int i = 0; i < 2; i++) {
+        f[i].c = &c;
+        f[i].slow = i == 1;
+        pthread_create(&fw[i], NULL, follow, &f[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_create(&w[i], NULL, writer, &c);
+    for (int i = 0; i < 2; i++)
+        pthread_join(w[i], NULL);
+    atomic_store(&c.stop, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(fw[i], NULL);
+    cr_assert_eq(atomic_load(&c.fail.count), 0, "%ld failures, first: %s",
+                 atomic_load(&c.fail.count), c.fail.first);
+    /* what each watcher rebuilt from its events is the store */
+    char a[16], b[16];
+    for (int g = 0; g < PAIRS; g++) {
+        pair_keys(g, a, b);
+        const char *names[2] = {a, b};
+        for (int j = 0; j < 2; j++) {
+            kv_value v;
+            int rc = kv_get(c.s, names[j], strlen(names[j]), &v);
+            for (int i = 0; i < 2; i++) {
+                cr_assert_eq(f[i].present[g][j], rc == KV_OK, "watcher %d, %s", i, names[j]);
+                if (rc == KV_OK)
+                    cr_assert(strlen(f[i].val[g][j]) == v.len &&
+                                  memcmp(f[i].val[g][j], v.data, v.len) == 0,
+                              "watcher %d, %s", i, names[j]);
+            }
+            if (rc == KV_OK)
+                kv_value_free(&v);
+        }
+    }
+    kv_close(c.s);
+}

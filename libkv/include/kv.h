@@ -21,7 +21,10 @@
  * different threads take their revisions without meeting (so that writers
  * scale): two such changes that did not see each other may take the same
  * revision, and revisions may leave gaps. With one writing thread they are
- * 1, 2, 3, ... as well. docs/design.md, "Revisions", has the argument.
+ * 1, 2, 3, ... as well. A store with history (kv_config.history) numbers
+ * its changes 1, 2, 3, ... like a store with a log, so that "the store as
+ * of revision N" is fixed once N exists. docs/design.md, "Revisions", has
+ * the argument.
  *
  * Keys are byte strings of 1..max_key_size bytes (embedded NULs allowed);
  * values are byte strings of 0..max_value_size bytes.

@@ -849,7 +849,9 @@ KV_API int kv_metrics_read(kv_store *store, kv_metrics *out, size_t size);
  * earlier values were dropped by the per-key bound, below that key's
  * oldest kept value). kv_compact_revision() gives the oldest readable
  * revision. Memory for history is counted in kv_metrics.memory_bytes and
- * history_bytes, and under max_memory.
+ * history_bytes, and under max_memory: there history gives way first (a
+ * write that needs room compacts history, oldest half first, before any
+ * live key is evicted or the write is refused).
  *
  * Reads in the past lock the stripes of the keys they read for a moment
  * (so that a change with a revision up to N that is still being published

@@ -988,6 +988,19 @@ static void sweep(kv_store *s, kv__slot *slot, uint64_t c)
     }
 }
 
+static void add_hist_bytes(kv__slot *slot, void *ctx)
+{
+    *(uint64_t *)ctx += atomic_load_explicit(&slot->counters[KV__C_HIST_BYTES],
+                                             memory_order_relaxed);
+}
+
+static uint64_t hist_bytes_sum(kv_store *s)
+{
+    uint64_t sum = 0;
+    kv__slot_each(&s->slots, add_hist_bytes, &sum);
+    return (int64_t)sum < 0 ? 0 : sum;
+}
+
 /* Raises the compaction revision to c and sweeps. */
 static void compact_to(kv_store *s, kv__slot *slot, uint64_t c)
 {
@@ -1016,14 +1029,31 @@ int kv_compact(kv_store *s, uint64_t rev)
     return KV_OK;
 }
 
+static void add_hist_versions(kv__slot *slot, void *ctx)
+{
+    *(uint64_t *)ctx += atomic_load_explicit(&slot->counters[KV__C_HIST_VERSIONS],
+                                             memory_order_relaxed);
+}
+
+bool kv__hist_shed(kv_store *s, kv__slot *slot)
+{
+    uint64_t versions = 0;
+    kv__slot_each(&s->slots, add_hist_versions, &versions);
+    if ((int64_t)versions <= 0)
+        return false; /* only version counts of live keys: nothing to drop */
+    uint64_t latest = kv__revision_latest(s), c = atomic_load(&s->hist->compact_rev);
+    if (c >= latest)
+        return false;
+    compact_to(s, slot, c + (latest - c + 1) / 2);
+    return true;
+}
+
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
-
-static uint64_t hist_bytes_sum(kv_store *s);
 
 /* The revision the bounds ask to compact to now (0: none). */
 static uint64_t bounds_target(kv_store *s, uint64_t now)
@@ -1063,19 +1093,6 @@ static uint64_t bounds_target(kv_store *s, uint64_t now)
         }
     }
     return target > c ? target : 0;
-}
-
-static void add_hist_bytes(kv__slot *slot, void *ctx)
-{
-    *(uint64_t *)ctx += atomic_load_explicit(&slot->counters[KV__C_HIST_BYTES],
-                                             memory_order_relaxed);
-}
-
-static uint64_t hist_bytes_sum(kv_store *s)
-{
-    uint64_t sum = 0;
-    kv__slot_each(&s->slots, add_hist_bytes, &sum);
-    return (int64_t)sum < 0 ? 0 : sum;
 }
 
 static void *compactor(void *arg)

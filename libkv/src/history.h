@@ -89,6 +89,11 @@ static inline size_t kv__hist_retires(size_t n)
 void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t hash,
                      kv__item *old, bool visible, kv__item *next, uint64_t rev);
 
+/* Under the memory limit (evict.c, no lock held): compacts history to
+ * halfway between the compaction revision and the latest, oldest first.
+ * False when there was nothing to drop. */
+bool kv__hist_shed(kv_store *s, kv__slot *slot);
+
 /* Recovery or kv_load installed state whose history is not known: reads
  * below rev are compacted. */
 void kv__hist_floor(kv_store *s, uint64_t rev);

@@ -619,3 +619,55 @@ Test(history, snapshots_taken_while_writers_run_restore_history_exactly)
     rmdir_all(dir);
     free(dir);
 }
+
+Test(history, gives_way_first_under_a_memory_limit)
+{
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.history = 1;
+    c.max_memory = 4 << 20;
+    c.eviction_policy = KV_EVICT_NOEVICTION;
+    kv_store *s = NULL;
+    cr_assert_eq(kv_open_config(&c, &s), KV_OK);
+    char v[1000];
+    memset(v, 'h', sizeof v);
+    /* 20 MiB of overwrites of 100 keys: only history can grow */
+    for (int i = 0; i < 20000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i % 100);
+        int rc = kv_set(s, k, strlen(k), v, sizeof v, NULL);
+        cr_assert_eq(rc, KV_OK, "write %d: %s", i, kv_strerror(rc));
+    }
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_leq(m.memory_used, (uint64_t)c.max_memory + (c.max_memory >> 4), "used %llu, history %llu", (unsigned long long)m.memory_used, (unsigned long long)m.history_bytes);
+    cr_assert_gt(m.compact_revision, 0, "history was compacted to make room");
+    cr_assert_eq(m.keys, 100, "no live key was lost");
+    kv_close(s);
+}
+
+Test(history, an_evicting_store_with_history_stays_under_its_limit)
+{
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.history = 1;
+    c.max_memory = 4 << 20;
+    c.eviction_policy = KV_EVICT_ALLKEYS_LRU;
+    kv_store *s = NULL;
+    cr_assert_eq(kv_open_config(&c, &s), KV_OK);
+    char v[500];
+    memset(v, 'e', sizeof v);
+    for (int i = 0; i < 40000; i++) { /* 20 MiB of new keys */
+        char k[16];
+        snprintf(k, sizeof k, "n%d", i);
+        int rc = kv_set(s, k, strlen(k), v, sizeof v, NULL);
+        cr_assert_eq(rc, KV_OK, "write %d: %s", i, kv_strerror(rc));
+    }
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_leq(m.memory_used, (uint64_t)c.max_memory + (c.max_memory >> 4),
+                  "used %llu, history %llu", (unsigned long long)m.memory_used,
+                  (unsigned long long)m.history_bytes);
+    cr_assert_gt(m.evicted_keys, 0);
+    kv_close(s);
+}

@@ -12,8 +12,9 @@
  *
  * import reads entries one at a time and sends them in batches, each one
  * atomic MSET, or a TXN of set ops when an entry of the batch has an
- * expiry time (MSET gives all its keys one): up to --batch entries (default 50, as del --prefix pages,
- * since a batch locks its keys' stripes of kvd's store at once) and about
+ * expiry time (MSET gives all its keys one): up to --batch entries
+ * (default 50, as del --prefix pages, since a batch locks its keys'
+ * stripes of kvd's store at once) and about
  * BATCH_BYTES, always within the frame limit. Existing keys are
  * overwritten, others left alone; versions are the importing store's.
  * Expiry times are restored as they are (absolute: a key exported with 5

@@ -10,7 +10,9 @@
  * revision: so when the TXN's compares hold, every TTL read belongs to
  * the value the SCAN read. This is the common case: two requests per
  * page besides the SCAN, one TTL per key, all reads but the TXN (in a
- * cluster, one Raft entry per page).
+ * cluster, one Raft entry per page). A server that refuses that TXN (a
+ * cluster follower answers NOT_LEADER to every write) gets the re-reads
+ * below for every key instead, from then on.
  *
  * When a compare fails (a key was written, deleted or expired meanwhile),
  * the page's other keys are read again in rounds of TTL + GET per key
@@ -86,7 +88,7 @@ static int queue_first(kvcli_page *pg, kv_client_pipeline *p, kv_compare *cmps)
         if (st != KV_OK)
             return st;
     }
-    return kv_client_pipeline_txn(p, cmps, pg->n, NULL, 0, NULL, 0);
+    return pg->no_txn ? KV_OK : kv_client_pipeline_txn(p, cmps, pg->n, NULL, 0, NULL, 0);
 }
 
 /* Re-reads the pending entries (state KVCLI_PAGE_PENDING) of [from, to)
@@ -169,12 +171,16 @@ int kvcli_page_expiry(kvcli_page *pg, kv_client *c)
     if (st == KV_OK)
         st = kv_client_pipeline_exec(p);
     free(cmps);
-    const kv_client_reply *txn = st == KV_OK ? kv_client_pipeline_reply(p, pg->n) : NULL;
-    if (st == KV_OK && txn == NULL)
+    if (st == KV_OK && kv_client_pipeline_replies(p) != pg->n + !pg->no_txn)
         st = KV_PROTOCOL;
-    if (st == KV_OK && txn->status != KV_OK)
-        st = txn->status;
-    int unchanged = st == KV_OK && txn->txn.succeeded;
+    const kv_client_reply *txn = pg->no_txn ? NULL : kv_client_pipeline_reply(p, pg->n);
+    if (st == KV_OK && txn != NULL && txn->status != KV_OK) {
+        /* refused (a cluster follower takes no TXN: NOT_LEADER): check
+         * by reading again, and on the next pages at once */
+        pg->no_txn = 1;
+        txn = NULL;
+    }
+    int unchanged = st == KV_OK && txn != NULL && txn->txn.succeeded;
     for (size_t i = 0; st == KV_OK && i < pg->n; i++) {
         kvcli_page_entry *e = &pg->e[i];
         const kv_client_reply *ttl = kv_client_pipeline_reply(p, i);

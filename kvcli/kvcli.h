@@ -261,6 +261,7 @@ typedef struct kvcli_page {
     size_t n, cap;
     uint64_t gone;      /* entries left out: found absent after the SCAN */
     uint64_t unsettled; /* keys that changed during every re-read */
+    int no_txn;         /* the server refused the checking TXN: re-read */
 } kvcli_page;
 
 /* Copies an entry of a SCAN into the page (state PENDING, no expiry).
@@ -271,7 +272,7 @@ int kvcli_page_add(kvcli_page *pg, const void *key, size_t klen, const void *val
  * decides which entries to write (READY) and which are gone. A kv status
  * (the client's last error says more). */
 int kvcli_page_expiry(kvcli_page *pg, kv_client *c);
-/* Empties the page for the next SCAN (keeps gone and unsettled). */
+/* Empties the page for the next SCAN (keeps gone, unsettled, no_txn). */
 void kvcli_page_clear(kvcli_page *pg);
 void kvcli_page_free(kvcli_page *pg);
 

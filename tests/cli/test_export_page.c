@@ -5,7 +5,9 @@
  * when a key changed after the SCAN (the page is given an older version
  * than the store has: no race needed) the keys are read again and the
  * entry takes the current value, version and expiry time; a key found
- * absent (deleted or expired after the SCAN) is left out and counted.
+ * absent (deleted or expired after the SCAN) is left out and counted;
+ * without the checking TXN (refused by a cluster follower) every key is
+ * read again.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -141,5 +143,27 @@ Test(export_page, many_keys_in_several_chunks)
         cr_assert_eq(e->expire_at_ms, expiry_of(k));
     }
     cr_assert_eq(pg.gone, 0);
+    kvcli_page_free(&pg);
+}
+
+Test(export_page, without_the_checking_txn_keys_are_read_again)
+{
+    /* as after a server refused the TXN (a cluster follower) */
+    cr_assert_eq(kv_client_set_ttl(c, "a", 1, "1", 1, HOUR_MS, NULL), KV_OK);
+    cr_assert_eq(kv_client_set(c, "b", 1, "2", 1, NULL), KV_OK);
+    kvcli_page pg = {.no_txn = 1};
+    add(&pg, "a", "1", version_of("a"));
+    add(&pg, "b", "old", version_of("b") - 1);
+    add(&pg, "d", "4", 7);
+    cr_assert_eq(kvcli_page_expiry(&pg, c), KV_OK);
+    const kvcli_page_entry *e = entry(&pg, 0, "1");
+    cr_assert_eq(e->state, KVCLI_PAGE_READY);
+    cr_assert_eq(e->expire_at_ms, expiry_of("a"));
+    e = entry(&pg, 1, "2");
+    cr_assert_eq(e->state, KVCLI_PAGE_READY);
+    cr_assert_eq(e->expire_at_ms, 0);
+    cr_assert_eq(pg.e[2].state, KVCLI_PAGE_GONE);
+    cr_assert_eq(pg.gone, 1);
+    cr_assert(pg.no_txn, "kept for the next pages");
     kvcli_page_free(&pg);
 }

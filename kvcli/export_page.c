@@ -12,7 +12,7 @@
  * page besides the SCAN, one TTL per key, all reads but the TXN (in a
  * cluster, one Raft entry per page). A server that refuses that TXN (a
  * cluster follower answers NOT_LEADER to every write) gets the re-reads
- * below for every key instead, from then on.
+ * below for every key instead, from then on (without the TTLs first).
  *
  * When a compare fails (a key was written, deleted or expired meanwhile),
  * the page's other keys are read again in rounds of TTL + GET per key
@@ -88,7 +88,7 @@ static int queue_first(kvcli_page *pg, kv_client_pipeline *p, kv_compare *cmps)
         if (st != KV_OK)
             return st;
     }
-    return pg->no_txn ? KV_OK : kv_client_pipeline_txn(p, cmps, pg->n, NULL, 0, NULL, 0);
+    return kv_client_pipeline_txn(p, cmps, pg->n, NULL, 0, NULL, 0);
 }
 
 /* Re-reads the pending entries (state KVCLI_PAGE_PENDING) of [from, to)
@@ -159,29 +159,26 @@ static size_t pending(const kvcli_page *pg)
     return n;
 }
 
-int kvcli_page_expiry(kvcli_page *pg, kv_client *c)
+/* The first round: a TTL per key and the checking TXN; settles every
+ * entry when the TXN's compares hold, else leaves them PENDING (or GONE). */
+static int first_round(kvcli_page *pg, kv_client_pipeline *p)
 {
-    if (pg->n == 0)
-        return KV_OK;
-    kv_client_pipeline *p;
-    if (kv_client_pipeline_new(c, &p) != KV_OK)
-        return KV_NO_MEMORY;
     kv_compare *cmps = calloc(pg->n, sizeof *cmps);
     int st = cmps ? queue_first(pg, p, cmps) : KV_NO_MEMORY;
     if (st == KV_OK)
         st = kv_client_pipeline_exec(p);
     free(cmps);
-    if (st == KV_OK && kv_client_pipeline_replies(p) != pg->n + !pg->no_txn)
-        st = KV_PROTOCOL;
-    const kv_client_reply *txn = pg->no_txn ? NULL : kv_client_pipeline_reply(p, pg->n);
-    if (st == KV_OK && txn != NULL && txn->status != KV_OK) {
-        /* refused (a cluster follower takes no TXN: NOT_LEADER): check
-         * by reading again, and on the next pages at once */
-        pg->no_txn = 1;
-        txn = NULL;
-    }
-    int unchanged = st == KV_OK && txn != NULL && txn->txn.succeeded;
-    for (size_t i = 0; st == KV_OK && i < pg->n; i++) {
+    if (st != KV_OK)
+        return st;
+    if (kv_client_pipeline_replies(p) != pg->n + 1)
+        return KV_PROTOCOL;
+    const kv_client_reply *txn = kv_client_pipeline_reply(p, pg->n);
+    if (txn->status != KV_OK)
+        pg->no_txn = 1; /* refused (a cluster follower takes no TXN:
+                           NOT_LEADER): read again, and at once on the
+                           next pages */
+    int unchanged = txn->status == KV_OK && txn->txn.succeeded;
+    for (size_t i = 0; i < pg->n; i++) {
         kvcli_page_entry *e = &pg->e[i];
         const kv_client_reply *ttl = kv_client_pipeline_reply(p, i);
         if (ttl->status == KV_NOT_FOUND) {
@@ -189,12 +186,24 @@ int kvcli_page_expiry(kvcli_page *pg, kv_client *c)
             e->state = KVCLI_PAGE_GONE;
             pg->gone++;
         } else if (ttl->status != KV_OK) {
-            st = ttl->status;
+            return ttl->status;
         } else {
             e->expire_at_ms = ttl->expire_at_ms;
             e->state = unchanged ? KVCLI_PAGE_READY : KVCLI_PAGE_PENDING;
         }
     }
+    return KV_OK;
+}
+
+int kvcli_page_expiry(kvcli_page *pg, kv_client *c)
+{
+    if (pg->n == 0)
+        return KV_OK;
+    kv_client_pipeline *p;
+    if (kv_client_pipeline_new(c, &p) != KV_OK)
+        return KV_NO_MEMORY;
+    /* without the TXN every entry stays PENDING, as added */
+    int st = pg->no_txn ? KV_OK : first_round(pg, p);
     for (int round = 0; st == KV_OK && round < RETRY_ROUNDS && pending(pg) > 0; round++)
         for (size_t from = 0; st == KV_OK && from < pg->n; from += RETRY_CHUNK) {
             size_t to = pg->n - from < RETRY_CHUNK ? pg->n : from + RETRY_CHUNK;

@@ -410,13 +410,20 @@ int kv_get_at(kv_store *s, const void *key, size_t klen, uint64_t rev, kv_value 
     return rc;
 }
 
+/* check_rev, and every key against the store's limits. */
+static int check_keys_at(kv_store *s, const kv_key *keys, size_t n, uint64_t rev)
+{
+    int rc = check_rev(s, rev);
+    for (size_t i = 0; i < n && rc == KV_OK; i++)
+        rc = kv__check_key(s, keys[i].data, keys[i].len);
+    return rc;
+}
+
 int kv_mget_at(kv_store *s, const kv_key *keys, size_t n, uint64_t rev, kv_value *out)
 {
     if (!s || (n && (!keys || !out)))
         return KV_INVALID_ARGUMENT;
-    int rc = check_rev(s, rev);
-    for (size_t i = 0; i < n && rc == KV_OK; i++)
-        rc = kv__check_key(s, keys[i].data, keys[i].len);
+    int rc = check_keys_at(s, keys, n, rev);
     if (rc != KV_OK)
         return rc;
     kv__slot *slot = kv__slot_get(&s->slots);
@@ -806,9 +813,7 @@ int kv_rollback(kv_store *s, const kv_key *keys, size_t n, uint64_t to_rev,
 {
     if (!s || (n && !keys))
         return KV_INVALID_ARGUMENT;
-    int rc = check_rev(s, to_rev);
-    for (size_t i = 0; i < n && rc == KV_OK; i++)
-        rc = kv__check_key(s, keys[i].data, keys[i].len);
+    int rc = check_keys_at(s, keys, n, to_rev);
     if (rc != KV_OK)
         return rc;
     kv__slot *slot = kv__slot_get(&s->slots);

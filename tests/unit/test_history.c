@@ -640,7 +640,9 @@ Test(history, gives_way_first_under_a_memory_limit)
     }
     kv_metrics m;
     cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
-    cr_assert_leq(m.memory_used, (uint64_t)c.max_memory + (c.max_memory >> 4), "used %llu, history %llu", (unsigned long long)m.memory_used, (unsigned long long)m.history_bytes);
+    cr_assert_leq(m.memory_used, (uint64_t)c.max_memory + (c.max_memory >> 4),
+                  "used %llu, history %llu", (unsigned long long)m.memory_used,
+                  (unsigned long long)m.history_bytes);
     cr_assert_gt(m.compact_revision, 0, "history was compacted to make room");
     cr_assert_eq(m.keys, 100, "no live key was lost");
     kv_close(s);

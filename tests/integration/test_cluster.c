@@ -7,7 +7,8 @@
  * killed with SIGKILL, or paused with SIGSTOP, a new one is elected and no
  * acknowledged write is lost; a whole cluster restarted from its
  * directories has every acknowledged write; a follower far behind
- * installs a snapshot; nodes join, take leadership and leave.
+ * installs a snapshot; nodes join, take leadership and leave; expired
+ * keys are removed through the log, with the same revisions everywhere.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -117,6 +118,70 @@ Test(cluster, expiry_times_are_the_same_on_every_node)
     expect_expiry_everywhere("r", (long long)at);
     kv_client_close(c);
     expect_same_revision();
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
+/* Waits until node i's figure name reaches want (45 s). */
+static void wait_metric(int i, const char *name, uint64_t want)
+{
+    long deadline = now_ms() + 45000;
+    uint64_t got;
+    while ((got = node_metric(i, name)) != want && now_ms() < deadline)
+        usleep(20 * 1000);
+    cr_assert_eq(got, want, "node %d: %s is %llu, not %llu", i + 1, name,
+                 (unsigned long long)got, (unsigned long long)want);
+}
+
+/* Removing an expired key is a change of the log like any other (issue
+ * 12/15): no node removes one on its own clock; the leader proposes the
+ * removals, and a write that meets an expired key judges it by the
+ * clock its entry carries, so every node makes the same removals with the
+ * same revisions. */
+Test(cluster, expired_keys_are_removed_through_the_log_with_the_same_revisions)
+{
+    start_all();
+    uint64_t rev = 0;
+    int leader = write_somewhere("k", "v", &rev);
+    kv_client *c = client(leader);
+    char key[32];
+    for (int i = 0; i < 50; i++) {
+        int n = snprintf(key, sizeof key, "t%d", i);
+        cr_assert_eq(kv_client_set_ttl(c, key, (size_t)n, "x", 1, 300, NULL), KV_OK);
+    }
+    cr_assert_eq(kv_client_set_ttl(c, "long", 4, "y", 1, 3600000, NULL), KV_OK);
+    /* once t49 has expired for the leader's readers, writes meet expired
+     * keys: t0..t9 are set again, whichever removal gets there first */
+    long deadline = now_ms() + 30000;
+    kv_value v = {0};
+    int got;
+    while ((got = kv_client_get(c, "t49", 3, &v)) == KV_OK && now_ms() < deadline) {
+        kv_client_value_free(&v);
+        usleep(20 * 1000);
+    }
+    cr_assert_eq(got, KV_NOT_FOUND);
+    uint64_t t3 = 0;
+    for (int i = 0; i < 10; i++) {
+        int n = snprintf(key, sizeof key, "t%d", i);
+        cr_assert_eq(kv_client_set(c, key, (size_t)n, "again", 5, i == 3 ? &t3 : NULL), KV_OK);
+    }
+    /* every expired item removed exactly once, on every node: by the
+     * leader's entries or by a set that met it */
+    for (int i = 0; i < NODES; i++) {
+        wait_metric(i, "keys_with_ttl", 1);
+        wait_metric(i, "expired_keys", 50);
+    }
+    expect_same_revision();
+    uint64_t after = 0;
+    cr_assert_eq(kv_client_set(c, "after", 5, "1", 1, &after), KV_OK);
+    for (int i = 0; i < NODES; i++) {
+        expect_on(i, "after", "1", after);
+        expect_on(i, "t3", "again", t3);
+        cr_assert_eq(node_metric(i, "keys"), 13, "node %d", i + 1); /* k long t0-9 after */
+        cr_assert_eq(node_metric(i, "expired_keys"), 50, "node %d", i + 1);
+    }
+    expect_same_revision();
+    kv_client_close(c);
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
 }

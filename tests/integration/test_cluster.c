@@ -145,21 +145,34 @@ Test(cluster, expired_keys_are_removed_through_the_log_with_the_same_revisions)
     int leader = write_somewhere("k", "v", &rev);
     kv_client *c = client(leader);
     char key[32];
+    /* Keys expiring a few ms apart, the last set first, while a follower
+     * is stopped: a node that swept on its own clock would remove them
+     * one or a few per change as they expire, each change a revision
+     * above the last (a Lamport clock: apply.c), and the stopped one all
+     * at once after, in a few changes: fewer revisions. */
+    int paused = (leader + 1) % NODES;
     for (int i = 0; i < 50; i++) {
         int n = snprintf(key, sizeof key, "t%d", i);
-        cr_assert_eq(kv_client_set_ttl(c, key, (size_t)n, "x", 1, 300, NULL), KV_OK);
+        uint64_t ttl = 300 + 7 * (uint64_t)(49 - i);
+        cr_assert_eq(kv_client_set_ttl(c, key, (size_t)n, "x", 1, ttl, NULL), KV_OK);
     }
     cr_assert_eq(kv_client_set_ttl(c, "long", 4, "y", 1, 3600000, NULL), KV_OK);
-    /* once t49 has expired for the leader's readers, writes meet expired
-     * keys: t0..t9 are set again, whichever removal gets there first */
+    kill(cluster_nodes[paused].pid, SIGSTOP);
+    cluster_paused[paused] = 1;
+    /* once t0 (the last to expire) is gone for the leader's readers and
+     * the leader has removed them all, the stopped follower resumes and
+     * applies the same removals; then t0..t9 are set again */
     long deadline = now_ms() + 30000;
     kv_value v = {0};
     int got;
-    while ((got = kv_client_get(c, "t49", 3, &v)) == KV_OK && now_ms() < deadline) {
+    while ((got = kv_client_get(c, "t0", 2, &v)) == KV_OK && now_ms() < deadline) {
         kv_client_value_free(&v);
         usleep(20 * 1000);
     }
     cr_assert_eq(got, KV_NOT_FOUND);
+    wait_metric(leader, "keys_with_ttl", 1);
+    kill(cluster_nodes[paused].pid, SIGCONT);
+    cluster_paused[paused] = 0;
     uint64_t t3 = 0;
     for (int i = 0; i < 10; i++) {
         int n = snprintf(key, sizeof key, "t%d", i);

@@ -782,6 +782,22 @@ KV_API int kv_scan(kv_store *store, const void *prefix, size_t plen,
                    uint64_t cursor, size_t limit, kv_scan_fn fn, void *ctx,
                    uint64_t *next);
 
+/* kv_scan_ex's callback: as kv_scan_fn, with the key's expiry time (0:
+ * none). */
+typedef int (*kv_scan_ex_fn)(void *ctx, const void *key, size_t klen, const void *val,
+                             size_t vlen, uint64_t version, uint64_t expire_at_ms);
+/* kv_scan_ex flags. */
+#define KV_SCAN_EXPIRED 1u /* also give keys that have expired but are
+                              still stored (not yet removed): a replica's
+                              copy of its whole state (see "Replicas") */
+
+/* As kv_scan, and fn also receives each key's expiry time; flags: 0 or
+ * KV_SCAN_EXPIRED. Errors: as kv_scan; KV_INVALID_ARGUMENT for an unknown
+ * flag. */
+KV_API int kv_scan_ex(kv_store *store, const void *prefix, size_t plen, uint64_t cursor,
+                      size_t limit, unsigned flags, kv_scan_ex_fn fn, void *ctx,
+                      uint64_t *next);
+
 /* ------------------------------------------------------------------------
  * Reclamation
  *
@@ -878,6 +894,13 @@ KV_API int kv_metrics_read(kv_store *store, kv_metrics *out, size_t size);
  * hold the change). */
 KV_API int kv_load(kv_store *store, const void *key, size_t klen, const void *val, size_t vlen,
                    uint64_t version, int deleted);
+
+/* As kv_load, and the key (unless deleted) has expiry time expire_at_ms
+ * (0: none), which may already be past: the key is then stored but
+ * absent, as on the copy it comes from (kv_scan_ex with KV_SCAN_EXPIRED
+ * gives such keys). */
+KV_API int kv_load_ex(kv_store *store, const void *key, size_t klen, const void *val,
+                      size_t vlen, uint64_t version, uint64_t expire_at_ms, int deleted);
 
 #ifdef __cplusplus
 }

@@ -133,6 +133,27 @@ static void wait_metric(int i, const char *name, uint64_t want)
                  (unsigned long long)got, (unsigned long long)want);
 }
 
+/* Sets key with a TTL on the leader (retrying through an election); its
+ * expiry time. */
+static long long set_ttl_somewhere(const char *key, uint64_t ttl_ms)
+{
+    long deadline = now_ms() + 15000;
+    for (;;) {
+        kv_client *c = client(find_leader());
+        int rc = kv_client_set_ttl(c, key, strlen(key), "t", 1, ttl_ms, NULL);
+        uint64_t at = 0;
+        if (rc == KV_OK && ttl_ms > 1000)
+            rc = kv_client_ttl(c, key, strlen(key), &at, NULL);
+        kv_client_close(c);
+        if (rc == KV_OK)
+            return (long long)at;
+        cr_assert(rc == KV_NOT_LEADER || rc == KV_UNKNOWN_OUTCOME || rc == KV_CONNECT, "%s: %s",
+                  key, kv_client_strerror(rc));
+        cr_assert(now_ms() < deadline, "no write accepted within 15 s");
+        usleep(50 * 1000);
+    }
+}
+
 /* Removing an expired key is a change of the log like any other (issue
  * 12/15): no node removes one on its own clock; the leader proposes the
  * removals, and a write that meets an expired key judges it by the
@@ -376,7 +397,8 @@ Test(cluster, a_restarted_cluster_has_every_acknowledged_write)
 
 /* With a snapshot every 16 entries, a follower killed early is far
  * behind the leader's log: it comes back by installing a snapshot (keys
- * deleted meanwhile go, every key keeps its revision), and a restarted
+ * deleted meanwhile go, every key keeps its revision and its expiry
+ * time), and a restarted
  * cluster recovers from its snapshots and the log after them. */
 Test(cluster, a_follower_far_behind_installs_a_snapshot)
 {
@@ -392,6 +414,11 @@ Test(cluster, a_follower_far_behind_installs_a_snapshot)
     int lagging = (leader + 1) % NODES;
     expect_on(lagging, "gone9", "x", rev);
     stop_node(lagging, SIGKILL);
+    /* keys with expiry times reach it in the snapshot with their times;
+     * one expires at once (removed by the leader, before or after the
+     * snapshot: either way the follower holds what the others hold) */
+    long long ttl_at = set_ttl_somewhere("ttl", 3600000);
+    set_ttl_somewhere("brief", 1);
     /* writes retried through elections (a slow machine may change
      * leaders): each key's revision is that of its last acknowledged set */
     uint64_t k19 = 0, k0 = 0;
@@ -424,6 +451,9 @@ Test(cluster, a_follower_far_behind_installs_a_snapshot)
     while (stale_get(lagging, "gone0", got, sizeof got) && now_ms() < deadline)
         usleep(20 * 1000);
     cr_assert_eq(stale_get(lagging, "gone0", got, sizeof got), 0, "a deleted key is gone");
+    cr_assert_eq(stale_pexpiretime(lagging, "ttl"), ttl_at);
+    for (int i = 0; i < NODES; i++)
+        wait_metric(i, "keys_with_ttl", 1); /* brief removed everywhere */
     expect_same_revision();
     cr_assert(file_has(cluster_nodes[lagging].log, "installed a snapshot"), "it installed one");
     /* the whole cluster restarted: snapshots, then the log after them */

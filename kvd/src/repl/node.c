@@ -714,12 +714,16 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 
 /* ---- snapshots of the state machine -------------------------------------------
  * Taken on the Raft thread, where every write is applied, so the store
- * does not change while it is copied: the copy is exact. Format, little-
- * endian: "KVDSNAP1", u64 revision (the store's), u64 entries, u32 nodes,
- * then per node (where clients reach it) u64 id, u32 len, bytes, then per
- * entry u32 klen, u32 vlen, u64 version, key, value. */
+ * does not change while it is copied: the copy is exact, expired keys not
+ * yet removed and expiry times included (the leader's removals must find
+ * on the copy what they find everywhere else). Format, little-endian:
+ * "KVDSNAP2", u64 revision (the store's), u64 entries, u32 nodes, then per
+ * node (where clients reach it) u64 id, u32 len, bytes, then per entry
+ * u32 klen, u32 vlen, u64 version, u64 expire_at (0: none), key, value.
+ * "KVDSNAP1" (no expiry times, and no expired keys) is still installed. */
 
-#define SNAP_MAGIC "KVDSNAP1"
+#define SNAP_MAGIC "KVDSNAP2"
+#define SNAP_MAGIC_NO_EXPIRY "KVDSNAP1"
 
 typedef struct snap_wr {
     unsigned char *p;
@@ -763,12 +767,13 @@ static void snap_u64(snap_wr *w, uint64_t v)
 }
 
 static int snap_entry(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
-                      uint64_t version)
+                      uint64_t version, uint64_t expire_at)
 {
     snap_wr *w = ctx;
     snap_u32(w, (uint32_t)klen);
     snap_u32(w, (uint32_t)vlen);
     snap_u64(w, version);
+    snap_u64(w, expire_at);
     snap_put(w, key, klen);
     snap_put(w, val, vlen);
     w->count++;
@@ -799,7 +804,8 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     pthread_mutex_unlock(&r->mu);
     uint64_t cursor = 0;
     do {
-        if (kv_scan(r->s->store, NULL, 0, cursor, 1024, snap_entry, &w, &cursor) != KV_OK)
+        if (kv_scan_ex(r->s->store, NULL, 0, cursor, 1024, KV_SCAN_EXPIRED, snap_entry, &w,
+                       &cursor) != KV_OK)
             w.oom = 1;
     } while (!w.oom && cursor != 0);
     struct raft_buffer *b = malloc(sizeof *b);
@@ -872,11 +878,12 @@ typedef struct stale_ctx {
 } stale_ctx;
 
 static int find_stale(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
-                      uint64_t version)
+                      uint64_t version, uint64_t expire_at)
 {
     (void)val;
     (void)vlen;
     (void)version;
+    (void)expire_at;
     stale_ctx *c = ctx;
     if (set_has(c->set, key, klen))
         return 0;
@@ -914,7 +921,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     kv_store *st = r->s->store;
     kvd_rd rd = kvd_rd_init(buf->base, buf->len);
     const unsigned char *magic = kvd_rd_take(&rd, 8);
-    if (!magic || memcmp(magic, SNAP_MAGIC, 8) != 0)
+    int with_expiry = magic && memcmp(magic, SNAP_MAGIC, 8) == 0;
+    if (!magic || (!with_expiry && memcmp(magic, SNAP_MAGIC_NO_EXPIRY, 8) != 0))
         return RAFT_CORRUPT;
     uint64_t revision = kvd_rd_num(&rd, 8), count = kvd_rd_num(&rd, 8);
     uint32_t nodes = (uint32_t)kvd_rd_num(&rd, 4);
@@ -947,11 +955,12 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     for (uint64_t i = 0; i < count && !rd.bad && rc == 0; i++) {
         uint32_t klen = (uint32_t)kvd_rd_num(&rd, 4), vlen = (uint32_t)kvd_rd_num(&rd, 4);
         uint64_t version = kvd_rd_num(&rd, 8);
+        uint64_t expire_at = with_expiry ? kvd_rd_num(&rd, 8) : 0;
         const unsigned char *k = kvd_rd_take(&rd, klen), *v = kvd_rd_take(&rd, vlen);
         if (rd.bad)
             break;
         set_add(&set, k, klen);
-        if (kv_load(st, k, klen, v, vlen, version, 0) != KV_OK)
+        if (kv_load_ex(st, k, klen, v, vlen, version, expire_at, 0) != KV_OK)
             rc = RAFT_NOMEM;
     }
     if (rd.bad)
@@ -959,7 +968,9 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     stale_ctx sc = {.set = &set};
     uint64_t cursor = 0;
     while (rc == 0 && !sc.oom) {
-        if (kv_scan(st, NULL, 0, cursor, 1024, find_stale, &sc, &cursor) != KV_OK)
+        /* expired keys too: the store removes none on its own */
+        if (kv_scan_ex(st, NULL, 0, cursor, 1024, KV_SCAN_EXPIRED, find_stale, &sc, &cursor) !=
+            KV_OK)
             sc.oom = 1;
         if (cursor == 0)
             break;

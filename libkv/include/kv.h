@@ -607,9 +607,9 @@ typedef int (*kv_expired_fn)(void *ctx, const void *key, size_t klen, uint64_t e
  * step stopped (about kv_metrics.table_slots slots make a whole pass), and
  * calls fn for each key whose expiry time is at or before now_ms, until
  * fn returns non-zero. *found (may be NULL) receives how many keys fn was
- * given. Not concurrently with another kv_expired_find on the same store;
- * for a store opened with kv_config.manual_expiry (in another, the
- * background sweep may remove the keys at any time).
+ * given. Any thread (steps on one store take turns); for a store opened
+ * with kv_config.manual_expiry (in another, the background sweep may
+ * remove the keys at any time).
  * Errors: KV_INVALID_ARGUMENT (fn NULL, now_ms 0), KV_NO_MEMORY. */
 KV_API int kv_expired_find(kv_store *store, uint64_t now_ms, size_t max_slots,
                            kv_expired_fn fn, void *ctx, size_t *found);

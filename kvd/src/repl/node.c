@@ -38,7 +38,8 @@
  * proposes their removal as one CLUSTER_EXPIRE entry, which every node
  * applies with kv_expire_remove at the entry's clock: a key set again
  * since (a later expiry time, or none) stays. One such entry is in flight
- * at a time. So every removal is a log entry, with the same revision on
+ * at a time; after a full one the next step runs as soon as it is
+ * applied. So every removal is a log entry, with the same revision on
  * every node.
  *
  * Snapshots: every --raft-snapshot-entries entries Raft asks for the
@@ -143,6 +144,7 @@ struct kvd_repl {
     struct raft_barrier barrier;
     int barrier_busy;
     int expire_busy; /* a CLUSTER_EXPIRE entry is in flight */
+    int expire_more; /* and it was full: the next step comes at once */
     _Atomic int leader; /* this node leads, as last seen */
 };
 
@@ -1104,14 +1106,20 @@ static int collect_expired(void *ctx, const void *key, size_t klen, uint64_t exp
     return b->n == EXPIRE_MAX_KEYS;
 }
 
+static void on_expire_tick(uv_timer_t *t);
+
 static void on_expire_applied(struct raft_apply *req, int status, void *result)
 {
-    (void)status;
     (void)result; /* the apply's recording, freed by the next apply */
     kvd_repl *r = req->data;
     r->expire_busy = 0;
     r->inflight--;
     free(req);
+    /* Many keys expired at once: go on as soon as this one is applied
+     * (from the loop, not from inside Raft's callback), one entry per
+     * commit instead of one per EXPIRE_MS. */
+    if (status == 0 && r->expire_more && !r->raft_closing)
+        uv_timer_start(&r->expire_timer, on_expire_tick, 0, EXPIRE_MS);
     maybe_close(r);
 }
 
@@ -1148,6 +1156,7 @@ static void on_expire_tick(uv_timer_t *t)
             struct raft_buffer buf = {entry, len};
             if (raft_apply(&r->raft, req, &buf, 1, on_expire_applied) == 0) {
                 r->expire_busy = 1;
+                r->expire_more = b->n == EXPIRE_MAX_KEYS;
                 r->inflight++;
                 entry = NULL;
                 req = NULL;

@@ -549,11 +549,11 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
         o.initial_capacity = kv__capacity_for(c.dir, o.initial_capacity);
     kv_store *s;
     int rc = kv_open(&o, &s);
+    if (rc == KV_OK)
+        s->manual_expiry = c.manual_expiry != 0; /* before any thread reads it */
     /* Before any item exists: the policy decides the items' layout. */
     if (rc == KV_OK && (rc = kv__evict_configure(s, c.max_memory, c.eviction_policy)) != KV_OK)
         kv_close(s);
-    if (rc == KV_OK)
-        s->manual_expiry = c.manual_expiry != 0; /* before any thread reads it */
     if (rc != KV_OK || !c.dir) {
         if (rc == KV_OK)
             *out = s;

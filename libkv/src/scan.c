@@ -103,26 +103,14 @@ int kv_scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_
     return kv__scan(s, prefix, plen, cursor, limit, call_plain, &plain, next);
 }
 
-static int scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t cursor,
-                   size_t limit, bool with_expired, kv__scan_fn fn, void *ctx, uint64_t *next);
-
 int kv__scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
              kv__scan_fn fn, void *ctx, uint64_t *next)
 {
-    return scan_at(s, prefix, plen, cursor, limit, false, fn, ctx, next);
+    return kv__scan_ex(s, prefix, plen, cursor, limit, fn, ctx, next, false);
 }
 
-int kv_scan_ex(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
-               unsigned flags, kv_scan_ex_fn fn, void *ctx, uint64_t *next)
-{
-    if (flags & ~KV_SCAN_EXPIRED)
-        return KV_INVALID_ARGUMENT;
-    return scan_at(s, prefix, plen, cursor, limit, flags & KV_SCAN_EXPIRED, fn, ctx, next);
-}
-
-/* with_expired: items are looked at with clock 0, when none has expired. */
-static int scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t cursor,
-                   size_t limit, bool with_expired, kv__scan_fn fn, void *ctx, uint64_t *next)
+int kv__scan_ex(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
+                kv__scan_fn fn, void *ctx, uint64_t *next, bool with_expired)
 {
     if (!s || !fn || !next || limit == 0 || (plen && !prefix))
         return KV_INVALID_ARGUMENT;
@@ -137,6 +125,7 @@ static int scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t cursor
     bool finished = false;
 
     kv__ebr_pin(&s->ebr, slot);
+    /* clock 0: no item counts as expired */
     uint64_t now = with_expired ? 0 : kv__clock_now(s);
     kv__table *t = atomic_load(&s->table);
     /* One step is the hash range of one home slot of the current table. */
@@ -182,4 +171,13 @@ static int scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t cursor
     if (rc == KV_OK)
         *next = finished ? 0 : resume;
     return rc;
+}
+
+int kv_scan_ex(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
+               unsigned flags, kv_scan_ex_fn fn, void *ctx, uint64_t *next)
+{
+    if (flags & ~KV_SCAN_EXPIRED)
+        return KV_INVALID_ARGUMENT;
+    return kv__scan_ex(s, prefix, plen, cursor, limit, fn, ctx, next,
+                       (flags & KV_SCAN_EXPIRED) != 0);
 }

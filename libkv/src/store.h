@@ -130,6 +130,10 @@ typedef int (*kv__scan_fn)(void *ctx, const void *key, size_t klen, const void *
                            size_t vlen, uint64_t version, uint64_t expire_at);
 int kv__scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
              kv__scan_fn fn, void *ctx, uint64_t *next);
+/* As kv__scan; with_expired: expired items that are still held are given
+ * too (history: they are present until the change that removes them). */
+int kv__scan_ex(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
+                kv__scan_fn fn, void *ctx, uint64_t *next, bool with_expired);
 
 /* Copies an item's value into a new kv_value. */
 int kv__value_copy(const void *val, size_t vlen, uint64_t version, kv_value *out);

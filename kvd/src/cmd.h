@@ -89,7 +89,8 @@ struct kvd_conn;
     XX(TTL, "ttl", KVD_CF_READ)                              \
     XX(EXPIRE, "expire", KVD_CF_WRITE)                       \
     XX(PERSIST, "persist", KVD_CF_WRITE)                     \
-    XX(GETEX, "getex", KVD_CF_WRITE)
+    XX(GETEX, "getex", KVD_CF_WRITE)                         \
+    XX(CLUSTER_EXPIRE, "cluster_expire", KVD_CF_NOTXN)
 
 typedef enum kvd_cmd_kind {
 #define KVD__CMD_ENUM(name, str, flags) KVD_CMD_##name,

@@ -216,7 +216,7 @@ static const struct {
 static int command_listed(int k)
 {
     return k != KVD_CMD_TXN && k != KVD_CMD_METRICS && k != KVD_CMD_SNAPSHOT &&
-           k != KVD_CMD_SNAPSHOT_READ;
+           k != KVD_CMD_SNAPSHOT_READ && k != KVD_CMD_CLUSTER_EXPIRE;
 }
 
 static int command_entry(kvd_reply *r, const char *name, int kind)

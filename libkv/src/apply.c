@@ -26,6 +26,7 @@
 #include "apply.h"
 #include "evict.h"
 #include "hash.h"
+#include "history.h"
 #include "log.h"
 #include "store.h"
 
@@ -48,6 +49,7 @@ typedef struct akey {
     bool changed;
     kv__item *next; /* new item, NULL: deleted */
     kv__pending *pending;
+    kv__hist_prep hist; /* a store with history: what the change needs */
 } akey;
 
 /* Every field set one by one: a compound literal of this size compiles to
@@ -68,6 +70,7 @@ static inline void akey_init(akey *k, const void *key, size_t klen, uint64_t has
     k->val_is_new = k->changed = false;
     k->next = NULL;
     k->pending = NULL;
+    k->hist = (kv__hist_prep){0};
 }
 
 /* One mention of a key in the batch: compares first, then then_ops, then
@@ -286,6 +289,8 @@ static void free_prepared(kv_store *s, kv__slot *slot, akey *keys, size_t n, kv_
         kv__item_free_pre(&slot->cache, keys[i].next, s->item_pre);
         keys[i].next = NULL;
         keys[i].pending = NULL;
+        if (s->hist)
+            kv__hist_unprepare(&keys[i].hist);
     }
     free(commit);
 }
@@ -323,9 +328,14 @@ static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nch
             k->pending = &(*commit)->nodes[j++];
             *k->pending = (kv__pending){k->old, k->next, *commit};
         }
+        if (s->hist && kv__hist_prepare(s, k->hash, k->key, k->klen, k->old != NULL,
+                                        &k->hist) != KV_OK)
+            goto nomem;
     }
-    /* Retires: replaced items and the commit. */
-    if (kv__ebr_reserve(slot, nchanged + 1) != KV_OK)
+    /* Retires: replaced items and the commit (with history: what the
+     * per-key bound drops). */
+    if (kv__ebr_reserve(slot, nchanged + 1 + (s->hist ? kv__hist_retires(nchanged) : 0)) !=
+        KV_OK)
         goto nomem;
     return KV_OK;
 nomem:
@@ -371,7 +381,7 @@ static uintptr_t final_word(const akey *k)
 }
 
 static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
-                    size_t nchanged, kv__commit *commit)
+                    size_t nchanged, kv__commit *commit, uint64_t rev)
 {
     if (nchanged == 1) {
         bump_changed(s, keys, n);
@@ -427,10 +437,15 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
                 kv__count(slot, KV__C_TTL_KEYS, (uint64_t)-1);
             if (!k->cur)
                 kv__count(slot, KV__C_EXPIRED, 1);
-            kv__ebr_retire(&s->ebr, slot, k->old,
-                           s->item_pre ? retired_meta_item_free : retired_item_free,
-                           kv__item_footprint_pre(k->old, s->item_pre));
+            if (!s->hist)
+                kv__ebr_retire(&s->ebr, slot, k->old,
+                               s->item_pre ? retired_meta_item_free : retired_item_free,
+                               kv__item_footprint_pre(k->old, s->item_pre));
         }
+        /* With history the replaced item is kept: it becomes the key's
+         * newest earlier version (stripes still locked). */
+        if (s->hist)
+            kv__hist_commit(s, slot, &k->hist, k->hash, k->old, k->cur != NULL, k->next, rev);
         if (k->next) {
             kv__count(slot, KV__C_KEYS, 1);
             kv__count(slot, KV__C_KEY_BYTES, kv__item_klen(k->next));
@@ -528,7 +543,7 @@ static uint64_t take_revision(kv_store *s, kv__slot *slot, const akey *keys, siz
 
 uint64_t kv__revision_latest(kv_store *s)
 {
-    if (s->log)
+    if (s->log || s->hist)
         return atomic_load(&s->revision);
     uint64_t rev = atomic_load(&s->rev_floor);
     uint64_t c = kv__stripes_clock_max(s->stripes);
@@ -580,6 +595,10 @@ static int commit_change(kv_store *s, kv__slot *slot, akey *keys, size_t nkeys,
         if ((rc = kv__log_append(s->log, &rec)) != KV_OK)
             goto undo_prepared;
         o->revision = rec.revision;
+    } else if (s->hist) {
+        /* History needs every revision up to the latest to name a change
+         * (history.h): one counter, as with a log. */
+        o->revision = atomic_fetch_add(&s->revision, 1) + 1;
     } else {
         o->revision = take_revision(s, slot, keys, nkeys);
     }
@@ -594,7 +613,7 @@ static int commit_change(kv_store *s, kv__slot *slot, akey *keys, size_t nkeys,
     }
     if (ch && ch != small)
         free(ch);
-    publish(s, slot, keys, nkeys, nchanged, commit);
+    publish(s, slot, keys, nkeys, nchanged, commit, o->revision);
     return KV_OK;
 
 undo_prepared:

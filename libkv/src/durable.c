@@ -30,6 +30,7 @@
 #include "durable.h"
 #include "evict.h"
 #include "files.h"
+#include "history.h"
 #include "log.h"
 #include "store.h"
 
@@ -551,6 +552,8 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
     /* Before any item exists: the policy decides the items' layout. */
     if (rc == KV_OK && (rc = kv__evict_configure(s, c.max_memory, c.eviction_policy)) != KV_OK)
         kv_close(s);
+    else if (rc == KV_OK && (rc = kv__hist_open(s, &c)) != KV_OK)
+        kv_close(s);
     if (rc != KV_OK || !c.dir) {
         if (rc == KV_OK)
             *out = s;
@@ -560,6 +563,8 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
         kv_close(s);
         return rc;
     }
+    /* The snapshot holds no history: reads below it are compacted. */
+    kv__hist_floor(s, s->dur->recovery.snapshot_revision);
     /* Recovered keys with an expiry time: now that the log runs, the
      * active expiry may delete them. */
     kv__expiry_ensure(s);

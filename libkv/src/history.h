@@ -85,16 +85,12 @@ static inline size_t kv__hist_retires(size_t n)
  * published: old (the item the key's slot held, NULL if none; `visible`:
  * it had not expired) goes into the key's history, next (NULL: the key
  * is now absent) becomes its current version. Retires what the per-key
- * bound drops. Returns the history bytes added (for the caller's counts). */
+ * bound drops (their retires are reserved: kv__hist_retires). */
 void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t hash,
                      kv__item *old, bool visible, kv__item *next, uint64_t rev);
 
 /* Recovery or kv_load installed state whose history is not known: reads
  * below rev are compacted. */
 void kv__hist_floor(kv_store *s, uint64_t rev);
-
-/* For kv_metrics: history's entries and bytes (approximate while others
- * write), and the compaction revision. */
-void kv__hist_metrics(kv_store *s, uint64_t *versions, uint64_t *bytes, uint64_t *compact_rev);
 
 #endif

@@ -5,6 +5,7 @@
  * logged, no new revision taken.
  */
 #include "apply.h"
+#include "history.h"
 #include "store.h"
 
 int kv_load(kv_store *s, const void *key, size_t klen, const void *val, size_t vlen,
@@ -21,5 +22,9 @@ int kv_load(kv_store *s, const void *key, size_t klen, const void *val, size_t v
         return rc;
     kv__change c = {.key = key, .klen = klen, .val = deleted ? NULL : (val ? val : ""),
                     .vlen = deleted ? 0 : vlen, .deleted = deleted != 0, .expire_at = 0};
-    return kv__replay_change(s, &c, version);
+    rc = kv__replay_change(s, &c, version);
+    /* What came before the loaded state is not known here. */
+    if (rc == KV_OK)
+        kv__hist_floor(s, version);
+    return rc;
 }

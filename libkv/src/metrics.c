@@ -58,6 +58,9 @@ int kv_metrics_read(kv_store *s, kv_metrics *out, size_t size)
         .evicted_keys = sum[KV__C_EVICTED],
         .max_memory = kv__evict_limit(s),
         .memory_used = memory - moving + retired,
+        .history_versions = clamp(sum[KV__C_HIST_VERSIONS]),
+        .history_bytes = clamp(sum[KV__C_HIST_BYTES]),
+        .compact_revision = kv_compact_revision(s),
     };
     kv__durable_metrics(s, &m);
     memcpy(out, &m, size < sizeof m ? size : sizeof m);

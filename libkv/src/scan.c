@@ -106,6 +106,12 @@ int kv_scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_
 int kv__scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
              kv__scan_fn fn, void *ctx, uint64_t *next)
 {
+    return kv__scan_ex(s, prefix, plen, cursor, limit, fn, ctx, next, false);
+}
+
+int kv__scan_ex(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
+                kv__scan_fn fn, void *ctx, uint64_t *next, bool with_expired)
+{
     if (!s || !fn || !next || limit == 0 || (plen && !prefix))
         return KV_INVALID_ARGUMENT;
     kv__slot *slot = kv__slot_get(&s->slots);
@@ -119,7 +125,8 @@ int kv__scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size
     bool finished = false;
 
     kv__ebr_pin(&s->ebr, slot);
-    uint64_t now = kv__clock_now(s);
+    /* clock 0: no item counts as expired */
+    uint64_t now = with_expired ? 0 : kv__clock_now(s);
     kv__table *t = atomic_load(&s->table);
     /* One step is the hash range of one home slot of the current table. */
     uint64_t step_mask = ((uint64_t)1 << t->shift) - 1;

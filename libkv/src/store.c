@@ -7,6 +7,7 @@
 
 #include "apply.h"
 #include "evict.h"
+#include "history.h"
 #include "store.h"
 
 void kv_options_init(kv_options *opts)
@@ -74,6 +75,7 @@ void kv_close(kv_store *s)
     if (!s)
         return;
     kv__expiry_stop(s); /* it writes: before the log stops */
+    kv__hist_close(s);
     kv__durable_close(s);
     kv__ebr_drain_all(&s->ebr);
     kv__table *t = atomic_load(&s->table);

@@ -36,6 +36,7 @@ struct kv_store {
     /* evict.h: the memory limit (NULL: none); whether reads track access
      * (KV__ACCESS_*), and the bytes in front of every item for it */
     struct kv__evict *evict;
+    struct kv__hist *hist;       /* history.h: NULL when none is kept */
     unsigned char access_mode;
     unsigned char item_pre;
     /* written by every change */
@@ -116,6 +117,10 @@ typedef int (*kv__scan_fn)(void *ctx, const void *key, size_t klen, const void *
                            size_t vlen, uint64_t version, uint64_t expire_at);
 int kv__scan(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
              kv__scan_fn fn, void *ctx, uint64_t *next);
+/* As kv__scan; with_expired: expired items that are still held are given
+ * too (history: they are present until the change that removes them). */
+int kv__scan_ex(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
+                kv__scan_fn fn, void *ctx, uint64_t *next, bool with_expired);
 
 /* Copies an item's value into a new kv_value. */
 int kv__value_copy(const void *val, size_t vlen, uint64_t version, kv_value *out);

@@ -46,6 +46,8 @@ typedef enum kv__counter {
     KV__C_VALUE_BYTES,
     KV__C_ITEM_BYTES,
     KV__C_TTL_KEYS,
+    KV__C_HIST_VERSIONS, /* history.c: earlier values kept */
+    KV__C_HIST_BYTES,    /* and the memory they take */
     KV__C_COUNT
 } kv__counter;
 

@@ -1,0 +1,495 @@
+/*
+ * test_history.c - history (kv.h, "History"): reads at a revision, a key's
+ * changes, rollback, compaction and the bounds, against the public API.
+ */
+#include <time.h>
+#include <unistd.h>
+
+#include "kvtest.h"
+
+static kv_store *open_hist(uint32_t versions, uint64_t bytes, uint32_t age_s)
+{
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.history = 1;
+    c.history_versions = versions;
+    c.history_bytes = bytes;
+    c.history_age_s = age_s;
+    kv_store *s = NULL;
+    int rc = kv_open_config(&c, &s);
+    cr_assert_eq(rc, KV_OK, "kv_open_config: %s", kv_strerror(rc));
+    return s;
+}
+
+static uint64_t del(kv_store *s, const char *k)
+{
+    uint64_t v = 0;
+    cr_assert_eq(kv_delete(s, k, strlen(k), &v), KV_OK);
+    return v;
+}
+
+/* Asserts key k held v (NULL: absent) at rev. */
+static void expect_at(kv_store *s, const char *k, uint64_t rev, const char *v)
+{
+    kv_value out = {0};
+    int rc = kv_get_at(s, k, strlen(k), rev, &out, NULL);
+    if (!v) {
+        cr_assert_eq(rc, KV_NOT_FOUND, "%s at %llu: %s", k, (unsigned long long)rev,
+                     kv_status_name(rc));
+        return;
+    }
+    cr_assert_eq(rc, KV_OK, "%s at %llu: %s", k, (unsigned long long)rev, kv_status_name(rc));
+    cr_assert_eq(out.len, strlen(v));
+    cr_assert(memcmp(out.data, v, out.len) == 0, "%s at %llu: %.*s, not %s", k,
+              (unsigned long long)rev, (int)out.len, (char *)out.data, v);
+    kv_value_free(&out);
+}
+
+static int get_at_rc(kv_store *s, const char *k, uint64_t rev)
+{
+    kv_value out = {0};
+    int rc = kv_get_at(s, k, strlen(k), rev, &out, NULL);
+    kv_value_free(&out);
+    return rc;
+}
+
+Test(history, off_by_default_and_calls_say_so)
+{
+    kv_store *s = kvt_open(NULL);
+    kvt_set(s, "a", "1");
+    kv_value v;
+    kv_event *ev;
+    size_t n;
+    cr_assert_eq(kv_get_at(s, "a", 1, 1, &v, NULL), KV_UNSUPPORTED);
+    cr_assert_eq(kv_history(s, "a", 1, 0, 0, 0, &ev, &n), KV_UNSUPPORTED);
+    cr_assert_eq(kv_rollback(s, &(kv_key){"a", 1}, 1, 1, 0, NULL, NULL), KV_UNSUPPORTED);
+    cr_assert_eq(kv_compact(s, 1), KV_UNSUPPORTED);
+    cr_assert_eq(kv_compact_revision(s), 0);
+    kv_close(s);
+}
+
+Test(history, revisions_are_dense_and_reads_at_each_are_exact)
+{
+    kv_store *s = open_hist(0, 0, 0);
+    uint64_t r1 = kvt_set(s, "a", "1");
+    uint64_t r2 = kvt_set(s, "a", "2");
+    uint64_t r3 = del(s, "a");
+    uint64_t r4 = kvt_set(s, "a", "3");
+    cr_assert_eq(r1, 1);
+    cr_assert_eq(r2, 2);
+    cr_assert_eq(r3, 3);
+    cr_assert_eq(r4, 4);
+    expect_at(s, "a", r1, "1");
+    expect_at(s, "a", r2, "2");
+    expect_at(s, "a", r3, NULL);
+    expect_at(s, "a", r4, "3");
+    expect_at(s, "b", r4, NULL);
+
+    kv_value v;
+    kv_key_meta m;
+    cr_assert_eq(kv_get_at(s, "a", 1, r2, &v, &m), KV_OK);
+    cr_assert_eq(v.version, r2);
+    cr_assert_eq(m.revision, r2);
+    cr_assert_eq(m.create_revision, r1);
+    cr_assert_eq(m.version, 2);
+    kv_value_free(&v);
+    cr_assert_eq(kv_get_at(s, "a", 1, r4, &v, &m), KV_OK);
+    cr_assert_eq(m.create_revision, r4, "recreated after a delete: a new create revision");
+    cr_assert_eq(m.version, 1);
+    kv_value_free(&v);
+
+    cr_assert_eq(get_at_rc(s, "a", r4 + 1), KV_FUTURE_REVISION);
+    cr_assert_eq(get_at_rc(s, "a", 0), KV_INVALID_ARGUMENT);
+    cr_assert_eq(get_at_rc(s, "", 1), KV_KEY_EMPTY);
+    kv_close(s);
+}
+
+Test(history, mget_at_is_one_snapshot_of_a_past_revision)
+{
+    kv_store *s = open_hist(0, 0, 0);
+    kv_pair p1[] = {{"x", 1, "old", 3}, {"y", 1, "old", 3}};
+    kv_pair p2[] = {{"x", 1, "new", 3}, {"y", 1, "new", 3}};
+    uint64_t r1, r2;
+    cr_assert_eq(kv_mset(s, p1, 2, &r1), KV_OK);
+    cr_assert_eq(kv_mset(s, p2, 2, &r2), KV_OK);
+    del(s, "y");
+    kv_key keys[] = {{"x", 1}, {"y", 1}, {"z", 1}};
+    kv_value out[3];
+    cr_assert_eq(kv_mget_at(s, keys, 3, r1, out), KV_OK);
+    cr_assert(out[0].len == 3 && memcmp(out[0].data, "old", 3) == 0);
+    cr_assert(out[1].len == 3 && memcmp(out[1].data, "old", 3) == 0);
+    cr_assert_eq(out[0].version, r1);
+    cr_assert_eq(out[1].version, r1);
+    cr_assert_null(out[2].data);
+    kv_values_free(out, 3);
+    cr_assert_eq(kv_mget_at(s, keys, 3, kv_revision(s), out), KV_OK);
+    cr_assert_null(out[1].data, "y is deleted at the latest revision");
+    kv_values_free(out, 3);
+    kv_close(s);
+}
+
+typedef struct seen {
+    char keys[64][16];
+    char vals[64][16];
+    int n;
+} seen;
+
+static int collect(void *ctx, const void *k, size_t kl, const void *v, size_t vl, uint64_t ver)
+{
+    (void)ver;
+    seen *x = ctx;
+    cr_assert_lt(x->n, 64);
+    snprintf(x->keys[x->n], 16, "%.*s", (int)kl, (const char *)k);
+    snprintf(x->vals[x->n], 16, "%.*s", (int)vl, (const char *)v);
+    x->n++;
+    return 0;
+}
+
+static const char *seen_val(const seen *x, const char *k)
+{
+    for (int i = 0; i < x->n; i++)
+        if (strcmp(x->keys[i], k) == 0)
+            return x->vals[i];
+    return NULL;
+}
+
+Test(history, scan_at_gives_the_keys_of_that_revision_once_across_pages)
+{
+    kv_store *s = open_hist(0, 0, 0);
+    char k[16], v[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(k, sizeof k, "p%02d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        kvt_set(s, k, v);
+    }
+    kvt_set(s, "other", "x");
+    uint64_t at = kv_revision(s);
+    for (int i = 0; i < 10; i++) { /* delete half, overwrite some, add new */
+        snprintf(k, sizeof k, "p%02d", i);
+        del(s, k);
+    }
+    kvt_set(s, "p15", "changed");
+    kvt_set(s, "p99", "new");
+    for (size_t limit = 1; limit <= 64; limit *= 4) {
+        seen x = {.n = 0};
+        uint64_t cursor = 0, next;
+        do {
+            cr_assert_eq(kv_scan_at(s, "p", 1, at, cursor, limit, collect, &x, &next), KV_OK);
+            cursor = next;
+        } while (cursor);
+        cr_assert_eq(x.n, 20, "limit %zu: %d keys", limit, x.n);
+        for (int i = 0; i < 20; i++) {
+            snprintf(k, sizeof k, "p%02d", i);
+            snprintf(v, sizeof v, "v%d", i);
+            cr_assert_str_eq(seen_val(&x, k) ? seen_val(&x, k) : "(none)", v);
+        }
+        cr_assert_null(seen_val(&x, "p99"));
+    }
+    kv_close(s);
+}
+
+Test(history, history_lists_changes_newest_first_with_deletions)
+{
+    kv_store *s = open_hist(0, 0, 0);
+    uint64_t r1 = kvt_set(s, "k", "a");
+    uint64_t r2 = kvt_set(s, "k", "b");
+    uint64_t r3 = del(s, "k");
+    uint64_t r4 = kvt_set(s, "k", "c");
+    kvt_set(s, "other", "x");
+    kv_event *ev;
+    size_t n;
+    cr_assert_eq(kv_history(s, "k", 1, 0, 0, 0, &ev, &n), KV_OK);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(ev[0].revision, r4);
+    cr_assert_eq(ev[0].version, 1);
+    cr_assert_eq(ev[0].create_revision, r4);
+    cr_assert(ev[0].vlen == 1 && memcmp(ev[0].value, "c", 1) == 0);
+    cr_assert_eq(ev[1].revision, r3);
+    cr_assert_eq(ev[1].deleted, 1);
+    cr_assert_null(ev[1].value);
+    cr_assert_eq(ev[2].revision, r2);
+    cr_assert_eq(ev[2].version, 2);
+    cr_assert_eq(ev[2].create_revision, r1);
+    cr_assert_eq(ev[3].revision, r1);
+    kv_events_free(ev, n);
+
+    cr_assert_eq(kv_history(s, "k", 1, 0, 0, 2, &ev, &n), KV_OK);
+    cr_assert_eq(n, 2, "limit");
+    kv_events_free(ev, n);
+    cr_assert_eq(kv_history(s, "k", 1, r2, r3, 0, &ev, &n), KV_OK);
+    cr_assert_eq(n, 2, "range [r2, r3]");
+    cr_assert_eq(ev[0].revision, r3);
+    cr_assert_eq(ev[1].revision, r2);
+    kv_events_free(ev, n);
+    cr_assert_eq(kv_history(s, "nokey", 5, 0, 0, 0, &ev, &n), KV_OK);
+    cr_assert_eq(n, 0);
+    kv_events_free(ev, n);
+    cr_assert_eq(kv_history(s, "k", 1, 0, kv_revision(s) + 1, 0, &ev, &n), KV_FUTURE_REVISION);
+    cr_assert_eq(kv_history(s, "k", 1, r3, r2, 0, &ev, &n), KV_INVALID_ARGUMENT);
+    kv_close(s);
+}
+
+Test(history, rollback_of_a_multi_key_change_is_one_new_revision)
+{
+    kv_store *s = open_hist(0, 0, 0);
+    kv_pair p1[] = {{"a", 1, "a1", 2}, {"b", 1, "b1", 2}};
+    uint64_t r1;
+    cr_assert_eq(kv_mset(s, p1, 2, &r1), KV_OK);
+    kv_pair p2[] = {{"a", 1, "a2", 2}, {"c", 1, "c2", 2}};
+    cr_assert_eq(kv_mset(s, p2, 2, NULL), KV_OK);
+    del(s, "b");
+    uint64_t before = kv_revision(s);
+
+    kv_key keys[] = {{"a", 1}, {"b", 1}, {"c", 1}};
+    uint64_t rv = 0;
+    size_t changed = 0;
+    cr_assert_eq(kv_rollback(s, keys, 3, r1, 0, &rv, &changed), KV_OK);
+    cr_assert_eq(rv, before + 1, "one change, one new revision");
+    cr_assert_eq(changed, 3);
+    kvt_expect(s, "a", "a1", rv);
+    kvt_expect(s, "b", "b1", rv);
+    cr_assert_eq(kv_exists(s, "c", 1, NULL), KV_NOT_FOUND);
+    /* history is not rewritten: the state before the rollback is there */
+    expect_at(s, "a", before, "a2");
+    expect_at(s, "c", before, "c2");
+
+    /* the rollback itself can be rolled back */
+    cr_assert_eq(kv_rollback(s, keys, 3, before, 0, &rv, &changed), KV_OK);
+    kvt_expect(s, "a", "a2", rv);
+    cr_assert_eq(kv_exists(s, "b", 1, NULL), KV_NOT_FOUND);
+    kvt_expect(s, "c", "c2", rv);
+
+    /* nothing changed since: nothing to do */
+    uint64_t same = 0;
+    cr_assert_eq(kv_rollback(s, keys, 3, kv_revision(s), 0, &same, &changed), KV_OK);
+    cr_assert_eq(changed, 0);
+    cr_assert_eq(same, 0);
+    kv_close(s);
+}
+
+Test(history, conditional_rollback_refuses_keys_changed_since)
+{
+    kv_store *s = open_hist(0, 0, 0);
+    uint64_t r1 = kvt_set(s, "a", "1");
+    uint64_t r2 = kvt_set(s, "a", "2");
+    uint64_t r3 = kvt_set(s, "a", "3"); /* someone else's change */
+    uint64_t v = 0;
+    cr_assert_eq(kv_rollback(s, &(kv_key){"a", 1}, 1, r1, r2, &v, NULL), KV_VERSION_MISMATCH);
+    kvt_expect(s, "a", "3", r3);
+    cr_assert_eq(kv_revision(s), r3, "nothing changed");
+    cr_assert_eq(kv_rollback(s, &(kv_key){"a", 1}, 1, r1, r3, &v, NULL), KV_OK);
+    kvt_expect(s, "a", "1", v);
+    kv_close(s);
+}
+
+Test(history, rollback_prefix_restores_deleted_and_removes_created_keys)
+{
+    kv_store *s = open_hist(0, 0, 0);
+    kvt_set(s, "cfg/a", "1");
+    kvt_set(s, "cfg/b", "1");
+    kvt_set(s, "keep", "1");
+    uint64_t at = kv_revision(s);
+    del(s, "cfg/a");
+    kvt_set(s, "cfg/b", "2");
+    kvt_set(s, "cfg/c", "new");
+    kvt_set(s, "keep", "2");
+    uint64_t rv = 0;
+    size_t changed = 0;
+    cr_assert_eq(kv_rollback_prefix(s, "cfg/", 4, at, 0, &rv, &changed), KV_OK);
+    cr_assert_eq(changed, 3);
+    kvt_expect(s, "cfg/a", "1", rv);
+    kvt_expect(s, "cfg/b", "1", rv);
+    cr_assert_eq(kv_exists(s, "cfg/c", 5, NULL), KV_NOT_FOUND);
+    kvt_expect(s, "keep", "2", 0);
+    kv_close(s);
+}
+
+Test(history, compaction_drops_what_only_older_reads_need)
+{
+    kv_store *s = open_hist(0, 0, 0);
+    uint64_t r1 = kvt_set(s, "a", "1");
+    uint64_t r2 = kvt_set(s, "a", "2");
+    kvt_set(s, "b", "1");
+    uint64_t r4 = del(s, "b");
+    uint64_t r5 = kvt_set(s, "a", "3");
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_eq(m.history_versions, 3);
+    cr_assert_gt(m.history_bytes, 0);
+    uint64_t full_bytes = m.history_bytes;
+
+    cr_assert_eq(kv_compact(s, r4), KV_OK);
+    cr_assert_eq(kv_compact_revision(s), r4);
+    cr_assert_eq(get_at_rc(s, "a", r1), KV_COMPACTED);
+    expect_at(s, "a", r4, "2");
+    expect_at(s, "b", r4, NULL);
+    expect_at(s, "a", r5, "3");
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_eq(m.history_versions, 1, "only a=2 (replaced at r5) is still needed");
+    cr_assert_eq(m.compact_revision, r4);
+    cr_assert_eq(kv_compact(s, r2), KV_COMPACTED);
+    cr_assert_eq(kv_compact(s, r5 + 1), KV_FUTURE_REVISION);
+    cr_assert_eq(kv_compact(s, r5), KV_OK);
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_eq(m.history_versions, 0);
+    /* what stays: a's record of its version count (it is at version 3) */
+    cr_assert_lt(m.history_bytes, full_bytes / 3);
+    kv_event *ev;
+    size_t n;
+    cr_assert_eq(kv_history(s, "a", 1, r1, 0, 0, &ev, &n), KV_COMPACTED);
+    cr_assert_eq(kv_history(s, "a", 1, 0, 0, 0, &ev, &n), KV_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(ev[0].version, 3, "version counts survive compaction");
+    kv_events_free(ev, n);
+    kv_close(s);
+}
+
+Test(history, the_per_key_bound_keeps_the_newest_versions)
+{
+    kv_store *s = open_hist(2, 0, 0);
+    uint64_t r[6];
+    char v[8];
+    for (int i = 0; i < 6; i++) {
+        snprintf(v, sizeof v, "v%d", i);
+        r[i] = kvt_set(s, "k", v);
+    }
+    kvt_set(s, "other", "x");
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_eq(m.history_versions, 2);
+    expect_at(s, "k", r[3], "v3");
+    expect_at(s, "k", r[4], "v4");
+    cr_assert_eq(get_at_rc(s, "k", r[2]), KV_COMPACTED, "below the key's own floor");
+    cr_assert_eq(kv_compact_revision(s), 0, "the store-wide point has not moved");
+    kv_event *ev;
+    size_t n;
+    cr_assert_eq(kv_history(s, "k", 1, 0, 0, 0, &ev, &n), KV_OK);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(ev[0].version, 6);
+    kv_events_free(ev, n);
+    kv_close(s);
+}
+
+static uint64_t metric_hist_bytes(kv_store *s)
+{
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    return m.history_bytes;
+}
+
+Test(history, the_byte_bound_is_kept_by_the_compactor)
+{
+    uint64_t bound = 64 * 1024;
+    kv_store *s = open_hist(0, bound, 0);
+    char v[200];
+    memset(v, 'x', sizeof v);
+    for (int i = 0; i < 4000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i % 50);
+        cr_assert_eq(kv_set(s, k, strlen(k), v, sizeof v, NULL), KV_OK);
+    }
+    cr_assert_gt(metric_hist_bytes(s), bound, "the writes made more history than the bound");
+    /* The compactor runs every 100 ms; give it up to 30 s (a loaded CI
+     * machine), then the bound must hold. */
+    for (int i = 0; i < 300 && metric_hist_bytes(s) > bound; i++)
+        usleep(100 * 1000);
+    cr_assert_leq(metric_hist_bytes(s), bound);
+    cr_assert_gt(kv_compact_revision(s), 0);
+    cr_assert_eq(get_at_rc(s, "k49", kv_revision(s)), KV_OK, "latest values stay readable");
+    kv_close(s);
+}
+
+Test(history, the_age_bound_compacts_what_was_replaced_long_enough_ago)
+{
+    kv_store *s = open_hist(0, 0, 1);
+    uint64_t r1 = kvt_set(s, "a", "1");
+    kvt_set(s, "a", "2");
+    for (int i = 0; i < 300 && kv_compact_revision(s) == 0; i++)
+        usleep(100 * 1000);
+    cr_assert_geq(kv_compact_revision(s), r1 + 1);
+    cr_assert_eq(get_at_rc(s, "a", r1), KV_COMPACTED);
+    expect_at(s, "a", kv_revision(s), "2");
+    kv_close(s);
+}
+
+static char *tmpdir(void)
+{
+    char tmpl[] = "/tmp/kvhist.XXXXXX";
+    char *d = mkdtemp(tmpl);
+    cr_assert_not_null(d);
+    return strdup(d);
+}
+
+static void rmdir_all(const char *d)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static kv_store *open_durable(const char *dir)
+{
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.dir = dir;
+    c.history = 1;
+    kv_store *s = NULL;
+    int rc = kv_open_config(&c, &s);
+    cr_assert_eq(rc, KV_OK, "open %s: %s", dir, kv_strerror(rc));
+    return s;
+}
+
+Test(history, survives_a_restart_from_the_log_and_is_compacted_below_a_snapshot)
+{
+    char *dir = tmpdir();
+    kv_store *s = open_durable(dir);
+    uint64_t r1 = kvt_set(s, "a", "1");
+    uint64_t r2 = kvt_set(s, "a", "2");
+    uint64_t r3 = del(s, "a");
+    kv_close(s);
+
+    s = open_durable(dir);
+    expect_at(s, "a", r1, "1");
+    expect_at(s, "a", r2, "2");
+    expect_at(s, "a", r3, NULL);
+    kv_value v;
+    kv_key_meta m;
+    cr_assert_eq(kv_get_at(s, "a", 1, r2, &v, &m), KV_OK);
+    cr_assert_eq(m.version, 2);
+    kv_value_free(&v);
+    uint64_t r4 = kvt_set(s, "a", "3");
+    cr_assert_eq(r4, r3 + 1, "revisions continue");
+    cr_assert_eq(kv_snapshot(s), KV_OK);
+    uint64_t r5 = kvt_set(s, "a", "4");
+    kv_close(s);
+
+    s = open_durable(dir);
+    cr_assert_eq(get_at_rc(s, "a", r1), KV_COMPACTED, "the snapshot holds no history yet");
+    cr_assert_geq(kv_compact_revision(s), r4);
+    expect_at(s, "a", r4, "3");
+    expect_at(s, "a", r5, "4");
+    kv_close(s);
+    rmdir_all(dir);
+    free(dir);
+}
+
+Test(history, rejects_a_bad_history_setting)
+{
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.history = 2;
+    kv_store *s = NULL;
+    cr_assert_eq(kv_open_config(&c, &s), KV_INVALID_ARGUMENT);
+    cr_assert_null(s);
+}
+
+Test(history, an_old_config_struct_means_no_history)
+{
+    /* a caller built against a header without the history fields */
+    kv_config c;
+    kv_config_init(&c, offsetof(kv_config, history));
+    kv_store *s = NULL;
+    cr_assert_eq(kv_open_config(&c, &s), KV_OK);
+    cr_assert_eq(kv_compact(s, 1), KV_UNSUPPORTED);
+    kv_close(s);
+}

@@ -15,8 +15,8 @@
     "  0  success\n"                                                          \
     "  1  negative outcome: a key was not found (get, del, ttl, expire,\n"   \
     "     persist), --if-version did not match (set), an expire condition\n"  \
-    "     did not hold, the compares failed so the else-branch ran (txn),\n"  \
-    "     or flush was not confirmed\n"                                       \
+    "     or rollback's --if-unchanged-since did not hold, the compares\n"    \
+    "     failed so the else-branch ran (txn), or flush was not confirmed\n"  \
     "  2  usage error (bad command, option or argument; unreadable file\n"  \
     "     or bad import input; a request over kvcli's --max-frame-size)\n"   \
     "  3  connection error: cannot connect, timeout, connection lost,\n"      \

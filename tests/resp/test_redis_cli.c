@@ -279,7 +279,7 @@ Test(redis_cli, history_commands)
     cli_expect("kvd.rollback 2 keys a", "1\n5\n");
     cli_expect("get a", "2\n");
     cli_expect("--no-raw kvd.rollback 1 ifunchangedsince 1 prefix \"\"", "(nil)\n");
-    cli_expect("kvd.rollback 3 prefix \"\"", "0\n0\n");
+    cli_expect("kvd.rollback 5 prefix \"\"", "0\n0\n"); /* nothing changed since */
     cli_expect("kvd.compact 3", "OK\n");
     cli_expect("--no-raw kvd.getat a 1",
                "(error) COMPACTED required revision 1 has been compacted; oldest is 3\n");
@@ -287,7 +287,7 @@ Test(redis_cli, history_commands)
                "(error) FUTURE_REVISION required revision 99 is a future revision; latest is "
                "5\n");
     cli_expect("--no-raw kvd.getat a 0", "(error) ERR revision is not a positive integer\n");
-    cli_expect("--no-raw kvd.rollback 2 a",
+    cli_expect("--no-raw kvd.rollback 2 a b",
                "(error) ERR syntax error (KVD.ROLLBACK torev [IFUNCHANGEDSINCE rev] KEYS key "
                "[key ...] | PREFIX prefix)\n");
     char *out = NULL;

@@ -388,7 +388,8 @@ static int cmd_info(kvd_exec *x)
         buf, 4096,
         "# Server\r\nredis_version:7.0.0\r\nkvd_version:%s\r\nredis_mode:standalone\r\n"
         "os:Linux\r\nprocess_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%llu\r\n\r\n"
-        "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%llu\r\n\r\n"
+        "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%llu\r\nwatchers:%llu\r\n"
+        "watchers_backlogged:%llu\r\n\r\n"
         "# Memory\r\nused_memory:%llu\r\nused_memory_human:%.2fM\r\nmaxmemory:%llu\r\n"
         "maxmemory_policy:%s\r\n\r\n"
         "# Persistence\r\nloading:0\r\naof_enabled:%d\r\nrdb_changes_since_last_save:0\r\n\r\n"
@@ -402,7 +403,9 @@ static int cmd_info(kvd_exec *x)
         KV_VERSION_STRING, (int)getpid(), s->bound_port,
         (unsigned long long)((uv_hrtime() - s->start_ns) / 1000000000u),
         (unsigned long long)atomic_load(&s->connections),
-        (unsigned long long)s->max_connections, (unsigned long long)m.memory_used,
+        (unsigned long long)s->max_connections, (unsigned long long)atomic_load(&s->watchers),
+        (unsigned long long)atomic_load(&s->watchers_backlogged),
+        (unsigned long long)m.memory_used,
         (double)m.memory_used / (1024.0 * 1024.0), (unsigned long long)m.max_memory,
         kv_eviction_policy_name(s->cfg->eviction_policy), s->durable ? 1 : 0,
         (unsigned long long)atomic_load(&s->connections_total), (unsigned long long)cmds,

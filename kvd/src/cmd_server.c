@@ -213,14 +213,16 @@ static const struct {
     {"kvd.getat", KVD_CMD_GET_AT}, {"kvd.mgetat", KVD_CMD_MGET_AT},
     {"kvd.scanat", KVD_CMD_SCAN_AT}, {"kvd.history", KVD_CMD_HISTORY},
     {"kvd.rollback", KVD_CMD_ROLLBACK}, {"kvd.compact", KVD_CMD_COMPACT},
+    {"kvd.watch", KVD_CMD_WATCH_CHANGES}, {"kvd.unwatch", KVD_CMD_WATCH_CANCEL},
 };
 #define N_ALIASES (sizeof command_aliases / sizeof command_aliases[0])
 
 static int command_listed(int k)
 {
-    /* the history kinds are listed by their RESP names (aliases) */
+    /* the history and watch kinds are listed by their RESP names (aliases) */
     return k != KVD_CMD_TXN && k != KVD_CMD_METRICS && k != KVD_CMD_SNAPSHOT &&
-           k != KVD_CMD_SNAPSHOT_READ && !(k >= KVD_CMD_GET_AT && k <= KVD_CMD_COMPACT);
+           k != KVD_CMD_SNAPSHOT_READ && !(k >= KVD_CMD_GET_AT && k <= KVD_CMD_COMPACT) &&
+           k != KVD_CMD_WATCH_CHANGES && k != KVD_CMD_WATCH_CANCEL;
 }
 
 static int command_entry(kvd_reply *r, const char *name, int kind)
@@ -231,6 +233,7 @@ static int command_entry(kvd_reply *r, const char *name, int kind)
     case KVD_CMD_STRLEN: case KVD_CMD_APPEND: case KVD_CMD_INCRBY:
     case KVD_CMD_INCRBYFLOAT: case KVD_CMD_TYPE: case KVD_CMD_TTL: case KVD_CMD_EXPIRE:
     case KVD_CMD_PERSIST: case KVD_CMD_GETEX: case KVD_CMD_GET_AT: case KVD_CMD_HISTORY:
+    case KVD_CMD_WATCH_CHANGES:
         first = last = step = 1;
         break;
     case KVD_CMD_MGET_AT:

@@ -25,7 +25,8 @@
     "  4  server error: the server refused or failed the request\n"          \
     "  5  the revision asked for is compacted (its history is gone) or\n"    \
     "     not reached yet (get --rev, scan --rev, history, rollback,\n"      \
-    "     compact); the message names the oldest or latest revision\n"        \
+    "     compact, watch --from-rev); the message names the oldest or\n"     \
+    "     latest revision\n"                                                  \
     "  6  watch lost events: the server's history no longer has what it\n"   \
     "     missed; the message names the revision to resume from\n"
 

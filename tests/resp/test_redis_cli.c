@@ -324,10 +324,10 @@ Test(redis_cli, kvd_watch)
     cr_expect_str_eq(out, "kvd.watch\nk\n2\nv1\nkvd.unwatch\nk\n2\n1\n0\n");
     free(out);
     snprintf(cmd, sizeof cmd,
-             "printf 'KVD.WATCH k PREFIX FROM 1\\nGET k\\n' | redis-cli -h 127.0.0.1 -p %d",
+             "printf 'KVD.WATCH k PREFIX\\nGET k\\n' | redis-cli -h 127.0.0.1 -p %d",
              g_kvd.port);
     run_sh(cmd, NULL, &out, NULL, 60); /* exits 1: the last reply is an error */
-    cr_expect(strncmp(out, "kvd.watch\nk\n1\n", 14) == 0, "%s", out);
+    cr_expect(strncmp(out, "kvd.watch\nk\n2\n", 14) == 0, "%s", out);
     cr_expect_not_null(strstr(out, "only KVD.WATCH / KVD.UNWATCH / PING / QUIT"), "%s", out);
     free(out);
     cli(&out, NULL, "command info kvd.watch");

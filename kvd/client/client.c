@@ -284,10 +284,8 @@ int kv__client_read_reply(kv_client *c, uint64_t id, int op, unsigned flags,
     return KV_OK;
 }
 
-static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *resp)
+int kv__client_check_version(kv_client *c, const kv_proto_request *req)
 {
-    if (c->fd < 0)
-        return kv__client_error(c, KV_CLOSED, "not connected");
     if ((req->has_expiry || req->op == KV_PROTO_TTL || req->op == KV_PROTO_EXPIRE ||
          req->op == KV_PROTO_PERSIST) &&
         c->proto_version < KV_PROTO_EXPIRY_VERSION) {
@@ -308,6 +306,15 @@ static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *res
         c->err_local = 1;
         return KV_UNSUPPORTED;
     }
+    return KV_OK;
+}
+
+static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *resp)
+{
+    if (c->fd < 0)
+        return kv__client_error(c, KV_CLOSED, "not connected");
+    if (kv__client_check_version(c, req) != KV_OK)
+        return KV_UNSUPPORTED;
     req->id = c->next_id++;
     kv_proto_buf_reset(&c->out);
     int rc = kv_proto_request_encode(&c->out, req);

@@ -21,7 +21,10 @@
  * different threads take their revisions without meeting (so that writers
  * scale): two such changes that did not see each other may take the same
  * revision, and revisions may leave gaps. With one writing thread they are
- * 1, 2, 3, ... as well. docs/design.md, "Revisions", has the argument.
+ * 1, 2, 3, ... as well. A store with history (kv_config.history) numbers
+ * its changes 1, 2, 3, ... like a store with a log, so that "the store as
+ * of revision N" is fixed once N exists. docs/design.md, "Revisions", has
+ * the argument.
  *
  * Keys are byte strings of 1..max_key_size bytes (embedded NULs allowed);
  * values are byte strings of 0..max_value_size bytes.
@@ -846,7 +849,9 @@ KV_API int kv_metrics_read(kv_store *store, kv_metrics *out, size_t size);
  * earlier values were dropped by the per-key bound, below that key's
  * oldest kept value). kv_compact_revision() gives the oldest readable
  * revision. Memory for history is counted in kv_metrics.memory_bytes and
- * history_bytes, and under max_memory.
+ * history_bytes, and under max_memory: there history gives way first (a
+ * write that needs room compacts history, oldest half first, before any
+ * live key is evicted or the write is refused).
  *
  * Reads in the past lock the stripes of the keys they read for a moment
  * (so that a change with a revision up to N that is still being published
@@ -911,6 +916,9 @@ typedef struct kv_event {
     uint64_t expire_at_ms;
     void *value;              /* malloc'ed, owned by the caller             */
     size_t vlen;
+    void *key;                /* kv_watch_next: the key (malloc'ed, owned by
+                                 the caller); kv_history: NULL              */
+    size_t klen;
 } kv_event;
 
 /* The changes of key with revision in [min_rev, max_rev] (max_rev 0: up
@@ -924,7 +932,7 @@ typedef struct kv_event {
 KV_API int kv_history(kv_store *store, const void *key, size_t klen, uint64_t min_rev,
                       uint64_t max_rev, size_t limit, kv_event **out, size_t *n);
 
-/* Frees n events from kv_history. NULL is a no-op. */
+/* Frees n events from kv_history or kv_watch_next. NULL is a no-op. */
 KV_API void kv_events_free(kv_event *events, size_t n);
 
 /* Restores the n keys to their state at revision to_rev - the value and
@@ -957,6 +965,56 @@ KV_API int kv_rollback_prefix(kv_store *store, const void *prefix, size_t plen,
  * the current compaction revision (as etcd), KV_FUTURE_REVISION if it is
  * above kv_revision(). */
 KV_API int kv_compact(kv_store *store, uint64_t rev);
+
+/* ------------------------------------------------------------------------
+ * Watch: following the changes of a key or a prefix
+ *
+ * Like etcd's Watch, in a store with history: a watcher gets every change
+ * of its key (or of every key with its prefix) from a starting revision
+ * on, in revision order: first the changes already made (from history),
+ * then new ones as they are made. Each event is one key's part in one
+ * change (a change of several watched keys gives several events with one
+ * revision, never split across two kv_watch_next calls).
+ *
+ * New changes reach watchers through a ring of the last 16384 changes
+ * (their keys only: values are read from history when delivered). A
+ * watcher that falls further behind catches up from history again, on
+ * its own; only when history itself no longer has what it missed (the
+ * bounds, or kv_compact, dropped it) is it told: kv_watch_next returns
+ * KV_COMPACTED and kv_watch_revision() names the revision to resume from
+ * with a new watch (events before it are lost to this watcher). It is
+ * never skipped silently.
+ *
+ * Cost: a store with no open watcher pays nothing; while one is open,
+ * every change also copies its keys into the ring. A kv_watch belongs to
+ * one thread at a time.
+ * ---------------------------------------------------------------------- */
+typedef struct kv_watch kv_watch;
+
+/* Starts watching key (prefix = 0) or every key starting with key
+ * (prefix = 1; klen may then be 0: the whole store) from revision
+ * from_rev (0: from the next change; a revision above the latest waits
+ * for it). Errors: KV_UNSUPPORTED (no history), KV_COMPACTED (from_rev is
+ * below kv_compact_revision()), KV_INVALID_ARGUMENT, key limit codes
+ * (except an empty prefix), KV_NO_MEMORY. */
+KV_API int kv_watch_open(kv_store *store, const void *key, size_t klen, int prefix,
+                         uint64_t from_rev, kv_watch **out);
+
+/* Delivers the next events into a new array *events of *n (free with
+ * kv_events_free): at most max (at least 1) unless one change has more
+ * watched keys than that, waiting up to timeout_ms for the first (0: do
+ * not wait; -1: wait as long as it takes). KV_OK with *n = 0 on timeout.
+ * KV_COMPACTED: events were lost (see above); the watcher is finished and
+ * kv_watch_revision() says where to resume. KV_NO_MEMORY: try again. */
+KV_API int kv_watch_next(kv_watch *watch, kv_event **events, size_t *n, size_t max,
+                         int timeout_ms);
+
+/* The revision the watcher delivers from next (after KV_COMPACTED: the
+ * revision to resume from). */
+KV_API uint64_t kv_watch_revision(const kv_watch *watch);
+
+/* Stops and frees the watcher. NULL is a no-op. */
+KV_API void kv_watch_close(kv_watch *watch);
 
 /* ------------------------------------------------------------------------
  * Loading a copy (replication)

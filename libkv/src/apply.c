@@ -29,6 +29,7 @@
 #include "history.h"
 #include "log.h"
 #include "store.h"
+#include "watch.h"
 
 /* A key the batch touches, and what happens to it. */
 typedef struct akey {
@@ -334,7 +335,7 @@ static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nch
     }
     /* Retires: replaced items and the commit (with history: what the
      * per-key bound drops). */
-    if (kv__ebr_reserve(slot, nchanged + 1 + (s->hist ? kv__hist_retires(nchanged) : 0)) !=
+    if (kv__ebr_reserve(slot, nchanged + 1 + (s->hist ? kv__hist_retires(nchanged) + 1 : 0)) !=
         KV_OK)
         goto nomem;
     return KV_OK;
@@ -563,6 +564,22 @@ static void replay_raise(kv_store *s, kv__slot *slot, uint64_t hash, uint64_t re
         slot->last_rev = rev;
 }
 
+/* Tells watchers which keys the change of revision rev changed. */
+static void feed_record(kv_store *s, kv__slot *slot, const akey *keys, size_t n,
+                        size_t nchanged, uint64_t rev)
+{
+    kv__feed_key small[8], *fk = nchanged <= 8 ? small : malloc(nchanged * sizeof *fk);
+    size_t j = 0;
+    for (size_t i = 0; fk && i < n; i++)
+        if (keys[i].changed)
+            fk[j++] = (kv__feed_key){keys[i].key, keys[i].klen, keys[i].next == NULL};
+    /* out of memory: no keys, and the feed marks the revision for
+     * watchers to read from history */
+    kv__feed_record(s, slot, rev, fk, j);
+    if (fk != small)
+        free(fk);
+}
+
 /* Steps 4 and 5 for the nchanged keys marked changed: allocates, takes the
  * revision (into o->revision; replay_rev if not 0, for recovery), logs the
  * record, tells the hook and publishes. On error nothing changed and no
@@ -614,6 +631,10 @@ static int commit_change(kv_store *s, kv__slot *slot, akey *keys, size_t nkeys,
     if (ch && ch != small)
         free(ch);
     publish(s, slot, keys, nkeys, nchanged, commit, o->revision);
+    /* After publish's fence: a watcher counted in before reading the
+     * latest revision is seen here (watch.h). */
+    if (s->hist && kv__feed_watched(s))
+        feed_record(s, slot, keys, nkeys, nchanged, o->revision);
     return KV_OK;
 
 undo_prepared:

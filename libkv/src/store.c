@@ -9,6 +9,7 @@
 #include "evict.h"
 #include "history.h"
 #include "store.h"
+#include "watch.h"
 
 void kv_options_init(kv_options *opts)
 {
@@ -75,6 +76,7 @@ void kv_close(kv_store *s)
     if (!s)
         return;
     kv__expiry_stop(s); /* it writes: before the log stops */
+    kv__feed_close(s);
     kv__hist_close(s);
     kv__durable_close(s);
     kv__ebr_drain_all(&s->ebr);

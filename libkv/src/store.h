@@ -37,6 +37,7 @@ struct kv_store {
      * (KV__ACCESS_*), and the bytes in front of every item for it */
     struct kv__evict *evict;
     struct kv__hist *hist;       /* history.h: NULL when none is kept */
+    struct kv__feed *feed;       /* watch.h: with history */
     unsigned char access_mode;
     unsigned char item_pre;
     /* written by every change */

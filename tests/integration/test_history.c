@@ -372,23 +372,6 @@ Test(history, history_off)
     kvd_stop();
 }
 
-/* A cache that evicts has history off by default (an evicted value kept
- * as history would free nothing); with noeviction it stays on. */
-Test(history, off_by_default_for_an_evicting_cache)
-{
-    kvd_start("--max-memory", "8m", "--eviction-policy", "allkeys-lru", NULL);
-    kv_client *c = test_client(NULL);
-    uint64_t r = set(c, "k", "v");
-    char buf[16];
-    cr_expect_eq(get_at(c, "k", r, buf, sizeof buf, NULL), KV_UNSUPPORTED);
-    kvd_stop();
-    kvd_start("--max-memory", "8m", NULL);
-    c = test_client(NULL);
-    r = set(c, "k", "v");
-    expect_value(c, "k", r, "v");
-    kvd_stop();
-}
-
 /* Before HELLO (version 1) or with HELLO 4 the history ops are refused
  * as an older server refuses them; the connection stays usable. */
 Test(history, needs_protocol_version_5)
@@ -445,11 +428,6 @@ Test(history, flags_checked)
     cr_expect(strstr(out, "--history"), "%s", out);
     const char *const big[] = {"--history-versions", "5000000000", NULL};
     cr_expect_eq(kvd_run_to_end(big, out, sizeof out), 2, "%s", out);
-    /* a cache that evicts: history would keep what eviction drops */
-    const char *const cache[] = {"--max-memory", "2m", "--eviction-policy", "allkeys-lru",
-                                 "--history", "on", NULL};
-    cr_expect_eq(kvd_run_to_end(cache, out, sizeof out), 2, "%s", out);
-    cr_expect(strstr(out, "--history") && strstr(out, "allkeys-lru"), "%s", out);
     const char *const help[] = {"--help", NULL};
     cr_expect_eq(kvd_run_to_end(help, out, sizeof out), 0);
     cr_expect(strstr(out, "--history-versions") && strstr(out, "default 100"), "%s", out);

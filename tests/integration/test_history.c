@@ -450,6 +450,10 @@ TestSuite(history_cluster, .init = cluster_init, .fini = cluster_teardown, .time
  * changing nothing. */
 Test(history_cluster, rollback_and_compact_refused)
 {
+    /* libraft writes uninitialised padding, which valgrind reports: the
+     * cluster tests run under the sanitizers, not under valgrind */
+    if (getenv("KVD_WRAPPER"))
+        cr_skip_test("a cluster under valgrind (libraft's own reports)");
     start_all();
     uint64_t r1 = 0, r2 = 0;
     write_somewhere("k", "v1", &r1);

@@ -2,17 +2,26 @@
  * cmd_export.c - kvcli export and import: every entry (or those under a
  * prefix) out to a file, and back in, streaming (formats: exportfmt.c).
  *
- * export walks the store with paged SCANs (values included) and writes
- * each entry as it arrives. Like SCAN it is weakly consistent, not a
- * point-in-time copy (that is kvcli backup): an entry present for the
- * whole export is written at least once; one written meanwhile may or
- * may not be, and an entry may be written twice (import keeps the last).
+ * export walks the store with paged SCANs (values included), reads each
+ * page's expiry times (export_page.c: pipelined, and checked to belong to
+ * the values read) and writes the page. Like SCAN it is weakly
+ * consistent, not a point-in-time copy (that is kvcli backup): an entry
+ * present for the whole export is written at least once, with its expiry
+ * time; one written, deleted or expired meanwhile may or may not be, and
+ * an entry may be written twice (import keeps the last).
  *
  * import reads entries one at a time and sends them in batches, each one
- * atomic MSET: up to --batch entries (default 50, as del --prefix pages,
- * since a batch locks its keys' stripes of kvd's store at once) and about
+ * atomic MSET, or a TXN of set ops when an entry of the batch has an
+ * expiry time (MSET gives all its keys one): up to --batch entries
+ * (default 50, as del --prefix pages, since a batch locks its keys'
+ * stripes of kvd's store at once) and about
  * BATCH_BYTES, always within the frame limit. Existing keys are
  * overwritten, others left alone; versions are the importing store's.
+ * Expiry times are restored as they are (absolute: a key exported with 5
+ * minutes left and imported an hour later is not given them again); an
+ * entry whose expiry time has passed by this machine's clock is skipped,
+ * counted and reported, and changes nothing (as Redis' RESTORE drops a
+ * key with a past ABSTTL).
  * A bad entry stops it: the entries before it are imported (the pending
  * ones in one last batch), nothing from it on, and the error names its
  * line (JSON) or record (binary). A batch the server refuses is not
@@ -27,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvcli.h"
@@ -38,10 +48,11 @@
 #define BATCH_MAX 10000
 /* Bytes of keys and values per import batch, when the frame allows. */
 #define BATCH_BYTES ((size_t)1 << 20)
-/* MessagePack's envelope of an MSET, and its cost per pair (two bin
- * headers), at most. */
+/* MessagePack's envelope of an MSET or TXN, and its cost per entry beyond
+ * the key and value, at most: an MSET pair has two bin headers (10), a
+ * TXN set op also its array, kind and expiry [mode, ms] (13 more). */
 #define MSET_BASE 32
-#define MSET_PER_PAIR 10
+#define MSET_PER_PAIR 32
 
 /* --------------------------------------------------------------- export */
 
@@ -56,23 +67,43 @@ typedef struct export_ctx {
     uint64_t entries;
     uint64_t bytes;   /* of keys and values */
     uint64_t written; /* to the output */
+    uint64_t expiring; /* entries written with an expiry time */
     int write_errno;  /* non-zero: writing failed */
+    int no_memory;    /* a page could not be copied */
+    kvcli_page page;  /* the current SCAN page */
     kvcli_progress prog;
 } export_ctx;
 
-static int export_entry(void *ctx, const void *key, size_t klen,
-                        const void *val, size_t vlen, uint64_t version)
+static int page_entry(void *ctx, const void *key, size_t klen,
+                      const void *val, size_t vlen, uint64_t version)
 {
     export_ctx *x = ctx;
-    errno = 0;
-    if (kvcli_export_entry(stdout, x->fmt, key, klen, val, vlen, version,
-                           &x->written) != 0) {
-        x->write_errno = errno ? errno : EIO;
+    if (kvcli_page_add(&x->page, key, klen, val, vlen, version) != 0) {
+        x->no_memory = 1;
         return 1;
     }
-    x->entries++;
-    x->bytes += klen + vlen;
     return 0;
+}
+
+/* Writes the page's entries that are to be written. */
+static void write_page(export_ctx *x, int with_expiry)
+{
+    const kvcli_page *pg = &x->page;
+    for (size_t i = 0; i < pg->n && !x->write_errno; i++) {
+        const kvcli_page_entry *e = &pg->e[i];
+        if (with_expiry && e->state != KVCLI_PAGE_READY)
+            continue;
+        errno = 0;
+        if (kvcli_export_entry(stdout, x->fmt, pg->bytes.data + e->koff, e->klen,
+                               pg->bytes.data + e->voff, e->vlen, e->version,
+                               e->expire_at_ms, &x->written) != 0) {
+            x->write_errno = errno ? errno : EIO;
+            return;
+        }
+        x->entries++;
+        x->expiring += e->expire_at_ms != 0;
+        x->bytes += e->klen + e->vlen;
+    }
 }
 
 static int write_failed(export_ctx *x)
@@ -102,11 +133,23 @@ static int export_all(kvcli_session *s, kv_client *c, const char *prefix,
         x->write_errno = errno ? errno : EIO;
         return write_failed(x);
     }
+    /* A server without expiry (protocol < 4) has keys without one. */
+    int with_expiry = kv_client_protocol_version(c) >= 4;
     uint64_t cursor = 0;
     do {
         uint64_t next = 0;
+        kvcli_page_clear(&x->page);
         int st = kv_client_scan_ex(c, prefix, strlen(prefix), cursor,
-                                   EXPORT_PAGE, 0, export_entry, x, &next);
+                                   EXPORT_PAGE, 0, page_entry, x, &next);
+        if (st == KV_OK && x->no_memory) {
+            kvcli_progress_end(&x->prog);
+            kvcli_err("export: out of memory");
+            return KVCLI_EXIT_SERVER;
+        }
+        if (st == KV_OK && with_expiry)
+            st = kvcli_page_expiry(&x->page, c);
+        if (st == KV_OK)
+            write_page(x, with_expiry);
         if (st != KV_OK) {
             kvcli_progress_end(&x->prog);
             char what[128] = "export";
@@ -173,11 +216,23 @@ int kvcli_cmd_export(kvcli_session *s, int argc, char **argv)
     rc = export_all(s, c, prefix, &x);
     kvcli_progress_end(&x.prog);
     if (rc == 0) {
-        fprintf(stderr, "exported %llu entr%s (%llu bytes of keys and values)"
-                " in %.2f s\n", (unsigned long long)x.entries,
-                x.entries == 1 ? "y" : "ies", (unsigned long long)x.bytes,
+        fprintf(stderr, "exported %llu entr%s (%llu bytes of keys and values;"
+                " %llu with an expiry time) in %.2f s\n",
+                (unsigned long long)x.entries, x.entries == 1 ? "y" : "ies",
+                (unsigned long long)x.bytes, (unsigned long long)x.expiring,
                 kvcli_progress_seconds(&x.prog));
+        if (x.page.gone)
+            fprintf(stderr, "left out %llu entr%s deleted or expired during the"
+                    " export\n", (unsigned long long)x.page.gone,
+                    x.page.gone == 1 ? "y" : "ies");
+        if (x.page.unsettled)
+            fprintf(stderr, "warning: %llu key%s changed during every read: %s"
+                    " expiry time may be that of a neighbouring version\n",
+                    (unsigned long long)x.page.unsettled,
+                    x.page.unsettled == 1 ? "" : "s",
+                    x.page.unsettled == 1 ? "its" : "their");
     }
+    kvcli_page_free(&x.page);
 out:
     kvcli_args_free(&a);
     return rc;
@@ -195,6 +250,9 @@ static const kvcli_optdef import_opts[] = {
 /* The entries of one MSET, copied out of the reader. */
 typedef struct batch {
     kv_pair *pairs;
+    kv_op *ops;          /* the same as TXN set ops, when any_expiry */
+    uint64_t *expiry;    /* each entry's expiry time, 0: none */
+    int any_expiry;
     size_t *koff, *voff; /* offsets into bytes */
     size_t n, max;
     size_t size;         /* estimated request size */
@@ -210,8 +268,40 @@ typedef struct import_state {
     size_t budget; /* largest batch request */
     batch b;
     uint64_t entries, bytes, batches;
+    uint64_t expired; /* skipped: their expiry time had passed */
     kvcli_progress prog;
 } import_state;
+
+/* This machine's clock, Unix ms. */
+static uint64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Sends the batch: one MSET, or one TXN of set ops when an entry has an
+ * expiry time. A kv status. */
+static int write_batch(import_state *st)
+{
+    batch *b = &st->b;
+    if (st->c == NULL)
+        return KV_OK; /* --dry-run */
+    if (!b->any_expiry)
+        return kv_client_mset(st->c, b->pairs, b->n, NULL);
+    for (size_t i = 0; i < b->n; i++)
+        b->ops[i] = (kv_op){.kind = KV_OP_SET,
+                            .key = b->pairs[i].key,
+                            .klen = b->pairs[i].klen,
+                            .value = b->pairs[i].val,
+                            .vlen = b->pairs[i].vlen,
+                            .expire_at_ms = b->expiry[i]};
+    kv_txn_result res;
+    int status = kv_client_txn(st->c, NULL, 0, b->ops, b->n, NULL, 0, &res);
+    if (status == KV_OK)
+        kv_client_txn_result_free(&res);
+    return status;
+}
 
 /* "line 7", "lines 3-7", "record 2" */
 static void units(const import_state *st, uint64_t first, uint64_t last,
@@ -235,7 +325,7 @@ static int send_batch(import_state *st)
         b->pairs[i].key = b->bytes.data + b->koff[i];
         b->pairs[i].val = b->bytes.data + b->voff[i];
     }
-    int status = st->c ? kv_client_mset(st->c, b->pairs, b->n, NULL) : KV_OK;
+    int status = write_batch(st);
     if (status != KV_OK) {
         char where[64], what[256];
         units(st, b->first, b->last, where, sizeof where);
@@ -263,6 +353,7 @@ static int send_batch(import_state *st)
     b->n = 0;
     b->size = MSET_BASE;
     b->bytes.len = 0;
+    b->any_expiry = 0;
     return 0;
 }
 
@@ -270,6 +361,10 @@ static int send_batch(import_state *st)
 static int add_entry(import_state *st, const kvcli_import_reader *r)
 {
     batch *b = &st->b;
+    if (r->expire_at_ms != 0 && r->expire_at_ms <= unix_ms()) {
+        st->expired++; /* already gone: nothing to write */
+        return 0;
+    }
     size_t cost = r->key.len + r->val.len + MSET_PER_PAIR;
     if (b->n > 0 && (b->n == b->max || b->size + cost > st->budget)) {
         int rc = send_batch(st);
@@ -284,6 +379,8 @@ static int add_entry(import_state *st, const kvcli_import_reader *r)
     b->voff[b->n] = b->bytes.len + r->key.len;
     b->pairs[b->n].klen = r->key.len;
     b->pairs[b->n].vlen = r->val.len;
+    b->expiry[b->n] = r->expire_at_ms;
+    b->any_expiry |= r->expire_at_ms != 0;
     if (kvcli_buf_append(&b->bytes, r->key.data, r->key.len) != 0 ||
         kvcli_buf_append(&b->bytes, r->val.data, r->val.len) != 0) {
         kvcli_err("import: out of memory");
@@ -328,25 +425,30 @@ static void print_import_summary(const import_state *st, int dry_run)
 {
     double secs = kvcli_progress_seconds(&st->prog);
     if (st->s->cfg.json) {
-        json_t *o = json_pack("{s:I,s:I,s:I,s:f}", "entries",
+        json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:f}", "entries",
                               (json_int_t)st->entries, "bytes",
                               (json_int_t)st->bytes, "batches",
-                              (json_int_t)st->batches, "seconds",
+                              (json_int_t)st->batches, "expired",
+                              (json_int_t)st->expired, "seconds",
                               round(secs * 1000.0) / 1000.0);
         if (o && dry_run)
             json_object_set_new(o, "dry_run", json_true());
         kvcli_json_print(o);
-    } else if (dry_run) {
+        return;
+    }
+    if (dry_run)
         printf("checked %llu entr%s (%llu bytes of keys and values) in %.2f"
                " s: the input is valid; nothing imported (--dry-run)\n",
                (unsigned long long)st->entries, st->entries == 1 ? "y" : "ies",
                (unsigned long long)st->bytes, secs);
-    } else {
+    else
         printf("imported %llu entr%s (%llu bytes of keys and values) in %.2f"
                " s\n", (unsigned long long)st->entries,
                st->entries == 1 ? "y" : "ies", (unsigned long long)st->bytes,
                secs);
-    }
+    if (st->expired)
+        printf("skipped %llu entr%s whose expiry time had passed\n",
+               (unsigned long long)st->expired, st->expired == 1 ? "y" : "ies");
 }
 
 static int batch_init(batch *b, size_t max)
@@ -355,14 +457,18 @@ static int batch_init(batch *b, size_t max)
     b->max = max;
     b->size = MSET_BASE;
     b->pairs = calloc(max, sizeof *b->pairs);
+    b->ops = calloc(max, sizeof *b->ops);
+    b->expiry = calloc(max, sizeof *b->expiry);
     b->koff = calloc(max, sizeof *b->koff);
     b->voff = calloc(max, sizeof *b->voff);
-    return b->pairs && b->koff && b->voff ? 0 : -1;
+    return b->pairs && b->ops && b->expiry && b->koff && b->voff ? 0 : -1;
 }
 
 static void batch_free(batch *b)
 {
     free(b->pairs);
+    free(b->ops);
+    free(b->expiry);
     free(b->koff);
     free(b->voff);
     kvcli_buf_free(&b->bytes);

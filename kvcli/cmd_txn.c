@@ -2,7 +2,8 @@
  * cmd_txn.c - "kvcli txn": one conditional transaction (kv_client_txn).
  *
  * Input from arguments, from lines on stdin or from a JSON file (syntax in
- * txn_parse.c). Output: which branch ran, the commit's version and one line
+ * txn_parse.c); a set op's --ttl is a time from when the server runs the
+ * transaction (kv_client_txn_ttl). Output: which branch ran, the commit's version and one line
  * per op of that branch. Exit code 0 when the then-branch ran, 1 when the
  * compares failed and the else-branch ran, so scripts can branch on it.
  */
@@ -142,8 +143,8 @@ int kvcli_cmd_txn(kvcli_session *s, int argc, char **argv)
     if (c == NULL)
         goto out;
     kv_txn_result r;
-    int st = kv_client_txn(c, t.cmps, t.ncmps, t.ops[0], t.nops[0], t.ops[1],
-                           t.nops[1], &r);
+    int st = kv_client_txn_ttl(c, t.cmps, t.ncmps, t.ops[0], t.nops[0], t.ops[1],
+                               t.nops[1], &r);
     if (st != KV_OK) {
         rc = kvcli_fail(s, st, "txn (nothing was changed)");
         goto out;

@@ -6,20 +6,27 @@
  * JSON lines (the default, "json"): one object per line, members in this
  * order,
  *     {"key":"<base64>","value":"<base64>","version":N}
+ *     {"key":"<base64>","value":"<base64>","version":N,"expire_at_ms":T}
  * key and value in RFC 4648 standard base64 with padding, always (keys
  * and values are byte strings: one rule, no guessing, as etcdctl's JSON),
- * version the key's version when it was exported. Reading: blank lines are
- * skipped; each other line must be an object with the strings "key"
- * (1 byte or more once decoded) and "value"; other members (version
- * included) are ignored. `jq -r '.key | @base64d'` reads a key.
+ * version the key's version when it was exported, expire_at_ms the key's
+ * expiry time (a Unix time in ms, as the protocol's TTL gives it) only
+ * when it has one. Reading: blank lines are skipped; each other line must
+ * be an object with the strings "key" (1 byte or more once decoded) and
+ * "value", and, if present, "expire_at_ms" an integer 1..2^52; other
+ * members (version included) are ignored, so files from before expiry
+ * (no "expire_at_ms") read as keys without one. `jq -r '.key | @base64d'`
+ * reads a key.
  *
  * Binary ("bin"), for speed and size; integers big-endian:
  *     "KVEXPORT"                      8 bytes, the magic
- *     u32 format version              1
+ *     u32 format version              2 (1 is still read)
  *     then per entry:   'E', u32 key length (>= 1), u32 value length,
- *                       u64 version, the key's bytes, the value's bytes
+ *                       u64 version, u64 expiry time (Unix ms, 0: none;
+ *                       version 2 only), the key's bytes, the value's bytes
  *     and at the end:   'Z', u64 number of entries
  * Nothing may follow the end record; a file without it is truncated.
+ * Version 1 is version 2 without the expiry time: its keys have none.
  *
  * A reader tells the two apart by the first byte: 'K' begins the binary
  * magic and cannot begin a JSON line.
@@ -31,7 +38,10 @@
 #include "kvcli.h"
 
 static const char magic[8] = {'K', 'V', 'E', 'X', 'P', 'O', 'R', 'T'};
-#define BIN_VERSION 1u
+#define BIN_VERSION 2u     /* written */
+#define BIN_VERSION_MIN 1u /* oldest read: no expiry times */
+/* The largest expiry time the protocol carries (kv_client.h: 2^52). */
+#define EXPIRY_MAX ((uint64_t)1 << 52)
 #define TAG_ENTRY 'E'
 #define TAG_END 'Z'
 
@@ -79,18 +89,19 @@ int kvcli_export_begin(FILE *f, int fmt, uint64_t *written)
 
 int kvcli_export_entry(FILE *f, int fmt, const void *key, size_t klen,
                        const void *val, size_t vlen, uint64_t version,
-                       uint64_t *written)
+                       uint64_t expire_at_ms, uint64_t *written)
 {
     if (fmt == KVCLI_FMT_BIN) {
         if (klen > UINT32_MAX || vlen > UINT32_MAX) {
             errno = EFBIG;
             return -1;
         }
-        unsigned char h[17];
+        unsigned char h[25];
         h[0] = TAG_ENTRY;
         put_u32(h + 1, (uint32_t)klen);
         put_u32(h + 5, (uint32_t)vlen);
         put_u64(h + 9, version);
+        put_u64(h + 17, expire_at_ms);
         if (fwrite(h, 1, sizeof h, f) != sizeof h ||
             fwrite(key, 1, klen, f) != klen ||
             (vlen && fwrite(val, 1, vlen, f) != vlen))
@@ -102,7 +113,11 @@ int kvcli_export_entry(FILE *f, int fmt, const void *key, size_t klen,
     char *k = kvcli_base64_encode(key, klen, &kl);
     char *v = kvcli_base64_encode(val, vlen, &vl);
     int n = -1;
-    if (k && v)
+    if (k && v && expire_at_ms)
+        n = fprintf(f, "{\"key\":\"%s\",\"value\":\"%s\",\"version\":%llu,"
+                    "\"expire_at_ms\":%llu}\n", k, v, (unsigned long long)version,
+                    (unsigned long long)expire_at_ms);
+    else if (k && v)
         n = fprintf(f, "{\"key\":\"%s\",\"value\":\"%s\",\"version\":%llu}\n", k,
                     v, (unsigned long long)version);
     free(k);
@@ -196,12 +211,13 @@ int kvcli_import_open(kvcli_import_reader *r, FILE *f, char *err, size_t n)
         return -1;
     }
     uint32_t v = (uint32_t)get_be(h + 8, 4);
-    if (v != BIN_VERSION) {
+    if (v < BIN_VERSION_MIN || v > BIN_VERSION) {
         snprintf(err, n, "binary format version %u: this kvcli reads"
-                 " version %u", v, BIN_VERSION);
+                 " versions %u to %u", v, BIN_VERSION_MIN, BIN_VERSION);
         return -1;
     }
     r->fmt = KVCLI_FMT_BIN;
+    r->bin_version = v;
     return 0;
 }
 
@@ -242,11 +258,18 @@ static int next_bin(kvcli_import_reader *r, char *err, size_t n)
                  (unsigned long long)r->pos - 1, tag);
         return -1;
     }
-    unsigned char h[16];
-    if (read_exact(r, h, sizeof h) != 0)
+    unsigned char h[24];
+    size_t hlen = r->bin_version >= 2 ? 24 : 16; /* version 1: no expiry */
+    if (read_exact(r, h, hlen) != 0)
         return read_failed(r, "a record's header", err, n);
     uint64_t klen = get_be(h, 4), vlen = get_be(h + 4, 4);
     r->version = get_be(h + 8, 8);
+    r->expire_at_ms = hlen == 24 ? get_be(h + 16, 8) : 0;
+    if (r->expire_at_ms > EXPIRY_MAX) {
+        snprintf(err, n, "record %llu: expiry time %llu is beyond 2^52 ms",
+                 (unsigned long long)r->unit, (unsigned long long)r->expire_at_ms);
+        return -1;
+    }
     if (klen == 0) {
         snprintf(err, n, "record %llu: the key is empty",
                  (unsigned long long)r->unit);
@@ -331,6 +354,19 @@ static int next_json(kvcli_import_reader *r, char *err, size_t n)
             rc = json_member(r, o, "value", &r->val, err, n);
         json_t *v = json_object_get(o, "version");
         r->version = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+        json_t *x = json_object_get(o, "expire_at_ms");
+        r->expire_at_ms = 0;
+        if (rc == 0 && x != NULL) {
+            if (!json_is_integer(x) || json_integer_value(x) < 1 ||
+                (uint64_t)json_integer_value(x) > EXPIRY_MAX) {
+                snprintf(err, n, "line %llu: \"expire_at_ms\" must be an expiry"
+                         " time, a Unix time in ms (1..2^52)",
+                         (unsigned long long)r->unit);
+                rc = -1;
+            } else {
+                r->expire_at_ms = (uint64_t)json_integer_value(x);
+            }
+        }
         json_decref(o);
         if (rc != 0)
             return -1;

@@ -9,7 +9,7 @@
  * exit codes), cmd_kv.c (set/get/del), cmd_ttl.c (ttl, expire, persist,
  * durations), cmd_history.c (history, rollback, compact), cmd_watch.c (watch), cmd_bulk.c (del --prefix,
  * flush), cmd_misc.c (scan, ping, version, metrics), cmd_export.c +
- * exportfmt.c + progress.c (export, import), cmd_txn.c + txn_parse.c
+ * export_page.c + exportfmt.c + progress.c (export, import), cmd_txn.c + txn_parse.c
  * (txn), output.c (escaping, JSON), bytes.c (growable byte buffers,
  * reading files), help.c, repl.c.
  */
@@ -224,13 +224,14 @@ int kvcli_format_parse(const char *name);
 int kvcli_export_begin(FILE *f, int fmt, uint64_t *written);
 int kvcli_export_entry(FILE *f, int fmt, const void *key, size_t klen,
                        const void *val, size_t vlen, uint64_t version,
-                       uint64_t *written);
+                       uint64_t expire_at_ms, uint64_t *written);
 int kvcli_export_end(FILE *f, int fmt, uint64_t count, uint64_t *written);
 
 /* Reading, one entry at a time. */
 typedef struct kvcli_import_reader {
     FILE *f;
     int fmt;          /* found by kvcli_import_open */
+    unsigned bin_version; /* binary: the file's format version */
     uint64_t pos;     /* bytes of the input consumed */
     uint64_t unit;    /* line (JSON) or record (binary) of the last entry */
     uint64_t count;   /* entries read */
@@ -239,16 +240,49 @@ typedef struct kvcli_import_reader {
     size_t cap;
     kvcli_buf key, val; /* the entry just read, valid until the next */
     uint64_t version;
+    uint64_t expire_at_ms; /* its expiry time (Unix ms), 0: none */
 } kvcli_import_reader;
 
 /* Starts reading f (not closed by the reader) and finds its format. 0, or
  * -1 with a message in err. */
 int kvcli_import_open(kvcli_import_reader *r, FILE *f, char *err, size_t n);
-/* 1: the next entry is in r->key, r->val, r->version; 0: the input is
+/* 1: the next entry is in r->key, r->val, r->version, r->expire_at_ms; 0: the input is
  * complete; -1: bad input or a read error, err says where and what. */
 int kvcli_import_next(kvcli_import_reader *r, char *err, size_t n);
 /* Frees the reader's buffers (a zeroed reader too). */
 void kvcli_import_close(kvcli_import_reader *r);
+
+/* ---- export_page.c --------------------------------------------------- */
+
+/* One SCAN page of export, with each key's expiry time (export_page.c). */
+enum { KVCLI_PAGE_PENDING = 0, KVCLI_PAGE_READY = 1, KVCLI_PAGE_GONE = 2 };
+typedef struct kvcli_page_entry {
+    size_t koff, klen, voff, vlen; /* into the page's bytes */
+    uint64_t version;
+    uint64_t expire_at_ms; /* 0: none */
+    int state;             /* KVCLI_PAGE_*: write it when READY */
+} kvcli_page_entry;
+
+typedef struct kvcli_page {
+    kvcli_buf bytes;
+    kvcli_page_entry *e;
+    size_t n, cap;
+    uint64_t gone;      /* entries left out: found absent after the SCAN */
+    uint64_t unsettled; /* keys that changed during every re-read */
+    int no_txn;         /* the server refused the checking TXN: re-read */
+} kvcli_page;
+
+/* Copies an entry of a SCAN into the page (state PENDING, no expiry).
+ * 0, or -1 when out of memory. */
+int kvcli_page_add(kvcli_page *pg, const void *key, size_t klen, const void *val,
+                   size_t vlen, uint64_t version);
+/* Reads every entry's expiry time (protocol version 4; pipelined) and
+ * decides which entries to write (READY) and which are gone. A kv status
+ * (the client's last error says more). */
+int kvcli_page_expiry(kvcli_page *pg, kv_client *c);
+/* Empties the page for the next SCAN (keeps gone, unsettled, no_txn). */
+void kvcli_page_clear(kvcli_page *pg);
+void kvcli_page_free(kvcli_page *pg);
 
 /* ---- progress.c ------------------------------------------------------ */
 

@@ -10,7 +10,11 @@
  * Compares: version(KEY)=N (0 = absent), exists(KEY), absent(KEY) (also
  * !exists(KEY)), value(KEY)=VALUE (the rest of the text, verbatim).
  * Ops: "set KEY VALUE", "del KEY", "get KEY", split into words like a shell
- * line (quotes for spaces). The spec owns copies of every key and value.
+ * line (quotes for spaces). A set may end with "--ttl DURATION" (or
+ * --ttl=DURATION; JSON: "ttl": "DURATION"), the units of set --ttl: the
+ * key then expires that long after the server runs the transaction, so
+ * the op's expire_at_ms holds a TTL (for kv_client_txn_ttl), 0 for none.
+ * The spec owns copies of every key and value.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -142,14 +146,35 @@ int kvcli_txn_parse_compare(kvcli_txn_spec *t, const char *text, char *err,
                 " exists(KEY), absent(KEY) or value(KEY)=VALUE)", text);
 }
 
+/* A set op's TTL from DURATION; 0, or -1 with the message in err. */
+static int parse_ttl(const char *d, const char *text, uint64_t *ms, char *err, size_t errn)
+{
+    if (kvcli_parse_duration(d, ms) == 0)
+        return 0;
+    return errf(err, errn, "invalid --ttl '%s' in op '%s': expected a duration of at least"
+                " 1ms with a unit ms, s, m or h, such as 30s, 1500ms, 5m or 2h (a bare"
+                " number is seconds)", d, text);
+}
+
 /* Adds an op from words. */
 static int add_op(kvcli_txn_spec *t, int branch, int argc, char **argv,
                   const char *text, char *err, size_t errn)
 {
     kv_op_kind kind;
     int want;
+    uint64_t ttl = 0;
     if (argc == 0)
         return errf(err, errn, "empty op");
+    if (strcmp(argv[0], "set") == 0 && argc >= 4 && strncmp(argv[3], "--ttl", 5) == 0) {
+        /* set KEY VALUE --ttl D, or --ttl=D */
+        int eq = argv[3][5] == '=';
+        const char *d = eq ? argv[3] + 6 : argv[3][5] == '\0' && argc == 5 ? argv[4] : NULL;
+        if (d == NULL || argc != (eq ? 4 : 5))
+            return errf(err, errn, "op '%s': expected 'set KEY VALUE --ttl DURATION'", text);
+        if (parse_ttl(d, text, &ttl, err, errn) != 0)
+            return -1;
+        argc = 3;
+    }
     if (strcmp(argv[0], "get") == 0)
         kind = KV_OP_GET, want = 2;
     else if (strcmp(argv[0], "set") == 0)
@@ -158,7 +183,7 @@ static int add_op(kvcli_txn_spec *t, int branch, int argc, char **argv,
         kind = KV_OP_DELETE, want = 2;
     else
         return errf(err, errn, "bad op '%s' (expected 'get KEY', 'set KEY"
-                    " VALUE' or 'del KEY')", text);
+                    " VALUE [--ttl DURATION]' or 'del KEY')", text);
     if (argc != want)
         return errf(err, errn, "op '%s' needs %s", text,
                     kind == KV_OP_SET ? "a KEY and a VALUE (quote a value"
@@ -171,6 +196,7 @@ static int add_op(kvcli_txn_spec *t, int branch, int argc, char **argv,
         return errf(err, errn, "out of memory");
     o->kind = kind;
     o->klen = strlen(argv[1]);
+    o->expire_at_ms = ttl;
     if (kind == KV_OP_SET) {
         o->vlen = strlen(argv[2]);
         if ((o->value = own(t, argv[2], o->vlen)) == NULL)
@@ -281,6 +307,7 @@ static int json_op(kvcli_txn_spec *t, int branch, const json_t *j, size_t i,
     const char *bname = branch ? "else" : "then";
     const char *name = json_string_value(json_object_get(j, "op"));
     const json_t *val = json_object_get(j, "value");
+    const json_t *ttl = json_object_get(j, "ttl");
     kv_op *o = new_op(t, branch);
     if (o == NULL)
         return errf(err, errn, "out of memory");
@@ -305,6 +332,13 @@ static int json_op(kvcli_txn_spec *t, int branch, const json_t *j, size_t i,
     if (o->kind != KV_OP_SET && val != NULL)
         return errf(err, errn, "%s[%zu]: only set takes a \"value\"", bname,
                     i);
+    if (ttl != NULL && o->kind != KV_OP_SET)
+        return errf(err, errn, "%s[%zu]: only set takes a \"ttl\"", bname, i);
+    if (ttl != NULL && (!json_is_string(ttl) ||
+                        kvcli_parse_duration(json_string_value(ttl), &o->expire_at_ms) != 0))
+        return errf(err, errn, "%s[%zu]: invalid \"ttl\": expected a duration string of at"
+                    " least 1ms with a unit ms, s, m or h, such as \"30s\" or \"2h\"",
+                    bname, i);
     return 0;
 }
 

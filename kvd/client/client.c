@@ -285,17 +285,8 @@ int kv__client_read_reply(kv_client *c, uint64_t id, int op, unsigned flags,
     return KV_OK;
 }
 
-static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *resp)
+int kv__client_check_version(kv_client *c, const kv_proto_request *req)
 {
-    if (c->fd < 0)
-        return kv__client_error(c, KV_CLOSED, "not connected");
-    if (c->watching) {
-        kv__client_error(c, KV_INVALID_ARGUMENT,
-                         "the connection is following a watch: close the watch first "
-                         "(kv_client_watch_close) or use another client");
-        c->err_local = 1;
-        return KV_INVALID_ARGUMENT;
-    }
     if ((req->op == KV_PROTO_WATCH || req->op == KV_PROTO_CANCEL) &&
         c->proto_version < KV_PROTO_WATCH_VERSION) {
         kv__client_error(c, KV_UNSUPPORTED,
@@ -325,6 +316,22 @@ static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *res
         c->err_local = 1;
         return KV_UNSUPPORTED;
     }
+    return KV_OK;
+}
+
+static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *resp)
+{
+    if (c->fd < 0)
+        return kv__client_error(c, KV_CLOSED, "not connected");
+    if (c->watching) {
+        kv__client_error(c, KV_INVALID_ARGUMENT,
+                         "the connection is following a watch: close the watch first "
+                         "(kv_client_watch_close) or use another client");
+        c->err_local = 1;
+        return KV_INVALID_ARGUMENT;
+    }
+    if (kv__client_check_version(c, req) != KV_OK)
+        return KV_UNSUPPORTED;
     req->id = c->next_id++;
     kv_proto_buf_reset(&c->out);
     int rc = kv_proto_request_encode(&c->out, req);

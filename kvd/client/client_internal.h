@@ -84,6 +84,26 @@ int kv__client_read_reply(kv_client *c, uint64_t id, int op, unsigned flags,
 int kv__client_call(kv_client *c, kv_proto_request *req,
                     kv_proto_response *resp);
 
+/* KV_OK, or KV_UNSUPPORTED (recorded as the client's own refusal) when
+ * req needs a newer protocol version than the connection speaks: key
+ * expiry needs version 4. */
+int kv__client_check_version(kv_client *c, const kv_proto_request *req);
+
+/* ops.c: puts an expiry into q (ms from now, or with `at` a Unix time; at
+ * with ms 0: none, q untouched). KV_INVALID_ARGUMENT (recorded) for a
+ * value the protocol cannot carry. */
+int kv__client_put_expiry(kv_client *c, kv_proto_request *q, int at, uint64_t ms);
+
+/* ops.c: fills q as a TXN of these compares and ops; the set ops'
+ * expire_at_ms are TTLs when `in` is 1, else Unix times. KV_OK, or
+ * KV_INVALID_ARGUMENT (recorded) for an expiry above 2^52, or
+ * KV_NO_MEMORY. *in_buf receives memory q points to (NULL if none):
+ * free it after encoding q. */
+int kv__client_txn_request(kv_client *c, kv_proto_request *q, const kv_compare *cmps,
+                           size_t ncmps, const kv_op *then_ops, size_t nthen,
+                           const kv_op *else_ops, size_t nelse, int in,
+                           unsigned char **in_buf);
+
 /* Turns a non-OK server status into the call's return value, recording
  * the server's detail message. */
 int kv__client_server_status(kv_client *c, const kv_proto_response *resp);

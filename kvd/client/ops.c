@@ -149,10 +149,7 @@ int kv_client_mset(kv_client *c, const kv_pair *pairs, size_t n,
 
 /* ---- expiry (protocol version 4) ------------------------------------------ */
 
-/* Puts an expiry (ms: from now, or with at a Unix time; at with ms 0:
- * none) into q. KV_INVALID_ARGUMENT for a value the protocol cannot
- * carry. */
-static int put_expiry(kv_client *c, kv_proto_request *q, int at, uint64_t ms)
+int kv__client_put_expiry(kv_client *c, kv_proto_request *q, int at, uint64_t ms)
 {
     if (at && ms == 0)
         return KV_OK; /* no expiry: the plain write */
@@ -170,7 +167,7 @@ static int set_expiring(kv_client *c, const void *key, size_t klen, const void *
 {
     kv_proto_request q = {.op = KV_PROTO_SET, .key = {key, klen}, .value = {val, vlen}};
     kv_proto_response r;
-    int rc = put_expiry(c, &q, at, ms);
+    int rc = kv__client_put_expiry(c, &q, at, ms);
     if (rc == KV_OK)
         rc = run(c, &q, &r);
     if (rc == KV_OK && version != NULL)
@@ -184,7 +181,7 @@ int kv_client_set_if_ttl(kv_client *c, const void *key, size_t klen, const void 
     kv_proto_request q = {.op = KV_PROTO_SET, .key = {key, klen}, .value = {val, vlen},
                           .has_expected = 1, .expected = expected};
     kv_proto_response r;
-    int rc = put_expiry(c, &q, 0, ttl_ms);
+    int rc = kv__client_put_expiry(c, &q, 0, ttl_ms);
     if (rc == KV_OK)
         rc = run(c, &q, &r);
     if (rc == KV_OK && version != NULL)
@@ -209,7 +206,7 @@ static int mset_expiring(kv_client *c, const kv_pair *pairs, size_t n, int at, u
 {
     kv_proto_request q = {.op = KV_PROTO_MSET, .pairs = pairs, .npairs = n};
     kv_proto_response r;
-    int rc = put_expiry(c, &q, at, ms);
+    int rc = kv__client_put_expiry(c, &q, at, ms);
     if (rc == KV_OK)
         rc = run(c, &q, &r);
     if (rc == KV_OK && version != NULL)
@@ -256,7 +253,7 @@ int kv_client_expire_if(kv_client *c, const void *key, size_t klen, uint64_t ms,
     if (at && ms == 0)
         return kv__client_error(c, KV_INVALID_ARGUMENT,
                                 "an expiry time of 0 is none: use kv_client_persist");
-    int rc = put_expiry(c, &q, at, ms);
+    int rc = kv__client_put_expiry(c, &q, at, ms);
     q.expire_flags = flags & ~KV_CLIENT_EXPIRE_AT; /* the same bits as the protocol's */
     if (rc == KV_OK)
         rc = run(c, &q, &r);
@@ -344,30 +341,55 @@ int kv__client_copy_txn(const kv_proto_response *r, kv_txn_result *out)
     return KV_OK;
 }
 
-int kv_client_txn(kv_client *c, const kv_compare *cmps, size_t ncmps,
-                  const kv_op *then_ops, size_t nthen,
-                  const kv_op *else_ops, size_t nelse, kv_txn_result *result)
+int kv__client_txn_request(kv_client *c, kv_proto_request *q, const kv_compare *cmps,
+                           size_t ncmps, const kv_op *then_ops, size_t nthen,
+                           const kv_op *else_ops, size_t nelse, int in,
+                           unsigned char **in_buf)
 {
-    kv_proto_request q = {.op = KV_PROTO_TXN,
-                          .cmps = cmps,
-                          .ncmps = ncmps,
-                          .then_ops = then_ops,
-                          .nthen = nthen,
-                          .else_ops = else_ops,
-                          .nelse = nelse};
-    /* set ops with an expiry time (Unix ms, as kv_op has it) need
-     * protocol version 4 */
+    *in_buf = NULL;
+    memset(q, 0, sizeof *q);
+    q->op = KV_PROTO_TXN;
+    q->cmps = cmps;
+    q->ncmps = ncmps;
+    q->then_ops = then_ops;
+    q->nthen = nthen;
+    q->else_ops = else_ops;
+    q->nelse = nelse;
+    /* set ops with an expiry need protocol version 4 */
     for (size_t i = 0; i < nthen + nelse; i++) {
         const kv_op *o = i < nthen ? &then_ops[i] : &else_ops[i - nthen];
-        if (o != NULL && o->kind == KV_OP_SET && o->expire_at_ms != 0) {
+        if (o->kind == KV_OP_SET && o->expire_at_ms != 0) {
             if (o->expire_at_ms > KV_PROTO_EXPIRY_MAX)
                 return kv__client_error(c, KV_INVALID_ARGUMENT,
                                         "an op's expire_at_ms must be at most 2^52");
-            q.has_expiry = 1;
+            q->has_expiry = 1;
         }
     }
+    if (in && q->has_expiry) {
+        /* every op's expiry is a time from now */
+        unsigned char *b = malloc(nthen + nelse);
+        if (b == NULL)
+            return kv__client_error(c, KV_NO_MEMORY, "out of memory");
+        memset(b, 1, nthen + nelse);
+        q->then_in = b;
+        q->else_in = b + nthen;
+        *in_buf = b;
+    }
+    return KV_OK;
+}
+
+static int txn_common(kv_client *c, const kv_compare *cmps, size_t ncmps,
+                      const kv_op *then_ops, size_t nthen, const kv_op *else_ops,
+                      size_t nelse, int in, kv_txn_result *result)
+{
+    kv_proto_request q;
+    unsigned char *in_buf;
+    int rc = kv__client_txn_request(c, &q, cmps, ncmps, then_ops, nthen, else_ops, nelse,
+                                    in, &in_buf);
     kv_proto_response r;
-    int rc = run(c, &q, &r);
+    if (rc == KV_OK)
+        rc = run(c, &q, &r);
+    free(in_buf);
     if (rc != KV_OK)
         return rc;
     size_t expect = r.succeeded ? nthen : nelse;
@@ -378,6 +400,20 @@ int kv_client_txn(kv_client *c, const kv_compare *cmps, size_t ncmps,
     if (kv__client_copy_txn(&r, result) != KV_OK)
         return kv__client_error(c, KV_NO_MEMORY, "out of memory");
     return KV_OK;
+}
+
+int kv_client_txn(kv_client *c, const kv_compare *cmps, size_t ncmps,
+                  const kv_op *then_ops, size_t nthen,
+                  const kv_op *else_ops, size_t nelse, kv_txn_result *result)
+{
+    return txn_common(c, cmps, ncmps, then_ops, nthen, else_ops, nelse, 0, result);
+}
+
+int kv_client_txn_ttl(kv_client *c, const kv_compare *cmps, size_t ncmps,
+                      const kv_op *then_ops, size_t nthen,
+                      const kv_op *else_ops, size_t nelse, kv_txn_result *result)
+{
+    return txn_common(c, cmps, ncmps, then_ops, nthen, else_ops, nelse, 1, result);
 }
 
 int kv_client_scan_ex(kv_client *c, const void *prefix, size_t plen,

@@ -3,7 +3,8 @@
  * read the replies in order.
  *
  * Requests are encoded when queued (into the pipeline's own buffer, so the
- * caller's bytes need not outlive the call) and get their ids then; exec
+ * caller's bytes need not outlive the call) and get their ids then, after
+ * the same checks as the one-request calls (ops.c), expiry ones included; exec
  * moves the whole buffer to the socket with one flush and reads exactly
  * one reply per request, checking each id. Replies own copies of their
  * values, freed on reset/free.
@@ -97,6 +98,8 @@ static int queue(kv_client_pipeline *p, kv_proto_request *q)
         p->ids = ids;
         p->cap = cap;
     }
+    if (p->c->fd >= 0 && kv__client_check_version(p->c, q) != KV_OK)
+        return KV_UNSUPPORTED;
     q->id = p->c->next_id;
     int rc = kv_proto_request_encode(&p->out, q);
     if (rc != KV_OK)
@@ -164,18 +167,120 @@ int kv_client_pipeline_del(kv_client_pipeline *p, const kv_key *keys,
     return queue(p, &q);
 }
 
+static int txn_queue(kv_client_pipeline *p, const kv_compare *cmps, size_t ncmps,
+                     const kv_op *then_ops, size_t nthen, const kv_op *else_ops,
+                     size_t nelse, int in)
+{
+    kv_proto_request q;
+    unsigned char *in_buf;
+    int rc = kv__client_txn_request(p->c, &q, cmps, ncmps, then_ops, nthen, else_ops,
+                                    nelse, in, &in_buf);
+    if (rc == KV_OK)
+        rc = queue(p, &q);
+    free(in_buf);
+    return rc;
+}
+
 int kv_client_pipeline_txn(kv_client_pipeline *p, const kv_compare *cmps,
                            size_t ncmps, const kv_op *then_ops, size_t nthen,
                            const kv_op *else_ops, size_t nelse)
 {
-    kv_proto_request q = {.op = KV_PROTO_TXN,
-                          .cmps = cmps,
-                          .ncmps = ncmps,
-                          .then_ops = then_ops,
-                          .nthen = nthen,
-                          .else_ops = else_ops,
-                          .nelse = nelse};
+    return txn_queue(p, cmps, ncmps, then_ops, nthen, else_ops, nelse, 0);
+}
+
+int kv_client_pipeline_txn_ttl(kv_client_pipeline *p, const kv_compare *cmps,
+                               size_t ncmps, const kv_op *then_ops, size_t nthen,
+                               const kv_op *else_ops, size_t nelse)
+{
+    return txn_queue(p, cmps, ncmps, then_ops, nthen, else_ops, nelse, 1);
+}
+
+/* ---- expiry (protocol version 4) ------------------------------------------ */
+
+/* Queues q with an expiry (as kv__client_put_expiry). */
+static int queue_expiring(kv_client_pipeline *p, kv_proto_request *q, int at, uint64_t ms)
+{
+    int rc = kv__client_put_expiry(p->c, q, at, ms);
+    return rc == KV_OK ? queue(p, q) : rc;
+}
+
+int kv_client_pipeline_set_ex(kv_client_pipeline *p, const void *key, size_t klen,
+                              const void *val, size_t vlen, uint64_t expire_at_ms)
+{
+    kv_proto_request q = {.op = KV_PROTO_SET, .key = {key, klen}, .value = {val, vlen}};
+    return queue_expiring(p, &q, 1, expire_at_ms);
+}
+
+int kv_client_pipeline_set_ttl(kv_client_pipeline *p, const void *key, size_t klen,
+                               const void *val, size_t vlen, uint64_t ttl_ms)
+{
+    kv_proto_request q = {.op = KV_PROTO_SET, .key = {key, klen}, .value = {val, vlen}};
+    return queue_expiring(p, &q, 0, ttl_ms);
+}
+
+int kv_client_pipeline_set_if_ttl(kv_client_pipeline *p, const void *key, size_t klen,
+                                  const void *val, size_t vlen, uint64_t expected,
+                                  uint64_t ttl_ms)
+{
+    kv_proto_request q = {.op = KV_PROTO_SET, .key = {key, klen}, .value = {val, vlen},
+                          .has_expected = 1, .expected = expected};
+    return queue_expiring(p, &q, 0, ttl_ms);
+}
+
+int kv_client_pipeline_mset_ex(kv_client_pipeline *p, const kv_pair *pairs, size_t n,
+                               uint64_t expire_at_ms)
+{
+    kv_proto_request q = {.op = KV_PROTO_MSET, .pairs = pairs, .npairs = n};
+    return queue_expiring(p, &q, 1, expire_at_ms);
+}
+
+int kv_client_pipeline_mset_ttl(kv_client_pipeline *p, const kv_pair *pairs, size_t n,
+                                uint64_t ttl_ms)
+{
+    kv_proto_request q = {.op = KV_PROTO_MSET, .pairs = pairs, .npairs = n};
+    return queue_expiring(p, &q, 0, ttl_ms);
+}
+
+int kv_client_pipeline_ttl(kv_client_pipeline *p, const void *key, size_t klen)
+{
+    kv_proto_request q = {.op = KV_PROTO_TTL, .key = {key, klen}};
     return queue(p, &q);
+}
+
+int kv_client_pipeline_persist(kv_client_pipeline *p, const void *key, size_t klen)
+{
+    kv_proto_request q = {.op = KV_PROTO_PERSIST, .key = {key, klen}};
+    return queue(p, &q);
+}
+
+int kv_client_pipeline_expire_if(kv_client_pipeline *p, const void *key, size_t klen,
+                                 uint64_t ms, unsigned flags)
+{
+    kv_client *c = p->c;
+    if (flags & ~(KV_CLIENT_EXPIRE_AT | KV_CLIENT_EXPIRE_NX | KV_CLIENT_EXPIRE_XX |
+                  KV_CLIENT_EXPIRE_GT | KV_CLIENT_EXPIRE_LT))
+        return kv__client_error(c, KV_INVALID_ARGUMENT, "unknown EXPIRE flags");
+    int at = (flags & KV_CLIENT_EXPIRE_AT) != 0;
+    if (at && ms == 0)
+        return kv__client_error(c, KV_INVALID_ARGUMENT,
+                                "an expiry time of 0 is none: use kv_client_pipeline_persist");
+    kv_proto_request q = {.op = KV_PROTO_EXPIRE, .key = {key, klen},
+                          .expire_flags = flags & ~KV_CLIENT_EXPIRE_AT};
+    return queue_expiring(p, &q, at, ms);
+}
+
+int kv_client_pipeline_expire(kv_client_pipeline *p, const void *key, size_t klen,
+                              uint64_t expire_at_ms)
+{
+    if (expire_at_ms == 0)
+        return kv_client_pipeline_persist(p, key, klen);
+    return kv_client_pipeline_expire_if(p, key, klen, expire_at_ms, KV_CLIENT_EXPIRE_AT);
+}
+
+int kv_client_pipeline_expire_ttl(kv_client_pipeline *p, const void *key, size_t klen,
+                                  uint64_t ttl_ms)
+{
+    return kv_client_pipeline_expire_if(p, key, klen, ttl_ms, 0);
 }
 
 /* Copies a KV_OK response into reply r. */
@@ -208,11 +313,17 @@ static int fill(kv_client_reply *r, const kv_proto_response *resp)
         return KV_OK;
     case KV_PROTO_SET:
     case KV_PROTO_MSET:
+    case KV_PROTO_EXPIRE:
+    case KV_PROTO_PERSIST:
         r->version = resp->version;
         return KV_OK;
     case KV_PROTO_DEL:
         r->version = resp->version;
         r->deleted = (size_t)resp->deleted;
+        return KV_OK;
+    case KV_PROTO_TTL:
+        r->expire_at_ms = resp->expire_at_ms;
+        r->ttl_ms = resp->ttl_ms;
         return KV_OK;
     case KV_PROTO_TXN:
         return kv__client_copy_txn(resp, &r->txn);
@@ -230,6 +341,12 @@ int kv_client_pipeline_exec(kv_client_pipeline *p)
     if (c->fd < 0) {
         kv_proto_buf_reset(&p->out);
         return kv__client_error(c, KV_CLOSED, "not connected");
+    }
+    if (c->watching) { /* its frames are the watch's (watch.c) */
+        kv_proto_buf_reset(&p->out);
+        c->err_local = 1;
+        return kv__client_error(c, KV_INVALID_ARGUMENT,
+                                "the connection is following a watch: close the watch first");
     }
     if (n > p->replies_cap) {
         kv_client_reply *r = realloc(p->replies, n * sizeof *r);

@@ -158,16 +158,15 @@ static const opt_def opts[] = {
     {"history", OPT_YESNO, OFF(history), "on|off",
      "keep earlier values of keys for reads at a revision, HISTORY, ROLLBACK and COMPACT "
      "(kvd(8), HISTORY); off gives every command its latest value only and lets "
-     "writers on different lock stripes take revisions without one shared counter; not "
-     "with an evicting --eviction-policy (default on; off with --max-memory and an evicting "
-     "policy)", 0, 0},
+     "writers on different lock stripes take revisions without one shared counter "
+     "(default on)", 0, 0},
     {"history-versions", OPT_U64, OFF(history_versions), "N",
      "with history: at most N earlier values per key, 0 = no count bound (default 100)", 0,
      UINT32_MAX},
     {"history-bytes", OPT_U64, OFF(history_bytes), "BYTES",
      "with history: at most this much memory for earlier values in all, oldest dropped "
-     "first, 0 = no bound; refused on a cluster node (default 64m, at most a quarter of "
-     "--max-memory; none on a cluster node)", 0,
+     "first, 0 = no bound; under --max-memory history gives way before keys are evicted; "
+     "refused on a cluster node (default 64m, none on a cluster node)", 0,
      UINT64_MAX},
     {"history-age", OPT_SECS, OFF(history_age), "SECS",
      "with history: drop values replaced more than SECS ago, 0 = no bound; refused on a "
@@ -737,24 +736,6 @@ static int validate(loader *L)
                 "is not supported on a cluster node (each node would evict different keys)");
         return -1;
     }
-    if (cfg->max_memory && cfg->eviction_policy != KV_EVICT_NOEVICTION && cfg->history) {
-        /* An eviction is a change like any other: the evicted value would
-         * move into history and evicting would free nothing. A cache has
-         * history off unless asked, and asking is refused for now. */
-        if (L->from[find_opt("history") - opts] != FROM_DEFAULT) {
-            opt_say(L, "history", 1,
-                    "on does not go with --eviction-policy %s: an evicted key's value would "
-                    "be kept as history, so evicting would free no memory (use --history "
-                    "off, or --eviction-policy noeviction)",
-                    kv_eviction_policy_name(cfg->eviction_policy));
-            return -1;
-        }
-        cfg->history = 0;
-    }
-    if (cfg->max_memory && cfg->history &&
-        L->from[find_opt("history-bytes") - opts] == FROM_DEFAULT &&
-        (cfg->history_bytes == 0 || cfg->history_bytes > cfg->max_memory / 4))
-        cfg->history_bytes = cfg->max_memory / 4; /* history never takes the whole limit */
     if (cfg->cluster || cfg->cluster_join) {
         /* Every node applies the same log, so the count bound drops the
          * same versions everywhere; bytes and age depend on each node's

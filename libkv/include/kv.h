@@ -21,7 +21,10 @@
  * different threads take their revisions without meeting (so that writers
  * scale): two such changes that did not see each other may take the same
  * revision, and revisions may leave gaps. With one writing thread they are
- * 1, 2, 3, ... as well. docs/design.md, "Revisions", has the argument.
+ * 1, 2, 3, ... as well. A store with history (kv_config.history) numbers
+ * its changes 1, 2, 3, ... like a store with a log, so that "the store as
+ * of revision N" is fixed once N exists. docs/design.md, "Revisions", has
+ * the argument.
  *
  * Keys are byte strings of 1..max_key_size bytes (embedded NULs allowed);
  * values are byte strings of 0..max_value_size bytes.
@@ -846,7 +849,9 @@ KV_API int kv_metrics_read(kv_store *store, kv_metrics *out, size_t size);
  * earlier values were dropped by the per-key bound, below that key's
  * oldest kept value). kv_compact_revision() gives the oldest readable
  * revision. Memory for history is counted in kv_metrics.memory_bytes and
- * history_bytes, and under max_memory.
+ * history_bytes, and under max_memory: there history gives way first (a
+ * write that needs room compacts history, oldest half first, before any
+ * live key is evicted or the write is refused).
  *
  * Reads in the past lock the stripes of the keys they read for a moment
  * (so that a change with a revision up to N that is still being published

@@ -86,6 +86,7 @@ typedef struct replay_ctx {
     uint64_t records;
     bool gap;
     uint64_t gap_at;
+    bool hist_seen;  /* the snapshot carried history (history.h) */
 } replay_ctx;
 
 static int replay_record(kv_store *s, const kv__record *r)
@@ -104,6 +105,28 @@ static int on_snap_entry(void *ctx, const void *key, size_t klen, const void *va
     replay_ctx *c = ctx;
     kv__change ch = {key, klen, val, vlen, false, expire_at};
     return kv__replay_change(c->s, &ch, rev);
+}
+
+static int on_snap_meta(void *ctx, const void *key, size_t klen, uint64_t rev, uint64_t create,
+                        uint64_t version)
+{
+    replay_ctx *c = ctx;
+    return c->s->hist ? kv__hist_set_meta(c->s, key, klen, rev, create, version) : KV_OK;
+}
+
+static int on_snap_history(void *ctx, const void *key, size_t klen, uint64_t floor,
+                           const kv__snap_hent *ents, size_t n)
+{
+    replay_ctx *c = ctx;
+    return c->s->hist ? kv__hist_load_key(c->s, key, klen, floor, ents, n) : KV_OK;
+}
+
+static int on_snap_hist_info(void *ctx, uint64_t compact_rev)
+{
+    replay_ctx *c = ctx;
+    c->hist_seen = true;
+    kv__hist_floor(c->s, compact_rev);
+    return KV_OK;
 }
 
 static int on_snap_record(void *ctx, const kv__record *r, const unsigned char *f, size_t n)
@@ -170,13 +193,18 @@ int kv__recover(kv_store *s, const char *dir, kv__io *io, bool repair, kv_recove
     replay_ctx c = {.s = s};
     if (dl.nsnaps) {
         char *p = path_of(dir, "snap-%016llx.kvs", dl.snaps[dl.nsnaps - 1]);
-        kv__snap_fns fns = {on_snap_entry, on_snap_record};
+        kv__snap_fns fns = {on_snap_entry,   on_snap_record,    on_snap_meta,
+                            on_snap_history, on_snap_hist_info};
         kv__snap_info info;
         rc = p ? kv__snap_read(p, &fns, &c, &info, err, sizeof err) : KV_NO_MEMORY;
         free(p);
         if (rc != KV_OK)
             goto out;
         rec->snapshot_revision = info.end_rev;
+        /* A snapshot without history (another store wrote it): reads
+         * below it are compacted. */
+        if (!c.hist_seen)
+            kv__hist_floor(s, info.end_rev);
         if (atomic_load(&s->revision) < info.end_rev)
             atomic_store(&s->revision, info.end_rev);
     }
@@ -566,8 +594,6 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
         kv_close(s);
         return rc;
     }
-    /* The snapshot holds no history: reads below it are compacted. */
-    kv__hist_floor(s, s->dur->recovery.snapshot_revision);
     /* Recovered keys with an expiry time: now that the log runs, the
      * active expiry may delete them. */
     kv__expiry_ensure(s);

@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "evict.h"
+#include "history.h"
 #include "hash.h"
 
 #define POOL 16u
@@ -194,13 +195,20 @@ void kv__memory_sum(kv_store *s, kv__slot *slot, uint64_t *bytes, uint64_t *reti
     *retired = m.retired;
 }
 
+/* What this thread's writes added to the items and history (history
+ * grows with overwrites that leave the items' total as it was). */
+static uint64_t own_bytes(kv__slot *slot)
+{
+    return atomic_load_explicit(&slot->counters[KV__C_ITEM_BYTES], memory_order_relaxed) +
+           atomic_load_explicit(&slot->counters[KV__C_HIST_BYTES], memory_order_relaxed);
+}
+
 /* Sums the store's memory now and caches it; *retired (may be NULL)
  * receives the retired part. */
 static uint64_t refresh(kv_store *s, kv__slot *slot, uint64_t *retired)
 {
     uint64_t bytes, ret, moving;
-    slot->evict_mark = atomic_load_explicit(&slot->counters[KV__C_ITEM_BYTES],
-                                            memory_order_relaxed);
+    slot->evict_mark = own_bytes(slot);
     kv__memory_sum(s, slot, &bytes, &ret, &moving);
     uint64_t used = bytes - moving + ret;
     atomic_store_explicit(&s->evict->used, used, memory_order_relaxed);
@@ -473,7 +481,7 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
     struct kv__evict *ev = s->evict;
     if (need > ev->limit)
         return KV_MEMORY_LIMIT;
-    uint64_t own = atomic_load_explicit(&slot->counters[KV__C_ITEM_BYTES], memory_order_relaxed);
+    uint64_t own = own_bytes(slot);
     int64_t drift = (int64_t)(own - slot->evict_mark);
     uint64_t used = atomic_load_explicit(&ev->used, memory_order_relaxed);
     /* The index grows in one step: room for the bigger one is needed
@@ -509,6 +517,10 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
         kv__ebr_reclaim_all(&s->ebr, slot);
         used = refresh(s, slot, &retired);
     }
+    /* History is the first to go under the limit (history.h): compacting
+     * frees it without touching a live key. */
+    while (used + need > ev->limit && s->hist && kv__hist_shed(s, slot))
+        used = refresh(s, slot, &retired);
     if (used + need <= ev->limit)
         return KV_OK;
     if (ev->policy == KV_EVICT_NOEVICTION)
@@ -540,6 +552,9 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
             }
             continue;
         }
+        /* an evicted item goes into history: drop that before evicting on */
+        if (s->hist && kv__hist_shed(s, slot))
+            continue;
         size_t found;
         size_t removed = evict_batch(s, ev, slot, KV__EVICT_BATCH, deadline, &found, &none);
         if (removed) {

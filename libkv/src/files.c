@@ -325,6 +325,63 @@ int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
 
 /* ---- snapshots --------------------------------------------------------- */
 
+/* A history block (docs/storage.md): keys, each with its earlier
+ * versions, newest first. */
+static int read_history_block(const unsigned char *p, size_t n, const kv__snap_fns *fns,
+                              void *ctx)
+{
+    uint64_t count = kv__get32(p + 4);
+    size_t o = 8;
+    int rc = KV_OK;
+    kv__snap_hent *ents = NULL;
+    size_t cap = 0;
+    for (uint64_t i = 0; i < count && rc == KV_OK; i++) {
+        if (n - o < KV__HKEY_HDR)
+            return free(ents), KV_CORRUPT;
+        size_t klen = kv__get32(p + o), nent = kv__get32(p + o + 4);
+        uint64_t floor = kv__get64(p + o + 8);
+        o += KV__HKEY_HDR;
+        if (klen == 0 || klen > n - o)
+            return free(ents), KV_CORRUPT;
+        const unsigned char *key = p + o;
+        o += klen;
+        if (nent > cap) {
+            kv__snap_hent *e = realloc(ents, nent * sizeof *e);
+            if (!e)
+                return free(ents), KV_NO_MEMORY;
+            ents = e;
+            cap = nent;
+        }
+        for (size_t j = 0; j < nent; j++) {
+            if (n - o < KV__HENT_HDR)
+                return free(ents), KV_CORRUPT;
+            const unsigned char *h = p + o;
+            size_t ext = kv__get16(h + 32), vlen = kv__get32(h + 36);
+            o += KV__HENT_HDR;
+            if (ext > n - o || vlen > n - o - ext)
+                return free(ents), KV_CORRUPT;
+            kv__snap_hent *e = &ents[j];
+            e->rev = kv__get64(h);
+            e->until = kv__get64(h + 8);
+            e->create = kv__get64(h + 16);
+            e->version = kv__get64(h + 24);
+            kv__ext_parse(p + o, ext, &e->expire_at);
+            o += ext;
+            e->val = p + o;
+            e->vlen = vlen;
+            o += vlen;
+            if (e->rev == 0 || e->until <= e->rev || (j && e->until > ents[j - 1].rev))
+                return free(ents), KV_CORRUPT;
+        }
+        if (fns && fns->history)
+            rc = fns->history(ctx, key, klen, floor, ents, nent);
+    }
+    free(ents);
+    if (rc == KV_OK && o != n)
+        rc = KV_CORRUPT;
+    return rc;
+}
+
 int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap_info *info,
                   char *err, size_t errcap)
 {
@@ -401,11 +458,14 @@ int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap
                     rc = KV_CORRUPT;
                     break;
                 }
-                uint64_t exp;
+                uint64_t exp, create = 0, version = 0;
                 kv__ext_parse(p + o, ext, &exp);
+                bool meta = kv__ext_parse_meta(p + o, ext, &create, &version);
                 o += ext;
                 if (fns && fns->entry)
                     rc = fns->entry(ctx, p + o, klen, p + o + klen, vlen, rev, exp);
+                if (rc == KV_OK && meta && fns && fns->entry_meta)
+                    rc = fns->entry_meta(ctx, p + o, klen, rev, create, version);
                 o += klen + vlen;
                 info->entries++;
             }
@@ -415,6 +475,20 @@ int kv__snap_read(const char *path, const kv__snap_fns *fns, void *ctx, kv__snap
                 snprintf(err, errcap, "%s: malformed entries block at offset %zu", path, off);
             break;
         }
+        case KV__BLK_HISTORY:
+            rc = read_history_block(p, n, fns, ctx);
+            if (rc == KV_CORRUPT)
+                snprintf(err, errcap, "%s: malformed history block at offset %zu", path, off);
+            break;
+        case KV__BLK_HIST_INFO:
+            if (n != 16) {
+                rc = KV_CORRUPT;
+                snprintf(err, errcap, "%s: malformed history block at offset %zu", path, off);
+                break;
+            }
+            if (fns && fns->hist_info)
+                rc = fns->hist_info(ctx, kv__get64(p + 8));
+            break;
         case KV__BLK_END:
             if (n != 32) {
                 rc = KV_CORRUPT;

@@ -57,6 +57,8 @@ typedef struct kv__seg_info {
 int kv__seg_read(const char *path, bool is_last, kv__rec_fn fn, void *ctx,
                  kv__seg_info *info, char *err, size_t errcap);
 
+struct kv__snap_hent;
+
 /* A snapshot's contents, as kv__snap_read hands them out. */
 typedef struct kv__snap_fns {
     /* one key as it was (rev = its version; expire_at its expiry time, 0:
@@ -65,7 +67,23 @@ typedef struct kv__snap_fns {
                  uint64_t rev, uint64_t expire_at);
     /* a record of the log tail inside the snapshot */
     kv__rec_fn record;
+    /* optional, after `entry` when the entry carries them: the key's
+     * create revision and version count (a store with history) */
+    int (*entry_meta)(void *ctx, const void *key, size_t klen, uint64_t rev, uint64_t create,
+                      uint64_t version);
+    /* optional: one key's history (n earlier versions, newest first) */
+    int (*history)(void *ctx, const void *key, size_t klen, uint64_t floor,
+                   const struct kv__snap_hent *ents, size_t n);
+    /* optional: the store's compaction revision (a store with history) */
+    int (*hist_info)(void *ctx, uint64_t compact_rev);
 } kv__snap_fns;
+
+/* One earlier version of a key in a snapshot's history block. */
+typedef struct kv__snap_hent {
+    uint64_t rev, until, create, version, expire_at;
+    const void *val;
+    size_t vlen;
+} kv__snap_hent;
 
 typedef struct kv__snap_info {
     uint64_t start_rev, end_rev, entries, records;
@@ -86,6 +104,10 @@ int kv__snap_peek(const char *path, uint64_t *entries, uint64_t *records);
 #define KV__SNAP_HDR 32u
 #define KV__BLK_ENTRIES 2u
 #define KV__BLK_END 3u
+#define KV__BLK_HISTORY 4u   /* keys' earlier versions */
+#define KV__BLK_HIST_INFO 5u /* the compaction revision */
+#define KV__HKEY_HDR 16u     /* klen u32, nent u32, floor u64 */
+#define KV__HENT_HDR 40u     /* rev, until, create, version u64; ext u16, 0 u16, vlen u32 */
 #define KV__ENTRY_HDR 20u
 
 #endif

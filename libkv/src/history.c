@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "files.h"
 #include "hash.h"
 #include "history.h"
 #include "store.h"
@@ -28,7 +29,7 @@ struct kv__hkey {
     kv__hkey *next; /* in its bucket */
     uint64_t hash;
     uint64_t floor; /* reads of this key below it: compacted (per-key bound) */
-    uint64_t cur_create, cur_version;
+    uint64_t cur_rev, cur_create, cur_version; /* the version cur_rev's */
     kv__hent *newest, *oldest;
     uint32_t nent;
     bool live;
@@ -237,9 +238,18 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
         return; /* a key created, with no history */
     uint64_t old_create = 0, old_version = 0;
     if (old) {
-        if (!p->rec_new && r->live) {
+        /* Recovery may replay a change whose replaced version a snapshot
+         * already put in history (with its metadata): found, not added. */
+        kv__hent *dup = NULL;
+        for (kv__hent *x = r->newest; x && x->rev >= kv__item_rev(old); x = x->older)
+            if (x->rev == kv__item_rev(old))
+                dup = x;
+        if (!p->rec_new && r->live && r->cur_rev == kv__item_rev(old)) {
             old_create = r->cur_create;
             old_version = r->cur_version;
+        } else if (dup) {
+            old_create = dup->create_rev;
+            old_version = dup->version;
         } else {
             old_create = kv__item_rev(old);
             old_version = 1;
@@ -248,6 +258,16 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
             map_insert(m, r);
             kv__count(slot, KV__C_HIST_BYTES, rec_bytes(r));
         }
+        if (dup) {
+            /* the item goes as a replaced item goes without history */
+            kv__ebr_retire(&s->ebr, slot, old, s->item_pre ? meta_item_free : item_free,
+                           kv__item_footprint_pre(old, s->item_pre));
+            free(p->ent);
+            p->ent = NULL;
+            old = NULL;
+        }
+    }
+    if (old) {
         kv__hent *e = p->ent;
         *e = (kv__hent){.older = r->newest, .rev = kv__item_rev(old), .until = rev,
                         .create_rev = old_create, .version = old_version, .item = old};
@@ -263,8 +283,10 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
     r->live = next != NULL;
     if (next) {
         /* an expired item was absent: the new value creates the key */
-        r->cur_create = old && visible ? old_create : rev;
-        r->cur_version = old && visible ? old_version + 1 : 1;
+        bool had = old_version && visible;
+        r->cur_rev = rev;
+        r->cur_create = had ? old_create : rev;
+        r->cur_version = had ? old_version + 1 : 1;
     }
     if (h->max_versions)
         while (r->nent > h->max_versions)
@@ -293,7 +315,7 @@ typedef struct hver {
 /* The meta of key's current item it, from its record r (may be NULL). */
 static hver current_ver(const kv__item *it, const kv__hkey *r)
 {
-    if (r && r->live)
+    if (r && r->live && r->cur_rev == kv__item_rev(it))
         return (hver){it, r->cur_create, r->cur_version};
     return (hver){it, kv__item_rev(it), 1};
 }
@@ -966,6 +988,19 @@ static void sweep(kv_store *s, kv__slot *slot, uint64_t c)
     }
 }
 
+static void add_hist_bytes(kv__slot *slot, void *ctx)
+{
+    *(uint64_t *)ctx += atomic_load_explicit(&slot->counters[KV__C_HIST_BYTES],
+                                             memory_order_relaxed);
+}
+
+static uint64_t hist_bytes_sum(kv_store *s)
+{
+    uint64_t sum = 0;
+    kv__slot_each(&s->slots, add_hist_bytes, &sum);
+    return (int64_t)sum < 0 ? 0 : sum;
+}
+
 /* Raises the compaction revision to c and sweeps. */
 static void compact_to(kv_store *s, kv__slot *slot, uint64_t c)
 {
@@ -994,14 +1029,31 @@ int kv_compact(kv_store *s, uint64_t rev)
     return KV_OK;
 }
 
+static void add_hist_versions(kv__slot *slot, void *ctx)
+{
+    *(uint64_t *)ctx += atomic_load_explicit(&slot->counters[KV__C_HIST_VERSIONS],
+                                             memory_order_relaxed);
+}
+
+bool kv__hist_shed(kv_store *s, kv__slot *slot)
+{
+    uint64_t versions = 0;
+    kv__slot_each(&s->slots, add_hist_versions, &versions);
+    if ((int64_t)versions <= 0)
+        return false; /* only version counts of live keys: nothing to drop */
+    uint64_t latest = kv__revision_latest(s), c = atomic_load(&s->hist->compact_rev);
+    if (c >= latest)
+        return false;
+    compact_to(s, slot, c + (latest - c + 1) / 2);
+    return true;
+}
+
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
-
-static uint64_t hist_bytes_sum(kv_store *s);
 
 /* The revision the bounds ask to compact to now (0: none). */
 static uint64_t bounds_target(kv_store *s, uint64_t now)
@@ -1043,19 +1095,6 @@ static uint64_t bounds_target(kv_store *s, uint64_t now)
     return target > c ? target : 0;
 }
 
-static void add_hist_bytes(kv__slot *slot, void *ctx)
-{
-    *(uint64_t *)ctx += atomic_load_explicit(&slot->counters[KV__C_HIST_BYTES],
-                                             memory_order_relaxed);
-}
-
-static uint64_t hist_bytes_sum(kv_store *s)
-{
-    uint64_t sum = 0;
-    kv__slot_each(&s->slots, add_hist_bytes, &sum);
-    return (int64_t)sum < 0 ? 0 : sum;
-}
-
 static void *compactor(void *arg)
 {
     kv_store *s = arg;
@@ -1083,6 +1122,187 @@ static void *compactor(void *arg)
     }
     pthread_mutex_unlock(&h->mu);
     return NULL;
+}
+
+/* ---- snapshots and recovery --------------------------------------------------- */
+
+bool kv__hist_entry_meta(kv_store *s, const void *key, size_t klen, uint64_t rev,
+                         uint64_t *create, uint64_t *version)
+{
+    uint64_t hash = kv__hash(key, klen);
+    unsigned st = kv__stripe_of(hash);
+    *create = rev;
+    *version = 1;
+    kv__stripes_lock(s->stripes, &st, 1);
+    const kv__hkey *r = map_find(&s->hist->maps[st], hash, key, klen);
+    if (r && r->live && r->cur_rev == rev) {
+        *create = r->cur_create;
+        *version = r->cur_version;
+    } else {
+        for (const kv__hent *e = r ? r->newest : NULL; e && e->rev >= rev; e = e->older)
+            if (e->rev == rev) {
+                *create = e->create_rev;
+                *version = e->version;
+            }
+    }
+    kv__stripes_unlock(s->stripes, &st, 1);
+    return *create != rev || *version != 1;
+}
+
+int kv__hist_snapshot(kv_store *s, kv__hist_key_fn fn, int (*after_stripe)(void *ctx),
+                      void *ctx)
+{
+    kv__snap_hent small[16], *ents = small;
+    size_t cap = 16;
+    int rc = KV_OK;
+    for (unsigned st = 0; st < KV__NSTRIPES && rc == KV_OK; st++) {
+        hmap *m = &s->hist->maps[st];
+        kv__stripes_lock(s->stripes, &st, 1);
+        for (size_t b = 0; m->buckets && b < ((size_t)1 << m->bits) && rc == KV_OK; b++) {
+            for (const kv__hkey *r = m->buckets[b]; r && rc == KV_OK; r = r->next) {
+                if (!r->nent && !r->floor)
+                    continue; /* only metadata: the entry of the key has it */
+                if (r->nent > cap) {
+                    kv__snap_hent *e = malloc(r->nent * sizeof *e);
+                    if (!e) {
+                        rc = KV_NO_MEMORY;
+                        break;
+                    }
+                    if (ents != small)
+                        free(ents);
+                    ents = e;
+                    cap = r->nent;
+                }
+                size_t n = 0;
+                for (const kv__hent *e = r->newest; e; e = e->older)
+                    ents[n++] = (kv__snap_hent){e->rev,
+                                                e->until,
+                                                e->create_rev,
+                                                e->version,
+                                                kv__item_expire_at(e->item),
+                                                kv__item_value(e->item),
+                                                kv__item_vlen(e->item)};
+                rc = fn(ctx, r->key, r->klen, r->floor, ents, n);
+            }
+        }
+        kv__stripes_unlock(s->stripes, &st, 1);
+        if (rc == KV_OK)
+            rc = after_stripe(ctx);
+    }
+    if (ents != small)
+        free(ents);
+    return rc;
+}
+
+/* The key's record, made if it has none (recovery; stripe locked). */
+static kv__hkey *record_for(kv_store *s, kv__slot *slot, uint64_t hash, const void *key,
+                            size_t klen)
+{
+    hmap *m = &s->hist->maps[kv__stripe_of(hash)];
+    kv__hkey *r = map_find(m, hash, key, klen);
+    if (r)
+        return r;
+    if (!m->buckets) {
+        if (!(m->buckets = calloc((size_t)1 << MAP_MIN_BITS, sizeof *m->buckets)))
+            return NULL;
+        m->bits = MAP_MIN_BITS;
+    }
+    if (!(r = malloc(sizeof *r + klen)))
+        return NULL;
+    *r = (kv__hkey){.hash = hash, .klen = (uint32_t)klen};
+    memcpy(r->key, key, klen);
+    r->live = slot_item(s, hash, key, klen) != NULL;
+    map_insert(m, r);
+    kv__count(slot, KV__C_HIST_BYTES, rec_bytes(r));
+    return r;
+}
+
+int kv__hist_set_meta(kv_store *s, const void *key, size_t klen, uint64_t rev,
+                      uint64_t create, uint64_t version)
+{
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (!slot)
+        return KV_NO_MEMORY;
+    uint64_t hash = kv__hash(key, klen);
+    unsigned st = kv__stripe_of(hash);
+    int rc = KV_OK;
+    kv__ebr_pin(&s->ebr, slot);
+    kv__stripes_lock(s->stripes, &st, 1);
+    const kv__item *cur = slot_item(s, hash, key, klen);
+    /* only for the version the key has (a later change may be loaded) */
+    if (cur && kv__item_rev(cur) == rev) {
+        kv__hkey *r = record_for(s, slot, hash, key, klen);
+        if (r) {
+            r->live = true;
+            r->cur_rev = rev;
+            r->cur_create = create;
+            r->cur_version = version;
+        } else {
+            rc = KV_NO_MEMORY;
+        }
+    }
+    kv__stripes_unlock(s->stripes, &st, 1);
+    kv__ebr_unpin(slot);
+    return rc;
+}
+
+int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
+                      const kv__snap_hent *ents, size_t n)
+{
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (!slot)
+        return KV_NO_MEMORY;
+    uint64_t hash = kv__hash(key, klen);
+    unsigned st = kv__stripe_of(hash);
+    int rc = KV_OK;
+    kv__ebr_pin(&s->ebr, slot);
+    kv__stripes_lock(s->stripes, &st, 1);
+    kv__hkey *r = record_for(s, slot, hash, key, klen);
+    if (!r)
+        rc = KV_NO_MEMORY;
+    if (r && floor > r->floor)
+        r->floor = floor;
+    /* oldest first, each below what the record has (a change replayed
+     * before this block may already have put newer ones in) */
+    for (size_t i = n; rc == KV_OK && i-- > 0;) {
+        const kv__snap_hent *x = &ents[i];
+        bool have = false;
+        for (const kv__hent *e = r->newest; e && !have; e = e->older)
+            have = e->rev == x->rev;
+        if (have)
+            continue;
+        kv__hent *e = malloc(sizeof *e);
+        kv__item *it = e ? kv__item_new_pre(&s->slab, &slot->cache, s->item_pre, key, klen,
+                                            x->val, x->vlen, x->expire_at)
+                         : NULL;
+        if (!it) {
+            free(e);
+            rc = KV_NO_MEMORY;
+            break;
+        }
+        kv__item_set_rev(it, x->rev);
+        *e = (kv__hent){.rev = x->rev, .until = x->until, .create_rev = x->create,
+                        .version = x->version, .item = it};
+        /* insert in revision order (newest first) */
+        kv__hent **pp = &r->newest, *newer = NULL;
+        while (*pp && (*pp)->rev > x->rev) {
+            newer = *pp;
+            pp = &(*pp)->older;
+        }
+        e->older = *pp;
+        e->newer = newer;
+        if (*pp)
+            (*pp)->newer = e;
+        else
+            r->oldest = e;
+        *pp = e;
+        r->nent++;
+        kv__count(slot, KV__C_HIST_VERSIONS, 1);
+        kv__count(slot, KV__C_HIST_BYTES, ent_bytes(s, e));
+    }
+    kv__stripes_unlock(s->stripes, &st, 1);
+    kv__ebr_unpin(slot);
+    return rc;
 }
 
 /* ---- opening, closing, metrics ---------------------------------------------- */

@@ -89,6 +89,11 @@ static inline size_t kv__hist_retires(size_t n)
 void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t hash,
                      kv__item *old, bool visible, kv__item *next, uint64_t rev);
 
+/* Under the memory limit (evict.c, no lock held): compacts history to
+ * halfway between the compaction revision and the latest, oldest first.
+ * False when there was nothing to drop. */
+bool kv__hist_shed(kv_store *s, kv__slot *slot);
+
 /* Recovery or kv_load installed state whose history is not known: reads
  * below rev are compacted. */
 void kv__hist_floor(kv_store *s, uint64_t rev);
@@ -109,5 +114,27 @@ int kv__hist_key_events(kv_store *s, const void *key, size_t klen, uint64_t min_
 int kv__hist_prefix_keys(kv_store *s, const void *prefix, size_t plen, kv_key **keys,
                          size_t *n, void **mem);
 int kv__hist_value_at(kv_store *s, const void *key, size_t klen, uint64_t rev, kv_event *ev);
+
+/* Snapshots and recovery (snapshot.c, durable.c).
+ * kv__hist_entry_meta: the create revision and version count of key's
+ *   version rev; true when they are not the defaults (rev, 1).
+ * kv__hist_snapshot: calls fn for every key with earlier versions or a
+ *   raised floor, stripe by stripe, with the stripe locked (fn copies, it
+ *   must not block), and after_stripe once each stripe is unlocked.
+ * kv__hist_set_meta: at load, key's current version rev has this create
+ *   revision and version count.
+ * kv__hist_load_key: at load, key's earlier versions (newest first) and
+ *   floor; versions already there are skipped. */
+struct kv__snap_hent;
+typedef int (*kv__hist_key_fn)(void *ctx, const void *key, size_t klen, uint64_t floor,
+                               const struct kv__snap_hent *ents, size_t n);
+bool kv__hist_entry_meta(kv_store *s, const void *key, size_t klen, uint64_t rev,
+                         uint64_t *create, uint64_t *version);
+int kv__hist_snapshot(kv_store *s, kv__hist_key_fn fn, int (*after_stripe)(void *ctx),
+                      void *ctx);
+int kv__hist_set_meta(kv_store *s, const void *key, size_t klen, uint64_t rev,
+                      uint64_t create, uint64_t version);
+int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
+                      const struct kv__snap_hent *ents, size_t n);
 
 #endif

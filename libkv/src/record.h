@@ -50,6 +50,8 @@
 #define KV__CHANGE_HDR 12u
 #define KV__EXT_EXPIRE 1u
 #define KV__EXT_EXPIRE_LEN 10u /* type, len, u64 */
+#define KV__EXT_META 2u        /* snapshot entries of a store with history */
+#define KV__EXT_META_LEN 18u   /* type, len, u64 create revision, u64 version */
 
 static inline size_t kv__align8(size_t n)
 {
@@ -116,6 +118,20 @@ static inline void kv__ext_parse(const unsigned char *p, size_t n, uint64_t *exp
     for (size_t o = 0; n - o >= 2 && p[o + 1] <= n - o - 2; o += 2 + (size_t)p[o + 1])
         if (p[o] == KV__EXT_EXPIRE && p[o + 1] == 8)
             *expire_at = kv__get64(p + o + 2);
+}
+
+/* A snapshot entry's create revision and version count (history.h), if
+ * its ext has them: true and the two values. */
+static inline bool kv__ext_parse_meta(const unsigned char *p, size_t n, uint64_t *create,
+                                      uint64_t *version)
+{
+    for (size_t o = 0; n - o >= 2 && p[o + 1] <= n - o - 2; o += 2 + (size_t)p[o + 1])
+        if (p[o] == KV__EXT_META && p[o + 1] == 16) {
+            *create = kv__get64(p + o + 2);
+            *version = kv__get64(p + o + 10);
+            return true;
+        }
+    return false;
 }
 
 /* The checksum of frames and file headers. */

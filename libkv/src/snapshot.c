@@ -29,6 +29,7 @@
 
 #include "durable.h"
 #include "files.h"
+#include "history.h"
 #include "log.h"
 #include "record.h"
 #include "store.h"
@@ -36,6 +37,7 @@
 #define BLOCK_BYTES ((size_t)1 << 20)
 
 typedef struct writer {
+    kv_store *s;
     kv__io *io;
     int fd;
     uint64_t off;
@@ -87,7 +89,11 @@ static int on_key(void *ctx, const void *key, size_t klen, const void *val, size
                   uint64_t version, uint64_t expire_at)
 {
     writer *w = ctx;
-    size_t ext = kv__ext_size(expire_at);
+    /* With history: the version's create revision and count, when they
+     * are not what a key without a record means (version, 1). */
+    uint64_t create = 0, count = 0;
+    bool meta = w->s->hist && kv__hist_entry_meta(w->s, key, klen, version, &create, &count);
+    size_t ext = kv__ext_size(expire_at) + (meta ? KV__EXT_META_LEN : 0);
     size_t need = w->len + KV__ENTRY_HDR + ext + klen + vlen;
     if (w->err == 0)
         w->err = w_grow(w, need);
@@ -101,6 +107,13 @@ static int on_key(void *ctx, const void *key, size_t klen, const void *val, size
     kv__put32(e + 8, (uint32_t)vlen);
     kv__put64(e + 12, version);
     kv__ext_put(e + KV__ENTRY_HDR, expire_at);
+    if (meta) {
+        unsigned char *m = e + KV__ENTRY_HDR + kv__ext_size(expire_at);
+        m[0] = KV__EXT_META;
+        m[1] = 16;
+        kv__put64(m + 2, create);
+        kv__put64(m + 10, count);
+    }
     memcpy(e + KV__ENTRY_HDR + ext, key, klen);
     if (vlen)
         memcpy(e + KV__ENTRY_HDR + ext + klen, val, vlen);
@@ -108,6 +121,84 @@ static int on_key(void *ctx, const void *key, size_t klen, const void *val, size
     w->count++;
     w->entries++;
     return w->len >= BLOCK_BYTES; /* stop the scan call: write the block */
+}
+
+/* Seals and writes the current history block, if it has keys. */
+static int h_flush(writer *w)
+{
+    if (!w->count)
+        return 0;
+    unsigned char *p = w->buf + KV__FRAME_HDR;
+    p[0] = KV__BLK_HISTORY;
+    memset(p + 1, 0, 3);
+    kv__put32(p + 4, w->count);
+    kv__frame_seal(w->buf, w->len);
+    int rc = w_raw(w, w->buf, kv__frame_size(w->len));
+    w->len = 8;
+    w->count = 0;
+    return rc;
+}
+
+/* One key's history into the block (its stripe locked: copy only). */
+static int on_history(void *ctx, const void *key, size_t klen, uint64_t floor,
+                      const kv__snap_hent *ents, size_t n)
+{
+    writer *w = ctx;
+    size_t need = w->len + KV__HKEY_HDR + klen;
+    for (size_t i = 0; i < n; i++)
+        need += KV__HENT_HDR + kv__ext_size(ents[i].expire_at) + ents[i].vlen;
+    int rc = w_grow(w, need);
+    if (rc)
+        return rc;
+    unsigned char *p = w->buf + KV__FRAME_HDR + w->len;
+    kv__put32(p, (uint32_t)klen);
+    kv__put32(p + 4, (uint32_t)n);
+    kv__put64(p + 8, floor);
+    memcpy(p + KV__HKEY_HDR, key, klen);
+    p += KV__HKEY_HDR + klen;
+    for (size_t i = 0; i < n; i++) {
+        const kv__snap_hent *e = &ents[i];
+        size_t ext = kv__ext_size(e->expire_at);
+        kv__put64(p, e->rev);
+        kv__put64(p + 8, e->until);
+        kv__put64(p + 16, e->create);
+        kv__put64(p + 24, e->version);
+        kv__put16(p + 32, (uint16_t)ext);
+        kv__put16(p + 34, 0);
+        kv__put32(p + 36, (uint32_t)e->vlen);
+        kv__ext_put(p + KV__HENT_HDR, e->expire_at);
+        if (e->vlen)
+            memcpy(p + KV__HENT_HDR + ext, e->val, e->vlen);
+        p += KV__HENT_HDR + ext + e->vlen;
+    }
+    w->len = need;
+    w->count++;
+    return 0;
+}
+
+/* Between stripes (no lock held): a full block goes to the file. */
+static int after_stripe(void *ctx)
+{
+    writer *w = ctx;
+    return w->len >= BLOCK_BYTES ? h_flush(w) : 0;
+}
+
+/* The history of a store that keeps it: blocks of keys' earlier versions,
+ * then its compaction revision. */
+static int write_history(kv_store *s, writer *w)
+{
+    int rc = kv__hist_snapshot(s, on_history, after_stripe, w);
+    if (rc == 0)
+        rc = h_flush(w);
+    if (rc == 0) {
+        unsigned char b[KV__FRAME_HDR + 16] = {0};
+        unsigned char *p = b + KV__FRAME_HDR;
+        p[0] = KV__BLK_HIST_INFO;
+        kv__put64(p + 8, kv_compact_revision(s));
+        kv__frame_seal(b, 16);
+        rc = w_raw(w, b, sizeof b);
+    }
+    return rc;
 }
 
 typedef struct tail_ctx {
@@ -195,7 +286,7 @@ int kv__snapshot_write(kv_store *s, kv__io *io, const char *path, uint64_t *end_
     else
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
     bool renamed = false;
-    writer w = {.io = io, .fd = -1, .len = 8};
+    writer w = {.s = s, .io = io, .fd = -1, .len = 8};
     int rc = w_grow(&w, BLOCK_BYTES + 4096);
     int fd;
     if (rc == 0 && (rc = io->open(io, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644, &fd)) == 0)
@@ -232,6 +323,11 @@ int kv__snapshot_write(kv_store *s, kv__io *io, const char *path, uint64_t *end_
             break;
         cursor = next;
     }
+    /* 2b. With history: every key's earlier versions, taken after the
+     * keys, so that a version replaced during the pass is in either the
+     * history copied or the records below (loading skips the twice-seen). */
+    if (rc == 0 && s->hist)
+        rc = write_history(s, &w);
     /* 3. The log's records during the pass. */
     if (rc == 0 && s->log) {
         int lrc = kv__log_flush(s->log, &end);

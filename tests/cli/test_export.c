@@ -113,15 +113,19 @@ static size_t count_lines(const char *s)
     return n;
 }
 
-/* "exported N entries (B bytes of keys and values) in S s\n", alone. */
+/* "exported N entries (B bytes of keys and values; 0 with an expiry
+ * time) in S s\n", alone. */
 static void expect_export_summary(const cli_result *r, unsigned long long n)
 {
     unsigned long long got = 0, bytes = 0;
     double secs = -1;
     char tail[8] = "";
+    unsigned long long expiring = 1;
     cr_assert_eq(sscanf(r->err, "exported %llu entr%*[iesy] (%llu bytes of keys and"
-                        " values) in %lf s%1[\n]", &got, &bytes, &secs, tail), 4,
+                        " values; %llu with an expiry time) in %lf s%1[\n]", &got, &bytes,
+                        &expiring, &secs, tail), 5,
                  "stderr: %s", r->err);
+    cr_assert_eq(expiring, 0, "stderr: %s", r->err);
     cr_assert_eq(got, n, "stderr: %s", r->err);
     cr_assert_eq(count_lines(r->err), 1, "one line, no progress: %s", r->err);
     cr_assert_null(strchr(r->err, '\r'), "a progress line without a terminal");
@@ -186,7 +190,7 @@ Test(export, binary_format_round_trip)
     cr_assert_eq(r.rc, 0, "err: %s", r.err);
     expect_export_summary(&r, NENTRIES + 1);
     cr_assert_geq(r.outlen, 12 + 9);
-    cr_assert_eq(memcmp(r.out, "KVEXPORT\0\0\0\1", 12), 0, "the magic and version 1");
+    cr_assert_eq(memcmp(r.out, "KVEXPORT\0\0\0\2", 12), 0, "the magic and version 2");
     /* The end record: 'Z' and the count, big-endian. */
     const unsigned char *end = (const unsigned char *)r.out + r.outlen - 9;
     cr_assert_eq(end[0], 'Z');
@@ -334,7 +338,9 @@ Test(export, malformed_input_names_the_line)
         BAD("{\"key\":\"YQ==\",\"value\":7}\n", "line 1: \"value\" is not a string"),
         BAD("{\"key\":\"\",\"value\":\"\"}\n", "line 1: the key is empty"),
         BAD("KVEXPORX", "neither JSON lines nor kvcli's binary format"),
-        BAD("KVEXPORT\0\0\0\2", "binary format version 2"),
+        BAD("KVEXPORT\0\0\0\3", "binary format version 3"),
+        BAD("KVEXPORT\0\0\0\0", "binary format version 0"),
+        BAD("KVEXPORT\0\0\0\2", "record 1 at byte 12: the input ends"),
         BAD("KVEXPORT\0\0\0\1", "record 1 at byte 12: the input ends"),
         BAD("KVEXPORT\0\0\0\1Z\0\0\0\0\0\0\0\1", "counts 1 entries, the file holds 0"),
         BAD("KVEXPORT\0\0\0\1Q", "record 1 at byte 12: unknown record type 0x51"),

@@ -5,7 +5,7 @@
  * GET, MGET, SCAN, compares and compare-and-swap; bad expiries refused
  * with nothing changed; version negotiation (an older version refuses
  * the new ops and arguments; a new client facing an older server refuses
- * them itself).
+ * them itself), pipelined as well as one request at a time.
  *
  * No timing thresholds: a key given a time in the past is absent at once
  * (no wait at all), a short TTL is waited out by polling, and a long one
@@ -309,6 +309,169 @@ Test(expiry, txn_set_ops_carry_expiry)
     kvd_stop();
 }
 
+Test(expiry, txn_ttl_set_ops_are_times_from_now)
+{
+    kvd_start(NULL);
+    kv_client *c = test_client(NULL);
+    uint64_t at = 0, before = now_ms();
+    kv_op ops[2] = {{.kind = KV_OP_SET, .key = "r1", .klen = 2, .value = "1", .vlen = 1,
+                     .expire_at_ms = HOUR_MS},
+                    {.kind = KV_OP_SET, .key = "r2", .klen = 2, .value = "2", .vlen = 1}};
+    kv_compare cmp = {.kind = KV_CMP_ABSENT, .key = "r1", .klen = 2};
+    kv_txn_result res;
+    /* the else branch carries the TTL too */
+    cr_assert_eq(kv_client_txn_ttl(c, &cmp, 1, NULL, 0, ops, 2, &res), KV_OK);
+    cr_assert(res.succeeded);
+    kv_client_txn_result_free(&res);
+    cr_assert_eq(get_status(c, "r1"), KV_NOT_FOUND, "the then branch ran");
+    cmp.kind = KV_CMP_EXISTS;
+    cr_assert_eq(kv_client_txn_ttl(c, &cmp, 1, NULL, 0, ops, 2, &res), KV_OK);
+    cr_assert(!res.succeeded);
+    cr_assert_eq(res.nresults, 2);
+    kv_client_txn_result_free(&res);
+    cr_assert_eq(kv_client_ttl(c, "r1", 2, &at, NULL), KV_OK);
+    cr_assert(at >= before + HOUR_MS && at <= now_ms() + HOUR_MS, "a TTL, not a 1970 time");
+    cr_assert_eq(kv_client_ttl(c, "r2", 2, &at, NULL), KV_OK);
+    cr_assert_eq(at, 0, "an op without a TTL has no expiry");
+    /* too large: refused, not sent, nothing changed */
+    ops[1].expire_at_ms = (1ull << 52) + 1;
+    cr_assert_eq(kv_client_txn_ttl(c, NULL, 0, ops, 2, NULL, 0, &res), KV_INVALID_ARGUMENT);
+    cr_assert(kv_client_last_error(c)[0] != '\0');
+    cr_assert_eq(kv_client_ttl(c, "r2", 2, &at, NULL), KV_OK);
+    cr_assert_eq(at, 0);
+    kv_client_close(c);
+    kvd_stop();
+}
+
+Test(expiry, pipelined_expiry)
+{
+    kvd_start(NULL);
+    kv_client *c = test_client(NULL);
+    kv_client_pipeline *p;
+    cr_assert_eq(kv_client_pipeline_new(c, &p), KV_OK);
+    uint64_t t = now_ms() + HOUR_MS, before = now_ms();
+    kv_pair pairs[2] = {{"m1", 2, "x", 1}, {"m2", 2, "y", 1}};
+    kv_pair tpairs[2] = {{"n1", 2, "x", 1}, {"n2", 2, "y", 1}};
+    cr_assert_eq(kv_client_pipeline_set_ex(p, "a", 1, "1", 1, t), KV_OK);            /* 0 */
+    cr_assert_eq(kv_client_pipeline_set_ttl(p, "b", 1, "2", 1, HOUR_MS), KV_OK);     /* 1 */
+    cr_assert_eq(kv_client_pipeline_set_if_ttl(p, "c", 1, "3", 1, 0, HOUR_MS), KV_OK); /* 2 */
+    cr_assert_eq(kv_client_pipeline_set_if_ttl(p, "c", 1, "4", 1, 0, HOUR_MS), KV_OK); /* 3 */
+    cr_assert_eq(kv_client_pipeline_mset_ex(p, pairs, 2, t + HOUR_MS), KV_OK);        /* 4 */
+    cr_assert_eq(kv_client_pipeline_mset_ttl(p, tpairs, 2, HOUR_MS), KV_OK);          /* 5 */
+    cr_assert_eq(kv_client_pipeline_set(p, "d", 1, "5", 1), KV_OK);                   /* 6 */
+    cr_assert_eq(kv_client_pipeline_ttl(p, "a", 1), KV_OK);                           /* 7 */
+    cr_assert_eq(kv_client_pipeline_ttl(p, "d", 1), KV_OK);                           /* 8 */
+    cr_assert_eq(kv_client_pipeline_ttl(p, "nope", 4), KV_OK);                        /* 9 */
+    cr_assert_eq(kv_client_pipeline_expire(p, "d", 1, t), KV_OK);                     /* 10 */
+    cr_assert_eq(kv_client_pipeline_expire_if(p, "d", 1, HOUR_MS, KV_CLIENT_EXPIRE_NX),
+                 KV_OK);                                                              /* 11 */
+    cr_assert_eq(kv_client_pipeline_persist(p, "b", 1), KV_OK);                       /* 12 */
+    cr_assert_eq(kv_client_pipeline_expire_ttl(p, "m1", 2, HOUR_MS), KV_OK);          /* 13 */
+    cr_assert_eq(kv_client_pipeline_expire(p, "m2", 2, 0), KV_OK);                    /* 14 */
+    cr_assert_eq(kv_client_pipeline_persist(p, "nope", 4), KV_OK);                    /* 15 */
+    kv_op op = {.kind = KV_OP_SET, .key = "e", .klen = 1, .value = "6", .vlen = 1,
+                .expire_at_ms = HOUR_MS};
+    cr_assert_eq(kv_client_pipeline_txn_ttl(p, NULL, 0, &op, 1, NULL, 0), KV_OK);     /* 16 */
+    op.key = "f";
+    op.expire_at_ms = t;
+    cr_assert_eq(kv_client_pipeline_txn(p, NULL, 0, &op, 1, NULL, 0), KV_OK);         /* 17 */
+    cr_assert_eq(kv_client_pipeline_set_ex(p, "g", 1, "7", 1, 1000), KV_OK);          /* 18: past */
+    cr_assert_eq(kv_client_pipeline_count(p), 19);
+    cr_assert_eq(kv_client_pipeline_exec(p), KV_OK);
+    cr_assert_eq(kv_client_pipeline_replies(p), 19);
+    const kv_client_reply *r;
+    static const int ops[19] = {
+        KV_CLIENT_OP_SET,     KV_CLIENT_OP_SET,    KV_CLIENT_OP_SET,    KV_CLIENT_OP_SET,
+        KV_CLIENT_OP_MSET,    KV_CLIENT_OP_MSET,   KV_CLIENT_OP_SET,    KV_CLIENT_OP_TTL,
+        KV_CLIENT_OP_TTL,     KV_CLIENT_OP_TTL,    KV_CLIENT_OP_EXPIRE, KV_CLIENT_OP_EXPIRE,
+        KV_CLIENT_OP_PERSIST, KV_CLIENT_OP_EXPIRE, KV_CLIENT_OP_PERSIST, KV_CLIENT_OP_PERSIST,
+        KV_CLIENT_OP_TXN,     KV_CLIENT_OP_TXN,    KV_CLIENT_OP_SET};
+    static const int want[19] = {KV_OK, KV_OK, KV_OK, KV_VERSION_MISMATCH, KV_OK, KV_OK,
+                                 KV_OK, KV_OK, KV_OK, KV_NOT_FOUND, KV_OK,
+                                 KV_VERSION_MISMATCH, KV_OK, KV_OK, KV_OK, KV_NOT_FOUND,
+                                 KV_OK, KV_OK, KV_OK};
+    for (int i = 0; i < 19; i++) {
+        r = kv_client_pipeline_reply(p, (size_t)i);
+        cr_assert_eq(r->op, ops[i], "reply %d op %d", i, r->op);
+        cr_assert_eq(r->status, want[i], "reply %d status %d", i, r->status);
+    }
+    r = kv_client_pipeline_reply(p, 7);
+    cr_assert_eq(r->expire_at_ms, t, "TTL of a: its expiry time");
+    cr_assert(r->ttl_ms > 0 && r->ttl_ms <= HOUR_MS);
+    r = kv_client_pipeline_reply(p, 8);
+    cr_assert_eq(r->expire_at_ms, 0, "d had no expiry yet");
+    cr_assert_eq(r->ttl_ms, 0);
+    cr_assert_gt(kv_client_pipeline_reply(p, 10)->version,
+                 kv_client_pipeline_reply(p, 6)->version, "EXPIRE is a new revision");
+    kv_client_pipeline_free(p);
+
+    /* what the pipeline did, read back one request at a time */
+    uint64_t at = 0;
+    cr_assert_eq(kv_client_ttl(c, "a", 1, &at, NULL), KV_OK);
+    cr_assert_eq(at, t);
+    cr_assert_eq(kv_client_ttl(c, "b", 1, &at, NULL), KV_OK);
+    cr_assert_eq(at, 0, "persisted");
+    cr_assert_eq(kv_client_ttl(c, "c", 1, &at, NULL), KV_OK);
+    cr_assert(at >= before + HOUR_MS, "set_if_ttl: a time from now");
+    kv_value v = {0};
+    cr_assert_eq(kv_client_get(c, "c", 1, &v), KV_OK);
+    cr_assert_eq(((const char *)v.data)[0], '3', "the second compare-and-swap failed");
+    kv_client_value_free(&v);
+    cr_assert_eq(kv_client_ttl(c, "d", 1, &at, NULL), KV_OK);
+    cr_assert_eq(at, t, "EXPIRE NX failed: the first EXPIRE's time stays");
+    cr_assert_eq(kv_client_ttl(c, "m1", 2, &at, NULL), KV_OK);
+    cr_assert(at >= before + HOUR_MS && at <= now_ms() + HOUR_MS, "expire_ttl replaced it");
+    cr_assert_eq(kv_client_ttl(c, "m2", 2, &at, NULL), KV_OK);
+    cr_assert_eq(at, 0, "expire with 0 is PERSIST");
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(kv_client_ttl(c, tpairs[i].key, 2, &at, NULL), KV_OK);
+        cr_assert(at >= before + HOUR_MS, "mset_ttl: a time from now");
+    }
+    cr_assert_eq(kv_client_ttl(c, "e", 1, &at, NULL), KV_OK);
+    cr_assert(at >= before + HOUR_MS && at <= now_ms() + HOUR_MS, "txn_ttl: a time from now");
+    cr_assert_eq(kv_client_ttl(c, "f", 1, &at, NULL), KV_OK);
+    cr_assert_eq(at, t, "txn: a Unix time");
+    assert_absent_everywhere(c, "g");
+    kv_client_close(c);
+    kvd_stop();
+}
+
+Test(expiry, pipelined_bad_expiries_queue_nothing)
+{
+    kvd_start(NULL);
+    kv_client *c = test_client(NULL);
+    kv_client_pipeline *p;
+    cr_assert_eq(kv_client_pipeline_new(c, &p), KV_OK);
+    uint64_t big = (1ull << 52) + 1;
+    kv_pair pair = {"k", 1, "v", 1};
+    kv_op op = {.kind = KV_OP_SET, .key = "k", .klen = 1, .value = "v", .vlen = 1,
+                .expire_at_ms = big};
+    cr_assert_eq(kv_client_pipeline_set_ttl(p, "k", 1, "v", 1, 0), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_pipeline_set_ttl(p, "k", 1, "v", 1, big), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_pipeline_set_ex(p, "k", 1, "v", 1, big), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_pipeline_set_if_ttl(p, "k", 1, "v", 1, 0, 0), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_pipeline_mset_ttl(p, &pair, 1, 0), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_pipeline_mset_ex(p, &pair, 1, big), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_pipeline_expire_ttl(p, "k", 1, 0), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_pipeline_expire_if(p, "k", 1, 5, 64), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_pipeline_expire_if(p, "k", 1, 0, KV_CLIENT_EXPIRE_AT),
+                 KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_pipeline_txn(p, NULL, 0, &op, 1, NULL, 0), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_pipeline_txn_ttl(p, NULL, 0, &op, 1, NULL, 0), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_pipeline_count(p), 0, "nothing queued");
+    /* set_ex with 0 is the plain write, as kv_client_set_ex */
+    cr_assert_eq(kv_client_pipeline_set_ex(p, "k", 1, "v", 1, 0), KV_OK);
+    cr_assert_eq(kv_client_pipeline_exec(p), KV_OK);
+    cr_assert_eq(kv_client_pipeline_reply(p, 0)->status, KV_OK);
+    kv_client_pipeline_free(p);
+    uint64_t at = 9;
+    cr_assert_eq(kv_client_ttl(c, "k", 1, &at, NULL), KV_OK);
+    cr_assert_eq(at, 0);
+    cr_assert_eq(metric_u(NULL, "keys"), 1, "only the one valid write");
+    kv_client_close(c);
+    kvd_stop();
+}
+
 /* Sends the frames of reqs on a new connection and returns each status. */
 static void exchange(const kv_proto_request *reqs, int n, int *status)
 {
@@ -513,6 +676,18 @@ Test(expiry, new_client_and_an_older_server)
                 .expire_at_ms = 5};
     kv_txn_result res;
     cr_assert_eq(kv_client_txn(c, NULL, 0, &op, 1, NULL, 0, &res), KV_UNSUPPORTED);
+    cr_assert_eq(kv_client_txn_ttl(c, NULL, 0, &op, 1, NULL, 0, &res), KV_UNSUPPORTED);
+    /* the pipeline refuses them when queued: nothing is sent */
+    kv_client_pipeline *p;
+    cr_assert_eq(kv_client_pipeline_new(c, &p), KV_OK);
+    cr_assert_eq(kv_client_pipeline_ttl(p, "k", 1), KV_UNSUPPORTED);
+    cr_assert(kv_client_last_error_local(c));
+    cr_assert_eq(kv_client_pipeline_set_ttl(p, "k", 1, "v", 1, 1000), KV_UNSUPPORTED);
+    cr_assert_eq(kv_client_pipeline_persist(p, "k", 1), KV_UNSUPPORTED);
+    cr_assert_eq(kv_client_pipeline_expire_ttl(p, "k", 1, 1000), KV_UNSUPPORTED);
+    cr_assert_eq(kv_client_pipeline_txn_ttl(p, NULL, 0, &op, 1, NULL, 0), KV_UNSUPPORTED);
+    cr_assert_eq(kv_client_pipeline_count(p), 0);
+    kv_client_pipeline_free(p);
     /* the connection is still good for what version 3 has */
     cr_assert_eq(get_status(c, "k"), KV_NOT_FOUND);
     kv_client_close(c);

@@ -2,6 +2,8 @@
  * test_history.c - history (kv.h, "History"): reads at a revision, a key's
  * changes, rollback, compaction and the bounds, against the public API.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -439,15 +441,18 @@ static kv_store *open_durable(const char *dir)
     return s;
 }
 
-Test(history, survives_a_restart_from_the_log_and_is_compacted_below_a_snapshot)
+Test(history, survives_a_restart_from_the_log_and_from_a_snapshot)
 {
     char *dir = tmpdir();
     kv_store *s = open_durable(dir);
     uint64_t r1 = kvt_set(s, "a", "1");
     uint64_t r2 = kvt_set(s, "a", "2");
     uint64_t r3 = del(s, "a");
+    kvt_set(s, "b", "1");
+    uint64_t rb2 = kvt_set(s, "b", "2");
     kv_close(s);
 
+    /* from the log alone */
     s = open_durable(dir);
     expect_at(s, "a", r1, "1");
     expect_at(s, "a", r2, "2");
@@ -458,16 +463,59 @@ Test(history, survives_a_restart_from_the_log_and_is_compacted_below_a_snapshot)
     cr_assert_eq(m.version, 2);
     kv_value_free(&v);
     uint64_t r4 = kvt_set(s, "a", "3");
-    cr_assert_eq(r4, r3 + 1, "revisions continue");
+    cr_assert_eq(r4, rb2 + 1, "revisions continue");
     cr_assert_eq(kv_snapshot(s), KV_OK);
     uint64_t r5 = kvt_set(s, "a", "4");
     kv_close(s);
 
+    /* from the snapshot (which carries history) and the log after it */
     s = open_durable(dir);
-    cr_assert_eq(get_at_rc(s, "a", r1), KV_COMPACTED, "the snapshot holds no history yet");
-    cr_assert_geq(kv_compact_revision(s), r4);
+    cr_assert_eq(kv_compact_revision(s), 0, "nothing was compacted");
+    expect_at(s, "a", r1, "1");
+    expect_at(s, "a", r2, "2");
+    expect_at(s, "a", r3, NULL);
     expect_at(s, "a", r4, "3");
     expect_at(s, "a", r5, "4");
+    cr_assert_eq(kv_get_at(s, "b", 1, rb2, &v, &m), KV_OK);
+    cr_assert_eq(m.version, 2, "version counts survive the snapshot");
+    kv_value_free(&v);
+    kv_event *ev;
+    size_t n;
+    cr_assert_eq(kv_history(s, "a", 1, 0, 0, 0, &ev, &n), KV_OK);
+    cr_assert_eq(n, 5, "4 values and a deletion");
+    cr_assert_eq(ev[0].version, 2, "a=4 is the second version since a's recreation");
+    cr_assert_eq(ev[0].create_revision, r4);
+    kv_events_free(ev, n);
+
+    /* compaction is remembered too */
+    cr_assert_eq(kv_compact(s, r4), KV_OK);
+    cr_assert_eq(kv_snapshot(s), KV_OK);
+    kv_close(s);
+    s = open_durable(dir);
+    cr_assert_eq(kv_compact_revision(s), r4);
+    cr_assert_eq(get_at_rc(s, "a", r1), KV_COMPACTED);
+    expect_at(s, "a", r4, "3");
+    kv_close(s);
+    rmdir_all(dir);
+    free(dir);
+}
+
+Test(history, a_snapshot_from_a_store_without_history_compacts_below_it)
+{
+    char *dir = tmpdir();
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.dir = dir;
+    kv_store *s = NULL;
+    cr_assert_eq(kv_open_config(&c, &s), KV_OK);
+    uint64_t r1 = kvt_set(s, "a", "1");
+    uint64_t r2 = kvt_set(s, "a", "2");
+    cr_assert_eq(kv_snapshot(s), KV_OK);
+    kv_close(s);
+    s = open_durable(dir);
+    cr_assert_eq(kv_compact_revision(s), r2);
+    cr_assert_eq(get_at_rc(s, "a", r1), KV_COMPACTED);
+    expect_at(s, "a", r2, "2");
     kv_close(s);
     rmdir_all(dir);
     free(dir);
@@ -491,5 +539,135 @@ Test(history, an_old_config_struct_means_no_history)
     kv_store *s = NULL;
     cr_assert_eq(kv_open_config(&c, &s), KV_OK);
     cr_assert_eq(kv_compact(s, 1), KV_UNSUPPORTED);
+    kv_close(s);
+}
+
+typedef struct churn {
+    kv_store *s;
+    atomic_int stop;
+} churn;
+
+static void *churner(void *arg)
+{
+    churn *c = arg;
+    char k[16], v[32];
+    for (unsigned i = 0; !atomic_load(&c->stop); i++) {
+        snprintf(k, sizeof k, "c%u", i % 37);
+        snprintf(v, sizeof v, "v%u", i);
+        if (i % 11 == 0)
+            (void)kv_delete(c->s, k, strlen(k), NULL);
+        else if (i % 7 == 0) {
+            char k2[16];
+            snprintf(k2, sizeof k2, "c%u", (i + 5) % 37);
+            kv_pair p[2] = {{k, strlen(k), v, strlen(v)}, {k2, strlen(k2), v, strlen(v)}};
+            (void)kv_mset(c->s, p, 2, NULL);
+        } else
+            (void)kv_set(c->s, k, strlen(k), v, strlen(v), NULL);
+    }
+    return NULL;
+}
+
+/* Every key's whole history, as one string. */
+static char *histories(kv_store *s)
+{
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap);
+    out[0] = '\0';
+    for (int i = 0; i < 37; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "c%d", i);
+        kv_event *ev;
+        size_t n;
+        cr_assert_eq(kv_history(s, k, strlen(k), 0, 0, 0, &ev, &n), KV_OK);
+        for (size_t j = 0; j < n; j++) {
+            if (len + 200 > cap)
+                out = realloc(out, cap *= 2);
+            len += (size_t)snprintf(out + len, cap - len, "%s@%llu:%d:%llu:%llu:%.*s\n", k,
+                                    (unsigned long long)ev[j].revision, ev[j].deleted,
+                                    (unsigned long long)ev[j].create_revision,
+                                    (unsigned long long)ev[j].version, (int)ev[j].vlen,
+                                    ev[j].value ? (char *)ev[j].value : "");
+        }
+        kv_events_free(ev, n);
+    }
+    return out;
+}
+
+Test(history, snapshots_taken_while_writers_run_restore_history_exactly)
+{
+    char *dir = tmpdir();
+    kv_store *s = open_durable(dir);
+    churn c = {.s = s};
+    pthread_t t;
+    pthread_create(&t, NULL, churner, &c);
+    for (int i = 0; i < 5; i++) {
+        usleep(20 * 1000);
+        cr_assert_eq(kv_snapshot(s), KV_OK);
+    }
+    atomic_store(&c.stop, 1);
+    pthread_join(t, NULL);
+    char *before = histories(s);
+    uint64_t rev = kv_revision(s);
+    kv_close(s);
+    s = open_durable(dir);
+    cr_assert_eq(kv_revision(s), rev);
+    char *after = histories(s);
+    cr_assert_str_eq(after, before);
+    free(before);
+    free(after);
+    kv_close(s);
+    rmdir_all(dir);
+    free(dir);
+}
+
+Test(history, gives_way_first_under_a_memory_limit)
+{
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.history = 1;
+    c.max_memory = 4 << 20;
+    c.eviction_policy = KV_EVICT_NOEVICTION;
+    kv_store *s = NULL;
+    cr_assert_eq(kv_open_config(&c, &s), KV_OK);
+    char v[1000];
+    memset(v, 'h', sizeof v);
+    /* 20 MiB of overwrites of 100 keys: only history can grow */
+    for (int i = 0; i < 20000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i % 100);
+        int rc = kv_set(s, k, strlen(k), v, sizeof v, NULL);
+        cr_assert_eq(rc, KV_OK, "write %d: %s", i, kv_strerror(rc));
+    }
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_leq(m.memory_used, (uint64_t)c.max_memory + (c.max_memory >> 4), "used %llu, history %llu", (unsigned long long)m.memory_used, (unsigned long long)m.history_bytes);
+    cr_assert_gt(m.compact_revision, 0, "history was compacted to make room");
+    cr_assert_eq(m.keys, 100, "no live key was lost");
+    kv_close(s);
+}
+
+Test(history, an_evicting_store_with_history_stays_under_its_limit)
+{
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.history = 1;
+    c.max_memory = 4 << 20;
+    c.eviction_policy = KV_EVICT_ALLKEYS_LRU;
+    kv_store *s = NULL;
+    cr_assert_eq(kv_open_config(&c, &s), KV_OK);
+    char v[500];
+    memset(v, 'e', sizeof v);
+    for (int i = 0; i < 40000; i++) { /* 20 MiB of new keys */
+        char k[16];
+        snprintf(k, sizeof k, "n%d", i);
+        int rc = kv_set(s, k, strlen(k), v, sizeof v, NULL);
+        cr_assert_eq(rc, KV_OK, "write %d: %s", i, kv_strerror(rc));
+    }
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_leq(m.memory_used, (uint64_t)c.max_memory + (c.max_memory >> 4),
+                  "used %llu, history %llu", (unsigned long long)m.memory_used,
+                  (unsigned long long)m.history_bytes);
+    cr_assert_gt(m.evicted_keys, 0);
     kv_close(s);
 }

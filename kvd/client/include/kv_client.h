@@ -215,6 +215,18 @@ KV_CLIENT_API int kv_client_txn(kv_client *c,
                                 const kv_op *else_ops, size_t nelse,
                                 kv_txn_result *result);
 
+/* As kv_client_txn(), but a set op's kv_op.expire_at_ms is a TTL: the key
+ * expires that many ms (1..2^52; 0: no expiry) after the server runs the
+ * transaction, by the server's clock (protocol version 4, see "Key
+ * expiry"; with an older server KV_UNSUPPORTED, not sent, when an op has
+ * one). Errors: as kv_client_txn(); KV_INVALID_ARGUMENT (a TTL above
+ * 2^52, not sent). */
+KV_CLIENT_API int kv_client_txn_ttl(kv_client *c,
+                                    const kv_compare *cmps, size_t ncmps,
+                                    const kv_op *then_ops, size_t nthen,
+                                    const kv_op *else_ops, size_t nelse,
+                                    kv_txn_result *result);
+
 /* As kv_scan(), one round trip: calls fn for each entry of one batch of up
  * to `limit` keys starting with prefix (limit 0: the server's default),
  * from cursor (0 to start); *next receives the cursor to continue from,
@@ -529,6 +541,10 @@ typedef struct kv_client_reply {
     kv_value *values;      /* MGET: nvalues entries, owned by the pipeline */
     size_t nvalues;
     kv_txn_result txn;     /* TXN: owned by the pipeline                   */
+    /* Members added later stay at the end (replies are only ever handed
+     * out by pointer, so the struct may grow). */
+    uint64_t expire_at_ms; /* TTL: the key's expiry time, 0: none          */
+    uint64_t ttl_ms;       /* TTL: ms left by the server's clock, 0: none  */
 } kv_client_reply;
 
 /* The op codes of kv_client_reply.op (same numbers as the wire). */
@@ -539,6 +555,9 @@ typedef struct kv_client_reply {
 #define KV_CLIENT_OP_MSET 6
 #define KV_CLIENT_OP_DEL 7
 #define KV_CLIENT_OP_TXN 8
+#define KV_CLIENT_OP_TTL 14
+#define KV_CLIENT_OP_EXPIRE 15
+#define KV_CLIENT_OP_PERSIST 16
 
 /* A new, empty pipeline on c. It must be freed before c is closed.
  * Errors: KV_NO_MEMORY. */
@@ -574,6 +593,62 @@ KV_CLIENT_API int kv_client_pipeline_txn(kv_client_pipeline *p,
                                          const kv_compare *cmps, size_t ncmps,
                                          const kv_op *then_ops, size_t nthen,
                                          const kv_op *else_ops, size_t nelse);
+
+/* Queueing with key expiry (protocol version 4), the pipelined forms of
+ * kv_client_set_ex() ... kv_client_persist(), with the same arguments and
+ * the same checks, made when queued: KV_INVALID_ARGUMENT (a time or TTL
+ * out of 1..2^52, unknown EXPIRE flags) and, when the client is connected
+ * to a server older than version 4, KV_UNSUPPORTED (with
+ * kv_client_last_error_local() 1); either way nothing is queued. Replies:
+ * the SET / MSET forms as kv_client_pipeline_set() / _mset() (op SET or
+ * MSET, reply.version); TTL (op KV_CLIENT_OP_TTL) reply.expire_at_ms and
+ * reply.ttl_ms, both 0 when the key has no expiry; EXPIRE and PERSIST
+ * (KV_CLIENT_OP_EXPIRE / _PERSIST) reply.version, the key's version after
+ * it. TTL, EXPIRE and PERSIST of an absent key: reply status KV_NOT_FOUND;
+ * a failed EXPIRE condition: KV_VERSION_MISMATCH. kv_client_pipeline_expire
+ * with expire_at_ms 0 queues a PERSIST, as kv_client_expire(). */
+KV_CLIENT_API int kv_client_pipeline_set_ex(kv_client_pipeline *p,
+                                            const void *key, size_t klen,
+                                            const void *val, size_t vlen,
+                                            uint64_t expire_at_ms);
+KV_CLIENT_API int kv_client_pipeline_set_ttl(kv_client_pipeline *p,
+                                             const void *key, size_t klen,
+                                             const void *val, size_t vlen,
+                                             uint64_t ttl_ms);
+KV_CLIENT_API int kv_client_pipeline_set_if_ttl(kv_client_pipeline *p,
+                                                const void *key, size_t klen,
+                                                const void *val, size_t vlen,
+                                                uint64_t expected,
+                                                uint64_t ttl_ms);
+KV_CLIENT_API int kv_client_pipeline_mset_ex(kv_client_pipeline *p,
+                                             const kv_pair *pairs, size_t n,
+                                             uint64_t expire_at_ms);
+KV_CLIENT_API int kv_client_pipeline_mset_ttl(kv_client_pipeline *p,
+                                              const kv_pair *pairs, size_t n,
+                                              uint64_t ttl_ms);
+KV_CLIENT_API int kv_client_pipeline_ttl(kv_client_pipeline *p,
+                                         const void *key, size_t klen);
+KV_CLIENT_API int kv_client_pipeline_expire(kv_client_pipeline *p,
+                                            const void *key, size_t klen,
+                                            uint64_t expire_at_ms);
+KV_CLIENT_API int kv_client_pipeline_expire_ttl(kv_client_pipeline *p,
+                                                const void *key, size_t klen,
+                                                uint64_t ttl_ms);
+KV_CLIENT_API int kv_client_pipeline_expire_if(kv_client_pipeline *p,
+                                               const void *key, size_t klen,
+                                               uint64_t ms, unsigned flags);
+KV_CLIENT_API int kv_client_pipeline_persist(kv_client_pipeline *p,
+                                             const void *key, size_t klen);
+/* As kv_client_pipeline_txn(), with set ops' expire_at_ms TTLs as in
+ * kv_client_txn_ttl(). kv_client_pipeline_txn() itself takes Unix times
+ * there, as kv_client_txn(); both check them as above. */
+KV_CLIENT_API int kv_client_pipeline_txn_ttl(kv_client_pipeline *p,
+                                             const kv_compare *cmps,
+                                             size_t ncmps,
+                                             const kv_op *then_ops,
+                                             size_t nthen,
+                                             const kv_op *else_ops,
+                                             size_t nelse);
 
 /* Sends every queued request in one write and reads all replies. KV_OK
  * when every reply arrived (look at each reply's status); a transport

@@ -102,6 +102,12 @@ static void store_metrics(out *o, const kv_metrics *m)
         M(memory_used, "kvd_memory_used_bytes", "gauge",
           "Memory counted against --max-memory: the store's memory and retired memory not "
           "yet freed."),
+        M(history_versions, "kvd_history_versions", "gauge",
+          "Earlier values of keys kept for reads at a revision (--history)."),
+        M(history_bytes, "kvd_history_bytes", "gauge",
+          "Memory the earlier values take (included in the store's memory)."),
+        M(compact_revision, "kvd_compact_revision", "gauge",
+          "The oldest revision a read in the past may ask for (0: none compacted)."),
 #undef M
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
@@ -209,6 +215,16 @@ int kvd_http_metrics(kvd_server *s, kv_proto_buf *b)
         "Socket writes (pipelined responses share one).", batches);
     one(&o, "kvd_errors_total", "counter", "Responses with a failure status.", errors);
     one(&o, "kvd_protocol_errors_total", "counter", "Malformed or oversized requests.", proto);
+    one(&o, "kvd_watchers", "gauge", "Open watches (WATCH, KVD.WATCH).",
+        atomic_load_explicit(&s->watchers, memory_order_relaxed));
+    one(&o, "kvd_watchers_backlogged", "gauge",
+        "Watches not polled because their client does not read its output.",
+        atomic_load_explicit(&s->watchers_backlogged, memory_order_relaxed));
+    one(&o, "kvd_watch_events_total", "counter", "Watch events sent.",
+        atomic_load_explicit(&s->watch_events, memory_order_relaxed));
+    one(&o, "kvd_watch_lost_total", "counter",
+        "Watches ended because history no longer had their events (COMPACTED).",
+        atomic_load_explicit(&s->watch_lost, memory_order_relaxed));
     family(&o, "kvd_requests_total", "counter", "Requests answered, by command.");
     for (int op = 0; op < KVD_CMD_COUNT; op++)
         if (shown(op, reqs[op]))

@@ -43,6 +43,7 @@
 #include "log.h"
 #include "notify.h"
 #include "repl/repl.h"
+#include "watchers.h"
 
 #define KVD_GRACE_MS 3000
 #define ACCEPT_BATCH 64
@@ -71,6 +72,10 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
     c.max_keys = cfg->max_keys;
     c.max_memory = cfg->max_memory;
     c.eviction_policy = cfg->eviction_policy;
+    c.history = cfg->history;
+    c.history_versions = (uint32_t)cfg->history_versions;
+    c.history_bytes = cfg->history_bytes;
+    c.history_age_s = cfg->history_age;
     if (cfg->initial_capacity)
         c.initial_capacity = cfg->initial_capacity;
     /* A cluster node's durability is its Raft log (repl/): the store
@@ -95,6 +100,13 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
         return -1;
     }
     static const char *policy[] = {"everysec", "always", "no"};
+    if (cfg->history)
+        kvd_info("history on: %llu earlier values per key, %llu bytes in all, %u s "
+                 "(0: no bound)",
+                 (unsigned long long)cfg->history_versions,
+                 (unsigned long long)cfg->history_bytes, cfg->history_age);
+    else
+        kvd_info("history off: reads at a revision, HISTORY and ROLLBACK are refused");
     if (cfg->cluster || cfg->cluster_join) {
         kvd_info("cluster node: data in %s/raft (Raft's log), the store rebuilt from it",
                  cfg->data_dir ? cfg->data_dir : "?");
@@ -339,6 +351,7 @@ static void worker_stop(kvd_worker *w)
     pthread_mutex_unlock(&w->lock);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->reclaim, NULL);
+    uv_close((uv_handle_t *)&w->watch_timer, NULL);
     for (kvd_conn *c = w->conns; c; c = c->next)
         kvd_conn_drain(c);
     if (w->conns == NULL)
@@ -429,6 +442,7 @@ static int workers_start(kvd_server *s)
         uv_timer_init(&w->loop, &w->reclaim);
         w->reclaim.data = w;
         uv_timer_start(&w->reclaim, on_reclaim, RECLAIM_MS, RECLAIM_MS);
+        kvd_watch_timer_init(w);
         pthread_mutex_init(&w->lock, NULL);
         pthread_mutex_init(&w->repl_mu, NULL);
         atomic_init(&w->stop, 0);
@@ -443,6 +457,7 @@ static int workers_start(kvd_server *s)
             pthread_mutex_unlock(&s->notify_mu);
             uv_close((uv_handle_t *)&w->log_write, NULL);
             uv_close((uv_handle_t *)&w->reclaim, NULL);
+            uv_close((uv_handle_t *)&w->watch_timer, NULL);
             uv_run(&w->loop, UV_RUN_DEFAULT);
             uv_loop_close(&w->loop);
             pthread_mutex_destroy(&w->lock);

@@ -334,6 +334,133 @@ KV_CLIENT_API int kv_client_expire_if(kv_client *c, const void *key,
 KV_CLIENT_API int kv_client_persist(kv_client *c, const void *key, size_t klen,
                                     uint64_t *version);
 
+/* ------------------------------------------------------------------------
+ * History (protocol version 5)
+ *
+ * As libkv's history (kv.h, "History"), on a server that keeps it (kvd
+ * --history on, its default). A revision names the store as it was after
+ * the change numbered so. With a server that speaks an older version
+ * these return KV_UNSUPPORTED without sending anything
+ * (kv_client_last_error_local() is then 1). Besides the usual errors:
+ * KV_UNSUPPORTED (the server keeps no history, or a cluster node refuses
+ * ROLLBACK and COMPACT), KV_INVALID_ARGUMENT (revision 0),
+ * KV_FUTURE_REVISION (above the server's latest revision; the message
+ * names the latest), KV_COMPACTED (below the oldest revision still kept;
+ * kv_client_last_error() names it: "... oldest is N").
+ * ---------------------------------------------------------------------- */
+
+/* As kv_get_at(): the value key had at revision rev, a malloc'ed copy in
+ * *out (out->version: the revision that wrote it; free with
+ * kv_client_value_free). KV_NOT_FOUND (outcome) if the key did not exist
+ * at rev. */
+KV_CLIENT_API int kv_client_get_at(kv_client *c, const void *key, size_t klen, uint64_t rev,
+                                   kv_value *out);
+
+/* As kv_mget_at(): the n keys as they all were at revision rev; out[i]
+ * for keys[i], {NULL, 0, 0} when absent then. Free with
+ * kv_client_values_free(out, n). On error nothing is allocated. */
+KV_CLIENT_API int kv_client_mget_at(kv_client *c, const kv_key *keys, size_t n, uint64_t rev,
+                                    kv_value *out);
+
+/* As kv_client_scan_ex(), over the keys as they were at revision rev
+ * (kv_scan_at(): keys deleted since are included, keys created since are
+ * not; the result does not change while the scan goes on). */
+KV_CLIENT_API int kv_client_scan_at(kv_client *c, const void *prefix, size_t plen, uint64_t rev,
+                                    uint64_t cursor, size_t limit, unsigned flags,
+                                    kv_scan_fn fn, void *ctx, uint64_t *next);
+
+/* As kv_history(): the changes of key with revision in [min_rev, max_rev]
+ * (max_rev 0: to the latest; min_rev 0: as far back as is kept), newest
+ * first, at most limit (0: the server's default, 100; it answers at most
+ * 10000: page with max_rev = the last revision received - 1). *out
+ * receives a malloc'ed array of *n events (each value malloc'ed; libkv's
+ * kv_event): free it with kv_client_events_free(*out, *n). A key without
+ * changes in the range gives *n = 0 and KV_OK. *compact_rev (may be NULL)
+ * receives the server's compaction revision. */
+KV_CLIENT_API int kv_client_history(kv_client *c, const void *key, size_t klen,
+                                    uint64_t min_rev, uint64_t max_rev, size_t limit,
+                                    kv_event **out, size_t *n, uint64_t *compact_rev);
+/* Frees n events from kv_client_history or kv_client_watch_next. NULL is a
+ * no-op. */
+KV_CLIENT_API void kv_client_events_free(kv_event *events, size_t n);
+
+/* As kv_rollback(): restores the n keys (n >= 1) to their state at
+ * revision to_rev as ONE new change; *version (may be NULL) receives its
+ * revision (0 when nothing needed to change), *changed (may be NULL) how
+ * many keys it set or deleted. unchanged_since != 0: only if none of the
+ * keys changed after that revision, else KV_VERSION_MISMATCH (outcome)
+ * and nothing changes. */
+KV_CLIENT_API int kv_client_rollback(kv_client *c, const kv_key *keys, size_t n,
+                                     uint64_t to_rev, uint64_t unchanged_since,
+                                     uint64_t *version, size_t *changed);
+
+/* As kv_rollback_prefix(): every key starting with prefix (plen 0: the
+ * whole store) back to revision to_rev, as one change; as above. */
+KV_CLIENT_API int kv_client_rollback_prefix(kv_client *c, const void *prefix, size_t plen,
+                                            uint64_t to_rev, uint64_t unchanged_since,
+                                            uint64_t *version, size_t *changed);
+
+/* As kv_compact(): drops the history below revision rev; *compact_rev
+ * (may be NULL) receives the new compaction revision. KV_COMPACTED when
+ * rev is not above the current one. */
+KV_CLIENT_API int kv_client_compact(kv_client *c, uint64_t rev, uint64_t *compact_rev);
+
+/* ------------------------------------------------------------------------
+ * Watch (protocol version 6): following the changes of a key or a prefix
+ *
+ * As kv_watch_open() in the store, over the network: every change of the
+ * key (or of every key starting with the prefix) from a starting revision
+ * on, in revision order - first the changes history still has, then new
+ * ones as they are made. A watch owns its client's connection while it is
+ * open: other calls on that client return KV_INVALID_ARGUMENT (use a
+ * second client for requests). A client that cannot keep up is never
+ * skipped silently: when the server's history no longer has the events it
+ * missed, kv_client_watch_next() returns KV_COMPACTED and
+ * kv_client_watch_revision() names the revision to resume from with a new
+ * watch. With a server that speaks an older version kv_client_watch_open
+ * returns KV_UNSUPPORTED without sending anything.
+ * ---------------------------------------------------------------------- */
+typedef struct kv_client_watch kv_client_watch;
+
+/* Starts watching key (prefix 0; klen >= 1) or every key starting with it
+ * (prefix 1; klen may be 0: the whole store) from revision from_rev (0:
+ * from the next change), on client c, which must be connected. max_events
+ * bounds the events per frame the server sends (0: its default, 100).
+ * *out receives the watch (free with kv_client_watch_close); the client
+ * belongs to it until then. Errors, besides the transport ones:
+ * KV_UNSUPPORTED (the server keeps no history, or is too old),
+ * KV_COMPACTED (from_rev is below the oldest revision the server keeps;
+ * kv_client_last_error() names it), KV_INVALID_ARGUMENT (a watch is
+ * already open on c, too many watches), KV_KEY_EMPTY, KV_KEY_TOO_LARGE,
+ * KV_NO_MEMORY. Thread: c's. */
+KV_CLIENT_API int kv_client_watch_open(kv_client *c, const void *key, size_t klen, int prefix,
+                                       uint64_t from_rev, size_t max_events,
+                                       kv_client_watch **out);
+
+/* Waits up to timeout_ms (0: do not wait; <0: no bound) for the next
+ * events and returns them in a new array *events of *n (each key and
+ * value malloc'ed; libkv's kv_event, create_revision/version/expire_at_ms
+ * as kv_watch_next gives them; free with kv_client_events_free). KV_OK
+ * with *n = 0 when the time passed or a signal interrupted the wait (the
+ * caller may check its own flags and call again). The events of one
+ * change may come over two calls when they are too large for one frame.
+ * KV_COMPACTED: events were lost; the watch is over and
+ * kv_client_watch_revision() is where to resume. Transport errors
+ * (KV_CLOSED, KV_IO, KV_TIMEOUT while a frame was arriving, KV_PROTOCOL)
+ * end the watch and close the connection. */
+KV_CLIENT_API int kv_client_watch_next(kv_client_watch *w, kv_event **events, size_t *n,
+                                       int timeout_ms);
+
+/* The revision the watch delivers from next: after KV_COMPACTED, the
+ * revision a new watch resumes from (the events before it are lost). */
+KV_CLIENT_API uint64_t kv_client_watch_revision(const kv_client_watch *w);
+
+/* Ends the watch (CANCEL, waiting for the server's answer; events still
+ * arriving are dropped) and frees it: its client can send requests again.
+ * If the connection fails meanwhile it is closed (reconnect with
+ * kv_client_connect). NULL is a no-op. */
+KV_CLIENT_API void kv_client_watch_close(kv_client_watch *w);
+
 /* Metrics: the store's (kv_metrics field names) and the server's. */
 typedef enum kv_client_metric_kind {
     KV_CLIENT_METRIC_UINT = 0,

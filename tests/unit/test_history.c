@@ -640,7 +640,9 @@ Test(history, gives_way_first_under_a_memory_limit)
     }
     kv_metrics m;
     cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
-    cr_assert_leq(m.memory_used, (uint64_t)c.max_memory + (c.max_memory >> 4), "used %llu, history %llu", (unsigned long long)m.memory_used, (unsigned long long)m.history_bytes);
+    cr_assert_leq(m.memory_used, (uint64_t)c.max_memory + (c.max_memory >> 4),
+                  "used %llu, history %llu", (unsigned long long)m.memory_used,
+                  (unsigned long long)m.history_bytes);
     cr_assert_gt(m.compact_revision, 0, "history was compacted to make room");
     cr_assert_eq(m.keys, 100, "no live key was lost");
     kv_close(s);
@@ -670,4 +672,36 @@ Test(history, an_evicting_store_with_history_stays_under_its_limit)
                   (unsigned long long)m.history_bytes);
     cr_assert_gt(m.evicted_keys, 0);
     kv_close(s);
+}
+
+Test(history, a_store_reopened_with_a_smaller_bound_keeps_the_newest)
+{
+    char *dir = tmpdir();
+    kv_store *s = open_durable(dir);
+    uint64_t r[20];
+    char v[8];
+    for (int i = 0; i < 20; i++) {
+        snprintf(v, sizeof v, "v%d", i);
+        r[i] = kvt_set(s, "k", v);
+    }
+    cr_assert_eq(kv_snapshot(s), KV_OK);
+    kv_close(s);
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.dir = dir;
+    c.history = 1;
+    c.history_versions = 3;
+    cr_assert_eq(kv_open_config(&c, &s), KV_OK);
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_eq(m.history_versions, 3);
+    expect_at(s, "k", r[16], "v16");
+    cr_assert_eq(get_at_rc(s, "k", r[15]), KV_COMPACTED);
+    uint64_t last = kvt_set(s, "k", "new");
+    expect_at(s, "k", last, "new");
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_eq(m.history_versions, 3);
+    kv_close(s);
+    rmdir_all(dir);
+    free(dir);
 }

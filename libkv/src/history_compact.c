@@ -1,0 +1,171 @@
+/*
+ * history_compact.c - dropping history no read needs any more: on request
+ * (kv_compact), by the byte and age bounds (the compactor thread), and
+ * under the memory limit (kv__hist_shed). A sweep takes one stripe at a
+ * time, so readers and writers wait at most for one stripe's part.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "history_impl.h"
+
+/* ---- compaction ------------------------------------------------------------ */
+
+/* Drops, stripe by stripe, every entry no read at a revision >= c needs.
+ * compact_mu held. */
+static void sweep(kv_store *s, kv__slot *slot, uint64_t c)
+{
+    for (unsigned st = 0; st < KV__NSTRIPES; st++) {
+        kv__hmap *m = &s->hist->maps[st];
+        kv__stripes_lock(s->stripes, &st, 1);
+        for (size_t b = 0; m->buckets && b < ((size_t)1 << m->bits); b++) {
+            kv__hkey *r = m->buckets[b];
+            while (r) {
+                kv__hkey *next = r->next;
+                while (r->oldest && r->oldest->until <= c &&
+                       kv__ebr_reserve(slot, 1) == KV_OK)
+                    kv__hist_drop_oldest(s, slot, r, false);
+                kv__hist_maybe_free(slot, m, r);
+                r = next;
+            }
+        }
+        kv__stripes_unlock(s->stripes, &st, 1);
+    }
+}
+
+static void add_hist_bytes(kv__slot *slot, void *ctx)
+{
+    *(uint64_t *)ctx += atomic_load_explicit(&slot->counters[KV__C_HIST_BYTES],
+                                             memory_order_relaxed);
+}
+
+static uint64_t hist_bytes_sum(kv_store *s)
+{
+    uint64_t sum = 0;
+    kv__slot_each(&s->slots, add_hist_bytes, &sum);
+    return (int64_t)sum < 0 ? 0 : sum;
+}
+
+/* Raises the compaction revision to c and sweeps. */
+static void compact_to(kv_store *s, kv__slot *slot, uint64_t c)
+{
+    kv__hist *h = s->hist;
+    pthread_mutex_lock(&h->compact_mu);
+    kv__hist_floor(s, c);
+    sweep(s, slot, atomic_load(&h->compact_rev));
+    pthread_mutex_unlock(&h->compact_mu);
+    kv__ebr_collect(&s->ebr, slot);
+}
+
+int kv_compact(kv_store *s, uint64_t rev)
+{
+    if (!s)
+        return KV_INVALID_ARGUMENT;
+    if (!s->hist)
+        return KV_UNSUPPORTED;
+    if (rev > kv__revision_latest(s))
+        return KV_FUTURE_REVISION;
+    if (rev <= atomic_load(&s->hist->compact_rev))
+        return KV_COMPACTED;
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (!slot)
+        return KV_NO_MEMORY;
+    compact_to(s, slot, rev);
+    return KV_OK;
+}
+
+static void add_hist_versions(kv__slot *slot, void *ctx)
+{
+    *(uint64_t *)ctx += atomic_load_explicit(&slot->counters[KV__C_HIST_VERSIONS],
+                                             memory_order_relaxed);
+}
+
+bool kv__hist_shed(kv_store *s, kv__slot *slot)
+{
+    uint64_t versions = 0;
+    kv__slot_each(&s->slots, add_hist_versions, &versions);
+    if ((int64_t)versions <= 0)
+        return false; /* only version counts of live keys: nothing to drop */
+    uint64_t latest = kv__revision_latest(s), c = atomic_load(&s->hist->compact_rev);
+    if (c >= latest)
+        return false;
+    compact_to(s, slot, c + (latest - c + 1) / 2);
+    return true;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The revision the bounds ask to compact to now (0: none). */
+static uint64_t bounds_target(kv_store *s, uint64_t now)
+{
+    kv__hist *h = s->hist;
+    uint64_t latest = kv__revision_latest(s), c = atomic_load(&h->compact_rev);
+    uint64_t target = 0;
+    if (h->max_age_s) {
+        if (now - h->last_sample >= h->sample_ms || !h->nsamples) {
+            h->samples[h->head] = (sample){now, latest};
+            h->head = (h->head + 1) % NSAMPLES;
+            if (h->nsamples < NSAMPLES)
+                h->nsamples++;
+            h->last_sample = now;
+        }
+        uint64_t cutoff = now - (uint64_t)h->max_age_s * 1000u;
+        /* the newest sample taken at or before the cutoff */
+        for (size_t i = 0; i < h->nsamples; i++) {
+            const sample *x = &h->samples[(h->head + NSAMPLES - 1 - i) % NSAMPLES];
+            if (now >= (uint64_t)h->max_age_s * 1000u && x->ms <= cutoff) {
+                target = x->rev;
+                break;
+            }
+        }
+    }
+    if (h->max_bytes) {
+        uint64_t bytes = hist_bytes_sum(s);
+        if (bytes > h->max_bytes && latest > c) {
+            /* Drop about the share of the revisions since c that brings
+             * the bytes to 7/8 of the bound (history is about evenly
+             * spread over them); the next tick goes on if it was not
+             * enough. */
+            uint64_t excess = bytes - h->max_bytes / 8 * 7;
+            uint64_t step = (uint64_t)((double)(latest - c) * ((double)excess / (double)bytes)) + 1;
+            if (c + step > target)
+                target = c + step > latest ? latest : c + step;
+        }
+    }
+    return target > c ? target : 0;
+}
+
+void *kv__hist_compactor(void *arg)
+{
+    kv_store *s = arg;
+    kv__hist *h = s->hist;
+    kv__slot *slot = kv__slot_get(&s->slots);
+    pthread_mutex_lock(&h->mu);
+    while (!h->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += (long)TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        int w = 0;
+        while (!h->stop && w != ETIMEDOUT)
+            w = pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+        if (h->stop || !slot)
+            break;
+        pthread_mutex_unlock(&h->mu);
+        uint64_t target = bounds_target(s, mono_ms());
+        if (target)
+            compact_to(s, slot, target);
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}

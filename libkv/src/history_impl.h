@@ -1,0 +1,129 @@
+/*
+ * history_impl.h - what the history files share (history.c, history_read.c,
+ * history_rollback.c, history_compact.c, history_snap.c): the records, the
+ * per-stripe maps and the helpers every part uses. Private to them; the
+ * rest of the library uses history.h.
+ *
+ * Locking: a stripe's map, its records and their versions are read and
+ * written only with that stripe's lock held. Items of versions are
+ * immutable; one dropped from history is retired through the epochs
+ * (ebr.h), so a thread pinned in a read section may still copy it after
+ * the lock is released.
+ */
+#ifndef KV_HISTORY_IMPL_H
+#define KV_HISTORY_IMPL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "history.h"
+#include "store.h"
+
+/* One earlier version of a key: visible at revisions [rev, until). */
+struct kv__hent {
+    kv__hent *older, *newer;
+    uint64_t rev, until;
+    uint64_t create_rev, version;
+    kv__item *item;
+};
+
+/* A key with history. While the key is live (its slot holds an item) the
+ * record also keeps the current item's create revision and version count;
+ * a key without a record is live with version 1 (or absent). */
+struct kv__hkey {
+    kv__hkey *next; /* in its bucket */
+    uint64_t hash;
+    uint64_t floor; /* reads of this key below it: compacted (per-key bound) */
+    uint64_t cur_rev, cur_create, cur_version; /* the version cur_rev's */
+    kv__hent *newest, *oldest;
+    uint32_t nent;
+    bool live;
+    uint32_t klen;
+    unsigned char key[];
+};
+
+/* One stripe's keys with history: chained buckets indexed by the hash's
+ * top bits, so a hash range is a range of buckets (kv_scan_at). */
+typedef struct kv__hmap {
+    kv__hkey **buckets;
+    unsigned bits;
+    size_t count;
+} kv__hmap;
+
+#define KV__HMAP_MIN_BITS 4u /* a map starts with 16 buckets */
+#define NSAMPLES 1024u
+#define TICK_MS 100u
+
+typedef struct sample {
+    uint64_t ms, rev;
+} sample;
+
+struct kv__hist {
+    kv__hmap *maps; /* KV__NSTRIPES, each guarded by its stripe's lock */
+    uint32_t max_versions;
+    uint64_t max_bytes;
+    uint32_t max_age_s;
+    _Atomic uint64_t compact_rev;
+    pthread_mutex_t compact_mu; /* one sweep at a time */
+    /* the kv__hist_compactor thread (byte and age bounds) */
+    bool running, stop;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* (time, latest revision) every sample_ms, for the age bound */
+    sample samples[NSAMPLES];
+    size_t nsamples, head;
+    uint64_t sample_ms, last_sample;
+};
+
+/* A version found at a revision. */
+typedef struct kv__hver {
+    const kv__item *item;
+    uint64_t create_rev, version;
+} kv__hver;
+
+static inline size_t kv__hmap_bucket(const kv__hmap *m, uint64_t hash)
+{
+    return (size_t)(hash >> (64 - m->bits));
+}
+
+/* The maps (history.c; the stripe locked). kv__hmap_insert: the map has
+ * buckets (kv__hist_prepare or a loader made sure). */
+kv__hkey *kv__hmap_find(const kv__hmap *m, uint64_t hash, const void *key, size_t klen);
+void kv__hmap_insert(kv__hmap *m, kv__hkey *r);
+void kv__hmap_remove(kv__hmap *m, kv__hkey *r);
+
+/* Accounting and dropping (history.c; the stripe locked).
+ * kv__hist_drop_oldest: unlinks r's oldest version and retires its item
+ *   (a retire must be reserved); raise: the per-key bound dropped it, so
+ *   the key's floor rises to its `until`.
+ * kv__hist_maybe_free: frees r if it holds nothing a read needs. */
+size_t kv__hent_bytes(const kv_store *s, const kv__hent *e);
+size_t kv__hkey_bytes(const kv__hkey *r);
+void kv__hist_drop_oldest(kv_store *s, kv__slot *slot, kv__hkey *r, bool raise);
+void kv__hist_maybe_free(kv__slot *slot, kv__hmap *m, kv__hkey *r);
+
+/* Reading (history_read.c).
+ * kv__hist_current_ver: the metadata of key's current item it (record r
+ *   may be NULL).
+ * kv__hist_slot_item: the item in key's slot whatever its expiry (stripe
+ *   locked, pinned).
+ * kv__hist_resolve: key's version at rev (stripe locked, pinned): KV_OK,
+ *   KV_NOT_FOUND or KV_COMPACTED. kv__hist_resolve_locked: the same,
+ *   taking the stripe lock for just that (the caller is pinned).
+ * kv__hist_check_rev, kv__hist_check_keys: the checks every read in the
+ *   past starts with. */
+kv__hver kv__hist_current_ver(const kv__item *it, const kv__hkey *r);
+kv__item *kv__hist_slot_item(kv_store *s, uint64_t hash, const void *key, size_t klen);
+int kv__hist_resolve(kv_store *s, uint64_t hash, const void *key, size_t klen, uint64_t rev,
+                     kv__hver *out);
+int kv__hist_resolve_locked(kv_store *s, uint64_t hash, const void *key, size_t klen,
+                            uint64_t rev, kv__hver *out);
+int kv__hist_check_rev(kv_store *s, uint64_t rev);
+int kv__hist_check_keys(kv_store *s, const kv_key *keys, size_t n, uint64_t rev);
+
+/* The compactor thread's body (history_compact.c); arg is the store. */
+void *kv__hist_compactor(void *arg);
+
+#endif

@@ -91,6 +91,7 @@ struct kvd_conn;
     XX(EXPIRE, "expire", KVD_CF_WRITE)                       \
     XX(PERSIST, "persist", KVD_CF_WRITE)                     \
     XX(GETEX, "getex", KVD_CF_WRITE)                         \
+    XX(CLUSTER_EXPIRE, "cluster_expire", KVD_CF_NOTXN)      \
     XX(GET_AT, "get_at", KVD_CF_READ | KVD_CF_NOTXN)         \
     XX(MGET_AT, "mget_at", KVD_CF_READ | KVD_CF_NOTXN)       \
     XX(SCAN_AT, "scan_at", KVD_CF_READ | KVD_CF_NOTXN)       \

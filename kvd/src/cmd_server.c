@@ -220,7 +220,8 @@ static int command_listed(int k)
 {
     /* the history kinds are listed by their RESP names (aliases) */
     return k != KVD_CMD_TXN && k != KVD_CMD_METRICS && k != KVD_CMD_SNAPSHOT &&
-           k != KVD_CMD_SNAPSHOT_READ && !(k >= KVD_CMD_GET_AT && k <= KVD_CMD_COMPACT);
+           k != KVD_CMD_SNAPSHOT_READ && k != KVD_CMD_CLUSTER_EXPIRE &&
+           !(k >= KVD_CMD_GET_AT && k <= KVD_CMD_COMPACT);
 }
 
 static int command_entry(kvd_reply *r, const char *name, int kind)

@@ -80,6 +80,9 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
     /* A cluster node's durability is its Raft log (repl/): the store
      * itself stays in memory and is rebuilt from the log at start. */
     c.dir = cfg->cluster || cfg->cluster_join ? NULL : cfg->data_dir;
+    /* Nor does a node remove expired keys on its own: the leader does,
+     * through the log, at the clock its entries carry (repl/node.c). */
+    c.manual_expiry = cfg->cluster || cfg->cluster_join ? 1 : 0;
     c.fsync = cfg->fsync;
     c.wait_durable = 0;
     c.snapshot_log_bytes = cfg->snapshot_log_size;

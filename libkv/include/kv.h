@@ -240,6 +240,16 @@ typedef struct kv_config {
                                 earlier values in all (0 = no byte bound) */
     uint32_t history_age_s;  /* with history: drop values replaced more
                                 than this many seconds ago (0 = no bound) */
+    int manual_expiry;       /* 1: the store never removes an expired key
+                                on its own: no background sweep. Expired
+                                keys stay invisible to readers; a change
+                                that meets one still removes it, judged by
+                                the clock the thread pinned (kv_clock_pin),
+                                and the program removes the others with
+                                kv_expire_remove. For a replica whose
+                                every change must come out the same on
+                                every copy (kvd's cluster nodes). See
+                                "Expiry". Default 0                       */
 } kv_config;
 
 #define KV_DEFAULT_SEGMENT_BYTES ((uint64_t)64 * 1024 * 1024)
@@ -576,12 +586,61 @@ KV_API int kv_mdelete(kv_store *store, const kv_key *keys, size_t n,
  * key stays in memory for about a second at most. Either way the removal
  * is a change like any other (a delete with its own revision, logged),
  * counted in kv_metrics.expired_keys; until then the key still counts in
- * kv_metrics.keys.
+ * kv_metrics.keys. A store opened with kv_config.manual_expiry has no
+ * background sweep: its program removes expired keys (replicas, below).
  * ---------------------------------------------------------------------- */
 
 /* The store's clock: milliseconds since the Unix epoch, as the store
- * compares expiry times with. Any thread. 0 if store is NULL. */
+ * compares expiry times with (the pinned reading, if the calling thread
+ * pinned one with kv_clock_pin). Any thread. 0 if store is NULL. */
 KV_API uint64_t kv_clock_ms(kv_store *store);
+
+/* Replicas. A copy of a store that applies another's changes must judge
+ * expiry exactly as the origin did, or the copies drift apart: a change
+ * that met a key expired by one copy's clock and not by another's would
+ * remove it on one copy only, with a revision the other never takes. So
+ * the origin records its clock reading with each change, and each copy
+ * applies the change with that reading pinned; and, in a store opened
+ * with kv_config.manual_expiry, expired keys are removed only by changes
+ * the origin decided on (kv_expired_find there, kv_expire_remove on every
+ * copy), never by a copy's own sweep. */
+
+/* Pins the clock the calling thread sees on store at ms (0: unpins):
+ * until unpinned, every call of this thread on store - reads, compares,
+ * the removal of expired keys a change meets, kv_clock_ms - takes ms as
+ * the time now. Other threads are not affected, and neither is the store's
+ * own clock (it goes on ticking for them). A thread pins one store at a
+ * time: pinning another unpins the first. Unpin before kv_close. */
+KV_API void kv_clock_pin(kv_store *store, uint64_t ms);
+
+/* What kv_expired_find gives for each expired key it finds: the key (valid
+ * only during the call: copy it) and its expiry time. Return 0 to go on,
+ * non-zero to stop. It must not call into the store. */
+typedef int (*kv_expired_fn)(void *ctx, const void *key, size_t klen, uint64_t expire_at_ms);
+
+/* One step of a sweep for expired keys, without removing them: looks at
+ * up to max_slots slots of the store's index, from where the previous
+ * step stopped (about kv_metrics.table_slots slots make a whole pass), and
+ * calls fn for each key whose expiry time is at or before now_ms, until
+ * fn returns non-zero. *found (may be NULL) receives how many keys fn was
+ * given. Any thread (steps on one store take turns); for a store opened
+ * with kv_config.manual_expiry (in another, the background sweep may
+ * remove the keys at any time).
+ * Errors: KV_INVALID_ARGUMENT (fn NULL, now_ms 0), KV_NO_MEMORY. */
+KV_API int kv_expired_find(kv_store *store, uint64_t now_ms, size_t max_slots,
+                           kv_expired_fn fn, void *ctx, size_t *found);
+
+/* Removes, in one change, those of the n keys whose expiry time is at or
+ * before now_ms; a key that has no expiry time or a later one (set again
+ * since it was found), or is absent, is left alone. The change has one
+ * revision (*version, may be NULL, left alone if nothing was removed) and
+ * counts in kv_metrics.expired_keys; *removed (may be NULL) receives how
+ * many keys it removed. Given the same state and the same now_ms, every
+ * copy removes the same keys.
+ * Errors: KV_INVALID_ARGUMENT (n 0, keys NULL, now_ms 0), key limit
+ * codes, KV_NO_MEMORY; a store with a data directory: KV_NO_SPACE, KV_IO. */
+KV_API int kv_expire_remove(kv_store *store, const kv_key *keys, size_t n, uint64_t now_ms,
+                            size_t *removed, uint64_t *version);
 
 /* As kv_set, and the key expires at expire_at_ms (0 = never). A time
  * already past is allowed: the key is set and at once absent. */
@@ -738,6 +797,22 @@ typedef int (*kv_scan_fn)(void *ctx, const void *key, size_t klen,
 KV_API int kv_scan(kv_store *store, const void *prefix, size_t plen,
                    uint64_t cursor, size_t limit, kv_scan_fn fn, void *ctx,
                    uint64_t *next);
+
+/* kv_scan_ex's callback: as kv_scan_fn, with the key's expiry time (0:
+ * none). */
+typedef int (*kv_scan_ex_fn)(void *ctx, const void *key, size_t klen, const void *val,
+                             size_t vlen, uint64_t version, uint64_t expire_at_ms);
+/* kv_scan_ex flags. */
+#define KV_SCAN_EXPIRED 1u /* also give keys that have expired but are
+                              still stored (not yet removed): a replica's
+                              copy of its whole state (see "Replicas") */
+
+/* As kv_scan, and fn also receives each key's expiry time; flags: 0 or
+ * KV_SCAN_EXPIRED. Errors: as kv_scan; KV_INVALID_ARGUMENT for an unknown
+ * flag. */
+KV_API int kv_scan_ex(kv_store *store, const void *prefix, size_t plen, uint64_t cursor,
+                      size_t limit, unsigned flags, kv_scan_ex_fn fn, void *ctx,
+                      uint64_t *next);
 
 /* ------------------------------------------------------------------------
  * Reclamation
@@ -1033,6 +1108,13 @@ KV_API void kv_watch_close(kv_watch *watch);
  * hold the change). */
 KV_API int kv_load(kv_store *store, const void *key, size_t klen, const void *val, size_t vlen,
                    uint64_t version, int deleted);
+
+/* As kv_load, and the key (unless deleted) has expiry time expire_at_ms
+ * (0: none), which may already be past: the key is then stored but
+ * absent, as on the copy it comes from (kv_scan_ex with KV_SCAN_EXPIRED
+ * gives such keys). */
+KV_API int kv_load_ex(kv_store *store, const void *key, size_t klen, const void *val,
+                      size_t vlen, uint64_t version, uint64_t expire_at_ms, int deleted);
 
 #ifdef __cplusplus
 }

@@ -679,7 +679,7 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
         return KV_NO_MEMORY;
     }
     kv__stripes_lock(s->stripes, &stripe, 1);
-    load_key(atomic_load(&s->table), &k, kv__clock_now(s));
+    load_key(atomic_load(&s->table), &k, b->now ? b->now : kv__clock_now(s));
 
     kv__outcome o = {.succeeded = true};
     if (b->ncmps && !compare_holds(&b->cmps[0], &k)) {
@@ -798,7 +798,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     kv__stripes_lock(s->stripes, stripes, nstripes);
 
     t = atomic_load(&s->table);
-    uint64_t now = kv__clock_now(s);
+    uint64_t now = b->now ? b->now : kv__clock_now(s);
     for (size_t i = 0; i < nkeys; i++)
         load_key(t, &keys[i], now);
 

@@ -7,7 +7,8 @@
  * makes it one atomic step with one revision. A batch is the general form
  * (compares, then-ops, else-ops); the simpler operations are special cases.
  *
- * Expiry: every key is looked at with the store's clock (kv__clock_now).
+ * Expiry: every key is looked at with the store's clock (kv__clock_now,
+ * which a replica's applying thread pins), or the batch's own reading.
  * An expired key counts as absent for compares and ops, and is removed by
  * the change that met it: a key that ends absent but whose slot still holds
  * an expired item gets a delete in the change's record (counted in
@@ -42,6 +43,8 @@ typedef struct kv__batch {
     bool no_wait;      /* return without waiting for the record to be
                           durable (eviction: a writer's slice must stay
                           short; a lost eviction is only a key back) */
+    uint64_t now;      /* the clock reading expiry is judged by in this
+                          change (kv_expire_remove); 0: kv__clock_now */
 } kv__batch;
 
 /* Op kinds only the library uses (kv__batch.internal). */

@@ -30,6 +30,14 @@
  * - one record, one revision, counted in expired_keys - exactly as it
  * would for any writer that meets an expired key. A key set again in the
  * meantime is left alone.
+ *
+ * Replicas (kv.h, "Replicas"): a store opened with manual_expiry runs the
+ * clock but no sweep; its program finds expired keys with
+ * kv_expired_find (the same cursor the sweep would use) and removes them
+ * with kv_expire_remove, a batch of TOUCH ops judged at a clock reading
+ * the caller gives (kv__batch.now). A thread may pin the clock it sees
+ * on one store (kv__pinned, store.h), so that the changes it applies for
+ * another copy judge expiry with the reading that copy made them with.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -95,9 +103,28 @@ void kv__clock_unfreeze(kv_store *s)
     atomic_store(&s->clock_frozen, false);
 }
 
+_Thread_local kv__clock_pin kv__pinned __attribute__((tls_model("initial-exec")));
+
 uint64_t kv_clock_ms(kv_store *s)
 {
-    return s ? kv__clock_refresh(s) : 0;
+    if (!s)
+        return 0;
+    if (kv__pinned.store == s)
+        return kv__pinned.ms;
+    return kv__clock_refresh(s);
+}
+
+void kv_clock_pin(kv_store *s, uint64_t ms)
+{
+    if (!s)
+        return;
+    if (ms) {
+        kv__pinned.store = s;
+        kv__pinned.ms = ms;
+    } else if (kv__pinned.store == s) {
+        kv__pinned.store = NULL;
+        kv__pinned.ms = 0;
+    }
 }
 
 /* Deletes the n keys (lengths in lens, bytes back to back in buf) if they
@@ -121,7 +148,7 @@ static size_t step_locked(kv_store *s, struct kv__expiry *e, size_t max_slots,
                           uint64_t deadline_ns)
 {
     kv__slot *slot = kv__slot_get(&s->slots);
-    if (!slot)
+    if (!slot || s->manual_expiry) /* its program removes expired keys */
         return 0;
     size_t lens[KV__EXPIRE_BATCH], nbatch = 0, used = 0, deleted = 0;
     size_t seen = 0;
@@ -182,6 +209,75 @@ size_t kv__expire_step(kv_store *s, size_t max_slots, uint64_t deadline_ns)
     size_t n = step_locked(s, e, max_slots, deadline_ns);
     pthread_mutex_unlock(&e->step_mu);
     return n;
+}
+
+int kv_expired_find(kv_store *s, uint64_t now_ms, size_t max_slots, kv_expired_fn fn,
+                    void *ctx, size_t *found)
+{
+    if (!s || !fn || !now_ms)
+        return KV_INVALID_ARGUMENT;
+    size_t n = 0;
+    if (!atomic_load(&s->ttl_seen)) /* no key ever had an expiry time */
+        goto out;
+    int rc = kv__expiry_start(s); /* holds the cursor */
+    if (rc != KV_OK)
+        return rc;
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (!slot)
+        return KV_NO_MEMORY;
+    struct kv__expiry *e = atomic_load(&s->expiry);
+    pthread_mutex_lock(&e->step_mu);
+    kv__ebr_pin(&s->ebr, slot);
+    kv__table *t = atomic_load(&s->table);
+    if (t != e->cursor_table) {
+        e->cursor_table = t;
+        e->cursor = 0;
+    }
+    for (size_t seen = 0; seen < max_slots; seen++) {
+        size_t i = e->cursor;
+        e->cursor = (i + 1) & t->mask;
+        uintptr_t v = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        if (!(v & KV__SLOT_TTL) || !kv__slot_is_key(v) || kv__slot_is_pending(v))
+            continue;
+        const kv__item *it = kv__slot_ptr(v);
+        if (!kv__item_expired(it, now_ms))
+            continue;
+        n++;
+        if (fn(ctx, kv__item_key(it), kv__item_klen(it), kv__item_expire_at(it)) != 0)
+            break;
+    }
+    kv__ebr_unpin(slot);
+    pthread_mutex_unlock(&e->step_mu);
+out:
+    if (found)
+        *found = n;
+    return KV_OK;
+}
+
+int kv_expire_remove(kv_store *s, const kv_key *keys, size_t n, uint64_t now_ms,
+                     size_t *removed, uint64_t *version)
+{
+    if (!s || !keys || !n || !now_ms)
+        return KV_INVALID_ARGUMENT;
+    kv_op small[KV__EXPIRE_BATCH];
+    kv_op *ops = n <= KV__EXPIRE_BATCH ? small : malloc(n * sizeof *ops);
+    if (!ops)
+        return KV_NO_MEMORY;
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (kv_op){.kind = KV__OP_TOUCH, .key = keys[i].data, .klen = keys[i].len};
+    kv__outcome o;
+    int rc = kv__apply(
+        s, &(kv__batch){.then_ops = ops, .nthen = n, .internal = true, .now = now_ms}, &o);
+    if (ops != small)
+        free(ops);
+    if (rc != KV_OK)
+        return rc;
+    kv__outcome_free(&o);
+    if (removed)
+        *removed = o.expired;
+    if (version && o.revision)
+        *version = o.revision;
+    return KV_OK;
 }
 
 void kv__expiry_pause(kv_store *s, bool paused)

@@ -36,8 +36,9 @@ void kv__expiry_pause(kv_store *s, bool paused);
  * max_slots index slots from where the last step stopped and deletes the
  * expired keys among them (in batches of KV__EXPIRE_BATCH keys, each one
  * kv__apply), stopping early once deadline_ns (CLOCK_MONOTONIC, 0: none)
- * has passed. Returns the keys it deleted. Not concurrently with another
- * step on the same store (the expiry thread's own, unless paused). */
+ * has passed. Returns the keys it deleted (0 in a store opened with
+ * manual_expiry: it has no sweep). Not concurrently with another step on
+ * the same store (the expiry thread's own, unless paused). */
 size_t kv__expire_step(kv_store *s, size_t max_slots, uint64_t deadline_ns);
 
 #define KV__EXPIRE_BATCH 16 /* keys per delete batch: stripe locks held at once */

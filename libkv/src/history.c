@@ -226,9 +226,11 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
         r->cur_create = had ? old_create : rev;
         r->cur_version = had ? old_version + 1 : 1;
     }
-    if (h->max_versions)
-        while (r->nent > h->max_versions)
-            kv__hist_drop_oldest(s, slot, r, true);
+    /* One drop at most: that is the retire the change reserved
+     * (kv__hist_retires). A key over the bound by more (a store reopened
+     * with a smaller bound) comes down one version per change. */
+    if (h->max_versions && r->nent > h->max_versions)
+        kv__hist_drop_oldest(s, slot, r, true);
     kv__hist_maybe_free(slot, m, r);
     *p = (kv__hist_prep){0};
 }

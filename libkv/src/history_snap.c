@@ -185,6 +185,10 @@ int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
         kv__count(slot, KV__C_HIST_VERSIONS, 1);
         kv__count(slot, KV__C_HIST_BYTES, kv__hent_bytes(s, e));
     }
+    /* a store reopened with a smaller per-key bound keeps the newest */
+    uint32_t max = s->hist->max_versions;
+    while (rc == KV_OK && max && r->nent > max && kv__ebr_reserve(slot, 1) == KV_OK)
+        kv__hist_drop_oldest(s, slot, r, true);
     kv__stripes_unlock(s->stripes, &st, 1);
     kv__ebr_unpin(slot);
     return rc;

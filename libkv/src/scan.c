@@ -172,3 +172,12 @@ int kv__scan_ex(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, s
         *next = finished ? 0 : resume;
     return rc;
 }
+
+int kv_scan_ex(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, size_t limit,
+               unsigned flags, kv_scan_ex_fn fn, void *ctx, uint64_t *next)
+{
+    if (flags & ~KV_SCAN_EXPIRED)
+        return KV_INVALID_ARGUMENT;
+    return kv__scan_ex(s, prefix, plen, cursor, limit, fn, ctx, next,
+                       (flags & KV_SCAN_EXPIRED) != 0);
+}

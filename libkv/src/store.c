@@ -75,6 +75,7 @@ void kv_close(kv_store *s)
 {
     if (!s)
         return;
+    kv_clock_pin(s, 0); /* a later store at this address is not pinned */
     kv__expiry_stop(s); /* it writes: before the log stops */
     kv__feed_close(s);
     kv__hist_close(s);

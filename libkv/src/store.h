@@ -50,6 +50,7 @@ struct kv_store {
     _Alignas(64) _Atomic uint64_t clock_ms; /* wall clock, ms; never goes back */
     _Atomic bool clock_frozen;  /* a test set the clock: the thread leaves it */
     _Atomic bool ttl_seen;      /* an item with an expiry time was published */
+    bool manual_expiry;         /* kv_config.manual_expiry: no sweep removes */
     _Atomic(struct kv__expiry *) expiry; /* the expiry thread, once started */
     pthread_mutex_t expiry_mu;  /* starts and stops it */
     /* evict.h: the access clock, raised by writers once per 1/1024 of the
@@ -67,10 +68,23 @@ void kv__durable_close(kv_store *s);
 struct kv_metrics;
 void kv__durable_metrics(kv_store *s, struct kv_metrics *m);
 
+/* expire.c: the clock reading the calling thread pinned on one store
+ * (kv_clock_pin), or store NULL. Thread-local, initial-exec: reading it
+ * costs one load, not a call (libkv is linked, not dlopen'ed, by its
+ * users; glibc keeps static TLS room for a few such variables anyway). */
+typedef struct kv__clock_pin {
+    const kv_store *store;
+    uint64_t ms;
+} kv__clock_pin;
+extern _Thread_local kv__clock_pin kv__pinned __attribute__((tls_model("initial-exec")));
+
 /* The store's coarse clock (ms since the Unix epoch): what readers and
- * writers compare expiry times with. One relaxed load. */
+ * writers compare expiry times with. One relaxed load - or the reading
+ * this thread pinned on s (a replica applying another copy's change). */
 static inline uint64_t kv__clock_now(const kv_store *s)
 {
+    if (__builtin_expect(kv__pinned.store == s, 0))
+        return kv__pinned.ms;
     return atomic_load_explicit(&s->clock_ms, memory_order_relaxed);
 }
 

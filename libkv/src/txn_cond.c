@@ -12,9 +12,9 @@ int kv_txn_cond(kv_store *s, const kv_compare *cmps, size_t ncmps,
     if (!s || !result)
         return KV_INVALID_ARGUMENT;
     kv__outcome o;
-    int rc = kv__apply(s,
-                       &(kv__batch){cmps, ncmps, then_ops, nthen, else_ops, nelse, true, false, false},
-                       &o);
+    int rc = kv__apply(
+        s, &(kv__batch){cmps, ncmps, then_ops, nthen, else_ops, nelse, true, false, false, 0},
+        &o);
     if (rc != KV_OK)
         return rc;
     kv__slot *slot = kv__slot_get(&s->slots);

@@ -7,7 +7,8 @@
  * killed with SIGKILL, or paused with SIGSTOP, a new one is elected and no
  * acknowledged write is lost; a whole cluster restarted from its
  * directories has every acknowledged write; a follower far behind
- * installs a snapshot; nodes join, take leadership and leave.
+ * installs a snapshot; nodes join, take leadership and leave; expired
+ * keys are removed through the log, with the same revisions everywhere.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -117,6 +118,116 @@ Test(cluster, expiry_times_are_the_same_on_every_node)
     expect_expiry_everywhere("r", (long long)at);
     kv_client_close(c);
     expect_same_revision();
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
+/* Waits until node i's figure name reaches want (45 s), asking on one
+ * connection rather than on a new one every 20 ms. */
+static void wait_metric(int i, const char *name, uint64_t want)
+{
+    long deadline = now_ms() + 45000;
+    kv_client *c = client(i);
+    uint64_t got = 0;
+    for (;;) {
+        kv_client_metrics m;
+        cr_assert_eq(kv_client_metrics_get(c, &m), KV_OK, "node %d", i + 1);
+        const kv_client_metric *x = kv_client_metrics_find(&m, NULL, name);
+        cr_assert_not_null(x, "no metric %s", name);
+        got = x->u;
+        kv_client_metrics_free(&m);
+        if (got == want || now_ms() >= deadline)
+            break;
+        usleep(20 * 1000);
+    }
+    kv_client_close(c);
+    cr_assert_eq(got, want, "node %d: %s is %llu, not %llu", i + 1, name,
+                 (unsigned long long)got, (unsigned long long)want);
+}
+
+/* Sets key with a TTL on the leader (retrying through an election); its
+ * expiry time. */
+static long long set_ttl_somewhere(const char *key, uint64_t ttl_ms)
+{
+    long deadline = now_ms() + 15000;
+    for (;;) {
+        kv_client *c = client(find_leader());
+        int rc = kv_client_set_ttl(c, key, strlen(key), "t", 1, ttl_ms, NULL);
+        uint64_t at = 0;
+        if (rc == KV_OK && ttl_ms > 1000)
+            rc = kv_client_ttl(c, key, strlen(key), &at, NULL);
+        kv_client_close(c);
+        if (rc == KV_OK)
+            return (long long)at;
+        cr_assert(rc == KV_NOT_LEADER || rc == KV_UNKNOWN_OUTCOME || rc == KV_CONNECT, "%s: %s",
+                  key, kv_client_strerror(rc));
+        cr_assert(now_ms() < deadline, "no write accepted within 15 s");
+        usleep(50 * 1000);
+    }
+}
+
+/* Removing an expired key is a change of the log like any other (issue
+ * 12/15): no node removes one on its own clock; the leader proposes the
+ * removals, and a write that meets an expired key judges it by the
+ * clock its entry carries, so every node makes the same removals with the
+ * same revisions. */
+Test(cluster, expired_keys_are_removed_through_the_log_with_the_same_revisions)
+{
+    start_all();
+    uint64_t rev = 0;
+    int leader = write_somewhere("k", "v", &rev);
+    kv_client *c = client(leader);
+    char key[32];
+    /* Keys expiring a few ms apart, the last set first, while a follower
+     * is stopped: a node that swept on its own clock would remove them
+     * one or a few per change as they expire, each change a revision
+     * above the last (a Lamport clock: apply.c), and the stopped one all
+     * at once after, in a few changes: fewer revisions. */
+    int paused = (leader + 1) % NODES;
+    for (int i = 0; i < 50; i++) {
+        int n = snprintf(key, sizeof key, "t%d", i);
+        uint64_t ttl = 300 + 7 * (uint64_t)(49 - i);
+        cr_assert_eq(kv_client_set_ttl(c, key, (size_t)n, "x", 1, ttl, NULL), KV_OK);
+    }
+    cr_assert_eq(kv_client_set_ttl(c, "long", 4, "y", 1, 3600000, NULL), KV_OK);
+    kill(cluster_nodes[paused].pid, SIGSTOP);
+    cluster_paused[paused] = 1;
+    /* once t0 (the last to expire) is gone for the leader's readers and
+     * the leader has removed them all, the stopped follower resumes and
+     * applies the same removals; then t0..t9 are set again */
+    long deadline = now_ms() + 30000;
+    kv_value v = {0};
+    int got;
+    while ((got = kv_client_get(c, "t0", 2, &v)) == KV_OK && now_ms() < deadline) {
+        kv_client_value_free(&v);
+        usleep(20 * 1000);
+    }
+    cr_assert_eq(got, KV_NOT_FOUND);
+    wait_metric(leader, "keys_with_ttl", 1);
+    kill(cluster_nodes[paused].pid, SIGCONT);
+    cluster_paused[paused] = 0;
+    uint64_t t3 = 0;
+    for (int i = 0; i < 10; i++) {
+        int n = snprintf(key, sizeof key, "t%d", i);
+        cr_assert_eq(kv_client_set(c, key, (size_t)n, "again", 5, i == 3 ? &t3 : NULL), KV_OK);
+    }
+    /* every expired item removed exactly once, on every node: by the
+     * leader's entries or by a set that met it */
+    for (int i = 0; i < NODES; i++) {
+        wait_metric(i, "keys_with_ttl", 1);
+        wait_metric(i, "expired_keys", 50);
+    }
+    expect_same_revision();
+    uint64_t after = 0;
+    cr_assert_eq(kv_client_set(c, "after", 5, "1", 1, &after), KV_OK);
+    for (int i = 0; i < NODES; i++) {
+        expect_on(i, "after", "1", after);
+        expect_on(i, "t3", "again", t3);
+        cr_assert_eq(node_metric(i, "keys"), 13, "node %d", i + 1); /* k long t0-9 after */
+        cr_assert_eq(node_metric(i, "expired_keys"), 50, "node %d", i + 1);
+    }
+    expect_same_revision();
+    kv_client_close(c);
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
 }
@@ -298,7 +409,8 @@ Test(cluster, a_restarted_cluster_has_every_acknowledged_write)
 
 /* With a snapshot every 16 entries, a follower killed early is far
  * behind the leader's log: it comes back by installing a snapshot (keys
- * deleted meanwhile go, every key keeps its revision), and a restarted
+ * deleted meanwhile go, every key keeps its revision and its expiry
+ * time), and a restarted
  * cluster recovers from its snapshots and the log after them. */
 Test(cluster, a_follower_far_behind_installs_a_snapshot)
 {
@@ -314,6 +426,11 @@ Test(cluster, a_follower_far_behind_installs_a_snapshot)
     int lagging = (leader + 1) % NODES;
     expect_on(lagging, "gone9", "x", rev);
     stop_node(lagging, SIGKILL);
+    /* keys with expiry times reach it in the snapshot with their times;
+     * one expires at once (removed by the leader, before or after the
+     * snapshot: either way the follower holds what the others hold) */
+    long long ttl_at = set_ttl_somewhere("ttl", 3600000);
+    set_ttl_somewhere("brief", 1);
     /* writes retried through elections (a slow machine may change
      * leaders): each key's revision is that of its last acknowledged set */
     uint64_t k19 = 0, k0 = 0;
@@ -346,6 +463,9 @@ Test(cluster, a_follower_far_behind_installs_a_snapshot)
     while (stale_get(lagging, "gone0", got, sizeof got) && now_ms() < deadline)
         usleep(20 * 1000);
     cr_assert_eq(stale_get(lagging, "gone0", got, sizeof got), 0, "a deleted key is gone");
+    cr_assert_eq(stale_pexpiretime(lagging, "ttl"), ttl_at);
+    for (int i = 0; i < NODES; i++)
+        wait_metric(i, "keys_with_ttl", 1); /* brief removed everywhere */
     expect_same_revision();
     cr_assert(file_has(cluster_nodes[lagging].log, "installed a snapshot"), "it installed one");
     /* the whole cluster restarted: snapshots, then the log after them */

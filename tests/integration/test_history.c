@@ -115,6 +115,7 @@ Test(history, reads_at_a_revision)
     cr_expect_not_null(out[0].data);
     cr_expect_null(out[1].data, "b did not exist at r1");
     kv_client_values_free(out, 2);
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -164,6 +165,7 @@ Test(history, scan_at_a_revision)
                                    &next), KV_OK);
     cr_assert_eq(l.n, 1);
     cr_expect_str_eq(l.keys[0], "p:2");
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -213,6 +215,7 @@ Test(history, a_keys_changes_newest_first)
                  KV_FUTURE_REVISION);
     cr_expect_eq(kv_client_history(c, "k", 1, r4, r2, 0, &ev, &n, NULL), KV_INVALID_ARGUMENT,
                  "min above max");
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -257,6 +260,7 @@ Test(history, rollback_keys_as_one_change)
     cr_expect_eq(kv_client_rollback(c, keys, 3, r1, seen, &rb, &changed), KV_VERSION_MISMATCH);
     expect_latest(c, "x", "x3");
     expect_latest(c, "y", "y2");
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -280,6 +284,7 @@ Test(history, rollback_a_prefix)
     expect_latest(c, "u:2", "b");
     expect_latest(c, "u:3", NULL);
     expect_latest(c, "other", "o2"); /* outside the prefix */
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -325,6 +330,7 @@ Test(history, compaction_and_revision_errors)
     cr_expect_not_null(kv_client_metrics_find(&m, NULL, "history_versions"));
     cr_expect_not_null(kv_client_metrics_find(&m, NULL, "history_bytes"));
     kv_client_metrics_free(&m);
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -352,6 +358,7 @@ Test(history, history_kept_and_counted)
     cr_expect_eq(hv->u, 3);
     cr_expect_gt(kv_client_metrics_find(&m, NULL, "history_bytes")->u, 0);
     kv_client_metrics_free(&m);
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -372,6 +379,7 @@ Test(history, history_off)
     cr_expect_eq(kv_client_rollback(c, &key, 1, r, 0, NULL, NULL), KV_UNSUPPORTED);
     cr_expect_eq(kv_client_compact(c, r, NULL), KV_UNSUPPORTED);
     expect_latest(c, "k", "v");
+    kv_client_close(c);
     kvd_stop();
 }
 

@@ -138,6 +138,12 @@ static void run(int policy)
     stress_join(r, READERS);
     stress_assert_ok(&fail);
 
+    /* Memory retired while a reader was pinned counts in memory_used
+     * until it is freed, and a write may pass the limit by it for a
+     * moment (evict.h): with every thread stopped, free it first. On a
+     * loaded machine a preempted reader held back enough for the check
+     * below to fail without this, about one run in five. */
+    cr_assert_eq(kv_reclaim(store, NULL), KV_OK);
     kv_metrics m;
     cr_assert_eq(kv_metrics_read(store, &m, sizeof m), KV_OK);
     cr_assert_gt(m.evicted_keys, 0, "nothing was evicted");

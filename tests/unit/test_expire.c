@@ -7,7 +7,10 @@
  * The rule under test: a key with expiry time T is present while the clock
  * reads < T and absent from T on, identically for get, get_into, get_with,
  * exists, ttl, mget, scan, CAS, optimistic and conditional transactions.
+ * Last, the replicas' part: a thread's pinned clock, and a store with
+ * manual expiry (kv_expired_find, kv_expire_remove).
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
@@ -407,5 +410,222 @@ Test(expire, large_items_and_values_between_512k_and_1m_keep_their_expiry)
     kv__clock_set(s, T0 + 3);
     kvt_expect_absent(s, "big");
     free(big);
+    kv_close(s);
+}
+
+/* ---- replicas: a pinned clock, manual expiry (kv.h, "Replicas") ---------- */
+
+/* expect_present's reads only (its compare, a change, would remove an
+ * expired key). */
+static void expect_absent_to_reads(kv_store *s, const char *k)
+{
+    size_t kl = strlen(k);
+    kv_value v = {0};
+    cr_assert_eq(kv_get(s, k, kl, &v), KV_NOT_FOUND);
+    cr_assert_eq(kv_exists(s, k, kl, NULL), KV_NOT_FOUND);
+    uint64_t at;
+    cr_assert_eq(kv_ttl(s, k, kl, &at), KV_NOT_FOUND);
+    kv_key key = {k, kl};
+    kv_value mv;
+    cr_assert_eq(kv_mget(s, &key, 1, &mv), KV_OK);
+    cr_assert_null(mv.data);
+    kv_values_free(&mv, 1);
+    kv_txn *t;
+    cr_assert_eq(kv_txn_begin(s, &t), KV_OK);
+    cr_assert_eq(kv_txn_get(t, k, kl, &v), KV_NOT_FOUND);
+    kv_txn_abort(t);
+}
+
+typedef struct seen_by {
+    kv_store *s;
+    uint64_t clock;
+    int get;
+} seen_by;
+
+static void *look_from_another_thread(void *arg)
+{
+    seen_by *o = arg;
+    o->clock = kv_clock_ms(o->s);
+    kv_value v = {0};
+    o->get = kv_get(o->s, "k", 1, &v);
+    kv_value_free(&v);
+    return NULL;
+}
+
+Test(expire, a_pinned_clock_is_what_this_thread_sees_and_no_other_thread)
+{
+    kv_store *s = open_frozen();
+    uint64_t v1;
+    cr_assert_eq(kv_set_ex(s, "k", 1, "v", 1, T0 + 10, &v1), KV_OK);
+    kv_clock_pin(s, T0 + 10);
+    cr_assert_eq(kv_clock_ms(s), T0 + 10);
+    expect_absent_to_reads(s, "k");
+    seen_by o = {.s = s};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, look_from_another_thread, &o), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(o.clock, T0);
+    cr_assert_eq(o.get, KV_OK);
+    /* reading changed nothing: unpinned, the key is there */
+    kv_clock_pin(s, 0);
+    cr_assert_eq(kv_clock_ms(s), T0);
+    expect_present(s, "k", true);
+    kv_close(s);
+}
+
+/* A change judges expiry by the pinned reading, in both directions: a key
+ * the store's clock calls expired is present to it, and one the store's
+ * clock calls present is removed by it. */
+Test(expire, a_change_judges_expiry_by_the_pinned_clock)
+{
+    kv_store *s = open_frozen();
+    uint64_t v1, v2;
+    cr_assert_eq(kv_set_ex(s, "k", 1, "v", 1, T0 + 10, &v1), KV_OK);
+    kv__clock_set(s, T0 + 50); /* expired by the store's clock */
+    kv_clock_pin(s, T0 + 5);   /* not by the change's */
+    cr_assert_eq(kv_set_if(s, "k", 1, "w", 1, v1, &v2), KV_OK);
+    cr_assert_gt(v2, v1);
+    cr_assert_eq(kvt_metrics(s).expired_keys, 0);
+    kv_clock_pin(s, 0);
+
+    cr_assert_eq(kv_set_ex(s, "j", 1, "v", 1, T0 + 100, &v1), KV_OK);
+    kv_clock_pin(s, T0 + 100); /* j expired for this change only */
+    cr_assert_eq(kv_delete(s, "j", 1, &v2), KV_NOT_FOUND);
+    kv_clock_pin(s, 0);
+    kv_metrics m = kvt_metrics(s);
+    cr_assert_eq(m.expired_keys, 1, "the delete removed the expired j");
+    cr_assert_gt(m.revision, v1);
+    expect_present(s, "j", false); /* gone, though the store reads T0 + 50 */
+    kv_close(s);
+}
+
+static kv_store *open_manual(void)
+{
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.manual_expiry = 1;
+    kv_store *s = NULL;
+    cr_assert_eq(kv_open_config(&c, &s), KV_OK);
+    return s;
+}
+
+typedef struct found_keys {
+    char keys[8][16];
+    uint64_t at[8];
+    int n;
+} found_keys;
+
+static int collect_expired(void *ctx, const void *key, size_t klen, uint64_t at)
+{
+    found_keys *f = ctx;
+    cr_assert_lt(klen, sizeof f->keys[0]);
+    cr_assert_lt(f->n, 8);
+    memcpy(f->keys[f->n], key, klen);
+    f->keys[f->n][klen] = 0;
+    f->at[f->n++] = at;
+    return 0;
+}
+
+static int found(const found_keys *f, const char *k)
+{
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->keys[i], k) == 0)
+            return 1;
+    return 0;
+}
+
+Test(expire, a_manual_expiry_store_removes_only_what_its_program_asks)
+{
+    kv_config bad;
+    kv_config_init(&bad, sizeof bad);
+    bad.manual_expiry = 2;
+    kv_store *s = NULL;
+    cr_assert_eq(kv_open_config(&bad, &s), KV_INVALID_ARGUMENT);
+
+    s = open_manual();
+    kv__clock_set(s, T0);
+    cr_assert_eq(kv_set_ex(s, "a", 1, "1", 1, T0 + 5, NULL), KV_OK);
+    cr_assert_eq(kv_set_ex(s, "b", 1, "2", 1, T0 + 5, NULL), KV_OK);
+    cr_assert_eq(kv_set_ex(s, "c", 1, "3", 1, T0 + 100, NULL), KV_OK);
+    kvt_set(s, "d", "4");
+    kv__clock_set(s, T0 + 50);
+    /* no sweep: neither the thread's steps nor one run here remove a or b */
+    cr_assert_eq(kv__expire_step(s, 1u << 20, 0), 0);
+    struct timespec ts = {0, 100 * 1000 * 1000}; /* ~100 of the thread's ticks */
+    nanosleep(&ts, NULL);
+    kv_metrics m = kvt_metrics(s);
+    cr_assert_eq(m.keys, 4);
+    cr_assert_eq(m.expired_keys, 0);
+    expect_absent_to_reads(s, "a"); /* invisible all the same */
+
+    found_keys f = {0};
+    size_t nfound = 0;
+    cr_assert_eq(kv_expired_find(s, 0, 1024, collect_expired, &f, NULL), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_expired_find(s, T0 + 50, 1024, NULL, NULL, NULL), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_expired_find(s, T0 + 50, m.table_slots, collect_expired, &f, &nfound),
+                 KV_OK);
+    cr_assert_eq(nfound, 2);
+    cr_assert(found(&f, "a") && found(&f, "b"));
+    cr_assert_eq(f.at[0], T0 + 5);
+
+    /* b is set again (no expiry) between finding and removing: it stays */
+    kvt_set(s, "b", "again");
+    kv_key keys[] = {{"a", 1}, {"b", 1}, {"c", 1}, {"zz", 2}};
+    size_t removed = 99;
+    uint64_t ver = 0;
+    cr_assert_eq(kv_expire_remove(s, keys, 0, T0 + 50, &removed, &ver), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_expire_remove(s, keys, 4, 0, &removed, &ver), KV_INVALID_ARGUMENT);
+    cr_assert_eq(removed, 99);
+    uint64_t before = kvt_metrics(s).revision;
+    cr_assert_eq(kv_expire_remove(s, keys, 4, T0 + 50, &removed, &ver), KV_OK);
+    cr_assert_eq(removed, 1);
+    cr_assert_eq(ver, before + 1, "one change, one revision");
+    m = kvt_metrics(s);
+    cr_assert_eq(m.keys, 3);
+    cr_assert_eq(m.expired_keys, 2, "a, and b's old item replaced by the set");
+    kvt_expect(s, "b", "again", 0);
+    /* nothing left to remove: no change, *version left alone */
+    ver = 0;
+    cr_assert_eq(kv_expire_remove(s, keys, 4, T0 + 50, &removed, &ver), KV_OK);
+    cr_assert_eq(removed, 0);
+    cr_assert_eq(ver, 0);
+    cr_assert_eq(kvt_metrics(s).revision, before + 1);
+    kv_close(s);
+}
+
+/* The removal is judged at the reading given, not the store's clock: the
+ * same call removes the same keys on every copy whatever its clock says. */
+Test(expire, expire_remove_judges_at_the_given_time_not_the_store_clock)
+{
+    kv_store *s = open_manual();
+    kv__clock_set(s, T0);
+    cr_assert_eq(kv_set_ex(s, "a", 1, "1", 1, T0 + 10, NULL), KV_OK);
+    kv_key a = {"a", 1};
+    size_t removed = 99;
+    cr_assert_eq(kv_expire_remove(s, &a, 1, T0 + 9, &removed, NULL), KV_OK);
+    cr_assert_eq(removed, 0);
+    kv__clock_set(s, T0 + 500); /* the store calls it expired; T0 + 9 does not */
+    cr_assert_eq(kv_expire_remove(s, &a, 1, T0 + 9, &removed, NULL), KV_OK);
+    cr_assert_eq(removed, 0);
+    kv__clock_set(s, T0); /* the store calls it present; T0 + 10 does not */
+    cr_assert_eq(kv_expire_remove(s, &a, 1, T0 + 10, &removed, NULL), KV_OK);
+    cr_assert_eq(removed, 1);
+    cr_assert_eq(kvt_metrics(s).keys, 0);
+    /* many keys at once (more than the on-stack batch) */
+    char k[16];
+    for (int i = 0; i < 40; i++) {
+        int n = snprintf(k, sizeof k, "m%d", i);
+        cr_assert_eq(kv_set_ex(s, k, (size_t)n, "v", 1, i < 30 ? T0 + 1 : T0 + 1000, NULL),
+                     KV_OK);
+    }
+    char store[40][16];
+    kv_key keys[40];
+    for (int i = 0; i < 40; i++) {
+        int n = snprintf(store[i], sizeof store[i], "m%d", i);
+        keys[i] = (kv_key){store[i], (size_t)n};
+    }
+    cr_assert_eq(kv_expire_remove(s, keys, 40, T0 + 2, &removed, NULL), KV_OK);
+    cr_assert_eq(removed, 30);
+    cr_assert_eq(kvt_metrics(s).keys, 10);
     kv_close(s);
 }

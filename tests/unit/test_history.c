@@ -673,3 +673,35 @@ Test(history, an_evicting_store_with_history_stays_under_its_limit)
     cr_assert_gt(m.evicted_keys, 0);
     kv_close(s);
 }
+
+Test(history, a_store_reopened_with_a_smaller_bound_keeps_the_newest)
+{
+    char *dir = tmpdir();
+    kv_store *s = open_durable(dir);
+    uint64_t r[20];
+    char v[8];
+    for (int i = 0; i < 20; i++) {
+        snprintf(v, sizeof v, "v%d", i);
+        r[i] = kvt_set(s, "k", v);
+    }
+    cr_assert_eq(kv_snapshot(s), KV_OK);
+    kv_close(s);
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.dir = dir;
+    c.history = 1;
+    c.history_versions = 3;
+    cr_assert_eq(kv_open_config(&c, &s), KV_OK);
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_eq(m.history_versions, 3);
+    expect_at(s, "k", r[16], "v16");
+    cr_assert_eq(get_at_rc(s, "k", r[15]), KV_COMPACTED);
+    uint64_t last = kvt_set(s, "k", "new");
+    expect_at(s, "k", last, "new");
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_eq(m.history_versions, 3);
+    kv_close(s);
+    rmdir_all(dir);
+    free(dir);
+}

@@ -2,8 +2,9 @@
  * entry.c - the Raft entry format of a write command (entry.h).
  *
  * Little-endian, fixed fields then length-prefixed byte strings:
- *   u8 format (2), u32 length (of the entry without its padding: Raft's
- *   storage wants multiples of 8 bytes), u8 kind, u32 sub,
+ *   u8 format (3), u32 length (of the entry without its padding: Raft's
+ *   storage wants multiples of 8 bytes), u64 clock (the leader's clock
+ *   reading when it proposed the entry, ms), u8 kind, u32 sub,
  *   u32 flags, u8 has_key,
  *   u8 has_expected, u64 expected, u64 a, u64 b, u64 limit, i64 i,
  *   f64 f, u8 exp_mode, u64 exp, bytes key, bytes value,
@@ -11,9 +12,12 @@
  *   u32 n + n (u8 kind, bytes key, u64 version, bytes value) (compares),
  *   u32 n + n (u8 kind, bytes key, bytes value, u64 expire_at_ms) (then
  *   ops), same (else)
- * where bytes = u32 length (0xffffffff: absent) + the bytes. Format 1
- * (before key expiry) lacks exp_mode and exp; it is still read, so a
- * node's older log applies as it did. Expiry times in an entry are
+ * where bytes = u32 length (0xffffffff: absent) + the bytes. Format 2
+ * lacks the clock, format 1 (before key expiry) also exp_mode and exp;
+ * both are still read, so a node's older log applies as it did (with the
+ * node's own clock: they carry none). The clock sits at a fixed offset so
+ * that the Raft thread stamps an encoded entry as it proposes it, in log
+ * order (kvd_entry_stamp). Expiry times in an entry are
  * always Unix times (kvd_cmd_resolve_expiry ran on the leader before it
  * proposed it), so every node applies the same ones. Entries are
  * read back only from the node's own Raft log or a peer's (checksummed by
@@ -27,8 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FORMAT 2
+#define FORMAT 3
+#define FORMAT_NO_CLOCK 2
 #define FORMAT_NO_EXPIRY 1
+#define CLOCK_AT 5 /* after the format and the length */
 #define ABSENT 0xffffffffu
 
 typedef struct wr {
@@ -88,6 +94,7 @@ static void encode(wr *w, const kvd_cmd *c, uint32_t total)
 {
     put_u8(w, FORMAT);
     put_u32(w, total);
+    put_u64(w, 0); /* the clock: kvd_entry_stamp */
     put_u8(w, (unsigned)c->kind);
     put_u32(w, (uint32_t)c->sub);
     put_u32(w, c->flags);
@@ -142,6 +149,11 @@ void *kvd_entry_encode(const kvd_cmd *cmd, size_t *len)
     return w.p;
 }
 
+void kvd_entry_stamp(void *entry, uint64_t clock_ms)
+{
+    kvd_le_store((unsigned char *)entry + CLOCK_AT, clock_ms, 8);
+}
+
 /* ---- decoding ------------------------------------------------------------- */
 
 typedef kvd_rd rd;
@@ -189,13 +201,15 @@ int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e)
     rd r = kvd_rd_init(buf, len);
     kvd_cmd *c = &e->cmd;
     unsigned format = get_u8(&r);
-    if (format != FORMAT && format != FORMAT_NO_EXPIRY)
+    if (format != FORMAT && format != FORMAT_NO_CLOCK && format != FORMAT_NO_EXPIRY)
         return KV_CORRUPT;
     uint32_t total = get_u32(&r);
     if (total > len || len - total >= 8 || total < 5)
         return KV_CORRUPT;
     r.end = (const unsigned char *)buf + total; /* Raft's padding follows */
     len = total;
+    if (format == FORMAT)
+        e->clock_ms = get_u64(&r);
     c->kind = (int)get_u8(&r);
     c->sub = (int)get_u32(&r);
     c->flags = get_u32(&r);
@@ -208,7 +222,7 @@ int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e)
     c->i = (int64_t)get_u64(&r);
     uint64_t f = get_u64(&r);
     memcpy(&c->f, &f, sizeof f);
-    if (format == FORMAT) {
+    if (format != FORMAT_NO_EXPIRY) {
         c->exp_mode = (int)get_u8(&r);
         c->exp = get_u64(&r);
         if (c->exp_mode == KVD_EXP_IN)

@@ -7,17 +7,25 @@
 #define KVD_REPL_ENTRY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../cmd.h"
 
-/* Encodes cmd into a buffer from raft_malloc (raft takes it). Returns
- * NULL when out of memory. */
+/* Encodes cmd into a buffer from raft_malloc (raft takes it), its clock
+ * reading 0 until kvd_entry_stamp. Returns NULL when out of memory. */
 void *kvd_entry_encode(const kvd_cmd *cmd, size_t *len);
+
+/* Writes the leader's clock reading (ms since the Unix epoch) into an
+ * entry from kvd_entry_encode, as it proposes it: every node applies the
+ * entry with that reading as "now" for expiry. */
+void kvd_entry_stamp(void *entry, uint64_t clock_ms);
 
 /* A decoded entry: the command points into the entry's bytes and into
  * arrays owned here. */
 typedef struct kvd_entry {
     kvd_cmd cmd;
+    uint64_t clock_ms; /* the leader's clock at proposal; 0: none (an
+                          entry of format 1 or 2, or never stamped) */
     void *arrays; /* malloc'ed keys/pairs/compares/ops */
 } kvd_entry;
 

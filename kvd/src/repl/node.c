@@ -28,6 +28,20 @@
  * read that arrived before it was proposed; reads arriving meanwhile wait
  * for the next one, so a burst of reads costs one log round trip.
  *
+ * Expiry: a node's store never removes expired keys on its own (libkv's
+ * manual_expiry). Every entry carries the leader's clock reading when it
+ * proposed it (stamped here, on the Raft thread, in log order), and every
+ * node applies the entry with that reading pinned as the store's "now"
+ * (kv_clock_pin), so compares, and the removal of an expired key a write
+ * meets, come out the same everywhere. The leader finds expired keys
+ * every EXPIRE_MS (a bounded step of libkv's sweep, kv_expired_find) and
+ * proposes their removal as one CLUSTER_EXPIRE entry, which every node
+ * applies with kv_expire_remove at the entry's clock: a key set again
+ * since (a later expiry time, or none) stays. One such entry is in flight
+ * at a time; after a full one the next step runs as soon as it is
+ * applied. So every removal is a log entry, with the same revision on
+ * every node.
+ *
  * Snapshots: every --raft-snapshot-entries entries Raft asks for the
  * state (fsm_snapshot: the store copied on the Raft thread, exact), keeps
  * it and drops the log before it; a restart or a follower far behind
@@ -58,6 +72,10 @@
 
 #define STATUS_MS 20
 #define KVD_REPL_MAX_NODES 16
+#define EXPIRE_MS 100        /* the leader's expiry step: 10 a second   */
+#define EXPIRE_MIN_SLOTS 1024 /* index slots per step at least; else a
+                                 tenth of the index (a pass a second)   */
+#define EXPIRE_MAX_KEYS 256  /* keys per CLUSTER_EXPIRE entry           */
 
 enum { ADMIN_NONE = 0, ADMIN_ADD, ADMIN_PROMOTE, ADMIN_REMOVE, ADMIN_TRANSFER };
 #define STOP_GRACE_MS 3000
@@ -92,7 +110,7 @@ struct kvd_repl {
     int running;
     uv_loop_t loop;
     uv_async_t wake;
-    uv_timer_t tick, stop_timer;
+    uv_timer_t tick, stop_timer, expire_timer;
     struct raft raft;
     struct raft_io io;
     struct raft_uv_transport transport;
@@ -125,6 +143,8 @@ struct kvd_repl {
     kvd_repl_wait *reads_inflight; /* confirmed by the barrier in flight */
     struct raft_barrier barrier;
     int barrier_busy;
+    int expire_busy; /* a CLUSTER_EXPIRE entry is in flight */
+    int expire_more; /* and it was full: the next step comes at once */
     _Atomic int leader; /* this node leads, as last seen */
 };
 
@@ -391,6 +411,7 @@ static void on_wake(uv_async_t *a)
             continue;
         }
         w->req.data = w;
+        kvd_entry_stamp(w->entry, kv_clock_ms(r->s->store));
         struct raft_buffer buf = {w->entry, w->len};
         int rc = r->raft_closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, &w->req, &buf, 1, on_applied);
         if (rc != 0) {
@@ -661,11 +682,25 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         pthread_mutex_unlock(&r->mu);
         reply.ops->ok(&reply, "OK");
         kvd_entry_free(&e);
+    } else if (e.cmd.kind == KVD_CMD_CLUSTER_EXPIRE) {
+        /* The leader's expiry: the keys still expired at its clock. */
+        size_t removed = 0;
+        uint64_t rev = 0;
+        rc = kv_expire_remove(r->s->store, e.cmd.keys, e.cmd.nkeys, e.clock_ms, &removed, &rev);
+        if (rc == KV_OK)
+            reply.ops->integer(&reply, (int64_t)removed);
+        else
+            reply.ops->error(&reply, rc, "expired keys could not be removed");
+        kvd_entry_free(&e);
     } else {
         kvd_exec x = {.c = NULL, .srv = r->s, .sess = &r->apply_sess, .cmd = &e.cmd, .r = &reply,
                       .st = r->s->store};
+        /* "now" is the leader's when it proposed the entry (none in an
+         * entry of an older format: this node's clock, as then). */
+        kv_clock_pin(r->s->store, e.clock_ms);
         if (kvd__cmd_run(&x) < 0)
             reply.ops->error(&reply, KV_NO_MEMORY, "out of memory");
+        kv_clock_pin(r->s->store, 0);
         kvd_entry_free(&e);
     }
     reply.ops->finish(&reply);
@@ -681,12 +716,16 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 
 /* ---- snapshots of the state machine -------------------------------------------
  * Taken on the Raft thread, where every write is applied, so the store
- * does not change while it is copied: the copy is exact. Format, little-
- * endian: "KVDSNAP1", u64 revision (the store's), u64 entries, u32 nodes,
- * then per node (where clients reach it) u64 id, u32 len, bytes, then per
- * entry u32 klen, u32 vlen, u64 version, key, value. */
+ * does not change while it is copied: the copy is exact, expired keys not
+ * yet removed and expiry times included (the leader's removals must find
+ * on the copy what they find everywhere else). Format, little-endian:
+ * "KVDSNAP2", u64 revision (the store's), u64 entries, u32 nodes, then per
+ * node (where clients reach it) u64 id, u32 len, bytes, then per entry
+ * u32 klen, u32 vlen, u64 version, u64 expire_at (0: none), key, value.
+ * "KVDSNAP1" (no expiry times, and no expired keys) is still installed. */
 
-#define SNAP_MAGIC "KVDSNAP1"
+#define SNAP_MAGIC "KVDSNAP2"
+#define SNAP_MAGIC_NO_EXPIRY "KVDSNAP1"
 
 typedef struct snap_wr {
     unsigned char *p;
@@ -730,12 +769,13 @@ static void snap_u64(snap_wr *w, uint64_t v)
 }
 
 static int snap_entry(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
-                      uint64_t version)
+                      uint64_t version, uint64_t expire_at)
 {
     snap_wr *w = ctx;
     snap_u32(w, (uint32_t)klen);
     snap_u32(w, (uint32_t)vlen);
     snap_u64(w, version);
+    snap_u64(w, expire_at);
     snap_put(w, key, klen);
     snap_put(w, val, vlen);
     w->count++;
@@ -766,7 +806,8 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     pthread_mutex_unlock(&r->mu);
     uint64_t cursor = 0;
     do {
-        if (kv_scan(r->s->store, NULL, 0, cursor, 1024, snap_entry, &w, &cursor) != KV_OK)
+        if (kv_scan_ex(r->s->store, NULL, 0, cursor, 1024, KV_SCAN_EXPIRED, snap_entry, &w,
+                       &cursor) != KV_OK)
             w.oom = 1;
     } while (!w.oom && cursor != 0);
     struct raft_buffer *b = malloc(sizeof *b);
@@ -839,11 +880,12 @@ typedef struct stale_ctx {
 } stale_ctx;
 
 static int find_stale(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
-                      uint64_t version)
+                      uint64_t version, uint64_t expire_at)
 {
     (void)val;
     (void)vlen;
     (void)version;
+    (void)expire_at;
     stale_ctx *c = ctx;
     if (set_has(c->set, key, klen))
         return 0;
@@ -881,7 +923,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     kv_store *st = r->s->store;
     kvd_rd rd = kvd_rd_init(buf->base, buf->len);
     const unsigned char *magic = kvd_rd_take(&rd, 8);
-    if (!magic || memcmp(magic, SNAP_MAGIC, 8) != 0)
+    int with_expiry = magic && memcmp(magic, SNAP_MAGIC, 8) == 0;
+    if (!magic || (!with_expiry && memcmp(magic, SNAP_MAGIC_NO_EXPIRY, 8) != 0))
         return RAFT_CORRUPT;
     uint64_t revision = kvd_rd_num(&rd, 8), count = kvd_rd_num(&rd, 8);
     uint32_t nodes = (uint32_t)kvd_rd_num(&rd, 4);
@@ -914,11 +957,12 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     for (uint64_t i = 0; i < count && !rd.bad && rc == 0; i++) {
         uint32_t klen = (uint32_t)kvd_rd_num(&rd, 4), vlen = (uint32_t)kvd_rd_num(&rd, 4);
         uint64_t version = kvd_rd_num(&rd, 8);
+        uint64_t expire_at = with_expiry ? kvd_rd_num(&rd, 8) : 0;
         const unsigned char *k = kvd_rd_take(&rd, klen), *v = kvd_rd_take(&rd, vlen);
         if (rd.bad)
             break;
         set_add(&set, k, klen);
-        if (kv_load(st, k, klen, v, vlen, version, 0) != KV_OK)
+        if (kv_load_ex(st, k, klen, v, vlen, version, expire_at, 0) != KV_OK)
             rc = RAFT_NOMEM;
     }
     if (rd.bad)
@@ -926,7 +970,9 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     stale_ctx sc = {.set = &set};
     uint64_t cursor = 0;
     while (rc == 0 && !sc.oom) {
-        if (kv_scan(st, NULL, 0, cursor, 1024, find_stale, &sc, &cursor) != KV_OK)
+        /* expired keys too: the store removes none on its own */
+        if (kv_scan_ex(st, NULL, 0, cursor, 1024, KV_SCAN_EXPIRED, find_stale, &sc, &cursor) !=
+            KV_OK)
             sc.oom = 1;
         if (cursor == 0)
             break;
@@ -988,6 +1034,7 @@ static void announce(kvd_repl *r)
         free(req);
         return;
     }
+    kvd_entry_stamp(entry, kv_clock_ms(r->s->store));
     struct raft_buffer buf = {entry, len};
     if (raft_apply(&r->raft, req, &buf, 1, on_announced) != 0) {
         raft_free(entry);
@@ -1034,6 +1081,95 @@ static void on_tick(uv_timer_t *t)
         announce(r);
 }
 
+/* ---- the leader's expiry ---------------------------------------------------- */
+
+/* The keys of one CLUSTER_EXPIRE entry, copied while found. */
+typedef struct expire_batch {
+    kv_key keys[EXPIRE_MAX_KEYS];
+    char *mem[EXPIRE_MAX_KEYS];
+    size_t n;
+    int oom;
+} expire_batch;
+
+static int collect_expired(void *ctx, const void *key, size_t klen, uint64_t expire_at_ms)
+{
+    (void)expire_at_ms;
+    expire_batch *b = ctx;
+    char *copy = malloc(klen);
+    if (!copy) {
+        b->oom = 1;
+        return 1;
+    }
+    memcpy(copy, key, klen);
+    b->mem[b->n] = copy;
+    b->keys[b->n++] = (kv_key){copy, klen};
+    return b->n == EXPIRE_MAX_KEYS;
+}
+
+static void on_expire_tick(uv_timer_t *t);
+
+static void on_expire_applied(struct raft_apply *req, int status, void *result)
+{
+    (void)result; /* the apply's recording, freed by the next apply */
+    kvd_repl *r = req->data;
+    r->expire_busy = 0;
+    r->inflight--;
+    free(req);
+    /* Many keys expired at once: go on as soon as this one is applied
+     * (from the loop, not from inside Raft's callback), one entry per
+     * commit instead of one per EXPIRE_MS. */
+    if (status == 0 && r->expire_more && !r->raft_closing)
+        uv_timer_start(&r->expire_timer, on_expire_tick, 0, EXPIRE_MS);
+    maybe_close(r);
+}
+
+/* One step: the leader proposes the removal of the expired keys it finds
+ * in the next part of its index, judged at its clock now; the entry
+ * carries that reading, so every node judges them at the same time. */
+static void on_expire_tick(uv_timer_t *t)
+{
+    kvd_repl *r = t->data;
+    kv_store *st = r->s->store;
+    if (r->raft_closing || r->expire_busy || raft_state(&r->raft) != RAFT_LEADER)
+        return;
+    kv_metrics m;
+    if (kv_metrics_read(st, &m, sizeof m) != KV_OK || m.keys_with_ttl == 0)
+        return;
+    uint64_t now = kv_clock_ms(st);
+    size_t slots = (size_t)(m.table_slots / (1000 / EXPIRE_MS));
+    if (slots < EXPIRE_MIN_SLOTS)
+        slots = EXPIRE_MIN_SLOTS;
+    expire_batch *b = calloc(1, sizeof *b);
+    if (!b)
+        return;
+    kv_expired_find(st, now, slots, collect_expired, b, NULL);
+    struct raft_apply *req = NULL;
+    void *entry = NULL;
+    if (b->n && !b->oom) {
+        kvd_cmd cmd = {.kind = KVD_CMD_CLUSTER_EXPIRE, .keys = b->keys, .nkeys = b->n};
+        size_t len;
+        entry = kvd_entry_encode(&cmd, &len);
+        req = malloc(sizeof *req);
+        if (entry && req) {
+            kvd_entry_stamp(entry, now);
+            req->data = r;
+            struct raft_buffer buf = {entry, len};
+            if (raft_apply(&r->raft, req, &buf, 1, on_expire_applied) == 0) {
+                r->expire_busy = 1;
+                r->expire_more = b->n == EXPIRE_MAX_KEYS;
+                r->inflight++;
+                entry = NULL;
+                req = NULL;
+            }
+        }
+    }
+    raft_free(entry);
+    free(req);
+    for (size_t i = 0; i < b->n; i++)
+        free(b->mem[i]);
+    free(b);
+}
+
 void kvd_repl_status_read(kvd_repl *r, kvd_repl_status *out)
 {
     pthread_mutex_lock(&r->mu);
@@ -1051,6 +1187,7 @@ static void on_raft_closed(struct raft *raft)
     uv_close((uv_handle_t *)&r->wake, NULL);
     uv_close((uv_handle_t *)&r->tick, NULL);
     uv_close((uv_handle_t *)&r->stop_timer, NULL);
+    uv_close((uv_handle_t *)&r->expire_timer, NULL);
 }
 
 static void close_raft(kvd_repl *r)
@@ -1224,6 +1361,9 @@ int kvd_repl_start(kvd_server *s)
     uv_timer_start(&r->tick, on_tick, STATUS_MS, STATUS_MS);
     uv_timer_init(&r->loop, &r->stop_timer);
     r->stop_timer.data = r;
+    uv_timer_init(&r->loop, &r->expire_timer);
+    r->expire_timer.data = r;
+    uv_timer_start(&r->expire_timer, on_expire_tick, EXPIRE_MS, EXPIRE_MS);
     s->repl = r;
     rc = pthread_create(&r->thread, NULL, raft_main, r);
     if (rc != 0) {

@@ -1,0 +1,123 @@
+/*
+ * test_entry.c - the Raft entry format of a write command
+ * (kvd/src/repl/entry.c): a command and the leader's clock reading make
+ * the round trip; entries of the older formats (2: no clock, 1: no
+ * expiry either), which a node's log may still hold, decode as they did;
+ * malformed entries are refused.
+ */
+#include <criterion/criterion.h>
+#include <raft.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "repl/entry.h"
+
+#define CLOCK 1700000000123ull
+
+static const kv_key keys[] = {{"a", 1}, {"bb", 2}};
+
+static kvd_cmd sample(void)
+{
+    return (kvd_cmd){.kind = KVD_CMD_SET, .has_key = 1, .a = 7, .exp_mode = KVD_EXP_AT,
+                     .exp = CLOCK + 5000, .key = {"key", 3}, .value = {"value", 5},
+                     .keys = keys, .nkeys = 2};
+}
+
+static void expect_sample(const kvd_cmd *c, int with_expiry)
+{
+    cr_assert_eq(c->kind, KVD_CMD_SET);
+    cr_assert_eq(c->has_key, 1);
+    cr_assert_eq(c->a, 7);
+    cr_assert_eq(c->exp_mode, with_expiry ? KVD_EXP_AT : 0);
+    cr_assert_eq(c->exp, with_expiry ? CLOCK + 5000 : 0);
+    cr_assert_eq(c->key.len, 3);
+    cr_assert(memcmp(c->key.data, "key", 3) == 0);
+    cr_assert_eq(c->value.len, 5);
+    cr_assert(memcmp(c->value.data, "value", 5) == 0);
+    cr_assert_eq(c->nkeys, 2);
+    cr_assert_eq(c->keys[1].len, 2);
+    cr_assert(memcmp(c->keys[1].data, "bb", 2) == 0);
+}
+
+Test(entry, a_command_and_the_clock_make_the_round_trip)
+{
+    kvd_cmd cmd = sample();
+    size_t len;
+    unsigned char *p = kvd_entry_encode(&cmd, &len);
+    cr_assert_not_null(p);
+    cr_assert_eq(len % 8, 0, "Raft's storage wants multiples of 8 bytes");
+    kvd_entry e;
+    cr_assert_eq(kvd_entry_decode(p, len, &e), KV_OK);
+    cr_assert_eq(e.clock_ms, 0, "not stamped yet");
+    expect_sample(&e.cmd, 1);
+    kvd_entry_free(&e);
+    kvd_entry_stamp(p, CLOCK);
+    cr_assert_eq(kvd_entry_decode(p, len, &e), KV_OK);
+    cr_assert_eq(e.clock_ms, CLOCK);
+    expect_sample(&e.cmd, 1);
+    kvd_entry_free(&e);
+    raft_free(p);
+}
+
+/* An entry of format 3 rewritten as format 2 (without the clock after
+ * the length) or 1 (without exp_mode and exp either), padded as Raft
+ * stores it. */
+static size_t older_format(const unsigned char *p, int format, unsigned char *out)
+{
+    size_t total = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24;
+    size_t n = 0;
+    out[n++] = (unsigned char)format;
+    n += 4; /* the length, below */
+    size_t fixed_end = 13 + 59; /* the clock, then kind .. f */
+    memcpy(out + n, p + 13, fixed_end - 13);
+    n += fixed_end - 13;
+    size_t rest = fixed_end + (format == 1 ? 9 : 0); /* skip exp_mode, exp */
+    memcpy(out + n, p + rest, total - rest);
+    n += total - rest;
+    for (int i = 0; i < 4; i++)
+        out[1 + i] = (unsigned char)(n >> (8 * i));
+    size_t padded = (n + 7) & ~(size_t)7;
+    memset(out + n, 0, padded - n);
+    return padded;
+}
+
+Test(entry, entries_of_formats_2_and_1_still_decode_without_a_clock)
+{
+    kvd_cmd cmd = sample();
+    size_t len;
+    unsigned char *p = kvd_entry_encode(&cmd, &len);
+    cr_assert_not_null(p);
+    kvd_entry_stamp(p, CLOCK);
+    unsigned char old[512];
+    cr_assert_lt(len, sizeof old);
+    kvd_entry e;
+    size_t n = older_format(p, 2, old);
+    cr_assert_eq(kvd_entry_decode(old, n, &e), KV_OK);
+    cr_assert_eq(e.clock_ms, 0);
+    expect_sample(&e.cmd, 1);
+    kvd_entry_free(&e);
+    n = older_format(p, 1, old);
+    cr_assert_eq(kvd_entry_decode(old, n, &e), KV_OK);
+    cr_assert_eq(e.clock_ms, 0);
+    expect_sample(&e.cmd, 0);
+    kvd_entry_free(&e);
+    raft_free(p);
+}
+
+Test(entry, malformed_entries_are_refused)
+{
+    kvd_cmd cmd = sample();
+    size_t len;
+    unsigned char *p = kvd_entry_encode(&cmd, &len);
+    cr_assert_not_null(p);
+    kvd_entry e;
+    unsigned char bad[512];
+    memcpy(bad, p, len);
+    bad[0] = 4; /* a format this node does not know */
+    cr_assert_eq(kvd_entry_decode(bad, len, &e), KV_CORRUPT);
+    memcpy(bad, p, len);
+    cr_assert_eq(kvd_entry_decode(bad, 12, &e), KV_CORRUPT); /* cut short */
+    bad[13] = 0xff; /* no such command kind */
+    cr_assert_eq(kvd_entry_decode(bad, len, &e), KV_CORRUPT);
+    raft_free(p);
+}

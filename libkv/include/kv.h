@@ -936,11 +936,12 @@ KV_API int kv_metrics_read(kv_store *store, kv_metrics *out, size_t size);
  * store's active or lazy expiry, within about a second of its expiry
  * time); history shows it until that change's revision.
  *
- * A store opened on a directory logs every change, so its history
- * after the newest snapshot is rebuilt at the next open; the history
- * before that snapshot is not kept yet (reads below its revision give
- * KV_COMPACTED after a restart). A store filled with kv_load has no
- * history below the revisions it loaded.
+ * A store opened on a directory keeps its history across a restart: the
+ * log holds every change and snapshots hold each key's earlier versions
+ * within the bounds (docs/storage.md). A snapshot written by a store
+ * without history has none: after it, reads below its revision give
+ * KV_COMPACTED. A store filled with kv_load has no history below the
+ * revisions it loaded.
  *
  * Errors common to the calls below: KV_UNSUPPORTED (the store keeps no
  * history), KV_INVALID_ARGUMENT (rev 0, NULL outputs), KV_FUTURE_REVISION

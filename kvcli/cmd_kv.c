@@ -10,7 +10,9 @@
  * otherwise exactly two arguments are KEY VALUE, taken as they are (so a
  * key with '=' is "set 'a=b' VALUE"); more than two with only some '='
  * is a usage error rather than a guess.
- *   get K1 [K2 ...] [--raw]  one key: the bare value; several: "key: value"
+ *   get K1 [K2 ...] [--raw] [--rev N]
+ *                            one key: the bare value; several: "key: value";
+ *                            --rev: as they were at revision N"
  *   del K1 [K2 ...]          one atomic delete; says how many existed
  *   del --prefix P           page by page, not atomic (cmd_bulk.c)
  *
@@ -241,9 +243,10 @@ out:
 
 /* ------------------------------------------------------------------ get */
 
-enum { GET_RAW };
+enum { GET_RAW, GET_REV };
 static const kvcli_optdef get_opts[] = {
     [GET_RAW] = {"raw", KVCLI_OPT_FLAG},
+    [GET_REV] = {"rev", KVCLI_OPT_ARG},
 };
 
 static json_t *json_entry(const char *key, const kv_value *v)
@@ -258,15 +261,20 @@ static json_t *json_entry(const char *key, const kv_value *v)
     return o;
 }
 
-static int get_one(kvcli_session *s, kv_client *c, const char *key, int raw)
+static int get_one(kvcli_session *s, kv_client *c, const char *key, int raw, uint64_t rev)
 {
     kv_value v = {0};
-    int st = kv_client_get(c, key, strlen(key), &v);
+    int st = rev ? kv_client_get_at(c, key, strlen(key), rev, &v)
+                 : kv_client_get(c, key, strlen(key), &v);
     if (st == KV_NOT_FOUND) {
         if (s->cfg.json)
             kvcli_json_print(json_entry(key, &v));
         char *k = kvcli_escape(key, strlen(key));
-        kvcli_err("key '%s' not found", k ? k : "?");
+        if (rev)
+            kvcli_err("key '%s' did not exist at revision %llu", k ? k : "?",
+                      (unsigned long long)rev);
+        else
+            kvcli_err("key '%s' not found", k ? k : "?");
         free(k);
         return KVCLI_EXIT_NEGATIVE;
     }
@@ -287,12 +295,17 @@ static int get_one(kvcli_session *s, kv_client *c, const char *key, int raw)
 int kvcli_cmd_get(kvcli_session *s, int argc, char **argv)
 {
     kvcli_args a;
-    int rc = kvcli_args_parse(argc, argv, get_opts, 1, &s->cfg, &a);
+    int rc = kvcli_args_parse(argc, argv, get_opts, 2, &s->cfg, &a);
     if (rc != 0)
         return rc;
     if (kvcli_maybe_help(s, "get"))
         goto out;
     int raw = a.cmd_val[GET_RAW] != NULL;
+    uint64_t rev = 0; /* 0: the latest values */
+    if (a.cmd_val[GET_REV] && (kvcli_parse_u64(a.cmd_val[GET_REV], &rev) != 0 || rev == 0)) {
+        rc = kvcli_usage_err("invalid --rev '%s' (expected a revision >= 1)", a.cmd_val[GET_REV]);
+        goto out;
+    }
     if (a.npos == 0) {
         rc = kvcli_usage_err("get needs at least one KEY (try 'kvcli get"
                              " --help')");
@@ -308,7 +321,7 @@ int kvcli_cmd_get(kvcli_session *s, int argc, char **argv)
     if (c == NULL)
         goto out;
     if (a.npos == 1) {
-        rc = get_one(s, c, a.pos[0], raw);
+        rc = get_one(s, c, a.pos[0], raw, rev);
         goto out;
     }
     size_t n = (size_t)a.npos;
@@ -325,7 +338,7 @@ int kvcli_cmd_get(kvcli_session *s, int argc, char **argv)
         keys[i].data = a.pos[i];
         keys[i].len = strlen(a.pos[i]);
     }
-    int st = kv_client_mget(c, keys, n, vals);
+    int st = rev ? kv_client_mget_at(c, keys, n, rev, vals) : kv_client_mget(c, keys, n, vals);
     if (st != KV_OK) {
         rc = kvcli_fail(s, st, "get");
     } else {

@@ -21,10 +21,11 @@
 
 /* ----------------------------------------------------------------- scan */
 
-enum { SCAN_LIMIT, SCAN_VALUES };
+enum { SCAN_LIMIT, SCAN_VALUES, SCAN_REV };
 static const kvcli_optdef scan_opts[] = {
     [SCAN_LIMIT] = {"limit", KVCLI_OPT_ARG},
     [SCAN_VALUES] = {"values", KVCLI_OPT_FLAG},
+    [SCAN_REV] = {"rev", KVCLI_OPT_ARG},
 };
 
 typedef struct scan_ctx {
@@ -62,7 +63,7 @@ static int scan_entry(void *ctx, const void *key, size_t klen,
 int kvcli_cmd_scan(kvcli_session *s, int argc, char **argv)
 {
     kvcli_args a;
-    int rc = kvcli_args_parse(argc, argv, scan_opts, 2, &s->cfg, &a);
+    int rc = kvcli_args_parse(argc, argv, scan_opts, 3, &s->cfg, &a);
     if (rc != 0)
         return rc;
     if (kvcli_maybe_help(s, "scan"))
@@ -73,6 +74,12 @@ int kvcli_cmd_scan(kvcli_session *s, int argc, char **argv)
          x.limit == 0)) {
         rc = kvcli_usage_err("invalid --limit '%s' (expected a number >= 1)",
                              a.cmd_val[SCAN_LIMIT]);
+        goto out;
+    }
+    uint64_t rev = 0; /* 0: the store as it is */
+    if (a.cmd_val[SCAN_REV] && (kvcli_parse_u64(a.cmd_val[SCAN_REV], &rev) != 0 || rev == 0)) {
+        rc = kvcli_usage_err("invalid --rev '%s' (expected a revision >= 1)",
+                             a.cmd_val[SCAN_REV]);
         goto out;
     }
     if (a.npos > 1) {
@@ -95,9 +102,11 @@ int kvcli_cmd_scan(kvcli_session *s, int argc, char **argv)
             batch = left < 1000 ? (size_t)left : 1000;
         }
         /* without --values only keys are shown: do not fetch values */
-        int st = kv_client_scan_ex(c, prefix, strlen(prefix), cursor, batch,
-                                   x.values ? 0 : KV_CLIENT_SCAN_KEYS_ONLY,
-                                   scan_entry, &x, &next);
+        unsigned flags = x.values ? 0 : KV_CLIENT_SCAN_KEYS_ONLY;
+        int st = rev ? kv_client_scan_at(c, prefix, strlen(prefix), rev, cursor, batch, flags,
+                                         scan_entry, &x, &next)
+                     : kv_client_scan_ex(c, prefix, strlen(prefix), cursor, batch, flags,
+                                         scan_entry, &x, &next);
         if (st != KV_OK) {
             rc = kvcli_fail(s, st, "scan");
             break;
@@ -342,6 +351,9 @@ static const struct {
     {"max_memory", "Store"},
     {"evicted_keys", "Store"},
     {"revision", "Store"},
+    {"history_versions", "Store"},
+    {"history_bytes", "Store"},
+    {"compact_revision", "Store"},
     {"gets", "Operations"},
     {"get_hits", "Operations"},
     {"get_misses", "Operations"},

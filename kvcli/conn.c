@@ -126,6 +126,9 @@ int kvcli_exit_code(int status)
     case KV_AUTH_FAILED:
     case KV_BUSY:
         return KVCLI_EXIT_CONNECT;
+    case KV_COMPACTED:
+    case KV_FUTURE_REVISION:
+        return KVCLI_EXIT_REVISION;
     default:
         return KVCLI_EXIT_SERVER;
     }
@@ -155,7 +158,15 @@ static const char *hint(int status, const char *msg)
     case KV_VALUE_TOO_LARGE:
         return "see the server's size limits";
     case KV_UNSUPPORTED:
+        if (strstr(msg, "history is off"))
+            return NULL; /* the server's message says what to do */
+        if (strstr(msg, "cluster node"))
+            return NULL;
         return "kvcli and kvd versions do not match";
+    case KV_COMPACTED:
+        return "that history is gone: ask for the oldest revision named, or a later one";
+    case KV_FUTURE_REVISION:
+        return "that revision has not happened yet: ask for the latest named, or an earlier one";
     default:
         return NULL;
     }
@@ -186,7 +197,7 @@ int kvcli_fail(kvcli_session *s, int status, const char *what)
      * kvcli's own refusal, as a usage error, not the server's. */
     if (s->client && kv_client_last_error_local(s->client) && status == KV_UNSUPPORTED) {
         /* not sent: the server speaks an older protocol */
-        print_failure(s, status, what, "upgrade kvd to use key expiry");
+        print_failure(s, status, what, "upgrade kvd to use this");
         return KVCLI_EXIT_SERVER;
     }
     if (s->client && kv_client_last_error_local(s->client)) {

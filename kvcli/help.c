@@ -15,14 +15,17 @@
     "  0  success\n"                                                          \
     "  1  negative outcome: a key was not found (get, del, ttl, expire,\n"   \
     "     persist), --if-version did not match (set), an expire condition\n"  \
-    "     did not hold, the compares failed so the else-branch ran (txn),\n"  \
-    "     or flush was not confirmed\n"                                       \
+    "     or rollback's --if-unchanged-since did not hold, the compares\n"    \
+    "     failed so the else-branch ran (txn), or flush was not confirmed\n"  \
     "  2  usage error (bad command, option or argument; unreadable file\n"  \
     "     or bad import input; a request over kvcli's --max-frame-size)\n"   \
     "  3  connection error: cannot connect, timeout, connection lost,\n"      \
     "     authentication failed or required, server busy, the server\n"       \
     "     does not speak kvd's protocol\n"                                     \
-    "  4  server error: the server refused or failed the request\n"
+    "  4  server error: the server refused or failed the request\n"          \
+    "  5  the revision asked for is compacted (its history is gone) or\n"    \
+    "     not reached yet (get --rev, scan --rev, history, rollback,\n"      \
+    "     compact); the message names the oldest or latest revision\n"
 
 static const char set_help[] =
     "Usage: kvcli set KEY VALUE [--if-version N] [--ttl DURATION]\n"
@@ -112,12 +115,17 @@ static const char persist_help[] =
     "exist. JSON as expire.\n";
 
 static const char get_help[] =
-    "Usage: kvcli get KEY [KEY ...] [--raw]\n"
+    "Usage: kvcli get KEY [KEY ...] [--raw] [--rev N]\n"
     "\n"
     "Prints the value of one key, or \"key: value\" lines for several keys\n"
     "(read as one consistent snapshot). A missing key prints\n"
     "\"key: (not found)\" (several keys) or an error on stderr (one key);\n"
     "the exit code is then 1.\n"
+    "\n"
+    "  --rev N  the values as they were at revision N (the store right after\n"
+    "           its change numbered N; kvd --history on, its default). A\n"
+    "           revision whose history is compacted, or one not reached yet,\n"
+    "           exits 5 naming the oldest or latest revision there is\n"
     "\n"
     "Text output escapes what a terminal would not show: \\\\, \\n, \\t, \\r\n"
     "and \\xNN for control bytes and bytes that are not valid UTF-8.\n"
@@ -131,7 +139,70 @@ static const char get_help[] =
     "Examples:\n"
     "  kvcli get greeting\n"
     "  kvcli get cake horns\n"
-    "  kvcli get --raw img > photo.png\n";
+    "  kvcli get --raw img > photo.png\n"
+    "  kvcli get config --rev 42\n";
+
+static const char history_help[] =
+    "Usage: kvcli history KEY [--limit N] [--min-rev N] [--max-rev N]\n"
+    "\n"
+    "Lists the changes of KEY that kvd keeps (kvd --history on, its\n"
+    "default: 100 earlier values per key, 64 MiB, an hour), newest first,\n"
+    "one a line: \"REVISION VALUE  (version V, created at C)\" or\n"
+    "\"REVISION (deleted)\". V counts the key's values since it was created\n"
+    "at revision C. Values are escaped as by get.\n"
+    "\n"
+    "  --limit N     at most N changes, 1..10000 (default 100); page back\n"
+    "                with --max-rev (the last revision listed - 1)\n"
+    "  --min-rev N   only changes at revision N or later (default: as far\n"
+    "                back as is kept; below that, exit 5)\n"
+    "  --max-rev N   only changes at revision N or earlier (default: latest)\n"
+    "\n"
+    "JSON: {\"key\":K,\"compact_revision\":R,\"events\":[{\"revision\":N,\n"
+    "\"deleted\":false,\"value\":V,\"create_revision\":C,\"version\":N,\n"
+    "\"expire_at_ms\":T}, ...]} (a deletion: revision and deleted only).\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli history config\n"
+    "  kvcli history config --limit 5 --json\n";
+
+static const char rollback_help[] =
+    "Usage: kvcli rollback KEY [KEY ...] --to-rev N [--if-unchanged-since M]\n"
+    "       kvcli rollback --prefix P --to-rev N [--if-unchanged-since M]\n"
+    "\n"
+    "Restores the keys (or every key starting with P; an empty P is the\n"
+    "whole store) to what they were at revision N - value and expiry, or\n"
+    "absent - as ONE new atomic change with a new revision. History is not\n"
+    "rewritten: a rollback can itself be rolled back. Keys already as they\n"
+    "were at N are left alone. Prints \"OK, K keys restored to revision N\n"
+    "(version V)\", V the rollback's revision.\n"
+    "\n"
+    "  --to-rev N                the revision to go back to (required)\n"
+    "  --if-unchanged-since M    only if no key changed after revision M\n"
+    "                            (say, the revision you looked at): else\n"
+    "                            nothing changes and the exit code is 1\n"
+    "  --prefix P                every key starting with P instead of KEYs\n"
+    "\n"
+    "A cluster node refuses rollback for now (exit 4).\n"
+    "JSON: {\"ok\":true,\"changed\":K,\"version\":V} (V 0 when nothing\n"
+    "changed); {\"ok\":false,\"error\":\"changed_since\"} on a mismatch.\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli rollback config --to-rev 42\n"
+    "  kvcli rollback a b --to-rev 42 --if-unchanged-since 57\n"
+    "  kvcli rollback --prefix user:7: --to-rev 42\n";
+
+static const char compact_help[] =
+    "Usage: kvcli compact REVISION\n"
+    "\n"
+    "Drops the history that only reads below REVISION need: from then on\n"
+    "get --rev, scan --rev and history below it exit 5. REVISION must be\n"
+    "above the current compaction revision and not above the latest one\n"
+    "(else exit 5). kvd compacts on its own within its history bounds; this\n"
+    "frees the memory now. A cluster node refuses it for now (exit 4).\n"
+    "JSON: {\"ok\":true,\"compact_revision\":R}.\n"
+    "\n"
+    "Example:\n"
+    "  kvcli compact 1000\n";
 
 static const char del_help[] =
     "Usage: kvcli del KEY [KEY ...]\n"
@@ -218,7 +289,7 @@ static const char txn_help[] =
     "  printf 'exists(a)\\n\\nget a\\n\\nset a 1\\n' | kvcli txn\n";
 
 static const char scan_help[] =
-    "Usage: kvcli scan [PREFIX] [--limit N] [--values]\n"
+    "Usage: kvcli scan [PREFIX] [--limit N] [--values] [--rev N]\n"
     "\n"
     "Lists the keys that start with PREFIX (all keys without one), one per\n"
     "line, escaped as by get. The order is the store's, not sorted; each key\n"
@@ -227,6 +298,8 @@ static const char scan_help[] =
     "  --limit N   list at most N keys\n"
     "  --values    print \"key: value\" lines (without it, values are not\n"
     "              fetched: the server sends keys and versions only)\n"
+    "  --rev N     the keys as they were at revision N: one consistent state,\n"
+    "              every key of it listed once (exit 5 if compacted)\n"
     "\n"
     "JSON: [{\"key\":K,\"version\":N[,\"value\":V]}, ...]\n"
     "\n"
@@ -395,6 +468,10 @@ const kvcli_command kvcli_commands[] = {
     {"expire", kvcli_cmd_expire, "make a key expire after a duration", expire_help},
     {"persist", kvcli_cmd_persist, "remove a key's expiry", persist_help},
     {"del", kvcli_cmd_del, "delete keys atomically, or by prefix", del_help},
+    {"history", kvcli_cmd_history, "list a key's earlier values, newest first", history_help},
+    {"rollback", kvcli_cmd_rollback, "restore keys to a revision, as one new change",
+     rollback_help},
+    {"compact", kvcli_cmd_compact, "drop the history below a revision", compact_help},
     {"flush", kvcli_cmd_flush, "delete every key (asks first)", flush_help},
     {"txn", kvcli_cmd_txn, "run a conditional transaction", txn_help},
     {"scan", kvcli_cmd_scan, "list keys by prefix", scan_help},

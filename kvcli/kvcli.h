@@ -7,7 +7,7 @@
  * Layout: main.c (global flags, environment, dispatch), opts.c (option
  * parsing shared by every command), conn.c (connecting, error reporting,
  * exit codes), cmd_kv.c (set/get/del), cmd_ttl.c (ttl, expire, persist,
- * durations), cmd_bulk.c (del --prefix,
+ * durations), cmd_history.c (history, rollback, compact), cmd_bulk.c (del --prefix,
  * flush), cmd_misc.c (scan, ping, version, metrics), cmd_export.c +
  * export_page.c + exportfmt.c + progress.c (export, import), cmd_txn.c + txn_parse.c
  * (txn), output.c (escaping, JSON), bytes.c (growable byte buffers,
@@ -29,7 +29,9 @@ enum {
     KVCLI_EXIT_NEGATIVE = 1,  /* key(s) not found, CAS mismatch, txn else */
     KVCLI_EXIT_USAGE = 2,
     KVCLI_EXIT_CONNECT = 3,   /* connection, timeout or authentication   */
-    KVCLI_EXIT_SERVER = 4     /* the server refused or failed the request */
+    KVCLI_EXIT_SERVER = 4,    /* the server refused or failed the request */
+    KVCLI_EXIT_REVISION = 5   /* the revision asked for is compacted or
+                                 not reached yet                         */
 };
 
 #define KVCLI_DEFAULT_HOST "127.0.0.1"
@@ -146,6 +148,9 @@ int kvcli_cmd_help(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_ttl(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_expire(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_persist(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_history(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_rollback(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_compact(kvcli_session *s, int argc, char **argv);
 /* A duration (cmd_ttl.c): a whole number with a unit ms, s, m or h, a
  * bare number being seconds; 1 ms .. 2^52 ms. 0 and *ms, or -1. */
 int kvcli_parse_duration(const char *s, uint64_t *ms);

@@ -297,6 +297,15 @@ int kv__client_check_version(kv_client *c, const kv_proto_request *req)
         c->err_local = 1;
         return KV_UNSUPPORTED;
     }
+    if (req->op >= KV_PROTO_GET_AT && req->op <= KV_PROTO_COMPACT &&
+        c->proto_version < KV_PROTO_HISTORY_VERSION) {
+        kv__client_error(c, KV_UNSUPPORTED,
+                         "the server speaks protocol version %d; history (reads at a revision, "
+                         "HISTORY, ROLLBACK, COMPACT) needs version %d: a newer kvd",
+                         c->proto_version, KV_PROTO_HISTORY_VERSION);
+        c->err_local = 1;
+        return KV_UNSUPPORTED;
+    }
     return KV_OK;
 }
 
@@ -326,7 +335,8 @@ static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *res
     }
     if ((rc = kv__client_flush(c)) != KV_OK)
         return rc;
-    unsigned flags = req->op == KV_PROTO_SCAN && req->keys_only ? KV_PROTO_RESULT_KEYS_ONLY : 0;
+    unsigned flags = (req->op == KV_PROTO_SCAN || req->op == KV_PROTO_SCAN_AT) && req->keys_only
+                         ? KV_PROTO_RESULT_KEYS_ONLY : 0;
     return kv__client_read_reply(c, req->id, req->op, flags, resp);
 }
 

@@ -1,5 +1,5 @@
 /*
- * kv_proto.h - the kvd wire protocol codec, versions 1..4 (docs/protocol.md).
+ * kv_proto.h - the kvd wire protocol codec, versions 1..5 (docs/protocol.md).
  *
  * The one module that encodes and decodes kvd frames; kvd, the client
  * library (libkvclient) and kvcli all use it, nobody else touches bytes.
@@ -43,13 +43,17 @@ extern "C" {
  * ---------------------------------------------------------------------- */
 #define KV_PROTO_VERSION 1     /* a connection's version before HELLO    */
 #define KV_PROTO_MIN_VERSION 1 /* oldest version it can speak            */
-#define KV_PROTO_MAX_VERSION 4 /* newest version it can speak (2: SCAN's
+#define KV_PROTO_MAX_VERSION 5 /* newest version it can speak (2: SCAN's
                                   keys_only argument, SNAPSHOT; 3:
                                   CLUSTER; 4: key expiry - an expiry on
                                   SET, MSET and TXN's set ops, TTL,
-                                  EXPIRE, PERSIST)                       */
+                                  EXPIRE, PERSIST; 5: history - GET_AT,
+                                  MGET_AT, SCAN_AT, HISTORY, ROLLBACK,
+                                  COMPACT)                               */
 /* The version that brought key expiry (KV_PROTO_TTL...). */
 #define KV_PROTO_EXPIRY_VERSION 4
+/* The version that brought history (KV_PROTO_GET_AT...COMPACT). */
+#define KV_PROTO_HISTORY_VERSION 5
 
 #define KV_PROTO_HEADER_SIZE 4 /* the big-endian u32 length prefix       */
 /* Default largest frame body: a maximal value plus room for key and
@@ -79,7 +83,13 @@ extern "C" {
     XX(CLUSTER, 13)         \
     XX(TTL, 14)             \
     XX(EXPIRE, 15)          \
-    XX(PERSIST, 16)
+    XX(PERSIST, 16)         \
+    XX(GET_AT, 17)          \
+    XX(MGET_AT, 18)         \
+    XX(SCAN_AT, 19)         \
+    XX(HISTORY, 20)         \
+    XX(ROLLBACK, 21)        \
+    XX(COMPACT, 22)
 
 typedef enum kv_proto_op {
 #define KV__PROTO_OP_ENUM(name, code) KV_PROTO_##name = code,
@@ -225,6 +235,17 @@ typedef struct kv_proto_request {
     uint64_t revision;
     uint64_t offset;
 
+    /* History (version 5). GET_AT (key), MGET_AT (keys), SCAN_AT (prefix
+     * in key, cursor, limit, keys_only), COMPACT: the revision in
+     * `revision`. HISTORY: key's changes with revision in
+     * [min_revision, revision] (revision 0: to the latest), at most
+     * `limit` (0 = server default). ROLLBACK: `keys`, or with has_prefix
+     * every key starting with `key` (may be empty), back to `revision`,
+     * only if none changed after unchanged_since (0: unconditional). */
+    uint64_t min_revision;
+    uint64_t unchanged_since;
+    int has_prefix;
+
     /* Set by the decoder. */
     int has_id;        /* 1 once the id could be read (also on failure) */
     const char *error; /* static detail when decoding failed, else NULL */
@@ -309,6 +330,18 @@ typedef struct kv_proto_value {
     uint64_t version;
 } kv_proto_value;
 
+/* A HISTORY event (version 5): one change of a key; value points into
+ * the frame. */
+typedef struct kv_proto_event {
+    uint64_t revision;
+    int deleted;              /* 1: the change removed the key (value NULL) */
+    const void *value;
+    size_t vlen;
+    uint64_t create_revision;
+    uint64_t version;         /* 1 for the value that created the key, ... */
+    uint64_t expire_at_ms;    /* 0: none                                  */
+} kv_proto_event;
+
 /* A SCAN entry; pointers into the frame. */
 typedef struct kv_proto_entry {
     kv_key key;
@@ -370,6 +403,13 @@ typedef struct kv_proto_response {
     /* METRICS */
     const kv_proto_metric *metrics;
     size_t nmetrics;
+    /* HISTORY: the server's compaction revision and the events, newest
+     * first; COMPACT: the new compaction revision (also in version) */
+    uint64_t compact_revision;
+    const kv_proto_event *events;
+    size_t nevents;
+    /* ROLLBACK: keys changed (its revision in version, 0: none) */
+    uint64_t changed;
 
     const char *error; /* static detail when decoding failed, else NULL */
     void *owned_;      /* private */

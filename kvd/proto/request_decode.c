@@ -350,6 +350,68 @@ static int read_args(dec *d, kv_proto_request *q, size_t nargs)
         q->expire_flags = (unsigned)flags;
         return KV_OK;
     }
+    case KV_PROTO_GET_AT:
+        if (nargs != 2)
+            return PROTO("GET_AT is [17, id, key, revision]");
+        if ((rc = read_key(d, &q->key)))
+            return rc;
+        if (kv__rd_uint(&d->r, &q->revision))
+            return PROTO("GET_AT revision must be an unsigned int");
+        return KV_OK;
+    case KV_PROTO_MGET_AT:
+        if (nargs != 2)
+            return PROTO("MGET_AT is [18, id, [keys], revision]");
+        if ((rc = read_keys(d, q, 0)))
+            return rc;
+        if (kv__rd_uint(&d->r, &q->revision))
+            return PROTO("MGET_AT revision must be an unsigned int");
+        return KV_OK;
+    case KV_PROTO_SCAN_AT:
+        if (nargs < 4 || nargs > 5 || kv__rd_bytes(&d->r, &q->key) ||
+            kv__rd_uint(&d->r, &q->revision) || kv__rd_uint(&d->r, &q->cursor) ||
+            kv__rd_uint(&d->r, &q->limit))
+            return PROTO("SCAN_AT is [19, id, prefix, revision, cursor, limit, keys_only?]");
+        if (nargs == 5) {
+            if (kv__rd_bool(&d->r, &q->keys_only))
+                return PROTO("SCAN_AT keys_only must be true or false");
+            q->has_keys_only = 1;
+        }
+        if (q->key.len > d->lim->max_key_size)
+            return fail(d, KV_KEY_TOO_LARGE, "prefix is too large");
+        return KV_OK;
+    case KV_PROTO_HISTORY:
+        if (nargs != 4)
+            return PROTO("HISTORY is [20, id, key, min_revision, max_revision, limit]");
+        if ((rc = read_key(d, &q->key)))
+            return rc;
+        if (kv__rd_uint(&d->r, &q->min_revision) || kv__rd_uint(&d->r, &q->revision) ||
+            kv__rd_uint(&d->r, &q->limit))
+            return PROTO("HISTORY revisions and limit must be unsigned ints");
+        return KV_OK;
+    case KV_PROTO_ROLLBACK: {
+        if (nargs != 3)
+            return PROTO("ROLLBACK is [21, id, [keys] or prefix, to_revision, unchanged_since]");
+        /* an array: the keys; bytes: a prefix (may be empty: every key) */
+        size_t n;
+        kv__rd peek = d->r;
+        if (kv__rd_array(&peek, &n) == 0) {
+            if ((rc = read_keys(d, q, 1)))
+                return rc;
+        } else {
+            if (kv__rd_bytes(&d->r, &q->key))
+                return PROTO("ROLLBACK's target is an array of keys or a prefix");
+            if (q->key.len > d->lim->max_key_size)
+                return fail(d, KV_KEY_TOO_LARGE, "prefix is too large");
+            q->has_prefix = 1;
+        }
+        if (kv__rd_uint(&d->r, &q->revision) || kv__rd_uint(&d->r, &q->unchanged_since))
+            return PROTO("ROLLBACK revisions must be unsigned ints");
+        return KV_OK;
+    }
+    case KV_PROTO_COMPACT:
+        if (nargs != 1 || kv__rd_uint(&d->r, &q->revision))
+            return PROTO("COMPACT is [22, id, revision]");
+        return KV_OK;
     default:
         return fail(d, KV_UNSUPPORTED, "unknown op");
     }

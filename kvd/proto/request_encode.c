@@ -41,7 +41,11 @@ static int check(const kv_proto_request *q)
     switch (q->op) {
     case KV_PROTO_MGET:
     case KV_PROTO_DEL:
+    case KV_PROTO_MGET_AT:
         return q->nkeys == 0 || q->keys != NULL ? KV_OK : KV_INVALID_ARGUMENT;
+    case KV_PROTO_ROLLBACK:
+        return q->has_prefix || (q->nkeys != 0 && q->keys != NULL) ? KV_OK
+                                                                  : KV_INVALID_ARGUMENT;
     case KV_PROTO_MSET:
         if (q->has_expiry && ((unsigned)q->expiry_mode > KV_PROTO_EXPIRY_AT ||
                               q->expiry_ms == 0 || q->expiry_ms > KV_PROTO_EXPIRY_MAX))
@@ -192,6 +196,44 @@ static int pack_args(msgpack_packer *pk, const kv_proto_request *q)
         if (q->value.data)
             e |= kv__pack_bin(pk, q->value.data, q->value.len);
         break;
+    case KV_PROTO_GET_AT:
+        e |= kv__pack_bin(pk, q->key.data, q->key.len);
+        e |= msgpack_pack_uint64(pk, q->revision);
+        break;
+    case KV_PROTO_MGET_AT:
+        e |= msgpack_pack_array(pk, q->nkeys);
+        for (size_t i = 0; i < q->nkeys && e == 0; i++)
+            e |= kv__pack_bin(pk, q->keys[i].data, q->keys[i].len);
+        e |= msgpack_pack_uint64(pk, q->revision);
+        break;
+    case KV_PROTO_SCAN_AT:
+        e |= kv__pack_bin(pk, q->key.data, q->key.len);
+        e |= msgpack_pack_uint64(pk, q->revision);
+        e |= msgpack_pack_uint64(pk, q->cursor);
+        e |= msgpack_pack_uint64(pk, q->limit);
+        if (q->keys_only)
+            e |= msgpack_pack_true(pk);
+        break;
+    case KV_PROTO_HISTORY:
+        e |= kv__pack_bin(pk, q->key.data, q->key.len);
+        e |= msgpack_pack_uint64(pk, q->min_revision);
+        e |= msgpack_pack_uint64(pk, q->revision);
+        e |= msgpack_pack_uint64(pk, q->limit);
+        break;
+    case KV_PROTO_ROLLBACK:
+        if (q->has_prefix) {
+            e |= kv__pack_bin(pk, q->key.data, q->key.len);
+        } else {
+            e |= msgpack_pack_array(pk, q->nkeys);
+            for (size_t i = 0; i < q->nkeys && e == 0; i++)
+                e |= kv__pack_bin(pk, q->keys[i].data, q->keys[i].len);
+        }
+        e |= msgpack_pack_uint64(pk, q->revision);
+        e |= msgpack_pack_uint64(pk, q->unchanged_since);
+        break;
+    case KV_PROTO_COMPACT:
+        e |= msgpack_pack_uint64(pk, q->revision);
+        break;
     default: /* METRICS, SNAPSHOT */
         break;
     }
@@ -219,6 +261,15 @@ static size_t nargs(const kv_proto_request *q)
         return 3;
     case KV_PROTO_CLUSTER:
         return q->value.data ? 3 : q->revision ? 2 : 1;
+    case KV_PROTO_GET_AT:
+    case KV_PROTO_MGET_AT:
+        return 2;
+    case KV_PROTO_SCAN_AT:
+        return q->keys_only ? 5 : 4;
+    case KV_PROTO_HISTORY:
+        return 4;
+    case KV_PROTO_ROLLBACK:
+        return 3;
     case KV_PROTO_METRICS:
     case KV_PROTO_SNAPSHOT:
         return 0;

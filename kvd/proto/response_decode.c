@@ -125,6 +125,44 @@ static int read_scan(rdec *d, kv_proto_response *o, int keys_only)
     return KV_OK;
 }
 
+/* HISTORY: [compact_revision, [[revision, value | nil, create_revision,
+ * version, expire_at_ms], ...]]. */
+static int read_history(rdec *d, kv_proto_response *o)
+{
+    size_t n, m;
+    if (kv__rd_array(&d->r, &n) || n != 2 || kv__rd_uint(&d->r, &o->compact_revision) ||
+        kv__rd_array(&d->r, &m))
+        return bad(d, "HISTORY result is [compact_revision, [events]]");
+    kv_proto_event *e = kv__alloc_array(&d->al, m, sizeof *e);
+    if (e == NULL)
+        return nomem(d);
+    for (size_t i = 0; i < m; i++) {
+        size_t k;
+        int nil;
+        memset(&e[i], 0, sizeof e[i]);
+        if (kv__rd_array(&d->r, &k) || k != 5 || kv__rd_uint(&d->r, &e[i].revision) ||
+            (nil = kv__rd_nil(&d->r)) < 0)
+            return bad(d, "a HISTORY event is [revision, value, create_revision, version, "
+                          "expire_at_ms]");
+        if (nil) {
+            e[i].deleted = 1;
+        } else {
+            kv_key v;
+            if (kv__rd_bytes(&d->r, &v))
+                return bad(d, "a HISTORY event's value must be bin or nil");
+            e[i].value = v.data;
+            e[i].vlen = v.len;
+        }
+        if (kv__rd_uint(&d->r, &e[i].create_revision) || kv__rd_uint(&d->r, &e[i].version) ||
+            kv__rd_uint(&d->r, &e[i].expire_at_ms))
+            return bad(d, "a HISTORY event is [revision, value, create_revision, version, "
+                          "expire_at_ms]");
+    }
+    o->events = e;
+    o->nevents = m;
+    return KV_OK;
+}
+
 /* name (copied with a NUL) and a number or, if depth allows, a map. */
 static int read_metric(rdec *d, kv_proto_metric *m, int depth)
 {
@@ -206,10 +244,24 @@ static int read_result(rdec *d, int op, unsigned flags, kv_proto_response *o)
         return kv__rd_nil(&d->r) == 1 ? KV_OK
                                        : bad(d, "AUTH result must be nil");
     case KV_PROTO_GET:
+    case KV_PROTO_GET_AT:
     case KV_PROTO_SNAPSHOT_READ: /* [bytes, file size] */
         return read_found(d, &o->value);
     case KV_PROTO_MGET:
+    case KV_PROTO_MGET_AT:
         return read_mget(d, o);
+    case KV_PROTO_HISTORY:
+        return read_history(d, o);
+    case KV_PROTO_ROLLBACK:
+        if (kv__rd_array(&d->r, &n) || n != 2 || kv__rd_uint(&d->r, &o->changed) ||
+            kv__rd_uint(&d->r, &o->version))
+            return bad(d, "ROLLBACK result is [changed, revision]");
+        return KV_OK;
+    case KV_PROTO_COMPACT:
+        if (kv__rd_uint(&d->r, &o->compact_revision))
+            return bad(d, "COMPACT result must be a revision");
+        o->version = o->compact_revision;
+        return KV_OK;
     case KV_PROTO_SET:
     case KV_PROTO_MSET:
     case KV_PROTO_SNAPSHOT:
@@ -231,6 +283,7 @@ static int read_result(rdec *d, int op, unsigned flags, kv_proto_response *o)
     case KV_PROTO_TXN:
         return read_txn(d, o);
     case KV_PROTO_SCAN:
+    case KV_PROTO_SCAN_AT:
         return read_scan(d, o, (flags & KV_PROTO_RESULT_KEYS_ONLY) != 0);
     case KV_PROTO_METRICS:
         return read_metrics(d, o);

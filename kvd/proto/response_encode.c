@@ -201,7 +201,8 @@ int kv_proto_resp_txn(kv_proto_buf *b, uint64_t id, const kv_txn_result *r)
     XX(table_resizes) XX(durable_revision) XX(log_bytes) XX(log_records)  \
     XX(log_batches) XX(log_syncs) XX(snapshots) XX(snapshot_failures)     \
     XX(snapshot_revision) XX(expired_keys) XX(keys_with_ttl)              \
-    XX(evicted_keys) XX(max_memory) XX(memory_used)
+    XX(evicted_keys) XX(max_memory) XX(memory_used) XX(history_versions)  \
+    XX(history_bytes) XX(compact_revision)
 
 #define COUNT_ONE(f) +1
 enum { NSTORE = 0 STORE_METRICS(COUNT_ONE) };

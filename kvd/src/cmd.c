@@ -41,7 +41,8 @@ unsigned kvd_cmd_flags(int kind)
 int kvd_cmd_is_native(int kind)
 {
     return (kind >= 0 && kind <= KVD_CMD_CLUSTER) || kind == KVD_CMD_TTL ||
-           kind == KVD_CMD_EXPIRE || kind == KVD_CMD_PERSIST;
+           kind == KVD_CMD_EXPIRE || kind == KVD_CMD_PERSIST ||
+           (kind >= KVD_CMD_GET_AT && kind <= KVD_CMD_COMPACT);
 }
 
 size_t kvd_cmd_request_limit(const kvd_conn *c, int authed)
@@ -171,6 +172,12 @@ int kvd__cmd_run(kvd_exec *x)
     case KVD_CMD_PERSIST:
     case KVD_CMD_GETEX:
         return kvd__cmd_expire(x);
+    case KVD_CMD_GET_AT:
+    case KVD_CMD_MGET_AT:
+    case KVD_CMD_HISTORY:
+    case KVD_CMD_ROLLBACK:
+    case KVD_CMD_COMPACT:
+        return kvd__cmd_history(x);
     default:
         return kvd__cmd_kv(x);
     }
@@ -239,7 +246,9 @@ int kvd_cmd_execute(kvd_conn *c, const kvd_cmd *cmd, kvd_reply *r, uint64_t *clo
         rc = r->ops->error(r, KV_NO_MEMORY, "out of memory");
     } else {
         x.cmd = &resolved; /* a cluster's entry carries the resolved times */
-        if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_WRITE))
+        if (s->repl && kvd_cmd_cluster_refusal(kind))
+            rc = r->ops->error(r, KV_UNSUPPORTED, kvd_cmd_cluster_refusal(kind));
+        else if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_WRITE))
             rc = kvd_repl_submit(&x); /* run on every node once committed */
         else if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_READ) && !c->sess.stale_reads)
             rc = kvd_repl_read(&x); /* run here once a quorum confirms the leader */

@@ -41,7 +41,8 @@ struct kvd_conn;
 
 /* Every command: name (lower case, as in metrics), flags. The first ones
  * are the MessagePack protocol's operations, in their wire numbers (its
- * later ones, TTL, EXPIRE and PERSIST, are mapped by fe_native.c). New
+ * later ones, TTL, EXPIRE, PERSIST and the history ops GET_AT...COMPACT,
+ * are mapped by fe_native.c). New
  * kinds go at the end: a cluster's Raft entries carry the numbers. */
 #define KVD_CMD_MAP(XX)                                      \
     XX(HELLO, "hello", KVD_CF_NOAUTH | KVD_CF_NOTXN)         \
@@ -90,7 +91,13 @@ struct kvd_conn;
     XX(EXPIRE, "expire", KVD_CF_WRITE)                       \
     XX(PERSIST, "persist", KVD_CF_WRITE)                     \
     XX(GETEX, "getex", KVD_CF_WRITE)                         \
-    XX(CLUSTER_EXPIRE, "cluster_expire", KVD_CF_NOTXN)
+    XX(CLUSTER_EXPIRE, "cluster_expire", KVD_CF_NOTXN)       \
+    XX(GET_AT, "get_at", KVD_CF_READ | KVD_CF_NOTXN)         \
+    XX(MGET_AT, "mget_at", KVD_CF_READ | KVD_CF_NOTXN)       \
+    XX(SCAN_AT, "scan_at", KVD_CF_READ | KVD_CF_NOTXN)       \
+    XX(HISTORY, "history", KVD_CF_READ | KVD_CF_NOTXN)       \
+    XX(ROLLBACK, "rollback", KVD_CF_WRITE | KVD_CF_NOTXN)    \
+    XX(COMPACT, "compact", KVD_CF_NOTXN)
 
 typedef enum kvd_cmd_kind {
 #define KVD__CMD_ENUM(name, str, flags) KVD_CMD_##name,
@@ -181,7 +188,15 @@ typedef struct kvd_cmd {
     int64_t i;
     double f;           /* INCRBYFLOAT */
     int sub;            /* CLIENT/CONFIG/COMMAND subcommand (cmd_server.c) */
+    /* History (cmd_history.c): GET_AT, MGET_AT, SCAN_AT, COMPACT: the
+     * revision in rev; HISTORY: key's changes in [min_rev, rev] (rev 0:
+     * to the latest), at most limit; ROLLBACK: keys, or with flags
+     * KVD_ROLLBACK_PREFIX every key starting with key, back to rev, only
+     * if none changed after expected (0: unconditional). */
+    uint64_t rev, min_rev;
 } kvd_cmd;
+
+#define KVD_ROLLBACK_PREFIX 1u
 
 /* A connection's state as the command layer sees it. */
 typedef struct kvd_multi kvd_multi;
@@ -396,6 +411,16 @@ int kvd__cmd_kv(kvd_exec *x);
 int kvd__cmd_server(kvd_exec *x);
 int kvd__cmd_multi(kvd_exec *x);
 int kvd__cmd_expire(kvd_exec *x);
+int kvd__cmd_history(kvd_exec *x);
+/* Answers a failed read in the past (or rollback) with its status and a
+ * detail that helps: for KV_COMPACTED the oldest revision still readable
+ * (of key when klen > 0), for KV_FUTURE_REVISION the latest, for
+ * KV_UNSUPPORTED that history is off. Other statuses as usual. */
+int kvd__history_error(kvd_exec *x, int rc, uint64_t rev, const void *key, size_t klen);
+/* Whether kind needs the store's history on a cluster node, where it is
+ * not offered yet (ROLLBACK and COMPACT would need Raft entries): the
+ * error answered, or NULL. */
+const char *kvd_cmd_cluster_refusal(int kind);
 /* The expiry *at (0: none) of a key read at version `version` (0: a write
  * of EXEC's own transaction: from x->written), read after it: KV_OK, or
  * KV_CONFLICT when the key changed since (read it again). */

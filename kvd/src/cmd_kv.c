@@ -570,7 +570,8 @@ static int scan_cb(void *ctx, const void *key, size_t klen, const void *val, siz
     return 0;
 }
 
-/* SCAN (a page from cursor) and KEYS (every page: the whole store). */
+/* SCAN (a page from cursor), SCAN_AT (the same over the store as it was
+ * at a revision: kv_scan_at) and KEYS (every page: the whole store). */
 static int cmd_scan(kvd_exec *x)
 {
     const kvd_cmd *cmd = x->cmd;
@@ -590,7 +591,10 @@ static int cmd_scan(kvd_exec *x)
         size_t seen = sc.seen, added = sc.added;
         r->ops->page_save(r);
         sc.take_all = sc.added == 0;
-        rc = kv_scan(x->st, cmd->key.data, cmd->key.len, cursor, 1, scan_cb, &sc, &next);
+        rc = cmd->kind == KVD_CMD_SCAN_AT
+                 ? kv_scan_at(x->st, cmd->key.data, cmd->key.len, cmd->rev, cursor, 1, scan_cb,
+                              &sc, &next)
+                 : kv_scan(x->st, cmd->key.data, cmd->key.len, cursor, 1, scan_cb, &sc, &next);
         if (rc != KV_OK || (rc = sc.rc) != KV_OK)
             break;
         if (sc.full) {
@@ -610,7 +614,8 @@ static int cmd_scan(kvd_exec *x)
     }
     if (rc != KV_OK) {
         r->ops->rewind(r);
-        return fail(x, rc);
+        return cmd->kind == KVD_CMD_SCAN_AT ? kvd__history_error(x, rc, cmd->rev, NULL, 0)
+                                            : fail(x, rc);
     }
     r->ops->page_end(r, next);
     return KV_OK;
@@ -902,6 +907,7 @@ int kvd__cmd_kv(kvd_exec *x)
     case KVD_CMD_DEL: return cmd_del(x);
     case KVD_CMD_TXN: return cmd_txn(x);
     case KVD_CMD_SCAN:
+    case KVD_CMD_SCAN_AT:
     case KVD_CMD_KEYS: return cmd_scan(x);
     case KVD_CMD_EXISTS: return cmd_exists(x);
     case KVD_CMD_STRLEN:

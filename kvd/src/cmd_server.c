@@ -210,13 +210,18 @@ static const struct {
     {"setex", KVD_CMD_SET},    {"psetex", KVD_CMD_SET},  {"pttl", KVD_CMD_TTL},
     {"expiretime", KVD_CMD_TTL}, {"pexpiretime", KVD_CMD_TTL}, {"pexpire", KVD_CMD_EXPIRE},
     {"expireat", KVD_CMD_EXPIRE}, {"pexpireat", KVD_CMD_EXPIRE},
+    {"kvd.getat", KVD_CMD_GET_AT}, {"kvd.mgetat", KVD_CMD_MGET_AT},
+    {"kvd.scanat", KVD_CMD_SCAN_AT}, {"kvd.history", KVD_CMD_HISTORY},
+    {"kvd.rollback", KVD_CMD_ROLLBACK}, {"kvd.compact", KVD_CMD_COMPACT},
 };
 #define N_ALIASES (sizeof command_aliases / sizeof command_aliases[0])
 
 static int command_listed(int k)
 {
+    /* the history kinds are listed by their RESP names (aliases) */
     return k != KVD_CMD_TXN && k != KVD_CMD_METRICS && k != KVD_CMD_SNAPSHOT &&
-           k != KVD_CMD_SNAPSHOT_READ && k != KVD_CMD_CLUSTER_EXPIRE;
+           k != KVD_CMD_SNAPSHOT_READ && k != KVD_CMD_CLUSTER_EXPIRE &&
+           !(k >= KVD_CMD_GET_AT && k <= KVD_CMD_COMPACT);
 }
 
 static int command_entry(kvd_reply *r, const char *name, int kind)
@@ -226,8 +231,11 @@ static int command_entry(kvd_reply *r, const char *name, int kind)
     case KVD_CMD_GET: case KVD_CMD_SET: case KVD_CMD_GETSET: case KVD_CMD_GETDEL:
     case KVD_CMD_STRLEN: case KVD_CMD_APPEND: case KVD_CMD_INCRBY:
     case KVD_CMD_INCRBYFLOAT: case KVD_CMD_TYPE: case KVD_CMD_TTL: case KVD_CMD_EXPIRE:
-    case KVD_CMD_PERSIST: case KVD_CMD_GETEX:
+    case KVD_CMD_PERSIST: case KVD_CMD_GETEX: case KVD_CMD_GET_AT: case KVD_CMD_HISTORY:
         first = last = step = 1;
+        break;
+    case KVD_CMD_MGET_AT:
+        first = 2, last = -1, step = 1;
         break;
     case KVD_CMD_MGET: case KVD_CMD_DEL: case KVD_CMD_EXISTS: case KVD_CMD_WATCH:
         first = step = 1, last = -1;
@@ -388,6 +396,8 @@ static int cmd_info(kvd_exec *x)
         "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
         "rejected_connections:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n"
         "expired_keys:%llu\r\nevicted_keys:%llu\r\n\r\n"
+        "# History\r\nhistory_enabled:%d\r\nhistory_versions:%llu\r\nhistory_bytes:%llu\r\n"
+        "compact_revision:%llu\r\nrevision:%llu\r\n\r\n"
         "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n"
         "# Keyspace\r\n",
         KV_VERSION_STRING, (int)getpid(), s->bound_port,
@@ -399,7 +409,9 @@ static int cmd_info(kvd_exec *x)
         (unsigned long long)atomic_load(&s->connections_total), (unsigned long long)cmds,
         (unsigned long long)rejected, (unsigned long long)m.get_hits,
         (unsigned long long)m.get_misses, (unsigned long long)m.expired_keys,
-        (unsigned long long)m.evicted_keys);
+        (unsigned long long)m.evicted_keys, s->cfg->history,
+        (unsigned long long)m.history_versions, (unsigned long long)m.history_bytes,
+        (unsigned long long)m.compact_revision, (unsigned long long)m.revision);
     /* expires: keys stored with an expiry (expired ones too, until the
      * store removes them); avg_ttl is not kept (Redis estimates it) */
     if (m.keys && n > 0 && n < 4000)

@@ -78,6 +78,13 @@ typedef struct opt_def {
 
 #define OFF(f) offsetof(kvd_config, f)
 
+/* History's defaults (docs/kvd.8): an hour of undo for a store of
+ * moderate write rate, at a bounded memory cost for a busy one. The byte and age bounds depend on each
+ * node's own clock and memory, so a cluster node leaves them out. */
+#define KVD_DEFAULT_HISTORY_VERSIONS 100
+#define KVD_DEFAULT_HISTORY_BYTES ((uint64_t)64 << 20)
+#define KVD_DEFAULT_HISTORY_AGE 3600u
+
 static const opt_def opts[] = {
     {"config", OPT_STR, OFF(config_path), "PATH",
      "read settings from this INI file (keys as these flags, top level or [kvd])", 0, 0},
@@ -148,6 +155,22 @@ static const opt_def opts[] = {
      "what a write does at --max-memory, as Redis's maxmemory-policy: noeviction (refuse it), "
      "allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random or "
      "volatile-ttl (default noeviction)", 0, 0},
+    {"history", OPT_YESNO, OFF(history), "on|off",
+     "keep earlier values of keys for reads at a revision, HISTORY, ROLLBACK and COMPACT "
+     "(kvd(8), HISTORY); off gives every command its latest value only and lets "
+     "writers on different lock stripes take revisions without one shared counter "
+     "(default on)", 0, 0},
+    {"history-versions", OPT_U64, OFF(history_versions), "N",
+     "with history: at most N earlier values per key, 0 = no count bound (default 100)", 0,
+     UINT32_MAX},
+    {"history-bytes", OPT_U64, OFF(history_bytes), "BYTES",
+     "with history: at most this much memory for earlier values in all, oldest dropped "
+     "first, 0 = no bound; under --max-memory history gives way before keys are evicted; "
+     "refused on a cluster node (default 64m, none on a cluster node)", 0,
+     UINT64_MAX},
+    {"history-age", OPT_SECS, OFF(history_age), "SECS",
+     "with history: drop values replaced more than SECS ago, 0 = no bound; refused on a "
+     "cluster node (default 3600, none on a cluster node)", 0, KVD_MAX_SECS},
     {"initial-capacity", OPT_SIZE, OFF(initial_capacity), "N", "keys to size the store for, at most 2^40 (default 1024)", 0, KVD_MAX_INITIAL_CAPACITY},
     {"data-dir", OPT_STR, OFF(data_dir), "DIR",
      "keep the store in this directory (log + snapshots) and recover it at start (default none: in memory)", 0, 0},
@@ -196,6 +219,10 @@ static void config_defaults(kvd_config *cfg)
     cfg->snapshot_log_size = (size_t)KV_DEFAULT_SNAPSHOT_LOG_BYTES;
     cfg->snapshot_interval = KV_DEFAULT_SNAPSHOT_INTERVAL_S;
     cfg->log_level = KVD_LOG_INFO;
+    cfg->history = 1;
+    cfg->history_versions = KVD_DEFAULT_HISTORY_VERSIONS;
+    cfg->history_bytes = KVD_DEFAULT_HISTORY_BYTES;
+    cfg->history_age = KVD_DEFAULT_HISTORY_AGE;
 }
 
 void kvd_config_free(kvd_config *cfg)
@@ -708,6 +735,26 @@ static int validate(loader *L)
         opt_say(L, "max-memory", 1,
                 "is not supported on a cluster node (each node would evict different keys)");
         return -1;
+    }
+    if (cfg->cluster || cfg->cluster_join) {
+        /* Every node applies the same log, so the count bound drops the
+         * same versions everywhere; bytes and age depend on each node's
+         * memory and clock, and reads in the past would then differ
+         * between nodes. Left out by default, refused when given. */
+        static const char *const node_local[] = {"history-bytes", "history-age"};
+        for (int i = 0; i < 2; i++) {
+            const opt_def *o = find_opt(node_local[i]);
+            int given = L->from[o - opts] != FROM_DEFAULT;
+            int set = i == 0 ? cfg->history_bytes != 0 : cfg->history_age != 0;
+            if (given && set && cfg->history) {
+                opt_say(L, node_local[i], 1,
+                        "is not supported on a cluster node (each node would drop different "
+                        "history; history-versions bounds it the same on every node)");
+                return -1;
+            }
+        }
+        cfg->history_bytes = 0;
+        cfg->history_age = 0;
     }
     if (cfg->password && !cfg->password[0]) {
         /* Silently serving without auth would be the worst reading of it. */

@@ -44,6 +44,10 @@ typedef struct kvd_config {
     uint64_t max_keys;
     uint64_t max_memory;        /* store's memory limit, 0 = none          */
     int eviction_policy;        /* kv_eviction_policy                     */
+    int history;                /* keep earlier values (kv_config.history) */
+    uint64_t history_versions;  /* earlier values per key, 0 = no bound    */
+    uint64_t history_bytes;     /* history's memory in all, 0 = no bound   */
+    unsigned history_age;       /* seconds; 0 = no bound                  */
     size_t initial_capacity;
     char *data_dir;             /* NULL: in memory only                   */
     int node_id;                /* cluster: this node's id (1..1024)      */

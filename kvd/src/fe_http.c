@@ -245,11 +245,21 @@ static int route(kvd_http *st)
         st->path_key.set = 1;
         return 0;
     }
+    static const char history_prefix[] = "/v1/history/";
+    size_t hp = sizeof history_prefix - 1;
+    if (plen > hp && memcmp(path, history_prefix, hp) == 0) {
+        st->route = KVD_HTTP_HISTORY;
+        st->path_key.off = (size_t)((const uint8_t *)path - st->base) + hp;
+        st->path_key.len = plen - hp;
+        st->path_key.set = 1;
+        return 0;
+    }
     static const struct {
         const char *path;
         int route;
     } fixed[] = {{"/v1/keys", KVD_HTTP_KEYS}, {"/v1/txn", KVD_HTTP_TXN},
                  {"/v1/mset", KVD_HTTP_MSET}, {"/v1/mget", KVD_HTTP_MGET},
+                 {"/v1/rollback", KVD_HTTP_ROLLBACK}, {"/v1/compact", KVD_HTTP_COMPACT},
                  {"/metrics", KVD_HTTP_METRICS}, {"/healthz", KVD_HTTP_HEALTH}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (plen == strlen(fixed[i].path) && memcmp(path, fixed[i].path, plen) == 0)

@@ -273,6 +273,12 @@ static int kind_of(int op)
     case KV_PROTO_TTL: return KVD_CMD_TTL;
     case KV_PROTO_EXPIRE: return KVD_CMD_EXPIRE;
     case KV_PROTO_PERSIST: return KVD_CMD_PERSIST;
+    case KV_PROTO_GET_AT: return KVD_CMD_GET_AT;
+    case KV_PROTO_MGET_AT: return KVD_CMD_MGET_AT;
+    case KV_PROTO_SCAN_AT: return KVD_CMD_SCAN_AT;
+    case KV_PROTO_HISTORY: return KVD_CMD_HISTORY;
+    case KV_PROTO_ROLLBACK: return KVD_CMD_ROLLBACK;
+    case KV_PROTO_COMPACT: return KVD_CMD_COMPACT;
     default: return op;
     }
 }
@@ -314,6 +320,18 @@ static void to_cmd(const kv_proto_request *q, size_t size, kvd_cmd *cmd)
     case KV_PROTO_EXPIRE:
         cmd->flags = q->expire_flags;
         break;
+    case KV_PROTO_SCAN_AT:
+        cmd->value = (kv_key){0}; /* no pattern */
+        cmd->a = q->cursor;
+        cmd->flags = q->keys_only ? 1u : 0u;
+        break;
+    case KV_PROTO_HISTORY:
+        cmd->min_rev = q->min_revision;
+        break;
+    case KV_PROTO_ROLLBACK:
+        cmd->flags = q->has_prefix ? KVD_ROLLBACK_PREFIX : 0u;
+        cmd->expected = q->unchanged_since;
+        break;
     default:
         break;
     }
@@ -324,7 +342,9 @@ static void to_cmd(const kv_proto_request *q, size_t size, kvd_cmd *cmd)
     cmd->then_in = q->then_in;
     cmd->else_in = q->else_in;
     cmd->has_expected = q->has_expected;
-    cmd->expected = q->expected;
+    if (q->op != KV_PROTO_ROLLBACK)
+        cmd->expected = q->expected;
+    cmd->rev = q->revision;
     cmd->keys = q->keys;
     cmd->nkeys = q->nkeys;
     cmd->pairs = q->pairs;
@@ -364,6 +384,13 @@ static int native_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clo
             rc = KV_PROTOCOL;
             req.error = "an expiry needs protocol version 4 (HELLO first)";
         }
+    }
+    if (rc == KV_OK && c->sess.native_version < KV_PROTO_HISTORY_VERSION &&
+        req.op >= KV_PROTO_GET_AT && req.op <= KV_PROTO_COMPACT &&
+        !kvd_cmd_needs_auth(c, kind_of(req.op))) {
+        rc = KV_UNSUPPORTED;
+        req.error = "GET_AT, MGET_AT, SCAN_AT, HISTORY, ROLLBACK and COMPACT need protocol "
+                    "version 5 (HELLO first)";
     }
     if (rc != KV_OK) {
         *clock = uv_hrtime();

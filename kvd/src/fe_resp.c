@@ -137,6 +137,10 @@ static int r_error(kvd_reply *r, int status, const char *detail)
         return put(r, "-WRONGPASS invalid username-password pair or user is disabled.\r\n", 64);
     if (status == KV_MEMORY_LIMIT) /* Redis's words, which clients recognize */
         return put(r, "-OOM command not allowed when used memory > 'maxmemory'.\r\n", 58);
+    if (status == KV_COMPACTED) /* a code word of its own, as etcd's ErrCompacted */
+        prefix = "COMPACTED ";
+    else if (status == KV_FUTURE_REVISION)
+        prefix = "FUTURE_REVISION ";
     if (!detail)
         detail = kv_strerror(status);
     /* A detail that starts with its own code word (EXECABORT, NOPROTO);
@@ -691,6 +695,10 @@ static const resp_command table[] = {
     {"EXPIRE", 6, KVD_CMD_EXPIRE, 3, -1},   {"PEXPIRE", 7, KVD_CMD_EXPIRE, 3, -1},
     {"EXPIREAT", 8, KVD_CMD_EXPIRE, 3, -1}, {"PEXPIREAT", 9, KVD_CMD_EXPIRE, 3, -1},
     {"PERSIST", 7, KVD_CMD_PERSIST, 2, 2}, {"GETEX", 5, KVD_CMD_GETEX, 2, -1},
+    /* kvd's own (docs/resp.md, "History"), named as a module's would be */
+    {"KVD.GETAT", 9, KVD_CMD_GET_AT, 3, 3}, {"KVD.MGETAT", 10, KVD_CMD_MGET_AT, 3, -1},
+    {"KVD.SCANAT", 10, KVD_CMD_SCAN_AT, 3, -1}, {"KVD.HISTORY", 11, KVD_CMD_HISTORY, 2, -1},
+    {"KVD.ROLLBACK", 12, KVD_CMD_ROLLBACK, 4, -1}, {"KVD.COMPACT", 11, KVD_CMD_COMPACT, 2, 2},
 };
 
 static const resp_command *lookup(const kv_key *name)
@@ -960,7 +968,64 @@ static const char *parse(kvd_conn *c, const resp_command *rc, const kv_key *argv
         cmd->value = a[1]; /* the text too: cmd_kv.c reads it as a long double */
         return NULL;
     }
-    case KVD_CMD_SCAN: {
+    case KVD_CMD_GET_AT:
+        if (to_u64(&a[1], &cmd->rev) != 0 || cmd->rev == 0)
+            return "revision is not a positive integer";
+        return NULL;
+    case KVD_CMD_MGET_AT:
+        if (to_u64(&a[0], &cmd->rev) != 0 || cmd->rev == 0)
+            return "revision is not a positive integer";
+        cmd->key = (kv_key){0};
+        cmd->keys = a + 1;
+        cmd->nkeys = n - 1;
+        return NULL;
+    case KVD_CMD_COMPACT:
+        if (to_u64(&a[0], &cmd->rev) != 0 || cmd->rev == 0)
+            return "revision is not a positive integer";
+        cmd->key = (kv_key){0};
+        return NULL;
+    case KVD_CMD_HISTORY:
+        for (size_t i = 1; i < n; i++) {
+            uint64_t *v = eq(&a[i], "MINREV") ? &cmd->min_rev
+                          : eq(&a[i], "MAXREV") ? &cmd->rev
+                          : eq(&a[i], "LIMIT") ? &cmd->limit : NULL;
+            if (!v || i + 1 >= n)
+                return "syntax error";
+            if (to_u64(&a[++i], v) != 0)
+                return "value is not an integer or out of range";
+        }
+        return NULL;
+    case KVD_CMD_ROLLBACK: {
+        /* torev [IFUNCHANGEDSINCE rev] (KEYS key [key ...] | PREFIX prefix) */
+        if (to_u64(&a[0], &cmd->rev) != 0 || cmd->rev == 0)
+            return "revision is not a positive integer";
+        cmd->key = (kv_key){0};
+        size_t i = 1;
+        if (i + 1 < n && eq(&a[i], "IFUNCHANGEDSINCE")) {
+            if (to_u64(&a[i + 1], &cmd->expected) != 0)
+                return "value is not an integer or out of range";
+            i += 2;
+        }
+        if (i + 1 < n && eq(&a[i], "KEYS")) {
+            cmd->keys = a + i + 1;
+            cmd->nkeys = n - i - 1;
+        } else if (i + 2 == n && eq(&a[i], "PREFIX")) {
+            cmd->key = a[i + 1];
+            cmd->flags = KVD_ROLLBACK_PREFIX;
+        } else {
+            return "syntax error (KVD.ROLLBACK torev [IFUNCHANGEDSINCE rev] KEYS key [key ...] "
+                   "| PREFIX prefix)";
+        }
+        return NULL;
+    }
+    case KVD_CMD_SCAN:
+    case KVD_CMD_SCAN_AT: {
+        if (rc->kind == KVD_CMD_SCAN_AT) { /* KVD.SCANAT rev cursor [MATCH] [COUNT] */
+            if (to_u64(&a[0], &cmd->rev) != 0 || cmd->rev == 0)
+                return "revision is not a positive integer";
+            a++;
+            n--;
+        }
         if (to_u64(&a[0], &cmd->a) != 0)
             return "invalid cursor";
         cmd->key = (kv_key){0};

@@ -38,6 +38,9 @@ typedef enum kvd_http_route {
     KVD_HTTP_MGET,     /* /v1/mget                             */
     KVD_HTTP_METRICS,  /* /metrics                             */
     KVD_HTTP_HEALTH,   /* /healthz                             */
+    KVD_HTTP_HISTORY,  /* /v1/history/{key}?min_rev=&max_rev=&limit= */
+    KVD_HTTP_ROLLBACK, /* /v1/rollback                         */
+    KVD_HTTP_COMPACT,  /* /v1/compact                          */
 } kvd_http_route;
 
 /* How the request's bearer token fared (decided when its head is read). */

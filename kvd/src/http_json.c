@@ -361,7 +361,7 @@ static int parse_mset(jctx *j, json_t *root, kvd_cmd *cmd)
 
 static int parse_mget(jctx *j, json_t *root, kvd_cmd *cmd)
 {
-    static const char *const fields[] = {"keys", NULL};
+    static const char *const fields[] = {"keys", "revision", NULL};
     json_t *a = NULL;
     size_t n = 0;
     if (only_fields(j, root, "an mget", fields) != 0 || get_array(j, root, "keys", &a, &n) != 0)
@@ -377,6 +377,71 @@ static int parse_mget(jctx *j, json_t *root, kvd_cmd *cmd)
     cmd->kind = KVD_CMD_MGET;
     cmd->keys = keys;
     cmd->nkeys = n;
+    json_t *rev = json_object_get(root, "revision");
+    if (rev) { /* the keys as they were at a revision */
+        if (get_version(j, rev, "\"revision\"", &cmd->rev) != 0)
+            return -1;
+        if (cmd->rev == 0)
+            return bad(j, "\"revision\" must be 1 or more");
+        cmd->kind = KVD_CMD_MGET_AT;
+    }
+    return 0;
+}
+
+/* {"keys": [k...]} or {"prefix": p}, "to_revision": N, "unchanged_since": M? */
+static int parse_rollback(jctx *j, json_t *root, kvd_cmd *cmd)
+{
+    static const char *const fields[] = {"keys", "prefix", "to_revision", "unchanged_since",
+                                         NULL};
+    json_t *a = NULL, *prefix = json_object_get(root, "prefix"), *v;
+    size_t n = 0;
+    if (only_fields(j, root, "a rollback", fields) != 0 || get_array(j, root, "keys", &a, &n) != 0)
+        return -1;
+    if ((a != NULL) == (prefix != NULL))
+        return bad(j, "give \"keys\" or \"prefix\" (one of them)");
+    if (a && n == 0)
+        return bad(j, "\"keys\" needs at least one key");
+    if (!(v = json_object_get(root, "to_revision")))
+        return bad(j, "\"to_revision\" is required");
+    if (get_version(j, v, "\"to_revision\"", &cmd->rev) != 0)
+        return -1;
+    if (cmd->rev == 0)
+        return bad(j, "\"to_revision\" must be 1 or more");
+    if ((v = json_object_get(root, "unchanged_since")) &&
+        get_version(j, v, "\"unchanged_since\"", &cmd->expected) != 0)
+        return -1;
+    if (prefix) {
+        if (get_bytes(j, prefix, "\"prefix\"", &cmd->key.data, &cmd->key.len) != 0)
+            return -1;
+        cmd->flags = KVD_ROLLBACK_PREFIX;
+    } else {
+        kv_key *keys = arena_array(j, n, sizeof *keys);
+        if (!keys)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if (get_bytes(j, json_array_get(a, i), "a key", &keys[i].data, &keys[i].len) != 0)
+                return -1;
+        cmd->keys = keys;
+        cmd->nkeys = n;
+    }
+    cmd->kind = KVD_CMD_ROLLBACK;
+    return 0;
+}
+
+/* {"revision": N} */
+static int parse_compact(jctx *j, json_t *root, kvd_cmd *cmd)
+{
+    static const char *const fields[] = {"revision", NULL};
+    json_t *v = json_object_get(root, "revision");
+    if (only_fields(j, root, "a compact", fields) != 0)
+        return -1;
+    if (!v)
+        return bad(j, "\"revision\" is required");
+    if (get_version(j, v, "\"revision\"", &cmd->rev) != 0)
+        return -1;
+    if (cmd->rev == 0)
+        return bad(j, "\"revision\" must be 1 or more");
+    cmd->kind = KVD_CMD_COMPACT;
     return 0;
 }
 
@@ -410,6 +475,10 @@ int kvd_http_json_request(int route, const void *body, size_t len, size_t limit,
         rc = parse_txn(&j, root, cmd);
     else if (route == KVD_HTTP_MSET)
         rc = parse_mset(&j, root, cmd);
+    else if (route == KVD_HTTP_ROLLBACK)
+        rc = parse_rollback(&j, root, cmd);
+    else if (route == KVD_HTTP_COMPACT)
+        rc = parse_compact(&j, root, cmd);
     else
         rc = parse_mget(&j, root, cmd);
     json_decref(root);

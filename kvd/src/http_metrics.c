@@ -102,6 +102,12 @@ static void store_metrics(out *o, const kv_metrics *m)
         M(memory_used, "kvd_memory_used_bytes", "gauge",
           "Memory counted against --max-memory: the store's memory and retired memory not "
           "yet freed."),
+        M(history_versions, "kvd_history_versions", "gauge",
+          "Earlier values of keys kept for reads at a revision (--history)."),
+        M(history_bytes, "kvd_history_bytes", "gauge",
+          "Memory the earlier values take (included in the store's memory)."),
+        M(compact_revision, "kvd_compact_revision", "gauge",
+          "The oldest revision a read in the past may ask for (0: none compacted)."),
 #undef M
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)

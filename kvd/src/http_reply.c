@@ -58,6 +58,8 @@ int kvd_http_code(int status)
     case KV_AUTH_REQUIRED:
     case KV_AUTH_FAILED: return 401;
     case KV_UNSUPPORTED: return 404;
+    case KV_COMPACTED: return 410;
+    case KV_FUTURE_REVISION: return 400;
     case KV_STORE_FULL:
     case KV_MEMORY_LIMIT:
     case KV_NO_SPACE: return 507;
@@ -77,6 +79,7 @@ static const char *reason(int code)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
+    case 410: return "Gone";
     case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 417: return "Expectation Failed";
@@ -475,6 +478,38 @@ static json_t *shape_mget(json_t *root)
     return json_pack("{s:O}", "values", root);
 }
 
+/* HISTORY's [compact_revision, [[revision, value | null, create_revision,
+ * version, expire_at_ms]...]]. */
+static json_t *shape_history(json_t *root)
+{
+    json_t *events = json_array(), *doc = json_object();
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_array_get(root, 1), i, e) {
+        json_t *o = json_object();
+        json_t *val = json_array_get(e, 1);
+        json_object_set_new(o, "revision", u64_string(u64_of(json_array_get(e, 0))));
+        json_object_set_new(o, "deleted", json_boolean(json_is_null(val)));
+        if (!json_is_null(val)) {
+            json_object_set(o, "value", val);
+            json_object_set_new(o, "create_revision", u64_string(u64_of(json_array_get(e, 2))));
+            json_object_set_new(o, "version", u64_string(u64_of(json_array_get(e, 3))));
+            json_object_set_new(o, "expire_at_ms", u64_string(u64_of(json_array_get(e, 4))));
+        }
+        json_array_append_new(events, o);
+    }
+    json_object_set_new(doc, "compact_revision", u64_string(u64_of(json_array_get(root, 0))));
+    json_object_set_new(doc, "events", events);
+    return doc;
+}
+
+/* ROLLBACK's [changed, revision]. */
+static json_t *shape_rollback(json_t *root)
+{
+    return json_pack("{s:o,s:o}", "changed", u64_string(u64_of(json_array_get(root, 0))),
+                     "revision", u64_string(u64_of(json_array_get(root, 1))));
+}
+
 static int dump_cb(const char *buf, size_t n, void *data)
 {
     return kvd_http_put(data, buf, n) == KV_OK ? 0 : -1;
@@ -515,8 +550,14 @@ static int finish_json(kvd_reply *r)
             json_object_set_new(doc, "revision", u64_string(u64_of(json_array_get(st->root, 1))));
     } else if (kind == KVD_CMD_TXN && json_is_array(st->root))
         doc = shape_txn(st->root);
-    else if (kind == KVD_CMD_MGET && json_is_array(st->root))
+    else if ((kind == KVD_CMD_MGET || kind == KVD_CMD_MGET_AT) && json_is_array(st->root))
         doc = shape_mget(st->root);
+    else if (kind == KVD_CMD_HISTORY && json_is_array(st->root))
+        doc = shape_history(st->root);
+    else if (kind == KVD_CMD_ROLLBACK && json_is_array(st->root))
+        doc = shape_rollback(st->root);
+    else if (kind == KVD_CMD_COMPACT && json_is_object(st->root))
+        doc = json_pack("{s:O}", "compact_revision", json_object_get(st->root, "revision"));
     else
         doc = json_incref(st->root);
     if (!doc)

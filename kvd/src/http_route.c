@@ -4,7 +4,8 @@
  * If-Match / If-None-Match and the JSON body (http_json.c) fill one
  * kvd_cmd - GET (with the key's expiry), SET (plain, CAS, NX, XX, with an
  * expiry), DEL, a one-shot TXN for a
- * conditional delete, SCAN, TXN, MSET, MGET - executed through the
+ * conditional delete, SCAN, TXN, MSET, MGET, and the history's GET_AT,
+ * SCAN_AT, MGET_AT (a rev), HISTORY, ROLLBACK, COMPACT - executed through the
  * command layer, so statistics, limits, replication and the durability
  * wait are those of every protocol. /metrics and /healthz are answered
  * here. The reply's shape goes with the reply (r->u.http).
@@ -23,7 +24,9 @@ static const char *allowed(int route)
     case KVD_HTTP_KEY: return "GET, HEAD, PUT, DELETE";
     case KVD_HTTP_TXN:
     case KVD_HTTP_MSET:
-    case KVD_HTTP_MGET: return "POST";
+    case KVD_HTTP_MGET:
+    case KVD_HTTP_ROLLBACK:
+    case KVD_HTTP_COMPACT: return "POST";
     default: return "GET, HEAD";
     }
 }
@@ -35,7 +38,9 @@ static int method_ok(int route, int m)
         return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE;
     case KVD_HTTP_TXN:
     case KVD_HTTP_MSET:
-    case KVD_HTTP_MGET: return m == HTTP_POST;
+    case KVD_HTTP_MGET:
+    case KVD_HTTP_ROLLBACK:
+    case KVD_HTTP_COMPACT: return m == HTTP_POST;
     default: return m == HTTP_GET || m == HTTP_HEAD;
     }
 }
@@ -113,6 +118,20 @@ static const char *put_expiry(const kvd_http *st, kvd_cmd *cmd)
     return NULL;
 }
 
+/* A revision from the query's name=N: 0 and *rev when absent or valid
+ * (>= 1), -1 when malformed. */
+static int query_rev(const kvd_http *st, const char *name, int *given, uint64_t *rev)
+{
+    const char *q = st->query.set ? kvd_http_at(st, &st->query) : "";
+    size_t qn = st->query.set ? st->query.len : 0;
+    const char *v;
+    size_t vn;
+    *given = kvd_http_query_get(q, qn, name, &v, &vn);
+    if (!*given)
+        return 0;
+    return kvd_http_parse_u64(v, vn, rev) == 0 && *rev > 0 ? 0 : -1;
+}
+
 static int run_key(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64_t *clock)
 {
     int kind = st->method == HTTP_PUT ? KVD_CMD_SET
@@ -133,7 +152,19 @@ static int run_key(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64
                       "If-Match takes a version (as in X-Kvd-Version or the ETag) or *; "
                       "If-None-Match takes *",
                       clock);
-    if (kind == KVD_CMD_GET) {
+    int at = 0;
+    if (query_rev(st, "rev", &at, &cmd->rev) != 0)
+        return refuse(c, r, KVD_CMD_GET_AT, KV_INVALID_ARGUMENT, "rev must be a revision >= 1",
+                      clock);
+    if (at && kind != KVD_CMD_GET)
+        return refuse(c, r, kind, KV_INVALID_ARGUMENT,
+                      "rev reads the key as it was at a revision: GET or HEAD only (to restore "
+                      "it, POST /v1/rollback)",
+                      clock);
+    if (kind == KVD_CMD_GET && at) {
+        cmd->kind = KVD_CMD_GET_AT; /* the value, its revision in X-Kvd-Version */
+        r->u.http.mode = KVD_HTTP_OUT_RAW;
+    } else if (kind == KVD_CMD_GET) {
         cmd->kind = KVD_CMD_GET;
         r->u.http.mode = KVD_HTTP_OUT_RAW;
         r->want_expiry = 1; /* X-Kvd-Expires-At, X-Kvd-Ttl-Ms */
@@ -210,15 +241,49 @@ static int run_list(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint6
             return refuse(c, r, KVD_CMD_SCAN, KV_INVALID_ARGUMENT,
                           "keys_only must be true or false", clock);
     }
+    int at = 0;
+    if (query_rev(st, "rev", &at, &cmd->rev) != 0)
+        return refuse(c, r, KVD_CMD_SCAN_AT, KV_INVALID_ARGUMENT, "rev must be a revision >= 1",
+                      clock);
+    if (at)
+        cmd->kind = KVD_CMD_SCAN_AT;
     r->u.http.kind = cmd->kind;
     return kvd_cmd_execute(c, cmd, r, clock);
 }
 
-/* POST /v1/txn, /v1/mset, /v1/mget: a JSON body. */
+/* GET /v1/history/{key}?min_rev=&max_rev=&limit= */
+static int run_history(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64_t *clock)
+{
+    int rc = path_key(c, st, &cmd->key);
+    if (rc != KV_OK)
+        return refuse(c, r, KVD_CMD_HISTORY, rc, rc == KV_NO_MEMORY ? "server out of memory"
+                                                 : "bad percent-encoding in the key", clock);
+    const char *q = st->query.set ? kvd_http_at(st, &st->query) : "";
+    size_t qn = st->query.set ? st->query.len : 0;
+    static const char *const names[] = {"min_rev", "max_rev", "limit"};
+    uint64_t *fields[] = {&cmd->min_rev, &cmd->rev, &cmd->limit};
+    for (int i = 0; i < 3; i++) {
+        const char *v;
+        size_t vn;
+        if (kvd_http_query_get(q, qn, names[i], &v, &vn) && vn > 0 &&
+            kvd_http_parse_u64(v, vn, fields[i]) != 0) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "%s must be a number >= 0", names[i]);
+            return refuse(c, r, KVD_CMD_HISTORY, KV_INVALID_ARGUMENT, msg, clock);
+        }
+    }
+    cmd->kind = KVD_CMD_HISTORY;
+    r->u.http.kind = cmd->kind;
+    return kvd_cmd_execute(c, cmd, r, clock);
+}
+
+/* POST /v1/txn, /v1/mset, /v1/mget, /v1/rollback, /v1/compact: a JSON body. */
 static int run_json(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint64_t *clock)
 {
     int kind = st->route == KVD_HTTP_TXN ? KVD_CMD_TXN
-               : st->route == KVD_HTTP_MSET ? KVD_CMD_MSET : KVD_CMD_MGET;
+               : st->route == KVD_HTTP_MSET ? KVD_CMD_MSET
+               : st->route == KVD_HTTP_ROLLBACK ? KVD_CMD_ROLLBACK
+               : st->route == KVD_HTTP_COMPACT ? KVD_CMD_COMPACT : KVD_CMD_MGET;
     const void *body = st->copy_body ? (const void *)st->body_copy.data
                                      : (const void *)(st->base + st->body.off);
     char err[256];
@@ -261,7 +326,8 @@ int kvd_http_dispatch(kvd_conn *c, kvd_http *st, size_t len, kvd_reply *r, uint6
     if (st->route == KVD_HTTP_NONE)
         return refuse(c, r, -1, KV_UNSUPPORTED,
                       "no such endpoint (kvd serves /v1/keys, /v1/txn, /v1/mset, /v1/mget, "
-                      "/metrics and /healthz: see docs/http.md)",
+                      "/v1/history, /v1/rollback, /v1/compact, /metrics and /healthz: see "
+                      "docs/http.md)",
                       clock);
     if (!method_ok(st->route, st->method)) {
         char msg[96];
@@ -296,6 +362,7 @@ int kvd_http_dispatch(kvd_conn *c, kvd_http *st, size_t len, kvd_reply *r, uint6
     switch (st->route) {
     case KVD_HTTP_KEY: rc = run_key(c, st, &cmd, r, clock); break;
     case KVD_HTTP_KEYS: rc = run_list(c, st, &cmd, r, clock); break;
+    case KVD_HTTP_HISTORY: rc = run_history(c, st, &cmd, r, clock); break;
     default: rc = run_json(c, st, &cmd, r, clock); break;
     }
     return rc;

@@ -71,6 +71,10 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
     c.max_keys = cfg->max_keys;
     c.max_memory = cfg->max_memory;
     c.eviction_policy = cfg->eviction_policy;
+    c.history = cfg->history;
+    c.history_versions = (uint32_t)cfg->history_versions;
+    c.history_bytes = cfg->history_bytes;
+    c.history_age_s = cfg->history_age;
     if (cfg->initial_capacity)
         c.initial_capacity = cfg->initial_capacity;
     /* A cluster node's durability is its Raft log (repl/): the store
@@ -95,6 +99,13 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
         return -1;
     }
     static const char *policy[] = {"everysec", "always", "no"};
+    if (cfg->history)
+        kvd_info("history on: %llu earlier values per key, %llu bytes in all, %u s "
+                 "(0: no bound)",
+                 (unsigned long long)cfg->history_versions,
+                 (unsigned long long)cfg->history_bytes, cfg->history_age);
+    else
+        kvd_info("history off: reads at a revision, HISTORY and ROLLBACK are refused");
     if (cfg->cluster || cfg->cluster_join) {
         kvd_info("cluster node: data in %s/raft (Raft's log), the store rebuilt from it",
                  cfg->data_dir ? cfg->data_dir : "?");

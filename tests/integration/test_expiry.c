@@ -115,7 +115,7 @@ Test(expiry, ttl_set_mset_and_reads)
 {
     kvd_start(NULL);
     kv_client *c = test_client(NULL);
-    cr_assert_eq(kv_client_protocol_version(c), 4);
+    cr_assert_eq(kv_client_protocol_version(c), KV_PROTO_MAX_VERSION);
     uint64_t v1 = 0, at = 0, left = 0, before = now_ms();
     cr_assert_eq(kv_client_set_ttl(c, "a", 1, "1", 1, HOUR_MS, &v1), KV_OK);
     cr_assert_eq(kv_client_ttl(c, "a", 1, &at, &left), KV_OK);

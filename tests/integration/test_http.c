@@ -951,3 +951,123 @@ Test(http, http_port_speaks_only_http)
     close(fd);
     kvd_stop();
 }
+
+/* ---- history ----------------------------------------------------------------- */
+
+/* Reads at a revision (?rev= on a key and on a listing, "revision" in an
+ * mget), a key's changes, rollback and compaction, and their errors:
+ * 410 COMPACTED naming the oldest revision, 400 FUTURE_REVISION. A fresh
+ * kvd numbers its changes 1, 2, 3... */
+Test(http, history_endpoints)
+{
+    start(NULL);
+    curl_out o;
+    cr_assert_eq(curl(&o, "-X PUT --data-binary one %s/v1/keys/a", g_base), 200); /* 1 */
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "-X PUT --data-binary two %s/v1/keys/a", g_base), 200); /* 2 */
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "-X PUT --data-binary bee %s/v1/keys/b", g_base), 200); /* 3 */
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "-X DELETE %s/v1/keys/a", g_base), 200);                /* 4 */
+    curl_free(&o);
+
+    cr_assert_eq(curl(&o, "'%s/v1/keys/a?rev=1'", g_base), 200, "%s", o.body);
+    cr_expect_str_eq(o.body, "one");
+    cr_expect_eq(version_of(&o), 1);
+    curl_free(&o);
+    cr_expect_eq(curl(&o, "'%s/v1/keys/a?rev=4'", g_base), 404);
+    curl_free(&o);
+    curl(&o, "'%s/v1/keys/a?rev=99'", g_base);
+    expect_error(&o, 400, "FUTURE_REVISION");
+    cr_expect(strstr(o.body, "latest is 4"), "%s", o.body);
+    curl_free(&o);
+    curl(&o, "'%s/v1/keys/a?rev=x'", g_base);
+    expect_error(&o, 400, "INVALID_ARGUMENT");
+    curl_free(&o);
+    curl(&o, "-X PUT --data-binary v '%s/v1/keys/a?rev=1'", g_base);
+    expect_error(&o, 400, "INVALID_ARGUMENT");
+    curl_free(&o);
+
+    /* the listing as at revision 2: a only */
+    cr_assert_eq(curl(&o, "'%s/v1/keys?rev=2'", g_base), 200, "%s", o.body);
+    json_t *j = parse(&o);
+    json_t *e = json_object_get(j, "entries");
+    cr_assert_eq(json_array_size(e), 1, "%s", o.body);
+    char buf[64];
+    unb64(jstr(json_array_get(e, 0), "key"), buf);
+    cr_expect_str_eq(buf, "a");
+    unb64(jstr(json_array_get(e, 0), "value"), buf);
+    cr_expect_str_eq(buf, "two");
+    json_decref(j);
+    curl_free(&o);
+
+    char *ka = b64("a", 1), *kb = b64("b", 1);
+    cr_assert_eq(curl(&o, "-d '{\"keys\":[\"%s\",\"%s\"],\"revision\":\"2\"}' %s/v1/mget", ka, kb,
+                      g_base), 200, "%s", o.body);
+    j = parse(&o);
+    json_t *vals = json_object_get(j, "values");
+    unb64(jstr(json_array_get(vals, 0), "value"), buf);
+    cr_expect_str_eq(buf, "two");
+    cr_expect(json_is_null(json_array_get(vals, 1)), "%s", o.body);
+    json_decref(j);
+    curl_free(&o);
+
+    cr_assert_eq(curl(&o, "'%s/v1/history/a?limit=2'", g_base), 200, "%s", o.body);
+    j = parse(&o);
+    cr_expect_str_eq(jstr(j, "compact_revision"), "0");
+    e = json_object_get(j, "events");
+    cr_assert_eq(json_array_size(e), 2, "%s", o.body);
+    cr_expect_str_eq(jstr(json_array_get(e, 0), "revision"), "4");
+    cr_expect(json_is_true(json_object_get(json_array_get(e, 0), "deleted")));
+    cr_expect_str_eq(jstr(json_array_get(e, 1), "revision"), "2");
+    cr_expect_str_eq(jstr(json_array_get(e, 1), "version"), "2");
+    cr_expect_str_eq(jstr(json_array_get(e, 1), "create_revision"), "1");
+    unb64(jstr(json_array_get(e, 1), "value"), buf);
+    cr_expect_str_eq(buf, "two");
+    json_decref(j);
+    curl_free(&o);
+
+    /* rollback: a back to revision 2, one new change */
+    cr_assert_eq(curl(&o, "-d '{\"keys\":[\"%s\"],\"to_revision\":2}' %s/v1/rollback", ka,
+                      g_base), 200, "%s", o.body);
+    j = parse(&o);
+    cr_expect_str_eq(jstr(j, "changed"), "1");
+    cr_expect_str_eq(jstr(j, "revision"), "5");
+    json_decref(j);
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "%s/v1/keys/a", g_base), 200);
+    cr_expect_str_eq(o.body, "two");
+    curl_free(&o);
+    curl(&o, "-d '{\"prefix\":\"\",\"to_revision\":\"1\",\"unchanged_since\":\"4\"}' "
+             "%s/v1/rollback", g_base);
+    expect_error(&o, 412, "VERSION_MISMATCH");
+    curl_free(&o);
+    curl(&o, "-d '{\"keys\":[\"%s\"],\"prefix\":\"\",\"to_revision\":1}' %s/v1/rollback", ka,
+         g_base);
+    expect_error(&o, 400, "INVALID_ARGUMENT");
+    curl_free(&o);
+    curl(&o, "%s/v1/rollback", g_base);
+    cr_expect_eq(o.code, 405);
+    curl_free(&o);
+
+    /* compaction */
+    cr_assert_eq(curl(&o, "-d '{\"revision\":3}' %s/v1/compact", g_base), 200, "%s", o.body);
+    j = parse(&o);
+    cr_expect_str_eq(jstr(j, "compact_revision"), "3");
+    json_decref(j);
+    curl_free(&o);
+    curl(&o, "'%s/v1/keys/a?rev=1'", g_base);
+    expect_error(&o, 410, "COMPACTED");
+    cr_expect(strstr(o.body, "oldest is 3"), "%s", o.body);
+    curl_free(&o);
+    curl(&o, "-d '{\"revision\":3}' %s/v1/compact", g_base);
+    expect_error(&o, 410, "COMPACTED");
+    curl_free(&o);
+    cr_assert_eq(curl(&o, "%s/metrics", g_base), 200);
+    cr_expect(strstr(o.body, "\nkvd_compact_revision 3\n"), "%s", o.body);
+    cr_expect(strstr(o.body, "\nkvd_history_versions "), "%s", o.body);
+    curl_free(&o);
+    free(ka);
+    free(kb);
+    kvd_stop();
+}

@@ -687,3 +687,84 @@ Test(request, expiry_roundtrip)
     cr_assert_eq(b.len, 0);
     kv_proto_buf_free(&b);
 }
+
+/* Version 5: the history ops round-trip, ROLLBACK's target is keys (an
+ * array) or a prefix (bytes, empty allowed). */
+Test(request, history_ops_roundtrip)
+{
+    kv_proto_request d;
+    kv_proto_request g = {.op = KV_PROTO_GET_AT, .id = 1, .key = {"k", 1}, .revision = 77};
+    uint8_t *copy = pt_roundtrip_req(&g, &d);
+    cr_expect(pt_bytes_eq(d.key.data, d.key.len, "k", 1));
+    cr_expect_eq(d.revision, 77);
+    kv_proto_request_free(&d);
+    free(copy);
+
+    kv_key keys[2] = {{"a", 1}, {"bb", 2}};
+    kv_proto_request m = {.op = KV_PROTO_MGET_AT, .id = 2, .keys = keys, .nkeys = 2,
+                          .revision = 1ull << 40};
+    copy = pt_roundtrip_req(&m, &d);
+    cr_expect_eq(d.nkeys, 2);
+    cr_expect(pt_bytes_eq(d.keys[1].data, d.keys[1].len, "bb", 2));
+    cr_expect_eq(d.revision, 1ull << 40);
+    kv_proto_request_free(&d);
+    free(copy);
+
+    kv_proto_request s = {.op = KV_PROTO_SCAN_AT, .id = 3, .key = {"p:", 2}, .revision = 5,
+                          .cursor = 9, .limit = 10, .keys_only = 1};
+    copy = pt_roundtrip_req(&s, &d);
+    cr_expect_eq(d.revision, 5);
+    cr_expect_eq(d.cursor, 9);
+    cr_expect_eq(d.limit, 10);
+    cr_expect(d.keys_only && d.has_keys_only);
+    kv_proto_request_free(&d);
+    free(copy);
+
+    kv_proto_request h = {.op = KV_PROTO_HISTORY, .id = 4, .key = {"k", 1}, .min_revision = 3,
+                          .revision = 8, .limit = 2};
+    copy = pt_roundtrip_req(&h, &d);
+    cr_expect_eq(d.min_revision, 3);
+    cr_expect_eq(d.revision, 8);
+    cr_expect_eq(d.limit, 2);
+    kv_proto_request_free(&d);
+    free(copy);
+
+    kv_proto_request r = {.op = KV_PROTO_ROLLBACK, .id = 5, .keys = keys, .nkeys = 2,
+                          .revision = 4, .unchanged_since = 6};
+    copy = pt_roundtrip_req(&r, &d);
+    cr_expect(!d.has_prefix);
+    cr_expect_eq(d.nkeys, 2);
+    cr_expect_eq(d.revision, 4);
+    cr_expect_eq(d.unchanged_since, 6);
+    kv_proto_request_free(&d);
+    free(copy);
+
+    kv_proto_request rp = {.op = KV_PROTO_ROLLBACK, .id = 6, .key = {"", 0}, .has_prefix = 1,
+                           .revision = 4};
+    copy = pt_roundtrip_req(&rp, &d);
+    cr_expect(d.has_prefix);
+    cr_expect_eq(d.key.len, 0);
+    cr_expect_eq(d.nkeys, 0);
+    kv_proto_request_free(&d);
+    free(copy);
+
+    kv_proto_request c = {.op = KV_PROTO_COMPACT, .id = 7, .revision = 12};
+    copy = pt_roundtrip_req(&c, &d);
+    cr_expect_eq(d.revision, 12);
+    kv_proto_request_free(&d);
+    free(copy);
+
+    /* ROLLBACK of no keys is refused by the encoder and the decoder */
+    kv_proto_buf b = {0};
+    kv_proto_request none = {.op = KV_PROTO_ROLLBACK, .id = 8, .revision = 1};
+    cr_expect_eq(kv_proto_request_encode(&b, &none), KV_INVALID_ARGUMENT);
+    cr_expect_eq(b.len, 0);
+    /* [21, 9, [], 1, 0] */
+    const uint8_t empty[] = {0x95, 0x15, 0x09, 0x90, 0x01, 0x00};
+    cr_expect_eq(pt_decode_bytes_req(empty, sizeof empty, &d), KV_PROTOCOL);
+    cr_expect_eq(d.id, 9);
+    /* [17, 10, "k"]: GET_AT without its revision */
+    const uint8_t short_get[] = {0x93, 0x11, 0x0a, 0xa1, 'k'};
+    cr_expect_eq(pt_decode_bytes_req(short_get, sizeof short_get, &d), KV_PROTOCOL);
+    cr_expect_eq(d.id, 10);
+}

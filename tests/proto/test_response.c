@@ -402,6 +402,7 @@ Test(response, metrics)
     m.keys = 12;
     m.gets = 40;
     m.table_resizes = 2;
+    m.compact_revision = 9;
     kv_proto_metric lat[2] = {
         {.name = "get", .kind = KV_PROTO_METRIC_DOUBLE, .d = 12.5},
         {.name = "set", .kind = KV_PROTO_METRIC_UINT, .u = 20}};
@@ -415,7 +416,7 @@ Test(response, metrics)
     cr_assert_eq(kv_proto_resp_metrics(&b, 30, &m, extra, 2), KV_OK);
     expect_standard(&b);
     cr_assert_eq(pt_decode_resp(&b, KV_PROTO_METRICS, &copy, &r), KV_OK);
-    cr_assert_eq(r.nmetrics, 28 + 2);
+    cr_assert_eq(r.nmetrics, 31 + 2);
     cr_expect_str_eq(r.metrics[0].name, "keys");
     cr_expect_eq(r.metrics[0].u, 12);
     cr_expect_str_eq(r.metrics[5].name, "gets");
@@ -426,9 +427,13 @@ Test(response, metrics)
     cr_expect_str_eq(r.metrics[24].name, "keys_with_ttl");
     cr_expect_str_eq(r.metrics[25].name, "evicted_keys");
     cr_expect_str_eq(r.metrics[27].name, "memory_used");
-    cr_expect_str_eq(r.metrics[28].name, "connections");
-    cr_expect_eq(r.metrics[28].kind, KV_PROTO_METRIC_UINT);
-    const kv_proto_metric *l = &r.metrics[29];
+    cr_expect_str_eq(r.metrics[28].name, "history_versions");
+    cr_expect_str_eq(r.metrics[29].name, "history_bytes");
+    cr_expect_str_eq(r.metrics[30].name, "compact_revision");
+    cr_expect_eq(r.metrics[30].u, 9);
+    cr_expect_str_eq(r.metrics[31].name, "connections");
+    cr_expect_eq(r.metrics[31].kind, KV_PROTO_METRIC_UINT);
+    const kv_proto_metric *l = &r.metrics[32];
     cr_expect_str_eq(l->name, "latency_us");
     cr_assert_eq(l->kind, KV_PROTO_METRIC_MAP);
     cr_assert_eq(l->nchildren, 2);
@@ -560,6 +565,67 @@ Test(response, ttl_expire_persist)
     free(copy);
     cr_assert_eq(pt_decode_resp(&b, KV_PROTO_PERSIST, &copy, &r), KV_OK);
     cr_expect_eq(r.version, 5);
+    free(copy);
+    kv_proto_buf_free(&b);
+}
+
+/* Version 5: HISTORY's [compact_revision, [event...]] (a deletion's value
+ * nil), ROLLBACK's [changed, version], COMPACT's revision; GET_AT and
+ * MGET_AT answer as GET and MGET. */
+Test(response, history_ops)
+{
+    kv_proto_buf b = {0};
+    kv_proto_response r;
+    uint8_t *copy;
+    kv_proto_writer w;
+    cr_assert_eq(kv_proto_writer_begin(&w, &b, 7, 64), KV_OK);
+    kv_proto_writer_array(&w, 2);
+    kv_proto_writer_uint(&w, 3);
+    kv_proto_writer_array(&w, 2);
+    kv_proto_writer_array(&w, 5);
+    kv_proto_writer_uint(&w, 9);
+    kv_proto_writer_nil(&w);
+    kv_proto_writer_uint(&w, 0);
+    kv_proto_writer_uint(&w, 0);
+    kv_proto_writer_uint(&w, 0);
+    kv_proto_writer_array(&w, 5);
+    kv_proto_writer_uint(&w, 8);
+    kv_proto_writer_bin(&w, "val", 3);
+    kv_proto_writer_uint(&w, 4);
+    kv_proto_writer_uint(&w, 2);
+    kv_proto_writer_uint(&w, 1796070675043ull);
+    cr_assert_eq(kv_proto_writer_end(&w), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_HISTORY, &copy, &r), KV_OK);
+    cr_expect_eq(r.compact_revision, 3);
+    cr_assert_eq(r.nevents, 2);
+    cr_expect(r.events[0].deleted && r.events[0].revision == 9 && !r.events[0].value);
+    cr_expect(!r.events[1].deleted && r.events[1].revision == 8);
+    cr_expect(pt_bytes_eq(r.events[1].value, r.events[1].vlen, "val", 3));
+    cr_expect_eq(r.events[1].create_revision, 4);
+    cr_expect_eq(r.events[1].version, 2);
+    cr_expect_eq(r.events[1].expire_at_ms, 1796070675043ull);
+    kv_proto_response_free(&r);
+    free(copy);
+
+    /* ROLLBACK: DEL's shape, changed instead of deleted */
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_del(&b, 7, 2, 11), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_ROLLBACK, &copy, &r), KV_OK);
+    cr_expect_eq(r.changed, 2);
+    cr_expect_eq(r.version, 11);
+    free(copy);
+    /* COMPACT: a revision; a HISTORY of that shape is refused */
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_version(&b, 7, 5), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_COMPACT, &copy, &r), KV_OK);
+    cr_expect_eq(r.compact_revision, 5);
+    free(copy);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_HISTORY, &copy, &r), KV_PROTOCOL);
+    free(copy);
+    kv_proto_buf_reset(&b);
+    cr_assert_eq(kv_proto_resp_value(&b, 7, "v", 1, 4), KV_OK);
+    cr_assert_eq(pt_decode_resp(&b, KV_PROTO_GET_AT, &copy, &r), KV_OK);
+    cr_expect(r.value.found && r.value.version == 4);
     free(copy);
     kv_proto_buf_free(&b);
 }

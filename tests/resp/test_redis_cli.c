@@ -242,6 +242,69 @@ Test(redis_cli, a_key_expires)
     kvd_stop();
 }
 
+/* kvd's own history commands (docs/resp.md, "History"): reads at a
+ * revision, a key's changes, rollback, compaction, and their errors as
+ * redis-cli shows them. A fresh kvd numbers its changes 1, 2, 3... */
+Test(redis_cli, history_commands)
+{
+    need_redis_cli();
+    kvd_start(NULL);
+    cli_expect("set a 1", "OK\n");             /* 1 */
+    cli_expect("set a 2", "OK\n");             /* 2 */
+    cli_expect("set b x", "OK\n");             /* 3 */
+    cli_expect("del a", "1\n");                /* 4 */
+    cli_expect("kvd.getat a 1", "1\n");
+    cli_expect("kvd.getat a 4", "\n");
+    cli_expect("--no-raw kvd.getat a 4", "(nil)\n");
+    cli_expect("--no-raw kvd.mgetat 3 a b c", "1) \"2\"\n2) \"x\"\n3) (nil)\n");
+    cli_expect("--no-raw kvd.history a",
+               "1) (integer) 0\n"
+               "2) 1) 1) (integer) 4\n"
+               "      2) (nil)\n"
+               "      3) (integer) 0\n"
+               "      4) (integer) 0\n"
+               "      5) (integer) 0\n"
+               "   2) 1) (integer) 2\n"
+               "      2) \"2\"\n"
+               "      3) (integer) 1\n"
+               "      4) (integer) 2\n"
+               "      5) (integer) 0\n"
+               "   3) 1) (integer) 1\n"
+               "      2) \"1\"\n"
+               "      3) (integer) 1\n"
+               "      4) (integer) 1\n"
+               "      5) (integer) 0\n");
+    cli_expect("kvd.history a limit 1 maxrev 3", "0\n2\n2\n1\n2\n0\n");
+    cli_expect("kvd.scanat 2 0 count 10", "0\na\n");
+    cli_expect("kvd.rollback 2 keys a", "1\n5\n");
+    cli_expect("get a", "2\n");
+    cli_expect("--no-raw kvd.rollback 1 ifunchangedsince 1 prefix \"\"", "(nil)\n");
+    cli_expect("kvd.rollback 5 prefix \"\"", "0\n0\n"); /* nothing changed since */
+    cli_expect("kvd.compact 3", "OK\n");
+    cli_expect("--no-raw kvd.getat a 1",
+               "(error) COMPACTED required revision 1 has been compacted; oldest is 3\n");
+    cli_expect("--no-raw kvd.getat a 99",
+               "(error) FUTURE_REVISION required revision 99 is a future revision; latest is "
+               "5\n");
+    cli_expect("--no-raw kvd.getat a 0", "(error) ERR revision is not a positive integer\n");
+    cli_expect("--no-raw kvd.rollback 2 a b",
+               "(error) ERR syntax error (KVD.ROLLBACK torev [IFUNCHANGEDSINCE rev] KEYS key "
+               "[key ...] | PREFIX prefix)\n");
+    char *out = NULL;
+    cli(&out, NULL, "info");
+    cr_assert_not_null(strstr(out, "compact_revision:3"), "%s", out);
+    free(out);
+    cli(&out, NULL, "command info kvd.getat");
+    cr_assert_not_null(strstr(out, "kvd.getat"), "%s", out);
+    free(out);
+    kvd_stop();
+    kvd_start("--history", "off", NULL);
+    cli_expect("set a 1", "OK\n");
+    cli_expect("--no-raw kvd.getat a 1",
+               "(error) ERR history is off on this server (start kvd with --history on)\n");
+    kvd_stop();
+}
+
 /* The commands whose answers vary (ids, addresses, counts, the port):
  * checked by their shape. */
 Test(redis_cli, server_commands)

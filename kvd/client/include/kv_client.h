@@ -334,6 +334,76 @@ KV_CLIENT_API int kv_client_expire_if(kv_client *c, const void *key,
 KV_CLIENT_API int kv_client_persist(kv_client *c, const void *key, size_t klen,
                                     uint64_t *version);
 
+/* ------------------------------------------------------------------------
+ * History (protocol version 5)
+ *
+ * As libkv's history (kv.h, "History"), on a server that keeps it (kvd
+ * --history on, its default). A revision names the store as it was after
+ * the change numbered so. With a server that speaks an older version
+ * these return KV_UNSUPPORTED without sending anything
+ * (kv_client_last_error_local() is then 1). Besides the usual errors:
+ * KV_UNSUPPORTED (the server keeps no history, or a cluster node refuses
+ * ROLLBACK and COMPACT), KV_INVALID_ARGUMENT (revision 0),
+ * KV_FUTURE_REVISION (above the server's latest revision; the message
+ * names the latest), KV_COMPACTED (below the oldest revision still kept;
+ * kv_client_last_error() names it: "... oldest is N").
+ * ---------------------------------------------------------------------- */
+
+/* As kv_get_at(): the value key had at revision rev, a malloc'ed copy in
+ * *out (out->version: the revision that wrote it; free with
+ * kv_client_value_free). KV_NOT_FOUND (outcome) if the key did not exist
+ * at rev. */
+KV_CLIENT_API int kv_client_get_at(kv_client *c, const void *key, size_t klen, uint64_t rev,
+                                   kv_value *out);
+
+/* As kv_mget_at(): the n keys as they all were at revision rev; out[i]
+ * for keys[i], {NULL, 0, 0} when absent then. Free with
+ * kv_client_values_free(out, n). On error nothing is allocated. */
+KV_CLIENT_API int kv_client_mget_at(kv_client *c, const kv_key *keys, size_t n, uint64_t rev,
+                                    kv_value *out);
+
+/* As kv_client_scan_ex(), over the keys as they were at revision rev
+ * (kv_scan_at(): keys deleted since are included, keys created since are
+ * not; the result does not change while the scan goes on). */
+KV_CLIENT_API int kv_client_scan_at(kv_client *c, const void *prefix, size_t plen, uint64_t rev,
+                                    uint64_t cursor, size_t limit, unsigned flags,
+                                    kv_scan_fn fn, void *ctx, uint64_t *next);
+
+/* As kv_history(): the changes of key with revision in [min_rev, max_rev]
+ * (max_rev 0: to the latest; min_rev 0: as far back as is kept), newest
+ * first, at most limit (0: the server's default, 100; it answers at most
+ * 10000: page with max_rev = the last revision received - 1). *out
+ * receives a malloc'ed array of *n events (each value malloc'ed; libkv's
+ * kv_event): free it with kv_client_events_free(*out, *n). A key without
+ * changes in the range gives *n = 0 and KV_OK. *compact_rev (may be NULL)
+ * receives the server's compaction revision. */
+KV_CLIENT_API int kv_client_history(kv_client *c, const void *key, size_t klen,
+                                    uint64_t min_rev, uint64_t max_rev, size_t limit,
+                                    kv_event **out, size_t *n, uint64_t *compact_rev);
+/* Frees n events from kv_client_history. NULL is a no-op. */
+KV_CLIENT_API void kv_client_events_free(kv_event *events, size_t n);
+
+/* As kv_rollback(): restores the n keys (n >= 1) to their state at
+ * revision to_rev as ONE new change; *version (may be NULL) receives its
+ * revision (0 when nothing needed to change), *changed (may be NULL) how
+ * many keys it set or deleted. unchanged_since != 0: only if none of the
+ * keys changed after that revision, else KV_VERSION_MISMATCH (outcome)
+ * and nothing changes. */
+KV_CLIENT_API int kv_client_rollback(kv_client *c, const kv_key *keys, size_t n,
+                                     uint64_t to_rev, uint64_t unchanged_since,
+                                     uint64_t *version, size_t *changed);
+
+/* As kv_rollback_prefix(): every key starting with prefix (plen 0: the
+ * whole store) back to revision to_rev, as one change; as above. */
+KV_CLIENT_API int kv_client_rollback_prefix(kv_client *c, const void *prefix, size_t plen,
+                                            uint64_t to_rev, uint64_t unchanged_since,
+                                            uint64_t *version, size_t *changed);
+
+/* As kv_compact(): drops the history below revision rev; *compact_rev
+ * (may be NULL) receives the new compaction revision. KV_COMPACTED when
+ * rev is not above the current one. */
+KV_CLIENT_API int kv_client_compact(kv_client *c, uint64_t rev, uint64_t *compact_rev);
+
 /* Metrics: the store's (kv_metrics field names) and the server's. */
 typedef enum kv_client_metric_kind {
     KV_CLIENT_METRIC_UINT = 0,

@@ -25,7 +25,10 @@
     "  4  server error: the server refused or failed the request\n"          \
     "  5  the revision asked for is compacted (its history is gone) or\n"    \
     "     not reached yet (get --rev, scan --rev, history, rollback,\n"      \
-    "     compact); the message names the oldest or latest revision\n"
+    "     compact, watch --from-rev); the message names the oldest or\n"     \
+    "     latest revision\n"                                                  \
+    "  6  watch lost events: the server's history no longer has what it\n"   \
+    "     missed; the message names the revision to resume from\n"
 
 static const char set_help[] =
     "Usage: kvcli set KEY VALUE [--if-version N] [--ttl DURATION]\n"
@@ -203,6 +206,32 @@ static const char compact_help[] =
     "\n"
     "Example:\n"
     "  kvcli compact 1000\n";
+
+static const char watch_help[] =
+    "Usage: kvcli watch KEY [--from-rev N] [--count N]\n"
+    "       kvcli watch PREFIX --prefix [--from-rev N] [--count N]\n"
+    "\n"
+    "Follows the changes of KEY (or, with --prefix, of every key starting\n"
+    "with PREFIX; an empty PREFIX is the whole store) and prints one line\n"
+    "per change as it comes:\n"
+    "  REV PUT key value\n"
+    "  REV DEL key          (deleted, expired, evicted or rolled back)\n"
+    "A change of several keys gives several lines with one revision.\n"
+    "--from-rev N starts at revision N: first the changes kvd's history\n"
+    "still has, then new ones (default: from the next change). Runs until\n"
+    "Ctrl-C (exit 0) or --count N changes were printed.\n"
+    "If kvcli falls so far behind that kvd's history no longer has what\n"
+    "it missed, it says so on stderr with the revision to resume from\n"
+    "(--from-rev) and exits 6; a --from-rev already compacted exits 5.\n"
+    "Needs kvd with --history on (its default).\n"
+    "JSON (--json): one object a line, {\"revision\":R,\"type\":\"PUT\",\n"
+    "\"key\":K,\"value\":V,\"version\":N,\"create_revision\":C} (and\n"
+    "\"expire_at_ms\" when the key has an expiry); {\"revision\":R,\n"
+    "\"type\":\"DEL\",\"key\":K} for a removal.\n"
+    "\n"
+    "Examples:\n"
+    "  kvcli watch config\n"
+    "  kvcli watch user: --prefix --from-rev 1200 --json\n";
 
 static const char del_help[] =
     "Usage: kvcli del KEY [KEY ...]\n"
@@ -472,6 +501,7 @@ const kvcli_command kvcli_commands[] = {
     {"rollback", kvcli_cmd_rollback, "restore keys to a revision, as one new change",
      rollback_help},
     {"compact", kvcli_cmd_compact, "drop the history below a revision", compact_help},
+    {"watch", kvcli_cmd_watch, "follow the changes of a key or a prefix", watch_help},
     {"flush", kvcli_cmd_flush, "delete every key (asks first)", flush_help},
     {"txn", kvcli_cmd_txn, "run a conditional transaction", txn_help},
     {"scan", kvcli_cmd_scan, "list keys by prefix", scan_help},

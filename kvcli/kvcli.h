@@ -7,7 +7,7 @@
  * Layout: main.c (global flags, environment, dispatch), opts.c (option
  * parsing shared by every command), conn.c (connecting, error reporting,
  * exit codes), cmd_kv.c (set/get/del), cmd_ttl.c (ttl, expire, persist,
- * durations), cmd_history.c (history, rollback, compact), cmd_bulk.c (del --prefix,
+ * durations), cmd_history.c (history, rollback, compact), cmd_watch.c (watch), cmd_bulk.c (del --prefix,
  * flush), cmd_misc.c (scan, ping, version, metrics), cmd_export.c +
  * export_page.c + exportfmt.c + progress.c (export, import), cmd_txn.c + txn_parse.c
  * (txn), output.c (escaping, JSON), bytes.c (growable byte buffers,
@@ -30,8 +30,10 @@ enum {
     KVCLI_EXIT_USAGE = 2,
     KVCLI_EXIT_CONNECT = 3,   /* connection, timeout or authentication   */
     KVCLI_EXIT_SERVER = 4,    /* the server refused or failed the request */
-    KVCLI_EXIT_REVISION = 5   /* the revision asked for is compacted or
+    KVCLI_EXIT_REVISION = 5,  /* the revision asked for is compacted or
                                  not reached yet                         */
+    KVCLI_EXIT_LOST = 6       /* watch: events lost (history compacted
+                                 while it fell behind)                   */
 };
 
 #define KVCLI_DEFAULT_HOST "127.0.0.1"
@@ -151,6 +153,7 @@ int kvcli_cmd_persist(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_history(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_rollback(kvcli_session *s, int argc, char **argv);
 int kvcli_cmd_compact(kvcli_session *s, int argc, char **argv);
+int kvcli_cmd_watch(kvcli_session *s, int argc, char **argv);
 /* A duration (cmd_ttl.c): a whole number with a unit ms, s, m or h, a
  * bare number being seconds; 1 ms .. 2^52 ms. 0 and *ms, or -1. */
 int kvcli_parse_duration(const char *s, uint64_t *ms);

@@ -176,6 +176,7 @@ void kv_client_disconnect(kv_client *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
+    c->watching = 0; /* a watch ends with its connection */
     c->in_start = c->in_len = c->in_pending = 0;
     kv_proto_buf_reset(&c->out);
     c->proto_version = 0;
@@ -286,6 +287,15 @@ int kv__client_read_reply(kv_client *c, uint64_t id, int op, unsigned flags,
 
 int kv__client_check_version(kv_client *c, const kv_proto_request *req)
 {
+    if ((req->op == KV_PROTO_WATCH || req->op == KV_PROTO_CANCEL) &&
+        c->proto_version < KV_PROTO_WATCH_VERSION) {
+        kv__client_error(c, KV_UNSUPPORTED,
+                         "the server speaks protocol version %d; watches need version %d: a "
+                         "newer kvd",
+                         c->proto_version, KV_PROTO_WATCH_VERSION);
+        c->err_local = 1;
+        return KV_UNSUPPORTED;
+    }
     if ((req->has_expiry || req->op == KV_PROTO_TTL || req->op == KV_PROTO_EXPIRE ||
          req->op == KV_PROTO_PERSIST) &&
         c->proto_version < KV_PROTO_EXPIRY_VERSION) {
@@ -313,6 +323,13 @@ static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *res
 {
     if (c->fd < 0)
         return kv__client_error(c, KV_CLOSED, "not connected");
+    if (c->watching) {
+        kv__client_error(c, KV_INVALID_ARGUMENT,
+                         "the connection is following a watch: close the watch first "
+                         "(kv_client_watch_close) or use another client");
+        c->err_local = 1;
+        return KV_INVALID_ARGUMENT;
+    }
     if (kv__client_check_version(c, req) != KV_OK)
         return KV_UNSUPPORTED;
     req->id = c->next_id++;

@@ -39,6 +39,7 @@ struct kv_client {
     char server_version[64];
     char err[KV__CLIENT_ERRLEN];
     int err_local; /* err is the client's own refusal: nothing was sent */
+    int watching;  /* a kv_client_watch owns the connection (watch.c) */
 };
 
 /* Monotonic milliseconds. */
@@ -65,6 +66,11 @@ int kv__client_flush(kv_client *c);
 /* Waits for the next complete response frame; *body points into c->in and
  * stays valid until the next receive. */
 int kv__client_recv_frame(kv_client *c, const uint8_t **body, size_t *len);
+/* Waits up to timeout_ms (<0: no bound) for input: *ready is 1 when a
+ * frame (or the start of one, or the peer's close) can be received, 0
+ * when the time passed or a signal interrupted the wait. Nothing is
+ * consumed. */
+int kv__client_poll_frame(kv_client *c, int timeout_ms, int *ready);
 
 /* Reads and decodes the next response, which must answer request `id` of
  * operation `op` (flags: kv_proto_response_decode_ex's, from the request's

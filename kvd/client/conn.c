@@ -249,6 +249,28 @@ int kv__client_flush(kv_client *c)
     return KV_OK;
 }
 
+int kv__client_poll_frame(kv_client *c, int timeout_ms, int *ready)
+{
+    *ready = 0;
+    if (c->fd < 0)
+        return kv__client_error(c, KV_CLOSED, "not connected");
+    size_t off, blen;
+    size_t start = c->in_start + c->in_pending;
+    if (kv_proto_frame_split(c->in + start, c->in_len - start, c->opts.max_frame, &off,
+                             &blen) != KV_PROTO_NEED_MORE) {
+        *ready = 1; /* a frame, or a broken one: receiving says which */
+        return KV_OK;
+    }
+    struct pollfd p = {c->fd, POLLIN, 0};
+    int n = poll(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
+    if (n < 0 && errno != EINTR) {
+        char ebuf[128];
+        return kv__client_fail(c, KV_IO, "poll failed: %s", errtext(errno, ebuf, sizeof ebuf));
+    }
+    *ready = n > 0;
+    return KV_OK;
+}
+
 int kv__client_recv_frame(kv_client *c, const uint8_t **body, size_t *len)
 {
     c->in_start += c->in_pending;

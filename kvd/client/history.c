@@ -91,8 +91,10 @@ void kv_client_events_free(kv_event *events, size_t n)
 {
     if (events == NULL)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(events[i].value);
+        free(events[i].key); /* watch events have one (watch.c) */
+    }
     free(events);
 }
 

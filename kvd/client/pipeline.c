@@ -342,6 +342,12 @@ int kv_client_pipeline_exec(kv_client_pipeline *p)
         kv_proto_buf_reset(&p->out);
         return kv__client_error(c, KV_CLOSED, "not connected");
     }
+    if (c->watching) { /* its frames are the watch's (watch.c) */
+        kv_proto_buf_reset(&p->out);
+        c->err_local = 1;
+        return kv__client_error(c, KV_INVALID_ARGUMENT,
+                                "the connection is following a watch: close the watch first");
+    }
     if (n > p->replies_cap) {
         kv_client_reply *r = realloc(p->replies, n * sizeof *r);
         if (r == NULL) {

@@ -1,5 +1,5 @@
 /*
- * kv_proto.h - the kvd wire protocol codec, versions 1..5 (docs/protocol.md).
+ * kv_proto.h - the kvd wire protocol codec, versions 1..6 (docs/protocol.md).
  *
  * The one module that encodes and decodes kvd frames; kvd, the client
  * library (libkvclient) and kvcli all use it, nobody else touches bytes.
@@ -43,17 +43,20 @@ extern "C" {
  * ---------------------------------------------------------------------- */
 #define KV_PROTO_VERSION 1     /* a connection's version before HELLO    */
 #define KV_PROTO_MIN_VERSION 1 /* oldest version it can speak            */
-#define KV_PROTO_MAX_VERSION 5 /* newest version it can speak (2: SCAN's
+#define KV_PROTO_MAX_VERSION 6 /* newest version it can speak (2: SCAN's
                                   keys_only argument, SNAPSHOT; 3:
                                   CLUSTER; 4: key expiry - an expiry on
                                   SET, MSET and TXN's set ops, TTL,
                                   EXPIRE, PERSIST; 5: history - GET_AT,
                                   MGET_AT, SCAN_AT, HISTORY, ROLLBACK,
-                                  COMPACT)                               */
+                                  COMPACT; 6: WATCH, CANCEL and event
+                                  frames)                                */
 /* The version that brought key expiry (KV_PROTO_TTL...). */
 #define KV_PROTO_EXPIRY_VERSION 4
 /* The version that brought history (KV_PROTO_GET_AT...COMPACT). */
 #define KV_PROTO_HISTORY_VERSION 5
+/* The version that brought watches (KV_PROTO_WATCH, KV_PROTO_CANCEL). */
+#define KV_PROTO_WATCH_VERSION 6
 
 #define KV_PROTO_HEADER_SIZE 4 /* the big-endian u32 length prefix       */
 /* Default largest frame body: a maximal value plus room for key and
@@ -89,7 +92,9 @@ extern "C" {
     XX(SCAN_AT, 19)         \
     XX(HISTORY, 20)         \
     XX(ROLLBACK, 21)        \
-    XX(COMPACT, 22)
+    XX(COMPACT, 22)         \
+    XX(WATCH, 23)           \
+    XX(CANCEL, 24)
 
 typedef enum kv_proto_op {
 #define KV__PROTO_OP_ENUM(name, code) KV_PROTO_##name = code,
@@ -246,6 +251,12 @@ typedef struct kv_proto_request {
     uint64_t unchanged_since;
     int has_prefix;
 
+    /* WATCH (version 6): `key`, or with has_prefix every key starting
+     * with it (may then be empty), from revision `revision` (0: the next
+     * change), at most `limit` events per frame (0 = server default).
+     * CANCEL: the id of the WATCH request to end, in watch_id. */
+    uint64_t watch_id;
+
     /* Set by the decoder. */
     int has_id;        /* 1 once the id could be read (also on failure) */
     const char *error; /* static detail when decoding failed, else NULL */
@@ -334,6 +345,7 @@ typedef struct kv_proto_value {
  * the frame. */
 typedef struct kv_proto_event {
     uint64_t revision;
+    kv_key key;               /* event frames: the key; HISTORY: {0}      */
     int deleted;              /* 1: the change removed the key (value NULL) */
     const void *value;
     size_t vlen;
@@ -410,6 +422,7 @@ typedef struct kv_proto_response {
     size_t nevents;
     /* ROLLBACK: keys changed (its revision in version, 0: none) */
     uint64_t changed;
+    /* WATCH: `version` is the revision the watch delivers from */
 
     const char *error; /* static detail when decoding failed, else NULL */
     void *owned_;      /* private */
@@ -551,6 +564,56 @@ size_t kv_proto_resp_scan_entry_size(size_t klen, size_t vlen,
                                      uint64_t version, int keys_only);
 void kv_proto_resp_scan_rewind(kv_proto_scan_writer *w,
                                const kv_proto_scan_writer *saved);
+
+/* ------------------------------------------------------------------------
+ * Event frames (version 6): what a WATCH sends after its response
+ *
+ *   event frame = [watch_id, status, events, next_revision]   (4 elements)
+ *   events      = [[revision, key, value | nil, create_revision, version,
+ *                   expire_at_ms], ...]    or nil: the watch ended
+ *
+ * A response always has 3 elements, an event frame 4: that is how a
+ * client tells them apart on a connection where both arrive. An end frame
+ * (events nil) has status 0 after a CANCEL, 27 KV_COMPACTED when events
+ * were lost; its next_revision is where a new watch resumes.
+ * ---------------------------------------------------------------------- */
+
+/* 1 if the frame body is an event frame (an array of 4), 0 otherwise (a
+ * response, or not decodable: decode it as a response to learn why). */
+int kv_proto_is_event_frame(const void *body, size_t len);
+
+/* The size one event adds to an event frame's body (exactly). */
+size_t kv_proto_event_size(const kv_event *e);
+/* The bytes an event frame with no events takes (header included), at
+ * most: a frame with events e is this plus their kv_proto_event_size. */
+#define KV_PROTO_EVENT_FRAME_OVERHEAD 48
+
+/* Appends an event frame [id, 0, [events[0..n)], next_revision] (n >= 1:
+ * the events, keys and values of kv_watch_next). Errors: KV_NO_MEMORY,
+ * KV_FRAME_TOO_LARGE; b unchanged then. */
+int kv_proto_event_frame(kv_proto_buf *b, uint64_t id, const kv_event *events, size_t n,
+                         uint64_t next_revision);
+/* Appends an end frame [id, status, nil, next_revision]. */
+int kv_proto_event_end(kv_proto_buf *b, uint64_t id, int status, uint64_t next_revision);
+
+/* A decoded event frame; keys and values point into the frame. */
+typedef struct kv_proto_event_frame_t {
+    uint64_t id;            /* the WATCH request's id                   */
+    int status;
+    int end;                /* 1: the watch ended (events nil)          */
+    const kv_proto_event *events;
+    size_t nevents;
+    uint64_t next_revision;
+    const char *error;      /* static detail when decoding failed       */
+    void *owned_;           /* private                                  */
+} kv_proto_event_frame_t;
+
+/* Decodes an event frame body. Arrays go to arena (or a private block,
+ * freed by kv_proto_event_frame_free). *out is always written.
+ * Errors: KV_PROTOCOL (not an event frame's shape), KV_NO_MEMORY. */
+int kv_proto_event_frame_decode(const void *body, size_t len, kv_proto_arena *arena,
+                                kv_proto_event_frame_t *out);
+void kv_proto_event_frame_free(kv_proto_event_frame_t *f);
 
 /* A successful response built element by element, for a server whose
  * results come from code that does not know the format:

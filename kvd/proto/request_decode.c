@@ -412,6 +412,19 @@ static int read_args(dec *d, kv_proto_request *q, size_t nargs)
         if (nargs != 1 || kv__rd_uint(&d->r, &q->revision))
             return PROTO("COMPACT is [22, id, revision]");
         return KV_OK;
+    case KV_PROTO_WATCH:
+        if (nargs != 4 || kv__rd_bytes(&d->r, &q->key) || kv__rd_bool(&d->r, &q->has_prefix) ||
+            kv__rd_uint(&d->r, &q->revision) || kv__rd_uint(&d->r, &q->limit))
+            return PROTO("WATCH is [23, id, key, prefix, from_revision, max_events]");
+        if (q->key.len > d->lim->max_key_size)
+            return fail(d, KV_KEY_TOO_LARGE, "key is too large");
+        if (q->key.len == 0 && !q->has_prefix)
+            return fail(d, KV_KEY_EMPTY, "key is empty");
+        return KV_OK;
+    case KV_PROTO_CANCEL:
+        if (nargs != 1 || kv__rd_uint(&d->r, &q->watch_id))
+            return PROTO("CANCEL is [24, id, watch_id]");
+        return KV_OK;
     default:
         return fail(d, KV_UNSUPPORTED, "unknown op");
     }

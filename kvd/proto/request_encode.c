@@ -234,6 +234,15 @@ static int pack_args(msgpack_packer *pk, const kv_proto_request *q)
     case KV_PROTO_COMPACT:
         e |= msgpack_pack_uint64(pk, q->revision);
         break;
+    case KV_PROTO_WATCH:
+        e |= kv__pack_bin(pk, q->key.data, q->key.len);
+        e |= q->has_prefix ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        e |= msgpack_pack_uint64(pk, q->revision);
+        e |= msgpack_pack_uint64(pk, q->limit);
+        break;
+    case KV_PROTO_CANCEL:
+        e |= msgpack_pack_uint64(pk, q->watch_id);
+        break;
     default: /* METRICS, SNAPSHOT */
         break;
     }
@@ -267,6 +276,7 @@ static size_t nargs(const kv_proto_request *q)
     case KV_PROTO_SCAN_AT:
         return q->keys_only ? 5 : 4;
     case KV_PROTO_HISTORY:
+    case KV_PROTO_WATCH:
         return 4;
     case KV_PROTO_ROLLBACK:
         return 3;

@@ -257,6 +257,12 @@ static int read_result(rdec *d, int op, unsigned flags, kv_proto_response *o)
             kv__rd_uint(&d->r, &o->version))
             return bad(d, "ROLLBACK result is [changed, revision]");
         return KV_OK;
+    case KV_PROTO_WATCH:
+        if (kv__rd_uint(&d->r, &o->version))
+            return bad(d, "WATCH result must be a revision");
+        return KV_OK;
+    case KV_PROTO_CANCEL:
+        return kv__rd_nil(&d->r) == 1 ? KV_OK : bad(d, "CANCEL result must be nil");
     case KV_PROTO_COMPACT:
         if (kv__rd_uint(&d->r, &o->compact_revision))
             return bad(d, "COMPACT result must be a revision");

@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "conn_internal.h"
+#include "watchers.h"
 #include "log.h"
 #include "repl/repl.h"
 
@@ -42,7 +43,8 @@ int kvd_cmd_is_native(int kind)
 {
     return (kind >= 0 && kind <= KVD_CMD_CLUSTER) || kind == KVD_CMD_TTL ||
            kind == KVD_CMD_EXPIRE || kind == KVD_CMD_PERSIST ||
-           (kind >= KVD_CMD_GET_AT && kind <= KVD_CMD_COMPACT);
+           (kind >= KVD_CMD_GET_AT && kind <= KVD_CMD_COMPACT) ||
+           kind == KVD_CMD_WATCH_CHANGES || kind == KVD_CMD_WATCH_CANCEL;
 }
 
 size_t kvd_cmd_request_limit(const kvd_conn *c, int authed)
@@ -178,6 +180,9 @@ int kvd__cmd_run(kvd_exec *x)
     case KVD_CMD_ROLLBACK:
     case KVD_CMD_COMPACT:
         return kvd__cmd_history(x);
+    case KVD_CMD_WATCH_CHANGES:
+    case KVD_CMD_WATCH_CANCEL:
+        return kvd__cmd_watch(x);
     default:
         return kvd__cmd_kv(x);
     }

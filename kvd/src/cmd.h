@@ -97,7 +97,9 @@ struct kvd_conn;
     XX(SCAN_AT, "scan_at", KVD_CF_READ | KVD_CF_NOTXN)       \
     XX(HISTORY, "history", KVD_CF_READ | KVD_CF_NOTXN)       \
     XX(ROLLBACK, "rollback", KVD_CF_WRITE | KVD_CF_NOTXN)    \
-    XX(COMPACT, "compact", KVD_CF_WRITE | KVD_CF_NOTXN)
+    XX(COMPACT, "compact", KVD_CF_WRITE | KVD_CF_NOTXN)      \
+    XX(WATCH_CHANGES, "watch_changes", KVD_CF_NOTXN)         \
+    XX(WATCH_CANCEL, "watch_cancel", KVD_CF_NOTXN)
 
 typedef enum kvd_cmd_kind {
 #define KVD__CMD_ENUM(name, str, flags) KVD_CMD_##name,

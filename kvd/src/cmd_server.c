@@ -213,15 +213,17 @@ static const struct {
     {"kvd.getat", KVD_CMD_GET_AT}, {"kvd.mgetat", KVD_CMD_MGET_AT},
     {"kvd.scanat", KVD_CMD_SCAN_AT}, {"kvd.history", KVD_CMD_HISTORY},
     {"kvd.rollback", KVD_CMD_ROLLBACK}, {"kvd.compact", KVD_CMD_COMPACT},
+    {"kvd.watch", KVD_CMD_WATCH_CHANGES}, {"kvd.unwatch", KVD_CMD_WATCH_CANCEL},
 };
 #define N_ALIASES (sizeof command_aliases / sizeof command_aliases[0])
 
 static int command_listed(int k)
 {
-    /* the history kinds are listed by their RESP names (aliases) */
+    /* the history and watch kinds are listed by their RESP names (aliases) */
     return k != KVD_CMD_TXN && k != KVD_CMD_METRICS && k != KVD_CMD_SNAPSHOT &&
            k != KVD_CMD_SNAPSHOT_READ && k != KVD_CMD_CLUSTER_EXPIRE &&
-           !(k >= KVD_CMD_GET_AT && k <= KVD_CMD_COMPACT);
+           !(k >= KVD_CMD_GET_AT && k <= KVD_CMD_COMPACT) && k != KVD_CMD_WATCH_CHANGES &&
+           k != KVD_CMD_WATCH_CANCEL;
 }
 
 static int command_entry(kvd_reply *r, const char *name, int kind)
@@ -232,6 +234,7 @@ static int command_entry(kvd_reply *r, const char *name, int kind)
     case KVD_CMD_STRLEN: case KVD_CMD_APPEND: case KVD_CMD_INCRBY:
     case KVD_CMD_INCRBYFLOAT: case KVD_CMD_TYPE: case KVD_CMD_TTL: case KVD_CMD_EXPIRE:
     case KVD_CMD_PERSIST: case KVD_CMD_GETEX: case KVD_CMD_GET_AT: case KVD_CMD_HISTORY:
+    case KVD_CMD_WATCH_CHANGES:
         first = last = step = 1;
         break;
     case KVD_CMD_MGET_AT:
@@ -389,7 +392,8 @@ static int cmd_info(kvd_exec *x)
         buf, 4096,
         "# Server\r\nredis_version:7.0.0\r\nkvd_version:%s\r\nredis_mode:standalone\r\n"
         "os:Linux\r\nprocess_id:%d\r\ntcp_port:%d\r\nuptime_in_seconds:%llu\r\n\r\n"
-        "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%llu\r\n\r\n"
+        "# Clients\r\nconnected_clients:%llu\r\nmaxclients:%llu\r\nwatchers:%llu\r\n"
+        "watchers_backlogged:%llu\r\n\r\n"
         "# Memory\r\nused_memory:%llu\r\nused_memory_human:%.2fM\r\nmaxmemory:%llu\r\n"
         "maxmemory_policy:%s\r\n\r\n"
         "# Persistence\r\nloading:0\r\naof_enabled:%d\r\nrdb_changes_since_last_save:0\r\n\r\n"
@@ -403,7 +407,9 @@ static int cmd_info(kvd_exec *x)
         KV_VERSION_STRING, (int)getpid(), s->bound_port,
         (unsigned long long)((uv_hrtime() - s->start_ns) / 1000000000u),
         (unsigned long long)atomic_load(&s->connections),
-        (unsigned long long)s->max_connections, (unsigned long long)m.memory_used,
+        (unsigned long long)s->max_connections, (unsigned long long)atomic_load(&s->watchers),
+        (unsigned long long)atomic_load(&s->watchers_backlogged),
+        (unsigned long long)m.memory_used,
         (double)m.memory_used / (1024.0 * 1024.0), (unsigned long long)m.max_memory,
         kv_eviction_policy_name(s->cfg->eviction_policy), s->durable ? 1 : 0,
         (unsigned long long)atomic_load(&s->connections_total), (unsigned long long)cmds,

@@ -52,6 +52,7 @@
 #include "conn_internal.h"
 #include "frontend.h"
 #include "log.h"
+#include "watchers.h"
 
 #define LINGER_MS 1000
 #define TICK_MS 1000
@@ -102,6 +103,7 @@ void kvd_conn_close(kvd_conn *c)
         return;
     c->closing = 1;
     c->reading = 0;
+    kvd_watch_conn_closed(c); /* before the accounting: no more output */
     kvd__conn_account(c, 0); /* its buffers are as good as freed */
     uv_close(&c->h.handle, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -191,7 +193,7 @@ static void on_tick(uv_timer_t *t)
         kvd_conn_close(c);
         return;
     }
-    if (cfg->idle_timeout && !c->paused && c->nwrites == 0 && !c->held &&
+    if (cfg->idle_timeout && !c->paused && c->nwrites == 0 && !c->held && !c->watchers &&
         now - c->last_active >= (uint64_t)cfg->idle_timeout * 1000) {
         kvd_debug("%s: idle for %us, closing", c->peer, cfg->idle_timeout);
         kvd_stat_add(&c->w->stats.disconnects_idle, 1);

@@ -84,6 +84,11 @@ typedef struct kvd_conn {
                                       told it (frontend.h)              */
     void *fe_state;         /* the front-end's parse state               */
     kvd_session sess;       /* auth, protocol version, name, MULTI       */
+    struct kvd_watcher *watchers; /* its open watches (watchers.h)       */
+    size_t nwatchers;
+    struct kvd_conn *watch_flush_next; /* cmd_watch.c: output to send  */
+    unsigned watch_flush : 1; /* on a poll's list of conns to flush      */
+    unsigned watch_broken : 1; /* events could not be encoded: close it  */
     char peer[64];
 } kvd_conn;
 

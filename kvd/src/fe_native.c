@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "frontend.h"
 #include "log.h"
+#include "watchers.h"
 
 /* ---- replies ------------------------------------------------------------- */
 
@@ -279,6 +280,8 @@ static int kind_of(int op)
     case KV_PROTO_HISTORY: return KVD_CMD_HISTORY;
     case KV_PROTO_ROLLBACK: return KVD_CMD_ROLLBACK;
     case KV_PROTO_COMPACT: return KVD_CMD_COMPACT;
+    case KV_PROTO_WATCH: return KVD_CMD_WATCH_CHANGES;
+    case KV_PROTO_CANCEL: return KVD_CMD_WATCH_CANCEL;
     default: return op;
     }
 }
@@ -331,6 +334,12 @@ static void to_cmd(const kv_proto_request *q, size_t size, kvd_cmd *cmd)
     case KV_PROTO_ROLLBACK:
         cmd->flags = q->has_prefix ? KVD_ROLLBACK_PREFIX : 0u;
         cmd->expected = q->unchanged_since;
+        break;
+    case KV_PROTO_WATCH:
+        cmd->flags = q->has_prefix ? KVD_WATCH_PREFIX : 0u;
+        break;
+    case KV_PROTO_CANCEL:
+        cmd->a = q->watch_id;
         break;
     default:
         break;
@@ -392,6 +401,12 @@ static int native_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clo
         req.error = "GET_AT, MGET_AT, SCAN_AT, HISTORY, ROLLBACK and COMPACT need protocol "
                     "version 5 (HELLO first)";
     }
+    if (rc == KV_OK && c->sess.native_version < KV_PROTO_WATCH_VERSION &&
+        (req.op == KV_PROTO_WATCH || req.op == KV_PROTO_CANCEL) &&
+        !kvd_cmd_needs_auth(c, kind_of(req.op))) {
+        rc = KV_UNSUPPORTED;
+        req.error = "WATCH and CANCEL need protocol version 6 (HELLO first)";
+    }
     if (rc != KV_OK) {
         *clock = uv_hrtime();
         kvd_debug("%s: bad request (%s): %s", c->peer, kv_status_name(rc),
@@ -419,6 +434,42 @@ static int native_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clo
     return kvd_cmd_execute(c, &cmd, &r, clock);
 }
 
+/* ---- watches ------------------------------------------------------------------ */
+
+/* Event frames (docs/protocol.md, WATCH): events[0..n) in as many frames
+ * as the response limit needs, each ending where the events of one
+ * change end when it can. */
+static int native_watch_events(kvd_conn *c, const kvd_watcher *wt, const kv_event *ev,
+                               size_t n, uint64_t next_revision)
+{
+    size_t limit = c->w->server->max_response, mark = c->out.len;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i, size = KV_PROTO_EVENT_FRAME_OVERHEAD;
+        do {
+            size += kv_proto_event_size(&ev[j]);
+            j++;
+        } while (j < n && size + kv_proto_event_size(&ev[j]) <= limit);
+        /* a frame that stops inside a change resumes at that change */
+        uint64_t next = j == n ? next_revision
+                        : ev[j].revision == ev[j - 1].revision ? ev[j - 1].revision
+                                                               : ev[j].revision;
+        int rc = kv_proto_event_frame(&c->out, wt->id, ev + i, j - i, next);
+        if (rc != KV_OK) {
+            c->out.len = mark;
+            return rc;
+        }
+        i = j;
+    }
+    return KV_OK;
+}
+
+static int native_watch_end(kvd_conn *c, const kvd_watcher *wt, int status,
+                            uint64_t next_revision)
+{
+    return kv_proto_event_end(&c->out, wt->id, status, next_revision);
+}
+
 const kvd_frontend kvd_fe_native = {
     .name = "kvd",
     .protocol = KVD_PROTOCOL_NATIVE,
@@ -428,4 +479,6 @@ const kvd_frontend kvd_fe_native = {
     .reply_init = native_reply_init,
     .fatal = native_fatal,
     .prefetch = native_prefetch,
+    .watch_events = native_watch_events,
+    .watch_end = native_watch_end,
 };

@@ -27,6 +27,7 @@
 #include "frontend.h"
 #include "glob.h"
 #include "log.h"
+#include "watchers.h"
 
 #define RESP_MAX_ARGS (1024 * 1024)
 #define RESP_MAX_INLINE (64 * 1024)
@@ -699,6 +700,9 @@ static const resp_command table[] = {
     {"KVD.GETAT", 9, KVD_CMD_GET_AT, 3, 3}, {"KVD.MGETAT", 10, KVD_CMD_MGET_AT, 3, -1},
     {"KVD.SCANAT", 10, KVD_CMD_SCAN_AT, 3, -1}, {"KVD.HISTORY", 11, KVD_CMD_HISTORY, 2, -1},
     {"KVD.ROLLBACK", 12, KVD_CMD_ROLLBACK, 4, -1}, {"KVD.COMPACT", 11, KVD_CMD_COMPACT, 2, 2},
+    /* docs/resp.md, "Watch" */
+    {"KVD.WATCH", 9, KVD_CMD_WATCH_CHANGES, 2, -1},
+    {"KVD.UNWATCH", 11, KVD_CMD_WATCH_CANCEL, 1, 3},
 };
 
 static const resp_command *lookup(const kv_key *name)
@@ -1055,6 +1059,28 @@ static const char *parse(kvd_conn *c, const resp_command *rc, const kv_key *argv
         }
         return NULL;
     }
+    case KVD_CMD_WATCH_CHANGES:
+        /* key [PREFIX] [FROM rev] [COUNT n] */
+        for (size_t i = 1; i < n; i++) {
+            if (eq(&a[i], "PREFIX")) {
+                cmd->flags |= KVD_WATCH_PREFIX;
+            } else if ((eq(&a[i], "FROM") || eq(&a[i], "COUNT")) && i + 1 < n) {
+                uint64_t *v = eq(&a[i], "FROM") ? &cmd->rev : &cmd->limit;
+                if (to_u64(&a[++i], v) != 0)
+                    return "value is not an integer or out of range";
+            } else {
+                return "syntax error (KVD.WATCH key [PREFIX] [FROM rev] [COUNT n])";
+            }
+        }
+        if (cmd->key.len == 0 && !(cmd->flags & KVD_WATCH_PREFIX))
+            return "an empty key needs PREFIX (every key)";
+        return NULL;
+    case KVD_CMD_WATCH_CANCEL:
+        /* [key [PREFIX]]: those watches, or all */
+        if (n == 2 && !eq(&a[1], "PREFIX"))
+            return "syntax error (KVD.UNWATCH [key [PREFIX]])";
+        cmd->flags = n == 2 ? KVD_WATCH_PREFIX : 0u;
+        return NULL;
     case KVD_CMD_KEYS:
         cmd->value = a[0];
         cmd->key = (kv_key){a[0].data, kvd_glob_literal_prefix(a[0].data, a[0].len)};
@@ -1103,6 +1129,18 @@ static int run_args(kvd_conn *c, const kv_key *argv, size_t argc, size_t len, ui
             *p = (char)tolower((unsigned char)*p);
         return kvd_cmd_refuse(c, rc->kind, &r, KV_INVALID_ARGUMENT, buf);
     }
+    if (c->watchers && c->sess.resp_version != 3 && rc->kind != KVD_CMD_WATCH_CHANGES &&
+        rc->kind != KVD_CMD_WATCH_CANCEL && rc->kind != KVD_CMD_PING &&
+        rc->kind != KVD_CMD_QUIT) {
+        /* RESP2 cannot tell pushes from replies: as Redis's SUBSCRIBE */
+        snprintf(buf, sizeof buf,
+                 "Can't execute '%.32s': only KVD.WATCH / KVD.UNWATCH / PING / QUIT are allowed "
+                 "in this context (or use RESP3: HELLO 3)",
+                 rc->name);
+        for (char *p = buf + 15; *p && *p != '\''; p++)
+            *p = (char)tolower((unsigned char)*p);
+        return kvd_cmd_refuse(c, rc->kind, &r, KV_INVALID_ARGUMENT, buf);
+    }
     const char *err = parse(c, rc, argv, argc, &cmd, buf, sizeof buf);
     if (err) {
         if (kvd_cmd_needs_auth(c, rc->kind))
@@ -1139,6 +1177,58 @@ static int resp_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clock
     return rc;
 }
 
+/* ---- watches ------------------------------------------------------------------ */
+
+/* One push message (RESP3 >, RESP2 an array as SUBSCRIBE's messages):
+ * ["kvd.event", watched, revision, "put"|"del", key, value|nil, version,
+ *  create_revision] per event (docs/resp.md, "Watch"). */
+static int resp_watch_events(kvd_conn *c, const kvd_watcher *wt, const kv_event *ev, size_t n,
+                             uint64_t next_revision)
+{
+    (void)next_revision;
+    kvd_reply r;
+    resp_reply_init(c, &r, 0);
+    size_t mark = c->out.len;
+    for (size_t i = 0; i < n && !r.err; i++) {
+        const kv_event *e = &ev[i];
+        put(&r, r.resp3 ? ">8\r\n" : "*8\r\n", 4);
+        r_bytes(&r, "kvd.event", 9);
+        r_bytes(&r, wt->key, wt->klen);
+        r_uinteger(&r, e->revision);
+        r_bytes(&r, e->deleted ? "del" : "put", 3);
+        r_bytes(&r, e->key, e->klen);
+        if (e->deleted)
+            r_nil(&r);
+        else
+            r_bytes(&r, e->value, e->vlen);
+        r_uinteger(&r, e->version);
+        r_uinteger(&r, e->create_revision);
+    }
+    if (r.err)
+        c->out.len = mark;
+    return r.err;
+}
+
+/* The end of a watch: ["kvd.lost", watched, resume_revision] when events
+ * were lost, ["kvd.unwatch", watched, next_revision] after KVD.UNWATCH. */
+static int resp_watch_end(kvd_conn *c, const kvd_watcher *wt, int status,
+                          uint64_t next_revision)
+{
+    kvd_reply r;
+    resp_reply_init(c, &r, 0);
+    size_t mark = c->out.len;
+    put(&r, r.resp3 ? ">3\r\n" : "*3\r\n", 4);
+    if (status == KV_OK)
+        r_bytes(&r, "kvd.unwatch", 11);
+    else
+        r_bytes(&r, "kvd.lost", 8);
+    r_bytes(&r, wt->key, wt->klen);
+    r_uinteger(&r, next_revision);
+    if (r.err)
+        c->out.len = mark;
+    return r.err;
+}
+
 const kvd_frontend kvd_fe_resp = {
     .name = "resp",
     .protocol = KVD_PROTOCOL_RESP,
@@ -1149,4 +1239,6 @@ const kvd_frontend kvd_fe_resp = {
     .fatal = resp_fatal,
     .prefetch = resp_prefetch,
     .release = resp_release,
+    .watch_events = resp_watch_events,
+    .watch_end = resp_watch_end,
 };

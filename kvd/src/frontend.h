@@ -19,6 +19,7 @@
 #include "cmd.h"
 
 struct kvd_conn;
+struct kvd_watcher;
 
 /* kvd_frontend.split results. */
 #define KVD_MSG_MORE 0  /* incomplete: read more                        */
@@ -51,6 +52,16 @@ typedef struct kvd_frontend {
     size_t (*prefetch)(struct kvd_conn *c, const uint8_t *p, size_t len);
     /* Optional: frees c->fe_state (the connection is gone). */
     void (*release)(struct kvd_conn *c);
+    /* Optional, for a front-end that offers watches (watchers.h): appends
+     * events[0..n) of watcher wt to c->out (next_revision: where the
+     * watch goes on after them), or the end of the watch (status KV_OK:
+     * cancelled; KV_COMPACTED: events were lost, resume at
+     * next_revision). Return KV_OK or KV_NO_MEMORY (then nothing is
+     * appended). */
+    int (*watch_events)(struct kvd_conn *c, const struct kvd_watcher *wt, const kv_event *ev,
+                        size_t n, uint64_t next_revision);
+    int (*watch_end)(struct kvd_conn *c, const struct kvd_watcher *wt, int status,
+                     uint64_t next_revision);
 } kvd_frontend;
 
 extern const kvd_frontend kvd_fe_native;

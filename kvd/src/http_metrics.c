@@ -215,6 +215,16 @@ int kvd_http_metrics(kvd_server *s, kv_proto_buf *b)
         "Socket writes (pipelined responses share one).", batches);
     one(&o, "kvd_errors_total", "counter", "Responses with a failure status.", errors);
     one(&o, "kvd_protocol_errors_total", "counter", "Malformed or oversized requests.", proto);
+    one(&o, "kvd_watchers", "gauge", "Open watches (WATCH, KVD.WATCH).",
+        atomic_load_explicit(&s->watchers, memory_order_relaxed));
+    one(&o, "kvd_watchers_backlogged", "gauge",
+        "Watches not polled because their client does not read its output.",
+        atomic_load_explicit(&s->watchers_backlogged, memory_order_relaxed));
+    one(&o, "kvd_watch_events_total", "counter", "Watch events sent.",
+        atomic_load_explicit(&s->watch_events, memory_order_relaxed));
+    one(&o, "kvd_watch_lost_total", "counter",
+        "Watches ended because history no longer had their events (COMPACTED).",
+        atomic_load_explicit(&s->watch_lost, memory_order_relaxed));
     family(&o, "kvd_requests_total", "counter", "Requests answered, by command.");
     for (int op = 0; op < KVD_CMD_COUNT; op++)
         if (shown(op, reqs[op]))

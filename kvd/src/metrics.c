@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NSERVER 20 /* flat server entries */
+#define NSERVER 24 /* flat server entries */
 #define NCLUSTER 9 /* a cluster node's */
 #define NMAPS 5    /* requests_by_op, errors_by_op and three latency maps */
 
@@ -111,6 +111,12 @@ int kvd_metrics_reply(kvd_server *s, kvd_reply *r, const kv_metrics *store)
     items[n++] = uint_metric("requests", total);
     items[n++] = uint_metric("errors", sums[2]);
     items[n++] = uint_metric("protocol_errors", sums[3]);
+    items[n++] = uint_metric("watchers", atomic_load_explicit(&s->watchers, memory_order_relaxed));
+    items[n++] = uint_metric("watchers_backlogged",
+                             atomic_load_explicit(&s->watchers_backlogged, memory_order_relaxed));
+    items[n++] = uint_metric("watch_events",
+                             atomic_load_explicit(&s->watch_events, memory_order_relaxed));
+    items[n++] = uint_metric("watch_lost", atomic_load_explicit(&s->watch_lost, memory_order_relaxed));
     if (s->repl) {
         kvd_repl_status st;
         kvd_repl_status_read(s->repl, &st);

@@ -43,6 +43,7 @@
 #include "log.h"
 #include "notify.h"
 #include "repl/repl.h"
+#include "watchers.h"
 
 #define KVD_GRACE_MS 3000
 #define ACCEPT_BATCH 64
@@ -356,6 +357,7 @@ static void worker_stop(kvd_worker *w)
     pthread_mutex_unlock(&w->lock);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->reclaim, NULL);
+    uv_close((uv_handle_t *)&w->watch_timer, NULL);
     for (kvd_conn *c = w->conns; c; c = c->next)
         kvd_conn_drain(c);
     if (w->conns == NULL)
@@ -446,6 +448,7 @@ static int workers_start(kvd_server *s)
         uv_timer_init(&w->loop, &w->reclaim);
         w->reclaim.data = w;
         uv_timer_start(&w->reclaim, on_reclaim, RECLAIM_MS, RECLAIM_MS);
+        kvd_watch_timer_init(w);
         pthread_mutex_init(&w->lock, NULL);
         pthread_mutex_init(&w->repl_mu, NULL);
         atomic_init(&w->stop, 0);
@@ -460,6 +463,7 @@ static int workers_start(kvd_server *s)
             pthread_mutex_unlock(&s->notify_mu);
             uv_close((uv_handle_t *)&w->log_write, NULL);
             uv_close((uv_handle_t *)&w->reclaim, NULL);
+            uv_close((uv_handle_t *)&w->watch_timer, NULL);
             uv_run(&w->loop, UV_RUN_DEFAULT);
             uv_loop_close(&w->loop);
             pthread_mutex_destroy(&w->lock);

@@ -71,6 +71,10 @@ typedef struct kvd_worker {
     uint8_t batch_kind[KVD_BATCH_TIMED];
     int durable_open;       /* under server->notify_mu                   */
     kvd_stats stats;
+    /* watchers.h: this loop's watchers, polled by watch_timer while any */
+    uv_timer_t watch_timer;
+    struct kvd_watcher *watchers;
+    size_t nwatchers;
     uint8_t scratch[KVD_READ_CHUNK]; /* reads land here first (loop thread only) */
 } kvd_worker;
 
@@ -124,6 +128,10 @@ typedef struct kvd_server {
     kvd_auth_throttle auth_throttle; /* per-address AUTH backoff */
     _Atomic uint64_t proto_warn_ms;  /* last protocol-error WARN (hrtime ms), 0 none */
     _Atomic uint64_t proto_unwarned; /* protocol errors since that WARN */
+    /* Watches (watchers.h), all loops: open now, not polled now because
+     * their client does not read, events sent, watches ended by lost
+     * events. Relaxed atomics. */
+    _Atomic uint64_t watchers, watchers_backlogged, watch_events, watch_lost;
     uint64_t max_connections; /* effective limit: --max-connections lowered
                                  to what RLIMIT_NOFILE allows; 0 = none  */
 } kvd_server;

@@ -588,18 +588,22 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
         kv_close(s);
     else if (rc == KV_OK && c.history && (rc = kv__feed_open(s)) != KV_OK)
         kv_close(s);
-    if (rc != KV_OK || !c.dir) {
-        if (rc == KV_OK)
-            *out = s;
+    if (rc != KV_OK)
+        return rc;
+    if (c.dir && (rc = kv__durable_open(s, &c, io)) != KV_OK) {
+        kv_close(s);
         return rc;
     }
-    if ((rc = kv__durable_open(s, &c, io)) != KV_OK) {
+    /* The history's compactor only now that the store is whole: it reads
+     * what recovery and the log set up. */
+    if ((rc = kv__hist_start(s)) != KV_OK) {
         kv_close(s);
         return rc;
     }
     /* Recovered keys with an expiry time: now that the log runs, the
      * active expiry may delete them. */
-    kv__expiry_ensure(s);
+    if (c.dir)
+        kv__expiry_ensure(s);
     *out = s;
     return KV_OK;
 }

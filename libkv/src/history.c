@@ -272,13 +272,17 @@ int kv__hist_open(kv_store *s, const kv_config *cfg)
     pthread_cond_init(&h->cv, &ca);
     pthread_condattr_destroy(&ca);
     s->hist = h;
-    if ((h->max_bytes || h->max_age_s) &&
-        pthread_create(&h->thread, NULL, kv__hist_compactor, s) == 0)
-        h->running = true;
-    else if (h->max_bytes || h->max_age_s) {
-        kv__hist_close(s);
+    return KV_OK;
+}
+
+int kv__hist_start(kv_store *s)
+{
+    kv__hist *h = s->hist;
+    if (!h || !(h->max_bytes || h->max_age_s))
+        return KV_OK;
+    if (pthread_create(&h->thread, NULL, kv__hist_compactor, s) != 0)
         return KV_NO_MEMORY;
-    }
+    h->running = true;
     return KV_OK;
 }
 

@@ -65,6 +65,10 @@ typedef struct kv__hist_prep {
 /* Sets up history for a store as cfg says (nothing if cfg->history is 0).
  * Before any item exists. KV_OK, KV_NO_MEMORY or KV_INVALID_ARGUMENT. */
 int kv__hist_open(kv_store *s, const kv_config *cfg);
+/* Starts the compactor thread if the byte or age bound asks for one: once
+ * the store is fully open (recovered, its log running). KV_OK or
+ * KV_NO_MEMORY. */
+int kv__hist_start(kv_store *s);
 /* Frees all history (kv_close: no other thread uses the store). */
 void kv__hist_close(kv_store *s);
 

@@ -53,6 +53,7 @@ void cli_write_file(const char *path, const void *p, size_t n)
 static int start_durable;
 static const char *start_dir;
 static int start_port; /* 0: an ephemeral port */
+static const char *const *start_extra; /* more kvd arguments, or NULL */
 
 void cli_server_restart(cli_server *s)
 {
@@ -84,6 +85,13 @@ void cli_server_start_dir(cli_server *s, const char *data_dir)
     start_dir = NULL;
 }
 
+void cli_server_start_with(cli_server *s, const char *const *extra)
+{
+    start_extra = extra;
+    cli_server_start(s, NULL);
+    start_extra = NULL;
+}
+
 void cli_server_start(cli_server *s, const char *password)
 {
     memset(s, 0, sizeof *s);
@@ -113,7 +121,7 @@ void cli_server_start(cli_server *s, const char *password)
         }
         if (nul >= 0)
             dup2(nul, STDIN_FILENO);
-        const char *argv[16];
+        const char *argv[32];
         int n = 0;
         argv[n++] = KVD_BIN;
         argv[n++] = "--bind";
@@ -140,6 +148,8 @@ void cli_server_start(cli_server *s, const char *password)
             argv[n++] = "--data-dir";
             argv[n++] = data_dir;
         }
+        for (int i = 0; start_extra && start_extra[i] && n < 30; i++)
+            argv[n++] = start_extra[i];
         argv[n] = NULL;
         execv(KVD_BIN, (char *const *)argv);
         _exit(127);

@@ -39,6 +39,9 @@ void cli_server_stop(cli_server *s);
 void cli_server_restart(cli_server *s);
 /* As cli_server_start, with --data-dir DIR/data (s->dir's "data"). */
 void cli_server_start_durable(cli_server *s, const char *password);
+/* As cli_server_start (no password), with more kvd arguments (extra:
+ * NULL-terminated). */
+void cli_server_start_with(cli_server *s, const char *const *extra);
 /* As cli_server_start, with --data-dir data_dir (kept after the stop). */
 void cli_server_start_dir(cli_server *s, const char *data_dir);
 

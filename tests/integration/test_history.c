@@ -81,7 +81,7 @@ Test(history, reads_at_a_revision)
 {
     kvd_start(NULL);
     kv_client *c = test_client(NULL);
-    cr_assert_eq(kv_client_protocol_version(c), 5);
+    cr_assert_geq(kv_client_protocol_version(c), KV_PROTO_HISTORY_VERSION);
     uint64_t r1 = set(c, "a", "1");
     uint64_t r2 = set(c, "a", "2");
     uint64_t r3 = set(c, "b", "x");
@@ -111,6 +111,7 @@ Test(history, reads_at_a_revision)
     cr_expect_not_null(out[0].data);
     cr_expect_null(out[1].data, "b did not exist at r1");
     kv_client_values_free(out, 2);
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -160,6 +161,7 @@ Test(history, scan_at_a_revision)
                                    &next), KV_OK);
     cr_assert_eq(l.n, 1);
     cr_expect_str_eq(l.keys[0], "p:2");
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -209,6 +211,7 @@ Test(history, a_keys_changes_newest_first)
                  KV_FUTURE_REVISION);
     cr_expect_eq(kv_client_history(c, "k", 1, r4, r2, 0, &ev, &n, NULL), KV_INVALID_ARGUMENT,
                  "min above max");
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -253,6 +256,7 @@ Test(history, rollback_keys_as_one_change)
     cr_expect_eq(kv_client_rollback(c, keys, 3, r1, seen, &rb, &changed), KV_VERSION_MISMATCH);
     expect_latest(c, "x", "x3");
     expect_latest(c, "y", "y2");
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -276,6 +280,7 @@ Test(history, rollback_a_prefix)
     expect_latest(c, "u:2", "b");
     expect_latest(c, "u:3", NULL);
     expect_latest(c, "other", "o2"); /* outside the prefix */
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -321,6 +326,7 @@ Test(history, compaction_and_revision_errors)
     cr_expect_not_null(kv_client_metrics_find(&m, NULL, "history_versions"));
     cr_expect_not_null(kv_client_metrics_find(&m, NULL, "history_bytes"));
     kv_client_metrics_free(&m);
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -348,6 +354,7 @@ Test(history, history_kept_and_counted)
     cr_expect_eq(hv->u, 3);
     cr_expect_gt(kv_client_metrics_find(&m, NULL, "history_bytes")->u, 0);
     kv_client_metrics_free(&m);
+    kv_client_close(c);
     kvd_stop();
 }
 
@@ -368,6 +375,7 @@ Test(history, history_off)
     cr_expect_eq(kv_client_rollback(c, &key, 1, r, 0, NULL, NULL), KV_UNSUPPORTED);
     cr_expect_eq(kv_client_compact(c, r, NULL), KV_UNSUPPORTED);
     expect_latest(c, "k", "v");
+    kv_client_close(c);
     kvd_stop();
 }
 

@@ -13,7 +13,8 @@ GETEX, EXPIRETIME, inside MULTI/EXEC), errors as exceptions, AUTH and
 CLIENT SETNAME through the connection options.
 
 redis-py 4.3.4 has no RESP3 (redis.Redis(protocol=3) arrived in 5.0): RESP3
-is tested with redis-cli -3 (test_redis_cli.c). Ends with one line
+is tested with redis-cli -3 (test_redis_cli.c). KVD.WATCH's subscription
+messages are read with a connection's own reader. Ends with one line
 "redis-py: N passed, N failed" and exits non-zero on any failure.
 """
 import os
@@ -302,6 +303,47 @@ class RedisPy(unittest.TestCase):
         self.assertEqual(p.execute(), [True, 2, 100])
         self.assertEqual(r.ttl("t"), 100)
 
+
+    def test_kvd_watch_subscription(self):
+        """KVD.WATCH (docs/resp.md, "Watch"): a prefix's changes pushed as
+        subscription messages, read with the connection's own reader as
+        pubsub does; only KVD.WATCH/KVD.UNWATCH/PING/QUIT meanwhile."""
+        r = self.r
+        rev = int(r.info("history")["revision"])
+        r.set("w:a", "1")
+        conn = r.connection_pool.get_connection("KVD.WATCH")
+        try:
+            conn.send_command("KVD.WATCH", "w:", "PREFIX", "FROM", rev + 1)
+            self.assertEqual(conn.read_response(), [b"kvd.watch", b"w:", rev + 1])
+            # revisions as the events give them: the store may make changes
+            # of its own (expiry) between these
+            ev = conn.read_response()
+            r1 = ev[2]
+            self.assertGreater(r1, rev)
+            self.assertEqual(ev, [b"kvd.event", b"w:", r1, b"put", b"w:a", b"1", 1, r1])
+            r.mset({"w:b": "2", "x": "3"})
+            r.delete("w:a")
+            ev = conn.read_response()
+            r2 = ev[2]
+            self.assertGreater(r2, r1)
+            self.assertEqual(ev, [b"kvd.event", b"w:", r2, b"put", b"w:b", b"2", 1, r2])
+            ev = conn.read_response()
+            r3 = ev[2]
+            self.assertGreater(r3, r2)
+            self.assertEqual(ev, [b"kvd.event", b"w:", r3, b"del", b"w:a", None, 0, 0])
+            conn.send_command("GET", "w:b")
+            with self.assertRaises(redis.ResponseError) as e:
+                conn.read_response()
+            self.assertIn("only KVD.WATCH", str(e.exception))
+            conn.send_command("KVD.UNWATCH")
+            end = conn.read_response()
+            self.assertEqual(end[:2], [b"kvd.unwatch", b"w:"])
+            self.assertGreater(end[2], r3)
+            self.assertEqual(conn.read_response(), 1)
+            conn.send_command("GET", "w:b")
+            self.assertEqual(conn.read_response(), b"2")
+        finally:
+            r.connection_pool.release(conn)
 
     def test_client_name_option(self):
         c = client(client_name="py-test")

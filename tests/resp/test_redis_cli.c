@@ -305,6 +305,37 @@ Test(redis_cli, history_commands)
     kvd_stop();
 }
 
+/* KVD.WATCH with redis-cli -3 (docs/resp.md, "Watch"): its reply, the
+ * RESP3 push that ends a watch at KVD.UNWATCH (printed with
+ * --show-pushes), other commands answered on the watching connection;
+ * and in RESP2 the SUBSCRIBE-like refusal of other commands. */
+Test(redis_cli, kvd_watch)
+{
+    need_redis_cli();
+    kvd_start(NULL);
+    cli_expect("set k v1", "OK\n");
+    char *out = NULL;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "printf 'KVD.WATCH k\\nGET k\\nKVD.UNWATCH\\nKVD.UNWATCH\\n' | "
+             "redis-cli -3 --show-pushes yes -h 127.0.0.1 -p %d",
+             g_kvd.port);
+    cr_assert_eq(run_sh(cmd, NULL, &out, NULL, 60), 0, "%s", out);
+    cr_expect_str_eq(out, "kvd.watch\nk\n2\nv1\nkvd.unwatch\nk\n2\n1\n0\n");
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "printf 'KVD.WATCH k PREFIX\\nGET k\\n' | redis-cli -h 127.0.0.1 -p %d",
+             g_kvd.port);
+    run_sh(cmd, NULL, &out, NULL, 60); /* exits 1: the last reply is an error */
+    cr_expect(strncmp(out, "kvd.watch\nk\n2\n", 14) == 0, "%s", out);
+    cr_expect_not_null(strstr(out, "only KVD.WATCH / KVD.UNWATCH / PING / QUIT"), "%s", out);
+    free(out);
+    cli(&out, NULL, "command info kvd.watch");
+    cr_assert_not_null(strstr(out, "kvd.watch"), "%s", out);
+    free(out);
+    kvd_stop();
+}
+
 /* The commands whose answers vary (ids, addresses, counts, the port):
  * checked by their shape. */
 Test(redis_cli, server_commands)

@@ -1,7 +1,8 @@
 /*
  * test_resp_wire.c - kvd's RESP replies byte for byte over a raw socket:
  * every RESP2 reply type, the RESP3 ones after HELLO 3 (null, map) and
- * back after HELLO 2, inline commands, ignored empty requests, and a
+ * back after HELLO 2, inline commands, ignored empty requests, KVD.WATCH's
+ * pushes (RESP3) and subscription messages (RESP2), and a
  * pipeline of good and bad requests whose replies keep their order. The
  * expected bytes are what redis-server 7.0 sends for the same requests.
  */
@@ -29,7 +30,7 @@ static void rt(int fd, const char *request, const char *reply)
 {
     char buf[4096];
     resp_roundtrip(fd, request, buf, sizeof buf);
-    cr_assert_str_eq(buf, reply, "%s", request);
+    cr_assert_str_eq(buf, reply, "%s -> %s", request, buf);
 }
 
 Test(resp_wire, resp2_replies)
@@ -174,6 +175,65 @@ Test(resp_wire, pipelined_errors_keep_order)
     for (int i = 0; i < ROUNDS; i++)
         cr_assert(memcmp(got + (size_t)i * pl, replies, pl) == 0, "round %d differs", i);
     free(got);
+    close(fd);
+    kvd_stop();
+}
+
+/* Reads the next reply or push and expects exactly want. */
+static void expect_next(int fd, const char *want)
+{
+    char buf[1024];
+    cr_assert_gt(resp_read_reply(fd, buf, sizeof buf), 0, "nothing after: %s", want);
+    cr_assert_str_eq(buf, want);
+}
+
+#define WATCH_FROM_1 "*4\r\n$9\r\nKVD.WATCH\r\n$1\r\nk\r\n$4\r\nFROM\r\n$1\r\n1\r\n"
+#define SET_K(v) "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n" v "\r\n"
+
+/* KVD.WATCH (docs/resp.md, "Watch"): its reply, then one push per event
+ * (RESP3 >, RESP2 an array as SUBSCRIBE's messages), KVD.UNWATCH's end
+ * push before its count, and the end of a watch that lost events. */
+Test(resp_wire, kvd_watch_pushes)
+{
+    kvd_start("--history-versions", "2", NULL);
+    int fd = conn(), w3 = conn(), w2 = conn();
+    rt(fd, SET_K("a"), "+OK\r\n"); /* revision 1 */
+    char buf[1024];
+    resp_roundtrip(w3, "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n", buf, sizeof buf);
+    rt(w3, WATCH_FROM_1, "*3\r\n$9\r\nkvd.watch\r\n$1\r\nk\r\n:1\r\n");
+    expect_next(w3, ">8\r\n$9\r\nkvd.event\r\n$1\r\nk\r\n:1\r\n$3\r\nput\r\n$1\r\nk\r\n$1\r\na\r\n"
+                    ":1\r\n:1\r\n");
+    rt(w2, WATCH_FROM_1, "*3\r\n$9\r\nkvd.watch\r\n$1\r\nk\r\n:1\r\n");
+    expect_next(w2, "*8\r\n$9\r\nkvd.event\r\n$1\r\nk\r\n:1\r\n$3\r\nput\r\n$1\r\nk\r\n$1\r\na\r\n"
+                    ":1\r\n:1\r\n");
+    /* RESP3 takes other commands meanwhile; RESP2 only the watch ones */
+    rt(w3, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", "$1\r\na\r\n");
+    rt(w2, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+       "-ERR Can't execute 'get': only KVD.WATCH / KVD.UNWATCH / PING / QUIT are allowed in "
+       "this context (or use RESP3: HELLO 3)\r\n");
+    rt(w2, "*1\r\n$4\r\nPING\r\n", "+PONG\r\n");
+    rt(fd, "*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n", ":1\r\n"); /* 2 */
+    expect_next(w3, ">8\r\n$9\r\nkvd.event\r\n$1\r\nk\r\n:2\r\n$3\r\ndel\r\n$1\r\nk\r\n_\r\n"
+                    ":0\r\n:0\r\n");
+    expect_next(w2, "*8\r\n$9\r\nkvd.event\r\n$1\r\nk\r\n:2\r\n$3\r\ndel\r\n$1\r\nk\r\n$-1\r\n"
+                    ":0\r\n:0\r\n");
+    /* KVD.UNWATCH: the end of each watch, then how many ended */
+    const char *unwatch = "*1\r\n$11\r\nKVD.UNWATCH\r\n";
+    cr_assert_eq(raw_send(w3, unwatch, strlen(unwatch)), 0);
+    expect_next(w3, ">3\r\n$11\r\nkvd.unwatch\r\n$1\r\nk\r\n:3\r\n");
+    expect_next(w3, ":1\r\n");
+    rt(w3, "*1\r\n$11\r\nKVD.UNWATCH\r\n", ":0\r\n");
+    close(w2);
+    /* revisions 1..3 leave history: a watch from 1 ends at once, naming
+     * where to resume (2 earlier values of k are kept: 4 and 5) */
+    for (int i = 0; i < 4; i++)
+        rt(fd, SET_K("b"), "+OK\r\n"); /* 3..6 */
+    rt(w3, WATCH_FROM_1, "*3\r\n$9\r\nkvd.watch\r\n$1\r\nk\r\n:1\r\n");
+    expect_next(w3, ">3\r\n$8\r\nkvd.lost\r\n$1\r\nk\r\n:4\r\n");
+    rt(w3, "*1\r\n$11\r\nKVD.UNWATCH\r\n", ":0\r\n");
+    rt(w3, "*3\r\n$9\r\nKVD.WATCH\r\n$1\r\nk\r\n$4\r\nPRFX\r\n",
+       "-ERR syntax error (KVD.WATCH key [PREFIX] [FROM rev] [COUNT n])\r\n");
+    close(w3);
     close(fd);
     kvd_stop();
 }

@@ -380,7 +380,8 @@ KV_CLIENT_API int kv_client_scan_at(kv_client *c, const void *prefix, size_t ple
 KV_CLIENT_API int kv_client_history(kv_client *c, const void *key, size_t klen,
                                     uint64_t min_rev, uint64_t max_rev, size_t limit,
                                     kv_event **out, size_t *n, uint64_t *compact_rev);
-/* Frees n events from kv_client_history. NULL is a no-op. */
+/* Frees n events from kv_client_history or kv_client_watch_next. NULL is a
+ * no-op. */
 KV_CLIENT_API void kv_client_events_free(kv_event *events, size_t n);
 
 /* As kv_rollback(): restores the n keys (n >= 1) to their state at
@@ -403,6 +404,62 @@ KV_CLIENT_API int kv_client_rollback_prefix(kv_client *c, const void *prefix, si
  * (may be NULL) receives the new compaction revision. KV_COMPACTED when
  * rev is not above the current one. */
 KV_CLIENT_API int kv_client_compact(kv_client *c, uint64_t rev, uint64_t *compact_rev);
+
+/* ------------------------------------------------------------------------
+ * Watch (protocol version 6): following the changes of a key or a prefix
+ *
+ * As kv_watch_open() in the store, over the network: every change of the
+ * key (or of every key starting with the prefix) from a starting revision
+ * on, in revision order - first the changes history still has, then new
+ * ones as they are made. A watch owns its client's connection while it is
+ * open: other calls on that client return KV_INVALID_ARGUMENT (use a
+ * second client for requests). A client that cannot keep up is never
+ * skipped silently: when the server's history no longer has the events it
+ * missed, kv_client_watch_next() returns KV_COMPACTED and
+ * kv_client_watch_revision() names the revision to resume from with a new
+ * watch. With a server that speaks an older version kv_client_watch_open
+ * returns KV_UNSUPPORTED without sending anything.
+ * ---------------------------------------------------------------------- */
+typedef struct kv_client_watch kv_client_watch;
+
+/* Starts watching key (prefix 0; klen >= 1) or every key starting with it
+ * (prefix 1; klen may be 0: the whole store) from revision from_rev (0:
+ * from the next change), on client c, which must be connected. max_events
+ * bounds the events per frame the server sends (0: its default, 100).
+ * *out receives the watch (free with kv_client_watch_close); the client
+ * belongs to it until then. Errors, besides the transport ones:
+ * KV_UNSUPPORTED (the server keeps no history, or is too old),
+ * KV_COMPACTED (from_rev is below the oldest revision the server keeps;
+ * kv_client_last_error() names it), KV_INVALID_ARGUMENT (a watch is
+ * already open on c, too many watches), KV_KEY_EMPTY, KV_KEY_TOO_LARGE,
+ * KV_NO_MEMORY. Thread: c's. */
+KV_CLIENT_API int kv_client_watch_open(kv_client *c, const void *key, size_t klen, int prefix,
+                                       uint64_t from_rev, size_t max_events,
+                                       kv_client_watch **out);
+
+/* Waits up to timeout_ms (0: do not wait; <0: no bound) for the next
+ * events and returns them in a new array *events of *n (each key and
+ * value malloc'ed; libkv's kv_event, create_revision/version/expire_at_ms
+ * as kv_watch_next gives them; free with kv_client_events_free). KV_OK
+ * with *n = 0 when the time passed or a signal interrupted the wait (the
+ * caller may check its own flags and call again). The events of one
+ * change may come over two calls when they are too large for one frame.
+ * KV_COMPACTED: events were lost; the watch is over and
+ * kv_client_watch_revision() is where to resume. Transport errors
+ * (KV_CLOSED, KV_IO, KV_TIMEOUT while a frame was arriving, KV_PROTOCOL)
+ * end the watch and close the connection. */
+KV_CLIENT_API int kv_client_watch_next(kv_client_watch *w, kv_event **events, size_t *n,
+                                       int timeout_ms);
+
+/* The revision the watch delivers from next: after KV_COMPACTED, the
+ * revision a new watch resumes from (the events before it are lost). */
+KV_CLIENT_API uint64_t kv_client_watch_revision(const kv_client_watch *w);
+
+/* Ends the watch (CANCEL, waiting for the server's answer; events still
+ * arriving are dropped) and frees it: its client can send requests again.
+ * If the connection fails meanwhile it is closed (reconnect with
+ * kv_client_connect). NULL is a no-op. */
+KV_CLIENT_API void kv_client_watch_close(kv_client_watch *w);
 
 /* Metrics: the store's (kv_metrics field names) and the server's. */
 typedef enum kv_client_metric_kind {

@@ -251,9 +251,7 @@ int kvd_cmd_execute(kvd_conn *c, const kvd_cmd *cmd, kvd_reply *r, uint64_t *clo
         rc = r->ops->error(r, KV_NO_MEMORY, "out of memory");
     } else {
         x.cmd = &resolved; /* a cluster's entry carries the resolved times */
-        if (s->repl && kvd_cmd_cluster_refusal(kind))
-            rc = r->ops->error(r, KV_UNSUPPORTED, kvd_cmd_cluster_refusal(kind));
-        else if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_WRITE))
+        if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_WRITE))
             rc = kvd_repl_submit(&x); /* run on every node once committed */
         else if (s->repl && (kvd_cmd_flags(kind) & KVD_CF_READ) && !c->sess.stale_reads)
             rc = kvd_repl_read(&x); /* run here once a quorum confirms the leader */

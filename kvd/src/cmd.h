@@ -97,7 +97,7 @@ struct kvd_conn;
     XX(SCAN_AT, "scan_at", KVD_CF_READ | KVD_CF_NOTXN)       \
     XX(HISTORY, "history", KVD_CF_READ | KVD_CF_NOTXN)       \
     XX(ROLLBACK, "rollback", KVD_CF_WRITE | KVD_CF_NOTXN)    \
-    XX(COMPACT, "compact", KVD_CF_NOTXN)                     \
+    XX(COMPACT, "compact", KVD_CF_WRITE | KVD_CF_NOTXN)      \
     XX(WATCH_CHANGES, "watch_changes", KVD_CF_NOTXN)         \
     XX(WATCH_CANCEL, "watch_cancel", KVD_CF_NOTXN)
 
@@ -419,10 +419,6 @@ int kvd__cmd_history(kvd_exec *x);
  * (of key when klen > 0), for KV_FUTURE_REVISION the latest, for
  * KV_UNSUPPORTED that history is off. Other statuses as usual. */
 int kvd__history_error(kvd_exec *x, int rc, uint64_t rev, const void *key, size_t klen);
-/* Whether kind needs the store's history on a cluster node, where it is
- * not offered yet (ROLLBACK and COMPACT would need Raft entries): the
- * error answered, or NULL. */
-const char *kvd_cmd_cluster_refusal(int kind);
 /* The expiry *at (0: none) of a key read at version `version` (0: a write
  * of EXEC's own transaction: from x->written), read after it: KV_OK, or
  * KV_CONFLICT when the key changed since (read it again). */

@@ -14,6 +14,10 @@
  *   ROLLBACK  [changed, revision] (revision 0: nothing needed to change)
  *   COMPACT   the new compaction revision (a write's revision)
  *
+ * On a cluster node ROLLBACK and COMPACT are writes like the others: one
+ * Raft entry each (the revision in it), run by every node as it applies
+ * the entry, so every node changes and compacts the same (repl/node.c).
+ *
  * A failure says what to do next: a compacted revision names the oldest
  * one still readable, a future one the latest, and a store without
  * history how to turn it on (kvd__history_error).
@@ -28,17 +32,6 @@
  * max_rev): each event is answered with its value. */
 #define HISTORY_MAX_LIMIT 10000
 #define HISTORY_DEFAULT_LIMIT 100
-
-const char *kvd_cmd_cluster_refusal(int kind)
-{
-    if (kind == KVD_CMD_ROLLBACK)
-        return "ROLLBACK is not supported on a cluster node yet (it would need its own Raft "
-               "entry); roll back on a single server";
-    if (kind == KVD_CMD_COMPACT)
-        return "COMPACT is not supported on a cluster node yet (every node must compact at the "
-               "same revision); history-versions bounds history there";
-    return NULL;
-}
 
 /* The oldest revision a read of key (klen 0: of the whole store) may ask
  * for: the compaction revision, or the key's oldest kept change if that is

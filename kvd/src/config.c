@@ -166,11 +166,11 @@ static const opt_def opts[] = {
     {"history-bytes", OPT_U64, OFF(history_bytes), "BYTES",
      "with history: at most this much memory for earlier values in all, oldest dropped "
      "first, 0 = no bound; under --max-memory history gives way before keys are evicted; "
-     "refused on a cluster node (default 64m, none on a cluster node)", 0,
+     "on a cluster node the leader compacts every node alike (default 64m)", 0,
      UINT64_MAX},
     {"history-age", OPT_SECS, OFF(history_age), "SECS",
-     "with history: drop values replaced more than SECS ago, 0 = no bound; refused on a "
-     "cluster node (default 3600, none on a cluster node)", 0, KVD_MAX_SECS},
+     "with history: drop values replaced more than SECS ago, 0 = no bound; on a cluster "
+     "node by the leader's clock, every node alike (default 3600)", 0, KVD_MAX_SECS},
     {"initial-capacity", OPT_SIZE, OFF(initial_capacity), "N", "keys to size the store for, at most 2^40 (default 1024)", 0, KVD_MAX_INITIAL_CAPACITY},
     {"data-dir", OPT_STR, OFF(data_dir), "DIR",
      "keep the store in this directory (log + snapshots) and recover it at start (default none: in memory)", 0, 0},
@@ -735,26 +735,6 @@ static int validate(loader *L)
         opt_say(L, "max-memory", 1,
                 "is not supported on a cluster node (each node would evict different keys)");
         return -1;
-    }
-    if (cfg->cluster || cfg->cluster_join) {
-        /* Every node applies the same log, so the count bound drops the
-         * same versions everywhere; bytes and age depend on each node's
-         * memory and clock, and reads in the past would then differ
-         * between nodes. Left out by default, refused when given. */
-        static const char *const node_local[] = {"history-bytes", "history-age"};
-        for (int i = 0; i < 2; i++) {
-            const opt_def *o = find_opt(node_local[i]);
-            int given = L->from[o - opts] != FROM_DEFAULT;
-            int set = i == 0 ? cfg->history_bytes != 0 : cfg->history_age != 0;
-            if (given && set && cfg->history) {
-                opt_say(L, node_local[i], 1,
-                        "is not supported on a cluster node (each node would drop different "
-                        "history; history-versions bounds it the same on every node)");
-                return -1;
-            }
-        }
-        cfg->history_bytes = 0;
-        cfg->history_age = 0;
     }
     if (cfg->password && !cfg->password[0]) {
         /* Silently serving without auth would be the worst reading of it. */

@@ -74,8 +74,14 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
     c.eviction_policy = cfg->eviction_policy;
     c.history = cfg->history;
     c.history_versions = (uint32_t)cfg->history_versions;
-    c.history_bytes = cfg->history_bytes;
-    c.history_age_s = cfg->history_age;
+    /* A cluster node's store keeps the count bound only, which every
+     * node applies alike with each change; the byte and age bounds depend
+     * on the node's memory and clock, so the leader applies them instead,
+     * as COMPACT entries every node applies at the same revision
+     * (repl/bounds.c). */
+    int cluster = cfg->cluster || cfg->cluster_join;
+    c.history_bytes = cluster ? 0 : cfg->history_bytes;
+    c.history_age_s = cluster ? 0 : cfg->history_age;
     if (cfg->initial_capacity)
         c.initial_capacity = cfg->initial_capacity;
     /* A cluster node's durability is its Raft log (repl/): the store

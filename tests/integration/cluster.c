@@ -17,6 +17,7 @@
 kvd_proc cluster_nodes[MAX_NODES];
 int cluster_paused[MAX_NODES];
 const char *cluster_snapshot_entries = "16384";
+const char *cluster_extra_args[8];
 int cluster_raft_base;
 raft_proxy *cluster_proxy;
 
@@ -43,6 +44,7 @@ void cluster_setup(int with_proxy)
     memset(cluster_nodes, 0, sizeof cluster_nodes);
     memset(cluster_paused, 0, sizeof cluster_paused);
     cluster_snapshot_entries = "16384";
+    memset(cluster_extra_args, 0, sizeof cluster_extra_args);
     proxied = with_proxy;
     /* Raft ports are fixed in the --cluster list: pick a range by pid
      * (below Linux's ephemeral ports, 32768 on), another one when
@@ -105,13 +107,19 @@ void start_node(int i)
     /* Sanitizers and valgrind slow kvd down many times: a longer
      * election timeout keeps leaders from being deposed by slowness. */
     const char *election = kvd_under_a_tool() ? "3000" : "1000";
-    const char *args[] = {"--data-dir", dirs[i], "--node-id", id, "--raft-addr", raft,
-                          "--raft-snapshot-entries", cluster_snapshot_entries,
-                          "--raft-election-timeout", election,
-                          i < NODES ? "--cluster" : "--cluster-join",
-                          i < NODES ? cluster_spec : NULL,
-                          /* the others dial the proxy, which forwards here */
-                          proxied && i < NODES ? "--raft-bind" : NULL, bind, NULL};
+    const char *args[32] = {"--data-dir", dirs[i], "--node-id", id, "--raft-addr", raft,
+                            "--raft-snapshot-entries", cluster_snapshot_entries,
+                            "--raft-election-timeout", election};
+    size_t n = 10;
+    for (size_t e = 0; e < 8 && cluster_extra_args[e]; e++)
+        args[n++] = cluster_extra_args[e];
+    args[n++] = i < NODES ? "--cluster" : "--cluster-join";
+    if (i < NODES)
+        args[n++] = cluster_spec;
+    if (proxied && i < NODES) { /* the others dial the proxy, which forwards here */
+        args[n++] = "--raft-bind";
+        args[n++] = bind;
+    }
     /* The harness starts g_kvd; each node keeps its own log and port file
      * in a directory of its own. */
     kvd_proc saved = g_kvd;

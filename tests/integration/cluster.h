@@ -33,6 +33,9 @@ extern kvd_proc cluster_nodes[MAX_NODES];
 extern int cluster_paused[MAX_NODES];
 /* --raft-snapshot-entries of the next starts ("16384" by default). */
 extern const char *cluster_snapshot_entries;
+/* More options for the next starts (NULL-terminated, at most 7; none by
+ * default). */
+extern const char *cluster_extra_args[8];
 /* Node i's Raft address (what the others dial) is 127.0.0.1:base+i+1. */
 extern int cluster_raft_base;
 /* The proxy between the nodes' Raft ports (proxied clusters), or NULL. */

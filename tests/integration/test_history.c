@@ -5,21 +5,17 @@
  * (conditional too, and rolled back itself), COMPACT; the errors with
  * their messages (compacted: the oldest revision; future: the latest;
  * history off; revision 0), the ops refused before HELLO 5, the history
- * metrics, and kvd's history flags (node-local bounds refused on a
- * cluster node); on a cluster, reads in the past served and ROLLBACK and
- * COMPACT refused.
+ * metrics, and kvd's history flags. On a cluster: test_cluster_history.c.
  *
  * kvd runs with --history on (its default): revisions are 1, 2, 3, ...
  * in a fresh server, so each write's revision is asserted as returned.
  */
 #include <criterion/criterion.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "cluster.h"
 #include "harness.h"
 
 TestSuite(history, .init = harness_setup, .fini = harness_teardown, .timeout = 120);
@@ -419,21 +415,7 @@ Test(history, needs_protocol_version_5)
 
 Test(history, flags_checked)
 {
-    kvd_test_dir();
     static char out[65536];
-    char dir[320];
-    snprintf(dir, sizeof dir, "%s/node", g_kvd.dir);
-    /* node-local bounds on a cluster node: refused at start */
-    const char *const bytes[] = {"--node-id", "1", "--raft-addr", "127.0.0.1:1",
-                                 "--cluster", "1@127.0.0.1:1", "--data-dir", dir,
-                                 "--history-bytes", "1m", NULL};
-    cr_expect_eq(kvd_run_to_end(bytes, out, sizeof out), 2, "%s", out);
-    cr_expect(strstr(out, "--history-bytes") && strstr(out, "cluster node"), "%s", out);
-    const char *const age[] = {"--node-id", "1", "--raft-addr", "127.0.0.1:1",
-                               "--cluster", "1@127.0.0.1:1", "--data-dir", dir,
-                               "--history-age", "60", NULL};
-    cr_expect_eq(kvd_run_to_end(age, out, sizeof out), 2, "%s", out);
-    cr_expect(strstr(out, "--history-age") && strstr(out, "cluster node"), "%s", out);
     const char *const bad[] = {"--history", "maybe", NULL};
     cr_expect_eq(kvd_run_to_end(bad, out, sizeof out), 2, "%s", out);
     cr_expect(strstr(out, "--history"), "%s", out);
@@ -442,39 +424,4 @@ Test(history, flags_checked)
     const char *const help[] = {"--help", NULL};
     cr_expect_eq(kvd_run_to_end(help, out, sizeof out), 0);
     cr_expect(strstr(out, "--history-versions") && strstr(out, "default 100"), "%s", out);
-}
-
-/* ---- on a cluster node ------------------------------------------------------- */
-
-static void cluster_init(void)
-{
-    cluster_setup(0);
-}
-
-TestSuite(history_cluster, .init = cluster_init, .fini = cluster_teardown, .timeout = 240);
-
-/* A cluster node serves reads in the past on its leader, and refuses
- * ROLLBACK and COMPACT (they would need Raft entries) with a clear error,
- * changing nothing. */
-Test(history_cluster, rollback_and_compact_refused)
-{
-    /* libraft writes uninitialised padding, which valgrind reports: the
-     * cluster tests run under the sanitizers, not under valgrind */
-    if (getenv("KVD_WRAPPER"))
-        cr_skip_test("a cluster under valgrind (libraft's own reports)");
-    start_all();
-    uint64_t r1 = 0, r2 = 0;
-    write_somewhere("k", "v1", &r1);
-    int leader = write_somewhere("k", "v2", &r2);
-    kv_client *c = client(leader);
-    expect_value(c, "k", r1, "v1");
-    kv_key key = {"k", 1};
-    cr_expect_eq(kv_client_rollback(c, &key, 1, r1, 0, NULL, NULL), KV_UNSUPPORTED);
-    cr_expect(strstr(kv_client_last_error(c), "cluster node"), "%s", kv_client_last_error(c));
-    cr_expect_eq(kv_client_compact(c, r1, NULL), KV_UNSUPPORTED);
-    cr_expect(strstr(kv_client_last_error(c), "cluster node"), "%s", kv_client_last_error(c));
-    expect_latest(c, "k", "v2");
-    kv_client_close(c);
-    for (int i = 0; i < NODES; i++)
-        stop_node(i, SIGTERM);
 }

@@ -1,9 +1,10 @@
 /*
  * test_entry.c - the Raft entry format of a write command
  * (kvd/src/repl/entry.c): a command and the leader's clock reading make
- * the round trip; entries of the older formats (2: no clock, 1: no
- * expiry either), which a node's log may still hold, decode as they did;
- * malformed entries are refused.
+ * the round trip, the revision of the history commands (ROLLBACK,
+ * COMPACT) too; entries of the older formats (3: no revision, 2: no clock
+ * either, 1: no expiry either), which a node's log may still hold, decode
+ * as they did; malformed entries are refused.
  */
 #include <criterion/criterion.h>
 #include <raft.h>
@@ -59,19 +60,53 @@ Test(entry, a_command_and_the_clock_make_the_round_trip)
     raft_free(p);
 }
 
-/* An entry of format 3 rewritten as format 2 (without the clock after
- * the length) or 1 (without exp_mode and exp either), padded as Raft
- * stores it. */
+Test(entry, a_history_command_carries_its_revision)
+{
+    kvd_cmd cmd = {.kind = KVD_CMD_ROLLBACK, .flags = KVD_ROLLBACK_PREFIX, .rev = 41,
+                   .has_expected = 1, .expected = 40, .key = {"user:", 5}};
+    size_t len;
+    unsigned char *p = kvd_entry_encode(&cmd, &len);
+    cr_assert_not_null(p);
+    kvd_entry e;
+    cr_assert_eq(kvd_entry_decode(p, len, &e), KV_OK);
+    cr_assert_eq(e.cmd.kind, KVD_CMD_ROLLBACK);
+    cr_assert_eq(e.cmd.flags, KVD_ROLLBACK_PREFIX);
+    cr_assert_eq(e.cmd.rev, 41);
+    cr_assert_eq(e.cmd.expected, 40);
+    cr_assert_eq(e.cmd.key.len, 5);
+    kvd_entry_free(&e);
+    raft_free(p);
+    cmd = (kvd_cmd){.kind = KVD_CMD_COMPACT, .rev = 1234567890123ull};
+    p = kvd_entry_encode(&cmd, &len);
+    cr_assert_not_null(p);
+    cr_assert_eq(kvd_entry_decode(p, len, &e), KV_OK);
+    cr_assert_eq(e.cmd.kind, KVD_CMD_COMPACT);
+    cr_assert_eq(e.cmd.rev, 1234567890123ull);
+    kvd_entry_free(&e);
+    raft_free(p);
+}
+
+/* An entry of format 4 rewritten as format 3 (without the revision after
+ * exp), 2 (without the clock after the length either) or 1 (without
+ * exp_mode and exp either), padded as Raft stores it. */
 static size_t older_format(const unsigned char *p, int format, unsigned char *out)
 {
     size_t total = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24;
     size_t n = 0;
     out[n++] = (unsigned char)format;
     n += 4; /* the length, below */
+    if (format == 3) { /* the clock */
+        memcpy(out + n, p + 5, 8);
+        n += 8;
+    }
     size_t fixed_end = 13 + 59; /* the clock, then kind .. f */
     memcpy(out + n, p + 13, fixed_end - 13);
     n += fixed_end - 13;
-    size_t rest = fixed_end + (format == 1 ? 9 : 0); /* skip exp_mode, exp */
+    if (format >= 2) { /* exp_mode, exp */
+        memcpy(out + n, p + fixed_end, 9);
+        n += 9;
+    }
+    size_t rest = fixed_end + 9 + 8; /* after the revision */
     memcpy(out + n, p + rest, total - rest);
     n += total - rest;
     for (int i = 0; i < 4; i++)
@@ -81,7 +116,7 @@ static size_t older_format(const unsigned char *p, int format, unsigned char *ou
     return padded;
 }
 
-Test(entry, entries_of_formats_2_and_1_still_decode_without_a_clock)
+Test(entry, entries_of_formats_3_2_and_1_still_decode)
 {
     kvd_cmd cmd = sample();
     size_t len;
@@ -91,7 +126,14 @@ Test(entry, entries_of_formats_2_and_1_still_decode_without_a_clock)
     unsigned char old[512];
     cr_assert_lt(len, sizeof old);
     kvd_entry e;
-    size_t n = older_format(p, 2, old);
+    size_t n = older_format(p, 3, old);
+    cr_assert_eq(n, len - 8, "format 3 is the revision shorter");
+    cr_assert_eq(kvd_entry_decode(old, n, &e), KV_OK);
+    cr_assert_eq(e.clock_ms, CLOCK);
+    cr_assert_eq(e.cmd.rev, 0);
+    expect_sample(&e.cmd, 1);
+    kvd_entry_free(&e);
+    n = older_format(p, 2, old);
     cr_assert_eq(kvd_entry_decode(old, n, &e), KV_OK);
     cr_assert_eq(e.clock_ms, 0);
     expect_sample(&e.cmd, 1);
@@ -101,6 +143,13 @@ Test(entry, entries_of_formats_2_and_1_still_decode_without_a_clock)
     cr_assert_eq(e.clock_ms, 0);
     expect_sample(&e.cmd, 0);
     kvd_entry_free(&e);
+    raft_free(p);
+    /* no format before 4 carries a history command */
+    cmd = (kvd_cmd){.kind = KVD_CMD_COMPACT, .rev = 9};
+    p = kvd_entry_encode(&cmd, &len);
+    cr_assert_not_null(p);
+    n = older_format(p, 3, old);
+    cr_assert_eq(kvd_entry_decode(old, n, &e), KV_CORRUPT);
     raft_free(p);
 }
 
@@ -113,7 +162,7 @@ Test(entry, malformed_entries_are_refused)
     kvd_entry e;
     unsigned char bad[512];
     memcpy(bad, p, len);
-    bad[0] = 4; /* a format this node does not know */
+    bad[0] = 5; /* a format this node does not know */
     cr_assert_eq(kvd_entry_decode(bad, len, &e), KV_CORRUPT);
     memcpy(bad, p, len);
     cr_assert_eq(kvd_entry_decode(bad, 12, &e), KV_CORRUPT); /* cut short */

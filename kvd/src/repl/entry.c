@@ -2,20 +2,22 @@
  * entry.c - the Raft entry format of a write command (entry.h).
  *
  * Little-endian, fixed fields then length-prefixed byte strings:
- *   u8 format (3), u32 length (of the entry without its padding: Raft's
+ *   u8 format (4), u32 length (of the entry without its padding: Raft's
  *   storage wants multiples of 8 bytes), u64 clock (the leader's clock
  *   reading when it proposed the entry, ms), u8 kind, u32 sub,
  *   u32 flags, u8 has_key,
  *   u8 has_expected, u64 expected, u64 a, u64 b, u64 limit, i64 i,
- *   f64 f, u8 exp_mode, u64 exp, bytes key, bytes value,
+ *   f64 f, u8 exp_mode, u64 exp, u64 rev, bytes key, bytes value,
  *   u32 n + n bytes (keys), u32 n + n (bytes key, bytes value) (pairs),
  *   u32 n + n (u8 kind, bytes key, u64 version, bytes value) (compares),
  *   u32 n + n (u8 kind, bytes key, bytes value, u64 expire_at_ms) (then
  *   ops), same (else)
- * where bytes = u32 length (0xffffffff: absent) + the bytes. Format 2
- * lacks the clock, format 1 (before key expiry) also exp_mode and exp;
- * both are still read, so a node's older log applies as it did (with the
- * node's own clock: they carry none). The clock sits at a fixed offset so
+ * where bytes = u32 length (0xffffffff: absent) + the bytes. rev is the
+ * revision of ROLLBACK (to_rev) and COMPACT, the replicated history
+ * commands. Format 3 lacks rev (its entries have no history command),
+ * format 2 also the clock, format 1 (before key expiry) also exp_mode and
+ * exp; all are still read, so a node's older log applies as it did (with
+ * the node's own clock where they carry none). The clock sits at a fixed offset so
  * that the Raft thread stamps an encoded entry as it proposes it, in log
  * order (kvd_entry_stamp). Expiry times in an entry are
  * always Unix times (kvd_cmd_resolve_expiry ran on the leader before it
@@ -31,7 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FORMAT 3
+#define FORMAT 4
+#define FORMAT_NO_REV 3
 #define FORMAT_NO_CLOCK 2
 #define FORMAT_NO_EXPIRY 1
 #define CLOCK_AT 5 /* after the format and the length */
@@ -110,6 +113,7 @@ static void encode(wr *w, const kvd_cmd *c, uint32_t total)
     put_u64(w, f);
     put_u8(w, (unsigned)c->exp_mode);
     put_u64(w, c->exp);
+    put_u64(w, c->rev);
     put_bytes(w, c->key.data, c->key.len);
     put_bytes(w, c->value.data, c->value.len);
     put_u32(w, (uint32_t)c->nkeys);
@@ -201,14 +205,15 @@ int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e)
     rd r = kvd_rd_init(buf, len);
     kvd_cmd *c = &e->cmd;
     unsigned format = get_u8(&r);
-    if (format != FORMAT && format != FORMAT_NO_CLOCK && format != FORMAT_NO_EXPIRY)
+    if (format != FORMAT && format != FORMAT_NO_REV && format != FORMAT_NO_CLOCK &&
+        format != FORMAT_NO_EXPIRY)
         return KV_CORRUPT;
     uint32_t total = get_u32(&r);
     if (total > len || len - total >= 8 || total < 5)
         return KV_CORRUPT;
     r.end = (const unsigned char *)buf + total; /* Raft's padding follows */
     len = total;
-    if (format == FORMAT)
+    if (format >= FORMAT_NO_REV)
         e->clock_ms = get_u64(&r);
     c->kind = (int)get_u8(&r);
     c->sub = (int)get_u32(&r);
@@ -228,6 +233,10 @@ int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e)
         if (c->exp_mode == KVD_EXP_IN)
             r.bad = 1; /* never proposed unresolved */
     }
+    if (format == FORMAT)
+        c->rev = get_u64(&r);
+    else if (c->kind == KVD_CMD_ROLLBACK || c->kind == KVD_CMD_COMPACT)
+        r.bad = 1; /* no format before 4 carries them */
     c->key = get_bytes(&r);
     c->value = get_bytes(&r);
     if (c->kind < 0 || c->kind >= KVD_CMD_COUNT)

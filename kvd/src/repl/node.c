@@ -42,6 +42,17 @@
  * applied. So every removal is a log entry, with the same revision on
  * every node.
  *
+ * History: ROLLBACK and COMPACT are write commands like the others, so
+ * every node rolls back and compacts at the same point of the log; the
+ * count bound (--history-versions) is the store's own and drops the same
+ * versions everywhere. The byte and age bounds are judged by the leader
+ * alone (bounds.h): every KVD_BOUNDS_TICK_MS every node samples its
+ * revision and clock, and the leader, when its store is over a bound,
+ * proposes one COMPACT entry for the revision the bounds ask for (one in
+ * flight at a time), which every node applies. A node that installed a
+ * snapshot has no history below it (kv_load: reads there are COMPACTED)
+ * until a compaction above it.
+ *
  * Snapshots: every --raft-snapshot-entries entries Raft asks for the
  * state (fsm_snapshot: the store copied on the Raft thread, exact), keeps
  * it and drops the log before it; a restart or a follower far behind
@@ -66,6 +77,7 @@
 #include "../conn_internal.h"
 #include "../log.h"
 #include "../server.h"
+#include "bounds.h"
 #include "bytes.h"
 #include "entry.h"
 #include "recorded.h"
@@ -110,7 +122,7 @@ struct kvd_repl {
     int running;
     uv_loop_t loop;
     uv_async_t wake;
-    uv_timer_t tick, stop_timer, expire_timer;
+    uv_timer_t tick, stop_timer, expire_timer, bounds_timer;
     struct raft raft;
     struct raft_io io;
     struct raft_uv_transport transport;
@@ -132,6 +144,7 @@ struct kvd_repl {
     int nmembers;
     kvd_repl_wait *queue, *queue_tail;
     int stopping;
+    int wake_closed; /* the Raft thread closed wake: nothing may send it */
     kvd_repl_status st;
     /* Raft thread only */
     size_t inflight;
@@ -145,6 +158,8 @@ struct kvd_repl {
     int barrier_busy;
     int expire_busy; /* a CLUSTER_EXPIRE entry is in flight */
     int expire_more; /* and it was full: the next step comes at once */
+    kvd_bounds bounds; /* history's byte and age bounds */
+    int bounds_busy;   /* a COMPACT entry of theirs is in flight */
     _Atomic int leader; /* this node leads, as last seen */
 };
 
@@ -446,8 +461,9 @@ static void enqueue(kvd_repl *r, kvd_repl_wait *w, kvd_exec *x)
     else
         r->queue = w;
     r->queue_tail = w;
+    if (!r->wake_closed)
+        uv_async_send(&r->wake);
     pthread_mutex_unlock(&r->mu);
-    uv_async_send(&r->wake);
 }
 
 int kvd_repl_submit(kvd_exec *x)
@@ -1170,6 +1186,51 @@ static void on_expire_tick(uv_timer_t *t)
     free(b);
 }
 
+/* ---- the leader's history bounds ------------------------------------------ */
+
+static void on_bounds_applied(struct raft_apply *req, int status, void *result)
+{
+    (void)status;
+    (void)result; /* the apply's recording, freed by the next apply */
+    kvd_repl *r = req->data;
+    r->bounds_busy = 0;
+    r->inflight--;
+    free(req);
+    maybe_close(r);
+}
+
+/* Every node samples its revision for the age bound; the leader, when
+ * the bounds ask for a compaction, proposes it as a COMPACT entry. */
+static void on_bounds_tick(uv_timer_t *t)
+{
+    kvd_repl *r = t->data;
+    kv_store *st = r->s->store;
+    kv_metrics m;
+    if (r->raft_closing || kv_metrics_read(st, &m, sizeof m) != KV_OK)
+        return;
+    uint64_t now = kv_clock_ms(st);
+    uint64_t target =
+        kvd_bounds_target(&r->bounds, now, m.revision, m.compact_revision, m.history_bytes);
+    if (!target || r->bounds_busy || raft_state(&r->raft) != RAFT_LEADER)
+        return;
+    kvd_cmd cmd = {.kind = KVD_CMD_COMPACT, .rev = target};
+    size_t len;
+    void *entry = kvd_entry_encode(&cmd, &len);
+    struct raft_apply *req = malloc(sizeof *req);
+    if (entry && req) {
+        kvd_entry_stamp(entry, now);
+        req->data = r;
+        struct raft_buffer buf = {entry, len};
+        if (raft_apply(&r->raft, req, &buf, 1, on_bounds_applied) == 0) {
+            r->bounds_busy = 1;
+            r->inflight++;
+            return;
+        }
+    }
+    raft_free(entry);
+    free(req);
+}
+
 void kvd_repl_status_read(kvd_repl *r, kvd_repl_status *out)
 {
     pthread_mutex_lock(&r->mu);
@@ -1184,10 +1245,14 @@ static void on_raft_closed(struct raft *raft)
     kvd_repl *r = raft->data;
     raft_uv_close(&r->io);
     raft_uv_tcp_close(&r->transport);
+    pthread_mutex_lock(&r->mu);
+    r->wake_closed = 1;
+    pthread_mutex_unlock(&r->mu);
     uv_close((uv_handle_t *)&r->wake, NULL);
     uv_close((uv_handle_t *)&r->tick, NULL);
     uv_close((uv_handle_t *)&r->stop_timer, NULL);
     uv_close((uv_handle_t *)&r->expire_timer, NULL);
+    uv_close((uv_handle_t *)&r->bounds_timer, NULL);
 }
 
 static void close_raft(kvd_repl *r)
@@ -1364,6 +1429,13 @@ int kvd_repl_start(kvd_server *s)
     uv_timer_init(&r->loop, &r->expire_timer);
     r->expire_timer.data = r;
     uv_timer_start(&r->expire_timer, on_expire_tick, EXPIRE_MS, EXPIRE_MS);
+    kvd_bounds_init(&r->bounds, cfg->history ? cfg->history_bytes : 0,
+                    cfg->history ? cfg->history_age : 0);
+    uv_timer_init(&r->loop, &r->bounds_timer);
+    r->bounds_timer.data = r;
+    if (kvd_bounds_any(&r->bounds))
+        uv_timer_start(&r->bounds_timer, on_bounds_tick, KVD_BOUNDS_TICK_MS,
+                       KVD_BOUNDS_TICK_MS);
     s->repl = r;
     rc = pthread_create(&r->thread, NULL, raft_main, r);
     if (rc != 0) {
@@ -1379,10 +1451,14 @@ void kvd_repl_begin_stop(kvd_repl *r)
 {
     if (!r)
         return;
+    /* Called twice (when kvd stops, and at cleanup): by the second call
+     * the Raft thread may have closed its loop, whose descriptor a send
+     * would then write to (libuv aborts on EBADF). */
     pthread_mutex_lock(&r->mu);
     r->stopping = 1;
+    if (!r->wake_closed)
+        uv_async_send(&r->wake);
     pthread_mutex_unlock(&r->mu);
-    uv_async_send(&r->wake);
 }
 
 void kvd_repl_end(kvd_repl *r)

@@ -419,6 +419,9 @@ int kvd__cmd_history(kvd_exec *x);
  * (of key when klen > 0), for KV_FUTURE_REVISION the latest, for
  * KV_UNSUPPORTED that history is off. Other statuses as usual. */
 int kvd__history_error(kvd_exec *x, int rc, uint64_t rev, const void *key, size_t klen);
+/* cmd_server.c: COMPACT to rev in libuv's pool, its reply deferred (the
+ * new compaction revision, as the synchronous path answers). */
+int kvd__compact_in_pool(kvd_exec *x, uint64_t rev);
 /* The expiry *at (0: none) of a key read at version `version` (0: a write
  * of EXEC's own transaction: from x->written), read after it: KV_OK, or
  * KV_CONFLICT when the key changed since (read it again). */

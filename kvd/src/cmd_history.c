@@ -207,6 +207,14 @@ static int cmd_rollback(kvd_exec *x)
 static int cmd_compact(kvd_exec *x)
 {
     uint64_t rev = x->cmd->rev;
+    /* A compaction that will go ahead sweeps the whole history, which may
+     * take a while: on a connection it runs in libuv's pool, so that the
+     * loop goes on serving (a cluster node applying the log has no loop
+     * to keep free). The checks that refuse it stay here, with their
+     * messages. */
+    if (x->c && x->srv->cfg->history && rev <= kv_revision(x->st) &&
+        rev > kv_compact_revision(x->st))
+        return kvd__compact_in_pool(x, rev);
     int rc = kv_compact(x->st, rev);
     if (rc == KV_COMPACTED) {
         char msg[160];

@@ -503,6 +503,39 @@ static int refuse_in_memory(kvd_exec *x)
                             "kvd keeps the store in memory only: start it with --data-dir");
 }
 
+/* COMPACT on a connection: kv_compact in the pool (cmd_history.c checked
+ * it first); the answer is the compaction revision. */
+typedef struct compact_work {
+    deferred d;
+    uint64_t rev;
+} compact_work;
+
+static void compact_run(uv_work_t *req)
+{
+    compact_work *cw = req->data;
+    kv_store *st = cw->d.c->w->server->store;
+    cw->d.status = kv_compact(st, cw->rev);
+    if (cw->d.status == KV_COMPACTED) /* another compaction got there first */
+        snprintf(cw->d.error, sizeof cw->d.error,
+                 "revision %llu is not above the compaction revision %llu",
+                 (unsigned long long)cw->rev, (unsigned long long)kv_compact_revision(st));
+}
+
+static int compact_answer(deferred *d, kvd_reply *r)
+{
+    return r->ops->written(r, kv_compact_revision(d->c->w->server->store));
+}
+
+int kvd__compact_in_pool(kvd_exec *x, uint64_t rev)
+{
+    compact_work *cw = calloc(1, sizeof *cw);
+    if (!cw)
+        return x->r->ops->error(x->r, KV_NO_MEMORY, "out of memory");
+    cw->rev = rev;
+    cw->d.answer = compact_answer;
+    return deferred_start(x, &cw->d, compact_run);
+}
+
 /* SNAPSHOT: kv_snapshot in the pool; the answer is the revision it ends at. */
 typedef struct snapshot_work {
     deferred d;

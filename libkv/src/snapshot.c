@@ -69,13 +69,14 @@ static int w_raw(writer *w, const void *p, size_t n)
     return rc;
 }
 
-/* Seals and writes the current entries block, if it has entries. */
-static int w_flush(writer *w)
+/* Seals and writes the block being filled (entries, or keys' history),
+ * if it holds anything. */
+static int w_flush_block(writer *w, unsigned type)
 {
     if (!w->count)
         return 0;
     unsigned char *p = w->buf + KV__FRAME_HDR;
-    p[0] = KV__BLK_ENTRIES;
+    p[0] = (unsigned char)type;
     memset(p + 1, 0, 3);
     kv__put32(p + 4, w->count);
     kv__frame_seal(w->buf, w->len);
@@ -123,22 +124,6 @@ static int on_key(void *ctx, const void *key, size_t klen, const void *val, size
     return w->len >= BLOCK_BYTES; /* stop the scan call: write the block */
 }
 
-/* Seals and writes the current history block, if it has keys. */
-static int h_flush(writer *w)
-{
-    if (!w->count)
-        return 0;
-    unsigned char *p = w->buf + KV__FRAME_HDR;
-    p[0] = KV__BLK_HISTORY;
-    memset(p + 1, 0, 3);
-    kv__put32(p + 4, w->count);
-    kv__frame_seal(w->buf, w->len);
-    int rc = w_raw(w, w->buf, kv__frame_size(w->len));
-    w->len = 8;
-    w->count = 0;
-    return rc;
-}
-
 /* One key's history into the block (its stripe locked: copy only). */
 static int on_history(void *ctx, const void *key, size_t klen, uint64_t floor,
                       const kv__snap_hent *ents, size_t n)
@@ -180,7 +165,7 @@ static int on_history(void *ctx, const void *key, size_t klen, uint64_t floor,
 static int after_stripe(void *ctx)
 {
     writer *w = ctx;
-    return w->len >= BLOCK_BYTES ? h_flush(w) : 0;
+    return w->len >= BLOCK_BYTES ? w_flush_block(w, KV__BLK_HISTORY) : 0;
 }
 
 /* The history of a store that keeps it: blocks of keys' earlier versions,
@@ -189,7 +174,7 @@ static int write_history(kv_store *s, writer *w)
 {
     int rc = kv__hist_snapshot(s, on_history, after_stripe, w);
     if (rc == 0)
-        rc = h_flush(w);
+        rc = w_flush_block(w, KV__BLK_HISTORY);
     if (rc == 0) {
         unsigned char b[KV__FRAME_HDR + 16] = {0};
         unsigned char *p = b + KV__FRAME_HDR;
@@ -318,7 +303,7 @@ int kv__snapshot_write(kv_store *s, kv__io *io, const char *path, uint64_t *end_
         else if (w.err)
             rc = w.err;
         else if (w.len >= BLOCK_BYTES || next == 0)
-            rc = w_flush(&w);
+            rc = w_flush_block(&w, KV__BLK_ENTRIES);
         if (rc || next == 0)
             break;
         cursor = next;

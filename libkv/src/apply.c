@@ -291,7 +291,7 @@ static void free_prepared(kv_store *s, kv__slot *slot, akey *keys, size_t n, kv_
         keys[i].next = NULL;
         keys[i].pending = NULL;
         if (s->hist)
-            kv__hist_unprepare(&keys[i].hist);
+            kv__hist_unprepare(slot, &keys[i].hist);
     }
     free(commit);
 }
@@ -329,7 +329,7 @@ static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nch
             k->pending = &(*commit)->nodes[j++];
             *k->pending = (kv__pending){k->old, k->next, *commit};
         }
-        if (s->hist && kv__hist_prepare(s, k->hash, k->key, k->klen, k->old != NULL,
+        if (s->hist && kv__hist_prepare(s, slot, k->hash, k->key, k->klen, k->old != NULL,
                                         &k->hist) != KV_OK)
             goto nomem;
     }

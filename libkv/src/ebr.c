@@ -7,6 +7,7 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -154,12 +155,13 @@ static uint64_t advance_toward(kv__ebr *ebr, uint64_t need, size_t *retired)
 /* ---- freeing -------------------------------------------------------------- */
 
 /* Frees the entries of s's list (locked by the caller) retired at epoch
- * E - 2 or earlier, with the freeing thread's slot self. */
-static void free_safe(kv__slot *s, kv__slot *self, uint64_t e)
+ * E - 2 or earlier, at most max of them, with the freeing thread's slot
+ * self. */
+static void free_safe(kv__slot *s, kv__slot *self, uint64_t e, size_t max)
 {
     size_t done = 0, bytes = 0;
     /* The list is in retire order, so epochs never decrease along it. */
-    while (done < s->nlimbo && s->limbo[done].epoch + 2 <= e) {
+    while (done < s->nlimbo && done < max && s->limbo[done].epoch + 2 <= e) {
         s->limbo[done].free_fn(self, s->limbo[done].ptr);
         bytes += s->limbo[done].bytes;
         done++;
@@ -183,6 +185,7 @@ static uint64_t newest(const kv__slot *s)
 struct help_state {
     kv__slot *self;
     uint64_t epoch;
+    size_t max;  /* entries freed per list at most */
     size_t left; /* bytes still retired afterwards */
 };
 
@@ -191,16 +194,17 @@ static void help_slot(kv__slot *s, void *ctx)
     struct help_state *h = ctx;
     if (s != h->self && atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) &&
         limbo_trylock(s)) {
-        free_safe(s, h->self, h->epoch);
+        free_safe(s, h->self, h->epoch, h->max);
         limbo_unlock(s);
     }
     h->left += atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed);
 }
 
-/* Frees what is safe on every other list; returns the bytes left on all. */
-static size_t help_others(kv__ebr *ebr, kv__slot *self, uint64_t e)
+/* Frees what is safe on every other list, at most max entries of each;
+ * returns the bytes left on all. */
+static size_t help_others(kv__ebr *ebr, kv__slot *self, uint64_t e, size_t max)
 {
-    struct help_state h = {self, e, 0};
+    struct help_state h = {self, e, max, 0};
     kv__slot_each(ebr->slots, help_slot, &h);
     return h.left;
 }
@@ -222,13 +226,15 @@ void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
     if (last && last + 2 > e)
         e = advance_toward(ebr, last + 2, &retired);
     limbo_lock(s);
-    free_safe(s, s, e);
+    free_safe(s, s, e, SIZE_MAX);
     s->limbo_room = s->limbo_cap - s->nlimbo;
     limbo_unlock(s);
     /* Much memory waiting on other lists (threads that stopped writing):
-     * free it here rather than leave it to them. */
+     * free some of it here rather than leave it all to them; a slice, so
+     * that a write never pays for another thread's whole list (a history
+     * compaction can retire hundreds of MB at once). */
     if (retired >= KV__EBR_HELP_BYTES)
-        help_others(ebr, s, e);
+        help_others(ebr, s, e, KV__EBR_HELP_SLICE);
 }
 
 static void newest_slot(kv__slot *s, void *ctx)
@@ -252,10 +258,10 @@ size_t kv__ebr_reclaim_all(kv__ebr *ebr, kv__slot *self)
     if (last && last + 2 > e)
         e = advance_toward(ebr, last + 2, NULL);
     limbo_lock(self);
-    free_safe(self, self, e);
+    free_safe(self, self, e, SIZE_MAX);
     self->limbo_room = self->limbo_cap - self->nlimbo;
     limbo_unlock(self);
-    return help_others(ebr, self, e);
+    return help_others(ebr, self, e, SIZE_MAX);
 }
 
 static void drain_slot(kv__slot *s, void *ctx)

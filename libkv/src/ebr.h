@@ -34,6 +34,9 @@
  * a per-slot spin lock (thread_slot.h): the owner takes it to append or
  * collect (uncontended: one atomic exchange), a helper only tries it and
  * skips a busy list, whose owner is active and collects by itself. A
+ * writer helps with at most KV__EBR_HELP_SLICE entries of each list per
+ * collection, so its own write never pays for a whole list (kv_reclaim
+ * has no such bound: its caller asked for all of it). A
  * helper frees entries with its own slot (slab blocks join its cache), and
  * only entries with epoch + 2 <= E, the same rule as the owner.
  */
@@ -48,6 +51,7 @@
 #define KV__EBR_BATCH 2048
 #define KV__EBR_BATCH_BYTES ((size_t)1 << 20)
 #define KV__EBR_HELP_BYTES ((size_t)16 << 20)
+#define KV__EBR_HELP_SLICE 4096 /* entries a writer frees per other list */
 
 typedef struct kv__ebr {
     _Atomic uint64_t epoch;

@@ -75,10 +75,10 @@ void kv__hist_close(kv_store *s);
 /* Under the key's stripe lock: finds or allocates what the change of one
  * key needs (has_old: the key's slot holds an item, which becomes an
  * entry). KV_OK or KV_NO_MEMORY (nothing allocated then). */
-int kv__hist_prepare(kv_store *s, uint64_t hash, const void *key, size_t klen, bool has_old,
-                     kv__hist_prep *p);
+int kv__hist_prepare(kv_store *s, kv__slot *slot, uint64_t hash, const void *key, size_t klen,
+                     bool has_old, kv__hist_prep *p);
 /* Frees what kv__hist_prepare allocated, for a change that failed. */
-void kv__hist_unprepare(kv__hist_prep *p);
+void kv__hist_unprepare(kv__slot *slot, kv__hist_prep *p);
 /* Extra retires a change of n keys may need (entries dropped by the
  * per-key bound): reserve them with the change's own. */
 static inline size_t kv__hist_retires(size_t n)

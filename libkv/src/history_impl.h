@@ -100,6 +100,12 @@ void kv__hmap_remove(kv__hmap *m, kv__hkey *r);
  *   the key's floor rises to its `until`.
  * kv__hist_maybe_free: frees r if it holds nothing a read needs. */
 size_t kv__hent_bytes(const kv_store *s, const kv__hent *e);
+/* Nodes from the store's slab (hkeys too big for it from malloc), freed
+ * into the calling thread's slab cache. */
+kv__hent *kv__hent_new(kv_store *s, kv__slot *slot);
+void kv__hent_free(kv__slot *slot, kv__hent *e);
+kv__hkey *kv__hkey_new(kv_store *s, kv__slot *slot, size_t klen);
+void kv__hkey_free(kv__slot *slot, kv__hkey *r);
 size_t kv__hkey_bytes(const kv__hkey *r);
 void kv__hist_drop_oldest(kv_store *s, kv__slot *slot, kv__hkey *r, bool raise);
 void kv__hist_maybe_free(kv__slot *slot, kv__hmap *m, kv__hkey *r);

@@ -92,7 +92,7 @@ static kv__hkey *record_for(kv_store *s, kv__slot *slot, uint64_t hash, const vo
             return NULL;
         m->bits = KV__HMAP_MIN_BITS;
     }
-    if (!(r = malloc(sizeof *r + klen)))
+    if (!(r = kv__hkey_new(s, slot, klen)))
         return NULL;
     *r = (kv__hkey){.hash = hash, .klen = (uint32_t)klen};
     memcpy(r->key, key, klen);
@@ -156,12 +156,13 @@ int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
             have = e->rev == x->rev;
         if (have)
             continue;
-        kv__hent *e = malloc(sizeof *e);
+        kv__hent *e = kv__hent_new(s, slot);
         kv__item *it = e ? kv__item_new_pre(&s->slab, &slot->cache, s->item_pre, key, klen,
                                             x->val, x->vlen, x->expire_at)
                          : NULL;
         if (!it) {
-            free(e);
+            if (e)
+                kv__hent_free(slot, e);
             rc = KV_NO_MEMORY;
             break;
         }

@@ -1117,6 +1117,57 @@ KV_API int kv_load(kv_store *store, const void *key, size_t klen, const void *va
 KV_API int kv_load_ex(kv_store *store, const void *key, size_t klen, const void *val,
                       size_t vlen, uint64_t version, uint64_t expire_at_ms, int deleted);
 
+/* A key's history as one copy hands it to another (kv_history_dump,
+ * kv_history_load): its current version's metadata and its earlier
+ * versions. A key with no such record is absent or at version 1. */
+typedef struct kv_hist_version {
+    uint64_t revision;        /* the change that wrote it                 */
+    uint64_t until;           /* the change that replaced or deleted it   */
+    uint64_t create_revision; /* the key's create revision then           */
+    uint64_t version;         /* the key's number of changes then         */
+    uint64_t expire_at_ms;    /* its expiry time (0: none)                */
+    const void *value;
+    size_t vlen;
+} kv_hist_version;
+
+typedef struct kv_key_history {
+    const void *key;
+    size_t klen;
+    uint64_t floor;           /* reads of this key below it: compacted    */
+    uint64_t revision;        /* its current version (0: absent) and ...  */
+    uint64_t create_revision; /* ... that version's create revision and   */
+    uint64_t version;         /* ... number of changes                    */
+    const kv_hist_version *versions; /* earlier versions, newest first         */
+    size_t nversions;
+} kv_key_history;
+
+/* Receives one key's history (pointers valid during the call only; the
+ * key's lock stripe is held: copy, do not call into the store). Nonzero
+ * stops the dump. */
+typedef int (*kv_history_fn)(void *ctx, const kv_key_history *h);
+
+/* Calls fn for every key whose history or metadata a copy needs (keys
+ * at version 1 with no earlier version are left out), one lock stripe at
+ * a time. The result is exact only if no change runs meanwhile (a
+ * replica's apply thread). Errors: KV_UNSUPPORTED (no history),
+ * KV_INVALID_ARGUMENT; KV_OK also when fn stopped it. */
+KV_API int kv_history_dump(kv_store *store, kv_history_fn fn, void *ctx);
+
+/* Drops all of the store's history and per-key metadata and makes
+ * compact_rev its compaction revision (lower or higher than before): the
+ * first step of installing another copy's history, after its keys are
+ * loaded (kv_load_ex) and before kv_history_load of each of its keys.
+ * Reads in the past while it runs see a store being replaced. Errors:
+ * KV_UNSUPPORTED (no history), KV_INVALID_ARGUMENT, KV_NO_MEMORY. */
+KV_API int kv_history_reset(kv_store *store, uint64_t compact_rev);
+
+/* Adds a key's history from another copy (versions already there are
+ * skipped); its metadata is taken only if the key's current version is
+ * h->revision. Errors: KV_UNSUPPORTED (no history), KV_INVALID_ARGUMENT
+ * (versions not newest first, or a version's until not above its
+ * revision), key and value limit codes, KV_NO_MEMORY. */
+KV_API int kv_history_load(kv_store *store, const kv_key_history *h);
+
 #ifdef __cplusplus
 }
 #endif

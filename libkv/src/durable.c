@@ -115,7 +115,7 @@ static int on_snap_meta(void *ctx, const void *key, size_t klen, uint64_t rev, u
 }
 
 static int on_snap_history(void *ctx, const void *key, size_t klen, uint64_t floor,
-                           const kv__snap_hent *ents, size_t n)
+                           const kv_hist_version *ents, size_t n)
 {
     replay_ctx *c = ctx;
     return c->s->hist ? kv__hist_load_key(c->s, key, klen, floor, ents, n) : KV_OK;

@@ -333,7 +333,7 @@ static int read_history_block(const unsigned char *p, size_t n, const kv__snap_f
     uint64_t count = kv__get32(p + 4);
     size_t o = 8;
     int rc = KV_OK;
-    kv__snap_hent *ents = NULL;
+    kv_hist_version *ents = NULL;
     size_t cap = 0;
     for (uint64_t i = 0; i < count && rc == KV_OK; i++) {
         if (n - o < KV__HKEY_HDR)
@@ -346,7 +346,7 @@ static int read_history_block(const unsigned char *p, size_t n, const kv__snap_f
         const unsigned char *key = p + o;
         o += klen;
         if (nent > cap) {
-            kv__snap_hent *e = realloc(ents, nent * sizeof *e);
+            kv_hist_version *e = realloc(ents, nent * sizeof *e);
             if (!e)
                 return free(ents), KV_NO_MEMORY;
             ents = e;
@@ -360,17 +360,18 @@ static int read_history_block(const unsigned char *p, size_t n, const kv__snap_f
             o += KV__HENT_HDR;
             if (ext > n - o || vlen > n - o - ext)
                 return free(ents), KV_CORRUPT;
-            kv__snap_hent *e = &ents[j];
-            e->rev = kv__get64(h);
+            kv_hist_version *e = &ents[j];
+            e->revision = kv__get64(h);
             e->until = kv__get64(h + 8);
-            e->create = kv__get64(h + 16);
+            e->create_revision = kv__get64(h + 16);
             e->version = kv__get64(h + 24);
-            kv__ext_parse(p + o, ext, &e->expire_at);
+            kv__ext_parse(p + o, ext, &e->expire_at_ms);
             o += ext;
-            e->val = p + o;
+            e->value = p + o;
             e->vlen = vlen;
             o += vlen;
-            if (e->rev == 0 || e->until <= e->rev || (j && e->until > ents[j - 1].rev))
+            if (e->revision == 0 || e->until <= e->revision ||
+                (j && e->until > ents[j - 1].revision))
                 return free(ents), KV_CORRUPT;
         }
         if (fns && fns->history)

@@ -73,17 +73,11 @@ typedef struct kv__snap_fns {
                       uint64_t version);
     /* optional: one key's history (n earlier versions, newest first) */
     int (*history)(void *ctx, const void *key, size_t klen, uint64_t floor,
-                   const struct kv__snap_hent *ents, size_t n);
+                   const kv_hist_version *ents, size_t n);
     /* optional: the store's compaction revision (a store with history) */
     int (*hist_info)(void *ctx, uint64_t compact_rev);
 } kv__snap_fns;
 
-/* One earlier version of a key in a snapshot's history block. */
-typedef struct kv__snap_hent {
-    uint64_t rev, until, create, version, expire_at;
-    const void *val;
-    size_t vlen;
-} kv__snap_hent;
 
 typedef struct kv__snap_info {
     uint64_t start_rev, end_rev, entries, records;

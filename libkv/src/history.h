@@ -123,22 +123,22 @@ int kv__hist_value_at(kv_store *s, const void *key, size_t klen, uint64_t rev, k
  * kv__hist_entry_meta: the create revision and version count of key's
  *   version rev; true when they are not the defaults (rev, 1).
  * kv__hist_snapshot: calls fn for every key with earlier versions or a
- *   raised floor, stripe by stripe, with the stripe locked (fn copies, it
- *   must not block), and after_stripe once each stripe is unlocked.
+ *   raised floor (with_meta: also every key whose current version's
+ *   metadata is not the default), stripe by stripe, with the stripe
+ *   locked (fn copies, it must not block), and after_stripe (may be NULL)
+ *   once each stripe is unlocked. h->revision is 0 unless with_meta.
  * kv__hist_set_meta: at load, key's current version rev has this create
  *   revision and version count.
  * kv__hist_load_key: at load, key's earlier versions (newest first) and
  *   floor; versions already there are skipped. */
-struct kv__snap_hent;
-typedef int (*kv__hist_key_fn)(void *ctx, const void *key, size_t klen, uint64_t floor,
-                               const struct kv__snap_hent *ents, size_t n);
+typedef int (*kv__hist_key_fn)(void *ctx, const kv_key_history *h);
 bool kv__hist_entry_meta(kv_store *s, const void *key, size_t klen, uint64_t rev,
                          uint64_t *create, uint64_t *version);
-int kv__hist_snapshot(kv_store *s, kv__hist_key_fn fn, int (*after_stripe)(void *ctx),
-                      void *ctx);
+int kv__hist_snapshot(kv_store *s, bool with_meta, kv__hist_key_fn fn,
+                      int (*after_stripe)(void *ctx), void *ctx);
 int kv__hist_set_meta(kv_store *s, const void *key, size_t klen, uint64_t rev,
                       uint64_t create, uint64_t version);
 int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
-                      const struct kv__snap_hent *ents, size_t n);
+                      const kv_hist_version *ents, size_t n);
 
 #endif

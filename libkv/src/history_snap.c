@@ -1,7 +1,10 @@
 /*
- * history_snap.c - history in snapshots: what a snapshot writes of each
- * key's history, and loading it back at recovery (docs/storage.md).
+ * history_snap.c - history in snapshots and copies: what a snapshot writes
+ * of each key's history and loading it back at recovery (docs/storage.md),
+ * and the same handed to a replica (kv_history_dump, kv_history_reset,
+ * kv_history_load: kvd's Raft snapshots).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,10 +37,10 @@ bool kv__hist_entry_meta(kv_store *s, const void *key, size_t klen, uint64_t rev
     return *create != rev || *version != 1;
 }
 
-int kv__hist_snapshot(kv_store *s, kv__hist_key_fn fn, int (*after_stripe)(void *ctx),
-                      void *ctx)
+int kv__hist_snapshot(kv_store *s, bool with_meta, kv__hist_key_fn fn,
+                      int (*after_stripe)(void *ctx), void *ctx)
 {
-    kv__snap_hent small[16], *ents = small;
+    kv_hist_version small[16], *ents = small;
     size_t cap = 16;
     int rc = KV_OK;
     for (unsigned st = 0; st < KV__NSTRIPES && rc == KV_OK; st++) {
@@ -45,10 +48,12 @@ int kv__hist_snapshot(kv_store *s, kv__hist_key_fn fn, int (*after_stripe)(void 
         kv__stripes_lock(s->stripes, &st, 1);
         for (size_t b = 0; m->buckets && b < ((size_t)1 << m->bits) && rc == KV_OK; b++) {
             for (const kv__hkey *r = m->buckets[b]; r && rc == KV_OK; r = r->next) {
-                if (!r->nent && !r->floor)
+                bool meta = with_meta && r->live &&
+                            (r->cur_create != r->cur_rev || r->cur_version != 1);
+                if (!r->nent && !r->floor && !meta)
                     continue; /* only metadata: the entry of the key has it */
                 if (r->nent > cap) {
-                    kv__snap_hent *e = malloc(r->nent * sizeof *e);
+                    kv_hist_version *e = malloc(r->nent * sizeof *e);
                     if (!e) {
                         rc = KV_NO_MEMORY;
                         break;
@@ -60,18 +65,25 @@ int kv__hist_snapshot(kv_store *s, kv__hist_key_fn fn, int (*after_stripe)(void 
                 }
                 size_t n = 0;
                 for (const kv__hent *e = r->newest; e; e = e->older)
-                    ents[n++] = (kv__snap_hent){e->rev,
-                                                e->until,
-                                                e->create_rev,
-                                                e->version,
-                                                kv__item_expire_at(e->item),
-                                                kv__item_value(e->item),
-                                                kv__item_vlen(e->item)};
-                rc = fn(ctx, r->key, r->klen, r->floor, ents, n);
+                    ents[n++] = (kv_hist_version){e->rev,
+                                             e->until,
+                                             e->create_rev,
+                                             e->version,
+                                             kv__item_expire_at(e->item),
+                                             kv__item_value(e->item),
+                                             kv__item_vlen(e->item)};
+                kv_key_history h = {.key = r->key, .klen = r->klen, .floor = r->floor,
+                                    .versions = ents, .nversions = n};
+                if (meta) {
+                    h.revision = r->cur_rev;
+                    h.create_revision = r->cur_create;
+                    h.version = r->cur_version;
+                }
+                rc = fn(ctx, &h);
             }
         }
         kv__stripes_unlock(s->stripes, &st, 1);
-        if (rc == KV_OK)
+        if (rc == KV_OK && after_stripe)
             rc = after_stripe(ctx);
     }
     if (ents != small)
@@ -132,7 +144,7 @@ int kv__hist_set_meta(kv_store *s, const void *key, size_t klen, uint64_t rev,
 }
 
 int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
-                      const kv__snap_hent *ents, size_t n)
+                      const kv_hist_version *ents, size_t n)
 {
     kv__slot *slot = kv__slot_get(&s->slots);
     if (!slot)
@@ -150,15 +162,15 @@ int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
     /* oldest first, each below what the record has (a change replayed
      * before this block may already have put newer ones in) */
     for (size_t i = n; rc == KV_OK && i-- > 0;) {
-        const kv__snap_hent *x = &ents[i];
+        const kv_hist_version *x = &ents[i];
         bool have = false;
         for (const kv__hent *e = r->newest; e && !have; e = e->older)
-            have = e->rev == x->rev;
+            have = e->rev == x->revision;
         if (have)
             continue;
         kv__hent *e = kv__hent_new(s, slot);
         kv__item *it = e ? kv__item_new_pre(&s->slab, &slot->cache, s->item_pre, key, klen,
-                                            x->val, x->vlen, x->expire_at)
+                                            x->value, x->vlen, x->expire_at_ms)
                          : NULL;
         if (!it) {
             if (e)
@@ -166,12 +178,12 @@ int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
             rc = KV_NO_MEMORY;
             break;
         }
-        kv__item_set_rev(it, x->rev);
-        *e = (kv__hent){.rev = x->rev, .until = x->until, .create_rev = x->create,
+        kv__item_set_rev(it, x->revision);
+        *e = (kv__hent){.rev = x->revision, .until = x->until, .create_rev = x->create_revision,
                         .version = x->version, .item = it};
         /* insert in revision order (newest first) */
         kv__hent **pp = &r->newest, *newer = NULL;
-        while (*pp && (*pp)->rev > x->rev) {
+        while (*pp && (*pp)->rev > x->revision) {
             newer = *pp;
             pp = &(*pp)->older;
         }
@@ -193,4 +205,98 @@ int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
     kv__stripes_unlock(s->stripes, &st, 1);
     kv__ebr_unpin(slot);
     return rc;
+}
+
+/* ---- copies for replicas ------------------------------------------------------ */
+
+typedef struct dump_ctx {
+    kv_history_fn fn;
+    void *ctx;
+    bool stopped;
+} dump_ctx;
+
+static int dump_key(void *ctx, const kv_key_history *h)
+{
+    dump_ctx *d = ctx;
+    if (d->fn(d->ctx, h) == 0)
+        return KV_OK;
+    d->stopped = true;
+    return -1;
+}
+
+int kv_history_dump(kv_store *s, kv_history_fn fn, void *ctx)
+{
+    if (!s || !fn)
+        return KV_INVALID_ARGUMENT;
+    if (!s->hist)
+        return KV_UNSUPPORTED;
+    dump_ctx d = {fn, ctx, false};
+    int rc = kv__hist_snapshot(s, true, dump_key, NULL, &d);
+    return d.stopped ? KV_OK : rc;
+}
+
+int kv_history_reset(kv_store *s, uint64_t compact_rev)
+{
+    if (!s)
+        return KV_INVALID_ARGUMENT;
+    if (!s->hist)
+        return KV_UNSUPPORTED;
+    kv__slot *slot = kv__slot_get(&s->slots);
+    if (!slot)
+        return KV_NO_MEMORY;
+    kv__hist *h = s->hist;
+    int rc = KV_OK;
+    pthread_mutex_lock(&h->compact_mu);
+    for (unsigned st = 0; st < KV__NSTRIPES && rc == KV_OK; st++) {
+        kv__hmap *m = &h->maps[st];
+        kv__stripes_lock(s->stripes, &st, 1);
+        for (size_t b = 0; m->buckets && b < ((size_t)1 << m->bits) && rc == KV_OK; b++) {
+            kv__hkey *r = m->buckets[b];
+            while (r && rc == KV_OK) {
+                kv__hkey *next = r->next;
+                while (r->oldest && (rc = kv__ebr_reserve(slot, 1)) == KV_OK)
+                    kv__hist_drop_oldest(s, slot, r, false);
+                if (rc == KV_OK) {
+                    kv__hmap_remove(m, r);
+                    kv__count(slot, KV__C_HIST_BYTES, (uint64_t)0 - kv__hkey_bytes(r));
+                    kv__hkey_free(slot, r);
+                }
+                r = next;
+            }
+        }
+        kv__stripes_unlock(s->stripes, &st, 1);
+        kv__ebr_collect(&s->ebr, slot);
+    }
+    if (rc == KV_OK)
+        atomic_store(&h->compact_rev, compact_rev);
+    pthread_mutex_unlock(&h->compact_mu);
+    return rc;
+}
+
+int kv_history_load(kv_store *s, const kv_key_history *h)
+{
+    if (!s || !h)
+        return KV_INVALID_ARGUMENT;
+    if (!s->hist)
+        return KV_UNSUPPORTED;
+    int rc = kv__check_key(s, h->key, h->klen);
+    if (rc != KV_OK)
+        return rc;
+    if (h->nversions && !h->versions)
+        return KV_INVALID_ARGUMENT;
+    for (size_t i = 0; i < h->nversions; i++) {
+        const kv_hist_version *v = &h->versions[i];
+        if (v->revision == 0 || v->until <= v->revision || (i && v->until > h->versions[i - 1].revision) ||
+            (v->vlen && !v->value))
+            return KV_INVALID_ARGUMENT;
+        if ((rc = kv__check_value(s, v->value, v->vlen)) != KV_OK)
+            return rc;
+    }
+    if (h->revision &&
+        (rc = kv__hist_set_meta(s, h->key, h->klen, h->revision, h->create_revision,
+                                h->version)) != KV_OK)
+        return rc;
+    if (!h->nversions && !h->floor)
+        return KV_OK;
+    return kv__hist_load_key(s, h->key, h->klen, h->floor, h->versions, h->nversions);
 }

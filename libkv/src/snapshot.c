@@ -125,35 +125,37 @@ static int on_key(void *ctx, const void *key, size_t klen, const void *val, size
 }
 
 /* One key's history into the block (its stripe locked: copy only). */
-static int on_history(void *ctx, const void *key, size_t klen, uint64_t floor,
-                      const kv__snap_hent *ents, size_t n)
+static int on_history(void *ctx, const kv_key_history *h)
 {
     writer *w = ctx;
+    const void *key = h->key;
+    size_t klen = h->klen, n = h->nversions;
+    const kv_hist_version *ents = h->versions;
     size_t need = w->len + KV__HKEY_HDR + klen;
     for (size_t i = 0; i < n; i++)
-        need += KV__HENT_HDR + kv__ext_size(ents[i].expire_at) + ents[i].vlen;
+        need += KV__HENT_HDR + kv__ext_size(ents[i].expire_at_ms) + ents[i].vlen;
     int rc = w_grow(w, need);
     if (rc)
         return rc;
     unsigned char *p = w->buf + KV__FRAME_HDR + w->len;
     kv__put32(p, (uint32_t)klen);
     kv__put32(p + 4, (uint32_t)n);
-    kv__put64(p + 8, floor);
+    kv__put64(p + 8, h->floor);
     memcpy(p + KV__HKEY_HDR, key, klen);
     p += KV__HKEY_HDR + klen;
     for (size_t i = 0; i < n; i++) {
-        const kv__snap_hent *e = &ents[i];
-        size_t ext = kv__ext_size(e->expire_at);
-        kv__put64(p, e->rev);
+        const kv_hist_version *e = &ents[i];
+        size_t ext = kv__ext_size(e->expire_at_ms);
+        kv__put64(p, e->revision);
         kv__put64(p + 8, e->until);
-        kv__put64(p + 16, e->create);
+        kv__put64(p + 16, e->create_revision);
         kv__put64(p + 24, e->version);
         kv__put16(p + 32, (uint16_t)ext);
         kv__put16(p + 34, 0);
         kv__put32(p + 36, (uint32_t)e->vlen);
-        kv__ext_put(p + KV__HENT_HDR, e->expire_at);
+        kv__ext_put(p + KV__HENT_HDR, e->expire_at_ms);
         if (e->vlen)
-            memcpy(p + KV__HENT_HDR + ext, e->val, e->vlen);
+            memcpy(p + KV__HENT_HDR + ext, e->value, e->vlen);
         p += KV__HENT_HDR + ext + e->vlen;
     }
     w->len = need;
@@ -172,7 +174,7 @@ static int after_stripe(void *ctx)
  * then its compaction revision. */
 static int write_history(kv_store *s, writer *w)
 {
-    int rc = kv__hist_snapshot(s, on_history, after_stripe, w);
+    int rc = kv__hist_snapshot(s, false, on_history, after_stripe, w);
     if (rc == 0)
         rc = w_flush_block(w, KV__BLK_HISTORY);
     if (rc == 0) {

@@ -705,3 +705,144 @@ Test(history, a_store_reopened_with_a_smaller_bound_keeps_the_newest)
     rmdir_all(dir);
     free(dir);
 }
+
+/* ---- copies for replicas: kv_history_dump, kv_history_reset, kv_history_load ---- */
+
+static int load_key(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                    uint64_t version, uint64_t expire_at)
+{
+    cr_assert_eq(kv_load_ex(ctx, key, klen, val, vlen, version, expire_at, 0), KV_OK);
+    return 0;
+}
+
+static int load_history(void *ctx, const kv_key_history *h)
+{
+    int rc = kv_history_load(ctx, h);
+    cr_assert_eq(rc, KV_OK, "kv_history_load: %s", kv_strerror(rc));
+    return 0;
+}
+
+/* Makes t a copy of s as a replica installing a snapshot does: keys, keys
+ * s lacks deleted at its revision, then s's history in place of t's. */
+static void copy_store(kv_store *s, kv_store *t)
+{
+    uint64_t cursor = 0;
+    do
+        cr_assert_eq(kv_scan_ex(s, NULL, 0, cursor, 16, KV_SCAN_EXPIRED, load_key, t, &cursor),
+                     KV_OK);
+    while (cursor);
+    for (int i = 0; i < 37; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "c%d", i);
+        kv_value v = {0};
+        if (kv_get(s, k, strlen(k), &v) == KV_NOT_FOUND)
+            cr_assert_eq(kv_load(t, k, strlen(k), NULL, 0, kv_revision(s), 1), KV_OK);
+        kv_value_free(&v);
+    }
+    cr_assert_eq(kv_history_reset(t, kv_compact_revision(s)), KV_OK);
+    cr_assert_eq(kv_history_dump(s, load_history, t), KV_OK);
+}
+
+static void set_c(kv_store *s, int i, const char *v)
+{
+    char k[16];
+    snprintf(k, sizeof k, "c%d", i);
+    kvt_set(s, k, v);
+}
+
+Test(history, a_copy_made_with_dump_and_load_reads_the_same_at_every_revision)
+{
+    kv_store *s = open_hist(6, 0, 0), *t = open_hist(6, 0, 0);
+    char v[32];
+    /* t's own, different past: all of it must go */
+    for (int i = 0; i < 200; i++) {
+        snprintf(v, sizeof v, "t%d", i);
+        set_c(t, i % 37, v);
+    }
+    for (int i = 0; i < 600; i++) {
+        snprintf(v, sizeof v, "s%d", i);
+        if (i % 11 == 3) {
+            char k[16];
+            snprintf(k, sizeof k, "c%d", i % 37);
+            (void)kv_delete(s, k, strlen(k), NULL);
+        } else if (i % 13 == 5) {
+            kv_pair p[2] = {{"c1", 2, v, strlen(v)}, {"c2", 2, v, strlen(v)}};
+            cr_assert_eq(kv_mset(s, p, 2, NULL), KV_OK);
+        } else {
+            set_c(s, (i * 7) % 37, v);
+        }
+        if (i == 300)
+            cr_assert_eq(kv_compact(s, kv_revision(s) - 100), KV_OK);
+    }
+    kv_key ks[2] = {{"c1", 2}, {"c2", 2}};
+    cr_assert_eq(kv_rollback(s, ks, 2, kv_revision(s) - 50, 0, NULL, NULL), KV_OK);
+    cr_assert_eq(kv_set_ttl(s, "c3", 2, "ttl", 3, 60000, NULL), KV_OK);
+
+    copy_store(s, t);
+    cr_assert_eq(kv_revision(t), kv_revision(s));
+    cr_assert_eq(kv_compact_revision(t), kv_compact_revision(s));
+    char *hs = histories(s), *ht = histories(t);
+    cr_assert_str_eq(ht, hs);
+    free(hs);
+    free(ht);
+    /* every key at every revision, with its metadata (per-key floors too) */
+    for (uint64_t rev = kv_compact_revision(s) + 1; rev <= kv_revision(s); rev++)
+        for (int i = 0; i < 37; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "c%d", i);
+            kv_value a = {0}, b = {0};
+            kv_key_meta ma = {0}, mb = {0};
+            int ra = kv_get_at(s, k, strlen(k), rev, &a, &ma);
+            int rb = kv_get_at(t, k, strlen(k), rev, &b, &mb);
+            cr_assert_eq(rb, ra, "%s at %llu: %s on the copy, %s on the original", k,
+                         (unsigned long long)rev, kv_status_name(rb), kv_status_name(ra));
+            if (ra == KV_OK) {
+                cr_assert_eq(b.len, a.len);
+                cr_assert(memcmp(a.data, b.data, a.len) == 0);
+                cr_assert(memcmp(&ma, &mb, sizeof ma) == 0, "%s at %llu: metadata differs", k,
+                          (unsigned long long)rev);
+            }
+            kv_value_free(&a);
+            kv_value_free(&b);
+        }
+    kv_metrics ms, mt;
+    cr_assert_eq(kv_metrics_read(s, &ms, sizeof ms), KV_OK);
+    cr_assert_eq(kv_metrics_read(t, &mt, sizeof mt), KV_OK);
+    cr_assert_eq(mt.history_versions, ms.history_versions);
+    /* the copy goes on as the original does */
+    uint64_t a = kvt_set(s, "c5", "next"), b = kvt_set(t, "c5", "next");
+    cr_assert_eq(a, b);
+    kv_key_meta ma, mb;
+    kv_value x = {0}, y = {0};
+    cr_assert_eq(kv_get_at(s, "c5", 2, a, &x, &ma), KV_OK);
+    cr_assert_eq(kv_get_at(t, "c5", 2, b, &y, &mb), KV_OK);
+    cr_assert(memcmp(&ma, &mb, sizeof ma) == 0);
+    kv_value_free(&x);
+    kv_value_free(&y);
+    kv_close(s);
+    kv_close(t);
+}
+
+Test(history, loading_a_copy_refuses_bad_input_and_stores_without_history)
+{
+    kv_store *s = open_hist(0, 0, 0), *plain = kvt_open(NULL);
+    kv_hist_version bad[2] = {{.revision = 3, .until = 5, .value = "a", .vlen = 1},
+                              {.revision = 4, .until = 6, .value = "b", .vlen = 1}};
+    kv_key_history h = {.key = "k", .klen = 1, .versions = bad, .nversions = 2};
+    cr_assert_eq(kv_history_load(s, &h), KV_INVALID_ARGUMENT); /* not newest first */
+    bad[1] = (kv_hist_version){.revision = 2, .until = 2, .value = "b", .vlen = 1};
+    cr_assert_eq(kv_history_load(s, &h), KV_INVALID_ARGUMENT); /* until not above */
+    h.klen = 0; /* the status an empty key gets everywhere */
+    cr_assert_eq(kv_history_load(s, &h), kv_set(s, "", 0, "v", 1, NULL));
+    cr_assert_eq(kv_history_load(s, NULL), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_history_dump(s, NULL, NULL), KV_INVALID_ARGUMENT);
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    cr_assert_eq(m.history_versions, 0);
+    h.klen = 1;
+    cr_assert_eq(kv_history_load(plain, &h), KV_UNSUPPORTED);
+    cr_assert_eq(kv_history_dump(plain, load_history, s), KV_UNSUPPORTED);
+    cr_assert_eq(kv_history_reset(plain, 1), KV_UNSUPPORTED);
+    kv_close(s);
+    kv_close(plain);
+}

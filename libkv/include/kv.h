@@ -1149,7 +1149,8 @@ typedef int (*kv_history_fn)(void *ctx, const kv_key_history *h);
 /* Calls fn for every key whose history or metadata a copy needs (keys
  * at version 1 with no earlier version are left out), one lock stripe at
  * a time. The result is exact only if no change runs meanwhile (a
- * replica's apply thread). Errors: KV_UNSUPPORTED (no history),
+ * replica's apply thread). Errors: KV_UNSUPPORTED (no history; checked
+ * first, so a NULL fn asks whether the store keeps history),
  * KV_INVALID_ARGUMENT; KV_OK also when fn stopped it. */
 KV_API int kv_history_dump(kv_store *store, kv_history_fn fn, void *ctx);
 

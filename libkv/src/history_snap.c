@@ -226,10 +226,12 @@ static int dump_key(void *ctx, const kv_key_history *h)
 
 int kv_history_dump(kv_store *s, kv_history_fn fn, void *ctx)
 {
-    if (!s || !fn)
+    if (!s)
         return KV_INVALID_ARGUMENT;
     if (!s->hist)
         return KV_UNSUPPORTED;
+    if (!fn)
+        return KV_INVALID_ARGUMENT;
     dump_ctx d = {fn, ctx, false};
     int rc = kv__hist_snapshot(s, true, dump_key, NULL, &d);
     return d.stopped ? KV_OK : rc;

@@ -8,8 +8,8 @@
  * COMPACTED alike) and has the same compaction revision. A rollback or
  * compaction sent to a follower is redirected (NOT_LEADER) and changes
  * nothing. The age and byte bounds, judged by the leader, compact every
- * node at the same revision. A follower that installs a snapshot has no
- * history below it: reads there are COMPACTED on that node.
+ * node at the same revision. A follower that installs a snapshot gets the
+ * leader's history with it and reads the past as the others do.
  *
  * Followers are read with READONLY over RESP (a local read), once their
  * store has reached the leader's revision; replies are compared byte for
@@ -320,11 +320,10 @@ Test(cluster_history, the_byte_bound_compacts_every_node_alike)
         stop_node(i, SIGTERM);
 }
 
-/* A follower far behind installs a snapshot: it has the keys at their
- * revisions, but no history below the snapshot (kv_load raises its
- * compaction revision), so a read there is COMPACTED on that node while
- * the others still answer it. */
-Test(cluster_history, a_snapshot_installs_without_the_history_below_it)
+/* A follower far behind installs a snapshot: the snapshot carries the
+ * leader's history (earlier versions, per-key metadata, the compaction
+ * revision), so afterwards that node reads the past as the others do. */
+Test(cluster_history, a_snapshot_carries_history_to_a_follower)
 {
     SKIP_UNDER_VALGRIND();
     cluster_snapshot_entries = "16";
@@ -340,25 +339,44 @@ Test(cluster_history, a_snapshot_installs_without_the_history_below_it)
         snprintf(key, sizeof key, "k%d", n % 10);
         snprintf(val, sizeof val, "v%d", n);
         write_somewhere(key, val, &rev);
+        if (n == 20) {
+            /* a compaction while it is away: its point travels too */
+            char at[24];
+            rev_text(rev - 5, at);
+            leader = find_leader();
+            char buf[256];
+            const char *ok = resp_on(leader, 0, (const char *const[]){"KVD.COMPACT", at, NULL},
+                                     buf, sizeof buf);
+            cr_assert_str_eq(ok, "+OK\r\n");
+        }
     }
     start_node(lagging);
     expect_on(lagging, "k9", "v59", rev);
     expect_same_revision();
     cr_assert(file_has(cluster_nodes[lagging].log, "installed a snapshot"), "it installed one");
     uint64_t floor = node_metric(lagging, "compact_revision");
-    cr_expect_gt(floor, early, "no history below the snapshot");
-    char buf[1024], at[24];
+    for (int i = 0; i < NODES; i++)
+        cr_expect_eq(node_metric(i, "compact_revision"), floor, "node %d's compaction revision",
+                     i + 1);
+    cr_expect_lt(floor, rev - 30, "the compaction revision came with the snapshot");
+    /* the past, byte for byte the same on every node */
+    char at[24];
     rev_text(early, at);
-    const char *got = local_resp(lagging, (const char *const[]){"KVD.GETAT", "early", at, NULL},
-                                 buf, sizeof buf);
-    cr_expect(strncmp(got, "-COMPACTED", 10) == 0, "%s", got);
-    leader = find_leader();
-    if (leader != lagging) {
-        got = local_resp(leader, (const char *const[]){"KVD.GETAT", "early", at, NULL}, buf,
-                         sizeof buf);
-        cr_expect_str_eq(got, "$1\r\n1\r\n", "the leader kept its history");
+    for (int n = 0; n < 10; n++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", n);
+        same_everywhere((const char *const[]){"KVD.HISTORY", key, NULL});
     }
-    /* the latest values are the same everywhere */
+    const char *hist = same_everywhere((const char *const[]){"KVD.HISTORY", "early", NULL});
+    cr_expect(strstr(hist, "2") != NULL, "%s", hist);
+    const char *got = same_everywhere((const char *const[]){"KVD.GETAT", "early", at, NULL});
+    cr_expect(strncmp(got, "-COMPACTED", 10) == 0, "compacted everywhere: %s", got);
+    rev_text(floor + 1, at);
+    for (int n = 0; n < 10; n++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", n);
+        same_everywhere((const char *const[]){"KVD.GETAT", key, at, NULL});
+    }
     same_everywhere((const char *const[]){"GET", "early", NULL});
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);

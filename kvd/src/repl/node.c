@@ -49,14 +49,15 @@
  * alone (bounds.h): every KVD_BOUNDS_TICK_MS every node samples its
  * revision and clock, and the leader, when its store is over a bound,
  * proposes one COMPACT entry for the revision the bounds ask for (one in
- * flight at a time), which every node applies. A node that installed a
- * snapshot has no history below it (kv_load: reads there are COMPACTED)
- * until a compaction above it.
+ * flight at a time), which every node applies. Snapshots carry history
+ * (snapshot.h), so a node that installs one reads the past as the leader
+ * does.
  *
  * Snapshots: every --raft-snapshot-entries entries Raft asks for the
- * state (fsm_snapshot: the store copied on the Raft thread, exact), keeps
- * it and drops the log before it; a restart or a follower far behind
- * installs it (fsm_restore) and applies the log after it.
+ * state (fsm_snapshot: the store and its history copied on the Raft
+ * thread, exact: snapshot.h), keeps it and drops the log before it; a
+ * restart or a follower far behind installs it (fsm_restore) and applies
+ * the log after it.
  *
  * Not yet (see docs/replication.md): membership changes, leadership
  * transfer, request ids.
@@ -81,6 +82,7 @@
 #include "bytes.h"
 #include "entry.h"
 #include "recorded.h"
+#include "snapshot.h"
 
 #define STATUS_MS 20
 #define KVD_REPL_MAX_NODES 16
@@ -731,114 +733,38 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 }
 
 /* ---- snapshots of the state machine -------------------------------------------
- * Taken on the Raft thread, where every write is applied, so the store
- * does not change while it is copied: the copy is exact, expired keys not
- * yet removed and expiry times included (the leader's removals must find
- * on the copy what they find everywhere else). Format, little-endian:
- * "KVDSNAP2", u64 revision (the store's), u64 entries, u32 nodes, then per
- * node (where clients reach it) u64 id, u32 len, bytes, then per entry
- * u32 klen, u32 vlen, u64 version, u64 expire_at (0: none), key, value.
- * "KVDSNAP1" (no expiry times, and no expired keys) is still installed. */
-
-#define SNAP_MAGIC "KVDSNAP2"
-#define SNAP_MAGIC_NO_EXPIRY "KVDSNAP1"
-
-typedef struct snap_wr {
-    unsigned char *p;
-    size_t len, cap;
-    int oom;
-    uint64_t count;
-} snap_wr;
-
-static void snap_put(snap_wr *w, const void *src, size_t n)
-{
-    if (w->oom)
-        return;
-    if (w->cap - w->len < n) {
-        size_t cap = w->cap ? w->cap * 2 : 4096;
-        while (cap - w->len < n)
-            cap *= 2;
-        unsigned char *p = realloc(w->p, cap);
-        if (!p) {
-            w->oom = 1;
-            return;
-        }
-        w->p = p;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->len, src, n);
-    w->len += n;
-}
-
-static void snap_u32(snap_wr *w, uint32_t v)
-{
-    unsigned char b[4];
-    kvd_le_store(b, v, 4);
-    snap_put(w, b, 4);
-}
-
-static void snap_u64(snap_wr *w, uint64_t v)
-{
-    unsigned char b[8];
-    kvd_le_store(b, v, 8);
-    snap_put(w, b, 8);
-}
-
-static int snap_entry(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
-                      uint64_t version, uint64_t expire_at)
-{
-    snap_wr *w = ctx;
-    snap_u32(w, (uint32_t)klen);
-    snap_u32(w, (uint32_t)vlen);
-    snap_u64(w, version);
-    snap_u64(w, expire_at);
-    snap_put(w, key, klen);
-    snap_put(w, val, vlen);
-    w->count++;
-    return w->oom;
-}
+ * The store and the nodes' client addresses, taken and installed on the
+ * Raft thread, where every write is applied (snapshot.h). */
 
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
     kvd_repl *r = fsm->data;
-    kv_metrics m;
-    kv_metrics_read(r->s->store, &m, sizeof m);
-    snap_wr w = {0};
-    snap_put(&w, SNAP_MAGIC, 8);
-    snap_u64(&w, m.revision);
-    size_t count_at = w.len;
-    snap_u64(&w, 0); /* the entry count, patched below */
+    kvd_snap_node nodes[KVD_SNAP_MAX_NODES];
+    unsigned nn = 0;
     pthread_mutex_lock(&r->mu);
-    uint32_t nodes = 0;
-    for (int i = 0; i < KVD_REPL_MAX_NODES; i++)
-        nodes += r->clients[i].id != 0;
-    snap_u32(&w, nodes);
-    for (int i = 0; i < KVD_REPL_MAX_NODES; i++)
+    for (int i = 0; i < KVD_REPL_MAX_NODES && nn < KVD_SNAP_MAX_NODES; i++)
         if (r->clients[i].id) {
-            snap_u64(&w, r->clients[i].id);
-            snap_u32(&w, (uint32_t)strlen(r->clients[i].addr));
-            snap_put(&w, r->clients[i].addr, strlen(r->clients[i].addr));
+            nodes[nn].id = r->clients[i].id;
+            memcpy(nodes[nn].addr, r->clients[i].addr, sizeof nodes[nn].addr);
+            nn++;
         }
     pthread_mutex_unlock(&r->mu);
-    uint64_t cursor = 0;
-    do {
-        if (kv_scan_ex(r->s->store, NULL, 0, cursor, 1024, KV_SCAN_EXPIRED, snap_entry, &w,
-                       &cursor) != KV_OK)
-            w.oom = 1;
-    } while (!w.oom && cursor != 0);
     struct raft_buffer *b = malloc(sizeof *b);
-    if (w.oom || !b) {
-        free(w.p);
+    unsigned char *p = NULL;
+    size_t len = 0;
+    kvd_snap_counts c;
+    if (!b || kvd_snap_encode(r->s->store, nodes, nn, &p, &len, &c) != KV_OK) {
         free(b);
         return RAFT_NOMEM;
     }
-    kvd_le_store(w.p + count_at, w.count, 8);
-    b->base = w.p;
-    b->len = w.len;
+    b->base = p;
+    b->len = len;
     *bufs = b;
     *n = 1;
-    kvd_info("raft: snapshot of %llu keys at revision %llu (%zu bytes)",
-             (unsigned long long)w.count, (unsigned long long)m.revision, w.len);
+    kvd_info("raft: snapshot of %llu keys and %llu earlier versions at revision %llu "
+             "(%zu bytes)",
+             (unsigned long long)c.keys, (unsigned long long)c.history_versions,
+             (unsigned long long)c.revision, len);
     return 0;
 }
 
@@ -853,172 +779,30 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
     return 0;
 }
 
-/* Keys of the snapshot, to find the store's keys it does not have. */
-typedef struct key_set {
-    const unsigned char **key;
-    uint32_t *len;
-    size_t cap; /* a power of two */
-} key_set;
-
-static uint64_t key_hash(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
-static void set_add(key_set *s, const unsigned char *k, uint32_t n)
-{
-    size_t i = key_hash(k, n) & (s->cap - 1);
-    while (s->key[i])
-        i = (i + 1) & (s->cap - 1);
-    s->key[i] = k;
-    s->len[i] = n;
-}
-
-static int set_has(const key_set *s, const void *k, size_t n)
-{
-    size_t i = key_hash(k, n) & (s->cap - 1);
-    for (; s->key[i]; i = (i + 1) & (s->cap - 1))
-        if (s->len[i] == n && memcmp(s->key[i], k, n) == 0)
-            return 1;
-    return 0;
-}
-
-typedef struct stale_ctx {
-    const key_set *set;
-    char **keys;
-    size_t *lens;
-    size_t n, cap;
-    int oom;
-} stale_ctx;
-
-static int find_stale(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
-                      uint64_t version, uint64_t expire_at)
-{
-    (void)val;
-    (void)vlen;
-    (void)version;
-    (void)expire_at;
-    stale_ctx *c = ctx;
-    if (set_has(c->set, key, klen))
-        return 0;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        char **k = realloc(c->keys, cap * sizeof *k);
-        size_t *l = k ? realloc(c->lens, cap * sizeof *l) : NULL;
-        if (k)
-            c->keys = k;
-        if (!k || !l) {
-            c->oom = 1;
-            return 1;
-        }
-        c->lens = l;
-        c->cap = cap;
-    }
-    char *copy = malloc(klen ? klen : 1);
-    if (!copy) {
-        c->oom = 1;
-        return 1;
-    }
-    memcpy(copy, key, klen);
-    c->keys[c->n] = copy;
-    c->lens[c->n++] = klen;
-    return 0;
-}
-
-/* Makes the store equal to the snapshot: every entry at its revision,
- * every other key deleted at the snapshot's revision (which is newer
- * than anything this node had: it is behind, or it would not install a
- * snapshot). */
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     kvd_repl *r = fsm->data;
-    kv_store *st = r->s->store;
-    kvd_rd rd = kvd_rd_init(buf->base, buf->len);
-    const unsigned char *magic = kvd_rd_take(&rd, 8);
-    int with_expiry = magic && memcmp(magic, SNAP_MAGIC, 8) == 0;
-    if (!magic || (!with_expiry && memcmp(magic, SNAP_MAGIC_NO_EXPIRY, 8) != 0))
+    kvd_snap_node nodes[KVD_SNAP_MAX_NODES];
+    unsigned nn = 0;
+    kvd_snap_counts c;
+    int rc = kvd_snap_install(r->s->store, buf->base, buf->len, nodes, &nn, &c);
+    if (rc == KV_CORRUPT)
         return RAFT_CORRUPT;
-    uint64_t revision = kvd_rd_num(&rd, 8), count = kvd_rd_num(&rd, 8);
-    uint32_t nodes = (uint32_t)kvd_rd_num(&rd, 4);
-    if (rd.bad || count > (uint64_t)(rd.end - rd.p) / 16 || nodes > KVD_REPL_MAX_NODES)
-        return RAFT_CORRUPT;
+    if (rc != KV_OK)
+        return RAFT_NOMEM;
     pthread_mutex_lock(&r->mu);
     memset(r->clients, 0, sizeof r->clients);
-    for (uint32_t i = 0; i < nodes && !rd.bad; i++) {
-        r->clients[i].id = kvd_rd_num(&rd, 8);
-        uint32_t n = (uint32_t)kvd_rd_num(&rd, 4);
-        const unsigned char *a = kvd_rd_take(&rd, n);
-        size_t m = n < 63 ? n : 63;
-        if (a)
-            memcpy(r->clients[i].addr, a, m);
-        r->clients[i].addr[m] = 0;
+    for (unsigned i = 0; i < nn && i < KVD_REPL_MAX_NODES; i++) {
+        r->clients[i].id = nodes[i].id;
+        memcpy(r->clients[i].addr, nodes[i].addr, sizeof r->clients[i].addr);
     }
     pthread_mutex_unlock(&r->mu);
-    key_set set = {0};
-    set.cap = 16;
-    while (set.cap < 2 * count + 2)
-        set.cap *= 2;
-    set.key = calloc(set.cap, sizeof *set.key);
-    set.len = calloc(set.cap, sizeof *set.len);
-    if (!set.key || !set.len) {
-        free(set.key);
-        free(set.len);
-        return RAFT_NOMEM;
-    }
-    int rc = 0;
-    for (uint64_t i = 0; i < count && !rd.bad && rc == 0; i++) {
-        uint32_t klen = (uint32_t)kvd_rd_num(&rd, 4), vlen = (uint32_t)kvd_rd_num(&rd, 4);
-        uint64_t version = kvd_rd_num(&rd, 8);
-        uint64_t expire_at = with_expiry ? kvd_rd_num(&rd, 8) : 0;
-        const unsigned char *k = kvd_rd_take(&rd, klen), *v = kvd_rd_take(&rd, vlen);
-        if (rd.bad)
-            break;
-        set_add(&set, k, klen);
-        if (kv_load_ex(st, k, klen, v, vlen, version, expire_at, 0) != KV_OK)
-            rc = RAFT_NOMEM;
-    }
-    if (rd.bad)
-        rc = RAFT_CORRUPT;
-    stale_ctx sc = {.set = &set};
-    uint64_t cursor = 0;
-    while (rc == 0 && !sc.oom) {
-        /* expired keys too: the store removes none on its own */
-        if (kv_scan_ex(st, NULL, 0, cursor, 1024, KV_SCAN_EXPIRED, find_stale, &sc, &cursor) !=
-            KV_OK)
-            sc.oom = 1;
-        if (cursor == 0)
-            break;
-    }
-    if (rc == 0 && sc.oom)
-        rc = RAFT_NOMEM;
-    for (size_t i = 0; i < sc.n; i++) {
-        if (rc == 0 && kv_load(st, sc.keys[i], sc.lens[i], NULL, 0, revision, 1) != KV_OK)
-            rc = RAFT_NOMEM;
-        free(sc.keys[i]);
-    }
-    free(sc.keys);
-    free(sc.lens);
-    if (rc == 0) {
-        /* The store's revision becomes the snapshot's (its last changes
-         * may have been deletes): deleting a key that is absent - the
-         * store now holds the snapshot's keys only - just raises it. */
-        char absent[64] = {0};
-        size_t n = 1;
-        while (n < sizeof absent && set_has(&set, absent, n))
-            n++;
-        kv_load(st, absent, n, NULL, 0, revision, 1);
-        kvd_info("raft: installed a snapshot of %llu keys at revision %llu (%zu stale keys "
-                 "removed)",
-                 (unsigned long long)count, (unsigned long long)revision, sc.n);
-        raft_free(buf->base); /* the state machine owns it once restored */
-    }
-    free(set.key);
-    free(set.len);
-    return rc;
+    kvd_info("raft: installed a snapshot of %llu keys and %llu earlier versions at revision "
+             "%llu (%llu stale keys removed)",
+             (unsigned long long)c.keys, (unsigned long long)c.history_versions,
+             (unsigned long long)c.revision, (unsigned long long)c.stale_removed);
+    raft_free(buf->base); /* the state machine owns it once restored */
+    return 0;
 }
 
 /* ---- status ------------------------------------------------------------------- */

@@ -518,8 +518,14 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
         used = refresh(s, slot, &retired);
     }
     /* History is the first to go under the limit (history.h): compacting
-     * frees it without touching a live key. */
-    while (used + need > ev->limit && s->hist && kv__hist_shed(s, slot))
+     * frees it without touching a live key, a slice of at most
+     * KV__EVICT_SLICE_NS per write (the eviction slice below goes on
+     * with it before it evicts a key). Under noeviction a write that
+     * stopped short would be refused while history could still make
+     * room: there it sheds until the write fits or history is gone. */
+    uint64_t shed_end = ev->policy == KV_EVICT_NOEVICTION ? 0 : mono_ns() + KV__EVICT_SLICE_NS;
+    while (used + need > ev->limit && s->hist && (!shed_end || mono_ns() < shed_end) &&
+           kv__hist_shed(s, slot, shed_end))
         used = refresh(s, slot, &retired);
     if (used + need <= ev->limit)
         return KV_OK;
@@ -553,7 +559,7 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
             continue;
         }
         /* an evicted item goes into history: drop that before evicting on */
-        if (s->hist && kv__hist_shed(s, slot))
+        if (s->hist && mono_ns() < deadline && kv__hist_shed(s, slot, deadline))
             continue;
         size_t found;
         size_t removed = evict_batch(s, ev, slot, KV__EVICT_BATCH, deadline, &found, &none);

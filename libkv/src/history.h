@@ -94,9 +94,12 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
                      kv__item *old, bool visible, kv__item *next, uint64_t rev);
 
 /* Under the memory limit (evict.c, no lock held): compacts history to
- * halfway between the compaction revision and the latest, oldest first.
- * False when there was nothing to drop. */
-bool kv__hist_shed(kv_store *s, kv__slot *slot);
+ * halfway between the compaction revision and the latest, oldest first,
+ * sweeping until deadline_ns (CLOCK_MONOTONIC; 0: to the end); the next
+ * call goes on where this one stopped before it starts another half. So
+ * a write pays for a slice, not for a whole history. False when there
+ * was nothing to drop. */
+bool kv__hist_shed(kv_store *s, kv__slot *slot, uint64_t deadline_ns);
 
 /* Recovery or kv_load installed state whose history is not known: reads
  * below rev are compacted. */

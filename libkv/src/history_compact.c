@@ -14,18 +14,25 @@
 
 /* Versions a sweep drops under one stripe lock at most: then it lets the
  * stripe's writers in and frees what it retired (a first sweep of a big
- * history drops millions of versions; held and freed at once, they made a
- * write wait 356 ms in bench/history's compaction run). */
+ * history drops millions of versions). */
 #define SWEEP_SLICE 1024u
 
-/* Drops, stripe by stripe and slice by slice, every entry no read at a
- * revision >= c needs. compact_mu held. */
-static void sweep(kv_store *s, kv__slot *slot, uint64_t c)
+static uint64_t now_ns(void)
 {
-    for (unsigned st = 0; st < KV__NSTRIPES; st++) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Drops, stripe by stripe and slice by slice from *pos on, every entry no
+ * read at a revision >= c needs; stops once a slice ends past deadline_ns
+ * (0: none). True when the sweep is complete. compact_mu held. */
+static bool sweep(kv_store *s, kv__slot *slot, uint64_t c, kv__sweep_pos *pos,
+                  uint64_t deadline_ns)
+{
+    for (; pos->stripe < KV__NSTRIPES; pos->stripe++, pos->bucket = 0) {
+        unsigned st = pos->stripe;
         kv__hmap *m = &s->hist->maps[st];
-        size_t b = 0;
-        unsigned bits = 0;
         bool more = true;
         while (more) {
             unsigned dropped = 0;
@@ -33,9 +40,10 @@ static void sweep(kv_store *s, kv__slot *slot, uint64_t c)
             /* A writer may have resized the map since the last slice:
              * buckets were rehashed, so start the stripe again (what was
              * dropped is gone; the rest is found again). */
-            if (b && m->bits != bits)
-                b = 0;
-            bits = m->bits;
+            if (pos->bucket && m->bits != pos->bits)
+                pos->bucket = 0;
+            pos->bits = m->bits;
+            size_t b = pos->bucket;
             for (; m->buckets && b < ((size_t)1 << m->bits) && dropped < SWEEP_SLICE; b++) {
                 kv__hkey *r = m->buckets[b];
                 while (r) {
@@ -49,11 +57,20 @@ static void sweep(kv_store *s, kv__slot *slot, uint64_t c)
                     r = next;
                 }
             }
+            pos->bucket = b;
             more = m->buckets && b < ((size_t)1 << m->bits);
             kv__stripes_unlock(s->stripes, &st, 1);
             kv__ebr_collect(&s->ebr, slot);
+            if (deadline_ns && now_ns() >= deadline_ns) {
+                if (!more) {
+                    pos->stripe++;
+                    pos->bucket = 0;
+                }
+                return pos->stripe >= KV__NSTRIPES;
+            }
         }
     }
+    return true;
 }
 
 static void add_hist_bytes(kv__slot *slot, void *ctx)
@@ -69,13 +86,16 @@ static uint64_t hist_bytes_sum(kv_store *s)
     return (int64_t)sum < 0 ? 0 : sum;
 }
 
-/* Raises the compaction revision to c and sweeps. */
+/* Raises the compaction revision to c and sweeps, all of it (a shed
+ * left unfinished included: it is below c). */
 static void compact_to(kv_store *s, kv__slot *slot, uint64_t c)
 {
     kv__hist *h = s->hist;
     pthread_mutex_lock(&h->compact_mu);
     kv__hist_floor(s, c);
-    sweep(s, slot, atomic_load(&h->compact_rev));
+    kv__sweep_pos pos = {0};
+    sweep(s, slot, atomic_load(&h->compact_rev), &pos, 0);
+    h->shed_active = false;
     pthread_mutex_unlock(&h->compact_mu);
     kv__ebr_collect(&s->ebr, slot);
 }
@@ -103,16 +123,27 @@ static void add_hist_versions(kv__slot *slot, void *ctx)
                                              memory_order_relaxed);
 }
 
-bool kv__hist_shed(kv_store *s, kv__slot *slot)
+bool kv__hist_shed(kv_store *s, kv__slot *slot, uint64_t deadline_ns)
 {
-    uint64_t versions = 0;
-    kv__slot_each(&s->slots, add_hist_versions, &versions);
-    if ((int64_t)versions <= 0)
-        return false; /* only version counts of live keys: nothing to drop */
-    uint64_t latest = kv__revision_latest(s), c = atomic_load(&s->hist->compact_rev);
-    if (c >= latest)
-        return false;
-    compact_to(s, slot, c + (latest - c + 1) / 2);
+    kv__hist *h = s->hist;
+    pthread_mutex_lock(&h->compact_mu);
+    if (!h->shed_active) {
+        uint64_t versions = 0;
+        kv__slot_each(&s->slots, add_hist_versions, &versions);
+        uint64_t latest = kv__revision_latest(s), c = atomic_load(&h->compact_rev);
+        if ((int64_t)versions <= 0 || c >= latest) {
+            /* only version counts of live keys, or nothing below the
+             * latest: nothing to drop */
+            pthread_mutex_unlock(&h->compact_mu);
+            return false;
+        }
+        kv__hist_floor(s, c + (latest - c + 1) / 2);
+        h->shed_pos = (kv__sweep_pos){0};
+        h->shed_active = true;
+    }
+    if (sweep(s, slot, atomic_load(&h->compact_rev), &h->shed_pos, deadline_ns))
+        h->shed_active = false;
+    pthread_mutex_unlock(&h->compact_mu);
     return true;
 }
 

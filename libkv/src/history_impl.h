@@ -59,6 +59,13 @@ typedef struct sample {
     uint64_t ms, rev;
 } sample;
 
+/* Where a sweep of the maps has got to (history_compact.c). */
+typedef struct kv__sweep_pos {
+    unsigned stripe;
+    size_t bucket;
+    unsigned bits; /* the stripe's map size when bucket was reached */
+} kv__sweep_pos;
+
 struct kv__hist {
     kv__hmap *maps; /* KV__NSTRIPES, each guarded by its stripe's lock */
     uint32_t max_versions;
@@ -66,6 +73,9 @@ struct kv__hist {
     uint32_t max_age_s;
     _Atomic uint64_t compact_rev;
     pthread_mutex_t compact_mu; /* one sweep at a time */
+    /* under compact_mu: a shed under the memory limit goes on from here */
+    bool shed_active;
+    kv__sweep_pos shed_pos;
     /* the kv__hist_compactor thread (byte and age bounds) */
     bool running, stop;
     pthread_t thread;

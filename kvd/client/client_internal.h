@@ -111,6 +111,11 @@ int kv__client_server_status(kv_client *c, const kv_proto_response *resp);
 /* malloc'ed copy of n bytes (non-NULL even for n == 0), NULL if OOM. */
 void *kv__client_memdup(const void *p, size_t n);
 
+/* Runs a multi-get request q (MGET, MGET_AT: q->nkeys keys) and copies
+ * its values into out[] (caller-owned; freed again on failure); name is
+ * the operation's, for the error message. */
+int kv__client_mget_run(kv_client *c, kv_proto_request *q, kv_value *out, const char *name);
+
 /* Copies a decoded TXN result into a caller-owned kv_txn_result. */
 int kv__client_copy_txn(const kv_proto_response *resp, kv_txn_result *out);
 

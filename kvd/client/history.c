@@ -39,28 +39,7 @@ int kv_client_get_at(kv_client *c, const void *key, size_t klen, uint64_t rev, k
 int kv_client_mget_at(kv_client *c, const kv_key *keys, size_t n, uint64_t rev, kv_value *out)
 {
     kv_proto_request q = {.op = KV_PROTO_MGET_AT, .keys = keys, .nkeys = n, .revision = rev};
-    kv_proto_response r;
-    int rc = run(c, &q, &r);
-    if (rc != KV_OK)
-        return rc;
-    if (r.nvalues != n)
-        return kv__client_fail(c, KV_PROTOCOL, "MGET_AT reply has %zu values for %zu keys",
-                               r.nvalues, n);
-    for (size_t i = 0; i < n; i++) {
-        const kv_proto_value *v = &r.values[i];
-        kv_value tmp = {NULL, 0, 0};
-        if (v->found) {
-            tmp.data = kv__client_memdup(v->data, v->len);
-            if (tmp.data == NULL) {
-                kv_client_values_free(out, i);
-                return kv__client_error(c, KV_NO_MEMORY, "out of memory");
-            }
-            tmp.len = v->len;
-            tmp.version = v->version;
-        }
-        out[i] = tmp;
-    }
-    return KV_OK;
+    return kv__client_mget_run(c, &q, out, "MGET_AT");
 }
 
 int kv_client_scan_at(kv_client *c, const void *prefix, size_t plen, uint64_t rev,

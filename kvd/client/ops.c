@@ -79,16 +79,15 @@ int kv_client_get(kv_client *c, const void *key, size_t klen, kv_value *out)
     return run_value(c, &q, out);
 }
 
-int kv_client_mget(kv_client *c, const kv_key *keys, size_t n, kv_value *out)
+int kv__client_mget_run(kv_client *c, kv_proto_request *q, kv_value *out, const char *name)
 {
-    kv_proto_request q = {.op = KV_PROTO_MGET, .keys = keys, .nkeys = n};
     kv_proto_response r;
-    int rc = run(c, &q, &r);
+    int rc = run(c, q, &r);
     if (rc != KV_OK)
         return rc;
+    size_t n = q->nkeys;
     if (r.nvalues != n)
-        return kv__client_fail(c, KV_PROTOCOL,
-                               "MGET reply has %zu values for %zu keys",
+        return kv__client_fail(c, KV_PROTOCOL, "%s reply has %zu values for %zu keys", name,
                                r.nvalues, n);
     for (size_t i = 0; i < n; i++) {
         const kv_proto_value *v = &r.values[i];
@@ -105,6 +104,12 @@ int kv_client_mget(kv_client *c, const kv_key *keys, size_t n, kv_value *out)
         out[i] = tmp;
     }
     return KV_OK;
+}
+
+int kv_client_mget(kv_client *c, const kv_key *keys, size_t n, kv_value *out)
+{
+    kv_proto_request q = {.op = KV_PROTO_MGET, .keys = keys, .nkeys = n};
+    return kv__client_mget_run(c, &q, out, "MGET");
 }
 
 static int set_common(kv_client *c, const void *key, size_t klen,

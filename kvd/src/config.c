@@ -108,7 +108,7 @@ static const opt_def opts[] = {
      "adds it (kvcli cluster add ID HOST:PORT); needs --node-id and --raft-addr", 0, 0},
     {"raft-election-timeout", OPT_SIZE, OFF(raft_election_timeout), "MS",
      "cluster: milliseconds without hearing from a leader before a follower starts an "
-     "election (randomized between 1x and 2x; heartbeats every tenth of it) (default 1000)",
+     "election (randomized between 1x and 2x; heartbeats every tenth of it) (default 750)",
      50, 60000},
     {"raft-snapshot-entries", OPT_SIZE, OFF(raft_snapshot_entries), "N",
      "cluster: snapshot the store every N Raft log entries and drop the log before it "
@@ -200,7 +200,7 @@ static void config_defaults(kvd_config *cfg)
     cfg->resp_port = -1;
     cfg->http_port = -1;
     cfg->raft_snapshot_entries = 16384;
-    cfg->raft_election_timeout = 1000;
+    cfg->raft_election_timeout = 750;
     cfg->unix_perm = -1;
     cfg->protected_mode = 1;
     cfg->max_connections = 10000;

@@ -28,11 +28,14 @@
 # from round to round) and each runs the three loads. Before round 1 each
 # system gets WARMUP seconds of put64, untimed.
 #
-# With NATIVE=1 (default), kvd's cluster and the single kvd are also driven
-# through kvd's own protocol by kvbench (bench/kvbench: -c1 SETs, -c64
-# SETs, -c64 GETs after --preload, 1 s warmup), reported apart: etcd has no
-# counterpart here (its gRPC API needs a Go or Python client), so the wrk
-# table is the like-for-like comparison.
+# With NATIVE=1 (default), the same loads also go through the native
+# protocols, reported apart: kvd's cluster and the single kvd through kvd's
+# own protocol with kvbench (bench/kvbench: -c1 SETs, -c64 SETs, -c64 GETs
+# after --preload, 1 s warmup), and etcd's put1 through its gRPC API with
+# Debian's python3-etcd3 (etcd_native.py under /usr/bin/python3; skipped,
+# with a note, if the module is missing). A Python client spends some
+# 100-200 us of its own per call, so only its one-connection figure is
+# etcd's rather than the client's: the wrk table is the like-for-like one.
 #
 # Then, with FAILOVERS=N (default 3), N leader kills per cluster (the two
 # alternate): nodes.py failover kills the leader with SIGKILL and puts to
@@ -60,13 +63,14 @@
 # default, a loop per CPU), SERVER_CPU / CLIENT_CPU (empty: no pinning;
 # else taskset CPU lists for the servers / for wrk, kvbench and helpers),
 # OUT (empty: the next free bench/results/cluster-etcd-N.txt; "none": stdout
-# only), KEEP (1: keep the temp dir with the servers' logs, TMPDIR's
-# default /var/tmp). Needs kvd, kvcli and kvbench built in BUILD, etcd
-# (Debian etcd-server), wrk, curl and python3.
+# only), KEEP (1: keep the temp dir, with the servers' logs; it is made
+# under TMPDIR, default /var/tmp). Needs kvd, kvcli and kvbench built in BUILD, etcd
+# (Debian etcd-server), wrk, curl and python3; python3-etcd3 for etcd's
+# native line (all in PACKAGES of scripts/dev.sh).
 #
-# Takes about ROUNDS x DURATION x 9 (wrk) + ROUNDS x (DURATION + 1) x 6
-# (kvbench) seconds, plus starts, preloads and failovers (about 10 s per
-# kill): some 9 minutes with the defaults.
+# Takes about ROUNDS x (9 x DURATION (wrk) + 7 x (DURATION + 1) (native))
+# seconds, plus about half a second per run, starts, preloads and
+# failovers (about 5 s per kill): some 10 minutes with the defaults.
 #
 # Only the processes this script started are stopped, on exit. A Debian
 # etcd-server may run a system etcd on 2379/2380: never used or touched.
@@ -130,9 +134,10 @@ wrkpid=0
 cleanup() {
     set +e
     for pid in "$wrkpid" "${EPID[@]}" "${KPID[@]}" "$SPID"; do
-        [ "$pid" -gt 0 ] && kill -9 "$pid" 2>/dev/null
+        [ "$pid" -gt 0 ] && kill -9 "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
-    wait 2>/dev/null
+    # (no bare wait: it would also wait for the tee below, which ends
+    # only when this shell does)
     if [ "${KEEP:-}" = 1 ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -339,6 +344,30 @@ EOF
     echo
 }
 
+# etcd_native_run ROUND: etcd's put1 through its gRPC API (etcd_native.py)
+etcd_native_run() {
+    local r=$1 u out line t0 t1
+    u=$(url etcd)
+    echo "--- round $r, etcd, put1 (native): etcd_native.py ${u#http://} put $KEYS $VALUE $DURATION 1"
+    t0=$(ticks etcd)
+    out=$("${CLI[@]}" timeout $((DURATION + 60)) /usr/bin/python3 "$HERE/etcd_native.py" "${u#http://}" put "$KEYS" "$VALUE" "$DURATION" 1 2>&1) ||
+        problem "etcd put1 native: exit status $?"
+    t1=$(ticks etcd)
+    alive
+    echo "$out"
+    line=$(grep '^RESULT ' <<<"$out" || true)
+    [ -n "$line" ] || { problem "etcd put1 native: no RESULT line"; return; }
+    grep -q 'non2xx=0 misses=0 errors=0$' <<<"$line" || { problem "etcd put1 native: failed calls: $line"; return; }
+    python3 - "$line" "$(((t1 - t0) * TICK_US))" >>"$RESULTS" <<'EOF'
+import sys
+f = dict(kv.split("=") for kv in sys.argv[1].split()[1:])
+for k in ("rps", "p50_ms", "p99_ms", "p999_ms", "max_ms"):
+    print("native", "etcd", "put1", k, f[k])
+print("native", "etcd", "put1", "cpu_us_per_req", int(sys.argv[2]) / max(1, int(f["requests"])))
+EOF
+    echo
+}
+
 # native_run SYSTEM LOAD ROUND: kvbench through kvd's own protocol
 native_run() {
     local s=$1 load=$2 r=$3 u port args out rc=0 t0 t1
@@ -391,10 +420,17 @@ for r in $(seq "$ROUNDS"); do
         for load in $LOADS; do wrk_run "$s" "$load" "$r"; done
     done
 done
+ETCD_NATIVE=0
+if [ "$NATIVE" = 1 ] && /usr/bin/python3 -c 'import etcd3' 2>/dev/null; then ETCD_NATIVE=1; fi
 if [ "$NATIVE" = 1 ]; then
+    [ "$ETCD_NATIVE" = 1 ] || echo "note: no python3-etcd3 for /usr/bin/python3: etcd is not measured through gRPC"
     for r in $(seq "$ROUNDS"); do
-        if [ $((r % 2)) -eq 1 ]; then order="kvd single"; else order="single kvd"; fi
+        if [ $((r % 2)) -eq 1 ]; then order="etcd kvd single"; else order="single kvd etcd"; fi
         for s in $order; do
+            if [ "$s" = etcd ]; then
+                [ "$ETCD_NATIVE" = 1 ] && etcd_native_run "$r"
+                continue
+            fi
             for load in $LOADS; do native_run "$s" "$load" "$r"; done
         done
     done
@@ -509,11 +545,15 @@ for load in loads:
     print(rrow % (("cl/sgl", names[load]) + tuple(div(med("wrk", "kvd", load, k), med("wrk", "single", load, k)) for k in metrics)))
 if any(k[0] == "native" for k in v):
     print()
-    print("=== kvbench over kvd's own protocol (no etcd counterpart), medians of %s rounds ===" % rounds)
+    print("=== native protocols, medians of %s rounds: kvd's through kvbench; etcd's gRPC through python3-etcd3,"
+          " one connection only (a Python client: its own CPU is in the latency) ===" % rounds)
     print(head)
-    for s in ("kvd", "single"):
+    for s in ("etcd", "kvd", "single"):
         for load in loads:
-            print(row % ((s, names[load]) + tuple(med("native", s, load, k) for k in metrics)))
+            if v["native", s, load, "rps"]:
+                print(row % ((s, names[load]) + tuple(med("native", s, load, k) for k in metrics)))
+    if v["native", "etcd", "put1", "rps"]:
+        print(rrow % (("kvd/etcd", names["put1"]) + tuple(div(med("native", "kvd", "put1", k), med("native", "etcd", "put1", k)) for k in metrics)))
     for load in loads:
         print(rrow % (("cl/sgl", names[load]) + tuple(div(med("native", "kvd", load, k), med("native", "single", load, k)) for k in metrics)))
     print("(native CPU us/req: the servers' CPU over warmup and run, per request at the measured rate; a rough figure)")

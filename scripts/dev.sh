@@ -16,13 +16,15 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 # TBB for kvbench_lib's C++ contenders; memcached for kvbench --protocol memcache;
 # etcd-server and etcd-client for bench/history/compare_etcd.sh, which starts
 # its own etcd on its own ports: on a systemd machine the package also
-# enables an etcd service on 2379/2380, which nothing here uses or stops).
+# enables an etcd service on 2379/2380, which nothing here uses or stops;
+# also for bench/cluster/compare_etcd.sh, whose etcd gRPC line needs
+# python3-etcd3, under Debian's /usr/bin/python3).
 PACKAGES=(build-essential cmake pkg-config clang git
           libxxhash-dev liburcu-dev libuv1-dev libmsgpack-dev libinih-dev libedit-dev
           libjansson-dev libcriterion-dev valgrind redis-server redis-tools util-linux procps
           liblmdb-dev libraft-dev libsystemd-dev systemd libhiredis-dev
           libhttp-parser-dev curl prometheus wrk libcuckoo-dev libtbb-dev memcached
-          python3 python3-redis etcd-server etcd-client)
+          python3 python3-redis etcd-server etcd-client python3-etcd3)
 
 deps() {
     local missing=()

@@ -23,7 +23,8 @@ local bit = require("bit")
 local system, nkeys, value
 local bodies = {}
 local threads = {}
-local non2xx = 0
+-- a global, not a local: done() reads it from each thread with t:get()
+non2xx = 0
 
 local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 

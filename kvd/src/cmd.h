@@ -99,7 +99,8 @@ struct kvd_conn;
     XX(ROLLBACK, "rollback", KVD_CF_WRITE | KVD_CF_NOTXN)    \
     XX(COMPACT, "compact", KVD_CF_WRITE | KVD_CF_NOTXN)      \
     XX(WATCH_CHANGES, "watch_changes", KVD_CF_NOTXN)         \
-    XX(WATCH_CANCEL, "watch_cancel", KVD_CF_NOTXN)
+    XX(WATCH_CANCEL, "watch_cancel", KVD_CF_NOTXN)           \
+    XX(SESSION, "session", KVD_CF_NOTXN)
 
 typedef enum kvd_cmd_kind {
 #define KVD__CMD_ENUM(name, str, flags) KVD_CMD_##name,
@@ -211,6 +212,9 @@ typedef struct kvd_session {
     unsigned stale_reads : 1; /* cluster: reads answered locally     */
     int auth_failures;
     uint64_t client_id;
+    uint64_t req_client; /* SESSION (cluster): the client id its writes'
+                            Raft entries carry with their request ids,
+                            so that a retry is not applied twice; 0: none */
     char name[64];       /* CLIENT SETNAME / HELLO's client name   */
     kvd_multi *multi;    /* MULTI queue and WATCHed keys, or NULL  */
 } kvd_session;

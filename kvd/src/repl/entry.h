@@ -12,8 +12,10 @@
 #include "../cmd.h"
 
 /* Encodes cmd into a buffer from raft_malloc (raft takes it), its clock
- * reading 0 until kvd_entry_stamp. Returns NULL when out of memory. */
-void *kvd_entry_encode(const kvd_cmd *cmd, size_t *len);
+ * reading 0 until kvd_entry_stamp, with the request id (client, seq) a
+ * client gave it (0, 0: none; sessions.h). Returns NULL when out of
+ * memory. */
+void *kvd_entry_encode(const kvd_cmd *cmd, uint64_t client, uint64_t seq, size_t *len);
 
 /* Writes the leader's clock reading (ms since the Unix epoch) into an
  * entry from kvd_entry_encode, as it proposes it: every node applies the
@@ -26,6 +28,7 @@ typedef struct kvd_entry {
     kvd_cmd cmd;
     uint64_t clock_ms; /* the leader's clock at proposal; 0: none (an
                           entry of format 1 or 2, or never stamped) */
+    uint64_t client, seq; /* the request id (format 5); 0 0: none */
     void *arrays; /* malloc'ed keys/pairs/compares/ops */
 } kvd_entry;
 

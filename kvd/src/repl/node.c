@@ -58,8 +58,11 @@
  * it and drops the log before it; a restart or a follower far behind
  * installs it (fsm_restore) and applies the log after it.
  *
- * Not yet (see docs/replication.md): membership changes, leadership
- * transfer, request ids.
+ * Request ids: a write from a connection that gave a client id
+ * (SESSION) carries it and the request's id in its entry; applying it
+ * consults the table of applied request ids (sessions.h, replicated
+ * state, in snapshots too), so a retried write is applied once and its
+ * retry answered with the first outcome.
  */
 #include "repl.h"
 
@@ -81,6 +84,7 @@
 #include "bytes.h"
 #include "entry.h"
 #include "recorded.h"
+#include "sessions.h"
 
 #define STATUS_MS 20
 #define KVD_REPL_MAX_NODES 16
@@ -158,6 +162,7 @@ struct kvd_repl {
     int barrier_busy;
     int expire_busy; /* a CLUSTER_EXPIRE entry is in flight */
     int expire_more; /* and it was full: the next step comes at once */
+    kvd_sessions *sessions; /* applied request ids (replicated state) */
     kvd_bounds bounds; /* history's byte and age bounds */
     int bounds_busy;   /* a COMPACT entry of theirs is in flight */
     _Atomic int leader; /* this node leads, as last seen */
@@ -483,7 +488,10 @@ int kvd_repl_submit(kvd_exec *x)
     kvd_repl_wait *w = calloc(1, sizeof *w);
     if (!w)
         return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
-    w->entry = kvd_entry_encode(x->cmd, &w->len);
+    /* With SESSION the request's id is the write's sequence number: the
+     * entry carries both, so a retry is applied once (sessions.h). */
+    uint64_t client = x->sess->req_client;
+    w->entry = kvd_entry_encode(x->cmd, client, client ? x->cmd->id : 0, &w->len);
     if (!w->entry) {
         free(w);
         return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
@@ -668,6 +676,32 @@ void kvd_repl_drain(kvd_worker *wk)
 
 /* ---- the state machine ------------------------------------------------------- */
 
+/* Whether e (a write with a request id) was applied before, by this
+ * client's session (sessions.h): then its reply is the first one again,
+ * or "outcome unknown" when that is no longer kept. */
+static int applied_before(kvd_repl *r, const kvd_entry *e, kvd_reply *reply)
+{
+    const void *outcome = NULL;
+    size_t len = 0;
+    int seen = kvd_sessions_check(r->sessions, e->client, e->seq, &outcome, &len);
+    if (seen == KVD_SESSION_NEW)
+        return 0;
+    pthread_mutex_lock(&r->mu);
+    r->st.duplicates++;
+    pthread_mutex_unlock(&r->mu);
+    if (seen == KVD_SESSION_DUPLICATE && outcome &&
+        kvd_recorded_replay(outcome, len, reply) == KV_OK)
+        return 1;
+    reply->ops->rewind(reply);
+    reply->ops->error(reply, KV_UNKNOWN_OUTCOME,
+                      seen == KVD_SESSION_DUPLICATE
+                          ? "outcome unknown: this request id was applied before, and its "
+                            "result was too large to keep; it was not applied again"
+                          : "outcome unknown: this client has had a later request applied "
+                            "since this request id; it was not applied again");
+    return 1;
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     kvd_repl *r = fsm->data;
@@ -708,6 +742,9 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         else
             reply.ops->error(&reply, rc, "expired keys could not be removed");
         kvd_entry_free(&e);
+    } else if (e.client && applied_before(r, &e, &reply)) {
+        /* a retry of a write already applied: nothing changes */
+        kvd_entry_free(&e);
     } else {
         kvd_exec x = {.c = NULL, .srv = r->s, .sess = &r->apply_sess, .cmd = &e.cmd, .r = &reply,
                       .st = r->s->store};
@@ -717,6 +754,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         if (kvd__cmd_run(&x) < 0)
             reply.ops->error(&reply, KV_NO_MEMORY, "out of memory");
         kv_clock_pin(r->s->store, 0);
+        if (e.client && reply.ops->finish(&reply) == KV_OK)
+            kvd_sessions_record(r->sessions, e.client, e.seq, rec->data, rec->len);
         kvd_entry_free(&e);
     }
     reply.ops->finish(&reply);
@@ -737,7 +776,9 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
  * on the copy what they find everywhere else). Format, little-endian:
  * "KVDSNAP2", u64 revision (the store's), u64 entries, u32 nodes, then per
  * node (where clients reach it) u64 id, u32 len, bytes, then per entry
- * u32 klen, u32 vlen, u64 version, u64 expire_at (0: none), key, value.
+ * u32 klen, u32 vlen, u64 version, u64 expire_at (0: none), key, value,
+ * then the table of applied request ids (kvd_sessions_save: "KVDSESS1"
+ * ...; absent from older snapshots, which restore an empty table).
  * "KVDSNAP1" (no expiry times, and no expired keys) is still installed. */
 
 #define SNAP_MAGIC "KVDSNAP2"
@@ -826,6 +867,15 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
                        &cursor) != KV_OK)
             w.oom = 1;
     } while (!w.oom && cursor != 0);
+    /* ---- section: the applied request ids (sessions.h), after the
+     * entries; a snapshot without it (older) restores an empty table */
+    unsigned char *sess = NULL;
+    size_t sess_len = 0;
+    if (!w.oom && kvd_sessions_save(r->sessions, &sess, &sess_len) != KV_OK)
+        w.oom = 1;
+    snap_put(&w, sess, sess_len);
+    free(sess);
+    /* ---- end of the request ids section */
     struct raft_buffer *b = malloc(sizeof *b);
     if (w.oom || !b) {
         free(w.p);
@@ -983,6 +1033,16 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     }
     if (rd.bad)
         rc = RAFT_CORRUPT;
+    /* ---- section: the applied request ids (sessions.h), if present */
+    size_t sess_used = 0;
+    if (rc == 0 && rd.p == rd.end)
+        kvd_sessions_clear(r->sessions);
+    else if (rc == 0 && kvd_sessions_load(r->sessions, rd.p, (size_t)(rd.end - rd.p),
+                                          &sess_used) != KV_OK)
+        rc = RAFT_CORRUPT;
+    else
+        rd.p += sess_used;
+    /* ---- end of the request ids section */
     stale_ctx sc = {.set = &set};
     uint64_t cursor = 0;
     while (rc == 0 && !sc.oom) {
@@ -1043,7 +1103,7 @@ static void announce(kvd_repl *r)
     kvd_cmd cmd = {.kind = KVD_CMD_CLUSTER_ANNOUNCE, .a = (uint64_t)r->s->cfg->node_id,
                    .value = {addr, strlen(addr)}};
     size_t len;
-    void *entry = kvd_entry_encode(&cmd, &len);
+    void *entry = kvd_entry_encode(&cmd, 0, 0, &len);
     struct raft_apply *req = malloc(sizeof *req);
     if (!entry || !req) {
         raft_free(entry);
@@ -1080,6 +1140,7 @@ static void on_tick(uv_timer_t *t)
     r->st.commit_index = r->raft.commit_index;
     r->st.applied_index = raft_last_applied(&r->raft);
     r->st.last_index = raft_last_index(&r->raft);
+    r->st.sessions = kvd_sessions_count(r->sessions);
     const struct raft_configuration *conf = &r->raft.configuration;
     r->nmembers = 0;
     for (unsigned i = 0; i < conf->n && r->nmembers < KVD_REPL_MAX_NODES; i++) {
@@ -1164,7 +1225,7 @@ static void on_expire_tick(uv_timer_t *t)
     if (b->n && !b->oom) {
         kvd_cmd cmd = {.kind = KVD_CMD_CLUSTER_EXPIRE, .keys = b->keys, .nkeys = b->n};
         size_t len;
-        entry = kvd_entry_encode(&cmd, &len);
+        entry = kvd_entry_encode(&cmd, 0, 0, &len);
         req = malloc(sizeof *req);
         if (entry && req) {
             kvd_entry_stamp(entry, now);
@@ -1215,7 +1276,7 @@ static void on_bounds_tick(uv_timer_t *t)
         return;
     kvd_cmd cmd = {.kind = KVD_CMD_COMPACT, .rev = target};
     size_t len;
-    void *entry = kvd_entry_encode(&cmd, &len);
+    void *entry = kvd_entry_encode(&cmd, 0, 0, &len);
     struct raft_apply *req = malloc(sizeof *req);
     if (entry && req) {
         kvd_entry_stamp(entry, now);
@@ -1348,16 +1409,24 @@ int kvd_repl_start(kvd_server *s)
     r->st.id = (uint64_t)cfg->node_id;
     r->apply_sess.protocol = KVD_PROTOCOL_NATIVE;
     r->apply_sess.authed = 1;
+    r->sessions = kvd_sessions_new(0);
+    if (!r->sessions) {
+        kvd_error("out of memory");
+        free(r);
+        return -1;
+    }
     pthread_mutex_init(&r->mu, NULL);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/raft", cfg->data_dir);
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         kvd_error("cannot create %s: %s", cfg->data_dir, strerror(errno));
+        kvd_sessions_free(r->sessions);
         free(r);
         return -1;
     }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         kvd_error("cannot create %s: %s", dir, strerror(errno));
+        kvd_sessions_free(r->sessions);
         free(r);
         return -1;
     }
@@ -1471,6 +1540,7 @@ void kvd_repl_end(kvd_repl *r)
         kv_proto_buf_free(r->unclaimed);
         free(r->unclaimed);
     }
+    kvd_sessions_free(r->sessions);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }

@@ -528,13 +528,21 @@ static int cluster_status(kvd_exec *x, kvd_repl *r)
     n += (size_t)snprintf(j + n, cap - n,
                           "{\"node\":%llu,\"role\":\"%s\",\"term\":%llu,\"leader\":%llu,"
                           "\"commit_index\":%llu,\"applied_index\":%llu,\"last_index\":%llu,"
-                          "\"leader_changes\":%llu,\"nodes\":[",
+                          "\"leader_changes\":%llu,\"apply_lag\":%llu,\"snapshots\":%llu,"
+                          "\"snapshot_bytes\":%llu,\"snapshots_installed\":%llu,"
+                          "\"duplicates\":%llu,\"nodes\":[",
                           (unsigned long long)st.id, roles[st.role & 3],
                           (unsigned long long)st.term, (unsigned long long)st.leader_id,
                           (unsigned long long)st.commit_index,
                           (unsigned long long)st.applied_index,
                           (unsigned long long)st.last_index,
-                          (unsigned long long)st.leader_changes);
+                          (unsigned long long)st.leader_changes,
+                          (unsigned long long)(st.commit_index > st.applied_index
+                                                   ? st.commit_index - st.applied_index : 0),
+                          (unsigned long long)st.snapshots,
+                          (unsigned long long)st.snapshot_bytes,
+                          (unsigned long long)st.snapshots_installed,
+                          (unsigned long long)st.duplicates);
     for (int i = 0; i < r->nmembers && n < cap - 400; i++) {
         const char *client = client_addr(r, r->members[i].id);
         int leads = st.role == 2;
@@ -887,6 +895,10 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     b->len = w.len;
     *bufs = b;
     *n = 1;
+    pthread_mutex_lock(&r->mu);
+    r->st.snapshots++;
+    r->st.snapshot_bytes = w.len;
+    pthread_mutex_unlock(&r->mu);
     kvd_info("raft: snapshot of %llu keys at revision %llu (%zu bytes)",
              (unsigned long long)w.count, (unsigned long long)m.revision, w.len);
     return 0;
@@ -1074,6 +1086,10 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         kvd_info("raft: installed a snapshot of %llu keys at revision %llu (%zu stale keys "
                  "removed)",
                  (unsigned long long)count, (unsigned long long)revision, sc.n);
+        pthread_mutex_lock(&r->mu);
+        r->st.snapshots_installed++;
+        r->st.snapshot_installed_bytes = buf->len;
+        pthread_mutex_unlock(&r->mu);
         raft_free(buf->base); /* the state machine owns it once restored */
     }
     free(set.key);
@@ -1143,6 +1159,7 @@ static void on_tick(uv_timer_t *t)
     r->st.sessions = kvd_sessions_count(r->sessions);
     const struct raft_configuration *conf = &r->raft.configuration;
     r->nmembers = 0;
+    r->st.npeers = 0;
     for (unsigned i = 0; i < conf->n && r->nmembers < KVD_REPL_MAX_NODES; i++) {
         int m = r->nmembers++;
         r->members[m].id = conf->servers[i].id;
@@ -1151,6 +1168,14 @@ static void on_tick(uv_timer_t *t)
         r->members[m].match = state == RAFT_LEADER && r->raft.leader_state.progress
                                   ? r->raft.leader_state.progress[i].match_index
                                   : 0;
+        if (state == RAFT_LEADER && conf->servers[i].id != r->raft.id &&
+            r->st.npeers < KVD_REPL_MAX_PEERS) {
+            int k = r->st.npeers++;
+            r->st.peers[k].id = conf->servers[i].id;
+            r->st.peers[k].match = r->members[m].match;
+            r->st.peers[k].lag = r->st.last_index > r->members[m].match
+                                     ? r->st.last_index - r->members[m].match : 0;
+        }
     }
     pthread_mutex_unlock(&r->mu);
     atomic_store(&r->leader, state == RAFT_LEADER);

@@ -10,6 +10,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,4 +310,81 @@ Test(cluster_requests, a_single_server_refuses_sessions)
     kv_client_value_free(&v);
     kv_client_close(c);
     kvd_stop();
+}
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+/* The output of a shell command, NUL-terminated in out. */
+static void run_cmd(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "%s", cmd);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    pclose(p);
+}
+
+Test(cluster_requests, lag_and_snapshots_are_in_metrics_and_cluster_status)
+{
+    cr_assert_eq(system("command -v promtool >/dev/null 2>&1"), 0,
+                 "promtool (Debian's prometheus package) is needed: bash scripts/dev.sh deps");
+    cluster_snapshot_entries = "16";
+    start_all();
+    uint64_t rev;
+    for (int n = 0; n < 40; n++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", n);
+        write_somewhere(key, "x", &rev);
+    }
+    int leader = find_leader();
+    cr_assert_geq(node_metric(leader, "cluster_snapshots"), 1);
+    cr_assert_gt(node_metric(leader, "cluster_snapshot_bytes"), 0);
+    int f = (leader + 1) % NODES;
+    expect_on(f, "k39", "x", rev);
+    /* a restarted follower installs its own snapshot */
+    stop_node(f, SIGTERM);
+    start_node(f);
+    expect_on(f, "k39", "x", rev);
+    cr_assert_geq(node_metric(f, "cluster_snapshots_installed"), 1);
+    cr_assert_gt(node_metric(f, "cluster_snapshot_installed_bytes"), 0);
+    /* a quiet cluster: nothing committed is waiting to be applied */
+    long deadline = now_ms() + 10000;
+    while (node_metric(f, "cluster_apply_lag") != 0 && now_ms() < deadline)
+        usleep(20 * 1000);
+    cr_assert_eq(node_metric(f, "cluster_apply_lag"), 0);
+    leader = find_leader();
+    deadline = now_ms() + 10000;
+    while (node_metric(leader, "cluster_follower_lag_max") != 0 && now_ms() < deadline)
+        usleep(20 * 1000);
+    cr_assert_eq(node_metric(leader, "cluster_follower_lag_max"), 0, "the followers caught up");
+
+    /* Prometheus: valid for promtool, with every follower's lag */
+    char path[600], out[4096];
+    snprintf(path, sizeof path, "%s/cluster-metrics.txt", cluster_nodes[leader].dir);
+    run_cmd(out, sizeof out, "curl -s -o %s -w '%%{http_code}' http://127.0.0.1:%d/metrics", path,
+            cluster_nodes[leader].port);
+    cr_assert_str_eq(out, "200");
+    run_cmd(out, sizeof out, "promtool check metrics < %s 2>&1; echo rc=$?", path);
+    cr_assert_not_null(strstr(out, "rc=0"), "promtool: %s", out);
+    cr_assert(file_has(path, "kvd_cluster_apply_lag "));
+    cr_assert(file_has(path, "kvd_cluster_snapshots_total "));
+    cr_assert(file_has(path, "kvd_cluster_snapshot_bytes "));
+    for (int i = 0; i < NODES; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "kvd_cluster_follower_lag{node=\"%d\"} ", i + 1);
+        cr_assert_eq(file_has(path, line), i != leader, "%s", line);
+    }
+
+    /* kvcli cluster status shows them */
+    run_cmd(out, sizeof out, "%s --port %d cluster status 2>&1", KVCLI_PATH,
+            cluster_nodes[leader].port);
+    cr_assert_not_null(strstr(out, "apply lag 0; snapshots: "), "%s", out);
+    cr_assert_not_null(strstr(out, "LAG"), "%s", out);
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
 }

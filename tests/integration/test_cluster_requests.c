@@ -27,6 +27,21 @@ static void setup(void)
 
 TestSuite(cluster_requests, .init = setup, .fini = cluster_teardown, .timeout = 300);
 
+/* The output of a shell command, NUL-terminated in out. */
+static void run_cmd(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "%s", cmd);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    pclose(p);
+}
+
 /* ---- the protocol by hand: the same request id twice --------------------- */
 
 static void send_req(int fd, const kv_proto_request *q)
@@ -121,6 +136,20 @@ Test(cluster_requests, the_same_request_id_is_applied_once_on_every_leader)
     cr_assert_eq(write_req(fd, &cas, &r3), KV_OK);
     cr_assert_eq(r3, r2 + 1);
     close(fd);
+    /* kvcli --retries: its writes carry request ids (and a bad count is
+     * refused) */
+    char out[512];
+    run_cmd(out, sizeof out, "%s --port %d --retries 3 set viacli 1 2>&1; echo rc=$?",
+            KVCLI_PATH, cluster_nodes[leader].port);
+    cr_assert_not_null(strstr(out, "rc=0"), "%s", out);
+    run_cmd(out, sizeof out, "%s --port %d --retries many set viacli 1 2>&1; echo rc=$?",
+            KVCLI_PATH, cluster_nodes[leader].port);
+    cr_assert_not_null(strstr(out, "invalid --retries"), "%s", out);
+    r3++;
+    long until = now_ms() + 5000; /* the figure is refreshed every 20 ms */
+    while (node_metric(leader, "cluster_request_sessions") < 3 && now_ms() < until)
+        usleep(20 * 1000);
+    cr_assert_eq(node_metric(leader, "cluster_request_sessions"), 3, "CLIENT, CLIENT+1, kvcli");
     expect_same_revision();
     uint64_t dups = node_metric(leader, "cluster_duplicates");
     cr_assert_eq(dups, 3, "two duplicates and one stale request: %llu",
@@ -285,6 +314,11 @@ Test(cluster_requests, a_follower_alone_answers_serializable_reads)
     cr_assert_eq(kv_client_get(c, "seen", 4, &v), KV_OK, "%s", kv_client_last_error(c));
     kv_client_value_free(&v);
     kv_client_close(c);
+    /* kvcli --stale */
+    char out[512];
+    run_cmd(out, sizeof out, "%s --port %d --stale get seen 2>&1", KVCLI_PATH,
+            cluster_nodes[f].port);
+    cr_assert_str_eq(out, "yes\n");
     for (int i = 0; i < NODES; i++)
         if (i != f) {
             kill(cluster_nodes[i].pid, SIGCONT);
@@ -313,21 +347,6 @@ Test(cluster_requests, a_single_server_refuses_sessions)
 }
 
 /* ---- metrics ------------------------------------------------------------------ */
-
-/* The output of a shell command, NUL-terminated in out. */
-static void run_cmd(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p, "%s", cmd);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    pclose(p);
-}
 
 Test(cluster_requests, lag_and_snapshots_are_in_metrics_and_cluster_status)
 {

@@ -438,6 +438,26 @@ int kvd__txn_set(kvd_exec *x, kv_txn *t, const void *key, size_t klen, const voi
  * copied (no caller needs them). */
 kvd_cmd *kvd_cmd_copy(const kvd_cmd *cmd);
 
+/* A WATCHed key and its version then (0: absent). */
+typedef struct kvd_watched {
+    const void *key;
+    size_t len;
+    uint64_t version;
+} kvd_watched;
+/* EXEC's first step: ends the session's MULTI and, when its queue may
+ * run, returns 1 with the queue (times from now resolved) and watches,
+ * owned by the session until kvd__multi_end; else answers x (EXEC
+ * without MULTI, EXECABORT) and returns KV_OK or -1. A cluster encodes
+ * them into one log entry (repl/entry.h). */
+int kvd__multi_take(kvd_exec *x, kvd_cmd ***queue, size_t *n, const kvd_watched **w,
+                    size_t *nw);
+/* EXEC's second step: runs queue[0..n) as one transaction of x->st if
+ * every watched key still has its version (else nil), answering x. */
+int kvd__multi_exec(kvd_exec *x, const kvd_cmd *const *queue, size_t n, const kvd_watched *w,
+                    size_t nw);
+/* Leaves MULTI: forgets the queue and the watches. */
+void kvd__multi_end(kvd_session *s);
+
 /* Queues cmd into the session's MULTI (copying its bytes). */
 int kvd__multi_queue(kvd_exec *x);
 /* A command was refused while the session is in MULTI: EXEC refuses. */

@@ -407,3 +407,77 @@ Test(cluster_requests, lag_and_snapshots_are_in_metrics_and_cluster_status)
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
 }
+
+/* ---- MULTI/EXEC and FLUSHDB: one entry each ------------------------------------ */
+
+/* Sends RESP inline commands to node i, then QUIT (answered +OK); what
+ * came back in out. */
+static void resp(int i, const char *text, char *out, size_t cap)
+{
+    raw_text_exchange(cluster_nodes[i].port, text, out, cap);
+}
+
+Test(cluster_requests, multi_exec_and_flushdb_are_one_entry_on_every_node)
+{
+    start_all();
+    uint64_t rev;
+    int leader = write_somewhere("a", "0", &rev);
+    for (int i = 0; i < NODES; i++)
+        expect_on(i, "a", "0", rev);
+    char out[2048];
+    /* a transaction: reads and writes, one change, applied on every node */
+    resp(leader, "MULTI\r\nSET a 1\r\nINCRBY n 5\r\nGET a\r\nAPPEND s xy\r\nEXEC\r\n", out,
+         sizeof out);
+    cr_assert_str_eq(out, "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n"
+                          "*4\r\n+OK\r\n:5\r\n$1\r\n1\r\n:2\r\n+OK\r\n");
+    uint64_t after = node_revision(leader);
+    cr_assert_eq(after, rev + 1, "one transaction, one revision");
+    expect_same_revision();
+    char got[64];
+    for (int i = 0; i < NODES; i++) {
+        cr_assert(stale_get(i, "n", got, sizeof got) && strcmp(got, "5") == 0, "node %d", i + 1);
+        cr_assert(stale_get(i, "s", got, sizeof got) && strcmp(got, "xy") == 0, "node %d", i + 1);
+    }
+    /* WATCH: a key changed since gives nil, and nothing runs */
+    int fd = raw_connect(cluster_nodes[leader].port, 10000);
+    const char *w = "WATCH a\r\n";
+    cr_assert_eq(raw_send(fd, w, strlen(w)), 0);
+    uint64_t r2;
+    write_somewhere("a", "changed", &r2);
+    const char *m = "MULTI\r\nSET a mine\r\nEXEC\r\nQUIT\r\n";
+    cr_assert_eq(raw_send(fd, m, strlen(m)), 0);
+    raw_read_all(fd, out, sizeof out);
+    close(fd);
+    cr_assert_str_eq(out, "+OK\r\n+OK\r\n+QUEUED\r\n*-1\r\n+OK\r\n");
+    cr_assert_eq(node_revision(leader), r2, "the transaction did not run");
+    /* only key commands in a cluster's transaction */
+    resp(leader, "MULTI\r\nSET a x\r\nCONFIG GET maxmemory\r\nEXEC\r\nGET a\r\n", out,
+         sizeof out);
+    cr_assert_not_null(strstr(out, "EXECABORT"), "%s", out);
+    cr_assert_not_null(strstr(out, "$7\r\nchanged\r\n"), "nothing ran, MULTI ended: %s", out);
+    /* EXEC on a follower: NOT_LEADER, and MULTI is over */
+    int f = (leader + 1) % NODES;
+    resp(f, "MULTI\r\nSET a x\r\nEXEC\r\nGET a\r\n", out, sizeof out);
+    const char *q = strstr(out, "+QUEUED\r\n-ERR not the leader");
+    cr_assert_not_null(q, "%s", out);
+    cr_assert_null(strstr(q + 7, "QUEUED"), "GET after EXEC is not queued: %s", out);
+
+    /* FLUSHDB: every key in one change, on every node */
+    for (int n = 0; n < 30; n++) {
+        char key[16];
+        snprintf(key, sizeof key, "f%d", n);
+        write_somewhere(key, "x", &rev);
+    }
+    expect_same_revision();
+    leader = find_leader();
+    resp(leader, "FLUSHDB\r\n", out, sizeof out);
+    cr_assert_str_eq(out, "+OK\r\n+OK\r\n"); /* FLUSHDB, QUIT */
+    cr_assert_eq(node_revision(leader), rev + 1, "one revision for the whole flush");
+    expect_same_revision();
+    for (int i = 0; i < NODES; i++) {
+        resp(i, "READONLY\r\nDBSIZE\r\n", out, sizeof out);
+        cr_assert_str_eq(out, "+OK\r\n:0\r\n+OK\r\n", "node %d", i + 1);
+    }
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}

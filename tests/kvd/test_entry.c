@@ -210,3 +210,44 @@ Test(entry, malformed_entries_are_refused)
     cr_assert_eq(kvd_entry_decode(bad, len, &e), KV_CORRUPT);
     raft_free(p);
 }
+
+Test(entry, an_exec_carries_its_queue_and_watched_keys)
+{
+    kvd_cmd set = sample();
+    kvd_cmd incr = {.kind = KVD_CMD_INCRBY, .key = {"n", 1}, .i = -5};
+    const kvd_cmd *queue[] = {&set, &incr};
+    kvd_watched w[] = {{"a", 1, 12}, {"bb", 2, 0}};
+    size_t len;
+    unsigned char *p = kvd_entry_encode_exec(queue, 2, w, 2, 99, 7, &len);
+    cr_assert_not_null(p);
+    cr_assert_eq(len % 8, 0);
+    kvd_entry e;
+    cr_assert_eq(kvd_entry_decode(p, len, &e), KV_OK);
+    cr_assert_eq(e.cmd.kind, KVD_CMD_EXEC);
+    cr_assert(e.client == 99 && e.seq == 7, "the EXEC's request id");
+    kvd_exec_batch b;
+    cr_assert_eq(kvd_entry_decode_exec(&e, &b), KV_OK);
+    cr_assert_eq(b.n, 2);
+    expect_sample(b.queue[0], 1);
+    cr_assert_eq(b.queue[1]->kind, KVD_CMD_INCRBY);
+    cr_assert_eq(b.queue[1]->i, -5);
+    cr_assert_eq(b.nwatched, 2);
+    cr_assert_eq(b.watched[0].version, 12);
+    cr_assert(b.watched[1].len == 2 && memcmp(b.watched[1].key, "bb", 2) == 0);
+    kvd_entry_free_exec(&b);
+    /* an empty queue, no watches */
+    unsigned char *q = kvd_entry_encode_exec(NULL, 0, NULL, 0, 0, 0, &len);
+    kvd_entry e2;
+    cr_assert_eq(kvd_entry_decode(q, len, &e2), KV_OK);
+    cr_assert_eq(kvd_entry_decode_exec(&e2, &b), KV_OK);
+    cr_assert(b.n == 0 && b.nwatched == 0);
+    kvd_entry_free_exec(&b);
+    kvd_entry_free(&e2);
+    raft_free(q);
+    /* a queue cut short is refused */
+    kvd_entry cut = e;
+    cut.cmd.value.len -= 3;
+    cr_assert_eq(kvd_entry_decode_exec(&cut, &b), KV_CORRUPT);
+    kvd_entry_free(&e);
+    raft_free(p);
+}

@@ -164,6 +164,107 @@ void kvd_entry_stamp(void *entry, uint64_t clock_ms)
     kvd_le_store((unsigned char *)entry + CLOCK_AT, clock_ms, 8);
 }
 
+/* ---- EXEC: a MULTI queue in one entry ---------------------------------------
+ * The EXEC command's value is: u32 nwatched, per watched key bytes key +
+ * u64 version, u32 ncmds, per queued command u32 length + the command as
+ * an entry of its own (the format above, unpadded, without request id). */
+
+static void encode_batch(wr *w, const kvd_cmd *const *queue, size_t n, const kvd_watched *wt,
+                         size_t nw)
+{
+    put_u32(w, (uint32_t)nw);
+    for (size_t i = 0; i < nw; i++) {
+        put_bytes(w, wt[i].key, wt[i].len);
+        put_u64(w, wt[i].version);
+    }
+    put_u32(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        wr m = {0};
+        encode(&m, queue[i], 0, 0, 0);
+        put_u32(w, (uint32_t)m.len);
+        if (w->p) {
+            wr sub = {w->p + w->len, 0, m.len};
+            encode(&sub, queue[i], 0, 0, (uint32_t)m.len);
+        }
+        w->len += m.len;
+    }
+}
+
+void *kvd_entry_encode_exec(const kvd_cmd *const *queue, size_t n, const kvd_watched *watched,
+                            size_t nw, uint64_t client, uint64_t seq, size_t *len)
+{
+    wr w = {0};
+    encode_batch(&w, queue, n, watched, nw);
+    unsigned char *blob = malloc(w.len ? w.len : 1);
+    if (!blob)
+        return NULL;
+    w = (wr){blob, 0, w.len};
+    encode_batch(&w, queue, n, watched, nw);
+    kvd_cmd exec = {.kind = KVD_CMD_EXEC, .value = {blob, w.len}};
+    void *entry = kvd_entry_encode(&exec, client, seq, len);
+    free(blob);
+    return entry;
+}
+
+int kvd_entry_decode_exec(const kvd_entry *e, kvd_exec_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    kvd_rd r = kvd_rd_init(e->cmd.value.data, e->cmd.value.len);
+    uint32_t nw = (uint32_t)kvd_rd_num(&r, 4);
+    if (r.bad || nw > (size_t)(r.end - r.p) / 12)
+        return KV_CORRUPT;
+    b->watched = calloc(nw ? nw : 1, sizeof *b->watched);
+    if (!b->watched)
+        return KV_NO_MEMORY;
+    for (uint32_t i = 0; i < nw && !r.bad; i++) {
+        uint32_t klen = (uint32_t)kvd_rd_num(&r, 4);
+        const unsigned char *k = kvd_rd_take(&r, klen);
+        b->watched[i] = (kvd_watched){k, klen, kvd_rd_num(&r, 8)};
+    }
+    b->nwatched = nw;
+    uint32_t n = (uint32_t)kvd_rd_num(&r, 4);
+    int rc = KV_OK;
+    if (r.bad || n > (size_t)(r.end - r.p) / 4) {
+        rc = KV_CORRUPT;
+        goto out;
+    }
+    b->entries = calloc(n ? n : 1, sizeof *b->entries);
+    b->queue = calloc(n ? n : 1, sizeof *b->queue);
+    if (!b->entries || !b->queue) {
+        rc = KV_NO_MEMORY;
+        goto out;
+    }
+    for (uint32_t i = 0; i < n && rc == KV_OK; i++) {
+        uint32_t len = (uint32_t)kvd_rd_num(&r, 4);
+        const unsigned char *sub = kvd_rd_take(&r, len);
+        if (!sub) {
+            rc = KV_CORRUPT;
+            break;
+        }
+        rc = kvd_entry_decode(sub, len, &b->entries[i]);
+        if (rc == KV_OK && (b->entries[i].cmd.kind == KVD_CMD_EXEC || b->entries[i].client))
+            rc = KV_CORRUPT; /* no nesting; the request id is the EXEC's */
+        b->n = i + 1;
+        b->queue[i] = &b->entries[i].cmd;
+    }
+    if (rc == KV_OK && (r.bad || r.p != r.end))
+        rc = KV_CORRUPT;
+out:
+    if (rc != KV_OK)
+        kvd_entry_free_exec(b);
+    return rc;
+}
+
+void kvd_entry_free_exec(kvd_exec_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        kvd_entry_free(&b->entries[i]);
+    free(b->entries);
+    free(b->queue);
+    free(b->watched);
+    memset(b, 0, sizeof *b);
+}
+
 /* ---- decoding ------------------------------------------------------------- */
 
 typedef kvd_rd rd;

@@ -37,4 +37,25 @@ typedef struct kvd_entry {
 int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e);
 void kvd_entry_free(kvd_entry *e);
 
+/* EXEC in a cluster: a MULTI queue and its WATCHed keys as one entry of
+ * kind KVD_CMD_EXEC (the queue in its value), applied as one transaction
+ * on every node. Returns NULL when out of memory. */
+void *kvd_entry_encode_exec(const kvd_cmd *const *queue, size_t n, const kvd_watched *watched,
+                            size_t nw, uint64_t client, uint64_t seq, size_t *len);
+
+/* A decoded EXEC entry's queue and watches (pointing into the entry's
+ * bytes). */
+typedef struct kvd_exec_batch {
+    kvd_entry *entries;      /* n decoded commands */
+    const kvd_cmd **queue;   /* n: &entries[i].cmd */
+    size_t n;
+    kvd_watched *watched;
+    size_t nwatched;
+} kvd_exec_batch;
+
+/* Decodes e (an entry of kind KVD_CMD_EXEC). KV_OK, KV_CORRUPT or
+ * KV_NO_MEMORY; release with kvd_entry_free_exec. */
+int kvd_entry_decode_exec(const kvd_entry *e, kvd_exec_batch *b);
+void kvd_entry_free_exec(kvd_exec_batch *b);
+
 #endif /* KVD_REPL_ENTRY_H */

@@ -479,23 +479,48 @@ int kvd_repl_submit(kvd_exec *x)
     kvd_reply *rep = x->r;
     char detail[160];
     if (!atomic_load(&r->leader)) {
+        if (x->cmd->kind == KVD_CMD_EXEC)
+            kvd__multi_end(x->sess); /* EXEC ends MULTI, whatever its answer */
         not_leader(r, detail, sizeof detail);
         return rep->ops->error(rep, KV_NOT_LEADER, detail);
     }
-    if (x->cmd->kind == KVD_CMD_EXEC || x->cmd->kind == KVD_CMD_FLUSHDB)
-        return rep->ops->error(rep, KV_UNSUPPORTED,
-                               "not supported in a cluster yet (MULTI/EXEC, FLUSHDB)");
-    kvd_repl_wait *w = calloc(1, sizeof *w);
-    if (!w)
-        return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
     /* With SESSION the request's id is the write's sequence number: the
      * entry carries both, so a retry is applied once (sessions.h). */
-    uint64_t client = x->sess->req_client;
-    w->entry = kvd_entry_encode(x->cmd, client, client ? x->cmd->id : 0, &w->len);
-    if (!w->entry) {
-        free(w);
+    uint64_t client = x->sess->req_client, seq = client ? x->cmd->id : 0;
+    void *entry = NULL;
+    size_t len = 0;
+    if (x->cmd->kind == KVD_CMD_EXEC) {
+        /* The whole queue in one entry: one transaction on every node. */
+        kvd_cmd **queue;
+        const kvd_watched *wt;
+        size_t n, nw;
+        int rc = kvd__multi_take(x, &queue, &n, &wt, &nw);
+        if (rc != 1)
+            return rc; /* answered: EXEC without MULTI, EXECABORT */
+        for (size_t i = 0; i < n; i++) {
+            unsigned f = kvd_cmd_flags(queue[i]->kind);
+            if (!(f & (KVD_CF_READ | KVD_CF_WRITE)) && queue[i]->kind != KVD_CMD_PING &&
+                queue[i]->kind != KVD_CMD_ECHO) {
+                kvd__multi_end(x->sess);
+                snprintf(detail, sizeof detail,
+                         "EXECABORT in a cluster a transaction holds reads and writes of keys "
+                         "(and PING, ECHO) only, not %s", kvd_cmd_name(queue[i]->kind));
+                return rep->ops->error(rep, KV_UNSUPPORTED, detail);
+            }
+        }
+        entry = kvd_entry_encode_exec((const kvd_cmd *const *)queue, n, wt, nw, client, seq,
+                                      &len);
+        kvd__multi_end(x->sess);
+    } else {
+        entry = kvd_entry_encode(x->cmd, client, seq, &len);
+    }
+    kvd_repl_wait *w = entry ? calloc(1, sizeof *w) : NULL;
+    if (!w) {
+        raft_free(entry);
         return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
     }
+    w->entry = entry;
+    w->len = len;
     pthread_mutex_lock(&r->mu);
     int stopping = r->stopping;
     pthread_mutex_unlock(&r->mu);
@@ -684,6 +709,24 @@ void kvd_repl_drain(kvd_worker *wk)
 
 /* ---- the state machine ------------------------------------------------------- */
 
+/* Runs a decoded write entry: a command, or EXEC's queue as one
+ * transaction. Returns KV_OK or -1 (out of memory). */
+static int run_entry(kvd_exec *x, const kvd_entry *e)
+{
+    if (e->cmd.kind != KVD_CMD_EXEC)
+        return kvd__cmd_run(x);
+    kvd_exec_batch b;
+    int rc = kvd_entry_decode_exec(e, &b);
+    if (rc != KV_OK) {
+        kvd_error("raft: an EXEC entry cannot be decoded (%s)", kv_strerror(rc));
+        x->r->ops->error(x->r, rc, "a replicated transaction could not be decoded");
+        return KV_OK;
+    }
+    rc = kvd__multi_exec(x, b.queue, b.n, b.watched, b.nwatched);
+    kvd_entry_free_exec(&b);
+    return rc;
+}
+
 /* Whether e (a write with a request id) was applied before, by this
  * client's session (sessions.h): then its reply is the first one again,
  * or "outcome unknown" when that is no longer kept. */
@@ -759,7 +802,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         /* "now" is the leader's when it proposed the entry (none in an
          * entry of an older format: this node's clock, as then). */
         kv_clock_pin(r->s->store, e.clock_ms);
-        if (kvd__cmd_run(&x) < 0)
+        if (run_entry(&x, &e) < 0)
             reply.ops->error(&reply, KV_NO_MEMORY, "out of memory");
         kv_clock_pin(r->s->store, 0);
         if (e.client && reply.ops->finish(&reply) == KV_OK)

@@ -1,5 +1,5 @@
 /*
- * kv_proto.h - the kvd wire protocol codec, versions 1..6 (docs/protocol.md).
+ * kv_proto.h - the kvd wire protocol codec, versions 1..7 (docs/protocol.md).
  *
  * The one module that encodes and decodes kvd frames; kvd, the client
  * library (libkvclient) and kvcli all use it, nobody else touches bytes.

@@ -501,10 +501,10 @@ int kvd_repl_submit(kvd_exec *x)
             unsigned f = kvd_cmd_flags(queue[i]->kind);
             if (!(f & (KVD_CF_READ | KVD_CF_WRITE)) && queue[i]->kind != KVD_CMD_PING &&
                 queue[i]->kind != KVD_CMD_ECHO) {
-                kvd__multi_end(x->sess);
                 snprintf(detail, sizeof detail,
                          "EXECABORT in a cluster a transaction holds reads and writes of keys "
                          "(and PING, ECHO) only, not %s", kvd_cmd_name(queue[i]->kind));
+                kvd__multi_end(x->sess); /* frees the queue */
                 return rep->ops->error(rep, KV_UNSUPPORTED, detail);
             }
         }

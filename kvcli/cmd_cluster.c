@@ -36,6 +36,14 @@ static void print_status(const char *text)
            (long long)json_integer_value(json_object_get(j, "leader")),
            (long long)json_integer_value(json_object_get(j, "commit_index")),
            (long long)json_integer_value(json_object_get(j, "applied_index")));
+    if (json_object_get(j, "apply_lag")) /* newer kvd */
+        printf("apply lag %lld; snapshots: %lld taken (the last %lld bytes), %lld installed; "
+               "%lld retried writes not applied again\n",
+               (long long)json_integer_value(json_object_get(j, "apply_lag")),
+               (long long)json_integer_value(json_object_get(j, "snapshots")),
+               (long long)json_integer_value(json_object_get(j, "snapshot_bytes")),
+               (long long)json_integer_value(json_object_get(j, "snapshots_installed")),
+               (long long)json_integer_value(json_object_get(j, "duplicates")));
     printf("%-4s %-9s %-22s %-22s %-8s %s\n", "ID", "ROLE", "RAFT", "CLIENTS", "MATCH", "LAG");
     size_t i;
     json_t *n;

@@ -223,6 +223,7 @@ static struct {
     unsigned port;
     double timeout_s;
     uint64_t max_frame;
+    int stale, retries;
     int connected; /* this client has been connected before */
 } used;
 
@@ -264,7 +265,8 @@ static int open_conn(kvcli_session *s)
         (!same_str(used.host, c->host) || used.port != c->port ||
          !same_str(used.unix_path, c->unix_path) ||
          !same_str(used.password, c->password) ||
-         used.timeout_s != c->timeout_s || used.max_frame != c->max_frame))
+         used.timeout_s != c->timeout_s || used.max_frame != c->max_frame ||
+         used.stale != c->stale || used.retries != c->retries))
         kvcli_disconnect(s);
     /* At the prompt the connection may have sat idle while kvd stopped or
      * restarted: look before using it, so the command goes to the new
@@ -292,6 +294,10 @@ static int open_conn(kvcli_session *s)
             s->client = NULL;
             return st;
         }
+        /* not connected yet: both take effect as it connects */
+        kv_client_set_retries(s->client, c->retries);
+        if (c->stale)
+            kv_client_set_consistency(s->client, KV_CLIENT_SERIALIZABLE);
         forget_used();
         used.host = dup_or_null(c->host);
         used.unix_path = dup_or_null(c->unix_path);
@@ -299,6 +305,8 @@ static int open_conn(kvcli_session *s)
         used.port = c->port;
         used.timeout_s = c->timeout_s;
         used.max_frame = c->max_frame;
+        used.stale = c->stale;
+        used.retries = c->retries;
     }
     int st = kv_client_connect(s->client);
     if (st == KV_OK && s->interactive && used.connected)

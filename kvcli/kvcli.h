@@ -48,6 +48,9 @@ typedef struct kvcli_config {
     uint64_t max_frame; /* --max-frame-size; 0 = libkvclient's default */
     int json;           /* --json */
     int help;           /* --help / -h */
+    int stale;          /* --stale: serializable (possibly stale) reads */
+    int retries;        /* --retries: writes with an unknown outcome sent
+                           again with their request id (a cluster)    */
 } kvcli_config;
 
 /* One session: the config plus a lazily opened connection. */

@@ -16,7 +16,7 @@
 #include "kvcli.h"
 
 enum { G_HOST, G_PORT, G_UNIX, G_PASSWORD, G_TIMEOUT, G_MAX_FRAME, G_JSON,
-       G_HELP };
+       G_HELP, G_STALE, G_RETRIES };
 
 static const kvcli_optdef global_opts[] = {
     [G_HOST] = {"host", KVCLI_OPT_ARG},
@@ -27,6 +27,8 @@ static const kvcli_optdef global_opts[] = {
     [G_MAX_FRAME] = {"max-frame-size", KVCLI_OPT_ARG},
     [G_JSON] = {"json", KVCLI_OPT_FLAG},
     [G_HELP] = {"help", KVCLI_OPT_FLAG},
+    [G_STALE] = {"stale", KVCLI_OPT_FLAG},
+    [G_RETRIES] = {"retries", KVCLI_OPT_ARG},
 };
 #define NGLOBAL ((int)(sizeof global_opts / sizeof global_opts[0]))
 
@@ -133,6 +135,17 @@ static int apply_global(kvcli_config *cfg, int which, const char *val)
     case G_JSON:
         cfg->json = 1;
         return 0;
+    case G_STALE:
+        cfg->stale = 1;
+        return 0;
+    case G_RETRIES: {
+        uint64_t n;
+        if (kvcli_parse_u64(val, &n) != 0 || n > KV_CLIENT_MAX_RETRIES)
+            return kvcli_usage_err("invalid --retries '%s' (expected 0-%d)", val,
+                                   KV_CLIENT_MAX_RETRIES);
+        cfg->retries = (int)n;
+        return 0;
+    }
     default:
         cfg->help = 1;
         return 0;

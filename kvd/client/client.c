@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -180,6 +181,7 @@ void kv_client_disconnect(kv_client *c)
     c->in_start = c->in_len = c->in_pending = 0;
     kv_proto_buf_reset(&c->out);
     c->proto_version = 0;
+    c->session = 0;
     c->server_name[0] = '\0';
     c->server_version[0] = '\0';
 }
@@ -319,7 +321,9 @@ int kv__client_check_version(kv_client *c, const kv_proto_request *req)
     return KV_OK;
 }
 
-static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *resp)
+/* reuse_id: send req with the id it has (a retry), else a new one. */
+static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *resp,
+                     int reuse_id)
 {
     if (c->fd < 0)
         return kv__client_error(c, KV_CLOSED, "not connected");
@@ -332,7 +336,8 @@ static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *res
     }
     if (kv__client_check_version(c, req) != KV_OK)
         return KV_UNSUPPORTED;
-    req->id = c->next_id++;
+    if (!reuse_id)
+        req->id = c->next_id++;
     kv_proto_buf_reset(&c->out);
     int rc = kv_proto_request_encode(&c->out, req);
     if (rc != KV_OK)
@@ -389,10 +394,30 @@ static int leader_of(const kv_proto_response *resp, char *host, size_t cap, uint
     return 1;
 }
 
-int kv__client_call(kv_client *c, kv_proto_request *req, kv_proto_response *resp)
+static int is_write(int op)
+{
+    switch (op) {
+    case KV_PROTO_SET:
+    case KV_PROTO_MSET:
+    case KV_PROTO_DEL:
+    case KV_PROTO_TXN:
+    case KV_PROTO_EXPIRE:
+    case KV_PROTO_PERSIST:
+    case KV_PROTO_ROLLBACK:
+    case KV_PROTO_COMPACT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Sends req, following the leader named by NOT_LEADER (a new id unless
+ * reuse_id: the request was not run, and a retried write keeps its id). */
+static int call_following(kv_client *c, kv_proto_request *req, kv_proto_response *resp,
+                          int reuse_id)
 {
     for (int hop = 0;; hop++) {
-        int rc = call_once(c, req, resp);
+        int rc = call_once(c, req, resp, reuse_id || hop > 0);
         char host[200];
         uint16_t port;
         if (rc != KV_OK || resp->status != KV_NOT_LEADER || hop == FOLLOW_MAX_HOPS ||
@@ -404,9 +429,55 @@ int kv__client_call(kv_client *c, kv_proto_request *req, kv_proto_response *resp
         free((char *)c->opts.host);
         c->opts.host = h;
         c->opts.port = port;
+        int had_session = c->session;
         if (kv_client_connect(c) != KV_OK)
             return c->fd < 0 ? KV_CONNECT : rc;
+        if (had_session && !c->session && is_write(req->op))
+            return rc; /* the leader would get the write without its id */
     }
+}
+
+/* The pause before retry number n (from 0): 50 ms doubling, at most 1 s,
+ * so that an election (a second or two) can end meanwhile. */
+static void retry_pause(int n)
+{
+    long ms = n < 5 ? 50L << n : 1000;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* A write that may have been run but was not answered (UNKNOWN_OUTCOME,
+ * a lost connection, a timeout), or refused while no leader is known, is
+ * sent again with the same request id - on the same connection, or a new
+ * one to the same address, which follows the leader: the cluster applies
+ * a request id once (docs/replication.md, "Request ids"), so the retry
+ * gets the first outcome if it was applied. Only while the connection
+ * has a session (c->session): without one a retry could apply twice. */
+int kv__client_call(kv_client *c, kv_proto_request *req, kv_proto_response *resp)
+{
+    int had_session = c->session; /* the write carries a request id */
+    int rc = call_following(c, req, resp, 0);
+    if (!had_session || !is_write(req->op))
+        return rc;
+    for (int n = 0; n < c->retries; n++) {
+        int lost = rc == KV_CLOSED || rc == KV_TIMEOUT || rc == KV_IO || rc == KV_CONNECT;
+        int again = rc == KV_OK && (resp->status == KV_UNKNOWN_OUTCOME ||
+                                    resp->status == KV_NOT_LEADER);
+        if (!lost && !again)
+            break;
+        retry_pause(n);
+        kv__client_start_call(c);
+        if (c->fd < 0 && (rc = kv_client_connect(c)) != KV_OK) {
+            rc = rc == KV_TIMEOUT || rc == KV_CLOSED || rc == KV_IO ? rc : KV_CONNECT;
+            continue;
+        }
+        if (!c->session)
+            break; /* without a session the id would not go with it */
+        c->retried++;
+        rc = call_following(c, req, resp, 1);
+    }
+    return rc;
 }
 
 int kv__client_server_status(kv_client *c, const kv_proto_response *resp)
@@ -422,6 +493,8 @@ int kv__client_server_status(kv_client *c, const kv_proto_response *resp)
 }
 
 /* ---- connect ------------------------------------------------------------ */
+
+static int session_setup(kv_client *c);
 
 int kv_client_auth(kv_client *c, const char *password)
 {
@@ -481,8 +554,113 @@ int kv_client_connect(kv_client *c)
             return rc;
         }
     }
+    if ((rc = session_setup(c)) != KV_OK)
+        return rc;
     c->err[0] = '\0';
     return KV_OK;
+}
+
+/* Sends a version 7 request of op with arg; KV_OK with the server's
+ * status in *status, or a transport failure. */
+static int session_request(kv_client *c, int op, uint64_t arg, int *status)
+{
+    kv_proto_request q = {.op = op};
+    kv_proto_response r;
+    if (op == KV_PROTO_SESSION)
+        q.client_id = arg;
+    else
+        q.consistency = arg;
+    kv__client_start_call(c);
+    int rc = call_once(c, &q, &r, 0);
+    if (rc == KV_OK)
+        *status = r.status;
+    if (rc == KV_OK && r.status != KV_OK)
+        kv__client_server_status(c, &r);
+    return rc;
+}
+
+/* After HELLO (and AUTH): the connection's SESSION, when retries are on,
+ * and its CONSISTENCY, when not the default. A server that cannot keep
+ * request ids (not a cluster node: UNSUPPORTED) leaves the connection
+ * without a session: its writes are then not retried. */
+static int session_setup(kv_client *c)
+{
+    int status;
+    if (c->proto_version < KV_PROTO_SESSION_VERSION)
+        return KV_OK;
+    if (c->retries > 0 && c->client_id) {
+        int rc = session_request(c, KV_PROTO_SESSION, c->client_id, &status);
+        if (rc != KV_OK)
+            return rc;
+        c->session = status == KV_OK;
+    }
+    if (c->consistency != KV_CLIENT_LINEARIZABLE) {
+        int rc = session_request(c, KV_PROTO_CONSISTENCY, (uint64_t)c->consistency, &status);
+        if (rc != KV_OK)
+            return rc;
+    }
+    return KV_OK;
+}
+
+/* 64 random bits, never 0: the client id of this client's requests. */
+static uint64_t random_id(const kv_client *c)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 48) ^
+            (uint64_t)(uintptr_t)c;
+        v *= 0x9e3779b97f4a7c15ull;
+    }
+    return v ? v : 1;
+}
+
+int kv_client_set_retries(kv_client *c, int retries)
+{
+    if (retries < 0 || retries > KV_CLIENT_MAX_RETRIES)
+        return KV_INVALID_ARGUMENT;
+    c->retries = retries;
+    if (retries && !c->client_id)
+        c->client_id = random_id(c);
+    if (c->fd < 0 || c->watching)
+        return KV_OK; /* at the next connect */
+    if (c->proto_version < KV_PROTO_SESSION_VERSION) {
+        c->session = 0;
+        return retries ? KV_UNSUPPORTED : KV_OK;
+    }
+    int status = KV_OK;
+    int rc = session_request(c, KV_PROTO_SESSION, retries ? c->client_id : 0, &status);
+    if (rc != KV_OK)
+        return rc;
+    c->session = retries && status == KV_OK;
+    return retries ? status : KV_OK;
+}
+
+int kv_client_set_consistency(kv_client *c, int level)
+{
+    if (level != KV_CLIENT_LINEARIZABLE && level != KV_CLIENT_SERIALIZABLE)
+        return KV_INVALID_ARGUMENT;
+    if (c->fd >= 0 && !c->watching && c->proto_version < KV_PROTO_SESSION_VERSION &&
+        level != KV_CLIENT_LINEARIZABLE) {
+        kv__client_error(c, KV_UNSUPPORTED,
+                         "the server speaks protocol version %d; serializable reads need "
+                         "version %d: a newer kvd",
+                         c->proto_version, KV_PROTO_SESSION_VERSION);
+        c->err_local = 1;
+        return KV_UNSUPPORTED;
+    }
+    c->consistency = level;
+    if (c->fd < 0 || c->watching || c->proto_version < KV_PROTO_SESSION_VERSION)
+        return KV_OK;
+    int status = KV_OK;
+    int rc = session_request(c, KV_PROTO_CONSISTENCY, (uint64_t)level, &status);
+    return rc != KV_OK ? rc : status;
+}
+
+unsigned kv_client_retried(const kv_client *c)
+{
+    return c->retried;
 }
 
 int kv_client_open(const kv_client_options *opts, kv_client **out)

@@ -40,6 +40,14 @@ struct kv_client {
     char err[KV__CLIENT_ERRLEN];
     int err_local; /* err is the client's own refusal: nothing was sent */
     int watching;  /* a kv_client_watch owns the connection (watch.c) */
+
+    /* Retried writes (protocol version 7, a cluster): */
+    int retries;        /* kv_client_set_retries; 0: none              */
+    uint64_t client_id; /* SESSION's id, random, chosen with retries   */
+    int session;        /* the connection's SESSION was accepted: its
+                           writes carry request ids                    */
+    int consistency;    /* kv_client_set_consistency's level           */
+    unsigned retried;   /* writes sent again since kv_client_new       */
 };
 
 /* Monotonic milliseconds. */

@@ -1,5 +1,5 @@
 /*
- * kv_proto.h - the kvd wire protocol codec, versions 1..6 (docs/protocol.md).
+ * kv_proto.h - the kvd wire protocol codec, versions 1..7 (docs/protocol.md).
  *
  * The one module that encodes and decodes kvd frames; kvd, the client
  * library (libkvclient) and kvcli all use it, nobody else touches bytes.
@@ -43,20 +43,23 @@ extern "C" {
  * ---------------------------------------------------------------------- */
 #define KV_PROTO_VERSION 1     /* a connection's version before HELLO    */
 #define KV_PROTO_MIN_VERSION 1 /* oldest version it can speak            */
-#define KV_PROTO_MAX_VERSION 6 /* newest version it can speak (2: SCAN's
+#define KV_PROTO_MAX_VERSION 7 /* newest version it can speak (2: SCAN's
                                   keys_only argument, SNAPSHOT; 3:
                                   CLUSTER; 4: key expiry - an expiry on
                                   SET, MSET and TXN's set ops, TTL,
                                   EXPIRE, PERSIST; 5: history - GET_AT,
                                   MGET_AT, SCAN_AT, HISTORY, ROLLBACK,
                                   COMPACT; 6: WATCH, CANCEL and event
-                                  frames)                                */
+                                  frames; 7: SESSION - request ids of
+                                  writes - and CONSISTENCY)              */
 /* The version that brought key expiry (KV_PROTO_TTL...). */
 #define KV_PROTO_EXPIRY_VERSION 4
 /* The version that brought history (KV_PROTO_GET_AT...COMPACT). */
 #define KV_PROTO_HISTORY_VERSION 5
 /* The version that brought watches (KV_PROTO_WATCH, KV_PROTO_CANCEL). */
 #define KV_PROTO_WATCH_VERSION 6
+/* The version that brought SESSION (request ids) and CONSISTENCY. */
+#define KV_PROTO_SESSION_VERSION 7
 
 #define KV_PROTO_HEADER_SIZE 4 /* the big-endian u32 length prefix       */
 /* Default largest frame body: a maximal value plus room for key and
@@ -94,7 +97,9 @@ extern "C" {
     XX(ROLLBACK, 21)        \
     XX(COMPACT, 22)         \
     XX(WATCH, 23)           \
-    XX(CANCEL, 24)
+    XX(CANCEL, 24)          \
+    XX(SESSION, 25)         \
+    XX(CONSISTENCY, 26)
 
 typedef enum kv_proto_op {
 #define KV__PROTO_OP_ENUM(name, code) KV_PROTO_##name = code,
@@ -257,11 +262,23 @@ typedef struct kv_proto_request {
      * CANCEL: the id of the WATCH request to end, in watch_id. */
     uint64_t watch_id;
 
+    /* SESSION (version 7): the client id the connection's writes carry
+     * with their request ids (0: none). CONSISTENCY (version 7): the
+     * connection's reads, KV_PROTO_READ_* in `consistency`. */
+    uint64_t client_id;
+    uint64_t consistency;
+
     /* Set by the decoder. */
     int has_id;        /* 1 once the id could be read (also on failure) */
     const char *error; /* static detail when decoding failed, else NULL */
     void *owned_;      /* private */
 } kv_proto_request;
+
+/* CONSISTENCY's levels. */
+#define KV_PROTO_READ_LINEARIZABLE 0 /* a cluster's leader answers, after
+                                        a quorum confirms it (default)   */
+#define KV_PROTO_READ_SERIALIZABLE 1 /* any node answers from its own
+                                        store at once: possibly stale    */
 
 /* An expiry's mode (the first element of [mode, ms]). */
 #define KV_PROTO_EXPIRY_IN 0 /* ms from the time the server runs it */

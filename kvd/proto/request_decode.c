@@ -425,6 +425,17 @@ static int read_args(dec *d, kv_proto_request *q, size_t nargs)
         if (nargs != 1 || kv__rd_uint(&d->r, &q->watch_id))
             return PROTO("CANCEL is [24, id, watch_id]");
         return KV_OK;
+    case KV_PROTO_SESSION:
+        if (nargs != 1 || kv__rd_uint(&d->r, &q->client_id))
+            return PROTO("SESSION is [25, id, client_id]");
+        return KV_OK;
+    case KV_PROTO_CONSISTENCY:
+        if (nargs != 1 || kv__rd_uint(&d->r, &q->consistency))
+            return PROTO("CONSISTENCY is [26, id, level]");
+        if (q->consistency > KV_PROTO_READ_SERIALIZABLE)
+            return fail(d, KV_INVALID_ARGUMENT,
+                        "CONSISTENCY's level is 0 (linearizable) or 1 (serializable)");
+        return KV_OK;
     default:
         return fail(d, KV_UNSUPPORTED, "unknown op");
     }

@@ -243,6 +243,12 @@ static int pack_args(msgpack_packer *pk, const kv_proto_request *q)
     case KV_PROTO_CANCEL:
         e |= msgpack_pack_uint64(pk, q->watch_id);
         break;
+    case KV_PROTO_SESSION:
+        e |= msgpack_pack_uint64(pk, q->client_id);
+        break;
+    case KV_PROTO_CONSISTENCY:
+        e |= msgpack_pack_uint64(pk, q->consistency);
+        break;
     default: /* METRICS, SNAPSHOT */
         break;
     }

@@ -263,6 +263,10 @@ static int read_result(rdec *d, int op, unsigned flags, kv_proto_response *o)
         return KV_OK;
     case KV_PROTO_CANCEL:
         return kv__rd_nil(&d->r) == 1 ? KV_OK : bad(d, "CANCEL result must be nil");
+    case KV_PROTO_SESSION:
+        return kv__rd_nil(&d->r) == 1 ? KV_OK : bad(d, "SESSION result must be nil");
+    case KV_PROTO_CONSISTENCY:
+        return kv__rd_nil(&d->r) == 1 ? KV_OK : bad(d, "CONSISTENCY result must be nil");
     case KV_PROTO_COMPACT:
         if (kv__rd_uint(&d->r, &o->compact_revision))
             return bad(d, "COMPACT result must be a revision");

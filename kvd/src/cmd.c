@@ -161,6 +161,7 @@ int kvd__cmd_run(kvd_exec *x)
     case KVD_CMD_CONFIG:
     case KVD_CMD_READONLY:
     case KVD_CMD_READWRITE:
+    case KVD_CMD_SESSION:
     case KVD_CMD_CLUSTER:
         return kvd__cmd_server(x);
     case KVD_CMD_MULTI:

@@ -99,7 +99,8 @@ struct kvd_conn;
     XX(ROLLBACK, "rollback", KVD_CF_WRITE | KVD_CF_NOTXN)    \
     XX(COMPACT, "compact", KVD_CF_WRITE | KVD_CF_NOTXN)      \
     XX(WATCH_CHANGES, "watch_changes", KVD_CF_NOTXN)         \
-    XX(WATCH_CANCEL, "watch_cancel", KVD_CF_NOTXN)
+    XX(WATCH_CANCEL, "watch_cancel", KVD_CF_NOTXN)           \
+    XX(SESSION, "session", KVD_CF_NOTXN)
 
 typedef enum kvd_cmd_kind {
 #define KVD__CMD_ENUM(name, str, flags) KVD_CMD_##name,
@@ -211,6 +212,9 @@ typedef struct kvd_session {
     unsigned stale_reads : 1; /* cluster: reads answered locally     */
     int auth_failures;
     uint64_t client_id;
+    uint64_t req_client; /* SESSION (cluster): the client id its writes'
+                            Raft entries carry with their request ids,
+                            so that a retry is not applied twice; 0: none */
     char name[64];       /* CLIENT SETNAME / HELLO's client name   */
     kvd_multi *multi;    /* MULTI queue and WATCHed keys, or NULL  */
 } kvd_session;
@@ -433,6 +437,26 @@ int kvd__txn_set(kvd_exec *x, kv_txn *t, const void *key, size_t klen, const voi
  * it with free); NULL when out of memory. TXN's compares and ops are not
  * copied (no caller needs them). */
 kvd_cmd *kvd_cmd_copy(const kvd_cmd *cmd);
+
+/* A WATCHed key and its version then (0: absent). */
+typedef struct kvd_watched {
+    const void *key;
+    size_t len;
+    uint64_t version;
+} kvd_watched;
+/* EXEC's first step: ends the session's MULTI and, when its queue may
+ * run, returns 1 with the queue (times from now resolved) and watches,
+ * owned by the session until kvd__multi_end; else answers x (EXEC
+ * without MULTI, EXECABORT) and returns KV_OK or -1. A cluster encodes
+ * them into one log entry (repl/entry.h). */
+int kvd__multi_take(kvd_exec *x, kvd_cmd ***queue, size_t *n, const kvd_watched **w,
+                    size_t *nw);
+/* EXEC's second step: runs queue[0..n) as one transaction of x->st if
+ * every watched key still has its version (else nil), answering x. */
+int kvd__multi_exec(kvd_exec *x, const kvd_cmd *const *queue, size_t n, const kvd_watched *w,
+                    size_t nw);
+/* Leaves MULTI: forgets the queue and the watches. */
+void kvd__multi_end(kvd_session *s);
 
 /* Queues cmd into the session's MULTI (copying its bytes). */
 int kvd__multi_queue(kvd_exec *x);

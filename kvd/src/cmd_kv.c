@@ -645,8 +645,65 @@ static int flush_cb(void *ctx, const void *key, size_t klen, const void *val, si
     return f->n == FLUSH_PAGE;
 }
 
+/* A cluster node applies FLUSHDB from its log, where no other write
+ * runs meanwhile: every key is deleted in one change (one revision), so
+ * every node deletes the same keys at the same revision whatever the
+ * order of its index. */
+typedef struct flush_all {
+    kv_key *keys;
+    size_t n, cap;
+    int oom;
+} flush_all;
+
+static int flush_all_cb(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                        uint64_t version)
+{
+    (void)val;
+    (void)vlen;
+    (void)version;
+    flush_all *f = ctx;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 1024;
+        kv_key *k = realloc(f->keys, cap * sizeof *k);
+        if (!k) {
+            f->oom = 1;
+            return 1;
+        }
+        f->keys = k;
+        f->cap = cap;
+    }
+    char *copy = malloc(klen ? klen : 1);
+    if (!copy) {
+        f->oom = 1;
+        return 1;
+    }
+    memcpy(copy, key, klen);
+    f->keys[f->n++] = (kv_key){copy, klen};
+    return 0;
+}
+
+static int flush_at_once(kvd_exec *x)
+{
+    flush_all f = {0};
+    uint64_t cursor = 0;
+    int rc;
+    do
+        rc = kv_scan(x->st, NULL, 0, cursor, 1024, flush_all_cb, &f, &cursor);
+    while (rc == KV_OK && !f.oom && cursor != 0);
+    if (rc == KV_OK && f.oom)
+        rc = KV_NO_MEMORY;
+    if (rc == KV_OK && f.n > 0)
+        rc = kv_mdelete(x->st, f.keys, f.n, NULL, NULL);
+    for (size_t i = 0; i < f.n; i++)
+        free((void *)f.keys[i].data);
+    free(f.keys);
+    return rc == KV_OK ? x->r->ops->ok(x->r, "OK") : fail(x, rc);
+}
+
 static int cmd_flushdb(kvd_exec *x)
 {
+    if (x->srv->repl)
+        return flush_at_once(x);
     uint64_t cursor = 0;
     int rc;
     do {

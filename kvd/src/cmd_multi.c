@@ -28,11 +28,7 @@
 #define KVD_WATCH_MAX_KEYS 10000
 #define EXEC_MAX_TRIES 1000
 
-typedef struct watched {
-    char *key;
-    size_t len;
-    uint64_t version; /* 0: absent when watched */
-} watched;
+typedef kvd_watched watched;
 
 struct kvd_multi {
     kvd_cmd **queue;
@@ -61,7 +57,7 @@ static void clear_queue(kvd_multi *m)
 static void clear_watches(kvd_multi *m)
 {
     for (size_t i = 0; i < m->nw; i++)
-        free(m->w[i].key);
+        free((void *)m->w[i].key);
     m->nw = 0;
 }
 
@@ -191,7 +187,7 @@ static int cmd_watch(kvd_exec *x)
         int rc = kv_exists(x->st, cmd->keys[i].data, cmd->keys[i].len, &version);
         if (rc != KV_OK && rc != KV_NOT_FOUND)
             return r->ops->error(r, rc, kv_strerror(rc));
-        char *k = malloc(cmd->keys[i].len);
+        char *k = malloc(cmd->keys[i].len ? cmd->keys[i].len : 1);
         if (!k)
             return r->ops->error(r, KV_NO_MEMORY, "out of memory");
         memcpy(k, cmd->keys[i].data, cmd->keys[i].len);
@@ -202,34 +198,33 @@ static int cmd_watch(kvd_exec *x)
 
 /* 1 if every watched key still has the version it had, read through t
  * (so the commit validates it too); 0 if one changed; <0 a status. */
-static int watches_hold(kvd_multi *m, kv_txn *t)
+static int watches_hold(const watched *w, size_t nw, kv_txn *t)
 {
-    for (size_t i = 0; i < m->nw; i++) {
+    for (size_t i = 0; i < nw; i++) {
         kv_value v = {0};
-        int rc = kv_txn_get(t, m->w[i].key, m->w[i].len, &v);
+        int rc = kv_txn_get(t, w[i].key, w[i].len, &v);
         uint64_t version = rc == KV_OK ? v.version : 0;
         kv_value_free(&v);
         if (rc != KV_OK && rc != KV_NOT_FOUND)
             return -rc;
-        if (version != m->w[i].version)
+        if (version != w[i].version)
             return 0;
     }
     return 1;
 }
 
-static int cmd_exec(kvd_exec *x)
+int kvd__multi_take(kvd_exec *x, kvd_cmd ***queue, size_t *n, const kvd_watched **w,
+                    size_t *nw)
 {
     kvd_reply *r = x->r;
     kvd_multi *m = x->sess->multi;
     if (!x->sess->in_multi || !m)
         return r->ops->error(r, KV_INVALID_ARGUMENT, "EXEC without MULTI");
     x->sess->in_multi = 0;
-    int rc = KV_OK;
-    kvd_written written = {0};
     if (m->refused) {
-        rc = r->ops->error(r, KV_INVALID_ARGUMENT,
-                           "EXECABORT Transaction discarded because of previous errors.");
-        goto done;
+        kvd__multi_end(x->sess);
+        return r->ops->error(r, KV_INVALID_ARGUMENT,
+                             "EXECABORT Transaction discarded because of previous errors.");
     }
     /* Times from now count from EXEC, as in Redis (each queued command
      * is a copy of its own: resolved in place, once). */
@@ -239,6 +234,41 @@ static int cmd_exec(kvd_exec *x)
             m->queue[i]->exp_mode = KVD_EXP_AT;
             m->queue[i]->exp += now;
         }
+    *queue = m->queue;
+    *n = m->n;
+    *w = m->w;
+    *nw = m->nw;
+    return 1;
+}
+
+void kvd__multi_end(kvd_session *s)
+{
+    s->in_multi = 0;
+    if (s->multi) {
+        clear_queue(s->multi);
+        clear_watches(s->multi);
+    }
+}
+
+static int cmd_exec(kvd_exec *x)
+{
+    kvd_cmd **queue;
+    const watched *w;
+    size_t n, nw;
+    int rc = kvd__multi_take(x, &queue, &n, &w, &nw);
+    if (rc != 1)
+        return rc;
+    rc = kvd__multi_exec(x, (const kvd_cmd *const *)queue, n, w, nw);
+    kvd__multi_end(x->sess);
+    return rc;
+}
+
+int kvd__multi_exec(kvd_exec *x, const kvd_cmd *const *queue, size_t n, const kvd_watched *w,
+                    size_t nw)
+{
+    kvd_reply *r = x->r;
+    int rc = KV_OK;
+    kvd_written written = {0};
     for (int tries = 0;; tries++) {
         kvd__written_reset(&written);
         if (tries == EXEC_MAX_TRIES) {
@@ -251,7 +281,7 @@ static int cmd_exec(kvd_exec *x)
             rc = r->ops->error(r, rc, kv_strerror(rc));
             break;
         }
-        int hold = watches_hold(m, t);
+        int hold = watches_hold(w, nw, t);
         if (hold <= 0) {
             kv_txn_abort(t);
             if (hold == -KV_CONFLICT)
@@ -259,9 +289,9 @@ static int cmd_exec(kvd_exec *x)
             rc = hold == 0 ? r->ops->nil_array(r) : r->ops->error(r, -hold, kv_strerror(-hold));
             break;
         }
-        r->ops->array(r, m->n);
-        for (size_t i = 0; i < m->n; i++) {
-            kvd_exec q = {.c = x->c, .srv = x->srv, .sess = x->sess, .cmd = m->queue[i], .r = r,
+        r->ops->array(r, n);
+        for (size_t i = 0; i < n; i++) {
+            kvd_exec q = {.c = x->c, .srv = x->srv, .sess = x->sess, .cmd = queue[i], .r = r,
                           .st = x->st, .txn = t, .written = &written};
             if (kvd__cmd_run(&q) < 0) {
                 kv_txn_abort(t);
@@ -282,8 +312,6 @@ static int cmd_exec(kvd_exec *x)
     }
 done:
     kvd__written_free(&written);
-    clear_queue(m);
-    clear_watches(m);
     return rc < 0 ? -1 : KV_OK;
 }
 
@@ -304,9 +332,7 @@ int kvd__cmd_multi(kvd_exec *x)
     case KVD_CMD_DISCARD:
         if (!s->in_multi)
             return r->ops->error(r, KV_INVALID_ARGUMENT, "DISCARD without MULTI");
-        s->in_multi = 0;
-        clear_queue(s->multi);
-        clear_watches(s->multi);
+        kvd__multi_end(s);
         return r->ops->ok(r, "OK");
     case KVD_CMD_WATCH:
         return cmd_watch(x);

@@ -690,6 +690,15 @@ int kvd__cmd_server(kvd_exec *x)
         /* Redis cluster's names: READONLY lets a replica answer reads. */
         x->sess->stale_reads = x->cmd->kind == KVD_CMD_READONLY;
         return r->ops->ok(r, "OK");
+    case KVD_CMD_SESSION:
+        /* Request ids are deduplicated where writes are applied in one
+         * order everywhere: a cluster's log (repl/sessions.h). */
+        if (!x->srv->repl)
+            return r->ops->error(r, KV_UNSUPPORTED,
+                                 "request ids need a cluster node: a single kvd does not "
+                                 "remember applied requests (docs/replication.md)");
+        x->sess->req_client = x->cmd->a;
+        return r->ops->ok(r, "OK");
     case KVD_CMD_SNAPSHOT: return cmd_snapshot(x);
     case KVD_CMD_SNAPSHOT_READ: return cmd_snapshot_read(x);
     default: return r->ops->error(r, KV_UNSUPPORTED, "unknown operation");

@@ -282,6 +282,8 @@ static int kind_of(int op)
     case KV_PROTO_COMPACT: return KVD_CMD_COMPACT;
     case KV_PROTO_WATCH: return KVD_CMD_WATCH_CHANGES;
     case KV_PROTO_CANCEL: return KVD_CMD_WATCH_CANCEL;
+    case KV_PROTO_SESSION: return KVD_CMD_SESSION;
+    case KV_PROTO_CONSISTENCY: return KVD_CMD_READONLY; /* or READWRITE: to_cmd */
     default: return op;
     }
 }
@@ -340,6 +342,13 @@ static void to_cmd(const kv_proto_request *q, size_t size, kvd_cmd *cmd)
         break;
     case KV_PROTO_CANCEL:
         cmd->a = q->watch_id;
+        break;
+    case KV_PROTO_SESSION:
+        cmd->a = q->client_id;
+        break;
+    case KV_PROTO_CONSISTENCY:
+        cmd->kind = q->consistency == KV_PROTO_READ_SERIALIZABLE ? KVD_CMD_READONLY
+                                                                 : KVD_CMD_READWRITE;
         break;
     default:
         break;
@@ -406,6 +415,12 @@ static int native_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clo
         !kvd_cmd_needs_auth(c, kind_of(req.op))) {
         rc = KV_UNSUPPORTED;
         req.error = "WATCH and CANCEL need protocol version 6 (HELLO first)";
+    }
+    if (rc == KV_OK && c->sess.native_version < KV_PROTO_SESSION_VERSION &&
+        (req.op == KV_PROTO_SESSION || req.op == KV_PROTO_CONSISTENCY) &&
+        !kvd_cmd_needs_auth(c, kind_of(req.op))) {
+        rc = KV_UNSUPPORTED;
+        req.error = "SESSION and CONSISTENCY need protocol version 7 (HELLO first)";
     }
     if (rc != KV_OK) {
         *clock = uv_hrtime();

@@ -23,6 +23,7 @@
 #include "http.h"
 #include "server.h"
 #include "stats.h"
+#include "repl/repl.h"
 
 #define LE_FIRST 10 /* 2^10 ns */
 #define LE_LAST 34  /* 2^34 ns */
@@ -149,6 +150,53 @@ static void histograms(out *o, const kvd_hist *hist, const uint64_t *reqs)
     }
 }
 
+/* A cluster node's figures (repl.h). */
+static void cluster_metrics(out *o, kvd_repl *r)
+{
+    kvd_repl_status st;
+    kvd_repl_status_read(r, &st);
+    one(o, "kvd_cluster_node_id", "gauge", "This node's Raft id.", st.id);
+    one(o, "kvd_cluster_role", "gauge",
+        "This node's role: 0 follower, 1 candidate, 2 leader, 3 unavailable.",
+        (uint64_t)st.role);
+    one(o, "kvd_cluster_leader_id", "gauge", "The leader's id as this node knows it (0: none).",
+        st.leader_id);
+    one(o, "kvd_cluster_term", "gauge", "The Raft term.", st.term);
+    one(o, "kvd_cluster_commit_index", "gauge", "The highest log index known committed.",
+        st.commit_index);
+    one(o, "kvd_cluster_applied_index", "gauge", "The highest log index applied to the store.",
+        st.applied_index);
+    one(o, "kvd_cluster_apply_lag", "gauge",
+        "Committed log entries not yet applied here (commit index - applied index).",
+        st.commit_index > st.applied_index ? st.commit_index - st.applied_index : 0);
+    family(o, "kvd_cluster_follower_lag", "gauge",
+           "On the leader: log entries each other member lacks (its last index - the "
+           "member's match index).");
+    for (int i = 0; i < st.npeers; i++)
+        put(o, "kvd_cluster_follower_lag{node=\"%" PRIu64 "\"} %" PRIu64 "\n", st.peers[i].id,
+            st.peers[i].lag);
+    one(o, "kvd_cluster_leader_changes_total", "counter", "Leaders this node has seen change.",
+        st.leader_changes);
+    one(o, "kvd_cluster_proposals_total", "counter", "Writes this node proposed as leader.",
+        st.proposals);
+    one(o, "kvd_cluster_proposals_failed_total", "counter",
+        "Proposals refused or with an unknown outcome (NOT_LEADER, UNKNOWN_OUTCOME...).",
+        st.proposals_failed);
+    one(o, "kvd_cluster_snapshots_total", "counter", "Raft snapshots taken by this node.",
+        st.snapshots);
+    one(o, "kvd_cluster_snapshot_bytes", "gauge", "Size of the last Raft snapshot taken.",
+        st.snapshot_bytes);
+    one(o, "kvd_cluster_snapshots_installed_total", "counter",
+        "Raft snapshots installed (a restart, or the leader's to a node behind).",
+        st.snapshots_installed);
+    one(o, "kvd_cluster_snapshot_installed_bytes", "gauge",
+        "Size of the last Raft snapshot installed.", st.snapshot_installed_bytes);
+    one(o, "kvd_cluster_duplicate_requests_total", "counter",
+        "Writes whose request id was applied before: not applied again.", st.duplicates);
+    one(o, "kvd_cluster_request_sessions", "gauge",
+        "Clients whose last applied request id is kept.", st.sessions);
+}
+
 int kvd_http_metrics(kvd_server *s, kv_proto_buf *b)
 {
     kv_metrics m;
@@ -236,6 +284,8 @@ int kvd_http_metrics(kvd_server *s, kv_proto_buf *b)
         if (shown(op, reqs[op]))
             put(&o, "kvd_request_errors_total{command=\"%s\"} %" PRIu64 "\n", kvd_cmd_name(op),
                 errs[op]);
+    if (s->repl)
+        cluster_metrics(&o, s->repl);
     histograms(&o, hist, reqs);
     store_metrics(&o, &m);
     free(hist);

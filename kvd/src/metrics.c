@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define NSERVER 24 /* flat server entries */
-#define NCLUSTER 9 /* a cluster node's */
+#define NCLUSTER 17 /* a cluster node's */
 #define NMAPS 5    /* requests_by_op, errors_by_op and three latency maps */
 
 static kv_proto_metric uint_metric(const char *name, uint64_t v)
@@ -129,6 +129,19 @@ int kvd_metrics_reply(kvd_server *s, kvd_reply *r, const kv_metrics *store)
         items[n++] = uint_metric("cluster_leader_changes", st.leader_changes);
         items[n++] = uint_metric("cluster_proposals", st.proposals);
         items[n++] = uint_metric("cluster_proposals_failed", st.proposals_failed);
+        items[n++] = uint_metric("cluster_apply_lag", st.commit_index > st.applied_index
+                                                          ? st.commit_index - st.applied_index
+                                                          : 0);
+        uint64_t lag = 0;
+        for (int i = 0; i < st.npeers; i++)
+            lag = st.peers[i].lag > lag ? st.peers[i].lag : lag;
+        items[n++] = uint_metric("cluster_follower_lag_max", lag);
+        items[n++] = uint_metric("cluster_snapshots", st.snapshots);
+        items[n++] = uint_metric("cluster_snapshot_bytes", st.snapshot_bytes);
+        items[n++] = uint_metric("cluster_snapshots_installed", st.snapshots_installed);
+        items[n++] = uint_metric("cluster_snapshot_installed_bytes", st.snapshot_installed_bytes);
+        items[n++] = uint_metric("cluster_duplicates", st.duplicates);
+        items[n++] = uint_metric("cluster_request_sessions", st.sessions);
     }
 
     static const double qs[3] = {0.50, 0.99, 0.999};

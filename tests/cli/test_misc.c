@@ -219,8 +219,8 @@ Test(misc, ping_and_version)
     cr_assert(json_is_string(json_object_get(j, "client")));
     json_t *s = json_object_get(j, "server");
     cr_assert_str_eq(json_string_value(json_object_get(s, "name")), "kvd");
-    cr_assert_eq(json_integer_value(json_object_get(s, "protocol")), 6,
-                 "the version negotiated with kvd (1..6)");
+    cr_assert_eq(json_integer_value(json_object_get(s, "protocol")), 7,
+                 "the version negotiated with kvd (1..7)");
     json_decref(j);
     cli_result_free(&r);
 

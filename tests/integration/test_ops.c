@@ -17,7 +17,7 @@ Test(ops, hello_ping_get_set_cas_del)
 {
     kvd_start(NULL);
     kv_client *c = test_client(NULL);
-    cr_assert_eq(kv_client_protocol_version(c), 6, "kvd speaks 1..6, the client too");
+    cr_assert_eq(kv_client_protocol_version(c), 7, "kvd speaks 1..7, the client too");
     cr_assert_str_eq(kv_client_server_name(c), "kvd");
     cr_assert_eq(kv_client_ping(c), KV_OK);
     cr_assert_eq(kv_client_auth(c, "anything"), KV_OK, "no password: AUTH is OK");

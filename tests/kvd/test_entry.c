@@ -2,7 +2,8 @@
  * test_entry.c - the Raft entry format of a write command
  * (kvd/src/repl/entry.c): a command and the leader's clock reading make
  * the round trip, the revision of the history commands (ROLLBACK,
- * COMPACT) too; entries of the older formats (3: no revision, 2: no clock
+ * COMPACT) and a write's request id (client, seq) too; entries of the
+ * older formats (4: no request id, 3: no revision either, 2: no clock
  * either, 1: no expiry either), which a node's log may still hold, decode
  * as they did; malformed entries are refused.
  */
@@ -44,12 +45,13 @@ Test(entry, a_command_and_the_clock_make_the_round_trip)
 {
     kvd_cmd cmd = sample();
     size_t len;
-    unsigned char *p = kvd_entry_encode(&cmd, &len);
+    unsigned char *p = kvd_entry_encode(&cmd, 0, 0, &len);
     cr_assert_not_null(p);
     cr_assert_eq(len % 8, 0, "Raft's storage wants multiples of 8 bytes");
     kvd_entry e;
     cr_assert_eq(kvd_entry_decode(p, len, &e), KV_OK);
     cr_assert_eq(e.clock_ms, 0, "not stamped yet");
+    cr_assert(e.client == 0 && e.seq == 0, "no request id");
     expect_sample(&e.cmd, 1);
     kvd_entry_free(&e);
     kvd_entry_stamp(p, CLOCK);
@@ -65,7 +67,7 @@ Test(entry, a_history_command_carries_its_revision)
     kvd_cmd cmd = {.kind = KVD_CMD_ROLLBACK, .flags = KVD_ROLLBACK_PREFIX, .rev = 41,
                    .has_expected = 1, .expected = 40, .key = {"user:", 5}};
     size_t len;
-    unsigned char *p = kvd_entry_encode(&cmd, &len);
+    unsigned char *p = kvd_entry_encode(&cmd, 0, 0, &len);
     cr_assert_not_null(p);
     kvd_entry e;
     cr_assert_eq(kvd_entry_decode(p, len, &e), KV_OK);
@@ -77,7 +79,7 @@ Test(entry, a_history_command_carries_its_revision)
     kvd_entry_free(&e);
     raft_free(p);
     cmd = (kvd_cmd){.kind = KVD_CMD_COMPACT, .rev = 1234567890123ull};
-    p = kvd_entry_encode(&cmd, &len);
+    p = kvd_entry_encode(&cmd, 0, 0, &len);
     cr_assert_not_null(p);
     cr_assert_eq(kvd_entry_decode(p, len, &e), KV_OK);
     cr_assert_eq(e.cmd.kind, KVD_CMD_COMPACT);
@@ -86,16 +88,34 @@ Test(entry, a_history_command_carries_its_revision)
     raft_free(p);
 }
 
-/* An entry of format 4 rewritten as format 3 (without the revision after
- * exp), 2 (without the clock after the length either) or 1 (without
- * exp_mode and exp either), padded as Raft stores it. */
+Test(entry, a_write_carries_its_request_id)
+{
+    kvd_cmd cmd = sample();
+    size_t len;
+    unsigned char *p = kvd_entry_encode(&cmd, 0xfeedfacecafebeefull, 42, &len);
+    cr_assert_not_null(p);
+    kvd_entry_stamp(p, CLOCK);
+    kvd_entry e;
+    cr_assert_eq(kvd_entry_decode(p, len, &e), KV_OK);
+    cr_assert_eq(e.client, 0xfeedfacecafebeefull);
+    cr_assert_eq(e.seq, 42);
+    cr_assert_eq(e.clock_ms, CLOCK);
+    expect_sample(&e.cmd, 1);
+    kvd_entry_free(&e);
+    raft_free(p);
+}
+
+/* An entry of format 5 rewritten as format 4 (without the request id
+ * after the revision), 3 (without the revision either), 2 (without the
+ * clock after the length either) or 1 (without exp_mode and exp either),
+ * padded as Raft stores it. */
 static size_t older_format(const unsigned char *p, int format, unsigned char *out)
 {
     size_t total = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24;
     size_t n = 0;
     out[n++] = (unsigned char)format;
     n += 4; /* the length, below */
-    if (format == 3) { /* the clock */
+    if (format >= 3) { /* the clock */
         memcpy(out + n, p + 5, 8);
         n += 8;
     }
@@ -106,7 +126,11 @@ static size_t older_format(const unsigned char *p, int format, unsigned char *ou
         memcpy(out + n, p + fixed_end, 9);
         n += 9;
     }
-    size_t rest = fixed_end + 9 + 8; /* after the revision */
+    if (format == 4) { /* the revision */
+        memcpy(out + n, p + fixed_end + 9, 8);
+        n += 8;
+    }
+    size_t rest = fixed_end + 9 + 8 + 16; /* after the request id */
     memcpy(out + n, p + rest, total - rest);
     n += total - rest;
     for (int i = 0; i < 4; i++)
@@ -116,18 +140,34 @@ static size_t older_format(const unsigned char *p, int format, unsigned char *ou
     return padded;
 }
 
-Test(entry, entries_of_formats_3_2_and_1_still_decode)
+Test(entry, entries_of_formats_4_3_2_and_1_still_decode)
 {
     kvd_cmd cmd = sample();
     size_t len;
-    unsigned char *p = kvd_entry_encode(&cmd, &len);
+    unsigned char *p = kvd_entry_encode(&cmd, 77, 78, &len);
     cr_assert_not_null(p);
     kvd_entry_stamp(p, CLOCK);
     unsigned char old[512];
     cr_assert_lt(len, sizeof old);
     kvd_entry e;
-    size_t n = older_format(p, 3, old);
-    cr_assert_eq(n, len - 8, "format 3 is the revision shorter");
+    size_t n = older_format(p, 4, old);
+    cr_assert_eq(n, len - 16, "format 4 is the request id shorter");
+    cr_assert_eq(kvd_entry_decode(old, n, &e), KV_OK);
+    cr_assert_eq(e.clock_ms, CLOCK);
+    cr_assert(e.client == 0 && e.seq == 0);
+    expect_sample(&e.cmd, 1);
+    kvd_entry_free(&e);
+    cmd = (kvd_cmd){.kind = KVD_CMD_COMPACT, .rev = 9};
+    size_t qlen;
+    unsigned char *q = kvd_entry_encode(&cmd, 0, 0, &qlen);
+    n = older_format(q, 4, old);
+    cr_assert_eq(kvd_entry_decode(old, n, &e), KV_OK, "format 4 carries the revision");
+    cr_assert_eq(e.cmd.rev, 9);
+    kvd_entry_free(&e);
+    raft_free(q);
+    cmd = sample();
+    n = older_format(p, 3, old);
+    cr_assert_eq(n, len - 24, "format 3 is the revision shorter still");
     cr_assert_eq(kvd_entry_decode(old, n, &e), KV_OK);
     cr_assert_eq(e.clock_ms, CLOCK);
     cr_assert_eq(e.cmd.rev, 0);
@@ -146,7 +186,7 @@ Test(entry, entries_of_formats_3_2_and_1_still_decode)
     raft_free(p);
     /* no format before 4 carries a history command */
     cmd = (kvd_cmd){.kind = KVD_CMD_COMPACT, .rev = 9};
-    p = kvd_entry_encode(&cmd, &len);
+    p = kvd_entry_encode(&cmd, 0, 0, &len);
     cr_assert_not_null(p);
     n = older_format(p, 3, old);
     cr_assert_eq(kvd_entry_decode(old, n, &e), KV_CORRUPT);
@@ -157,16 +197,57 @@ Test(entry, malformed_entries_are_refused)
 {
     kvd_cmd cmd = sample();
     size_t len;
-    unsigned char *p = kvd_entry_encode(&cmd, &len);
+    unsigned char *p = kvd_entry_encode(&cmd, 0, 0, &len);
     cr_assert_not_null(p);
     kvd_entry e;
     unsigned char bad[512];
     memcpy(bad, p, len);
-    bad[0] = 5; /* a format this node does not know */
+    bad[0] = 6; /* a format this node does not know */
     cr_assert_eq(kvd_entry_decode(bad, len, &e), KV_CORRUPT);
     memcpy(bad, p, len);
     cr_assert_eq(kvd_entry_decode(bad, 12, &e), KV_CORRUPT); /* cut short */
     bad[13] = 0xff; /* no such command kind */
     cr_assert_eq(kvd_entry_decode(bad, len, &e), KV_CORRUPT);
+    raft_free(p);
+}
+
+Test(entry, an_exec_carries_its_queue_and_watched_keys)
+{
+    kvd_cmd set = sample();
+    kvd_cmd incr = {.kind = KVD_CMD_INCRBY, .key = {"n", 1}, .i = -5};
+    const kvd_cmd *queue[] = {&set, &incr};
+    kvd_watched w[] = {{"a", 1, 12}, {"bb", 2, 0}};
+    size_t len;
+    unsigned char *p = kvd_entry_encode_exec(queue, 2, w, 2, 99, 7, &len);
+    cr_assert_not_null(p);
+    cr_assert_eq(len % 8, 0);
+    kvd_entry e;
+    cr_assert_eq(kvd_entry_decode(p, len, &e), KV_OK);
+    cr_assert_eq(e.cmd.kind, KVD_CMD_EXEC);
+    cr_assert(e.client == 99 && e.seq == 7, "the EXEC's request id");
+    kvd_exec_batch b;
+    cr_assert_eq(kvd_entry_decode_exec(&e, &b), KV_OK);
+    cr_assert_eq(b.n, 2);
+    expect_sample(b.queue[0], 1);
+    cr_assert_eq(b.queue[1]->kind, KVD_CMD_INCRBY);
+    cr_assert_eq(b.queue[1]->i, -5);
+    cr_assert_eq(b.nwatched, 2);
+    cr_assert_eq(b.watched[0].version, 12);
+    cr_assert(b.watched[1].len == 2 && memcmp(b.watched[1].key, "bb", 2) == 0);
+    kvd_entry_free_exec(&b);
+    /* an empty queue, no watches */
+    unsigned char *q = kvd_entry_encode_exec(NULL, 0, NULL, 0, 0, 0, &len);
+    kvd_entry e2;
+    cr_assert_eq(kvd_entry_decode(q, len, &e2), KV_OK);
+    cr_assert_eq(kvd_entry_decode_exec(&e2, &b), KV_OK);
+    cr_assert(b.n == 0 && b.nwatched == 0);
+    kvd_entry_free_exec(&b);
+    kvd_entry_free(&e2);
+    raft_free(q);
+    /* a queue cut short is refused */
+    kvd_entry cut = e;
+    cut.cmd.value.len -= 3;
+    cr_assert_eq(kvd_entry_decode_exec(&cut, &b), KV_CORRUPT);
+    kvd_entry_free(&e);
     raft_free(p);
 }

@@ -4,8 +4,9 @@
  * into another store that had its own, different state gives the same
  * keys, revisions, expiry times and history, read at every revision; the
  * nodes' addresses round-trip; a snapshot cut short anywhere, or with a
- * count that does not match, is refused and changes nothing; the older
- * formats still install.
+ * count that does not match, is refused and changes nothing (its size
+ * says where it ends, the caller's sections after it); the older formats
+ * still install.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -181,16 +182,24 @@ Test(repl_snapshot, a_damaged_snapshot_is_refused_and_changes_nothing)
     for (size_t cut = 0; cut < len; cut++)
         cr_assert_eq(kvd_snap_install(t, buf, cut, got, &n, &c), KV_CORRUPT, "cut at %zu",
                      cut);
-    /* one byte too many, a wrong magic, an entry count too high */
+    for (size_t cut = 0; cut < len; cut++)
+        cr_assert_eq(kvd_snap_size(buf, cut), 0, "cut at %zu", cut);
+    /* what follows is the caller's; a wrong magic, an entry count too high */
     unsigned char *longer = malloc(len + 1);
     memcpy(longer, buf, len);
     longer[len] = 0;
-    cr_assert_eq(kvd_snap_install(t, longer, len + 1, got, &n, &c), KV_CORRUPT);
+    cr_assert_eq(kvd_snap_size(longer, len + 1), len);
     memcpy(longer, "KVDSNAP9", 8);
     cr_assert_eq(kvd_snap_install(t, longer, len, got, &n, &c), KV_CORRUPT);
     memcpy(longer, buf, len);
     longer[16]++; /* the entry count (after magic and revision) */
     cr_assert_eq(kvd_snap_install(t, longer, len, got, &n, &c), KV_CORRUPT);
+    /* any byte changed: the checksum */
+    for (size_t i = 8; i < len; i += 7) {
+        memcpy(longer, buf, len);
+        longer[i] ^= 0x20;
+        cr_assert_eq(kvd_snap_size(longer, len), 0, "byte %zu flipped", i);
+    }
     char *after = state(t, 1);
     cr_assert_str_eq(after, before);
     free(before);
@@ -210,12 +219,13 @@ Test(repl_snapshot, the_older_formats_still_install)
     size_t len;
     kvd_snap_counts c;
     cr_assert_eq(kvd_snap_encode(s, nodes, 1, &buf, &len, &c), KV_OK);
-    /* KVDSNAP2: the same without the history byte */
+    /* KVDSNAP2: the same without the history byte and the checksum */
     memcpy(buf, "KVDSNAP2", 8);
     kv_store *t = open_store(1);
     kvd_snap_node got[KVD_SNAP_MAX_NODES];
     unsigned n;
-    cr_assert_eq(kvd_snap_install(t, buf, len - 1, got, &n, &c), KV_OK);
+    cr_assert_eq(kvd_snap_size(buf, len - 9), len - 9);
+    cr_assert_eq(kvd_snap_install(t, buf, len - 9, got, &n, &c), KV_OK);
     char *a = state(s, 0), *b = state(t, 0);
     cr_assert_str_eq(strchr(b, '\n'), strchr(a, '\n'));
     free(a);

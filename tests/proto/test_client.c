@@ -5,7 +5,10 @@
  * its own thread, over loopback TCP or a Unix socket) and keeps a tiny
  * key-value table, so the client's operations, pipelining, errors
  * (refused, closed, timeout, bad reply, auth) and its messages can be
- * checked without kvd. kvd's own tests live in tests/integration.
+ * checked without kvd. kvd's own tests live in tests/integration. Modes
+ * of version 7 act as a cluster that keeps request ids (SESSION) and
+ * loses the answer of the first write (UNKNOWN_OUTCOME, or the
+ * connection), so that the client's retry with the same id is seen.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -24,7 +27,15 @@
 
 /* ---- mock server ------------------------------------------------------- */
 
-enum mode { NORMAL, SILENT, CLOSE_AFTER_HELLO, BAD_ID, BUSY };
+enum mode {
+    NORMAL, SILENT, CLOSE_AFTER_HELLO, BAD_ID, BUSY,
+    LOSE_ANSWER,     /* v7 with SESSION: the first SET applied, answered
+                        UNKNOWN_OUTCOME                                 */
+    LOSE_CONNECTION, /* v7 with SESSION: the first SET applied, then the
+                        connection closed unanswered                    */
+    NO_SESSION,      /* v7, SESSION refused (not a cluster), the first
+                        SET answered UNKNOWN_OUTCOME                     */
+};
 
 typedef struct entry {
     char key[64];
@@ -45,6 +56,11 @@ typedef struct mock {
     int n;
     uint64_t revision;
     int authed;
+    /* request ids (v7 modes) */
+    uint64_t client;           /* SESSION's client id, 0: none          */
+    uint64_t last_seq, last_rev; /* the last SET applied with an id     */
+    int sets, lost, conns;     /* SETs received; answers lost; accepts  */
+    uint64_t set_ids[8];       /* their request ids                     */
 } mock;
 
 static entry *find(mock *m, const void *k, size_t klen)
@@ -90,9 +106,18 @@ static void answer(mock *m, kv_proto_buf *out, const kv_proto_request *q)
         kv_proto_resp_status(out, id, KV_AUTH_REQUIRED, "auth first");
         return;
     }
+    int v7 = m->mode == LOSE_ANSWER || m->mode == LOSE_CONNECTION || m->mode == NO_SESSION;
     switch (q->op) {
     case KV_PROTO_HELLO:
-        kv_proto_resp_hello(out, id, 1, "mock", "9.9");
+        kv_proto_resp_hello(out, id, v7 ? 7 : 1, "mock", "9.9");
+        break;
+    case KV_PROTO_SESSION:
+        if (m->mode == NO_SESSION) {
+            kv_proto_resp_status(out, id, KV_UNSUPPORTED, "not a cluster node");
+            break;
+        }
+        m->client = q->client_id;
+        kv_proto_resp_status(out, id, KV_OK, NULL);
         break;
     case KV_PROTO_PING:
         kv_proto_resp_status(out, id, KV_OK, NULL);
@@ -127,15 +152,35 @@ static void answer(mock *m, kv_proto_buf *out, const kv_proto_request *q)
         break;
     }
     case KV_PROTO_SET: {
+        if (v7) {
+            if (m->sets < 8)
+                m->set_ids[m->sets] = q->id;
+            m->sets++;
+            if (m->client && q->id == m->last_seq) { /* a retry: not again */
+                kv_proto_resp_version(out, id, m->last_rev);
+                break;
+            }
+        }
         entry *e = find(m, q->key.data, q->key.len);
         uint64_t cur = e ? e->version : 0;
         if (q->has_expected && q->expected != cur) {
             kv_proto_resp_status(out, id, KV_VERSION_MISMATCH, NULL);
             break;
         }
-        kv_proto_resp_version(out, id,
-                              put(m, q->key.data, q->key.len, q->value.data,
-                                  q->value.len, ++m->revision));
+        uint64_t rev = put(m, q->key.data, q->key.len, q->value.data, q->value.len,
+                           ++m->revision);
+        if (m->client) {
+            m->last_seq = q->id;
+            m->last_rev = rev;
+        }
+        if (v7 && !m->lost) {
+            m->lost = 1;
+            if (m->mode == LOSE_CONNECTION)
+                break; /* no answer: serve() closes the connection */
+            kv_proto_resp_status(out, id, KV_UNKNOWN_OUTCOME, "outcome unknown: lost leadership");
+            break;
+        }
+        kv_proto_resp_version(out, id, rev);
         break;
     }
     case KV_PROTO_MSET:
@@ -222,19 +267,31 @@ static void send_all(int fd, const uint8_t *p, size_t n)
     }
 }
 
+static void serve_one(mock *m);
+
 static void *serve(void *arg)
 {
     mock *m = arg;
+    /* LOSE_CONNECTION: the client comes back after the lost answer */
+    for (int i = 0; i < (m->mode == LOSE_CONNECTION ? 2 : 1); i++)
+        serve_one(m);
+    return NULL;
+}
+
+static void serve_one(mock *m)
+{
     int fd = accept(m->lfd, NULL, NULL);
     if (fd < 0)
-        return NULL;
+        return;
+    m->conns++;
+    m->authed = 0;
     kv_proto_buf out = {0};
     if (m->mode == BUSY) {
         kv_proto_resp_status(&out, 0, KV_BUSY, "too many connections");
         send_all(fd, out.data, out.len);
         kv_proto_buf_free(&out);
         close(fd);
-        return NULL;
+        return;
     }
     size_t cap = 1 << 20, len = 0;
     uint8_t *in = malloc(cap);
@@ -257,8 +314,10 @@ static void *serve(void *arg)
             } else if (m->mode == SILENT && q.op != KV_PROTO_HELLO) {
                 /* swallow it */
             } else {
+                int lost = m->lost;
                 answer(m, &out, &q);
-                if (m->mode == CLOSE_AFTER_HELLO)
+                if (m->mode == CLOSE_AFTER_HELLO ||
+                    (m->mode == LOSE_CONNECTION && m->lost != lost))
                     quit = 1;
             }
             kv_proto_request_free(&q);
@@ -272,7 +331,6 @@ static void *serve(void *arg)
     free(in);
     kv_proto_buf_free(&out);
     close(fd);
-    return NULL;
 }
 
 static void mock_start(mock *m, enum mode mode, int unix_socket)
@@ -627,4 +685,70 @@ Test(client, misc)
     kv_client *c = NULL;
     cr_expect_eq(kv_client_new(&o, &c), KV_INVALID_ARGUMENT);
     cr_expect_null(c);
+}
+
+/* A write whose answer is lost is sent again with the same request id,
+ * and (the server keeping request ids) applied once. */
+static void retried_once(enum mode mode)
+{
+    mock m;
+    mock_start(&m, mode, 0);
+    mock_run(&m);
+    kv_client *c = client_for(&m, 5000);
+    cr_assert_eq(kv_client_set_retries(c, 3), KV_OK);
+    cr_assert_eq(kv_client_connect(c), KV_OK, "%s", kv_client_last_error(c));
+    uint64_t v = 0, v2 = 0;
+    cr_assert_eq(kv_client_set(c, "k", 1, "v", 1, &v), KV_OK, "%s", kv_client_last_error(c));
+    cr_expect_eq(v, 1, "the first outcome");
+    cr_expect_eq(kv_client_retried(c), 1);
+    /* the next write gets a new id */
+    cr_assert_eq(kv_client_set(c, "k", 1, "w", 1, &v2), KV_OK);
+    cr_expect_eq(v2, 2);
+    kv_client_close(c);
+    mock_stop(&m); /* joined: its fields are read from here on */
+    cr_expect_neq(m.client, 0, "SESSION sent with a client id");
+    cr_expect_eq(m.revision, 2, "the first write applied once");
+    cr_expect_eq(m.sets, 3);
+    cr_expect_eq(m.set_ids[0], m.set_ids[1], "the retry has the same request id");
+    cr_expect_gt(m.set_ids[2], m.set_ids[1]);
+    cr_expect_eq(m.conns, mode == LOSE_CONNECTION ? 2 : 1);
+}
+
+Test(client, unknown_outcome_is_retried_with_the_same_request_id)
+{
+    retried_once(LOSE_ANSWER);
+}
+
+Test(client, lost_connection_is_retried_with_the_same_request_id)
+{
+    retried_once(LOSE_CONNECTION);
+}
+
+Test(client, without_retries_or_a_session_nothing_is_sent_again)
+{
+    mock m;
+    mock_start(&m, LOSE_ANSWER, 0);
+    mock_run(&m);
+    kv_client *c = client_for(&m, 5000);
+    cr_assert_eq(kv_client_connect(c), KV_OK, "%s", kv_client_last_error(c));
+    cr_expect_eq(kv_client_set(c, "k", 1, "v", 1, NULL), KV_UNKNOWN_OUTCOME);
+    cr_expect_eq(kv_client_retried(c), 0);
+    kv_client_close(c);
+    mock_stop(&m);
+    cr_expect_eq(m.client, 0, "no SESSION without retries");
+    cr_expect_eq(m.sets, 1);
+
+    mock_start(&m, NO_SESSION, 0);
+    mock_run(&m);
+    c = client_for(&m, 5000);
+    cr_assert_eq(kv_client_connect(c), KV_OK, "%s", kv_client_last_error(c));
+    cr_expect_eq(kv_client_set_retries(c, 3), KV_UNSUPPORTED, "not a cluster node");
+    cr_expect_eq(kv_client_set(c, "k", 1, "v", 1, NULL), KV_UNKNOWN_OUTCOME,
+                 "not retried without request ids");
+    cr_expect_eq(kv_client_retried(c), 0);
+    cr_expect_eq(kv_client_set_retries(c, -1), KV_INVALID_ARGUMENT);
+    cr_expect_eq(kv_client_set_consistency(c, 2), KV_INVALID_ARGUMENT);
+    kv_client_close(c);
+    mock_stop(&m);
+    cr_expect_eq(m.sets, 1);
 }

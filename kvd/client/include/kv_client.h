@@ -145,6 +145,59 @@ KV_CLIENT_API const char *kv_client_server_name(const kv_client *c);
 KV_CLIENT_API const char *kv_client_server_version(const kv_client *c);
 
 /* ------------------------------------------------------------------------
+ * A cluster: retried writes and stale reads (protocol version 7)
+ * ---------------------------------------------------------------------- */
+
+/* The most retries kv_client_set_retries() takes. */
+#define KV_CLIENT_MAX_RETRIES 100
+
+/* Makes c send a write (set, mset, del, txn, expire, persist, rollback,
+ * compact) again, up to `retries` times (0: never, the default), when its
+ * outcome is unknown - KV_UNKNOWN_OUTCOME, a lost connection, a timeout -
+ * or no leader is known (KV_NOT_LEADER without an address): on the same
+ * connection, or a new one to the same address, which follows the leader
+ * (pausing 50 ms, doubling up to 1 s, between tries). This is safe because
+ * the write goes with a request id: c picks a random client id and tells
+ * every connection (SESSION), and each request's id is its sequence
+ * number; a cluster applies a request id at most once and answers a retry
+ * of one it applied with the first outcome (docs/replication.md, "Request
+ * ids"). So the call returns the write's real outcome, or, when every try
+ * failed, the last failure (the outcome is then still unknown). Writes
+ * are retried only on connections whose server keeps request ids: a
+ * cluster node speaking version 7. Pipelines are not retried. Returns
+ * KV_OK; KV_INVALID_ARGUMENT (retries < 0 or > KV_CLIENT_MAX_RETRIES);
+ * when connected, KV_UNSUPPORTED if the server does not keep request ids
+ * (not a cluster node, or older: writes are then not retried; the setting
+ * stays for later connections), or a transport error. Thread: c's. */
+KV_CLIENT_API int kv_client_set_retries(kv_client *c, int retries);
+
+/* How many times c has sent a write again (kv_client_set_retries). */
+KV_CLIENT_API unsigned kv_client_retried(const kv_client *c);
+
+/* Read consistency levels. */
+#define KV_CLIENT_LINEARIZABLE 0 /* the default: a cluster's reads are
+                                    answered by its leader once a quorum
+                                    confirms it still leads: every write
+                                    acknowledged before the read began is
+                                    seen                                 */
+#define KV_CLIENT_SERIALIZABLE 1 /* any node answers reads from its own
+                                    store at once: faster and available
+                                    without a leader, but POSSIBLY STALE
+                                    (a follower behind, a deposed leader
+                                    that does not know it yet); what one
+                                    node answers is still a state the
+                                    cluster had, and a key's revisions
+                                    never go back on one node            */
+
+/* Sets the consistency of c's reads (get, mget, scan, ttl, the history
+ * reads) on this connection and the ones it makes later (CONSISTENCY, as
+ * RESP's READONLY / READWRITE). A single kvd is always both. Returns
+ * KV_OK, KV_INVALID_ARGUMENT (unknown level), KV_UNSUPPORTED (the server
+ * speaks an older version: not sent, reads stay linearizable), or a
+ * transport error. Thread: c's. */
+KV_CLIENT_API int kv_client_set_consistency(kv_client *c, int level);
+
+/* ------------------------------------------------------------------------
  * Values returned by the client
  *
  * kv_value's data is malloc'ed and owned by the caller, exactly as from

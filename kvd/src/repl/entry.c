@@ -7,14 +7,17 @@
  *   reading when it proposed the entry, ms), u8 kind, u32 sub,
  *   u32 flags, u8 has_key,
  *   u8 has_expected, u64 expected, u64 a, u64 b, u64 limit, i64 i,
- *   f64 f, u8 exp_mode, u64 exp, u64 rev, bytes key, bytes value,
+ *   f64 f, u8 exp_mode, u64 exp, u64 rev, u64 client, u64 seq,
+ *   bytes key, bytes value,
  *   u32 n + n bytes (keys), u32 n + n (bytes key, bytes value) (pairs),
  *   u32 n + n (u8 kind, bytes key, u64 version, bytes value) (compares),
  *   u32 n + n (u8 kind, bytes key, bytes value, u64 expire_at_ms) (then
  *   ops), same (else)
  * where bytes = u32 length (0xffffffff: absent) + the bytes. rev is the
  * revision of ROLLBACK (to_rev) and COMPACT, the replicated history
- * commands. Format 3 lacks rev (its entries have no history command),
+ * commands. client and seq are the request id a client gave the write
+ * (SESSION, then the request's id; sessions.h), 0 0 for none. Format 4
+ * lacks them, format 3 also rev (its entries have no history command),
  * format 2 also the clock, format 1 (before key expiry) also exp_mode and
  * exp; all are still read, so a node's older log applies as it did (with
  * the node's own clock where they carry none). The clock sits at a fixed offset so
@@ -33,7 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FORMAT 4
+#define FORMAT 5
+#define FORMAT_NO_REQ_ID 4
 #define FORMAT_NO_REV 3
 #define FORMAT_NO_CLOCK 2
 #define FORMAT_NO_EXPIRY 1
@@ -93,7 +97,7 @@ static void put_ops(wr *w, const kv_op *ops, size_t n)
     }
 }
 
-static void encode(wr *w, const kvd_cmd *c, uint32_t total)
+static void encode(wr *w, const kvd_cmd *c, uint64_t client, uint64_t seq, uint32_t total)
 {
     put_u8(w, FORMAT);
     put_u32(w, total);
@@ -114,6 +118,8 @@ static void encode(wr *w, const kvd_cmd *c, uint32_t total)
     put_u8(w, (unsigned)c->exp_mode);
     put_u64(w, c->exp);
     put_u64(w, c->rev);
+    put_u64(w, client);
+    put_u64(w, seq);
     put_bytes(w, c->key.data, c->key.len);
     put_bytes(w, c->value.data, c->value.len);
     put_u32(w, (uint32_t)c->nkeys);
@@ -135,10 +141,10 @@ static void encode(wr *w, const kvd_cmd *c, uint32_t total)
     put_ops(w, c->else_ops, c->nelse);
 }
 
-void *kvd_entry_encode(const kvd_cmd *cmd, size_t *len)
+void *kvd_entry_encode(const kvd_cmd *cmd, uint64_t client, uint64_t seq, size_t *len)
 {
     wr w = {0};
-    encode(&w, cmd, 0); /* measure */
+    encode(&w, cmd, client, seq, 0); /* measure */
     size_t used = w.len;
     /* Raft's storage wants entries in multiples of 8 bytes (it reads them
      * back padded); the length field says where ours end. */
@@ -148,7 +154,7 @@ void *kvd_entry_encode(const kvd_cmd *cmd, size_t *len)
         return NULL;
     memset(w.p + used, 0, w.cap - used);
     w.len = 0;
-    encode(&w, cmd, (uint32_t)used);
+    encode(&w, cmd, client, seq, (uint32_t)used);
     *len = w.cap;
     return w.p;
 }
@@ -156,6 +162,107 @@ void *kvd_entry_encode(const kvd_cmd *cmd, size_t *len)
 void kvd_entry_stamp(void *entry, uint64_t clock_ms)
 {
     kvd_le_store((unsigned char *)entry + CLOCK_AT, clock_ms, 8);
+}
+
+/* ---- EXEC: a MULTI queue in one entry ---------------------------------------
+ * The EXEC command's value is: u32 nwatched, per watched key bytes key +
+ * u64 version, u32 ncmds, per queued command u32 length + the command as
+ * an entry of its own (the format above, unpadded, without request id). */
+
+static void encode_batch(wr *w, const kvd_cmd *const *queue, size_t n, const kvd_watched *wt,
+                         size_t nw)
+{
+    put_u32(w, (uint32_t)nw);
+    for (size_t i = 0; i < nw; i++) {
+        put_bytes(w, wt[i].key, wt[i].len);
+        put_u64(w, wt[i].version);
+    }
+    put_u32(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        wr m = {0};
+        encode(&m, queue[i], 0, 0, 0);
+        put_u32(w, (uint32_t)m.len);
+        if (w->p) {
+            wr sub = {w->p + w->len, 0, m.len};
+            encode(&sub, queue[i], 0, 0, (uint32_t)m.len);
+        }
+        w->len += m.len;
+    }
+}
+
+void *kvd_entry_encode_exec(const kvd_cmd *const *queue, size_t n, const kvd_watched *watched,
+                            size_t nw, uint64_t client, uint64_t seq, size_t *len)
+{
+    wr w = {0};
+    encode_batch(&w, queue, n, watched, nw);
+    unsigned char *blob = malloc(w.len ? w.len : 1);
+    if (!blob)
+        return NULL;
+    w = (wr){blob, 0, w.len};
+    encode_batch(&w, queue, n, watched, nw);
+    kvd_cmd exec = {.kind = KVD_CMD_EXEC, .value = {blob, w.len}};
+    void *entry = kvd_entry_encode(&exec, client, seq, len);
+    free(blob);
+    return entry;
+}
+
+int kvd_entry_decode_exec(const kvd_entry *e, kvd_exec_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    kvd_rd r = kvd_rd_init(e->cmd.value.data, e->cmd.value.len);
+    uint32_t nw = (uint32_t)kvd_rd_num(&r, 4);
+    if (r.bad || nw > (size_t)(r.end - r.p) / 12)
+        return KV_CORRUPT;
+    b->watched = calloc(nw ? nw : 1, sizeof *b->watched);
+    if (!b->watched)
+        return KV_NO_MEMORY;
+    for (uint32_t i = 0; i < nw && !r.bad; i++) {
+        uint32_t klen = (uint32_t)kvd_rd_num(&r, 4);
+        const unsigned char *k = kvd_rd_take(&r, klen);
+        b->watched[i] = (kvd_watched){k, klen, kvd_rd_num(&r, 8)};
+    }
+    b->nwatched = nw;
+    uint32_t n = (uint32_t)kvd_rd_num(&r, 4);
+    int rc = KV_OK;
+    if (r.bad || n > (size_t)(r.end - r.p) / 4) {
+        rc = KV_CORRUPT;
+        goto out;
+    }
+    b->entries = calloc(n ? n : 1, sizeof *b->entries);
+    b->queue = calloc(n ? n : 1, sizeof *b->queue);
+    if (!b->entries || !b->queue) {
+        rc = KV_NO_MEMORY;
+        goto out;
+    }
+    for (uint32_t i = 0; i < n && rc == KV_OK; i++) {
+        uint32_t len = (uint32_t)kvd_rd_num(&r, 4);
+        const unsigned char *sub = kvd_rd_take(&r, len);
+        if (!sub) {
+            rc = KV_CORRUPT;
+            break;
+        }
+        rc = kvd_entry_decode(sub, len, &b->entries[i]);
+        if (rc == KV_OK && (b->entries[i].cmd.kind == KVD_CMD_EXEC || b->entries[i].client))
+            rc = KV_CORRUPT; /* no nesting; the request id is the EXEC's */
+        b->n = i + 1;
+        b->queue[i] = &b->entries[i].cmd;
+    }
+    if (rc == KV_OK && (r.bad || r.p != r.end))
+        rc = KV_CORRUPT;
+out:
+    if (rc != KV_OK)
+        kvd_entry_free_exec(b);
+    return rc;
+}
+
+void kvd_entry_free_exec(kvd_exec_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        kvd_entry_free(&b->entries[i]);
+    free(b->entries);
+    free(b->queue);
+    free(b->watched);
+    memset(b, 0, sizeof *b);
 }
 
 /* ---- decoding ------------------------------------------------------------- */
@@ -205,8 +312,8 @@ int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e)
     rd r = kvd_rd_init(buf, len);
     kvd_cmd *c = &e->cmd;
     unsigned format = get_u8(&r);
-    if (format != FORMAT && format != FORMAT_NO_REV && format != FORMAT_NO_CLOCK &&
-        format != FORMAT_NO_EXPIRY)
+    if (format != FORMAT && format != FORMAT_NO_REQ_ID && format != FORMAT_NO_REV &&
+        format != FORMAT_NO_CLOCK && format != FORMAT_NO_EXPIRY)
         return KV_CORRUPT;
     uint32_t total = get_u32(&r);
     if (total > len || len - total >= 8 || total < 5)
@@ -233,10 +340,14 @@ int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e)
         if (c->exp_mode == KVD_EXP_IN)
             r.bad = 1; /* never proposed unresolved */
     }
-    if (format == FORMAT)
+    if (format >= FORMAT_NO_REQ_ID)
         c->rev = get_u64(&r);
     else if (c->kind == KVD_CMD_ROLLBACK || c->kind == KVD_CMD_COMPACT)
         r.bad = 1; /* no format before 4 carries them */
+    if (format >= FORMAT) {
+        e->client = get_u64(&r);
+        e->seq = get_u64(&r);
+    }
     c->key = get_bytes(&r);
     c->value = get_bytes(&r);
     if (c->kind < 0 || c->kind >= KVD_CMD_COUNT)

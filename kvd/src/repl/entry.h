@@ -12,8 +12,10 @@
 #include "../cmd.h"
 
 /* Encodes cmd into a buffer from raft_malloc (raft takes it), its clock
- * reading 0 until kvd_entry_stamp. Returns NULL when out of memory. */
-void *kvd_entry_encode(const kvd_cmd *cmd, size_t *len);
+ * reading 0 until kvd_entry_stamp, with the request id (client, seq) a
+ * client gave it (0, 0: none; sessions.h). Returns NULL when out of
+ * memory. */
+void *kvd_entry_encode(const kvd_cmd *cmd, uint64_t client, uint64_t seq, size_t *len);
 
 /* Writes the leader's clock reading (ms since the Unix epoch) into an
  * entry from kvd_entry_encode, as it proposes it: every node applies the
@@ -26,6 +28,7 @@ typedef struct kvd_entry {
     kvd_cmd cmd;
     uint64_t clock_ms; /* the leader's clock at proposal; 0: none (an
                           entry of format 1 or 2, or never stamped) */
+    uint64_t client, seq; /* the request id (format 5); 0 0: none */
     void *arrays; /* malloc'ed keys/pairs/compares/ops */
 } kvd_entry;
 
@@ -33,5 +36,26 @@ typedef struct kvd_entry {
  * KV_NO_MEMORY. Release with kvd_entry_free. */
 int kvd_entry_decode(const void *buf, size_t len, kvd_entry *e);
 void kvd_entry_free(kvd_entry *e);
+
+/* EXEC in a cluster: a MULTI queue and its WATCHed keys as one entry of
+ * kind KVD_CMD_EXEC (the queue in its value), applied as one transaction
+ * on every node. Returns NULL when out of memory. */
+void *kvd_entry_encode_exec(const kvd_cmd *const *queue, size_t n, const kvd_watched *watched,
+                            size_t nw, uint64_t client, uint64_t seq, size_t *len);
+
+/* A decoded EXEC entry's queue and watches (pointing into the entry's
+ * bytes). */
+typedef struct kvd_exec_batch {
+    kvd_entry *entries;      /* n decoded commands */
+    const kvd_cmd **queue;   /* n: &entries[i].cmd */
+    size_t n;
+    kvd_watched *watched;
+    size_t nwatched;
+} kvd_exec_batch;
+
+/* Decodes e (an entry of kind KVD_CMD_EXEC). KV_OK, KV_CORRUPT or
+ * KV_NO_MEMORY; release with kvd_entry_free_exec. */
+int kvd_entry_decode_exec(const kvd_entry *e, kvd_exec_batch *b);
+void kvd_entry_free_exec(kvd_exec_batch *b);
 
 #endif /* KVD_REPL_ENTRY_H */

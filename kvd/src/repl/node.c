@@ -59,8 +59,11 @@
  * restart or a follower far behind installs it (fsm_restore) and applies
  * the log after it.
  *
- * Not yet (see docs/replication.md): membership changes, leadership
- * transfer, request ids.
+ * Request ids: a write from a connection that gave a client id
+ * (SESSION) carries it and the request's id in its entry; applying it
+ * consults the table of applied request ids (sessions.h, replicated
+ * state, in snapshots too), so a retried write is applied once and its
+ * retry answered with the first outcome.
  */
 #include "repl.h"
 
@@ -82,6 +85,7 @@
 #include "bytes.h"
 #include "entry.h"
 #include "recorded.h"
+#include "sessions.h"
 #include "snapshot.h"
 
 #define STATUS_MS 20
@@ -160,6 +164,7 @@ struct kvd_repl {
     int barrier_busy;
     int expire_busy; /* a CLUSTER_EXPIRE entry is in flight */
     int expire_more; /* and it was full: the next step comes at once */
+    kvd_sessions *sessions; /* applied request ids (replicated state) */
     kvd_bounds bounds; /* history's byte and age bounds */
     int bounds_busy;   /* a COMPACT entry of theirs is in flight */
     _Atomic int leader; /* this node leads, as last seen */
@@ -476,20 +481,48 @@ int kvd_repl_submit(kvd_exec *x)
     kvd_reply *rep = x->r;
     char detail[160];
     if (!atomic_load(&r->leader)) {
+        if (x->cmd->kind == KVD_CMD_EXEC)
+            kvd__multi_end(x->sess); /* EXEC ends MULTI, whatever its answer */
         not_leader(r, detail, sizeof detail);
         return rep->ops->error(rep, KV_NOT_LEADER, detail);
     }
-    if (x->cmd->kind == KVD_CMD_EXEC || x->cmd->kind == KVD_CMD_FLUSHDB)
-        return rep->ops->error(rep, KV_UNSUPPORTED,
-                               "not supported in a cluster yet (MULTI/EXEC, FLUSHDB)");
-    kvd_repl_wait *w = calloc(1, sizeof *w);
-    if (!w)
-        return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
-    w->entry = kvd_entry_encode(x->cmd, &w->len);
-    if (!w->entry) {
-        free(w);
+    /* With SESSION the request's id is the write's sequence number: the
+     * entry carries both, so a retry is applied once (sessions.h). */
+    uint64_t client = x->sess->req_client, seq = client ? x->cmd->id : 0;
+    void *entry = NULL;
+    size_t len = 0;
+    if (x->cmd->kind == KVD_CMD_EXEC) {
+        /* The whole queue in one entry: one transaction on every node. */
+        kvd_cmd **queue;
+        const kvd_watched *wt;
+        size_t n, nw;
+        int rc = kvd__multi_take(x, &queue, &n, &wt, &nw);
+        if (rc != 1)
+            return rc; /* answered: EXEC without MULTI, EXECABORT */
+        for (size_t i = 0; i < n; i++) {
+            unsigned f = kvd_cmd_flags(queue[i]->kind);
+            if (!(f & (KVD_CF_READ | KVD_CF_WRITE)) && queue[i]->kind != KVD_CMD_PING &&
+                queue[i]->kind != KVD_CMD_ECHO) {
+                snprintf(detail, sizeof detail,
+                         "EXECABORT in a cluster a transaction holds reads and writes of keys "
+                         "(and PING, ECHO) only, not %s", kvd_cmd_name(queue[i]->kind));
+                kvd__multi_end(x->sess); /* frees the queue */
+                return rep->ops->error(rep, KV_UNSUPPORTED, detail);
+            }
+        }
+        entry = kvd_entry_encode_exec((const kvd_cmd *const *)queue, n, wt, nw, client, seq,
+                                      &len);
+        kvd__multi_end(x->sess);
+    } else {
+        entry = kvd_entry_encode(x->cmd, client, seq, &len);
+    }
+    kvd_repl_wait *w = entry ? calloc(1, sizeof *w) : NULL;
+    if (!w) {
+        raft_free(entry);
         return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
     }
+    w->entry = entry;
+    w->len = len;
     pthread_mutex_lock(&r->mu);
     int stopping = r->stopping;
     pthread_mutex_unlock(&r->mu);
@@ -522,13 +555,21 @@ static int cluster_status(kvd_exec *x, kvd_repl *r)
     n += (size_t)snprintf(j + n, cap - n,
                           "{\"node\":%llu,\"role\":\"%s\",\"term\":%llu,\"leader\":%llu,"
                           "\"commit_index\":%llu,\"applied_index\":%llu,\"last_index\":%llu,"
-                          "\"leader_changes\":%llu,\"nodes\":[",
+                          "\"leader_changes\":%llu,\"apply_lag\":%llu,\"snapshots\":%llu,"
+                          "\"snapshot_bytes\":%llu,\"snapshots_installed\":%llu,"
+                          "\"duplicates\":%llu,\"nodes\":[",
                           (unsigned long long)st.id, roles[st.role & 3],
                           (unsigned long long)st.term, (unsigned long long)st.leader_id,
                           (unsigned long long)st.commit_index,
                           (unsigned long long)st.applied_index,
                           (unsigned long long)st.last_index,
-                          (unsigned long long)st.leader_changes);
+                          (unsigned long long)st.leader_changes,
+                          (unsigned long long)(st.commit_index > st.applied_index
+                                                   ? st.commit_index - st.applied_index : 0),
+                          (unsigned long long)st.snapshots,
+                          (unsigned long long)st.snapshot_bytes,
+                          (unsigned long long)st.snapshots_installed,
+                          (unsigned long long)st.duplicates);
     for (int i = 0; i < r->nmembers && n < cap - 400; i++) {
         const char *client = client_addr(r, r->members[i].id);
         int leads = st.role == 2;
@@ -670,6 +711,50 @@ void kvd_repl_drain(kvd_worker *wk)
 
 /* ---- the state machine ------------------------------------------------------- */
 
+/* Runs a decoded write entry: a command, or EXEC's queue as one
+ * transaction. Returns KV_OK or -1 (out of memory). */
+static int run_entry(kvd_exec *x, const kvd_entry *e)
+{
+    if (e->cmd.kind != KVD_CMD_EXEC)
+        return kvd__cmd_run(x);
+    kvd_exec_batch b;
+    int rc = kvd_entry_decode_exec(e, &b);
+    if (rc != KV_OK) {
+        kvd_error("raft: an EXEC entry cannot be decoded (%s)", kv_strerror(rc));
+        x->r->ops->error(x->r, rc, "a replicated transaction could not be decoded");
+        return KV_OK;
+    }
+    rc = kvd__multi_exec(x, b.queue, b.n, b.watched, b.nwatched);
+    kvd_entry_free_exec(&b);
+    return rc;
+}
+
+/* Whether e (a write with a request id) was applied before, by this
+ * client's session (sessions.h): then its reply is the first one again,
+ * or "outcome unknown" when that is no longer kept. */
+static int applied_before(kvd_repl *r, const kvd_entry *e, kvd_reply *reply)
+{
+    const void *outcome = NULL;
+    size_t len = 0;
+    int seen = kvd_sessions_check(r->sessions, e->client, e->seq, &outcome, &len);
+    if (seen == KVD_SESSION_NEW)
+        return 0;
+    pthread_mutex_lock(&r->mu);
+    r->st.duplicates++;
+    pthread_mutex_unlock(&r->mu);
+    if (seen == KVD_SESSION_DUPLICATE && outcome &&
+        kvd_recorded_replay(outcome, len, reply) == KV_OK)
+        return 1;
+    reply->ops->rewind(reply);
+    reply->ops->error(reply, KV_UNKNOWN_OUTCOME,
+                      seen == KVD_SESSION_DUPLICATE
+                          ? "outcome unknown: this request id was applied before, and its "
+                            "result was too large to keep; it was not applied again"
+                          : "outcome unknown: this client has had a later request applied "
+                            "since this request id; it was not applied again");
+    return 1;
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     kvd_repl *r = fsm->data;
@@ -710,15 +795,20 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         else
             reply.ops->error(&reply, rc, "expired keys could not be removed");
         kvd_entry_free(&e);
+    } else if (e.client && applied_before(r, &e, &reply)) {
+        /* a retry of a write already applied: nothing changes */
+        kvd_entry_free(&e);
     } else {
         kvd_exec x = {.c = NULL, .srv = r->s, .sess = &r->apply_sess, .cmd = &e.cmd, .r = &reply,
                       .st = r->s->store};
         /* "now" is the leader's when it proposed the entry (none in an
          * entry of an older format: this node's clock, as then). */
         kv_clock_pin(r->s->store, e.clock_ms);
-        if (kvd__cmd_run(&x) < 0)
+        if (run_entry(&x, &e) < 0)
             reply.ops->error(&reply, KV_NO_MEMORY, "out of memory");
         kv_clock_pin(r->s->store, 0);
+        if (e.client && reply.ops->finish(&reply) == KV_OK)
+            kvd_sessions_record(r->sessions, e.client, e.seq, rec->data, rec->len);
         kvd_entry_free(&e);
     }
     reply.ops->finish(&reply);
@@ -733,8 +823,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 }
 
 /* ---- snapshots of the state machine -------------------------------------------
- * The store and the nodes' client addresses, taken and installed on the
- * Raft thread, where every write is applied (snapshot.h). */
+ * The store and the nodes' client addresses (snapshot.h), then the table
+ * of applied request ids (kvd_sessions_save: "KVDSESS1" ...; a snapshot
+ * without it restores an empty table), taken and installed on the Raft
+ * thread, where every write is applied. */
 
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
@@ -757,10 +849,34 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
         free(b);
         return RAFT_NOMEM;
     }
-    b->base = p;
+    /* ---- section: the applied request ids (sessions.h), after the
+     * store's section */
+    unsigned char *sess = NULL;
+    size_t sess_len = 0;
+    if (kvd_sessions_save(r->sessions, &sess, &sess_len) != KV_OK) {
+        free(p);
+        free(b);
+        return RAFT_NOMEM;
+    }
+    unsigned char *all = realloc(p, len + sess_len);
+    if (!all) {
+        free(sess);
+        free(p);
+        free(b);
+        return RAFT_NOMEM;
+    }
+    memcpy(all + len, sess, sess_len);
+    free(sess);
+    len += sess_len;
+    b->base = all;
     b->len = len;
     *bufs = b;
     *n = 1;
+    /* ---- end of the request ids section */
+    pthread_mutex_lock(&r->mu);
+    r->st.snapshots++;
+    r->st.snapshot_bytes = len;
+    pthread_mutex_unlock(&r->mu);
     kvd_info("raft: snapshot of %llu keys and %llu earlier versions at revision %llu "
              "(%zu bytes)",
              (unsigned long long)c.keys, (unsigned long long)c.history_versions,
@@ -785,7 +901,20 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     kvd_snap_node nodes[KVD_SNAP_MAX_NODES];
     unsigned nn = 0;
     kvd_snap_counts c;
-    int rc = kvd_snap_install(r->s->store, buf->base, buf->len, nodes, &nn, &c);
+    /* the store's section, checked whole; then the request ids after it */
+    size_t used = kvd_snap_size(buf->base, buf->len);
+    if (used == 0)
+        return RAFT_CORRUPT;
+    /* ---- section: the applied request ids (sessions.h), if present */
+    size_t sess_used = 0;
+    if (used == buf->len)
+        kvd_sessions_clear(r->sessions);
+    else if (kvd_sessions_load(r->sessions, (const unsigned char *)buf->base + used,
+                               buf->len - used, &sess_used) != KV_OK ||
+             used + sess_used != buf->len)
+        return RAFT_CORRUPT;
+    /* ---- end of the request ids section */
+    int rc = kvd_snap_install(r->s->store, buf->base, used, nodes, &nn, &c);
     if (rc == KV_CORRUPT)
         return RAFT_CORRUPT;
     if (rc != KV_OK)
@@ -796,6 +925,10 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         r->clients[i].id = nodes[i].id;
         memcpy(r->clients[i].addr, nodes[i].addr, sizeof r->clients[i].addr);
     }
+    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&r->mu);
+    r->st.snapshots_installed++;
+    r->st.snapshot_installed_bytes = buf->len;
     pthread_mutex_unlock(&r->mu);
     kvd_info("raft: installed a snapshot of %llu keys and %llu earlier versions at revision "
              "%llu (%llu stale keys removed)",
@@ -827,7 +960,7 @@ static void announce(kvd_repl *r)
     kvd_cmd cmd = {.kind = KVD_CMD_CLUSTER_ANNOUNCE, .a = (uint64_t)r->s->cfg->node_id,
                    .value = {addr, strlen(addr)}};
     size_t len;
-    void *entry = kvd_entry_encode(&cmd, &len);
+    void *entry = kvd_entry_encode(&cmd, 0, 0, &len);
     struct raft_apply *req = malloc(sizeof *req);
     if (!entry || !req) {
         raft_free(entry);
@@ -864,8 +997,10 @@ static void on_tick(uv_timer_t *t)
     r->st.commit_index = r->raft.commit_index;
     r->st.applied_index = raft_last_applied(&r->raft);
     r->st.last_index = raft_last_index(&r->raft);
+    r->st.sessions = kvd_sessions_count(r->sessions);
     const struct raft_configuration *conf = &r->raft.configuration;
     r->nmembers = 0;
+    r->st.npeers = 0;
     for (unsigned i = 0; i < conf->n && r->nmembers < KVD_REPL_MAX_NODES; i++) {
         int m = r->nmembers++;
         r->members[m].id = conf->servers[i].id;
@@ -874,6 +1009,14 @@ static void on_tick(uv_timer_t *t)
         r->members[m].match = state == RAFT_LEADER && r->raft.leader_state.progress
                                   ? r->raft.leader_state.progress[i].match_index
                                   : 0;
+        if (state == RAFT_LEADER && conf->servers[i].id != r->raft.id &&
+            r->st.npeers < KVD_REPL_MAX_PEERS) {
+            int k = r->st.npeers++;
+            r->st.peers[k].id = conf->servers[i].id;
+            r->st.peers[k].match = r->members[m].match;
+            r->st.peers[k].lag = r->st.last_index > r->members[m].match
+                                     ? r->st.last_index - r->members[m].match : 0;
+        }
     }
     pthread_mutex_unlock(&r->mu);
     atomic_store(&r->leader, state == RAFT_LEADER);
@@ -948,7 +1091,7 @@ static void on_expire_tick(uv_timer_t *t)
     if (b->n && !b->oom) {
         kvd_cmd cmd = {.kind = KVD_CMD_CLUSTER_EXPIRE, .keys = b->keys, .nkeys = b->n};
         size_t len;
-        entry = kvd_entry_encode(&cmd, &len);
+        entry = kvd_entry_encode(&cmd, 0, 0, &len);
         req = malloc(sizeof *req);
         if (entry && req) {
             kvd_entry_stamp(entry, now);
@@ -999,7 +1142,7 @@ static void on_bounds_tick(uv_timer_t *t)
         return;
     kvd_cmd cmd = {.kind = KVD_CMD_COMPACT, .rev = target};
     size_t len;
-    void *entry = kvd_entry_encode(&cmd, &len);
+    void *entry = kvd_entry_encode(&cmd, 0, 0, &len);
     struct raft_apply *req = malloc(sizeof *req);
     if (entry && req) {
         kvd_entry_stamp(entry, now);
@@ -1132,16 +1275,24 @@ int kvd_repl_start(kvd_server *s)
     r->st.id = (uint64_t)cfg->node_id;
     r->apply_sess.protocol = KVD_PROTOCOL_NATIVE;
     r->apply_sess.authed = 1;
+    r->sessions = kvd_sessions_new(0);
+    if (!r->sessions) {
+        kvd_error("out of memory");
+        free(r);
+        return -1;
+    }
     pthread_mutex_init(&r->mu, NULL);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/raft", cfg->data_dir);
     if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
         kvd_error("cannot create %s: %s", cfg->data_dir, strerror(errno));
+        kvd_sessions_free(r->sessions);
         free(r);
         return -1;
     }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         kvd_error("cannot create %s: %s", dir, strerror(errno));
+        kvd_sessions_free(r->sessions);
         free(r);
         return -1;
     }
@@ -1255,6 +1406,7 @@ void kvd_repl_end(kvd_repl *r)
         kv_proto_buf_free(r->unclaimed);
         free(r->unclaimed);
     }
+    kvd_sessions_free(r->sessions);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }

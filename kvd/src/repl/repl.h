@@ -57,12 +57,28 @@ int kvd_repl_admin(kvd_exec *x);
 /* Delivers the completed proposals of worker w (its loop thread). */
 void kvd_repl_drain(struct kvd_worker *w);
 
-/* What `cluster status` shows: this node's role and indexes. */
+#define KVD_REPL_MAX_PEERS 16
+
+/* What `cluster status` and the metrics show: this node's role, indexes
+ * and counters. apply lag = commit_index - applied_index. */
 typedef struct kvd_repl_status {
     uint64_t id, leader_id, term, commit_index, applied_index, last_index;
     int role; /* 0 follower, 1 candidate, 2 leader, 3 unavailable */
     char leader_addr[64];
     uint64_t proposals, proposals_failed, leader_changes;
+    uint64_t duplicates; /* writes with a request id applied before: not
+                            applied again (sessions.h)               */
+    uint64_t sessions;   /* clients whose last request id is kept     */
+    /* Raft snapshots: taken here (and the last one's size), installed
+     * here (a restart, or the leader's to a follower behind) */
+    uint64_t snapshots, snapshot_bytes, snapshots_installed, snapshot_installed_bytes;
+    /* The leader's view of the other members: the highest index each has
+     * (match) and how far it is behind this node's log (lag); npeers 0 on
+     * other nodes. */
+    int npeers;
+    struct {
+        uint64_t id, match, lag;
+    } peers[KVD_REPL_MAX_PEERS];
 } kvd_repl_status;
 void kvd_repl_status_read(kvd_repl *r, kvd_repl_status *out);
 

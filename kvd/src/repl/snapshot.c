@@ -15,6 +15,16 @@
 #define MAGIC_NO_HISTORY "KVDSNAP2"
 #define MAGIC_NO_EXPIRY "KVDSNAP1"
 
+/* FNV-1a, 64 bits: the keys' set below, and the snapshot's checksum. */
+static uint64_t fnv1a(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
 /* ---- encoding ------------------------------------------------------------------ */
 
 typedef struct snap_wr {
@@ -130,6 +140,11 @@ int kvd_snap_encode(kv_store *st, const kvd_snap_node *nodes, unsigned nnodes,
     kvd_le_store(w.p + count_at, counts->keys, 8);
     if (has)
         kvd_le_store(w.p + hcount_at, counts->history_keys, 8);
+    put_num(&w, fnv1a(w.p, w.len), 8);
+    if (w.oom) {
+        free(w.p);
+        return KV_NO_MEMORY;
+    }
     *out = w.p;
     *len = w.len;
     return KV_OK;
@@ -144,18 +159,9 @@ typedef struct key_set {
     size_t cap; /* a power of two */
 } key_set;
 
-static uint64_t key_hash(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
 static void set_add(key_set *s, const unsigned char *k, uint32_t n)
 {
-    size_t i = key_hash(k, n) & (s->cap - 1);
+    size_t i = fnv1a(k, n) & (s->cap - 1);
     while (s->key[i])
         i = (i + 1) & (s->cap - 1);
     s->key[i] = k;
@@ -164,7 +170,7 @@ static void set_add(key_set *s, const unsigned char *k, uint32_t n)
 
 static int set_has(const key_set *s, const void *k, size_t n)
 {
-    size_t i = key_hash(k, n) & (s->cap - 1);
+    size_t i = fnv1a(k, n) & (s->cap - 1);
     for (; s->key[i]; i = (i + 1) & (s->cap - 1))
         if (s->len[i] == n && memcmp(s->key[i], k, n) == 0)
             return 1;
@@ -223,6 +229,7 @@ typedef struct parsed {
     uint64_t compact_rev, hkeys;
     const unsigned char *hist;
     size_t hist_len;
+    size_t size; /* the snapshot's bytes */
 } parsed;
 
 static void skip_entries(kvd_rd *rd, const parsed *p)
@@ -276,7 +283,8 @@ static bool read_hkey(kvd_rd *rd, kv_key_history *h, kv_hist_version **vs, size_
     return !rd->bad;
 }
 
-/* The first pass: the whole buffer's structure; nodes into nodes[]. */
+/* The first pass: the whole snapshot's structure; nodes into nodes[],
+ * its length into p->size (the rest of buf is the caller's). */
 static int parse(const void *buf, size_t len, parsed *p, kvd_snap_node *nodes, unsigned *nnodes)
 {
     kvd_rd rd = kvd_rd_init(buf, len);
@@ -329,7 +337,23 @@ static int parse(const void *buf, size_t len, parsed *p, kvd_snap_node *nodes, u
             return KV_NO_MEMORY;
         p->hist_len = (size_t)(rd.p - p->hist);
     }
-    return rd.bad || rd.p != rd.end ? KV_CORRUPT : KV_OK;
+    if (v3) {
+        size_t body = (size_t)(rd.p - (const unsigned char *)buf);
+        if (kvd_rd_num(&rd, 8) != fnv1a(buf, body))
+            return KV_CORRUPT;
+    }
+    if (rd.bad)
+        return KV_CORRUPT;
+    p->size = (size_t)(rd.p - (const unsigned char *)buf);
+    return KV_OK;
+}
+
+size_t kvd_snap_size(const void *buf, size_t len)
+{
+    parsed p;
+    kvd_snap_node nodes[KVD_SNAP_MAX_NODES];
+    unsigned n;
+    return parse(buf, len, &p, nodes, &n) == KV_OK ? p.size : 0;
 }
 
 /* Every key of the store the snapshot lacks, deleted at its revision. */

@@ -23,7 +23,11 @@
  *              not carried), key,
  *       per earlier version, newest first: u64 revision, u64 until,
  *              u64 create revision, u64 version, u64 expire_at,
- *              u32 vlen, value.
+ *              u32 vlen, value,
+ *   u64 checksum: FNV-1a (64 bits) of every byte before it.
+ *
+ * The caller may put sections of its own after it (kvd: the table of
+ * applied request ids, sessions.h): kvd_snap_size says where it ends.
  *
  * "KVDSNAP2" (no history section) and "KVDSNAP1" (no expiry times, no
  * expired keys) are still installed; a node that installs one of those
@@ -53,7 +57,12 @@ typedef struct kvd_snap_counts {
 int kvd_snap_encode(kv_store *st, const kvd_snap_node *nodes, unsigned nnodes,
                     unsigned char **out, size_t *len, kvd_snap_counts *counts);
 
-/* Makes st equal to the snapshot in buf: every key at its revision, every
+/* The length of the snapshot at the start of buf (len bytes), checked
+ * whole; 0 if it is malformed or cut short. */
+size_t kvd_snap_size(const void *buf, size_t len);
+
+/* Makes st equal to the snapshot at the start of buf (whatever follows it
+ * is ignored): every key at its revision, every
  * other key deleted at the snapshot's revision (newer than anything st
  * has: it is behind, or it would not install a snapshot), and its history
  * in place of st's when both keep history. The nodes' addresses go to

@@ -424,6 +424,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
     kv__ebr_unlinked(slot);
 
     bool ttl_new = false;
+    uint64_t ttl_min = UINT64_MAX; /* the earliest expiry time published */
     for (size_t i = 0; i < n; i++) {
         akey *k = &keys[i];
         if (!k->changed)
@@ -455,6 +456,8 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             if (kv__item_has_ttl(k->next)) {
                 kv__count(slot, KV__C_TTL_KEYS, 1);
                 ttl_new = true;
+                if (kv__item_expire_at(k->next) < ttl_min)
+                    ttl_min = kv__item_expire_at(k->next);
             }
         }
     }
@@ -462,6 +465,8 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
         kv__ebr_retire(&s->ebr, slot, commit, kv__ebr_free_plain, commit_size(nchanged));
     if (ttl_new && !atomic_load_explicit(&s->ttl_seen, memory_order_relaxed))
         atomic_store(&s->ttl_seen, true);
+    if (ttl_new) /* after the slot stores: see expire.c */
+        kv__expiry_note(s, slot, ttl_min);
 }
 
 /* Under max_keys: reserves room for a change that adds keys (undone by the

@@ -60,6 +60,7 @@ enum { KV__ACCESS_NONE = 0, KV__ACCESS_LRU = 1, KV__ACCESS_LFU = 2 };
 #define KV__EVICT_TICKS 1024u         /* ticks of the clock per limit written */
 #define KV__EVICT_SLICE_NS 1000000ull /* longest eviction slice of a write */
 #define KV__EVICT_BATCH 16u           /* keys per eviction record */
+#define KV__EVICT_BIG_CHUNKS_FROM ((uint64_t)128 << 20) /* slab: 2 MiB chunks from this limit */
 #define KV__LFU_INIT 5u               /* a new key's counter (Redis's LFU_INIT_VAL) */
 #define KV__LFU_LOG_FACTOR 10u        /* Redis's lfu-log-factor default */
 #define KV__LFU_DECAY_SHIFT 13u       /* one decay per 8192 ticks: each

@@ -28,6 +28,7 @@ void kv__slab_init(kv__slab *slab)
     pthread_mutex_init(&slab->lock, NULL);
     slab->chunks = NULL;
     slab->nchunks = 0;
+    slab->big_after = KV__SLAB_BIG_AFTER;
     for (size_t c = 0; c < KV__SLAB_CLASSES; c++)
         slab->depot[c] = NULL;
 }
@@ -49,9 +50,9 @@ void kv__slab_destroy(kv__slab *slab)
  * the slab holds KV__SLAB_BIG_AFTER chunks, new chunks are 2 MiB, aligned
  * and advised to be transparent huge pages, so item reads stop missing the
  * TLB. Small stores keep small chunks and small footprints. */
-static char *chunk_alloc(size_t nchunks, size_t *size)
+static char *chunk_alloc(size_t nchunks, size_t big_after, size_t *size)
 {
-    if (nchunks < KV__SLAB_BIG_AFTER) {
+    if (nchunks < big_after) {
         *size = KV__SLAB_CHUNK;
         void *p;
         return posix_memalign(&p, 64, KV__SLAB_CHUNK) == 0 ? p : NULL;
@@ -68,7 +69,7 @@ static bool new_chunk(kv__slab *slab, kv__slab_cache *cache)
 {
     pthread_mutex_lock(&slab->lock);
     size_t size;
-    char *c = chunk_alloc(slab->nchunks, &size);
+    char *c = chunk_alloc(slab->nchunks, slab->big_after, &size);
     if (c) {
         *(void **)c = slab->chunks;
         slab->chunks = c;

@@ -119,20 +119,21 @@ static inline uint32_t kv__lfu_decayed(uint32_t v, uint32_t clk)
 static inline uint32_t kv__lfu_access(uint32_t v, uint32_t clk, kv__slot *slot)
 {
     uint32_t now = (clk >> KV__LFU_DECAY_SHIFT) & 0xffffff;
-    uint32_t c = kv__lfu_decayed(v, clk), t = now; /* decayed up to now */
-    if (c < 255) {
+    uint32_t c = kv__lfu_decayed(v, clk); /* decayed up to now */
+    if (c <= KV__LFU_INIT) {
+        c++; /* probability 1: no random number needed */
+    } else if (c < 255) {
         /* xorshift32 (Marsaglia 2003) in the thread's own slot */
         uint32_t r = slot->rng ? slot->rng : (uint32_t)(uintptr_t)slot | 1;
         r ^= r << 13;
         r ^= r >> 17;
         r ^= r << 5;
         slot->rng = r;
-        uint32_t base = c > KV__LFU_INIT ? c - KV__LFU_INIT : 0;
-        /* increment with probability 1 / (base * factor + 1) */
-        if ((uint64_t)r * (base * KV__LFU_LOG_FACTOR + 1) < ((uint64_t)1 << 32))
+        /* increment with probability 1 / ((c - init) * factor + 1) */
+        if ((uint64_t)r * ((c - KV__LFU_INIT) * KV__LFU_LOG_FACTOR + 1) < ((uint64_t)1 << 32))
             c++;
     }
-    return c << 24 | t;
+    return c << 24 | now;
 }
 
 /* A reader's access to it (in a read section; the store tracks access). */

@@ -23,9 +23,15 @@
  * process does not count, which makes busy machines' figures usable).
  *
  * A timing benchmark: run it on a quiet machine (see bench/README.md).
+ * For a cache model instead of a clock, --only NAME runs one configuration
+ * and --gets N makes each reader do exactly N gets (one round, one
+ * thread), so that e.g.
+ *   valgrind --tool=callgrind --cache-sim=yes --toggle-collect=reader \
+ *       kvbench_evict_get --only allkeys-lru --gets 1000000
+ * counts the instructions and cache misses of a fixed number of gets.
  *
  * Usage: kvbench_evict_get [--keys K] [--seconds S] [--value-size V] [--hot]
- *        [--write-every N] [--rounds R]
+ *        [--write-every N] [--rounds R] [--only NAME] [--gets N]
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -44,6 +50,7 @@ static double seconds = 2.0;
 static int hot;
 static uint64_t write_every; /* --write-every N: each reader also sets a key every N gets */
 static size_t value_len = 64;
+static uint64_t fixed_gets; /* --gets N: each reader stops after N gets */
 static atomic_bool go, stop;
 
 typedef struct reader_arg {
@@ -77,7 +84,7 @@ static uint64_t xorshift(uint64_t *s)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-static void *reader(void *p)
+__attribute__((noinline)) static void *reader(void *p)
 {
     reader_arg *a = p;
     kv_store *store = a->store;
@@ -86,7 +93,7 @@ static void *reader(void *p)
     while (!atomic_load_explicit(&go, memory_order_acquire))
         ;
     double cpu0 = thread_cpu_s();
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    while (fixed_gets ? n < fixed_gets : !atomic_load_explicit(&stop, memory_order_relaxed)) {
         for (int i = 0; i < 256; i++) {
             uint64_t r = xorshift(&rnd);
             /* --hot: 90% of reads go to 1% of the keys */
@@ -121,7 +128,7 @@ static result run(kv_store *store, int threads)
     }
     double start = now_s();
     atomic_store_explicit(&go, true, memory_order_release);
-    while (now_s() - start < seconds) {
+    while (!fixed_gets && now_s() - start < seconds) {
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
     }
@@ -155,10 +162,12 @@ int main(int argc, char **argv)
 {
     size_t vlen = 64;
     unsigned rounds = 1;
+    const char *only = NULL;
     nkeys = 1000000;
     static const struct option lo[] = {{"keys", 1, 0, 'k'},        {"seconds", 1, 0, 's'},
                                        {"value-size", 1, 0, 'v'},  {"hot", 0, 0, 'h'},
                                        {"write-every", 1, 0, 'w'}, {"rounds", 1, 0, 'r'},
+                                       {"only", 1, 0, 'o'},        {"gets", 1, 0, 'g'},
                                        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -169,14 +178,18 @@ int main(int argc, char **argv)
         case 'h': hot = 1; break;
         case 'w': write_every = strtoull(optarg, NULL, 10); break;
         case 'r': rounds = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'o': only = optarg; break;
+        case 'g': fixed_gets = strtoull(optarg, NULL, 10); break;
         default: return 2;
         }
     }
     value_len = vlen;
+    if (fixed_gets)
+        rounds = 1;
     if (nkeys == 0 || vlen > 4096 || rounds == 0 || rounds > MAX_ROUNDS) {
         fprintf(stderr,
                 "usage: %s [--keys K] [--seconds S] [--value-size V<=4096] [--hot] "
-                "[--write-every N] [--rounds R<=%d]\n",
+                "[--write-every N] [--rounds R<=%d] [--only NAME] [--gets N]\n",
                 argv[0], MAX_ROUNDS);
         return 2;
     }
@@ -188,13 +201,27 @@ int main(int argc, char **argv)
                            {"allkeys-lru", KV_EVICT_ALLKEYS_LRU, 1},
                            {"allkeys-lfu", KV_EVICT_ALLKEYS_LFU, 1},
                            {"allkeys-random", KV_EVICT_ALLKEYS_RANDOM, 1}};
+    bool use[NCONFIGS];
+    for (size_t i = 0; i < NCONFIGS; i++)
+        use[i] = !only || strcmp(only, configs[i].name) == 0;
+    if (only && !use[0] && !use[1] && !use[2] && !use[3]) {
+        fprintf(stderr, "--only: off, allkeys-lru, allkeys-lfu or allkeys-random\n");
+        return 2;
+    }
     char *val = malloc(vlen ? vlen : 1);
     memset(val, 'v', vlen);
-    printf("%llu keys, %zu-byte values, %s reads, %.1f s per run, %s, %u round%s\n",
-           (unsigned long long)nkeys, vlen, hot ? "hot (90% on 1% of keys)" : "uniform",
-           seconds, write_every ? "with writes" : "no writes", rounds, rounds > 1 ? "s" : "");
-    kv_store *stores[NCONFIGS];
+    char per_run[64];
+    if (fixed_gets)
+        snprintf(per_run, sizeof per_run, "%llu gets", (unsigned long long)fixed_gets);
+    else
+        snprintf(per_run, sizeof per_run, "%.1f s", seconds);
+    printf("%llu keys, %zu-byte values, %s reads, %s per run, %s, %u round%s\n",
+           (unsigned long long)nkeys, vlen, hot ? "hot (90% on 1% of keys)" : "uniform", per_run,
+           write_every ? "with writes" : "no writes", rounds, rounds > 1 ? "s" : "");
+    kv_store *stores[NCONFIGS] = {NULL};
     for (size_t i = 0; i < NCONFIGS; i++) {
+        if (!use[i])
+            continue;
         kv_config cfg;
         kv_config_init(&cfg, sizeof cfg);
         cfg.initial_capacity = nkeys;
@@ -218,18 +245,27 @@ int main(int argc, char **argv)
     for (unsigned r = 0; r < rounds; r++) {
         for (size_t j = 0; j < NCONFIGS; j++) {
             size_t i = (j + r) % NCONFIGS; /* each round starts elsewhere */
+            if (!use[i])
+                continue;
             one[i][r] = run(stores[i], 1);
-            two[i][r] = run(stores[i], 2);
+            two[i][r] = fixed_gets ? one[i][r] : run(stores[i], 2);
         }
         if (rounds > 1) {
             printf("round %u:", r + 1);
             for (size_t i = 0; i < NCONFIGS; i++)
-                printf("  %s %.2f/%.2f", configs[i].name, one[i][r].rate / 1e6,
-                       two[i][r].rate / 1e6);
+                if (use[i])
+                    printf("  %s %.2f/%.2f", configs[i].name, one[i][r].rate / 1e6,
+                           two[i][r].rate / 1e6);
             printf("  (M gets/s, 1/2 threads)\n");
         }
     }
     for (size_t i = 0; i < NCONFIGS; i++) {
+        if (!use[i])
+            continue;
+        if (only) { /* one configuration: nothing to compare with */
+            printf("%-15s 1 thread %8.2f M gets/s\n", configs[i].name, one[i][0].rate / 1e6);
+            continue;
+        }
         double r1[MAX_ROUNDS], r2[MAX_ROUNDS], vs[MAX_ROUNDS], vs_cpu[MAX_ROUNDS],
             scale[MAX_ROUNDS];
         for (unsigned r = 0; r < rounds; r++) {
@@ -248,7 +284,8 @@ int main(int argc, char **argv)
                (unsigned long long)m.evicted_keys);
     }
     for (size_t i = 0; i < NCONFIGS; i++)
-        kv_close(stores[i]);
+        if (stores[i])
+            kv_close(stores[i]);
     free(val);
     return 0;
 }

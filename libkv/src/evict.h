@@ -15,7 +15,11 @@
  * and counting it would evict a table's worth of keys for nothing each
  * time a cache's index, full of the tombstones evictions leave, is
  * rebuilt at its own size. So the process briefly holds one index more
- * than the figure says during a resize.
+ * than the figure says during a resize (113-115% of the limit at the peak
+ * with 100-byte values; evicting for it would not lower that peak, since
+ * the slab keeps evicted items' memory: docs/design.md, "Admission").
+ * Below KV__EVICT_BIG_CHUNKS_FROM the slab takes no 2 MiB chunks: a huge
+ * page is resident whole from its first item.
  *
  * Admission. kv__apply calls kv__evict_admit before a batch that stores
  * data (no lock held); deletes and internal batches pass at once. Over the

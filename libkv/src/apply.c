@@ -469,6 +469,25 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
         kv__expiry_note(s, slot, ttl_min);
 }
 
+/* The clock reading a batch judges expiry by. One that writes an expiry
+ * time reads the wall clock: while no key is due the expiry thread sleeps
+ * and the store's clock stays behind (expire.c), and a time already past
+ * must be found past, as it would be with the clock ticking. */
+static uint64_t batch_now(kv_store *s, const kv__batch *b)
+{
+    if (b->now)
+        return b->now;
+    if (!b->internal && kv__pinned.store != s) {
+        for (size_t i = 0; i < b->nthen; i++)
+            if (b->then_ops[i].expire_at_ms)
+                return kv__clock_refresh(s);
+        for (size_t i = 0; i < b->nelse; i++)
+            if (b->else_ops[i].expire_at_ms)
+                return kv__clock_refresh(s);
+    }
+    return kv__clock_now(s);
+}
+
 /* Under max_keys: reserves room for a change that adds keys (undone by the
  * caller if the change then fails). A change that removes keys gives its
  * room back only once it cannot fail any more (apply_key_delta), so that
@@ -684,7 +703,7 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
         return KV_NO_MEMORY;
     }
     kv__stripes_lock(s->stripes, &stripe, 1);
-    load_key(atomic_load(&s->table), &k, b->now ? b->now : kv__clock_now(s));
+    load_key(atomic_load(&s->table), &k, batch_now(s, b));
 
     kv__outcome o = {.succeeded = true};
     if (b->ncmps && !compare_holds(&b->cmps[0], &k)) {
@@ -803,7 +822,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     kv__stripes_lock(s->stripes, stripes, nstripes);
 
     t = atomic_load(&s->table);
-    uint64_t now = b->now ? b->now : kv__clock_now(s);
+    uint64_t now = batch_now(s, b);
     for (size_t i = 0; i < nkeys; i++)
         load_key(t, &keys[i], now);
 

@@ -44,7 +44,10 @@
  * wake-ups a second (bench/expiry: 0.0-0.1% of a core against 4-5% for a
  * pass a second over 1M keys), and a store with keys due keeps the 1 ms
  * tick and the sweep above. Tests, a paused sweep and manual_expiry stores
- * tick every millisecond as before.
+ * tick every millisecond as before. While the thread sleeps the clock
+ * lags, which no existing key can notice (none expires before `due`); a
+ * batch that writes an expiry time reads the wall clock itself (apply.c,
+ * batch_now), so that a time already past is judged past.
  *
  * Deleting: expired keys found are copied and deleted in batches of
  * KV__EXPIRE_BATCH through kv__apply with KV__OP_TOUCH ops: the write path

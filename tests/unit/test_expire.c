@@ -453,6 +453,35 @@ Test(expire, an_idle_expiry_thread_sleeps_and_still_reclaims_a_key_set_meanwhile
     kv_close(s);
 }
 
+Test(expire, a_past_expiry_time_is_past_while_the_expiry_thread_sleeps)
+{
+    kv_store *s = kvt_open(NULL);
+    uint64_t now = kv_clock_ms(s);
+    cr_assert_eq(kv_set_ex(s, "later", 5, "v", 1, now + 3600000, NULL), KV_OK);
+    for (int i = 0; i < 1000 && !kv__expiry_sleeping(s); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(kv__expiry_sleeping(s));
+    /* the store's clock may lag the wall clock now by up to 100 ms; a
+     * write with an expiry time reads the wall clock */
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t wall = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    cr_assert_eq(kv_set_ex(s, "past", 4, "v", 1, wall - 5, NULL), KV_OK);
+    kv_value v;
+    cr_assert_eq(kv_get(s, "past", 4, &v), KV_NOT_FOUND);
+    /* and the thread, woken by the write's note, removes it */
+    for (int i = 0; i < 1000 && kvt_metrics(s).expired_keys == 0; i++) {
+        ts = (struct timespec){0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(kvt_metrics(s).expired_keys, 1);
+    cr_assert_eq(kvt_metrics(s).keys, 1);
+    kv_close(s);
+}
+
 Test(expire, items_without_expiry_cost_nothing_more)
 {
     kv_store *s = open_frozen();

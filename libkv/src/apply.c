@@ -424,6 +424,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
     kv__ebr_unlinked(slot);
 
     bool ttl_new = false;
+    uint64_t ttl_min = UINT64_MAX; /* the earliest expiry time published */
     for (size_t i = 0; i < n; i++) {
         akey *k = &keys[i];
         if (!k->changed)
@@ -455,6 +456,8 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             if (kv__item_has_ttl(k->next)) {
                 kv__count(slot, KV__C_TTL_KEYS, 1);
                 ttl_new = true;
+                if (kv__item_expire_at(k->next) < ttl_min)
+                    ttl_min = kv__item_expire_at(k->next);
             }
         }
     }
@@ -462,6 +465,27 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
         kv__ebr_retire(&s->ebr, slot, commit, kv__ebr_free_plain, commit_size(nchanged));
     if (ttl_new && !atomic_load_explicit(&s->ttl_seen, memory_order_relaxed))
         atomic_store(&s->ttl_seen, true);
+    if (ttl_new) /* after the slot stores: see expire.c */
+        kv__expiry_note(s, slot, ttl_min);
+}
+
+/* The clock reading a batch judges expiry by. One that writes an expiry
+ * time reads the wall clock: while no key is due the expiry thread sleeps
+ * and the store's clock stays behind (expire.c), and a time already past
+ * must be found past, as it would be with the clock ticking. */
+static uint64_t batch_now(kv_store *s, const kv__batch *b)
+{
+    if (b->now)
+        return b->now;
+    if (!b->internal && kv__pinned.store != s) {
+        for (size_t i = 0; i < b->nthen; i++)
+            if (b->then_ops[i].expire_at_ms)
+                return kv__clock_refresh(s);
+        for (size_t i = 0; i < b->nelse; i++)
+            if (b->else_ops[i].expire_at_ms)
+                return kv__clock_refresh(s);
+    }
+    return kv__clock_now(s);
 }
 
 /* Under max_keys: reserves room for a change that adds keys (undone by the
@@ -679,7 +703,7 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
         return KV_NO_MEMORY;
     }
     kv__stripes_lock(s->stripes, &stripe, 1);
-    load_key(atomic_load(&s->table), &k, b->now ? b->now : kv__clock_now(s));
+    load_key(atomic_load(&s->table), &k, batch_now(s, b));
 
     kv__outcome o = {.succeeded = true};
     if (b->ncmps && !compare_holds(&b->cmps[0], &k)) {
@@ -798,7 +822,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
     kv__stripes_lock(s->stripes, stripes, nstripes);
 
     t = atomic_load(&s->table);
-    uint64_t now = b->now ? b->now : kv__clock_now(s);
+    uint64_t now = batch_now(s, b);
     for (size_t i = 0; i < nkeys; i++)
         load_key(t, &keys[i], now);
 

@@ -15,7 +15,11 @@
  * and counting it would evict a table's worth of keys for nothing each
  * time a cache's index, full of the tombstones evictions leave, is
  * rebuilt at its own size. So the process briefly holds one index more
- * than the figure says during a resize.
+ * than the figure says during a resize (113-115% of the limit at the peak
+ * with 100-byte values; evicting for it would not lower that peak, since
+ * the slab keeps evicted items' memory: docs/design.md, "Admission").
+ * Below KV__EVICT_BIG_CHUNKS_FROM the slab takes no 2 MiB chunks: a huge
+ * page is resident whole from its first item.
  *
  * Admission. kv__apply calls kv__evict_admit before a batch that stores
  * data (no lock held); deletes and internal batches pass at once. Over the
@@ -60,6 +64,7 @@ enum { KV__ACCESS_NONE = 0, KV__ACCESS_LRU = 1, KV__ACCESS_LFU = 2 };
 #define KV__EVICT_TICKS 1024u         /* ticks of the clock per limit written */
 #define KV__EVICT_SLICE_NS 1000000ull /* longest eviction slice of a write */
 #define KV__EVICT_BATCH 16u           /* keys per eviction record */
+#define KV__EVICT_BIG_CHUNKS_FROM ((uint64_t)128 << 20) /* slab: 2 MiB chunks from this limit */
 #define KV__LFU_INIT 5u               /* a new key's counter (Redis's LFU_INIT_VAL) */
 #define KV__LFU_LOG_FACTOR 10u        /* Redis's lfu-log-factor default */
 #define KV__LFU_DECAY_SHIFT 13u       /* one decay per 8192 ticks: each
@@ -118,20 +123,21 @@ static inline uint32_t kv__lfu_decayed(uint32_t v, uint32_t clk)
 static inline uint32_t kv__lfu_access(uint32_t v, uint32_t clk, kv__slot *slot)
 {
     uint32_t now = (clk >> KV__LFU_DECAY_SHIFT) & 0xffffff;
-    uint32_t c = kv__lfu_decayed(v, clk), t = now; /* decayed up to now */
-    if (c < 255) {
+    uint32_t c = kv__lfu_decayed(v, clk); /* decayed up to now */
+    if (c <= KV__LFU_INIT) {
+        c++; /* probability 1: no random number needed */
+    } else if (c < 255) {
         /* xorshift32 (Marsaglia 2003) in the thread's own slot */
         uint32_t r = slot->rng ? slot->rng : (uint32_t)(uintptr_t)slot | 1;
         r ^= r << 13;
         r ^= r >> 17;
         r ^= r << 5;
         slot->rng = r;
-        uint32_t base = c > KV__LFU_INIT ? c - KV__LFU_INIT : 0;
-        /* increment with probability 1 / (base * factor + 1) */
-        if ((uint64_t)r * (base * KV__LFU_LOG_FACTOR + 1) < ((uint64_t)1 << 32))
+        /* increment with probability 1 / ((c - init) * factor + 1) */
+        if ((uint64_t)r * ((c - KV__LFU_INIT) * KV__LFU_LOG_FACTOR + 1) < ((uint64_t)1 << 32))
             c++;
     }
-    return c << 24 | t;
+    return c << 24 | now;
 }
 
 /* A reader's access to it (in a read section; the store tracks access). */

@@ -5,9 +5,10 @@
  * the store's coarse clock (kv__clock_now, store.h), one relaxed load, and
  * only when the item has an expiry time: a get of a key without one reads
  * no clock. The clock is raised to the wall clock once a millisecond by the
- * expiry thread, which the store starts the first time an item with an
- * expiry time is published (a store that never uses expiry starts no
- * thread). The same thread runs the active expiry: a sweep of the index in
+ * expiry thread while keys are due (it sleeps until the next expiry time
+ * it knows of, at most 100 ms at a time, when none is near), which the
+ * store starts the first time an item with an expiry time is published (a
+ * store that never uses expiry starts no thread). The same thread runs the active expiry: a sweep of the index in
  * bounded steps that deletes expired keys through kv__apply (one record,
  * one revision per batch of keys, like any change). Writers also remove an
  * expired key they meet (apply.c): the lazy half.
@@ -40,6 +41,14 @@ void kv__expiry_pause(kv_store *s, bool paused);
  * manual_expiry: it has no sweep). Not concurrently with another step on
  * the same store (the expiry thread's own, unless paused). */
 size_t kv__expire_step(kv_store *s, size_t max_slots, uint64_t deadline_ns);
+
+/* When the active expiry next has work (tests): no key expires before the
+ * returned time (ms), by the last whole pass of the index and the notes
+ * writers left since; 0: not known yet (no whole pass since the thread
+ * started); UINT64_MAX: no key has an expiry time. Starts the thread. */
+uint64_t kv__expiry_due(kv_store *s);
+/* Whether the expiry thread sleeps past its 1 ms tick now (tests). */
+bool kv__expiry_sleeping(kv_store *s);
 
 #define KV__EXPIRE_BATCH 16 /* keys per delete batch: stripe locks held at once */
 

@@ -6,7 +6,8 @@
  * bytes) costs 96. Items are the bulk of the store's memory, so blocks of
  * up to KV__SLAB_MAX bytes come from this allocator instead: size classes 8
  * bytes apart, carved from 256 KiB chunks (2 MiB huge-page chunks once the
- * store is big), with no per-block header.
+ * store is big, unless its memory limit is small: a huge page is resident
+ * whole from its first block on), with no per-block header.
  *
  * Each thread keeps its own free lists and carving position (in its thread
  * slot, thread_slot.h), so allocating and freeing take no lock; a lock is
@@ -41,6 +42,9 @@ typedef struct kv__slab {
     pthread_mutex_t lock;
     void *chunks; /* list linked through each chunk's first word */
     size_t nchunks;
+    /* chunks from which new chunks are 2 MiB (KV__SLAB_BIG_AFTER; a store
+     * with a small memory limit never takes them: evict.c) */
+    size_t big_after;
     /* under lock: batches of free blocks per class, each a list linked
      * through the blocks' first words, the batches linked through their
      * first block's second word (classes 1 and up: blocks of >= 16 bytes) */

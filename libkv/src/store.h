@@ -96,6 +96,10 @@ static inline uint64_t kv__clock_now(const kv_store *s)
 uint64_t kv__clock_refresh(kv_store *s);
 int kv__expiry_start(kv_store *s);
 void kv__expiry_stop(kv_store *s);
+/* expire.c: a writer published items with expiry times, the earliest at
+ * ms (after its slot stores): lets the expiry thread, if it sleeps past
+ * ms, wake up for it. slot: the caller's. */
+void kv__expiry_note(kv_store *s, kv__slot *slot, uint64_t ms);
 /* Starts the expiry thread once an item with an expiry time exists. */
 static inline void kv__expiry_ensure(kv_store *s)
 {

@@ -13,8 +13,10 @@
  *
  * Ownership: only the owning thread writes a slot's fields (counters use
  * relaxed atomics so others may read them), except the retired list, which
- * other threads may also free from under its lock (ebr.c). The next thread to get the same
- * id inherits the slot; the id registry's mutex orders the hand-over.
+ * other threads may also free from under its lock (ebr.c), and ttl_note,
+ * which the expiry thread takes with an exchange (expire.c). The next
+ * thread to get the same id inherits the slot; the id registry's mutex
+ * orders the hand-over.
  */
 #ifndef KV_THREAD_SLOT_H
 #define KV_THREAD_SLOT_H
@@ -89,6 +91,11 @@ typedef struct kv__slot {
      * last summed the store's memory, and its random number state */
     uint64_t evict_mark;
     uint32_t rng;
+    /* expire.c: the earliest expiry time this thread published since the
+     * expiry thread last collected it (0: none). Written by the owner
+     * (compare-and-swap, after publishing) and by the expiry thread
+     * (exchange to 0 when it starts a pass of the index). */
+    _Atomic uint64_t ttl_note;
     kv__slab_cache cache; /* slab.h: this thread's free item blocks */
 } __attribute__((aligned(64))) kv__slot;
 

@@ -555,3 +555,63 @@ Test(evict, access_tracking_costs_at_most_8_bytes_per_key)
     /* 12-byte header + 16 + 64 = 92, rounded to the slab's 8 bytes */
     cr_assert_eq(plain0, 96.0);
 }
+
+/* A 2 MiB slab chunk is a huge page, resident whole from its first item:
+ * under a small limit the slab keeps to 256 KiB chunks, whose pages are
+ * touched only as items are carved. */
+Test(evict, a_small_limit_keeps_to_small_slab_chunks)
+{
+    kv_store *s = open_limited(4 * MB, KV_EVICT_ALLKEYS_LRU);
+    for (long i = 0; i < 100000; i++) { /* about 3 times the limit */
+        char k[32];
+        key_of(k, sizeof k, "k", i);
+        KVT_CHECK(kv_set(s, k, strlen(k), value, 64, NULL) == KV_OK, "set");
+    }
+    uint64_t items = 0;
+    kv__slot_each(&s->slots, add_item_bytes, &items);
+    /* past the point where a store without a limit takes 2 MiB chunks,
+     * and every chunk is a small one: together they hold the items */
+    cr_assert_gt(s->slab.nchunks, KV__SLAB_BIG_AFTER);
+    cr_assert_geq((uint64_t)s->slab.nchunks * KV__SLAB_CHUNK, items);
+    cr_assert_gt(kvt_metrics(s).evicted_keys, 0);
+    kv_close(s);
+    /* from KV__EVICT_BIG_CHUNKS_FROM on, and without a limit, big chunks */
+    s = open_limited(KV__EVICT_BIG_CHUNKS_FROM, KV_EVICT_ALLKEYS_LRU);
+    cr_assert_eq(s->slab.big_after, KV__SLAB_BIG_AFTER);
+    kv_close(s);
+    s = open_limited(0, KV_EVICT_NOEVICTION);
+    cr_assert_eq(s->slab.big_after, KV__SLAB_BIG_AFTER);
+    kv_close(s);
+}
+
+/* The address of key k's item block (the access word's, if any). */
+static uintptr_t block_of(kv_store *s, const char *k)
+{
+    uintptr_t w = kv__table_find(atomic_load(&s->table), kv__hash(k, strlen(k)), k, strlen(k));
+    cr_assert(w);
+    return (uintptr_t)kv__slot_ptr(w) - s->item_pre;
+}
+
+/* The slab carves blocks from a cache-line boundary: 128-byte blocks (a
+ * 12-byte key and a 100-byte value; 96-byte ones with LRU's access word
+ * and a 64-byte value) each take two lines, not three (or two lines for
+ * header and key). */
+Test(evict, slab_blocks_start_on_a_cache_line)
+{
+    kv_store *s = open_limited(0, KV_EVICT_NOEVICTION);
+    /* the store's first items: the first blocks of its first chunk */
+    cr_assert_eq(kv_set(s, "key:00000001", 12, value, 100, NULL), KV_OK);
+    cr_assert_eq(kv_set(s, "key:00000002", 12, value, 100, NULL), KV_OK);
+    uintptr_t a = block_of(s, "key:00000001"), b = block_of(s, "key:00000002");
+    cr_assert_eq(b - a, 128);
+    cr_assert_eq(a % 64, 0);
+    kv_close(s);
+    s = open_limited(64 * MB, KV_EVICT_ALLKEYS_LRU);
+    cr_assert_eq(kv_set(s, "key:00000001", 12, value, 64, NULL), KV_OK);
+    cr_assert_eq(kv_set(s, "key:00000002", 12, value, 64, NULL), KV_OK);
+    a = block_of(s, "key:00000001");
+    b = block_of(s, "key:00000002");
+    cr_assert_eq(b - a, 96);
+    cr_assert_eq(a % 64, 0);
+    kv_close(s);
+}

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 #include <time.h>
 #include "kvtest.h"
 
@@ -374,6 +375,110 @@ Test(expire, the_expiry_thread_reclaims_on_its_own)
     cr_assert_eq(m.keys, 0);
     cr_assert_eq(m.expired_keys, 2000);
     cr_assert_geq(kv_clock_ms(s), now + 20);
+    kv_close(s);
+}
+
+static void set_at(kv_store *s, const char *k, uint64_t at)
+{
+    cr_assert_eq(kv_set_ex(s, k, strlen(k), "v", 1, at, NULL), KV_OK);
+}
+
+Test(expire, the_sweep_knows_when_the_next_key_is_due)
+{
+    kv_store *s = open_frozen();
+    char k[32];
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(k, sizeof k, "plain%d", i);
+        cr_assert_eq(kv_set(s, k, (size_t)n, "v", 1, NULL), KV_OK);
+    }
+    set_at(s, "hour", T0 + 3600000);
+    set_at(s, "two-hours", T0 + 7200000);
+    /* not known before a whole pass of the index */
+    cr_assert_eq(kv__expiry_due(s), 0);
+    cr_assert_eq(kv__expire_step(s, 1u << 20, 0), 0); /* a whole pass */
+    cr_assert_eq(kv__expiry_due(s), T0 + 3600000);
+    /* a sooner key lowers it at once */
+    set_at(s, "minute", T0 + 60000);
+    cr_assert_eq(kv__expiry_due(s), T0 + 60000);
+    /* once it is gone, a pass raises it again: the pass that takes the
+     * minute's note still counts it, the next one no longer does */
+    cr_assert_eq(kv_delete(s, "minute", 6, NULL), KV_OK);
+    cr_assert_eq(kv__expire_step(s, 1u << 20, 0), 0);
+    cr_assert_eq(kv__expire_step(s, 1u << 20, 0), 0);
+    cr_assert_eq(kv__expiry_due(s), T0 + 3600000);
+    /* a key without expiry replacing one with it */
+    cr_assert_eq(kv_set(s, "hour", 4, "v", 1, NULL), KV_OK);
+    cr_assert_eq(kv__expire_step(s, 1u << 20, 0), 0);
+    cr_assert_eq(kv__expire_step(s, 1u << 20, 0), 0);
+    cr_assert_eq(kv__expiry_due(s), T0 + 7200000);
+    cr_assert_eq(kv_delete(s, "two-hours", 9, NULL), KV_OK);
+    cr_assert_eq(kv__expire_step(s, 1u << 20, 0), 0);
+    cr_assert_eq(kv__expire_step(s, 1u << 20, 0), 0);
+    cr_assert_eq(kv__expiry_due(s), UINT64_MAX);
+    /* what is due is removed by the pass that finds it */
+    set_at(s, "soon", T0 + 10);
+    kv__clock_set(s, T0 + 10);
+    cr_assert_eq(kv__expiry_due(s), T0 + 10);
+    cr_assert_eq(kv__expire_step(s, 1u << 20, 0), 1);
+    cr_assert_eq(kvt_metrics(s).keys, 101); /* the plain keys and "hour" */
+    kv_close(s);
+}
+
+Test(expire, an_idle_expiry_thread_sleeps_and_still_reclaims_a_key_set_meanwhile)
+{
+    kv_store *s = kvt_open(NULL);
+    char k[32];
+    uint64_t now = kv_clock_ms(s);
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(k, sizeof k, "key%d", i);
+        cr_assert_eq(kv_set_ex(s, k, (size_t)n, "v", 1, now + 3600000, NULL), KV_OK);
+    }
+    /* after a pass found nothing due for an hour the thread sleeps (a
+     * pass of this small index takes about a second: wait up to 10 s) */
+    for (int i = 0; i < 1000 && !kv__expiry_sleeping(s); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(kv__expiry_sleeping(s));
+    cr_assert_eq(kv__expiry_due(s), now + 3600000);
+    now = kv_clock_ms(s);
+    cr_assert_eq(kv_set_ex(s, "soon", 4, "v", 1, now + 20, NULL), KV_OK);
+    for (int i = 0; i < 1000 && kvt_metrics(s).expired_keys == 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kv_metrics m = kvt_metrics(s);
+    cr_assert_eq(m.expired_keys, 1);
+    cr_assert_eq(m.keys, 100);
+    kv_close(s);
+}
+
+Test(expire, a_past_expiry_time_is_past_while_the_expiry_thread_sleeps)
+{
+    kv_store *s = kvt_open(NULL);
+    uint64_t now = kv_clock_ms(s);
+    cr_assert_eq(kv_set_ex(s, "later", 5, "v", 1, now + 3600000, NULL), KV_OK);
+    for (int i = 0; i < 1000 && !kv__expiry_sleeping(s); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(kv__expiry_sleeping(s));
+    /* the store's clock may lag the wall clock now by up to 100 ms; a
+     * write with an expiry time reads the wall clock */
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t wall = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    cr_assert_eq(kv_set_ex(s, "past", 4, "v", 1, wall - 5, NULL), KV_OK);
+    kv_value v;
+    cr_assert_eq(kv_get(s, "past", 4, &v), KV_NOT_FOUND);
+    /* and the thread, woken by the write's note, removes it */
+    for (int i = 0; i < 1000 && kvt_metrics(s).expired_keys == 0; i++) {
+        ts = (struct timespec){0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(kvt_metrics(s).expired_keys, 1);
+    cr_assert_eq(kvt_metrics(s).keys, 1);
     kv_close(s);
 }
 

@@ -60,7 +60,12 @@ static bool sweep(kv_store *s, kv__slot *slot, uint64_t c, kv__sweep_pos *pos,
             pos->bucket = b;
             more = m->buckets && b < ((size_t)1 << m->bits);
             kv__stripes_unlock(s->stripes, &st, 1);
-            kv__ebr_collect(&s->ebr, slot);
+            /* A full slice: a big sweep frees as it goes. Small ones leave
+             * it to the end of the compaction (compact_to): a collection
+             * may cost a membarrier, an interrupt on every core running
+             * the store's threads, which a writer feels in its tail. */
+            if (dropped >= SWEEP_SLICE)
+                kv__ebr_collect(&s->ebr, slot);
             if (deadline_ns && now_ns() >= deadline_ns) {
                 if (!more) {
                     pos->stripe++;

@@ -877,6 +877,18 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     r->st.snapshots++;
     r->st.snapshot_bytes = len;
     pthread_mutex_unlock(&r->mu);
+    /* The next one once the log since this one is about as big as it
+     * (entries taken as ~128 bytes), and never before
+     * --raft-snapshot-entries: with history a snapshot is big (up to
+     * --history-bytes more), and at a fixed 16384 entries a busy cluster
+     * copied a growing history every second. As Redis rewrites its AOF
+     * once it has doubled. */
+    uint64_t next = len / 128, floor = r->s->cfg->raft_snapshot_entries;
+    if (next < floor)
+        next = floor;
+    if (next > (uint64_t)1 << 24)
+        next = (uint64_t)1 << 24;
+    raft_set_snapshot_threshold(&r->raft, (unsigned)next);
     kvd_info("raft: snapshot of %llu keys and %llu earlier versions at revision %llu "
              "(%zu bytes)",
              (unsigned long long)c.keys, (unsigned long long)c.history_versions,

@@ -111,7 +111,8 @@ static const opt_def opts[] = {
      "election (randomized between 1x and 2x; heartbeats every tenth of it) (default 750)",
      50, 60000},
     {"raft-snapshot-entries", OPT_SIZE, OFF(raft_snapshot_entries), "N",
-     "cluster: snapshot the store every N Raft log entries and drop the log before it "
+     "cluster: snapshot the store after at least N Raft log entries (more once snapshots "
+     "are big: when the log is about as big as the last one) and drop the log before it "
      "(default 16384)", 16, 1u << 30},
     {"resp-port", OPT_PORT, OFF(resp_port), "N",
      "also listen on port N (same addresses) for the Redis protocol only, e.g. 6379 for a "

@@ -24,7 +24,7 @@
  *       per earlier version, newest first: u64 revision, u64 until,
  *              u64 create revision, u64 version, u64 expire_at,
  *              u32 vlen, value,
- *   u64 checksum: FNV-1a (64 bits) of every byte before it.
+ *   u64 checksum: XXH3 (64 bits, seed 0) of every byte before it.
  *
  * The caller may put sections of its own after it (kvd: the table of
  * applied request ids, sessions.h): kvd_snap_size says where it ends.

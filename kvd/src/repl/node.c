@@ -167,6 +167,8 @@ struct kvd_repl {
     kvd_sessions *sessions; /* applied request ids (replicated state) */
     kvd_bounds bounds; /* history's byte and age bounds */
     int bounds_busy;   /* a COMPACT entry of theirs is in flight */
+    size_t snap_len;   /* bytes of the last snapshot taken (0: none yet) */
+    unsigned snap_threshold; /* as last given to raft_set_snapshot_threshold */
     _Atomic int leader; /* this node leads, as last seen */
 };
 
@@ -828,9 +830,40 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
  * without it restores an empty table), taken and installed on the Raft
  * thread, where every write is applied. */
 
+/* When Raft next asks for a snapshot: once the log since the last is
+ * about as big as it (entries taken as ~128 bytes), and never before
+ * --raft-snapshot-entries: with history a snapshot is big (up to
+ * --history-bytes more), and at a fixed 16384 entries a busy cluster
+ * copied a growing history every second (as Redis rewrites its AOF once
+ * it has doubled). A snapshot holds up its node's Raft thread while the
+ * store is copied, so once snapshots are big the nodes take turns:
+ *   - a follower waits 1, 1.25, 1.5 or 1.75 times as long, by its id, so
+ *     that two followers seldom copy at once (the leader commits as long
+ *     as one follower answers);
+ *   - the leader waits 4 times as long: its copy holds up every write, so
+ *     it makes one a quarter as often, and keeps a longer log meanwhile.
+ * Called after each snapshot and on every tick (the role changes). */
+static void set_snapshot_threshold(kvd_repl *r)
+{
+    uint64_t by_size = r->snap_len / 128, floor = r->s->cfg->raft_snapshot_entries;
+    if (raft_state(&r->raft) == RAFT_LEADER)
+        by_size *= 4;
+    else
+        by_size = by_size * (4 + (r->raft.id - 1) % 4) / 4;
+    uint64_t next = by_size > floor ? by_size : floor;
+    if (next > (uint64_t)1 << 24)
+        next = (uint64_t)1 << 24;
+    if (next != r->snap_threshold) {
+        r->snap_threshold = (unsigned)next;
+        raft_set_snapshot_threshold(&r->raft, (unsigned)next);
+    }
+}
+
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
     kvd_repl *r = fsm->data;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     kvd_snap_node nodes[KVD_SNAP_MAX_NODES];
     unsigned nn = 0;
     pthread_mutex_lock(&r->mu);
@@ -877,22 +910,15 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     r->st.snapshots++;
     r->st.snapshot_bytes = len;
     pthread_mutex_unlock(&r->mu);
-    /* The next one once the log since this one is about as big as it
-     * (entries taken as ~128 bytes), and never before
-     * --raft-snapshot-entries: with history a snapshot is big (up to
-     * --history-bytes more), and at a fixed 16384 entries a busy cluster
-     * copied a growing history every second. As Redis rewrites its AOF
-     * once it has doubled. */
-    uint64_t next = len / 128, floor = r->s->cfg->raft_snapshot_entries;
-    if (next < floor)
-        next = floor;
-    if (next > (uint64_t)1 << 24)
-        next = (uint64_t)1 << 24;
-    raft_set_snapshot_threshold(&r->raft, (unsigned)next);
+    r->snap_len = len;
+    set_snapshot_threshold(r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     kvd_info("raft: snapshot of %llu keys and %llu earlier versions at revision %llu "
-             "(%zu bytes)",
+             "(%zu bytes, %.1f ms; the next after %u entries)",
              (unsigned long long)c.keys, (unsigned long long)c.history_versions,
-             (unsigned long long)c.revision, len);
+             (unsigned long long)c.revision, len,
+             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+             r->snap_threshold);
     return 0;
 }
 
@@ -1032,6 +1058,7 @@ static void on_tick(uv_timer_t *t)
     }
     pthread_mutex_unlock(&r->mu);
     atomic_store(&r->leader, state == RAFT_LEADER);
+    set_snapshot_threshold(r);
     if (state == RAFT_LEADER && r->announced_term != r->raft.current_term)
         announce(r);
 }
@@ -1318,6 +1345,11 @@ int kvd_repl_start(kvd_server *s)
         kvd_error("raft: cannot set up its storage in %s: %s", dir, raft_strerror(rc));
         return -1;
     }
+    /* Snapshots are written as they are, not LZ4-compressed (libraft's
+     * default when built with liblz4): compressing tens of MB of history
+     * takes a core for a while, on a node whose cores serve clients; the
+     * disk and the network have room for the bytes. */
+    raft_uv_set_snapshot_compression(&r->io, false);
     r->fsm.version = 2;
     r->fsm.data = r;
     r->fsm.apply = fsm_apply;
@@ -1354,7 +1386,7 @@ int kvd_repl_start(kvd_server *s)
     }
     /* A snapshot every N entries; the last quarter of them are kept, so
      * a follower a little behind catches up from the log. */
-    raft_set_snapshot_threshold(&r->raft, (unsigned)cfg->raft_snapshot_entries);
+    set_snapshot_threshold(r);
     raft_set_snapshot_trailing(&r->raft, (unsigned)(cfg->raft_snapshot_entries / 4 + 1));
     raft_set_pre_vote(&r->raft, true);
     raft_set_election_timeout(&r->raft, (unsigned)cfg->raft_election_timeout);

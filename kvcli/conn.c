@@ -219,7 +219,7 @@ static int same_str(const char *a, const char *b)
 }
 
 static struct {
-    char *host, *unix_path, *password;
+    char *host, *unix_path, *password, *endpoints;
     unsigned port;
     double timeout_s;
     uint64_t max_frame;
@@ -232,6 +232,7 @@ static void forget_used(void)
     free(used.host);
     free(used.unix_path);
     free(used.password);
+    free(used.endpoints);
     memset(&used, 0, sizeof used);
 }
 
@@ -256,6 +257,10 @@ static void announce_reconnect(const kvcli_session *s)
             kv_client_server_version(s->client));
 }
 
+/* open_conn's answer for an --endpoints list libkvclient refused (not a
+ * kv status). */
+#define KVCLI__BAD_ENDPOINTS (-1000)
+
 /* Connects without printing; returns the kv status (KV_INVALID_ARGUMENT
  * and KV_NO_MEMORY come from creating the client). */
 static int open_conn(kvcli_session *s)
@@ -265,6 +270,7 @@ static int open_conn(kvcli_session *s)
         (!same_str(used.host, c->host) || used.port != c->port ||
          !same_str(used.unix_path, c->unix_path) ||
          !same_str(used.password, c->password) ||
+         !same_str(used.endpoints, c->endpoints) ||
          used.timeout_s != c->timeout_s || used.max_frame != c->max_frame ||
          used.stale != c->stale || used.retries != c->retries))
         kvcli_disconnect(s);
@@ -294,6 +300,11 @@ static int open_conn(kvcli_session *s)
             s->client = NULL;
             return st;
         }
+        if (c->endpoints && kv_client_set_endpoints(s->client, c->endpoints) != KV_OK) {
+            kv_client_close(s->client);
+            s->client = NULL;
+            return KVCLI__BAD_ENDPOINTS;
+        }
         /* not connected yet: both take effect as it connects */
         kv_client_set_retries(s->client, c->retries);
         if (c->stale)
@@ -302,6 +313,7 @@ static int open_conn(kvcli_session *s)
         used.host = dup_or_null(c->host);
         used.unix_path = dup_or_null(c->unix_path);
         used.password = dup_or_null(c->password);
+        used.endpoints = dup_or_null(c->endpoints);
         used.port = c->port;
         used.timeout_s = c->timeout_s;
         used.max_frame = c->max_frame;
@@ -321,6 +333,13 @@ kv_client *kvcli_connect(kvcli_session *s, int *rc)
     int st = open_conn(s);
     if (st == KV_OK)
         return s->client;
+    if (st == KVCLI__BAD_ENDPOINTS) {
+        kvcli_err("invalid --endpoints '%s' (expected HOST:PORT,HOST:PORT,..., an IPv6"
+                  " address in brackets, at most %d)", s->cfg.endpoints,
+                  KV_CLIENT_MAX_ENDPOINTS);
+        *rc = KVCLI_EXIT_USAGE;
+        return NULL;
+    }
     if (s->client == NULL) {
         kvcli_err("cannot create the client: %s",
                   st == KV_INVALID_ARGUMENT
@@ -349,6 +368,8 @@ kv_client *kvcli_try_connect(kvcli_session *s, char *why, size_t n)
     if (st == KV_OK)
         return s->client;
     const char *msg = s->client ? kv_client_last_error(s->client) : "";
+    if (st == KVCLI__BAD_ENDPOINTS)
+        msg = "invalid --endpoints (expected HOST:PORT,HOST:PORT,...)";
     snprintf(why, n, "%s", *msg ? msg : kv_client_strerror(st));
     return NULL;
 }

@@ -51,6 +51,8 @@ typedef struct kvcli_config {
     int stale;          /* --stale: serializable (possibly stale) reads */
     int retries;        /* --retries: writes with an unknown outcome sent
                            again with their request id (a cluster)    */
+    const char *endpoints; /* --endpoints: other nodes to try when the
+                              address does not answer (a cluster)     */
 } kvcli_config;
 
 /* One session: the config plus a lazily opened connection. */

@@ -16,7 +16,7 @@
 #include "kvcli.h"
 
 enum { G_HOST, G_PORT, G_UNIX, G_PASSWORD, G_TIMEOUT, G_MAX_FRAME, G_JSON,
-       G_HELP, G_STALE, G_RETRIES };
+       G_HELP, G_STALE, G_RETRIES, G_ENDPOINTS };
 
 static const kvcli_optdef global_opts[] = {
     [G_HOST] = {"host", KVCLI_OPT_ARG},
@@ -29,6 +29,7 @@ static const kvcli_optdef global_opts[] = {
     [G_HELP] = {"help", KVCLI_OPT_FLAG},
     [G_STALE] = {"stale", KVCLI_OPT_FLAG},
     [G_RETRIES] = {"retries", KVCLI_OPT_ARG},
+    [G_ENDPOINTS] = {"endpoints", KVCLI_OPT_ARG},
 };
 #define NGLOBAL ((int)(sizeof global_opts / sizeof global_opts[0]))
 
@@ -79,6 +80,8 @@ int kvcli_config_from_env(kvcli_config *cfg)
         return rc;
     if ((v = getenv("KV_UNIX")) != NULL && *v)
         cfg->unix_path = v;
+    if ((v = getenv("KV_ENDPOINTS")) != NULL && *v)
+        cfg->endpoints = v;
     if ((v = getenv("KV_PASSWORD")) != NULL && *v)
         cfg->password = v;
     if ((v = getenv("KV_TIMEOUT")) != NULL && *v &&
@@ -146,6 +149,9 @@ static int apply_global(kvcli_config *cfg, int which, const char *val)
         cfg->retries = (int)n;
         return 0;
     }
+    case G_ENDPOINTS:
+        cfg->endpoints = val;
+        return 0;
     default:
         cfg->help = 1;
         return 0;

@@ -195,6 +195,7 @@ void kv_client_close(kv_client *c)
     kv_proto_buf_free(&c->out);
     kv_proto_arena_free(&c->arena);
     free_opts(&c->opts);
+    kv__client_endpoints_free(c);
     free(c);
 }
 
@@ -510,7 +511,8 @@ int kv_client_auth(kv_client *c, const char *password)
     return r.status == KV_OK ? KV_OK : kv__client_server_status(c, &r);
 }
 
-int kv_client_connect(kv_client *c)
+/* Connects to the current address (opts.host/port or the Unix socket). */
+static int connect_here(kv_client *c)
 {
     kv_client_disconnect(c);
     c->err[0] = '\0';
@@ -558,6 +560,11 @@ int kv_client_connect(kv_client *c)
         return rc;
     c->err[0] = '\0';
     return KV_OK;
+}
+
+int kv_client_connect(kv_client *c)
+{
+    return kv__client_connect_any(c, connect_here);
 }
 
 /* Sends a version 7 request of op with arg; KV_OK with the server's

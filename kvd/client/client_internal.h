@@ -18,6 +18,12 @@
 
 #define KV__CLIENT_ERRLEN 256
 
+/* One of kv_client_set_endpoints' addresses (endpoints.c). */
+typedef struct kv__client_endpoint {
+    char *host;
+    uint16_t port;
+} kv__client_endpoint;
+
 struct kv_client {
     kv_client_options opts; /* strings owned (copies) */
     int fd;                 /* -1 when not connected */
@@ -48,7 +54,19 @@ struct kv_client {
                            writes carry request ids                    */
     int consistency;    /* kv_client_set_consistency's level           */
     unsigned retried;   /* writes sent again since kv_client_new       */
+
+    /* Other nodes to try when the current address fails (endpoints.c) */
+    kv__client_endpoint *endpoints;
+    size_t nendpoints;
+    size_t ep_next; /* where the next search starts: after the last that
+                       answered */
 };
+
+/* Connects with connect_here (dial + handshake at opts.host/port), and
+ * when that fails at the transport level, at each endpoint in turn until
+ * one connects (endpoints.c). */
+int kv__client_connect_any(kv_client *c, int (*connect_here)(kv_client *));
+void kv__client_endpoints_free(kv_client *c);
 
 /* Monotonic milliseconds. */
 int64_t kv__client_now_ms(void);

@@ -417,6 +417,42 @@ Test(misc, kvd_down_gives_one_actionable_line)
     }
 }
 
+Test(misc, endpoints_are_tried_when_the_address_does_not_answer)
+{
+    /* the address refuses; the second endpoint is the server */
+    int closed = cli_closed_port();
+    char p[16], list[64], bad[64];
+    snprintf(p, sizeof p, "%d", closed);
+    snprintf(list, sizeof list, "127.0.0.1:%d,127.0.0.1:%d", closed, srv.port);
+    cli_result r = cli_run(NULL, 0, NULL,
+                           (const char *const[]){"--port", p, "--endpoints", list, "set", "ek",
+                                                 "ev", NULL});
+    cr_assert_eq(r.rc, 0, "rc %d: %s", r.rc, r.err);
+    cli_result_free(&r);
+    char env[96];
+    snprintf(env, sizeof env, "KV_ENDPOINTS=%s", list);
+    r = cli_run(NULL, 0, (const char *const[]){env, NULL},
+                (const char *const[]){"--port", p, "get", "ek", NULL});
+    cr_assert_eq(r.rc, 0, "rc %d: %s", r.rc, r.err);
+    cr_assert_str_eq(r.out, "ev\n");
+    cli_result_free(&r);
+    /* nothing answers: one line naming the address and the others tried */
+    snprintf(bad, sizeof bad, "127.0.0.1:%d,localhost:%d", closed, closed);
+    r = cli_run(NULL, 0, NULL,
+                (const char *const[]){"--port", p, "--endpoints", bad, "get", "ek", NULL});
+    cr_assert_eq(r.rc, 3, "rc %d: %s", r.rc, r.err);
+    cli_assert_one_error_line(&r);
+    cr_assert_not_null(strstr(r.err, "1 other endpoint failed too"), "err: %s", r.err);
+    cli_result_free(&r);
+    /* a malformed list is a usage error */
+    r = cli_run(NULL, 0, NULL,
+                (const char *const[]){"--port", p, "--endpoints", "nohost", "get", "ek", NULL});
+    cr_assert_eq(r.rc, 2, "rc %d: %s", r.rc, r.err);
+    cli_assert_one_error_line(&r);
+    cr_assert_not_null(strstr(r.err, "invalid --endpoints 'nohost'"), "err: %s", r.err);
+    cli_result_free(&r);
+}
+
 Test(misc, environment_variables)
 {
     char port[32];

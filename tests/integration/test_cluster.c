@@ -355,6 +355,56 @@ Test(cluster, a_client_of_a_follower_follows_the_leader)
         stop_node(i, SIGTERM);
 }
 
+Test(cluster, a_client_given_every_node_survives_the_leader_s_death)
+{
+    start_all();
+    uint64_t rev;
+    int leader = write_somewhere("k", "v", &rev);
+    /* connected to the leader, the other nodes as endpoints */
+    char list[200] = "";
+    for (int i = 0; i < NODES; i++)
+        if (i != leader) {
+            size_t n = strlen(list);
+            snprintf(list + n, sizeof list - n, "%s127.0.0.1:%d", n ? "," : "",
+                     cluster_nodes[i].port);
+        }
+    kv_client *c = client(leader);
+    cr_assert_eq(kv_client_set_endpoints(c, "127.0.0.1:0"), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_set_endpoints(c, "::1:7379"), KV_INVALID_ARGUMENT);
+    cr_assert_eq(kv_client_set_endpoints(c, list), KV_OK);
+    cr_assert_eq(kv_client_set_retries(c, 30), KV_OK, "%s", kv_client_last_error(c));
+    uint64_t r1 = 0, r2 = 0;
+    cr_assert_eq(kv_client_set(c, "before", 6, "1", 1, &r1), KV_OK, "%s",
+                 kv_client_last_error(c));
+    stop_node(leader, SIGKILL);
+    /* the connection is lost and the leader's address refuses: the write
+     * goes again through an endpoint, which names the new leader */
+    int rc = kv_client_set(c, "after", 5, "2", 1, &r2);
+    cr_assert_eq(rc, KV_OK, "the write reached the new leader: %s", kv_client_last_error(c));
+    cr_assert_gt(r2, r1);
+    int now = find_leader();
+    cr_assert_neq(now, leader);
+    expect_on(now, "after", "2", r2);
+    expect_on(now, "before", "1", r1);
+    kv_client_close(c);
+    /* every endpoint down: one clear error naming the addresses tried */
+    kv_client_options o;
+    kv_client_options_init(&o);
+    o.port = (uint16_t)cluster_nodes[leader].port;
+    kv_client *d = NULL;
+    cr_assert_eq(kv_client_new(&o, &d), KV_OK);
+    char dead[64];
+    snprintf(dead, sizeof dead, "127.0.0.1:%d", cluster_nodes[leader].port);
+    cr_assert_eq(kv_client_set_endpoints(d, dead), KV_OK);
+    cr_assert_eq(kv_client_connect(d), KV_CONNECT);
+    cr_assert(strstr(kv_client_last_error(d), "cannot connect to 127.0.0.1:"),
+              "%s", kv_client_last_error(d));
+    kv_client_close(d);
+    for (int i = 0; i < NODES; i++)
+        if (i != leader)
+            stop_node(i, SIGTERM);
+}
+
 Test(cluster, killing_the_leader_loses_no_acknowledged_write)
 {
     start_all();

@@ -171,6 +171,24 @@ KV_CLIENT_API const char *kv_client_server_version(const kv_client *c);
  * stays for later connections), or a transport error. Thread: c's. */
 KV_CLIENT_API int kv_client_set_retries(kv_client *c, int retries);
 
+/* The most addresses kv_client_set_endpoints() takes. */
+#define KV_CLIENT_MAX_ENDPOINTS 64
+
+/* Gives c the other nodes of a cluster, "HOST:PORT,HOST:PORT,..." (an
+ * IPv6 address in brackets: "[::1]:7379"), to try in turn when the
+ * address it has cannot be reached: refused, unreachable, timed out, or
+ * closed before the handshake ended (a node killed, a machine down).
+ * kv_client_connect() - and so a retried write (kv_client_set_retries) -
+ * then goes on to the next endpoint, starting after the last one that
+ * answered, until one connects; a follower names the leader and c
+ * follows it. The address c connected to becomes its current one. Any
+ * other failure (authentication, protocol) ends the search. NULL or ""
+ * clears the list. Not used with a Unix socket. Returns KV_OK,
+ * KV_INVALID_ARGUMENT (a malformed address, a port outside 1-65535, more
+ * than KV_CLIENT_MAX_ENDPOINTS: the list is then unchanged) or
+ * KV_NO_MEMORY. Thread: c's. */
+KV_CLIENT_API int kv_client_set_endpoints(kv_client *c, const char *list);
+
 /* How many times c has sent a write again (kv_client_set_retries). */
 KV_CLIENT_API unsigned kv_client_retried(const kv_client *c);
 

@@ -1169,6 +1169,44 @@ KV_API int kv_history_reset(kv_store *store, uint64_t compact_rev);
  * revision), key and value limit codes, KV_NO_MEMORY. */
 KV_API int kv_history_load(kv_store *store, const kv_key_history *h);
 
+/* A copy of a store with history as of one revision, made by any thread
+ * while changes go on (a replica's snapshot taken off its apply thread):
+ *
+ *   kv_history_hold(store, &rev, &compact_rev);   the revision is now's
+ *   kv_history_copy(store, entry_fn, history_fn, ctx);
+ *   kv_history_release(store);
+ *
+ * While held, nothing drops history: kv_compact and the byte and age
+ * bounds raise the compaction revision (reads below it are refused as
+ * usual) but free nothing, a change does not apply the per-key count
+ * bound, and a write under max_memory finds no history to shed (it
+ * evicts or is refused instead). kv_history_release frees what was owed,
+ * so the store then holds what it would have held without the hold. Hold
+ * only for as long as a copy takes.
+ *
+ * kv_history_hold: *rev gets the store's latest revision and, if not
+ * NULL, *compact_rev its compaction revision. Errors: KV_UNSUPPORTED (no
+ * history), KV_INVALID_ARGUMENT (NULL rev, or already held: one hold at a
+ * time).
+ *
+ * kv_history_copy: entry_fn gets every key as it was at the held
+ * revision, with its value, revision and expiry time (keys expired but
+ * not yet removed included, as kv_scan_ex with KV_SCAN_EXPIRED), then
+ * history_fn every key's history at that revision (as kv_history_dump
+ * gives it): exactly what a copy made with no change running would have
+ * given. The pointers callbacks get are valid during the call only, and
+ * callbacks must not call into the store (history_fn runs with a lock
+ * stripe held); nonzero from entry_fn stops the copy (KV_OK), from
+ * history_fn stops the history part. Errors: KV_UNSUPPORTED,
+ * KV_INVALID_ARGUMENT (NULL callback, no hold), KV_NO_MEMORY.
+ *
+ * kv_history_release: ends the hold (a no-op without one) and makes the
+ * owed sweep on the calling thread. */
+KV_API int kv_history_hold(kv_store *store, uint64_t *rev, uint64_t *compact_rev);
+KV_API int kv_history_copy(kv_store *store, kv_scan_ex_fn entry_fn, kv_history_fn history_fn,
+                           void *ctx);
+KV_API void kv_history_release(kv_store *store);
+
 #ifdef __cplusplus
 }
 #endif

@@ -260,8 +260,10 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
     }
     /* One drop at most: that is the retire the change reserved
      * (kv__hist_retires). A key over the bound by more (a store reopened
-     * with a smaller bound) comes down one version per change. */
-    if (h->max_versions && r->nent > h->max_versions)
+     * with a smaller bound) comes down one version per change, and to the
+     * bound at the next sweep. None while history is held (a copy is
+     * being made, history_copy.c): its release sweeps. */
+    if (h->max_versions && r->nent > h->max_versions && !atomic_load(&h->hold_rev))
         kv__hist_drop_oldest(s, slot, r, true);
     kv__hist_maybe_free(slot, m, r);
     *p = (kv__hist_prep){0};

@@ -25,7 +25,8 @@ static uint64_t now_ns(void)
 }
 
 /* Drops, stripe by stripe and slice by slice from *pos on, every entry no
- * read at a revision >= c needs; stops once a slice ends past deadline_ns
+ * read at a revision >= c needs, and the oldest versions of keys over the
+ * count bound (left there while history was held); stops once a slice ends past deadline_ns
  * (0: none). True when the sweep is complete. compact_mu held. */
 static bool sweep(kv_store *s, kv__slot *slot, uint64_t c, kv__sweep_pos *pos,
                   uint64_t deadline_ns)
@@ -48,9 +49,11 @@ static bool sweep(kv_store *s, kv__slot *slot, uint64_t c, kv__sweep_pos *pos,
                 kv__hkey *r = m->buckets[b];
                 while (r) {
                     kv__hkey *next = r->next;
-                    while (r->oldest && r->oldest->until <= c &&
+                    uint32_t maxv = s->hist->max_versions;
+                    while (r->oldest && (r->oldest->until <= c || (maxv && r->nent > maxv)) &&
                            kv__ebr_reserve(slot, 1) == KV_OK) {
-                        kv__hist_drop_oldest(s, slot, r, false);
+                        /* over the count bound: the key's floor rises */
+                        kv__hist_drop_oldest(s, slot, r, r->oldest->until > c);
                         dropped++;
                     }
                     kv__hist_maybe_free(slot, m, r);
@@ -92,12 +95,17 @@ static uint64_t hist_bytes_sum(kv_store *s)
 }
 
 /* Raises the compaction revision to c and sweeps, all of it (a shed
- * left unfinished included: it is below c). */
-static void compact_to(kv_store *s, kv__slot *slot, uint64_t c)
+ * left unfinished included: it is below c). While history is held the
+ * sweep waits for the release, which makes it. */
+void kv__hist_compact_to(kv_store *s, kv__slot *slot, uint64_t c)
 {
     kv__hist *h = s->hist;
     pthread_mutex_lock(&h->compact_mu);
     kv__hist_floor(s, c);
+    if (atomic_load(&h->hold_rev)) {
+        pthread_mutex_unlock(&h->compact_mu);
+        return;
+    }
     kv__sweep_pos pos = {0};
     sweep(s, slot, atomic_load(&h->compact_rev), &pos, 0);
     h->shed_active = false;
@@ -118,7 +126,7 @@ int kv_compact(kv_store *s, uint64_t rev)
     kv__slot *slot = kv__slot_get(&s->slots);
     if (!slot)
         return KV_NO_MEMORY;
-    compact_to(s, slot, rev);
+    kv__hist_compact_to(s, slot, rev);
     return KV_OK;
 }
 
@@ -132,6 +140,11 @@ bool kv__hist_shed(kv_store *s, kv__slot *slot, uint64_t deadline_ns)
 {
     kv__hist *h = s->hist;
     pthread_mutex_lock(&h->compact_mu);
+    if (atomic_load(&h->hold_rev)) {
+        /* a copy is being made (history_copy.c): nothing may go */
+        pthread_mutex_unlock(&h->compact_mu);
+        return false;
+    }
     if (!h->shed_active) {
         uint64_t versions = 0;
         kv__slot_each(&s->slots, add_hist_versions, &versions);
@@ -219,9 +232,11 @@ void *kv__hist_compactor(void *arg)
         if (h->stop || !slot)
             break;
         pthread_mutex_unlock(&h->mu);
-        uint64_t target = bounds_target(s, mono_ms());
+        /* while history is held the bytes cannot fall: judging them would
+         * compact further at every tick */
+        uint64_t target = atomic_load(&h->hold_rev) ? 0 : bounds_target(s, mono_ms());
         if (target)
-            compact_to(s, slot, target);
+            kv__hist_compact_to(s, slot, target);
         pthread_mutex_lock(&h->mu);
     }
     pthread_mutex_unlock(&h->mu);

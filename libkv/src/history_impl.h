@@ -73,6 +73,12 @@ struct kv__hist {
     uint32_t max_age_s;
     _Atomic uint64_t compact_rev;
     pthread_mutex_t compact_mu; /* one sweep at a time */
+    /* kv_history_hold (history_copy.c): while hold_rev is not 0 no version
+     * is dropped (a sweep is owed until the release); it is the held
+     * revision + 1, UINT64_MAX while a hold is being taken. hold_compact:
+     * the compaction revision then. */
+    _Atomic uint64_t hold_rev;
+    uint64_t hold_compact;
     /* under compact_mu: a shed under the memory limit goes on from here */
     bool shed_active;
     kv__sweep_pos shed_pos;
@@ -136,6 +142,20 @@ int kv__hist_resolve(kv_store *s, uint64_t hash, const void *key, size_t klen, u
                      kv__hver *out);
 int kv__hist_resolve_locked(kv_store *s, uint64_t hash, const void *key, size_t klen,
                             uint64_t rev, kv__hver *out);
+/* kv__hist_resolve without the compaction checks: a held copy
+ * (history_copy.c), whose versions nothing drops. */
+int kv__hist_resolve_held(kv_store *s, uint64_t hash, const void *key, size_t klen,
+                          uint64_t rev, kv__hver *out);
+/* The scan of kv_scan_at with expiry times; held: a held copy's (no
+ * compaction checks; rev is the held revision). */
+int kv__hist_scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t rev,
+                     uint64_t cursor, size_t limit, bool held, kv_scan_ex_fn fn, void *ctx,
+                     uint64_t *next);
+/* Every key's history as it was at rev, for a held copy (history_snap.c). */
+int kv__hist_snapshot_at(kv_store *s, uint64_t rev, kv_history_fn fn, void *ctx);
+/* Raises the compaction revision to c and sweeps (history_compact.c); while
+ * history is held, only raises it: the sweep waits for the release. */
+void kv__hist_compact_to(kv_store *s, kv__slot *slot, uint64_t c);
 int kv__hist_check_rev(kv_store *s, uint64_t rev);
 int kv__hist_check_keys(kv_store *s, const kv_key *keys, size_t n, uint64_t rev);
 

@@ -31,11 +31,11 @@ kv__item *kv__hist_slot_item(kv_store *s, uint64_t hash, const void *key, size_t
 }
 
 /* Key's version at rev (stripe locked, pinned). KV_OK, KV_NOT_FOUND or
- * KV_COMPACTED. */
-int kv__hist_resolve(kv_store *s, uint64_t hash, const void *key, size_t klen, uint64_t rev,
-                     kv__hver *out)
+ * KV_COMPACTED (only when check). */
+static int resolve(kv_store *s, uint64_t hash, const void *key, size_t klen, uint64_t rev,
+                   bool check, kv__hver *out)
 {
-    if (rev < atomic_load(&s->hist->compact_rev))
+    if (check && rev < atomic_load(&s->hist->compact_rev))
         return KV_COMPACTED;
     const kv__item *cur = kv__hist_slot_item(s, hash, key, klen);
     const kv__hkey *r = kv__hmap_find(&s->hist->maps[kv__stripe_of(hash)], hash, key, klen);
@@ -51,7 +51,13 @@ int kv__hist_resolve(kv_store *s, uint64_t hash, const void *key, size_t klen, u
             return KV_OK;
         }
     }
-    return r && rev < r->floor ? KV_COMPACTED : KV_NOT_FOUND;
+    return check && r && rev < r->floor ? KV_COMPACTED : KV_NOT_FOUND;
+}
+
+int kv__hist_resolve(kv_store *s, uint64_t hash, const void *key, size_t klen, uint64_t rev,
+                     kv__hver *out)
+{
+    return resolve(s, hash, key, klen, rev, true, out);
 }
 
 /* The checks every read in the past starts with. */
@@ -76,7 +82,17 @@ int kv__hist_resolve_locked(kv_store *s, uint64_t hash, const void *key, size_t 
 {
     unsigned st = kv__stripe_of(hash);
     kv__stripes_lock(s->stripes, &st, 1);
-    int rc = kv__hist_resolve(s, hash, key, klen, rev, out);
+    int rc = resolve(s, hash, key, klen, rev, true, out);
+    kv__stripes_unlock(s->stripes, &st, 1);
+    return rc;
+}
+
+int kv__hist_resolve_held(kv_store *s, uint64_t hash, const void *key, size_t klen,
+                          uint64_t rev, kv__hver *out)
+{
+    unsigned st = kv__stripe_of(hash);
+    kv__stripes_lock(s->stripes, &st, 1);
+    int rc = resolve(s, hash, key, klen, rev, false, out);
     kv__stripes_unlock(s->stripes, &st, 1);
     return rc;
 }
@@ -241,12 +257,13 @@ static int collect_records(kv_store *s, const void *prefix, size_t plen, uint64_
     return rc;
 }
 
-int kv_scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t rev, uint64_t cursor,
-               size_t limit, kv_scan_fn fn, void *ctx, uint64_t *next)
+int kv__hist_scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t rev,
+                     uint64_t cursor, size_t limit, bool held, kv_scan_ex_fn fn, void *ctx,
+                     uint64_t *next)
 {
     if (!s || !fn || !next || limit == 0 || (plen && !prefix))
         return KV_INVALID_ARGUMENT;
-    int rc = kv__hist_check_rev(s, rev);
+    int rc = held ? KV_OK : kv__hist_check_rev(s, rev);
     if (rc != KV_OK)
         return rc;
     kv__slot *slot = kv__slot_get(&s->slots);
@@ -279,7 +296,9 @@ int kv_scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t rev, uint6
             if (i && cand_cmp(&c.v[i - 1], x) == 0)
                 continue; /* live and with history: once */
             kv__hver v;
-            int r = kv__hist_resolve_locked(s, x->hash, cand_key(&c, x), x->klen, rev, &v);
+            int r = held ? kv__hist_resolve_held(s, x->hash, cand_key(&c, x), x->klen, rev, &v)
+                         : kv__hist_resolve_locked(s, x->hash, cand_key(&c, x), x->klen, rev,
+                                                   &v);
             if (r == KV_NOT_FOUND)
                 continue;
             if (r != KV_OK) {
@@ -288,7 +307,8 @@ int kv_scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t rev, uint6
             }
             given++;
             stop = fn(ctx, cand_key(&c, x), x->klen, kv__item_value(v.item),
-                      kv__item_vlen(v.item), kv__item_rev(v.item)) != 0 ||
+                      kv__item_vlen(v.item), kv__item_rev(v.item),
+                      kv__item_expire_at(v.item)) != 0 ||
                    given >= limit;
             /* Stop only between different hashes, so resuming at hash + 1
              * skips nothing. */
@@ -310,6 +330,28 @@ int kv_scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t rev, uint6
     if (rc == KV_OK)
         *next = finished ? 0 : resume;
     return rc;
+}
+
+typedef struct plain_scan {
+    kv_scan_fn fn;
+    void *ctx;
+} plain_scan;
+
+static int plain_fn(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                    uint64_t version, uint64_t expire_at)
+{
+    (void)expire_at;
+    plain_scan *p = ctx;
+    return p->fn(p->ctx, key, klen, val, vlen, version);
+}
+
+int kv_scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t rev, uint64_t cursor,
+               size_t limit, kv_scan_fn fn, void *ctx, uint64_t *next)
+{
+    if (!fn)
+        return KV_INVALID_ARGUMENT;
+    plain_scan p = {fn, ctx};
+    return kv__hist_scan_at(s, prefix, plen, rev, cursor, limit, false, plain_fn, &p, next);
 }
 
 /* ---- a key's changes ------------------------------------------------------ */

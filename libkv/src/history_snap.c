@@ -91,6 +91,91 @@ int kv__hist_snapshot(kv_store *s, bool with_meta, kv__hist_key_fn fn,
     return rc;
 }
 
+/* One key's history as it was at rev (stripe locked, history held since
+ * rev: nothing a read at rev needs has been dropped). Versions are newest
+ * first and each one's `until` is the revision that replaced it, so the
+ * versions replaced by rev are the older end of the list, and the one
+ * visible at rev (if the key was replaced or deleted after rev) is the
+ * entry just before them. Returns false when the key is to be left out,
+ * as kv__hist_snapshot leaves it out. */
+static bool key_at(const kv__hkey *r, uint64_t rev, kv_hist_version *ents, size_t *n,
+                   kv_key_history *h)
+{
+    uint64_t mrev = 0, mcreate = 0, mversion = 0;
+    if (r->live && r->cur_rev <= rev) {
+        mrev = r->cur_rev;
+        mcreate = r->cur_create;
+        mversion = r->cur_version;
+    } else {
+        for (const kv__hent *e = r->newest; e; e = e->older)
+            if (e->rev <= rev) {
+                if (rev < e->until) {
+                    mrev = e->rev;
+                    mcreate = e->create_rev;
+                    mversion = e->version;
+                }
+                break;
+            }
+    }
+    *n = 0;
+    for (const kv__hent *e = r->newest; e; e = e->older)
+        if (e->until <= rev)
+            ents[(*n)++] = (kv_hist_version){e->rev,
+                                             e->until,
+                                             e->create_rev,
+                                             e->version,
+                                             kv__item_expire_at(e->item),
+                                             kv__item_value(e->item),
+                                             kv__item_vlen(e->item)};
+    bool meta = mrev && (mcreate != mrev || mversion != 1);
+    if (!*n && !r->floor && !meta)
+        return false;
+    *h = (kv_key_history){.key = r->key, .klen = r->klen, .floor = r->floor,
+                          .versions = ents, .nversions = *n};
+    if (meta) {
+        h->revision = mrev;
+        h->create_revision = mcreate;
+        h->version = mversion;
+    }
+    return true;
+}
+
+int kv__hist_snapshot_at(kv_store *s, uint64_t rev, kv_history_fn fn, void *ctx)
+{
+    kv_hist_version small[16], *ents = small;
+    size_t cap = 16;
+    int rc = KV_OK;
+    bool stopped = false;
+    for (unsigned st = 0; st < KV__NSTRIPES && rc == KV_OK && !stopped; st++) {
+        kv__hmap *m = &s->hist->maps[st];
+        kv__stripes_lock(s->stripes, &st, 1);
+        for (size_t b = 0; m->buckets && b < ((size_t)1 << m->bits) && rc == KV_OK && !stopped;
+             b++) {
+            for (const kv__hkey *r = m->buckets[b]; r && rc == KV_OK && !stopped; r = r->next) {
+                if (r->nent > cap) {
+                    kv_hist_version *e = malloc(r->nent * sizeof *e);
+                    if (!e) {
+                        rc = KV_NO_MEMORY;
+                        break;
+                    }
+                    if (ents != small)
+                        free(ents);
+                    ents = e;
+                    cap = r->nent;
+                }
+                size_t n;
+                kv_key_history h;
+                if (key_at(r, rev, ents, &n, &h))
+                    stopped = fn(ctx, &h) != 0;
+            }
+        }
+        kv__stripes_unlock(s->stripes, &st, 1);
+    }
+    if (ents != small)
+        free(ents);
+    return rc;
+}
+
 /* The key's record, made if it has none (recovery; stripe locked). */
 static kv__hkey *record_for(kv_store *s, kv__slot *slot, uint64_t hash, const void *key,
                             size_t klen)

@@ -823,6 +823,158 @@ Test(history, a_copy_made_with_dump_and_load_reads_the_same_at_every_revision)
     kv_close(t);
 }
 
+/* ---- a held copy made while changes go on: kv_history_hold/copy/release ---- */
+
+typedef struct held_copy {
+    kv_store *t;
+    uint64_t rev, compact;
+    int given[37];
+    int reset;
+} held_copy;
+
+static int held_entry(void *ctx, const void *key, size_t klen, const void *val, size_t vlen,
+                      uint64_t version, uint64_t expire_at)
+{
+    held_copy *h = ctx;
+    cr_assert_leq(version, h->rev, "a key newer than the held revision");
+    cr_assert_eq(kv_load_ex(h->t, key, klen, val, vlen, version, expire_at, 0), KV_OK);
+    int i = atoi((const char *)key + 1);
+    cr_assert_eq(h->given[i], 0, "c%d given twice", i);
+    h->given[i] = 1;
+    return 0;
+}
+
+/* The keys absent at the held revision deleted there, then the history
+ * replaced: as copy_store does after its keys. */
+static void held_reset(held_copy *h)
+{
+    if (h->reset)
+        return;
+    h->reset = 1;
+    for (int i = 0; i < 37; i++)
+        if (!h->given[i]) {
+            char k[16];
+            snprintf(k, sizeof k, "c%d", i);
+            cr_assert_eq(kv_load(h->t, k, strlen(k), NULL, 0, h->rev, 1), KV_OK);
+        }
+    cr_assert_eq(kv_history_reset(h->t, h->compact), KV_OK);
+}
+
+static int held_history(void *ctx, const kv_key_history *kh)
+{
+    held_copy *h = ctx;
+    held_reset(h);
+    return load_history(h->t, kh);
+}
+
+typedef struct compacting {
+    churn c;
+    atomic_uint_fast64_t compacted;
+} compacting;
+
+/* The churner, compacting past the held revision now and then. */
+static void *churn_and_compact(void *arg)
+{
+    compacting *x = arg;
+    pthread_t t;
+    pthread_create(&t, NULL, churner, &x->c);
+    for (int i = 0; i < 20 && !atomic_load(&x->c.stop); i++) {
+        usleep(2000);
+        uint64_t r = kv_revision(x->c.s);
+        if (r > 3 && kv_compact(x->c.s, r - 3) == KV_OK)
+            atomic_store(&x->compacted, r - 3);
+    }
+    pthread_join(t, NULL);
+    return NULL;
+}
+
+Test(history, a_held_copy_made_while_changes_go_on_is_the_store_at_the_hold)
+{
+    kv_store *s = open_hist(6, 0, 0), *t1 = open_hist(6, 0, 0), *t2 = open_hist(6, 0, 0);
+    char v[32];
+    for (int i = 0; i < 600; i++) {
+        snprintf(v, sizeof v, "s%d", i);
+        if (i % 11 == 3) {
+            char k[16];
+            snprintf(k, sizeof k, "c%d", i % 37);
+            (void)kv_delete(s, k, strlen(k), NULL);
+        } else {
+            set_c(s, (i * 7) % 37, v);
+        }
+        if (i == 300)
+            cr_assert_eq(kv_compact(s, kv_revision(s) - 100), KV_OK);
+    }
+    cr_assert_eq(kv_set_ttl(s, "c3", 2, "ttl", 3, 60000, NULL), KV_OK);
+    cr_assert_eq(kv_history_copy(s, held_entry, held_history, NULL), KV_INVALID_ARGUMENT,
+                 "no hold");
+    held_copy h = {.t = t2};
+    cr_assert_eq(kv_history_hold(s, &h.rev, &h.compact), KV_OK);
+    cr_assert_eq(h.rev, kv_revision(s));
+    cr_assert_eq(h.compact, kv_compact_revision(s));
+    uint64_t again;
+    cr_assert_eq(kv_history_hold(s, &again, NULL), KV_INVALID_ARGUMENT, "one hold at a time");
+    /* the reference: a copy made with nothing running, at the hold */
+    copy_store(s, t1);
+    char *want = histories(t1);
+
+    /* writers, deletes and compactions past the held revision, during the
+     * copy and before it: the per-key bound (6) is passed many times over */
+    compacting x = {.c = {.s = s}};
+    pthread_t w;
+    pthread_create(&w, NULL, churn_and_compact, &x);
+    usleep(20 * 1000);
+    cr_assert_eq(kv_history_copy(s, held_entry, held_history, &h), KV_OK);
+    held_reset(&h);
+    atomic_store(&x.c.stop, 1);
+    pthread_join(w, NULL);
+    cr_assert_gt(kv_revision(s), h.rev + 100, "changes went on during the copy");
+    cr_assert_gt(atomic_load(&x.compacted), h.rev, "compacted past the held revision");
+
+    char *got = histories(t2);
+    cr_assert_str_eq(got, want);
+    cr_assert_eq(kv_compact_revision(t2), kv_compact_revision(t1));
+    for (uint64_t rev = h.compact + 1; rev <= h.rev; rev++)
+        for (int i = 0; i < 37; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "c%d", i);
+            kv_value a = {0}, b = {0};
+            kv_key_meta ma = {0}, mb = {0};
+            int ra = kv_get_at(t1, k, strlen(k), rev, &a, &ma);
+            int rb = kv_get_at(t2, k, strlen(k), rev, &b, &mb);
+            cr_assert_eq(rb, ra, "%s at %llu: %s on the held copy, %s on the reference", k,
+                         (unsigned long long)rev, kv_status_name(rb), kv_status_name(ra));
+            if (ra == KV_OK) {
+                cr_assert_eq(b.len, a.len);
+                cr_assert(memcmp(a.data, b.data, a.len) == 0);
+                cr_assert(memcmp(&ma, &mb, sizeof ma) == 0, "%s at %llu: metadata differs", k,
+                          (unsigned long long)rev);
+            }
+            kv_value_free(&a);
+            kv_value_free(&b);
+        }
+    kv_metrics m1, m2;
+    cr_assert_eq(kv_metrics_read(t1, &m1, sizeof m1), KV_OK);
+    cr_assert_eq(kv_metrics_read(t2, &m2, sizeof m2), KV_OK);
+    cr_assert_eq(m2.history_versions, m1.history_versions);
+    cr_assert_eq(m2.keys, m1.keys);
+
+    /* while held nothing was dropped; the release makes the owed drops:
+     * every key back to its bound, nothing below the compaction revision */
+    kv_metrics ms;
+    cr_assert_eq(kv_metrics_read(s, &ms, sizeof ms), KV_OK);
+    cr_assert_gt(ms.history_versions, 37 * 6, "held: more versions than the bounds keep");
+    kv_history_release(s);
+    cr_assert_eq(kv_metrics_read(s, &ms, sizeof ms), KV_OK);
+    cr_assert_leq(ms.history_versions, 37 * 6);
+    cr_assert_eq(get_at_rc(s, "c1", h.rev), KV_COMPACTED);
+    kv_history_release(s); /* a second release: nothing */
+    free(want);
+    free(got);
+    kv_close(s);
+    kv_close(t1);
+    kv_close(t2);
+}
+
 Test(history, loading_a_copy_refuses_bad_input_and_stores_without_history)
 {
     kv_store *s = open_hist(0, 0, 0), *plain = kvt_open(NULL);

@@ -9,6 +9,9 @@
  * still install.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +137,76 @@ Test(repl_snapshot, a_store_with_history_installs_exactly)
     free(buf);
     kv_close(s);
     kv_close(t);
+}
+
+typedef struct writer {
+    kv_store *s;
+    atomic_int stop, n;
+} writer;
+
+/* Writes, deletes and compactions past the held revision. */
+static void *write_on(void *arg)
+{
+    writer *w = arg;
+    char k[8], v[16];
+    for (int i = 0; !atomic_load(&w->stop) || i < 200; i++, atomic_fetch_add(&w->n, 1)) {
+        snprintf(k, sizeof k, "k%d", (i * 3) % 20);
+        snprintf(v, sizeof v, "w%d", i);
+        if (i % 7 == 2)
+            (void)kv_delete(w->s, k, strlen(k), NULL);
+        else
+            cr_assert_eq(kv_set(w->s, k, strlen(k), v, strlen(v), NULL), KV_OK);
+        if (i % 50 == 49)
+            cr_assert_eq(kv_compact(w->s, kv_revision(w->s) - 2), KV_OK);
+    }
+    return NULL;
+}
+
+Test(repl_snapshot, a_held_snapshot_made_while_writes_go_on_is_the_store_at_the_hold)
+{
+    kv_store *s = source();
+    uint64_t rev, compact;
+    cr_assert_eq(kv_history_hold(s, &rev, &compact), KV_OK);
+    unsigned char *exact, *held;
+    size_t exact_len, held_len;
+    kvd_snap_counts ce, ch;
+    cr_assert_eq(kvd_snap_encode(s, nodes, 2, &exact, &exact_len, &ce), KV_OK);
+    writer w = {.s = s};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, write_on, &w), 0);
+    while (atomic_load(&w.n) < 100)
+        sched_yield();
+    cr_assert_eq(kvd_snap_encode_held(s, rev, compact, nodes, 2, &held, &held_len, &ch), KV_OK);
+    atomic_store(&w.stop, 1);
+    pthread_join(t, NULL);
+    kv_history_release(s);
+    cr_assert_gt(kv_compact_revision(s), rev, "compacted past the held revision meanwhile");
+    cr_assert_eq(ch.revision, ce.revision);
+    cr_assert_eq(ch.keys, ce.keys);
+    cr_assert_eq(ch.history_keys, ce.history_keys);
+    cr_assert_eq(ch.history_versions, ce.history_versions);
+    cr_assert_eq(held_len, exact_len);
+    cr_assert_eq(kvd_snap_size(held, held_len), held_len);
+    /* installed, both give the same store, read at every revision */
+    kv_store *a = open_store(1), *b = open_store(1);
+    kvd_snap_node got[KVD_SNAP_MAX_NODES];
+    unsigned n;
+    kvd_snap_counts ic;
+    cr_assert_eq(kvd_snap_install(a, exact, exact_len, got, &n, &ic), KV_OK);
+    cr_assert_eq(kvd_snap_install(b, held, held_len, got, &n, &ic), KV_OK);
+    cr_assert_eq(n, 2);
+    char *sa = state(a, compact + 1), *sb = state(b, compact + 1);
+    cr_assert_str_eq(sb, sa);
+    free(sa);
+    free(sb);
+    free(exact);
+    free(held);
+    /* without a hold: refused */
+    cr_assert_eq(kvd_snap_encode_held(s, rev, compact, nodes, 2, &held, &held_len, &ch),
+                 KV_INVALID_ARGUMENT);
+    kv_close(s);
+    kv_close(a);
+    kv_close(b);
 }
 
 Test(repl_snapshot, a_node_without_history_takes_the_keys_only)

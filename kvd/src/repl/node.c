@@ -53,9 +53,11 @@
  * (snapshot.h), so a node that installs one reads the past as the leader
  * does.
  *
- * Snapshots: every --raft-snapshot-entries entries Raft asks for the
- * state (fsm_snapshot: the store and its history copied on the Raft
- * thread, exact: snapshot.h), keeps it and drops the log before it; a
+ * Snapshots: every --raft-snapshot-entries entries (more once they are
+ * big) Raft asks for the state (fsm_snapshot: the store as of the
+ * snapshot's index with its history, exact, snapshot.h; copied beside
+ * the Raft thread while it applies later entries), keeps it and drops the
+ * log before it; a
  * restart or a follower far behind installs it (fsm_restore) and applies
  * the log after it.
  *
@@ -122,6 +124,22 @@ typedef struct kvd_repl_wait {
     kv_proto_buf result;
 } kvd_repl_wait;
 
+/* A snapshot being taken: fsm_snapshot fills it on the Raft thread,
+ * fsm_snapshot_async (a pool thread) copies the store if held, and
+ * fsm_snapshot_finalize (the Raft thread) ends it. */
+typedef struct kvd_snap_job {
+    int held;              /* the store is held at rev: copied off the thread */
+    atomic_int released;   /* the hold has ended */
+    uint64_t rev, compact; /* kv_history_hold's */
+    kvd_snap_node nodes[KVD_SNAP_MAX_NODES];
+    unsigned nn;
+    unsigned char *sess; /* the request ids' section */
+    size_t sess_len;
+    kvd_snap_counts counts;
+    struct timespec t0;
+    double raft_ms, copy_ms; /* time on the Raft thread, time of the copy beside it */
+} kvd_snap_job;
+
 struct kvd_repl {
     kvd_server *s;
     pthread_t thread;
@@ -167,6 +185,7 @@ struct kvd_repl {
     kvd_sessions *sessions; /* applied request ids (replicated state) */
     kvd_bounds bounds; /* history's byte and age bounds */
     int bounds_busy;   /* a COMPACT entry of theirs is in flight */
+    kvd_snap_job job;  /* the snapshot being taken (one at a time) */
     size_t snap_len;   /* bytes of the last snapshot taken (0: none yet) */
     unsigned snap_threshold; /* as last given to raft_set_snapshot_threshold */
     _Atomic int leader; /* this node leads, as last seen */
@@ -827,27 +846,69 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 /* ---- snapshots of the state machine -------------------------------------------
  * The store and the nodes' client addresses (snapshot.h), then the table
  * of applied request ids (kvd_sessions_save: "KVDSESS1" ...; a snapshot
- * without it restores an empty table), taken and installed on the Raft
- * thread, where every write is applied. */
+ * without it restores an empty table): the state at the snapshot's
+ * index, which is the state of the store whenever the Raft thread, where
+ * every write is applied, is between two entries.
+ *
+ * A store with history is copied off the Raft thread (canonical raft's
+ * asynchronous snapshots, fsm version 3): fsm_snapshot, on the Raft
+ * thread, holds the store's history at its revision (kv_history_hold) and
+ * copies the small parts (addresses, request ids); fsm_snapshot_async, on
+ * a thread of libuv's pool, copies the store as of that revision while
+ * the Raft thread applies later entries (kvd_snap_encode_held) and ends
+ * the hold; fsm_snapshot_finalize, back on the Raft thread once Raft has
+ * written it, counts and frees it. So writes do not wait while tens of
+ * MB are copied. A store without history is copied on the Raft thread
+ * (kvd_snap_encode), as every snapshot was before. Raft takes one
+ * snapshot at a time and installs none while one is being taken. */
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* The snapshot in one buffer: the store's section, then the request ids.
+ * 0, or RAFT_NOMEM with nothing allocated. */
+static int snap_buffer(unsigned char *store, size_t len, const unsigned char *sess,
+                       size_t sess_len, struct raft_buffer *bufs[], unsigned *n)
+{
+    struct raft_buffer *b = malloc(sizeof *b);
+    unsigned char *all = b ? realloc(store, len + sess_len) : NULL;
+    if (!all) {
+        free(b);
+        free(store);
+        return RAFT_NOMEM;
+    }
+    memcpy(all + len, sess, sess_len);
+    b->base = all;
+    b->len = len + sess_len;
+    *bufs = b;
+    *n = 1;
+    return 0;
+}
 
 /* When Raft next asks for a snapshot: once the log since the last is
  * about as big as it (entries taken as ~128 bytes), and never before
  * --raft-snapshot-entries: with history a snapshot is big (up to
  * --history-bytes more), and at a fixed 16384 entries a busy cluster
  * copied a growing history every second (as Redis rewrites its AOF once
- * it has doubled). A snapshot holds up its node's Raft thread while the
- * store is copied, so once snapshots are big the nodes take turns:
+ * it has doubled). A snapshot takes a core while the store is copied (and
+ * holds up the Raft thread for it without history), so once snapshots
+ * are big the nodes take turns:
  *   - a follower waits 1, 1.25, 1.5 or 1.75 times as long, by its id, so
  *     that two followers seldom copy at once (the leader commits as long
  *     as one follower answers);
- *   - the leader waits 4 times as long: its copy holds up every write, so
- *     it makes one a quarter as often, and keeps a longer log meanwhile.
+ *   - the leader waits twice as long: its copy takes a core from the node
+ *     that answers every client, so it makes one half as often, and keeps
+ *     a longer log meanwhile.
  * Called after each snapshot and on every tick (the role changes). */
 static void set_snapshot_threshold(kvd_repl *r)
 {
     uint64_t by_size = r->snap_len / 128, floor = r->s->cfg->raft_snapshot_entries;
     if (raft_state(&r->raft) == RAFT_LEADER)
-        by_size *= 4;
+        by_size *= 2;
     else
         by_size = by_size * (4 + (r->raft.id - 1) % 4) / 4;
     uint64_t next = by_size > floor ? by_size : floor;
@@ -862,74 +923,95 @@ static void set_snapshot_threshold(kvd_repl *r)
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
     kvd_repl *r = fsm->data;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    kvd_snap_node nodes[KVD_SNAP_MAX_NODES];
-    unsigned nn = 0;
+    kvd_snap_job *j = &r->job;
+    *j = (kvd_snap_job){0};
+    clock_gettime(CLOCK_MONOTONIC, &j->t0);
     pthread_mutex_lock(&r->mu);
-    for (int i = 0; i < KVD_REPL_MAX_NODES && nn < KVD_SNAP_MAX_NODES; i++)
+    for (int i = 0; i < KVD_REPL_MAX_NODES && j->nn < KVD_SNAP_MAX_NODES; i++)
         if (r->clients[i].id) {
-            nodes[nn].id = r->clients[i].id;
-            memcpy(nodes[nn].addr, r->clients[i].addr, sizeof nodes[nn].addr);
-            nn++;
+            j->nodes[j->nn].id = r->clients[i].id;
+            memcpy(j->nodes[j->nn].addr, r->clients[i].addr, sizeof j->nodes[j->nn].addr);
+            j->nn++;
         }
     pthread_mutex_unlock(&r->mu);
-    struct raft_buffer *b = malloc(sizeof *b);
+    if (kvd_sessions_save(r->sessions, &j->sess, &j->sess_len) != KV_OK)
+        return RAFT_NOMEM;
+    kv_store *st = r->s->store;
+    if (kv_history_hold(st, &j->rev, &j->compact) == KV_OK) {
+        j->held = 1;
+        j->raft_ms = ms_since(&j->t0);
+        *bufs = NULL;
+        *n = 0;
+        return 0; /* fsm_snapshot_async copies the store */
+    }
     unsigned char *p = NULL;
     size_t len = 0;
-    kvd_snap_counts c;
-    if (!b || kvd_snap_encode(r->s->store, nodes, nn, &p, &len, &c) != KV_OK) {
-        free(b);
+    if (kvd_snap_encode(st, j->nodes, j->nn, &p, &len, &j->counts) != KV_OK ||
+        snap_buffer(p, len, j->sess, j->sess_len, bufs, n) != 0) {
+        free(j->sess);
+        j->sess = NULL;
         return RAFT_NOMEM;
     }
-    /* ---- section: the applied request ids (sessions.h), after the
-     * store's section */
-    unsigned char *sess = NULL;
-    size_t sess_len = 0;
-    if (kvd_sessions_save(r->sessions, &sess, &sess_len) != KV_OK) {
-        free(p);
-        free(b);
+    j->raft_ms = ms_since(&j->t0);
+    return 0;
+}
+
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    kvd_repl *r = fsm->data;
+    kvd_snap_job *j = &r->job;
+    if (!j->held)
+        return 0; /* made on the Raft thread */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned char *p = NULL;
+    size_t len = 0;
+    int rc = kvd_snap_encode_held(r->s->store, j->rev, j->compact, j->nodes, j->nn, &p, &len,
+                                  &j->counts);
+    kv_history_release(r->s->store);
+    atomic_store(&j->released, 1);
+    if (rc != KV_OK || snap_buffer(p, len, j->sess, j->sess_len, bufs, n) != 0)
         return RAFT_NOMEM;
-    }
-    unsigned char *all = realloc(p, len + sess_len);
-    if (!all) {
-        free(sess);
-        free(p);
-        free(b);
-        return RAFT_NOMEM;
-    }
-    memcpy(all + len, sess, sess_len);
-    free(sess);
-    len += sess_len;
-    b->base = all;
-    b->len = len;
-    *bufs = b;
-    *n = 1;
-    /* ---- end of the request ids section */
-    pthread_mutex_lock(&r->mu);
-    r->st.snapshots++;
-    r->st.snapshot_bytes = len;
-    pthread_mutex_unlock(&r->mu);
-    r->snap_len = len;
-    set_snapshot_threshold(r);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    kvd_info("raft: snapshot of %llu keys and %llu earlier versions at revision %llu "
-             "(%zu bytes, %.1f ms; the next after %u entries)",
-             (unsigned long long)c.keys, (unsigned long long)c.history_versions,
-             (unsigned long long)c.revision, len,
-             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-             r->snap_threshold);
+    j->copy_ms = ms_since(&t0);
     return 0;
 }
 
 static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
-    (void)fsm;
+    kvd_repl *r = fsm->data;
+    kvd_snap_job *j = &r->job;
+    if (j->held && !atomic_load(&j->released))
+        kv_history_release(r->s->store); /* the copy never ran */
+    if (*n == 1) {
+        size_t len = (*bufs)[0].len;
+        pthread_mutex_lock(&r->mu);
+        r->st.snapshots++;
+        r->st.snapshot_bytes = len;
+        pthread_mutex_unlock(&r->mu);
+        r->snap_len = len;
+        set_snapshot_threshold(r);
+        if (j->held)
+            kvd_info("raft: snapshot of %llu keys and %llu earlier versions at revision %llu "
+                     "(%zu bytes; copied in %.1f ms beside the Raft thread, which it held "
+                     "up %.1f ms; the next after %u entries)",
+                     (unsigned long long)j->counts.keys,
+                     (unsigned long long)j->counts.history_versions,
+                     (unsigned long long)j->counts.revision, len, j->copy_ms, j->raft_ms,
+                     r->snap_threshold);
+        else
+            kvd_info("raft: snapshot of %llu keys at revision %llu (%zu bytes; copied in "
+                     "%.1f ms on the Raft thread; the next after %u entries)",
+                     (unsigned long long)j->counts.keys,
+                     (unsigned long long)j->counts.revision, len, j->raft_ms,
+                     r->snap_threshold);
+    }
     for (unsigned i = 0; i < *n; i++)
         free((*bufs)[i].base);
     free(*bufs);
     *bufs = NULL;
     *n = 0;
+    free(j->sess);
+    j->sess = NULL;
     return 0;
 }
 
@@ -1350,11 +1432,19 @@ int kvd_repl_start(kvd_server *s)
      * takes a core for a while, on a node whose cores serve clients; the
      * disk and the network have room for the bytes. */
     raft_uv_set_snapshot_compression(&r->io, false);
-    r->fsm.version = 2;
+    /* Snapshots copied off the Raft thread need the io's async_work.
+     * libraft 0.15 (Debian 12) has it but still says io version 1, which
+     * raft_init refuses for an fsm version 3; upstream set it to 2 in
+     * 0.17 without any other change ("uv: set io version to 2"). */
+    if (r->io.version < 2 && r->io.async_work)
+        r->io.version = 2;
+    int async = r->io.version >= 2 && r->io.async_work;
+    r->fsm.version = async ? 3 : 2;
     r->fsm.data = r;
     r->fsm.apply = fsm_apply;
     r->fsm.snapshot = fsm_snapshot;
     r->fsm.snapshot_finalize = fsm_snapshot_finalize;
+    r->fsm.snapshot_async = async ? fsm_snapshot_async : NULL;
     r->fsm.restore = fsm_restore;
     rc = raft_init(&r->raft, &r->io, &r->fsm, (raft_id)cfg->node_id, cfg->raft_addr);
     if (rc != 0) {

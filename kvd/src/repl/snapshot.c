@@ -38,6 +38,9 @@ typedef struct snap_wr {
     size_t len, cap;
     int oom;
     kvd_snap_counts *counts;
+    size_t count_at, hcount_at; /* where the entry / history key counts go */
+    int hist_begun;             /* the history section's head is written */
+    uint64_t compact_rev;       /* kvd_snap_encode_held's */
 } snap_wr;
 
 static void put(snap_wr *w, const void *src, size_t n)
@@ -106,55 +109,100 @@ static int put_history(void *ctx, const kv_key_history *h)
     return w->oom;
 }
 
+/* The head: magic, revision, the entry count (patched by finish), the
+ * nodes. */
+static void begin(snap_wr *w, const kvd_snap_node *nodes, unsigned nnodes)
+{
+    put(w, MAGIC, 8);
+    put_num(w, w->counts->revision, 8);
+    w->count_at = w->len;
+    put_num(w, 0, 8);
+    put_num(w, nnodes, 4);
+    for (unsigned i = 0; i < nnodes; i++) {
+        size_t n = strnlen(nodes[i].addr, sizeof nodes[i].addr);
+        put_num(w, nodes[i].id, 8);
+        put_num(w, n, 4);
+        put(w, nodes[i].addr, n);
+    }
+}
+
+/* The history section's head (once, after the last entry); has: the store
+ * keeps history. */
+static void begin_history(snap_wr *w, int has, uint64_t compact_rev)
+{
+    if (w->hist_begun)
+        return;
+    w->hist_begun = 1;
+    put_num(w, (uint8_t)has, 1);
+    if (has) {
+        put_num(w, compact_rev, 8);
+        w->hcount_at = w->len;
+        put_num(w, 0, 8);
+    }
+}
+
+/* Patches the counts and appends the checksum: KV_OK with the buffer in
+ * *out, or KV_NO_MEMORY with nothing allocated. */
+static int finish(snap_wr *w, unsigned char **out, size_t *len)
+{
+    if (!w->oom) {
+        kvd_le_store(w->p + w->count_at, w->counts->keys, 8);
+        if (w->hcount_at)
+            kvd_le_store(w->p + w->hcount_at, w->counts->history_keys, 8);
+        put_num(w, XXH3_64bits(w->p, w->len), 8);
+    }
+    if (w->oom) {
+        free(w->p);
+        return KV_NO_MEMORY;
+    }
+    *out = w->p;
+    *len = w->len;
+    return KV_OK;
+}
+
 int kvd_snap_encode(kv_store *st, const kvd_snap_node *nodes, unsigned nnodes,
                     unsigned char **out, size_t *len, kvd_snap_counts *counts)
 {
     *counts = (kvd_snap_counts){.revision = kv_revision(st)};
     snap_wr w = {.counts = counts};
-    put(&w, MAGIC, 8);
-    put_num(&w, counts->revision, 8);
-    size_t count_at = w.len;
-    put_num(&w, 0, 8); /* the entry count, patched below */
-    put_num(&w, nnodes, 4);
-    for (unsigned i = 0; i < nnodes; i++) {
-        size_t n = strnlen(nodes[i].addr, sizeof nodes[i].addr);
-        put_num(&w, nodes[i].id, 8);
-        put_num(&w, n, 4);
-        put(&w, nodes[i].addr, n);
-    }
+    begin(&w, nodes, nnodes);
     uint64_t cursor = 0;
     do {
         if (kv_scan_ex(st, NULL, 0, cursor, 1024, KV_SCAN_EXPIRED, put_entry, &w, &cursor) !=
             KV_OK)
             w.oom = 1;
     } while (!w.oom && cursor != 0);
-    /* history: the compaction revision first, the key count patched */
-    uint8_t has = kv_history_dump(st, NULL, NULL) != KV_UNSUPPORTED;
-    put_num(&w, has, 1);
-    size_t hcount_at = 0;
-    if (has) {
-        put_num(&w, kv_compact_revision(st), 8);
-        hcount_at = w.len;
-        put_num(&w, 0, 8);
-        if (!w.oom && kv_history_dump(st, put_history, &w) != KV_OK)
-            w.oom = 1;
-    }
-    if (w.oom) {
+    int has = kv_history_dump(st, NULL, NULL) != KV_UNSUPPORTED;
+    begin_history(&w, has, has ? kv_compact_revision(st) : 0);
+    if (has && !w.oom && kv_history_dump(st, put_history, &w) != KV_OK)
+        w.oom = 1;
+    return finish(&w, out, len);
+}
+
+/* put_history for kv_history_copy: the section's head comes first. */
+static int put_history_held(void *ctx, const kv_key_history *h)
+{
+    snap_wr *w = ctx;
+    begin_history(w, 1, w->compact_rev);
+    return put_history(ctx, h);
+}
+
+int kvd_snap_encode_held(kv_store *st, uint64_t rev, uint64_t compact_rev,
+                         const kvd_snap_node *nodes, unsigned nnodes, unsigned char **out,
+                         size_t *len, kvd_snap_counts *counts)
+{
+    *counts = (kvd_snap_counts){.revision = rev};
+    snap_wr w = {.counts = counts, .compact_rev = compact_rev};
+    begin(&w, nodes, nnodes);
+    int rc = kv_history_copy(st, put_entry, put_history_held, &w);
+    if (rc != KV_OK && rc != KV_NO_MEMORY) {
         free(w.p);
-        return KV_NO_MEMORY;
+        return rc;
     }
-    kvd_le_store(w.p + count_at, counts->keys, 8);
-    if (has)
-        kvd_le_store(w.p + hcount_at, counts->history_keys, 8);
-    if (!w.oom)
-        put_num(&w, XXH3_64bits(w.p, w.len), 8);
-    if (w.oom) {
-        free(w.p);
-        return KV_NO_MEMORY;
-    }
-    *out = w.p;
-    *len = w.len;
-    return KV_OK;
+    if (rc != KV_OK)
+        w.oom = 1;
+    begin_history(&w, 1, compact_rev); /* no key with history */
+    return finish(&w, out, len);
 }
 
 /* ---- installing ------------------------------------------------------------------ */

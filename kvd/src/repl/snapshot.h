@@ -3,8 +3,11 @@
  * where clients reach each node, as one buffer that Raft keeps and sends
  * to a follower too far behind, and installing such a buffer.
  *
- * Taken on the Raft thread, where every write is applied, so the store
- * does not change while it is copied: the copy is exact. It holds every
+ * Made on the Raft thread, where every write is applied, so that the store
+ * does not change while it is copied (kvd_snap_encode), or, for a store
+ * with history, by another thread from a store held at the snapshot's
+ * revision while later writes go on (kvd_snap_encode_held): either way
+ * the copy is exact, the store as of one revision. It holds every
  * key with its revision and expiry time (expired keys not yet removed
  * included: the leader's removals must find on a copy what they find
  * everywhere else), and, for a store that keeps history, every key's
@@ -56,6 +59,15 @@ typedef struct kvd_snap_counts {
  * addresses into *out (malloc'ed) of *len bytes. KV_OK or KV_NO_MEMORY. */
 int kvd_snap_encode(kv_store *st, const kvd_snap_node *nodes, unsigned nnodes,
                     unsigned char **out, size_t *len, kvd_snap_counts *counts);
+
+/* The same from a store that keeps history and is held at revision rev
+ * (kv_history_hold, which gave compact_rev): made by any thread while
+ * the Raft thread applies later entries, and equal to what
+ * kvd_snap_encode would have made at rev. KV_OK, KV_NO_MEMORY, or
+ * kv_history_copy's errors. */
+int kvd_snap_encode_held(kv_store *st, uint64_t rev, uint64_t compact_rev,
+                         const kvd_snap_node *nodes, unsigned nnodes, unsigned char **out,
+                         size_t *len, kvd_snap_counts *counts);
 
 /* The length of the snapshot at the start of buf (len bytes), checked
  * whole; 0 if it is malformed or cut short. */

@@ -142,10 +142,6 @@ int kv__hist_resolve(kv_store *s, uint64_t hash, const void *key, size_t klen, u
                      kv__hver *out);
 int kv__hist_resolve_locked(kv_store *s, uint64_t hash, const void *key, size_t klen,
                             uint64_t rev, kv__hver *out);
-/* kv__hist_resolve without the compaction checks: a held copy
- * (history_copy.c), whose versions nothing drops. */
-int kv__hist_resolve_held(kv_store *s, uint64_t hash, const void *key, size_t klen,
-                          uint64_t rev, kv__hver *out);
 /* The scan of kv_scan_at with expiry times; held: a held copy's (no
  * compaction checks; rev is the held revision). */
 int kv__hist_scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t rev,

@@ -77,24 +77,20 @@ int kv__hist_check_rev(kv_store *s, uint64_t rev)
 /* Resolves one key at rev with its stripe locked for just that; the
  * caller is pinned, so the item stays allocated after the unlock (an
  * entry dropped meanwhile retires its item through the epochs). */
-int kv__hist_resolve_locked(kv_store *s, uint64_t hash, const void *key, size_t klen,
-                            uint64_t rev, kv__hver *out)
+static int resolve_locked(kv_store *s, uint64_t hash, const void *key, size_t klen,
+                          uint64_t rev, bool check, kv__hver *out)
 {
     unsigned st = kv__stripe_of(hash);
     kv__stripes_lock(s->stripes, &st, 1);
-    int rc = resolve(s, hash, key, klen, rev, true, out);
+    int rc = resolve(s, hash, key, klen, rev, check, out);
     kv__stripes_unlock(s->stripes, &st, 1);
     return rc;
 }
 
-int kv__hist_resolve_held(kv_store *s, uint64_t hash, const void *key, size_t klen,
-                          uint64_t rev, kv__hver *out)
+int kv__hist_resolve_locked(kv_store *s, uint64_t hash, const void *key, size_t klen,
+                            uint64_t rev, kv__hver *out)
 {
-    unsigned st = kv__stripe_of(hash);
-    kv__stripes_lock(s->stripes, &st, 1);
-    int rc = resolve(s, hash, key, klen, rev, false, out);
-    kv__stripes_unlock(s->stripes, &st, 1);
-    return rc;
+    return resolve_locked(s, hash, key, klen, rev, true, out);
 }
 
 uint64_t kv_compact_revision(kv_store *s)
@@ -296,9 +292,7 @@ int kv__hist_scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t rev,
             if (i && cand_cmp(&c.v[i - 1], x) == 0)
                 continue; /* live and with history: once */
             kv__hver v;
-            int r = held ? kv__hist_resolve_held(s, x->hash, cand_key(&c, x), x->klen, rev, &v)
-                         : kv__hist_resolve_locked(s, x->hash, cand_key(&c, x), x->klen, rev,
-                                                   &v);
+            int r = resolve_locked(s, x->hash, cand_key(&c, x), x->klen, rev, !held, &v);
             if (r == KV_NOT_FOUND)
                 continue;
             if (r != KV_OK) {

@@ -37,6 +37,21 @@ bool kv__hist_entry_meta(kv_store *s, const void *key, size_t klen, uint64_t rev
     return *create != rev || *version != 1;
 }
 
+/* Makes *ents (small, or malloc'ed) hold n versions. False: no memory. */
+static bool room(kv_hist_version **ents, kv_hist_version *small, size_t *cap, size_t n)
+{
+    if (n <= *cap)
+        return true;
+    kv_hist_version *e = malloc(n * sizeof *e);
+    if (!e)
+        return false;
+    if (*ents != small)
+        free(*ents);
+    *ents = e;
+    *cap = n;
+    return true;
+}
+
 int kv__hist_snapshot(kv_store *s, bool with_meta, kv__hist_key_fn fn,
                       int (*after_stripe)(void *ctx), void *ctx)
 {
@@ -52,16 +67,9 @@ int kv__hist_snapshot(kv_store *s, bool with_meta, kv__hist_key_fn fn,
                             (r->cur_create != r->cur_rev || r->cur_version != 1);
                 if (!r->nent && !r->floor && !meta)
                     continue; /* only metadata: the entry of the key has it */
-                if (r->nent > cap) {
-                    kv_hist_version *e = malloc(r->nent * sizeof *e);
-                    if (!e) {
-                        rc = KV_NO_MEMORY;
-                        break;
-                    }
-                    if (ents != small)
-                        free(ents);
-                    ents = e;
-                    cap = r->nent;
+                if (!room(&ents, small, &cap, r->nent)) {
+                    rc = KV_NO_MEMORY;
+                    break;
                 }
                 size_t n = 0;
                 for (const kv__hent *e = r->newest; e; e = e->older)
@@ -152,16 +160,9 @@ int kv__hist_snapshot_at(kv_store *s, uint64_t rev, kv_history_fn fn, void *ctx)
         for (size_t b = 0; m->buckets && b < ((size_t)1 << m->bits) && rc == KV_OK && !stopped;
              b++) {
             for (const kv__hkey *r = m->buckets[b]; r && rc == KV_OK && !stopped; r = r->next) {
-                if (r->nent > cap) {
-                    kv_hist_version *e = malloc(r->nent * sizeof *e);
-                    if (!e) {
-                        rc = KV_NO_MEMORY;
-                        break;
-                    }
-                    if (ents != small)
-                        free(ents);
-                    ents = e;
-                    cap = r->nent;
+                if (!room(&ents, small, &cap, r->nent)) {
+                    rc = KV_NO_MEMORY;
+                    break;
                 }
                 size_t n;
                 kv_key_history h;

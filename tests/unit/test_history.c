@@ -750,6 +750,31 @@ static void set_c(kv_store *s, int i, const char *v)
     kvt_set(s, k, v);
 }
 
+/* Asserts that every key c0..c36 reads the same, with the same metadata,
+ * on the copy t as on the original s at every revision in [from, to]. */
+static void expect_same_past(kv_store *s, kv_store *t, uint64_t from, uint64_t to)
+{
+    for (uint64_t rev = from; rev <= to; rev++)
+        for (int i = 0; i < 37; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "c%d", i);
+            kv_value a = {0}, b = {0};
+            kv_key_meta ma = {0}, mb = {0};
+            int ra = kv_get_at(s, k, strlen(k), rev, &a, &ma);
+            int rb = kv_get_at(t, k, strlen(k), rev, &b, &mb);
+            cr_assert_eq(rb, ra, "%s at %llu: %s on the copy, %s on the original", k,
+                         (unsigned long long)rev, kv_status_name(rb), kv_status_name(ra));
+            if (ra == KV_OK) {
+                cr_assert_eq(b.len, a.len);
+                cr_assert(memcmp(a.data, b.data, a.len) == 0);
+                cr_assert(memcmp(&ma, &mb, sizeof ma) == 0, "%s at %llu: metadata differs", k,
+                          (unsigned long long)rev);
+            }
+            kv_value_free(&a);
+            kv_value_free(&b);
+        }
+}
+
 Test(history, a_copy_made_with_dump_and_load_reads_the_same_at_every_revision)
 {
     kv_store *s = open_hist(6, 0, 0), *t = open_hist(6, 0, 0);
@@ -786,25 +811,7 @@ Test(history, a_copy_made_with_dump_and_load_reads_the_same_at_every_revision)
     free(hs);
     free(ht);
     /* every key at every revision, with its metadata (per-key floors too) */
-    for (uint64_t rev = kv_compact_revision(s) + 1; rev <= kv_revision(s); rev++)
-        for (int i = 0; i < 37; i++) {
-            char k[16];
-            snprintf(k, sizeof k, "c%d", i);
-            kv_value a = {0}, b = {0};
-            kv_key_meta ma = {0}, mb = {0};
-            int ra = kv_get_at(s, k, strlen(k), rev, &a, &ma);
-            int rb = kv_get_at(t, k, strlen(k), rev, &b, &mb);
-            cr_assert_eq(rb, ra, "%s at %llu: %s on the copy, %s on the original", k,
-                         (unsigned long long)rev, kv_status_name(rb), kv_status_name(ra));
-            if (ra == KV_OK) {
-                cr_assert_eq(b.len, a.len);
-                cr_assert(memcmp(a.data, b.data, a.len) == 0);
-                cr_assert(memcmp(&ma, &mb, sizeof ma) == 0, "%s at %llu: metadata differs", k,
-                          (unsigned long long)rev);
-            }
-            kv_value_free(&a);
-            kv_value_free(&b);
-        }
+    expect_same_past(s, t, kv_compact_revision(s) + 1, kv_revision(s));
     kv_metrics ms, mt;
     cr_assert_eq(kv_metrics_read(s, &ms, sizeof ms), KV_OK);
     cr_assert_eq(kv_metrics_read(t, &mt, sizeof mt), KV_OK);
@@ -933,25 +940,7 @@ Test(history, a_held_copy_made_while_changes_go_on_is_the_store_at_the_hold)
     char *got = histories(t2);
     cr_assert_str_eq(got, want);
     cr_assert_eq(kv_compact_revision(t2), kv_compact_revision(t1));
-    for (uint64_t rev = h.compact + 1; rev <= h.rev; rev++)
-        for (int i = 0; i < 37; i++) {
-            char k[16];
-            snprintf(k, sizeof k, "c%d", i);
-            kv_value a = {0}, b = {0};
-            kv_key_meta ma = {0}, mb = {0};
-            int ra = kv_get_at(t1, k, strlen(k), rev, &a, &ma);
-            int rb = kv_get_at(t2, k, strlen(k), rev, &b, &mb);
-            cr_assert_eq(rb, ra, "%s at %llu: %s on the held copy, %s on the reference", k,
-                         (unsigned long long)rev, kv_status_name(rb), kv_status_name(ra));
-            if (ra == KV_OK) {
-                cr_assert_eq(b.len, a.len);
-                cr_assert(memcmp(a.data, b.data, a.len) == 0);
-                cr_assert(memcmp(&ma, &mb, sizeof ma) == 0, "%s at %llu: metadata differs", k,
-                          (unsigned long long)rev);
-            }
-            kv_value_free(&a);
-            kv_value_free(&b);
-        }
+    expect_same_past(t1, t2, h.compact + 1, h.rev);
     kv_metrics m1, m2;
     cr_assert_eq(kv_metrics_read(t1, &m1, sizeof m1), KV_OK);
     cr_assert_eq(kv_metrics_read(t2, &m2, sizeof m2), KV_OK);

@@ -44,7 +44,9 @@ struct kv__log {
     bool notifying;       /* the flusher is calling notify */
     bool busy;            /* a thread is in flush_round (the I/O token) */
     bool writers_lead;    /* waiting writers do the I/O themselves */
-    bool kicked;          /* kv__log_write_now asked for a round (always) */
+    bool kicked;          /* kv__log_write_now asked the flusher for a round
+                           * (always): only while the active batch is not
+                           * empty; the round that takes it clears it */
     bool bg_syncing;      /* the flusher syncs (everysec) without the token */
     bool flusher_waits;   /* the flusher waits for a writer's round */
     bool flusher_untimed; /* the flusher sleeps with no deadline */
@@ -177,6 +179,13 @@ static void flush_round(kv__log *l, bool final, bool allow_sync)
         l->active = t;
         l->active.len = 0;
         l->active.nrecords = 0;
+        /* The round asked for takes these records, whoever leads it: a
+         * kick left set after another thread's round (a snapshot's
+         * kv__log_flush, a kv__log_wait) drained the batch would make
+         * kv__log_write_now skip the signal for every later batch while
+         * the flusher, finding the batch empty, sleeps with no deadline:
+         * under always nothing would ever be written again. */
+        l->kicked = false;
     }
     batch *b = &l->pending;
     bool have = b->len > 0;
@@ -337,7 +346,6 @@ static void *flusher(void *arg)
         }
         bool final = l->stop;
         l->busy = true;
-        l->kicked = false;
         flush_round(l, final, true);
         int fd = l->fd; /* read while holding the token */
         l->busy = false;
@@ -547,6 +555,16 @@ uint64_t kv__log_current_segment(kv__log *l)
     uint64_t s = __atomic_load_n(&l->seg_first, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&l->mu);
     return s;
+}
+
+int kv__log_flusher_state(kv__log *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int st = l->flusher_waits     ? KV__FLUSHER_WAITS_ROUND
+             : l->flusher_untimed ? KV__FLUSHER_SLEEPS
+                                  : KV__FLUSHER_RUNS;
+    pthread_mutex_unlock(&l->mu);
+    return st;
 }
 
 uint64_t kv__log_bytes(kv__log *l)

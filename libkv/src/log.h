@@ -102,6 +102,16 @@ uint64_t kv__log_current_segment(kv__log *l);
 /* Bytes appended to the log since it started. */
 uint64_t kv__log_bytes(kv__log *l);
 
+/* Test-only (tests/durable/test_log_wakeup.c): what the flusher thread
+ * is doing, read under the log's mutex; it may change as soon as this
+ * returns, but a waiting state lasts until someone wakes the flusher. */
+enum {
+    KV__FLUSHER_RUNS,        /* working, or woken and not yet waiting */
+    KV__FLUSHER_WAITS_ROUND, /* waits for the end of a round a writer leads */
+    KV__FLUSHER_SLEEPS       /* nothing to do: sleeps with no deadline */
+};
+int kv__log_flusher_state(kv__log *l);
+
 typedef struct kv__log_stats {
     uint64_t bytes, records, batches, syncs, durable;
     int status;

@@ -58,7 +58,7 @@ kv__table *kv__table_new(unsigned bits)
     kv__table *t = alloc_zeroed(sizeof *t + size * sizeof t->slots[0]);
     if (!t)
         return NULL;
-    t->shift = 64 - bits;
+    t->shift = 64 - KV__SEG_BITS - bits;
     t->mask = size - 1;
     t->grow_at = size / 4 * 3;
     return t;
@@ -103,7 +103,7 @@ void kv__table_insert(kv__table *t, uint64_t hash, uintptr_t word, bool by_write
         kv__table *n;
         while ((n = atomic_load(&t->next)) != NULL)
             t = n;
-        size_t i = (size_t)(hash >> t->shift);
+        size_t i = kv__table_home(t, hash);
         for (;;) {
             uintptr_t v = atomic_load(&t->slots[i]);
             if (v == KV__SLOT_EMPTY || v == KV__SLOT_TOMB) {

@@ -48,8 +48,10 @@ static size_t live_keys(kv_store *s)
     return (int64_t)live < 0 ? 0 : (size_t)live;
 }
 
-/* Keys in t's slots now: a segment's live keys, exactly, when it has no
- * next (a resize reads its slots once before it copies them all anyway). */
+/* Keys in t's slots: a segment's live keys when it has no next (a resize
+ * reads the slots once before it copies them all anyway; a figure summed
+ * from counters would be the store's, and a segment's share of that is
+ * only an estimate, too low for a segment that has more than its share). */
 static size_t count_keys(const kv__table *t)
 {
     size_t n = 0;
@@ -59,21 +61,21 @@ static size_t count_keys(const kv__table *t)
 }
 
 /* The number of slots for the table after t, whose segment has `live`
- * keys, for a write of n. */
-static size_t next_slots(kv__table *t, size_t live, size_t n)
+ * keys (a figure that may be up to `margin` behind), for a write of n. */
+static size_t next_slots(kv__table *t, size_t live, size_t margin, size_t n)
 {
     /* Room for the live keys at half load, and at least twice what t holds
      * so everything migrated fits in half the new table (the other half is
      * the writers' budget, see kv__resize_prepare). What t holds is at
      * most its non-empty slots, and at most its live keys plus the inserts
-     * writers may still make in it (reserved, or unannounced: plenty());
-     * the margin covers keys inserted since they were counted. So a table
+     * writers may still make in it (reserved, or unannounced: plenty()).
+     * So a table
      * whose slots are mostly tombstones (a cache that evicts or a store
      * that deletes as much as it inserts) is rebuilt at the same size
      * rather than doubled again and again. Never below the current size. */
     size_t want = 2 * (live + n);
     size_t used = atomic_load(&t->used);
-    size_t may_hold = live + live / 8 + 64 + atomic_load(&t->reserved) +
+    size_t may_hold = live + margin + 64 + atomic_load(&t->reserved) +
                       (size_t)kv__thread_bound() * KV__UNRESERVED_MAX;
     size_t held = 2 * (used < may_hold ? used : may_hold);
     if (want < held)
@@ -86,7 +88,8 @@ static size_t next_slots(kv__table *t, size_t live, size_t n)
 uint64_t kv__resize_growth(kv_store *s, size_t window)
 {
     /* The admission's estimate: a segment's share of the store's live keys
-     * (hashes spread keys evenly), not a count of its slots. */
+     * (hashes spread keys evenly), not a count of its slots; the per-thread
+     * counters' sum may be a moment behind. */
     size_t live = live_keys(s) / KV__NSEGS + 1;
     uint64_t most = 0;
     for (unsigned g = 0; g < KV__NSEGS; g++) {
@@ -95,7 +98,7 @@ uint64_t kv__resize_growth(kv_store *s, size_t window)
             atomic_load_explicit(&t->used, memory_order_relaxed) + window +
                     kv__table_size(t) / 64 < t->grow_at)
             continue;
-        size_t next = next_slots(t, live, 16);
+        size_t next = next_slots(t, live, live / 8, 16);
         if (next > kv__table_size(t) && (next - kv__table_size(t)) * sizeof t->slots[0] > most)
             most = (next - kv__table_size(t)) * sizeof t->slots[0];
     }
@@ -220,7 +223,13 @@ static int start_resize(kv_store *s, kv__slot *slot, unsigned seg, kv__table *t,
         atomic_store(&s->resizing, NO_RESIZE);
         return STARTED;
     }
-    kv__table *nt = kv__table_new(bits_for(next_slots(t, count_keys(t), n)));
+    /* The segment's keys, counted: those its writers inserted while the
+     * count ran may lie behind it (they may have released their
+     * reservations already), so they are added; a small margin on top. */
+    size_t before = atomic_load(&t->inserted);
+    size_t live = count_keys(t);
+    live += atomic_load(&t->inserted) - before;
+    kv__table *nt = kv__table_new(bits_for(next_slots(t, live, live / 32, n)));
     if (!nt) {
         atomic_store(&s->resizing, NO_RESIZE);
         return NO_ROOM;

@@ -89,8 +89,8 @@ uint64_t kv__resize_growth(kv_store *s, size_t window)
 {
     /* The admission's estimate: a segment's share of the store's live keys
      * (hashes spread keys evenly), not a count of its slots; the per-thread
-     * counters' sum may be a moment behind. */
-    size_t live = live_keys(s) / KV__NSEGS + 1;
+     * counters' sum may be a moment behind. Summed only if needed. */
+    size_t live = 0;
     uint64_t most = 0;
     for (unsigned g = 0; g < KV__NSEGS; g++) {
         kv__table *t = atomic_load(&s->seg[g]);
@@ -98,6 +98,8 @@ uint64_t kv__resize_growth(kv_store *s, size_t window)
             atomic_load_explicit(&t->used, memory_order_relaxed) + window +
                     kv__table_size(t) / 64 < t->grow_at)
             continue;
+        if (!live)
+            live = live_keys(s) / KV__NSEGS + 1;
         size_t next = next_slots(t, live, live / 8, 16);
         if (next > kv__table_size(t) && (next - kv__table_size(t)) * sizeof t->slots[0] > most)
             most = (next - kv__table_size(t)) * sizeof t->slots[0];

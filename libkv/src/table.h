@@ -108,12 +108,6 @@ static inline size_t kv__table_home(const kv__table *t, uint64_t hash)
     return (size_t)(hash >> t->shift) & t->mask;
 }
 
-/* The lowest hash whose home slot in t is i, for a hash in segment seg. */
-static inline uint64_t kv__table_home_hash(const kv__table *t, unsigned seg, size_t i)
-{
-    return (uint64_t)seg << (64 - KV__SEG_BITS) | (uint64_t)i << t->shift;
-}
-
 static inline uintptr_t kv__slot_tag(uint64_t hash)
 {
     return (uintptr_t)(hash & 0x7fff) << 48;

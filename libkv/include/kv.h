@@ -265,10 +265,10 @@ typedef struct kv_config {
  * items with their allocator rounding, its index, retired memory not yet
  * freed and its fixed structures: what kv_metrics.memory_used reports)
  * at or below the limit, so the process's resident size stays within a
- * few percent of it (plus what the program itself uses), except while the
- * index is rebuilt beside itself, which a cache that evicts does every so
- * often: for that while, one index more (an eighth of a store of 100-byte
- * values). A write that
+ * few percent of it (plus what the program itself uses). The index grows
+ * and is rebuilt (a cache that evicts fills it with tombstones) one
+ * segment at a time: for that while, 1/32 of the index more (under 1% of
+ * a store of 100-byte values). A write that
  * stores data while the store is at the limit first makes room as the
  * policy says (Redis's policies and names):
  *   KV_EVICT_NOEVICTION      nothing is evicted: the write fails with
@@ -857,8 +857,9 @@ typedef struct kv_metrics {
     uint64_t cas_failures;  /* kv_set_if / kv_delete_if mismatches      */
     uint64_t txn_commits;   /* optimistic and conditional commits        */
     uint64_t txn_conflicts; /* optimistic transactions that conflicted   */
-    uint64_t table_slots;   /* index capacity                            */
-    uint64_t table_resizes; /* times the index grew or was rebuilt       */
+    uint64_t table_slots;   /* index capacity (its 32 segments' slots)   */
+    uint64_t table_resizes; /* times a segment of the index grew or was
+                               rebuilt                                   */
     /* durable stores (all 0 in memory) */
     uint64_t durable_revision; /* highest durable revision               */
     uint64_t log_bytes;     /* bytes appended to the log since open      */

@@ -393,7 +393,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             if (k->loc.table)
                 kv__table_replace(&k->loc, final_word(k));
             else
-                kv__table_insert(atomic_load(&s->table), k->hash, final_word(k), true, &k->loc);
+                kv__table_insert(kv__index_seg(s, k->hash), k->hash, final_word(k), true, &k->loc);
         }
     } else {
         for (size_t i = 0; i < n; i++) {
@@ -404,7 +404,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             if (k->loc.table)
                 kv__table_replace(&k->loc, w);
             else
-                kv__table_insert(atomic_load(&s->table), k->hash, w, true, &k->loc);
+                kv__table_insert(kv__index_seg(s, k->hash), k->hash, w, true, &k->loc);
         }
         /* Bumped only now that every key shows the pending node: a reader
          * that noted the old counter and read a key before its node was
@@ -515,9 +515,9 @@ static int reserve_keys(kv_store *s, akey *keys, size_t n, bool replay, int64_t 
 
 /* Finds a key (its stripe locked) and loads its current state at clock
  * reading now: an expired item is k->old but not k->cur. */
-static void load_key(kv__table *t, akey *k, uint64_t now)
+static void load_key(kv_store *s, akey *k, uint64_t now)
 {
-    if (kv__table_locate(t, k->hash, k->key, k->klen, &k->loc) && k->loc.word != KV__SLOT_TOMB)
+    if (kv__table_locate(kv__index_seg(s, k->hash), k->hash, k->key, k->klen, &k->loc) && k->loc.word != KV__SLOT_TOMB)
         k->old = kv__slot_current(k->loc.word, NULL);
     k->cur = k->old && !kv__item_expired(k->old, now) ? k->old : NULL;
     k->exists = k->cur != NULL;
@@ -698,12 +698,13 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
     kv__ebr_pin(&s->ebr, slot);
     kv__table *reserved_in = NULL;
     size_t reserved = 0;
-    if (is_set && !(reserved_in = kv__resize_prepare(s, slot, 1, &reserved))) {
+    if (is_set &&
+        !(reserved_in = kv__resize_prepare(s, slot, kv__seg_of(k.hash), 1, &reserved))) {
         kv__ebr_unpin(slot);
         return KV_NO_MEMORY;
     }
     kv__stripes_lock(s->stripes, &stripe, 1);
-    load_key(atomic_load(&s->table), &k, batch_now(s, b));
+    load_key(s, &k, batch_now(s, b));
 
     kv__outcome o = {.succeeded = true};
     if (b->ncmps && !compare_holds(&b->cmps[0], &k)) {
@@ -799,32 +800,41 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
             stripes[nstripes++] = st;
     }
 
+    /* New keys per segment of the index, to reserve room for. */
+    kv__reservations resv;
+    memset(resv.want, 0, sizeof resv.want);
     size_t nsets = 0;
-    for (size_t i = 0; i < b->nthen; i++)
-        nsets += b->then_ops[i].kind == KV_OP_SET;
-    for (size_t i = 0; i < b->nelse; i++)
-        nsets += b->else_ops[i].kind == KV_OP_SET;
+    for (size_t i = 0; i < b->nthen; i++) {
+        if (b->then_ops[i].kind != KV_OP_SET)
+            continue;
+        nsets++;
+        resv.want[kv__seg_of(keys[key_of[b->ncmps + i]].hash)]++;
+    }
+    for (size_t i = 0; i < b->nelse; i++) {
+        if (b->else_ops[i].kind != KV_OP_SET)
+            continue;
+        nsets++;
+        resv.want[kv__seg_of(keys[key_of[b->ncmps + b->nthen + i]].hash)]++;
+    }
     /* One read section for the whole batch: the resize helpers below nest
      * in it for free. */
     kv__ebr_pin(&s->ebr, slot);
-    kv__table *reserved_in = NULL;
-    size_t reserved = 0;
-    if (nsets && !(reserved_in = kv__resize_prepare(s, slot, nsets, &reserved))) {
+    if (nsets && !kv__resize_prepare_each(s, slot, &resv)) {
         kv__ebr_unpin(slot);
         rc = KV_NO_MEMORY;
         goto out_free;
     }
     /* The keys are independent: start their slots' cache misses together
      * before taking the locks, rather than one locate after another. */
-    kv__table *t = atomic_load(&s->table);
-    for (size_t i = 0; i < nkeys; i++)
-        __builtin_prefetch(&t->slots[keys[i].hash >> t->shift]);
+    for (size_t i = 0; i < nkeys; i++) {
+        kv__table *t = kv__index_seg(s, keys[i].hash);
+        __builtin_prefetch(&t->slots[kv__table_home(t, keys[i].hash)]);
+    }
     kv__stripes_lock(s->stripes, stripes, nstripes);
 
-    t = atomic_load(&s->table);
     uint64_t now = batch_now(s, b);
     for (size_t i = 0; i < nkeys; i++)
-        load_key(t, &keys[i], now);
+        load_key(s, &keys[i], now);
 
     kv__outcome o = {.succeeded = true};
     for (size_t i = 0; i < b->ncmps; i++) {
@@ -874,7 +884,7 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
 out_unlock:
     kv__stripes_unlock(s->stripes, stripes, nstripes);
     if (nsets) {
-        kv__resize_release(reserved_in, reserved);
+        kv__resize_release_each(&resv);
         kv__resize_help(s, slot, 1);
     }
     kv__ebr_unpin(slot);
@@ -914,7 +924,8 @@ int kv__replay_change(kv_store *s, const kv__change *c, uint64_t rev)
     kv__ebr_pin(&s->ebr, slot);
     kv__table *reserved_in = NULL;
     size_t reserved = 0;
-    if (!c->deleted && !(reserved_in = kv__resize_prepare(s, slot, 1, &reserved))) {
+    if (!c->deleted &&
+        !(reserved_in = kv__resize_prepare(s, slot, kv__seg_of(k.hash), 1, &reserved))) {
         kv__ebr_unpin(slot);
         return KV_NO_MEMORY;
     }
@@ -922,7 +933,7 @@ int kv__replay_change(kv_store *s, const kv__change *c, uint64_t rev)
     /* Recovery looks at items whatever their expiry (clock 0): a key that
      * has expired is loaded as it was logged, and is gone for readers at
      * once; the active expiry then removes it with a logged delete. */
-    load_key(atomic_load(&s->table), &k, 0);
+    load_key(s, &k, 0);
     /* Idempotent: a key already at this revision or a later one keeps its
      * state; an absent key takes a set (a later delete, if any, follows). */
     int rc = KV_OK;

@@ -63,10 +63,11 @@ struct kv__evict {
     pthread_mutex_t mu;    /* one evictor at a time; guards what follows */
     uint64_t rng;
     pool_entry pool[POOL]; /* ascending score; empty entries first */
-    kv__table *sweep_table; /* sweep(): where it stopped */
+    unsigned sweep_seg;     /* sweep(): where it stopped */
+    kv__table *sweep_table;
     size_t sweep_pos;
     bool sweep_in_next;
-    unsigned swept_empty;   /* table ends passed since a candidate */
+    unsigned swept_empty;   /* index ends passed since a candidate */
     unsigned char *keybuf; /* keys of the batch being evicted */
     size_t keybuf_cap;
 };
@@ -186,13 +187,12 @@ void kv__memory_sum(kv_store *s, kv__slot *slot, uint64_t *bytes, uint64_t *reti
 {
     mem_sum m = {0, 0};
     kv__slot_each(&s->slots, add_slot, &m);
-    uint64_t table_bytes = 0, newest = 0;
+    size_t old;
     kv__ebr_pin(&s->ebr, slot);
-    for (kv__table *t = atomic_load(&s->table); t; t = atomic_load(&t->next))
-        table_bytes += newest = kv__table_footprint(t);
+    uint64_t table_bytes = kv__index_bytes(s, &old);
     kv__ebr_unpin(slot);
     if (moving)
-        *moving = table_bytes - newest;
+        *moving = old;
     unsigned chunks = atomic_load(&s->slots.nchunks_hint);
     /* Signed totals can be briefly negative while threads race: 0. */
     uint64_t items = (int64_t)m.items < 0 ? 0 : m.items;
@@ -314,12 +314,14 @@ static bool offer_word(kv_store *s, struct kv__evict *ev, uintptr_t v, uint32_t 
  * random runs of slots. Returns the candidates seen. In a read section. */
 static unsigned sample(kv_store *s, struct kv__evict *ev, uint32_t clk)
 {
-    kv__table *t = atomic_load(&s->table);
-    kv__table *next = atomic_load(&t->next);
     unsigned got = 0;
     for (unsigned tries = 0; got < KV__EVICT_SAMPLES && tries < 4; tries++) {
+        /* a random segment (the top bits), a random slot in it */
+        uint64_t r = next_random(ev);
+        kv__table *t = atomic_load(&s->seg[kv__seg_of(r)]);
+        kv__table *next = atomic_load(&t->next);
         kv__table *in = next && (tries & 1) ? next : t;
-        size_t i = (size_t)next_random(ev) & in->mask;
+        size_t i = (size_t)r & in->mask;
         for (unsigned n = 0; n < RUN && got < KV__EVICT_SAMPLES; n++, i = (i + 1) & in->mask)
             got += offer_word(s, ev, atomic_load_explicit(&in->slots[i], memory_order_acquire),
                               clk);
@@ -336,9 +338,12 @@ static unsigned sample(kv_store *s, struct kv__evict *ev, uint32_t clk)
 static unsigned sweep(kv_store *s, struct kv__evict *ev, uint32_t clk, uint64_t deadline,
                       bool *none)
 {
-    kv__table *t = atomic_load(&s->table);
+    /* Where it stopped: a segment, its current table or (during the
+     * segment's resize) the next one, a slot. A pass reads the segments in
+     * order, both tables of one being copied. */
+    kv__table *t = atomic_load(&s->seg[ev->sweep_seg]);
     kv__table *next = atomic_load(&t->next);
-    if (next) /* a resize is copying t into next: a pass reads both */
+    if (next)
         t = ev->sweep_in_next ? next : t;
     else
         ev->sweep_in_next = false;
@@ -356,13 +361,17 @@ static unsigned sweep(kv_store *s, struct kv__evict *ev, uint32_t clk, uint64_t 
                 continue;
             }
             ev->sweep_in_next = false;
-            ev->sweep_table = t = atomic_load(&s->table);
-            if (ev->swept_empty >= 1) { /* a whole pass, nothing found */
-                *none = true;
-                ev->swept_empty = 0;
-                return 0;
+            ev->sweep_seg = (ev->sweep_seg + 1) % KV__NSEGS;
+            ev->sweep_table = t = atomic_load(&s->seg[ev->sweep_seg]);
+            next = atomic_load(&t->next);
+            if (ev->sweep_seg == 0) { /* the end of the index */
+                if (ev->swept_empty >= 1) { /* a whole pass, nothing found */
+                    *none = true;
+                    ev->swept_empty = 0;
+                    return 0;
+                }
+                ev->swept_empty = 1;
             }
-            ev->swept_empty = 1;
         }
         got += offer_word(s, ev,
                           atomic_load_explicit(&t->slots[ev->sweep_pos++], memory_order_acquire),
@@ -379,8 +388,8 @@ static unsigned sweep(kv_store *s, struct kv__evict *ev, uint32_t clk, uint64_t 
  * and not accessed since. In a read section. */
 static bool entry_current(kv_store *s, const pool_entry *e)
 {
-    uintptr_t w = kv__table_find(atomic_load(&s->table), kv__hash(e->key, e->klen), e->key,
-                                 e->klen);
+    uint64_t h = kv__hash(e->key, e->klen);
+    uintptr_t w = kv__table_find(kv__index_seg(s, h), h, e->key, e->klen);
     const kv__item *it = w ? kv__slot_current(w, NULL) : NULL;
     if (!it || kv__item_rev(it) != e->version)
         return false;
@@ -490,20 +499,13 @@ int kv__evict_admit_slow(kv_store *s, kv__slot *slot, uint64_t need)
     uint64_t own = own_bytes(slot);
     int64_t drift = (int64_t)(own - slot->evict_mark);
     uint64_t used = atomic_load_explicit(&ev->used, memory_order_relaxed);
-    /* The index grows in one step: room for the bigger one is needed
-     * before (a rebuild at the same size needs none: see evict.h). */
+    /* A segment of the index grows in one step: room for its bigger table
+     * is needed before (a rebuild at the same size needs none: see
+     * evict.h). From a little before a segment's grow mark: writers racing
+     * in between could start the resize without the room (resize.c starts
+     * it once used and reserved slots pass the mark). */
     kv__ebr_pin(&s->ebr, slot);
-    kv__table *t = atomic_load_explicit(&s->table, memory_order_acquire);
-    /* From a little before the grow mark: writers racing in between could
-     * start the resize without the room (resize.c starts it once used and
-     * reserved slots pass the mark). */
-    size_t window = kv__table_size(t) / 64 + 16 * (size_t)kv__thread_bound() + 64;
-    if (!atomic_load_explicit(&t->next, memory_order_relaxed) &&
-        atomic_load_explicit(&t->used, memory_order_relaxed) + window >= t->grow_at) {
-        size_t next = kv__resize_next_slots(s, t, 16);
-        if (next > kv__table_size(t))
-            need += (next - kv__table_size(t)) * sizeof t->slots[0];
-    }
+    need += kv__resize_growth(s, 16 * (size_t)kv__thread_bound() + 64);
     kv__ebr_unpin(slot);
     bool fresh = false;
     if (drift > (int64_t)ev->refresh_bytes || drift < -(int64_t)ev->refresh_bytes) {

@@ -8,16 +8,17 @@
  * a shared counter; the sum is kept in kv__evict.used and refreshed by a
  * writer once its own counter has moved by 1/KV__EVICT_TICKS of the limit
  * since it last summed, or when the cached figure says the write would not
- * fit. The index grows in one step (twice its size, resize.c): a write
- * that may make it grow needs room for the bigger index too. While keys
- * are copied to a new index, the old one is not counted (nor, once
- * retired, for long: a slice frees retired memory first): it is transient,
- * and counting it would evict a table's worth of keys for nothing each
- * time a cache's index, full of the tombstones evictions leave, is
- * rebuilt at its own size. So the process briefly holds one index more
- * than the figure says during a resize (113-115% of the limit at the peak
- * with 100-byte values; evicting for it would not lower that peak, since
- * the slab keeps evicted items' memory: docs/design.md, "Admission").
+ * fit. A segment of the index grows in one step (twice its size,
+ * resize.c): a write that may make one grow needs room for its bigger
+ * table too. While keys are copied to a new table, the old one is not
+ * counted (nor, once retired, for long: a slice frees retired memory
+ * first): it is transient, and counting it would evict a table's worth of
+ * keys for nothing each time a cache's table, full of the tombstones
+ * evictions leave, is rebuilt at its own size. So the process briefly
+ * holds one segment table more than the figure says during a resize:
+ * 1/32 of the index, one resize at a time (a single-table index peaked at
+ * 113-115% of the limit; segments: 101.8-103.4%, docs/design.md,
+ * "Admission").
  * Below KV__EVICT_BIG_CHUNKS_FROM the slab takes no 2 MiB chunks: a huge
  * page is resident whole from its first item.
  *

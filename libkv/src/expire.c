@@ -16,8 +16,9 @@
  * The active expiry. Each slot word of the index says whether its item has
  * an expiry time (KV__SLOT_TTL, table.h), so a sweep reads slot words in
  * order - sequential memory - and loads only the items that can expire.
- * Every millisecond the thread looks at table_size / 1000 slots (at least
- * 1024), so it passes over the whole index about once a second, whatever
+ * Every millisecond the thread looks at table_slots / 1000 slots (at least
+ * 1024), so it passes over the whole index, segment after segment, about
+ * once a second, whatever
  * the number of keys: an expired key stays resident for at most about one
  * second plus the time to delete what expired with it. Work per tick is
  * bounded in time as well: a tick stops after 250 us (25% of a core), and
@@ -90,15 +91,17 @@ struct kv__expiry {
     _Atomic uint64_t wake_at;
     pthread_mutex_t step_mu; /* one step at a time: it owns the cursor and
                                 what follows */
-    kv__table *cursor_table; /* compared only, never dereferenced */
-    size_t cursor;
+    unsigned cursor_seg;     /* the cursor: a segment of the index, */
+    kv__table *cursor_table; /* its table (compared only, never
+                                dereferenced), */
+    size_t cursor;           /* a slot in it */
     unsigned char *keybuf;   /* copies of the keys of a delete batch */
     size_t keybuf_cap;
     /* No key expires before `due` (ms; 0: not known, UINT64_MAX: no key
      * has an expiry time), as the last whole pass of the index found. */
     uint64_t due;
     bool in_pass;
-    size_t pass_seen, pass_len; /* slots read in this pass, of the index's */
+    unsigned pass_segs; /* segments read to their end in this pass */
     uint64_t pass_min;  /* the earliest expiry time it saw or took as a note */
     bool pass_partial;  /* a resize ran (keys the pass did not see) or
                            kv_expired_find moved the cursor */
@@ -240,21 +243,46 @@ static size_t delete_batch(kv_store *s, const unsigned char *buf, const size_t *
     return o.expired;
 }
 
-/* Starts a pass of the index (step_mu held): takes the notes, which
- * covers the items published before it that the pass will not see (in
- * slots it has passed: none yet; in a next table: a partial pass). */
-static void pass_begin(kv_store *s, struct kv__expiry *e, kv__table *t, bool restart)
+/* Starts a pass of the index (step_mu held) at the start of the cursor's
+ * segment: takes the notes, which covers the items published before it
+ * that the pass will not see (in slots it has passed: none yet; in a next
+ * table: a partial pass). */
+static void pass_begin(kv_store *s, struct kv__expiry *e)
 {
-    uint64_t taken = notes_min(s, true);
-    if (!restart) {
-        e->pass_min = taken;
-        e->pass_partial = false;
-    } else if (taken < e->pass_min) { /* what the old table showed stays */
-        e->pass_min = taken;
-    }
+    e->pass_min = notes_min(s, true);
+    e->pass_partial = false;
     e->in_pass = true;
-    e->pass_seen = 0;
-    e->pass_len = kv__table_size(t);
+    e->pass_segs = 0;
+    e->cursor = 0;
+}
+
+/* The table at the cursor (in a read section): its segment's current one.
+ * When the segment switched to a new table, the cursor goes back to its
+ * start: the keys it had read are read again, none is skipped. */
+static kv__table *cursor_table(kv_store *s, struct kv__expiry *e)
+{
+    kv__table *t = atomic_load(&s->seg[e->cursor_seg]);
+    if (t != e->cursor_table) {
+        e->cursor_table = t;
+        e->cursor = 0;
+    }
+    return t;
+}
+
+/* Reads the slot word at the cursor and moves the cursor on, to the next
+ * segment's table after the end of *t (*t is then that table, and
+ * *seg_end is set). In a read section. */
+static uintptr_t cursor_read(kv_store *s, struct kv__expiry *e, kv__table **t, bool *seg_end)
+{
+    uintptr_t v = atomic_load_explicit(&(*t)->slots[e->cursor & (*t)->mask],
+                                       memory_order_acquire);
+    *seg_end = ++e->cursor > (*t)->mask;
+    if (*seg_end) {
+        e->cursor_seg = (e->cursor_seg + 1) % KV__NSEGS;
+        e->cursor_table = NULL;
+        *t = cursor_table(s, e);
+    }
+    return v;
 }
 
 /* Ends a pass (step_mu held): what it found is when the next key is due. */
@@ -296,25 +324,24 @@ static size_t step_locked(kv_store *s, struct kv__expiry *e, size_t max_slots,
     while (seen < max_slots) {
         now = kv__clock_now(s);
         kv__ebr_pin(&s->ebr, slot);
-        kv__table *t = atomic_load(&s->table);
-        if (t != e->cursor_table) { /* the index was replaced: start over */
-            e->cursor_table = t;
-            e->cursor = 0;
-            if (e->in_pass)
-                pass_begin(s, e, t, true);
-        }
         if (!e->in_pass && !ended)
-            pass_begin(s, e, t, false);
+            pass_begin(s, e);
+        kv__table *t = cursor_table(s, e);
         if (e->in_pass && atomic_load(&t->next)) /* keys move to a table the pass skips */
             e->pass_partial = true;
-        /* Read slots until a batch is full or 256 slots were read (then
-         * look at the time). */
+        /* Read slots until a batch is full, 256 slots were read (then look
+         * at the time) or the pass read every segment. */
         size_t chunk_end = seen + 256 < max_slots ? seen + 256 : max_slots;
-        for (; seen < chunk_end && nbatch < KV__EXPIRE_BATCH; seen++) {
-            size_t i = e->cursor;
-            e->cursor = (i + 1) & t->mask;
-            e->pass_seen += e->in_pass;
-            uintptr_t v = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        while (seen < chunk_end && nbatch < KV__EXPIRE_BATCH &&
+               !(e->in_pass && e->pass_segs >= KV__NSEGS)) {
+            seen++;
+            bool seg_end;
+            uintptr_t v = cursor_read(s, e, &t, &seg_end);
+            if (seg_end) {
+                e->pass_segs += e->in_pass;
+                if (e->in_pass && atomic_load(&t->next))
+                    e->pass_partial = true;
+            }
             if (v == KV__SLOT_MOVED || v == KV__SLOT_MOVED_EMPTY)
                 e->pass_partial = true;
             if (!(v & KV__SLOT_TTL) || !kv__slot_is_key(v) || kv__slot_is_pending(v))
@@ -343,22 +370,20 @@ static size_t step_locked(kv_store *s, struct kv__expiry *e, size_t max_slots,
             lens[nbatch++] = klen;
         }
         kv__ebr_unpin(slot);
-        if (nbatch == KV__EXPIRE_BATCH || (nbatch && seen >= max_slots)) {
+        bool pass_read = e->in_pass && e->pass_segs >= KV__NSEGS;
+        if (nbatch == KV__EXPIRE_BATCH || (nbatch && (seen >= max_slots || pass_read))) {
             deleted += flush_batch(s, e, lens, nbatch, now);
             nbatch = used = 0;
         }
-        if (e->in_pass && e->pass_seen >= e->pass_len && !nbatch) {
+        if (pass_read) {
             pass_end(s, e);
             ended = true;
         }
         if (deadline_ns && mono_ns() >= deadline_ns)
             break;
     }
-    if (nbatch) {
+    if (nbatch)
         deleted += flush_batch(s, e, lens, nbatch, now);
-        if (e->in_pass && e->pass_seen >= e->pass_len)
-            pass_end(s, e);
-    }
     return deleted;
 }
 
@@ -408,16 +433,13 @@ int kv_expired_find(kv_store *s, uint64_t now_ms, size_t max_slots, kv_expired_f
     struct kv__expiry *e = atomic_load(&s->expiry);
     pthread_mutex_lock(&e->step_mu);
     kv__ebr_pin(&s->ebr, slot);
-    kv__table *t = atomic_load(&s->table);
-    if (t != e->cursor_table) {
-        e->cursor_table = t;
-        e->cursor = 0;
-    }
+    kv__table *t = cursor_table(s, e);
     e->pass_partial = true; /* the cursor moves without the pass */
     for (size_t seen = 0; seen < max_slots; seen++) {
-        size_t i = e->cursor;
-        e->cursor = (i + 1) & t->mask;
-        uintptr_t v = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        bool seg_end;
+        uintptr_t v = cursor_read(s, e, &t, &seg_end);
+        if (seg_end)
+            e->pass_segs += e->in_pass;
         if (!(v & KV__SLOT_TTL) || !kv__slot_is_key(v) || kv__slot_is_pending(v))
             continue;
         const kv__item *it = kv__slot_ptr(v);
@@ -528,8 +550,13 @@ static void *expiry_main(void *arg)
         uint64_t idle = expiry_plan(s, e);
         if (!idle && !atomic_load(&e->paused) &&
             atomic_load_explicit(&s->ttl_seen, memory_order_relaxed)) {
-            kv__table *t = atomic_load(&s->table);
-            size_t slots = kv__table_size(t) / PASS_TICKS;
+            kv__slot *slot = kv__slot_get(&s->slots);
+            size_t slots = 0;
+            if (slot) {
+                kv__ebr_pin(&s->ebr, slot);
+                slots = kv__index_slots(s) / PASS_TICKS;
+                kv__ebr_unpin(slot);
+            }
             if (slots < MIN_SLOTS_PER_TICK)
                 slots = MIN_SLOTS_PER_TICK;
             pthread_mutex_lock(&e->step_mu);

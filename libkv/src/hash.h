@@ -2,7 +2,8 @@
  * hash.h - the one hash function of the store (XXH3, 64-bit).
  *
  * Bits are used as follows, so no two uses correlate:
- *   top bits      home slot in the index (table.c)
+ *   top 5 bits    index segment (table.h), and the bits below them
+ *                 the home slot in the segment's table
  *   bits 16..31   writer lock stripe (stripes.c)
  *   low 16 bits   tag kept beside each index pointer to skip most key compares
  */

@@ -24,7 +24,7 @@ kv__hver kv__hist_current_ver(const kv__item *it, const kv__hkey *r)
 kv__item *kv__hist_slot_item(kv_store *s, uint64_t hash, const void *key, size_t klen)
 {
     kv__loc loc;
-    if (kv__table_locate(atomic_load(&s->table), hash, key, klen, &loc) &&
+    if (kv__table_locate(kv__index_seg(s, hash), hash, key, klen, &loc) &&
         loc.word != KV__SLOT_TOMB)
         return kv__slot_current(loc.word, NULL);
     return NULL;

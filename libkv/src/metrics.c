@@ -29,10 +29,8 @@ int kv_metrics_read(kv_store *s, kv_metrics *out, size_t size)
     kv__slot *slot = kv__slot_get(&s->slots);
     if (!slot)
         return KV_NO_MEMORY;
-    uint64_t table_slots = 0;
     kv__ebr_pin(&s->ebr, slot);
-    for (kv__table *t = atomic_load(&s->table); t; t = atomic_load(&t->next))
-        table_slots = kv__table_size(t);
+    uint64_t table_slots = kv__index_slots(s);
     kv__ebr_unpin(slot);
     uint64_t memory, retired, moving;
     kv__memory_sum(s, slot, &memory, &retired, &moving);

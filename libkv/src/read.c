@@ -59,7 +59,8 @@ static int read_begin(kv_store *s, const void *key, size_t klen, kv__slot **slot
 /* The visible item of key, an access to it (evict.h); in a read section. */
 static kv__item *read_item(kv_store *s, kv__slot *slot, const void *key, size_t klen)
 {
-    uintptr_t w = kv__table_find(atomic_load(&s->table), kv__hash(key, klen), key, klen);
+    uint64_t h = kv__hash(key, klen);
+    uintptr_t w = kv__table_find(kv__index_seg(s, h), h, key, klen);
     kv__item *it = w ? kv__slot_visible(w, NULL, kv__clock_now(s)) : NULL;
     if (it)
         kv__evict_touch(s, slot, it);
@@ -147,7 +148,8 @@ int kv_ttl(kv_store *s, const void *key, size_t klen, uint64_t *expire_at_ms)
     int rc = read_begin(s, key, klen, &slot);
     if (rc != KV_OK)
         return rc;
-    uintptr_t w = kv__table_find(atomic_load(&s->table), kv__hash(key, klen), key, klen);
+    uint64_t h = kv__hash(key, klen);
+    uintptr_t w = kv__table_find(kv__index_seg(s, h), h, key, klen);
     kv__item *it = w ? kv__slot_visible(w, NULL, kv__clock_now(s)) : NULL; /* no access */
     if (it)
         *expire_at_ms = kv__item_expire_at(it);
@@ -179,12 +181,15 @@ static bool snapshot_holds(kv_store *s, const mkey *m, size_t n)
 /* Starts the cache misses of n keys: every home slot first, then the items
  * those slots point to (the keys are independent, so the misses overlap
  * instead of following one another). In a read section. */
-static void prefetch_keys(kv__table *t, const mkey *m, size_t n)
+static void prefetch_keys(kv_store *s, const mkey *m, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        __builtin_prefetch(&t->slots[m[i].hash >> t->shift]);
     for (size_t i = 0; i < n; i++) {
-        uintptr_t w = atomic_load_explicit(&t->slots[m[i].hash >> t->shift],
+        kv__table *t = kv__index_seg(s, m[i].hash);
+        __builtin_prefetch(&t->slots[kv__table_home(t, m[i].hash)]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        kv__table *t = kv__index_seg(s, m[i].hash);
+        uintptr_t w = atomic_load_explicit(&t->slots[kv__table_home(t, m[i].hash)],
                                            memory_order_relaxed);
         if ((w & KV__SLOT_TAG_MASK) == kv__slot_tag(m[i].hash) && kv__slot_is_key(w) &&
             !(w & KV__SLOT_PENDING)) {
@@ -203,13 +208,12 @@ void kv_prefetch(kv_store *s, const kv_key *keys, size_t n)
         return;
     mkey m[16];
     kv__ebr_pin(&s->ebr, slot);
-    kv__table *t = atomic_load(&s->table);
     for (size_t done = 0; done < n;) {
         size_t k = 0;
         for (; done < n && k < 16; done++)
             if (kv__check_key(s, keys[done].data, keys[done].len) == KV_OK)
                 m[k++].hash = kv__hash(keys[done].data, keys[done].len);
-        prefetch_keys(t, m, k);
+        prefetch_keys(s, m, k);
     }
     kv__ebr_unpin(slot);
 }
@@ -257,12 +261,12 @@ static int mget_snapshot(kv_store *s, const kv_key *keys, size_t n, mget_state *
          * that late and finds the others expired too (acquire on the
          * counter, release on the bump). */
         uint64_t now = kv__clock_now(s);
-        kv__table *t = atomic_load(&s->table);
         /* The keys are independent: start all their cache misses before
          * waiting on any. */
-        prefetch_keys(t, m, n);
+        prefetch_keys(s, m, n);
         for (size_t i = 0; i < n; i++) {
-            uintptr_t w = kv__table_find(t, m[i].hash, keys[i].data, keys[i].len);
+            uintptr_t w = kv__table_find(kv__index_seg(s, m[i].hash), m[i].hash, keys[i].data,
+                                         keys[i].len);
             m[i].item = w ? kv__slot_visible(w, &m[i].seen_pending, now) : NULL;
         }
     } while (!snapshot_holds(s, m, n));

@@ -3,10 +3,13 @@
  *
  * Keys are visited in the order of their hash, and the cursor is a hash
  * value: "every key hashing below this has been visited". A key's hash does
- * not change when the index grows, so a scan survives resizes. With linear
- * probing a key sits at or after its home slot (the hash's top bits), so the
- * keys of one home slot's hash range are found by walking from that slot to
- * the end of its probe chain; they are sorted by hash before being handed
+ * not change when the index grows, so a scan survives resizes. The hash's
+ * top bits pick the segment and the bits below them the home slot in it
+ * (table.h), so hash order is segment by segment, home slot by home slot.
+ * With linear probing a key sits at or after its home slot, so the keys of
+ * one home slot's hash range are found by walking from that slot to the
+ * end of its probe chain (in the segment's table and its next, if one is
+ * being filled); they are sorted by hash before being handed
  * out, which lets a scan stop after any key and resume right after it.
  */
 #include <stdlib.h>
@@ -42,11 +45,12 @@ static int add_found(range_keys *r, uint64_t h, const kv__item *it)
     return KV_OK;
 }
 
-/* Collects the prefix-matching keys with hash in [lo, hi] stored in t. */
+/* Collects the prefix-matching keys with hash in [lo, hi] (in one segment)
+ * stored in t, that segment's table or its next. */
 static int collect_range(kv__table *t, uint64_t lo, uint64_t hi, const void *prefix,
                          size_t plen, uint64_t now, range_keys *r)
 {
-    size_t first = (size_t)(lo >> t->shift), last = (size_t)(hi >> t->shift);
+    size_t first = kv__table_home(t, lo), last = kv__table_home(t, hi);
     size_t span = (last - first) & t->mask;
     for (size_t d = 0; d <= kv__table_size(t); d++) {
         uintptr_t v = atomic_load(&t->slots[(first + d) & t->mask]);
@@ -127,11 +131,11 @@ int kv__scan_ex(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, s
     kv__ebr_pin(&s->ebr, slot);
     /* clock 0: no item counts as expired */
     uint64_t now = with_expired ? 0 : kv__clock_now(s);
-    kv__table *t = atomic_load(&s->table);
-    /* One step is the hash range of one home slot of the current table. */
-    uint64_t step_mask = ((uint64_t)1 << t->shift) - 1;
     while (!finished) {
-        uint64_t hi = lo | step_mask;
+        /* One step is the hash range of one home slot of the current table
+         * of lo's segment (never past the segment's end). */
+        kv__table *t = kv__index_seg(s, lo);
+        uint64_t hi = lo | (((uint64_t)1 << t->shift) - 1);
         r.n = 0;
         for (kv__table *x = t; x && rc == KV_OK; x = atomic_load(&x->next))
             rc = collect_range(x, lo, hi, prefix, plen, now, &r);

@@ -11,12 +11,14 @@
 #include "store.h"
 #include "watch.h"
 
+#define DEFAULT_CAPACITY 1024u
+
 void kv_options_init(kv_options *opts)
 {
     if (!opts)
         return;
     *opts = (kv_options){
-        .initial_capacity = 1024,
+        .initial_capacity = DEFAULT_CAPACITY,
         .max_key_size = KV_DEFAULT_MAX_KEY_SIZE,
         .max_value_size = KV_DEFAULT_MAX_VALUE_SIZE,
         .max_keys = 0,
@@ -40,19 +42,30 @@ int kv_open(const kv_options *opts, kv_store **out)
         return KV_NO_MEMORY;
     memset(s, 0, sizeof *s);
     s->opts = o;
-    /* Size the index so initial_capacity keys fit below the grow mark. */
-    unsigned bits = 4;
-    while (((size_t)1 << bits) / 4 * 3 < o.initial_capacity)
-        bits++;
-    kv__table *t = kv__table_new(bits);
+    /* Size each segment so its share of initial_capacity keys fits below
+     * its grow mark; up to the default capacity every segment starts at
+     * its smallest table (table.h: 32 x 16 slots, 8 KiB). */
+    unsigned bits = KV__SEG_MIN_BITS;
+    if (o.initial_capacity > DEFAULT_CAPACITY) {
+        size_t share = (o.initial_capacity + KV__NSEGS - 1) / KV__NSEGS;
+        while (((size_t)1 << bits) / 4 * 3 < share)
+            bits++;
+    }
     s->stripes = kv__stripes_new();
-    if (!t || !s->stripes) {
-        kv__table_free(t);
+    bool ok = s->stripes != NULL;
+    for (unsigned g = 0; g < KV__NSEGS; g++) {
+        kv__table *t = ok ? kv__table_new(bits) : NULL;
+        ok = t != NULL;
+        atomic_init(&s->seg[g], t);
+    }
+    if (!ok) {
+        for (unsigned g = 0; g < KV__NSEGS; g++)
+            kv__table_free(atomic_load(&s->seg[g]));
         kv__stripes_free(s->stripes);
         free(s);
         return KV_NO_MEMORY;
     }
-    atomic_init(&s->table, t);
+    atomic_init(&s->resizing, -1);
     kv__slab_init(&s->slab);
     s->slots.slab = &s->slab;
     s->ebr.slots = &s->slots;
@@ -81,14 +94,17 @@ void kv_close(kv_store *s)
     kv__hist_close(s);
     kv__durable_close(s);
     kv__ebr_drain_all(&s->ebr);
-    kv__table *t = atomic_load(&s->table);
-    while (t) {
-        kv__table *next = atomic_load(&t->next);
-        /* A slot moved to the next table is freed there. */
-        for (size_t i = 0; i < kv__table_size(t); i++)
-            free_word(atomic_load_explicit(&t->slots[i], memory_order_relaxed), s->item_pre);
-        kv__table_free(t);
-        t = next;
+    for (unsigned g = 0; g < KV__NSEGS; g++) {
+        kv__table *t = atomic_load(&s->seg[g]);
+        while (t) {
+            kv__table *next = atomic_load(&t->next);
+            /* A slot moved to the next table is freed there. */
+            for (size_t i = 0; i < kv__table_size(t); i++)
+                free_word(atomic_load_explicit(&t->slots[i], memory_order_relaxed),
+                          s->item_pre);
+            kv__table_free(t);
+            t = next;
+        }
     }
     kv__slot_dir_free(&s->slots);
     kv__slab_destroy(&s->slab);

@@ -22,7 +22,6 @@
 struct kv_store {
     /* read by every operation, written only by a resize */
     _Alignas(64) kv_options opts;
-    _Atomic(kv__table *) table; /* the current index; may have a `next` */
     kv__stripe *stripes;
     kv__record_hook record_hook; /* apply.h: test hook, sees each record */
     void *record_ctx;
@@ -40,6 +39,10 @@ struct kv_store {
     struct kv__feed *feed;       /* watch.h: with history */
     unsigned char access_mode;
     unsigned char item_pre;
+    /* the index (table.h): each segment's current table, which may have a
+     * `next`. Read by every operation, written only when a segment
+     * switches to a new table (resize.c); lines of its own */
+    _Alignas(64) _Atomic(kv__table *) seg[KV__NSEGS];
     /* written by every change */
     _Alignas(64) _Atomic uint64_t revision; /* with a log: the last revision
                                                handed out (log.c) */
@@ -58,9 +61,17 @@ struct kv_store {
     _Alignas(64) _Atomic uint32_t evict_clock;
     /* written rarely */
     _Alignas(64) _Atomic uint64_t resizes;
+    _Atomic int resizing; /* resize.c: the segment being resized, -1: none */
     kv__slot_dir slots;
     kv__slab slab; /* small items (slab.h) */
 };
+
+/* The current table of the segment hash belongs to (may have a `next`).
+ * In a read section: the table stays allocated until it ends. */
+static inline kv__table *kv__index_seg(kv_store *s, uint64_t hash)
+{
+    return atomic_load(&s->seg[kv__seg_of(hash)]);
+}
 
 /* durable.c: stops snapshots and the log, releases the directory. */
 void kv__durable_close(kv_store *s);
@@ -144,18 +155,37 @@ int kv__scan_ex(kv_store *s, const void *prefix, size_t plen, uint64_t cursor, s
 /* Copies an item's value into a new kv_value. */
 int kv__value_copy(const void *val, size_t vlen, uint64_t version, kv_value *out);
 
-/* resize.c: before a write that may insert up to n new keys (in a read
- * section, no stripe lock held): reserves room for them, starting a resize
- * or helping a running one as needed. Returns the table the reservation is
- * in and *reserved (0 when room is plentiful and nothing was reserved), for
- * kv__resize_release once the write is done; NULL if no room can be had
- * (out of memory for a bigger index). */
-kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, size_t n, size_t *reserved);
+/* resize.c: before a write that may insert up to n new keys into segment
+ * seg (in a read section, no stripe lock held): reserves room for them,
+ * starting a resize or helping a running one as needed. Returns the table
+ * the reservation is in and *reserved (0 when room is plentiful and nothing
+ * was reserved), for kv__resize_release once the write is done; NULL if no
+ * room can be had (out of memory for a bigger table). */
+kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, unsigned seg, size_t n,
+                              size_t *reserved);
 void kv__resize_release(kv__table *reserved_in, size_t reserved);
-/* resize.c: the number of slots the table after t would have if a resize
- * started now for a write of n keys (in a read section). */
-size_t kv__resize_next_slots(kv_store *s, kv__table *t, size_t n);
+/* resize.c: the same for a batch whose new keys fall into several
+ * segments: the caller fills want[] (new keys per segment) and zeroes the
+ * rest; kv__resize_prepare_each reserves in every segment wanted, or
+ * releases what it took and returns false (out of memory). */
+typedef struct kv__reservations {
+    size_t want[KV__NSEGS];
+    kv__table *in[KV__NSEGS];
+    size_t n[KV__NSEGS];
+} kv__reservations;
+bool kv__resize_prepare_each(kv_store *s, kv__slot *slot, kv__reservations *r);
+void kv__resize_release_each(kv__reservations *r);
+/* resize.c: the bytes a resize starting now (for a write of a few keys)
+ * would add to the index: the biggest growth of a segment near its grow
+ * mark (window: slots short of it that count as near), 0 if none would
+ * grow. In a read section. */
+uint64_t kv__resize_growth(kv_store *s, size_t window);
 /* Migrates up to `chunks` chunks of a running resize (no locks held). */
 void kv__resize_help(kv_store *s, kv__slot *slot, size_t chunks);
+/* resize.c: the index's slots (the newest table of each segment) and its
+ * bytes (every table); *moving (if not NULL): bytes of tables being copied
+ * to a next one. In a read section. */
+size_t kv__index_slots(kv_store *s);
+size_t kv__index_bytes(kv_store *s, size_t *moving);
 
 #endif

@@ -11,14 +11,17 @@
 /* Big indexes are probed at random: on 4 KiB pages nearly every probe also
  * misses the TLB. Ask for transparent huge pages (2 MiB) for them. */
 #define HUGE_PAGE ((size_t)2 << 20)
-/* Indexes from this size on are mapped on their own (mmap), not taken
- * from malloc's heap: an index is replaced by a new one at each resize,
+/* Tables from this size on are mapped on their own (mmap), not taken
+ * from malloc's heap: a table is replaced by a new one at each resize,
  * and in a heap the small allocations made meanwhile would settle in the
- * hole an old index leaves, so that the next index no longer fits there
- * and the heap grows by one index per resize or two (a cache that evicts
- * rebuilds its index over and over: its resident size crept up without
- * bound). munmap gives the memory back at once. */
-#define MAP_FROM ((size_t)128 << 10)
+ * hole an old table leaves, so that the next table no longer fits there
+ * and the heap grows by one table per resize or two (a cache that evicts
+ * rebuilds its tables over and over: its resident size crept up without
+ * bound). munmap gives the memory back at once. With 32 segments each
+ * growing through every size, a 128 KiB threshold left 4 MiB of freed
+ * tables in the heap (64 MiB limit: 2% more resident); from 16 KiB on,
+ * at most 16 KiB a segment, for a page of rounding per mapped table. */
+#define MAP_FROM ((size_t)4 << 10)
 #define PAGE ((size_t)4096)
 
 static size_t map_bytes(size_t bytes)
@@ -58,7 +61,7 @@ kv__table *kv__table_new(unsigned bits)
     kv__table *t = alloc_zeroed(sizeof *t + size * sizeof t->slots[0]);
     if (!t)
         return NULL;
-    t->shift = 64 - bits;
+    t->shift = 64 - KV__SEG_BITS - bits;
     t->mask = size - 1;
     t->grow_at = size / 4 * 3;
     return t;
@@ -103,7 +106,7 @@ void kv__table_insert(kv__table *t, uint64_t hash, uintptr_t word, bool by_write
         kv__table *n;
         while ((n = atomic_load(&t->next)) != NULL)
             t = n;
-        size_t i = (size_t)(hash >> t->shift);
+        size_t i = kv__table_home(t, hash);
         for (;;) {
             uintptr_t v = atomic_load(&t->slots[i]);
             if (v == KV__SLOT_EMPTY || v == KV__SLOT_TOMB) {

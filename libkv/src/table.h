@@ -1,9 +1,14 @@
 /*
- * table.h - the index: an open-addressing hash table of item pointers.
+ * table.h - the index: a directory of segments, each an open-addressing
+ * hash table of item pointers.
  *
- * Each slot is one atomic word. Linear probing from the home slot
- * (the hash's top bits), so a get is one cache miss for the slot and one
- * for the item. A slot word is one of:
+ * The hash's top KV__SEG_BITS bits pick a segment (kv_store.seg, a fixed
+ * directory of KV__NSEGS table pointers on lines of their own, written only
+ * when a segment switches to a new table); the bits below them pick the
+ * home slot in that segment's table. Each slot is one atomic word. Linear
+ * probing from the home slot, so a get is one load of the directory word
+ * (read-mostly, in cache), one cache miss for the slot and one for the
+ * item. A slot word is one of:
  *   KV__SLOT_EMPTY        never used: ends a probe chain
  *   KV__SLOT_TOMB         a deleted key: probing continues
  *   KV__SLOT_MOVED        copied to the next table: probing continues
@@ -16,12 +21,23 @@
  *                         expiry (expire.c) finds candidates by reading
  *                         slot words only, without touching items
  *
- * Online growth (resize.c): a full table gets a `next` table twice the
- * size; slots are then copied over in chunks by the writers, never the
- * readers. A key is always findable: readers that reach the end of a chain
- * in a table follow `next`, and a slot is marked MOVED only after its item
- * is in the next table. When every slot is copied, the store switches to the
- * next table and retires the old one.
+ * Online growth (resize.c), per segment: a full segment table gets a
+ * `next` table twice the size; slots are then copied over in chunks by the
+ * writers, never the readers. A key is always findable: readers that reach
+ * the end of a chain in a table follow `next`, and a slot is marked MOVED
+ * only after its item is in the next table. When every slot is copied, the
+ * segment's directory word switches to the next table and the old one is
+ * retired. Segments grow independently, one resize at a time in the whole
+ * store, so the memory a resize holds twice is one segment's, about
+ * 1/KV__NSEGS of the index, not the whole index (issue 12: under a memory
+ * limit a whole-index resize pushed the resident size 13-15% past it).
+ *
+ * Segments: KV__NSEGS = 32. A fresh store's segments start at 16 slots
+ * (32 x 256 bytes = 8 KiB, no more than the 1024-slot table a store
+ * started with before segments); an initial_capacity above the default
+ * sizes every segment for its share (store.c). 32 rather than 64: the
+ * 128-byte header of 64 smallest tables alone would be 8 KiB, and 1/32 of
+ * the index is already well under one percent of a limit's memory.
  *
  * Invariants: readers only load slots. Every change of a slot that holds a
  * key happens under that key's stripe lock (stripes.h); EMPTY and TOMB
@@ -47,9 +63,19 @@
 #define KV__SLOT_TAG_MASK ((uintptr_t)0x7fff000000000000ULL)
 #define KV__SLOT_TTL ((uintptr_t)0x8000000000000000ULL)
 
+#define KV__SEG_BITS 5u
+#define KV__NSEGS (1u << KV__SEG_BITS)
+#define KV__SEG_MIN_BITS 4u /* a segment's smallest table: 16 slots */
+
+/* The segment a hash belongs to: its top bits. */
+static inline unsigned kv__seg_of(uint64_t hash)
+{
+    return (unsigned)(hash >> (64 - KV__SEG_BITS));
+}
+
 typedef struct kv__table {
     /* read by every probe */
-    unsigned shift; /* 64 - log2(size) */
+    unsigned shift; /* 64 - KV__SEG_BITS - log2(size) */
     size_t mask;
     size_t grow_at; /* start a resize when used exceeds this */
     _Atomic(struct kv__table *) next;
@@ -73,6 +99,13 @@ size_t kv__table_footprint(const kv__table *t);
 static inline size_t kv__table_size(const kv__table *t)
 {
     return t->mask + 1;
+}
+
+/* A hash's home slot in its segment's table t: the bits just below the
+ * segment bits. */
+static inline size_t kv__table_home(const kv__table *t, uint64_t hash)
+{
+    return (size_t)(hash >> t->shift) & t->mask;
 }
 
 static inline uintptr_t kv__slot_tag(uint64_t hash)
@@ -152,7 +185,7 @@ typedef struct kv__loc {
     uintptr_t word;
 } kv__loc;
 
-/* Probes for key from table t on, following `next` past the end of each
+/* Probes for key from table t (the key's segment's, kv__index_seg) on, following `next` past the end of each
  * chain. Returns the key's slot word and fills *loc, or returns 0 (and
  * leaves *loc alone) if the key is in no table. Only loads slots, so a
  * reader may call it; the caller is in a read section. Always inlined: it
@@ -162,7 +195,7 @@ kv__table_probe(kv__table *t, uint64_t hash, const void *key, size_t klen, kv__l
 {
     uintptr_t tag = kv__slot_tag(hash);
     for (; t; t = atomic_load(&t->next)) {
-        size_t i = (size_t)(hash >> t->shift);
+        size_t i = kv__table_home(t, hash);
         /* resize.c keeps every table below full, so a chain always ends;
          * the bound only makes that a guarantee rather than an assumption. */
         for (size_t n = 0; n <= t->mask; n++, i = (i + 1) & t->mask) {

@@ -450,8 +450,8 @@ Test(evict, evict_now_under_noeviction_or_without_a_limit_does_nothing)
 
 __attribute__((noinline)) static uint32_t meta_of(kv_store *s, const char *key)
 {
-    uintptr_t w = kv__table_find(atomic_load(&s->table), kv__hash(key, strlen(key)), key,
-                                 strlen(key));
+    uint64_t h = kv__hash(key, strlen(key));
+    uintptr_t w = kv__table_find(kv__index_seg(s, h), h, key, strlen(key));
     cr_assert_neq(w, 0);
     return atomic_load(kv__item_meta(kv__slot_current(w, NULL)));
 }
@@ -587,7 +587,8 @@ Test(evict, a_small_limit_keeps_to_small_slab_chunks)
 /* The address of key k's item block (the access word's, if any). */
 static uintptr_t block_of(kv_store *s, const char *k)
 {
-    uintptr_t w = kv__table_find(atomic_load(&s->table), kv__hash(k, strlen(k)), k, strlen(k));
+    uint64_t h = kv__hash(k, strlen(k));
+    uintptr_t w = kv__table_find(kv__index_seg(s, h), h, k, strlen(k));
     cr_assert(w);
     return (uintptr_t)kv__slot_ptr(w) - s->item_pre;
 }

@@ -699,7 +699,7 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
     kv__table *reserved_in = NULL;
     size_t reserved = 0;
     if (is_set &&
-        !(reserved_in = kv__resize_prepare(s, slot, kv__seg_of(k.hash), 1, &reserved))) {
+        !(reserved_in = kv__resize_prepare(s, slot, kv__seg_of(s, k.hash), 1, &reserved))) {
         kv__ebr_unpin(slot);
         return KV_NO_MEMORY;
     }
@@ -808,13 +808,13 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
         if (b->then_ops[i].kind != KV_OP_SET)
             continue;
         nsets++;
-        resv.want[kv__seg_of(keys[key_of[b->ncmps + i]].hash)]++;
+        resv.want[kv__seg_of(s, keys[key_of[b->ncmps + i]].hash)]++;
     }
     for (size_t i = 0; i < b->nelse; i++) {
         if (b->else_ops[i].kind != KV_OP_SET)
             continue;
         nsets++;
-        resv.want[kv__seg_of(keys[key_of[b->ncmps + b->nthen + i]].hash)]++;
+        resv.want[kv__seg_of(s, keys[key_of[b->ncmps + b->nthen + i]].hash)]++;
     }
     /* One read section for the whole batch: the resize helpers below nest
      * in it for free. */
@@ -925,7 +925,7 @@ int kv__replay_change(kv_store *s, const kv__change *c, uint64_t rev)
     kv__table *reserved_in = NULL;
     size_t reserved = 0;
     if (!c->deleted &&
-        !(reserved_in = kv__resize_prepare(s, slot, kv__seg_of(k.hash), 1, &reserved))) {
+        !(reserved_in = kv__resize_prepare(s, slot, kv__seg_of(s, k.hash), 1, &reserved))) {
         kv__ebr_unpin(slot);
         return KV_NO_MEMORY;
     }

@@ -115,6 +115,10 @@ int kv__evict_configure(kv_store *s, uint64_t max_memory, int policy)
         return KV_INVALID_ARGUMENT;
     if (!max_memory)
         return KV_OK;
+    /* Under a limit the index grows in segments, so that a resize needs
+     * room for one segment's new table, not the whole index's (table.h). */
+    if (kv__index_split(s) != KV_OK)
+        return KV_NO_MEMORY;
     struct kv__evict *ev = calloc(1, sizeof *ev);
     if (!ev)
         return KV_NO_MEMORY;
@@ -318,7 +322,7 @@ static unsigned sample(kv_store *s, struct kv__evict *ev, uint32_t clk)
     for (unsigned tries = 0; got < KV__EVICT_SAMPLES && tries < 4; tries++) {
         /* a random segment (the top bits), a random slot in it */
         uint64_t r = next_random(ev);
-        kv__table *t = atomic_load(&s->seg[kv__seg_of(r)]);
+        kv__table *t = kv__seg_table(s, kv__seg_of(s, r));
         kv__table *next = atomic_load(&t->next);
         kv__table *in = next && (tries & 1) ? next : t;
         size_t i = (size_t)r & in->mask;
@@ -341,7 +345,7 @@ static unsigned sweep(kv_store *s, struct kv__evict *ev, uint32_t clk, uint64_t 
     /* Where it stopped: a segment, its current table or (during the
      * segment's resize) the next one, a slot. A pass reads the segments in
      * order, both tables of one being copied. */
-    kv__table *t = atomic_load(&s->seg[ev->sweep_seg]);
+    kv__table *t = kv__seg_table(s, ev->sweep_seg);
     kv__table *next = atomic_load(&t->next);
     if (next)
         t = ev->sweep_in_next ? next : t;
@@ -361,8 +365,8 @@ static unsigned sweep(kv_store *s, struct kv__evict *ev, uint32_t clk, uint64_t 
                 continue;
             }
             ev->sweep_in_next = false;
-            ev->sweep_seg = (ev->sweep_seg + 1) % KV__NSEGS;
-            ev->sweep_table = t = atomic_load(&s->seg[ev->sweep_seg]);
+            ev->sweep_seg = (ev->sweep_seg + 1) % kv__nsegs(s);
+            ev->sweep_table = t = kv__seg_table(s, ev->sweep_seg);
             next = atomic_load(&t->next);
             if (ev->sweep_seg == 0) { /* the end of the index */
                 if (ev->swept_empty >= 1) { /* a whole pass, nothing found */
@@ -389,7 +393,7 @@ static unsigned sweep(kv_store *s, struct kv__evict *ev, uint32_t clk, uint64_t 
 static bool entry_current(kv_store *s, const pool_entry *e)
 {
     uint64_t h = kv__hash(e->key, e->klen);
-    uintptr_t w = kv__table_find(kv__index_seg(s, h), h, e->key, e->klen);
+    uintptr_t w = kv__index_find(s, h, e->key, e->klen);
     const kv__item *it = w ? kv__slot_current(w, NULL) : NULL;
     if (!it || kv__item_rev(it) != e->version)
         return false;

@@ -261,7 +261,7 @@ static void pass_begin(kv_store *s, struct kv__expiry *e)
  * start: the keys it had read are read again, none is skipped. */
 static kv__table *cursor_table(kv_store *s, struct kv__expiry *e)
 {
-    kv__table *t = atomic_load(&s->seg[e->cursor_seg]);
+    kv__table *t = kv__seg_table(s, e->cursor_seg);
     if (t != e->cursor_table) {
         e->cursor_table = t;
         e->cursor = 0;
@@ -278,7 +278,7 @@ static uintptr_t cursor_read(kv_store *s, struct kv__expiry *e, kv__table **t, b
                                        memory_order_acquire);
     *seg_end = ++e->cursor > (*t)->mask;
     if (*seg_end) {
-        e->cursor_seg = (e->cursor_seg + 1) % KV__NSEGS;
+        e->cursor_seg = (e->cursor_seg + 1) % kv__nsegs(s);
         e->cursor_table = NULL;
         *t = cursor_table(s, e);
     }
@@ -333,7 +333,7 @@ static size_t step_locked(kv_store *s, struct kv__expiry *e, size_t max_slots,
          * at the time) or the pass read every segment. */
         size_t chunk_end = seen + 256 < max_slots ? seen + 256 : max_slots;
         while (seen < chunk_end && nbatch < KV__EXPIRE_BATCH &&
-               !(e->in_pass && e->pass_segs >= KV__NSEGS)) {
+               !(e->in_pass && e->pass_segs >= kv__nsegs(s))) {
             seen++;
             bool seg_end;
             uintptr_t v = cursor_read(s, e, &t, &seg_end);
@@ -370,7 +370,7 @@ static size_t step_locked(kv_store *s, struct kv__expiry *e, size_t max_slots,
             lens[nbatch++] = klen;
         }
         kv__ebr_unpin(slot);
-        bool pass_read = e->in_pass && e->pass_segs >= KV__NSEGS;
+        bool pass_read = e->in_pass && e->pass_segs >= kv__nsegs(s);
         if (nbatch == KV__EXPIRE_BATCH || (nbatch && (seen >= max_slots || pass_read))) {
             deleted += flush_batch(s, e, lens, nbatch, now);
             nbatch = used = 0;

@@ -60,7 +60,7 @@ static int read_begin(kv_store *s, const void *key, size_t klen, kv__slot **slot
 static kv__item *read_item(kv_store *s, kv__slot *slot, const void *key, size_t klen)
 {
     uint64_t h = kv__hash(key, klen);
-    uintptr_t w = kv__table_find(kv__index_seg(s, h), h, key, klen);
+    uintptr_t w = kv__index_find(s, h, key, klen);
     kv__item *it = w ? kv__slot_visible(w, NULL, kv__clock_now(s)) : NULL;
     if (it)
         kv__evict_touch(s, slot, it);
@@ -149,7 +149,7 @@ int kv_ttl(kv_store *s, const void *key, size_t klen, uint64_t *expire_at_ms)
     if (rc != KV_OK)
         return rc;
     uint64_t h = kv__hash(key, klen);
-    uintptr_t w = kv__table_find(kv__index_seg(s, h), h, key, klen);
+    uintptr_t w = kv__index_find(s, h, key, klen);
     kv__item *it = w ? kv__slot_visible(w, NULL, kv__clock_now(s)) : NULL; /* no access */
     if (it)
         *expire_at_ms = kv__item_expire_at(it);
@@ -265,7 +265,7 @@ static int mget_snapshot(kv_store *s, const kv_key *keys, size_t n, mget_state *
          * waiting on any. */
         prefetch_keys(s, m, n);
         for (size_t i = 0; i < n; i++) {
-            uintptr_t w = kv__table_find(kv__index_seg(s, m[i].hash), m[i].hash, keys[i].data,
+            uintptr_t w = kv__index_find(s, m[i].hash, keys[i].data,
                                          keys[i].len);
             m[i].item = w ? kv__slot_visible(w, &m[i].seen_pending, now) : NULL;
         }

@@ -92,14 +92,14 @@ uint64_t kv__resize_growth(kv_store *s, size_t window)
      * counters' sum may be a moment behind. Summed only if needed. */
     size_t live = 0;
     uint64_t most = 0;
-    for (unsigned g = 0; g < KV__NSEGS; g++) {
-        kv__table *t = atomic_load(&s->seg[g]);
+    for (unsigned g = 0; g < kv__nsegs(s); g++) {
+        kv__table *t = kv__seg_table(s, g);
         if (atomic_load_explicit(&t->next, memory_order_relaxed) ||
             atomic_load_explicit(&t->used, memory_order_relaxed) + window +
                     kv__table_size(t) / 64 < t->grow_at)
             continue;
         if (!live)
-            live = live_keys(s) / KV__NSEGS + 1;
+            live = live_keys(s) / kv__nsegs(s) + 1;
         size_t next = next_slots(t, live, live / 8, 16);
         if (next > kv__table_size(t) && (next - kv__table_size(t)) * sizeof t->slots[0] > most)
             most = (next - kv__table_size(t)) * sizeof t->slots[0];
@@ -115,7 +115,7 @@ static bool running(kv_store *s, unsigned *seg, kv__table **t, kv__table **nt)
     if (g == NO_RESIZE)
         return false;
     *seg = (unsigned)g;
-    *t = atomic_load(&s->seg[g]);
+    *t = kv__seg_table(s, g);
     *nt = atomic_load(&(*t)->next);
     return *nt != NULL;
 }
@@ -177,7 +177,7 @@ static bool migrate_chunk(kv_store *s, kv__slot *slot, unsigned seg, kv__table *
     if (atomic_fetch_add(&t->migrate_done, end - start) + (end - start) == size) {
         /* Last chunk: switch over. Readers still in t follow t->next. The
          * next resize may start once the segment shows nt. */
-        atomic_store(&s->seg[seg], nt);
+        kv__seg_set(s, seg, nt);
         kv__ebr_retire(&s->ebr, slot, t, kv__table_retired_free, kv__table_footprint(t));
         atomic_store(&s->resizing, NO_RESIZE);
     }
@@ -221,7 +221,7 @@ static int start_resize(kv_store *s, kv__slot *slot, unsigned seg, kv__table *t,
         return BUSY;
     }
     /* Only the holder of s->resizing hangs a next on a table. */
-    if (atomic_load(&s->seg[seg]) != t || atomic_load(&t->next)) {
+    if (kv__seg_table(s, seg) != t || atomic_load(&t->next)) {
         atomic_store(&s->resizing, NO_RESIZE);
         return STARTED;
     }
@@ -275,7 +275,7 @@ kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, unsigned seg, size_t 
      * until the copy is done. Caller is in a read section and holds no
      * stripe lock. */
     for (;;) {
-        kv__table *t = atomic_load(&s->seg[seg]);
+        kv__table *t = kv__seg_table(s, seg);
         kv__table *nt = atomic_load(&t->next);
         if (!nt) {
             size_t used = atomic_load(&t->used);
@@ -306,7 +306,7 @@ kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, unsigned seg, size_t 
             return nt;
         while (migrate_chunk(s, slot, seg, t, nt))
             ;
-        if (atomic_load(&s->seg[seg]) == t)
+        if (kv__seg_table(s, seg) == t)
             sched_yield(); /* another writer is copying the last chunks */
     }
 }
@@ -323,7 +323,7 @@ bool kv__resize_prepare_each(kv_store *s, kv__slot *slot, kv__reservations *r)
         r->in[g] = NULL;
         r->n[g] = 0;
     }
-    for (unsigned g = 0; g < KV__NSEGS; g++) {
+    for (unsigned g = 0; g < kv__nsegs(s); g++) {
         if (r->want[g] && !(r->in[g] = kv__resize_prepare(s, slot, g, r->want[g], &r->n[g]))) {
             kv__resize_release_each(r);
             return false;
@@ -345,8 +345,8 @@ void kv__resize_release_each(kv__reservations *r)
 size_t kv__index_slots(kv_store *s)
 {
     size_t slots = 0;
-    for (unsigned g = 0; g < KV__NSEGS; g++) {
-        kv__table *t = atomic_load(&s->seg[g]), *n;
+    for (unsigned g = 0; g < kv__nsegs(s); g++) {
+        kv__table *t = kv__seg_table(s, g), *n;
         while ((n = atomic_load(&t->next)) != NULL)
             t = n;
         slots += kv__table_size(t);
@@ -357,8 +357,8 @@ size_t kv__index_slots(kv_store *s)
 size_t kv__index_bytes(kv_store *s, size_t *moving)
 {
     size_t bytes = 0, old = 0;
-    for (unsigned g = 0; g < KV__NSEGS; g++) {
-        for (kv__table *t = atomic_load(&s->seg[g]); t; t = atomic_load(&t->next)) {
+    for (unsigned g = 0; g < kv__nsegs(s); g++) {
+        for (kv__table *t = kv__seg_table(s, g); t; t = atomic_load(&t->next)) {
             bytes += kv__table_footprint(t);
             if (atomic_load(&t->next))
                 old += kv__table_footprint(t);

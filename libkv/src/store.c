@@ -25,6 +25,41 @@ void kv_options_init(kv_options *opts)
     };
 }
 
+/* The size of each segment's first table: its share of initial_capacity
+ * below its grow mark; up to the default capacity a store of one table
+ * starts at 1024 slots, a store of segments with its smallest tables
+ * (table.h: 32 x 16 slots, 8 KiB). */
+static unsigned index_bits(const kv_store *s)
+{
+    unsigned bits = s->seg_bits ? KV__SEG_MIN_BITS : 10;
+    if (s->opts.initial_capacity > DEFAULT_CAPACITY) {
+        size_t share = (s->opts.initial_capacity + kv__nsegs(s) - 1) / kv__nsegs(s);
+        while (((size_t)1 << bits) / 4 * 3 < share)
+            bits++;
+    }
+    return bits;
+}
+
+int kv__index_split(kv_store *s)
+{
+    if (s->seg_bits)
+        return KV_OK;
+    kv__table *t[KV__NSEGS] = {0};
+    s->seg_bits = KV__SEG_BITS;
+    unsigned bits = index_bits(s);
+    for (unsigned g = 0; g < KV__NSEGS; g++)
+        if (!(t[g] = kv__table_new(bits))) {
+            for (unsigned k = 0; k < g; k++)
+                kv__table_free(t[k]);
+            s->seg_bits = 0;
+            return KV_NO_MEMORY;
+        }
+    kv__table_free(kv__seg_table(s, 0));
+    for (unsigned g = 0; g < KV__NSEGS; g++)
+        kv__seg_set(s, g, t[g]);
+    return KV_OK;
+}
+
 int kv_open(const kv_options *opts, kv_store **out)
 {
     kv_options o;
@@ -42,29 +77,16 @@ int kv_open(const kv_options *opts, kv_store **out)
         return KV_NO_MEMORY;
     memset(s, 0, sizeof *s);
     s->opts = o;
-    /* Size each segment so its share of initial_capacity keys fits below
-     * its grow mark; up to the default capacity every segment starts at
-     * its smallest table (table.h: 32 x 16 slots, 8 KiB). */
-    unsigned bits = KV__SEG_MIN_BITS;
-    if (o.initial_capacity > DEFAULT_CAPACITY) {
-        size_t share = (o.initial_capacity + KV__NSEGS - 1) / KV__NSEGS;
-        while (((size_t)1 << bits) / 4 * 3 < share)
-            bits++;
-    }
+    /* One table (kv__index_split makes segments of it for a store with a
+     * memory limit), sized as index_bits says. */
     s->stripes = kv__stripes_new();
-    bool ok = s->stripes != NULL;
-    for (unsigned g = 0; g < KV__NSEGS; g++) {
-        kv__table *t = ok ? kv__table_new(bits) : NULL;
-        ok = t != NULL;
-        atomic_init(&s->seg[g], t);
-    }
-    if (!ok) {
-        for (unsigned g = 0; g < KV__NSEGS; g++)
-            kv__table_free(atomic_load(&s->seg[g]));
+    kv__table *t = s->stripes ? kv__table_new(index_bits(s)) : NULL;
+    if (!t) {
         kv__stripes_free(s->stripes);
         free(s);
         return KV_NO_MEMORY;
     }
+    kv__seg_set(s, 0, t);
     atomic_init(&s->resizing, -1);
     kv__slab_init(&s->slab);
     s->slots.slab = &s->slab;
@@ -94,8 +116,8 @@ void kv_close(kv_store *s)
     kv__hist_close(s);
     kv__durable_close(s);
     kv__ebr_drain_all(&s->ebr);
-    for (unsigned g = 0; g < KV__NSEGS; g++) {
-        kv__table *t = atomic_load(&s->seg[g]);
+    for (unsigned g = 0; g < kv__nsegs(s); g++) {
+        kv__table *t = kv__seg_table(s, g);
         while (t) {
             kv__table *next = atomic_load(&t->next);
             /* A slot moved to the next table is freed there. */

@@ -39,10 +39,16 @@ struct kv_store {
     struct kv__feed *feed;       /* watch.h: with history */
     unsigned char access_mode;
     unsigned char item_pre;
+    /* the index's segments (table.h): 0 (one table, a store without a
+     * memory limit) or KV__SEG_BITS (KV__NSEGS, kv__index_split) */
+    unsigned char seg_bits;
     /* the index (table.h): each segment's current table, which may have a
-     * `next`. Read by every operation, written only when a segment
-     * switches to a new table (resize.c); lines of its own */
-    _Alignas(64) _Atomic(kv__table *) seg[KV__NSEGS];
+     * `next`, as a word: the table's address | log2 of its slots (tables
+     * are 64-byte aligned), so that a get finds the home slot without
+     * loading the table's header first (kv__index_find). Read by every
+     * operation, written only when a segment switches to a new table
+     * (resize.c); lines of its own. Use kv__seg_table / kv__seg_set. */
+    _Alignas(64) _Atomic uintptr_t seg[KV__NSEGS];
     /* written by every change */
     _Alignas(64) _Atomic uint64_t revision; /* with a log: the last revision
                                                handed out (log.c) */
@@ -66,11 +72,66 @@ struct kv_store {
     kv__slab slab; /* small items (slab.h) */
 };
 
-/* The current table of the segment hash belongs to (may have a `next`).
- * In a read section: the table stays allocated until it ends. */
+#define KV__SEG_WORD_BITS ((uintptr_t)63)
+
+/* Segment g's current table (may have a `next`). In a read section: the
+ * table stays allocated until it ends. */
+static inline kv__table *kv__seg_table(kv_store *s, unsigned g)
+{
+    return (kv__table *)(atomic_load_explicit(&s->seg[g], memory_order_acquire) &
+                         ~KV__SEG_WORD_BITS);
+}
+
+/* Makes t segment g's current table (t's slots are ready: the store
+ * releases them to readers). */
+static inline void kv__seg_set(kv_store *s, unsigned g, kv__table *t)
+{
+    unsigned bits = 0;
+    while (((size_t)1 << bits) < kv__table_size(t))
+        bits++;
+    atomic_store_explicit(&s->seg[g], (uintptr_t)t | bits, memory_order_seq_cst);
+}
+
+/* How many segments the index has: 1 or KV__NSEGS. */
+static inline unsigned kv__nsegs(const kv_store *s)
+{
+    return 1u << s->seg_bits;
+}
+
+/* The segment a hash belongs to: its top bits, or 0 in a store of one.
+ * A branch, not arithmetic: in a store of one segment the directory load
+ * of a get does not wait for the key's hash (a well predicted branch
+ * breaks the dependency; `& mask` would not). */
+static inline unsigned kv__seg_of(const kv_store *s, uint64_t hash)
+{
+    return s->seg_bits ? (unsigned)(hash >> (64 - KV__SEG_BITS)) : 0u;
+}
+
+/* The current table of the segment hash belongs to. */
 static inline kv__table *kv__index_seg(kv_store *s, uint64_t hash)
 {
-    return atomic_load(&s->seg[kv__seg_of(hash)]);
+    return kv__seg_table(s, kv__seg_of(s, hash));
+}
+
+/* Splits a fresh store's one-table index into KV__NSEGS segments, each
+ * sized for its share of initial_capacity (kv_open_config, when the store
+ * has a memory limit: a resize then needs room for one segment's new
+ * table, not the whole index's). Before any key exists. KV_OK or
+ * KV_NO_MEMORY (the store keeps its one table). */
+int kv__index_split(kv_store *s);
+
+/* A get's lookup (kv__table_find from the key's segment), with the home
+ * slot computed from the directory word: the table's header is not on
+ * the path of the first probe. */
+static inline __attribute__((always_inline)) uintptr_t
+kv__index_find(kv_store *s, uint64_t hash, const void *key, size_t klen)
+{
+    uintptr_t w = atomic_load_explicit(&s->seg[kv__seg_of(s, hash)], memory_order_acquire);
+    kv__table *t = (kv__table *)(w & ~KV__SEG_WORD_BITS);
+    unsigned bits = (unsigned)(w & KV__SEG_WORD_BITS);
+    size_t home = (size_t)((hash << KV__SEG_BITS) >> (64 - bits));
+    kv__loc unused;
+    return kv__table_probe_at(t, home, ((size_t)1 << bits) - 1, hash, key, klen, &unused);
 }
 
 /* durable.c: stops snapshots and the log, releases the directory. */

@@ -2,13 +2,19 @@
  * table.h - the index: a directory of segments, each an open-addressing
  * hash table of item pointers.
  *
- * The hash's top KV__SEG_BITS bits pick a segment (kv_store.seg, a fixed
- * directory of KV__NSEGS table pointers on lines of their own, written only
- * when a segment switches to a new table); the bits below them pick the
- * home slot in that segment's table. Each slot is one atomic word. Linear
- * probing from the home slot, so a get is one load of the directory word
- * (read-mostly, in cache), one cache miss for the slot and one for the
- * item. A slot word is one of:
+ * A store with a memory limit has KV__NSEGS segments: the hash's top
+ * KV__SEG_BITS bits pick one (kv_store.seg, a fixed directory of words on
+ * lines of their own, written only when a segment switches to a new
+ * table). A store without has one (kv__index_split is not called): the
+ * same code with segment 0 always, so that its gets cost what they did
+ * before segments (a get's directory load must not wait for the hash:
+ * with 32 segments gets of 10k keys ran 3-12% slower). Either way the
+ * bits below KV__SEG_BITS pick the home slot in the segment's table, and
+ * the directory word carries log2 of the table's size with its address,
+ * so the first probe needs nothing from the table's header. Each slot is
+ * one atomic word. Linear probing from the home slot, so a get is one load
+ * of the directory word (read-mostly, in cache), one cache miss for the
+ * slot and one for the item. A slot word is one of:
  *   KV__SLOT_EMPTY        never used: ends a probe chain
  *   KV__SLOT_TOMB         a deleted key: probing continues
  *   KV__SLOT_MOVED        copied to the next table: probing continues
@@ -33,9 +39,9 @@
  * limit a whole-index resize pushed the resident size 13-15% past it).
  *
  * Segments: KV__NSEGS = 32. A fresh store's segments start at 16 slots
- * (32 x 256 bytes = 8 KiB, no more than the 1024-slot table a store
- * started with before segments); an initial_capacity above the default
- * sizes every segment for its share (store.c). 32 rather than 64: the
+ * (32 x 256 bytes = 8 KiB, no more than the 1024-slot table a store of
+ * one starts with); an initial_capacity above the default sizes every
+ * segment for its share (store.c). 32 rather than 64: the
  * 128-byte header of 64 smallest tables alone would be 8 KiB, and 1/32 of
  * the index is already well under one percent of a limit's memory.
  *
@@ -67,11 +73,6 @@
 #define KV__NSEGS (1u << KV__SEG_BITS)
 #define KV__SEG_MIN_BITS 4u /* a segment's smallest table: 16 slots */
 
-/* The segment a hash belongs to: its top bits. */
-static inline unsigned kv__seg_of(uint64_t hash)
-{
-    return (unsigned)(hash >> (64 - KV__SEG_BITS));
-}
 
 typedef struct kv__table {
     /* read by every probe */
@@ -185,38 +186,60 @@ typedef struct kv__loc {
     uintptr_t word;
 } kv__loc;
 
-/* Probes for key from table t (the key's segment's, kv__index_seg) on, following `next` past the end of each
- * chain. Returns the key's slot word and fills *loc, or returns 0 (and
- * leaves *loc alone) if the key is in no table. Only loads slots, so a
- * reader may call it; the caller is in a read section. Always inlined: it
- * is the whole of a get. */
+/* One table's chain from slot i (t's size - 1 is mask): the key's slot
+ * word (and *loc), or 0 at the chain's end. */
 static inline __attribute__((always_inline)) uintptr_t
-kv__table_probe(kv__table *t, uint64_t hash, const void *key, size_t klen, kv__loc *loc)
+kv__table_chain(kv__table *t, size_t i, size_t mask, uintptr_t tag, const void *key, size_t klen,
+                kv__loc *loc)
 {
-    uintptr_t tag = kv__slot_tag(hash);
-    for (; t; t = atomic_load(&t->next)) {
-        size_t i = kv__table_home(t, hash);
-        /* resize.c keeps every table below full, so a chain always ends;
-         * the bound only makes that a guarantee rather than an assumption. */
-        for (size_t n = 0; n <= t->mask; n++, i = (i + 1) & t->mask) {
-            uintptr_t v = atomic_load(&t->slots[i]);
-            if (kv__slot_ends_chain(v))
-                break;
-            if ((v & KV__SLOT_TAG_MASK) != tag || !kv__slot_is_key(v))
-                continue;
-            /* A typical item spans two cache lines: start the miss on the
-             * second (the value) now rather than after the key compare.
-             * (Integer arithmetic: the address may lie past a small item;
-             * a prefetch never faults.) */
-            if (!(v & KV__SLOT_PENDING))
-                __builtin_prefetch((const void *)((v & KV__SLOT_PTR_MASK) + 64));
-            if (kv__item_has_key(kv__slot_key_item(v), key, klen)) {
-                *loc = (kv__loc){t, i, v};
-                return v;
-            }
+    /* resize.c keeps every table below full, so a chain always ends; the
+     * bound only makes that a guarantee rather than an assumption. */
+    for (size_t n = 0; n <= mask; n++, i = (i + 1) & mask) {
+        uintptr_t v = atomic_load(&t->slots[i]);
+        if (kv__slot_ends_chain(v))
+            break;
+        if ((v & KV__SLOT_TAG_MASK) != tag || !kv__slot_is_key(v))
+            continue;
+        /* A typical item spans two cache lines: start the miss on the
+         * second (the value) now rather than after the key compare.
+         * (Integer arithmetic: the address may lie past a small item; a
+         * prefetch never faults.) */
+        if (!(v & KV__SLOT_PENDING))
+            __builtin_prefetch((const void *)((v & KV__SLOT_PTR_MASK) + 64));
+        if (kv__item_has_key(kv__slot_key_item(v), key, klen)) {
+            *loc = (kv__loc){t, i, v};
+            return v;
         }
     }
     return 0;
+}
+
+/* kv__table_probe with t's home slot and mask given (kv__index_find reads
+ * them from the directory word, not from t's header). */
+static inline __attribute__((always_inline)) uintptr_t
+kv__table_probe_at(kv__table *t, size_t home, size_t mask, uint64_t hash, const void *key,
+                   size_t klen, kv__loc *loc)
+{
+    uintptr_t tag = kv__slot_tag(hash);
+    uintptr_t v = kv__table_chain(t, home, mask, tag, key, klen, loc);
+    if (v)
+        return v;
+    /* a resize in progress: the key may be in the next tables */
+    for (t = atomic_load(&t->next); t; t = atomic_load(&t->next))
+        if ((v = kv__table_chain(t, kv__table_home(t, hash), t->mask, tag, key, klen, loc)))
+            return v;
+    return 0;
+}
+
+/* Probes for key from table t (the key's segment's, kv__index_seg) on,
+ * following `next` past the end of each chain. Returns the key's slot word
+ * and fills *loc, or returns 0 (and leaves *loc alone) if the key is in no
+ * table. Only loads slots, so a reader may call it; the caller is in a
+ * read section. Always inlined: it is the whole of a get. */
+static inline __attribute__((always_inline)) uintptr_t
+kv__table_probe(kv__table *t, uint64_t hash, const void *key, size_t klen, kv__loc *loc)
+{
+    return kv__table_probe_at(t, kv__table_home(t, hash), t->mask, hash, key, klen, loc);
 }
 
 /* Lock-free lookup: the key's slot word, or 0 if the key is in no table. */

@@ -108,7 +108,7 @@ static bool reads_hold(kv_store *s, const txn_read *r, size_t n, uint64_t now)
         if (kv__stripe_seq(s->stripes, kv__stripe_of(r[i].hash)) != r[i].seq)
             return false;
         if (r[i].saw_pending) {
-            uintptr_t w = kv__table_find(kv__index_seg(s, r[i].hash), r[i].hash, r[i].key,
+            uintptr_t w = kv__index_find(s, r[i].hash, r[i].key,
                                          r[i].klen);
             const kv__item *it = w ? kv__slot_visible(w, NULL, now) : NULL;
             if ((it ? kv__item_rev(it) : 0) != r[i].version)
@@ -150,7 +150,7 @@ int kv_txn_get(kv_txn *t, const void *key, size_t klen, kv_value *out)
     kv__ebr_pin(&s->ebr, slot);
     r->seq = kv__stripe_seq(s->stripes, kv__stripe_of(r->hash));
     uint64_t now = kv__clock_now(s); /* after the counter: see read.c */
-    uintptr_t word = kv__table_find(kv__index_seg(s, r->hash), r->hash, key, klen);
+    uintptr_t word = kv__index_find(s, r->hash, key, klen);
     kv__commit *pending = NULL;
     kv__item *it = word ? kv__slot_visible(word, &pending, now) : NULL;
     r->saw_pending = pending != NULL;

@@ -21,10 +21,28 @@
 #define NKEYS 2000000u
 #endif
 
+static kv_store *open_limited(uint64_t max_memory)
+{
+    kv_config c;
+    kv_config_init(&c, sizeof c);
+    c.max_memory = max_memory;
+    kv_store *s = NULL;
+    cr_assert_eq(kv_open_config(&c, &s), KV_OK);
+    return s;
+}
+
 Test(resize, a_fresh_store_index_is_no_bigger_than_one_1024_slot_table)
 {
+    /* without a memory limit: one table, as it always was */
     kv_store *s = kvt_open(NULL); /* default initial_capacity */
     kv_metrics m = kvt_metrics(s);
+    cr_assert_eq(m.table_slots, 1024);
+    cr_assert_eq(kv__nsegs(s), 1);
+    kv_close(s);
+    /* with one: KV__NSEGS segments at their smallest, no bigger in all */
+    s = open_limited(64u << 20);
+    m = kvt_metrics(s);
+    cr_assert_eq(kv__nsegs(s), KV__NSEGS);
     cr_assert_eq(m.table_slots, KV__NSEGS << KV__SEG_MIN_BITS);
     cr_assert_leq(kv__index_bytes(s, NULL), sizeof(kv__table) + 1024 * sizeof(uintptr_t));
     kv_close(s);

@@ -114,6 +114,10 @@ static const opt_def opts[] = {
      "cluster: snapshot the store after at least N Raft log entries (more once snapshots "
      "are big: when the log is about as big as the last one) and drop the log before it "
      "(default 16384)", 16, 1u << 30},
+    {"raft-segment-size", OPT_SIZE, OFF(raft_segment_size), "BYTES",
+     "cluster: the size of each Raft log segment file (preallocated); starting the next one "
+     "holds up the log's writes for tens of ms on a busy disk, so big segments make that rare "
+     "(default 64m)", 1u << 20, 1u << 30},
     {"resp-port", OPT_PORT, OFF(resp_port), "N",
      "also listen on port N (same addresses) for the Redis protocol only, e.g. 6379 for a "
      "drop-in replacement; the main port speaks it too (default none)", 0, 65535},
@@ -201,6 +205,7 @@ static void config_defaults(kvd_config *cfg)
     cfg->resp_port = -1;
     cfg->http_port = -1;
     cfg->raft_snapshot_entries = 16384;
+    cfg->raft_segment_size = (size_t)64 << 20;
     cfg->raft_election_timeout = 750;
     cfg->unix_perm = -1;
     cfg->protected_mode = 1;

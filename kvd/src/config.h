@@ -56,6 +56,7 @@ typedef struct kvd_config {
                                    raft_addr (NULL: raft_addr)           */
     char *cluster;              /* cluster: ID@HOST:PORT,... or NULL       */
     size_t raft_snapshot_entries; /* cluster: log entries per snapshot    */
+    size_t raft_segment_size;     /* cluster: bytes per Raft log segment  */
     int cluster_join;           /* cluster: start empty, wait to be added */
     size_t raft_election_timeout; /* cluster: ms without a leader before an
                                      election (randomized up to twice)  */

@@ -1432,6 +1432,12 @@ int kvd_repl_start(kvd_server *s)
      * takes a core for a while, on a node whose cores serve clients; the
      * disk and the network have room for the bytes. */
     raft_uv_set_snapshot_compression(&r->io, false);
+    /* Starting a new segment file holds up the log's writes (30-40 ms on
+     * this project's 2-core machine, where three nodes share a disk): at
+     * libraft's default 8 MB a busy cluster did so every 1.5 s, on every
+     * node at once (the same entries fill the same segments), which was
+     * most of the p99 of its puts. */
+    raft_uv_set_segment_size(&r->io, cfg->raft_segment_size);
     /* Snapshots copied off the Raft thread need the io's async_work.
      * libraft 0.15 (Debian 12) has it but still says io version 1, which
      * raft_init refuses for an fsm version 3; upstream set it to 2 in

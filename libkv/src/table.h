@@ -8,7 +8,8 @@
  * table). A store without has one (kv__index_split is not called): the
  * same code with segment 0 always, so that its gets cost what they did
  * before segments (a get's directory load must not wait for the hash:
- * with 32 segments gets of 10k keys ran 3-12% slower). Either way the
+ * with 32 segments gets of 10k keys ran 11% slower,
+ * bench/results/index-get-0.txt). Either way the
  * bits below KV__SEG_BITS pick the home slot in the segment's table, and
  * the directory word carries log2 of the table's size with its address,
  * so the first probe needs nothing from the table's header. Each slot is

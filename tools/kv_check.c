@@ -113,7 +113,9 @@ static int list_files(const char *dir)
             printf("revisions %" PRIu64 "..%" PRIu64 ", ", gi.first_rev, gi.last_rev);
         else
             printf("no records (starts at revision %" PRIu64 "), ", gi.first_rev);
-        printf("%" PRIu64 " records, %" PRIu64 " bytes", gi.records, gi.file_size);
+        printf("%" PRIu64 " records, %" PRIu64 " bytes", gi.records, gi.valid_end);
+        if (!gi.torn && gi.file_size > gi.valid_end)
+            printf(" (then %" PRIu64 " bytes of zeros written ahead)", gi.file_size - gi.valid_end);
         if (gi.torn)
             printf(": torn tail of %" PRIu64 " bytes at offset %" PRIu64
                    " (a crash during a write; cut off at the next open)\n",

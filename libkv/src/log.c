@@ -17,6 +17,10 @@
 
 #define RETRY_NS 100000000L /* 100 ms between retries of a failed write */
 
+/* Zeros written ahead of the records (see prefill): a chunk at a time,
+ * when less than half a chunk of zeros is left. */
+#define PREFILL_CHUNK (1u << 20)
+
 typedef struct batch {
     unsigned char *p;
     size_t len, cap;
@@ -58,6 +62,7 @@ struct kv__log {
     int fd;
     uint64_t seg_first;
     uint64_t seg_off;
+    uint64_t zeroed_end; /* the segment holds zeros from seg_off to here */
 
     _Atomic uint64_t bytes, records, batches, syncs;
     pthread_t thread;
@@ -108,7 +113,42 @@ static int segment_create(kv__log *l, uint64_t first_rev)
         return rc;
     l->fd = fd;
     __atomic_store_n(&l->seg_first, first_rev, __ATOMIC_RELAXED);
-    l->seg_off = KV__SEG_HDR;
+    l->seg_off = l->zeroed_end = KV__SEG_HDR;
+    return 0;
+}
+
+/*
+ * Writes zeros ahead of the records. fdatasync of a file that grew must
+ * also write its inode (the new size): on ext4 a second, dependent I/O in
+ * every sync, about 40% of a small sync's time on this project's test
+ * machine. Records written over zeros that are already on disk leave the
+ * size alone, so such a sync writes only the data (what RocksDB's recycled
+ * and PostgreSQL's zero-filled log files achieve). The zeros go out in the
+ * round that needs them, before its sync, so no extra sync is paid: once
+ * per chunk, one sync carries the chunk. Readers stop at zeros: an
+ * all-zero frame header is the end of the log (record.h). fsync=no skips
+ * it: the kernel's writeback pays the size update, nobody waits for it.
+ * Written before the batch (which may land on part of them), so that a
+ * failure leaves the batch unwritten, to be retried like a failed write.
+ */
+static int prefill(kv__log *l, size_t len)
+{
+    static const unsigned char zeros[64 * 1024];
+    if (l->fsync == KV_FSYNC_NO || l->zeroed_end >= l->segment_bytes ||
+        l->seg_off + len + PREFILL_CHUNK / 2 <= l->zeroed_end)
+        return 0;
+    uint64_t from = l->zeroed_end > l->seg_off ? l->zeroed_end : l->seg_off;
+    uint64_t to = from + PREFILL_CHUNK;
+    if (to > l->segment_bytes)
+        to = l->segment_bytes;
+    while (from < to) {
+        size_t n = to - from < sizeof zeros ? (size_t)(to - from) : sizeof zeros;
+        int rc = kv__io_write_all(l->io, l->fd, zeros, n, (off_t)from);
+        if (rc != 0)
+            return rc;
+        from += n;
+        l->zeroed_end = from;
+    }
     return 0;
 }
 
@@ -138,7 +178,9 @@ static int write_batch(kv__log *l, batch *b, bool *synced)
     /* On failure seg_off stays: the retry writes the batch over whatever
      * part of it landed (the file is never cut while it may be mapped by a
      * snapshot's reader; a crash before the retry leaves a torn tail). */
-    int rc = kv__io_write_all(l->io, l->fd, b->p, b->len, (off_t)l->seg_off);
+    int rc = prefill(l, b->len);
+    if (rc == 0)
+        rc = kv__io_write_all(l->io, l->fd, b->p, b->len, (off_t)l->seg_off);
     if (rc != 0)
         return rc;
     l->seg_off += b->len;
@@ -380,7 +422,7 @@ int kv__log_start(kv__io *io, const char *dir, int fsync, bool writers_lead,
         rc = io->open(io, tail_path, O_WRONLY, 0644, &l->fd);
         if (rc == 0) {
             __atomic_store_n(&l->seg_first, tail_first_rev, __ATOMIC_RELAXED);
-            l->seg_off = tail_size;
+            l->seg_off = l->zeroed_end = tail_size;
         }
     } else {
         rc = segment_create(l, atomic_load(revision) + 1);

@@ -163,9 +163,17 @@ Test(snapshot, kv_check_reports_torn_tails_and_refuses_damage)
     cli_server_stop(&srv);
 
     /* a torn tail: reported, exit 0; --repair cuts it */
-    struct stat st;
-    cr_assert_eq(stat(seg, &st), 0);
-    cr_assert_eq(truncate(seg, st.st_size - 20), 0);
+    /* The log wrote zeros ahead of its records: the records end at its
+     * last non-zero byte (a record's bytes are masked, never long zeros). */
+    FILE *sf = fopen(seg, "rb");
+    cr_assert_not_null(sf);
+    long end = 0, at = 0;
+    for (int ch; (ch = fgetc(sf)) != EOF; at++)
+        if (ch)
+            end = at + 1;
+    fclose(sf);
+    cr_assert_gt(end, 100);
+    cr_assert_eq(truncate(seg, end - 20), 0);
     r = CHECK(data);
     cr_assert_eq(r.rc, 0, "%s", r.out);
     cr_assert(strstr(r.out, "torn tail"), "%s", r.out);

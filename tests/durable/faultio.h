@@ -6,6 +6,12 @@
  * with EIO, and fault_lose() then throws away, file by file, a random part
  * of whatever was written but not yet synced (a cut-off end, and maybe one
  * aligned 512-byte sector of it that never reached the disk).
+ *
+ * Unsynced writes may land inside a file's synced size too: the log writes
+ * its records over zeros it wrote (and synced) ahead of them (log.c,
+ * prefill). What such a write replaced is taken to be zeros, which is what
+ * libkv only ever overwrites (zeros, or its own unsynced bytes), so a lost
+ * overwrite turns back into zeros.
  */
 #ifndef FAULTIO_H
 #define FAULTIO_H
@@ -43,6 +49,7 @@ typedef struct fault_io {
         char path[300];
         int fd; /* -1 when closed */
         off_t synced;
+        off_t dirty; /* lowest offset written since the last sync (-1: none) */
     } files[F_MAXFILES];
     int nfiles;
 } fault_io;
@@ -97,8 +104,10 @@ static int f_open(kv__io *io, const char *path, int flags, int mode, int *fd)
         } else if (i < f->nfiles && (flags & O_TRUNC)) {
             f->files[i].synced = 0;
         }
-        if (i < F_MAXFILES)
+        if (i < F_MAXFILES) {
             f->files[i].fd = *fd;
+            f->files[i].dirty = -1;
+        }
     }
     pthread_mutex_unlock(&f->mu);
     return rc;
@@ -114,6 +123,9 @@ static ssize_t f_pwrite(kv__io *io, int fd, const void *buf, size_t len, off_t o
         rc = -ENOSPC;
     f->nospc_next = false;
     ssize_t n = rc;
+    int i = fault_file(f, fd);
+    if (i >= 0 && (f->files[i].dirty < 0 || off < f->files[i].dirty))
+        f->files[i].dirty = off;
     if (rc == 0) {
         n = kv__io_posix.pwrite(&kv__io_posix, fd, buf, len, off);
     } else if (f->dead && !was_dead && len > 1) {
@@ -149,8 +161,10 @@ static int f_sync(kv__io *io, int fd)
         rc = kv__io_posix.sync(&kv__io_posix, fd);
     int i = fault_file(f, fd);
     struct stat st;
-    if (rc == 0 && i >= 0 && fstat(fd, &st) == 0)
+    if (rc == 0 && i >= 0 && fstat(fd, &st) == 0) {
         f->files[i].synced = st.st_size;
+        f->files[i].dirty = -1;
+    }
     pthread_mutex_unlock(&f->mu);
     return rc;
 }
@@ -265,20 +279,45 @@ static inline bool fault_is_dead(fault_io *f)
     return d;
 }
 
+/* Zeros over [from, to) of path. */
+static inline void fault_zero(const char *path, off_t from, off_t to)
+{
+    static const char zero[4096];
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return;
+    while (from < to) {
+        size_t n = to - from < (off_t)sizeof zero ? (size_t)(to - from) : sizeof zero;
+        if (pwrite(fd, zero, n, from) != (ssize_t)n) {
+            perror("fault_lose");
+            break;
+        }
+        from += (off_t)n;
+    }
+    close(fd);
+}
+
 /* After a power cut (and with the store closed): each file keeps what was
- * synced, plus a random part of what was not, with a random 512-byte block
- * of that part possibly never written (zeros). */
+ * synced, plus a random part of what was written after (from its lowest
+ * unsynced offset on), with a random 512-byte block of that part possibly
+ * never written (zeros). Lost bytes inside the synced size turn back into
+ * zeros, lost bytes past it are cut off. */
 static inline void fault_lose(fault_io *f)
 {
     for (int i = 0; i < f->nfiles; i++) {
         struct stat st;
-        if (stat(f->files[i].path, &st) != 0 || st.st_size <= f->files[i].synced)
+        if (stat(f->files[i].path, &st) != 0)
             continue;
-        off_t synced = f->files[i].synced, size = st.st_size;
-        off_t keep = synced + (off_t)((unsigned)rand_r(&f->seed) % (unsigned)(size - synced + 1));
-        if (truncate(f->files[i].path, keep) != 0)
+        off_t synced = f->files[i].synced, size = st.st_size, dirty = f->files[i].dirty;
+        off_t lo = dirty >= 0 && dirty < synced ? dirty : synced;
+        if (size <= lo)
             continue;
-        off_t first = (synced + 511) / 512 * 512;
+        off_t keep = lo + (off_t)((unsigned)rand_r(&f->seed) % (unsigned)(size - lo + 1));
+        if (keep < synced)
+            fault_zero(f->files[i].path, keep, synced < size ? synced : size);
+        if (keep < size && truncate(f->files[i].path, keep > synced ? keep : synced) != 0)
+            continue;
+        off_t first = (lo + 511) / 512 * 512;
         if (keep - first >= 512 && rand_r(&f->seed) % 2) {
             off_t blocks = (keep - first) / 512;
             off_t at = first + 512 * (off_t)((unsigned)rand_r(&f->seed) % (unsigned)blocks);

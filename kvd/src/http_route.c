@@ -8,8 +8,9 @@
  * SCAN_AT, MGET_AT (a rev), HISTORY, ROLLBACK, COMPACT - executed through the
  * command layer, so statistics, limits, replication and the durability
  * wait are those of every protocol. ?consistency= and the request-id
- * headers set the session's cluster settings for the one request. /metrics and /healthz are answered
- * here. The reply's shape goes with the reply (r->u.http).
+ * headers set the session's cluster settings for the one request.
+ * /metrics and /healthz are answered here. The reply's shape goes with
+ * the reply (r->u.http).
  */
 #include <stdio.h>
 #include <string.h>

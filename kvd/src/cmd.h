@@ -154,7 +154,8 @@ enum {
  * (or a MULTI queue's copy) and are valid during kvd_cmd_execute only. */
 typedef struct kvd_cmd {
     int kind;           /* kvd_cmd_kind */
-    uint64_t id;        /* the request id (MessagePack); 0 for others */
+    uint64_t id;        /* the request id (MessagePack; HTTP's
+                           Kvd-Request-Id); 0 for others            */
     size_t size;        /* the request's size on the wire */
     /* GET, SET, APPEND, INCRBY..., SCAN/KEYS (prefix), RENAME (source),
      * PING/ECHO payload, AUTH secret, CLIENT/CONFIG/INFO argument */
@@ -209,15 +210,22 @@ typedef struct kvd_session {
     int resp_version;    /* 2 or 3 (RESP's HELLO)                  */
     unsigned authed : 1;
     unsigned in_multi : 1; /* after MULTI: commands are queued       */
-    unsigned stale_reads : 1; /* cluster: reads answered locally     */
+    unsigned stale_reads : 1; /* cluster: reads answered locally
+                                 (HTTP: for one request)           */
     int auth_failures;
     uint64_t client_id;
     uint64_t req_client; /* SESSION (cluster): the client id its writes'
                             Raft entries carry with their request ids,
-                            so that a retry is not applied twice; 0: none */
+                            so that a retry is not applied twice; 0: none
+                            (HTTP: Kvd-Client-Id, for one request) */
     char name[64];       /* CLIENT SETNAME / HELLO's client name   */
     kvd_multi *multi;    /* MULTI queue and WATCHed keys, or NULL  */
 } kvd_session;
+
+/* Why a single kvd refuses request ids (SESSION, HTTP's Kvd-Client-Id). */
+#define KVD_IDS_NEED_CLUSTER                                                                \
+    "request ids need a cluster node: a single kvd does not remember applied requests " \
+    "(docs/replication.md)"
 
 #define KVD_PROTOCOL_NATIVE 0
 #define KVD_PROTOCOL_RESP 1

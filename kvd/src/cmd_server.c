@@ -694,9 +694,7 @@ int kvd__cmd_server(kvd_exec *x)
         /* Request ids are deduplicated where writes are applied in one
          * order everywhere: a cluster's log (repl/sessions.h). */
         if (!x->srv->repl)
-            return r->ops->error(r, KV_UNSUPPORTED,
-                                 "request ids need a cluster node: a single kvd does not "
-                                 "remember applied requests (docs/replication.md)");
+            return r->ops->error(r, KV_UNSUPPORTED, KVD_IDS_NEED_CLUSTER);
         x->sess->req_client = x->cmd->a;
         return r->ops->ok(r, "OK");
     case KVD_CMD_SNAPSHOT: return cmd_snapshot(x);

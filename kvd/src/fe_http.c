@@ -133,6 +133,8 @@ static int on_message_begin(http_parser *p)
     memset(&st->if_match, 0, sizeof st->if_match);
     memset(&st->if_none_match, 0, sizeof st->if_none_match);
     memset(&st->expect, 0, sizeof st->expect);
+    memset(&st->client_id, 0, sizeof st->client_id);
+    memset(&st->request_id, 0, sizeof st->request_id);
     memset(&st->body, 0, sizeof st->body);
     memset(&st->path_key, 0, sizeof st->path_key);
     memset(&st->query, 0, sizeof st->query);
@@ -189,6 +191,8 @@ static kvd_http_span *header_slot(kvd_http *st)
         {"if-match", offsetof(kvd_http, if_match)},
         {"if-none-match", offsetof(kvd_http, if_none_match)},
         {"expect", offsetof(kvd_http, expect)},
+        {"kvd-client-id", offsetof(kvd_http, client_id)},
+        {"kvd-request-id", offsetof(kvd_http, request_id)},
     };
     const char *name = (const char *)st->base + st->field.off;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -385,7 +389,7 @@ static int on_headers_complete(http_parser *p)
     if (st->duplicate)
         return refuse_early(st, KV_INVALID_ARGUMENT, 0,
                             "a header that kvd reads (Authorization, If-Match, If-None-Match, "
-                            "Expect) is repeated");
+                            "Expect, Kvd-Client-Id, Kvd-Request-Id) is repeated");
     if (route(st) != 0)
         return -1;
     authenticate(st);
@@ -573,7 +577,11 @@ static int http_run(kvd_conn *c, const uint8_t *msg, size_t len, uint64_t *clock
     kvd_reply r;
     kvd_http_reply_init(c, &r, 0);
     int rc = kvd_http_dispatch(c, st, len, &r, clock);
-    c->sess.authed = 0; /* each request proves itself */
+    /* Each request proves itself and says how it runs in a cluster:
+     * nothing of one request's carries over to the next. */
+    c->sess.authed = 0;
+    c->sess.stale_reads = 0;
+    c->sess.req_client = 0;
     int close_after = st->close_after;
     kvd_http_reply_reset(st);
     if (st->body_copy.cap > KEEP_BUF_MAX)

@@ -84,6 +84,7 @@ typedef struct kvd_http {
     int http_minor;
     kvd_http_span url, field;
     kvd_http_span authorization, if_match, if_none_match, expect;
+    kvd_http_span client_id, request_id; /* Kvd-Client-Id, Kvd-Request-Id */
     kvd_http_span *value;      /* the header value being read, or NULL   */
     int duplicate;             /* a header that counts was repeated      */
     kvd_http_span body;        /* in the request, when contiguous        */

@@ -7,8 +7,10 @@
  * conditional delete, SCAN, TXN, MSET, MGET, and the history's GET_AT,
  * SCAN_AT, MGET_AT (a rev), HISTORY, ROLLBACK, COMPACT - executed through the
  * command layer, so statistics, limits, replication and the durability
- * wait are those of every protocol. /metrics and /healthz are answered
- * here. The reply's shape goes with the reply (r->u.http).
+ * wait are those of every protocol. ?consistency= and the request-id
+ * headers set the session's cluster settings for the one request.
+ * /metrics and /healthz are answered here. The reply's shape goes with
+ * the reply (r->u.http).
  */
 #include <stdio.h>
 #include <string.h>
@@ -303,6 +305,75 @@ static int run_json(kvd_conn *c, kvd_http *st, kvd_cmd *cmd, kvd_reply *r, uint6
     return kvd_cmd_execute(c, cmd, r, clock);
 }
 
+/* Whether the request is a write (a command of KVD_CF_WRITE). */
+static int route_writes(const kvd_http *st)
+{
+    switch (st->route) {
+    case KVD_HTTP_KEY: return st->method == HTTP_PUT || st->method == HTTP_DELETE;
+    case KVD_HTTP_TXN:
+    case KVD_HTTP_MSET:
+    case KVD_HTTP_ROLLBACK:
+    case KVD_HTTP_COMPACT: return 1;
+    default: return 0;
+    }
+}
+
+/* A header's decimal number (blanks around it allowed). Returns 0, or -1. */
+static int header_u64(const kvd_http *st, const kvd_http_span *h, uint64_t *v)
+{
+    const char *s = kvd_http_at(st, h);
+    size_t n = h->len;
+    while (n > 0 && (s[0] == ' ' || s[0] == '\t')) {
+        s++;
+        n--;
+    }
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    return kvd_http_parse_u64(s, n, v);
+}
+
+/* How this request runs in a cluster: ?consistency=serializable (a read
+ * answered from this node's store, possibly stale) and Kvd-Client-Id /
+ * Kvd-Request-Id (a write's request id, applied once: repl/sessions.h).
+ * They are the session's settings of the other protocols (CONSISTENCY,
+ * SESSION), set here for this one request: http_run clears them after
+ * it. Returns NULL, or what is wrong (*status: the error's status). */
+static const char *cluster_options(kvd_conn *c, const kvd_http *st, kvd_cmd *cmd, int *status)
+{
+    const char *q = st->query.set ? kvd_http_at(st, &st->query) : "";
+    size_t qn = st->query.set ? st->query.len : 0;
+    const char *v;
+    size_t vn;
+    *status = KV_INVALID_ARGUMENT;
+    if (kvd_http_query_get(q, qn, "consistency", &v, &vn)) {
+        if (kvd_http_eq_ci(v, vn, "serializable")) {
+            if (route_writes(st))
+                return "consistency=serializable is for reads: a write is always linearizable";
+            c->sess.stale_reads = 1;
+        } else if (!kvd_http_eq_ci(v, vn, "linearizable")) {
+            return "consistency must be linearizable (the default) or serializable";
+        }
+    }
+    if (!st->client_id.set && !st->request_id.set)
+        return NULL;
+    if (!st->client_id.set || !st->request_id.set)
+        return "give both Kvd-Client-Id and Kvd-Request-Id, or neither";
+    uint64_t client, seq;
+    if (header_u64(st, &st->client_id, &client) != 0 || client == 0)
+        return "Kvd-Client-Id must be a decimal number from 1 to 2^64-1 (chosen at random, "
+               "once per client)";
+    if (header_u64(st, &st->request_id, &seq) != 0)
+        return "Kvd-Request-Id must be a decimal number from 0 to 2^64-1 (increasing with "
+               "each write of the client)";
+    if (!c->w->server->repl) {
+        *status = KV_UNSUPPORTED;
+        return KVD_IDS_NEED_CLUSTER;
+    }
+    c->sess.req_client = client; /* only writes use them (a read's are ignored) */
+    cmd->id = seq;
+    return NULL;
+}
+
 static int run_metrics(kvd_conn *c, kvd_http *st, kvd_reply *r, uint64_t *clock)
 {
     int rc = kvd_http_metrics(c->w->server, &st->body_out);
@@ -358,6 +429,12 @@ int kvd_http_dispatch(kvd_conn *c, kvd_http *st, size_t len, kvd_reply *r, uint6
     kvd_cmd cmd;
     memset(&cmd, 0, sizeof cmd);
     cmd.size = len;
+    int status;
+    const char *bad = cluster_options(c, st, &cmd, &status);
+    if (bad) {
+        r->u.http.code = 400; /* UNSUPPORTED would be 404: the path exists */
+        return refuse(c, r, -1, status, bad, clock);
+    }
     int rc;
     switch (st->route) {
     case KVD_HTTP_KEY: rc = run_key(c, st, &cmd, r, clock); break;

@@ -9,6 +9,9 @@
  * directories has every acknowledged write; a follower far behind
  * installs a snapshot; nodes join, take leadership and leave; expired
  * keys are removed through the log, with the same revisions everywhere.
+ * Over HTTP: replication, a follower's serializable reads
+ * (?consistency=serializable) and request ids (Kvd-Client-Id,
+ * Kvd-Request-Id) that apply a retried write once.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -258,10 +261,104 @@ Test(cluster, followers_refuse_writes_and_linearizable_reads_naming_the_leader)
         stop_node(i, SIGTERM);
 }
 
+/* Sends reqs on a new connection to node i; the connection. */
+static int http_send(int i, const char *reqs)
+{
+    int fd = raw_connect(cluster_nodes[i].port, 10000);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raw_send(fd, reqs, strlen(reqs)), 0);
+    return fd;
+}
+
+/* The next answer on fd: its code must be code and its body contain
+ * has (when not NULL); its X-Kvd-Version (0 when none). */
+static uint64_t http_expect(int fd, int code, const char *has)
+{
+    http_resp r;
+    char v[32] = "0";
+    cr_assert_eq(http_recv(fd, &r, 0), code, "%s%s", r.head, r.body ? (char *)r.body : "");
+    if (has)
+        cr_assert_not_null(strstr((char *)r.body, has), "%s", r.body);
+    http_header(&r, "X-Kvd-Version", v, sizeof v);
+    http_resp_free(&r);
+    return strtoull(v, NULL, 10);
+}
+
+/* ?consistency=serializable: a follower answers from its own store (it
+ * has h1 at version v1); the setting is the request's, not the
+ * keep-alive connection's; a bad value is refused naming the good ones. */
+static void http_serializable_reads_on_a_follower(int follower, uint64_t v1)
+{
+    int fd = http_send(follower,
+                       "GET /v1/keys/h1?consistency=serializable HTTP/1.1\r\n\r\n"
+                       "GET /v1/keys/h1 HTTP/1.1\r\n\r\n"
+                       "GET /v1/keys?prefix=h&consistency=serializable HTTP/1.1\r\n\r\n"
+                       "POST /v1/mget?consistency=serializable HTTP/1.1\r\n"
+                       "Content-Length: 17\r\n\r\n{\"keys\":[\"aDE=\"]}"
+                       "GET /v1/history/h1?consistency=serializable HTTP/1.1\r\n\r\n"
+                       "GET /v1/keys/h1?consistency=linearizable HTTP/1.1\r\n\r\n"
+                       "GET /v1/keys/h1?consistency=eventual HTTP/1.1\r\n\r\n"
+                       "PUT /v1/keys/h1?consistency=serializable HTTP/1.1\r\n"
+                       "Content-Length: 1\r\n\r\nx");
+    cr_assert_eq(http_expect(fd, 200, "v1"), v1, "answered here");
+    http_expect(fd, 503, "NOT_LEADER"); /* linearizable again: the default */
+    http_expect(fd, 200, "\"key\":\"aDE=\"");
+    http_expect(fd, 200, "\"value\":\"djE=\"");
+    http_expect(fd, 200, "\"events\":[{");
+    http_expect(fd, 503, "NOT_LEADER");
+    http_expect(fd, 400, "consistency must be linearizable (the default) or serializable");
+    http_expect(fd, 400, "a write is always linearizable");
+    close(fd);
+}
+
+#define HTTP_CLIENT "Kvd-Client-Id: 8214721032\r\n"
+
+/* Kvd-Client-Id / Kvd-Request-Id: a PUT sent again with the same ids, on
+ * a new connection, is answered with its first revision and applies
+ * nothing (its new body is not written); a new request id is applied;
+ * the ids are the request's, not the connection's. */
+static void http_writes_with_request_ids_apply_once(int leader)
+{
+    static const char put1[] = "PUT /v1/keys/once HTTP/1.1\r\n" HTTP_CLIENT
+                               "Kvd-Request-Id: 1\r\nContent-Length: 5\r\n\r\nfirst";
+    int fd = http_send(leader, put1);
+    uint64_t first = http_expect(fd, 200, "\"revision\"");
+    close(fd);
+    fd = http_send(leader, "PUT /v1/keys/once HTTP/1.1\r\n" HTTP_CLIENT
+                           "Kvd-Request-Id: 1\r\nContent-Length: 6\r\n\r\nsecond");
+    cr_assert_eq(http_expect(fd, 200, "\"revision\""), first, "the first answer again");
+    close(fd);
+    cr_assert_eq(node_revision(leader), first, "not applied again");
+    fd = http_send(leader, "GET /v1/keys/once HTTP/1.1\r\n\r\n");
+    cr_assert_eq(http_expect(fd, 200, "first"), first);
+    close(fd);
+    fd = http_send(leader,
+                   /* a new request id is a new write; the next request,
+                    * without ids, is an ordinary one (the client id would
+                    * make it request 0 of that client: stale) */
+                   "PUT /v1/keys/once HTTP/1.1\r\n" HTTP_CLIENT
+                   "Kvd-Request-Id: 2\r\nContent-Length: 5\r\n\r\nthird"
+                   "PUT /v1/keys/once HTTP/1.1\r\nContent-Length: 6\r\n\r\nfourth"
+                   "DELETE /v1/keys/once HTTP/1.1\r\nKvd-Request-Id: 3\r\n\r\n"
+                   "DELETE /v1/keys/once HTTP/1.1\r\nKvd-Client-Id: 0\r\n"
+                   "Kvd-Request-Id: 3\r\n\r\n"
+                   "DELETE /v1/keys/once HTTP/1.1\r\n" HTTP_CLIENT
+                   "Kvd-Request-Id: three\r\n\r\n"
+                   "GET /v1/keys/once HTTP/1.1\r\n\r\n");
+    cr_assert_eq(http_expect(fd, 200, "\"revision\""), first + 1);
+    cr_assert_eq(http_expect(fd, 200, "\"revision\""), first + 2);
+    http_expect(fd, 400, "give both Kvd-Client-Id and Kvd-Request-Id, or neither");
+    http_expect(fd, 400, "Kvd-Client-Id must be");
+    http_expect(fd, 400, "Kvd-Request-Id must be");
+    cr_assert_eq(http_expect(fd, 200, "fourth"), first + 2, "the refused ones changed nothing");
+    close(fd);
+}
+
 /* HTTP goes through the same replication: pipelined requests on the
  * leader, whose writes' answers come later than their reads' would, are
  * answered in order and in HTTP's terms; a follower answers 503
- * NOT_LEADER naming the leader. */
+ * NOT_LEADER naming the leader, and serializable reads itself; request
+ * ids apply a retried write once. */
 Test(cluster, http_requests_are_replicated_in_order)
 {
     start_all();
@@ -320,7 +417,11 @@ Test(cluster, http_requests_are_replicated_in_order)
         usleep(20 * 1000);
     }
     cr_assert_not_null(strstr((char *)r.body, want), "%s", r.body);
+    cr_assert_not_null(strstr((char *)r.body, "consistency=serializable"), "%s", r.body);
     http_resp_free(&r);
+
+    http_serializable_reads_on_a_follower(follower, v1);
+    http_writes_with_request_ids_apply_once(leader);
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
 }

@@ -6,7 +6,8 @@
  * applied once and answered with the first outcome; libkvclient's retry
  * of a write whose outcome was unknown (the leader lost its followers
  * after proposing it) is applied once; serializable (possibly stale)
- * reads (CONSISTENCY) answered by a follower alone.
+ * reads (CONSISTENCY) answered by a follower alone. (HTTP's request ids
+ * and serializable reads on a cluster: test_cluster.c.)
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -329,7 +330,8 @@ Test(cluster_requests, a_follower_alone_answers_serializable_reads)
 }
 
 /* A single kvd has no replicated state to keep request ids in: SESSION
- * is refused, and libkvclient does not retry there. */
+ * and HTTP's request-id headers are refused, and libkvclient does not
+ * retry there. */
 Test(cluster_requests, a_single_server_refuses_sessions)
 {
     kvd_start(NULL);
@@ -341,6 +343,27 @@ Test(cluster_requests, a_single_server_refuses_sessions)
     cr_assert_eq(kv_client_set_consistency(c, KV_CLIENT_SERIALIZABLE), KV_OK);
     kv_value v;
     cr_assert_eq(kv_client_get(c, "k", 1, &v), KV_OK);
+    cr_assert_eq(v.version, 1);
+    kv_client_value_free(&v);
+    /* HTTP: a write with request ids is refused, unapplied; a
+     * serializable read is an ordinary one here */
+    static const char reqs[] = "PUT /v1/keys/k HTTP/1.1\r\nKvd-Client-Id: 7\r\n"
+                               "Kvd-Request-Id: 1\r\nContent-Length: 1\r\n\r\nw"
+                               "GET /v1/keys/k?consistency=serializable HTTP/1.1\r\n\r\n";
+    int fd = raw_connect(g_kvd.port, 10000);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raw_send(fd, reqs, sizeof reqs - 1), 0);
+    http_resp r;
+    cr_assert_eq(http_recv(fd, &r, 0), 400, "%s", r.head);
+    cr_assert_not_null(strstr((char *)r.body, "\"UNSUPPORTED\""), "%s", r.body);
+    cr_assert_not_null(strstr((char *)r.body, "request ids need a cluster node"), "%s", r.body);
+    http_resp_free(&r);
+    cr_assert_eq(http_recv(fd, &r, 0), 200, "%s", r.head);
+    cr_assert_str_eq((char *)r.body, "v", "unchanged");
+    http_resp_free(&r);
+    close(fd);
+    cr_assert_eq(kv_client_get(c, "k", 1, &v), KV_OK);
+    cr_assert_eq(v.version, 1, "not written");
     kv_client_value_free(&v);
     kv_client_close(c);
     kvd_stop();

@@ -675,10 +675,13 @@ int kvd_repl_read(kvd_exec *x)
     kvd_conn *c = x->c;
     kvd_repl *r = c->w->server->repl;
     kvd_reply *rep = x->r;
-    char detail[200];
+    char detail[256];
     if (!atomic_load(&r->leader)) {
         not_leader(r, detail, sizeof detail);
-        strncat(detail, " (READONLY allows possibly stale reads here)",
+        /* How to ask for a local read instead, in the client's protocol. */
+        strncat(detail, x->sess->protocol == KVD_PROTOCOL_HTTP
+                            ? " (?consistency=serializable allows possibly stale reads here)"
+                            : " (READONLY allows possibly stale reads here)",
                 sizeof detail - strlen(detail) - 1);
         return rep->ops->error(rep, KV_NOT_LEADER, detail);
     }

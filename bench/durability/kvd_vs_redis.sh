@@ -237,7 +237,10 @@ one_run() { # round kvd|redis policy clients
 
 # ---- report header --------------------------------------------------------
 echo "=== bench/durability/kvd_vs_redis.sh"
-echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC'); libkv at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+# The commit the servers were built from: BUILD's source tree, which need
+# not be this script's.
+SRC=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC'); libkv at $(git -C "${SRC:-$ROOT}" rev-parse --short HEAD 2>/dev/null || echo '?') (built in $BUILD)"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); kernel $(uname -r)"
 echo "disk:    $DIR ($(df -T "$DIR" | awk 'NR == 2 { print $2 " on " $1 }')), kvd's --data-dir and Redis's --dir both under $TMP"
 echo "servers: kvd $("$KVD" --version | head -1) --threads 1 --initial-capacity $KEYS [--data-dir D --fsync P]; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') --appendonly yes --appendfsync P --save ''; fresh per run, on CPU $SERVER_CPU"

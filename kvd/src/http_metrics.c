@@ -182,6 +182,8 @@ static void cluster_metrics(out *o, kvd_repl *r)
     one(o, "kvd_cluster_proposals_failed_total", "counter",
         "Proposals refused or with an unknown outcome (NOT_LEADER, UNKNOWN_OUTCOME...).",
         st.proposals_failed);
+    one(o, "kvd_cluster_batches_total", "counter",
+        "Raft entries this node proposed carrying several writes (one batch each).", st.batches);
     one(o, "kvd_cluster_snapshots_total", "counter", "Raft snapshots taken by this node.",
         st.snapshots);
     one(o, "kvd_cluster_snapshot_bytes", "gauge", "Size of the last Raft snapshot taken.",

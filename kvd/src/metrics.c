@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define NSERVER 24 /* flat server entries */
-#define NCLUSTER 17 /* a cluster node's */
+#define NCLUSTER 18 /* a cluster node's */
 #define NMAPS 5    /* requests_by_op, errors_by_op and three latency maps */
 
 static kv_proto_metric uint_metric(const char *name, uint64_t v)
@@ -129,6 +129,7 @@ int kvd_metrics_reply(kvd_server *s, kvd_reply *r, const kv_metrics *store)
         items[n++] = uint_metric("cluster_leader_changes", st.leader_changes);
         items[n++] = uint_metric("cluster_proposals", st.proposals);
         items[n++] = uint_metric("cluster_proposals_failed", st.proposals_failed);
+        items[n++] = uint_metric("cluster_batches", st.batches);
         items[n++] = uint_metric("cluster_apply_lag", st.commit_index > st.applied_index
                                                           ? st.commit_index - st.applied_index
                                                           : 0);

@@ -24,7 +24,8 @@
  *   candidate, 2 leader, 3 unavailable), cluster_leader_id (0: none
  *   known), cluster_term, cluster_commit_index, cluster_applied_index,
  *   cluster_leader_changes, cluster_proposals (writes proposed here),
- *   cluster_proposals_failed (refused or not committed).
+ *   cluster_proposals_failed (refused or not committed), cluster_batches
+ *   (Raft entries proposed here carrying several writes).
  * Op names are the command layer's (cmd.h), lower case: the MessagePack
  * operations (hello, ping, auth, get, mget, set, mset, del, txn, scan,
  * metrics, snapshot, snapshot_read) always, other commands (incrby,

@@ -6,16 +6,24 @@
  * applied once and answered with the first outcome; libkvclient's retry
  * of a write whose outcome was unknown (the leader lost its followers
  * after proposing it) is applied once; serializable (possibly stale)
- * reads (CONSISTENCY) answered by a follower alone. (HTTP's request ids
- * and serializable reads on a cluster: test_cluster.c.)
+ * reads (CONSISTENCY) answered by a follower alone; writes queued together
+ * proposed as one Raft entry and still applied one by one, in order;
+ * Nagle's algorithm off on the nodes' Raft connections. (HTTP's request
+ * ids and serializable reads on a cluster: test_cluster.c.)
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cluster.h"
@@ -501,6 +509,145 @@ Test(cluster_requests, multi_exec_and_flushdb_are_one_entry_on_every_node)
         resp(i, "READONLY\r\nDBSIZE\r\n", out, sizeof out);
         cr_assert_str_eq(out, "+OK\r\n:0\r\n+OK\r\n", "node %d", i + 1);
     }
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
+/* ---- writes queued together: one Raft entry, each applied on its own ---------- */
+
+/* A pipeline of writes reaches the leader's Raft thread in bursts, which
+ * it proposes as batch entries (cluster_batches): each write still gets
+ * its own revision and reply, in order, and depends on the ones before
+ * it as if proposed alone; every node applies them the same. */
+Test(cluster_requests, writes_proposed_as_one_entry_are_each_applied_in_order)
+{
+    start_all();
+    int leader = find_leader();
+    kv_client *c = client(leader);
+    kv_client_pipeline *p;
+    cr_assert_eq(kv_client_pipeline_new(c, &p), KV_OK);
+    uint64_t proposals = node_metric(leader, "cluster_proposals");
+    enum { N = 200 };
+    size_t sent = 0;
+    for (int round = 0; round < 20 && node_metric(leader, "cluster_batches") == 0; round++) {
+        kv_client_pipeline_reset(p);
+        char key[32], val[32];
+        for (int i = 0; i < N; i++) {
+            snprintf(key, sizeof key, "b%d-%d", round, i % 50);
+            snprintf(val, sizeof val, "v%d", i);
+            cr_assert_eq(kv_client_pipeline_set(p, key, strlen(key), val, strlen(val)), KV_OK);
+        }
+        /* created once: the second finds the first's write */
+        snprintf(key, sizeof key, "once%d", round);
+        cr_assert_eq(kv_client_pipeline_set_if(p, key, strlen(key), "1", 1, 0), KV_OK);
+        cr_assert_eq(kv_client_pipeline_set_if(p, key, strlen(key), "2", 1, 0), KV_OK);
+        cr_assert_eq(kv_client_pipeline_exec(p), KV_OK);
+        cr_assert_eq(kv_client_pipeline_replies(p), N + 2);
+        uint64_t prev = 0;
+        for (size_t i = 0; i < N + 1; i++) {
+            const kv_client_reply *r = kv_client_pipeline_reply(p, i);
+            cr_assert_eq(r->status, KV_OK, "write %zu: %d", i, r->status);
+            cr_assert_gt(r->version, prev, "write %zu has a revision of its own, in order", i);
+            prev = r->version;
+        }
+        cr_assert_eq(kv_client_pipeline_reply(p, N + 1)->status, KV_VERSION_MISMATCH);
+        sent += N + 2;
+        /* the last value of each key is the last write's */
+        for (int k = 0; k < 50; k++) {
+            snprintf(key, sizeof key, "b%d-%d", round, k);
+            snprintf(val, sizeof val, "v%d", N - 50 + k);
+            expect_on((leader + 1) % NODES, key, val,
+                      kv_client_pipeline_reply(p, (size_t)(N - 50 + k))->version);
+        }
+    }
+    cr_assert_gt(node_metric(leader, "cluster_batches"), 0,
+                 "pipelined writes are proposed as batch entries");
+    cr_assert_eq(node_metric(leader, "cluster_proposals"), proposals + sent,
+                 "every write counted as a proposal");
+    expect_same_revision();
+    kv_client_pipeline_free(p);
+    kv_client_close(c);
+    for (int i = 0; i < NODES; i++)
+        stop_node(i, SIGTERM);
+}
+
+/* ---- the nodes' connections: no Nagle ------------------------------------------ */
+
+/* Whether the TCP socket of inode ino in process pid has TCP_NODELAY on
+ * (read with pidfd_getfd, on the socket itself): 1, 0, or -1 (not
+ * found). */
+static int socket_nodelay(pid_t pid, unsigned long ino)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    cr_assert_geq(pfd, 0, "pidfd_open: %s", strerror(errno));
+    int result = -1;
+    struct dirent *de;
+    while (result < 0 && (de = readdir(d))) {
+        char path[320], link[64];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = 0;
+        unsigned long got;
+        if (sscanf(link, "socket:[%lu]", &got) != 1 || got != ino)
+            continue;
+        int fd = (int)syscall(SYS_pidfd_getfd, pfd, atoi(de->d_name), 0);
+        cr_assert_geq(fd, 0, "pidfd_getfd: %s", strerror(errno));
+        int on = 0;
+        socklen_t len = sizeof on;
+        cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+        close(fd);
+        result = on != 0;
+    }
+    closedir(d);
+    close(pfd);
+    return result;
+}
+
+/* Raft's messages leave at once: every established connection between
+ * the nodes' Raft ports, on both ends, has Nagle's algorithm off
+ * (docs/replication.md "Tails"). */
+Test(cluster_requests, the_nodes_raft_connections_send_without_delay)
+{
+    start_all();
+    uint64_t rev;
+    write_somewhere("k", "v", &rev); /* the nodes are connected */
+    for (int i = 0; i < NODES; i++)
+        expect_on(i, "k", "v", rev);
+    int checked = 0;
+    for (int i = 0; i < NODES; i++) {
+        char path[64], line[512];
+        snprintf(path, sizeof path, "/proc/%d/net/tcp", (int)cluster_nodes[i].pid);
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f);
+        while (fgets(line, sizeof line, f)) {
+            unsigned lport, rport, state;
+            unsigned long ino;
+            if (sscanf(line, " %*d: %*x:%x %*x:%x %x %*x:%*x %*x:%*x %*x %*d %*d %lu", &lport,
+                       &rport, &state, &ino) != 4 || state != 1 /* ESTABLISHED */)
+                continue;
+            int raft = 0;
+            for (int j = 0; j < NODES; j++)
+                raft |= (int)lport == cluster_raft_base + j + 1 ||
+                        (int)rport == cluster_raft_base + j + 1;
+            if (!raft)
+                continue;
+            int on = socket_nodelay(cluster_nodes[i].pid, ino);
+            if (on < 0)
+                continue; /* another node's socket (the same network namespace) */
+            cr_assert_eq(on, 1, "node %d: a Raft connection (ports %u, %u) with Nagle on", i,
+                         lport, rport);
+            checked++;
+        }
+        fclose(f);
+    }
+    cr_assert_geq(checked, 2 * (NODES - 1), "each node talks to the others: %d checked",
+                  checked);
     for (int i = 0; i < NODES; i++)
         stop_node(i, SIGTERM);
 }

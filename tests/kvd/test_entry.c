@@ -5,11 +5,14 @@
  * COMPACT) and a write's request id (client, seq) too; entries of the
  * older formats (4: no request id, 3: no revision either, 2: no clock
  * either, 1: no expiry either), which a node's log may still hold, decode
- * as they did; malformed entries are refused.
+ * as they did; malformed entries are refused. A batch (several writes in
+ * one entry) gives back each write as it was, in order; malformed ones
+ * are refused.
  */
 #include <criterion/criterion.h>
 #include <raft.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "repl/entry.h"
@@ -250,4 +253,82 @@ Test(entry, an_exec_carries_its_queue_and_watched_keys)
     cr_assert_eq(kvd_entry_decode_exec(&cut, &b), KV_CORRUPT);
     kvd_entry_free(&e);
     raft_free(p);
+}
+
+Test(entry, a_batch_carries_its_writes_in_order)
+{
+    kvd_cmd cmd = sample();
+    void *entries[3];
+    size_t lens[3];
+    for (int i = 0; i < 3; i++) {
+        entries[i] = kvd_entry_encode(&cmd, 9, 100 + (uint64_t)i, &lens[i]);
+        cr_assert_not_null(entries[i]);
+        kvd_entry_stamp(entries[i], CLOCK + (uint64_t)i);
+        cr_assert_not(kvd_entry_is_batch(entries[i], lens[i]), "a write is not a batch");
+    }
+    size_t len;
+    unsigned char *b = kvd_entry_batch(entries, lens, 3, &len);
+    cr_assert_not_null(b);
+    cr_assert_eq(len % 8, 0, "Raft's storage wants multiples of 8 bytes");
+    cr_assert(kvd_entry_is_batch(b, len));
+    kvd_batch_iter it;
+    size_t n = 0;
+    cr_assert_eq(kvd_entry_batch_open(b, len, &it, &n), KV_OK);
+    cr_assert_eq(n, 3);
+    for (int i = 0; i < 3; i++) {
+        const void *sub;
+        size_t sublen;
+        cr_assert_eq(kvd_entry_batch_next(&it, &sub, &sublen), KV_OK);
+        cr_assert_eq(sublen, lens[i]);
+        kvd_entry e;
+        cr_assert_eq(kvd_entry_decode(sub, sublen, &e), KV_OK);
+        cr_assert_eq(e.clock_ms, CLOCK + (uint64_t)i, "each write keeps its own clock");
+        cr_assert(e.client == 9 && e.seq == 100 + (uint64_t)i, "and its own request id");
+        expect_sample(&e.cmd, 1);
+        kvd_entry_free(&e);
+    }
+    const void *sub;
+    size_t sublen;
+    cr_assert_eq(kvd_entry_batch_next(&it, &sub, &sublen), KV_NOT_FOUND, "three, no more");
+    raft_free(b);
+    for (int i = 0; i < 3; i++)
+        raft_free(entries[i]);
+}
+
+Test(entry, malformed_batches_are_refused)
+{
+    kvd_cmd cmd = sample();
+    size_t l1;
+    void *one = kvd_entry_encode(&cmd, 0, 0, &l1);
+    void *entries[2] = {one, one};
+    size_t lens[2] = {l1, l1};
+    size_t len;
+    unsigned char *b = kvd_entry_batch(entries, lens, 2, &len);
+    cr_assert_not_null(b);
+    unsigned char *bad = malloc(len);
+    kvd_batch_iter it;
+    size_t n;
+    const void *sub;
+    size_t sublen;
+    /* cut short: the length says more than there is */
+    cr_assert_eq(kvd_entry_batch_open(b, len - 8, &it, &n), KV_CORRUPT);
+    cr_assert_eq(kvd_entry_batch_open(b, 10, &it, &n), KV_CORRUPT);
+    /* a count the bytes cannot hold */
+    memcpy(bad, b, len);
+    bad[13] = 0xff;
+    cr_assert_eq(kvd_entry_batch_open(bad, len, &it, &n), KV_CORRUPT);
+    /* a write's length past the batch's end */
+    memcpy(bad, b, len);
+    bad[17 + 4 + l1 + 2] = 0x7f; /* the second write's length */
+    cr_assert_eq(kvd_entry_batch_open(bad, len, &it, &n), KV_OK);
+    cr_assert_eq(kvd_entry_batch_next(&it, &sub, &sublen), KV_OK);
+    cr_assert_eq(kvd_entry_batch_next(&it, &sub, &sublen), KV_CORRUPT);
+    /* not a batch at all */
+    cr_assert_eq(kvd_entry_batch_open(one, l1, &it, &n), KV_CORRUPT);
+    /* a batch is no write entry */
+    kvd_entry e;
+    cr_assert_eq(kvd_entry_decode(b, len, &e), KV_CORRUPT);
+    free(bad);
+    raft_free(b);
+    raft_free(one);
 }

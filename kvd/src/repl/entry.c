@@ -27,6 +27,14 @@
  * proposed it), so every node applies the same ones. Entries are
  * read back only from the node's own Raft log or a peer's (checksummed by
  * the Raft library), but every length is still checked.
+ *
+ * A batch (several writes in one Raft entry, entry.h):
+ *   u8 BATCH (0x80), u32 length, u64 clock (unused: each write carries
+ *   its own), u32 n, then n times u32 length + a write entry as
+ *   kvd_entry_encode made it (padding included)
+ * and Raft's padding. Its first byte tells it from a write entry (whose
+ * format is 1 to 5); a node of a kvd from before batches cannot apply it
+ * (docs/replication.md).
  */
 #include "entry.h"
 
@@ -41,6 +49,8 @@
 #define FORMAT_NO_REV 3
 #define FORMAT_NO_CLOCK 2
 #define FORMAT_NO_EXPIRY 1
+#define BATCH 0x80
+#define BATCH_HEAD 17 /* format, length, clock, count */
 #define CLOCK_AT 5 /* after the format and the length */
 #define ABSENT 0xffffffffu
 
@@ -162,6 +172,70 @@ void *kvd_entry_encode(const kvd_cmd *cmd, uint64_t client, uint64_t seq, size_t
 void kvd_entry_stamp(void *entry, uint64_t clock_ms)
 {
     kvd_le_store((unsigned char *)entry + CLOCK_AT, clock_ms, 8);
+}
+
+/* ---- batches: several writes in one entry ---------------------------------- */
+
+void *kvd_entry_batch(void *const *entries, const size_t *lens, size_t n, size_t *len)
+{
+    size_t used = BATCH_HEAD;
+    for (size_t i = 0; i < n; i++)
+        used += 4 + lens[i];
+    if (used > UINT32_MAX || n > UINT32_MAX)
+        return NULL;
+    wr w = {.cap = (used + 7) & ~(size_t)7};
+    w.p = raft_malloc(w.cap);
+    if (!w.p)
+        return NULL;
+    memset(w.p + used, 0, w.cap - used);
+    put_u8(&w, BATCH);
+    put_u32(&w, (uint32_t)used);
+    put_u64(&w, 0);
+    put_u32(&w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        put_u32(&w, (uint32_t)lens[i]);
+        put(&w, entries[i], lens[i]);
+    }
+    *len = w.cap;
+    return w.p;
+}
+
+int kvd_entry_is_batch(const void *buf, size_t len)
+{
+    return len > 0 && *(const unsigned char *)buf == BATCH;
+}
+
+int kvd_entry_batch_open(const void *buf, size_t len, kvd_batch_iter *it, size_t *n)
+{
+    kvd_rd r = kvd_rd_init(buf, len);
+    unsigned format = (unsigned)kvd_rd_num(&r, 1);
+    uint32_t total = (uint32_t)kvd_rd_num(&r, 4);
+    (void)kvd_rd_num(&r, 8);
+    uint32_t count = (uint32_t)kvd_rd_num(&r, 4);
+    if (r.bad || format != BATCH || total > len || len - total >= 8 || total < BATCH_HEAD ||
+        (total - BATCH_HEAD) / 4 < count)
+        return KV_CORRUPT;
+    it->p = r.p;
+    it->end = (const unsigned char *)buf + total;
+    it->left = count;
+    *n = count;
+    return KV_OK;
+}
+
+int kvd_entry_batch_next(kvd_batch_iter *it, const void **entry, size_t *len)
+{
+    if (it->left == 0)
+        return KV_NOT_FOUND;
+    kvd_rd r = {it->p, it->end, 0};
+    uint32_t n = (uint32_t)kvd_rd_num(&r, 4);
+    const unsigned char *q = kvd_rd_take(&r, n);
+    if (!q)
+        return KV_CORRUPT;
+    it->p = r.p;
+    it->left--;
+    *entry = q;
+    *len = n;
+    return KV_OK;
 }
 
 /* ---- EXEC: a MULTI queue in one entry ---------------------------------------

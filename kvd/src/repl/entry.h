@@ -58,4 +58,25 @@ typedef struct kvd_exec_batch {
 int kvd_entry_decode_exec(const kvd_entry *e, kvd_exec_batch *b);
 void kvd_entry_free_exec(kvd_exec_batch *b);
 
+/* A batch: writes the Raft thread found queued together, proposed as one
+ * Raft entry (one append, one AppendEntries per follower), each applied
+ * on its own and in order on every node, as if proposed one by one.
+ * kvd_entry_batch copies n encoded, stamped entries (they stay the
+ * caller's) into one from raft_malloc; NULL when out of memory. */
+void *kvd_entry_batch(void *const *entries, const size_t *lens, size_t n, size_t *len);
+
+/* Whether buf[0..len) is a batch (else a single write entry). */
+int kvd_entry_is_batch(const void *buf, size_t len);
+
+/* Walks a batch's writes: open checks the batch's header and gives its
+ * count (KV_OK or KV_CORRUPT); each next gives one write's bytes, for
+ * kvd_entry_decode: KV_OK, KV_NOT_FOUND once all are given, or KV_CORRUPT
+ * (a length past the batch's end). */
+typedef struct kvd_batch_iter {
+    const unsigned char *p, *end;
+    uint32_t left;
+} kvd_batch_iter;
+int kvd_entry_batch_open(const void *buf, size_t len, kvd_batch_iter *it, size_t *n);
+int kvd_entry_batch_next(kvd_batch_iter *it, const void **entry, size_t *len);
+
 #endif /* KVD_REPL_ENTRY_H */

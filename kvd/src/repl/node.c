@@ -14,6 +14,15 @@
  * recording to the proposal's callback on the node that proposed it. On
  * other nodes nobody claims it: the next apply frees it.
  *
+ * Batches: the writes the Raft thread finds queued when it wakes are
+ * proposed as one Raft entry (entry.h's batch, up to BATCH_MAX writes or
+ * BATCH_BYTES), so that a burst of writes costs one Raft request, one
+ * append and one AppendEntries per follower instead of one each. Every
+ * node applies a batch's writes one by one, in order, each as it would
+ * have applied it alone (its own revision, its own request id, its own
+ * reply): batching changes the cost of replication, not what a write
+ * means. A lone write is proposed as before, unbatched.
+ *
  * Leadership: a timer on the Raft thread copies Raft's role, leader and
  * indexes into a status block every STATUS_MS, which workers read to
  * refuse writes at once on a follower (naming the leader). A proposal
@@ -89,6 +98,7 @@
 #include "recorded.h"
 #include "sessions.h"
 #include "snapshot.h"
+#include "tcp.h"
 
 #define STATUS_MS 20
 #define KVD_REPL_MAX_NODES 16
@@ -96,6 +106,9 @@
 #define EXPIRE_MIN_SLOTS 1024 /* index slots per step at least; else a
                                  tenth of the index (a pass a second)   */
 #define EXPIRE_MAX_KEYS 256  /* keys per CLUSTER_EXPIRE entry           */
+#define BATCH_MAX 256        /* writes per batch entry at most           */
+#define BATCH_BYTES (1u << 20) /* and their entries' bytes (one bigger
+                                 write goes alone)                      */
 
 enum { ADMIN_NONE = 0, ADMIN_ADD, ADMIN_PROMOTE, ADMIN_REMOVE, ADMIN_TRANSFER };
 #define STOP_GRACE_MS 3000
@@ -124,6 +137,31 @@ typedef struct kvd_repl_wait {
     kv_proto_buf result;
 } kvd_repl_wait;
 
+/* What applying one Raft entry recorded: each write's reply (one for a
+ * write entry, a batch's in its order), handed to the proposal's
+ * callback on the proposing node. */
+typedef struct kvd_applied {
+    size_t n;
+    kv_proto_buf rec[];
+} kvd_applied;
+
+static void applied_free(kvd_applied *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->n; i++)
+        kv_proto_buf_free(&a->rec[i]);
+    free(a);
+}
+
+/* Writes proposed together as one batch entry. */
+typedef struct kvd_repl_batch {
+    struct raft_apply req;
+    kvd_repl *repl;
+    size_t n;
+    kvd_repl_wait *w[];
+} kvd_repl_batch;
+
 /* A snapshot being taken: fsm_snapshot fills it on the Raft thread,
  * fsm_snapshot_async (a pool thread) copies the store if held, and
  * fsm_snapshot_finalize (the Raft thread) ends it. */
@@ -149,7 +187,7 @@ struct kvd_repl {
     uv_timer_t tick, stop_timer, expire_timer, bounds_timer;
     struct raft raft;
     struct raft_io io;
-    struct raft_uv_transport transport;
+    kvd_raft_tcp transport;
     struct raft_fsm fsm;
     int raft_closing;
     /* under mu */
@@ -172,7 +210,7 @@ struct kvd_repl {
     kvd_repl_status st;
     /* Raft thread only */
     size_t inflight;
-    kv_proto_buf *unclaimed; /* the last apply's recording, until claimed */
+    kvd_applied *unclaimed; /* the last apply's recordings, until claimed */
     kvd_session apply_sess;
     uint64_t announced_term;       /* term in which this leader said where
                                       clients reach it                   */
@@ -330,23 +368,44 @@ static void start_barrier(kvd_repl *r)
     r->inflight++;
 }
 
+/* Gives the n proposals ws the recordings of their entry's apply (a,
+ * claimed here), or their failure. */
+static void applied_to(kvd_repl *r, kvd_repl_wait *const *ws, size_t n, int status,
+                       kvd_applied *a)
+{
+    r->inflight--;
+    if (a && r->unclaimed == a)
+        r->unclaimed = NULL;
+    for (size_t i = 0; i < n; i++) {
+        kvd_repl_wait *w = ws[i];
+        if (status == 0 && a && a->n == n) {
+            w->status = KV_OK;
+            w->result = a->rec[i];
+            a->rec[i] = (kv_proto_buf){0};
+        } else if (status == 0 && a) {
+            w->status = KV_INTERNAL; /* never: every node decodes what it proposed */
+            snprintf(w->detail, sizeof w->detail,
+                     "a replicated batch of %zu writes was applied as %zu", n, a->n);
+        } else {
+            fail(w, status ? status : RAFT_SHUTDOWN);
+        }
+        deliver(w);
+    }
+    applied_free(a);
+    maybe_close(r);
+}
+
 static void on_applied(struct raft_apply *req, int status, void *result)
 {
     kvd_repl_wait *w = req->data;
-    kvd_repl *r = w->repl;
-    r->inflight--;
-    if (status == 0 && result) {
-        kv_proto_buf *rec = result;
-        w->status = KV_OK;
-        w->result = *rec;
-        if (r->unclaimed == rec)
-            r->unclaimed = NULL;
-        free(rec);
-    } else {
-        fail(w, status ? status : RAFT_SHUTDOWN);
-    }
-    deliver(w);
-    maybe_close(r);
+    applied_to(w->repl, &w, 1, status, result);
+}
+
+static void on_applied_batch(struct raft_apply *req, int status, void *result)
+{
+    kvd_repl_batch *b = req->data;
+    applied_to(b->repl, b->w, b->n, status, result);
+    free(b);
 }
 
 /* ---- proposals (worker -> Raft thread) ------------------------------------- */
@@ -432,6 +491,67 @@ static void admin_start(kvd_repl *r, kvd_repl_wait *w)
     admin_step(r, w);
 }
 
+/* Proposes the n writes ws (stamped): one alone as its entry, more as
+ * one batch entry. */
+static void propose(kvd_repl *r, kvd_repl_wait **ws, size_t n)
+{
+    if (n == 0)
+        return;
+    struct raft_buffer buf = {ws[0]->entry, ws[0]->len};
+    struct raft_apply *req = &ws[0]->req;
+    raft_apply_cb cb = on_applied;
+    kvd_repl_batch *b = NULL;
+    ws[0]->req.data = ws[0];
+    if (n > 1) {
+        void *entries[BATCH_MAX];
+        size_t lens[BATCH_MAX];
+        for (size_t i = 0; i < n; i++) {
+            entries[i] = ws[i]->entry;
+            lens[i] = ws[i]->len;
+        }
+        b = malloc(sizeof *b + n * sizeof b->w[0]);
+        buf.base = b ? kvd_entry_batch(entries, lens, n, &buf.len) : NULL;
+        if (!buf.base) {
+            /* No memory for the batch: one by one, as without batches. */
+            free(b);
+            for (size_t i = 0; i < n; i++)
+                propose(r, &ws[i], 1);
+            return;
+        }
+        b->repl = r;
+        b->n = n;
+        memcpy(b->w, ws, n * sizeof ws[0]);
+        b->req.data = b;
+        req = &b->req;
+        cb = on_applied_batch;
+    }
+    int rc = r->raft_closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, req, &buf, 1, cb);
+    if (b) {
+        if (rc != 0)
+            raft_free(buf.base);
+        for (size_t i = 0; i < n; i++) {
+            raft_free(ws[i]->entry); /* copied into the batch */
+            ws[i]->entry = NULL;
+        }
+        if (rc != 0)
+            free(b);
+    } else if (rc != 0) {
+        raft_free(ws[0]->entry);
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++) {
+            fail(ws[i], rc == RAFT_SHUTDOWN ? RAFT_NOTLEADER : rc);
+            deliver(ws[i]);
+        }
+        return;
+    }
+    r->inflight++;
+    pthread_mutex_lock(&r->mu);
+    r->st.proposals += n;
+    r->st.batches += n > 1;
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void on_wake(uv_async_t *a)
 {
     kvd_repl *r = a->data;
@@ -440,6 +560,12 @@ static void on_wake(uv_async_t *a)
     r->queue = r->queue_tail = NULL;
     int stopping = r->stopping;
     pthread_mutex_unlock(&r->mu);
+    /* The writes are proposed in their order, as few entries as the
+     * batch bounds allow; an admin request first proposes those before
+     * it. */
+    kvd_repl_wait *batch[BATCH_MAX];
+    size_t nb = 0, bytes = 0;
+    uint64_t now = kv_clock_ms(r->s->store);
     while (q) {
         kvd_repl_wait *w = q;
         q = q->next;
@@ -450,24 +576,20 @@ static void on_wake(uv_async_t *a)
             continue;
         }
         if (w->admin) {
+            propose(r, batch, nb);
+            nb = bytes = 0;
             admin_start(r, w);
             continue;
         }
-        w->req.data = w;
-        kvd_entry_stamp(w->entry, kv_clock_ms(r->s->store));
-        struct raft_buffer buf = {w->entry, w->len};
-        int rc = r->raft_closing ? RAFT_SHUTDOWN : raft_apply(&r->raft, &w->req, &buf, 1, on_applied);
-        if (rc != 0) {
-            raft_free(w->entry);
-            fail(w, rc == RAFT_SHUTDOWN ? RAFT_NOTLEADER : rc);
-            deliver(w);
-            continue;
+        kvd_entry_stamp(w->entry, now);
+        if (nb == BATCH_MAX || (nb > 0 && bytes + w->len > BATCH_BYTES)) {
+            propose(r, batch, nb);
+            nb = bytes = 0;
         }
-        r->inflight++;
-        pthread_mutex_lock(&r->mu);
-        r->st.proposals++;
-        pthread_mutex_unlock(&r->mu);
+        batch[nb++] = w;
+        bytes += w->len;
     }
+    propose(r, batch, nb);
     start_barrier(r);
     if (stopping)
         maybe_close(r);
@@ -779,18 +901,15 @@ static int applied_before(kvd_repl *r, const kvd_entry *e, kvd_reply *reply)
     return 1;
 }
 
-static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+/* Applies one write entry (base[0..len)), recording its reply in rec. */
+static void apply_one(kvd_repl *r, const void *base, size_t len, kv_proto_buf *rec)
 {
-    kvd_repl *r = fsm->data;
-    kv_proto_buf *rec = calloc(1, sizeof *rec);
-    if (!rec)
-        return RAFT_NOMEM;
     kvd_reply reply;
     kvd_recorded_init(&reply, rec);
     kvd_entry e;
-    int rc = kvd_entry_decode(buf->base, buf->len, &e);
+    int rc = kvd_entry_decode(base, len, &e);
     if (rc != KV_OK) {
-        kvd_error("raft: a log entry of %zu bytes cannot be decoded (%s)", buf->len,
+        kvd_error("raft: a log entry of %zu bytes cannot be decoded (%s)", len,
                   kv_strerror(rc));
         reply.ops->error(&reply, rc, "a replicated entry could not be decoded");
     } else if (e.cmd.kind == KVD_CMD_CLUSTER_ANNOUNCE) {
@@ -801,10 +920,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
             if (r->clients[i].id == e.cmd.a || (slot < 0 && r->clients[i].id == 0))
                 slot = i;
         if (slot >= 0 && e.cmd.value.data) {
-            size_t len = e.cmd.value.len < 63 ? e.cmd.value.len : 63;
+            size_t n = e.cmd.value.len < 63 ? e.cmd.value.len : 63;
             r->clients[slot].id = e.cmd.a;
-            memcpy(r->clients[slot].addr, e.cmd.value.data, len);
-            r->clients[slot].addr[len] = 0;
+            memcpy(r->clients[slot].addr, e.cmd.value.data, n);
+            r->clients[slot].addr[n] = 0;
         }
         pthread_mutex_unlock(&r->mu);
         reply.ops->ok(&reply, "OK");
@@ -836,13 +955,43 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         kvd_entry_free(&e);
     }
     reply.ops->finish(&reply);
-    /* Nobody claimed the previous recording: it was another node's. */
-    if (r->unclaimed) {
-        kv_proto_buf_free(r->unclaimed);
-        free(r->unclaimed);
+}
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    kvd_repl *r = fsm->data;
+    kvd_batch_iter it;
+    size_t n = 1;
+    int batch = kvd_entry_is_batch(buf->base, buf->len);
+    if (batch && kvd_entry_batch_open(buf->base, buf->len, &it, &n) != KV_OK) {
+        /* Every node reads the same bytes, so every node answers so. */
+        kvd_error("raft: a batch entry of %zu bytes cannot be decoded", buf->len);
+        batch = 0;
+        n = 1;
     }
-    r->unclaimed = rec;
-    *result = rec;
+    kvd_applied *a = calloc(1, sizeof *a + n * sizeof a->rec[0]);
+    if (!a)
+        return RAFT_NOMEM;
+    a->n = n;
+    if (!batch) {
+        apply_one(r, buf->base, buf->len, &a->rec[0]);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const void *sub = NULL;
+            size_t len = 0;
+            if (kvd_entry_batch_next(&it, &sub, &len) != KV_OK) {
+                kvd_error("raft: write %zu of a batch entry of %zu bytes cannot be decoded", i,
+                          buf->len);
+                sub = NULL;
+                len = 0;
+            }
+            apply_one(r, sub ? sub : "", len, &a->rec[i]);
+        }
+    }
+    /* Nobody claimed the previous recordings: they were another node's. */
+    applied_free(r->unclaimed);
+    r->unclaimed = a;
+    *result = a;
     return 0;
 }
 
@@ -1295,7 +1444,7 @@ static void on_raft_closed(struct raft *raft)
 {
     kvd_repl *r = raft->data;
     raft_uv_close(&r->io);
-    raft_uv_tcp_close(&r->transport);
+    kvd_raft_tcp_close(&r->transport);
     pthread_mutex_lock(&r->mu);
     r->wake_closed = 1;
     pthread_mutex_unlock(&r->mu);
@@ -1421,11 +1570,9 @@ int kvd_repl_start(kvd_server *s)
         return -1;
     }
     uv_loop_init(&r->loop);
-    int rc = raft_uv_tcp_init(&r->transport, &r->loop);
-    if (rc == 0 && cfg->raft_bind)
-        rc = raft_uv_tcp_set_bind_address(&r->transport, cfg->raft_bind);
+    int rc = kvd_raft_tcp_init(&r->transport, &r->loop, cfg->raft_bind);
     if (rc == 0)
-        rc = raft_uv_init(&r->io, &r->loop, dir, &r->transport);
+        rc = raft_uv_init(&r->io, &r->loop, dir, &r->transport.outer);
     if (rc != 0) {
         kvd_error("raft: cannot set up its storage in %s: %s", dir, raft_strerror(rc));
         return -1;
@@ -1545,10 +1692,7 @@ void kvd_repl_end(kvd_repl *r)
         return;
     if (r->running)
         pthread_join(r->thread, NULL);
-    if (r->unclaimed) {
-        kv_proto_buf_free(r->unclaimed);
-        free(r->unclaimed);
-    }
+    applied_free(r->unclaimed);
     kvd_sessions_free(r->sessions);
     pthread_mutex_destroy(&r->mu);
     free(r);

@@ -66,6 +66,7 @@ typedef struct kvd_repl_status {
     int role; /* 0 follower, 1 candidate, 2 leader, 3 unavailable */
     char leader_addr[64];
     uint64_t proposals, proposals_failed, leader_changes;
+    uint64_t batches;    /* Raft entries that carried several writes  */
     uint64_t duplicates; /* writes with a request id applied before: not
                             applied again (sessions.h)               */
     uint64_t sessions;   /* clients whose last request id is kept     */

@@ -264,7 +264,7 @@ Test(entry, a_batch_carries_its_writes_in_order)
         entries[i] = kvd_entry_encode(&cmd, 9, 100 + (uint64_t)i, &lens[i]);
         cr_assert_not_null(entries[i]);
         kvd_entry_stamp(entries[i], CLOCK + (uint64_t)i);
-        cr_assert_not(kvd_entry_is_batch(entries[i], lens[i]), "a write is not a batch");
+        cr_assert(!kvd_entry_is_batch(entries[i], lens[i]), "a write is not a batch");
     }
     size_t len;
     unsigned char *b = kvd_entry_batch(entries, lens, 3, &len);

@@ -111,9 +111,9 @@ static const opt_def opts[] = {
      "election (randomized between 1x and 2x; heartbeats every tenth of it) (default 750)",
      50, 60000},
     {"raft-snapshot-entries", OPT_SIZE, OFF(raft_snapshot_entries), "N",
-     "cluster: snapshot the store after at least N Raft log entries (more once snapshots "
-     "are big: when the log is about as big as the last one) and drop the log before it "
-     "(default 16384)", 16, 1u << 30},
+     "cluster: snapshot the store after at least N writes to the Raft log (more once "
+     "snapshots are big: when the log is about as big as the last one) and drop the log "
+     "before it (default 16384)", 16, 1u << 30},
     {"raft-segment-size", OPT_SIZE, OFF(raft_segment_size), "BYTES",
      "cluster: the size of each Raft log segment file (preallocated); starting the next one "
      "holds up the log's writes for tens of ms on a busy disk, so big segments make that rare "

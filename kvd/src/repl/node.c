@@ -226,6 +226,8 @@ struct kvd_repl {
     kvd_snap_job job;  /* the snapshot being taken (one at a time) */
     size_t snap_len;   /* bytes of the last snapshot taken (0: none yet) */
     unsigned snap_threshold; /* as last given to raft_set_snapshot_threshold */
+    double entry_bytes;  /* applied entries' mean size and writes (moving */
+    double entry_writes; /* averages; a batch is one entry of many writes) */
     _Atomic int leader; /* this node leads, as last seen */
 };
 
@@ -988,6 +990,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
             apply_one(r, sub ? sub : "", len, &a->rec[i]);
         }
     }
+    /* For set_snapshot_threshold: Raft counts entries, kvd means bytes
+     * and writes. */
+    r->entry_bytes += ((double)buf->len - r->entry_bytes) / 32;
+    r->entry_writes += ((double)n - r->entry_writes) / 32;
     /* Nobody claimed the previous recordings: they were another node's. */
     applied_free(r->unclaimed);
     r->unclaimed = a;
@@ -1042,8 +1048,8 @@ static int snap_buffer(unsigned char *store, size_t len, const unsigned char *se
 }
 
 /* When Raft next asks for a snapshot: once the log since the last is
- * about as big as it (entries taken as ~128 bytes), and never before
- * --raft-snapshot-entries: with history a snapshot is big (up to
+ * about as big as it, and never before --raft-snapshot-entries writes:
+ * with history a snapshot is big (up to
  * --history-bytes more), and at a fixed 16384 entries a busy cluster
  * copied a growing history every second (as Redis rewrites its AOF once
  * it has doubled). A snapshot takes a core while the store is copied (and
@@ -1055,10 +1061,20 @@ static int snap_buffer(unsigned char *store, size_t len, const unsigned char *se
  *   - the leader waits twice as long: its copy takes a core from the node
  *     that answers every client, so it makes one half as often, and keeps
  *     a longer log meanwhile.
+ * Raft's threshold counts entries; a batch is one entry of up to 256
+ * writes, so both bounds go through the applied entries' mean size and
+ * writes (moving averages): counted in entries, a busy cluster's log
+ * between snapshots grew some 60 times longer than meant, and a node
+ * restarted after a benchmark's load replayed it for over 30 s.
  * Called after each snapshot and on every tick (the role changes). */
 static void set_snapshot_threshold(kvd_repl *r)
 {
-    uint64_t by_size = r->snap_len / 128, floor = r->s->cfg->raft_snapshot_entries;
+    double bytes = r->entry_bytes > 64 ? r->entry_bytes : 64;
+    double writes = r->entry_writes > 1 ? r->entry_writes : 1;
+    uint64_t by_size = (uint64_t)((double)r->snap_len / bytes);
+    uint64_t floor = (uint64_t)((double)r->s->cfg->raft_snapshot_entries / writes);
+    if (floor < 1)
+        floor = 1;
     if (raft_state(&r->raft) == RAFT_LEADER)
         by_size *= 2;
     else
@@ -1069,6 +1085,9 @@ static void set_snapshot_threshold(kvd_repl *r)
     if (next != r->snap_threshold) {
         r->snap_threshold = (unsigned)next;
         raft_set_snapshot_threshold(&r->raft, (unsigned)next);
+        /* a quarter of the floor is kept behind a snapshot, so a follower
+         * a little behind catches up from the log */
+        raft_set_snapshot_trailing(&r->raft, (unsigned)(floor / 4 + 1));
     }
 }
 
@@ -1173,6 +1192,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     kvd_snap_node nodes[KVD_SNAP_MAX_NODES];
     unsigned nn = 0;
     kvd_snap_counts c;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     /* the store's section, checked whole; then the request ids after it */
     size_t used = kvd_snap_size(buf->base, buf->len);
     if (used == 0)
@@ -1203,9 +1224,10 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     r->st.snapshot_installed_bytes = buf->len;
     pthread_mutex_unlock(&r->mu);
     kvd_info("raft: installed a snapshot of %llu keys and %llu earlier versions at revision "
-             "%llu (%llu stale keys removed)",
+             "%llu (%zu bytes in %.1f ms; %llu stale keys removed)",
              (unsigned long long)c.keys, (unsigned long long)c.history_versions,
-             (unsigned long long)c.revision, (unsigned long long)c.stale_removed);
+             (unsigned long long)c.revision, buf->len, ms_since(&t0),
+             (unsigned long long)c.stale_removed);
     raft_free(buf->base); /* the state machine owns it once restored */
     return 0;
 }
@@ -1546,6 +1568,8 @@ int kvd_repl_start(kvd_server *s)
     }
     r->s = s;
     r->st.id = (uint64_t)cfg->node_id;
+    r->entry_bytes = 128; /* a lone write, until entries are seen */
+    r->entry_writes = 1;
     r->apply_sess.protocol = KVD_PROTOCOL_NATIVE;
     r->apply_sess.authed = 1;
     r->sessions = kvd_sessions_new(0);
@@ -1630,10 +1654,8 @@ int kvd_repl_start(kvd_server *s)
         kvd_info("raft: node %llu at %s, %s", (unsigned long long)cfg->node_id, cfg->raft_addr,
                  rc == 0 ? "bootstrapped a new cluster" : "rejoining from its log");
     }
-    /* A snapshot every N entries; the last quarter of them are kept, so
-     * a follower a little behind catches up from the log. */
+    /* A snapshot every N writes, or more (set_snapshot_threshold). */
     set_snapshot_threshold(r);
-    raft_set_snapshot_trailing(&r->raft, (unsigned)(cfg->raft_snapshot_entries / 4 + 1));
     raft_set_pre_vote(&r->raft, true);
     raft_set_election_timeout(&r->raft, (unsigned)cfg->raft_election_timeout);
     raft_set_heartbeat_timeout(&r->raft, (unsigned)(cfg->raft_election_timeout / 10 + 1));

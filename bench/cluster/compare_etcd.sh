@@ -24,7 +24,9 @@
 #   get64  linearizable reads, 64 connections (kvd GET /v1/keys/K, which a
 #          cluster's leader answers after a Raft barrier; etcd POST
 #          /v3/kv/range, linearizable by default: ReadIndex)
-# ROUNDS rounds; in each, the systems take turns (the order alternates
+# Before each timed run the script waits until the disk and the CPUs are
+# quiet (settle, below: at most 20 s), so that no system's background work
+# lands on another's run. ROUNDS rounds; in each, the systems take turns (the order alternates
 # from round to round) and each runs the three loads. Before round 1 each
 # system gets WARMUP seconds of put64, untimed.
 #
@@ -304,6 +306,41 @@ done
 RESULTS=$TMP/results
 : >"$RESULTS"
 
+# settle: before each timed run, wait until the machine is quiet: the
+# data disk wrote under 256 KiB and the CPUs were under 10% busy over
+# the last half second (at most 20 s). A system's background work after
+# its own run (etcd's backend commits and snapshots, kvd's Raft
+# snapshots) otherwise lands on the next system's run: in
+# cluster-etcd-4.txt kvd's put1 p99 was 12-13 ms in the two rounds that
+# followed etcd's reads and 3.3 ms in the one that followed the single
+# kvd's. The wait is printed with the run.
+DISK_STAT=
+dev=$(df --output=source "$TMP" | tail -n 1)
+dev=${dev##*/}
+[ -r "/sys/class/block/$dev/stat" ] && DISK_STAT=/sys/class/block/$dev/stat
+quiet_sample() { # prints "SECTORS_WRITTEN BUSY_JIFFIES TOTAL_JIFFIES"
+    local w=0
+    [ -n "$DISK_STAT" ] && w=$(awk '{print $7}' "$DISK_STAT")
+    awk -v w="$w" '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i;
+                    print w, t - $5 - $6, t; exit }' /proc/stat
+}
+settle() {
+    local t0 a b
+    t0=$(now_ms)
+    read -r -a a <<<"$(quiet_sample)"
+    while :; do
+        sleep 0.5
+        read -r -a b <<<"$(quiet_sample)"
+        if [ $(((b[0] - a[0]) * 512)) -lt 262144 ] &&
+            [ $(((b[1] - a[1]) * 100)) -lt $(((b[2] - a[2]) * 10)) ]; then
+            break
+        fi
+        [ $(($(now_ms) - t0)) -lt 20000 ] || { echo "(settle: not quiet after 20 s; going on)"; return; }
+        a=("${b[@]}")
+    done
+    echo "(settled in $(($(now_ms) - t0)) ms)"
+}
+
 # wrk_run SYSTEM LOAD ROUND (ROUND 0: the warmup, not recorded)
 wrk_run() {
     local s=$1 load=$2 r=$3 u conns op out line t0 t1 d=$DURATION
@@ -314,6 +351,7 @@ wrk_run() {
     esac
     [ "$r" -gt 0 ] || d=$WARMUP
     u=$(url "$s")
+    settle
     echo "--- round $r, $s, $load: wrk -t1 -c$conns -d${d}s --timeout 10s --latency -s kv.lua $u -- ${s/single/kvd} $op $KEYS $VALUE"
     t0=$(ticks "$s")
     "${CLI[@]}" wrk -t1 -c"$conns" -d"${d}s" --timeout 10s --latency -s "$HERE/kv.lua" \
@@ -348,6 +386,7 @@ EOF
 etcd_native_run() {
     local r=$1 u out line t0 t1
     u=$(url etcd)
+    settle
     echo "--- round $r, etcd, put1 (native): etcd_native.py ${u#http://} put $KEYS $VALUE $DURATION 1"
     t0=$(ticks etcd)
     out=$("${CLI[@]}" timeout $((DURATION + 60)) /usr/bin/python3 "$HERE/etcd_native.py" "${u#http://}" put "$KEYS" "$VALUE" "$DURATION" 1 2>&1) ||
@@ -378,6 +417,7 @@ native_run() {
     esac
     u=$(url "$s")
     port=${u##*:}
+    settle
     echo "--- round $r, $s, $load (native): kvbench -p $port ${args[*]} --keys $KEYS -d $VALUE --warmup 1 --duration $DURATION --json"
     t0=$(ticks "$s")
     out=$("${CLI[@]}" timeout $((DURATION + 60)) "$KVBENCH" -p "$port" "${args[@]}" --keys "$KEYS" -d "$VALUE" \
@@ -456,7 +496,15 @@ caught_up() {
             got=$(nodes etcd applied "${EURL[$i]}" 2>/dev/null | grep -E '^[0-9]+$') || true
         fi
         [ -n "$got" ] && [ "$got" -ge "$want" ] && return 0
-        [ "$(now_ms)" -lt "$deadline" ] || { problem "$s node $((i + 1)) did not catch up in 30 s"; return 1; }
+        if [ "$(now_ms)" -ge "$deadline" ]; then
+            problem "$s node $((i + 1)) did not catch up in 30 s (applied ${got:-nothing} of $want)"
+            if [ "$s" = kvd ]; then # what it and the leader say, and its log's end
+                "$KVCLI" --port "${PORTS[$((6 + i))]}" --timeout 1 cluster status 2>&1 | sed 's/^/  node: /'
+                "$KVCLI" --port "${PORTS[$((6 + l))]}" --timeout 1 cluster status 2>&1 | sed 's/^/  leader: /'
+                tail -n 20 "$TMP/kvd$i.log" | sed 's/^/  log: /'
+            fi
+            return 1
+        fi
         sleep 0.1
     done
 }

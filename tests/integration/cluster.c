@@ -272,13 +272,14 @@ void expect_same_revision(void)
 {
     long deadline = now_ms() + 10000;
     for (;;) {
+        /* (a node still loading its log answers revision 0: not the same) */
         uint64_t first = 0;
-        int same = 1;
+        int same = 1, seen = 0;
         for (int i = 0; i < NODES; i++) {
             if (cluster_nodes[i].pid <= 0 || cluster_paused[i])
                 continue;
             uint64_t r = node_revision(i);
-            if (!first)
+            if (!seen++)
                 first = r;
             same &= r == first;
         }

@@ -391,9 +391,12 @@ static void expect_converged(void)
         int had = stale_get(0, key, first, sizeof first);
         for (int i = 1; i < NODES; i++) {
             int has = stale_get(i, key, got, sizeof got);
-            cr_assert_eq(has, had, "%s on node 1 and node %d", key, i + 1);
+            cr_assert_eq(has, had, "%s on node 1 (%s) and node %d (%s), both at revision %llu",
+                         key, had ? first : "absent", i + 1, has ? got : "absent",
+                         (unsigned long long)node_revision(i));
             if (had)
-                cr_assert_str_eq(got, first, "%s on node 1 and node %d", key, i + 1);
+                cr_assert_str_eq(got, first, "%s on node 1 and node %d, both at revision %llu",
+                                 key, i + 1, (unsigned long long)node_revision(i));
         }
     }
 }

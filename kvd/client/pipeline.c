@@ -347,8 +347,9 @@ static int fill(kv_client_reply *r, const kv_proto_response *resp)
     }
 }
 
-/* A request's state during exec: one of these, and EXEC_RAN once it may
- * have been run (sent, and answered UNKNOWN_OUTCOME or not at all). */
+/* A request's state during exec: one of these, with EXEC_RAN once it may
+ * have been run (sent, and answered UNKNOWN_OUTCOME or not at all) and
+ * EXEC_MUTE while its last try got no answer. */
 enum {
     EXEC_SEND = 0, /* to be sent (again) in the next pass */
     EXEC_FINAL,    /* answered for good: its reply stays */
@@ -356,12 +357,13 @@ enum {
     EXEC_UNKNOWN,  /* answered UNKNOWN_OUTCOME (a write) */
     EXEC_LOST,     /* no answer: the connection failed (or no connection) */
     EXEC_STATE = 0x0f,
-    EXEC_RAN = 0x10
+    EXEC_RAN = 0x10, /* may have been run */
+    EXEC_MUTE = 0x20 /* its last try got no answer */
 };
 
 static void set_state(kv_client_pipeline *p, size_t i, int st)
 {
-    p->st[i] = (unsigned char)((p->st[i] & EXEC_RAN) | st);
+    p->st[i] = (unsigned char)((p->st[i] & (EXEC_RAN | EXEC_MUTE)) | st);
 }
 
 /* Sends every request in state EXEC_SEND, in order, on c's connection
@@ -395,9 +397,10 @@ static int exec_pass(kv_client_pipeline *p, size_t n, char *leader, size_t cap,
         if (rc == KV_OK)
             rc = kv__client_read_reply(c, p->ids[i], p->ops[i], 0, &resp);
         if (rc != KV_OK) { /* this one and the rest: sent, not answered */
-            p->st[i] = EXEC_LOST | EXEC_RAN;
+            p->st[i] = EXEC_LOST | EXEC_RAN | EXEC_MUTE;
             continue;
         }
+        p->st[i] &= (unsigned char)~EXEC_MUTE;
         memset(r, 0, sizeof *r); /* an earlier pass's NOT_LEADER or UNKNOWN */
         r->op = p->ops[i];
         r->status = resp.status;
@@ -415,6 +418,24 @@ static int exec_pass(kv_client_pipeline *p, size_t n, char *leader, size_t cap,
         }
     }
     return rc;
+}
+
+/* The connection has no session (the node c moved to keeps no request
+ * ids): the writes that may have run cannot go again; they end with
+ * KV_UNKNOWN_OUTCOME. Returns 1 if one of them had no answer at all. */
+static int drop_resent_writes(kv_client_pipeline *p, size_t n)
+{
+    int unanswered = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((p->st[i] & EXEC_STATE) == EXEC_SEND && (p->st[i] & EXEC_RAN) &&
+            kv__client_is_write(p->ops[i])) {
+            unanswered |= (p->st[i] & EXEC_MUTE) != 0;
+            memset(&p->replies[i], 0, sizeof p->replies[i]);
+            p->replies[i].op = p->ops[i];
+            p->replies[i].status = KV_UNKNOWN_OUTCOME;
+            set_state(p, i, EXEC_FINAL);
+        }
+    return unanswered;
 }
 
 /* After a pass: which requests go again (state EXEC_SEND), given whether
@@ -513,8 +534,10 @@ int kv_client_pipeline_exec(kv_client_pipeline *p)
             rc = rc == KV_TIMEOUT || rc == KV_CLOSED || rc == KV_IO ? rc : KV_CONNECT;
             for (size_t i = 0; i < n; i++) /* not sent this time */
                 if ((p->st[i] & EXEC_STATE) == EXEC_SEND)
-                    set_state(p, i, EXEC_LOST);
+                    p->st[i] = (unsigned char)((p->st[i] & EXEC_RAN) | EXEC_LOST | EXEC_MUTE);
         } else {
+            if (had_session && !c->session) /* a server without request ids */
+                unanswered |= drop_resent_writes(p, n);
             rc = exec_pass(p, n, leader, sizeof leader, &port, &named);
             if (rc == KV_NO_MEMORY)
                 break;
@@ -523,7 +546,9 @@ int kv_client_pipeline_exec(kv_client_pipeline *p)
             lost_rc = rc;
             snprintf(lost_err, sizeof lost_err, "%s", c->err);
         }
-        int session = had_session && c->session;
+        /* writes go again with their ids only on a connection with a
+         * session: a new one is checked once made (above) */
+        int session = had_session && (c->fd < 0 || c->session);
         unsigned writes;
         size_t again = exec_select(p, n, session, tries < c->retries,
                                    lost_rc != KV_OK ? lost_rc : KV_CLOSED, &writes, &unanswered);

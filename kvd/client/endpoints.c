@@ -144,11 +144,13 @@ int kv_client_set_auto_sync(kv_client *c, int on)
 }
 
 /* Adds the addresses of CLUSTER status's "client" members in json to
- * eps (n of them, at most KV_CLIENT_MAX_ENDPOINTS, no duplicates). The
+ * eps (n of them, at most KV_CLIENT_MAX_ENDPOINTS, no duplicates);
+ * *unknown counts the members without one. The
  * JSON is kvd's own (kvd/src/repl/node.c, cluster_status): an address is
  * a plain string, HOST:PORT or [V6]:PORT, or null while a member has not
  * said where clients reach it. */
-static int parse_members(const char *json, kv__client_endpoint *eps, size_t *n)
+static int parse_members(const char *json, kv__client_endpoint *eps, size_t *n,
+                         size_t *unknown)
 {
     static const char mark[] = "\"client\":";
     const char *p = strstr(json, "\"nodes\":[");
@@ -156,8 +158,10 @@ static int parse_members(const char *json, kv__client_endpoint *eps, size_t *n)
         return KV_PROTOCOL;
     while ((p = strstr(p, mark)) != NULL) {
         p += sizeof mark - 1;
-        if (*p != '"')
-            continue; /* null: not known yet */
+        if (*p != '"') {
+            (*unknown)++; /* null: not known yet */
+            continue;
+        }
         const char *end = strchr(p + 1, '"');
         if (!end || memchr(p + 1, '\\', (size_t)(end - p - 1)))
             return KV_PROTOCOL;
@@ -208,9 +212,24 @@ int kv_client_sync_endpoints(kv_client *c)
     if (!json)
         return kv__client_error(c, KV_PROTOCOL, "CLUSTER status came without its JSON");
     kv__client_endpoint *eps = calloc(KV_CLIENT_MAX_ENDPOINTS, sizeof *eps);
-    size_t n = 0;
-    rc = eps ? parse_members(json, eps, &n) : KV_NO_MEMORY;
+    size_t n = 0, unknown = 0;
+    rc = eps ? parse_members(json, eps, &n, &unknown) : KV_NO_MEMORY;
     free(json);
+    /* Members whose address is not known yet may be among the endpoints
+     * c has: keep those too (the list is exact once every member said
+     * where clients reach it). */
+    for (size_t i = 0; rc == KV_OK && n > 0 && unknown > 0 && i < c->nendpoints; i++) {
+        int dup = 0;
+        for (size_t k = 0; k < n && !dup; k++)
+            dup = eps[k].port == c->endpoints[i].port &&
+                  strcmp(eps[k].host, c->endpoints[i].host) == 0;
+        if (dup || n == KV_CLIENT_MAX_ENDPOINTS)
+            continue;
+        if (!(eps[n].host = strdup(c->endpoints[i].host)))
+            rc = KV_NO_MEMORY;
+        else
+            eps[n++].port = c->endpoints[i].port;
+    }
     if (rc == KV_OK && n == 0)
         rc = kv__client_error(c, KV_NOT_FOUND,
                               "no member of the cluster has said where clients reach it yet "

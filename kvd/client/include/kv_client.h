@@ -196,9 +196,12 @@ KV_CLIENT_API int kv_client_set_endpoints(kv_client *c, const char *list);
  * (CLUSTER status, as etcd clientv3's Sync) and makes their client
  * addresses c's endpoint list, in place of the one it had; the current
  * connection and address stay (the next search for a node starts after
- * it). A member that has not yet said where clients reach it is left out
- * (a node announces its address through the Raft log: a leader at once,
- * a follower once it knows its leader's). Returns KV_OK; KV_UNSUPPORTED
+ * it). A member that has not yet said where clients reach it cannot be
+ * named (a node announces its address through the Raft log: a leader at
+ * once, a follower once it knows its leader's): while some member has
+ * none, the endpoints c had are kept besides the ones learned, so a sync
+ * never loses a node c could reach; once every member has one, the list
+ * is exactly theirs (a node removed leaves it). Returns KV_OK; KV_UNSUPPORTED
  * (a single kvd, "not a cluster node"; a server older than protocol
  * version 3; a Unix socket), KV_CLOSED (not connected), KV_NOT_FOUND (no
  * member has said where clients reach it yet), KV_PROTOCOL (an address

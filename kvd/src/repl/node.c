@@ -115,6 +115,8 @@ enum { ADMIN_NONE = 0, ADMIN_ADD, ADMIN_PROMOTE, ADMIN_REMOVE, ADMIN_TRANSFER };
 #define STOP_GRACE_MS 3000
 #define ANNOUNCE_RETRY_MS 1000 /* a follower's next try after a failed one */
 #define ANNOUNCE_TIMEOUT_MS 2000
+#define ANNOUNCE_DONE_MS 10000 /* after a successful one, while this node
+                                  has not applied it yet                */
 
 /* One proposal, from the worker that made it back to it. */
 typedef struct kvd_repl_wait {
@@ -1342,8 +1344,8 @@ static void announce_after(uv_work_t *req, int status)
             kvd_info("raft: told the leader (%s) where clients reach this node (%s)",
                      r->announce_leader, r->announce_self);
         r->announce_failed = 0;
-        /* the entry reaches this node soon; until then no second try */
-        r->announce_next_ms = uv_now(&r->loop) + ANNOUNCE_RETRY_MS;
+        /* committed: it reaches this node soon; no second try before */
+        r->announce_next_ms = uv_now(&r->loop) + ANNOUNCE_DONE_MS;
         return;
     }
     if (!r->announce_failed)

@@ -223,7 +223,7 @@ static struct {
     unsigned port;
     double timeout_s;
     uint64_t max_frame;
-    int stale, retries;
+    int stale, retries, no_sync;
     int connected; /* this client has been connected before */
 } used;
 
@@ -272,7 +272,8 @@ static int open_conn(kvcli_session *s)
          !same_str(used.password, c->password) ||
          !same_str(used.endpoints, c->endpoints) ||
          used.timeout_s != c->timeout_s || used.max_frame != c->max_frame ||
-         used.stale != c->stale || used.retries != c->retries))
+         used.stale != c->stale || used.retries != c->retries ||
+         used.no_sync != c->no_sync))
         kvcli_disconnect(s);
     /* At the prompt the connection may have sat idle while kvd stopped or
      * restarted: look before using it, so the command goes to the new
@@ -305,8 +306,12 @@ static int open_conn(kvcli_session *s)
             s->client = NULL;
             return KVCLI__BAD_ENDPOINTS;
         }
-        /* not connected yet: both take effect as it connects */
+        /* not connected yet: these take effect as it connects; with
+         * endpoints it learns the cluster's members at each connect
+         * (kv_client_sync_endpoints) unless --no-sync */
         kv_client_set_retries(s->client, c->retries);
+        if (c->no_sync)
+            kv_client_set_auto_sync(s->client, 0);
         if (c->stale)
             kv_client_set_consistency(s->client, KV_CLIENT_SERIALIZABLE);
         forget_used();
@@ -319,6 +324,7 @@ static int open_conn(kvcli_session *s)
         used.max_frame = c->max_frame;
         used.stale = c->stale;
         used.retries = c->retries;
+        used.no_sync = c->no_sync;
     }
     int st = kv_client_connect(s->client);
     if (st == KV_OK && s->interactive && used.connected)

@@ -53,6 +53,8 @@ typedef struct kvcli_config {
                            again with their request id (a cluster)    */
     const char *endpoints; /* --endpoints: other nodes to try when the
                               address does not answer (a cluster)     */
+    int no_sync;        /* --no-sync: do not learn the cluster's members
+                           (kv_client_set_auto_sync(c, 0))           */
 } kvcli_config;
 
 /* One session: the config plus a lazily opened connection. */

@@ -16,7 +16,7 @@
 #include "kvcli.h"
 
 enum { G_HOST, G_PORT, G_UNIX, G_PASSWORD, G_TIMEOUT, G_MAX_FRAME, G_JSON,
-       G_HELP, G_STALE, G_RETRIES, G_ENDPOINTS };
+       G_HELP, G_STALE, G_RETRIES, G_ENDPOINTS, G_NO_SYNC };
 
 static const kvcli_optdef global_opts[] = {
     [G_HOST] = {"host", KVCLI_OPT_ARG},
@@ -30,6 +30,7 @@ static const kvcli_optdef global_opts[] = {
     [G_STALE] = {"stale", KVCLI_OPT_FLAG},
     [G_RETRIES] = {"retries", KVCLI_OPT_ARG},
     [G_ENDPOINTS] = {"endpoints", KVCLI_OPT_ARG},
+    [G_NO_SYNC] = {"no-sync", KVCLI_OPT_FLAG},
 };
 #define NGLOBAL ((int)(sizeof global_opts / sizeof global_opts[0]))
 
@@ -151,6 +152,9 @@ static int apply_global(kvcli_config *cfg, int which, const char *val)
     }
     case G_ENDPOINTS:
         cfg->endpoints = val;
+        return 0;
+    case G_NO_SYNC:
+        cfg->no_sync = 1;
         return 0;
     default:
         cfg->help = 1;

@@ -367,10 +367,9 @@ static int call_once(kv_client *c, kv_proto_request *req, kv_proto_response *res
  * leader "reachable at HOST:PORT" when it knows where clients reach it
  * (docs/replication.md): the client reconnects there and sends the
  * request again (it was not run: NOT_LEADER is never an unknown outcome). */
-#define FOLLOW_MAX_HOPS 3
 
 /* The leader's address from a NOT_LEADER detail, or 0. */
-static int leader_of(const kv_proto_response *resp, char *host, size_t cap, uint16_t *port)
+int kv__client_leader_of(const kv_proto_response *resp, char *host, size_t cap, uint16_t *port)
 {
     static const char mark[] = "reachable at ";
     char detail[256];
@@ -395,7 +394,7 @@ static int leader_of(const kv_proto_response *resp, char *host, size_t cap, uint
     return 1;
 }
 
-static int is_write(int op)
+int kv__client_is_write(int op)
 {
     switch (op) {
     case KV_PROTO_SET:
@@ -412,6 +411,17 @@ static int is_write(int op)
     }
 }
 
+int kv__client_move_to(kv_client *c, const char *host, uint16_t port)
+{
+    char *h = strdup(host);
+    if (!h)
+        return KV_NO_MEMORY;
+    free((char *)c->opts.host);
+    c->opts.host = h;
+    c->opts.port = port;
+    return kv_client_connect(c);
+}
+
 /* Sends req, following the leader named by NOT_LEADER (a new id unless
  * reuse_id: the request was not run, and a retried write keeps its id). */
 static int call_following(kv_client *c, kv_proto_request *req, kv_proto_response *resp,
@@ -421,26 +431,23 @@ static int call_following(kv_client *c, kv_proto_request *req, kv_proto_response
         int rc = call_once(c, req, resp, reuse_id || hop > 0);
         char host[200];
         uint16_t port;
-        if (rc != KV_OK || resp->status != KV_NOT_LEADER || hop == FOLLOW_MAX_HOPS ||
-            c->opts.unix_path || !leader_of(resp, host, sizeof host, &port))
+        if (rc != KV_OK || resp->status != KV_NOT_LEADER || hop == KV__CLIENT_FOLLOW_MAX_HOPS ||
+            c->opts.unix_path || !kv__client_leader_of(resp, host, sizeof host, &port))
             return rc;
-        char *h = strdup(host);
-        if (!h)
-            return rc;
-        free((char *)c->opts.host);
-        c->opts.host = h;
-        c->opts.port = port;
         int had_session = c->session;
-        if (kv_client_connect(c) != KV_OK)
+        int moved = kv__client_move_to(c, host, port);
+        if (moved == KV_NO_MEMORY)
+            return rc;
+        if (moved != KV_OK)
             return c->fd < 0 ? KV_CONNECT : rc;
-        if (had_session && !c->session && is_write(req->op))
+        if (had_session && !c->session && kv__client_is_write(req->op))
             return rc; /* the leader would get the write without its id */
     }
 }
 
 /* The pause before retry number n (from 0): 50 ms doubling, at most 1 s,
  * so that an election (a second or two) can end meanwhile. */
-static void retry_pause(int n)
+void kv__client_retry_pause(int n)
 {
     long ms = n < 5 ? 50L << n : 1000;
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
@@ -459,7 +466,7 @@ int kv__client_call(kv_client *c, kv_proto_request *req, kv_proto_response *resp
 {
     int had_session = c->session; /* the write carries a request id */
     int rc = call_following(c, req, resp, 0);
-    if (!had_session || !is_write(req->op))
+    if (!had_session || !kv__client_is_write(req->op))
         return rc;
     for (int n = 0; n < c->retries; n++) {
         int lost = rc == KV_CLOSED || rc == KV_TIMEOUT || rc == KV_IO || rc == KV_CONNECT;
@@ -467,7 +474,7 @@ int kv__client_call(kv_client *c, kv_proto_request *req, kv_proto_response *resp
                                     resp->status == KV_NOT_LEADER);
         if (!lost && !again)
             break;
-        retry_pause(n);
+        kv__client_retry_pause(n);
         kv__client_start_call(c);
         if (c->fd < 0 && (rc = kv_client_connect(c)) != KV_OK) {
             rc = rc == KV_TIMEOUT || rc == KV_CLOSED || rc == KV_IO ? rc : KV_CONNECT;
@@ -564,7 +571,8 @@ static int connect_here(kv_client *c)
 
 int kv_client_connect(kv_client *c)
 {
-    return kv__client_connect_any(c, connect_here);
+    int rc = kv__client_connect_any(c, connect_here);
+    return rc == KV_OK ? kv__client_auto_sync(c) : rc;
 }
 
 /* Sends a version 7 request of op with arg; KV_OK with the server's

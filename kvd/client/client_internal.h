@@ -60,6 +60,10 @@ struct kv_client {
     size_t nendpoints;
     size_t ep_next; /* where the next search starts: after the last that
                        answered */
+    int no_auto_sync; /* kv_client_set_auto_sync(c, 0): connects do not
+                         learn the cluster's members */
+    int syncing;      /* a sync is running (no sync from its connects) */
+    unsigned syncs;   /* endpoint lists learned (kv_client_synced) */
 };
 
 /* Connects with connect_here (dial + handshake at opts.host/port), and
@@ -67,6 +71,10 @@ struct kv_client {
  * one connects (endpoints.c). */
 int kv__client_connect_any(kv_client *c, int (*connect_here)(kv_client *));
 void kv__client_endpoints_free(kv_client *c);
+/* After a connect: learns the members (kv_client_sync_endpoints) when
+ * endpoints are in use and auto-sync is on. KV_OK, or a transport failure
+ * (the connection is then closed); other failures are ignored. */
+int kv__client_auto_sync(kv_client *c);
 
 /* Monotonic milliseconds. */
 int64_t kv__client_now_ms(void);
@@ -129,6 +137,22 @@ int kv__client_txn_request(kv_client *c, kv_proto_request *q, const kv_compare *
                            size_t ncmps, const kv_op *then_ops, size_t nthen,
                            const kv_op *else_ops, size_t nelse, int in,
                            unsigned char **in_buf);
+
+/* client.c, for the pipeline's retries as for single calls': */
+/* 1 for the ops a cluster replicates (writes: retried only with a session). */
+int kv__client_is_write(int op);
+/* The leader's HOST:PORT from a NOT_LEADER reply's detail ("reachable at
+ * HOST:PORT"): 1, or 0 when it names none. */
+int kv__client_leader_of(const kv_proto_response *resp, char *host, size_t cap,
+                         uint16_t *port);
+/* Makes host:port the current address and connects there
+ * (kv_client_connect: endpoints, SESSION, CONSISTENCY). KV_NO_MEMORY
+ * leaves the address unchanged. */
+int kv__client_move_to(kv_client *c, const char *host, uint16_t port);
+/* Sleeps before retry number n (from 0): 50 ms doubling, at most 1 s. */
+void kv__client_retry_pause(int n);
+/* At most this many NOT_LEADER redirections per try. */
+#define KV__CLIENT_FOLLOW_MAX_HOPS 3
 
 /* Turns a non-OK server status into the call's return value, recording
  * the server's detail message. */

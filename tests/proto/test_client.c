@@ -8,7 +8,8 @@
  * checked without kvd. kvd's own tests live in tests/integration. Modes
  * of version 7 act as a cluster that keeps request ids (SESSION) and
  * loses the answer of the first write (UNKNOWN_OUTCOME, or the
- * connection), so that the client's retry with the same id is seen.
+ * connection), so that the client's retry with the same id is seen, for
+ * single calls and inside a pipeline.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -303,8 +304,9 @@ static void serve_one(mock *m)
         size_t pos = 0, off, blen;
         kv_proto_buf_reset(&out);
         int quit = 0;
-        while (kv_proto_frame_split(in + pos, len - pos, 0, &off, &blen) ==
-               KV_PROTO_FRAME) {
+        /* after a lost connection the rest of a pipeline is not read */
+        while (!quit && kv_proto_frame_split(in + pos, len - pos, 0, &off, &blen) ==
+                            KV_PROTO_FRAME) {
             kv_proto_request q;
             int rc = kv_proto_request_decode(in + pos + off, blen, NULL, NULL,
                                              &q);
@@ -751,4 +753,68 @@ Test(client, without_retries_or_a_session_nothing_is_sent_again)
     kv_client_close(c);
     mock_stop(&m);
     cr_expect_eq(m.sets, 1);
+}
+
+/* A pipeline whose connection is lost after its first write was applied
+ * (unanswered): the answered PING keeps its answer, the write goes again
+ * with its request id (answered with its first outcome, not applied
+ * again), the requests after it are sent again, in order. */
+Test(client, a_pipeline_s_unanswered_requests_go_again_with_their_ids)
+{
+    mock m;
+    mock_start(&m, LOSE_CONNECTION, 0);
+    mock_run(&m);
+    kv_client *c = client_for(&m, 5000);
+    cr_assert_eq(kv_client_set_retries(c, 3), KV_OK);
+    cr_assert_eq(kv_client_connect(c), KV_OK, "%s", kv_client_last_error(c));
+    kv_client_pipeline *p;
+    cr_assert_eq(kv_client_pipeline_new(c, &p), KV_OK);
+    kv_client_pipeline_ping(p);
+    kv_client_pipeline_set(p, "a", 1, "1", 1);
+    kv_client_pipeline_set(p, "b", 1, "2", 1);
+    kv_client_pipeline_get(p, "a", 1);
+    cr_assert_eq(kv_client_pipeline_exec(p), KV_OK, "%s", kv_client_last_error(c));
+    cr_assert_eq(kv_client_pipeline_replies(p), 4);
+    cr_expect_eq(kv_client_pipeline_reply(p, 0)->status, KV_OK);
+    const kv_client_reply *a = kv_client_pipeline_reply(p, 1);
+    const kv_client_reply *b = kv_client_pipeline_reply(p, 2);
+    const kv_client_reply *g = kv_client_pipeline_reply(p, 3);
+    cr_expect_eq(a->status, KV_OK);
+    cr_expect_eq(a->version, 1, "its first outcome");
+    cr_expect_eq(b->status, KV_OK);
+    cr_expect_eq(b->version, 2);
+    cr_expect_eq(g->op, KV_CLIENT_OP_GET);
+    cr_expect_eq(g->status, KV_OK);
+    cr_expect_eq(g->value.version, 1);
+    cr_expect_eq(kv_client_retried(c), 2, "both writes sent may have run");
+    kv_client_pipeline_free(p);
+    kv_client_close(c);
+    mock_stop(&m);
+    cr_expect_eq(m.conns, 2);
+    cr_expect_eq(m.revision, 2, "each write applied once");
+    cr_expect_eq(m.sets, 3, "a, then a again and b");
+    cr_expect_eq(m.set_ids[0], m.set_ids[1], "a went again with its request id");
+}
+
+/* Without retries nothing is sent again: a write answered
+ * UNKNOWN_OUTCOME keeps that answer, the others theirs. */
+Test(client, a_pipeline_without_retries_sends_nothing_again)
+{
+    mock m;
+    mock_start(&m, LOSE_ANSWER, 0);
+    mock_run(&m);
+    kv_client *c = client_for(&m, 5000);
+    cr_assert_eq(kv_client_connect(c), KV_OK, "%s", kv_client_last_error(c));
+    kv_client_pipeline *p;
+    cr_assert_eq(kv_client_pipeline_new(c, &p), KV_OK);
+    kv_client_pipeline_set(p, "a", 1, "1", 1);
+    kv_client_pipeline_set(p, "b", 1, "2", 1);
+    cr_assert_eq(kv_client_pipeline_exec(p), KV_OK, "%s", kv_client_last_error(c));
+    cr_expect_eq(kv_client_pipeline_reply(p, 0)->status, KV_UNKNOWN_OUTCOME);
+    cr_expect_eq(kv_client_pipeline_reply(p, 1)->status, KV_OK);
+    cr_expect_eq(kv_client_retried(c), 0);
+    kv_client_pipeline_free(p);
+    kv_client_close(c);
+    mock_stop(&m);
+    cr_expect_eq(m.sets, 2, "each sent once");
 }

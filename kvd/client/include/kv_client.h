@@ -164,7 +164,8 @@ KV_CLIENT_API const char *kv_client_server_version(const kv_client *c);
  * ids"). So the call returns the write's real outcome, or, when every try
  * failed, the last failure (the outcome is then still unknown). Writes
  * are retried only on connections whose server keeps request ids: a
- * cluster node speaking version 7. Pipelines are not retried. Returns
+ * cluster node speaking version 7. Pipelines are retried request by
+ * request (kv_client_pipeline_exec). Returns
  * KV_OK; KV_INVALID_ARGUMENT (retries < 0 or > KV_CLIENT_MAX_RETRIES);
  * when connected, KV_UNSUPPORTED if the server does not keep request ids
  * (not a cluster node, or older: writes are then not retried; the setting
@@ -186,8 +187,50 @@ KV_CLIENT_API int kv_client_set_retries(kv_client *c, int retries);
  * clears the list. Not used with a Unix socket. Returns KV_OK,
  * KV_INVALID_ARGUMENT (a malformed address, a port outside 1-65535, more
  * than KV_CLIENT_MAX_ENDPOINTS: the list is then unchanged) or
- * KV_NO_MEMORY. Thread: c's. */
+ * KV_NO_MEMORY. Thread: c's. While endpoints are in use (the list is not
+ * empty) c also learns the cluster's members by itself: see
+ * kv_client_sync_endpoints(). */
 KV_CLIENT_API int kv_client_set_endpoints(kv_client *c, const char *list);
+
+/* Learns the cluster's current members from the node c is connected to
+ * (CLUSTER status, as etcd clientv3's Sync) and makes their client
+ * addresses c's endpoint list, in place of the one it had; the current
+ * connection and address stay (the next search for a node starts after
+ * it). A member that has not yet said where clients reach it cannot be
+ * named (a node announces its address through the Raft log: a leader at
+ * once, a follower once it knows its leader's): while some member has
+ * none, the endpoints c had are kept besides the ones learned, so a sync
+ * never loses a node c could reach; once every member has one, the list
+ * is exactly theirs (a node removed leaves it). Returns KV_OK; KV_UNSUPPORTED
+ * (a single kvd, "not a cluster node"; a server older than protocol
+ * version 3; a Unix socket), KV_CLOSED (not connected), KV_NOT_FOUND (no
+ * member has said where clients reach it yet), KV_PROTOCOL (an address
+ * that is not HOST:PORT), or a transport error; on any failure the list
+ * is unchanged. Thread: c's.
+ *
+ * Automatic sync (on by default): while c has endpoints (set with
+ * kv_client_set_endpoints, even just one) every kv_client_connect() that
+ * succeeds - the first, a reconnect, a failover to another endpoint,
+ * following a new leader (a single call's, a retry's, a pipeline's) -
+ * syncs after the handshake, so a client given one node learns the others
+ * and survives that node's loss, and the list follows members added and
+ * removed. That costs one round trip per connect. A failure of that sync
+ * other than the connection's is ignored (the list stays); a lost
+ * connection fails the connect. kv_client_set_auto_sync(c, 0) turns it
+ * off (1 back on); KV_INVALID_ARGUMENT for other values. */
+KV_CLIENT_API int kv_client_sync_endpoints(kv_client *c);
+KV_CLIENT_API int kv_client_set_auto_sync(kv_client *c, int on);
+
+/* c's endpoint list as "HOST:PORT,HOST:PORT,..." (IPv6 in brackets), as
+ * kv_client_set_endpoints takes it, into buf (cap bytes, NUL-terminated,
+ * truncated if short; buf may be NULL with cap 0). Returns the length of
+ * the whole list (as snprintf: a result >= cap means it was truncated),
+ * -1 if c is NULL. */
+KV_CLIENT_API int kv_client_get_endpoints(const kv_client *c, char *buf, size_t cap);
+
+/* How many times c has learned its endpoints from a cluster
+ * (kv_client_sync_endpoints, automatic ones included). */
+KV_CLIENT_API unsigned kv_client_synced(const kv_client *c);
 
 /* How many times c has sent a write again (kv_client_set_retries). */
 KV_CLIENT_API unsigned kv_client_retried(const kv_client *c);
@@ -722,9 +765,43 @@ KV_CLIENT_API int kv_client_pipeline_txn_ttl(kv_client_pipeline *p,
                                              size_t nelse);
 
 /* Sends every queued request in one write and reads all replies. KV_OK
- * when every reply arrived (look at each reply's status); a transport
- * error otherwise (the connection is then closed and the replies are not
- * available). The queue is emptied either way. */
+ * when every request has its server's answer (look at each reply's
+ * status); otherwise the transport error that left some without one
+ * (KV_CLOSED, KV_TIMEOUT, KV_CONNECT, ...; the connection is then closed):
+ * the replies are still all there, the answered ones with their answers,
+ * each unanswered write with KV_UNKNOWN_OUTCOME when it may have been
+ * applied (it was sent) and the others with that error. KV_NO_MEMORY: no
+ * replies. The queue is emptied either way.
+ *
+ * On a cluster (docs/replication.md), as a single call does, request by
+ * request and keeping the replies in request order:
+ *  - requests answered KV_NOT_LEADER were not run: they are sent again to
+ *    the leader that reply names (at most 3 moves per try), with or
+ *    without retries;
+ *  - with kv_client_set_retries(c, n), up to n times (pausing 50 ms,
+ *    doubling up to 1 s): the requests left without an answer by a lost
+ *    connection or a timeout (on a new connection: the address, then the
+ *    endpoints, then the leader named), the writes answered
+ *    KV_UNKNOWN_OUTCOME, and the refused ones when no leader was named
+ *    (an election). A write goes again only with its request id (a
+ *    connection with a session: a cluster node speaking version 7), so
+ *    it is applied at most once; without one (retries 0, or a single kvd)
+ *    a write whose outcome is unknown is never sent again, and a write
+ *    that was refused is sent again only if no later write of the
+ *    pipeline may have run (it would run after it). Reads are simply sent
+ *    again. Requests that have their answer keep it.
+ * What that means for the results: a write sent again and found applied
+ * before is answered with its first outcome (its revision), but kvd keeps
+ * only each client's LAST applied request id with its reply: a write of
+ * the pipeline applied before a later one of the same client was applied
+ * too, and its retry is answered KV_UNKNOWN_OUTCOME ("a later request
+ * applied since"), not applied again - read the keys to learn its result.
+ * A read sent again runs after the writes that ran before it, and may see
+ * writes queued after it whose first try had run. Request ids are given
+ * as requests are queued: queue and exec without other calls on c in
+ * between, else the pipeline's writes are older than that call's and a
+ * cluster refuses them (KV_UNKNOWN_OUTCOME). kv_client_retried() counts
+ * the writes sent again. */
 KV_CLIENT_API int kv_client_pipeline_exec(kv_client_pipeline *p);
 
 /* Number of replies of the last exec, and reply i (NULL if out of range). */

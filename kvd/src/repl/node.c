@@ -92,6 +92,7 @@
 #include "../conn_internal.h"
 #include "../log.h"
 #include "../server.h"
+#include "announce.h"
 #include "bounds.h"
 #include "bytes.h"
 #include "entry.h"
@@ -112,6 +113,10 @@
 
 enum { ADMIN_NONE = 0, ADMIN_ADD, ADMIN_PROMOTE, ADMIN_REMOVE, ADMIN_TRANSFER };
 #define STOP_GRACE_MS 3000
+#define ANNOUNCE_RETRY_MS 1000 /* a follower's next try after a failed one */
+#define ANNOUNCE_TIMEOUT_MS 2000
+#define ANNOUNCE_DONE_MS 10000 /* after a successful one, while this node
+                                  has not applied it yet                */
 
 /* One proposal, from the worker that made it back to it. */
 typedef struct kvd_repl_wait {
@@ -214,6 +219,15 @@ struct kvd_repl {
     kvd_session apply_sess;
     uint64_t announced_term;       /* term in which this leader said where
                                       clients reach it                   */
+    /* a follower saying where clients reach it, through its leader
+     * (announce.h), on a thread of libuv's pool */
+    uv_work_t announce_work;
+    int announce_busy;
+    uint64_t announce_next_ms; /* no new try before (uv_now)         */
+    int announce_failed;       /* the last try failed (logged once)  */
+    char announce_leader[64], announce_self[64], announce_err[160];
+    char *announce_password;
+    int announce_rc;
     kvd_repl_wait *reads_next;     /* wait for the next barrier          */
     kvd_repl_wait *reads_inflight; /* confirmed by the barrier in flight */
     struct raft_barrier barrier;
@@ -744,6 +758,59 @@ static int cluster_status(kvd_exec *x, kvd_repl *r)
     return rc;
 }
 
+/* CLUSTER announce ID HOST:PORT: a member (a follower, announce.h) says
+ * where clients reach it; the leader proposes it as the entry a leader
+ * proposes for itself, and answers once it is applied. */
+static int cluster_announce(kvd_exec *x, kvd_repl *r)
+{
+    kvd_conn *c = x->c;
+    kvd_reply *rep = x->r;
+    const kv_key *addr = &x->cmd->value;
+    if (x->cmd->a == 0 || !addr->data || addr->len == 0 || addr->len >= 64 ||
+        !memchr(addr->data, ':', addr->len) || memchr(addr->data, '"', addr->len) ||
+        memchr(addr->data, '\\', addr->len) || memchr(addr->data, ',', addr->len))
+        return rep->ops->error(rep, KV_INVALID_ARGUMENT,
+                               "announce needs a member's node id and its client address, "
+                               "HOST:PORT");
+    char detail[200];
+    if (!atomic_load(&r->leader)) {
+        not_leader(r, detail, sizeof detail);
+        return rep->ops->error(rep, KV_NOT_LEADER, detail);
+    }
+    int member = 0;
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < r->nmembers; i++)
+        member |= r->members[i].id == x->cmd->a;
+    pthread_mutex_unlock(&r->mu);
+    if (!member)
+        return rep->ops->error(rep, KV_NOT_FOUND, "no such member of the cluster");
+    kvd_cmd cmd = {.kind = KVD_CMD_CLUSTER_ANNOUNCE, .a = x->cmd->a, .value = *addr};
+    size_t len = 0;
+    void *entry = kvd_entry_encode(&cmd, 0, 0, &len);
+    kvd_repl_wait *w = entry ? calloc(1, sizeof *w) : NULL;
+    if (!w) {
+        raft_free(entry);
+        return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
+    }
+    w->entry = entry;
+    w->len = len;
+    pthread_mutex_lock(&r->mu);
+    int stopping = r->stopping;
+    pthread_mutex_unlock(&r->mu);
+    if (stopping) {
+        raft_free(w->entry);
+        free(w);
+        return rep->ops->error(rep, KV_UNSUPPORTED, "the node is stopping");
+    }
+    if (!(w->slot = kvd__conn_defer(c))) {
+        raft_free(w->entry);
+        free(w);
+        return -1;
+    }
+    enqueue(r, w, x);
+    return KV_OK;
+}
+
 int kvd_repl_admin(kvd_exec *x)
 {
     kvd_conn *c = x->c;
@@ -754,6 +821,8 @@ int kvd_repl_admin(kvd_exec *x)
 #define IS(s) (sub->len == strlen(s) && memcmp(sub->data, s, sub->len) == 0)
     if (IS("status"))
         return cluster_status(x, r);
+    if (IS("announce"))
+        return cluster_announce(x, r);
     if (IS("add"))
         op = ADMIN_ADD;
     else if (IS("remove"))
@@ -764,7 +833,7 @@ int kvd_repl_admin(kvd_exec *x)
     if (op == ADMIN_NONE)
         return rep->ops->error(rep, KV_INVALID_ARGUMENT,
                                "unknown CLUSTER subcommand (status, add ID ADDRESS, remove ID, "
-                               "transfer [ID])");
+                               "transfer [ID], announce ID HOST:PORT)");
     if ((op == ADMIN_ADD || op == ADMIN_REMOVE) && x->cmd->a == 0)
         return rep->ops->error(rep, KV_INVALID_ARGUMENT, "a node id (1..1024) is needed");
     if (op == ADMIN_ADD && (!x->cmd->value.data || x->cmd->value.len == 0 ||
@@ -1244,13 +1313,19 @@ static void on_announced(struct raft_apply *req, int status, void *result)
 /* A new leader proposes where clients reach it (a log entry, so that
  * every node learns it in order): the raft address's host and the port
  * kvd listens on. */
-static void announce(kvd_repl *r)
+/* Where clients reach this node: its raft address's host and the port kvd
+ * listens on. */
+static void self_client_addr(kvd_repl *r, char *addr, size_t cap)
 {
     const char *raft = r->s->cfg->raft_addr;
     const char *colon = strrchr(raft, ':');
+    snprintf(addr, cap, "%.*s:%d", (int)(colon ? colon - raft : 0), raft, r->s->bound_port);
+}
+
+static void announce(kvd_repl *r)
+{
     char addr[64];
-    snprintf(addr, sizeof addr, "%.*s:%d", (int)(colon ? colon - raft : 0), raft,
-             r->s->bound_port);
+    self_client_addr(r, addr, sizeof addr);
     kvd_cmd cmd = {.kind = KVD_CMD_CLUSTER_ANNOUNCE, .a = (uint64_t)r->s->cfg->node_id,
                    .value = {addr, strlen(addr)}};
     size_t len;
@@ -1269,6 +1344,73 @@ static void announce(kvd_repl *r)
         return;
     }
     r->announced_term = r->raft.current_term;
+}
+
+static void announce_work(uv_work_t *req)
+{
+    kvd_repl *r = req->data;
+    r->announce_rc = kvd_announce_to(r->announce_leader, r->announce_password,
+                                     (uint64_t)r->s->cfg->node_id, r->announce_self,
+                                     ANNOUNCE_TIMEOUT_MS, r->announce_err,
+                                     sizeof r->announce_err);
+}
+
+static void announce_after(uv_work_t *req, int status)
+{
+    kvd_repl *r = req->data;
+    free(r->announce_password);
+    r->announce_password = NULL;
+    r->announce_busy = 0;
+    if (status == 0 && r->announce_rc == 0) {
+        if (r->announce_failed)
+            kvd_info("raft: told the leader (%s) where clients reach this node (%s)",
+                     r->announce_leader, r->announce_self);
+        r->announce_failed = 0;
+        /* committed: it reaches this node soon; no second try before */
+        r->announce_next_ms = uv_now(&r->loop) + ANNOUNCE_DONE_MS;
+        return;
+    }
+    if (!r->announce_failed)
+        kvd_warn("raft: cannot tell the leader (%s) where clients reach this node (%s): %s; "
+                 "trying again every %d ms",
+                 r->announce_leader, r->announce_self,
+                 status ? "canceled" : r->announce_err, ANNOUNCE_RETRY_MS);
+    r->announce_failed = 1;
+    r->announce_next_ms = uv_now(&r->loop) + ANNOUNCE_RETRY_MS;
+}
+
+/* A follower whose client address the log does not hold (or holds
+ * another one: a restart on a new port) asks its leader to propose it
+ * (announce.h), once the leader's own address is known. */
+static void maybe_announce_through_leader(kvd_repl *r, int state, raft_id leader)
+{
+    if (state != RAFT_FOLLOWER || leader == 0 || leader == r->raft.id || r->announce_busy ||
+        r->raft_closing || uv_now(&r->loop) < r->announce_next_ms || r->s->bound_port <= 0)
+        return;
+    char self[64];
+    self_client_addr(r, self, sizeof self);
+    pthread_mutex_lock(&r->mu);
+    const char *mine = client_addr(r, r->raft.id);
+    const char *where = client_addr(r, leader);
+    int wanted = where && (!mine || strcmp(mine, self) != 0);
+    if (wanted)
+        snprintf(r->announce_leader, sizeof r->announce_leader, "%s", where);
+    int stopping = r->stopping;
+    pthread_mutex_unlock(&r->mu);
+    if (!wanted || stopping)
+        return;
+    snprintf(r->announce_self, sizeof r->announce_self, "%s", self);
+    const char *pw = r->s->cfg->password;
+    r->announce_password = pw ? strdup(pw) : NULL;
+    if (pw && !r->announce_password)
+        return;
+    r->announce_work.data = r;
+    if (uv_queue_work(&r->loop, &r->announce_work, announce_work, announce_after) != 0) {
+        free(r->announce_password);
+        r->announce_password = NULL;
+        return;
+    }
+    r->announce_busy = 1;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -1317,6 +1459,7 @@ static void on_tick(uv_timer_t *t)
     set_snapshot_threshold(r);
     if (state == RAFT_LEADER && r->announced_term != r->raft.current_term)
         announce(r);
+    maybe_announce_through_leader(r, state, id);
 }
 
 /* ---- the leader's expiry ---------------------------------------------------- */

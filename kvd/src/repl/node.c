@@ -632,6 +632,36 @@ static void enqueue(kvd_repl *r, kvd_repl_wait *w, kvd_exec *x)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Queues entry (from raft_malloc; taken) to be proposed by the Raft thread
+ * and holds x's reply until it is applied (or fails). KV_OK, or the
+ * answer given at once: out of memory (entry NULL), the node stopping. */
+static int propose_deferred(kvd_repl *r, kvd_exec *x, void *entry, size_t len)
+{
+    kvd_reply *rep = x->r;
+    kvd_repl_wait *w = entry ? calloc(1, sizeof *w) : NULL;
+    if (!w) {
+        raft_free(entry);
+        return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
+    }
+    w->entry = entry;
+    w->len = len;
+    pthread_mutex_lock(&r->mu);
+    int stopping = r->stopping;
+    pthread_mutex_unlock(&r->mu);
+    if (stopping) {
+        raft_free(w->entry);
+        free(w);
+        return rep->ops->error(rep, KV_UNSUPPORTED, "the node is stopping");
+    }
+    if (!(w->slot = kvd__conn_defer(x->c))) {
+        raft_free(w->entry);
+        free(w);
+        return -1;
+    }
+    enqueue(r, w, x);
+    return KV_OK;
+}
+
 int kvd_repl_submit(kvd_exec *x)
 {
     kvd_conn *c = x->c;
@@ -675,29 +705,7 @@ int kvd_repl_submit(kvd_exec *x)
     } else {
         entry = kvd_entry_encode(x->cmd, client, seq, &len);
     }
-    kvd_repl_wait *w = entry ? calloc(1, sizeof *w) : NULL;
-    if (!w) {
-        raft_free(entry);
-        return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
-    }
-    w->entry = entry;
-    w->len = len;
-    pthread_mutex_lock(&r->mu);
-    int stopping = r->stopping;
-    pthread_mutex_unlock(&r->mu);
-    if (stopping) {
-        raft_free(w->entry);
-        free(w);
-        return rep->ops->error(rep, KV_UNSUPPORTED, "the node is stopping");
-    }
-    w->slot = kvd__conn_defer(c);
-    if (!w->slot) {
-        raft_free(w->entry);
-        free(w);
-        return -1;
-    }
-    enqueue(r, w, x);
-    return KV_OK;
+    return propose_deferred(r, x, entry, len);
 }
 
 /* CLUSTER status as JSON: this node's view (match indexes and lag are
@@ -763,7 +771,6 @@ static int cluster_status(kvd_exec *x, kvd_repl *r)
  * proposes for itself, and answers once it is applied. */
 static int cluster_announce(kvd_exec *x, kvd_repl *r)
 {
-    kvd_conn *c = x->c;
     kvd_reply *rep = x->r;
     const kv_key *addr = &x->cmd->value;
     if (x->cmd->a == 0 || !addr->data || addr->len == 0 || addr->len >= 64 ||
@@ -787,28 +794,7 @@ static int cluster_announce(kvd_exec *x, kvd_repl *r)
     kvd_cmd cmd = {.kind = KVD_CMD_CLUSTER_ANNOUNCE, .a = x->cmd->a, .value = *addr};
     size_t len = 0;
     void *entry = kvd_entry_encode(&cmd, 0, 0, &len);
-    kvd_repl_wait *w = entry ? calloc(1, sizeof *w) : NULL;
-    if (!w) {
-        raft_free(entry);
-        return rep->ops->error(rep, KV_NO_MEMORY, "out of memory");
-    }
-    w->entry = entry;
-    w->len = len;
-    pthread_mutex_lock(&r->mu);
-    int stopping = r->stopping;
-    pthread_mutex_unlock(&r->mu);
-    if (stopping) {
-        raft_free(w->entry);
-        free(w);
-        return rep->ops->error(rep, KV_UNSUPPORTED, "the node is stopping");
-    }
-    if (!(w->slot = kvd__conn_defer(c))) {
-        raft_free(w->entry);
-        free(w);
-        return -1;
-    }
-    enqueue(r, w, x);
-    return KV_OK;
+    return propose_deferred(r, x, entry, len);
 }
 
 int kvd_repl_admin(kvd_exec *x)

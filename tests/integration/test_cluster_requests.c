@@ -132,9 +132,16 @@ Test(cluster_requests, the_same_request_id_is_applied_once_on_every_leader)
     cr_assert_eq(write_req(fd, &mset, &again), KV_OK);
     cr_assert_eq(again, r2);
     cr_assert_eq(node_revision(leader), r2);
-    /* an older id than the last applied one: not applied, outcome unknown */
+    /* an earlier id, still in the client's window (its last 256): its
+     * first outcome again, whatever the request says now; not applied */
     cas.value = (kv_key){"v2", 2};
     cas.has_expected = 0;
+    cr_assert_eq(write_req(fd, &cas, &again), KV_OK);
+    cr_assert_eq(again, r1, "id 10's first outcome");
+    cr_assert_eq(node_revision(leader), r2);
+    /* an id never applied while a later one was: not applied, outcome
+     * unknown */
+    cas.id = 9;
     cr_assert_eq(write_req(fd, &cas, &again), KV_UNKNOWN_OUTCOME);
     cr_assert_eq(node_revision(leader), r2);
     close(fd);
@@ -161,7 +168,7 @@ Test(cluster_requests, the_same_request_id_is_applied_once_on_every_leader)
     cr_assert_eq(node_metric(leader, "cluster_request_sessions"), 3, "CLIENT, CLIENT+1, kvcli");
     expect_same_revision();
     uint64_t dups = node_metric(leader, "cluster_duplicates");
-    cr_assert_eq(dups, 3, "two duplicates and one stale request: %llu",
+    cr_assert_eq(dups, 4, "three duplicates and one stale request: %llu",
                  (unsigned long long)dups);
 
     /* a leader change: every node kept the same table */
@@ -198,6 +205,10 @@ Test(cluster_requests, the_same_request_id_is_applied_once_on_every_leader)
     fd = session_conn(leader, CLIENT);
     cr_assert_eq(write_req(fd, &mset, &again), KV_OK);
     cr_assert_eq(again, r2, "the first outcome after a restart");
+    cas.key = (kv_key){"cas", 3};
+    cas.id = 10;
+    cr_assert_eq(write_req(fd, &cas, &again), KV_OK);
+    cr_assert_eq(again, r1, "the window too survived snapshots and the restart");
     cr_assert_eq(node_revision(leader), rev, "not applied again");
     /* and the client's next request id goes through */
     mset.id = 12;

@@ -791,11 +791,11 @@ KV_CLIENT_API int kv_client_pipeline_txn_ttl(kv_client_pipeline *p,
  *    pipeline may have run (it would run after it). Reads are simply sent
  *    again. Requests that have their answer keep it.
  * What that means for the results: a write sent again and found applied
- * before is answered with its first outcome (its revision), but kvd keeps
- * only each client's LAST applied request id with its reply: a write of
- * the pipeline applied before a later one of the same client was applied
- * too, and its retry is answered KV_UNKNOWN_OUTCOME ("a later request
- * applied since"), not applied again - read the keys to learn its result.
+ * before is answered with its first outcome (its revision); kvd keeps the
+ * last 256 request ids of each client with their replies, so in a deeper
+ * pipeline a write applied before 256 later ones of the same client
+ * answers its retry KV_UNKNOWN_OUTCOME, not applied again - read the keys
+ * to learn its result.
  * A read sent again runs after the writes that ran before it, and may see
  * writes queued after it whose first try had run. Request ids are given
  * as requests are queued: queue and exec without other calls on c in

@@ -953,8 +953,9 @@ static int applied_before(kvd_repl *r, const kvd_entry *e, kvd_reply *reply)
                       seen == KVD_SESSION_DUPLICATE
                           ? "outcome unknown: this request id was applied before, and its "
                             "result was too large to keep; it was not applied again"
-                          : "outcome unknown: this client has had a later request applied "
-                            "since this request id; it was not applied again");
+                          : "outcome unknown: this request id is older than the last 256 "
+                            "this client had applied, or was never applied while a later "
+                            "one was; it was not applied again");
     return 1;
 }
 
@@ -1058,7 +1059,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 
 /* ---- snapshots of the state machine -------------------------------------------
  * The store and the nodes' client addresses (snapshot.h), then the table
- * of applied request ids (kvd_sessions_save: "KVDSESS1" ...; a snapshot
+ * of applied request ids (kvd_sessions_save: "KVDSESS2" ...; a snapshot
  * without it restores an empty table): the state at the snapshot's
  * index, which is the state of the store whenever the Raft thread, where
  * every write is applied, is between two entries.

@@ -43,6 +43,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] && echo "kept $DIR" >&2 || rm -rf "$DIR"
 }
 trap cleanup EXIT
+trap 'echo "failover.sh: stopped at line $LINENO: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT TERM
 
 port() { echo $((BASE + $1 + 1)); }
@@ -56,8 +57,10 @@ start() { # start NODE (0..2)
 }
 
 metric() { # metric NODE NAME: the value, or nothing if the node does not answer
-    "$KVCLI" --port "$(port "$1")" --timeout 1 metrics 2>/dev/null |
-        awk -v n="$2" '$1 == n { print $2; exit }'
+    # (awk reads to the end: an early exit could end kvcli with SIGPIPE,
+    # and pipefail and set -e then ended the whole script without a word)
+    { "$KVCLI" --port "$(port "$1")" --timeout 1 metrics 2>/dev/null || true; } |
+        awk -v n="$2" '$1 == n && !found { print $2; found = 1 }'
 }
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }

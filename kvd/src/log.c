@@ -100,6 +100,11 @@ void kvd_log_set_syslog(int on)
     atomic_store(&g_syslog, on);
 }
 
+int kvd_log_fd(void)
+{
+    return g_fd >= 0 ? g_fd : STDERR_FILENO;
+}
+
 void kvd_log_set_mirror(int fd)
 {
     atomic_store(&g_mirror, fd);

@@ -32,6 +32,10 @@ int kvd_log_open(const char *path);
  * to the old file. */
 int kvd_log_reopen(void);
 
+/* The descriptor lines go to now (a crash report writes to it; it
+ * stays the same across kvd_log_reopen()). */
+int kvd_log_fd(void);
+
 /* Closes a file opened by kvd_log_open(); later lines go to stderr. */
 void kvd_log_close(void);
 

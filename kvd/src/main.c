@@ -1,6 +1,7 @@
 /*
  * main.c - kvd's entry point: configuration, logging, daemon mode, pid
- * file, then the server until SIGINT/SIGTERM (SIGHUP reopens the log);
+ * file, then the server until SIGINT/SIGTERM (SIGHUP reopens the log; a
+ * fatal signal leaves a crash report in it, crash.h);
  * a service manager is told how it goes (notify.h).
  *
  * Exit codes: 0 after a clean stop (or --help/--version), 2 for bad flags
@@ -15,6 +16,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "crash.h"
 #include "daemon.h"
 #include "log.h"
 #include "notify.h"
@@ -45,6 +47,7 @@ int main(int argc, char **argv)
     /* SIGHUP reopens the log once the server runs; before (a long
      * recovery) and after, it must not stop kvd either. */
     signal(SIGHUP, SIG_IGN);
+    kvd_crash_install();
 
     kvd_config cfg;
     kvd_config_result r = kvd_config_load(&cfg, argc, argv);

@@ -142,11 +142,13 @@ void stop_node(int i, int sig)
     int st = 0;
     waitpid(cluster_nodes[i].pid, &st, 0);
     cluster_nodes[i].pid = 0;
-    if (sig == SIGTERM)
-        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "node %d exit status %d", i + 1, st);
-    /* no sanitizer report in its log (harness's check, on this node) */
     kvd_proc saved = g_kvd;
     g_kvd = cluster_nodes[i];
+    if (sig == SIGTERM && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        kvd_dump_log(); /* what it said before it died */
+        cr_assert_fail("node %d exit status %d", i + 1, st);
+    }
+    /* no sanitizer report in its log (harness's check, on this node) */
     kvd_assert_clean_log();
     g_kvd = saved;
 }

@@ -100,7 +100,8 @@ static int read_port(const char *path)
     return port;
 }
 
-static void dump_log(void)
+/* The running kvd's log, on stderr, each line marked: for a failure's report. */
+void kvd_dump_log(void)
 {
     FILE *f = fopen(g_kvd.log, "r");
     if (!f)
@@ -241,12 +242,12 @@ void kvd_startv(const char *const *args)
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             g_kvd.pid = 0;
-            dump_log();
+            kvd_dump_log();
             cr_assert_fail("kvd exited during startup (status %d)", st);
         }
         sleep_ms(10);
     }
-    dump_log();
+    kvd_dump_log();
     cr_assert_fail("kvd did not write its port file in time");
 }
 
@@ -317,7 +318,7 @@ void kvd_assert_clean_log(void)
                 dirty = 1;
     fclose(f);
     if (dirty)
-        dump_log();
+        kvd_dump_log();
     cr_assert(!dirty, "kvd's stderr has a sanitizer report");
 }
 
@@ -325,7 +326,7 @@ void kvd_wait_clean(void)
 {
     int st = kvd_wait_status();
     if (st != 0)
-        dump_log();
+        kvd_dump_log();
     cr_assert_eq(st, 0, "kvd exit status %d", st);
     kvd_assert_clean_log();
 }
@@ -340,7 +341,7 @@ void kvd_stop(void)
 {
     int st = kvd_stop_status();
     if (st != 0)
-        dump_log();
+        kvd_dump_log();
     cr_assert_eq(st, 0, "kvd exit status %d", st);
     kvd_assert_clean_log();
 }

@@ -57,6 +57,8 @@ void kvd_wait_clean_after(int sig);
 void kvd_stop(void);
 /* Asserts the stderr log has no sanitizer report. */
 void kvd_assert_clean_log(void);
+/* g_kvd's log on stderr, each line marked "  kvd| ". */
+void kvd_dump_log(void);
 /* 1 if the process is still running. */
 int kvd_alive(void);
 

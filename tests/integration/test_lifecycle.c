@@ -124,6 +124,23 @@ Test(lifecycle, sigint_exits_zero_with_idle_clients)
     kv_client_close(c);
 }
 
+/* A fatal signal leaves a crash report in the log (crash.c) and kvd still
+ * dies of that signal, as a core dump and a service manager expect. */
+Test(lifecycle, a_fatal_signal_leaves_a_crash_report_and_still_kills)
+{
+    if (kvd_under_a_tool())
+        cr_skip_test("sanitizers and valgrind report crashes themselves; kvd leaves them to it");
+    kvd_start(NULL);
+    kill(g_kvd.pid, SIGSEGV);
+    int st = 0;
+    cr_assert_eq(waitpid(g_kvd.pid, &st, 0), g_kvd.pid);
+    g_kvd.pid = 0;
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "wait status %d", st);
+    cr_assert(file_has(g_kvd.log, "kvd: crashed: SIGSEGV"), "no crash line in the log");
+    cr_assert(file_has(g_kvd.log, "kvd: end of crash report"), "the report was cut short");
+    cr_assert(file_has(g_kvd.log, "kvd("), "no frame of kvd's own in the backtrace");
+}
+
 /* kv_client_check: an idle client learns, without a request, that the
  * server has gone (so kvcli's prompt can reconnect before a command). */
 Test(lifecycle, client_check_sees_the_server_close)

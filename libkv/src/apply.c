@@ -704,6 +704,8 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
         return KV_NO_MEMORY;
     }
     kv__stripes_lock(s->stripes, &stripe, 1);
+    if (s->hist)
+        kv__hist_prefetch(s, k.hash);
     load_key(s, &k, batch_now(s, b));
 
     kv__outcome o = {.succeeded = true};
@@ -831,6 +833,9 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
         __builtin_prefetch(&t->slots[kv__table_home(t, keys[i].hash)]);
     }
     kv__stripes_lock(s->stripes, stripes, nstripes);
+    if (s->hist)
+        for (size_t i = 0; i < nkeys; i++)
+            kv__hist_prefetch(s, keys[i].hash);
 
     uint64_t now = batch_now(s, b);
     for (size_t i = 0; i < nkeys; i++)

@@ -26,6 +26,19 @@ kv__hkey *kv__hmap_find(const kv__hmap *m, uint64_t hash, const void *key, size_
     return NULL;
 }
 
+void kv__hist_prefetch(const kv_store *s, uint64_t hash)
+{
+    const kv__hmap *m = &s->hist->maps[kv__stripe_of(hash)];
+    if (!m->buckets)
+        return;
+    kv__hkey *const *b = &m->buckets[kv__hmap_bucket(m, hash)];
+    __builtin_prefetch(b);
+    /* The load misses, but what follows (the index lookup) does not wait
+     * for it: the record's miss starts as soon as the bucket arrives. */
+    if (*b)
+        __builtin_prefetch(*b);
+}
+
 /* Doubles the buckets; on out-of-memory the chains just grow longer. */
 static void map_grow(kv__hmap *m)
 {

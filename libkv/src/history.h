@@ -72,6 +72,12 @@ int kv__hist_start(kv_store *s);
 /* Frees all history (kv_close: no other thread uses the store). */
 void kv__hist_close(kv_store *s);
 
+/* Under the key's stripe lock, before the key is looked up in the index:
+ * starts the cache misses of the key's history record (its bucket, then
+ * the record), so that they overlap the index's instead of following
+ * them in kv__hist_prepare. A hint: it changes nothing. */
+void kv__hist_prefetch(const kv_store *s, uint64_t hash);
+
 /* Under the key's stripe lock: finds or allocates what the change of one
  * key needs (has_old: the key's slot holds an item, which becomes an
  * entry). KV_OK or KV_NO_MEMORY (nothing allocated then). */

@@ -55,7 +55,7 @@ uint64_t kvd_bounds_target(kvd_bounds *b, uint64_t now_ms, uint64_t latest, uint
             }
     }
     if (b->max_bytes && hist_bytes > b->max_bytes && latest > compacted) {
-        uint64_t excess = hist_bytes - b->max_bytes / 8 * 7;
+        uint64_t excess = hist_bytes - b->max_bytes / 4 * 3; /* to 3/4, as libkv */
         uint64_t step =
             (uint64_t)((double)(latest - compacted) * ((double)excess / (double)hist_bytes)) + 1;
         uint64_t by_bytes = step > latest - compacted ? latest : compacted + step;

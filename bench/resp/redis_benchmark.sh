@@ -16,7 +16,8 @@
 #
 # Environment (defaults): BUILD (build), ROUNDS (5), REQUESTS (200000),
 # CONNS (50), VALUE (64), KEYSPACE (100000), PIPELINES ("1 16"),
-# SERVER_CPU (0), CLIENT_CPU (1), KVD_PORT (17380), REDIS_PORT (16380).
+# SERVER_CPU (0), CLIENT_CPU (1), KVD_PORT (17380), REDIS_PORT (16380),
+# KVD_ARGS (none; more kvd flags, e.g. "--history off", named in OUT).
 # Needs taskset (util-linux), redis-server, redis-benchmark (redis-tools)
 # and kvd built in BUILD. Both servers are stopped on exit.
 set -euo pipefail
@@ -33,6 +34,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 KVD_PORT=${KVD_PORT:-17380}
 REDIS_PORT=${REDIS_PORT:-16380}
+KVD_ARGS=${KVD_ARGS:-}
 OUT=${1:-$ROOT/bench/results/resp-redis-benchmark.txt}
 
 KVD=$BUILD/kvd/src/kvd
@@ -50,8 +52,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+for port in "$KVD_PORT" "$REDIS_PORT"; do # else the numbers would be some other server's
+    if redis-cli -p "$port" ping >/dev/null 2>&1; then
+        echo "redis_benchmark.sh: something already answers on port $port: stop it or set KVD_PORT/REDIS_PORT" >&2
+        exit 2
+    fi
+done
 taskset -c "$SERVER_CPU" "$KVD" --bind 127.0.0.1 --port "$KVD_PORT" --threads 1 \
-    --log-level warn >"$TMP/kvd.log" 2>&1 &
+    --log-level warn $KVD_ARGS >"$TMP/kvd.log" 2>&1 &
 PIDS+=($!)
 taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
     --appendonly no --daemonize no --logfile "$TMP/redis.log" &
@@ -67,6 +75,7 @@ done
     echo "# redis_benchmark.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "# $(redis-benchmark --version), $(redis-server --version | cut -d' ' -f1-3)"
     echo "# kvd $("$KVD" --version 2>&1 | head -1) at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)"
+    echo "# kvd flags: --threads 1${KVD_ARGS:+ $KVD_ARGS} (history is on unless they turn it off)"
     echo "# rounds=$ROUNDS requests=$REQUESTS conns=$CONNS value=$VALUE keyspace=$KEYSPACE"
     echo "# servers on cpu $SERVER_CPU, redis-benchmark on cpu $CLIENT_CPU; $(nproc) cpus"
 } >"$OUT"

@@ -29,6 +29,7 @@
 #endif
 #endif
 
+#ifndef KVD_SANITIZED /* the sanitizers report crashes themselves */
 #define CRASH_FRAMES 64
 
 static const struct {
@@ -69,6 +70,7 @@ static void on_fatal(int sig)
     /* SA_RESETHAND put the default action back; SA_NODEFER lets it in. */
     raise(sig);
 }
+#endif
 
 void kvd_crash_install(void)
 {

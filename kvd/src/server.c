@@ -477,14 +477,27 @@ static int workers_start(kvd_server *s)
     return 0;
 }
 
+/* Asks w to stop; only the first request wakes it. The send is under
+ * w->lock, as in poke_evict: a worker woken meanwhile for something else
+ * (a handoff, an eviction) may see stop, close its async handle and then
+ * its loop before an unlocked send, which would write to a closed
+ * descriptor (libuv aborts on EBADF). */
+static void worker_ask_stop(kvd_worker *w)
+{
+    if (atomic_exchange(&w->stop, 1))
+        return;
+    pthread_mutex_lock(&w->lock);
+    if (!w->wakeup_closed)
+        uv_async_send(&w->wakeup);
+    pthread_mutex_unlock(&w->lock);
+}
+
 static void workers_stop_and_join(kvd_server *s)
 {
     for (int i = 0; i < s->nworkers; i++) {
         kvd_worker *w = &s->workers[i];
-        /* Only the first stop request wakes it: the worker closes its
-         * async handle once it has seen one. */
-        if (w->running && atomic_exchange(&w->stop, 1) == 0)
-            uv_async_send(&w->wakeup);
+        if (w->running)
+            worker_ask_stop(w);
     }
     for (int i = 0; i < s->nworkers; i++) {
         kvd_worker *w = &s->workers[i];
@@ -803,8 +816,7 @@ static void on_signal(uv_signal_t *h, int signum)
                (unsigned long long)atomic_load(&s->connections));
     close_listeners(s);
     for (int i = 0; i < s->nworkers; i++)
-        if (atomic_exchange(&s->workers[i].stop, 1) == 0)
-            uv_async_send(&s->workers[i].wakeup);
+        worker_ask_stop(&s->workers[i]);
     /* A second signal now gets the default action (immediate exit). */
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);

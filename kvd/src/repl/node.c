@@ -1607,13 +1607,27 @@ static void on_raft_closed(struct raft *raft)
     uv_close((uv_handle_t *)&r->bounds_timer, NULL);
 }
 
+static void on_close_timer(uv_timer_t *t)
+{
+    kvd_repl *r = t->data;
+    raft_close(&r->raft, on_raft_closed);
+}
+
+/* No new Raft requests from now on (raft_closing); raft_close() itself
+ * runs from the loop, on the next iteration. maybe_close() gets here from
+ * Raft's own callbacks (the last write in flight applied), and libraft
+ * 0.15 must not be closed from inside them: an apply that completes in
+ * the leader's log write callback returns into uvAliveSegmentWriteCb,
+ * which, seeing the io closing, finalizes the segment that raft_close()
+ * has just finalized, and libuv aborts on its writer's poll handle
+ * (uv_poll_stop: Assertion `!uv__is_closing(handle)'). */
 static void close_raft(kvd_repl *r)
 {
     if (r->raft_closing)
         return;
     r->raft_closing = 1;
     atomic_store(&r->leader, 0);
-    raft_close(&r->raft, on_raft_closed);
+    uv_timer_start(&r->stop_timer, on_close_timer, 0, 0);
 }
 
 static void on_stop_grace(uv_timer_t *t)

@@ -45,7 +45,7 @@ int kvd_bounds_any(const kvd_bounds *b);
  * latest, or 0 for none. The age bound asks for the newest revision
  * sampled at least max_age ago (history only values replaced before it
  * need); the byte bound, with hist_bytes over it, for the share of the
- * revisions since compacted that brings the bytes to about 7/8 of it
+ * revisions since compacted that brings the bytes to about 3/4 of it
  * (history is taken to be spread evenly over them: the next call goes on
  * if it was not enough). */
 uint64_t kvd_bounds_target(kvd_bounds *b, uint64_t now_ms, uint64_t latest, uint64_t compacted,

@@ -79,6 +79,12 @@ void kvd__conn_unref(kvd_conn *c)
     if (c->counted)
         atomic_fetch_sub_explicit(&w->server->connections, 1, memory_order_relaxed);
     kvd_debug("%s: closed", c->peer);
+    if (c->flush_soon) /* freed by a callback of the iteration that listed it */
+        for (kvd_conn **p = &w->flush_soon; *p; p = &(*p)->flush_soon_next)
+            if (*p == c) {
+                *p = c->flush_soon_next;
+                break;
+            }
     kvd__conn_free_held(c);
     if (c->fe && c->fe->release)
         c->fe->release(c);
@@ -453,7 +459,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         /* Decoded arrays of this read are dead: an idle connection keeps
          * no arena memory (a big MSET would otherwise pin its chunk). */
         kv_proto_arena_free(&c->arena);
-        kvd__conn_flush(c);
+        kvd__conn_flush_soon(c);
         conn_update_reading(c);
         conn_check_drained(c);
         if (!c->closing)

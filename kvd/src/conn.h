@@ -89,6 +89,8 @@ typedef struct kvd_conn {
     struct kvd_conn *watch_flush_next; /* cmd_watch.c: output to send  */
     unsigned watch_flush : 1; /* on a poll's list of conns to flush      */
     unsigned watch_broken : 1; /* events could not be encoded: close it  */
+    unsigned flush_soon : 1; /* on the worker's flush_soon list          */
+    struct kvd_conn *flush_soon_next;
     char peer[64];
 } kvd_conn;
 
@@ -100,6 +102,10 @@ void kvd_conn_adopt(kvd_worker *w, int fd, int is_unix, int reject, int protocol
 /* The server is stopping: answer the complete requests already received,
  * flush, then close. */
 void kvd_conn_drain(kvd_conn *c);
+
+/* End of worker w's loop iteration: sends the replies that
+ * kvd__conn_flush_soon kept back during it. */
+void kvd_conn_flush_soon_all(kvd_worker *w);
 
 /* Closes at once, dropping unsent output. */
 void kvd_conn_close(kvd_conn *c);

@@ -10,6 +10,9 @@
 /* conn_write.c */
 /* Sends c->out (one write per batch). May close or start lingering. */
 void kvd__conn_flush(kvd_conn *c);
+/* Sends c->out at the end of this loop iteration instead (when nothing
+ * else is going on: kvd__conn_flush otherwise). */
+void kvd__conn_flush_soon(kvd_conn *c);
 /* With no write in flight: linger after a fatal error, close after EOF. */
 void kvd__conn_settle(kvd_conn *c);
 

@@ -9,6 +9,12 @@
  * only tried behind an empty queue, so responses keep request order.
  * c->pending counts queued bytes; conn.c pauses on it (backpressure).
  *
+ * The replies to one read leave at the end of the loop iteration that read
+ * them (kvd__conn_flush_soon), after every connection the poll reported
+ * has been read and answered, as Redis writes its replies in beforeSleep:
+ * the writes then reach the clients in one burst, and under everysec and
+ * no the iteration's log write comes first, so they are not held.
+ *
  * Held replies (durable stores, deferred commands): a batch that answers a
  * write whose record is not durable yet, and everything after it, waits in
  * c->held until the store's log thread reports the revision durable (the
@@ -24,6 +30,7 @@
 #include "server.h"
 
 #define KEEP_SPARE_MAX ((size_t)64 << 10) /* reuse output buffers up to this */
+#define FLUSH_SOON_MAX ((size_t)64 << 10)  /* a bigger batch goes at once   */
 
 typedef struct kvd_write {
     uv_write_t req;
@@ -197,6 +204,31 @@ void kvd__conn_flush(kvd_conn *c)
     c->out = c->spare;
     memset(&c->spare, 0, sizeof c->spare);
     send_buf(c, &b);
+}
+
+void kvd__conn_flush_soon(kvd_conn *c)
+{
+    if (c->out.len == 0 || c->out.len > FLUSH_SOON_MAX || c->nwrites || c->held ||
+        c->paused || c->fatal || c->eof || c->draining || c->lingering || c->closing) {
+        kvd__conn_flush(c);
+        return;
+    }
+    if (c->flush_soon)
+        return;
+    c->flush_soon = 1;
+    c->flush_soon_next = c->w->flush_soon;
+    c->w->flush_soon = c;
+}
+
+void kvd_conn_flush_soon_all(kvd_worker *w)
+{
+    kvd_conn *c;
+    while ((c = w->flush_soon) != NULL) {
+        w->flush_soon = c->flush_soon_next;
+        c->flush_soon_next = NULL;
+        c->flush_soon = 0;
+        kvd__conn_flush(c);
+    }
 }
 
 void kvd__conn_release(kvd_conn *c)

@@ -227,15 +227,17 @@ static void on_durable(uv_async_t *a)
  * and releases the replies that were waiting for it; fsyncs stay on the
  * log's thread. Under always it asks the log's thread for a round that
  * writes and syncs everything this iteration queued (one fdatasync for
- * the whole iteration), so the loop never waits for a disk. */
+ * the whole iteration), so the loop never waits for a disk. Then the
+ * replies of this iteration's reads go out (kvd__conn_flush_soon). */
 static void on_log_write(uv_check_t *h)
 {
     kvd_worker *w = h->data;
-    if (!w->log_dirty)
-        return;
-    w->log_dirty = 0;
-    kv_write_log(w->server->store);
-    on_durable(&w->durable);
+    if (w->log_dirty) {
+        w->log_dirty = 0;
+        kv_write_log(w->server->store);
+        on_durable(&w->durable);
+    }
+    kvd_conn_flush_soon_all(w); /* then this iteration's replies */
 }
 
 /* The worker whose loop runs on this thread, if any. */
@@ -438,10 +440,8 @@ static int workers_start(kvd_server *s)
         w->durable.data = w;
         uv_check_init(&w->loop, &w->log_write);
         w->log_write.data = w;
-        if (s->durable) {
-            uv_check_start(&w->log_write, on_log_write);
-            uv_unref((uv_handle_t *)&w->log_write); /* does not keep the loop alive */
-        }
+        uv_check_start(&w->log_write, on_log_write);
+        uv_unref((uv_handle_t *)&w->log_write); /* does not keep the loop alive */
         pthread_mutex_lock(&s->notify_mu);
         w->durable_open = 1;
         pthread_mutex_unlock(&s->notify_mu);

@@ -63,8 +63,11 @@ typedef struct kvd_worker {
                                it stores durable_rev then loads this; the
                                loop sets this then loads durable_rev     */
     uv_async_t durable;     /* the store's durable revision advanced     */
-    uv_check_t log_write;   /* end of a loop iteration: write the log    */
+    uv_check_t log_write;   /* end of a loop iteration: write the log,
+                               then send the replies of this iteration   */
     int log_dirty;          /* writes made in this iteration             */
+    struct kvd_conn *flush_soon; /* conns whose replies go out at the end of
+                                    this iteration (kvd__conn_flush_soon)  */
     /* cmd.c: the kinds of the requests run since the connection's batch
      * clock was read, timed together (kvd_cmd_time_batch) */
     unsigned batch_n;

@@ -273,15 +273,15 @@ static int play_ops(kv__slot *slot, const kv_op *ops, size_t nops, const size_t 
     return KV_OK;
 }
 
-static void retired_item_free(kv__slot *slot, void *item)
+void kv__retired_item_free(kv__slot *slot, void *item, size_t footprint)
 {
-    kv__item_free(&slot->cache, item);
+    kv__item_free_sized(&slot->cache, item, 0, footprint);
 }
 
 /* Items of a store that tracks access (evict.h) have their word in front. */
-static void retired_meta_item_free(kv__slot *slot, void *item)
+void kv__retired_meta_item_free(kv__slot *slot, void *item, size_t footprint)
 {
-    kv__item_free_pre(&slot->cache, item, KV__ITEM_META_BYTES);
+    kv__item_free_sized(&slot->cache, item, KV__ITEM_META_BYTES, footprint);
 }
 
 static void free_prepared(kv_store *s, kv__slot *slot, akey *keys, size_t n, kv__commit *commit)
@@ -441,7 +441,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
                 kv__count(slot, KV__C_EXPIRED, 1);
             if (!s->hist)
                 kv__ebr_retire(&s->ebr, slot, k->old,
-                               s->item_pre ? retired_meta_item_free : retired_item_free,
+                               s->item_pre ? kv__retired_meta_item_free : kv__retired_item_free,
                                kv__item_footprint_pre(k->old, s->item_pre));
         }
         /* With history the replaced item is kept: it becomes the key's

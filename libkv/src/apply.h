@@ -97,6 +97,12 @@ typedef void (*kv__record_hook)(void *ctx, const kv__record *record);
  * stores data, not internal, when the memory limit has no room). */
 int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out);
 
+struct kv__slot;
+/* EBR free functions for a replaced item, given its footprint: items of
+ * plain stores, and of stores whose items carry the access word (evict.h). */
+void kv__retired_item_free(struct kv__slot *slot, void *item, size_t footprint);
+void kv__retired_meta_item_free(struct kv__slot *slot, void *item, size_t footprint);
+
 void kv__outcome_free(kv__outcome *out);
 
 /* After a change's locks are released: waits until its revision is

@@ -78,13 +78,15 @@ int kv__ebr_reserve(kv__slot *s, size_t n)
     return rc;
 }
 
-void kv__ebr_free_plain(kv__slot *s, void *ptr)
+void kv__ebr_free_plain(kv__slot *s, void *ptr, size_t bytes)
 {
     (void)s;
+    (void)bytes;
     free(ptr);
 }
 
-void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr, void (*free_fn)(kv__slot *, void *),
+void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr,
+                    void (*free_fn)(kv__slot *, void *, size_t),
                     size_t bytes)
 {
     /* The object is already unlinked; reading E after that (seq_cst) is
@@ -162,7 +164,7 @@ static void free_safe(kv__slot *s, kv__slot *self, uint64_t e, size_t max)
     size_t done = 0, bytes = 0;
     /* The list is in retire order, so epochs never decrease along it. */
     while (done < s->nlimbo && done < max && s->limbo[done].epoch + 2 <= e) {
-        s->limbo[done].free_fn(self, s->limbo[done].ptr);
+        s->limbo[done].free_fn(self, s->limbo[done].ptr, s->limbo[done].bytes);
         bytes += s->limbo[done].bytes;
         done++;
     }
@@ -268,7 +270,7 @@ static void drain_slot(kv__slot *s, void *ctx)
 {
     (void)ctx;
     for (size_t i = 0; i < s->nlimbo; i++)
-        s->limbo[i].free_fn(s, s->limbo[i].ptr);
+        s->limbo[i].free_fn(s, s->limbo[i].ptr, s->limbo[i].bytes);
     s->nlimbo = 0;
     atomic_store_explicit(&s->limbo_bytes, 0, memory_order_relaxed);
 }

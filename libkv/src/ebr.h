@@ -121,13 +121,15 @@ void kv__ebr_global_init(void);
  * Call before changing anything. Returns 0 or KV_NO_MEMORY. */
 int kv__ebr_reserve(kv__slot *s, size_t n);
 
-/* Schedules free_fn(slot, ptr) for when no reader can see ptr any more. ptr must
- * already be unreachable for new readers. Space must have been reserved. */
+/* Schedules free_fn(slot, ptr, bytes) for when no reader can see ptr any
+ * more. ptr must already be unreachable for new readers. Space must have
+ * been reserved. bytes: what ptr takes (counted as retired memory, and
+ * handed back, so that a free need not read a cold object for its size). */
 void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr,
-                    void (*free_fn)(kv__slot *, void *), size_t bytes);
+                    void (*free_fn)(kv__slot *, void *, size_t), size_t bytes);
 
 /* A free_fn for memory from malloc. */
-void kv__ebr_free_plain(kv__slot *s, void *ptr);
+void kv__ebr_free_plain(kv__slot *s, void *ptr, size_t bytes);
 
 /* Frees what this slot's retired list can free now, advancing the epoch if
  * possible (at most once per KV__EBR_BATCH retires unless much memory

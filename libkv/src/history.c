@@ -124,16 +124,6 @@ void kv__hkey_free(kv__slot *slot, kv__hkey *r)
         free(r);
 }
 
-static void item_free(kv__slot *slot, void *item)
-{
-    kv__item_free(&slot->cache, item);
-}
-
-static void meta_item_free(kv__slot *slot, void *item)
-{
-    kv__item_free_pre(&slot->cache, item, KV__ITEM_META_BYTES);
-}
-
 /* Unlinks r's oldest entry and retires its item (a retire must be
  * reserved); raise: the per-key bound dropped it, so reads of the key
  * below its `until` can no longer be answered. */
@@ -153,7 +143,7 @@ void kv__hist_drop_oldest(kv_store *s, kv__slot *slot, kv__hkey *r, bool raise)
     kv__count(slot, KV__C_HIST_BYTES, (uint64_t)0 - bytes);
     /* Lock-free readers that found the item before it was replaced may
      * still be copying it: it goes the way every replaced item goes. */
-    kv__ebr_retire(&s->ebr, slot, e->item, s->item_pre ? meta_item_free : item_free,
+    kv__ebr_retire(&s->ebr, slot, e->item, s->item_pre ? kv__retired_meta_item_free : kv__retired_item_free,
                    kv__item_footprint_pre(e->item, s->item_pre));
     kv__hent_free(slot, e);
 }
@@ -243,7 +233,7 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
         }
         if (dup) {
             /* the item goes as a replaced item goes without history */
-            kv__ebr_retire(&s->ebr, slot, old, s->item_pre ? meta_item_free : item_free,
+            kv__ebr_retire(&s->ebr, slot, old, s->item_pre ? kv__retired_meta_item_free : kv__retired_item_free,
                            kv__item_footprint_pre(old, s->item_pre));
             kv__hent_free(slot, p->ent);
             p->ent = NULL;

@@ -50,6 +50,15 @@ void kv__item_free_pre(kv__slab_cache *cache, kv__item *it, size_t pre)
         free(block);
 }
 
+void kv__item_free_sized(kv__slab_cache *cache, kv__item *it, size_t pre, size_t footprint)
+{
+    void *block = (char *)it - pre;
+    if (kv__slab_fits(footprint)) /* a malloc'ed item's footprint is over the slab's max */
+        kv__slab_free(cache, block, footprint);
+    else
+        free(block);
+}
+
 void kv__item_free_at_close(kv__item *it, size_t pre)
 {
     if (!kv__slab_fits(pre + kv__item_size(it)))

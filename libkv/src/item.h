@@ -142,6 +142,9 @@ kv__item *kv__item_new_pre(kv__slab *slab, kv__slab_cache *cache, size_t pre, co
 /* Frees an item allocated with `pre` into the calling thread's cache (or
  * to malloc if large). NULL is a no-op. */
 void kv__item_free_pre(kv__slab_cache *cache, kv__item *it, size_t pre);
+/* The same, given its footprint (kv__item_footprint_pre, taken when it was
+ * still hot): the item is not read, so freeing a cold one costs no miss. */
+void kv__item_free_sized(kv__slab_cache *cache, kv__item *it, size_t pre, size_t footprint);
 /* Frees a large item; small ones die with the slab's chunks. For close. */
 void kv__item_free_at_close(kv__item *it, size_t pre);
 /* Bytes the item's memory costs, for the memory metric. */

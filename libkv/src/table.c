@@ -79,9 +79,10 @@ void kv__table_free(void *table)
         munmap(t, map_bytes(bytes));
 }
 
-void kv__table_retired_free(struct kv__slot *slot, void *table)
+void kv__table_retired_free(struct kv__slot *slot, void *table, size_t bytes)
 {
     (void)slot;
+    (void)bytes;
     kv__table_free(table);
 }
 

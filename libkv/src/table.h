@@ -95,7 +95,7 @@ kv__table *kv__table_new(unsigned bits);
 void kv__table_free(void *table);
 /* kv__table_free as an EBR free_fn. */
 struct kv__slot;
-void kv__table_retired_free(struct kv__slot *slot, void *table);
+void kv__table_retired_free(struct kv__slot *slot, void *table, size_t bytes);
 size_t kv__table_footprint(const kv__table *t);
 
 static inline size_t kv__table_size(const kv__table *t)

@@ -58,7 +58,7 @@ struct kv__slot;
 typedef struct kv__retired {
     void *ptr;
     /* runs on the thread that frees, with its slot (for its slab cache) */
-    void (*free_fn)(struct kv__slot *slot, void *ptr);
+    void (*free_fn)(struct kv__slot *slot, void *ptr, size_t bytes);
     uint64_t epoch; /* global epoch when it was retired */
     size_t bytes;
 } kv__retired;

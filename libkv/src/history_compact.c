@@ -107,20 +107,10 @@ static uint64_t hist_bytes_sum(kv_store *s)
     return (int64_t)sum < 0 ? 0 : sum;
 }
 
-/* A paced sweep (the compactor thread's) works PACE_RUN_NS at a time and
- * rests PACE_REST_NS between, outside compact_mu. A compaction of a big
- * history takes tens of milliseconds of CPU; run in one go, it took a
- * core away from the threads serving the store for whole scheduler slices
- * (on kvd pinned to one core, SETs' p99 doubled). Paced, a server thread
- * waits for it at most about PACE_RUN_NS, and it still gets half a core
- * when it needs one, far more than the bounds ask of it. */
-#define PACE_RUN_NS 200000u
-#define PACE_REST_NS 200000L
-
 /* Raises the compaction revision to c and sweeps, all of it (a shed
  * left unfinished included: it is below c). While history is held the
  * sweep waits for the release, which makes it. */
-void kv__hist_compact_to(kv_store *s, kv__slot *slot, uint64_t c, bool paced)
+void kv__hist_compact_to(kv_store *s, kv__slot *slot, uint64_t c)
 {
     kv__hist *h = s->hist;
     pthread_mutex_lock(&h->compact_mu);
@@ -130,18 +120,8 @@ void kv__hist_compact_to(kv_store *s, kv__slot *slot, uint64_t c, bool paced)
         return;
     }
     kv__sweep_pos pos = {0};
-    uint64_t cr = atomic_load(&h->compact_rev);
-    while (!sweep(s, slot, cr, &pos, paced ? now_ns() + PACE_RUN_NS : 0)) {
-        pthread_mutex_unlock(&h->compact_mu);
-        nanosleep(&(struct timespec){0, PACE_REST_NS}, NULL);
-        pthread_mutex_lock(&h->compact_mu);
-        if (atomic_load(&h->hold_rev)) { /* a copy began: its release sweeps */
-            pthread_mutex_unlock(&h->compact_mu);
-            return;
-        }
-    }
-    if (atomic_load(&h->compact_rev) == cr) /* no shed began while it rested */
-        h->shed_active = false;
+    sweep(s, slot, atomic_load(&h->compact_rev), &pos, 0);
+    h->shed_active = false;
     pthread_mutex_unlock(&h->compact_mu);
     kv__ebr_collect(&s->ebr, slot);
 }
@@ -159,7 +139,7 @@ int kv_compact(kv_store *s, uint64_t rev)
     kv__slot *slot = kv__slot_get(&s->slots);
     if (!slot)
         return KV_NO_MEMORY;
-    kv__hist_compact_to(s, slot, rev, false);
+    kv__hist_compact_to(s, slot, rev);
     return KV_OK;
 }
 
@@ -271,7 +251,7 @@ void *kv__hist_compactor(void *arg)
          * compact further at every tick */
         uint64_t target = atomic_load(&h->hold_rev) ? 0 : bounds_target(s, mono_ms());
         if (target)
-            kv__hist_compact_to(s, slot, target, true);
+            kv__hist_compact_to(s, slot, target);
         pthread_mutex_lock(&h->mu);
     }
     pthread_mutex_unlock(&h->mu);

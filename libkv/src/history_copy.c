@@ -102,5 +102,5 @@ void kv_history_release(kv_store *s)
     atomic_store(&s->hist->hold_rev, 0);
     kv__slot *slot = kv__slot_get(&s->slots);
     if (slot) /* else the next sweep makes the drops */
-        kv__hist_compact_to(s, slot, atomic_load(&s->hist->compact_rev), false);
+        kv__hist_compact_to(s, slot, atomic_load(&s->hist->compact_rev));
 }

@@ -150,9 +150,8 @@ int kv__hist_scan_at(kv_store *s, const void *prefix, size_t plen, uint64_t rev,
 /* Every key's history as it was at rev, for a held copy (history_snap.c). */
 int kv__hist_snapshot_at(kv_store *s, uint64_t rev, kv_history_fn fn, void *ctx);
 /* Raises the compaction revision to c and sweeps (history_compact.c); while
- * history is held, only raises it: the sweep waits for the release.
- * paced: in short slices with rests between (the compactor thread). */
-void kv__hist_compact_to(kv_store *s, kv__slot *slot, uint64_t c, bool paced);
+ * history is held, only raises it: the sweep waits for the release. */
+void kv__hist_compact_to(kv_store *s, kv__slot *slot, uint64_t c);
 int kv__hist_check_rev(kv_store *s, uint64_t rev);
 int kv__hist_check_keys(kv_store *s, const kv_key *keys, size_t n, uint64_t rev);
 

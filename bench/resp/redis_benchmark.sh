@@ -11,8 +11,10 @@
 # which goes first), with CONNS connections, REQUESTS requests per run,
 # KEYSPACE random keys (-r) and VALUE-byte values; the table gives the
 # medians over the rounds of req/s, p50 and p99 (redis-benchmark's own
-# figures, --csv), and kvd / Redis. Raw redis-benchmark output goes to
-# OUT (default bench/results/resp-redis-benchmark.txt) with the table.
+# figures, --csv), and kvd / Redis; then the CPU each server and the client
+# used during the runs, as a share of their one CPU each (which side was
+# the limit). Raw redis-benchmark output goes to OUT (default
+# bench/results/resp-redis-benchmark.txt) with the tables.
 #
 # Environment (defaults): BUILD (build), ROUNDS (5), REQUESTS (200000),
 # CONNS (50), VALUE (64), KEYSPACE (100000), PIPELINES ("1 16"),
@@ -80,14 +82,25 @@ done
     echo "# servers on cpu $SERVER_CPU, redis-benchmark on cpu $CLIENT_CPU; $(nproc) cpus"
 } >"$OUT"
 
-# run SERVER PORT TEST PIPELINE -> "rps p50 p99" (also appends raw csv)
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # user + system
+
+# run SERVER PORT PID TEST PIPELINE -> "rps p50 p99 server-cpu% client-cpu%"
+# (also appends the raw csv and the CPU shares to OUT)
 run() {
-    local name=$1 port=$2 t=$3 p=$4
-    local csv
-    csv=$(taskset -c "$CLIENT_CPU" redis-benchmark -p "$port" -t "$t" -P "$p" -c "$CONNS" \
-        -n "$REQUESTS" -r "$KEYSPACE" -d "$VALUE" --csv 2>/dev/null | grep -v '^"test"')
-    echo "raw $name $t P$p: $csv" >>"$OUT"
-    echo "$csv" | awk -F, '{gsub(/"/, ""); print $2, $5, $7}'
+    local name=$1 port=$2 pid=$3 t=$4 p=$5
+    local csv t0 t1 u s real srv cli
+    t0=$(cpu_ticks "$pid")
+    TIMEFORMAT='%U %S %R'
+    { time taskset -c "$CLIENT_CPU" redis-benchmark -p "$port" -t "$t" -P "$p" -c "$CONNS" \
+        -n "$REQUESTS" -r "$KEYSPACE" -d "$VALUE" --csv >"$TMP/csv" 2>/dev/null; } 2>"$TMP/time"
+    t1=$(cpu_ticks "$pid")
+    csv=$(grep -v '^"test"' "$TMP/csv")
+    read -r u s real <"$TMP/time"
+    srv=$(awk "BEGIN { printf \"%.0f\", 100 * ($t1 - $t0) / $TCK / $real }")
+    cli=$(awk "BEGIN { printf \"%.0f\", 100 * ($u + $s) / $real }")
+    echo "raw $name $t P$p: $csv server_cpu=$srv% client_cpu=$cli%" >>"$OUT"
+    echo "$csv" | awk -F, -v srv="$srv" -v cli="$cli" '{gsub(/"/, ""); print $2, $5, $7, srv, cli}'
 }
 
 # preload so that GETs hit
@@ -102,9 +115,9 @@ for r in $(seq "$ROUNDS"); do
         for t in get set; do
             if [ $((r % 2)) -eq 1 ]; then order="kvd redis"; else order="redis kvd"; fi
             for s in $order; do
-                port=$KVD_PORT
-                [ "$s" = redis ] && port=$REDIS_PORT
-                R[$s,$t,$p,$r]=$(run "$s" "$port" "$t" "$p")
+                port=$KVD_PORT pid=${PIDS[0]}
+                [ "$s" = redis ] && port=$REDIS_PORT pid=${PIDS[1]}
+                R[$s,$t,$p,$r]=$(run "$s" "$port" "$pid" "$t" "$p")
             done
         done
     done
@@ -119,7 +132,7 @@ median() { sort -g | awk '{ a[NR] = $1 } END { h = int(NR / 2); if (NR % 2) prin
     for p in $PIPELINES; do
         for t in get set; do
             for s in kvd redis; do
-                for f in 1 2 3; do
+                for f in 1 2 3 4 5; do
                     M[$s,$f]=$(for r in $(seq "$ROUNDS"); do echo "${R[$s,$t,$p,$r]}" | cut -d' ' -f$f; done | median)
                 done
             done
@@ -130,4 +143,19 @@ median() { sort -g | awk '{ a[NR] = $1 } END { h = int(NR / 2); if (NR % 2) prin
         done
     done
     echo "(medians of $ROUNDS rounds; rps ratio = kvd / Redis, higher is better; p99 ratio = kvd / Redis, lower is better)"
+    echo
+    printf "%-6s %-3s | %14s %14s | %14s %14s\n" test P "kvd server" "its client" \
+        "redis server" "its client"
+    for p in $PIPELINES; do
+        for t in get set; do
+            for s in kvd redis; do
+                for f in 4 5; do
+                    M[$s,$f]=$(for r in $(seq "$ROUNDS"); do echo "${R[$s,$t,$p,$r]}" | cut -d' ' -f$f; done | median)
+                done
+            done
+            printf "%-6s %-3s | %13.0f%% %13.0f%% | %13.0f%% %13.0f%%\n" "$t" "$p" \
+                "${M[kvd,4]}" "${M[kvd,5]}" "${M[redis,4]}" "${M[redis,5]}"
+        done
+    done
+    echo "(CPU used during the runs, medians, as a share of one CPU: server on cpu $SERVER_CPU, redis-benchmark on cpu $CLIENT_CPU; the side near 100% is the limit)"
 } | tee -a "$OUT"

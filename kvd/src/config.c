@@ -131,6 +131,8 @@ static const opt_def opts[] = {
     {"unix-perm", OPT_MODE, OFF(unix_perm), "MODE",
      "octal permissions of the Unix socket, e.g. 700 or 770 (default: from the umask)", 0, 0},
     {"threads", OPT_INT, OFF(threads), "N", "event-loop threads, 0 = one per CPU, at most 256; more than the CPUs is warned about (default 0)", 0, KVD_MAX_THREADS},
+    {"busy-poll", OPT_INT, OFF(busy_poll), "USECS",
+     "after answering, keep polling the connections for up to USECS microseconds before the thread sleeps: a closed-loop client then does not pay to wake the server, at the cost of CPU while lightly loaded, at most 10000; 0 = off (default 0)", 0, 10000},
     {"password", OPT_STR, OFF(password), "SECRET",
      "require AUTH with this secret, not empty (frames over 1 MiB are refused before it; AUTHs from an address with recent failures wait up to 3 s); visible to every user in ps: prefer --password-file or env KVD_PASSWORD (default none)", 0, 0},
     {"password-file", OPT_STR, OFF(password_file), "PATH",

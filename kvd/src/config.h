@@ -34,6 +34,8 @@ typedef struct kvd_config {
     size_t max_frame_size;      /* largest request body                   */
     size_t max_output_buffer;   /* per-connection pending output (hard)   */
     size_t max_client_memory;   /* all connections' buffers; 0 = no limit */
+    int busy_poll;              /* microseconds a loop polls on after work
+                                   before it sleeps; 0 = off              */
     unsigned idle_timeout;      /* seconds, 0 = none                      */
     unsigned write_timeout;     /* seconds without write progress while
                                    output is backed up; 0 = none         */

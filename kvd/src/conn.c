@@ -440,6 +440,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         kvd_stat_add(&c->w->stats.bytes_in, (uint64_t)nread);
         c->last_active = uv_now(&c->w->loop);
+        c->w->worked = 1;
         if (c->lingering)
             return;
         if ((uint8_t *)buf->base == c->w->scratch) {

@@ -66,6 +66,11 @@ typedef struct kvd_worker {
     uv_check_t log_write;   /* end of a loop iteration: write the log,
                                then send the replies of this iteration   */
     int log_dirty;          /* writes made in this iteration             */
+    uv_idle_t spin;         /* --busy-poll: active, the loop does not sleep */
+    int spinning;           /* spin started                              */
+    int worked;             /* this iteration read requests              */
+    uint64_t spin_until;    /* uv_hrtime() when spinning stops, unless
+                               more work comes                           */
     struct kvd_conn *flush_soon; /* conns whose replies go out at the end of
                                     this iteration (kvd__conn_flush_soon)  */
     /* cmd.c: the kinds of the requests run since the connection's batch

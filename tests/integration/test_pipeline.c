@@ -232,3 +232,71 @@ Test(pipeline, mset_groups_never_torn)
     cr_assert_eq(atomic_load(&g_torn), 0, "%d torn reads", atomic_load(&g_torn));
     kvd_stop();
 }
+
+/* ---- --busy-poll -------------------------------------------------------------- */
+
+/* kvd's CPU time so far (user + system), in clock ticks. */
+static long kvd_cpu_ticks(void)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)g_kvd.pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* fields 14 and 15, counted after the ")" that ends the command name */
+    const char *p = strrchr(buf, ')');
+    cr_assert_not_null(p);
+    long ut = 0, st = 0;
+    cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &st),
+                 2);
+    return ut + st;
+}
+
+Test(pipeline, busy_poll_answers_in_order_then_lets_the_threads_sleep)
+{
+    kvd_start("--busy-poll", "10000", NULL); /* 10 ms: the most it allows */
+    kv_client *c = test_client(NULL);
+    char k[32], v[32];
+    for (int i = 0; i < 500; i++) { /* one request in flight: the loop polls */
+        int kl = snprintf(k, sizeof k, "bp:%d", i % 50);
+        int vl = snprintf(v, sizeof v, "v%d", i);
+        uint64_t rev = 0;
+        cr_assert_eq(kv_client_set(c, k, (size_t)kl, v, (size_t)vl, &rev), KV_OK);
+        kv_value got;
+        cr_assert_eq(kv_client_get(c, k, (size_t)kl, &got), KV_OK);
+        cr_assert_eq(got.len, (size_t)vl);
+        cr_assert_eq(memcmp(got.data, v, got.len), 0);
+        cr_assert_eq(got.version, rev);
+        kv_client_value_free(&got);
+    }
+    kv_client_pipeline *p;
+    cr_assert_eq(kv_client_pipeline_new(c, &p), KV_OK);
+    for (int i = 0; i < 1000; i++) {
+        int kl = snprintf(k, sizeof k, "bp:%d", i % 50);
+        cr_assert_eq(kv_client_pipeline_get(p, k, (size_t)kl), KV_OK);
+    }
+    cr_assert_eq(kv_client_pipeline_exec(p), KV_OK);
+    cr_assert_eq(kv_client_pipeline_replies(p), 1000);
+    for (int i = 0; i < 1000; i++) {
+        const kv_client_reply *r = kv_client_pipeline_reply(p, i);
+        cr_assert_eq(r->status, KV_OK);
+        int vl = snprintf(v, sizeof v, "v%d", 450 + i % 50);
+        cr_assert_eq(r->value.len, (size_t)vl, "reply %d out of order", i);
+        cr_assert_eq(memcmp(r->value.data, v, (size_t)vl), 0, "reply %d out of order", i);
+    }
+    kv_client_pipeline_free(p);
+    /* Idle now: once 10 ms pass without a request, no thread polls. A loop
+     * that kept polling would use a whole CPU second in the next second;
+     * an idle one wakes for its timers only. */
+    usleep(200 * 1000);
+    long before = kvd_cpu_ticks();
+    sleep(1);
+    long used = kvd_cpu_ticks() - before;
+    cr_assert_lt(used * 4, sysconf(_SC_CLK_TCK), "an idle kvd used %ld of %ld ticks in 1 s",
+                 used, sysconf(_SC_CLK_TCK));
+    cr_assert_eq(kv_client_ping(c), KV_OK);
+    kv_client_close(c);
+    kvd_stop();
+}

@@ -67,7 +67,9 @@
 # give SERVER_CPU=0,1 CLIENT_CPU=0,1: servers and generator then share
 # both CPUs),
 # MEMCACHED_PORT (16211), MEMCACHED (1 if memcached is installed; 0 leaves
-# it out).
+# it out), KVD_ARGS (none; more kvd flags, e.g. "--history off
+# --busy-poll 50", named in the output; history is on unless they turn it
+# off).
 # Needs: taskset (util-linux), redis-server (redis-server package),
 # redis-benchmark and redis-cli (redis-tools), and kvd + kvbench built in
 # BUILD; memcached (memcached package) optional. The servers are stopped
@@ -134,7 +136,7 @@ trap 'exit 130' INT TERM
 # ---- servers ------------------------------------------------------------
 taskset -c "$SERVER_CPU" "$KVD" --bind 127.0.0.1 --port "$KVD_PORT" \
     --port-file "$TMP/kvd.port" --threads "$SERVER_THREADS" --initial-capacity "$KEYS" \
-    --log-level warn --log-file "$TMP/kvd.log" &
+    --log-level warn --log-file "$TMP/kvd.log" ${KVD_ARGS:-} &
 KVD_PID=$!
 REDIS_THREADS=()
 [ "$SERVER_THREADS" -gt 1 ] && REDIS_THREADS=(--io-threads "$SERVER_THREADS" --io-threads-do-reads yes)
@@ -295,10 +297,11 @@ done
 
 load_before=$(uptime)
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "commit:  $(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --short HEAD 2>/dev/null || echo unknown) (of this script's checkout; BUILD's kvd: $BUILD)"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 mc_version=
 [ "$MEMCACHED" = 1 ] && mc_version="; memcached $(memcached -V | awk '{ print $2 }') -t $SERVER_THREADS"
-echo "servers: kvd $("$KVD" --version | head -1) --threads $SERVER_THREADS; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') --save '' --appendonly no${REDIS_THREADS[*]:+ ${REDIS_THREADS[*]}}$mc_version; all on CPU $SERVER_CPU"
+echo "servers: kvd $("$KVD" --version | head -1) --threads $SERVER_THREADS${KVD_ARGS:+ $KVD_ARGS}; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') --save '' --appendonly no${REDIS_THREADS[*]:+ ${REDIS_THREADS[*]}}$mc_version; all on CPU $SERVER_CPU"
 echo "clients: kvbench -t 1 (kvd; Redis with --protocol resp; memcached with --protocol memcache) / redis-benchmark (1 thread) on CPU $CLIENT_CPU; $CONNS connections, $KEYS keys, $VALUE-byte values, ~$DURATION s per run, $ROUNDS rounds"
 echo "load before: $load_before"
 echo "busiest other processes (%CPU since start, command):"

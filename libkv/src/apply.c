@@ -804,7 +804,8 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
 
     /* New keys per segment of the index, to reserve room for. */
     kv__reservations resv;
-    memset(resv.want, 0, sizeof resv.want);
+    resv.nsegs = kv__nsegs(s);
+    memset(resv.want, 0, resv.nsegs * sizeof resv.want[0]);
     size_t nsets = 0;
     for (size_t i = 0; i < b->nthen; i++) {
         if (b->then_ops[i].kind != KV_OP_SET)

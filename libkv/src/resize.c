@@ -319,11 +319,11 @@ void kv__resize_release(kv__table *reserved_in, size_t reserved)
 
 bool kv__resize_prepare_each(kv_store *s, kv__slot *slot, kv__reservations *r)
 {
-    for (unsigned g = 0; g < KV__NSEGS; g++) {
+    for (unsigned g = 0; g < r->nsegs; g++) {
         r->in[g] = NULL;
         r->n[g] = 0;
     }
-    for (unsigned g = 0; g < kv__nsegs(s); g++) {
+    for (unsigned g = 0; g < r->nsegs; g++) {
         if (r->want[g] && !(r->in[g] = kv__resize_prepare(s, slot, g, r->want[g], &r->n[g]))) {
             kv__resize_release_each(r);
             return false;
@@ -334,7 +334,7 @@ bool kv__resize_prepare_each(kv_store *s, kv__slot *slot, kv__reservations *r)
 
 void kv__resize_release_each(kv__reservations *r)
 {
-    for (unsigned g = 0; g < KV__NSEGS; g++) {
+    for (unsigned g = 0; g < r->nsegs; g++) {
         if (r->in[g])
             kv__resize_release(r->in[g], r->n[g]);
         r->in[g] = NULL;

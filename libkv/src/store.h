@@ -226,10 +226,13 @@ kv__table *kv__resize_prepare(kv_store *s, kv__slot *slot, unsigned seg, size_t 
                               size_t *reserved);
 void kv__resize_release(kv__table *reserved_in, size_t reserved);
 /* resize.c: the same for a batch whose new keys fall into several
- * segments: the caller fills want[] (new keys per segment) and zeroes the
- * rest; kv__resize_prepare_each reserves in every segment wanted, or
- * releases what it took and returns false (out of memory). */
+ * segments: the caller sets nsegs (kv__nsegs: 1 in a store without a
+ * memory limit, so a batch walks one entry, not KV__NSEGS) and fills
+ * want[0..nsegs) (new keys per segment); kv__resize_prepare_each reserves
+ * in every segment wanted, or releases what it took and returns false
+ * (out of memory). */
 typedef struct kv__reservations {
+    unsigned nsegs;
     size_t want[KV__NSEGS];
     kv__table *in[KV__NSEGS];
     size_t n[KV__NSEGS];

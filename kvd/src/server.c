@@ -511,7 +511,12 @@ static int workers_start(kvd_server *s)
         }
         w->running = 1;
     }
-    kvd_info("%d worker threads", n);
+    if (s->cfg->busy_poll > 0)
+        kvd_info("%d worker threads, each polling %d us after requests before it sleeps "
+                 "(--busy-poll)",
+                 n, s->cfg->busy_poll);
+    else
+        kvd_info("%d worker threads", n);
     return 0;
 }
 

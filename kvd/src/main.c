@@ -1,7 +1,7 @@
 /*
  * main.c - kvd's entry point: configuration, logging, daemon mode, pid
- * file, then the server until SIGINT/SIGTERM (SIGHUP reopens the log; a
- * fatal signal leaves a crash report in it, crash.h);
+ * file, then the server until SIGINT/SIGTERM (SIGHUP reopens the log:
+ * signals.h; a fatal signal leaves a crash report in it, crash.h);
  * a service manager is told how it goes (notify.h).
  *
  * Exit codes: 0 after a clean stop (or --help/--version), 2 for bad flags
@@ -21,6 +21,7 @@
 #include "log.h"
 #include "notify.h"
 #include "server.h"
+#include "signals.h"
 
 /* Daemons chdir("/"): resolve relative paths against the start directory. */
 static int make_absolute(char **path)
@@ -44,8 +45,8 @@ int main(int argc, char **argv)
 {
     /* A peer closing its socket must not kill the server on write. */
     signal(SIGPIPE, SIG_IGN);
-    /* SIGHUP reopens the log once the server runs; before (a long
-     * recovery) and after, it must not stop kvd either. */
+    /* SIGHUP reopens the log once the server runs; before it, it must not
+     * stop kvd either (from then on signals.c hears it). */
     signal(SIGHUP, SIG_IGN);
     kvd_crash_install();
 
@@ -122,6 +123,19 @@ int main(int argc, char **argv)
         }
     }
 
+    /* Before the first thread (after the daemon's fork): signals.h. */
+    int err = kvd_signals_init();
+    if (err) {
+        kvd_error("cannot set up signal handling: %s", strerror(err));
+        kvd_log_set_mirror(-1);
+        kvd_daemon_ready(notify, 0);
+        if (pidfd >= 0)
+            kvd_pidfile_remove(cfg.pidfile, pidfd);
+        kvd_config_free(&cfg);
+        kvd_log_close();
+        return 1;
+    }
+
     uv_loop_t loop;
     int rc = uv_loop_init(&loop);
     kvd_server server;
@@ -144,6 +158,7 @@ int main(int argc, char **argv)
     kvd_server_cleanup(&server);
     if (rc == 0 && uv_loop_close(&loop) != 0)
         kvd_warn("main loop still busy at exit");
+    kvd_signals_end();
     if (pidfd >= 0)
         kvd_pidfile_remove(cfg.pidfile, pidfd);
     kvd_config_free(&cfg);

@@ -43,6 +43,7 @@
 #include "log.h"
 #include "notify.h"
 #include "repl/repl.h"
+#include "signals.h"
 #include "watchers.h"
 
 #define KVD_GRACE_MS 3000
@@ -850,9 +851,9 @@ static void on_status_timer(uv_timer_t *t)
 
 /* ---- signals --------------------------------------------------------------- */
 
-static void on_signal(uv_signal_t *h, int signum)
+static void on_signal(void *arg, int signum)
 {
-    kvd_server *s = h->data;
+    kvd_server *s = arg;
     kvd_info("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
     s->stopping = 1;
     kvd_notify("STOPPING=1\nSTATUS=stopping: answering what %llu clients sent",
@@ -860,20 +861,17 @@ static void on_signal(uv_signal_t *h, int signum)
     close_listeners(s);
     for (int i = 0; i < s->nworkers; i++)
         worker_ask_stop(&s->workers[i]);
-    /* A second signal now gets the default action (immediate exit). */
-    uv_close((uv_handle_t *)&s->sigint, NULL);
-    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    /* A second signal now ends kvd at once (signals.c). */
     uv_close((uv_handle_t *)&s->accept_backoff, NULL);
     uv_close((uv_handle_t *)&s->status_timer, NULL);
 }
 
-/* SIGHUP (logrotate's postrotate): reopen --log-file, never stop. The
- * handle is unref'ed so it does not keep the acceptor loop alive, and stays
- * open until kvd_server_cleanup(), so a SIGHUP during shutdown is harmless
- * too. */
-static void on_sighup(uv_signal_t *h, int signum)
+/* SIGHUP (logrotate's postrotate): reopen --log-file, never stop. It is
+ * heard until kvd_server_cleanup(), so a SIGHUP during shutdown is
+ * harmless too (and after it, stays pending: signals.c). */
+static void on_sighup(void *arg, int signum)
 {
-    kvd_server *s = h->data;
+    kvd_server *s = arg;
     (void)signum;
     /* systemctl reload kvd: ExecReload sends SIGHUP; the manager shows
      * "reloading" until READY=1. Not once stopping: READY=1 would undo it. */
@@ -910,6 +908,13 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
     pthread_mutex_init(&s->notify_mu, NULL);
     if (open_store(s, cfg) != 0)
         return -1;
+    /* Recovered: from now on a SIGTERM is a clean stop (it is acted on
+     * once the loop runs), before the port file tells anyone to connect. */
+    int rc = kvd_signals_listen(loop, on_signal, on_sighup, s);
+    if (rc != 0) {
+        kvd_error("cannot listen for signals: %s", uv_strerror(rc));
+        return -1;
+    }
 
     s->listeners = calloc(3 * cfg->nbinds + 1, sizeof *s->listeners);
     if (!s->listeners) {
@@ -950,17 +955,9 @@ int kvd_server_start(kvd_server *s, const kvd_config *cfg, uv_loop_t *loop)
         return -1;
     }
 
-    uv_signal_init(loop, &s->sigint);
-    uv_signal_init(loop, &s->sigterm);
     uv_timer_init(loop, &s->accept_backoff);
     uv_timer_init(loop, &s->status_timer);
-    s->sigint.data = s->sigterm.data = s->accept_backoff.data = s->status_timer.data = s;
-    uv_signal_start(&s->sigint, on_signal, SIGINT);
-    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-    uv_signal_init(loop, &s->sighup);
-    s->sighup.data = s;
-    uv_signal_start(&s->sighup, on_sighup, SIGHUP);
-    uv_unref((uv_handle_t *)&s->sighup);
+    s->accept_backoff.data = s->status_timer.data = s;
 
     if (workers_start(s) != 0)
         return -1;
@@ -1007,9 +1004,8 @@ void kvd_server_cleanup(kvd_server *s)
         kv_set_durable_callback(s->store, NULL, NULL);
     if (s->loop) {
         close_listeners(s);
+        kvd_signals_close();
         uv_walk(s->loop, close_any, NULL);
-        /* Closing the SIGHUP handle restored the default action (exit). */
-        signal(SIGHUP, SIG_IGN);
         uv_run(s->loop, UV_RUN_DEFAULT);
     }
     free(s->workers);

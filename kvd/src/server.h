@@ -103,8 +103,6 @@ typedef struct kvd_server {
     unsigned next_worker; /* round robin, main thread only */
     kvd_listener *listeners;
     size_t nlisteners;
-    uv_signal_t sigint, sigterm;
-    uv_signal_t sighup;
     int unix_bound;             /* we created the --unix socket file:  */
     dev_t unix_dev;             /* ... this one                        */
     ino_t unix_ino;         /* reopen the log; unref'ed, open to the end */

@@ -1,6 +1,6 @@
 /*
  * test_lifecycle.c - graceful shutdown with a pipeline in flight,
- * SIGINT, an idle client noticing the server's close (kv_client_check),
+ * SIGINT, a second SIGTERM while stopping, an idle client noticing the server's close (kv_client_check),
  * --daemonize with --pidfile, config file vs flags, and the
  * command line's exit codes (--help, --version, bad flags -> 2).
  */
@@ -122,6 +122,46 @@ Test(lifecycle, sigint_exits_zero_with_idle_clients)
     kv_value v;
     cr_assert_neq(kv_client_get(c, "a", 1, &v), KV_OK, "server is gone");
     kv_client_close(c);
+}
+
+/* The first SIGTERM asks for a clean stop; while kvd is still stopping (a
+ * client that reads none of its replies holds it for the grace period) a
+ * second one ends it at once, by SIGTERM, as an impatient operator's
+ * second Ctrl-C or systemd's final kill expects (signals.c). */
+Test(lifecycle, a_second_sigterm_while_stopping_ends_kvd_at_once)
+{
+    kvd_start(NULL);
+    kv_client *c = test_client(NULL);
+    enum { BIG = 256 * 1024 };
+    char *big = malloc(BIG);
+    cr_assert(big);
+    memset(big, 'v', BIG);
+    cr_assert_eq(kv_client_set(c, "big", 3, big, BIG, NULL), KV_OK);
+    free(big);
+    kv_client_close(c);
+
+    /* 64 GETs of 256 KiB, and not one reply read: 16 MiB waits on kvd. */
+    int fd = raw_connect(g_kvd.port, 10000);
+    cr_assert_geq(fd, 0);
+    kv_proto_buf b = {0};
+    for (int i = 0; i < 64; i++) {
+        kv_proto_request r = {.op = KV_PROTO_GET, .id = (uint64_t)i + 1, .key = {"big", 3}};
+        enc(&b, &r);
+    }
+    cr_assert_eq(raw_send(fd, b.data, b.len), 0);
+    kv_proto_buf_free(&b);
+    sleep_ms(200);
+
+    kill(g_kvd.pid, SIGTERM);
+    cr_assert(wait_file_has(g_kvd.log, "received SIGTERM, shutting down"));
+    cr_assert(kvd_alive(), "still answering the client that does not read");
+    kill(g_kvd.pid, SIGTERM);
+    int st = 0;
+    cr_assert_eq(waitpid(g_kvd.pid, &st, 0), g_kvd.pid);
+    g_kvd.pid = 0;
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "wait status %d", st);
+    cr_assert(!file_has(g_kvd.log, "keys discarded"), "it did not finish its clean stop");
+    close(fd);
 }
 
 /* A fatal signal leaves a crash report in the log (crash.c) and kvd still

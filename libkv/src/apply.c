@@ -284,21 +284,42 @@ void kv__retired_meta_item_free(kv__slot *slot, void *item, size_t footprint)
     kv__item_free_sized(&slot->cache, item, KV__ITEM_META_BYTES, footprint);
 }
 
+static size_t commit_size(size_t nchanged)
+{
+    return sizeof(kv__commit) + nchanged * sizeof(kv__pending);
+}
+
+/* A multi-key change's commit comes from the slab like an item (a few
+ * dozen bytes per key: malloc and free were a twentieth of an mset's
+ * time), from malloc when it is too big for it. */
+static kv__commit *commit_new(kv_store *s, kv__slot *slot, size_t nchanged)
+{
+    size_t size = commit_size(nchanged);
+    return kv__slab_fits(size) ? kv__slab_alloc(&s->slab, &slot->cache, size) : malloc(size);
+}
+
+/* Frees a commit (a free_fn for kv__ebr_retire). */
+static void commit_free(kv__slot *slot, void *commit, size_t bytes)
+{
+    if (kv__slab_fits(bytes))
+        kv__slab_free(&slot->cache, commit, bytes);
+    else
+        free(commit);
+}
+
 static void free_prepared(kv_store *s, kv__slot *slot, akey *keys, size_t n, kv__commit *commit)
 {
+    size_t nchanged = 0;
     for (size_t i = 0; i < n; i++) {
+        nchanged += keys[i].changed;
         kv__item_free_pre(&slot->cache, keys[i].next, s->item_pre);
         keys[i].next = NULL;
         keys[i].pending = NULL;
         if (s->hist)
             kv__hist_unprepare(slot, &keys[i].hist);
     }
-    free(commit);
-}
-
-static size_t commit_size(size_t nchanged)
-{
-    return sizeof(kv__commit) + nchanged * sizeof(kv__pending);
+    if (commit)
+        commit_free(slot, commit, commit_size(nchanged));
 }
 
 /* Allocates the new items (and, for a multi-key change, its commit with
@@ -308,7 +329,7 @@ static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nch
 {
     *commit = NULL;
     if (nchanged > 1) {
-        *commit = malloc(commit_size(nchanged));
+        *commit = commit_new(s, slot, nchanged);
         if (!*commit)
             return KV_NO_MEMORY;
         atomic_init(&(*commit)->state, KV__COMMIT_PENDING);
@@ -418,23 +439,24 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
                 kv__table_replace(&keys[i].loc, final_word(&keys[i]));
     }
     bump_changed(s, keys, n);
-    /* The slot stores above are release stores; retiring reads the epoch,
-     * and that read must come after every unlink is visible (ebr.h): one
-     * full fence for the whole change instead of one per store. */
+    /* The slot stores above are release stores; what retiring them needs
+     * of their order (ebr.h: nothing, as the change runs pinned). */
     kv__ebr_unlinked(slot);
 
     bool ttl_new = false;
     uint64_t ttl_min = UINT64_MAX; /* the earliest expiry time published */
+    if (commit) /* several retires: one list lock */
+        kv__ebr_retire_begin(slot);
     for (size_t i = 0; i < n; i++) {
         akey *k = &keys[i];
         if (!k->changed)
             continue;
         if (k->old) {
+            size_t fp = kv__item_footprint_pre(k->old, s->item_pre);
             kv__count(slot, KV__C_KEYS, (uint64_t)-1);
             kv__count(slot, KV__C_KEY_BYTES, (uint64_t)0 - kv__item_klen(k->old));
             kv__count(slot, KV__C_VALUE_BYTES, (uint64_t)0 - kv__item_vlen(k->old));
-            kv__count(slot, KV__C_ITEM_BYTES,
-                      (uint64_t)0 - kv__item_footprint_pre(k->old, s->item_pre));
+            kv__count(slot, KV__C_ITEM_BYTES, (uint64_t)0 - fp);
             if (kv__item_has_ttl(k->old))
                 kv__count(slot, KV__C_TTL_KEYS, (uint64_t)-1);
             if (!k->cur)
@@ -442,7 +464,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             if (!s->hist)
                 kv__ebr_retire(&s->ebr, slot, k->old,
                                s->item_pre ? kv__retired_meta_item_free : kv__retired_item_free,
-                               kv__item_footprint_pre(k->old, s->item_pre));
+                               fp);
         }
         /* With history the replaced item is kept: it becomes the key's
          * newest earlier version (stripes still locked). */
@@ -461,8 +483,10 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             }
         }
     }
-    if (commit)
-        kv__ebr_retire(&s->ebr, slot, commit, kv__ebr_free_plain, commit_size(nchanged));
+    if (commit) {
+        kv__ebr_retire(&s->ebr, slot, commit, commit_free, commit_size(nchanged));
+        kv__ebr_retire_end(slot);
+    }
     if (ttl_new && !atomic_load_explicit(&s->ttl_seen, memory_order_relaxed))
         atomic_store(&s->ttl_seen, true);
     if (ttl_new) /* after the slot stores: see expire.c */
@@ -692,7 +716,8 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
 {
     const kv_op *op = &b->then_ops[0];
     bool is_set = op->kind == KV_OP_SET;
-    akey k = {.key = op->key, .klen = op->klen, .hash = kv__hash(op->key, op->klen)};
+    akey k;
+    akey_init(&k, op->key, op->klen, kv__hash(op->key, op->klen));
     unsigned stripe = kv__stripe_of(k.hash);
 
     kv__ebr_pin(&s->ebr, slot);

@@ -89,18 +89,46 @@ void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr,
                     void (*free_fn)(kv__slot *, void *, size_t),
                     size_t bytes)
 {
-    /* The object is already unlinked; reading E after that (seq_cst) is
-     * what makes "freed at E >= r + 2" safe. */
-    uint64_t e = atomic_load(&ebr->epoch);
+    /* The retire epoch r must be at least that of every reader that can
+     * still reach the object ("freed at E >= r + 2").
+     * Pinned at p (a change of kv__apply: pinned from before its unlinking
+     * stores until after this): E cannot pass p + 1 while the pin stands
+     * (E moves from p + 1 only once every pinned thread has published
+     * p + 1), so no reader that pinned before the unlink became visible
+     * published more than p + 1, and one that pins later, after the pin
+     * is gone and E has moved past it, reads E with acquire after the
+     * advancer saw the unpin (release, after the unlink): it cannot find
+     * the object. r = p + 1 then, with no load of the shared E and no
+     * store-load fence: at most one epoch later than reading E would give.
+     * Unpinned, the object is already unlinked and the caller fenced
+     * (kv__ebr_unlinked): reading E now (seq_cst) is what makes it safe. */
+    uint64_t e = s->nest > 0
+                     ? (atomic_load_explicit(&s->epoch, memory_order_relaxed) >> 1) + 1
+                     : atomic_load(&ebr->epoch);
     /* Helpers only ever remove entries, so the reserved room stays. */
-    limbo_lock(s);
+    bool held = s->limbo_held;
+    if (!held)
+        limbo_lock(s);
     s->limbo[s->nlimbo++] = (kv__retired){ptr, free_fn, e, bytes};
     s->limbo_room--; /* reserved, so at least 1 */
     atomic_store_explicit(&s->limbo_bytes,
                           atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) + bytes,
                           memory_order_relaxed);
-    limbo_unlock(s);
+    if (!held)
+        limbo_unlock(s);
     s->since_collect++;
+}
+
+void kv__ebr_retire_begin(kv__slot *s)
+{
+    limbo_lock(s);
+    s->limbo_held = true;
+}
+
+void kv__ebr_retire_end(kv__slot *s)
+{
+    s->limbo_held = false;
+    limbo_unlock(s);
 }
 
 /* ---- advancing ------------------------------------------------------------ */
@@ -141,11 +169,12 @@ static uint64_t try_advance(kv__ebr *ebr, size_t *retired)
     return e; /* someone else advanced it */
 }
 
-/* Advances E toward need, at most two steps (each one a scan). */
+/* Advances E toward need, at most three steps (each one a scan): an entry
+ * retired pinned at p has r = p + 1 while E may still be p. */
 static uint64_t advance_toward(kv__ebr *ebr, uint64_t need, size_t *retired)
 {
     uint64_t e = atomic_load(&ebr->epoch);
-    for (int i = 0; i < 2 && e < need; i++) {
+    for (int i = 0; i < 3 && e < need; i++) {
         uint64_t now = try_advance(ebr, retired);
         if (now == e)
             break; /* a reader holds it back */
@@ -178,7 +207,7 @@ static void free_safe(kv__slot *s, kv__slot *self, uint64_t e, size_t max)
 }
 
 /* The newest epoch on s's list (locked by the caller), or 0 if empty.
- * E need never go past it + 2, at most two steps from the current E. */
+ * E need never go past it + 2, at most three steps from the current E. */
 static uint64_t newest(const kv__slot *s)
 {
     return s->nlimbo ? s->limbo[s->nlimbo - 1].epoch : 0;

@@ -25,8 +25,9 @@
  * the slots only every KV__EBR_BATCH retires (or KV__EBR_BATCH_BYTES of
  * retired memory, so a retired index goes quickly).
  *
- * Prompt freeing: an attempt advances E up to twice (r + 2 is reachable at
- * once when no reader holds it back), so a thread's big retires are freed
+ * Prompt freeing: an attempt advances E up to three times (r + 2 is
+ * reachable at once when no reader holds it back; a change retires with
+ * r = E + 1 at most: kv__ebr_retire), so a thread's big retires are freed
  * by the write that retired them. A thread that stops writing must not
  * hold its list forever: any thread may free from another thread's list
  * (kv_reclaim, and a collecting writer whose scan finds at least
@@ -98,18 +99,21 @@ static inline void kv__ebr_unpin(kv__slot *s)
 #endif
 
 /* A writer that unlinked objects with release stores calls this once,
- * before retiring them: retiring reads E, and that read must not pass the
- * unlinking stores (a reader pinned at E+1 could still be reaching the
- * object). One full fence per change instead of a full-barrier store per
- * unlink. GCC refuses fences under ThreadSanitizer (which does not model
- * this store-load order anyway): there a sequentially consistent exchange
- * on the slot's own word does the same on the hardware. */
+ * before retiring them. Unpinned, retiring reads E, and that read must not
+ * pass the unlinking stores (a reader pinned at E+1 could still be
+ * reaching the object): one full fence per change instead of a
+ * full-barrier store per unlink. Pinned (every change of kv__apply),
+ * retiring reads no E and needs no fence: see kv__ebr_retire. GCC refuses
+ * fences under ThreadSanitizer (which does not model this store-load order
+ * anyway): there a sequentially consistent exchange on the slot's own word
+ * does the same on the hardware. */
 static inline void kv__ebr_unlinked(kv__slot *s)
 {
+    if (s->nest > 0)
+        return;
 #if defined(KV__TSAN)
     atomic_exchange(&s->fence_word, 0);
 #else
-    (void)s;
     atomic_thread_fence(memory_order_seq_cst);
 #endif
 }
@@ -127,6 +131,12 @@ int kv__ebr_reserve(kv__slot *s, size_t n);
  * handed back, so that a free need not read a cold object for its size). */
 void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr,
                     void (*free_fn)(kv__slot *, void *, size_t), size_t bytes);
+
+/* Around the retires of one change of several keys: the list lock is
+ * taken once, and kv__ebr_retire in between appends without it. Owner
+ * only; nothing in between may reserve or collect. */
+void kv__ebr_retire_begin(kv__slot *s);
+void kv__ebr_retire_end(kv__slot *s);
 
 /* A free_fn for memory from malloc. */
 void kv__ebr_free_plain(kv__slot *s, void *ptr, size_t bytes);

@@ -6,6 +6,7 @@
 #include <linux/futex.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 kv__stripe *kv__stripes_new(void)
@@ -15,6 +16,7 @@ kv__stripe *kv__stripes_new(void)
         return NULL;
     for (unsigned i = 0; i < KV__NSTRIPES; i++) {
         atomic_init(&s[i].lock.state, 0);
+        atomic_init(&s[i].lock.sleepers, 0);
         atomic_init(&s[i].seq, 0);
         atomic_init(&s[i].clock, 0);
     }
@@ -80,10 +82,19 @@ void kv__lock_wait(kv__lock *l)
             return;
         cpu_relax();
     }
-    /* Then mark it contended and sleep until it is released; whoever takes
-     * it from here leaves it marked (2), so the release wakes the next. */
-    while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) != 0)
-        syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+    /* Then count in (a full barrier: a release after this sees it, but
+     * for the store-load race of stripes.h) and sleep until woken, or a
+     * nap's end. */
+    atomic_fetch_add(&l->sleepers, 1);
+    const struct timespec nap = {0, KV__LOCK_NAP_NS};
+    for (;;) {
+        unsigned free_ = 0;
+        if (atomic_compare_exchange_strong_explicit(&l->state, &free_, 1, memory_order_acquire,
+                                                    memory_order_relaxed))
+            break;
+        syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 1, &nap, NULL, 0);
+    }
+    atomic_fetch_sub(&l->sleepers, 1);
 }
 
 void kv__lock_wake(kv__lock *l)

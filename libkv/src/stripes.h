@@ -25,14 +25,24 @@
 
 #define KV__NSTRIPES 1024u
 
-/* The stripe lock: a futex mutex (Drepper, "Futexes Are Tricky", 2011,
- * mutex 2): 0 free, 1 held, 2 held with (possible) waiters. Taking a free
- * lock is one compare-and-swap and releasing an uncontended one one
- * exchange, inline, with no call into libc; a waiter spins briefly (the
- * sections it guards are short), then sleeps in the kernel. */
+/* The stripe lock: 0 free, 1 held, and a count of the threads that sleep
+ * (or are about to) on it. Taking a free lock is one compare-and-swap;
+ * releasing one is a plain store, then a look at the sleepers, with no
+ * atomic read-modify-write (a futex mutex's release exchange, Drepper's
+ * "Futexes Are Tricky" mutex 2, was a fifth of a single-key set's
+ * atomics). A waiter spins briefly (the sections it guards are short),
+ * then counts itself in and sleeps in the kernel. The release's store may
+ * become visible after its look at the count (x86 lets a load pass an
+ * earlier store), so a waiter that counted itself in at that instant
+ * could miss its wake-up: it therefore sleeps at most KV__LOCK_NAP_NS and
+ * looks again. In practice the kernel's own check of the word, a system
+ * call later, already sees the release. */
 typedef struct kv__lock {
     _Atomic unsigned state;
+    _Atomic unsigned sleepers;
 } kv__lock;
+
+#define KV__LOCK_NAP_NS 1000000L
 
 void kv__lock_wait(kv__lock *l);  /* stripes.c: the contended path */
 void kv__lock_wake(kv__lock *l);
@@ -47,7 +57,8 @@ static inline void kv__lock_take(kv__lock *l)
 
 static inline void kv__lock_release(kv__lock *l)
 {
-    if (atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2)
+    atomic_store_explicit(&l->state, 0, memory_order_release);
+    if (atomic_load_explicit(&l->sleepers, memory_order_relaxed))
         kv__lock_wake(l);
 }
 

@@ -72,6 +72,7 @@ typedef struct kv__slot {
      * writer seeing a lot of retired memory), so the list is guarded by
      * limbo_busy, a spin lock held for an append or one pass of frees. */
     atomic_bool limbo_busy;
+    bool limbo_held; /* the owner holds limbo_busy for several retires */
     kv__retired *limbo;
     size_t nlimbo, limbo_cap;
     /* bytes on the list: written under limbo_busy, read by anyone

@@ -445,8 +445,6 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
 
     bool ttl_new = false;
     uint64_t ttl_min = UINT64_MAX; /* the earliest expiry time published */
-    if (commit) /* several retires: one list lock */
-        kv__ebr_retire_begin(slot);
     for (size_t i = 0; i < n; i++) {
         akey *k = &keys[i];
         if (!k->changed)
@@ -483,10 +481,8 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
             }
         }
     }
-    if (commit) {
+    if (commit)
         kv__ebr_retire(&s->ebr, slot, commit, commit_free, commit_size(nchanged));
-        kv__ebr_retire_end(slot);
-    }
     if (ttl_new && !atomic_load_explicit(&s->ttl_seen, memory_order_relaxed))
         atomic_store(&s->ttl_seen, true);
     if (ttl_new) /* after the slot stores: see expire.c */

@@ -33,7 +33,8 @@ void kv__ebr_global_init(void)
 
 /* ---- the list lock ----------------------------------------------------------
  * Test-and-test-and-set; acquire on taking, release on leaving, so a list
- * changed by one holder is seen whole by the next. */
+ * changed by one holder is seen whole by the next. Appending takes no
+ * lock (thread_slot.h). */
 
 static void limbo_lock(kv__slot *s)
 {
@@ -53,27 +54,42 @@ static void limbo_unlock(kv__slot *s)
     atomic_store_explicit(&s->limbo_busy, false, memory_order_release);
 }
 
+size_t kv__ebr_slot_bytes(kv__slot *s)
+{
+    size_t out = atomic_load_explicit(&s->limbo_out, memory_order_relaxed);
+    size_t in = atomic_load_explicit(&s->limbo_in, memory_order_relaxed);
+    return in > out ? in - out : 0;
+}
+
 /* ---- retiring ------------------------------------------------------------- */
 
 int kv__ebr_reserve(kv__slot *s, size_t n)
 {
-    if (s->limbo_room >= n)
-        return KV_OK; /* most writes: no lock, no atomic */
+    /* Frees only move the head forward: room seen here stays. */
+    size_t tail = atomic_load_explicit(&s->limbo_tail, memory_order_relaxed);
+    if (s->limbo_cap - (tail - atomic_load_explicit(&s->limbo_head, memory_order_acquire)) >= n)
+        return KV_OK; /* most writes: no lock, no atomic read-modify-write */
     int rc = KV_OK;
-    limbo_lock(s);
-    if (s->limbo_cap - s->nlimbo < n) {
+    limbo_lock(s); /* no free runs while the ring moves */
+    size_t head = atomic_load_explicit(&s->limbo_head, memory_order_relaxed);
+    size_t used = tail - head;
+    if (s->limbo_cap - used < n) {
         size_t cap = s->limbo_cap ? s->limbo_cap : 64;
-        while (cap - s->nlimbo < n)
+        while (cap - used < n)
             cap *= 2;
-        kv__retired *l = realloc(s->limbo, cap * sizeof *l);
+        kv__retired *l = malloc(cap * sizeof *l);
         if (l) {
+            for (size_t i = 0; i < used; i++)
+                l[i] = s->limbo[(head + i) & (s->limbo_cap - 1)];
+            free(s->limbo);
             s->limbo = l;
             s->limbo_cap = cap;
+            atomic_store_explicit(&s->limbo_head, 0, memory_order_relaxed);
+            atomic_store_explicit(&s->limbo_tail, used, memory_order_release);
         } else {
             rc = KV_NO_MEMORY;
         }
     }
-    s->limbo_room = s->limbo_cap - s->nlimbo;
     limbo_unlock(s);
     return rc;
 }
@@ -105,30 +121,14 @@ void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr,
     uint64_t e = s->nest > 0
                      ? (atomic_load_explicit(&s->epoch, memory_order_relaxed) >> 1) + 1
                      : atomic_load(&ebr->epoch);
-    /* Helpers only ever remove entries, so the reserved room stays. */
-    bool held = s->limbo_held;
-    if (!held)
-        limbo_lock(s);
-    s->limbo[s->nlimbo++] = (kv__retired){ptr, free_fn, e, bytes};
-    s->limbo_room--; /* reserved, so at least 1 */
-    atomic_store_explicit(&s->limbo_bytes,
-                          atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) + bytes,
+    /* Reserved, so the ring has room; the owner alone moves the tail. */
+    size_t tail = atomic_load_explicit(&s->limbo_tail, memory_order_relaxed);
+    s->limbo[tail & (s->limbo_cap - 1)] = (kv__retired){ptr, free_fn, e, bytes};
+    atomic_store_explicit(&s->limbo_tail, tail + 1, memory_order_release);
+    atomic_store_explicit(&s->limbo_in,
+                          atomic_load_explicit(&s->limbo_in, memory_order_relaxed) + bytes,
                           memory_order_relaxed);
-    if (!held)
-        limbo_unlock(s);
     s->since_collect++;
-}
-
-void kv__ebr_retire_begin(kv__slot *s)
-{
-    limbo_lock(s);
-    s->limbo_held = true;
-}
-
-void kv__ebr_retire_end(kv__slot *s)
-{
-    s->limbo_held = false;
-    limbo_unlock(s);
 }
 
 /* ---- advancing ------------------------------------------------------------ */
@@ -145,7 +145,7 @@ static void check_slot(kv__slot *s, void *ctx)
     uint64_t v = atomic_load(&s->epoch);
     if ((v & 1) && (v >> 1) != st->epoch)
         st->blocked = true;
-    st->retired += atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed);
+    st->retired += kv__ebr_slot_bytes(s);
 }
 
 /* Advances E by one if every pinned thread has seen the current E. Adds
@@ -190,27 +190,31 @@ static uint64_t advance_toward(kv__ebr *ebr, uint64_t need, size_t *retired)
  * self. */
 static void free_safe(kv__slot *s, kv__slot *self, uint64_t e, size_t max)
 {
-    size_t done = 0, bytes = 0;
+    size_t head = atomic_load_explicit(&s->limbo_head, memory_order_relaxed);
+    size_t tail = atomic_load_explicit(&s->limbo_tail, memory_order_acquire);
+    size_t done = 0, bytes = 0, mask = s->limbo_cap - 1;
     /* The list is in retire order, so epochs never decrease along it. */
-    while (done < s->nlimbo && done < max && s->limbo[done].epoch + 2 <= e) {
-        s->limbo[done].free_fn(self, s->limbo[done].ptr, s->limbo[done].bytes);
-        bytes += s->limbo[done].bytes;
+    while (head + done < tail && done < max && s->limbo[(head + done) & mask].epoch + 2 <= e) {
+        const kv__retired *r = &s->limbo[(head + done) & mask];
+        r->free_fn(self, r->ptr, r->bytes);
+        bytes += r->bytes;
         done++;
     }
     if (done) {
-        memmove(s->limbo, s->limbo + done, (s->nlimbo - done) * sizeof *s->limbo);
-        s->nlimbo -= done;
-        atomic_store_explicit(&s->limbo_bytes,
-                              atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) - bytes,
+        atomic_store_explicit(&s->limbo_head, head + done, memory_order_release);
+        atomic_store_explicit(&s->limbo_out,
+                              atomic_load_explicit(&s->limbo_out, memory_order_relaxed) + bytes,
                               memory_order_relaxed);
     }
 }
 
 /* The newest epoch on s's list (locked by the caller), or 0 if empty.
  * E need never go past it + 2, at most three steps from the current E. */
-static uint64_t newest(const kv__slot *s)
+static uint64_t newest(kv__slot *s)
 {
-    return s->nlimbo ? s->limbo[s->nlimbo - 1].epoch : 0;
+    size_t head = atomic_load_explicit(&s->limbo_head, memory_order_relaxed);
+    size_t tail = atomic_load_explicit(&s->limbo_tail, memory_order_acquire);
+    return tail != head ? s->limbo[(tail - 1) & (s->limbo_cap - 1)].epoch : 0;
 }
 
 struct help_state {
@@ -223,12 +227,11 @@ struct help_state {
 static void help_slot(kv__slot *s, void *ctx)
 {
     struct help_state *h = ctx;
-    if (s != h->self && atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) &&
-        limbo_trylock(s)) {
+    if (s != h->self && kv__ebr_slot_bytes(s) && limbo_trylock(s)) {
         free_safe(s, h->self, h->epoch, h->max);
         limbo_unlock(s);
     }
-    h->left += atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed);
+    h->left += kv__ebr_slot_bytes(s);
 }
 
 /* Frees what is safe on every other list, at most max entries of each;
@@ -245,8 +248,7 @@ void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
     /* An attempt costs a membarrier (an interrupt on every CPU running the
      * process), so make one per KV__EBR_BATCH retires, not one per write
      * while the list waits; only a lot of retired memory justifies more. */
-    if (s->since_collect < KV__EBR_BATCH &&
-        atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) < KV__EBR_BATCH_BYTES)
+    if (s->since_collect < KV__EBR_BATCH && kv__ebr_slot_bytes(s) < KV__EBR_BATCH_BYTES)
         return;
     s->since_collect = 0;
     limbo_lock(s);
@@ -258,7 +260,6 @@ void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
         e = advance_toward(ebr, last + 2, &retired);
     limbo_lock(s);
     free_safe(s, s, e, SIZE_MAX);
-    s->limbo_room = s->limbo_cap - s->nlimbo;
     limbo_unlock(s);
     /* Much memory waiting on other lists (threads that stopped writing):
      * free some of it here rather than leave it all to them; a slice, so
@@ -271,7 +272,7 @@ void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
 static void newest_slot(kv__slot *s, void *ctx)
 {
     uint64_t *max = ctx;
-    if (!atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed) || !limbo_trylock(s))
+    if (!kv__ebr_slot_bytes(s) || !limbo_trylock(s))
         return;
     uint64_t e = newest(s);
     limbo_unlock(s);
@@ -290,7 +291,6 @@ size_t kv__ebr_reclaim_all(kv__ebr *ebr, kv__slot *self)
         e = advance_toward(ebr, last + 2, NULL);
     limbo_lock(self);
     free_safe(self, self, e, SIZE_MAX);
-    self->limbo_room = self->limbo_cap - self->nlimbo;
     limbo_unlock(self);
     return help_others(ebr, self, e, SIZE_MAX);
 }
@@ -298,10 +298,13 @@ size_t kv__ebr_reclaim_all(kv__ebr *ebr, kv__slot *self)
 static void drain_slot(kv__slot *s, void *ctx)
 {
     (void)ctx;
-    for (size_t i = 0; i < s->nlimbo; i++)
-        s->limbo[i].free_fn(s, s->limbo[i].ptr, s->limbo[i].bytes);
-    s->nlimbo = 0;
-    atomic_store_explicit(&s->limbo_bytes, 0, memory_order_relaxed);
+    size_t head = atomic_load(&s->limbo_head), tail = atomic_load(&s->limbo_tail);
+    for (size_t i = head; i < tail; i++) {
+        const kv__retired *r = &s->limbo[i & (s->limbo_cap - 1)];
+        r->free_fn(s, r->ptr, r->bytes);
+    }
+    atomic_store(&s->limbo_head, tail);
+    atomic_store(&s->limbo_out, atomic_load(&s->limbo_in));
 }
 
 void kv__ebr_drain_all(kv__ebr *ebr)
@@ -313,7 +316,7 @@ void kv__ebr_drain_all(kv__ebr *ebr)
 
 static void sum_bytes(kv__slot *s, void *ctx)
 {
-    *(size_t *)ctx += atomic_load_explicit(&s->limbo_bytes, memory_order_relaxed);
+    *(size_t *)ctx += kv__ebr_slot_bytes(s);
 }
 
 int kv_reclaim(kv_store *store, uint64_t *retired_bytes)

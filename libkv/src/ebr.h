@@ -132,11 +132,8 @@ int kv__ebr_reserve(kv__slot *s, size_t n);
 void kv__ebr_retire(kv__ebr *ebr, kv__slot *s, void *ptr,
                     void (*free_fn)(kv__slot *, void *, size_t), size_t bytes);
 
-/* Around the retires of one change of several keys: the list lock is
- * taken once, and kv__ebr_retire in between appends without it. Owner
- * only; nothing in between may reserve or collect. */
-void kv__ebr_retire_begin(kv__slot *s);
-void kv__ebr_retire_end(kv__slot *s);
+/* Bytes retired on s's list and not yet freed (approximate: relaxed). */
+size_t kv__ebr_slot_bytes(kv__slot *s);
 
 /* A free_fn for memory from malloc. */
 void kv__ebr_free_plain(kv__slot *s, void *ptr, size_t bytes);

@@ -183,7 +183,7 @@ static void add_slot(kv__slot *slot, void *ctx)
     mem_sum *m = ctx;
     m->items += atomic_load_explicit(&slot->counters[KV__C_ITEM_BYTES], memory_order_relaxed);
     m->items += atomic_load_explicit(&slot->counters[KV__C_HIST_BYTES], memory_order_relaxed);
-    m->retired += atomic_load_explicit(&slot->limbo_bytes, memory_order_relaxed);
+    m->retired += kv__ebr_slot_bytes(slot);
 }
 
 void kv__memory_sum(kv_store *s, kv__slot *slot, uint64_t *bytes, uint64_t *retired,

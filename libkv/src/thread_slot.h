@@ -67,22 +67,21 @@ typedef struct kv__slot {
     /* ebr.c: 0 when not in a read section, else (epoch << 1) | 1 */
     _Atomic uint64_t epoch;
     unsigned nest; /* read-section nesting depth (owner only) */
-    /* ebr.c: memory waiting for readers to move on. Appended by the owner
-     * only; freed by the owner or by a helper thread (kv_reclaim, or a
-     * writer seeing a lot of retired memory), so the list is guarded by
-     * limbo_busy, a spin lock held for an append or one pass of frees. */
+    /* ebr.c: memory waiting for readers to move on, a ring of limbo_cap
+     * (a power of two) entries in retire order. The owner appends with no
+     * lock (it alone moves limbo_tail, and limbo_in); entries are freed by
+     * the owner or by a helper thread (kv_reclaim, or a writer seeing a
+     * lot of retired memory) under limbo_busy, a spin lock taken for one
+     * pass of frees (which moves limbo_head and limbo_out) or by the owner
+     * to grow the ring. */
     atomic_bool limbo_busy;
-    bool limbo_held; /* the owner holds limbo_busy for several retires */
     kv__retired *limbo;
-    size_t nlimbo, limbo_cap;
-    /* bytes on the list: written under limbo_busy, read by anyone
-     * (relaxed) to find lists worth collecting */
-    _Atomic size_t limbo_bytes;
+    size_t limbo_cap;
+    _Atomic size_t limbo_head, limbo_tail;
+    /* bytes ever retired and ever freed: their difference is what waits,
+     * read by anyone (relaxed) to find lists worth collecting */
+    _Atomic size_t limbo_in, limbo_out;
     size_t since_collect; /* retires since the last collection attempt (owner only) */
-    /* ebr.c: free entries the owner knows its list has (owner only). A
-     * lower bound: helpers only ever remove entries. Lets a reservation
-     * that fits skip the list lock. */
-    size_t limbo_room;
     _Atomic uint64_t counters[KV__C_COUNT];
     /* apply.c: the revision of this thread's last change (owner only), so
      * that one thread's changes take increasing revisions */

@@ -403,7 +403,7 @@ static uintptr_t final_word(const akey *k)
 }
 
 static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
-                    size_t nchanged, kv__commit *commit, uint64_t rev)
+                    size_t nchanged, kv__commit *commit, uint64_t rev, bool replay)
 {
     if (nchanged == 1) {
         bump_changed(s, keys, n);
@@ -467,7 +467,8 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
         /* With history the replaced item is kept: it becomes the key's
          * newest earlier version (stripes still locked). */
         if (s->hist)
-            kv__hist_commit(s, slot, &k->hist, k->hash, k->old, k->cur != NULL, k->next, rev);
+            kv__hist_commit(s, slot, &k->hist, k->hash, k->old, k->cur != NULL, k->next, rev,
+                            replay);
         if (k->next) {
             kv__count(slot, KV__C_KEYS, 1);
             kv__count(slot, KV__C_KEY_BYTES, kv__item_klen(k->next));
@@ -674,7 +675,7 @@ static int commit_change(kv_store *s, kv__slot *slot, akey *keys, size_t nkeys,
     }
     if (ch && ch != small)
         free(ch);
-    publish(s, slot, keys, nkeys, nchanged, commit, o->revision);
+    publish(s, slot, keys, nkeys, nchanged, commit, o->revision, replay_rev != 0);
     /* After publish's fence: a watcher counted in before reading the
      * latest revision is seen here (watch.h). */
     if (s->hist && kv__feed_watched(s))

@@ -85,19 +85,27 @@ int kv__hist_prepare(kv_store *s, kv__slot *slot, uint64_t hash, const void *key
                      bool has_old, kv__hist_prep *p);
 /* Frees what kv__hist_prepare allocated, for a change that failed. */
 void kv__hist_unprepare(kv__slot *slot, kv__hist_prep *p);
-/* Extra retires a change of n keys may need (entries dropped by the
- * per-key bound): reserve them with the change's own. */
+/* Versions a change drops of each key it writes at most (the per-key
+ * bound's, and what is below the compaction revision: kv__hist_commit). */
+#define KV__HIST_DROPS 4u
+/* Extra retires a change of n keys may need (the entries it drops):
+ * reserve them with the change's own. */
 static inline size_t kv__hist_retires(size_t n)
 {
-    return n;
+    return KV__HIST_DROPS * n;
 }
 /* Under the key's stripe lock, once the change of revision rev is
  * published: old (the item the key's slot held, NULL if none; `visible`:
  * it had not expired) goes into the key's history, next (NULL: the key
- * is now absent) becomes its current version. Retires what the per-key
- * bound drops (their retires are reserved: kv__hist_retires). */
+ * is now absent) becomes its current version. Drops (and retires: they
+ * are reserved, kv__hist_retires) up to KV__HIST_DROPS of the key's
+ * oldest versions that the per-key bound or the compaction revision let
+ * go: the writer, with the key's record in its cache, does most of the
+ * compactor's work (history_compact.c). replay: a change replayed by
+ * recovery, whose replaced version a snapshot may already have put in
+ * history. */
 void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t hash,
-                     kv__item *old, bool visible, kv__item *next, uint64_t rev);
+                     kv__item *old, bool visible, kv__item *next, uint64_t rev, bool replay);
 
 /* Under the memory limit (evict.c, no lock held): compacts history to
  * halfway between the compaction revision and the latest, oldest first,

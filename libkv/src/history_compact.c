@@ -2,7 +2,8 @@
  * history_compact.c - dropping history no read needs any more: on request
  * (kv_compact), by the byte and age bounds (the compactor thread), and
  * under the memory limit (kv__hist_shed). A sweep takes one stripe at a
- * time, so readers and writers wait at most for one stripe's part.
+ * time, so readers and writers wait at most for one stripe's part. Under
+ * the bounds the writers do most of the dropping (see tick()).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -185,46 +186,116 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* The revision the bounds ask to compact to now (0: none). */
-static uint64_t bounds_target(kv_store *s, uint64_t now)
+/* The revision that, dropped to, leaves about `goal` of `bytes` (history
+ * is about evenly spread over the revisions since c). */
+static uint64_t bytes_target(uint64_t latest, uint64_t c, uint64_t bytes, uint64_t goal)
+{
+    if (bytes <= goal || latest <= c)
+        return 0;
+    uint64_t step = (uint64_t)((double)(latest - c) * ((double)(bytes - goal) / (double)bytes)) + 1;
+    return c + step > latest ? latest : c + step;
+}
+
+/* The revision the age bound asks to compact to now (0: none). */
+static uint64_t age_target(kv_store *s, uint64_t now, uint64_t latest)
+{
+    kv__hist *h = s->hist;
+    if (!h->max_age_s)
+        return 0;
+    if (now - h->last_sample >= h->sample_ms || !h->nsamples) {
+        h->samples[h->head] = (sample){now, latest};
+        h->head = (h->head + 1) % NSAMPLES;
+        if (h->nsamples < NSAMPLES)
+            h->nsamples++;
+        h->last_sample = now;
+    }
+    uint64_t cutoff = now - (uint64_t)h->max_age_s * 1000u;
+    /* the newest sample taken at or before the cutoff */
+    for (size_t i = 0; i < h->nsamples; i++) {
+        const sample *x = &h->samples[(h->head + NSAMPLES - 1 - i) % NSAMPLES];
+        if (now >= (uint64_t)h->max_age_s * 1000u && x->ms <= cutoff)
+            return x->rev;
+    }
+    return 0;
+}
+
+/* One tick of the compactor thread: the bounds' targets, and who drops.
+ *
+ * Every change drops the oldest versions of the keys it writes that are
+ * below the compaction revision c (kv__hist_commit): the writer has the
+ * key's record in its cache, and the work is spread evenly over the
+ * writes. A sweep walks every key with history, two cache misses each,
+ * whether it drops anything or not; run as a burst on its own thread it
+ * took a core from the writers for tens of milliseconds, the tail of a
+ * busy server. So the compactor mostly only raises c, and sweeps when the
+ * writers cannot keep up or would never come by:
+ *   - the byte bound: over 1/2 of it, c follows the latest revision at
+ *     the distance that 1/2 of the bound holds, counted in versions (a
+ *     change of one key adds at most one): latest - (1/2 of the bound /
+ *     the mean bytes of a version). Half, not more: a key's versions
+ *     below c stay until the key is written again, and a sweep (a burst)
+ *     is what the headroom is there to avoid. The writers keep history near that
+ *     size as they go. Not from the bytes against the revisions since c,
+ *     as a sweep does: the bytes still count what is below c and not yet
+ *     dropped, and judging them at every tick would chase those and
+ *     compact far more than the bound asks. Over the bound itself
+ *     (changes of several keys each, or writers that keep to a few keys
+ *     and leave the others' versions), a sweep to 3/4 of it, as before.
+ *   - the age bound: c rises to the revision of max_age_s ago at once
+ *     (reads below it fail from then on).
+ * The versions below c of keys nobody writes go at a background sweep
+ * that starts at most SWEEP_EVERY_MS after c rose and runs in slices of
+ * BG_SLICE_NS, one per tick (about 1% of a core): it is never urgent, so
+ * it must not take a core from the writers. */
+#define SWEEP_EVERY_MS 10000u
+#define BG_SLICE_NS 1000000u
+
+static void tick(kv_store *s, kv__slot *slot, uint64_t now)
 {
     kv__hist *h = s->hist;
     uint64_t latest = kv__revision_latest(s), c = atomic_load(&h->compact_rev);
-    uint64_t target = 0;
-    if (h->max_age_s) {
-        if (now - h->last_sample >= h->sample_ms || !h->nsamples) {
-            h->samples[h->head] = (sample){now, latest};
-            h->head = (h->head + 1) % NSAMPLES;
-            if (h->nsamples < NSAMPLES)
-                h->nsamples++;
-            h->last_sample = now;
-        }
-        uint64_t cutoff = now - (uint64_t)h->max_age_s * 1000u;
-        /* the newest sample taken at or before the cutoff */
-        for (size_t i = 0; i < h->nsamples; i++) {
-            const sample *x = &h->samples[(h->head + NSAMPLES - 1 - i) % NSAMPLES];
-            if (now >= (uint64_t)h->max_age_s * 1000u && x->ms <= cutoff) {
-                target = x->rev;
-                break;
+    uint64_t lazy = age_target(s, now, latest), sweep_to = 0;
+    if (h->max_bytes) {
+        uint64_t bytes = hist_bytes_sum(s);
+        if (bytes > h->max_bytes) {
+            sweep_to = bytes_target(latest, c, bytes, h->max_bytes / 4 * 3);
+        } else if (bytes > h->max_bytes / 2) {
+            uint64_t versions = 0;
+            kv__slot_each(&s->slots, add_hist_versions, &versions);
+            if ((int64_t)versions > 0) {
+                uint64_t keep = h->max_bytes / 2 / (bytes / versions + 1);
+                if (latest > keep && latest - keep > lazy)
+                    lazy = latest - keep;
             }
         }
     }
-    if (h->max_bytes) {
-        uint64_t bytes = hist_bytes_sum(s);
-        if (bytes > h->max_bytes && latest > c) {
-            /* Drop about the share of the revisions since c that brings
-             * the bytes to 3/4 of the bound (history is about evenly
-             * spread over them); the next tick goes on if it was not
-             * enough. A compaction walks every key with history, so the
-             * quarter's headroom keeps them rare under a steady write
-             * load (with 1/8, a sweep took a tenth of a busy kvd). */
-            uint64_t excess = bytes - h->max_bytes / 4 * 3;
-            uint64_t step = (uint64_t)((double)(latest - c) * ((double)excess / (double)bytes)) + 1;
-            if (c + step > target)
-                target = c + step > latest ? latest : c + step;
+    if (lazy > c)
+        kv__hist_floor(s, lazy);
+    c = atomic_load(&h->compact_rev);
+    if (sweep_to) {
+        kv__hist_compact_to(s, slot, sweep_to > c ? sweep_to : c);
+        h->last_sweep_ms = now;
+        h->swept_rev = atomic_load(&h->compact_rev);
+        h->bg_active = false;
+        return;
+    }
+    if (!h->bg_active && c > h->swept_rev && now - h->last_sweep_ms >= SWEEP_EVERY_MS) {
+        h->bg_active = true;
+        h->bg_pos = (kv__sweep_pos){0};
+        h->bg_rev = c;
+    }
+    if (h->bg_active) {
+        pthread_mutex_lock(&h->compact_mu);
+        bool done = atomic_load(&h->hold_rev) == 0 &&
+                    sweep(s, slot, atomic_load(&h->compact_rev), &h->bg_pos, now_ns() + BG_SLICE_NS);
+        pthread_mutex_unlock(&h->compact_mu);
+        if (done) {
+            kv__ebr_collect(&s->ebr, slot);
+            h->bg_active = false;
+            h->last_sweep_ms = now;
+            h->swept_rev = h->bg_rev;
         }
     }
-    return target > c ? target : 0;
 }
 
 void *kv__hist_compactor(void *arg)
@@ -232,6 +303,7 @@ void *kv__hist_compactor(void *arg)
     kv_store *s = arg;
     kv__hist *h = s->hist;
     kv__slot *slot = kv__slot_get(&s->slots);
+    h->last_sweep_ms = mono_ms();
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
         struct timespec ts;
@@ -249,9 +321,8 @@ void *kv__hist_compactor(void *arg)
         pthread_mutex_unlock(&h->mu);
         /* while history is held the bytes cannot fall: judging them would
          * compact further at every tick */
-        uint64_t target = atomic_load(&h->hold_rev) ? 0 : bounds_target(s, mono_ms());
-        if (target)
-            kv__hist_compact_to(s, slot, target);
+        if (!atomic_load(&h->hold_rev))
+            tick(s, slot, mono_ms());
         pthread_mutex_lock(&h->mu);
     }
     pthread_mutex_unlock(&h->mu);

@@ -26,6 +26,9 @@ struct kv__hent {
     uint64_t rev, until;
     uint64_t create_rev, version;
     kv__item *item;
+    /* the item's footprint (kv__item_footprint_pre), kept so that dropping
+     * the version need not read the item, a cache miss per drop */
+    size_t footprint;
 };
 
 /* A key with history. While the key is live (its slot holds an item) the
@@ -91,6 +94,12 @@ struct kv__hist {
     sample samples[NSAMPLES];
     size_t nsamples, head;
     uint64_t sample_ms, last_sample;
+    /* the compactor thread's own (history_compact.c): when it last swept,
+     * and the compaction revision that sweep reached; a background sweep
+     * under way (to bg_rev at least), and where it has got to */
+    uint64_t last_sweep_ms, swept_rev, bg_rev;
+    bool bg_active;
+    kv__sweep_pos bg_pos;
 };
 
 /* A version found at a revision. */

@@ -266,7 +266,8 @@ int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
         }
         kv__item_set_rev(it, x->revision);
         *e = (kv__hent){.rev = x->revision, .until = x->until, .create_rev = x->create_revision,
-                        .version = x->version, .item = it};
+                        .version = x->version, .item = it,
+                        .footprint = kv__item_footprint_pre(it, s->item_pre)};
         /* insert in revision order (newest first) */
         kv__hent **pp = &r->newest, *newer = NULL;
         while (*pp && (*pp)->rev > x->revision) {

@@ -401,6 +401,44 @@ Test(history, the_byte_bound_is_kept_by_the_compactor)
     kv_close(s);
 }
 
+static uint64_t metric_hist_versions(kv_store *s)
+{
+    kv_metrics m;
+    cr_assert_eq(kv_metrics_read(s, &m, sizeof m), KV_OK);
+    return m.history_versions;
+}
+
+/* Over half the byte bound the compactor only raises the compaction
+ * revision, and a write drops its key's versions below it (up to four):
+ * history shrinks as it is written, without a sweep. */
+Test(history, a_write_drops_its_keys_versions_below_the_compaction_revision)
+{
+    uint64_t bound = 256 * 1024;
+    kv_store *s = open_hist(0, bound, 0);
+    char v[200];
+    memset(v, 'x', sizeof v);
+    /* 600 versions of 20 keys, written in turn: between 1/2 and all of
+     * the bound */
+    for (int i = 0; i < 620; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i % 20);
+        cr_assert_eq(kv_set(s, k, strlen(k), v, sizeof v, NULL), KV_OK);
+    }
+    uint64_t bytes = metric_hist_bytes(s);
+    cr_assert_gt(bytes, bound / 2, "%llu bytes", (unsigned long long)bytes);
+    cr_assert_lt(bytes, bound, "%llu bytes", (unsigned long long)bytes);
+    for (int i = 0; i < 300 && kv_compact_revision(s) == 0; i++)
+        usleep(100 * 1000);
+    cr_assert_gt(kv_compact_revision(s), 20, "the compactor raised the compaction revision");
+    uint64_t before = metric_hist_versions(s);
+    cr_assert_eq(kv_set(s, "k0", 2, v, sizeof v, NULL), KV_OK);
+    uint64_t after = metric_hist_versions(s);
+    cr_assert_lt(after, before, "one version added, more dropped: %llu then %llu",
+                 (unsigned long long)before, (unsigned long long)after);
+    cr_assert_eq(get_at_rc(s, "k0", kv_revision(s)), KV_OK, "the latest value stays readable");
+    kv_close(s);
+}
+
 Test(history, the_age_bound_compacts_what_was_replaced_long_enough_ago)
 {
     kv_store *s = open_hist(0, 0, 1);

@@ -918,9 +918,13 @@ KV_API int kv_metrics_read(kv_store *store, kv_metrics *out, size_t size);
  * history_bytes in all, and none replaced more than history_age_s seconds
  * ago; 0 leaves that bound out, and with none set history grows until
  * kv_compact. History is dropped oldest first: the per-key bound by the
- * writer of the key, the others by a background thread in slices of one
- * lock stripe at a time (a reader or writer of history waits at most for
- * one slice). Dropping history raises the compaction revision: a read at
+ * writer of the key; for the others a background thread raises the
+ * compaction revision (under the byte bound from half of it on, keeping
+ * history near half the bound), a change drops up to four of its keys'
+ * values below it, and the thread sweeps the rest in slices of one lock
+ * stripe at a time (a reader or writer of history waits at most for one
+ * slice): at once when history is over its byte bound, else in the
+ * background. Dropping history raises the compaction revision: a read at
  * a revision below it gives KV_COMPACTED (and for one key whose own
  * earlier values were dropped by the per-key bound, below that key's
  * oldest kept value). kv_compact_revision() gives the oldest readable

@@ -418,11 +418,21 @@ Test(cluster_requests, lag_and_snapshots_are_in_metrics_and_cluster_status)
     while (node_metric(f, "cluster_apply_lag") != 0 && now_ms() < deadline)
         usleep(20 * 1000);
     cr_assert_eq(node_metric(f, "cluster_apply_lag"), 0);
+    /* A bounded wait, long enough for a loaded machine under TSan (the
+     * suite runs tests side by side; 10 s was once not enough), and the
+     * leader's view of its followers in the message if it runs out. */
+    deadline = now_ms() + 30000;
     leader = find_leader();
-    deadline = now_ms() + 10000;
-    while (node_metric(leader, "cluster_follower_lag_max") != 0 && now_ms() < deadline)
+    while (node_metric(leader, "cluster_follower_lag_max") != 0 && now_ms() < deadline) {
         usleep(20 * 1000);
-    cr_assert_eq(node_metric(leader, "cluster_follower_lag_max"), 0, "the followers caught up");
+        leader = find_leader();
+    }
+    char status[4096] = "";
+    if (node_metric(leader, "cluster_follower_lag_max") != 0)
+        run_cmd(status, sizeof status, "%s --port %d cluster status 2>&1", KVCLI_PATH,
+                cluster_nodes[leader].port);
+    cr_assert_eq(node_metric(leader, "cluster_follower_lag_max"), 0,
+                 "the followers caught up; node %d's view: %s", leader + 1, status);
 
     /* Prometheus: valid for promtool, with every follower's lag */
     char path[600], out[4096];

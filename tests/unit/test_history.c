@@ -880,7 +880,10 @@ static int held_entry(void *ctx, const void *key, size_t klen, const void *val, 
     held_copy *h = ctx;
     cr_assert_leq(version, h->rev, "a key newer than the held revision");
     cr_assert_eq(kv_load_ex(h->t, key, klen, val, vlen, version, expire_at, 0), KV_OK);
-    int i = atoi((const char *)key + 1);
+    char name[16] = ""; /* the key is not NUL-terminated */
+    cr_assert_lt(klen, sizeof name);
+    memcpy(name, key, klen);
+    int i = atoi(name + 1);
     cr_assert_eq(h->given[i], 0, "c%d given twice", i);
     h->given[i] = 1;
     return 0;
@@ -920,7 +923,7 @@ static void *churn_and_compact(void *arg)
     compacting *x = arg;
     pthread_t t;
     pthread_create(&t, NULL, churner, &x->c);
-    for (int i = 0; i < 20 && !atomic_load(&x->c.stop); i++) {
+    while (!atomic_load(&x->c.stop)) {
         usleep(2000);
         uint64_t r = kv_revision(x->c.s);
         if (r > 3 && kv_compact(x->c.s, r - 3) == KV_OK)
@@ -964,7 +967,12 @@ Test(history, a_held_copy_made_while_changes_go_on_is_the_store_at_the_hold)
     compacting x = {.c = {.s = s}};
     pthread_t w;
     pthread_create(&w, NULL, churn_and_compact, &x);
-    usleep(20 * 1000);
+    /* The copy starts once the churn has gone past the hold and compacted
+     * past it (a wait, not a sleep: under valgrind the churner may get
+     * little time), and goes on while the copy runs. */
+    for (int i = 0; i < 60000 && (kv_revision(s) <= h.rev + 100 ||
+                                  atomic_load(&x.compacted) <= h.rev); i++)
+        usleep(1000);
     cr_assert_eq(kv_history_copy(s, held_entry, held_history, &h), KV_OK);
     held_reset(&h);
     atomic_store(&x.c.stop, 1);

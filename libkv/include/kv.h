@@ -528,8 +528,9 @@ KV_API int kv_mget_with(kv_store *store, const kv_key *keys, size_t n,
 
 /* A hint: the n keys are about to be read or written (say, the GETs of a
  * pipelined batch). Starts the memory loads of their index slots and
- * items so that the coming operations overlap their cache misses instead
- * of waiting for each in turn. Changes nothing and returns nothing; keys
+ * items (in a store with history, also of the buckets that lead to their
+ * earlier versions, which a write meets) so that the coming operations
+ * overlap their cache misses instead of waiting for each in turn. Changes nothing and returns nothing; keys
  * that are invalid or absent are simply skipped. Never takes a lock. */
 KV_API void kv_prefetch(kv_store *store, const kv_key *keys, size_t n);
 

@@ -26,6 +26,15 @@ kv__hkey *kv__hmap_find(const kv__hmap *m, uint64_t hash, const void *key, size_
     return NULL;
 }
 
+void kv__hist_prefetch_bucket(const kv_store *s, uint64_t hash)
+{
+    const kv__hmap *m = &s->hist->maps[kv__stripe_of(hash)];
+    kv__hkey **b = atomic_load_explicit(&m->pf_buckets, memory_order_relaxed);
+    unsigned bits = atomic_load_explicit(&m->pf_bits, memory_order_relaxed);
+    if (b && bits)
+        __builtin_prefetch((const char *)b + (hash >> (64 - bits)) * sizeof *b);
+}
+
 void kv__hist_prefetch(const kv_store *s, uint64_t hash)
 {
     const kv__hmap *m = &s->hist->maps[kv__stripe_of(hash)];
@@ -63,6 +72,7 @@ static void map_grow(kv__hmap *m)
     free(m->buckets);
     m->buckets = b;
     m->bits = bits;
+    kv__hmap_publish(m);
 }
 
 /* The map has buckets (kv__hist_prepare made sure). */
@@ -175,10 +185,21 @@ int kv__hist_prepare(kv_store *s, kv__slot *slot, uint64_t hash, const void *key
     p->ent = NULL;
     if (!has_old)
         return KV_OK; /* a key created: an existing record is updated */
+    if (p->rec) {
+        /* kv__hist_commit links the new entry to the newest and drops
+         * from the oldest (with two versions, the newest is also the one
+         * the drop unlinks the oldest from): their misses start now and
+         * overlap the allocations and the publication. */
+        if (p->rec->newest)
+            __builtin_prefetch(p->rec->newest, 1);
+        if (p->rec->oldest)
+            __builtin_prefetch(p->rec->oldest, 1);
+    }
     if (!m->buckets) {
         if (!(m->buckets = calloc((size_t)1 << KV__HMAP_MIN_BITS, sizeof *m->buckets)))
             return KV_NO_MEMORY;
         m->bits = KV__HMAP_MIN_BITS;
+        kv__hmap_publish(m);
     }
     if (!(p->ent = kv__hent_new(s, slot)))
         return KV_NO_MEMORY;

@@ -77,6 +77,12 @@ void kv__hist_close(kv_store *s);
  * the record), so that they overlap the index's instead of following
  * them in kv__hist_prepare. A hint: it changes nothing. */
 void kv__hist_prefetch(const kv_store *s, uint64_t hash);
+/* Without the lock (kv_prefetch, a batch of keys ahead of their writes):
+ * starts the miss of the key's bucket in its stripe's map, so that
+ * kv__hist_prefetch, under the lock, finds it and starts the record's at
+ * once. Reads only the map's published bucket array and size (atomics):
+ * the address may be stale, which a prefetch does not mind. */
+void kv__hist_prefetch_bucket(const kv_store *s, uint64_t hash);
 
 /* Under the key's stripe lock: finds or allocates what the change of one
  * key needs (has_old: the key's slot holds an item, which becomes an

@@ -52,7 +52,20 @@ typedef struct kv__hmap {
     kv__hkey **buckets;
     unsigned bits;
     size_t count;
+    /* copies of buckets and bits for kv__hist_prefetch_bucket, which reads
+     * them without the lock (kv__hmap_publish) */
+    _Atomic(kv__hkey **) pf_buckets;
+    _Atomic unsigned pf_bits;
 } kv__hmap;
+
+/* After buckets or bits changed (stripe locked). A prefetcher may pair the
+ * new array with the old size or the other way round: either way it only
+ * computes an address to prefetch, never loads from it. */
+static inline void kv__hmap_publish(kv__hmap *m)
+{
+    atomic_store_explicit(&m->pf_buckets, m->buckets, memory_order_relaxed);
+    atomic_store_explicit(&m->pf_bits, m->bits, memory_order_relaxed);
+}
 
 #define KV__HMAP_MIN_BITS 4u /* a map starts with 16 buckets */
 #define NSAMPLES 1024u

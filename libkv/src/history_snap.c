@@ -189,6 +189,7 @@ static kv__hkey *record_for(kv_store *s, kv__slot *slot, uint64_t hash, const vo
         if (!(m->buckets = calloc((size_t)1 << KV__HMAP_MIN_BITS, sizeof *m->buckets)))
             return NULL;
         m->bits = KV__HMAP_MIN_BITS;
+        kv__hmap_publish(m);
     }
     if (!(r = kv__hkey_new(s, slot, klen)))
         return NULL;

@@ -15,6 +15,7 @@
 
 #include "evict.h"
 #include "hash.h"
+#include "history.h"
 #include "store.h"
 
 int kv__value_copy(const void *val, size_t vlen, uint64_t version, kv_value *out)
@@ -214,6 +215,9 @@ void kv_prefetch(kv_store *s, const kv_key *keys, size_t n)
             if (kv__check_key(s, keys[done].data, keys[done].len) == KV_OK)
                 m[k++].hash = kv__hash(keys[done].data, keys[done].len);
         prefetch_keys(s, m, k);
+        /* keys about to be written reach their history's bucket too */
+        for (size_t i = 0; s->hist && i < k; i++)
+            kv__hist_prefetch_bucket(s, m[i].hash);
     }
     kv__ebr_unpin(slot);
 }

@@ -655,6 +655,65 @@ Test(history, snapshots_taken_while_writers_run_restore_history_exactly)
     free(dir);
 }
 
+/* kv_prefetch reads the history maps' bucket arrays without the stripe
+ * locks, while writers grow them: it must change nothing (and, under
+ * TSan, race with nothing). */
+typedef struct prefetcher {
+    kv_store *s;
+    atomic_int stop;
+    unsigned long calls;
+} prefetcher;
+
+#define PF_KEYS 4096
+
+static void *prefetch_loop(void *arg)
+{
+    prefetcher *p = arg;
+    char names[16][16];
+    kv_key keys[16];
+    for (unsigned i = 0; !atomic_load(&p->stop); i++, p->calls++) {
+        for (int j = 0; j < 16; j++) {
+            snprintf(names[j], sizeof names[j], "pf%u", (i * 16 + (unsigned)j) % PF_KEYS);
+            keys[j] = (kv_key){names[j], strlen(names[j])};
+        }
+        kv_prefetch(p->s, keys, 16);
+    }
+    return NULL;
+}
+
+Test(history, prefetching_keys_while_writers_grow_history_changes_nothing)
+{
+    kv_store *s = open_hist(0, 0, 0);
+    prefetcher p = {.s = s};
+    pthread_t t;
+    pthread_create(&t, NULL, prefetch_loop, &p);
+    char k[16], v[16];
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < PF_KEYS; i++) {
+            snprintf(k, sizeof k, "pf%d", i);
+            snprintf(v, sizeof v, "v%d", round);
+            cr_assert_eq(kv_set(s, k, strlen(k), v, strlen(v), NULL), KV_OK);
+        }
+    atomic_store(&p.stop, 1);
+    pthread_join(t, NULL);
+    cr_assert_gt(p.calls, 0);
+    kv_metrics m = metrics_of(s);
+    cr_assert_eq(m.keys, PF_KEYS);
+    cr_assert_eq(m.history_versions, 2 * PF_KEYS, "two earlier values of each key");
+    for (int i = 0; i < PF_KEYS; i += 97) {
+        snprintf(k, sizeof k, "pf%d", i);
+        kv_event *ev;
+        size_t n;
+        cr_assert_eq(kv_history(s, k, strlen(k), 0, 0, 0, &ev, &n), KV_OK);
+        cr_assert_eq(n, 3, "%s: %zu changes", k, n);
+        cr_assert_eq(ev[0].vlen, 2);
+        cr_assert(memcmp(ev[0].value, "v2", 2) == 0, "newest first");
+        cr_assert_eq(ev[0].version, 3);
+        kv_events_free(ev, n);
+    }
+    kv_close(s);
+}
+
 Test(history, gives_way_first_under_a_memory_limit)
 {
     kv_config c;

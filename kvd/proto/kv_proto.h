@@ -29,6 +29,7 @@
 #ifndef KV_PROTO_H
 #define KV_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -322,12 +323,13 @@ int kv_proto_request_decode(const void *body, size_t len,
 /* Looks ahead over the complete frames at the start of buf[0..len) (as
  * kv_proto_frame_split cuts them with max_frame) and collects into keys[]
  * the key of each frame that looks like a GET or a SET, at most max of
- * them, without decoding anything else: for a server to prefetch a
- * pipelined batch's keys (kv_prefetch) before running it. Only a hint:
+ * them, and into is_set[] (unless NULL) whether it is a SET, without
+ * decoding anything else: for a server to prefetch a pipelined batch's
+ * keys (kv_prefetch, kv_prefetch_writes) before running it. Only a hint:
  * frames are still decoded and checked one by one afterwards. Returns the
  * number of keys; they point into buf. */
 size_t kv_proto_peek_keys(const void *buf, size_t len, size_t max_frame, kv_key *keys,
-                          size_t max);
+                          bool *is_set, size_t max);
 
 /* Reads the id of a request from the first len bytes of its body, which
  * may be incomplete (a frame still arriving): [op, id, ... as the decoder

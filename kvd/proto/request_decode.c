@@ -518,7 +518,7 @@ void kv_proto_request_free(kv_proto_request *req)
 }
 
 /* The key of a frame body that starts like [GET or SET, id, key, ...]. */
-static int peek_key(const uint8_t *body, size_t len, kv_key *key)
+static int peek_key(const uint8_t *body, size_t len, kv_key *key, bool *is_set)
 {
     kv__rd r = {body, body + len};
     size_t n;
@@ -526,11 +526,12 @@ static int peek_key(const uint8_t *body, size_t len, kv_key *key)
     if (kv__rd_array(&r, &n) != 0 || n < 3 || kv__rd_uint(&r, &op) != 0 ||
         (op != KV_PROTO_GET && op != KV_PROTO_SET) || kv__rd_uint(&r, &id) != 0)
         return 0;
+    *is_set = op == KV_PROTO_SET;
     return kv__rd_bytes(&r, key) == 0 && key->len > 0;
 }
 
 size_t kv_proto_peek_keys(const void *buf, size_t len, size_t max_frame, kv_key *keys,
-                          size_t max)
+                          bool *is_set, size_t max)
 {
     const uint8_t *p = buf;
     size_t off = 0, k = 0;
@@ -538,8 +539,12 @@ size_t kv_proto_peek_keys(const void *buf, size_t len, size_t max_frame, kv_key 
         size_t boff, blen;
         if (kv_proto_frame_split(p + off, len - off, max_frame, &boff, &blen) != KV_PROTO_FRAME)
             break;
-        if (peek_key(p + off + boff, blen, &keys[k]))
+        bool set = false;
+        if (peek_key(p + off + boff, blen, &keys[k], &set)) {
+            if (is_set)
+                is_set[k] = set;
             k++;
+        }
         off += boff + blen;
     }
     return k;

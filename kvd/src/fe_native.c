@@ -261,9 +261,10 @@ static size_t native_want(const kvd_conn *c, const uint8_t *p, size_t len)
 static size_t native_prefetch(kvd_conn *c, const uint8_t *p, size_t len)
 {
     kv_key keys[PREFETCH_BATCH];
-    size_t n = kv_proto_peek_keys(p, len, frame_limit(c), keys, PREFETCH_BATCH);
+    bool is_set[PREFETCH_BATCH];
+    size_t n = kv_proto_peek_keys(p, len, frame_limit(c), keys, is_set, PREFETCH_BATCH);
     if (n > 1)
-        kv_prefetch(c->w->server->store, keys, n);
+        kvd_prefetch(c->w->server->store, keys, is_set, n);
     return n > 1 ? n - 1 : 0;
 }
 

@@ -571,6 +571,7 @@ static int resp_split(kvd_conn *c, const uint8_t *p, size_t len, size_t *msg_len
 static size_t resp_prefetch(kvd_conn *c, const uint8_t *p, size_t len)
 {
     kv_key keys[PREFETCH_BATCH];
+    bool is_set[PREFETCH_BATCH];
     size_t n = 0, pos = 0;
     while (n < PREFETCH_BATCH && pos < len && p[pos] == '*') {
         int64_t argc, b;
@@ -588,15 +589,17 @@ static size_t resp_prefetch(kvd_conn *c, const uint8_t *p, size_t len)
         }
         if (i < argc)
             break; /* incomplete */
-        if (argc >= 2 && argv[0].len == 3 &&
-            (strncasecmp((const char *)argv[0].data, "GET", 3) == 0 ||
-             strncasecmp((const char *)argv[0].data, "SET", 3) == 0))
-            keys[n++] = argv[1];
-        else
+        bool get = argc >= 2 && argv[0].len == 3 &&
+                   strncasecmp((const char *)argv[0].data, "GET", 3) == 0;
+        bool set = argc >= 2 && argv[0].len == 3 &&
+                   strncasecmp((const char *)argv[0].data, "SET", 3) == 0;
+        if (!get && !set)
             break;
+        is_set[n] = set;
+        keys[n++] = argv[1];
     }
     if (n > 1)
-        kv_prefetch(c->w->server->store, keys, n);
+        kvd_prefetch(c->w->server->store, keys, is_set, n);
     return n > 1 ? n - 1 : 0;
 }
 

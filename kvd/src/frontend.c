@@ -56,3 +56,19 @@ const kvd_frontend *kvd_frontend_for(int protocol)
     default: return NULL;
     }
 }
+
+void kvd_prefetch(kv_store *store, const kv_key *keys, const bool *is_set, size_t n)
+{
+    kv_key reads[16], writes[16];
+    size_t nr = 0, nw = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (is_set[i] && nw < 16)
+            writes[nw++] = keys[i];
+        else if (!is_set[i] && nr < 16)
+            reads[nr++] = keys[i];
+    }
+    if (nr)
+        kv_prefetch(store, reads, nr);
+    if (nw)
+        kv_prefetch_writes(store, writes, nw);
+}

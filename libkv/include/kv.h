@@ -526,13 +526,17 @@ typedef void (*kv_mget_fn)(void *ctx, size_t i, const void *val, size_t vlen,
 KV_API int kv_mget_with(kv_store *store, const kv_key *keys, size_t n,
                         kv_mget_fn fn, void *ctx);
 
-/* A hint: the n keys are about to be read or written (say, the GETs of a
- * pipelined batch). Starts the memory loads of their index slots and
- * items (in a store with history, also of the buckets that lead to their
- * earlier versions, which a write meets) so that the coming operations
- * overlap their cache misses instead of waiting for each in turn. Changes nothing and returns nothing; keys
- * that are invalid or absent are simply skipped. Never takes a lock. */
+/* A hint: the n keys are about to be read (say, the GETs of a pipelined
+ * batch). Starts the memory loads of their index slots and items so that
+ * the coming operations overlap their cache misses instead of waiting for
+ * each in turn. Changes nothing and returns nothing; keys that are
+ * invalid or absent are simply skipped. Never takes a lock.
+ * kv_prefetch_writes: the same for keys about to be written (the SETs of
+ * a batch); in a store with history it also starts the loads of the
+ * records that hold their earlier versions, which a write updates and a
+ * read never needs. */
 KV_API void kv_prefetch(kv_store *store, const kv_key *keys, size_t n);
+KV_API void kv_prefetch_writes(kv_store *store, const kv_key *keys, size_t n);
 
 /* Frees n values filled by kv_mget(). */
 KV_API void kv_values_free(kv_value *values, size_t n);

@@ -26,13 +26,58 @@ kv__hkey *kv__hmap_find(const kv__hmap *m, uint64_t hash, const void *key, size_
     return NULL;
 }
 
+/* The bucket count in front of an array (16 bytes: the buckets stay
+ * 16-byte aligned). */
+typedef struct buckets_head {
+    uint64_t bits, unused;
+} buckets_head;
+
+kv__hkey **kv__hmap_buckets_new(unsigned bits)
+{
+    buckets_head *h = calloc(1, sizeof *h + ((size_t)1 << bits) * sizeof(kv__hkey *));
+    if (!h)
+        return NULL;
+    h->bits = bits;
+    return (kv__hkey **)(h + 1);
+}
+
+static unsigned buckets_bits(kv__hkey **b)
+{
+    return (unsigned)((const buckets_head *)b - 1)->bits;
+}
+
+void kv__hmap_buckets_free(kv__hkey **b)
+{
+    if (b)
+        free((buckets_head *)b - 1);
+}
+
+static void buckets_retired_free(kv__slot *slot, void *b, size_t bytes)
+{
+    (void)slot;
+    (void)bytes;
+    kv__hmap_buckets_free(b);
+}
+
 void kv__hist_prefetch_bucket(const kv_store *s, uint64_t hash)
 {
     const kv__hmap *m = &s->hist->maps[kv__stripe_of(hash)];
-    kv__hkey **b = atomic_load_explicit(&m->pf_buckets, memory_order_relaxed);
-    unsigned bits = atomic_load_explicit(&m->pf_bits, memory_order_relaxed);
-    if (b && bits)
-        __builtin_prefetch((const char *)b + (hash >> (64 - bits)) * sizeof *b);
+    kv__hkey **b = atomic_load_explicit(&m->pf_buckets, memory_order_acquire);
+    if (b)
+        __builtin_prefetch(&b[hash >> (64 - buckets_bits(b))]);
+}
+
+void kv__hist_prefetch_unlocked(const kv_store *s, uint64_t hash)
+{
+    const kv__hmap *m = &s->hist->maps[kv__stripe_of(hash)];
+    kv__hkey **b = atomic_load_explicit(&m->pf_buckets, memory_order_acquire);
+    if (!b)
+        return;
+    kv__hkey *r = __atomic_load_n(&b[hash >> (64 - buckets_bits(b))], __ATOMIC_RELAXED);
+    if (r) { /* perhaps freed since: a prefetch does not mind */
+        __builtin_prefetch(r);
+        __builtin_prefetch((const char *)r + 64);
+    }
 }
 
 void kv__hist_prefetch(const kv_store *s, uint64_t hash)
@@ -52,11 +97,12 @@ void kv__hist_prefetch(const kv_store *s, uint64_t hash)
     }
 }
 
-/* Doubles the buckets; on out-of-memory the chains just grow longer. */
-static void map_grow(kv__hmap *m)
+/* Doubles the buckets (a retire reserved for the old ones); on
+ * out-of-memory the chains just grow longer. */
+static void map_grow(kv_store *s, kv__slot *slot, kv__hmap *m)
 {
     unsigned bits = m->bits + 1;
-    kv__hkey **b = calloc((size_t)1 << bits, sizeof *b);
+    kv__hkey **b = kv__hmap_buckets_new(bits);
     if (!b)
         return;
     for (size_t i = 0; i < ((size_t)1 << m->bits); i++) {
@@ -69,20 +115,21 @@ static void map_grow(kv__hmap *m)
             r = next;
         }
     }
-    free(m->buckets);
+    kv__hkey **old = m->buckets;
     m->buckets = b;
     m->bits = bits;
     kv__hmap_publish(m);
+    kv__ebr_retire(&s->ebr, slot, old, buckets_retired_free,
+                   sizeof(buckets_head) + ((size_t)1 << (bits - 1)) * sizeof *b);
 }
 
-/* The map has buckets (kv__hist_prepare made sure). */
-void kv__hmap_insert(kv__hmap *m, kv__hkey *r)
+void kv__hmap_insert(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r)
 {
     if (m->count >= ((size_t)1 << m->bits))
-        map_grow(m);
+        map_grow(s, slot, m);
     size_t i = kv__hmap_bucket(m, r->hash);
     r->next = m->buckets[i];
-    m->buckets[i] = r;
+    __atomic_store_n(&m->buckets[i], r, __ATOMIC_RELAXED);
     m->count++;
 }
 
@@ -91,7 +138,7 @@ void kv__hmap_remove(kv__hmap *m, kv__hkey *r)
     kv__hkey **p = &m->buckets[kv__hmap_bucket(m, r->hash)];
     while (*p != r)
         p = &(*p)->next;
-    *p = r->next;
+    __atomic_store_n(p, r->next, __ATOMIC_RELAXED); /* perhaps a bucket word */
     m->count--;
 }
 
@@ -196,7 +243,7 @@ int kv__hist_prepare(kv_store *s, kv__slot *slot, uint64_t hash, const void *key
             __builtin_prefetch(p->rec->oldest, 1);
     }
     if (!m->buckets) {
-        if (!(m->buckets = calloc((size_t)1 << KV__HMAP_MIN_BITS, sizeof *m->buckets)))
+        if (!(m->buckets = kv__hmap_buckets_new(KV__HMAP_MIN_BITS)))
             return KV_NO_MEMORY;
         m->bits = KV__HMAP_MIN_BITS;
         kv__hmap_publish(m);
@@ -257,7 +304,7 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
             old_version = 1;
         }
         if (p->rec_new) {
-            kv__hmap_insert(m, r);
+            kv__hmap_insert(s, slot, m, r);
             kv__count(slot, KV__C_HIST_BYTES, kv__hkey_bytes(r));
         }
         if (dup) {
@@ -396,7 +443,7 @@ void kv__hist_close(kv_store *s)
                 r = next;
             }
         }
-        free(m->buckets);
+        kv__hmap_buckets_free(m->buckets);
     }
     free(h->maps);
     pthread_mutex_destroy(&h->compact_mu);

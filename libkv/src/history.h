@@ -83,6 +83,12 @@ void kv__hist_prefetch(const kv_store *s, uint64_t hash);
  * once. Reads only the map's published bucket array and size (atomics):
  * the address may be stale, which a prefetch does not mind. */
 void kv__hist_prefetch_bucket(const kv_store *s, uint64_t hash);
+/* The same, once the bucket has had time to arrive: loads it and starts
+ * the misses of the first record in it (pinned, without the lock: the
+ * map's bucket arrays are retired through the epochs and their words
+ * stored atomically; the record may be another key's or freed, which a
+ * prefetch does not mind). */
+void kv__hist_prefetch_unlocked(const kv_store *s, uint64_t hash);
 
 /* Under the key's stripe lock: finds or allocates what the change of one
  * key needs (has_old: the key's slot holds an item, which becomes an
@@ -94,11 +100,12 @@ void kv__hist_unprepare(kv__slot *slot, kv__hist_prep *p);
 /* Versions a change drops of each key it writes at most (the per-key
  * bound's, and what is below the compaction revision: kv__hist_commit). */
 #define KV__HIST_DROPS 4u
-/* Extra retires a change of n keys may need (the entries it drops):
+/* Extra retires a change of n keys may need (the entries it drops, and
+ * the old buckets of each key's map if adding its record grows it):
  * reserve them with the change's own. */
 static inline size_t kv__hist_retires(size_t n)
 {
-    return KV__HIST_DROPS * n;
+    return (KV__HIST_DROPS + 1) * n;
 }
 /* Under the key's stripe lock, once the change of revision rev is
  * published: old (the item the key's slot held, NULL if none; `visible`:

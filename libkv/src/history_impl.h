@@ -49,23 +49,28 @@ struct kv__hkey {
 /* One stripe's keys with history: chained buckets indexed by the hash's
  * top bits, so a hash range is a range of buckets (kv_scan_at). */
 typedef struct kv__hmap {
-    kv__hkey **buckets;
+    kv__hkey **buckets; /* from kv__hmap_buckets_new */
     unsigned bits;
     size_t count;
-    /* copies of buckets and bits for kv__hist_prefetch_bucket, which reads
-     * them without the lock (kv__hmap_publish) */
+    /* buckets again, for kv__hist_prefetch_unlocked, which reads it
+     * without the lock (kv__hmap_publish) */
     _Atomic(kv__hkey **) pf_buckets;
-    _Atomic unsigned pf_bits;
 } kv__hmap;
 
-/* After buckets or bits changed (stripe locked). A prefetcher may pair the
- * new array with the old size or the other way round: either way it only
- * computes an address to prefetch, never loads from it. */
+/* After buckets changed (stripe locked): a lock-free prefetcher that
+ * loads the new array finds it filled in (release). The array's size
+ * lives in front of it (kv__hmap_buckets_new), so a prefetcher never pairs
+ * one array with another's size; a replaced array is retired through the
+ * epochs (kv__hmap_insert), so a pinned prefetcher may still read it. */
 static inline void kv__hmap_publish(kv__hmap *m)
 {
-    atomic_store_explicit(&m->pf_buckets, m->buckets, memory_order_relaxed);
-    atomic_store_explicit(&m->pf_bits, m->bits, memory_order_relaxed);
+    atomic_store_explicit(&m->pf_buckets, m->buckets, memory_order_release);
 }
+
+/* A zeroed array of 2^bits buckets with its size in front (history.c);
+ * NULL on out-of-memory. */
+kv__hkey **kv__hmap_buckets_new(unsigned bits);
+void kv__hmap_buckets_free(kv__hkey **b);
 
 #define KV__HMAP_MIN_BITS 4u /* a map starts with 16 buckets */
 #define NSAMPLES 1024u
@@ -127,9 +132,11 @@ static inline size_t kv__hmap_bucket(const kv__hmap *m, uint64_t hash)
 }
 
 /* The maps (history.c; the stripe locked). kv__hmap_insert: the map has
- * buckets (kv__hist_prepare or a loader made sure). */
+ * buckets (kv__hist_prepare or a loader made sure) and a retire is
+ * reserved (for the old buckets, if the map grows). Bucket words are
+ * stored atomically (relaxed): kv__hist_prefetch_unlocked reads them. */
 kv__hkey *kv__hmap_find(const kv__hmap *m, uint64_t hash, const void *key, size_t klen);
-void kv__hmap_insert(kv__hmap *m, kv__hkey *r);
+void kv__hmap_insert(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r);
 void kv__hmap_remove(kv__hmap *m, kv__hkey *r);
 
 /* Accounting and dropping (history.c; the stripe locked).

@@ -186,17 +186,19 @@ static kv__hkey *record_for(kv_store *s, kv__slot *slot, uint64_t hash, const vo
     if (r)
         return r;
     if (!m->buckets) {
-        if (!(m->buckets = calloc((size_t)1 << KV__HMAP_MIN_BITS, sizeof *m->buckets)))
+        if (!(m->buckets = kv__hmap_buckets_new(KV__HMAP_MIN_BITS)))
             return NULL;
         m->bits = KV__HMAP_MIN_BITS;
         kv__hmap_publish(m);
     }
+    if (kv__ebr_reserve(slot, 1) != KV_OK) /* for a growth of the map */
+        return NULL;
     if (!(r = kv__hkey_new(s, slot, klen)))
         return NULL;
     *r = (kv__hkey){.hash = hash, .klen = (uint32_t)klen};
     memcpy(r->key, key, klen);
     r->live = kv__hist_slot_item(s, hash, key, klen) != NULL;
-    kv__hmap_insert(m, r);
+    kv__hmap_insert(s, slot, m, r);
     kv__count(slot, KV__C_HIST_BYTES, kv__hkey_bytes(r));
     return r;
 }

@@ -200,13 +200,16 @@ static void prefetch_keys(kv_store *s, const mkey *m, size_t n)
     }
 }
 
-void kv_prefetch(kv_store *s, const kv_key *keys, size_t n)
+/* kv_prefetch and kv_prefetch_writes: writes also meet the keys' history
+ * (history.h), reads never do. */
+static void prefetch(kv_store *s, const kv_key *keys, size_t n, bool writes)
 {
     if (!s || !keys || n == 0)
         return;
     kv__slot *slot = kv__slot_get(&s->slots);
     if (!slot)
         return;
+    bool hist = writes && s->hist;
     mkey m[16];
     kv__ebr_pin(&s->ebr, slot);
     for (size_t done = 0; done < n;) {
@@ -214,12 +217,25 @@ void kv_prefetch(kv_store *s, const kv_key *keys, size_t n)
         for (; done < n && k < 16; done++)
             if (kv__check_key(s, keys[done].data, keys[done].len) == KV_OK)
                 m[k++].hash = kv__hash(keys[done].data, keys[done].len);
-        prefetch_keys(s, m, k);
-        /* keys about to be written reach their history's bucket too */
-        for (size_t i = 0; s->hist && i < k; i++)
+        /* History's buckets go with the slots' wave, its records with the
+         * items'. */
+        for (size_t i = 0; hist && i < k; i++)
             kv__hist_prefetch_bucket(s, m[i].hash);
+        prefetch_keys(s, m, k);
+        for (size_t i = 0; hist && i < k; i++)
+            kv__hist_prefetch_unlocked(s, m[i].hash);
     }
     kv__ebr_unpin(slot);
+}
+
+void kv_prefetch(kv_store *s, const kv_key *keys, size_t n)
+{
+    prefetch(s, keys, n, false);
+}
+
+void kv_prefetch_writes(kv_store *s, const kv_key *keys, size_t n)
+{
+    prefetch(s, keys, n, true);
 }
 
 /* A multi-get in progress: its keys' hashes, and what they were found to be. */

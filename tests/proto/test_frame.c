@@ -124,7 +124,8 @@ Test(frame, op_names)
 }
 
 /* The look-ahead a server uses to prefetch a pipelined batch: the keys of
- * complete GET and SET frames, in order, at most max, nothing else. */
+ * complete GET and SET frames, in order, at most max, nothing else, and
+ * which of them are SETs. */
 Test(frame, peek_keys_of_gets_and_sets)
 {
     kv_proto_buf b = {0};
@@ -147,16 +148,18 @@ Test(frame, peek_keys_of_gets_and_sets)
     cr_assert_eq(kv_proto_request_encode(&b, &last), KV_OK);
 
     kv_key keys[8];
-    cr_assert_eq(kv_proto_peek_keys(b.data, b.len, 0, keys, 8), 4);
+    bool is_set[8];
+    cr_assert_eq(kv_proto_peek_keys(b.data, b.len, 0, keys, is_set, 8), 4);
+    cr_assert(!is_set[0] && is_set[1] && !is_set[2] && !is_set[3], "which are SETs");
     cr_assert_eq(keys[0].len, 1);
     cr_assert_eq(memcmp(keys[0].data, "a", 1), 0);
     cr_assert_eq(keys[1].len, 2);
     cr_assert_eq(memcmp(keys[1].data, "bb", 2), 0);
     cr_assert_eq(memcmp(keys[2].data, "e", 1), 0);
     cr_assert_eq(memcmp(keys[3].data, "f", 1), 0);
-    cr_assert_eq(kv_proto_peek_keys(b.data, b.len, 0, keys, 2), 2, "at most max");
+    cr_assert_eq(kv_proto_peek_keys(b.data, b.len, 0, keys, NULL, 2), 2, "at most max");
     /* a frame cut short is not looked into */
-    cr_assert_eq(kv_proto_peek_keys(b.data, whole + 3, 0, keys, 8), 3);
-    cr_assert_eq(kv_proto_peek_keys(b.data, 2, 0, keys, 8), 0);
+    cr_assert_eq(kv_proto_peek_keys(b.data, whole + 3, 0, keys, NULL, 8), 3);
+    cr_assert_eq(kv_proto_peek_keys(b.data, 2, 0, keys, NULL, 8), 0);
     kv_proto_buf_free(&b);
 }

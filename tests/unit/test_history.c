@@ -655,9 +655,10 @@ Test(history, snapshots_taken_while_writers_run_restore_history_exactly)
     free(dir);
 }
 
-/* kv_prefetch reads the history maps' bucket arrays without the stripe
- * locks, while writers grow them: it must change nothing (and, under
- * TSan, race with nothing). */
+/* kv_prefetch_writes reads the history maps' bucket arrays and buckets
+ * without the stripe locks, while writers grow them (and retire the old
+ * arrays): it must change nothing (and, under TSan, race with nothing;
+ * under ASan, read nothing freed). */
 typedef struct prefetcher {
     kv_store *s;
     atomic_int stop;
@@ -676,7 +677,10 @@ static void *prefetch_loop(void *arg)
             snprintf(names[j], sizeof names[j], "pf%u", (i * 16 + (unsigned)j) % PF_KEYS);
             keys[j] = (kv_key){names[j], strlen(names[j])};
         }
-        kv_prefetch(p->s, keys, 16);
+        if (i % 2)
+            kv_prefetch(p->s, keys, 16);
+        else
+            kv_prefetch_writes(p->s, keys, 16);
     }
     return NULL;
 }

@@ -266,8 +266,9 @@ Test(multi, mget_with_calls_back_once_per_key_in_order)
     kv_close(s);
 }
 
-/* kv_prefetch is only a hint: present, absent, invalid and many keys, a
- * NULL list or store - it changes no data and counts no reads. */
+/* kv_prefetch and kv_prefetch_writes are only hints: present, absent,
+ * invalid and many keys, a NULL list or store - they change no data and
+ * count no reads. */
 Test(multi, prefetch_is_only_a_hint)
 {
     kv_store *s = kvt_open(NULL);
@@ -291,6 +292,10 @@ Test(multi, prefetch_is_only_a_hint)
     kv_prefetch(s, keys, 0);
     kv_prefetch(s, NULL, 3);
     kv_prefetch(NULL, keys, 3);
+    kv_prefetch_writes(s, keys, 40);
+    kv_prefetch_writes(s, keys, 0);
+    kv_prefetch_writes(s, NULL, 3);
+    kv_prefetch_writes(NULL, keys, 3);
     kv_metrics after = kvt_metrics(s);
     kvt_expect_same_data(&before, &after);
     cr_assert_eq(after.gets, before.gets, "a prefetch is not a get");

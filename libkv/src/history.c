@@ -15,6 +15,8 @@
 
 /* ---- the maps ------------------------------------------------------------ */
 
+_Static_assert(sizeof(kv__hent) == 64, "a version is one cache line's worth");
+
 
 kv__hkey *kv__hmap_find(const kv__hmap *m, uint64_t hash, const void *key, size_t klen)
 {
@@ -91,9 +93,19 @@ void kv__hist_prefetch(const kv_store *s, uint64_t hash)
      * for it: the record's miss starts as soon as the bucket arrives.
      * Both of its lines: the key and the version count are in the
      * second. */
-    if (*b) {
-        __builtin_prefetch(*b);
-        __builtin_prefetch((const char *)*b + 64);
+    const kv__hkey *r = *b;
+    if (r) {
+        __builtin_prefetch(r);
+        __builtin_prefetch((const char *)r + 64);
+        /* With the record on its way (kv_prefetch_writes started it), the
+         * versions kv__hist_commit links to and drops from come next; the
+         * lock is held, so the record's fields can be read. */
+        if (r->hash == hash) {
+            if (r->newest)
+                __builtin_prefetch(r->newest, 1);
+            if (r->oldest)
+                __builtin_prefetch(r->oldest, 1);
+        }
     }
 }
 
@@ -192,10 +204,8 @@ void kv__hkey_free(kv__slot *slot, kv__hkey *r)
 void kv__hist_drop_oldest(kv_store *s, kv__slot *slot, kv__hkey *r, bool raise)
 {
     kv__hent *e = r->oldest;
-    r->oldest = e->newer;
-    if (r->oldest)
-        r->oldest->older = NULL;
-    else
+    r->oldest = e->newer; /* its `older` is left: kv__hent_older */
+    if (!r->oldest)
         r->newest = NULL;
     r->nent--;
     if (raise && e->until > r->floor)
@@ -290,7 +300,7 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
          * key's newest entry (7% of a busy kvd's SETs). */
         kv__hent *dup = NULL;
         for (kv__hent *x = replay ? r->newest : NULL; x && x->rev >= kv__item_rev(old);
-             x = x->older)
+             x = kv__hent_older(r, x))
             if (x->rev == kv__item_rev(old))
                 dup = x;
         if (!p->rec_new && r->live && r->cur_rev == kv__item_rev(old)) {
@@ -320,10 +330,12 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
         kv__hent *e = p->ent;
         *e = (kv__hent){.older = r->newest, .rev = kv__item_rev(old), .until = rev,
                         .create_rev = old_create, .version = old_version, .item = old,
-                        .footprint = kv__item_footprint_pre(old, s->item_pre)};
-        if (r->newest)
+                        .footprint = (uint32_t)kv__item_footprint_pre(old, s->item_pre),
+                        .newer_gap = KV__GAP_UNKNOWN};
+        if (r->newest) {
             r->newest->newer = e;
-        else
+            r->newest->newer_gap = kv__hent_gap(r->newest->until, rev);
+        } else
             r->oldest = e;
         r->newest = e;
         r->nent++;
@@ -352,11 +364,19 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
     uint64_t c = atomic_load(&h->compact_rev);
     if (!atomic_load(&h->hold_rev)) {
         uint32_t maxv = h->max_versions;
+        /* The next oldest's `until` comes from the dropped one's gap, so
+         * a write that drops one version and keeps the next does not
+         * wait for the next one's line (a middle version, never
+         * prefetched). */
+        uint64_t until = r->oldest ? r->oldest->until : 0;
         for (unsigned drops = 0;
-             drops < KV__HIST_DROPS && r->oldest &&
-             (r->oldest->until <= c || (maxv && r->nent > maxv));
-             drops++)
-            kv__hist_drop_oldest(s, slot, r, r->oldest->until > c);
+             drops < KV__HIST_DROPS && r->oldest && (until <= c || (maxv && r->nent > maxv));
+             drops++) {
+            uint32_t gap = r->oldest->newer_gap;
+            kv__hist_drop_oldest(s, slot, r, until > c);
+            if (r->oldest)
+                until = gap != KV__GAP_UNKNOWN ? until + gap : r->oldest->until;
+        }
     }
     kv__hist_maybe_free(slot, m, r);
     *p = (kv__hist_prep){0};
@@ -433,7 +453,7 @@ void kv__hist_close(kv_store *s)
                 kv__hkey *next = r->next;
                 kv__hent *e = r->newest;
                 while (e) {
-                    kv__hent *older = e->older;
+                    kv__hent *older = kv__hent_older(r, e);
                     /* slab blocks go with the slab's chunks */
                     kv__item_free_at_close(e->item, s->item_pre);
                     e = older;

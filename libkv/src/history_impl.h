@@ -27,9 +27,26 @@ struct kv__hent {
     uint64_t create_rev, version;
     kv__item *item;
     /* the item's footprint (kv__item_footprint_pre), kept so that dropping
-     * the version need not read the item, a cache miss per drop */
-    size_t footprint;
+     * the version need not read the item, a cache miss per drop (items
+     * are under 4 GiB: values at most 1 GiB) */
+    uint32_t footprint;
+    /* newer->until - until, KV__GAP_UNKNOWN if there is no newer version
+     * or it does not fit: a write that drops this version learns from it
+     * whether the next one goes too without reading that one, a cache
+     * miss (kv__hist_commit). 64 bytes in all. */
+    uint32_t newer_gap;
 };
+
+#define KV__GAP_UNKNOWN UINT32_MAX
+
+/* The newer_gap of a version whose `until` is `until` below one whose
+ * `until` is newer_until. */
+static inline uint32_t kv__hent_gap(uint64_t until, uint64_t newer_until)
+{
+    return newer_until >= until && newer_until - until < KV__GAP_UNKNOWN
+               ? (uint32_t)(newer_until - until)
+               : KV__GAP_UNKNOWN;
+}
 
 /* A key with history. While the key is live (its slot holds an item) the
  * record also keeps the current item's create revision and version count;
@@ -119,6 +136,15 @@ struct kv__hist {
     bool bg_active;
     kv__sweep_pos bg_pos;
 };
+
+/* The version older than e in r's list, NULL after the oldest. Walks
+ * end at r->oldest, not at a NULL link: when a write drops the oldest
+ * version it does not clear the next one's `older` (a store, and a cache
+ * miss, on a version the write does not otherwise touch). */
+static inline kv__hent *kv__hent_older(const kv__hkey *r, const kv__hent *e)
+{
+    return e == r->oldest ? NULL : e->older;
+}
 
 /* A version found at a revision. */
 typedef struct kv__hver {

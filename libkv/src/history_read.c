@@ -43,7 +43,7 @@ static int resolve(kv_store *s, uint64_t hash, const void *key, size_t klen, uin
         *out = kv__hist_current_ver(cur, r);
         return KV_OK;
     }
-    for (const kv__hent *e = r ? r->newest : NULL; e; e = e->older) {
+    for (const kv__hent *e = r ? r->newest : NULL; e; e = kv__hent_older(r, e)) {
         if (e->rev <= rev) {
             if (rev >= e->until)
                 return KV_NOT_FOUND; /* removed between e and the next version */
@@ -425,7 +425,7 @@ int kv__hist_key_events(kv_store *s, const void *key, size_t klen, uint64_t min_
                 ev[nev++] = (pend_event){e->until, {NULL, 0, 0}};
             ev[nev++] = (pend_event){e->rev, {e->item, e->create_rev, e->version}};
             newer_rev = e->rev;
-            e = e->older;
+            e = kv__hent_older(r, e);
         } else {
             break;
         }

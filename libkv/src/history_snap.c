@@ -27,7 +27,7 @@ bool kv__hist_entry_meta(kv_store *s, const void *key, size_t klen, uint64_t rev
         *create = r->cur_create;
         *version = r->cur_version;
     } else {
-        for (const kv__hent *e = r ? r->newest : NULL; e && e->rev >= rev; e = e->older)
+        for (const kv__hent *e = r ? r->newest : NULL; e && e->rev >= rev; e = kv__hent_older(r, e))
             if (e->rev == rev) {
                 *create = e->create_rev;
                 *version = e->version;
@@ -72,7 +72,7 @@ int kv__hist_snapshot(kv_store *s, bool with_meta, kv__hist_key_fn fn,
                     break;
                 }
                 size_t n = 0;
-                for (const kv__hent *e = r->newest; e; e = e->older)
+                for (const kv__hent *e = r->newest; e; e = kv__hent_older(r, e))
                     ents[n++] = (kv_hist_version){e->rev,
                                              e->until,
                                              e->create_rev,
@@ -115,7 +115,7 @@ static bool key_at(const kv__hkey *r, uint64_t rev, kv_hist_version *ents, size_
         mcreate = r->cur_create;
         mversion = r->cur_version;
     } else {
-        for (const kv__hent *e = r->newest; e; e = e->older)
+        for (const kv__hent *e = r->newest; e; e = kv__hent_older(r, e))
             if (e->rev <= rev) {
                 if (rev < e->until) {
                     mrev = e->rev;
@@ -126,7 +126,7 @@ static bool key_at(const kv__hkey *r, uint64_t rev, kv_hist_version *ents, size_
             }
     }
     *n = 0;
-    for (const kv__hent *e = r->newest; e; e = e->older)
+    for (const kv__hent *e = r->newest; e; e = kv__hent_older(r, e))
         if (e->until <= rev)
             ents[(*n)++] = (kv_hist_version){e->rev,
                                              e->until,
@@ -253,7 +253,7 @@ int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
     for (size_t i = n; rc == KV_OK && i-- > 0;) {
         const kv_hist_version *x = &ents[i];
         bool have = false;
-        for (const kv__hent *e = r->newest; e && !have; e = e->older)
+        for (const kv__hent *e = r->newest; e && !have; e = kv__hent_older(r, e))
             have = e->rev == x->revision;
         if (have)
             continue;
@@ -270,20 +270,26 @@ int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
         kv__item_set_rev(it, x->revision);
         *e = (kv__hent){.rev = x->revision, .until = x->until, .create_rev = x->create_revision,
                         .version = x->version, .item = it,
-                        .footprint = kv__item_footprint_pre(it, s->item_pre)};
-        /* insert in revision order (newest first) */
-        kv__hent **pp = &r->newest, *newer = NULL;
-        while (*pp && (*pp)->rev > x->revision) {
-            newer = *pp;
-            pp = &(*pp)->older;
-        }
-        e->older = *pp;
+                        .footprint = (uint32_t)kv__item_footprint_pre(it, s->item_pre)};
+        /* insert in revision order (newest first), after `newer` (the
+         * last version newer than it; NULL: e is the newest) */
+        kv__hent *newer = NULL;
+        for (kv__hent *y = r->newest; y && y->rev > x->revision; y = kv__hent_older(r, y))
+            newer = y;
+        kv__hent *below = newer ? kv__hent_older(r, newer) : r->newest;
+        e->older = below;
         e->newer = newer;
-        if (*pp)
-            (*pp)->newer = e;
-        else
+        e->newer_gap = newer ? kv__hent_gap(e->until, newer->until) : KV__GAP_UNKNOWN;
+        if (below) {
+            below->newer = e;
+            below->newer_gap = kv__hent_gap(below->until, e->until);
+        } else {
             r->oldest = e;
-        *pp = e;
+        }
+        if (newer)
+            newer->older = e;
+        else
+            r->newest = e;
         r->nent++;
         kv__count(slot, KV__C_HIST_VERSIONS, 1);
         kv__count(slot, KV__C_HIST_BYTES, kv__hent_bytes(s, e));

@@ -436,6 +436,92 @@ Test(history, a_write_drops_its_keys_versions_below_the_compaction_revision)
     kv_close(s);
 }
 
+/* The revisions at which the earlier versions of key g end (the key's
+ * next change, set or delete), oldest first; kv_history lists the
+ * changes newest first. Returns how many. */
+static size_t version_ends(kv_store *s, uint64_t *ends, size_t cap)
+{
+    kv_event *ev;
+    size_t n, k = 0;
+    cr_assert_eq(kv_history(s, "g", 1, 0, 0, 0, &ev, &n), KV_OK);
+    for (size_t i = n; i-- > 1;) /* ev[0] is the latest change */
+        if (!ev[i].deleted) {
+            cr_assert_lt(k, cap);
+            ends[k++] = ev[i - 1].revision;
+        }
+    kv_events_free(ev, n);
+    return k;
+}
+
+/* What g reads at revision r: its value, "-" absent, "?" an error. */
+static void g_at(kv_store *s, uint64_t r, char *buf, size_t cap)
+{
+    kv_value out = {0};
+    int rc = kv_get_at(s, "g", 1, r, &out, NULL);
+    if (rc == KV_OK)
+        snprintf(buf, cap, "%.*s", (int)out.len, (char *)out.data);
+    else
+        snprintf(buf, cap, "%s", rc == KV_NOT_FOUND ? "-" : "?");
+    kv_value_free(&out);
+}
+
+/* A write's drops follow the key's versions through deletions: it drops
+ * the oldest ones that end at or below the compaction revision, four at
+ * most (kv.h, "History"), and nothing a read at or after that revision
+ * still needs. */
+Test(history, a_write_drops_versions_below_the_compaction_revision_across_deletions)
+{
+    kv_store *s = open_hist(0, 256 * 1024, 0);
+    /* seven earlier versions of g, two of them ended by deletions; g is
+     * live at the end */
+    char v[16];
+    for (int i = 0; i < 8; i++) {
+        snprintf(v, sizeof v, "g%d", i);
+        cr_assert_eq(kv_set(s, "g", 1, v, strlen(v), NULL), KV_OK);
+        if (i == 1 || i == 4)
+            cr_assert_eq(kv_delete(s, "g", 1, NULL), KV_OK);
+    }
+    uint64_t g_last = kv_revision(s);
+    /* other keys: history past half its bound, and the compaction
+     * revision raised past all of g's versions */
+    write_in_turn(s, 20, 620);
+    uint64_t c1 = 0;
+    for (int i = 0; i < 300 && (c1 = kv_compact_revision(s)) <= g_last; i++)
+        usleep(100 * 1000);
+    cr_assert_gt(c1, g_last, "the compactor raised the compaction revision past g's versions");
+    /* a write of g drops four of them and keeps what it replaced, which
+     * ends above c1 */
+    cr_assert_eq(kv_set(s, "g", 1, "x1", 2, NULL), KV_OK);
+    uint64_t ends[64];
+    size_t nv = version_ends(s, ends, 64), below = 0;
+    while (below < nv && ends[below] <= c1)
+        below++;
+    cr_assert(below >= 1 && below <= 3 && below < nv,
+              "versions of g on both sides of the compaction revision: %zu of %zu below",
+              below, nv);
+    uint64_t latest = kv_revision(s);
+    static char before[4096][16];
+    cr_assert_lt(latest - c1, 4096);
+    for (uint64_t r = c1; r <= latest; r++)
+        g_at(s, r, before[r - c1], sizeof before[0]);
+
+    /* the next write drops the rest below c1 and stops at the first
+     * version that ends above it */
+    cr_assert_eq(kv_set(s, "g", 1, "x2", 2, NULL), KV_OK);
+    /* the compactor may have raised it meanwhile, and sweeps may drop
+     * more, never less and never what a read from c2 on needs */
+    uint64_t c2 = kv_compact_revision(s), after_ends[64];
+    size_t nv_after = version_ends(s, after_ends, 64);
+    cr_assert_geq(nv + 1 - nv_after, below, "%zu versions, %zu ending by %llu: %zu after", nv,
+                  below, (unsigned long long)c1, nv_after);
+    for (uint64_t r = c2; r <= latest; r++) {
+        char now[16];
+        g_at(s, r, now, sizeof now);
+        cr_assert_str_eq(now, before[r - c1], "g at %llu", (unsigned long long)r);
+    }
+    kv_close(s);
+}
+
 Test(history, the_age_bound_compacts_what_was_replaced_long_enough_ago)
 {
     kv_store *s = open_hist(0, 0, 1);
@@ -662,8 +748,17 @@ Test(history, snapshots_taken_while_writers_run_restore_history_exactly)
 typedef struct prefetcher {
     kv_store *s;
     atomic_int stop;
-    unsigned long calls;
+    atomic_ulong calls;
 } prefetcher;
+
+/* Waits (bounded) until the prefetcher has made more than `than` calls:
+ * under valgrind the threads take turns, and it must run among the
+ * writes. */
+static void prefetched_past(prefetcher *p, unsigned long than)
+{
+    for (int i = 0; i < 10000 && atomic_load(&p->calls) <= than; i++)
+        usleep(1000);
+}
 
 #define PF_KEYS 4096
 
@@ -672,7 +767,7 @@ static void *prefetch_loop(void *arg)
     prefetcher *p = arg;
     char names[16][16];
     kv_key keys[16];
-    for (unsigned i = 0; !atomic_load(&p->stop); i++, p->calls++) {
+    for (unsigned i = 0; !atomic_load(&p->stop); i++, atomic_fetch_add(&p->calls, 1)) {
         for (int j = 0; j < 16; j++) {
             snprintf(names[j], sizeof names[j], "pf%u", (i * 16 + (unsigned)j) % PF_KEYS);
             keys[j] = (kv_key){names[j], strlen(names[j])};
@@ -694,13 +789,15 @@ Test(history, prefetching_keys_while_writers_grow_history_changes_nothing)
     char k[16], v[16];
     for (int round = 0; round < 3; round++)
         for (int i = 0; i < PF_KEYS; i++) {
+            if (i % 512 == 0)
+                prefetched_past(&p, atomic_load(&p.calls));
             snprintf(k, sizeof k, "pf%d", i);
             snprintf(v, sizeof v, "v%d", round);
             cr_assert_eq(kv_set(s, k, strlen(k), v, strlen(v), NULL), KV_OK);
         }
     atomic_store(&p.stop, 1);
     pthread_join(t, NULL);
-    cr_assert_gt(p.calls, 0);
+    cr_assert_geq(atomic_load(&p.calls), 24, "the prefetches ran among the writes");
     kv_metrics m = metrics_of(s);
     cr_assert_eq(m.keys, PF_KEYS);
     cr_assert_eq(m.history_versions, 2 * PF_KEYS, "two earlier values of each key");

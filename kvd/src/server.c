@@ -415,6 +415,9 @@ static void *worker_main(void *arg)
 {
     kvd_worker *w = arg;
     this_worker = w;
+    char name[16];
+    snprintf(name, sizeof name, "kvd-loop-%d", w->index % 1000);
+    pthread_setname_np(pthread_self(), name);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* Normally everything is closed by now; be sure before loop_close. */
     uv_walk(&w->loop, close_any, NULL);

@@ -79,6 +79,7 @@ static int next_signal(void)
 static void *early_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "kvd-signals");
     struct pollfd p[2] = {{.fd = g_sfd, .events = POLLIN}, {.fd = g_wake, .events = POLLIN}};
     for (;;) {
         if (poll(p, 2, -1) < 0 && errno != EINTR)

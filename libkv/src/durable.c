@@ -17,6 +17,7 @@
  * state at E.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -399,6 +400,7 @@ static void *background(void *arg)
 {
     kv_store *s = arg;
     kv__durable *d = s->dur;
+    pthread_setname_np(pthread_self(), "kv-snapshot");
     uint64_t last = now_us();
     pthread_mutex_lock(&d->bg_mu);
     while (!d->bg_stop) {

@@ -66,6 +66,7 @@
  * another copy judge expiry with the reading that copy made them with.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -520,6 +521,7 @@ static void *expiry_main(void *arg)
 {
     kv_store *s = arg;
     struct kv__expiry *e = atomic_load(&s->expiry);
+    pthread_setname_np(pthread_self(), "kv-expiry");
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
     uint64_t sleep_ns = TICK_NS;

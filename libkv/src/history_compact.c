@@ -302,6 +302,7 @@ void *kv__hist_compactor(void *arg)
 {
     kv_store *s = arg;
     kv__hist *h = s->hist;
+    pthread_setname_np(pthread_self(), "kv-history");
     kv__slot *slot = kv__slot_get(&s->slots);
     h->last_sweep_ms = mono_ms();
     pthread_mutex_lock(&h->mu);

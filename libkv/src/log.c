@@ -350,6 +350,7 @@ static void lead_round(kv__log *l, bool allow_sync)
 static void *flusher(void *arg)
 {
     kv__log *l = arg;
+    pthread_setname_np(pthread_self(), "kv-log");
     pthread_mutex_lock(&l->mu);
     deadline_after(&l->next_sync, 1000000000L);
     for (;;) {

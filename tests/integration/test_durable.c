@@ -5,6 +5,7 @@
  * second kvd cannot take a directory in use.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,4 +308,46 @@ Test(durable, snapshot_read_returns_the_snapshot_file_byte_for_byte)
     kv_client_close(c);
     kvd_stop();
     rm_data_dir();
+}
+
+/* Does one of the running kvd's threads carry this name (/proc, as top -H
+ * and ps -L show it)? */
+static int has_thread(const char *name)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)g_kvd.pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char comm[400], got[32] = "";
+        snprintf(comm, sizeof comm, "%s/%s/comm", path, e->d_name);
+        FILE *f = fopen(comm, "r");
+        if (f) {
+            if (fgets(got, sizeof got, f))
+                got[strcspn(got, "\n")] = '\0';
+            fclose(f);
+        }
+        found = strcmp(got, name) == 0;
+    }
+    closedir(d);
+    return found;
+}
+
+/* kvd(8) THREADS: an operator looking at top -H sees what each thread is. */
+Test(durable, every_thread_says_what_it_is)
+{
+    const char *wrap = getenv("KVD_WRAPPER");
+    if (wrap && *wrap)
+        cr_skip_test("kvd runs under %s, whose threads are its own", wrap);
+    new_data_dir();
+    kvd_start("--data-dir", data_dir, "--threads", "2", NULL);
+    const char *names[] = {"kvd-loop-0", "kvd-loop-1", "kv-log", "kv-snapshot", "kv-history"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        cr_assert(has_thread(names[i]), "a thread named %s", names[i]);
+    kvd_stop();
 }

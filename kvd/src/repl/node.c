@@ -1652,6 +1652,7 @@ static void maybe_close(kvd_repl *r)
 static void *raft_main(void *arg)
 {
     kvd_repl *r = arg;
+    pthread_setname_np(pthread_self(), "kvd-raft");
     uv_run(&r->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&r->loop) != 0)
         kvd_warn("raft: event loop still busy at exit");

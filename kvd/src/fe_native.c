@@ -254,15 +254,12 @@ static size_t native_want(const kvd_conn *c, const uint8_t *p, size_t len)
     return KV_PROTO_HEADER_SIZE + (size_t)kv_proto_read_u32(p);
 }
 
-/* Pipelined GETs and SETs of different keys are independent: start the
- * cache misses of the next PREFETCH_BATCH keys together (kv_prefetch)
- * instead of meeting them one request at a time. */
-#define PREFETCH_BATCH 16
+/* The keys of the next GETs and SETs in the buffer, to kvd_prefetch. */
 static size_t native_prefetch(kvd_conn *c, const uint8_t *p, size_t len)
 {
-    kv_key keys[PREFETCH_BATCH];
-    bool is_set[PREFETCH_BATCH];
-    size_t n = kv_proto_peek_keys(p, len, frame_limit(c), keys, is_set, PREFETCH_BATCH);
+    kv_key keys[KVD_PREFETCH_MAX];
+    bool is_set[KVD_PREFETCH_MAX];
+    size_t n = kv_proto_peek_keys(p, len, frame_limit(c), keys, is_set, KVD_PREFETCH_MAX);
     if (n > 1)
         kvd_prefetch(c->w->server->store, keys, is_set, n);
     return n > 1 ? n - 1 : 0;

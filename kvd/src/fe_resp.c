@@ -562,18 +562,15 @@ static int resp_split(kvd_conn *c, const uint8_t *p, size_t len, size_t *msg_len
     return KVD_MSG_READY;
 }
 
-/* Pipelined GETs and SETs of different keys are independent: start the
- * cache misses of the next PREFETCH_BATCH keys together (kv_prefetch)
- * instead of meeting them one request at a time, as the native front-end
- * does. A quick look at complete multibulk commands only: anything else
- * (inline, partial, malformed) ends the look, and resp_split judges it. */
-#define PREFETCH_BATCH 16
+/* The keys of the next GETs and SETs in the buffer, to kvd_prefetch. A
+ * quick look at complete multibulk commands only: anything else (inline,
+ * partial, malformed) ends the look, and resp_split judges it. */
 static size_t resp_prefetch(kvd_conn *c, const uint8_t *p, size_t len)
 {
-    kv_key keys[PREFETCH_BATCH];
-    bool is_set[PREFETCH_BATCH];
+    kv_key keys[KVD_PREFETCH_MAX];
+    bool is_set[KVD_PREFETCH_MAX];
     size_t n = 0, pos = 0;
-    while (n < PREFETCH_BATCH && pos < len && p[pos] == '*') {
+    while (n < KVD_PREFETCH_MAX && pos < len && p[pos] == '*') {
         int64_t argc, b;
         if (read_header(p, len, &pos, &argc) != 1 || argc < 1 || argc > RESP_MAX_ARGS)
             break;

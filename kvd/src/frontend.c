@@ -59,12 +59,12 @@ const kvd_frontend *kvd_frontend_for(int protocol)
 
 void kvd_prefetch(kv_store *store, const kv_key *keys, const bool *is_set, size_t n)
 {
-    kv_key reads[16], writes[16];
+    kv_key reads[KVD_PREFETCH_MAX], writes[KVD_PREFETCH_MAX];
     size_t nr = 0, nw = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (is_set[i] && nw < 16)
+    for (size_t i = 0; i < n && i < KVD_PREFETCH_MAX; i++) {
+        if (is_set[i])
             writes[nw++] = keys[i];
-        else if (!is_set[i] && nr < 16)
+        else
             reads[nr++] = keys[i];
     }
     if (nr)

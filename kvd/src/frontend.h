@@ -82,9 +82,12 @@ const kvd_frontend *kvd_frontend_for(int protocol);
  * complete). */
 const kvd_frontend *kvd_frontend_detect(const uint8_t *p, size_t len);
 
-/* For the front-ends' prefetch: the n keys of the GETs and SETs ahead
- * (is_set[i]: key i is a SET's), as kv_prefetch and kv_prefetch_writes
- * take them (a write also meets the key's history). */
+/* For the front-ends' prefetch: the n keys (at most KVD_PREFETCH_MAX) of
+ * the GETs and SETs ahead (is_set[i]: key i is a SET's), as kv_prefetch
+ * and kv_prefetch_writes take them (a write also meets the key's
+ * history). Pipelined requests on different keys are independent: their
+ * cache misses start together instead of one request at a time. */
+#define KVD_PREFETCH_MAX 16
 void kvd_prefetch(kv_store *store, const kv_key *keys, const bool *is_set, size_t n);
 
 #endif /* KVD_FRONTEND_H */

@@ -61,21 +61,38 @@ static void buckets_retired_free(kv__slot *slot, void *b, size_t bytes)
     kv__hmap_buckets_free(b);
 }
 
-void kv__hist_prefetch_bucket(const kv_store *s, uint64_t hash)
+/* Without the lock: the bucket of hash in the published array, or NULL
+ * before the first one. */
+static kv__hkey **pf_bucket(const kv_store *s, uint64_t hash)
 {
     const kv__hmap *m = &s->hist->maps[kv__stripe_of(hash)];
     kv__hkey **b = atomic_load_explicit(&m->pf_buckets, memory_order_acquire);
+    return b ? &b[hash >> (64 - buckets_bits(b))] : NULL;
+}
+
+/* Starts the misses of the versions kv__hist_commit links to (the
+ * newest) and drops from (the oldest). Under the record's stripe lock. */
+static void prefetch_versions(const kv__hkey *r)
+{
+    if (r->newest)
+        __builtin_prefetch(r->newest, 1);
+    if (r->oldest)
+        __builtin_prefetch(r->oldest, 1);
+}
+
+void kv__hist_prefetch_bucket(const kv_store *s, uint64_t hash)
+{
+    kv__hkey **b = pf_bucket(s, hash);
     if (b)
-        __builtin_prefetch(&b[hash >> (64 - buckets_bits(b))]);
+        __builtin_prefetch(b);
 }
 
 void kv__hist_prefetch_unlocked(const kv_store *s, uint64_t hash)
 {
-    const kv__hmap *m = &s->hist->maps[kv__stripe_of(hash)];
-    kv__hkey **b = atomic_load_explicit(&m->pf_buckets, memory_order_acquire);
+    kv__hkey **b = pf_bucket(s, hash);
     if (!b)
         return;
-    kv__hkey *r = __atomic_load_n(&b[hash >> (64 - buckets_bits(b))], __ATOMIC_RELAXED);
+    kv__hkey *r = __atomic_load_n(b, __ATOMIC_RELAXED);
     if (r) { /* perhaps freed since: a prefetch does not mind */
         __builtin_prefetch(r);
         __builtin_prefetch((const char *)r + 64);
@@ -97,15 +114,10 @@ void kv__hist_prefetch(const kv_store *s, uint64_t hash)
     if (r) {
         __builtin_prefetch(r);
         __builtin_prefetch((const char *)r + 64);
-        /* With the record on its way (kv_prefetch_writes started it), the
-         * versions kv__hist_commit links to and drops from come next; the
-         * lock is held, so the record's fields can be read. */
-        if (r->hash == hash) {
-            if (r->newest)
-                __builtin_prefetch(r->newest, 1);
-            if (r->oldest)
-                __builtin_prefetch(r->oldest, 1);
-        }
+        /* With the record on its way (kv_prefetch_writes started it), its
+         * versions come next; the lock is held, so its fields can be read. */
+        if (r->hash == hash)
+            prefetch_versions(r);
     }
 }
 
@@ -242,16 +254,11 @@ int kv__hist_prepare(kv_store *s, kv__slot *slot, uint64_t hash, const void *key
     p->ent = NULL;
     if (!has_old)
         return KV_OK; /* a key created: an existing record is updated */
-    if (p->rec) {
-        /* kv__hist_commit links the new entry to the newest and drops
-         * from the oldest (with two versions, the newest is also the one
-         * the drop unlinks the oldest from): their misses start now and
-         * overlap the allocations and the publication. */
-        if (p->rec->newest)
-            __builtin_prefetch(p->rec->newest, 1);
-        if (p->rec->oldest)
-            __builtin_prefetch(p->rec->oldest, 1);
-    }
+    /* Again (kv__hist_prefetch may have met a bucket whose first record
+     * is another key's): the misses overlap the allocations and the
+     * publication. */
+    if (p->rec)
+        prefetch_versions(p->rec);
     if (!m->buckets) {
         if (!(m->buckets = kv__hmap_buckets_new(KV__HMAP_MIN_BITS)))
             return KV_NO_MEMORY;

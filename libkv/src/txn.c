@@ -20,7 +20,9 @@
  * compares versions with the writer's clock, where an expired key has
  * version 0, so a key that expired after it was read is a conflict.
  */
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "apply.h"
 #include "evict.h"
@@ -36,6 +38,12 @@ typedef struct txn_read {
     bool saw_pending; /* read while a multi-key commit was half-published */
 } txn_read;
 
+/* A short transaction (a few keys, small values) allocates nothing but
+ * itself: its first reads and writes go in arrays inside it and their keys
+ * and values in its arena; bigger ones spill to malloc. */
+#define TXN_INLINE 4
+#define TXN_ARENA 512
+
 struct kv_txn {
     kv_store *store;
     bool doomed;
@@ -44,29 +52,60 @@ struct kv_txn {
     size_t nreads, reads_cap;
     kv_op *writes; /* keys and values owned */
     size_t nwrites, writes_cap;
+    size_t arena_used;
+    txn_read small_reads[TXN_INLINE];
+    kv_op small_writes[TXN_INLINE];
+    _Alignas(max_align_t) unsigned char arena[TXN_ARENA];
 };
 
 int kv_txn_begin(kv_store *s, kv_txn **out)
 {
     if (!s || !out)
         return KV_INVALID_ARGUMENT;
-    kv_txn *t = calloc(1, sizeof *t);
+    kv_txn *t = malloc(sizeof *t); /* the arrays are written before read */
     if (!t)
         return KV_NO_MEMORY;
     t->store = s;
+    t->doomed = false;
     t->live_until = UINT64_MAX;
+    t->reads = t->small_reads;
+    t->writes = t->small_writes;
+    t->nreads = t->nwrites = 0;
+    t->reads_cap = t->writes_cap = TXN_INLINE;
+    t->arena_used = 0;
     *out = t;
     return KV_OK;
+}
+
+/* n bytes for a key (and value) the transaction keeps: from its arena
+ * while it has room, else from malloc. NULL: out of memory. */
+static void *txn_alloc(kv_txn *t, size_t n)
+{
+    size_t at = (t->arena_used + 7) & ~(size_t)7;
+    if (n <= TXN_ARENA && at <= TXN_ARENA - n) {
+        t->arena_used = at + n;
+        return t->arena + at;
+    }
+    return malloc(n);
+}
+
+static void txn_release(kv_txn *t, void *p)
+{
+    unsigned char *c = p;
+    if (c && !(c >= t->arena && c < t->arena + TXN_ARENA))
+        free(p);
 }
 
 static void txn_free(kv_txn *t)
 {
     for (size_t i = 0; i < t->nreads; i++)
-        free(t->reads[i].key);
+        txn_release(t, t->reads[i].key);
     for (size_t i = 0; i < t->nwrites; i++)
-        free((void *)t->writes[i].key); /* value shares the allocation */
-    free(t->reads);
-    free(t->writes);
+        txn_release(t, (void *)t->writes[i].key); /* value shares the allocation */
+    if (t->reads != t->small_reads)
+        free(t->reads);
+    if (t->writes != t->small_writes)
+        free(t->writes);
     free(t);
 }
 
@@ -76,14 +115,18 @@ void kv_txn_abort(kv_txn *t)
         txn_free(t);
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+/* Makes room for need elements in *arr, which starts as the inline array
+ * `inline_arr` and moves to the heap when it outgrows it. */
+static int grow(void **arr, size_t *cap, size_t need, size_t elem, void *inline_arr)
 {
     if (need <= *cap)
         return KV_OK;
-    size_t c = *cap ? *cap * 2 : 8;
-    void *a = realloc(*arr, c * elem);
+    size_t c = *cap * 2;
+    void *a = *arr == inline_arr ? malloc(c * elem) : realloc(*arr, c * elem);
     if (!a)
         return KV_NO_MEMORY;
+    if (*arr == inline_arr)
+        memcpy(a, inline_arr, *cap * elem);
     *arr = a;
     *cap = c;
     return KV_OK;
@@ -135,12 +178,15 @@ int kv_txn_get(kv_txn *t, const void *key, size_t klen, kv_value *out)
             return KV_NOT_FOUND;
         return kv__value_copy(w->value, w->vlen, 0, out);
     }
-    if (grow((void **)&t->reads, &t->reads_cap, t->nreads + 1, sizeof *t->reads) != KV_OK)
+    if (grow((void **)&t->reads, &t->reads_cap, t->nreads + 1, sizeof *t->reads,
+             t->small_reads) != KV_OK)
         return KV_NO_MEMORY;
-    void *kcopy = malloc(klen);
+    size_t arena_before = t->arena_used;
+    void *kcopy = txn_alloc(t, klen);
     kv__slot *slot = kv__slot_get(&s->slots);
     if (!kcopy || !slot) {
-        free(kcopy);
+        txn_release(t, kcopy);
+        t->arena_used = arena_before;
         return KV_NO_MEMORY;
     }
     memcpy(kcopy, key, klen);
@@ -171,10 +217,12 @@ int kv_txn_get(kv_txn *t, const void *key, size_t klen, kv_value *out)
     kv__ebr_unpin(slot);
     kv__count(slot, KV__C_GETS, 1);
     kv__count(slot, it ? KV__C_GET_HITS : KV__C_GET_MISSES, 1);
-    if (rc == KV_OK || rc == KV_NOT_FOUND)
+    if (rc == KV_OK || rc == KV_NOT_FOUND) {
         t->nreads++;
-    else
-        free(kcopy);
+    } else {
+        txn_release(t, kcopy);
+        t->arena_used = arena_before;
+    }
     return rc;
 }
 
@@ -190,9 +238,10 @@ static int buffer_write(kv_txn *t, kv_op_kind kind, const void *key, size_t klen
         return rc;
     if (t->doomed)
         return KV_CONFLICT;
-    if (grow((void **)&t->writes, &t->writes_cap, t->nwrites + 1, sizeof *t->writes) != KV_OK)
+    if (grow((void **)&t->writes, &t->writes_cap, t->nwrites + 1, sizeof *t->writes,
+             t->small_writes) != KV_OK)
         return KV_NO_MEMORY;
-    unsigned char *copy = malloc(klen + vlen);
+    unsigned char *copy = klen <= SIZE_MAX - vlen ? txn_alloc(t, klen + vlen) : NULL;
     if (!copy)
         return KV_NO_MEMORY;
     memcpy(copy, key, klen);
@@ -231,7 +280,8 @@ int kv_txn_commit(kv_txn *t, uint64_t *version)
     } else if (t->nwrites > 0) {
         /* Reads were validated as they happened; a read-only transaction
          * is serializable at its last read and needs nothing more. */
-        kv_compare *cmps = malloc((t->nreads ? t->nreads : 1) * sizeof *cmps);
+        kv_compare small[TXN_INLINE];
+        kv_compare *cmps = t->nreads <= TXN_INLINE ? small : malloc(t->nreads * sizeof *cmps);
         if (!cmps) {
             rc = KV_NO_MEMORY;
         } else {
@@ -250,7 +300,8 @@ int kv_txn_commit(kv_txn *t, uint64_t *version)
                 else if (version && o.revision)
                     *version = o.revision;
             }
-            free(cmps);
+            if (cmps != small)
+                free(cmps);
         }
     }
     if (slot && rc == KV_OK)

@@ -379,3 +379,63 @@ Test(txn, second_of_two_read_modify_write_txns_conflicts)
     kvt_expect(s, "n", "1", 0);
     kv_close(s);
 }
+
+/* A transaction keeps its first reads and writes, and their keys and
+ * values, inside itself (txn.c): one that outgrows that (many keys, big
+ * values, both in the middle of the transaction) must read its own writes,
+ * validate every read and commit every write all the same. */
+Test(txn, a_big_transaction_keeps_every_read_and_write)
+{
+    kv_store *s = kvt_open(NULL);
+    char k[32], v[400];
+    for (int i = 0; i < 12; i++) {
+        snprintf(k, sizeof k, "big-%02d", i);
+        kvt_set(s, k, "old");
+    }
+    kv_txn *t = begin(s);
+    for (int i = 0; i < 12; i++) { /* reads and writes interleaved */
+        snprintf(k, sizeof k, "big-%02d", i);
+        txn_expect(t, k, "old");
+        memset(v, 'a' + i, sizeof v - 1);
+        v[sizeof v - 1 - (size_t)i] = '\0'; /* 399 bytes down to 388 */
+        txn_set(t, k, v);
+        txn_expect(t, k, v);
+    }
+    for (int i = 0; i < 12; i++) { /* the earliest ones, long spilled */
+        snprintf(k, sizeof k, "big-%02d", i);
+        memset(v, 'a' + i, sizeof v - 1);
+        v[sizeof v - 1 - (size_t)i] = '\0';
+        txn_expect(t, k, v);
+    }
+    uint64_t ver = 0;
+    cr_assert_eq(kv_txn_commit(t, &ver), KV_OK);
+    for (int i = 0; i < 12; i++) {
+        snprintf(k, sizeof k, "big-%02d", i);
+        memset(v, 'a' + i, sizeof v - 1);
+        v[sizeof v - 1 - (size_t)i] = '\0';
+        kv_value got;
+        cr_assert_eq(kv_get(s, k, strlen(k), &got), KV_OK);
+        cr_assert_eq(got.len, strlen(v), "%s", k);
+        cr_assert_eq(memcmp(got.data, v, got.len), 0, "%s", k);
+        cr_assert_eq(got.version, ver, "%s: one revision for all", k);
+        kv_value_free(&got);
+    }
+
+    /* and the last of twelve reads still validates: a change to it
+     * conflicts */
+    t = begin(s);
+    for (int i = 0; i < 12; i++) {
+        snprintf(k, sizeof k, "big-%02d", i);
+        kv_value got;
+        cr_assert_eq(kv_txn_get(t, k, strlen(k), &got), KV_OK);
+        kv_value_free(&got);
+    }
+    txn_set(t, "big-00", "x");
+    kvt_set(s, "big-11", "changed");
+    cr_assert_eq(kv_txn_commit(t, NULL), KV_CONFLICT);
+    kv_value got;
+    cr_assert_eq(kv_get(s, "big-00", 6, &got), KV_OK);
+    cr_assert_neq(got.len, 1, "the conflicting transaction changed nothing");
+    kv_value_free(&got);
+    kv_close(s);
+}

@@ -216,12 +216,19 @@ void kv__hkey_free(kv__slot *slot, kv__hkey *r)
 void kv__hist_drop_oldest(kv_store *s, kv__slot *slot, kv__hkey *r, bool raise)
 {
     kv__hent *e = r->oldest;
+    uint64_t until = r->oldest_until;
     r->oldest = e->newer; /* its `older` is left: kv__hent_older */
     if (!r->oldest)
         r->newest = NULL;
+    else if (r->oldest == r->newest)
+        r->oldest_until = r->newest_until;
+    else if (e->newer_gap != KV__GAP_UNKNOWN) /* the next one's line not read */
+        r->oldest_until = until + e->newer_gap;
+    else
+        r->oldest_until = r->oldest->until;
     r->nent--;
-    if (raise && e->until > r->floor)
-        r->floor = e->until;
+    if (raise && until > r->floor)
+        r->floor = until;
     size_t bytes = kv__hent_bytes(s, e);
     kv__count(slot, KV__C_HIST_VERSIONS, (uint64_t)-1);
     kv__count(slot, KV__C_HIST_BYTES, (uint64_t)0 - bytes);
@@ -339,12 +346,17 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
                         .create_rev = old_create, .version = old_version, .item = old,
                         .footprint = (uint32_t)kv__item_footprint_pre(old, s->item_pre),
                         .newer_gap = KV__GAP_UNKNOWN};
+        /* Stores only into the newest version's line: the write does not
+         * wait for it. */
         if (r->newest) {
             r->newest->newer = e;
-            r->newest->newer_gap = kv__hent_gap(r->newest->until, rev);
-        } else
+            r->newest->newer_gap = kv__hent_gap(r->newest_until, rev);
+        } else {
             r->oldest = e;
+            r->oldest_until = rev;
+        }
         r->newest = e;
+        r->newest_until = rev;
         r->nent++;
         kv__count(slot, KV__C_HIST_VERSIONS, 1);
         kv__count(slot, KV__C_HIST_BYTES, kv__hent_bytes(s, e));
@@ -371,19 +383,12 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
     uint64_t c = atomic_load(&h->compact_rev);
     if (!atomic_load(&h->hold_rev)) {
         uint32_t maxv = h->max_versions;
-        /* The next oldest's `until` comes from the dropped one's gap, so
-         * a write that drops one version and keeps the next does not
-         * wait for the next one's line (a middle version, never
-         * prefetched). */
-        uint64_t until = r->oldest ? r->oldest->until : 0;
-        for (unsigned drops = 0;
-             drops < KV__HIST_DROPS && r->oldest && (until <= c || (maxv && r->nent > maxv));
-             drops++) {
-            uint32_t gap = r->oldest->newer_gap;
-            kv__hist_drop_oldest(s, slot, r, until > c);
-            if (r->oldest)
-                until = gap != KV__GAP_UNKNOWN ? until + gap : r->oldest->until;
-        }
+        /* The decisions read only the record (oldest_until); the
+         * version's own line is needed only to unlink it. */
+        for (unsigned drops = 0; drops < KV__HIST_DROPS && r->oldest &&
+                                 (r->oldest_until <= c || (maxv && r->nent > maxv));
+             drops++)
+            kv__hist_drop_oldest(s, slot, r, r->oldest_until > c);
     }
     kv__hist_maybe_free(slot, m, r);
     *p = (kv__hist_prep){0};

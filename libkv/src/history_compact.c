@@ -64,10 +64,10 @@ static bool sweep(kv_store *s, kv__slot *slot, uint64_t c, kv__sweep_pos *pos,
                 while (r) {
                     kv__hkey *next = r->next;
                     uint32_t maxv = s->hist->max_versions;
-                    while (r->oldest && (r->oldest->until <= c || (maxv && r->nent > maxv)) &&
+                    while (r->oldest && (r->oldest_until <= c || (maxv && r->nent > maxv)) &&
                            kv__ebr_reserve(slot, 1) == KV_OK) {
                         /* over the count bound: the key's floor rises */
-                        kv__hist_drop_oldest(s, slot, r, r->oldest->until > c);
+                        kv__hist_drop_oldest(s, slot, r, r->oldest_until > c);
                         dropped++;
                     }
                     kv__hist_maybe_free(slot, m, r);

@@ -57,6 +57,13 @@ struct kv__hkey {
     uint64_t floor; /* reads of this key below it: compacted (per-key bound) */
     uint64_t cur_rev, cur_create, cur_version; /* the version cur_rev's */
     kv__hent *newest, *oldest;
+    /* newest->until and oldest->until (when there are versions), kept
+     * here so that a write decides what to link and drop from the record
+     * alone: those loads missed on the versions' lines and the write
+     * waited for them (80% of kv__hist_commit's samples under pipelined
+     * SETs). kv__hist_drop_oldest keeps oldest_until from the dropped
+     * version's newer_gap. */
+    uint64_t newest_until, oldest_until;
     uint32_t nent;
     bool live;
     uint32_t klen;

@@ -30,7 +30,7 @@ static int rb_read(kv_store *s, const kv_key *k, uint64_t to_rev, uint64_t now, 
     const kv__hkey *r = kv__hmap_find(&s->hist->maps[st], x->hash, k->data, k->len);
     x->cur_version = cur && !kv__item_expired(cur, now) ? kv__item_rev(cur) : 0;
     /* the last change of the key: its current item, or its removal */
-    uint64_t last = cur ? kv__item_rev(cur) : r && r->newest ? r->newest->until : 0;
+    uint64_t last = cur ? kv__item_rev(cur) : r && r->newest ? r->newest_until : 0;
     x->change = last > to_rev;
     kv__hver v;
     int rc = x->change ? kv__hist_resolve(s, x->hash, k->data, k->len, to_rev, &v) : KV_NOT_FOUND;

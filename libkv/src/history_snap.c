@@ -285,11 +285,14 @@ int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
             below->newer_gap = kv__hent_gap(below->until, e->until);
         } else {
             r->oldest = e;
+            r->oldest_until = e->until;
         }
         if (newer)
             newer->older = e;
-        else
+        else {
             r->newest = e;
+            r->newest_until = e->until;
+        }
         r->nent++;
         kv__count(slot, KV__C_HIST_VERSIONS, 1);
         kv__count(slot, KV__C_HIST_BYTES, kv__hent_bytes(s, e));

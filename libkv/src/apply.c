@@ -284,6 +284,28 @@ void kv__retired_meta_item_free(kv__slot *slot, void *item, size_t footprint)
     kv__item_free_sized(&slot->cache, item, KV__ITEM_META_BYTES, footprint);
 }
 
+/* Items of a store with history have their link in front (item.h). */
+static void retired_link_item_free(kv__slot *slot, void *item, size_t footprint)
+{
+    kv__item_free_sized(&slot->cache, item, KV__ITEM_LINK_BYTES, footprint);
+}
+
+static void retired_link_meta_item_free(kv__slot *slot, void *item, size_t footprint)
+{
+    kv__item_free_sized(&slot->cache, item, KV__ITEM_LINK_BYTES + KV__ITEM_META_BYTES,
+                        footprint);
+}
+
+void (*kv__retired_item_fn(const kv_store *s))(kv__slot *, void *, size_t)
+{
+    switch (s->item_pre) {
+    case 0: return kv__retired_item_free;
+    case KV__ITEM_META_BYTES: return kv__retired_meta_item_free;
+    case KV__ITEM_LINK_BYTES: return retired_link_item_free;
+    default: return retired_link_meta_item_free;
+    }
+}
+
 static size_t commit_size(size_t nchanged)
 {
     return sizeof(kv__commit) + nchanged * sizeof(kv__pending);
@@ -350,9 +372,13 @@ static int prepare(kv_store *s, kv__slot *slot, akey *keys, size_t n, size_t nch
             k->pending = &(*commit)->nodes[j++];
             *k->pending = (kv__pending){k->old, k->next, *commit};
         }
-        if (s->hist && kv__hist_prepare(s, slot, k->hash, k->key, k->klen, k->old != NULL,
-                                        &k->hist) != KV_OK)
-            goto nomem;
+        if (s->hist) {
+            if (kv__hist_prepare(s, slot, k->hash, k->key, k->klen, k->old, &k->hist) != KV_OK)
+                goto nomem;
+            if (k->next) /* the new item links the key's record (item.h) */
+                atomic_store_explicit(kv__item_link(k->next, s->item_pre), k->hist.rec,
+                                      memory_order_relaxed);
+        }
     }
     /* Retires: replaced items and the commit (with history: what the
      * per-key bound drops). */
@@ -461,7 +487,7 @@ static void publish(kv_store *s, kv__slot *slot, akey *keys, size_t n,
                 kv__count(slot, KV__C_EXPIRED, 1);
             if (!s->hist)
                 kv__ebr_retire(&s->ebr, slot, k->old,
-                               s->item_pre ? kv__retired_meta_item_free : kv__retired_item_free,
+                               kv__retired_item_fn(s),
                                fp);
         }
         /* With history the replaced item is kept: it becomes the key's
@@ -726,9 +752,9 @@ static int apply_single_write(kv_store *s, kv__slot *slot, const kv__batch *b, k
         return KV_NO_MEMORY;
     }
     kv__stripes_lock(s->stripes, &stripe, 1);
-    if (s->hist)
-        kv__hist_prefetch(s, k.hash);
     load_key(s, &k, batch_now(s, b));
+    if (s->hist)
+        kv__hist_prefetch(s, k.old);
 
     kv__outcome o = {.succeeded = true};
     if (b->ncmps && !compare_holds(&b->cmps[0], &k)) {
@@ -856,13 +882,12 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
         __builtin_prefetch(&t->slots[kv__table_home(t, keys[i].hash)]);
     }
     kv__stripes_lock(s->stripes, stripes, nstripes);
-    if (s->hist)
-        for (size_t i = 0; i < nkeys; i++)
-            kv__hist_prefetch(s, keys[i].hash);
-
     uint64_t now = batch_now(s, b);
     for (size_t i = 0; i < nkeys; i++)
         load_key(s, &keys[i], now);
+    if (s->hist)
+        for (size_t i = 0; i < nkeys; i++)
+            kv__hist_prefetch(s, keys[i].old);
 
     kv__outcome o = {.succeeded = true};
     for (size_t i = 0; i < b->ncmps; i++) {

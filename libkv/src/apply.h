@@ -102,6 +102,8 @@ struct kv__slot;
  * plain stores, and of stores whose items carry the access word (evict.h). */
 void kv__retired_item_free(struct kv__slot *slot, void *item, size_t footprint);
 void kv__retired_meta_item_free(struct kv__slot *slot, void *item, size_t footprint);
+/* The one of those (and their kin) for s's items (s->item_pre). */
+void (*kv__retired_item_fn(const kv_store *s))(struct kv__slot *, void *, size_t);
 
 void kv__outcome_free(kv__outcome *out);
 

@@ -144,7 +144,8 @@ int kv__evict_configure(kv_store *s, uint64_t max_memory, int policy)
     default:
         s->access_mode = KV__ACCESS_NONE;
     }
-    s->item_pre = s->access_mode != KV__ACCESS_NONE ? KV__ITEM_META_BYTES : 0;
+    s->item_pre = (s->access_mode != KV__ACCESS_NONE ? KV__ITEM_META_BYTES : 0) +
+                  (s->hist ? KV__ITEM_LINK_BYTES : 0);
     /* A 2 MiB slab chunk is resident whole (a huge page) from its first
      * item: under a limit below KV__EVICT_BIG_CHUNKS_FROM it would be more
      * than 1.5% of the limit, so such stores keep 256 KiB chunks (their
@@ -307,8 +308,9 @@ static bool offer_word(kv_store *s, struct kv__evict *ev, uintptr_t v, uint32_t 
     if (ev->volatile_only && !(v & KV__SLOT_TTL))
         return false;
     const kv__item *it = kv__slot_ptr(v);
-    uint32_t meta = s->item_pre ? atomic_load_explicit(kv__item_meta(it), memory_order_relaxed)
-                                : 0;
+    uint32_t meta = s->access_mode != KV__ACCESS_NONE
+                        ? atomic_load_explicit(kv__item_meta(it), memory_order_relaxed)
+                        : 0;
     uint64_t score = ev->use_pool ? score_of(s, it, meta, clk) : next_random(ev);
     pool_offer(ev, it, score, meta);
     return true;
@@ -397,7 +399,7 @@ static bool entry_current(kv_store *s, const pool_entry *e)
     const kv__item *it = w ? kv__slot_current(w, NULL) : NULL;
     if (!it || kv__item_rev(it) != e->version)
         return false;
-    return !s->item_pre ||
+    return s->access_mode == KV__ACCESS_NONE ||
            atomic_load_explicit(kv__item_meta(it), memory_order_relaxed) == e->meta;
 }
 

@@ -5,6 +5,7 @@
  * the past is history_read.c, rollback history_rollback.c, compaction
  * history_compact.c, snapshots history_snap.c.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -28,46 +29,14 @@ kv__hkey *kv__hmap_find(const kv__hmap *m, uint64_t hash, const void *key, size_
     return NULL;
 }
 
-/* The bucket count in front of an array (16 bytes: the buckets stay
- * 16-byte aligned). */
-typedef struct buckets_head {
-    uint64_t bits, unused;
-} buckets_head;
-
 kv__hkey **kv__hmap_buckets_new(unsigned bits)
 {
-    buckets_head *h = calloc(1, sizeof *h + ((size_t)1 << bits) * sizeof(kv__hkey *));
-    if (!h)
-        return NULL;
-    h->bits = bits;
-    return (kv__hkey **)(h + 1);
-}
-
-static unsigned buckets_bits(kv__hkey **b)
-{
-    return (unsigned)((const buckets_head *)b - 1)->bits;
+    return calloc((size_t)1 << bits, sizeof(kv__hkey *));
 }
 
 void kv__hmap_buckets_free(kv__hkey **b)
 {
-    if (b)
-        free((buckets_head *)b - 1);
-}
-
-static void buckets_retired_free(kv__slot *slot, void *b, size_t bytes)
-{
-    (void)slot;
-    (void)bytes;
-    kv__hmap_buckets_free(b);
-}
-
-/* Without the lock: the bucket of hash in the published array, or NULL
- * before the first one. */
-static kv__hkey **pf_bucket(const kv_store *s, uint64_t hash)
-{
-    const kv__hmap *m = &s->hist->maps[kv__stripe_of(hash)];
-    kv__hkey **b = atomic_load_explicit(&m->pf_buckets, memory_order_acquire);
-    return b ? &b[hash >> (64 - buckets_bits(b))] : NULL;
+    free(b);
 }
 
 /* Starts the misses of the versions kv__hist_commit links to (the
@@ -80,50 +49,30 @@ static void prefetch_versions(const kv__hkey *r)
         __builtin_prefetch(r->oldest, 1);
 }
 
-void kv__hist_prefetch_bucket(const kv_store *s, uint64_t hash)
+void kv__hist_prefetch_linked(const kv_store *s, const kv__item *it)
 {
-    kv__hkey **b = pf_bucket(s, hash);
-    if (b)
-        __builtin_prefetch(b);
-}
-
-void kv__hist_prefetch_unlocked(const kv_store *s, uint64_t hash)
-{
-    kv__hkey **b = pf_bucket(s, hash);
-    if (!b)
-        return;
-    kv__hkey *r = __atomic_load_n(b, __ATOMIC_RELAXED);
+    const kv__hkey *r =
+        atomic_load_explicit(kv__item_link(it, s->item_pre), memory_order_relaxed);
     if (r) { /* perhaps freed since: a prefetch does not mind */
         __builtin_prefetch(r);
         __builtin_prefetch((const char *)r + 64);
     }
 }
 
-void kv__hist_prefetch(const kv_store *s, uint64_t hash)
+void kv__hist_prefetch(const kv_store *s, const kv__item *old)
 {
-    const kv__hmap *m = &s->hist->maps[kv__stripe_of(hash)];
-    if (!m->buckets)
+    if (!old)
         return;
-    kv__hkey *const *b = &m->buckets[kv__hmap_bucket(m, hash)];
-    __builtin_prefetch(b);
-    /* The load misses, but what follows (the index lookup) does not wait
-     * for it: the record's miss starts as soon as the bucket arrives.
-     * Both of its lines: the key and the version count are in the
-     * second. */
-    const kv__hkey *r = *b;
-    if (r) {
-        __builtin_prefetch(r);
-        __builtin_prefetch((const char *)r + 64);
-        /* With the record on its way (kv_prefetch_writes started it), its
-         * versions come next; the lock is held, so its fields can be read. */
-        if (r->hash == hash)
-            prefetch_versions(r);
-    }
+    const kv__hkey *r =
+        atomic_load_explicit(kv__item_link(old, s->item_pre), memory_order_relaxed);
+    /* The record is on its way (kv_prefetch_writes started it) or comes
+     * now; the lock is held, so its fields can be read. */
+    if (r)
+        prefetch_versions(r);
 }
 
-/* Doubles the buckets (a retire reserved for the old ones); on
- * out-of-memory the chains just grow longer. */
-static void map_grow(kv_store *s, kv__slot *slot, kv__hmap *m)
+/* Doubles the buckets; on out-of-memory the chains just grow longer. */
+static void map_grow(kv__hmap *m)
 {
     unsigned bits = m->bits + 1;
     kv__hkey **b = kv__hmap_buckets_new(bits);
@@ -139,21 +88,18 @@ static void map_grow(kv_store *s, kv__slot *slot, kv__hmap *m)
             r = next;
         }
     }
-    kv__hkey **old = m->buckets;
+    kv__hmap_buckets_free(m->buckets);
     m->buckets = b;
     m->bits = bits;
-    kv__hmap_publish(m);
-    kv__ebr_retire(&s->ebr, slot, old, buckets_retired_free,
-                   sizeof(buckets_head) + ((size_t)1 << (bits - 1)) * sizeof *b);
 }
 
-void kv__hmap_insert(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r)
+void kv__hmap_insert(kv__hmap *m, kv__hkey *r)
 {
     if (m->count >= ((size_t)1 << m->bits))
-        map_grow(s, slot, m);
+        map_grow(m);
     size_t i = kv__hmap_bucket(m, r->hash);
     r->next = m->buckets[i];
-    __atomic_store_n(&m->buckets[i], r, __ATOMIC_RELAXED);
+    m->buckets[i] = r;
     m->count++;
 }
 
@@ -162,7 +108,7 @@ void kv__hmap_remove(kv__hmap *m, kv__hkey *r)
     kv__hkey **p = &m->buckets[kv__hmap_bucket(m, r->hash)];
     while (*p != r)
         p = &(*p)->next;
-    __atomic_store_n(p, r->next, __ATOMIC_RELAXED); /* perhaps a bucket word */
+    *p = r->next;
     m->count--;
 }
 
@@ -234,17 +180,27 @@ void kv__hist_drop_oldest(kv_store *s, kv__slot *slot, kv__hkey *r, bool raise)
     kv__count(slot, KV__C_HIST_BYTES, (uint64_t)0 - bytes);
     /* Lock-free readers that found the item before it was replaced may
      * still be copying it: it goes the way every replaced item goes. */
-    kv__ebr_retire(&s->ebr, slot, e->item, s->item_pre ? kv__retired_meta_item_free : kv__retired_item_free,
+    kv__ebr_retire(&s->ebr, slot, e->item, kv__retired_item_fn(s),
                    e->footprint);
     kv__hent_free(slot, e);
 }
 
 /* A record that holds nothing a read needs goes: no entries, and the key
- * is absent or at version 1 (what a missing record means). */
-void kv__hist_maybe_free(kv__slot *slot, kv__hmap *m, kv__hkey *r)
+ * is absent or at version 1 (what a missing record means). cur: the item
+ * in the key's slot, whose link (item.h) is cleared. */
+void kv__hist_maybe_free(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r,
+                         const kv__item *cur)
 {
     if (r->nent || (r->live && r->cur_version > 1))
         return;
+    kv__hist_record_free(s, slot, m, r, cur);
+}
+
+void kv__hist_record_free(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r,
+                          const kv__item *cur)
+{
+    if (cur)
+        atomic_store_explicit(kv__item_link(cur, s->item_pre), NULL, memory_order_relaxed);
     kv__hmap_remove(m, r);
     kv__count(slot, KV__C_HIST_BYTES, (uint64_t)0 - kv__hkey_bytes(r));
     kv__hkey_free(slot, r);
@@ -253,13 +209,17 @@ void kv__hist_maybe_free(kv__slot *slot, kv__hmap *m, kv__hkey *r)
 /* ---- the write path ------------------------------------------------------ */
 
 int kv__hist_prepare(kv_store *s, kv__slot *slot, uint64_t hash, const void *key, size_t klen,
-                     bool has_old, kv__hist_prep *p)
+                     const kv__item *old, kv__hist_prep *p)
 {
     kv__hmap *m = &s->hist->maps[kv__stripe_of(hash)];
-    p->rec = kv__hmap_find(m, hash, key, klen);
+    /* The item the change replaces links the key's record (item.h): no
+     * look in the map, and no miss on another key's record in the chain. */
+    p->rec = old ? atomic_load_explicit(kv__item_link(old, s->item_pre), memory_order_relaxed)
+                 : kv__hmap_find(m, hash, key, klen);
+    assert(p->rec == kv__hmap_find(m, hash, key, klen));
     p->rec_new = false;
     p->ent = NULL;
-    if (!has_old)
+    if (!old)
         return KV_OK; /* a key created: an existing record is updated */
     /* Again (kv__hist_prefetch may have met a bucket whose first record
      * is another key's): the misses overlap the allocations and the
@@ -270,7 +230,6 @@ int kv__hist_prepare(kv_store *s, kv__slot *slot, uint64_t hash, const void *key
         if (!(m->buckets = kv__hmap_buckets_new(KV__HMAP_MIN_BITS)))
             return KV_NO_MEMORY;
         m->bits = KV__HMAP_MIN_BITS;
-        kv__hmap_publish(m);
     }
     if (!(p->ent = kv__hent_new(s, slot)))
         return KV_NO_MEMORY;
@@ -328,12 +287,12 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
             old_version = 1;
         }
         if (p->rec_new) {
-            kv__hmap_insert(s, slot, m, r);
+            kv__hmap_insert(m, r);
             kv__count(slot, KV__C_HIST_BYTES, kv__hkey_bytes(r));
         }
         if (dup) {
             /* the item goes as a replaced item goes without history */
-            kv__ebr_retire(&s->ebr, slot, old, s->item_pre ? kv__retired_meta_item_free : kv__retired_item_free,
+            kv__ebr_retire(&s->ebr, slot, old, kv__retired_item_fn(s),
                            kv__item_footprint_pre(old, s->item_pre));
             kv__hent_free(slot, p->ent);
             p->ent = NULL;
@@ -390,7 +349,7 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
              drops++)
             kv__hist_drop_oldest(s, slot, r, r->oldest_until > c);
     }
-    kv__hist_maybe_free(slot, m, r);
+    kv__hist_maybe_free(s, slot, m, r, next);
     *p = (kv__hist_prep){0};
 }
 
@@ -431,6 +390,9 @@ int kv__hist_open(kv_store *s, const kv_config *cfg)
     pthread_cond_init(&h->cv, &ca);
     pthread_condattr_destroy(&ca);
     s->hist = h;
+    /* every item carries its history link (item.h); kv__evict_configure,
+     * before, counted the access word */
+    s->item_pre += KV__ITEM_LINK_BYTES;
     return KV_OK;
 }
 

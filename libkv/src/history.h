@@ -72,40 +72,34 @@ int kv__hist_start(kv_store *s);
 /* Frees all history (kv_close: no other thread uses the store). */
 void kv__hist_close(kv_store *s);
 
-/* Under the key's stripe lock, before the key is looked up in the index:
- * starts the cache misses of the key's history record (its bucket, then
- * the record), so that they overlap the index's instead of following
- * them in kv__hist_prepare. A hint: it changes nothing. */
-void kv__hist_prefetch(const kv_store *s, uint64_t hash);
-/* Without the lock (kv_prefetch, a batch of keys ahead of their writes):
- * starts the miss of the key's bucket in its stripe's map, so that
- * kv__hist_prefetch, under the lock, finds it and starts the record's at
- * once. Reads only the map's published bucket array and size (atomics):
- * the address may be stale, which a prefetch does not mind. */
-void kv__hist_prefetch_bucket(const kv_store *s, uint64_t hash);
-/* The same, once the bucket has had time to arrive: loads it and starts
- * the misses of the first record in it (pinned, without the lock: the
- * map's bucket arrays are retired through the epochs and their words
- * stored atomically; the record may be another key's or freed, which a
- * prefetch does not mind). */
-void kv__hist_prefetch_unlocked(const kv_store *s, uint64_t hash);
+/* Under the key's stripe lock, once the key is looked up (old: the item in
+ * its slot, or NULL): starts the cache misses of the key's newest and
+ * oldest versions, from the record old links (item.h), so that they
+ * overlap the allocations and the publication before kv__hist_commit needs
+ * them. A hint: it changes nothing. */
+void kv__hist_prefetch(const kv_store *s, const kv__item *old);
+/* Without the lock, once the key's item it (in its slot) has had time to
+ * arrive: starts the misses of the record its link names (item.h; pinned:
+ * the item is retired through the epochs, its link read atomically; the
+ * record may have been freed since, which a prefetch does not mind). */
+void kv__hist_prefetch_linked(const kv_store *s, const kv__item *it);
 
 /* Under the key's stripe lock: finds or allocates what the change of one
- * key needs (has_old: the key's slot holds an item, which becomes an
- * entry). KV_OK or KV_NO_MEMORY (nothing allocated then). */
+ * key needs (old: the item in the key's slot, which becomes an entry, or
+ * NULL). The new item's link must then name p->rec (item.h). KV_OK or
+ * KV_NO_MEMORY (nothing allocated then). */
 int kv__hist_prepare(kv_store *s, kv__slot *slot, uint64_t hash, const void *key, size_t klen,
-                     bool has_old, kv__hist_prep *p);
+                     const kv__item *old, kv__hist_prep *p);
 /* Frees what kv__hist_prepare allocated, for a change that failed. */
 void kv__hist_unprepare(kv__slot *slot, kv__hist_prep *p);
 /* Versions a change drops of each key it writes at most (the per-key
  * bound's, and what is below the compaction revision: kv__hist_commit). */
 #define KV__HIST_DROPS 4u
-/* Extra retires a change of n keys may need (the entries it drops, and
- * the old buckets of each key's map if adding its record grows it):
+/* Extra retires a change of n keys may need (the entries it drops):
  * reserve them with the change's own. */
 static inline size_t kv__hist_retires(size_t n)
 {
-    return (KV__HIST_DROPS + 1) * n;
+    return KV__HIST_DROPS * n;
 }
 /* Under the key's stripe lock, once the change of revision rev is
  * published: old (the item the key's slot held, NULL if none; `visible`:

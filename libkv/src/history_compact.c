@@ -47,6 +47,7 @@ static bool sweep(kv_store *s, kv__slot *slot, uint64_t c, kv__sweep_pos *pos,
         while (more) {
             unsigned dropped = 0;
             kv__stripes_lock(s->stripes, &st, 1);
+            kv__ebr_pin(&s->ebr, slot); /* kv__hist_slot_item reads the index */
             /* A writer may have resized the map since the last slice:
              * buckets were rehashed, so start the stripe again (what was
              * dropped is gone; the rest is found again). */
@@ -70,12 +71,15 @@ static bool sweep(kv_store *s, kv__slot *slot, uint64_t c, kv__sweep_pos *pos,
                         kv__hist_drop_oldest(s, slot, r, r->oldest_until > c);
                         dropped++;
                     }
-                    kv__hist_maybe_free(slot, m, r);
+                    if (!r->nent && !(r->live && r->cur_version > 1))
+                        kv__hist_record_free(s, slot, m, r,
+                                             kv__hist_slot_item(s, r->hash, r->key, r->klen));
                     r = next;
                 }
             }
             pos->bucket = b;
             more = m->buckets && b < ((size_t)1 << m->bits);
+            kv__ebr_unpin(slot);
             kv__stripes_unlock(s->stripes, &st, 1);
             /* A full slice: a big sweep frees as it goes. Small ones leave
              * it to the end of the compaction (compact_to): a collection

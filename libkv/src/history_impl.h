@@ -76,23 +76,9 @@ typedef struct kv__hmap {
     kv__hkey **buckets; /* from kv__hmap_buckets_new */
     unsigned bits;
     size_t count;
-    /* buckets again, for kv__hist_prefetch_unlocked, which reads it
-     * without the lock (kv__hmap_publish) */
-    _Atomic(kv__hkey **) pf_buckets;
 } kv__hmap;
 
-/* After buckets changed (stripe locked): a lock-free prefetcher that
- * loads the new array finds it filled in (release). The array's size
- * lives in front of it (kv__hmap_buckets_new), so a prefetcher never pairs
- * one array with another's size; a replaced array is retired through the
- * epochs (kv__hmap_insert), so a pinned prefetcher may still read it. */
-static inline void kv__hmap_publish(kv__hmap *m)
-{
-    atomic_store_explicit(&m->pf_buckets, m->buckets, memory_order_release);
-}
-
-/* A zeroed array of 2^bits buckets with its size in front (history.c);
- * NULL on out-of-memory. */
+/* A zeroed array of 2^bits buckets (history.c); NULL on out-of-memory. */
 kv__hkey **kv__hmap_buckets_new(unsigned bits);
 void kv__hmap_buckets_free(kv__hkey **b);
 
@@ -165,18 +151,19 @@ static inline size_t kv__hmap_bucket(const kv__hmap *m, uint64_t hash)
 }
 
 /* The maps (history.c; the stripe locked). kv__hmap_insert: the map has
- * buckets (kv__hist_prepare or a loader made sure) and a retire is
- * reserved (for the old buckets, if the map grows). Bucket words are
- * stored atomically (relaxed): kv__hist_prefetch_unlocked reads them. */
+ * buckets (kv__hist_prepare or a loader made sure). Nothing reads them
+ * without the lock: a write finds its key's record from the item it
+ * replaces (item.h). */
 kv__hkey *kv__hmap_find(const kv__hmap *m, uint64_t hash, const void *key, size_t klen);
-void kv__hmap_insert(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r);
+void kv__hmap_insert(kv__hmap *m, kv__hkey *r);
 void kv__hmap_remove(kv__hmap *m, kv__hkey *r);
 
 /* Accounting and dropping (history.c; the stripe locked).
  * kv__hist_drop_oldest: unlinks r's oldest version and retires its item
  *   (a retire must be reserved); raise: the per-key bound dropped it, so
  *   the key's floor rises to its `until`.
- * kv__hist_maybe_free: frees r if it holds nothing a read needs. */
+ * kv__hist_maybe_free: frees r if it holds nothing a read needs; cur: the
+ *   item in the key's slot (its link to r is cleared). */
 size_t kv__hent_bytes(const kv_store *s, const kv__hent *e);
 /* Nodes from the store's slab (hkeys too big for it from malloc), freed
  * into the calling thread's slab cache. */
@@ -186,7 +173,12 @@ kv__hkey *kv__hkey_new(kv_store *s, kv__slot *slot, size_t klen);
 void kv__hkey_free(kv__slot *slot, kv__hkey *r);
 size_t kv__hkey_bytes(const kv__hkey *r);
 void kv__hist_drop_oldest(kv_store *s, kv__slot *slot, kv__hkey *r, bool raise);
-void kv__hist_maybe_free(kv__slot *slot, kv__hmap *m, kv__hkey *r);
+void kv__hist_maybe_free(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r,
+                         const kv__item *cur);
+/* Frees r whatever it holds (its versions dropped already), and clears the
+ * link of cur, the item in its key's slot (NULL: none). */
+void kv__hist_record_free(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r,
+                          const kv__item *cur);
 
 /* Reading (history_read.c).
  * kv__hist_current_ver: the metadata of key's current item it (record r

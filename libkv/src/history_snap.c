@@ -189,16 +189,16 @@ static kv__hkey *record_for(kv_store *s, kv__slot *slot, uint64_t hash, const vo
         if (!(m->buckets = kv__hmap_buckets_new(KV__HMAP_MIN_BITS)))
             return NULL;
         m->bits = KV__HMAP_MIN_BITS;
-        kv__hmap_publish(m);
     }
-    if (kv__ebr_reserve(slot, 1) != KV_OK) /* for a growth of the map */
-        return NULL;
     if (!(r = kv__hkey_new(s, slot, klen)))
         return NULL;
     *r = (kv__hkey){.hash = hash, .klen = (uint32_t)klen};
     memcpy(r->key, key, klen);
-    r->live = kv__hist_slot_item(s, hash, key, klen) != NULL;
-    kv__hmap_insert(s, slot, m, r);
+    kv__item *cur = kv__hist_slot_item(s, hash, key, klen);
+    r->live = cur != NULL;
+    if (cur) /* the key's item links its record from now on (item.h) */
+        atomic_store_explicit(kv__item_link(cur, s->item_pre), r, memory_order_relaxed);
+    kv__hmap_insert(m, r);
     kv__count(slot, KV__C_HIST_BYTES, kv__hkey_bytes(r));
     return r;
 }
@@ -351,20 +351,20 @@ int kv_history_reset(kv_store *s, uint64_t compact_rev)
     for (unsigned st = 0; st < KV__NSTRIPES && rc == KV_OK; st++) {
         kv__hmap *m = &h->maps[st];
         kv__stripes_lock(s->stripes, &st, 1);
+        kv__ebr_pin(&s->ebr, slot); /* kv__hist_slot_item reads the index */
         for (size_t b = 0; m->buckets && b < ((size_t)1 << m->bits) && rc == KV_OK; b++) {
             kv__hkey *r = m->buckets[b];
             while (r && rc == KV_OK) {
                 kv__hkey *next = r->next;
                 while (r->oldest && (rc = kv__ebr_reserve(slot, 1)) == KV_OK)
                     kv__hist_drop_oldest(s, slot, r, false);
-                if (rc == KV_OK) {
-                    kv__hmap_remove(m, r);
-                    kv__count(slot, KV__C_HIST_BYTES, (uint64_t)0 - kv__hkey_bytes(r));
-                    kv__hkey_free(slot, r);
-                }
+                if (rc == KV_OK)
+                    kv__hist_record_free(s, slot, m, r,
+                                         kv__hist_slot_item(s, r->hash, r->key, r->klen));
                 r = next;
             }
         }
+        kv__ebr_unpin(slot);
         kv__stripes_unlock(s->stripes, &st, 1);
         kv__ebr_collect(&s->ebr, slot);
     }

@@ -167,6 +167,23 @@ static inline size_t kv__item_footprint(const kv__item *it)
     return kv__item_footprint_pre(it, 0);
 }
 
+/* The history link: in a store that keeps history (history.h) every item
+ * has KV__ITEM_LINK_BYTES more in front of it, at the very start of its
+ * block (before the access word, if there is one): the address of its
+ * key's history record, or NULL if the key has none. It is kept exact,
+ * under the key's stripe lock, for the item in the key's slot (an item
+ * that leaves the slot keeps a stale link nobody reads), so that a write
+ * finds the record from the item it replaces instead of looking it up in
+ * the record maps, and a prefetch ahead of the write (kv_prefetch_writes)
+ * can start the record's cache misses without the lock. pre: the store's
+ * item_pre. */
+#define KV__ITEM_LINK_BYTES 8u
+
+static inline _Atomic(void *) *kv__item_link(const kv__item *it, size_t pre)
+{
+    return (_Atomic(void *) *)((uintptr_t)it - pre);
+}
+
 /* The access word in front of an item allocated with KV__ITEM_META_BYTES. */
 static inline _Atomic uint32_t *kv__item_meta(const kv__item *it)
 {

@@ -179,6 +179,31 @@ static bool snapshot_holds(kv_store *s, const mkey *m, size_t n)
     return true;
 }
 
+/* Slots a prefetch looks at from a key's home: a chain that long is
+ * mostly in the home slot's cache line, which the first wave fetched. */
+#define PREFETCH_PROBE 4u
+
+/* The item of the first slot of the key's chain, among the first
+ * PREFETCH_PROBE, that has the key's tag and is not pending: for
+ * prefetches, which need no more (the key itself is not compared: a slot
+ * of another key with the same tag only wastes a prefetch). */
+static const kv__item *home_item(kv_store *s, uint64_t hash)
+{
+    kv__table *t = kv__index_seg(s, hash);
+    size_t i = kv__table_home(t, hash);
+    uintptr_t tag = kv__slot_tag(hash);
+    for (unsigned n = 0; n < PREFETCH_PROBE; n++, i = (i + 1) & t->mask) {
+        /* acquire: kv__hist_prefetch_linked reads the item's link, which
+         * its writer filled in before publishing it */
+        uintptr_t w = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        if (kv__slot_ends_chain(w))
+            break;
+        if ((w & KV__SLOT_TAG_MASK) == tag && kv__slot_is_key(w) && !(w & KV__SLOT_PENDING))
+            return (const kv__item *)(w & KV__SLOT_PTR_MASK);
+    }
+    return NULL;
+}
+
 /* Starts the cache misses of n keys: every home slot first, then the items
  * those slots point to (the keys are independent, so the misses overlap
  * instead of following one another). In a read section. */
@@ -189,13 +214,10 @@ static void prefetch_keys(kv_store *s, const mkey *m, size_t n)
         __builtin_prefetch(&t->slots[kv__table_home(t, m[i].hash)]);
     }
     for (size_t i = 0; i < n; i++) {
-        kv__table *t = kv__index_seg(s, m[i].hash);
-        uintptr_t w = atomic_load_explicit(&t->slots[kv__table_home(t, m[i].hash)],
-                                           memory_order_relaxed);
-        if ((w & KV__SLOT_TAG_MASK) == kv__slot_tag(m[i].hash) && kv__slot_is_key(w) &&
-            !(w & KV__SLOT_PENDING)) {
-            __builtin_prefetch((const void *)(w & KV__SLOT_PTR_MASK));
-            __builtin_prefetch((const void *)((w & KV__SLOT_PTR_MASK) + 64));
+        const kv__item *it = home_item(s, m[i].hash);
+        if (it) {
+            __builtin_prefetch(it);
+            __builtin_prefetch((const char *)it + 64);
         }
     }
 }
@@ -217,13 +239,14 @@ static void prefetch(kv_store *s, const kv_key *keys, size_t n, bool writes)
         for (; done < n && k < 16; done++)
             if (kv__check_key(s, keys[done].data, keys[done].len) == KV_OK)
                 m[k++].hash = kv__hash(keys[done].data, keys[done].len);
-        /* History's buckets go with the slots' wave, its records with the
-         * items'. */
-        for (size_t i = 0; hist && i < k; i++)
-            kv__hist_prefetch_bucket(s, m[i].hash);
         prefetch_keys(s, m, k);
-        for (size_t i = 0; hist && i < k; i++)
-            kv__hist_prefetch_unlocked(s, m[i].hash);
+        /* A third wave for writes with history: the records the items
+         * link (item.h). */
+        for (size_t i = 0; hist && i < k; i++) {
+            const kv__item *it = home_item(s, m[i].hash);
+            if (it)
+                kv__hist_prefetch_linked(s, it);
+        }
     }
     kv__ebr_unpin(slot);
 }

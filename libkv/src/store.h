@@ -33,7 +33,8 @@ struct kv_store {
      * recovery and kv_load (apply.c), read by every change */
     _Atomic uint64_t rev_floor;
     /* evict.h: the memory limit (NULL: none); whether reads track access
-     * (KV__ACCESS_*), and the bytes in front of every item for it */
+     * (KV__ACCESS_*). item_pre: the bytes in front of every item, for its
+     * access word (4) and, with history, its history link (8; item.h) */
     struct kv__evict *evict;
     struct kv__hist *hist;       /* history.h: NULL when none is kept */
     struct kv__feed *feed;       /* watch.h: with history */

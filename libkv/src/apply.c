@@ -273,13 +273,13 @@ static int play_ops(kv__slot *slot, const kv_op *ops, size_t nops, const size_t 
     return KV_OK;
 }
 
-void kv__retired_item_free(kv__slot *slot, void *item, size_t footprint)
+static void retired_item_free(kv__slot *slot, void *item, size_t footprint)
 {
     kv__item_free_sized(&slot->cache, item, 0, footprint);
 }
 
 /* Items of a store that tracks access (evict.h) have their word in front. */
-void kv__retired_meta_item_free(kv__slot *slot, void *item, size_t footprint)
+static void retired_meta_item_free(kv__slot *slot, void *item, size_t footprint)
 {
     kv__item_free_sized(&slot->cache, item, KV__ITEM_META_BYTES, footprint);
 }
@@ -299,8 +299,8 @@ static void retired_link_meta_item_free(kv__slot *slot, void *item, size_t footp
 void (*kv__retired_item_fn(const kv_store *s))(kv__slot *, void *, size_t)
 {
     switch (s->item_pre) {
-    case 0: return kv__retired_item_free;
-    case KV__ITEM_META_BYTES: return kv__retired_meta_item_free;
+    case 0: return retired_item_free;
+    case KV__ITEM_META_BYTES: return retired_meta_item_free;
     case KV__ITEM_LINK_BYTES: return retired_link_item_free;
     default: return retired_link_meta_item_free;
     }

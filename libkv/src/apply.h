@@ -100,9 +100,8 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out);
 struct kv__slot;
 /* EBR free functions for a replaced item, given its footprint: items of
  * plain stores, and of stores whose items carry the access word (evict.h). */
-void kv__retired_item_free(struct kv__slot *slot, void *item, size_t footprint);
-void kv__retired_meta_item_free(struct kv__slot *slot, void *item, size_t footprint);
-/* The one of those (and their kin) for s's items (s->item_pre). */
+/* The free_fn (ebr.h) for a replaced item of s: its block starts
+ * s->item_pre bytes before it. */
 void (*kv__retired_item_fn(const kv_store *s))(struct kv__slot *, void *, size_t);
 
 void kv__outcome_free(kv__outcome *out);

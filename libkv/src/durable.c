@@ -592,6 +592,10 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
         kv_close(s);
     if (rc != KV_OK)
         return rc;
+    /* The bytes in front of every item: the access word for the policy,
+     * the history link for history (item.h). */
+    s->item_pre = (s->access_mode != KV__ACCESS_NONE ? KV__ITEM_META_BYTES : 0) +
+                  (s->hist ? KV__ITEM_LINK_BYTES : 0);
     if (c.dir && (rc = kv__durable_open(s, &c, io)) != KV_OK) {
         kv_close(s);
         return rc;

@@ -144,8 +144,6 @@ int kv__evict_configure(kv_store *s, uint64_t max_memory, int policy)
     default:
         s->access_mode = KV__ACCESS_NONE;
     }
-    s->item_pre = (s->access_mode != KV__ACCESS_NONE ? KV__ITEM_META_BYTES : 0) +
-                  (s->hist ? KV__ITEM_LINK_BYTES : 0);
     /* A 2 MiB slab chunk is resident whole (a huge page) from its first
      * item: under a limit below KV__EVICT_BIG_CHUNKS_FROM it would be more
      * than 1.5% of the limit, so such stores keep 256 KiB chunks (their

@@ -71,7 +71,7 @@ static bool sweep(kv_store *s, kv__slot *slot, uint64_t c, kv__sweep_pos *pos,
                         kv__hist_drop_oldest(s, slot, r, r->oldest_until > c);
                         dropped++;
                     }
-                    if (!r->nent && !(r->live && r->cur_version > 1))
+                    if (!kv__hkey_needed(r))
                         kv__hist_record_free(s, slot, m, r,
                                              kv__hist_slot_item(s, r->hash, r->key, r->klen));
                     r = next;

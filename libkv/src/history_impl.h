@@ -130,6 +130,13 @@ struct kv__hist {
     kv__sweep_pos bg_pos;
 };
 
+/* Does r hold something a read needs? Entries, or a key past version 1
+ * (a missing record means version 1, or absent). */
+static inline bool kv__hkey_needed(const kv__hkey *r)
+{
+    return r->nent || (r->live && r->cur_version > 1);
+}
+
 /* The version older than e in r's list, NULL after the oldest. Walks
  * end at r->oldest, not at a NULL link: when a write drops the oldest
  * version it does not clear the next one's `older` (a store, and a cache

@@ -44,9 +44,9 @@ void kv__hmap_buckets_free(kv__hkey **b)
 static void prefetch_versions(const kv__hkey *r)
 {
     if (r->newest)
-        __builtin_prefetch(r->newest, 1);
+        kv__hent_prefetch(r->newest);
     if (r->oldest)
-        __builtin_prefetch(r->oldest, 1);
+        kv__hent_prefetch(r->oldest);
 }
 
 void kv__hist_prefetch_linked(const kv_store *s, const kv__item *it)
@@ -57,6 +57,25 @@ void kv__hist_prefetch_linked(const kv_store *s, const kv__item *it)
         __builtin_prefetch(r);
         __builtin_prefetch((const char *)r + 64);
     }
+}
+
+void kv__hist_prefetch_ahead(const kv_store *s, const kv__item *it)
+{
+    /* acquire: a loader that made the record stored the link after
+     * filling the record in (history_snap.c) */
+    const kv__hkey *r =
+        atomic_load_explicit(kv__item_link(it, s->item_pre), memory_order_acquire);
+    if (!r)
+        return;
+    /* Retired through the epochs, so readable while pinned, even if it was
+     * freed since the link was read; its versions are only prefetched (a
+     * dropped one is freed at once: prefetching it does no harm). */
+    const kv__hent *newest = __atomic_load_n(&r->newest, __ATOMIC_RELAXED);
+    const kv__hent *oldest = __atomic_load_n(&r->oldest, __ATOMIC_RELAXED);
+    if (newest)
+        kv__hent_prefetch(newest);
+    if (oldest && oldest != newest)
+        kv__hent_prefetch(oldest);
 }
 
 void kv__hist_prefetch(const kv_store *s, const kv__item *old)
@@ -163,9 +182,9 @@ void kv__hist_drop_oldest(kv_store *s, kv__slot *slot, kv__hkey *r, bool raise)
 {
     kv__hent *e = r->oldest;
     uint64_t until = r->oldest_until;
-    r->oldest = e->newer; /* its `older` is left: kv__hent_older */
+    kv__hkey_set_oldest(r, e->newer); /* its `older` is left: kv__hent_older */
     if (!r->oldest)
-        r->newest = NULL;
+        kv__hkey_set_newest(r, NULL);
     else if (r->oldest == r->newest)
         r->oldest_until = r->newest_until;
     else if (e->newer_gap != KV__GAP_UNKNOWN) /* the next one's line not read */
@@ -195,14 +214,25 @@ void kv__hist_maybe_free(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r,
         kv__hist_record_free(s, slot, m, r, cur);
 }
 
+/* An epoch-retired record's free function: bytes is its size
+ * (kv__hkey_free's n), so the free does not read it. */
+static void retired_hkey_free(kv__slot *slot, void *r, size_t bytes)
+{
+    if (kv__slab_fits(bytes))
+        kv__slab_free(&slot->cache, r, bytes);
+    else
+        free(r);
+}
+
 void kv__hist_record_free(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r,
                           const kv__item *cur)
 {
     if (cur)
-        atomic_store_explicit(kv__item_link(cur, s->item_pre), NULL, memory_order_relaxed);
+        /* release: before the retire, as every unlink (ebr.h) */
+        atomic_store_explicit(kv__item_link(cur, s->item_pre), NULL, memory_order_release);
     kv__hmap_remove(m, r);
     kv__count(slot, KV__C_HIST_BYTES, (uint64_t)0 - kv__hkey_bytes(r));
-    kv__hkey_free(slot, r);
+    kv__ebr_retire(&s->ebr, slot, r, retired_hkey_free, sizeof *r + r->klen);
 }
 
 /* ---- the write path ------------------------------------------------------ */
@@ -310,10 +340,10 @@ void kv__hist_commit(kv_store *s, kv__slot *slot, kv__hist_prep *p, uint64_t has
             r->newest->newer = e;
             r->newest->newer_gap = kv__hent_gap(r->newest_until, rev);
         } else {
-            r->oldest = e;
+            kv__hkey_set_oldest(r, e);
             r->oldest_until = rev;
         }
-        r->newest = e;
+        kv__hkey_set_newest(r, e);
         r->newest_until = rev;
         r->nent++;
         kv__count(slot, KV__C_HIST_VERSIONS, 1);

@@ -83,6 +83,11 @@ void kv__hist_prefetch(const kv_store *s, const kv__item *old);
  * the item is retired through the epochs, its link read atomically; the
  * record may have been freed since, which a prefetch does not mind). */
 void kv__hist_prefetch_linked(const kv_store *s, const kv__item *it);
+/* Without the lock, pinned, once that record has had time to arrive:
+ * starts the misses of its newest and oldest versions, which the write's
+ * kv__hist_commit links to and drops (the oldest version's line was the
+ * biggest wait of pipelined SETs with history). */
+void kv__hist_prefetch_ahead(const kv_store *s, const kv__item *it);
 
 /* Under the key's stripe lock: finds or allocates what the change of one
  * key needs (old: the item in the key's slot, which becomes an entry, or
@@ -95,11 +100,12 @@ void kv__hist_unprepare(kv__slot *slot, kv__hist_prep *p);
 /* Versions a change drops of each key it writes at most (the per-key
  * bound's, and what is below the compaction revision: kv__hist_commit). */
 #define KV__HIST_DROPS 4u
-/* Extra retires a change of n keys may need (the entries it drops):
- * reserve them with the change's own. */
+/* Extra retires a change of n keys may need (the entries it drops, and
+ * each key's record, which goes when it holds nothing more): reserve them
+ * with the change's own. */
 static inline size_t kv__hist_retires(size_t n)
 {
-    return KV__HIST_DROPS * n;
+    return (KV__HIST_DROPS + 1) * n;
 }
 /* Under the key's stripe lock, once the change of revision rev is
  * published: old (the item the key's slot held, NULL if none; `visible`:

@@ -59,8 +59,9 @@ static bool sweep(kv_store *s, kv__slot *slot, uint64_t c, kv__sweep_pos *pos,
                 size_t n = (size_t)1 << m->bits;
                 if (b + AHEAD_RECORD < n)
                     __builtin_prefetch(m->buckets[b + AHEAD_RECORD]); /* NULL: a no-op */
-                if (b + AHEAD_ENTRY < n && m->buckets[b + AHEAD_ENTRY])
-                    __builtin_prefetch(m->buckets[b + AHEAD_ENTRY]->oldest);
+                if (b + AHEAD_ENTRY < n && m->buckets[b + AHEAD_ENTRY] &&
+                    m->buckets[b + AHEAD_ENTRY]->oldest)
+                    kv__hent_prefetch(m->buckets[b + AHEAD_ENTRY]->oldest);
                 kv__hkey *r = m->buckets[b];
                 while (r) {
                     kv__hkey *next = r->next;
@@ -71,7 +72,7 @@ static bool sweep(kv_store *s, kv__slot *slot, uint64_t c, kv__sweep_pos *pos,
                         kv__hist_drop_oldest(s, slot, r, r->oldest_until > c);
                         dropped++;
                     }
-                    if (!kv__hkey_needed(r))
+                    if (!kv__hkey_needed(r) && kv__ebr_reserve(slot, 1) == KV_OK)
                         kv__hist_record_free(s, slot, m, r,
                                              kv__hist_slot_item(s, r->hash, r->key, r->klen));
                     r = next;

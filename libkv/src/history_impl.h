@@ -20,22 +20,35 @@
 #include "history.h"
 #include "store.h"
 
-/* One earlier version of a key: visible at revisions [rev, until). */
+/* One earlier version of a key: visible at revisions [rev, until).
+ * Slab blocks are 8-byte aligned, so these 64 bytes mostly span two cache
+ * lines: what a write touches (linking a version in, dropping the oldest:
+ * newer, newer_gap, footprint, item) comes first, together, so that one
+ * line mostly holds it all (kv__hent_prefetch). */
 struct kv__hent {
     kv__hent *older, *newer;
-    uint64_t rev, until;
-    uint64_t create_rev, version;
-    kv__item *item;
+    /* newer->until - until, KV__GAP_UNKNOWN if there is no newer version
+     * or it does not fit: a write that drops this version learns from it
+     * whether the next one goes too without reading that one, a cache
+     * miss (kv__hist_commit). */
+    uint32_t newer_gap;
     /* the item's footprint (kv__item_footprint_pre), kept so that dropping
      * the version need not read the item, a cache miss per drop (items
      * are under 4 GiB: values at most 1 GiB) */
     uint32_t footprint;
-    /* newer->until - until, KV__GAP_UNKNOWN if there is no newer version
-     * or it does not fit: a write that drops this version learns from it
-     * whether the next one goes too without reading that one, a cache
-     * miss (kv__hist_commit). 64 bytes in all. */
-    uint32_t newer_gap;
+    kv__item *item;
+    uint64_t rev, until;
+    uint64_t create_rev, version;
 };
+
+/* Starts the misses of the line or two that hold e's fields a write
+ * touches (a hint: e may be freed by then, which a prefetch does not
+ * mind). */
+static inline void kv__hent_prefetch(const kv__hent *e)
+{
+    __builtin_prefetch(&e->newer, 1);
+    __builtin_prefetch((const char *)&e->item + sizeof e->item - 1, 1);
+}
 
 #define KV__GAP_UNKNOWN UINT32_MAX
 
@@ -152,6 +165,21 @@ typedef struct kv__hver {
     uint64_t create_rev, version;
 } kv__hver;
 
+/* A record's newest and oldest are also read without the lock, by
+ * kv_prefetch_writes (kv__hist_prefetch_ahead, a hint): the writers, under
+ * the lock, store them atomically (relaxed: plain stores). A record is
+ * retired through the epochs (kv__hist_record_free), so a pinned reader
+ * that found it through an item's link may read them. */
+static inline void kv__hkey_set_newest(kv__hkey *r, kv__hent *e)
+{
+    __atomic_store_n(&r->newest, e, __ATOMIC_RELAXED);
+}
+
+static inline void kv__hkey_set_oldest(kv__hkey *r, kv__hent *e)
+{
+    __atomic_store_n(&r->oldest, e, __ATOMIC_RELAXED);
+}
+
 static inline size_t kv__hmap_bucket(const kv__hmap *m, uint64_t hash)
 {
     return (size_t)(hash >> (64 - m->bits));
@@ -183,7 +211,9 @@ void kv__hist_drop_oldest(kv_store *s, kv__slot *slot, kv__hkey *r, bool raise);
 void kv__hist_maybe_free(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r,
                          const kv__item *cur);
 /* Frees r whatever it holds (its versions dropped already), and clears the
- * link of cur, the item in its key's slot (NULL: none). */
+ * link of cur, the item in its key's slot (NULL: none). r is retired
+ * through the epochs (a pinned prefetch may still read it): a retire must
+ * be reserved. */
 void kv__hist_record_free(kv_store *s, kv__slot *slot, kv__hmap *m, kv__hkey *r,
                           const kv__item *cur);
 

@@ -197,7 +197,8 @@ static kv__hkey *record_for(kv_store *s, kv__slot *slot, uint64_t hash, const vo
     kv__item *cur = kv__hist_slot_item(s, hash, key, klen);
     r->live = cur != NULL;
     if (cur) /* the key's item links its record from now on (item.h) */
-        atomic_store_explicit(kv__item_link(cur, s->item_pre), r, memory_order_relaxed);
+        /* release: kv__hist_prefetch_ahead reads the record it finds */
+        atomic_store_explicit(kv__item_link(cur, s->item_pre), r, memory_order_release);
     kv__hmap_insert(m, r);
     kv__count(slot, KV__C_HIST_BYTES, kv__hkey_bytes(r));
     return r;
@@ -284,13 +285,13 @@ int kv__hist_load_key(kv_store *s, const void *key, size_t klen, uint64_t floor,
             below->newer = e;
             below->newer_gap = kv__hent_gap(below->until, e->until);
         } else {
-            r->oldest = e;
+            kv__hkey_set_oldest(r, e);
             r->oldest_until = e->until;
         }
         if (newer)
             newer->older = e;
         else {
-            r->newest = e;
+            kv__hkey_set_newest(r, e);
             r->newest_until = e->until;
         }
         r->nent++;
@@ -358,7 +359,7 @@ int kv_history_reset(kv_store *s, uint64_t compact_rev)
                 kv__hkey *next = r->next;
                 while (r->oldest && (rc = kv__ebr_reserve(slot, 1)) == KV_OK)
                     kv__hist_drop_oldest(s, slot, r, false);
-                if (rc == KV_OK)
+                if (rc == KV_OK && (rc = kv__ebr_reserve(slot, 1)) == KV_OK)
                     kv__hist_record_free(s, slot, m, r,
                                          kv__hist_slot_item(s, r->hash, r->key, r->klen));
                 r = next;

@@ -207,7 +207,7 @@ static const kv__item *home_item(kv_store *s, uint64_t hash)
 /* Starts the cache misses of n keys: every home slot first, then the items
  * those slots point to (the keys are independent, so the misses overlap
  * instead of following one another). In a read section. */
-static void prefetch_keys(kv_store *s, const mkey *m, size_t n)
+static void prefetch_keys(kv_store *s, const mkey *m, size_t n, const kv__item **items)
 {
     for (size_t i = 0; i < n; i++) {
         kv__table *t = kv__index_seg(s, m[i].hash);
@@ -219,6 +219,8 @@ static void prefetch_keys(kv_store *s, const mkey *m, size_t n)
             __builtin_prefetch(it);
             __builtin_prefetch((const char *)it + 64);
         }
+        if (items)
+            items[i] = it;
     }
 }
 
@@ -239,14 +241,18 @@ static void prefetch(kv_store *s, const kv_key *keys, size_t n, bool writes)
         for (; done < n && k < 16; done++)
             if (kv__check_key(s, keys[done].data, keys[done].len) == KV_OK)
                 m[k++].hash = kv__hash(keys[done].data, keys[done].len);
-        prefetch_keys(s, m, k);
-        /* A third wave for writes with history: the records the items
-         * link (item.h). */
-        for (size_t i = 0; hist && i < k; i++) {
-            const kv__item *it = home_item(s, m[i].hash);
-            if (it)
-                kv__hist_prefetch_linked(s, it);
-        }
+        const kv__item *items[16];
+        prefetch_keys(s, m, k, hist ? items : NULL);
+        if (!hist)
+            continue;
+        /* Two more waves for writes with history: the records the items
+         * link (item.h), then those records' newest and oldest versions. */
+        for (size_t i = 0; i < k; i++)
+            if (items[i])
+                kv__hist_prefetch_linked(s, items[i]);
+        for (size_t i = 0; i < k; i++)
+            if (items[i])
+                kv__hist_prefetch_ahead(s, items[i]);
     }
     kv__ebr_unpin(slot);
 }
@@ -306,7 +312,7 @@ static int mget_snapshot(kv_store *s, const kv_key *keys, size_t n, mget_state *
         uint64_t now = kv__clock_now(s);
         /* The keys are independent: start all their cache misses before
          * waiting on any. */
-        prefetch_keys(s, m, n);
+        prefetch_keys(s, m, n, NULL);
         for (size_t i = 0; i < n; i++) {
             uintptr_t w = kv__index_find(s, m[i].hash, keys[i].data,
                                          keys[i].len);

@@ -51,6 +51,7 @@ typedef struct kvd_config {
     uint64_t history_bytes;     /* history's memory in all, 0 = no bound   */
     unsigned history_age;       /* seconds; 0 = no bound                  */
     size_t initial_capacity;
+    int huge_pages;             /* kv_huge_pages                          */
     char *data_dir;             /* NULL: in memory only                   */
     int node_id;                /* cluster: this node's id (1..1024)      */
     char *raft_addr;            /* cluster: HOST:PORT for Raft traffic     */

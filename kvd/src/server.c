@@ -73,6 +73,7 @@ static int open_store(kvd_server *s, const kvd_config *cfg)
     c.max_keys = cfg->max_keys;
     c.max_memory = cfg->max_memory;
     c.eviction_policy = cfg->eviction_policy;
+    c.huge_pages = cfg->huge_pages;
     c.history = cfg->history;
     c.history_versions = (uint32_t)cfg->history_versions;
     /* A cluster node's store keeps the count bound only, which every

@@ -574,15 +574,18 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
     if (c.fsync < KV_FSYNC_EVERYSEC || c.fsync > KV_FSYNC_NO || (c.dir && !c.dir[0]) ||
         (c.dir && c.segment_bytes < 4096) || !kv_eviction_policy_name(c.eviction_policy) ||
         (c.max_memory && c.max_memory < KV_MIN_MAX_MEMORY) ||
-        (c.manual_expiry != 0 && c.manual_expiry != 1))
+        (c.manual_expiry != 0 && c.manual_expiry != 1) || c.huge_pages < KV_HUGE_EAGER ||
+        c.huge_pages > KV_HUGE_NEVER)
         return KV_INVALID_ARGUMENT;
     kv_options o = {c.initial_capacity, c.max_key_size, c.max_value_size, c.max_keys};
     if (c.dir)
         o.initial_capacity = kv__capacity_for(c.dir, o.initial_capacity);
     kv_store *s;
     int rc = kv_open(&o, &s);
-    if (rc == KV_OK)
+    if (rc == KV_OK) {
         s->manual_expiry = c.manual_expiry != 0; /* before any thread reads it */
+        s->slab.huge = c.huge_pages; /* before any item exists */
+    }
     /* Before any item exists: the policy decides the items' layout. */
     if (rc == KV_OK && (rc = kv__evict_configure(s, c.max_memory, c.eviction_policy)) != KV_OK)
         kv_close(s);

@@ -3,6 +3,8 @@
  */
 #include "slab.h"
 
+#include "kv.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -29,6 +31,7 @@ void kv__slab_init(kv__slab *slab)
     slab->chunks = NULL;
     slab->nchunks = 0;
     slab->big_after = KV__SLAB_BIG_AFTER;
+    slab->huge = KV_HUGE_EAGER;
     for (size_t c = 0; c < KV__SLAB_CLASSES; c++)
         slab->depot[c] = NULL;
 }
@@ -47,10 +50,19 @@ void kv__slab_destroy(kv__slab *slab)
 }
 
 /* A big store's items are read at random, like its index (table.c): once
- * the slab holds KV__SLAB_BIG_AFTER chunks, new chunks are 2 MiB, aligned
- * and advised to be transparent huge pages, so item reads stop missing the
- * TLB. Small stores keep small chunks and small footprints. */
-static char *chunk_alloc(size_t nchunks, size_t big_after, size_t *size)
+ * the slab holds KV__SLAB_BIG_AFTER chunks, new chunks are 2 MiB and
+ * aligned, and advised to be transparent huge pages, so item reads stop
+ * missing the TLB: KV_HUGE_EAGER as they are taken, KV_HUGE_DEFERRED once
+ * carved through (new_chunk), khugepaged then merging their small pages
+ * in the background. Deferred, because a huge page is faulted in whole at
+ * its first touch: on the VM the benchmarks run on that took 3 ms, a stall
+ * of every request queued behind the writer that touched it (the SET
+ * p99.9 of a growing kvd was 2.6 times that of one with deferred advice,
+ * bench/results/slab-huge-1.txt; a helper thread that faulted the next
+ * chunk in ahead did not help there: the stall is the virtual CPU's, in
+ * the host). Small pages fault in 4 KiB at a time, about 10 us each.
+ * Small stores keep small chunks and small footprints. */
+static char *chunk_alloc(size_t nchunks, size_t big_after, int huge, size_t *size)
 {
     if (nchunks < big_after) {
         *size = KV__SLAB_CHUNK;
@@ -60,7 +72,9 @@ static char *chunk_alloc(size_t nchunks, size_t big_after, size_t *size)
     void *p;
     if (posix_memalign(&p, KV__SLAB_BIG_CHUNK, KV__SLAB_BIG_CHUNK) != 0)
         return NULL;
-    madvise(p, KV__SLAB_BIG_CHUNK, MADV_HUGEPAGE); /* advice: may fail */
+    /* (NOHUGEPAGE: where THP is "always", the kernel would otherwise
+     * fault huge pages in on its own) advice: may fail */
+    madvise(p, KV__SLAB_BIG_CHUNK, huge == KV_HUGE_EAGER ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     *size = KV__SLAB_BIG_CHUNK;
     return p;
 }
@@ -69,7 +83,7 @@ static bool new_chunk(kv__slab *slab, kv__slab_cache *cache)
 {
     pthread_mutex_lock(&slab->lock);
     size_t size;
-    char *c = chunk_alloc(slab->nchunks, slab->big_after, &size);
+    char *c = chunk_alloc(slab->nchunks, slab->big_after, slab->huge, &size);
     if (c) {
         *(void **)c = slab->chunks;
         slab->chunks = c;
@@ -87,6 +101,12 @@ static bool new_chunk(kv__slab *slab, kv__slab_cache *cache)
         UNPOISON(cache->carve, sizeof(void *));
         kv__slab_free(cache, cache->carve, 8 * (cls + 1));
     }
+    /* The chunk carved through: its pages are all touched by now. */
+    if (slab->huge == KV_HUGE_DEFERRED && cache->carving &&
+        cache->carving_size == KV__SLAB_BIG_CHUNK)
+        madvise(cache->carving, KV__SLAB_BIG_CHUNK, MADV_HUGEPAGE); /* advice: may fail */
+    cache->carving = c;
+    cache->carving_size = size;
     cache->carve = c + CHUNK_HEADER;
     cache->carve_left = size - CHUNK_HEADER;
     POISON(cache->carve, cache->carve_left);

@@ -1,8 +1,12 @@
 /*
  * test_store.c - opening and closing a store, options, and the single-key
  * operations: get, get_into, get_with, exists, set, set_if, delete,
- * delete_if, with their limits. Checked against the contract in kv.h.
+ * delete_if, with their limits; and when item memory is advised to be huge
+ * pages. Checked against the contract in kv.h.
  */
+#include <stdbool.h>
+#include <unistd.h>
+
 #include "kvtest.h"
 
 /* ------------------------------------------------------------------------
@@ -690,4 +694,98 @@ Test(store, max_keys_gives_store_full_and_nothing_changes)
     kvt_expect(s, "d", "4", 0);
     cr_assert_eq(kvt_metrics(s).keys, 3);
     kv_close(s);
+}
+
+/* ---- huge pages (kv_config.huge_pages) ----------------------------------- */
+
+/* The VmFlags of the mapping holding p, from /proc/self/smaps ("" if none). */
+static void vm_flags_of(const void *p, char *flags, size_t cap)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    cr_assert(f != NULL, "no /proc/self/smaps");
+    char line[512];
+    bool in = false;
+    flags[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            size_t n = strlen(line + 8);
+            n = n < cap - 1 ? n : cap - 1;
+            memcpy(flags, line + 8, n);
+            flags[n] = '\0';
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static void keep_address(void *ctx, const void *val, size_t vlen, uint64_t version)
+{
+    (void)vlen, (void)version;
+    *(const void **)ctx = val;
+}
+
+/* The advice on the memory of a key's item: 'h' (huge pages), 'n' (no
+ * huge pages) or '?' (neither). */
+static char advice_of(kv_store *s, long i)
+{
+    char key[32], flags[256];
+    snprintf(key, sizeof key, "key:%08ld", i);
+    const void *val = NULL;
+    cr_assert_eq(kv_get_with(s, key, strlen(key), keep_address, &val), KV_OK);
+    vm_flags_of(val, flags, sizeof flags);
+    return strstr(flags, " hg") ? 'h' : strstr(flags, " nh") ? 'n' : '?';
+}
+
+/* Fills a store with 40k items of about 220 bytes (9 MB: the slab's 256 KiB
+ * chunks, then several 2 MiB ones) and reports the advice on the memory of
+ * an item of a chunk carved through (key 30000, at about 6.5 MB) and of the
+ * last one (in the chunk being carved). */
+static void advice_after_filling(int policy, char *filled, char *carving)
+{
+    kv_config cfg;
+    kv_config_init(&cfg, sizeof cfg);
+    cfg.huge_pages = policy;
+    kv_store *s = NULL;
+    cr_assert_eq(kv_open_config(&cfg, &s), KV_OK);
+    char key[32], val[200];
+    memset(val, 'v', sizeof val);
+    for (long i = 0; i < 40000; i++) {
+        snprintf(key, sizeof key, "key:%08ld", i);
+        KVT_CHECK(kv_set(s, key, strlen(key), val, sizeof val, NULL) == KV_OK, "set %ld", i);
+    }
+    *filled = advice_of(s, 30000);
+    *carving = advice_of(s, 39999);
+    kv_close(s);
+}
+
+Test(store, huge_pages_policy_decides_when_item_memory_is_advised)
+{
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
+        cr_skip_test("this kernel has no transparent huge pages");
+    char filled, carving;
+    advice_after_filling(KV_HUGE_EAGER, &filled, &carving);
+    cr_expect_eq(filled, 'h', "eager, filled chunk: %c", filled);
+    cr_expect_eq(carving, 'h', "eager, chunk being carved: %c", carving);
+    advice_after_filling(KV_HUGE_DEFERRED, &filled, &carving);
+    cr_expect_eq(filled, 'h', "deferred, filled chunk: %c", filled);
+    cr_expect_eq(carving, 'n', "deferred, chunk being carved: %c", carving);
+    advice_after_filling(KV_HUGE_NEVER, &filled, &carving);
+    cr_expect_eq(filled, 'n', "never, filled chunk: %c", filled);
+    cr_expect_eq(carving, 'n', "never, chunk being carved: %c", carving);
+}
+
+Test(store, huge_pages_out_of_range_is_refused)
+{
+    kv_config cfg;
+    kv_config_init(&cfg, sizeof cfg);
+    cr_assert_eq(cfg.huge_pages, KV_HUGE_EAGER, "the library's default");
+    kv_store *s = NULL;
+    cfg.huge_pages = KV_HUGE_NEVER + 1;
+    cr_assert_eq(kv_open_config(&cfg, &s), KV_INVALID_ARGUMENT);
+    cfg.huge_pages = -1;
+    cr_assert_eq(kv_open_config(&cfg, &s), KV_INVALID_ARGUMENT);
+    cr_assert_null(s);
 }

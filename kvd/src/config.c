@@ -48,7 +48,7 @@ typedef enum opt_type {
     OPT_LEVEL,
     OPT_FSYNC, /* always, everysec or no                      */
     OPT_POLICY, /* an eviction policy by its Redis name        */
-    OPT_HUGE,  /* eager, deferred or never                    */
+    OPT_HUGE,  /* eager or never                              */
     OPT_MODE,  /* octal file mode 0..777                      */
     OPT_FLAG   /* no argument; only on the command line       */
 } opt_type;
@@ -181,9 +181,9 @@ static const opt_def opts[] = {
      "node by the leader's clock, every node alike (default 3600)", 0, KVD_MAX_SECS},
     {"initial-capacity", OPT_SIZE, OFF(initial_capacity), "N", "keys to size the store for, at most 2^40 (default 1024)", 0, KVD_MAX_INITIAL_CAPACITY},
     {"huge-pages", OPT_HUGE, OFF(huge_pages), "WHEN",
-     "when item memory becomes transparent huge pages: eager (as it is taken: fewer TLB misses at once, "
-     "but each first write to one stalls for its 2 MiB), deferred (once filled, merged by the kernel's "
-     "khugepaged in the background) or never (default deferred)", 0, 0},
+     "eager: a big store's item memory is advised to be transparent huge pages as it is taken (fewer TLB "
+     "misses; the first write to each huge page faults in all 2 MiB at once, a stall while the store "
+     "grows), or never (4 KiB pages) (default eager)", 0, 0},
     {"data-dir", OPT_STR, OFF(data_dir), "DIR",
      "keep the store in this directory (log + snapshots) and recover it at start (default none: in memory)", 0, 0},
     {"fsync", OPT_FSYNC, OFF(fsync), "POLICY",
@@ -229,7 +229,7 @@ static void config_defaults(kvd_config *cfg)
     cfg->max_keys = o.max_keys;
     cfg->initial_capacity = o.initial_capacity;
     cfg->fsync = KV_FSYNC_EVERYSEC;
-    cfg->huge_pages = KV_HUGE_DEFERRED;
+    cfg->huge_pages = KV_HUGE_EAGER;
     cfg->snapshot_log_size = (size_t)KV_DEFAULT_SNAPSHOT_LOG_BYTES;
     cfg->snapshot_interval = KV_DEFAULT_SNAPSHOT_INTERVAL_S;
     cfg->log_level = KVD_LOG_INFO;
@@ -466,12 +466,10 @@ static int set_opt(kvd_config *cfg, const opt_def *o, const char *val, char *err
     case OPT_HUGE:
         if (strcmp(val, "eager") == 0)
             *(int *)field = KV_HUGE_EAGER;
-        else if (strcmp(val, "deferred") == 0)
-            *(int *)field = KV_HUGE_DEFERRED;
         else if (strcmp(val, "never") == 0)
             *(int *)field = KV_HUGE_NEVER;
         else {
-            expected = "eager, deferred or never";
+            expected = "eager or never";
             break;
         }
         return 0;

@@ -250,30 +250,29 @@ typedef struct kv_config {
                                 every change must come out the same on
                                 every copy (kvd's cluster nodes). See
                                 "Expiry". Default 0                       */
-    int huge_pages;          /* kv_huge_pages: when a big store's item
-                                memory (2 MiB chunks) is advised to become
+    int huge_pages;          /* kv_huge_pages: whether a big store's item
+                                memory (2 MiB chunks) is advised to be
                                 transparent huge pages; default
                                 KV_HUGE_EAGER                             */
 } kv_config;
 
 /* Huge pages for item memory (kv_config.huge_pages). Huge pages spare the
- * random reads of a big store most TLB misses (about 10-15% more gets and
- * sets at a million keys, bench/results/slab-huge-1.txt), but a huge page
- * is faulted in whole at its first write: a writer that touches a new one
- * stalls for the zeroing of 2 MiB, 3 ms on some virtual machines, and
- * every request queued behind it waits too.
- *   KV_HUGE_EAGER     each chunk is advised as it is taken (the default
- *                     of the library: throughput).
- *   KV_HUGE_DEFERRED  a chunk is advised once it is filled; its small
- *                     pages were faulted in 4 KiB at a time, and the
- *                     kernel's khugepaged merges them in the background
- *                     (at its own pace: /sys/kernel/mm/transparent_hugepage/
- *                     khugepaged). The default of kvd: latency.
- *   KV_HUGE_NEVER     never advised. */
+ * random reads of a big store most TLB misses: at a million keys, 10-17%
+ * more gets and sets in the library, and 1.2-1.4x the GETs of kvd at
+ * pipeline 16 (bench/results/slab-huge-1.txt). But a huge page is faulted
+ * in whole at its first write: a writer that touches a new one stalls for
+ * 2 MiB of page faults (3 ms on the virtual machine the benchmarks ran on,
+ * where the host backs the page then), and every request queued behind
+ * that write waits too, while the store grows.
+ *   KV_HUGE_EAGER  each 2 MiB chunk is advised as it is taken (default).
+ *   KV_HUGE_NEVER  never (and advised MADV_NOHUGEPAGE, for kernels whose
+ *                  THP mode is "always"): pages fault in 4 KiB at a time.
+ * (Advising chunks only once they are filled, for the kernel's khugepaged
+ * to merge in the background, was tried: each merge stalled readers of
+ * the chunk for milliseconds, and p99.9s grew to 5-13 ms.) */
 typedef enum kv_huge_pages {
     KV_HUGE_EAGER = 0,
-    KV_HUGE_DEFERRED = 1,
-    KV_HUGE_NEVER = 2
+    KV_HUGE_NEVER = 1
 } kv_huge_pages;
 
 #define KV_DEFAULT_SEGMENT_BYTES ((uint64_t)64 * 1024 * 1024)

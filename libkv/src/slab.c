@@ -50,17 +50,13 @@ void kv__slab_destroy(kv__slab *slab)
 }
 
 /* A big store's items are read at random, like its index (table.c): once
- * the slab holds KV__SLAB_BIG_AFTER chunks, new chunks are 2 MiB and
- * aligned, and advised to be transparent huge pages, so item reads stop
- * missing the TLB: KV_HUGE_EAGER as they are taken, KV_HUGE_DEFERRED once
- * carved through (new_chunk), khugepaged then merging their small pages
- * in the background. Deferred, because a huge page is faulted in whole at
- * its first touch: on the VM the benchmarks run on that took 3 ms, a stall
- * of every request queued behind the writer that touched it (the SET
- * p99.9 of a growing kvd was 2.6 times that of one with deferred advice,
- * bench/results/slab-huge-1.txt; a helper thread that faulted the next
- * chunk in ahead did not help there: the stall is the virtual CPU's, in
- * the host). Small pages fault in 4 KiB at a time, about 10 us each.
+ * the slab holds KV__SLAB_BIG_AFTER chunks, new chunks are 2 MiB, aligned
+ * and (KV_HUGE_EAGER, kv.h) advised to be transparent huge pages, so item
+ * reads stop missing the TLB. The price is the first touch of each: 2 MiB
+ * of faults at once, in the writer that carves its first block
+ * (bench/results/slab-huge-1.txt: 3 ms on the benchmarks' VM; a helper
+ * thread that faulted the next chunk in ahead did not help there, where
+ * the server has one CPU and the stall is that CPU's, in the host).
  * Small stores keep small chunks and small footprints. */
 static char *chunk_alloc(size_t nchunks, size_t big_after, int huge, size_t *size)
 {
@@ -101,12 +97,6 @@ static bool new_chunk(kv__slab *slab, kv__slab_cache *cache)
         UNPOISON(cache->carve, sizeof(void *));
         kv__slab_free(cache, cache->carve, 8 * (cls + 1));
     }
-    /* The chunk carved through: its pages are all touched by now. */
-    if (slab->huge == KV_HUGE_DEFERRED && cache->carving &&
-        cache->carving_size == KV__SLAB_BIG_CHUNK)
-        madvise(cache->carving, KV__SLAB_BIG_CHUNK, MADV_HUGEPAGE); /* advice: may fail */
-    cache->carving = c;
-    cache->carving_size = size;
     cache->carve = c + CHUNK_HEADER;
     cache->carve_left = size - CHUNK_HEADER;
     POISON(cache->carve, cache->carve_left);

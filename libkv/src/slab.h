@@ -45,7 +45,7 @@ typedef struct kv__slab {
     /* chunks from which new chunks are 2 MiB (KV__SLAB_BIG_AFTER; a store
      * with a small memory limit never takes them: evict.c) */
     size_t big_after;
-    int huge; /* kv_huge_pages: when big chunks are advised (slab.c) */
+    int huge; /* kv_huge_pages: whether big chunks are advised (slab.c) */
     /* under lock: batches of free blocks per class, each a list linked
      * through the blocks' first words, the batches linked through their
      * first block's second word (classes 1 and up: blocks of >= 16 bytes) */
@@ -59,8 +59,6 @@ typedef struct kv__slab_cache {
     kv__slab *slab; /* the depot to give long lists to (set with the slot) */
     char *carve;
     size_t carve_left;
-    char *carving; /* the chunk carve is in (NULL: none yet) */
-    size_t carving_size;
 } kv__slab_cache;
 
 static inline bool kv__slab_fits(size_t size)

@@ -741,9 +741,10 @@ static char advice_of(kv_store *s, long i)
 
 /* Fills a store with 40k items of about 220 bytes (9 MB: the slab's 256 KiB
  * chunks, then several 2 MiB ones) and reports the advice on the memory of
- * an item of a chunk carved through (key 30000, at about 6.5 MB) and of the
- * last one (in the chunk being carved). */
-static void advice_after_filling(int policy, char *filled, char *carving)
+ * the first item (in a small chunk), of an item in a filled 2 MiB chunk
+ * (key 30000, at about 6.5 MB) and of the last one (in the chunk being
+ * carved). */
+static void advice_after_filling(int policy, char advice[3])
 {
     kv_config cfg;
     kv_config_init(&cfg, sizeof cfg);
@@ -756,25 +757,25 @@ static void advice_after_filling(int policy, char *filled, char *carving)
         snprintf(key, sizeof key, "key:%08ld", i);
         KVT_CHECK(kv_set(s, key, strlen(key), val, sizeof val, NULL) == KV_OK, "set %ld", i);
     }
-    *filled = advice_of(s, 30000);
-    *carving = advice_of(s, 39999);
+    advice[0] = advice_of(s, 0);
+    advice[1] = advice_of(s, 30000);
+    advice[2] = advice_of(s, 39999);
     kv_close(s);
 }
 
-Test(store, huge_pages_policy_decides_when_item_memory_is_advised)
+Test(store, huge_pages_policy_decides_whether_item_memory_is_advised)
 {
     if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
         cr_skip_test("this kernel has no transparent huge pages");
-    char filled, carving;
-    advice_after_filling(KV_HUGE_EAGER, &filled, &carving);
-    cr_expect_eq(filled, 'h', "eager, filled chunk: %c", filled);
-    cr_expect_eq(carving, 'h', "eager, chunk being carved: %c", carving);
-    advice_after_filling(KV_HUGE_DEFERRED, &filled, &carving);
-    cr_expect_eq(filled, 'h', "deferred, filled chunk: %c", filled);
-    cr_expect_eq(carving, 'n', "deferred, chunk being carved: %c", carving);
-    advice_after_filling(KV_HUGE_NEVER, &filled, &carving);
-    cr_expect_eq(filled, 'n', "never, filled chunk: %c", filled);
-    cr_expect_eq(carving, 'n', "never, chunk being carved: %c", carving);
+    char a[3];
+    advice_after_filling(KV_HUGE_EAGER, a);
+    cr_expect_neq(a[0], 'h', "eager, a small store's chunk: %c", a[0]);
+    cr_expect_eq(a[1], 'h', "eager, filled 2 MiB chunk: %c", a[1]);
+    cr_expect_eq(a[2], 'h', "eager, chunk being carved: %c", a[2]);
+    advice_after_filling(KV_HUGE_NEVER, a);
+    cr_expect_neq(a[0], 'h', "never, a small store's chunk: %c", a[0]);
+    cr_expect_eq(a[1], 'n', "never, filled 2 MiB chunk: %c", a[1]);
+    cr_expect_eq(a[2], 'n', "never, chunk being carved: %c", a[2]);
 }
 
 Test(store, huge_pages_out_of_range_is_refused)

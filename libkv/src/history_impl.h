@@ -102,7 +102,7 @@ void kv__hmap_buckets_free(kv__hkey **b);
 
 #define KV__HMAP_MIN_BITS 4u /* a map starts with 16 buckets */
 #define NSAMPLES 1024u
-#define TICK_MS 100u
+#define TICK_MS 25u /* the compactor's tick (history_compact.c) */
 
 typedef struct sample {
     uint64_t ms, rev;

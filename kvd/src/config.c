@@ -181,7 +181,7 @@ static const opt_def opts[] = {
      "node by the leader's clock, every node alike (default 3600)", 0, KVD_MAX_SECS},
     {"initial-capacity", OPT_SIZE, OFF(initial_capacity), "N", "keys to size the store for, at most 2^40 (default 1024)", 0, KVD_MAX_INITIAL_CAPACITY},
     {"huge-pages", OPT_HUGE, OFF(huge_pages), "WHEN",
-     "eager: a big store's item memory is advised to be transparent huge pages as it is taken (fewer TLB "
+     "eager: a big store's item memory and index are advised to be transparent huge pages as they are taken (fewer TLB "
      "misses; the first write to each huge page faults in all 2 MiB at once, a stall while the store "
      "grows), or never (4 KiB pages) (default eager)", 0, 0},
     {"data-dir", OPT_STR, OFF(data_dir), "DIR",

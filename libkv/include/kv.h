@@ -251,12 +251,12 @@ typedef struct kv_config {
                                 every copy (kvd's cluster nodes). See
                                 "Expiry". Default 0                       */
     int huge_pages;          /* kv_huge_pages: whether a big store's item
-                                memory (2 MiB chunks) is advised to be
-                                transparent huge pages; default
-                                KV_HUGE_EAGER                             */
+                                memory (2 MiB chunks) and index are
+                                advised to be transparent huge pages;
+                                default KV_HUGE_EAGER                     */
 } kv_config;
 
-/* Huge pages for item memory (kv_config.huge_pages). Huge pages spare the
+/* Huge pages for item memory and the index (kv_config.huge_pages). Huge pages spare the
  * random reads of a big store most TLB misses: at a million keys, 10-17%
  * more gets and sets in the library, and 1.2-1.4x the GETs of kvd at
  * pipeline 16 (bench/results/slab-huge-1.txt). But a huge page is faulted
@@ -264,7 +264,8 @@ typedef struct kv_config {
  * 2 MiB of page faults (3 ms on the virtual machine the benchmarks ran on,
  * where the host backs the page then), and every request queued behind
  * that write waits too, while the store grows.
- *   KV_HUGE_EAGER  each 2 MiB chunk is advised as it is taken (default).
+ *   KV_HUGE_EAGER  each 2 MiB chunk of items, and each index table of
+ *                  4 MiB or more, is advised as it is taken (default).
  *   KV_HUGE_NEVER  never (and advised MADV_NOHUGEPAGE, for kernels whose
  *                  THP mode is "always"): pages fault in 4 KiB at a time.
  * (Advising chunks only once they are filled, for the kernel's khugepaged

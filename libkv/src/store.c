@@ -48,7 +48,7 @@ int kv__index_split(kv_store *s)
     s->seg_bits = KV__SEG_BITS;
     unsigned bits = index_bits(s);
     for (unsigned g = 0; g < KV__NSEGS; g++)
-        if (!(t[g] = kv__table_new(bits))) {
+        if (!(t[g] = kv__table_new(bits, s->slab.huge == KV_HUGE_EAGER))) {
             for (unsigned k = 0; k < g; k++)
                 kv__table_free(t[k]);
             s->seg_bits = 0;
@@ -80,7 +80,7 @@ int kv_open(const kv_options *opts, kv_store **out)
     /* One table (kv__index_split makes segments of it for a store with a
      * memory limit), sized as index_bits says. */
     s->stripes = kv__stripes_new();
-    kv__table *t = s->stripes ? kv__table_new(index_bits(s)) : NULL;
+    kv__table *t = s->stripes ? kv__table_new(index_bits(s), true) : NULL;
     if (!t) {
         kv__stripes_free(s->stripes);
         free(s);

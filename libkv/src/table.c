@@ -9,7 +9,8 @@
 #include <sys/mman.h>
 
 /* Big indexes are probed at random: on 4 KiB pages nearly every probe also
- * misses the TLB. Ask for transparent huge pages (2 MiB) for them. */
+ * misses the TLB. Ask for transparent huge pages (2 MiB) for them, unless
+ * the store was opened with KV_HUGE_NEVER (kv.h). */
 #define HUGE_PAGE ((size_t)2 << 20)
 /* Tables from this size on are mapped on their own (mmap), not taken
  * from malloc's heap: a table is replaced by a new one at each resize,
@@ -29,7 +30,14 @@ static size_t map_bytes(size_t bytes)
     return (bytes + PAGE - 1) & ~(PAGE - 1);
 }
 
-static void *alloc_zeroed(size_t bytes)
+/* Advises the whole huge pages of a table mapped at a (len bytes). */
+static void advise(char *a, size_t len, bool huge)
+{
+    if (len >= 2 * HUGE_PAGE) /* advice: may fail */
+        madvise(a, len & ~(HUGE_PAGE - 1), huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+}
+
+static void *alloc_zeroed(size_t bytes, bool huge)
 {
     void *p;
     if (bytes < MAP_FROM) {
@@ -51,14 +59,14 @@ static void *alloc_zeroed(size_t bytes)
     if (m + over > a + len)
         munmap(a + len, (size_t)(m + over - (a + len)));
     if (align > PAGE)
-        madvise(a, len & ~(HUGE_PAGE - 1), MADV_HUGEPAGE); /* advice: may fail */
+        advise(a, len, huge);
     return a;
 }
 
-kv__table *kv__table_new(unsigned bits)
+kv__table *kv__table_new(unsigned bits, bool huge)
 {
     size_t size = (size_t)1 << bits;
-    kv__table *t = alloc_zeroed(sizeof *t + size * sizeof t->slots[0]);
+    kv__table *t = alloc_zeroed(sizeof *t + size * sizeof t->slots[0], huge);
     if (!t)
         return NULL;
     t->shift = 64 - KV__SEG_BITS - bits;
@@ -77,6 +85,13 @@ void kv__table_free(void *table)
         free(t);
     else
         munmap(t, map_bytes(bytes));
+}
+
+void kv__table_advise(kv__table *t, bool huge)
+{
+    size_t bytes = kv__table_footprint(t);
+    if (bytes >= MAP_FROM)
+        advise((char *)t, map_bytes(bytes), huge);
 }
 
 void kv__table_retired_free(struct kv__slot *slot, void *table, size_t bytes)

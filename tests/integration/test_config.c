@@ -55,6 +55,7 @@ Test(config, file_errors_name_the_line)
     refused_at("port = 7400\nlisten on everything\n", 2, "syntax error", NULL);
     refused_at("bind = 127.0.0.1\nbind = ::1, 10.0.0.300\n", 2, "bad value for 'bind'", "10.0.0.300");
     refused_at("fsync = sometimes\n", 1, "'sometimes' is not always, everysec or no", NULL);
+    refused_at("huge-pages = deferred\n", 1, "'deferred' is not eager or never", NULL);
     /* a cross-option check still points at the line that set the value */
     refused_at("max-frame-size = 4k\n\nmax-client-memory = 2k\n", 3, "bad value for 'max-client-memory'",
                "below max-frame-size 4096");

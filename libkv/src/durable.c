@@ -581,13 +581,9 @@ int kv__open_with_io(const kv_config *cfg, kv__io *io, kv_store **out)
     if (c.dir)
         o.initial_capacity = kv__capacity_for(c.dir, o.initial_capacity);
     kv_store *s;
-    int rc = kv_open(&o, &s);
-    if (rc == KV_OK) {
+    int rc = kv__open(&o, c.huge_pages, &s);
+    if (rc == KV_OK)
         s->manual_expiry = c.manual_expiry != 0; /* before any thread reads it */
-        s->slab.huge = c.huge_pages; /* before any item exists */
-        if (c.huge_pages != KV_HUGE_EAGER) /* kv_open advised its table */
-            kv__table_advise(kv__seg_table(s, 0), false);
-    }
     /* Before any item exists: the policy decides the items' layout. */
     if (rc == KV_OK && (rc = kv__evict_configure(s, c.max_memory, c.eviction_policy)) != KV_OK)
         kv_close(s);

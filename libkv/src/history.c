@@ -40,13 +40,17 @@ void kv__hmap_buckets_free(kv__hkey **b)
 }
 
 /* Starts the misses of the versions kv__hist_commit links to (the
- * newest) and drops from (the oldest). Under the record's stripe lock. */
+ * newest) and drops from (the oldest). Under the record's stripe lock, or
+ * pinned without it (kv__hist_prefetch_ahead): the two are read
+ * atomically, as the writers store them. */
 static void prefetch_versions(const kv__hkey *r)
 {
-    if (r->newest)
-        kv__hent_prefetch(r->newest);
-    if (r->oldest)
-        kv__hent_prefetch(r->oldest);
+    const kv__hent *newest = __atomic_load_n(&r->newest, __ATOMIC_RELAXED);
+    const kv__hent *oldest = __atomic_load_n(&r->oldest, __ATOMIC_RELAXED);
+    if (newest)
+        kv__hent_prefetch(newest);
+    if (oldest && oldest != newest)
+        kv__hent_prefetch(oldest);
 }
 
 void kv__hist_prefetch_linked(const kv_store *s, const kv__item *it)
@@ -65,17 +69,11 @@ void kv__hist_prefetch_ahead(const kv_store *s, const kv__item *it)
      * filling the record in (history_snap.c) */
     const kv__hkey *r =
         atomic_load_explicit(kv__item_link(it, s->item_pre), memory_order_acquire);
-    if (!r)
-        return;
     /* Retired through the epochs, so readable while pinned, even if it was
      * freed since the link was read; its versions are only prefetched (a
      * dropped one is freed at once: prefetching it does no harm). */
-    const kv__hent *newest = __atomic_load_n(&r->newest, __ATOMIC_RELAXED);
-    const kv__hent *oldest = __atomic_load_n(&r->oldest, __ATOMIC_RELAXED);
-    if (newest)
-        kv__hent_prefetch(newest);
-    if (oldest && oldest != newest)
-        kv__hent_prefetch(oldest);
+    if (r)
+        prefetch_versions(r);
 }
 
 void kv__hist_prefetch(const kv_store *s, const kv__item *old)

@@ -231,8 +231,7 @@ static int start_resize(kv_store *s, kv__slot *slot, unsigned seg, kv__table *t,
     size_t before = atomic_load(&t->inserted);
     size_t live = count_keys(t);
     live += atomic_load(&t->inserted) - before;
-    kv__table *nt =
-        kv__table_new(bits_for(next_slots(t, live, live / 32, n)), s->slab.huge == KV_HUGE_EAGER);
+    kv__table *nt = kv__table_new(bits_for(next_slots(t, live, live / 32, n)), kv__huge_pages(s));
     if (!nt) {
         atomic_store(&s->resizing, NO_RESIZE);
         return NO_ROOM;

@@ -25,13 +25,13 @@
  * all of the items: one more cache miss per read (bench/evict getbench). */
 #define CHUNK_HEADER 64u
 
-void kv__slab_init(kv__slab *slab)
+void kv__slab_init(kv__slab *slab, int huge)
 {
     pthread_mutex_init(&slab->lock, NULL);
     slab->chunks = NULL;
     slab->nchunks = 0;
     slab->big_after = KV__SLAB_BIG_AFTER;
-    slab->huge = KV_HUGE_EAGER;
+    slab->huge = huge;
     for (size_t c = 0; c < KV__SLAB_CLASSES; c++)
         slab->depot[c] = NULL;
 }

@@ -72,7 +72,8 @@ static inline size_t kv__slab_block(size_t size)
     return (size + 7) & ~(size_t)7;
 }
 
-void kv__slab_init(kv__slab *slab);
+/* huge: kv_huge_pages, whether big chunks are advised to be huge pages. */
+void kv__slab_init(kv__slab *slab, int huge);
 /* Frees every chunk: all blocks die with them. */
 void kv__slab_destroy(kv__slab *slab);
 

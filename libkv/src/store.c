@@ -48,7 +48,7 @@ int kv__index_split(kv_store *s)
     s->seg_bits = KV__SEG_BITS;
     unsigned bits = index_bits(s);
     for (unsigned g = 0; g < KV__NSEGS; g++)
-        if (!(t[g] = kv__table_new(bits, s->slab.huge == KV_HUGE_EAGER))) {
+        if (!(t[g] = kv__table_new(bits, kv__huge_pages(s)))) {
             for (unsigned k = 0; k < g; k++)
                 kv__table_free(t[k]);
             s->seg_bits = 0;
@@ -61,6 +61,11 @@ int kv__index_split(kv_store *s)
 }
 
 int kv_open(const kv_options *opts, kv_store **out)
+{
+    return kv__open(opts, KV_HUGE_EAGER, out);
+}
+
+int kv__open(const kv_options *opts, int huge_pages, kv_store **out)
 {
     kv_options o;
     kv_options_init(&o);
@@ -80,7 +85,7 @@ int kv_open(const kv_options *opts, kv_store **out)
     /* One table (kv__index_split makes segments of it for a store with a
      * memory limit), sized as index_bits says. */
     s->stripes = kv__stripes_new();
-    kv__table *t = s->stripes ? kv__table_new(index_bits(s), true) : NULL;
+    kv__table *t = s->stripes ? kv__table_new(index_bits(s), huge_pages == KV_HUGE_EAGER) : NULL;
     if (!t) {
         kv__stripes_free(s->stripes);
         free(s);
@@ -88,7 +93,7 @@ int kv_open(const kv_options *opts, kv_store **out)
     }
     kv__seg_set(s, 0, t);
     atomic_init(&s->resizing, -1);
-    kv__slab_init(&s->slab);
+    kv__slab_init(&s->slab, huge_pages);
     s->slots.slab = &s->slab;
     s->ebr.slots = &s->slots;
     atomic_init(&s->ebr.epoch, 1);

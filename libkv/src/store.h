@@ -120,6 +120,13 @@ static inline kv__table *kv__index_seg(kv_store *s, uint64_t hash)
  * table, not the whole index's). Before any key exists. KV_OK or
  * KV_NO_MEMORY (the store keeps its one table). */
 int kv__index_split(kv_store *s);
+/* kv_open with a huge-page policy (kv_huge_pages: kv_open_config's). */
+int kv__open(const kv_options *opts, int huge_pages, kv_store **out);
+/* Whether the store's big index tables are advised to be huge pages. */
+static inline bool kv__huge_pages(const kv_store *s)
+{
+    return s->slab.huge == KV_HUGE_EAGER;
+}
 
 /* A get's lookup (kv__table_find from the key's segment), with the home
  * slot computed from the directory word: the table's header is not on

@@ -30,13 +30,6 @@ static size_t map_bytes(size_t bytes)
     return (bytes + PAGE - 1) & ~(PAGE - 1);
 }
 
-/* Advises the whole huge pages of a table mapped at a (len bytes). */
-static void advise(char *a, size_t len, bool huge)
-{
-    if (len >= 2 * HUGE_PAGE) /* advice: may fail */
-        madvise(a, len & ~(HUGE_PAGE - 1), huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-}
-
 static void *alloc_zeroed(size_t bytes, bool huge)
 {
     void *p;
@@ -58,8 +51,8 @@ static void *alloc_zeroed(size_t bytes, bool huge)
         munmap(m, (size_t)(a - m));
     if (m + over > a + len)
         munmap(a + len, (size_t)(m + over - (a + len)));
-    if (align > PAGE)
-        advise(a, len, huge);
+    if (align > PAGE) /* advice: may fail */
+        madvise(a, len & ~(HUGE_PAGE - 1), huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     return a;
 }
 
@@ -85,13 +78,6 @@ void kv__table_free(void *table)
         free(t);
     else
         munmap(t, map_bytes(bytes));
-}
-
-void kv__table_advise(kv__table *t, bool huge)
-{
-    size_t bytes = kv__table_footprint(t);
-    if (bytes >= MAP_FROM)
-        advise((char *)t, map_bytes(bytes), huge);
 }
 
 void kv__table_retired_free(struct kv__slot *slot, void *table, size_t bytes)

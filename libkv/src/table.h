@@ -93,9 +93,6 @@ typedef struct kv__table {
 /* A table of 2^bits empty slots, or NULL on out-of-memory; huge: a big
  * one is advised to be transparent huge pages (else advised not to). */
 kv__table *kv__table_new(unsigned bits, bool huge);
-/* Advises t's memory again (a big table only): for a store that learns
- * its policy after its first table was made (kv_open_config). */
-void kv__table_advise(kv__table *t, bool huge);
 void kv__table_free(void *table);
 /* kv__table_free as an EBR free_fn. */
 struct kv__slot;

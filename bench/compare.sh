@@ -22,7 +22,11 @@
 # table) next to the kvbench --protocol resp runs against Redis: the same
 # program, connections, pinning, keys (key:%08d), values, warmup and
 # duration, the same histogram; req/s, p50, p99, p99.9 and server CPU per
-# request, medians of the rounds.
+# request, medians of the rounds; and "paired", the median over the rounds
+# of kvd's req/s over Redis's in the same round (the two runs are adjacent
+# in every round, so a slow spell of the machine hits both, where the
+# ratio of the medians may set one's fast round against the other's slow
+# one).
 #
 # memcached: if it is installed, a memcached (-t 1, no persistence to
 # speak of, pinned to SERVER_CPU like the others) gets kvbench's keys too,
@@ -280,6 +284,16 @@ col() { # server op pipeline column -> median over the rounds
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'; }
+# The median over the rounds of kvd's req/s over TAG's in the same round:
+# the two runs of a round follow each other (see the round order), so a
+# slow spell of the machine that spans them hits both, where the ratio of
+# the two columns' medians can set one server's fast round against the
+# other's slow one.
+paired() { # tag op pipeline
+    awk -v t="$1" -v o="$2" -v p="$3" '$3 == o && $4 == p && $2 == "kvd" { k[$1] = $5 }
+        $3 == o && $4 == p && $2 == t { r[$1] = $5 }
+        END { for (i in k) if (i in r && r[i] > 0) print k[i] / r[i] }' "$TMP/raw" | median
+}
 
 SHAPES=()
 for p in $PIPELINES; do
@@ -400,15 +414,15 @@ echo
 # against another server (TAG in the raw rounds), medians of the rounds.
 same_generator() {
     local tag=$1 x=$2
-    printf '%-9s %10s %10s %6s | %8s %8s | %8s %8s | %9s %9s | %9s %9s %6s\n' shape "kvd req/s" \
-        "$x req/s" "kvd/$x" "kvd p50" "$x p50" "kvd p99" "$x p99" "kvd p99.9" "$x p99.9" \
-        "kvd us/rq" "$x us/rq" "kvd/$x"
+    printf '%-9s %10s %10s %6s %6s | %8s %8s | %8s %8s | %9s %9s | %9s %9s %6s\n' shape \
+        "kvd req/s" "$x req/s" "kvd/$x" paired "kvd p50" "$x p50" "kvd p99" "$x p99" \
+        "kvd p99.9" "$x p99.9" "kvd us/rq" "$x us/rq" "kvd/$x"
     for shape in "${SHAPES[@]}"; do
         set -- $shape
         krps=$(col kvd "$1" "$2" 5); rrps=$(col "$tag" "$1" "$2" 5)
         kcpu=$(col kvd "$1" "$2" 8); rcpu=$(col "$tag" "$1" "$2" 8)
-        printf '%-9s %10.0f %10.0f %6.2f | %8.3f %8.3f | %8.3f %8.3f | %9.3f %9.3f | %9.2f %9.2f %6.2f\n' \
-            "${1^^} -P$2" "$krps" "$rrps" "$(ratio "$krps" "$rrps")" \
+        printf '%-9s %10.0f %10.0f %6.2f %6.2f | %8.3f %8.3f | %8.3f %8.3f | %9.3f %9.3f | %9.2f %9.2f %6.2f\n' \
+            "${1^^} -P$2" "$krps" "$rrps" "$(ratio "$krps" "$rrps")" "$(paired "$tag" "$1" "$2")" \
             "$(col kvd "$1" "$2" 6)" "$(col "$tag" "$1" "$2" 6)" \
             "$(col kvd "$1" "$2" 7)" "$(col "$tag" "$1" "$2" 7)" \
             "$(col kvd "$1" "$2" 11)" "$(col "$tag" "$1" "$2" 11)" \
@@ -420,7 +434,8 @@ echo "resp), same connections, pinning, keys, values, warmup and duration; kvd's
 echo "are those of the table above. Medians of $ROUNDS rounds:"
 same_generator redis-kvbench R
 echo "kvbench errors + misses against Redis over all runs (closed and open loop): $rerr"
-echo "latencies in ms, all measured by kvbench the same way; us/rq as above."
+echo "latencies in ms, all measured by kvbench the same way; us/rq as above; paired ="
+echo "the median over the rounds of kvd / R within each round (the two runs are adjacent)."
 if [ "$MEMCACHED" = 1 ]; then
     merr=$(awk '$2 == "memcached-kvbench" { s += $10 } END { print s + 0 }' "$TMP/raw")
     echo
@@ -429,7 +444,8 @@ if [ "$MEMCACHED" = 1 ]; then
     echo "tables above. Medians of $ROUNDS rounds:"
     same_generator memcached-kvbench M
     echo "kvbench errors + misses against memcached over all runs: $merr"
-    echo "latencies in ms, all measured by kvbench the same way; us/rq as above."
+    echo "latencies in ms, all measured by kvbench the same way; us/rq and paired as above"
+    echo "(memcached's run is one run away from kvd's in each round)."
 fi
 if [ -s "$TMP/rate" ]; then
     echo

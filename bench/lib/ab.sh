@@ -2,8 +2,10 @@
 # ab.sh - did a change to the library make it faster? An A/B of two builds
 # of kvbench_lib, alternating them RUNS times in fresh processes, so that a
 # slow moment of the host (this VM has them: see bench/README.md) hits both
-# alike; then the median over the runs of each build's median, and the
-# ratio new / base, per workload, key count, thread count and contender.
+# alike; then the median over the runs of each build's median, the ratio
+# new / base, and the median of the runs' own new / base ("paired"), per
+# workload, key count, thread count and contender. Short processes (one
+# key count and thread count, --rounds 1) and many runs pair best.
 #
 #   BASE=/path/to/base/build bash bench/lib/ab.sh [kvbench_lib options]
 #
@@ -52,23 +54,31 @@ echo
 echo "## medians over the runs (Mops/s), new / base"
 for side in base new; do
     for f in "$TMP"/$side-*.csv; do
-        awk -F, -v side=$side '$1 == "result" { print side "," $2 "," $3 "," $5 "," $6 "," $7 }' "$f"
+        run=${f##*-}
+        awk -F, -v side=$side -v run="${run%.csv}" \
+            '$1 == "result" { print side "," run "," $2 "," $3 "," $5 "," $6 "," $7 }' "$f"
     done
 done | python3 -c '
 import sys, statistics, collections
-d = collections.defaultdict(list)
+d = collections.defaultdict(dict)
 order = []
 for line in sys.stdin:
-    side, w, k, t, c, v = line.strip().split(",")
+    side, run, w, k, t, c, v = line.strip().split(",")
     key = (w, k, t, c)
     if key not in order:
         order.append(key)
-    d[(side,) + key].append(float(v))
-print("%-12s %8s %3s  %-8s %9s %9s %7s" % ("workload", "keys", "thr", "contender", "base", "new", "ratio"))
+    d[(side,) + key][run] = float(v)
+print("%-12s %8s %3s  %-8s %9s %9s %7s %7s" % ("workload", "keys", "thr", "contender", "base", "new",
+                                               "ratio", "paired"))
 for key in order:
     b, n = d.get(("base",) + key), d.get(("new",) + key)
     if not b or not n:
         continue
-    mb, mn = statistics.median(b), statistics.median(n)
-    print("%-12s %8s %3s  %-8s %9.3f %9.3f %7.2f" % (key + (mb, mn, mn / mb if mb else 0)))
+    mb, mn = statistics.median(b.values()), statistics.median(n.values())
+    pairs = [n[r] / b[r] for r in b if r in n and b[r]]
+    print("%-12s %8s %3s  %-8s %9.3f %9.3f %7.2f %7.2f" % (key + (mb, mn, mn / mb if mb else 0,
+                                                          statistics.median(pairs))))
+print("ratio = median of new / median of base; paired = median over the runs of new / base")
+print("within a run (its base and new processes follow each other: a slow spell of the")
+print("machine that spans them hits both)")
 '

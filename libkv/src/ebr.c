@@ -4,6 +4,7 @@
  */
 #include "ebr.h"
 
+#include <limits.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -137,6 +138,7 @@ struct scan_state {
     uint64_t epoch;
     bool blocked;
     size_t retired; /* bytes on all lists (approximate) */
+    unsigned pinned; /* threads in a read section at the scan */
 };
 
 static void check_slot(kv__slot *s, void *ctx)
@@ -145,22 +147,26 @@ static void check_slot(kv__slot *s, void *ctx)
     uint64_t v = atomic_load(&s->epoch);
     if ((v & 1) && (v >> 1) != st->epoch)
         st->blocked = true;
+    st->pinned += (unsigned)(v & 1);
     st->retired += kv__ebr_slot_bytes(s);
 }
 
-/* Advances E by one if every pinned thread has seen the current E. Adds
- * the bytes retired on all lists to *retired. */
-static uint64_t try_advance(kv__ebr *ebr, size_t *retired)
+/* Advances E by one if every pinned thread has seen the current E. Sets
+ * *retired to the bytes retired on all lists and *pinned to the threads
+ * found in a read section (either may be NULL). */
+static uint64_t try_advance(kv__ebr *ebr, size_t *retired, unsigned *pinned)
 {
     /* Make every reader's pin store visible before the scan (ebr.h). If
      * the call fails, treat the scan as blocked rather than guess. */
     if (kv__ebr_asymmetric &&
         syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
         return atomic_load(&ebr->epoch);
-    struct scan_state st = {atomic_load(&ebr->epoch), false, 0};
+    struct scan_state st = {atomic_load(&ebr->epoch), false, 0, 0};
     kv__slot_each(ebr->slots, check_slot, &st);
     if (retired)
         *retired = st.retired;
+    if (pinned)
+        *pinned = st.pinned;
     if (st.blocked)
         return st.epoch;
     uint64_t e = st.epoch;
@@ -171,11 +177,11 @@ static uint64_t try_advance(kv__ebr *ebr, size_t *retired)
 
 /* Advances E toward need, at most three steps (each one a scan): an entry
  * retired pinned at p has r = p + 1 while E may still be p. */
-static uint64_t advance_toward(kv__ebr *ebr, uint64_t need, size_t *retired)
+static uint64_t advance_toward(kv__ebr *ebr, uint64_t need, size_t *retired, unsigned *pinned)
 {
     uint64_t e = atomic_load(&ebr->epoch);
     for (int i = 0; i < 3 && e < need; i++) {
-        uint64_t now = try_advance(ebr, retired);
+        uint64_t now = try_advance(ebr, retired, pinned);
         if (now == e)
             break; /* a reader holds it back */
         e = now;
@@ -245,10 +251,18 @@ static size_t help_others(kv__ebr *ebr, kv__slot *self, uint64_t e, size_t max)
 
 void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
 {
-    /* An attempt costs a membarrier (an interrupt on every CPU running the
-     * process), so make one per KV__EBR_BATCH retires, not one per write
-     * while the list waits; only a lot of retired memory justifies more. */
-    if (s->since_collect < KV__EBR_BATCH && kv__ebr_slot_bytes(s) < KV__EBR_BATCH_BYTES)
+    /* An attempt costs up to three membarriers, each an interrupt on
+     * every other CPU that runs one of the process's threads, so make one
+     * per batch of retires, not one per write while the list waits; only
+     * a lot of retired memory justifies more. The batch is KV__EBR_BATCH
+     * retires while the thread writes alone, KV__EBR_BATCH_SHARED once the
+     * last scan found another thread in a read section. Not always the
+     * bigger: what a batch retires is what the slab hands out again, and
+     * a bigger batch hands it out colder (on one thread 8192 made 4-key
+     * multi-sets at 1M keys 11% slower; on two, with the interrupts, sets
+     * and multi-sets 7-12% faster: bench/results/ebr-batch-1.txt). */
+    size_t every = s->collect_every ? s->collect_every : KV__EBR_BATCH; /* 0: a new slot */
+    if (s->since_collect < every && kv__ebr_slot_bytes(s) < KV__EBR_BATCH_BYTES)
         return;
     s->since_collect = 0;
     limbo_lock(s);
@@ -256,8 +270,13 @@ void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
     limbo_unlock(s);
     uint64_t e = atomic_load(&ebr->epoch);
     size_t retired = 0;
+    unsigned pinned = UINT_MAX;
     if (last && last + 2 > e)
-        e = advance_toward(ebr, last + 2, &retired);
+        e = advance_toward(ebr, last + 2, &retired, &pinned);
+    if (pinned != UINT_MAX) { /* it scanned: anyone else in a read section? */
+        unsigned self = (unsigned)(atomic_load_explicit(&s->epoch, memory_order_relaxed) & 1);
+        s->collect_every = pinned > self ? KV__EBR_BATCH_SHARED : KV__EBR_BATCH;
+    }
     limbo_lock(s);
     free_safe(s, s, e, SIZE_MAX);
     limbo_unlock(s);
@@ -288,7 +307,7 @@ size_t kv__ebr_reclaim_all(kv__ebr *ebr, kv__slot *self)
     kv__slot_each(ebr->slots, newest_slot, &last);
     uint64_t e = atomic_load(&ebr->epoch);
     if (last && last + 2 > e)
-        e = advance_toward(ebr, last + 2, NULL);
+        e = advance_toward(ebr, last + 2, NULL, NULL);
     limbo_lock(self);
     free_safe(self, self, e, SIZE_MAX);
     limbo_unlock(self);

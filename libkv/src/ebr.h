@@ -22,8 +22,9 @@
  * every CPU running this process's threads, so every pin already stored is
  * visible to its scan. Kernels without it fall back to a seq_cst exchange
  * per pin. Readers write only their own slot and never wait. Writers scan
- * the slots only every KV__EBR_BATCH retires (or KV__EBR_BATCH_BYTES of
- * retired memory, so a retired index goes quickly).
+ * the slots only every KV__EBR_BATCH retires, KV__EBR_BATCH_SHARED while
+ * other threads are in read sections (or KV__EBR_BATCH_BYTES of retired
+ * memory, so a retired index goes quickly).
  *
  * Prompt freeing: an attempt advances E up to three times (r + 2 is
  * reachable at once when no reader holds it back; a change retires with
@@ -50,6 +51,7 @@
 #include "thread_slot.h"
 
 #define KV__EBR_BATCH 2048
+#define KV__EBR_BATCH_SHARED 8192 /* the batch while other threads run (ebr.c) */
 #define KV__EBR_BATCH_BYTES ((size_t)1 << 20)
 #define KV__EBR_HELP_BYTES ((size_t)16 << 20)
 #define KV__EBR_HELP_SLICE 4096 /* entries a writer frees per other list */
@@ -139,7 +141,8 @@ size_t kv__ebr_slot_bytes(kv__slot *s);
 void kv__ebr_free_plain(kv__slot *s, void *ptr, size_t bytes);
 
 /* Frees what this slot's retired list can free now, advancing the epoch if
- * possible (at most once per KV__EBR_BATCH retires unless much memory
+ * possible (at most once per KV__EBR_BATCH retires, or
+ * KV__EBR_BATCH_SHARED while other threads run, unless much memory
  * waits). Call with no read section open on this thread. */
 void kv__ebr_collect(kv__ebr *ebr, kv__slot *s);
 

@@ -82,6 +82,7 @@ typedef struct kv__slot {
      * read by anyone (relaxed) to find lists worth collecting */
     _Atomic size_t limbo_in, limbo_out;
     size_t since_collect; /* retires since the last collection attempt (owner only) */
+    size_t collect_every; /* retires between attempts (owner only; ebr.c) */
     _Atomic uint64_t counters[KV__C_COUNT];
     /* apply.c: the revision of this thread's last change (owner only), so
      * that one thread's changes take increasing revisions */

@@ -1,0 +1,96 @@
+/*
+ * test_ebr.c - the reclaimer's batching, white-box (ebr.h): a writer
+ * attempts a collection (up to three membarriers, each an interrupt on
+ * every other CPU that runs one of the process's threads) every
+ * KV__EBR_BATCH retires while it runs alone, every KV__EBR_BATCH_SHARED
+ * once its last scan found another thread in a read section, and goes back
+ * to KV__EBR_BATCH when that thread has left it.
+ */
+#include <pthread.h>
+
+#include "ebr.h"
+#include "kvtest.h"
+#include "store.h"
+
+struct hold {
+    kv_store *s;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int pinned, release;
+};
+
+static void set_flag(struct hold *h, int *flag)
+{
+    pthread_mutex_lock(&h->lock);
+    *flag = 1;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void wait_flag(struct hold *h, int *flag)
+{
+    pthread_mutex_lock(&h->lock);
+    while (!*flag)
+        pthread_cond_wait(&h->cond, &h->lock);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void hold_cb(void *ctx, const void *val, size_t vlen, uint64_t version)
+{
+    (void)val, (void)vlen, (void)version;
+    struct hold *h = ctx;
+    set_flag(h, &h->pinned);
+    wait_flag(h, &h->release); /* the read section stays open until then */
+}
+
+static void *reader(void *arg)
+{
+    struct hold *h = arg;
+    kv_get_with(h->s, "held", 4, hold_cb, h);
+    return NULL;
+}
+
+/* n sets of one key: n - 1 retired items at least (the first may create it). */
+static void overwrite(kv_store *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        KVT_CHECK(kv_set(s, "k", 1, &i, sizeof i, NULL) == KV_OK, "set %zu", i);
+}
+
+Test(ebr, a_writer_collects_less_often_while_another_thread_reads)
+{
+    struct hold h = {.s = kvt_open(NULL)};
+    pthread_mutex_init(&h.lock, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    cr_assert_eq(kv_set(h.s, "held", 4, "v", 1, NULL), KV_OK);
+    kv__slot *me = kv__slot_get(&h.s->slots); /* the slot this thread's writes use */
+    cr_assert_not_null(me);
+
+    /* Alone: a scan finds nobody else, the batch is the small one. */
+    overwrite(h.s, KV__EBR_BATCH + 16);
+    cr_assert_eq(me->collect_every, (size_t)KV__EBR_BATCH, "alone: every %zu retires",
+                 me->collect_every);
+
+    /* Another thread in a read section at the next scan. */
+    pthread_t r;
+    cr_assert_eq(pthread_create(&r, NULL, reader, &h), 0);
+    wait_flag(&h, &h.pinned);
+    overwrite(h.s, KV__EBR_BATCH);
+    cr_assert_eq(me->collect_every, (size_t)KV__EBR_BATCH_SHARED,
+                 "with a reader pinned: every %zu retires", me->collect_every);
+
+    /* It leaves: the next scan (a batch later) finds nobody again. */
+    set_flag(&h, &h.release);
+    pthread_join(r, NULL);
+    overwrite(h.s, KV__EBR_BATCH_SHARED);
+    cr_assert_eq(me->collect_every, (size_t)KV__EBR_BATCH, "alone again: every %zu retires",
+                 me->collect_every);
+
+    /* What the reader held back is freed now. */
+    uint64_t left = 1;
+    cr_assert_eq(kv_reclaim(h.s, &left), KV_OK);
+    cr_assert_eq(left, 0, "%llu bytes still retired", (unsigned long long)left);
+    pthread_cond_destroy(&h.cond);
+    pthread_mutex_destroy(&h.lock);
+    kv_close(h.s);
+}

@@ -258,9 +258,10 @@ void kv__ebr_collect(kv__ebr *ebr, kv__slot *s)
      * retires while the thread writes alone, KV__EBR_BATCH_SHARED once the
      * last scan found another thread in a read section. Not always the
      * bigger: what a batch retires is what the slab hands out again, and
-     * a bigger batch hands it out colder (on one thread 8192 made 4-key
-     * multi-sets at 1M keys 11% slower; on two, with the interrupts, sets
-     * and multi-sets 7-12% faster: bench/results/ebr-batch-1.txt). */
+     * a bigger batch hands it out colder (a fixed 8192 made one thread's
+     * 4-key multi-sets slower in a first try; this rule made two threads'
+     * writes 2-12% faster and one thread's no slower:
+     * bench/results/ebr-batch-1.txt). */
     size_t every = s->collect_every ? s->collect_every : KV__EBR_BATCH; /* 0: a new slot */
     if (s->since_collect < every && kv__ebr_slot_bytes(s) < KV__EBR_BATCH_BYTES)
         return;

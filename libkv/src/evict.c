@@ -150,6 +150,9 @@ int kv__evict_configure(kv_store *s, uint64_t max_memory, int policy)
      * pages are touched as items are carved). */
     if (max_memory < KV__EVICT_BIG_CHUNKS_FROM)
         s->slab.big_after = SIZE_MAX;
+    /* Free blocks a writer keeps are memory the others cannot use: no
+     * more than the drift each writer's count has before it sums again. */
+    kv__slab_bound_keep(&s->slab, max_memory / KV__EVICT_TICKS);
     return KV_OK;
 }
 

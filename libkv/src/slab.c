@@ -32,8 +32,20 @@ void kv__slab_init(kv__slab *slab, int huge)
     slab->nchunks = 0;
     slab->big_after = KV__SLAB_BIG_AFTER;
     slab->huge = huge;
-    for (size_t c = 0; c < KV__SLAB_CLASSES; c++)
+    for (size_t c = 0; c < KV__SLAB_CLASSES; c++) {
         slab->depot[c] = NULL;
+        slab->keep[c] = KV__SLAB_KEEP;
+    }
+}
+
+void kv__slab_bound_keep(kv__slab *slab, size_t bytes)
+{
+    for (size_t c = 0; c < KV__SLAB_CLASSES; c++) {
+        size_t n = bytes / (8 * (c + 1));
+        if (n < 2 * KV__SLAB_BATCH)
+            n = 2 * KV__SLAB_BATCH;
+        slab->keep[c] = n < KV__SLAB_KEEP ? (unsigned)n : KV__SLAB_KEEP;
+    }
 }
 
 void kv__slab_destroy(kv__slab *slab)
@@ -157,6 +169,7 @@ void *kv__slab_alloc(kv__slab *slab, kv__slab_cache *cache, size_t size)
 {
     size_t block = kv__slab_block(size ? size : 1);
     size_t cls = block / 8 - 1;
+    cache->keep[cls] = slab->keep[cls];
     void *p = cache->free[cls];
     if (!p && depot_take(slab, cache, cls))
         p = cache->free[cls];
@@ -188,6 +201,7 @@ void kv__slab_free(kv__slab_cache *cache, void *block, size_t size)
     *(void **)block = cache->free[cls];
     cache->free[cls] = block;
     POISON((char *)block + sizeof(void *), b - sizeof(void *));
-    if (++cache->nfree[cls] >= 2 * KV__SLAB_BATCH && cls > 0 && cache->slab)
+    unsigned keep = cache->keep[cls] ? cache->keep[cls] : 2 * KV__SLAB_BATCH;
+    if (++cache->nfree[cls] >= keep && cls > 0 && cache->slab)
         depot_give(cache, cls);
 }

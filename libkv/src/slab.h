@@ -18,8 +18,14 @@
  * class grows past 2 * KV__SLAB_BATCH blocks hands KV__SLAB_BATCH of them
  * to the slab's depot, and a thread whose list is empty takes a batch from
  * the depot before carving new memory (the magazine and depot layers of
- * Bonwick and Adams, "Magazines and Vmem", USENIX 2001). Chunks are
- * returned to the system when the store closes.
+ * Bonwick and Adams, "Magazines and Vmem", USENIX 2001). A thread that
+ * also allocates blocks of the class keeps up to KV__SLAB_KEEP of them
+ * instead (fewer under a small memory limit: kv__slab_bound_keep): a writer frees what it retired a batch at a time (ebr.h: up to
+ * 8192 blocks at once) and allocates them again over the next batch, and
+ * through the depot each batch of 64 went through a lock that every
+ * writer takes (two writers' 4-key multi-sets ran 17% faster without:
+ * bench/results/slab-keep-1.txt). Chunks are returned to the system when
+ * the store closes.
  *
  * Under AddressSanitizer free blocks are poisoned, so a use after free is
  * still caught.
@@ -37,6 +43,9 @@
 #define KV__SLAB_BIG_CHUNK ((size_t)2 << 20)
 #define KV__SLAB_BIG_AFTER 8u
 #define KV__SLAB_BATCH 64u /* blocks moved to or from the depot at once */
+/* a class's free blocks a thread keeps once it allocates that class too:
+ * twice the biggest batch a writer frees at once (KV__EBR_BATCH_SHARED) */
+#define KV__SLAB_KEEP 16384u
 
 typedef struct kv__slab {
     pthread_mutex_t lock;
@@ -46,6 +55,9 @@ typedef struct kv__slab {
      * with a small memory limit never takes them: evict.c) */
     size_t big_after;
     int huge; /* kv_huge_pages: whether big chunks are advised (slab.c) */
+    /* per class, the free blocks a thread that allocates the class keeps
+     * (KV__SLAB_KEEP, less under a memory limit: kv__slab_bound_keep) */
+    unsigned keep[KV__SLAB_CLASSES];
     /* under lock: batches of free blocks per class, each a list linked
      * through the blocks' first words, the batches linked through their
      * first block's second word (classes 1 and up: blocks of >= 16 bytes) */
@@ -56,6 +68,9 @@ typedef struct kv__slab {
 typedef struct kv__slab_cache {
     void *free[KV__SLAB_CLASSES]; /* class c holds blocks of 8 * (c + 1) */
     unsigned nfree[KV__SLAB_CLASSES];
+    /* 2 * KV__SLAB_BATCH, or the slab's keep once this thread allocated
+     * from the class (0: not set yet, the same as the former) */
+    unsigned keep[KV__SLAB_CLASSES];
     kv__slab *slab; /* the depot to give long lists to (set with the slot) */
     char *carve;
     size_t carve_left;
@@ -74,6 +89,10 @@ static inline size_t kv__slab_block(size_t size)
 
 /* huge: kv_huge_pages, whether big chunks are advised to be huge pages. */
 void kv__slab_init(kv__slab *slab, int huge);
+/* Bounds what a thread keeps of each class to about bytes (at least
+ * 2 * KV__SLAB_BATCH blocks): a store under a memory limit keeps no more
+ * than a writer's count may drift from it (evict.h). */
+void kv__slab_bound_keep(kv__slab *slab, size_t bytes);
 /* Frees every chunk: all blocks die with them. */
 void kv__slab_destroy(kv__slab *slab);
 

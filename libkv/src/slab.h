@@ -20,12 +20,13 @@
  * the depot before carving new memory (the magazine and depot layers of
  * Bonwick and Adams, "Magazines and Vmem", USENIX 2001). A thread that
  * also allocates blocks of the class keeps up to KV__SLAB_KEEP of them
- * instead (fewer under a small memory limit: kv__slab_bound_keep): a writer frees what it retired a batch at a time (ebr.h: up to
- * 8192 blocks at once) and allocates them again over the next batch, and
- * through the depot each batch of 64 went through a lock that every
- * writer takes (two writers' 4-key multi-sets ran 17% faster without:
- * bench/results/slab-keep-1.txt). Chunks are returned to the system when
- * the store closes.
+ * instead (fewer under a small memory limit: kv__slab_bound_keep): a
+ * writer frees what it retired a batch at a time (ebr.h: up to 8192
+ * blocks at once) and allocates them again over the next batch, and
+ * through the depot every 64 of them went through a lock that every
+ * writer takes (without it one writer's sets ran up to 12% faster, two
+ * writers' 4-key multi-sets 13-19%: bench/results/slab-keep-1.txt).
+ * Chunks are returned to the system when the store closes.
  *
  * Under AddressSanitizer free blocks are poisoned, so a use after free is
  * still caught.

@@ -110,8 +110,9 @@ Test(slab, under_a_memory_limit_a_writer_keeps_less)
     kv__slab_cache writer = {.slab = &slab};
     size_t n = 3000;
     free_n(&writer, alloc_n(&slab, &writer, n), n);
-    cr_assert_lt(writer.nfree[CLS], bytes / SIZE, "kept %u blocks of %u bytes under a %zu-byte bound",
-                 writer.nfree[CLS], SIZE, bytes);
+    cr_assert_lt(writer.nfree[CLS], bytes / SIZE,
+                 "kept %u blocks of %u bytes under a %zu-byte bound", writer.nfree[CLS], SIZE,
+                 bytes);
     cr_assert_eq(writer.nfree[CLS] + depot_blocks(&slab), n);
 
     /* Never below what a thread that only frees keeps. */

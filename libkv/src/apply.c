@@ -850,6 +850,8 @@ int kv__apply(kv_store *s, const kv__batch *b, kv__outcome *out)
             stripes[nstripes++] = st;
     }
 
+    kv__stripes_prefetch(s->stripes, stripes, nstripes);
+
     /* New keys per segment of the index, to reserve room for. */
     kv__reservations resv;
     resv.nsegs = kv__nsegs(s);

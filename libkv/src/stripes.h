@@ -74,6 +74,24 @@ static inline unsigned kv__stripe_of(uint64_t hash)
     return (unsigned)(hash >> 16) & (KV__NSTRIPES - 1);
 }
 
+/* Starts fetching the lines of stripes ids for writing, before a writer
+ * of several keys takes them: with two writers, a stripe's line was as
+ * often as not written last by the other core, and kv__lock_take would
+ * wait for each transfer in turn (PREFETCHW asks for the line exclusive;
+ * x86-64 CPUs without it run the opcode as a no-op). Two writers' 4-key
+ * multi-sets ran 4% faster with it, one-key sets no faster
+ * (bench/results/stripe-prefetch-1.txt). */
+static inline void kv__stripes_prefetch(const kv__stripe *stripes, const unsigned *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+#if defined(__x86_64__)
+        __asm__ volatile("prefetchw %0" : : "m"(*(const char *)&stripes[ids[i]]));
+#else
+        __builtin_prefetch(&stripes[ids[i]], 1);
+#endif
+    }
+}
+
 /* Allocates and initialises the stripes; NULL on out-of-memory. */
 kv__stripe *kv__stripes_new(void);
 void kv__stripes_free(kv__stripe *stripes);

@@ -9,6 +9,7 @@
 #define KVTEST_H
 
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,43 @@ static inline void kvt_expect_same_data(const kv_metrics *a, const kv_metrics *b
     cr_assert_eq(a->revision, b->revision, "revision changed: %llu -> %llu",
                  (unsigned long long)a->revision,
                  (unsigned long long)b->revision);
+}
+
+/* Flags that test threads raise and wait for, to stage who does what when
+ * (a reader held inside a read section, a writer that has finished...). */
+typedef struct kvt_flags {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+} kvt_flags;
+
+static inline void kvt_flags_init(kvt_flags *f)
+{
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->cond, NULL);
+}
+
+static inline void kvt_flags_destroy(kvt_flags *f)
+{
+    pthread_cond_destroy(&f->cond);
+    pthread_mutex_destroy(&f->lock);
+}
+
+/* Sets *flag (guarded by f) and wakes its waiters. */
+static inline void kvt_flag_raise(kvt_flags *f, int *flag)
+{
+    pthread_mutex_lock(&f->lock);
+    *flag = 1;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* Waits until *flag (guarded by f) is set. */
+static inline void kvt_flag_wait(kvt_flags *f, int *flag)
+{
+    pthread_mutex_lock(&f->lock);
+    while (!*flag)
+        pthread_cond_wait(&f->cond, &f->lock);
+    pthread_mutex_unlock(&f->lock);
 }
 
 #endif /* KVTEST_H */

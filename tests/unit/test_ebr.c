@@ -14,33 +14,16 @@
 
 struct hold {
     kv_store *s;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    kvt_flags f;
     int pinned, release;
 };
-
-static void set_flag(struct hold *h, int *flag)
-{
-    pthread_mutex_lock(&h->lock);
-    *flag = 1;
-    pthread_cond_broadcast(&h->cond);
-    pthread_mutex_unlock(&h->lock);
-}
-
-static void wait_flag(struct hold *h, int *flag)
-{
-    pthread_mutex_lock(&h->lock);
-    while (!*flag)
-        pthread_cond_wait(&h->cond, &h->lock);
-    pthread_mutex_unlock(&h->lock);
-}
 
 static void hold_cb(void *ctx, const void *val, size_t vlen, uint64_t version)
 {
     (void)val, (void)vlen, (void)version;
     struct hold *h = ctx;
-    set_flag(h, &h->pinned);
-    wait_flag(h, &h->release); /* the read section stays open until then */
+    kvt_flag_raise(&h->f, &h->pinned);
+    kvt_flag_wait(&h->f, &h->release); /* the read section stays open until then */
 }
 
 static void *reader(void *arg)
@@ -60,8 +43,7 @@ static void overwrite(kv_store *s, size_t n)
 Test(ebr, a_writer_collects_less_often_while_another_thread_reads)
 {
     struct hold h = {.s = kvt_open(NULL)};
-    pthread_mutex_init(&h.lock, NULL);
-    pthread_cond_init(&h.cond, NULL);
+    kvt_flags_init(&h.f);
     cr_assert_eq(kv_set(h.s, "held", 4, "v", 1, NULL), KV_OK);
     kv__slot *me = kv__slot_get(&h.s->slots); /* the slot this thread's writes use */
     cr_assert_not_null(me);
@@ -74,13 +56,13 @@ Test(ebr, a_writer_collects_less_often_while_another_thread_reads)
     /* Another thread in a read section at the next scan. */
     pthread_t r;
     cr_assert_eq(pthread_create(&r, NULL, reader, &h), 0);
-    wait_flag(&h, &h.pinned);
+    kvt_flag_wait(&h.f, &h.pinned);
     overwrite(h.s, KV__EBR_BATCH);
     cr_assert_eq(me->collect_every, (size_t)KV__EBR_BATCH_SHARED,
                  "with a reader pinned: every %zu retires", me->collect_every);
 
     /* It leaves: the next scan (a batch later) finds nobody again. */
-    set_flag(&h, &h.release);
+    kvt_flag_raise(&h.f, &h.release);
     pthread_join(r, NULL);
     overwrite(h.s, KV__EBR_BATCH_SHARED);
     cr_assert_eq(me->collect_every, (size_t)KV__EBR_BATCH, "alone again: every %zu retires",
@@ -90,7 +72,6 @@ Test(ebr, a_writer_collects_less_often_while_another_thread_reads)
     uint64_t left = 1;
     cr_assert_eq(kv_reclaim(h.s, &left), KV_OK);
     cr_assert_eq(left, 0, "%llu bytes still retired", (unsigned long long)left);
-    pthread_cond_destroy(&h.cond);
-    pthread_mutex_destroy(&h.lock);
+    kvt_flags_destroy(&h.f);
     kv_close(h.s);
 }

@@ -75,33 +75,16 @@ Test(reclaim, mass_delete_is_freed_by_the_deleting_thread)
 
 struct scene {
     kv_store *s;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    kvt_flags f;
     int pinned, release, deleted, quit;
 };
-
-static void wait_for(struct scene *sc, int *flag)
-{
-    pthread_mutex_lock(&sc->lock);
-    while (!*flag)
-        pthread_cond_wait(&sc->cond, &sc->lock);
-    pthread_mutex_unlock(&sc->lock);
-}
-
-static void raise_flag(struct scene *sc, int *flag)
-{
-    pthread_mutex_lock(&sc->lock);
-    *flag = 1;
-    pthread_cond_broadcast(&sc->cond);
-    pthread_mutex_unlock(&sc->lock);
-}
 
 static void hold_cb(void *ctx, const void *val, size_t vlen, uint64_t version)
 {
     (void)val, (void)vlen, (void)version;
     struct scene *sc = ctx;
-    raise_flag(sc, &sc->pinned);
-    wait_for(sc, &sc->release); /* the read section stays open until then */
+    kvt_flag_raise(&sc->f, &sc->pinned);
+    kvt_flag_wait(&sc->f, &sc->release); /* the read section stays open until then */
 }
 
 static void *reader(void *arg)
@@ -114,23 +97,22 @@ static void *reader(void *arg)
 static void *writer(void *arg)
 {
     struct scene *sc = arg;
-    wait_for(sc, &sc->pinned);
+    kvt_flag_wait(&sc->f, &sc->pinned);
     delete_all(sc->s);
-    raise_flag(sc, &sc->deleted);
-    wait_for(sc, &sc->quit); /* alive, but never writes again */
+    kvt_flag_raise(&sc->f, &sc->deleted);
+    kvt_flag_wait(&sc->f, &sc->quit); /* alive, but never writes again */
     return NULL;
 }
 
 Test(reclaim, idle_writers_memory_is_freed_by_another_thread)
 {
     struct scene sc = {.s = kvt_open(NULL)};
-    pthread_mutex_init(&sc.lock, NULL);
-    pthread_cond_init(&sc.cond, NULL);
+    kvt_flags_init(&sc.f);
     fill(sc.s);
     pthread_t r, w;
     cr_assert_eq(pthread_create(&r, NULL, reader, &sc), 0);
     cr_assert_eq(pthread_create(&w, NULL, writer, &sc), 0);
-    wait_for(&sc, &sc.deleted);
+    kvt_flag_wait(&sc.f, &sc.deleted);
 
     /* The reader may still see the values: nothing may be freed. */
     uint64_t left = 0;
@@ -138,7 +120,7 @@ Test(reclaim, idle_writers_memory_is_freed_by_another_thread)
     cr_assert_geq(left, (uint64_t)NBIG * BIG, "only %llu bytes retired while a reader is pinned",
                   (unsigned long long)left);
 
-    raise_flag(&sc, &sc.release);
+    kvt_flag_raise(&sc.f, &sc.release);
     pthread_join(r, NULL);
     /* The writer is idle; this thread frees its list. */
     cr_assert_geq(retired_now(sc.s), (uint64_t)NBIG * BIG);
@@ -146,10 +128,9 @@ Test(reclaim, idle_writers_memory_is_freed_by_another_thread)
     cr_assert_eq(left, 0, "%llu bytes still retired", (unsigned long long)left);
     cr_assert_eq(retired_now(sc.s), 0);
 
-    raise_flag(&sc, &sc.quit);
+    kvt_flag_raise(&sc.f, &sc.quit);
     pthread_join(w, NULL);
-    pthread_cond_destroy(&sc.cond);
-    pthread_mutex_destroy(&sc.lock);
+    kvt_flags_destroy(&sc.f);
     kv_close(sc.s);
 }
 

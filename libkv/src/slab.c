@@ -5,6 +5,7 @@
 
 #include "kv.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -121,11 +122,33 @@ static void **batch_link(void *head)
     return (void **)head + 1;
 }
 
-/* Takes a batch of class cls from the depot into the empty list. */
+/* Makes room for at least want blocks on the stack of class cls: doubles
+ * it, from 2 * KV__SLAB_BATCH. False if out of memory. */
+static bool stack_grow(kv__slab_cache *cache, size_t cls, unsigned want)
+{
+    unsigned cap = cache->cap[cls] ? cache->cap[cls] : 2 * KV__SLAB_BATCH;
+    while (cap < want) {
+        if (cap > UINT_MAX / 2)
+            return false;
+        cap *= 2;
+    }
+    if (cap <= cache->cap[cls])
+        return true;
+    void **v = realloc(cache->free[cls], cap * sizeof *v);
+    if (!v)
+        return false;
+    cache->free[cls] = v;
+    cache->cap[cls] = cap;
+    return true;
+}
+
+/* Takes a batch of class cls from the depot onto the empty stack. */
 static bool depot_take(kv__slab *slab, kv__slab_cache *cache, size_t cls)
 {
     if (cls == 0 || !__atomic_load_n(&slab->depot[cls], __ATOMIC_RELAXED))
         return false; /* a racy peek: a miss only means carving a block */
+    if (!stack_grow(cache, cls, KV__SLAB_BATCH))
+        return false;
     pthread_mutex_lock(&slab->lock);
     void *head = slab->depot[cls];
     if (head) {
@@ -135,32 +158,37 @@ static bool depot_take(kv__slab *slab, kv__slab_cache *cache, size_t cls)
     pthread_mutex_unlock(&slab->lock);
     if (!head)
         return false;
-    POISON(batch_link(head), sizeof(void *));
-    cache->free[cls] = head;
+    /* Pushed last to first, so that they are handed out in list order. */
+    void **stack = cache->free[cls];
+    void *b = head;
+    for (unsigned i = KV__SLAB_BATCH; i-- > 0;) {
+        UNPOISON(b, sizeof(void *));
+        stack[i] = b;
+        void *next = *(void **)b;
+        POISON(b, 2 * sizeof(void *));
+        b = next;
+    }
     cache->nfree[cls] = KV__SLAB_BATCH;
     return true;
 }
 
-/* Moves KV__SLAB_BATCH blocks of class cls from the list to the depot. */
+/* Moves the top KV__SLAB_BATCH blocks of class cls's stack to the depot,
+ * as a list linked through their first words. */
 static void depot_give(kv__slab_cache *cache, size_t cls)
 {
-    void *head = cache->free[cls], *last = head;
-    for (unsigned i = 1; i < KV__SLAB_BATCH; i++) {
-        UNPOISON(last, sizeof(void *));
-        last = *(void **)last;
+    void **top = cache->free[cls] + cache->nfree[cls] - KV__SLAB_BATCH;
+    for (unsigned i = 0; i < KV__SLAB_BATCH; i++) {
+        UNPOISON(top[i], 2 * sizeof(void *));
+        *(void **)top[i] = i + 1 < KV__SLAB_BATCH ? top[i + 1] : NULL;
     }
-    UNPOISON(last, sizeof(void *));
-    cache->free[cls] = *(void **)last;
-    *(void **)last = NULL;
-    POISON(last, sizeof(void *));
     cache->nfree[cls] -= KV__SLAB_BATCH;
+    void *head = top[0];
     kv__slab *slab = cache->slab;
     pthread_mutex_lock(&slab->lock);
-    UNPOISON(batch_link(head), sizeof(void *));
     *batch_link(head) = slab->depot[cls];
     /* Poisoned before it is published: once the lock is released another
      * thread may take the batch and hand head out as a live item. */
-    POISON(head, 2 * sizeof(void *));
+    POISON(batch_link(head), sizeof(void *));
     __atomic_store_n(&slab->depot[cls], head, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&slab->lock);
 }
@@ -170,24 +198,25 @@ void *kv__slab_alloc(kv__slab *slab, kv__slab_cache *cache, size_t size)
     size_t block = kv__slab_block(size ? size : 1);
     size_t cls = block / 8 - 1;
     cache->keep[cls] = slab->keep[cls];
-    void *p = cache->free[cls];
-    if (!p && depot_take(slab, cache, cls))
-        p = cache->free[cls];
-    if (p) {
-        UNPOISON(p, sizeof(void *));
-        cache->free[cls] = *(void **)p;
-        if (cache->nfree[cls])
-            cache->nfree[cls]--;
-        /* Free blocks go cold between the free and their reuse; fetch the
-         * next one now so the next allocation does not wait on its link.
-         * (A read prefetch: the line may hold live items other cores read.) */
-        __builtin_prefetch(cache->free[cls], 0);
+    unsigned n = cache->nfree[cls];
+    if (!n && depot_take(slab, cache, cls))
+        n = cache->nfree[cls];
+    if (n) {
+        void **stack = cache->free[cls];
+        void *p = stack[--n];
+        cache->nfree[cls] = n;
+        /* Free blocks go cold between the free and their reuse; start
+         * fetching the one KV__SLAB_AHEAD allocations on now (a multi-key
+         * change allocates its items back to back). A read prefetch: the
+         * line may hold live items other cores read. */
+        if (n >= KV__SLAB_AHEAD)
+            __builtin_prefetch(stack[n - KV__SLAB_AHEAD], 0);
         UNPOISON(p, block);
         return p;
     }
     if (cache->carve_left < block && !new_chunk(slab, cache))
         return NULL;
-    p = cache->carve;
+    void *p = cache->carve;
     cache->carve += block;
     cache->carve_left -= block;
     UNPOISON(p, block);
@@ -198,10 +227,29 @@ void kv__slab_free(kv__slab_cache *cache, void *block, size_t size)
 {
     size_t b = kv__slab_block(size ? size : 1);
     size_t cls = b / 8 - 1;
-    *(void **)block = cache->free[cls];
-    cache->free[cls] = block;
-    POISON((char *)block + sizeof(void *), b - sizeof(void *));
+    POISON(block, b);
+    bool depot = cls > 0 && cache->slab;
     unsigned keep = cache->keep[cls] ? cache->keep[cls] : 2 * KV__SLAB_BATCH;
-    if (++cache->nfree[cls] >= keep && cls > 0 && cache->slab)
+    if (depot && cache->nfree[cls] >= keep)
         depot_give(cache, cls);
+    if (cache->nfree[cls] == cache->cap[cls] && !stack_grow(cache, cls, cache->nfree[cls] + 1)) {
+        if (depot && cache->nfree[cls] >= KV__SLAB_BATCH) {
+            depot_give(cache, cls);
+        } else {
+            /* Out of memory for the stack, and too few blocks for the
+             * depot: the block stays in its chunk, unused until the store
+             * closes (freeing cannot fail). */
+            return;
+        }
+    }
+    cache->free[cls][cache->nfree[cls]++] = block;
+}
+
+void kv__slab_cache_release(kv__slab_cache *cache)
+{
+    for (size_t c = 0; c < KV__SLAB_CLASSES; c++) {
+        free(cache->free[c]);
+        cache->free[c] = NULL;
+        cache->nfree[c] = cache->cap[c] = 0;
+    }
 }

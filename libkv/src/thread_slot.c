@@ -134,8 +134,10 @@ void kv__slot_dir_free(kv__slot_dir *dir)
         kv__slot *chunk = atomic_load_explicit(&dir->chunks[c], memory_order_relaxed);
         if (!chunk)
             continue;
-        for (unsigned i = 0; i < KV__SLOTS_PER_CHUNK; i++)
+        for (unsigned i = 0; i < KV__SLOTS_PER_CHUNK; i++) {
             free(chunk[i].limbo);
+            kv__slab_cache_release(&chunk[i].cache);
+        }
         free(chunk);
     }
 }

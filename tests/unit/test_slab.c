@@ -1,10 +1,11 @@
 /*
- * test_slab.c - the item allocator's per-thread lists, white-box (slab.h):
+ * test_slab.c - the item allocator's per-thread stacks, white-box (slab.h):
  * a thread that only frees blocks of a size class hands all but
  * 2 * KV__SLAB_BATCH of them to the depot, where other threads find them;
  * a thread that also allocates the class keeps up to KV__SLAB_KEEP (the
  * blocks a writer frees a batch at a time and allocates again), and hands
- * the rest to the depot; under a memory limit it keeps less (kv__slab_bound_keep).
+ * the rest to the depot; under a memory limit it keeps less (kv__slab_bound_keep);
+ * and a block comes back from a stack or the depot once, the last freed first.
  */
 #include "kvtest.h"
 #include "slab.h"
@@ -75,6 +76,9 @@ Test(slab, a_thread_that_only_frees_hands_its_blocks_to_the_depot)
     cr_assert_eq(other.carve, carve_before, "a new block was carved: the depot was not used");
     cr_assert_eq(other.nfree[CLS], KV__SLAB_BATCH - 1);
     kv__slab_free(&other, p, SIZE);
+    kv__slab_cache_release(&writer);
+    kv__slab_cache_release(&deleter);
+    kv__slab_cache_release(&other);
     kv__slab_destroy(&slab);
 }
 
@@ -97,7 +101,8 @@ Test(slab, a_writer_keeps_what_it_frees_up_to_its_bound)
     cr_assert_lt(writer.nfree[CLS], KV__SLAB_KEEP, "kept %u blocks", writer.nfree[CLS]);
     cr_assert_geq(writer.nfree[CLS], KV__SLAB_KEEP - KV__SLAB_BATCH);
     cr_assert_eq(writer.nfree[CLS] + depot_blocks(&slab), m,
-                 "every block is on the list or in the depot");
+                 "every block is on the stack or in the depot");
+    kv__slab_cache_release(&writer);
     kv__slab_destroy(&slab);
 }
 
@@ -118,5 +123,59 @@ Test(slab, under_a_memory_limit_a_writer_keeps_less)
     /* Never below what a thread that only frees keeps. */
     kv__slab_bound_keep(&slab, 0);
     cr_assert_eq(slab.keep[CLS], 2 * KV__SLAB_BATCH);
+    kv__slab_cache_release(&writer);
+    kv__slab_destroy(&slab);
+}
+
+static int ptr_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+Test(slab, every_freed_block_comes_back_once_the_last_freed_first)
+{
+    kv__slab slab;
+    kv__slab_init(&slab, KV_HUGE_NEVER);
+    kv__slab_cache writer = {.slab = &slab}, deleter = {.slab = &slab};
+
+    /* On one thread's stack: last freed, first handed out. */
+    void **v = alloc_n(&slab, &writer, 3);
+    void *a = v[0], *b = v[1], *c = v[2];
+    free_n(&writer, v, 3);
+    cr_assert_eq(kv__slab_alloc(&slab, &writer, SIZE), c);
+    cr_assert_eq(kv__slab_alloc(&slab, &writer, SIZE), b);
+    cr_assert_eq(kv__slab_alloc(&slab, &writer, SIZE), a);
+
+    /* Through the depot: a thread that only frees gives batches away;
+     * another takes them all back. Each block exactly once. */
+    size_t n = 20 * KV__SLAB_BATCH;
+    v = alloc_n(&slab, &writer, n);
+    void **freed = malloc(n * sizeof *freed);
+    cr_assert_not_null(freed);
+    memcpy(freed, v, n * sizeof *freed);
+    free_n(&deleter, v, n);
+    size_t kept = deleter.nfree[CLS], given = depot_blocks(&slab);
+    cr_assert_eq(kept + given, n);
+    kv__slab_cache other = {.slab = &slab};
+    void **got = malloc(given * sizeof *got);
+    cr_assert_not_null(got);
+    char *carve_before = other.carve;
+    for (size_t i = 0; i < given; i++)
+        got[i] = kv__slab_alloc(&slab, &other, SIZE);
+    cr_assert_eq(other.carve, carve_before, "a block was carved while the depot had some");
+    cr_assert_eq(depot_blocks(&slab), 0);
+    qsort(freed, n, sizeof *freed, ptr_cmp);
+    qsort(got, given, sizeof *got, ptr_cmp);
+    for (size_t i = 0; i < given; i++) {
+        cr_assert(i == 0 || got[i] != got[i - 1], "block %p handed out twice", got[i]);
+        cr_assert_not_null(bsearch(&got[i], freed, n, sizeof *freed, ptr_cmp),
+                           "block %p was never freed", got[i]);
+    }
+    free(got);
+    free(freed);
+    kv__slab_cache_release(&writer);
+    kv__slab_cache_release(&deleter);
+    kv__slab_cache_release(&other);
     kv__slab_destroy(&slab);
 }
